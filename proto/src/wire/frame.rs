@@ -1,0 +1,421 @@
+//! TCP framing and the messages peers exchange on a connection.
+//!
+//! A connection starts, in each direction, with the 5-byte [`PREAMBLE`] (`P2PT` and the protocol
+//! version), then carries frames: a `u32` big-endian length `L` (1 ≤ `L` ≤ [`MAX_FRAME_LEN`]),
+//! a kind byte, and `L - 1` bytes of body.
+//!
+//! - kind 1, a control [`Message`] in CBOR;
+//! - kind 2, a chunk: the 32-byte content id, the chunk index (`u32` BE), then the chunk's raw
+//!   bytes: no CBOR around the payload, so it is never copied into an array of integers.
+//!
+//! Invariants: [`decode`] never panics and never returns or buffers a frame longer than
+//! [`MAX_FRAME_LEN`]; a length prefix above the limit is an error before anything is allocated.
+//! A frame whose body cannot be read (unknown kind, CBOR we do not understand) is returned as
+//! [`Frame::Unreadable`]: framing is intact, so the caller counts it and goes on.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ContentId;
+use crate::ids::PeerId;
+use crate::manifest::MAX_CHUNK_SIZE;
+
+/// First bytes of every connection, in both directions.
+pub const PREAMBLE: &[u8; 5] = b"P2PT\x01";
+/// Largest frame (kind byte and body) accepted: a chunk of [`MAX_CHUNK_SIZE`] plus its header.
+/// Control messages share the limit: a catalog of ~100k typical names, a manifest of 128k chunks.
+pub const MAX_FRAME_LEN: usize = MAX_CHUNK_SIZE as usize + 64;
+
+const KIND_MESSAGE: u8 = 1;
+const KIND_CHUNK: u8 = 2;
+const CHUNK_HEADER: usize = 32 + 4;
+
+/// One file in a peer's catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The file's name in the peer's shared folder (checked with `check_name` on arrival).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content id of its manifest.
+    pub content: ContentId,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// This peer does not share that content (any more).
+    NotFound,
+    /// Reading the file failed on the serving side.
+    ReadFailed,
+    /// Too many requests in flight on this connection.
+    Busy,
+    /// The request made no sense (e.g. a chunk index out of range).
+    BadRequest,
+}
+
+/// A control message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First frame each side sends after the preamble.
+    Hello {
+        /// The sender's id.
+        peer: PeerId,
+        /// The sender's instance (random per start).
+        instance: u64,
+        /// The TCP port the sender serves on.
+        port: u16,
+        /// The sender's catalog revision.
+        revision: u64,
+    },
+    /// Keeps an otherwise idle connection (to a static peer) alive.
+    Ping,
+    /// Answer to [`Message::Ping`].
+    Pong,
+    /// Asks for the receiver's catalog.
+    CatalogRequest,
+    /// The sender's shared files.
+    Catalog {
+        /// Revision of this catalog.
+        revision: u64,
+        /// The files.
+        files: Vec<CatalogEntry>,
+    },
+    /// Asks for the manifest of a content id.
+    ManifestRequest {
+        /// Which content.
+        content: ContentId,
+    },
+    /// A manifest's canonical encoding; the receiver checks it hashes to `content`.
+    Manifest {
+        /// Which content.
+        content: ContentId,
+        /// Canonical encoding of the manifest.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Asks for one chunk; answered by a chunk frame or an [`Message::Error`]. Several may be
+    /// in flight on one connection; answers come in any order.
+    ChunkRequest {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        index: u32,
+    },
+    /// A request could not be served.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// The content of the refused request.
+        content: ContentId,
+        /// The chunk of the refused request, if it was a chunk request.
+        index: Option<u32>,
+    },
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A control message.
+    Message(Message),
+    /// A chunk's bytes, as yet unverified.
+    Chunk {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        index: u32,
+        /// The raw bytes.
+        data: Vec<u8>,
+    },
+    /// A well-framed body we cannot read (unknown kind or message): count it and go on.
+    Unreadable,
+}
+
+/// Why a byte stream cannot be framed; the connection must be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// The stream does not start with [`PREAMBLE`] (another program, or another version).
+    Foreign,
+    /// A length prefix of 0 or above [`MAX_FRAME_LEN`].
+    BadLength(u32),
+    /// A chunk frame too short to hold its header.
+    ShortChunk,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Foreign => f.write_str("not a p2pshare connection"),
+            FrameError::BadLength(n) => write!(f, "frame length {n} outside 1..={MAX_FRAME_LEN}"),
+            FrameError::ShortChunk => f.write_str("chunk frame shorter than its header"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Encodes a control message as a whole frame.
+pub fn encode_message(msg: &Message) -> Vec<u8> {
+    let mut out = vec![0, 0, 0, 0, KIND_MESSAGE];
+    // Serializing into a Vec cannot fail for these types.
+    let _ = ciborium::into_writer(msg, &mut out);
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// Encodes the header of a chunk frame carrying `data_len` bytes; send the data right after it
+/// (so the caller need not copy the chunk into a new buffer).
+pub fn encode_chunk_header(content: &ContentId, index: u32, data_len: usize) -> Vec<u8> {
+    let len = (1 + CHUNK_HEADER + data_len) as u32;
+    let mut out = Vec::with_capacity(4 + 1 + CHUNK_HEADER);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(KIND_CHUNK);
+    out.extend_from_slice(&content.0);
+    out.extend_from_slice(&index.to_be_bytes());
+    out
+}
+
+/// Decodes one frame from the start of `buf` (no preamble): `Ok(None)` when more bytes are
+/// needed, else the frame and how many bytes it took.
+pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len == 0 || len as usize > MAX_FRAME_LEN {
+        return Err(FrameError::BadLength(len));
+    }
+    let total = 4 + len as usize;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let kind = buf[4];
+    let body = &buf[5..total];
+    let frame = match kind {
+        KIND_MESSAGE => {
+            let mut r = body;
+            match ciborium::from_reader::<Message, _>(&mut r) {
+                Ok(m) if r.is_empty() => Frame::Message(m),
+                _ => Frame::Unreadable,
+            }
+        }
+        KIND_CHUNK => {
+            if body.len() < CHUNK_HEADER {
+                return Err(FrameError::ShortChunk);
+            }
+            let mut content = [0u8; 32];
+            content.copy_from_slice(&body[..32]);
+            let index = u32::from_be_bytes([body[32], body[33], body[34], body[35]]);
+            Frame::Chunk {
+                content: ContentId(content),
+                index,
+                data: body[CHUNK_HEADER..].to_vec(),
+            }
+        }
+        _ => Frame::Unreadable,
+    };
+    Ok(Some((frame, total)))
+}
+
+/// Streaming decoder for one direction of a connection: checks the preamble, then yields
+/// frames from bytes pushed in pieces of any size.
+///
+/// Invariant: it buffers at most one incomplete frame (≤ 4 + [`MAX_FRAME_LEN`] bytes) plus what
+/// one [`FrameDecoder::push`] added.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    start: usize,
+    preamble_seen: bool,
+    failed: Option<FrameError>,
+}
+
+impl FrameDecoder {
+    /// A decoder expecting [`PREAMBLE`] first.
+    pub fn new() -> FrameDecoder {
+        FrameDecoder::default()
+    }
+
+    /// Appends received bytes; then call [`FrameDecoder::next_frame`] until it returns `None`.
+    pub fn push(&mut self, data: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > (1 << 20) && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame, `Ok(None)` when more bytes are needed, or the error that ends
+    /// the connection (returned again on every later call).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let pending = &self.buf[self.start..];
+        if !self.preamble_seen {
+            let n = pending.len().min(PREAMBLE.len());
+            if pending[..n] != PREAMBLE[..n] {
+                return Err(self.fail(FrameError::Foreign));
+            }
+            if n < PREAMBLE.len() {
+                return Ok(None);
+            }
+            self.preamble_seen = true;
+            self.start += PREAMBLE.len();
+        }
+        match decode(&self.buf[self.start..]) {
+            Ok(Some((frame, used))) => {
+                self.start += used;
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// True once the first bytes were our preamble.
+    pub fn preamble_seen(&self) -> bool {
+        self.preamble_seen
+    }
+
+    fn fail(&mut self, e: FrameError) -> FrameError {
+        self.failed = Some(e);
+        self.buf = Vec::new();
+        self.start = 0;
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn samples() -> Vec<Message> {
+        let c = ContentId([3; 32]);
+        vec![
+            Message::Hello {
+                peer: PeerId([1; 16]),
+                instance: 5,
+                port: 10000,
+                revision: 2,
+            },
+            Message::Ping,
+            Message::Pong,
+            Message::CatalogRequest,
+            Message::Catalog {
+                revision: 9,
+                files: vec![CatalogEntry {
+                    name: "a.txt".into(),
+                    size: 12,
+                    content: c,
+                }],
+            },
+            Message::ManifestRequest { content: c },
+            Message::Manifest {
+                content: c,
+                bytes: vec![1, 2, 3],
+            },
+            Message::ChunkRequest {
+                content: c,
+                index: 7,
+            },
+            Message::Error {
+                code: ErrorCode::NotFound,
+                content: c,
+                index: Some(1),
+            },
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        for m in samples() {
+            let bytes = encode_message(&m);
+            let (f, used) = decode(&bytes).unwrap().unwrap();
+            assert_eq!(used, bytes.len());
+            assert_eq!(f, Frame::Message(m));
+            assert_eq!(decode(&bytes[..bytes.len() - 1]), Ok(None));
+        }
+    }
+
+    #[test]
+    fn chunk_round_trip() {
+        let c = ContentId([4; 32]);
+        let mut bytes = encode_chunk_header(&c, 3, 5);
+        bytes.extend_from_slice(b"hello");
+        let (f, used) = decode(&bytes).unwrap().unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(
+            f,
+            Frame::Chunk {
+                content: c,
+                index: 3,
+                data: b"hello".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff, 1]),
+            Err(FrameError::BadLength(u32::MAX))
+        );
+        assert_eq!(decode(&[0, 0, 0, 0]), Err(FrameError::BadLength(0)));
+        assert_eq!(
+            decode(&[0, 0, 0, 2, KIND_CHUNK, 0]),
+            Err(FrameError::ShortChunk)
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 2, 99, 0]),
+            Ok(Some((Frame::Unreadable, 6)))
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 2, KIND_MESSAGE, 0xff]),
+            Ok(Some((Frame::Unreadable, 6)))
+        );
+    }
+
+    #[test]
+    fn stream_with_preamble() {
+        let mut stream = PREAMBLE.to_vec();
+        for m in samples() {
+            stream.extend(encode_message(&m));
+        }
+        for split in [1, 2, 3, 7, 100] {
+            let mut d = FrameDecoder::new();
+            let mut got = Vec::new();
+            for piece in stream.chunks(split) {
+                d.push(piece);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+            assert_eq!(
+                got,
+                samples()
+                    .into_iter()
+                    .map(Frame::Message)
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(d.buffered(), 0);
+        }
+        let mut d = FrameDecoder::new();
+        d.push(b"chunk /etc/passwd 1\n");
+        assert_eq!(d.next_frame(), Err(FrameError::Foreign));
+        assert_eq!(d.next_frame(), Err(FrameError::Foreign));
+    }
+}

@@ -1,0 +1,15 @@
+//! What crosses the network: the discovery datagram ([`announce`]) and the TCP frames
+//! ([`frame`]).
+//!
+//! Invariants shared by every decoder here: it takes `&[u8]`, never panics, never allocates
+//! more than the hard limit of what it decodes, and tells our bytes from a stranger's by a fixed
+//! magic at the start (so the original Python program's JSON datagrams and `chunk NAME N`
+//! requests are recognised as foreign, not as malformed ours).
+
+pub mod announce;
+pub mod frame;
+
+pub use announce::{Announce, DatagramError, MAX_DATAGRAM};
+pub use frame::{
+    CatalogEntry, ErrorCode, Frame, FrameDecoder, FrameError, MAX_FRAME_LEN, Message, PREAMBLE,
+};
