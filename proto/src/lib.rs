@@ -5,13 +5,40 @@
 //! performs what the crate asks for. Randomness comes from a seed in the configuration. Given
 //! the same inputs at the same instants, a [`Node`] produces the same outputs — which is what
 //! lets the simulator run whole networks in one thread and replay any run exactly.
+//!
+//! The sub-machines, each testable alone: [`wire`] (datagram and frame codecs), [`manifest`]
+//! (chunk hashes, content ids, the verifier), [`discovery`] (announcements and the peer table),
+//! [`session`] (one connection's handshake and timers), [`download`] (the chunk scheduler), and
+//! [`node`] which composes them. See [`Node`] for the calling contract and the run loop.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod bugs;
+pub mod discovery;
 pub mod disk;
+pub mod download;
 pub mod ids;
 pub mod manifest;
 pub mod name;
+pub mod node;
+pub mod rng;
+pub mod session;
 pub mod wire;
 
+pub use bugs::Bugs;
 pub use disk::{DiskError, FinishError};
+pub use download::FailReason;
 pub use ids::{ContentId, Digest, PeerId, hex, sha256};
 pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
+pub use node::{
+    Command, Config, DownloadView, Event, Input, LocalFile, Node, Output, PeerView, ReadId,
+    ReadSource, RemoteFile, Source, Stats,
+};
+pub use session::ConnId;
+
+/// The one clock read the unit tests make: an arbitrary origin; all later times are offsets.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -1,0 +1,40 @@
+//! Planted bugs: switches that break one rule each, so the simulator can prove that its checks
+//! catch that kind of bug. They exist only with the `bugs` feature, which only the simulator's
+//! tests enable; without it every switch reads `false` and compiles away.
+
+/// Which rules to break. All off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Accept chunks without checking their hash.
+    #[cfg(feature = "bugs")]
+    pub skip_chunk_hash: bool,
+    /// Never expire silent peers.
+    #[cfg(feature = "bugs")]
+    pub never_expire: bool,
+    /// Ask to finish (rename into place) as soon as half the chunks are written.
+    #[cfg(feature = "bugs")]
+    pub finish_early: bool,
+    /// Keep a failed peer's chunks assigned to it instead of giving them back.
+    #[cfg(feature = "bugs")]
+    pub keep_chunks_of_dead_peers: bool,
+}
+
+macro_rules! switch {
+    ($name:ident) => {
+        /// Whether this planted bug is on.
+        #[inline]
+        pub fn $name(&self) -> bool {
+            #[cfg(feature = "bugs")]
+            return self.$name;
+            #[cfg(not(feature = "bugs"))]
+            return false;
+        }
+    };
+}
+
+impl Bugs {
+    switch!(skip_chunk_hash);
+    switch!(never_expire);
+    switch!(finish_early);
+    switch!(keep_chunks_of_dead_peers);
+}

@@ -1,0 +1,297 @@
+//! Discovery: announcing ourselves and keeping the table of peers we hear.
+//!
+//! We announce at start, then every `interval` with ±10 % jitter, and at once (at most once a
+//! second) when we hear a peer we did not know or a known peer's new instance, so that a peer
+//! that just started learns of everyone within a round trip instead of an interval. Our own
+//! announcements (our peer id) are ignored.
+//!
+//! Invariants:
+//! - a peer not heard from for longer than `expiry()` (3½ intervals: three missed announcements
+//!   plus jitter) is gone from [`Discovery::peers`]; expiry is driven by
+//!   [`Discovery::handle_timeout`], never by the arrival of a packet;
+//! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
+//! - the table holds at most [`MAX_PEERS`] peers: beyond that, new peers are counted and
+//!   ignored until an entry expires.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::bugs::Bugs;
+use crate::ids::PeerId;
+use crate::rng::Rng;
+use crate::wire::Announce;
+
+/// The most peers the table holds.
+pub const MAX_PEERS: usize = 1024;
+const EARLY_ANSWER_GAP: Duration = Duration::from_secs(1);
+
+/// A peer in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its id.
+    pub id: PeerId,
+    /// Where it serves chunks: the address we heard it from, with its announced TCP port.
+    pub addr: SocketAddr,
+    /// Its current instance.
+    pub instance: u64,
+    /// Its announced catalog revision.
+    pub revision: u64,
+    /// When we last heard from it.
+    pub last_seen: Instant,
+}
+
+/// What changed in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A peer we did not know.
+    Found(PeerId),
+    /// A known peer came back with a new instance (it restarted).
+    Restarted(PeerId),
+    /// A known peer announced a new catalog revision.
+    RevisionChanged(PeerId),
+    /// A peer went quiet past the expiry, or said goodbye.
+    Lost(PeerId, SocketAddr),
+}
+
+/// The discovery machine.
+#[derive(Debug)]
+pub struct Discovery {
+    me: PeerId,
+    interval: Duration,
+    peers: BTreeMap<PeerId, Peer>,
+    next_announce: Instant,
+    last_announce: Option<Instant>,
+    changes: VecDeque<Change>,
+    /// Peers ignored because the table was full.
+    pub table_full_drops: u64,
+    /// Planted bugs (simulator tests only).
+    pub bugs: Bugs,
+}
+
+impl Discovery {
+    /// A table for peer `me`, announcing every `interval`; the first announcement is due `now`.
+    pub fn new(me: PeerId, interval: Duration, now: Instant) -> Discovery {
+        Discovery {
+            me,
+            interval,
+            peers: BTreeMap::new(),
+            next_announce: now,
+            last_announce: None,
+            changes: VecDeque::new(),
+            table_full_drops: 0,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// How long a peer may stay silent before it is forgotten.
+    pub fn expiry(&self) -> Duration {
+        self.interval * 3 + self.interval / 2
+    }
+
+    /// The known peers, by id.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    /// One peer.
+    pub fn peer(&self, id: &PeerId) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+
+    /// Records that `a` was heard from `ip` (a datagram, or a hello on a connection).
+    pub fn heard(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
+        if a.peer == self.me {
+            return;
+        }
+        let addr = SocketAddr::new(from.ip(), a.port);
+        if a.bye {
+            if let Some(p) = self.peers.remove(&a.peer) {
+                self.changes.push_back(Change::Lost(p.id, p.addr));
+            }
+            return;
+        }
+        match self.peers.get_mut(&a.peer) {
+            Some(p) => {
+                p.last_seen = now;
+                p.addr = addr;
+                if p.instance != a.instance {
+                    p.instance = a.instance;
+                    p.revision = a.revision;
+                    self.changes.push_back(Change::Restarted(a.peer));
+                    self.answer_soon(now);
+                } else if p.revision != a.revision {
+                    p.revision = a.revision;
+                    self.changes.push_back(Change::RevisionChanged(a.peer));
+                }
+            }
+            None => {
+                if self.peers.len() >= MAX_PEERS {
+                    self.table_full_drops += 1;
+                    return;
+                }
+                self.peers.insert(
+                    a.peer,
+                    Peer {
+                        id: a.peer,
+                        addr,
+                        instance: a.instance,
+                        revision: a.revision,
+                        last_seen: now,
+                    },
+                );
+                self.changes.push_back(Change::Found(a.peer));
+                self.answer_soon(now);
+            }
+        }
+    }
+
+    /// Refreshes a known peer's last-seen time (any traffic from it counts as presence).
+    pub fn touch(&mut self, now: Instant, id: &PeerId) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.last_seen = now;
+        }
+    }
+
+    /// Forgets a peer at once (e.g. it turned out to be someone else at that address).
+    pub fn forget(&mut self, id: &PeerId) {
+        if let Some(p) = self.peers.remove(id) {
+            self.changes.push_back(Change::Lost(p.id, p.addr));
+        }
+    }
+
+    /// Brings the next announcement forward (our catalog changed, or a newcomer appeared), but
+    /// never closer than a second after the previous one.
+    pub fn answer_soon(&mut self, now: Instant) {
+        let earliest = match self.last_announce {
+            Some(t) => t + EARLY_ANSWER_GAP,
+            None => now,
+        };
+        self.next_announce = self.next_announce.min(earliest.max(now));
+    }
+
+    /// Runs expiry and says whether an announcement is due now; if so the caller sends one and
+    /// the next is scheduled. Spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant, rng: &mut Rng) -> bool {
+        let expiry = self.expiry();
+        let expiry = if self.bugs.never_expire() {
+            Duration::from_secs(1 << 40)
+        } else {
+            expiry
+        };
+        let mut lost = Vec::new();
+        self.peers.retain(|_, p| {
+            let keep = now.saturating_duration_since(p.last_seen) < expiry;
+            if !keep {
+                lost.push(Change::Lost(p.id, p.addr));
+            }
+            keep
+        });
+        self.changes.extend(lost);
+        if now >= self.next_announce {
+            self.last_announce = Some(now);
+            let jitter = 0.9 + 0.2 * rng.next_f64();
+            self.next_announce = now + self.interval.mul_f64(jitter);
+            return true;
+        }
+        false
+    }
+
+    /// The next instant [`Discovery::handle_timeout`] has work: an announcement or an expiry.
+    pub fn poll_timeout(&self) -> Instant {
+        let expiry = self.expiry();
+        let first_expiry = self.peers.values().map(|p| p.last_seen + expiry).min();
+        match first_expiry {
+            Some(t) => t.min(self.next_announce),
+            None => self.next_announce,
+        }
+    }
+
+    /// The next change to report, oldest first.
+    pub fn poll_change(&mut self) -> Option<Change> {
+        self.changes.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(id: u8, instance: u64, revision: u64) -> Announce {
+        Announce {
+            peer: PeerId([id; 16]),
+            instance,
+            port: 10000 + u16::from(id),
+            revision,
+            bye: false,
+        }
+    }
+
+    fn from() -> SocketAddr {
+        "127.0.0.5:9999".parse().unwrap()
+    }
+
+    #[test]
+    fn found_restarted_revision_lost() {
+        let t0 = crate::test_epoch();
+        let mut rng = Rng::new(1);
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0);
+        assert!(d.handle_timeout(t0, &mut rng), "announces at start");
+        assert!(d.poll_timeout() > t0);
+        d.heard(t0, &ann(0, 1, 1), from());
+        assert_eq!(d.poll_change(), None, "own announcement ignored");
+        d.heard(t0, &ann(1, 1, 1), from());
+        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([1; 16]))));
+        assert_eq!(
+            d.peers().next().unwrap().addr,
+            "127.0.0.5:10001".parse().unwrap()
+        );
+        // A newcomer is answered within a second, not an interval.
+        assert!(d.poll_timeout() <= t0 + Duration::from_secs(1));
+        d.heard(t0, &ann(1, 1, 2), from());
+        assert_eq!(
+            d.poll_change(),
+            Some(Change::RevisionChanged(PeerId([1; 16])))
+        );
+        d.heard(t0, &ann(1, 2, 2), from());
+        assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([1; 16]))));
+        // Silent past the expiry: gone, at the deadline poll_timeout gave.
+        let mut now;
+        loop {
+            now = d.poll_timeout();
+            d.handle_timeout(now, &mut rng);
+            assert!(d.poll_timeout() > now);
+            if d.peers().next().is_none() {
+                break;
+            }
+        }
+        assert_eq!(now, t0 + d.expiry());
+        assert!(matches!(d.poll_change(), Some(Change::Lost(..))));
+    }
+
+    #[test]
+    fn bye_forgets_at_once() {
+        let t0 = crate::test_epoch();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0);
+        d.heard(t0, &ann(2, 1, 1), from());
+        let mut bye = ann(2, 1, 1);
+        bye.bye = true;
+        d.heard(t0, &bye, from());
+        assert_eq!(d.peers().count(), 0);
+    }
+
+    #[test]
+    fn announcements_are_jittered_around_the_interval() {
+        let t0 = crate::test_epoch();
+        let mut rng = Rng::new(3);
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0);
+        let mut now = t0;
+        for _ in 0..50 {
+            assert!(d.handle_timeout(now, &mut rng));
+            let next = d.poll_timeout();
+            let gap = next - now;
+            assert!(gap >= Duration::from_millis(4500) && gap <= Duration::from_millis(5500));
+            now = next;
+        }
+    }
+}

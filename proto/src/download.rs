@@ -1,0 +1,718 @@
+//! The chunk scheduler of one download: which chunk to ask which peer for, and what to do
+//! when answers, failures and disk results come back.
+//!
+//! Invariant (checked by [`Download::check_invariants`], and by the simulator after every
+//! step): every chunk is in exactly one [`ChunkState`] at any time, and the bookkeeping sets
+//! agree with it: `missing` holds exactly the `Missing` chunks, `requested` exactly the
+//! `Requested` ones, and a peer's in-flight set holds exactly the chunks whose `Requested.from`
+//! names that peer.
+//!
+//! Rules:
+//! - a manifest is trusted only after it hashed to the content id (see [`crate::manifest`]);
+//! - chunks are requested lowest index first, from every usable holder at once; each peer has
+//!   a window of requests in flight that grows with its measured rate (2 to `max_window`), so
+//!   faster peers get more;
+//! - a chunk failing its hash bans the peer for this download; its chunks go back to the pool;
+//! - a peer that fails, stalls or closes gives its chunks back ([`Download::peer_down`]);
+//! - endgame: when no chunk is missing, an idle peer may duplicate the oldest outstanding
+//!   request of another peer (at most two owners a chunk); the first verified copy wins;
+//! - resume: chunks already in the partial file are re-read and re-verified (`Checking`), never
+//!   trusted; only those that pass count as written.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::bugs::Bugs;
+use crate::disk::{DiskError, FinishError};
+use crate::ids::{ContentId, PeerId};
+use crate::manifest::Manifest;
+
+/// Re-verification reads in flight at once during resume.
+const MAX_CHECKS_IN_FLIGHT: u32 = 4;
+/// Initial window of a peer before its rate is known.
+const INITIAL_WINDOW: u32 = 4;
+/// Smallest window.
+const MIN_WINDOW: u32 = 2;
+/// The window aims to cover this much time of a peer's measured rate.
+const WINDOW_TIME: Duration = Duration::from_millis(250);
+
+/// The state of one chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkState {
+    /// Not on disk, not asked for.
+    Missing,
+    /// On disk from an earlier run, being re-verified.
+    Checking,
+    /// Asked of one peer (or two, in endgame) at `since`.
+    Requested {
+        /// The peers asked.
+        from: Vec<PeerId>,
+        /// When it was first asked for.
+        since: Instant,
+    },
+    /// Verified, being written.
+    Writing,
+    /// Verified and on disk.
+    Written,
+}
+
+/// Where a download is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Fetching the manifest from a holder.
+    Manifest,
+    /// Manifest verified; the partial file is being opened.
+    Opening,
+    /// Fetching and checking chunks.
+    Running,
+    /// Every chunk written; the whole file is being verified and renamed.
+    Finishing,
+}
+
+/// Why a download stopped without a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailReason {
+    /// No usable peer holds the file any more.
+    NoPeers {
+        /// Chunks already verified on disk (kept for resume).
+        have: u32,
+        /// Chunks in the file.
+        total: u32,
+    },
+    /// Disk trouble while writing.
+    Disk(DiskError),
+    /// The whole-file check or the rename failed.
+    Finish(FinishError),
+    /// The user cancelled.
+    Cancelled,
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailReason::NoPeers { have, total } => write!(
+                f,
+                "no peer has this file any more ({have} of {total} chunks kept; `get` it again to resume)"
+            ),
+            FailReason::Disk(e) => write!(f, "writing failed: {e} (partial file kept)"),
+            FailReason::Finish(e) => write!(f, "final check failed: {e}"),
+            FailReason::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// Why a peer is no longer asked for this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ban {
+    /// It sent a chunk that failed its hash.
+    Corrupt,
+    /// It sent a manifest that did not match the content id.
+    BadManifest,
+    /// It said it does not have the file (its catalog lied or is stale).
+    NotFound,
+}
+
+/// What became of a received chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Verified: write `data` at `offset`.
+    Accepted {
+        /// Byte offset in the file.
+        offset: u64,
+        /// The verified bytes.
+        data: Vec<u8>,
+    },
+    /// Failed its hash: the peer is banned for this file.
+    Rejected,
+    /// Not asked of this peer, or already verified: dropped.
+    Unsolicited,
+}
+
+/// One peer's part in a download.
+#[derive(Debug, Clone, Default)]
+pub struct PeerPart {
+    /// Chunks asked of it and not yet answered.
+    pub inflight: BTreeSet<u32>,
+    /// How many it may have in flight.
+    pub window: u32,
+    /// Set when it is no longer asked.
+    pub banned: Option<Ban>,
+    /// Verified chunks it delivered.
+    pub chunks: u32,
+    /// Verified bytes it delivered.
+    pub bytes: u64,
+    first_request: Option<Instant>,
+}
+
+/// Statistics of a download.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Chunks that failed their hash.
+    pub rejected: u32,
+    /// Chunks received that were not needed (endgame losers, stale answers).
+    pub unsolicited: u32,
+    /// Chunks found valid in the partial file at resume.
+    pub reused: u32,
+    /// Bytes fetched over the network and accepted.
+    pub fetched_bytes: u64,
+}
+
+/// One download's scheduler.
+#[derive(Debug)]
+pub struct Download {
+    /// What is downloaded.
+    pub content: ContentId,
+    /// The name it is saved under (`dl_<name>`).
+    pub name: String,
+    /// Where it is.
+    pub phase: Phase,
+    /// Set once verified.
+    pub manifest: Option<Manifest>,
+    /// The peer asked for the manifest, while waiting for its answer.
+    pub manifest_from: Option<PeerId>,
+    chunks: Vec<ChunkState>,
+    missing: BTreeSet<u32>,
+    requested: BTreeSet<u32>,
+    to_check: VecDeque<u32>,
+    checks_in_flight: u32,
+    written: u32,
+    written_bytes: u64,
+    peers: BTreeMap<PeerId, PeerPart>,
+    max_window: u32,
+    /// Statistics.
+    pub counters: Counters,
+    /// When the download started.
+    pub started: Instant,
+    /// Planted bugs (simulator tests only).
+    pub bugs: Bugs,
+}
+
+impl Download {
+    /// A download of `content`, saved as `dl_<name>`, from `holders`.
+    pub fn new(
+        content: ContentId,
+        name: String,
+        holders: impl IntoIterator<Item = PeerId>,
+        max_window: u32,
+        now: Instant,
+    ) -> Download {
+        let mut d = Download {
+            content,
+            name,
+            phase: Phase::Manifest,
+            manifest: None,
+            manifest_from: None,
+            chunks: Vec::new(),
+            missing: BTreeSet::new(),
+            requested: BTreeSet::new(),
+            to_check: VecDeque::new(),
+            checks_in_flight: 0,
+            written: 0,
+            written_bytes: 0,
+            peers: BTreeMap::new(),
+            max_window: max_window.max(MIN_WINDOW),
+            counters: Counters::default(),
+            started: now,
+            bugs: Bugs::default(),
+        };
+        for p in holders {
+            d.add_holder(p);
+        }
+        d
+    }
+
+    /// A peer that lists this content in its catalog.
+    pub fn add_holder(&mut self, peer: PeerId) {
+        self.peers.entry(peer).or_insert_with(|| PeerPart {
+            window: INITIAL_WINDOW,
+            ..PeerPart::default()
+        });
+    }
+
+    /// Peers that may still be asked.
+    pub fn usable_peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.banned.is_none())
+            .map(|(id, _)| id)
+    }
+
+    /// Every peer's part.
+    pub fn peers(&self) -> &BTreeMap<PeerId, PeerPart> {
+        &self.peers
+    }
+
+    /// Accepts the verified manifest; next the caller opens the partial file.
+    pub fn set_manifest(&mut self, m: Manifest) {
+        self.manifest = Some(m);
+        self.phase = Phase::Opening;
+    }
+
+    /// The partial file is open with `existing` bytes already in it: chunks that lie wholly
+    /// inside are re-verified, the rest fetched.
+    pub fn opened(&mut self, existing: u64) {
+        let Some(m) = &self.manifest else { return };
+        if self.phase != Phase::Opening {
+            return;
+        }
+        self.chunks = Vec::with_capacity(m.chunk_count() as usize);
+        for i in 0..m.chunk_count() {
+            let fits = m
+                .chunk_range(i)
+                .is_some_and(|(off, len)| off + u64::from(len) <= existing);
+            if fits {
+                self.chunks.push(ChunkState::Checking);
+                self.to_check.push_back(i);
+            } else {
+                self.chunks.push(ChunkState::Missing);
+                self.missing.insert(i);
+            }
+        }
+        self.phase = Phase::Running;
+    }
+
+    /// The next chunk of the partial file to re-read for verification, with its range.
+    pub fn next_check(&mut self) -> Option<(u32, u64, u32)> {
+        if self.checks_in_flight >= MAX_CHECKS_IN_FLIGHT {
+            return None;
+        }
+        let i = self.to_check.pop_front()?;
+        let (off, len) = self.manifest.as_ref()?.chunk_range(i)?;
+        self.checks_in_flight += 1;
+        Some((i, off, len))
+    }
+
+    /// The bytes re-read from the partial file for chunk `index` (or the read failed).
+    pub fn check_done(&mut self, index: u32, data: Result<Vec<u8>, DiskError>) {
+        if self.chunks.get(index as usize) != Some(&ChunkState::Checking) {
+            return;
+        }
+        self.checks_in_flight = self.checks_in_flight.saturating_sub(1);
+        let ok = match (&self.manifest, data) {
+            (Some(m), Ok(d)) => m.verify_chunk(index, &d).is_ok(),
+            _ => false,
+        };
+        if ok {
+            self.counters.reused += 1;
+            self.mark_written(index);
+        } else {
+            self.chunks[index as usize] = ChunkState::Missing;
+            self.missing.insert(index);
+        }
+    }
+
+    fn mark_written(&mut self, index: u32) {
+        self.chunks[index as usize] = ChunkState::Written;
+        self.written += 1;
+        if let Some((_, len)) = self.manifest.as_ref().and_then(|m| m.chunk_range(index)) {
+            self.written_bytes += u64::from(len);
+        }
+    }
+
+    /// Picks the next chunk to ask `peer` for, if its window has room, and marks it requested.
+    pub fn next_request(&mut self, now: Instant, peer: PeerId) -> Option<u32> {
+        if self.phase != Phase::Running {
+            return None;
+        }
+        let part = self.peers.get(&peer)?;
+        if part.banned.is_some() || part.inflight.len() as u32 >= part.window {
+            return None;
+        }
+        let index = match self.missing.pop_first() {
+            Some(i) => {
+                self.chunks[i as usize] = ChunkState::Requested {
+                    from: vec![peer],
+                    since: now,
+                };
+                self.requested.insert(i);
+                i
+            }
+            None => {
+                // Endgame: duplicate the oldest request held by someone else.
+                let mut best: Option<(Instant, u32)> = None;
+                for &i in &self.requested {
+                    if let ChunkState::Requested { from, since } = &self.chunks[i as usize]
+                        && from.len() < 2
+                        && !from.contains(&peer)
+                        && best.is_none_or(|(t, _)| *since < t)
+                    {
+                        best = Some((*since, i));
+                    }
+                }
+                let (_, i) = best?;
+                if let ChunkState::Requested { from, .. } = &mut self.chunks[i as usize] {
+                    from.push(peer);
+                }
+                i
+            }
+        };
+        let part = self.peers.get_mut(&peer)?;
+        part.inflight.insert(index);
+        part.first_request.get_or_insert(now);
+        Some(index)
+    }
+
+    /// Removes `peer` from the owners of chunk `index`; back to `Missing` if it was the last.
+    fn release(&mut self, peer: &PeerId, index: u32) {
+        if let Some(part) = self.peers.get_mut(peer) {
+            part.inflight.remove(&index);
+        }
+        if let Some(ChunkState::Requested { from, .. }) = self.chunks.get_mut(index as usize) {
+            from.retain(|p| p != peer);
+            if from.is_empty() {
+                self.chunks[index as usize] = ChunkState::Missing;
+                self.requested.remove(&index);
+                self.missing.insert(index);
+            }
+        }
+    }
+
+    /// A chunk arrived from `peer`: verify it against the manifest.
+    pub fn on_chunk(&mut self, now: Instant, peer: PeerId, index: u32, data: Vec<u8>) -> Received {
+        let asked = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.inflight.contains(&index));
+        if !asked {
+            self.counters.unsolicited += 1;
+            return Received::Unsolicited;
+        }
+        let Some(m) = &self.manifest else {
+            return Received::Unsolicited;
+        };
+        let verdict = m.verify_chunk(index, &data);
+        let verdict = if self.bugs.skip_chunk_hash() {
+            Ok(())
+        } else {
+            verdict
+        };
+        let Some((offset, len)) = m.chunk_range(index) else {
+            return Received::Unsolicited;
+        };
+        if verdict.is_err() {
+            self.counters.rejected += 1;
+            self.ban(peer, Ban::Corrupt);
+            return Received::Rejected;
+        }
+        // The first verified copy wins; every owner lets go.
+        if let ChunkState::Requested { from, .. } = &self.chunks[index as usize] {
+            for p in from.clone() {
+                if let Some(part) = self.peers.get_mut(&p) {
+                    part.inflight.remove(&index);
+                }
+            }
+        }
+        self.requested.remove(&index);
+        self.chunks[index as usize] = ChunkState::Writing;
+        self.counters.fetched_bytes += u64::from(len);
+        let max_window = self.max_window;
+        if let Some(part) = self.peers.get_mut(&peer) {
+            part.chunks += 1;
+            part.bytes += u64::from(len);
+            let elapsed = part
+                .first_request
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+                .max(Duration::from_millis(1));
+            let rate = part.bytes as f64 / elapsed.as_secs_f64();
+            let want = 1.0 + rate * WINDOW_TIME.as_secs_f64() / f64::from(m.chunk_size());
+            part.window = (want as u32).clamp(MIN_WINDOW, max_window);
+        }
+        Received::Accepted { offset, data }
+    }
+
+    /// The peer answered that it cannot serve chunk `index` (busy): give it back.
+    pub fn refused(&mut self, peer: PeerId, index: u32) {
+        if self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.inflight.contains(&index))
+        {
+            self.release(&peer, index);
+            if let Some(part) = self.peers.get_mut(&peer) {
+                part.window = (part.window / 2).max(MIN_WINDOW);
+            }
+        }
+    }
+
+    /// The result of writing chunk `index`. A failure stops the download.
+    pub fn written(&mut self, index: u32, result: Result<(), DiskError>) -> Result<(), FailReason> {
+        if self.chunks.get(index as usize) != Some(&ChunkState::Writing) {
+            return Ok(());
+        }
+        match result {
+            Ok(()) => {
+                self.mark_written(index);
+                Ok(())
+            }
+            Err(e) => {
+                self.chunks[index as usize] = ChunkState::Missing;
+                self.missing.insert(index);
+                Err(FailReason::Disk(e))
+            }
+        }
+    }
+
+    /// The peer failed, stalled, closed or went away: its chunks go back to the pool. It stays
+    /// a holder and may be asked again once it is reachable.
+    pub fn peer_down(&mut self, peer: &PeerId) {
+        let inflight: Vec<u32> = self
+            .peers
+            .get(peer)
+            .map(|p| p.inflight.iter().copied().collect())
+            .unwrap_or_default();
+        if self.bugs.keep_chunks_of_dead_peers() {
+            return;
+        }
+        for i in inflight {
+            self.release(peer, i);
+        }
+    }
+
+    /// The peer expired from the peer table: forget it entirely.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        self.peer_down(peer);
+        if self.bugs.keep_chunks_of_dead_peers() {
+            return;
+        }
+        self.peers.remove(peer);
+    }
+
+    /// Stops asking `peer` for this file.
+    pub fn ban(&mut self, peer: PeerId, why: Ban) {
+        self.peer_down(&peer);
+        if let Some(part) = self.peers.get_mut(&peer) {
+            part.banned = Some(why);
+        }
+    }
+
+    /// True when every chunk is written (and the download is ready to finish).
+    pub fn is_complete(&self) -> bool {
+        self.phase == Phase::Running && self.written as usize == self.chunks.len()
+    }
+
+    /// Chunks verified on disk.
+    pub fn written_chunks(&self) -> u32 {
+        self.written
+    }
+
+    /// Bytes verified on disk.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+
+    /// The file size, once the manifest is known.
+    pub fn size(&self) -> Option<u64> {
+        self.manifest.as_ref().map(Manifest::size)
+    }
+
+    /// The state of chunk `index`.
+    pub fn chunk(&self, index: u32) -> Option<&ChunkState> {
+        self.chunks.get(index as usize)
+    }
+
+    /// Chunks in flight across all peers.
+    pub fn inflight(&self) -> usize {
+        self.requested.len()
+    }
+
+    /// Checks the module invariant; the error says which chunk breaks it.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut written = 0;
+        for (i, st) in self.chunks.iter().enumerate() {
+            let i = i as u32;
+            let in_missing = self.missing.contains(&i);
+            let in_requested = self.requested.contains(&i);
+            let owners: Vec<&PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.inflight.contains(&i))
+                .map(|(id, _)| id)
+                .collect();
+            let ok = match st {
+                ChunkState::Missing => in_missing && !in_requested && owners.is_empty(),
+                ChunkState::Requested { from, .. } => {
+                    !in_missing
+                        && in_requested
+                        && !from.is_empty()
+                        && owners.len() == from.len()
+                        && from.iter().all(|p| owners.contains(&p))
+                }
+                ChunkState::Checking | ChunkState::Writing | ChunkState::Written => {
+                    !in_missing && !in_requested && owners.is_empty()
+                }
+            };
+            if !ok {
+                return Err(format!(
+                    "chunk {i} is {st:?} but missing={in_missing} requested={in_requested} owners={owners:?}"
+                ));
+            }
+            if *st == ChunkState::Written {
+                written += 1;
+            }
+        }
+        if written != self.written {
+            return Err(format!(
+                "{written} chunks written but counter says {}",
+                self.written
+            ));
+        }
+        if self
+            .missing
+            .iter()
+            .chain(&self.requested)
+            .any(|&i| i as usize >= self.chunks.len())
+        {
+            return Err("a chunk index past the end is tracked".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
+
+    fn file(chunks: u32) -> (Vec<u8>, Manifest) {
+        let data: Vec<u8> = (0..chunks as usize * MIN_CHUNK_SIZE as usize)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+        b.update(&data);
+        (data, b.finish().unwrap())
+    }
+
+    fn chunk(data: &[u8], m: &Manifest, i: u32) -> Vec<u8> {
+        let (off, len) = m.chunk_range(i).unwrap();
+        data[off as usize..off as usize + len as usize].to_vec()
+    }
+
+    const A: PeerId = PeerId([1; 16]);
+    const B: PeerId = PeerId([2; 16]);
+
+    fn running(chunks: u32) -> (Vec<u8>, Download, Instant) {
+        let now = crate::test_epoch();
+        let (data, m) = file(chunks);
+        let mut d = Download::new(m.id(), "f".into(), [A, B], 8, now);
+        d.set_manifest(m);
+        d.opened(0);
+        (data, d, now)
+    }
+
+    #[test]
+    fn spreads_over_peers_and_completes() {
+        let (data, mut d, now) = running(10);
+        let mut asked = Vec::new();
+        for p in [A, B] {
+            while let Some(i) = d.next_request(now, p) {
+                asked.push((p, i));
+            }
+        }
+        assert_eq!(asked.len(), 8, "two windows of four");
+        d.check_invariants().unwrap();
+        let m = d.manifest.clone().unwrap();
+        let mut rounds = 0;
+        while !d.is_complete() {
+            rounds += 1;
+            assert!(rounds < 100);
+            for (p, i) in std::mem::take(&mut asked) {
+                if let Received::Accepted { .. } = d.on_chunk(now, p, i, chunk(&data, &m, i)) {
+                    d.written(i, Ok(())).unwrap();
+                }
+                d.check_invariants().unwrap();
+            }
+            for p in [A, B] {
+                while let Some(i) = d.next_request(now, p) {
+                    asked.push((p, i));
+                }
+            }
+        }
+        assert!(d.peers()[&A].chunks > 0 && d.peers()[&B].chunks > 0);
+        assert_eq!(d.written_bytes(), data.len() as u64);
+    }
+
+    #[test]
+    fn corrupt_chunk_bans_peer_and_chunk_is_refetched() {
+        let (data, mut d, now) = running(4);
+        let m = d.manifest.clone().unwrap();
+        let i = d.next_request(now, A).unwrap();
+        let mut bad = chunk(&data, &m, i);
+        bad[0] ^= 0xff;
+        assert_eq!(d.on_chunk(now, A, i, bad), Received::Rejected);
+        assert_eq!(d.peers()[&A].banned, Some(Ban::Corrupt));
+        assert_eq!(d.chunk(i), Some(&ChunkState::Missing));
+        assert_eq!(d.next_request(now, A), None, "banned peer is not asked");
+        assert_eq!(d.next_request(now, B), Some(i), "refetched elsewhere");
+        d.check_invariants().unwrap();
+        assert_eq!(d.counters.rejected, 1);
+    }
+
+    #[test]
+    fn dead_peer_gives_chunks_back() {
+        let (_, mut d, now) = running(4);
+        while d.next_request(now, A).is_some() {}
+        assert_eq!(d.inflight(), 4);
+        d.peer_down(&A);
+        d.check_invariants().unwrap();
+        assert_eq!(d.inflight(), 0);
+        assert_eq!(d.next_request(now, B), Some(0));
+    }
+
+    #[test]
+    fn endgame_duplicates_and_first_copy_wins() {
+        let (data, mut d, now) = running(2);
+        let m = d.manifest.clone().unwrap();
+        assert_eq!(d.next_request(now, A), Some(0));
+        assert_eq!(d.next_request(now, A), Some(1));
+        // Nothing missing: B duplicates the oldest of A's.
+        assert_eq!(d.next_request(now, B), Some(0));
+        assert_eq!(d.next_request(now, B), Some(1));
+        assert_eq!(d.next_request(now, B), None, "at most two owners");
+        d.check_invariants().unwrap();
+        assert!(matches!(
+            d.on_chunk(now, B, 0, chunk(&data, &m, 0)),
+            Received::Accepted { .. }
+        ));
+        d.check_invariants().unwrap();
+        assert_eq!(
+            d.on_chunk(now, A, 0, chunk(&data, &m, 0)),
+            Received::Unsolicited
+        );
+        assert!(!d.peers()[&A].inflight.contains(&0));
+    }
+
+    #[test]
+    fn resume_reverifies_existing_chunks() {
+        let now = crate::test_epoch();
+        let (data, m) = file(4);
+        let mut d = Download::new(m.id(), "f".into(), [A], 8, now);
+        d.set_manifest(m.clone());
+        d.opened(2 * u64::from(MIN_CHUNK_SIZE) + 5);
+        assert_eq!(d.chunk(0), Some(&ChunkState::Checking));
+        assert_eq!(d.chunk(1), Some(&ChunkState::Checking));
+        assert_eq!(d.chunk(2), Some(&ChunkState::Missing));
+        let (i0, ..) = d.next_check().unwrap();
+        let (i1, ..) = d.next_check().unwrap();
+        d.check_done(i0, Ok(chunk(&data, &m, i0)));
+        d.check_done(i1, Ok(vec![0; MIN_CHUNK_SIZE as usize])); // garbage on disk
+        assert_eq!(d.chunk(0), Some(&ChunkState::Written));
+        assert_eq!(d.chunk(1), Some(&ChunkState::Missing));
+        assert_eq!(d.counters.reused, 1);
+        d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn window_grows_for_fast_peers() {
+        let (data, mut d, t0) = running(64);
+        let m = d.manifest.clone().unwrap();
+        let i = d.next_request(t0, A).unwrap();
+        // 16 KiB in 1 ms = 16 MB/s: 0.25 s of that is many chunks: window hits the max.
+        d.on_chunk(t0 + Duration::from_millis(1), A, i, chunk(&data, &m, i));
+        assert_eq!(d.peers()[&A].window, 8);
+        let j = d.next_request(t0, B).unwrap();
+        // 16 KiB in 10 s: slow: minimum window.
+        d.on_chunk(t0 + Duration::from_secs(10), B, j, chunk(&data, &m, j));
+        assert_eq!(d.peers()[&B].window, MIN_WINDOW);
+    }
+}

@@ -1,0 +1,505 @@
+//! Fetching: catalogs from other peers, and downloads (manifest, chunks, disk results, finish).
+//!
+//! Invariants: a manifest becomes trusted only through `Manifest::verify_received`; a chunk is
+//! written only after `Download::on_chunk` verified it; `Finish` is emitted once, after every
+//! chunk is written; a download with no usable peer left stops with `FailReason::NoPeers`.
+
+use std::time::Instant;
+
+use super::{Event, Node, Output, ReadId, ReadSource, Source};
+use crate::disk::{DiskError, FinishError};
+use crate::download::{Ban, Download, FailReason, Phase, Received};
+use crate::ids::{ContentId, PeerId};
+use crate::manifest::Manifest;
+use crate::session::ConnId;
+use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
+
+impl Node {
+    fn session_peer(&self, conn: ConnId) -> Option<PeerId> {
+        self.sessions.get(&conn).and_then(|s| s.peer)
+    }
+
+    fn answered(&mut self, conn: ConnId) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.request_done();
+        }
+    }
+
+    pub(super) fn on_catalog(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        _revision: u64,
+        files: Vec<CatalogEntry>,
+    ) {
+        let Some(peer) = self.session_peer(conn) else {
+            return;
+        };
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if link.conn != Some(conn) || !link.catalog_pending {
+            self.stats.frames_unreadable += 1;
+            return;
+        }
+        link.catalog_pending = false;
+        self.answered(conn);
+        let before = files.len();
+        let files: Vec<CatalogEntry> = files
+            .into_iter()
+            .filter(|f| crate::name::check_name(&f.name).is_ok())
+            .collect();
+        self.stats.bad_names += (before - files.len()) as u64;
+        let contents: Vec<ContentId> = files.iter().map(|f| f.content).collect();
+        self.emit(Event::CatalogUpdated {
+            peer,
+            files: files.len(),
+        });
+        self.remote.insert(peer, files);
+        for c in contents {
+            if let Some(d) = self.downloads.get_mut(&c) {
+                d.add_holder(peer);
+                self.peer_ready_one(now, c, peer);
+            }
+        }
+        // Another revision may have been announced meanwhile.
+        if self.links.get(&peer).is_some_and(|l| l.want_catalog) {
+            self.want_catalog(now, peer);
+        }
+    }
+
+    pub(super) fn start_download(&mut self, now: Instant, content: ContentId) {
+        if self.downloads.contains_key(&content) {
+            return;
+        }
+        let mut name = None;
+        let mut holders = Vec::new();
+        for (peer, files) in &self.remote {
+            if let Some(f) = files.iter().find(|f| f.content == content) {
+                name.get_or_insert_with(|| f.name.clone());
+                if self.discovery.peer(peer).is_some() {
+                    holders.push(*peer);
+                }
+            }
+        }
+        let name = name.unwrap_or_else(|| content.short());
+        if holders.is_empty() {
+            self.emit(Event::DownloadFailed {
+                content,
+                name,
+                reason: FailReason::NoPeers { have: 0, total: 0 },
+            });
+            return;
+        }
+        let mut d = Download::new(content, name, holders, self.cfg.max_window, now);
+        d.bugs = self.cfg.bugs;
+        self.downloads.insert(content, d);
+        self.request_manifest(now, content);
+    }
+
+    fn request_manifest(&mut self, now: Instant, content: ContentId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        if d.phase != Phase::Manifest || d.manifest_from.is_some() {
+            return;
+        }
+        let peers: Vec<PeerId> = d.usable_peers().copied().collect();
+        for &p in &peers {
+            if let Some(conn) = self.link_conn(&p) {
+                if let Some(d) = self.downloads.get_mut(&content) {
+                    d.manifest_from = Some(p);
+                }
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    s.request_sent(now);
+                }
+                self.send_msg(conn, &Message::ManifestRequest { content });
+                return;
+            }
+        }
+        for p in peers {
+            self.ensure_link(now, p);
+        }
+        self.check_peers_left(content);
+    }
+
+    pub(super) fn on_manifest(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        content: ContentId,
+        bytes: &[u8],
+    ) {
+        let Some(peer) = self.session_peer(conn) else {
+            return;
+        };
+        self.answered(conn);
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        if d.phase != Phase::Manifest || d.manifest_from != Some(peer) {
+            return;
+        }
+        d.manifest_from = None;
+        match Manifest::verify_received(&content, bytes) {
+            Ok(m) => {
+                let (name, size) = (d.name.clone(), m.size());
+                d.set_manifest(m);
+                self.emit(Event::DownloadStarted {
+                    content,
+                    name: name.clone(),
+                    size,
+                });
+                self.out.push_back(Output::OpenPartial {
+                    content,
+                    name,
+                    size,
+                });
+            }
+            Err(_) => {
+                d.ban(peer, Ban::BadManifest);
+                self.request_manifest(now, content);
+            }
+        }
+    }
+
+    pub(super) fn on_error(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        code: ErrorCode,
+        content: ContentId,
+        index: Option<u32>,
+    ) {
+        let Some(peer) = self.session_peer(conn) else {
+            return;
+        };
+        self.answered(conn);
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        match (index, code) {
+            (Some(i), ErrorCode::Busy) => d.refused(peer, i),
+            (Some(_), _) => d.ban(peer, Ban::NotFound),
+            (None, _) => {
+                if d.manifest_from == Some(peer) {
+                    d.manifest_from = None;
+                    d.ban(peer, Ban::NotFound);
+                    self.request_manifest(now, content);
+                }
+            }
+        }
+        self.fill_all(now, content);
+        self.check_peers_left(content);
+    }
+
+    pub(super) fn on_chunk(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        content: ContentId,
+        index: u32,
+        data: Vec<u8>,
+    ) {
+        let Some(peer) = self.session_peer(conn) else {
+            return;
+        };
+        self.answered(conn);
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        match d.on_chunk(now, peer, index, data) {
+            Received::Accepted { offset, data } => {
+                self.out.push_back(Output::Write {
+                    content,
+                    index,
+                    offset,
+                    data,
+                });
+                self.fill(now, content, peer);
+            }
+            Received::Rejected => {
+                self.stats.chunks_rejected += 1;
+                self.emit(Event::ChunkRejected {
+                    content,
+                    peer,
+                    index,
+                });
+                self.fill_all(now, content);
+                self.check_peers_left(content);
+            }
+            Received::Unsolicited => self.fill(now, content, peer),
+        }
+    }
+
+    pub(super) fn on_partial_opened(
+        &mut self,
+        now: Instant,
+        content: ContentId,
+        result: Result<u64, DiskError>,
+    ) {
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        if d.phase != Phase::Opening {
+            return;
+        }
+        match result {
+            Ok(existing) => {
+                d.opened(existing);
+                self.pump_checks(content);
+                self.fill_all(now, content);
+                self.maybe_finish(content);
+            }
+            Err(e) => self.fail_download(content, FailReason::Disk(e)),
+        }
+    }
+
+    fn pump_checks(&mut self, content: ContentId) {
+        while let Some((index, offset, len)) = self
+            .downloads
+            .get_mut(&content)
+            .and_then(Download::next_check)
+        {
+            let read = ReadId(self.next_read);
+            self.next_read += 1;
+            self.reads
+                .insert(read, super::serve::ReadFor::Check { content, index });
+            self.out.push_back(Output::Read {
+                read,
+                source: ReadSource::Partial(content),
+                offset,
+                len,
+            });
+        }
+    }
+
+    pub(super) fn on_check_done(
+        &mut self,
+        now: Instant,
+        content: ContentId,
+        index: u32,
+        result: Result<Vec<u8>, DiskError>,
+    ) {
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        d.check_done(index, result);
+        self.pump_checks(content);
+        self.fill_all(now, content);
+        self.progress(content);
+        self.maybe_finish(content);
+    }
+
+    pub(super) fn on_written(
+        &mut self,
+        now: Instant,
+        content: ContentId,
+        index: u32,
+        result: Result<(), DiskError>,
+    ) {
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        if let Err(reason) = d.written(index, result) {
+            self.fail_download(content, reason);
+            return;
+        }
+        let _ = now;
+        self.progress(content);
+        self.maybe_finish(content);
+    }
+
+    fn progress(&mut self, content: ContentId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        let Some(total) = d.size() else { return };
+        let peers = d
+            .peers()
+            .values()
+            .filter(|p| !p.inflight.is_empty())
+            .count();
+        let done = d.written_bytes();
+        self.emit(Event::Progress {
+            content,
+            done,
+            total,
+            peers,
+        });
+    }
+
+    fn maybe_finish(&mut self, content: ContentId) {
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        let early = self.cfg.bugs.finish_early()
+            && d.phase == Phase::Running
+            && d.written_chunks() * 2 >= d.manifest.as_ref().map_or(0, Manifest::chunk_count);
+        if !(d.is_complete() || early) {
+            return;
+        }
+        let Some(m) = &d.manifest else { return };
+        d.phase = Phase::Finishing;
+        let out = Output::Finish {
+            content,
+            name: d.name.clone(),
+            size: m.size(),
+            file_hash: *m.file_hash(),
+        };
+        self.out.push_back(out);
+    }
+
+    pub(super) fn on_finished(&mut self, content: ContentId, result: Result<String, FinishError>) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        if d.phase != Phase::Finishing {
+            return;
+        }
+        match result {
+            Ok(file) => {
+                let Some(d) = self.downloads.remove(&content) else {
+                    return;
+                };
+                let Some(m) = &d.manifest else { return };
+                let sources = d
+                    .peers()
+                    .iter()
+                    .filter(|(_, p)| p.chunks > 0)
+                    .map(|(id, p)| Source {
+                        peer: *id,
+                        addr: self.discovery.peer(id).map(|x| x.addr),
+                        chunks: p.chunks,
+                        bytes: p.bytes,
+                    })
+                    .collect();
+                self.emit(Event::DownloadDone {
+                    content,
+                    file,
+                    size: m.size(),
+                    file_hash: *m.file_hash(),
+                    fetched: d.counters.fetched_bytes,
+                    reused: d.counters.reused,
+                    rejected: d.counters.rejected,
+                    sources,
+                });
+            }
+            Err(e) => self.fail_download(content, FailReason::Finish(e)),
+        }
+    }
+
+    pub(super) fn fail_download(&mut self, content: ContentId, reason: FailReason) {
+        let Some(d) = self.downloads.remove(&content) else {
+            return;
+        };
+        if d.phase != Phase::Manifest {
+            self.out.push_back(Output::ClosePartial { content });
+        }
+        self.emit(Event::DownloadFailed {
+            content,
+            name: d.name,
+            reason,
+        });
+    }
+
+    /// Stops the download when no usable holder is left in the peer table.
+    fn check_peers_left(&mut self, content: ContentId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        if d.phase == Phase::Finishing {
+            return;
+        }
+        let any = d.usable_peers().any(|p| self.discovery.peer(p).is_some());
+        if !any {
+            let have = d.written_chunks();
+            let total = d.manifest.as_ref().map_or(0, Manifest::chunk_count);
+            self.fail_download(content, FailReason::NoPeers { have, total });
+        }
+    }
+
+    /// Asks `peer` for as many chunks of `content` as its window allows.
+    fn fill(&mut self, now: Instant, content: ContentId, peer: PeerId) {
+        let Some(conn) = self.link_conn(&peer) else {
+            self.ensure_link(now, peer);
+            return;
+        };
+        while let Some(index) = self
+            .downloads
+            .get_mut(&content)
+            .and_then(|d| d.next_request(now, peer))
+        {
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.request_sent(now);
+            }
+            self.send_msg(conn, &Message::ChunkRequest { content, index });
+        }
+    }
+
+    fn fill_all(&mut self, now: Instant, content: ContentId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        if d.phase != Phase::Running {
+            return;
+        }
+        let peers: Vec<PeerId> = d.usable_peers().copied().collect();
+        for p in peers {
+            self.fill(now, content, p);
+        }
+    }
+
+    fn peer_ready_one(&mut self, now: Instant, content: ContentId, peer: PeerId) {
+        match self.downloads.get(&content).map(|d| d.phase) {
+            Some(Phase::Manifest) => self.request_manifest(now, content),
+            Some(Phase::Running) => self.fill(now, content, peer),
+            _ => {}
+        }
+    }
+
+    /// Our link to `peer` opened: downloads may use it.
+    pub(super) fn peer_ready_downloads(&mut self, now: Instant, peer: PeerId) {
+        let contents: Vec<ContentId> = self
+            .downloads
+            .iter()
+            .filter(|(_, d)| d.usable_peers().any(|p| *p == peer))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in contents {
+            self.peer_ready_one(now, c, peer);
+        }
+    }
+
+    /// Our link to `peer` failed or closed: its chunks go back to the pool.
+    pub(super) fn link_lost(&mut self, now: Instant, peer: PeerId) {
+        let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
+        for c in contents {
+            let Some(d) = self.downloads.get_mut(&c) else {
+                continue;
+            };
+            d.peer_down(&peer);
+            if d.manifest_from == Some(peer) {
+                d.manifest_from = None;
+                self.request_manifest(now, c);
+            }
+            self.fill_all(now, c);
+        }
+    }
+
+    /// `peer` left the table: forget it in every download; stop those with no peer left.
+    pub(super) fn peer_left_downloads(&mut self, now: Instant, peer: PeerId) {
+        let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
+        for c in contents {
+            let Some(d) = self.downloads.get_mut(&c) else {
+                continue;
+            };
+            d.remove_peer(&peer);
+            if d.manifest_from == Some(peer) {
+                d.manifest_from = None;
+                self.request_manifest(now, c);
+            }
+            self.check_peers_left(c);
+        }
+    }
+}

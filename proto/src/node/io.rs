@@ -1,0 +1,309 @@
+//! The node's inputs (what happened), outputs (what to do) and events (what to tell the user).
+//!
+//! Every output that asks for work names what the runtime must answer with: `Connect` with
+//! `Connected`/`ConnectFailed`, `Read` with `ReadDone`, `OpenPartial` with `PartialOpened`,
+//! `Write` with `Written`, `Finish` with `Finished`. Answers to work the node no longer wants
+//! (a closed connection, a cancelled download) are ignored.
+
+use std::net::SocketAddr;
+
+use crate::disk::{DiskError, FinishError};
+use crate::download::FailReason;
+use crate::ids::{ContentId, Digest, PeerId};
+use crate::manifest::Manifest;
+use crate::session::ConnId;
+
+/// Identifies one read the node asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReadId(pub u64);
+
+/// Which file a read is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSource {
+    /// The shared file with this content (to serve a chunk).
+    Shared(ContentId),
+    /// The partial download of this content (to re-verify it on resume).
+    Partial(ContentId),
+}
+
+/// A file this peer shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Its name in the shared folder.
+    pub name: String,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// A command from the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Download this content from every peer that has it.
+    Get(ContentId),
+    /// Stop downloading it (the partial file is kept for resume).
+    Cancel(ContentId),
+    /// Say goodbye to the other peers and close every connection.
+    Shutdown,
+}
+
+/// Something that happened, for [`super::Node::handle_input`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A UDP datagram arrived on the discovery port.
+    Datagram {
+        /// Sender.
+        from: SocketAddr,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// A TCP connection was accepted; the runtime numbers it with [`ConnId::inbound`].
+    Accepted {
+        /// Its id.
+        conn: ConnId,
+        /// The remote address.
+        remote: SocketAddr,
+    },
+    /// An outbound connection asked for by [`Output::Connect`] is established.
+    Connected {
+        /// Which.
+        conn: ConnId,
+    },
+    /// An outbound connection could not be established.
+    ConnectFailed {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Bytes arrived on a connection.
+    Received {
+        /// Which.
+        conn: ConnId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Everything sent on this connection has left the runtime's buffers.
+    Flushed {
+        /// Which.
+        conn: ConnId,
+    },
+    /// The connection was closed or reset by the other side (or failed).
+    Closed {
+        /// Which.
+        conn: ConnId,
+    },
+    /// A read asked for by [`Output::Read`] finished.
+    ReadDone {
+        /// Which read.
+        read: ReadId,
+        /// The bytes, exactly as many as asked, or the error.
+        result: Result<Vec<u8>, DiskError>,
+    },
+    /// The partial file asked for by [`Output::OpenPartial`] is open.
+    PartialOpened {
+        /// Which download.
+        content: ContentId,
+        /// Bytes already in it (from an earlier run), or the error.
+        result: Result<u64, DiskError>,
+    },
+    /// A write asked for by [`Output::Write`] finished.
+    Written {
+        /// Which download.
+        content: ContentId,
+        /// Which chunk.
+        index: u32,
+        /// Success or the error.
+        result: Result<(), DiskError>,
+    },
+    /// The finish asked for by [`Output::Finish`] is done.
+    Finished {
+        /// Which download.
+        content: ContentId,
+        /// The final file name in the shared folder, or why it failed.
+        result: Result<String, FinishError>,
+    },
+    /// The shared folder was (re)scanned: these are now all the files we share.
+    CatalogChanged {
+        /// Every shared file.
+        files: Vec<LocalFile>,
+    },
+    /// The user asked for something.
+    Command(Command),
+}
+
+/// Something the runtime must do, from [`super::Node::poll_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a UDP datagram from the discovery socket.
+    Datagram {
+        /// Destination.
+        to: SocketAddr,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+    /// Open a TCP connection; answer with `Connected` or `ConnectFailed`.
+    Connect {
+        /// The id the node gave it.
+        conn: ConnId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Send bytes on a connection, after everything sent before; report `Flushed` when the
+    /// runtime's buffer for it is empty again.
+    Send {
+        /// Which.
+        conn: ConnId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close a connection; no input about it is expected afterwards.
+    Close {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Read `len` bytes at `offset`; answer with `ReadDone`.
+    Read {
+        /// The id to answer with.
+        read: ReadId,
+        /// Which file.
+        source: ReadSource,
+        /// Offset.
+        offset: u64,
+        /// Length.
+        len: u32,
+    },
+    /// Open (or create) the hidden partial file of a download; answer with `PartialOpened`.
+    OpenPartial {
+        /// Which download.
+        content: ContentId,
+        /// The file's name (checked with `check_name`).
+        name: String,
+        /// The file's size.
+        size: u64,
+    },
+    /// Write a verified chunk into the partial file; answer with `Written`.
+    Write {
+        /// Which download.
+        content: ContentId,
+        /// Which chunk.
+        index: u32,
+        /// Byte offset.
+        offset: u64,
+        /// The verified bytes.
+        data: Vec<u8>,
+    },
+    /// Every chunk is written: check the whole partial file against `file_hash` and, only if it
+    /// matches, rename it into place as `dl_<name>` without overwriting anything; answer with
+    /// `Finished`.
+    Finish {
+        /// Which download.
+        content: ContentId,
+        /// The file's name.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// Its SHA-256.
+        file_hash: Digest,
+    },
+    /// The download stopped: close the partial file (keep it, for resume).
+    ClosePartial {
+        /// Which download.
+        content: ContentId,
+    },
+    /// Tell the user.
+    Event(Event),
+}
+
+/// A peer's share of a finished download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its address, if still known.
+    pub addr: Option<SocketAddr>,
+    /// Verified chunks it delivered.
+    pub chunks: u32,
+    /// Verified bytes it delivered.
+    pub bytes: u64,
+}
+
+/// What the user may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new peer (or a restarted one).
+    PeerFound {
+        /// Which.
+        peer: PeerId,
+        /// Its transfer address.
+        addr: SocketAddr,
+    },
+    /// A peer went quiet or said goodbye.
+    PeerLost {
+        /// Which.
+        peer: PeerId,
+        /// Its transfer address.
+        addr: SocketAddr,
+    },
+    /// A peer's catalog arrived.
+    CatalogUpdated {
+        /// Which.
+        peer: PeerId,
+        /// How many files it shares.
+        files: usize,
+    },
+    /// The manifest is verified; chunks are being fetched.
+    DownloadStarted {
+        /// Which.
+        content: ContentId,
+        /// Its name.
+        name: String,
+        /// Its size.
+        size: u64,
+    },
+    /// Another chunk is verified on disk.
+    Progress {
+        /// Which.
+        content: ContentId,
+        /// Verified bytes on disk.
+        done: u64,
+        /// File size.
+        total: u64,
+        /// Peers with requests in flight.
+        peers: usize,
+    },
+    /// A chunk failed its hash; its sender is no longer asked for this file.
+    ChunkRejected {
+        /// Which download.
+        content: ContentId,
+        /// The sender.
+        peer: PeerId,
+        /// Which chunk.
+        index: u32,
+    },
+    /// The file is verified and in place.
+    DownloadDone {
+        /// Which.
+        content: ContentId,
+        /// Its final name in the shared folder.
+        file: String,
+        /// Its size.
+        size: u64,
+        /// Its SHA-256.
+        file_hash: Digest,
+        /// Bytes fetched over the network.
+        fetched: u64,
+        /// Chunks found valid on disk from an earlier run.
+        reused: u32,
+        /// Chunks rejected for a bad hash.
+        rejected: u32,
+        /// Who delivered what.
+        sources: Vec<Source>,
+    },
+    /// The download stopped without a file.
+    DownloadFailed {
+        /// Which.
+        content: ContentId,
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: FailReason,
+    },
+}

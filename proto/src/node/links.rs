@@ -1,0 +1,384 @@
+//! Connections: opening them to peers on demand, the handshake, routing frames, timers, and
+//! cleaning up when a connection ends.
+//!
+//! Invariant: a peer has at most one outbound connection of ours at a time (its `Link`), which
+//! carries our requests; requests from others are served on whatever connection they arrive.
+//! A failed link is retried with exponential backoff (1 s … 10 s) while the peer is known.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Event, Node, Output};
+use crate::ids::PeerId;
+use crate::session::{CloseReason, ConnId, Due, Session, State};
+use crate::wire::Announce;
+use crate::wire::frame::{Frame, Message, encode_message};
+
+/// Our outbound connection to one peer.
+#[derive(Debug, Default)]
+pub(super) struct Link {
+    pub(super) conn: Option<ConnId>,
+    pub(super) open: bool,
+    pub(super) failures: u32,
+    pub(super) retry_at: Option<Instant>,
+    pub(super) want_catalog: bool,
+    pub(super) catalog_pending: bool,
+}
+
+/// A `--peer` address we keep a connection to.
+#[derive(Debug)]
+pub(super) struct StaticLink {
+    pub(super) addr: SocketAddr,
+    pub(super) conn: Option<ConnId>,
+    pub(super) retry_at: Instant,
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(500 << failures.min(5)).min(Duration::from_secs(10))
+}
+
+impl Node {
+    pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.last_send = self.now;
+            self.out.push_back(Output::Send { conn, data });
+        }
+    }
+
+    pub(super) fn send_msg(&mut self, conn: ConnId, msg: &Message) {
+        self.send(conn, encode_message(msg));
+    }
+
+    fn hello(&self) -> Message {
+        Message::Hello {
+            peer: self.cfg.peer_id,
+            instance: self.cfg.instance,
+            port: self.cfg.transfer_port,
+            revision: self.revision,
+        }
+    }
+
+    fn open_session(&mut self, now: Instant, addr: SocketAddr, peer: Option<PeerId>) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.sessions
+            .insert(conn, Session::new(conn, addr, peer, now));
+        self.out.push_back(Output::Connect { conn, addr });
+        conn
+    }
+
+    fn start_handshake(&mut self, now: Instant, conn: ConnId) {
+        let hello = encode_message(&self.hello());
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.state = State::Handshaking;
+            s.since = now;
+            let mut data = Session::preamble().to_vec();
+            data.extend_from_slice(&hello);
+            self.send(conn, data);
+        }
+    }
+
+    pub(super) fn on_accepted(&mut self, now: Instant, conn: ConnId, remote: SocketAddr) {
+        if !conn.is_inbound() || self.sessions.contains_key(&conn) {
+            self.stats.protocol_errors += 1;
+            return;
+        }
+        if self.sessions.len() >= self.cfg.max_connections {
+            self.stats.connections_refused += 1;
+            self.out.push_back(Output::Close { conn });
+            return;
+        }
+        self.sessions
+            .insert(conn, Session::new(conn, remote, None, now));
+        self.start_handshake(now, conn);
+    }
+
+    pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
+        if self
+            .sessions
+            .get(&conn)
+            .is_some_and(|s| s.state == State::Connecting)
+        {
+            self.start_handshake(now, conn);
+        }
+    }
+
+    pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.on_bytes(now, data);
+        if let Some(p) = s.peer.filter(|_| s.state == State::Open) {
+            self.discovery.touch(now, &p);
+        }
+        loop {
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                return;
+            };
+            match s.decoder.next_frame() {
+                Ok(Some(frame)) => self.on_frame(now, conn, frame),
+                Ok(None) => return,
+                Err(e) => {
+                    self.stats.protocol_errors += 1;
+                    self.end_session(now, conn, CloseReason::Protocol(e.to_string()), true);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) {
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        let state = s.state;
+        match (state, frame) {
+            (
+                State::Handshaking,
+                Frame::Message(Message::Hello {
+                    peer,
+                    instance,
+                    port,
+                    revision,
+                }),
+            ) => self.on_hello(
+                now,
+                conn,
+                Announce {
+                    peer,
+                    instance,
+                    port,
+                    revision,
+                    bye: false,
+                },
+            ),
+            (State::Open, Frame::Message(msg)) => self.on_message(now, conn, msg),
+            (
+                State::Open,
+                Frame::Chunk {
+                    content,
+                    index,
+                    data,
+                },
+            ) => self.on_chunk(now, conn, content, index, data),
+            (State::Open, Frame::Unreadable) => self.stats.frames_unreadable += 1,
+            _ => {
+                self.stats.protocol_errors += 1;
+                let why = CloseReason::Protocol("expected a hello first".into());
+                self.end_session(now, conn, why, true);
+            }
+        }
+    }
+
+    fn on_hello(&mut self, now: Instant, conn: ConnId, a: Announce) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if a.peer == self.cfg.peer_id || s.peer.is_some_and(|p| p != a.peer) {
+            self.end_session(now, conn, CloseReason::WrongPeer, true);
+            return;
+        }
+        s.peer = Some(a.peer);
+        s.state = State::Open;
+        s.since = now;
+        let remote = s.remote;
+        let inbound = conn.is_inbound();
+        // A hello is as good as an announcement: this is how static peers (and peers that
+        // reach us across routers) enter the table.
+        self.discovery.heard(now, &a, remote);
+        self.drain_discovery(now);
+        if inbound {
+            return;
+        }
+        if self.statics.iter().any(|st| st.conn == Some(conn))
+            && let Some(s) = self.sessions.get_mut(&conn)
+        {
+            s.pinned = true;
+        }
+        let link = self.links.entry(a.peer).or_default();
+        if link.conn.is_none() || link.conn == Some(conn) {
+            link.conn = Some(conn);
+            link.open = true;
+            link.failures = 0;
+            link.retry_at = None;
+            self.link_ready(now, a.peer);
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, conn: ConnId, msg: Message) {
+        match msg {
+            Message::Hello { .. } => self.stats.frames_unreadable += 1,
+            Message::Ping => self.send_msg(conn, &Message::Pong),
+            Message::Pong => {}
+            Message::CatalogRequest => self.serve_catalog(conn),
+            Message::ManifestRequest { content } => self.serve_manifest(conn, content),
+            Message::ChunkRequest { content, index } => self.serve_chunk(conn, content, index),
+            Message::Catalog { revision, files } => self.on_catalog(now, conn, revision, files),
+            Message::Manifest { content, bytes } => self.on_manifest(now, conn, content, &bytes),
+            Message::Error {
+                code,
+                content,
+                index,
+            } => self.on_error(now, conn, code, content, index),
+        }
+    }
+
+    /// Ends a session: `notify` when the node decided it (the runtime must close the socket).
+    pub(super) fn end_session(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        why: CloseReason,
+        notify: bool,
+    ) {
+        let Some(s) = self.sessions.remove(&conn) else {
+            return;
+        };
+        if notify {
+            self.out.push_back(Output::Close { conn });
+        }
+        for st in &mut self.statics {
+            if st.conn == Some(conn) {
+                st.conn = None;
+                st.retry_at = now + self.cfg.interval;
+            }
+        }
+        let Some(peer) = s.peer else { return };
+        let clean = matches!(
+            why,
+            CloseReason::Idle | CloseReason::Shutdown | CloseReason::PeerGone
+        );
+        if let Some(link) = self.links.get_mut(&peer)
+            && link.conn == Some(conn)
+        {
+            link.conn = None;
+            link.open = false;
+            link.catalog_pending = false;
+            if !clean {
+                link.failures += 1;
+                link.retry_at = Some(now + backoff(link.failures));
+            }
+            self.link_lost(now, peer);
+        }
+    }
+
+    /// Closes every connection to or from `peer` (it restarted or left).
+    pub(super) fn drop_peer_connections(&mut self, now: Instant, peer: PeerId) {
+        let conns: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.peer == Some(peer))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in conns {
+            self.end_session(now, c, CloseReason::PeerGone, true);
+        }
+    }
+
+    /// Makes sure we have (or are opening) an outbound connection to `peer`.
+    pub(super) fn ensure_link(&mut self, now: Instant, peer: PeerId) {
+        let Some(addr) = self.discovery.peer(&peer).map(|p| p.addr) else {
+            return;
+        };
+        let link = self.links.entry(peer).or_default();
+        if link.conn.is_some() || link.retry_at.is_some_and(|t| t > now) {
+            return;
+        }
+        link.retry_at = None;
+        let conn = self.open_session(now, addr, Some(peer));
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.conn = Some(conn);
+        }
+    }
+
+    /// Our outbound connection to `peer` is open: send what waited for it.
+    pub(super) fn link_ready(&mut self, now: Instant, peer: PeerId) {
+        self.send_catalog_request(now, peer);
+        self.peer_ready_downloads(now, peer);
+    }
+
+    pub(super) fn want_catalog(&mut self, now: Instant, peer: PeerId) {
+        self.links.entry(peer).or_default().want_catalog = true;
+        if self.links.get(&peer).is_some_and(|l| l.open) {
+            self.send_catalog_request(now, peer);
+        } else {
+            self.ensure_link(now, peer);
+        }
+    }
+
+    fn send_catalog_request(&mut self, now: Instant, peer: PeerId) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        let Some(conn) = link.conn.filter(|_| link.open) else {
+            return;
+        };
+        if !link.want_catalog || link.catalog_pending {
+            return;
+        }
+        link.want_catalog = false;
+        link.catalog_pending = true;
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.request_sent(now);
+        }
+        self.send_msg(conn, &Message::CatalogRequest);
+    }
+
+    /// The open outbound connection to `peer`, if any.
+    pub(super) fn link_conn(&self, peer: &PeerId) -> Option<ConnId> {
+        self.links.get(peer).filter(|l| l.open).and_then(|l| l.conn)
+    }
+
+    pub(super) fn session_timers(&mut self, now: Instant) {
+        let due: Vec<(ConnId, Due)> = self
+            .sessions
+            .iter()
+            .filter_map(|(c, s)| s.due(now, &self.cfg.timeouts).map(|d| (*c, d)))
+            .collect();
+        for (conn, d) in due {
+            match d {
+                Due::Ping => self.send_msg(conn, &Message::Ping),
+                Due::Close(why) => self.end_session(now, conn, why, true),
+            }
+        }
+    }
+
+    pub(super) fn link_timers(&mut self, now: Instant) {
+        let retry: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.retry_at.is_some_and(|t| t <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in retry {
+            if let Some(l) = self.links.get_mut(&p) {
+                l.retry_at = None;
+            }
+            if self.peer_wanted(&p) {
+                self.ensure_link(now, p);
+            }
+        }
+        for i in 0..self.statics.len() {
+            let st = &self.statics[i];
+            if st.conn.is_none() && st.retry_at <= now {
+                let addr = st.addr;
+                let conn = self.open_session(now, addr, None);
+                self.statics[i].conn = Some(conn);
+                self.statics[i].retry_at = now + self.cfg.interval;
+            }
+        }
+    }
+
+    /// True when something waits for a connection to `peer`.
+    fn peer_wanted(&self, peer: &PeerId) -> bool {
+        self.links.get(peer).is_some_and(|l| l.want_catalog)
+            || self
+                .downloads
+                .values()
+                .any(|d| d.usable_peers().any(|p| p == peer))
+    }
+
+    pub(super) fn emit(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+}

@@ -1,0 +1,439 @@
+//! The node: discovery, sessions, serving and downloads composed behind one sans-IO API.
+//!
+//! Invariants kept by every method:
+//! - every deadline in the machine is visible through [`Node::poll_timeout`]; after
+//!   `handle_timeout(now)` it is later than `now`;
+//! - a chunk is written only after it verified against a manifest that verified against its
+//!   content id; a download is finished only after every chunk was written;
+//! - every name that came from the network passed `check_name` before it is stored;
+//! - the output queue is drained by the caller after each call, so it never grows beyond what
+//!   one input produces.
+
+mod config;
+mod fetch;
+mod io;
+mod links;
+mod serve;
+mod views;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+pub use config::{Config, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
+pub use io::{Command, Event, Input, LocalFile, Output, ReadId, ReadSource, Source};
+pub use views::{DownloadView, PeerView, RemoteFile, Stats};
+
+use crate::discovery::Discovery;
+use crate::download::Download;
+use crate::ids::{ContentId, PeerId};
+use crate::manifest::Manifest;
+use crate::rng::Rng;
+use crate::session::{ConnId, Session};
+use crate::wire::{Announce, CatalogEntry};
+
+/// A p2pshare peer, without any I/O.
+///
+/// The methods fall in four groups, as in quinn-proto's `Connection`:
+/// - getters (`&self`): [`Node::peers`], [`Node::remote_files`], [`Node::downloads`],
+///   [`Node::stats`] — read-only views for the user interface;
+/// - `handle_*`: what happened — [`Node::handle_input`] for a datagram, a connection event,
+///   received bytes, a disk result, a catalog change or a user [`Command`];
+///   [`Node::handle_timeout`] when the deadline from `poll_timeout` passed (spurious extra
+///   calls simply do nothing);
+/// - commands are inputs too: `Input::Command(Command::Get(id))`;
+/// - `poll_*`: what the caller must do next — [`Node::poll_output`] until it returns `None`
+///   (send, connect, read, write, finish, events), then [`Node::poll_timeout`] for when to call
+///   `handle_timeout`.
+///
+/// After every `handle_*` call the caller drains `poll_output` and re-reads `poll_timeout`.
+/// Time only moves forward: pass the current time, never an earlier one than before (an
+/// earlier one is treated as the latest seen).
+///
+/// The whole run loop of a runtime, with the I/O left out:
+///
+/// ```no_run
+/// use std::time::Instant;
+/// use p2pshare_proto::{Config, Input, Node, Output, PeerId};
+///
+/// let mut node = Node::new(Config::new(PeerId([1; 16]), 7, 42, 10000), Instant::now());
+/// loop {
+///     while let Some(out) = node.poll_output() {
+///         match out {
+///             Output::Datagram { to, data } => { /* udp.send_to(&data, to) */ }
+///             Output::Event(e) => println!("{e:?}"),
+///             _ => { /* connect, send, close, read, write, finish */ }
+///         }
+///     }
+///     let deadline = node.poll_timeout();
+///     // Wait for I/O until `deadline`; then feed what happened:
+///     let input: Option<Input> = None; // e.g. Input::Datagram { from, data }
+///     match input {
+///         Some(input) => node.handle_input(Instant::now(), input),
+///         None => node.handle_timeout(Instant::now()),
+///     }
+/// #   break;
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Node {
+    cfg: Config,
+    rng: Rng,
+    now: Instant,
+    discovery: Discovery,
+    local: BTreeMap<ContentId, LocalEntry>,
+    revision: u64,
+    catalog_frame: Option<Vec<u8>>,
+    remote: BTreeMap<PeerId, Vec<CatalogEntry>>,
+    sessions: BTreeMap<ConnId, Session>,
+    links: BTreeMap<PeerId, links::Link>,
+    statics: Vec<links::StaticLink>,
+    downloads: BTreeMap<ContentId, Download>,
+    reads: BTreeMap<ReadId, serve::ReadFor>,
+    out: VecDeque<Output>,
+    next_conn: u64,
+    next_read: u64,
+    stats: Stats,
+    shut_down: bool,
+}
+
+#[derive(Debug)]
+struct LocalEntry {
+    names: Vec<String>,
+    manifest: Manifest,
+}
+
+impl Node {
+    /// A node that starts announcing at `now`.
+    pub fn new(cfg: Config, now: Instant) -> Node {
+        let mut discovery = Discovery::new(cfg.peer_id, cfg.interval, now);
+        discovery.bugs = cfg.bugs;
+        let statics = cfg
+            .static_peers
+            .iter()
+            .map(|&addr| links::StaticLink {
+                addr,
+                conn: None,
+                retry_at: now,
+            })
+            .collect();
+        Node {
+            rng: Rng::new(cfg.seed),
+            now,
+            discovery,
+            local: BTreeMap::new(),
+            revision: 0,
+            catalog_frame: None,
+            remote: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            links: BTreeMap::new(),
+            statics,
+            downloads: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            out: VecDeque::new(),
+            next_conn: 1,
+            next_read: 1,
+            stats: Stats::default(),
+            shut_down: false,
+            cfg,
+        }
+    }
+
+    // ---- getters ----
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.cfg.peer_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Known peers, by id.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.discovery
+            .peers()
+            .map(|p| PeerView {
+                id: p.id,
+                addr: p.addr,
+                files: self.remote.get(&p.id).map(Vec::len),
+                last_seen: p.last_seen,
+            })
+            .collect()
+    }
+
+    /// Files other peers share, grouped by content, by content id.
+    pub fn remote_files(&self) -> Vec<RemoteFile> {
+        let mut by_content: BTreeMap<ContentId, RemoteFile> = BTreeMap::new();
+        for (peer, files) in &self.remote {
+            for f in files {
+                let r = by_content.entry(f.content).or_insert_with(|| RemoteFile {
+                    content: f.content,
+                    size: f.size,
+                    names: Vec::new(),
+                    holders: Vec::new(),
+                    local: self.local.contains_key(&f.content),
+                });
+                if !r.names.contains(&f.name) {
+                    r.names.push(f.name.clone());
+                }
+                if !r.holders.contains(peer) {
+                    r.holders.push(*peer);
+                }
+            }
+        }
+        let mut all: Vec<RemoteFile> = by_content.into_values().collect();
+        for r in &mut all {
+            r.names.sort();
+        }
+        all
+    }
+
+    /// Downloads in progress.
+    pub fn downloads(&self) -> Vec<DownloadView> {
+        self.downloads
+            .values()
+            .map(|d| DownloadView {
+                content: d.content,
+                name: d.name.clone(),
+                size: d.size(),
+                done: d.written_bytes(),
+                phase: d.phase,
+                peers: d.usable_peers().count(),
+                rejected: d.counters.rejected,
+            })
+            .collect()
+    }
+
+    /// One download's scheduler (for the simulator's invariant checks).
+    pub fn download(&self, content: &ContentId) -> Option<&Download> {
+        self.downloads.get(content)
+    }
+
+    /// Counters of dropped and refused input.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Our catalog revision (bumped when the shared files change).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Open connections (for the simulator's bounds).
+    pub fn connections(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Bytes buffered in receive buffers across connections (for the simulator's bounds).
+    pub fn buffered_bytes(&self) -> usize {
+        self.sessions.values().map(|s| s.decoder.buffered()).sum()
+    }
+
+    /// Checks internal invariants; the error says which broke.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for d in self.downloads.values() {
+            d.check_invariants()?;
+        }
+        if self.sessions.len() > self.cfg.max_connections {
+            return Err(format!("{} sessions over the limit", self.sessions.len()));
+        }
+        for s in self.sessions.values() {
+            if s.serve_queue.len() > crate::session::MAX_QUEUED_REQUESTS {
+                return Err("serve queue over its bound".into());
+            }
+        }
+        Ok(())
+    }
+
+    // ---- handle ----
+
+    /// Feeds one thing that happened at `now`. Then drain [`Node::poll_output`].
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if self.shut_down {
+            return;
+        }
+        match input {
+            Input::Datagram { from, data } => self.on_datagram(now, from, &data),
+            Input::Accepted { conn, remote } => self.on_accepted(now, conn, remote),
+            Input::Connected { conn } => self.on_connected(now, conn),
+            Input::ConnectFailed { conn } => {
+                self.end_session(now, conn, crate::session::CloseReason::ConnectFailed, false)
+            }
+            Input::Received { conn, data } => self.on_received(now, conn, &data),
+            Input::Flushed { conn } => self.on_flushed(now, conn),
+            Input::Closed { conn } => {
+                self.end_session(now, conn, crate::session::CloseReason::Remote, false)
+            }
+            Input::ReadDone { read, result } => self.on_read_done(now, read, result),
+            Input::PartialOpened { content, result } => {
+                self.on_partial_opened(now, content, result)
+            }
+            Input::Written {
+                content,
+                index,
+                result,
+            } => self.on_written(now, content, index, result),
+            Input::Finished { content, result } => self.on_finished(content, result),
+            Input::CatalogChanged { files } => self.on_catalog_changed(now, files),
+            Input::Command(Command::Get(content)) => self.start_download(now, content),
+            Input::Command(Command::Cancel(content)) => {
+                self.fail_download(content, crate::download::FailReason::Cancelled)
+            }
+            Input::Command(Command::Shutdown) => self.shutdown(now),
+        }
+        self.drain_discovery(now);
+    }
+
+    /// Runs the timers due at `now`. Spurious extra calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if self.shut_down {
+            return;
+        }
+        if self.discovery.handle_timeout(now, &mut self.rng) {
+            self.announce(false);
+        }
+        self.drain_discovery(now);
+        self.session_timers(now);
+        self.link_timers(now);
+        self.drain_discovery(now);
+    }
+
+    // ---- poll ----
+
+    /// The next thing to do, or `None` when there is nothing left for now.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Node::handle_timeout`] next; `None` after shutdown.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.shut_down {
+            return None;
+        }
+        let mut next = self.discovery.poll_timeout();
+        for s in self.sessions.values() {
+            if let Some(t) = s.poll_timeout(&self.cfg.timeouts) {
+                next = next.min(t);
+            }
+        }
+        for l in self.links.values() {
+            if let Some(t) = l.retry_at {
+                next = next.min(t);
+            }
+        }
+        for s in &self.statics {
+            if s.conn.is_none() {
+                next = next.min(s.retry_at);
+            }
+        }
+        Some(next)
+    }
+
+    // ---- discovery ----
+
+    fn announcement(&self, bye: bool) -> Announce {
+        Announce {
+            peer: self.cfg.peer_id,
+            instance: self.cfg.instance,
+            port: self.cfg.transfer_port,
+            revision: self.revision,
+            bye,
+        }
+    }
+
+    fn announce(&mut self, bye: bool) {
+        let data = self.announcement(bye).encode();
+        for &to in &self.cfg.announce_to {
+            self.out.push_back(Output::Datagram {
+                to,
+                data: data.clone(),
+            });
+        }
+    }
+
+    fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
+        use crate::wire::DatagramError as E;
+        match Announce::decode(data) {
+            Ok(a) => self.discovery.heard(now, &a, from),
+            Err(E::Foreign) => self.stats.datagrams_foreign += 1,
+            Err(E::UnknownVersion(_)) => self.stats.datagrams_unknown_version += 1,
+            Err(E::TooLong | E::Malformed) => self.stats.datagrams_malformed += 1,
+        }
+    }
+
+    fn drain_discovery(&mut self, now: Instant) {
+        use crate::discovery::Change;
+        while let Some(change) = self.discovery.poll_change() {
+            match change {
+                Change::Found(p) | Change::Restarted(p) => {
+                    if let Some(addr) = self.discovery.peer(&p).map(|x| x.addr) {
+                        self.out
+                            .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
+                    }
+                    if matches!(change, Change::Restarted(_)) {
+                        self.drop_peer_connections(now, p);
+                    }
+                    self.want_catalog(now, p);
+                }
+                Change::RevisionChanged(p) => self.want_catalog(now, p),
+                Change::Lost(p, addr) => {
+                    self.out
+                        .push_back(Output::Event(Event::PeerLost { peer: p, addr }));
+                    self.remote.remove(&p);
+                    self.drop_peer_connections(now, p);
+                    self.links.remove(&p);
+                    self.peer_left_downloads(now, p);
+                }
+            }
+        }
+    }
+
+    fn on_catalog_changed(&mut self, now: Instant, files: Vec<LocalFile>) {
+        let mut local: BTreeMap<ContentId, LocalEntry> = BTreeMap::new();
+        for f in files {
+            if crate::name::check_name(&f.name).is_err() {
+                self.stats.bad_names += 1;
+                continue;
+            }
+            let e = local.entry(f.manifest.id()).or_insert_with(|| LocalEntry {
+                names: Vec::new(),
+                manifest: f.manifest,
+            });
+            if !e.names.contains(&f.name) {
+                e.names.push(f.name);
+            }
+        }
+        let same = local.len() == self.local.len()
+            && local
+                .iter()
+                .zip(&self.local)
+                .all(|((a, x), (b, y))| a == b && x.names == y.names);
+        if same {
+            return;
+        }
+        self.local = local;
+        self.revision += 1;
+        self.catalog_frame = None;
+        self.discovery.answer_soon(now);
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        self.announce(true);
+        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        for c in conns {
+            self.end_session(now, c, crate::session::CloseReason::Shutdown, true);
+        }
+        let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
+        for c in contents {
+            self.out.push_back(Output::ClosePartial { content: c });
+        }
+        self.downloads.clear();
+        self.shut_down = true;
+    }
+}

@@ -1,0 +1,79 @@
+//! Read-only views of a node for the user interface, and its counters of dropped input.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::download::Phase;
+use crate::ids::{ContentId, PeerId};
+
+/// A known peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerView {
+    /// Its id.
+    pub id: PeerId,
+    /// Its transfer address (`ip:port`).
+    pub addr: SocketAddr,
+    /// Files in its catalog, once fetched.
+    pub files: Option<usize>,
+    /// When it was last heard.
+    pub last_seen: Instant,
+}
+
+/// A file shared by other peers, grouped by content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Its content id.
+    pub content: ContentId,
+    /// Its size.
+    pub size: u64,
+    /// The names peers share it under (sorted, distinct).
+    pub names: Vec<String>,
+    /// Peers that have it.
+    pub holders: Vec<PeerId>,
+    /// True when this peer shares the same content too.
+    pub local: bool,
+}
+
+/// A download in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadView {
+    /// Its content id.
+    pub content: ContentId,
+    /// Its name.
+    pub name: String,
+    /// Its size, once the manifest is known.
+    pub size: Option<u64>,
+    /// Verified bytes on disk.
+    pub done: u64,
+    /// Where it is.
+    pub phase: Phase,
+    /// Peers that may still be asked.
+    pub peers: usize,
+    /// Chunks rejected for a bad hash so far.
+    pub rejected: u32,
+}
+
+/// Counters of what the node dropped or refused. Bad input is counted here, never a panic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams that were not ours (another program).
+    pub datagrams_foreign: u64,
+    /// Datagrams of ours that did not decode, or were too long.
+    pub datagrams_malformed: u64,
+    /// Datagrams of a protocol version we do not speak.
+    pub datagrams_unknown_version: u64,
+    /// Frames with a body we could not read (unknown kind or message).
+    pub frames_unreadable: u64,
+    /// Connections closed for breaking the protocol.
+    pub protocol_errors: u64,
+    /// Connections refused because too many were open.
+    pub connections_refused: u64,
+    /// Names refused (in catalogs received or files offered).
+    pub bad_names: u64,
+    /// Chunk requests refused (unknown content, bad index, busy).
+    pub requests_refused: u64,
+    /// Chunks served.
+    pub chunks_served: u64,
+    /// Chunks rejected for a bad hash.
+    pub chunks_rejected: u64,
+}

@@ -1,0 +1,364 @@
+//! Three nodes wired together by hand: every output of one is pumped into the others' inputs,
+//! with an in-memory store per node and a manual clock. Node A discovers B and C and downloads
+//! a multi-chunk file held by both; C serves one corrupt chunk, which A rejects and refetches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// One clock read gives the origin instant; every later time is the manual clock's offset.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
+use p2pshare_proto::{
+    Config, ConnId, ContentId, Event, FinishError, Input, LocalFile, Node, Output, PeerId,
+    ReadSource, sha256,
+};
+
+const BROADCAST: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255)), 9999);
+
+struct Host {
+    node: Node,
+    ip: IpAddr,
+    shared: BTreeMap<ContentId, Vec<u8>>,
+    partial: BTreeMap<ContentId, Vec<u8>>,
+    finished: BTreeMap<String, Vec<u8>>,
+    events: Vec<Event>,
+    /// Serve the n-th next chunk (0: the next one) with a flipped byte, once.
+    corrupt_nth: Option<u32>,
+}
+
+struct Net {
+    hosts: Vec<Host>,
+    now: Instant,
+    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    inbox: VecDeque<(usize, Input)>,
+    next_inbound: u64,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        let now = Instant::now();
+        let hosts = (0..n)
+            .map(|i| {
+                let mut cfg =
+                    Config::new(PeerId([i as u8 + 1; 16]), 100 + i as u64, i as u64, 10000);
+                cfg.announce_to = vec![BROADCAST];
+                Host {
+                    node: Node::new(cfg, now),
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
+                    shared: BTreeMap::new(),
+                    partial: BTreeMap::new(),
+                    finished: BTreeMap::new(),
+                    events: Vec::new(),
+                    corrupt_nth: None,
+                }
+            })
+            .collect();
+        Net {
+            hosts,
+            now,
+            links: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            next_inbound: 0,
+        }
+    }
+
+    fn share(&mut self, h: usize, name: &str, data: &[u8]) -> ContentId {
+        let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+        b.update(data);
+        let m = b.finish().unwrap();
+        let id = m.id();
+        self.hosts[h].shared.insert(id, data.to_vec());
+        let files = vec![LocalFile {
+            name: name.into(),
+            manifest: m,
+        }];
+        self.inbox.push_back((h, Input::CatalogChanged { files }));
+        id
+    }
+
+    /// Performs every output of host `h`.
+    fn drain(&mut self, h: usize) {
+        while let Some(out) = self.hosts[h].node.poll_output() {
+            let host = &mut self.hosts[h];
+            match out {
+                Output::Datagram { to, data } => {
+                    assert_eq!(to, BROADCAST);
+                    let from = SocketAddr::new(host.ip, 9999);
+                    for t in 0..self.hosts.len() {
+                        self.inbox.push_back((
+                            t,
+                            Input::Datagram {
+                                from,
+                                data: data.clone(),
+                            },
+                        ));
+                    }
+                }
+                Output::Connect { conn, addr } => {
+                    let target = self.hosts.iter().position(|x| x.ip == addr.ip());
+                    match target {
+                        Some(t) => {
+                            self.next_inbound += 1;
+                            let tconn = ConnId::inbound(self.next_inbound);
+                            self.links.insert((h, conn), (t, tconn));
+                            self.links.insert((t, tconn), (h, conn));
+                            let remote = SocketAddr::new(self.hosts[h].ip, 40000);
+                            self.inbox.push_back((
+                                t,
+                                Input::Accepted {
+                                    conn: tconn,
+                                    remote,
+                                },
+                            ));
+                            self.inbox.push_back((h, Input::Connected { conn }));
+                        }
+                        None => self.inbox.push_back((h, Input::ConnectFailed { conn })),
+                    }
+                }
+                Output::Send { conn, data } => {
+                    if let Some(&(t, tconn)) = self.links.get(&(h, conn)) {
+                        self.inbox
+                            .push_back((t, Input::Received { conn: tconn, data }));
+                    }
+                    self.inbox.push_back((h, Input::Flushed { conn }));
+                }
+                Output::Close { conn } => {
+                    if let Some((t, tconn)) = self.links.remove(&(h, conn)) {
+                        self.links.remove(&(t, tconn));
+                        self.inbox.push_back((t, Input::Closed { conn: tconn }));
+                    }
+                }
+                Output::Read {
+                    read,
+                    source,
+                    offset,
+                    len,
+                } => {
+                    let (file, is_shared) = match source {
+                        ReadSource::Shared(c) => (host.shared.get(&c), true),
+                        ReadSource::Partial(c) => (host.partial.get(&c), false),
+                    };
+                    let (o, l) = (offset as usize, len as usize);
+                    let result = match file {
+                        Some(f) if o + l <= f.len() => {
+                            let mut bytes = f[o..o + l].to_vec();
+                            if is_shared {
+                                match host.corrupt_nth {
+                                    Some(0) => {
+                                        host.corrupt_nth = None;
+                                        bytes[0] ^= 0xff;
+                                    }
+                                    Some(n) => host.corrupt_nth = Some(n - 1),
+                                    None => {}
+                                }
+                            }
+                            Ok(bytes)
+                        }
+                        _ => Err(p2pshare_proto::DiskError::NotFound),
+                    };
+                    self.inbox.push_back((h, Input::ReadDone { read, result }));
+                }
+                Output::OpenPartial { content, .. } => {
+                    let existing = host.partial.entry(content).or_default().len() as u64;
+                    self.inbox.push_back((
+                        h,
+                        Input::PartialOpened {
+                            content,
+                            result: Ok(existing),
+                        },
+                    ));
+                }
+                Output::Write {
+                    content,
+                    index,
+                    offset,
+                    data,
+                } => {
+                    let p = host.partial.entry(content).or_default();
+                    let end = offset as usize + data.len();
+                    if p.len() < end {
+                        p.resize(end, 0);
+                    }
+                    p[offset as usize..end].copy_from_slice(&data);
+                    self.inbox.push_back((
+                        h,
+                        Input::Written {
+                            content,
+                            index,
+                            result: Ok(()),
+                        },
+                    ));
+                }
+                Output::Finish {
+                    content,
+                    name,
+                    size,
+                    file_hash,
+                } => {
+                    let data = host.partial.remove(&content).unwrap_or_default();
+                    let result = if data.len() as u64 == size && sha256(&data) == file_hash {
+                        let file = format!("dl_{name}");
+                        host.finished.insert(file.clone(), data);
+                        Ok(file)
+                    } else {
+                        Err(FinishError::HashMismatch)
+                    };
+                    self.inbox
+                        .push_back((h, Input::Finished { content, result }));
+                }
+                Output::ClosePartial { .. } => {}
+                Output::Event(e) => host.events.push(e),
+            }
+        }
+    }
+
+    /// Delivers everything pending; when idle, jumps the clock to the next deadline.
+    fn step(&mut self) {
+        for h in 0..self.hosts.len() {
+            self.drain(h);
+        }
+        if let Some((h, input)) = self.inbox.pop_front() {
+            self.hosts[h].node.handle_input(self.now, input);
+            self.drain(h);
+            return;
+        }
+        let next = self
+            .hosts
+            .iter()
+            .filter_map(|x| x.node.poll_timeout())
+            .min()
+            .unwrap();
+        assert!(next >= self.now, "a deadline in the past");
+        self.now = next;
+        for x in &mut self.hosts {
+            if x.node.poll_timeout() <= Some(self.now) {
+                x.node.handle_timeout(self.now);
+                assert!(x.node.poll_timeout().unwrap() > self.now, "busy loop");
+            }
+        }
+    }
+
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
+        let end = self.now + limit;
+        while !done(self) {
+            assert!(self.now < end, "not done within {limit:?}");
+            self.step();
+            for x in &self.hosts {
+                x.node.check_invariants().unwrap();
+            }
+        }
+    }
+}
+
+fn file(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect()
+}
+
+#[test]
+fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
+    let mut net = Net::new(3);
+    let data = file(20 * MIN_CHUNK_SIZE as usize + 123);
+    let id = net.share(1, "movie.bin", &data);
+    assert_eq!(net.share(2, "movie.bin", &data), id);
+    net.hosts[2].corrupt_nth = Some(2);
+
+    // Discovery: A sees B and C, and both catalogs, within a couple of seconds.
+    let t0 = net.now;
+    net.run_until(Duration::from_secs(3), |n| {
+        n.hosts[0].node.peers().len() == 2
+            && n.hosts[0]
+                .node
+                .remote_files()
+                .first()
+                .is_some_and(|f| f.holders.len() == 2)
+    });
+    assert!(net.now - t0 < Duration::from_secs(2));
+    let files = net.hosts[0].node.remote_files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].names, vec!["movie.bin".to_string()]);
+    assert_eq!(files[0].size, data.len() as u64);
+
+    net.inbox
+        .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
+    net.run_until(Duration::from_secs(30), |n| {
+        n.hosts[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::DownloadDone { .. }))
+    });
+
+    let a = &net.hosts[0];
+    assert_eq!(
+        a.finished.get("dl_movie.bin"),
+        Some(&data),
+        "byte-identical copy"
+    );
+    let rejected: Vec<_> = a
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ChunkRejected { .. }))
+        .collect();
+    assert_eq!(rejected.len(), 1, "the corrupt chunk was rejected");
+    assert!(matches!(rejected[0], Event::ChunkRejected { peer, .. } if *peer == PeerId([3; 16])));
+    let done = a.events.iter().find_map(|e| match e {
+        Event::DownloadDone {
+            sources,
+            rejected,
+            fetched,
+            ..
+        } => Some((sources.clone(), *rejected, *fetched)),
+        _ => None,
+    });
+    let (sources, rejected, fetched) = done.expect("a DownloadDone event");
+    assert_eq!(rejected, 1);
+    assert_eq!(fetched, data.len() as u64);
+    // Both delivered: C two good chunks before its corrupt third, B the rest (the refetched
+    // chunk among them, since C was no longer asked).
+    let by = |p: u8| {
+        sources
+            .iter()
+            .find(|s| s.peer == PeerId([p; 16]))
+            .map_or(0, |s| s.chunks)
+    };
+    assert_eq!(by(3), 2);
+    assert_eq!(by(2), 19);
+    assert_eq!(sources.iter().map(|s| s.chunks).sum::<u32>(), 21);
+}
+
+#[test]
+fn download_stops_with_a_reason_when_the_only_holder_leaves() {
+    let mut net = Net::new(2);
+    let data = file(64 * MIN_CHUNK_SIZE as usize);
+    let id = net.share(1, "big", &data);
+    net.run_until(Duration::from_secs(3), |n| {
+        !n.hosts[0].node.remote_files().is_empty()
+    });
+    net.inbox
+        .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
+    // Let a few chunks arrive, then the holder says goodbye.
+    net.run_until(Duration::from_secs(5), |n| {
+        n.hosts[0]
+            .node
+            .downloads()
+            .first()
+            .is_some_and(|d| d.done > 0)
+    });
+    net.inbox
+        .push_back((1, Input::Command(p2pshare_proto::Command::Shutdown)));
+    net.run_until(Duration::from_secs(30), |n| {
+        n.hosts[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::DownloadFailed { .. }))
+    });
+    let reason = net.hosts[0].events.iter().find_map(|e| match e {
+        Event::DownloadFailed { reason, .. } => Some(reason.to_string()),
+        _ => None,
+    });
+    assert!(reason.unwrap().contains("no peer has this file"));
+    assert!(net.hosts[0].finished.is_empty());
+}
