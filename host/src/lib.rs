@@ -14,6 +14,8 @@
 //! existing file; memory stays bounded whatever the file sizes.
 
 pub mod lock;
+pub mod scan;
 pub mod seed;
 
 pub use lock::{FolderLock, LockError};
+pub use scan::{HashError, LocalFile, Scan, ScanError, Scanner, hash_file};
