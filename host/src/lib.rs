@@ -16,6 +16,8 @@
 pub mod lock;
 pub mod scan;
 pub mod seed;
+pub mod store;
 
 pub use lock::{FolderLock, LockError};
 pub use scan::{HashError, LocalFile, Scan, ScanError, Scanner, hash_file};
+pub use store::Store;
