@@ -1,0 +1,908 @@
+//! Scanning the shared folder into manifests, with an on-disk cache so a restart does not rehash.
+//!
+//! What is shared: every regular file directly inside the folder whose name passes
+//! [`check_name`]. Not shared: symlinks (even to a file inside the folder: the link is judged by
+//! `symlink_metadata`, never followed), subfolders and anything else that is not a regular file,
+//! names that are not UTF-8, and hidden names (which covers our own `.dl_*.part` partials, the
+//! lock file and this cache). Each file gets the chunk size [`chunk_size_for`] picks for its size.
+//!
+//! Invariants:
+//! - A manifest is reported for a file only if the file's stat stamp (size, mtime and ctime to the
+//!   nanosecond, inode) was identical before and after its bytes were hashed; a file that changes
+//!   while being hashed is skipped this round and retried on the next scan.
+//! - A manifest is reused without rehashing only if the file's stamp equals the stamp it was
+//!   hashed under. The ctime is in the stamp because every write sets it to "now" and no tool can
+//!   set it back (unlike the mtime, which `touch -r` or `rsync -t` restore). A file whose ctime
+//!   was within the racy window ([`RACY_WINDOW`] by default) of the scan's start when it was
+//!   hashed is "racy" (a write in the same timestamp tick would leave the stamp unchanged): it is
+//!   served, but hashed again on the next scan and never written to the cache. So a file
+//!   added or changed is hashed twice when a scan catches it less than the window after the
+//!   change; that is the price of never serving a stale manifest.
+//! - The cache (`.p2pshare-cache`, see [`CACHE_FILE`]) is never trusted blindly: it has a magic,
+//!   a version and a trailing SHA-256 of its contents; every name must pass `check_name` and
+//!   every stored manifest must decode and match the stored size. Anything else and the whole
+//!   cache is ignored (everything is rehashed). It is replaced atomically (temp file + rename);
+//!   it is not fsynced, since a torn cache is detected and merely costs a rehash.
+//! - Memory is bounded: at most [`HASH_BUFFERS`] blocks of [`BLOCK_SIZE`] bytes are in flight,
+//!   never a whole file.
+//!
+//! Speed: hashing uses up to two threads. Files smaller than [`BIG_FILE`] are spread over two
+//! workers, each computing chunk and file hashes itself; a big file is read in blocks on the
+//! calling thread, which computes the chunk hashes, while a second thread computes the
+//! whole-file SHA-256 over the same blocks — [`ManifestBuilder`] would hash every byte twice on
+//! one thread.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use p2pshare_proto::manifest::{MAX_MANIFEST_BYTES, chunk_size_for};
+use p2pshare_proto::{ContentId, Digest, Manifest, ManifestBuilder, ManifestError, check_name};
+use sha2::Digest as _;
+
+/// The cache file's name inside the shared folder (hidden, so never shared).
+pub const CACHE_FILE: &str = ".p2pshare-cache";
+/// Bytes read from a file at a time while hashing.
+pub const BLOCK_SIZE: usize = 4 << 20;
+/// Blocks of one big file in flight between the reading thread and the file-hash thread.
+pub const HASH_BUFFERS: usize = 3;
+/// Files at least this large are hashed with the two-thread pipeline, one at a time.
+pub const BIG_FILE: u64 = 2 * BLOCK_SIZE as u64;
+/// A file modified this close to a scan is hashed again on the next scan (see module doc).
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+const CACHE_MAGIC: &[u8; 8] = b"P2PSCACH";
+const CACHE_VERSION: u32 = 1;
+/// A cache larger than this is not read (it would be foreign or absurd).
+const MAX_CACHE_BYTES: u64 = 1 << 30;
+
+/// One shared file, as found by the last scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Its name in the folder (passes `check_name`).
+    pub name: String,
+    /// `<folder>/<name>`.
+    pub path: PathBuf,
+    /// What it contains.
+    pub manifest: Arc<Manifest>,
+}
+
+/// The result of one [`Scanner::scan`].
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// Every shared file, sorted by name.
+    pub files: Vec<LocalFile>,
+    /// True if the set of (name, content id) differs from the previous scan's; always true on a
+    /// scanner's first scan, so the runtime publishes its catalog once at start.
+    pub changed: bool,
+    /// Files whose bytes were hashed in this scan (0 when everything came from the cache).
+    pub hashed_files: usize,
+    /// Bytes hashed in this scan.
+    pub hashed_bytes: u64,
+    /// Files left out this round: changed while being hashed, or unreadable.
+    pub skipped_files: usize,
+    /// The cache could not be written (the scan itself is fine; the next start rehashes).
+    pub cache_error: Option<String>,
+}
+
+/// Why the folder could not be scanned at all.
+#[derive(Debug)]
+pub enum ScanError {
+    /// The path is missing or not a folder.
+    NotAFolder(PathBuf),
+    /// The folder cannot be listed.
+    Read(PathBuf, io::Error),
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanError::NotAFolder(d) => write!(f, "{} is not a folder", d.display()),
+            ScanError::Read(d, e) => write!(f, "cannot read folder {}: {e}", d.display()),
+        }
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Why one file could not be hashed.
+#[derive(Debug)]
+pub enum HashError {
+    /// Opening or reading failed.
+    Io(io::Error),
+    /// The path is not a regular file (a symlink, a folder, ...).
+    NotAFile,
+    /// The file changed (or was replaced) while it was being hashed.
+    Changed,
+    /// The file is too big for a manifest (more than `MAX_CHUNKS` of the largest chunk size).
+    TooBig(ManifestError),
+    /// The helper hashing thread failed.
+    Thread,
+}
+
+impl fmt::Display for HashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HashError::Io(e) => write!(f, "{e}"),
+            HashError::NotAFile => f.write_str("not a regular file"),
+            HashError::Changed => f.write_str("the file changed while it was being hashed"),
+            HashError::TooBig(e) => write!(f, "file too big to share: {e}"),
+            HashError::Thread => f.write_str("the hashing thread failed"),
+        }
+    }
+}
+
+impl std::error::Error for HashError {}
+
+impl From<io::Error> for HashError {
+    fn from(e: io::Error) -> Self {
+        HashError::Io(e)
+    }
+}
+
+/// What identifies a file's bytes without reading them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime_s: i64,
+    mtime_ns: i64,
+    ctime_s: i64,
+    ctime_ns: i64,
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(m: &Metadata) -> Stamp {
+        Stamp {
+            size: m.len(),
+            mtime_s: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime_s: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+            ino: m.ino(),
+        }
+    }
+
+    fn ctime_nanos(&self) -> i128 {
+        i128::from(self.ctime_s) * 1_000_000_000 + i128::from(self.ctime_ns)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    stamp: Stamp,
+    manifest: Arc<Manifest>,
+    racy: bool,
+}
+
+/// Scans one shared folder again and again, remembering manifests. See the module doc.
+#[derive(Debug)]
+pub struct Scanner {
+    dir: PathBuf,
+    entries: BTreeMap<String, Entry>,
+    previous: Option<Vec<(String, ContentId)>>,
+    cache_dirty: bool,
+    racy_window: Duration,
+}
+
+impl Scanner {
+    /// Prepares to scan `dir` and loads its cache if there is a valid one: call once at start,
+    /// after taking the [`crate::FolderLock`]. Hashes nothing yet.
+    pub fn new(dir: &Path) -> Result<Scanner, ScanError> {
+        if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+            return Err(ScanError::NotAFolder(dir.to_path_buf()));
+        }
+        let entries = load_cache(&dir.join(CACHE_FILE)).unwrap_or_default();
+        Ok(Scanner {
+            dir: dir.to_path_buf(),
+            entries,
+            previous: None,
+            cache_dirty: false,
+            racy_window: RACY_WINDOW,
+        })
+    }
+
+    /// Changes the racy window (default [`RACY_WINDOW`]): for tests that write files and expect
+    /// the very next scan to trust them. A shorter window than the file system's timestamp
+    /// granularity may miss a change made in the same tick as the hash.
+    pub fn set_racy_window(&mut self, window: Duration) {
+        self.racy_window = window;
+    }
+
+    /// The shared folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Lists the folder and hashes what is new or changed: call at start and then periodically
+    /// (every couple of seconds). With nothing changed it only stats each file. Writes the cache
+    /// when anything was hashed or removed. Fails only if the folder itself cannot be listed.
+    pub fn scan(&mut self) -> Result<Scan, ScanError> {
+        let start = wall_nanos();
+        let listing = fs::read_dir(&self.dir).map_err(|e| ScanError::Read(self.dir.clone(), e))?;
+        let mut seen: BTreeMap<String, Stamp> = BTreeMap::new();
+        for dirent in listing {
+            let Ok(dirent) = dirent else { continue };
+            let Ok(name) = dirent.file_name().into_string() else {
+                continue;
+            };
+            if check_name(&name).is_err() {
+                continue;
+            }
+            // DirEntry::metadata does not follow symlinks.
+            let Ok(meta) = dirent.metadata() else {
+                continue;
+            };
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            seen.insert(name, Stamp::of(&meta));
+        }
+
+        let before = self.entries.len();
+        self.entries.retain(|name, _| seen.contains_key(name));
+        if self.entries.len() != before {
+            self.cache_dirty = true;
+        }
+
+        let jobs: Vec<Job> = seen
+            .iter()
+            .filter(|(name, stamp)| {
+                self.entries
+                    .get(*name)
+                    .is_none_or(|e| e.racy || e.stamp != **stamp)
+            })
+            .map(|(name, stamp)| Job {
+                name: name.clone(),
+                path: self.dir.join(name),
+                stamp: *stamp,
+            })
+            .collect();
+
+        let mut hashed_files = 0;
+        let mut hashed_bytes = 0;
+        let mut skipped_files = 0;
+        for (job, result) in hash_jobs(jobs) {
+            self.cache_dirty = true;
+            match result {
+                Ok(manifest) => {
+                    hashed_files += 1;
+                    hashed_bytes += job.stamp.size;
+                    let age = start - job.stamp.ctime_nanos();
+                    let racy = age.abs() < self.racy_window.as_nanos() as i128;
+                    self.entries.insert(
+                        job.name,
+                        Entry {
+                            stamp: job.stamp,
+                            manifest: Arc::new(manifest),
+                            racy,
+                        },
+                    );
+                }
+                Err(_) => {
+                    skipped_files += 1;
+                    self.entries.remove(&job.name);
+                }
+            }
+        }
+
+        let files: Vec<LocalFile> = self
+            .entries
+            .iter()
+            .map(|(name, e)| LocalFile {
+                name: name.clone(),
+                path: self.dir.join(name),
+                manifest: Arc::clone(&e.manifest),
+            })
+            .collect();
+        let set: Vec<(String, ContentId)> = files
+            .iter()
+            .map(|f| (f.name.clone(), f.manifest.id()))
+            .collect();
+        let changed = self.previous.as_ref() != Some(&set);
+        self.previous = Some(set);
+
+        let mut cache_error = None;
+        if self.cache_dirty {
+            match save_cache(&self.dir, &self.entries) {
+                Ok(()) => self.cache_dirty = false,
+                Err(e) => cache_error = Some(format!("cannot write the scan cache: {e}")),
+            }
+        }
+        Ok(Scan {
+            files,
+            changed,
+            hashed_files,
+            hashed_bytes,
+            skipped_files,
+            cache_error,
+        })
+    }
+}
+
+fn wall_nanos() -> i128 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+struct Job {
+    name: String,
+    path: PathBuf,
+    stamp: Stamp,
+}
+
+/// Hashes every job, small files on two workers, then big files one by one on two threads.
+fn hash_jobs(jobs: Vec<Job>) -> Vec<(Job, Result<Manifest, HashError>)> {
+    let (big, small): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|j| j.stamp.size >= BIG_FILE);
+    let mut out = hash_small_files(small);
+    for job in big {
+        let result = hash_checked(&job.path, &job.stamp, true);
+        out.push((job, result));
+    }
+    out
+}
+
+fn hash_small_files(jobs: Vec<Job>) -> Vec<(Job, Result<Manifest, HashError>)> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 2)
+        .min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<Manifest, HashError>)>> = Mutex::new(Vec::new());
+    let work = || {
+        let mut buf = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            let r = hash_checked_with(&job.path, &job.stamp, false, &mut buf);
+            if let Ok(mut v) = results.lock() {
+                v.push((i, r));
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        // Extra workers are a speed-up only: if a thread cannot be spawned, the caller's
+        // thread does the work alone.
+        for _ in 1..workers {
+            let _ = std::thread::Builder::new().spawn_scoped(s, work);
+        }
+        work();
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut by_index: Vec<Option<Result<Manifest, HashError>>> =
+        (0..jobs.len()).map(|_| None).collect();
+    for (i, r) in results {
+        by_index[i] = Some(r);
+    }
+    jobs.into_iter()
+        .zip(by_index)
+        .map(|(job, r)| (job, r.unwrap_or(Err(HashError::Thread))))
+        .collect()
+}
+
+/// Hashes the regular file at `path` into its manifest (chunk size from [`chunk_size_for`]),
+/// using two threads for big files. Call it for a one-off manifest; [`Scanner::scan`] uses the
+/// same code. Refuses symlinks and non-files; fails with [`HashError::Changed`] if the file
+/// changed or was replaced while it was read.
+pub fn hash_file(path: &Path) -> Result<Manifest, HashError> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(HashError::NotAFile);
+    }
+    hash_checked(path, &Stamp::of(&meta), true)
+}
+
+fn hash_checked(path: &Path, stamp: &Stamp, threads: bool) -> Result<Manifest, HashError> {
+    hash_checked_with(path, stamp, threads, &mut Vec::new())
+}
+
+/// Hashes `path`, which had `stamp` when it was listed; the open file and the path must still
+/// have that stamp after the last byte was read.
+fn hash_checked_with(
+    path: &Path,
+    stamp: &Stamp,
+    threads: bool,
+    buf: &mut Vec<u8>,
+) -> Result<Manifest, HashError> {
+    let file = File::open(path)?;
+    // Same inode, size and times as listed: also catches a symlink swapped in since.
+    if Stamp::of(&file.metadata()?) != *stamp {
+        return Err(HashError::Changed);
+    }
+    let manifest = if threads && stamp.size >= BIG_FILE {
+        hash_two_threads(&file, stamp.size, BLOCK_SIZE)?
+    } else {
+        hash_one_thread(&file, stamp.size, buf)?
+    };
+    if Stamp::of(&file.metadata()?) != *stamp
+        || !fs::symlink_metadata(path).is_ok_and(|m| Stamp::of(&m) == *stamp)
+    {
+        return Err(HashError::Changed);
+    }
+    Ok(manifest)
+}
+
+/// Reads exactly `buf.len()` bytes; a file that ends early has changed.
+fn read_block(mut file: &File, buf: &mut [u8]) -> Result<(), HashError> {
+    match file.read_exact(buf) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(HashError::Changed),
+        Err(e) => Err(HashError::Io(e)),
+    }
+}
+
+fn hash_one_thread(file: &File, size: u64, buf: &mut Vec<u8>) -> Result<Manifest, HashError> {
+    let mut builder = ManifestBuilder::new(chunk_size_for(size));
+    let mut remaining = size;
+    while remaining > 0 {
+        let want = remaining.min(BLOCK_SIZE as u64) as usize;
+        buf.resize(want, 0);
+        read_block(file, buf)?;
+        builder.update(buf);
+        remaining -= want as u64;
+    }
+    builder.finish().map_err(HashError::TooBig)
+}
+
+/// This thread reads blocks and hashes chunks; a helper thread hashes the whole file over the
+/// same blocks. At most [`HASH_BUFFERS`] blocks exist at once.
+fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifest, HashError> {
+    let chunk_size = chunk_size_for(size);
+    std::thread::scope(|s| {
+        let (to_helper, helper_in) = mpsc::sync_channel::<Arc<Vec<u8>>>(HASH_BUFFERS);
+        let (helper_back, returned) = mpsc::channel::<Arc<Vec<u8>>>();
+        let helper = std::thread::Builder::new().spawn_scoped(s, move || {
+            let mut h = sha2::Sha256::new();
+            for block in helper_in {
+                h.update(&block[..]);
+                // The reader may be gone after an error; then the block is simply dropped.
+                let _ = helper_back.send(block);
+            }
+            let d: Digest = h.finalize().into();
+            d
+        });
+        let Ok(helper) = helper else {
+            // No second thread: do it all here.
+            let mut buf = Vec::new();
+            return hash_one_thread(file, size, &mut buf);
+        };
+
+        let mut chunks: Vec<Digest> =
+            Vec::with_capacity(size.div_ceil(u64::from(chunk_size)) as usize);
+        let mut read_all = || -> Result<(), HashError> {
+            let mut chunk = sha2::Sha256::new();
+            let mut in_chunk: u32 = 0;
+            let mut allocated = 0;
+            let mut remaining = size;
+            while remaining > 0 {
+                let mut buf = if allocated < HASH_BUFFERS {
+                    allocated += 1;
+                    Vec::new()
+                } else {
+                    let block = returned.recv().map_err(|_| HashError::Thread)?;
+                    // The helper sent it back and this thread dropped its clone: sole owner.
+                    Arc::try_unwrap(block).map_err(|_| HashError::Thread)?
+                };
+                let want = remaining.min(block_size as u64) as usize;
+                buf.resize(want, 0);
+                read_block(file, &mut buf)?;
+                remaining -= want as u64;
+                let block = Arc::new(buf);
+                to_helper
+                    .send(Arc::clone(&block))
+                    .map_err(|_| HashError::Thread)?;
+                let mut data = &block[..];
+                while !data.is_empty() {
+                    let take = ((chunk_size - in_chunk) as usize).min(data.len());
+                    chunk.update(&data[..take]);
+                    in_chunk += take as u32;
+                    data = &data[take..];
+                    if in_chunk == chunk_size {
+                        chunks.push(chunk.finalize_reset().into());
+                        in_chunk = 0;
+                    }
+                }
+            }
+            if in_chunk > 0 {
+                chunks.push(chunk.finalize_reset().into());
+            }
+            Ok(())
+        };
+        let read = read_all();
+        drop(to_helper);
+        let file_hash = helper.join().map_err(|_| HashError::Thread)?;
+        read?;
+        Manifest::from_parts(size, chunk_size, file_hash, chunks).map_err(HashError::TooBig)
+    })
+}
+
+// ---- the cache file ----
+//
+// Layout (integers big-endian):
+//   magic "P2PSCACH" | version u32 | entry count u32 | entries | SHA-256 of everything before
+//   entry: name length u16 | name (UTF-8) | size u64 | mtime s i64 | mtime ns i64
+//          | ctime s i64 | ctime ns i64 | inode u64 | manifest length u32 | Manifest::encode()
+
+fn save_cache(dir: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
+    let mut out = Vec::new();
+    out.extend_from_slice(CACHE_MAGIC);
+    out.extend_from_slice(&CACHE_VERSION.to_be_bytes());
+    let kept: Vec<(&String, &Entry)> = entries.iter().filter(|(_, e)| !e.racy).collect();
+    out.extend_from_slice(&(kept.len() as u32).to_be_bytes());
+    for (name, e) in kept {
+        let s = &e.stamp;
+        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&s.size.to_be_bytes());
+        out.extend_from_slice(&s.mtime_s.to_be_bytes());
+        out.extend_from_slice(&s.mtime_ns.to_be_bytes());
+        out.extend_from_slice(&s.ctime_s.to_be_bytes());
+        out.extend_from_slice(&s.ctime_ns.to_be_bytes());
+        out.extend_from_slice(&s.ino.to_be_bytes());
+        let m = e.manifest.encode();
+        out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        out.extend_from_slice(&m);
+    }
+    let sum = p2pshare_proto::sha256(&out);
+    out.extend_from_slice(&sum);
+
+    let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
+    let written = File::create(&tmp).and_then(|mut f| f.write_all(&out));
+    let renamed = written.and_then(|()| fs::rename(&tmp, dir.join(CACHE_FILE)));
+    if renamed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+/// The cache's entries, or `None` if it is missing, foreign, corrupt or from another version.
+fn load_cache(path: &Path) -> Option<BTreeMap<String, Entry>> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() || meta.len() > MAX_CACHE_BYTES {
+        return None;
+    }
+    let bytes = fs::read(path).ok()?;
+    decode_cache(&bytes)
+}
+
+fn decode_cache(bytes: &[u8]) -> Option<BTreeMap<String, Entry>> {
+    let body_len = bytes.len().checked_sub(32)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if p2pshare_proto::sha256(body)[..] != *sum {
+        return None;
+    }
+    let mut r = Reader(body);
+    if r.take(8)? != CACHE_MAGIC || r.u32()? != CACHE_VERSION {
+        return None;
+    }
+    let count = r.u32()?;
+    let mut entries = BTreeMap::new();
+    for _ in 0..count {
+        let name_len = usize::from(r.u16()?);
+        let name = std::str::from_utf8(r.take(name_len)?).ok()?.to_owned();
+        check_name(&name).ok()?;
+        let stamp = Stamp {
+            size: r.u64()?,
+            mtime_s: r.u64()? as i64,
+            mtime_ns: r.u64()? as i64,
+            ctime_s: r.u64()? as i64,
+            ctime_ns: r.u64()? as i64,
+            ino: r.u64()?,
+        };
+        let mlen = r.u32()? as usize;
+        if mlen > MAX_MANIFEST_BYTES {
+            return None;
+        }
+        let manifest = Manifest::decode(r.take(mlen)?).ok()?;
+        if manifest.size() != stamp.size || manifest.chunk_size() != chunk_size_for(stamp.size) {
+            return None;
+        }
+        let entry = Entry {
+            stamp,
+            manifest: Arc::new(manifest),
+            racy: false,
+        };
+        if entries.insert(name, entry).is_some() {
+            return None;
+        }
+    }
+    r.0.is_empty().then_some(entries)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::Duration;
+
+    fn data(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    }
+
+    /// A scanner that trusts files written just now (no racy window).
+    fn trusting(dir: &Path) -> Scanner {
+        let mut s = Scanner::new(dir).unwrap();
+        s.set_racy_window(Duration::ZERO);
+        s
+    }
+
+    /// Writes a file and dates its mtime an hour (plus `age` seconds) back.
+    fn put(dir: &Path, name: &str, bytes: &[u8], age: u64) {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600 + age);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
+    fn names(scan: &Scan) -> Vec<&str> {
+        scan.files.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    #[test]
+    fn shares_only_regular_files_with_good_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        put(dir, "a.txt", b"hello", 0);
+        put(dir, "b.bin", &data(70_000, 1), 0);
+        put(dir, "empty", b"", 0);
+        put(dir, ".hidden", b"x", 0);
+        put(dir, ".dl_a.txt.0123456789ab.part", b"x", 0);
+        put(dir, "bad\nname", b"x", 0);
+        fs::create_dir(dir.join("sub")).unwrap();
+        put(&dir.join("sub"), "inner", b"x", 0);
+        std::os::unix::fs::symlink(dir.join("a.txt"), dir.join("link_inside")).unwrap();
+        put(outside.path(), "secret", b"secret", 0);
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.join("link_out")).unwrap();
+        let not_utf8 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        fs::write(dir.join(not_utf8), b"x").unwrap();
+
+        let mut scanner = trusting(dir);
+        let scan = scanner.scan().unwrap();
+        assert_eq!(names(&scan), ["a.txt", "b.bin", "empty"]);
+        assert!(scan.changed);
+        assert_eq!(scan.hashed_files, 3);
+        assert_eq!(scan.hashed_bytes, 70_005);
+        assert_eq!(scan.skipped_files, 0);
+        assert!(scan.cache_error.is_none());
+        assert_eq!(*scan.files[0].manifest, Manifest::of_bytes(b"hello"));
+        assert_eq!(
+            *scan.files[1].manifest,
+            Manifest::of_bytes(&data(70_000, 1))
+        );
+        assert_eq!(*scan.files[2].manifest, Manifest::of_bytes(b""));
+        assert_eq!(scan.files[0].path, dir.join("a.txt"));
+    }
+
+    #[test]
+    fn rescan_and_restart_use_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for i in 0..20 {
+            put(dir, &format!("f{i}"), &data(1000 + i, i as u8), 0);
+        }
+        let mut scanner = trusting(dir);
+        let first = scanner.scan().unwrap();
+        assert_eq!(first.hashed_files, 20);
+        let second = scanner.scan().unwrap();
+        assert_eq!(second.hashed_files, 0);
+        assert!(!second.changed);
+        assert_eq!(second.files, first.files);
+        assert!(dir.join(CACHE_FILE).is_file());
+
+        // A restart: a new scanner on the same folder reads the cache.
+        let mut restarted = trusting(dir);
+        let third = restarted.scan().unwrap();
+        assert_eq!(third.hashed_files, 0);
+        assert!(
+            third.changed,
+            "a scanner's first scan always reports a change"
+        );
+        assert_eq!(third.files, first.files);
+    }
+
+    #[test]
+    fn detects_modify_add_delete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        put(dir, "keep", b"keep", 0);
+        put(dir, "modify", b"aaaa", 0);
+        put(dir, "delete", b"gone", 0);
+        let mut scanner = trusting(dir);
+        scanner.scan().unwrap();
+
+        put(dir, "modify", b"bbbb", 10); // same size, other mtime
+        put(dir, "add", b"new", 0);
+        fs::remove_file(dir.join("delete")).unwrap();
+        let scan = scanner.scan().unwrap();
+        assert!(scan.changed);
+        assert_eq!(scan.hashed_files, 2);
+        assert_eq!(names(&scan), ["add", "keep", "modify"]);
+        assert_eq!(
+            scan.files[2].manifest.id(),
+            Manifest::of_bytes(b"bbbb").id()
+        );
+
+        // Same size, same mtime, new content: the ctime still gives it away (once the clock
+        // has ticked since the last write, which the racy window guarantees outside tests).
+        std::thread::sleep(Duration::from_millis(30));
+        let m = dir.join("modify");
+        let mtime = fs::metadata(&m).unwrap().modified().unwrap();
+        fs::write(&m, b"cccc").unwrap();
+        File::options()
+            .write(true)
+            .open(&m)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let scan = scanner.scan().unwrap();
+        assert!(scan.changed);
+        assert_eq!(
+            scan.files[2].manifest.id(),
+            Manifest::of_bytes(b"cccc").id()
+        );
+
+        // A rename keeps the content id but changes the (name, id) set.
+        fs::rename(dir.join("add"), dir.join("added")).unwrap();
+        let scan = scanner.scan().unwrap();
+        assert!(scan.changed);
+        assert_eq!(names(&scan), ["added", "keep", "modify"]);
+        assert!(!scanner.scan().unwrap().changed);
+
+        // And the cache follows: a restart sees the same files without hashing.
+        let scan = trusting(dir).scan().unwrap();
+        assert_eq!(scan.hashed_files, 0);
+        assert_eq!(names(&scan), ["added", "keep", "modify"]);
+    }
+
+    #[test]
+    fn recent_files_are_hashed_again_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        put(dir, "fresh", b"fresh", 0); // an old mtime does not help: the ctime is now
+        let mut s = Scanner::new(dir).unwrap();
+        assert_eq!(s.scan().unwrap().hashed_files, 1);
+        let again = s.scan().unwrap();
+        assert_eq!(again.hashed_files, 1, "racy entries are not trusted");
+        assert!(!again.changed);
+        // Not written to the cache either.
+        assert_eq!(Scanner::new(dir).unwrap().scan().unwrap().hashed_files, 1);
+        // Once trusted (here: no window), the cache serves it.
+        assert_eq!(trusting(dir).scan().unwrap().hashed_files, 1);
+        assert_eq!(Scanner::new(dir).unwrap().scan().unwrap().hashed_files, 0);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_cache_is_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        put(dir, "a", b"aaa", 0);
+        put(dir, "b", b"bbb", 0);
+        trusting(dir).scan().unwrap();
+        let cache = dir.join(CACHE_FILE);
+        let good = fs::read(&cache).unwrap();
+        assert!(decode_cache(&good).is_some());
+
+        let mut flipped = good.clone();
+        flipped[20] ^= 1;
+        let mut bad_version = good[..good.len() - 32].to_vec();
+        bad_version[11] = 99;
+        let sum = p2pshare_proto::sha256(&bad_version);
+        bad_version.extend_from_slice(&sum);
+        for junk in [
+            flipped,
+            bad_version,
+            good[..good.len() - 1].to_vec(),
+            b"not a cache".to_vec(),
+            Vec::new(),
+        ] {
+            assert!(decode_cache(&junk).is_none());
+            fs::write(&cache, &junk).unwrap();
+            let scan = trusting(dir).scan().unwrap();
+            assert_eq!(scan.hashed_files, 2);
+            assert_eq!(names(&scan), ["a", "b"]);
+        }
+        // The last scan rewrote a good cache.
+        assert_eq!(trusting(dir).scan().unwrap().hashed_files, 0);
+    }
+
+    #[test]
+    fn two_thread_hash_matches_builder() {
+        let tmp = tempfile::tempdir().unwrap();
+        for size in [0usize, 1, 300_000, 1 << 20, (1 << 20) + 1, 2_600_000] {
+            let bytes = data(size, 7);
+            let path = tmp.path().join("f");
+            fs::write(&path, &bytes).unwrap();
+            let file = File::open(&path).unwrap();
+            // Blocks that do not align with the 1 MiB chunks, and more blocks than buffers.
+            let m = hash_two_threads(&file, size as u64, 300_001).unwrap();
+            assert_eq!(m, Manifest::of_bytes(&bytes), "size {size}");
+            assert_eq!(hash_file(&path).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn big_file_goes_through_the_scanner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bytes = data(BIG_FILE as usize + 12_345, 3);
+        put(tmp.path(), "big", &bytes, 0);
+        put(tmp.path(), "small", b"s", 0);
+        let scan = trusting(tmp.path()).scan().unwrap();
+        assert_eq!(names(&scan), ["big", "small"]);
+        assert_eq!(*scan.files[0].manifest, Manifest::of_bytes(&bytes));
+    }
+
+    #[test]
+    fn changed_or_odd_files_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f");
+        fs::write(&path, b"12345").unwrap();
+        let mut stamp = Stamp::of(&fs::metadata(&path).unwrap());
+        stamp.size = 4;
+        assert!(matches!(
+            hash_checked(&path, &stamp, true),
+            Err(HashError::Changed)
+        ));
+        std::os::unix::fs::symlink(&path, tmp.path().join("l")).unwrap();
+        assert!(matches!(
+            hash_file(&tmp.path().join("l")),
+            Err(HashError::NotAFile)
+        ));
+        assert!(matches!(hash_file(tmp.path()), Err(HashError::NotAFile)));
+        assert!(matches!(
+            hash_file(&tmp.path().join("missing")),
+            Err(HashError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn missing_folder_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Scanner::new(&tmp.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("is not a folder"), "{err}");
+        let dir = tmp.path().join("d");
+        fs::create_dir(&dir).unwrap();
+        let mut scanner = Scanner::new(&dir).unwrap();
+        fs::remove_dir(&dir).unwrap();
+        let err = scanner.scan().unwrap_err();
+        assert!(err.to_string().starts_with("cannot read folder"), "{err}");
+    }
+}

@@ -1,0 +1,758 @@
+//! The file store: the disk work the node asks for — serving shared files, writing partial
+//! downloads, and the final check-and-place of a finished download.
+//!
+//! Invariants:
+//! - Only files directly inside the shared folder are touched. Paths are always rebuilt as
+//!   `<folder>/<name>` from a name that passes [`check_name`], never taken from the caller.
+//! - A shared file is opened only if, just before, `symlink_metadata` shows a regular file, and
+//!   the opened file is that same inode (so a symlink swapped in meanwhile is refused): a symlink
+//!   is never followed, whether it points inside or outside the folder.
+//! - Downloads are written to the hidden partial file [`partial_name`]`(name, content)` (the name
+//!   part shortened if the whole would exceed 255 bytes). Only [`Store::finish`] makes a visible
+//!   file, and only after the whole partial's SHA-256 matched; it is placed with
+//!   [`std::fs::hard_link`], which fails rather than replace, so an existing file is never
+//!   overwritten. The visible name is `dl_<name>`, or if taken `dl_<stem> (1).<ext>`,
+//!   `dl_<stem> (2).<ext>`, … (like browsers do). An existing `dl_<name>` is never compared with
+//!   the download: identical content still gets a new name (no hashing of unrelated files, and
+//!   the user's file is never touched).
+//! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
+//!   [`VERIFY_BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
+use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
+use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, check_name};
+use sha2::Digest as _;
+
+use crate::scan::LocalFile;
+
+/// The most bytes one read may ask for: the largest chunk a manifest may have.
+pub const MAX_READ: u32 = MAX_CHUNK_SIZE;
+/// Shared files kept open between reads (least recently used closed first).
+pub const MAX_OPEN_SHARED: usize = 16;
+/// Buffer size of the whole-file check in [`Store::finish`].
+pub const VERIFY_BUFFER: usize = 1 << 20;
+/// How many `dl_` names [`Store::finish`] tries before giving up.
+pub const MAX_NAME_TRIES: u32 = 10_000;
+
+struct Partial {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    name: String,
+}
+
+/// Executes the node's disk requests inside one shared folder. See the module doc.
+pub struct Store {
+    dir: PathBuf,
+    shared: BTreeMap<ContentId, String>,
+    open: Vec<(ContentId, File)>,
+    partials: BTreeMap<ContentId, Partial>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("shared", &self.shared.len())
+            .field("open", &self.open.len())
+            .field("partials", &self.partials.len())
+            .finish()
+    }
+}
+
+impl Store {
+    /// A store for the shared folder `dir`: create one at start, next to the
+    /// [`Scanner`](crate::Scanner). Touches nothing on disk yet.
+    pub fn new(dir: &Path) -> Store {
+        Store {
+            dir: dir.to_path_buf(),
+            shared: BTreeMap::new(),
+            open: Vec::new(),
+            partials: BTreeMap::new(),
+        }
+    }
+
+    /// The shared folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sets what is served: call after every scan that reported a change, with its files. Only
+    /// each file's name is used (its path is rebuilt inside the folder); a name failing
+    /// `check_name` is ignored. When several names have one content, the first is served. Open
+    /// handles of files no longer served (or now served from another name) are closed.
+    pub fn set_files(&mut self, files: &[LocalFile]) {
+        let mut shared = BTreeMap::new();
+        for f in files {
+            if check_name(&f.name).is_ok() {
+                shared
+                    .entry(f.manifest.id())
+                    .or_insert_with(|| f.name.clone());
+            }
+        }
+        let old = std::mem::replace(&mut self.shared, shared);
+        let new = &self.shared;
+        self.open
+            .retain(|(id, _)| old.get(id).is_some_and(|n| new.get(id) == Some(n)));
+    }
+
+    /// Reads exactly `len` bytes at `offset` of the shared file with `content`: call for the
+    /// node's read-chunk request. Unknown content, or a file that is gone or no longer a regular
+    /// file, gives [`DiskError::NotFound`]; a file now shorter than asked gives
+    /// [`DiskError::Other`]; so does `len` above [`MAX_READ`].
+    pub fn read_shared(
+        &mut self,
+        content: &ContentId,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, DiskError> {
+        check_len(len)?;
+        let name = self.shared.get(content).ok_or(DiskError::NotFound)?.clone();
+        let file = self.open_shared(content, &name)?;
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| read_err(e, &name))?;
+        Ok(buf)
+    }
+
+    fn open_shared(&mut self, content: &ContentId, name: &str) -> Result<&File, DiskError> {
+        if let Some(i) = self.open.iter().position(|(id, _)| id == content) {
+            let entry = self.open.remove(i);
+            self.open.push(entry);
+        } else {
+            let path = self.dir.join(name);
+            let meta = fs::symlink_metadata(&path).map_err(|e| disk_err(e, name))?;
+            if !meta.file_type().is_file() {
+                return Err(DiskError::NotFound);
+            }
+            let file = File::open(&path).map_err(|e| disk_err(e, name))?;
+            if !same_inode(&file, &meta) {
+                return Err(DiskError::NotFound);
+            }
+            if self.open.len() >= MAX_OPEN_SHARED {
+                self.open.remove(0);
+            }
+            self.open.push((*content, file));
+        }
+        match self.open.last() {
+            Some((_, f)) => Ok(f),
+            None => Err(DiskError::Other("no open file".into())),
+        }
+    }
+
+    /// Opens, or creates empty, the hidden partial file of a download of `content` saved as
+    /// `name`, expected to be `size` bytes: call when a download starts or resumes. Returns the
+    /// length already on disk (0 for a new download), so the node can re-verify the chunks it
+    /// covers; a partial longer than `size` is cut to `size`. A refused name, or a partial path
+    /// that is not a regular file (e.g. a symlink), is an error. If the download is already
+    /// open, returns its current length and keeps its first name.
+    pub fn open_partial(
+        &mut self,
+        content: &ContentId,
+        name: &str,
+        size: u64,
+    ) -> Result<u64, DiskError> {
+        if let Some(p) = self.partials.get(content) {
+            return p
+                .file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| disk_err(e, &p.name));
+        }
+        if let Err(e) = check_name(name) {
+            return Err(DiskError::Other(format!("refused name {name:?}: {e}")));
+        }
+        let file_name = partial_file_name(name, content);
+        let path = self.dir.join(&file_name);
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // create_new does not follow a symlink; the existing path must be a regular
+                // file, and the file opened must be that one.
+                let meta = fs::symlink_metadata(&path).map_err(|e| disk_err(e, &file_name))?;
+                if !meta.file_type().is_file() {
+                    return Err(DiskError::Other(format!(
+                        "{file_name} is not a regular file; refusing to write through it"
+                    )));
+                }
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| disk_err(e, &file_name))?;
+                if !same_inode(&f, &meta) {
+                    return Err(DiskError::Other(format!("{file_name} was replaced")));
+                }
+                f
+            }
+            Err(e) => return Err(disk_err(e, &file_name)),
+        };
+        let mut len = file.metadata().map_err(|e| disk_err(e, &file_name))?.len();
+        if len > size {
+            file.set_len(size).map_err(|e| disk_err(e, &file_name))?;
+            len = size;
+        }
+        self.partials.insert(
+            *content,
+            Partial {
+                path,
+                file,
+                size,
+                name: name.to_owned(),
+            },
+        );
+        Ok(len)
+    }
+
+    /// Reads exactly `len` bytes at `offset` of an open partial download: call to re-verify
+    /// chunks already on disk when a download resumes.
+    pub fn read_partial(
+        &mut self,
+        content: &ContentId,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, DiskError> {
+        check_len(len)?;
+        let p = self.partial(content)?;
+        let mut buf = vec![0u8; len as usize];
+        p.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| read_err(e, &p.name))?;
+        Ok(buf)
+    }
+
+    /// Writes `data` at `offset` of an open partial download: call for the node's write-chunk
+    /// request. A full disk or quota gives [`DiskError::NoSpace`]; writing past the size given
+    /// to [`Store::open_partial`] is refused.
+    pub fn write_partial(
+        &mut self,
+        content: &ContentId,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), DiskError> {
+        let p = self.partial(content)?;
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > p.size)
+        {
+            return Err(DiskError::Other(format!(
+                "write past the end of {} refused",
+                p.name
+            )));
+        }
+        p.file
+            .write_all_at(data, offset)
+            .map_err(|e| disk_err(e, &p.name))
+    }
+
+    /// Checks and places a complete download: call when the node asks to finish it. Syncs the
+    /// partial, cuts it to `size`, reads it all back (bounded buffer) and compares its SHA-256
+    /// with `file_hash`. On a mismatch (or a partial shorter than `size`) returns
+    /// [`FinishError::HashMismatch`], renames nothing and keeps the partial open. On a match,
+    /// links it as a new `dl_` file (never replacing one; see the module doc), removes the
+    /// partial and returns the final file name.
+    pub fn finish(
+        &mut self,
+        content: &ContentId,
+        file_hash: &Digest,
+        size: u64,
+    ) -> Result<String, FinishError> {
+        let p = self.partial(content).map_err(FinishError::Disk)?;
+        let err = |e: io::Error| FinishError::Disk(disk_err(e, &p.name));
+        let meta = p.file.metadata().map_err(err)?;
+        if meta.len() < size {
+            return Err(FinishError::HashMismatch);
+        }
+        if meta.len() > size {
+            p.file.set_len(size).map_err(err)?;
+        }
+        p.file.sync_all().map_err(err)?;
+
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; VERIFY_BUFFER.min(size as usize)];
+        let mut offset = 0u64;
+        while offset < size {
+            let n = (size - offset).min(buf.len() as u64) as usize;
+            match p.file.read_exact_at(&mut buf[..n], offset) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(FinishError::HashMismatch);
+                }
+                Err(e) => return Err(err(e)),
+            }
+            hasher.update(&buf[..n]);
+            offset += n as u64;
+        }
+        let digest: Digest = hasher.finalize().into();
+        if digest != *file_hash {
+            return Err(FinishError::HashMismatch);
+        }
+
+        // The partial path must still be our file, else hard_link would link something else.
+        let on_disk = fs::symlink_metadata(&p.path).map_err(err)?;
+        if !on_disk.file_type().is_file() || !same_inode(&p.file, &on_disk) {
+            return Err(FinishError::Disk(DiskError::Other(format!(
+                "the partial download of {} was replaced",
+                p.name
+            ))));
+        }
+        let final_name = place(&self.dir, &p.path, &p.name).map_err(FinishError::Disk)?;
+        // Best effort from here: the file is in place and verified.
+        let _ = fs::remove_file(&p.path);
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        self.partials.remove(content);
+        Ok(final_name)
+    }
+
+    /// Closes an open partial download but keeps its file for a later resume: call when a
+    /// download is cancelled or stops without a peer.
+    pub fn close_partial(&mut self, content: &ContentId) {
+        self.partials.remove(content);
+    }
+
+    fn partial(&self, content: &ContentId) -> Result<&Partial, DiskError> {
+        self.partials
+            .get(content)
+            .ok_or_else(|| DiskError::Other(format!("no download of {content} is open")))
+    }
+}
+
+/// Links `partial` under the first free `dl_` name; returns that name.
+fn place(dir: &Path, partial: &Path, name: &str) -> Result<String, DiskError> {
+    for i in 0..MAX_NAME_TRIES {
+        let candidate = download_candidate(name, i);
+        if check_name(&candidate).is_err() {
+            continue;
+        }
+        let target = dir.join(&candidate);
+        match fs::hard_link(partial, &target) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DiskError::NotFound),
+            Err(e) if hard_links_unsupported(&e) => {
+                // File systems without hard links (FAT, some FUSE): check, then rename. Not
+                // atomic against another writer of the same name, but never replaces a file
+                // that existed at the check.
+                if fs::symlink_metadata(&target).is_ok() {
+                    continue;
+                }
+                return fs::rename(partial, &target)
+                    .map(|()| candidate)
+                    .map_err(|e| disk_err(e, name));
+            }
+            Err(e) => return Err(disk_err(e, name)),
+        }
+    }
+    Err(DiskError::Other(format!(
+        "no free name for dl_{name} after {MAX_NAME_TRIES} tries"
+    )))
+}
+
+fn hard_links_unsupported(e: &io::Error) -> bool {
+    // EPERM (vfat), EOPNOTSUPP, ENOSYS.
+    matches!(e.raw_os_error(), Some(1 | 95 | 38)) || e.kind() == io::ErrorKind::Unsupported
+}
+
+/// The `i`-th name tried for a download of `name`: `dl_<name>`, then `dl_<stem> (i).<ext>`
+/// (or `dl_<name> (i)` without an extension), the stem shortened to fit 255 bytes.
+pub fn download_candidate(name: &str, i: u32) -> String {
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() && !e.is_empty() && e.len() <= 16 => (s, Some(e)),
+        _ => (name, None),
+    };
+    let mut suffix = String::new();
+    if i > 0 {
+        let _ = write!(suffix, " ({i})");
+    }
+    if let Some(e) = ext {
+        suffix.push('.');
+        suffix.push_str(e);
+    }
+    let room = MAX_NAME_LEN.saturating_sub(3 + suffix.len());
+    format!("dl_{}{suffix}", truncate(stem, room))
+}
+
+/// [`partial_name`], with the name part shortened when the whole would exceed 255 bytes.
+pub fn partial_file_name(name: &str, content: &ContentId) -> String {
+    let full = partial_name(name, content);
+    if full.len() <= MAX_NAME_LEN {
+        return full;
+    }
+    let overhead = full.len() - name.len();
+    partial_name(truncate(name, MAX_NAME_LEN - overhead), content)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn same_inode(file: &File, meta: &fs::Metadata) -> bool {
+    file.metadata()
+        .is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev())
+}
+
+fn check_len(len: u32) -> Result<(), DiskError> {
+    if len > MAX_READ {
+        return Err(DiskError::Other(format!(
+            "read of {len} bytes refused (at most {MAX_READ})"
+        )));
+    }
+    Ok(())
+}
+
+fn read_err(e: io::Error, name: &str) -> DiskError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        DiskError::Other(format!("{name} is shorter than expected"))
+    } else {
+        disk_err(e, name)
+    }
+}
+
+/// Maps an I/O error on `name` to what the node understands.
+fn disk_err(e: io::Error, name: &str) -> DiskError {
+    match e.kind() {
+        io::ErrorKind::NotFound => DiskError::NotFound,
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => DiskError::NoSpace,
+        // ENOSPC, EDQUOT, in case the kind is not mapped.
+        _ if matches!(e.raw_os_error(), Some(28 | 122)) => DiskError::NoSpace,
+        _ => DiskError::Other(format!("{name}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2pshare_proto::Manifest;
+    use std::sync::Arc;
+
+    fn data(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect()
+    }
+
+    fn local(dir: &Path, name: &str, bytes: &[u8]) -> LocalFile {
+        LocalFile {
+            name: name.into(),
+            path: dir.join(name),
+            manifest: Arc::new(Manifest::of_bytes(bytes)),
+        }
+    }
+
+    /// Writes a whole download of `bytes` as `name` through the store, in reverse chunk order.
+    fn download(store: &mut Store, name: &str, bytes: &[u8]) -> Manifest {
+        let m = Manifest::of_bytes(bytes);
+        let id = m.id();
+        assert_eq!(store.open_partial(&id, name, m.size()).unwrap(), 0);
+        for i in (0..m.chunk_count()).rev() {
+            let (off, len) = m.chunk_range(i).unwrap();
+            let chunk = &bytes[off as usize..off as usize + len as usize];
+            store.write_partial(&id, off, chunk).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn serves_shared_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(100_000, 1);
+        fs::write(dir.join("a.bin"), &bytes).unwrap();
+        let f = local(dir, "a.bin", &bytes);
+        let id = f.manifest.id();
+        let mut store = Store::new(dir);
+        assert_eq!(store.read_shared(&id, 0, 10), Err(DiskError::NotFound));
+        store.set_files(std::slice::from_ref(&f));
+        assert_eq!(store.read_shared(&id, 0, 10).unwrap(), &bytes[..10]);
+        assert_eq!(
+            store.read_shared(&id, 99_990, 10).unwrap(),
+            &bytes[99_990..]
+        );
+        assert_eq!(store.read_shared(&id, 5, 0).unwrap(), Vec::<u8>::new());
+        assert!(matches!(
+            store.read_shared(&id, 99_995, 10),
+            Err(DiskError::Other(m)) if m.contains("shorter")
+        ));
+        assert!(matches!(
+            store.read_shared(&id, 0, MAX_READ + 1),
+            Err(DiskError::Other(_))
+        ));
+        // No longer served after set_files without it.
+        store.set_files(&[]);
+        assert_eq!(store.read_shared(&id, 0, 10), Err(DiskError::NotFound));
+        // Gone from disk.
+        store.set_files(&[f]);
+        fs::remove_file(dir.join("a.bin")).unwrap();
+        // (the handle opened before is closed by set_files only if the file changed name)
+        let mut fresh = Store::new(dir);
+        fresh.set_files(&[local(dir, "a.bin", &bytes)]);
+        assert_eq!(fresh.read_shared(&id, 0, 10), Err(DiskError::NotFound));
+    }
+
+    #[test]
+    fn never_serves_symlinks_or_paths_outside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let secret = b"top secret".to_vec();
+        fs::write(outside.path().join("secret"), &secret).unwrap();
+        fs::write(dir.join("inside"), &secret).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.join("link_out")).unwrap();
+        std::os::unix::fs::symlink(dir.join("inside"), dir.join("link_in")).unwrap();
+        let id = Manifest::of_bytes(&secret).id();
+        for f in [
+            local(dir, "link_out", &secret),
+            local(dir, "link_in", &secret),
+            // A path outside the folder is ignored: only the name counts.
+            LocalFile {
+                name: "missing".into(),
+                path: outside.path().join("secret"),
+                manifest: Arc::new(Manifest::of_bytes(&secret)),
+            },
+            LocalFile {
+                name: "../secret".into(),
+                path: outside.path().join("secret"),
+                manifest: Arc::new(Manifest::of_bytes(&secret)),
+            },
+        ] {
+            let mut store = Store::new(dir);
+            store.set_files(&[f]);
+            assert_eq!(store.read_shared(&id, 0, 3), Err(DiskError::NotFound));
+        }
+    }
+
+    #[test]
+    fn download_resume_and_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(2_500_000, 2); // three 1 MiB chunks, the last short
+        let m = Manifest::of_bytes(&bytes);
+        let id = m.id();
+        let partial = dir.join(partial_name("movie.mkv", &id));
+
+        let mut store = Store::new(dir);
+        assert_eq!(store.open_partial(&id, "movie.mkv", m.size()).unwrap(), 0);
+        assert!(partial.is_file());
+        let (off0, len0) = m.chunk_range(0).unwrap();
+        store
+            .write_partial(&id, off0, &bytes[..len0 as usize])
+            .unwrap();
+        store.close_partial(&id);
+        assert!(partial.is_file(), "closing keeps the file");
+        drop(store);
+
+        // A restart: the new store sees what is on disk and reads it back.
+        let mut store = Store::new(dir);
+        assert_eq!(
+            store.open_partial(&id, "movie.mkv", m.size()).unwrap(),
+            1 << 20
+        );
+        let back = store.read_partial(&id, 0, len0).unwrap();
+        assert_eq!(m.verify_chunk(0, &back), Ok(()));
+        for i in 1..m.chunk_count() {
+            let (off, len) = m.chunk_range(i).unwrap();
+            let chunk = &bytes[off as usize..off as usize + len as usize];
+            store.write_partial(&id, off, chunk).unwrap();
+        }
+        assert!(matches!(
+            store.write_partial(&id, m.size() - 1, b"xx"),
+            Err(DiskError::Other(_))
+        ));
+        let name = store.finish(&id, m.file_hash(), m.size()).unwrap();
+        assert_eq!(name, "dl_movie.mkv");
+        assert_eq!(fs::read(dir.join(&name)).unwrap(), bytes);
+        assert!(!partial.exists(), "partial removed");
+        // The download is closed.
+        assert!(store.write_partial(&id, 0, b"x").is_err());
+    }
+
+    #[test]
+    fn corrupt_byte_is_a_hash_mismatch_and_nothing_is_placed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(50_000, 3);
+        let mut store = Store::new(dir);
+        let m = download(&mut store, "a.txt", &bytes);
+        let id = m.id();
+        store
+            .write_partial(&id, 1234, &[bytes[1234] ^ 0x40])
+            .unwrap();
+        assert_eq!(
+            store.finish(&id, m.file_hash(), m.size()),
+            Err(FinishError::HashMismatch)
+        );
+        assert!(!dir.join("dl_a.txt").exists());
+        assert!(dir.join(partial_name("a.txt", &id)).is_file());
+        // Still open: repair and finish.
+        store.write_partial(&id, 1234, &bytes[1234..1235]).unwrap();
+        assert_eq!(
+            store.finish(&id, m.file_hash(), m.size()).unwrap(),
+            "dl_a.txt"
+        );
+    }
+
+    #[test]
+    fn short_or_long_partial() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(40_000, 4);
+        let m = Manifest::of_bytes(&bytes);
+        let id = m.id();
+        let mut store = Store::new(dir);
+        store.open_partial(&id, "s", m.size()).unwrap();
+        store.write_partial(&id, 0, &bytes[..30_000]).unwrap();
+        assert_eq!(
+            store.finish(&id, m.file_hash(), m.size()),
+            Err(FinishError::HashMismatch)
+        );
+        store.close_partial(&id);
+        // Too long on disk (say, a foreign tail): cut to size on open.
+        let mut long = bytes.clone();
+        long.extend_from_slice(b"tail");
+        fs::write(dir.join(partial_name("s", &id)), &long).unwrap();
+        assert_eq!(store.open_partial(&id, "s", m.size()).unwrap(), m.size());
+        assert_eq!(store.finish(&id, m.file_hash(), m.size()).unwrap(), "dl_s");
+        assert_eq!(fs::read(dir.join("dl_s")).unwrap(), bytes);
+    }
+
+    #[test]
+    fn finish_never_overwrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::write(dir.join("dl_a.txt"), b"mine").unwrap();
+        fs::write(dir.join("dl_README"), b"mine").unwrap();
+        let mut store = Store::new(dir);
+        let one = data(1000, 5);
+        let m = download(&mut store, "a.txt", &one);
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_a (1).txt"
+        );
+        let two = data(1000, 6);
+        let m = download(&mut store, "a.txt", &two);
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_a (2).txt"
+        );
+        // The same content again still gets a new name.
+        let m = download(&mut store, "a.txt", &two);
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_a (3).txt"
+        );
+        let m = download(&mut store, "README", &one);
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_README (1)"
+        );
+        assert_eq!(fs::read(dir.join("dl_a.txt")).unwrap(), b"mine");
+        assert_eq!(fs::read(dir.join("dl_README")).unwrap(), b"mine");
+        assert_eq!(fs::read(dir.join("dl_a (1).txt")).unwrap(), one);
+        assert_eq!(fs::read(dir.join("dl_a (2).txt")).unwrap(), two);
+        // An existing dl_ symlink is not followed or replaced either.
+        std::os::unix::fs::symlink("/nonexistent", dir.join("dl_b")).unwrap();
+        let m = download(&mut store, "b", &one);
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_b (1)"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_names_and_planted_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut store = Store::new(dir);
+        let id = ContentId([9; 32]);
+        for bad in ["../x", "a/b", ".hidden", "", "x\0y"] {
+            assert!(matches!(
+                store.open_partial(&id, bad, 10),
+                Err(DiskError::Other(m)) if m.starts_with("refused name")
+            ));
+        }
+        let target = outside.path().join("victim");
+        fs::write(&target, b"victim").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(partial_name("x", &id))).unwrap();
+        assert!(matches!(
+            store.open_partial(&id, "x", 10),
+            Err(DiskError::Other(m)) if m.contains("not a regular file")
+        ));
+        assert_eq!(fs::read(&target).unwrap(), b"victim");
+        assert!(matches!(
+            store.write_partial(&id, 0, b"x"),
+            Err(DiskError::Other(_))
+        ));
+    }
+
+    #[test]
+    fn long_names_fit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let name = format!("{}.txt", "é".repeat(124)); // 252 bytes
+        let mut store = Store::new(dir);
+        let bytes = data(100, 7);
+        let m = download(&mut store, &name, &bytes);
+        let placed = store.finish(&m.id(), m.file_hash(), m.size()).unwrap();
+        assert!(
+            placed.len() <= MAX_NAME_LEN && placed.starts_with("dl_é") && placed.ends_with(".txt")
+        );
+        assert_eq!(fs::read(dir.join(&placed)).unwrap(), bytes);
+        assert!(partial_file_name(&name, &m.id()).len() <= MAX_NAME_LEN);
+        let m = download(&mut store, &name, &data(100, 8));
+        let second = store.finish(&m.id(), m.file_hash(), m.size()).unwrap();
+        assert!(
+            second.len() <= MAX_NAME_LEN && second.ends_with(" (1).txt"),
+            "{second}"
+        );
+    }
+
+    #[test]
+    fn candidates() {
+        assert_eq!(download_candidate("a.txt", 0), "dl_a.txt");
+        assert_eq!(download_candidate("a.tar.gz", 2), "dl_a.tar (2).gz");
+        assert_eq!(download_candidate("noext", 1), "dl_noext (1)");
+        assert_eq!(download_candidate("a.", 1), "dl_a. (1)");
+        assert_eq!(
+            download_candidate("x.verylongextensionhere", 1),
+            "dl_x.verylongextensionhere (1)"
+        );
+    }
+
+    #[test]
+    fn error_mapping() {
+        assert_eq!(
+            disk_err(io::Error::from_raw_os_error(28), "f"),
+            DiskError::NoSpace
+        );
+        assert_eq!(
+            disk_err(io::Error::from_raw_os_error(122), "f"),
+            DiskError::NoSpace
+        );
+        assert_eq!(
+            disk_err(io::Error::from_raw_os_error(2), "f"),
+            DiskError::NotFound
+        );
+        assert!(matches!(
+            disk_err(io::Error::from_raw_os_error(13), "f"),
+            DiskError::Other(m) if m.starts_with("f: ")
+        ));
+    }
+}
