@@ -13,11 +13,17 @@
 //! or served (never a symlink, never a subfolder); a finished download never overwrites an
 //! existing file; memory stays bounded whatever the file sizes.
 
+pub mod config;
+pub mod driver;
+pub mod handle;
 pub mod lock;
 pub mod scan;
 pub mod seed;
 pub mod store;
 
+pub use config::PeerConfig;
+pub use driver::{Driver, NetOp, StartError, Started, start};
+pub use handle::{Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use scan::{HashError, LocalFile, Scan, ScanError, Scanner, hash_file};
 pub use store::Store;

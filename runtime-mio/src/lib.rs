@@ -1,1 +1,328 @@
-//! placeholder
+//! Drives a p2pshare peer with one `mio::Poll` loop on one thread.
+//!
+//! The loop owns the discovery UDP socket, the TCP listener, every connection and a waker;
+//! everything else (the node, disk work, scanning, the handle's channels) is the shared
+//! [`p2pshare_host::Driver`]. Invariants: the node is touched only by the loop thread; the loop
+//! never sleeps past the node's deadline and feeds `Instant::now()` (not the deadline) when it
+//! wakes; a connection's unsent bytes stay in its queue until the socket takes them.
+
+mod sockets;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+use p2pshare_host::{Driver, Handle, NetOp, PeerConfig, StartError};
+use p2pshare_proto::{ConnId, Input};
+
+const UDP: Token = Token(0);
+const LISTENER: Token = Token(1);
+const WAKER: Token = Token(2);
+const FIRST_CONN: usize = 3;
+/// Bytes read from a socket per `Received` input.
+const READ_BUF: usize = 256 << 10;
+
+/// Starts a peer on the mio runtime: binds its sockets (errors are returned here, not later),
+/// takes the shared folder, and runs the loop on a new thread.
+pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
+    let poll = Poll::new().map_err(|e| StartError::Bind(format!("cannot create poll: {e}")))?;
+    let mut udp = UdpSocket::from_std(sockets::discovery(cfg.discovery_port)?);
+    let mut listener = TcpListener::from_std(sockets::listener(cfg.transfer_port)?);
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(format!("cannot read the listening port: {e}")))?
+        .port();
+    let reg = poll.registry();
+    let bind = |e: io::Error| StartError::Bind(format!("cannot register a socket: {e}"));
+    reg.register(&mut udp, UDP, Interest::READABLE)
+        .map_err(bind)?;
+    reg.register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(bind)?;
+    let waker = Arc::new(Waker::new(reg, WAKER).map_err(bind)?);
+    let w = waker.clone();
+    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let _ = w.wake();
+    });
+    let started = p2pshare_host::start(cfg, port, wake.clone())?;
+    let mut lp = Loop {
+        poll,
+        udp,
+        listener,
+        driver: started.driver,
+        conns: BTreeMap::new(),
+        tokens: BTreeMap::new(),
+        next_token: FIRST_CONN,
+        next_inbound: 0,
+        buf: vec![0; READ_BUF],
+    };
+    let thread = thread::Builder::new()
+        .name("p2pshare-mio".into())
+        .spawn(move || lp.run())
+        .map_err(|e| StartError::Bind(format!("cannot start the loop thread: {e}")))?;
+    Ok(Handle::new(
+        started.requests,
+        wake,
+        started.notices,
+        thread,
+        port,
+    ))
+}
+
+struct Conn {
+    stream: TcpStream,
+    token: Token,
+    connecting: bool,
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes of the queue's front already written.
+    sent: usize,
+}
+
+struct Loop {
+    poll: Poll,
+    udp: UdpSocket,
+    listener: TcpListener,
+    driver: Driver,
+    conns: BTreeMap<ConnId, Conn>,
+    tokens: BTreeMap<Token, ConnId>,
+    next_token: usize,
+    next_inbound: u64,
+    buf: Vec<u8>,
+}
+
+impl Loop {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        self.driver.poll_channels();
+        loop {
+            self.perform();
+            if self.driver.is_stopped() {
+                return;
+            }
+            let timeout = self
+                .driver
+                .deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(60));
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    UDP => self.read_datagrams(),
+                    LISTENER => self.accept(),
+                    WAKER => self.driver.poll_channels(),
+                    t => {
+                        if let Some(&conn) = self.tokens.get(&t) {
+                            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                                self.on_writable(conn);
+                            }
+                            if ev.is_readable() || ev.is_read_closed() {
+                                self.on_readable(conn);
+                            }
+                        }
+                    }
+                }
+                self.perform();
+            }
+            if self.driver.deadline().is_some_and(|d| d <= Instant::now()) {
+                self.driver.timeout();
+            }
+        }
+    }
+
+    /// Performs every pending network operation of the driver.
+    fn perform(&mut self) {
+        while let Some(op) = self.driver.poll_net() {
+            match op {
+                NetOp::Datagram { to, data } => {
+                    // A failed send (no route, say) is like a lost datagram.
+                    let _ = self.udp.send_to(&data, to);
+                }
+                NetOp::Connect { conn, addr } => self.connect(conn, addr),
+                NetOp::Send { conn, data } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.queue.push_back(data);
+                        if !c.connecting {
+                            self.flush(conn);
+                        }
+                    }
+                }
+                NetOp::Close { conn } => self.drop_conn(conn),
+            }
+        }
+    }
+
+    fn register(&mut self, conn: ConnId, mut stream: TcpStream, connecting: bool) -> bool {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, token, interest)
+            .is_err()
+        {
+            return false;
+        }
+        self.tokens.insert(token, conn);
+        self.conns.insert(
+            conn,
+            Conn {
+                stream,
+                token,
+                connecting,
+                queue: VecDeque::new(),
+                sent: 0,
+            },
+        );
+        true
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let registered = match TcpStream::connect(addr) {
+            Ok(stream) => self.register(conn, stream, true),
+            Err(_) => false,
+        };
+        if !registered {
+            self.driver.input(Input::ConnectFailed { conn });
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    self.next_inbound += 1;
+                    let conn = ConnId::inbound(self.next_inbound);
+                    if self.register(conn, stream, false) {
+                        self.driver.input(Input::Accepted { conn, remote });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Out of descriptors or an aborted handshake: try again on the next event.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn read_datagrams(&mut self) {
+        loop {
+            match self.udp.recv_from(&mut self.buf) {
+                Ok((n, from)) => {
+                    let data = self.buf[..n].to_vec();
+                    self.driver.input(Input::Datagram { from, data });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_writable(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.connecting {
+            let failed = matches!(c.stream.take_error(), Ok(Some(_)) | Err(_));
+            if failed {
+                self.drop_conn(conn);
+                self.driver.input(Input::ConnectFailed { conn });
+                return;
+            }
+            match c.stream.peer_addr() {
+                Ok(_) => {
+                    c.connecting = false;
+                    let _ = c.stream.set_nodelay(true);
+                    self.driver.input(Input::Connected { conn });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(_) => {
+                    self.drop_conn(conn);
+                    self.driver.input(Input::ConnectFailed { conn });
+                    return;
+                }
+            }
+            self.perform();
+        }
+        self.flush(conn);
+    }
+
+    /// Writes as much of the connection's queue as the socket takes; reports `Flushed` when
+    /// the queue empties.
+    fn flush(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.connecting || c.queue.is_empty() {
+            return;
+        }
+        loop {
+            let Some(front) = c.queue.front() else {
+                self.driver.input(Input::Flushed { conn });
+                return;
+            };
+            match c.stream.write(&front[c.sent..]) {
+                Ok(n) => {
+                    c.sent += n;
+                    if c.sent == front.len() {
+                        c.queue.pop_front();
+                        c.sent = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.drop_conn(conn);
+                    self.driver.input(Input::Closed { conn });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.connecting {
+                return;
+            }
+            match c.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    self.drop_conn(conn);
+                    self.driver.input(Input::Closed { conn });
+                    return;
+                }
+                Ok(n) => {
+                    let data = self.buf[..n].to_vec();
+                    self.driver.input(Input::Received { conn, data });
+                    self.perform();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.drop_conn(conn);
+                    self.driver.input(Input::Closed { conn });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(mut c) = self.conns.remove(&conn) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.tokens.remove(&c.token);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What a person (or a test) configures for one peer, whichever runtime drives it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
+use p2pshare_proto::{Config, PeerId};
+
+/// A peer's configuration. [`PeerConfig::new`] gives the defaults of the original program:
+/// discovery on UDP 9999 broadcast to 255.255.255.255, transfers on TCP 10000.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The shared folder (created if missing).
+    pub shared: PathBuf,
+    /// False for a peer that only looks (`list`, `peers`): it neither locks nor scans the
+    /// folder, shares nothing and downloads nothing.
+    pub use_folder: bool,
+    /// TCP port to serve on; 0 picks a free one.
+    pub transfer_port: u16,
+    /// UDP port of discovery (every peer of a LAN uses the same).
+    pub discovery_port: u16,
+    /// Where announcements go (with the discovery port).
+    pub broadcast: Vec<IpAddr>,
+    /// Peers outside the broadcast domain, by transfer address.
+    pub static_peers: Vec<SocketAddr>,
+    /// Announcement interval.
+    pub interval: Duration,
+    /// How often the shared folder is rescanned for new, changed and removed files.
+    pub rescan: Duration,
+}
+
+impl PeerConfig {
+    /// The defaults, sharing `shared`.
+    pub fn new(shared: impl Into<PathBuf>) -> PeerConfig {
+        PeerConfig {
+            shared: shared.into(),
+            use_folder: true,
+            transfer_port: DEFAULT_TRANSFER_PORT,
+            discovery_port: DEFAULT_DISCOVERY_PORT,
+            broadcast: vec![IpAddr::V4(Ipv4Addr::BROADCAST)],
+            static_peers: Vec::new(),
+            interval: DEFAULT_INTERVAL,
+            rescan: Duration::from_secs(2),
+        }
+    }
+
+    /// The node configuration for this peer, once its transfer port is bound.
+    pub fn node_config(&self, peer_id: PeerId, instance: u64, seed: u64, port: u16) -> Config {
+        let mut c = Config::new(peer_id, instance, seed, port);
+        c.announce_to = self
+            .broadcast
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, self.discovery_port))
+            .collect();
+        c.static_peers = self.static_peers.clone();
+        c.interval = self.interval;
+        c
+    }
+}

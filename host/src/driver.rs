@@ -1,0 +1,399 @@
+//! The runtime-independent half of a running peer: the [`Node`], its disk work, the folder
+//! scanner thread, and the channels to the CLI's [`Handle`].
+//!
+//! A runtime owns the sockets and the waiting; everything else is here, written once:
+//! 1. [`start`] takes the folder lock, starts the scanner thread and builds the node;
+//! 2. the runtime feeds socket events with [`Driver::input`], deadlines with
+//!    [`Driver::timeout`], and calls [`Driver::poll_channels`] whenever its waker fired;
+//! 3. after each of those it performs every [`NetOp`] from [`Driver::poll_net`], and waits
+//!    until [`Driver::deadline`] at most;
+//! 4. it stops when [`Driver::is_stopped`].
+//!
+//! Invariants: disk requests are performed inside the driver (inline, in order) and their
+//! results fed straight back, so the runtime only ever sees network work; the node is touched
+//! by one thread only; every event reaches the handle's notice channel (dropped silently if the
+//! CLI is gone).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use p2pshare_proto::{ConnId, Input, LocalFile as ProtoFile, Node, Output, PeerId, ReadSource};
+
+use crate::config::PeerConfig;
+use crate::handle::{Notice, Request, SharedFile, Snapshot};
+use crate::lock::{FolderLock, LockError};
+use crate::scan::{Scan, ScanError, Scanner};
+use crate::seed;
+use crate::store::Store;
+
+/// Network work for the runtime.
+#[derive(Debug)]
+pub enum NetOp {
+    /// Send a datagram from the discovery socket.
+    Datagram {
+        /// Destination.
+        to: SocketAddr,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+    /// Open a TCP connection; answer with `Input::Connected` or `Input::ConnectFailed`.
+    Connect {
+        /// The node's id for it.
+        conn: ConnId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Queue bytes on a connection; feed `Input::Flushed` when its queue empties.
+    Send {
+        /// Which.
+        conn: ConnId,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+    /// Close a connection.
+    Close {
+        /// Which.
+        conn: ConnId,
+    },
+}
+
+/// Why a peer could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The shared folder is locked by another peer, or cannot be created.
+    Lock(LockError),
+    /// The shared folder cannot be read.
+    Scan(ScanError),
+    /// A socket could not be bound (the runtime fills this in).
+    Bind(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Lock(e) => write!(f, "{e}"),
+            StartError::Scan(e) => write!(f, "{e}"),
+            StartError::Bind(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The runtime-independent state of a running peer. See the module doc for the calling order.
+pub struct Driver {
+    node: Node,
+    store: Store,
+    requests: Receiver<Request>,
+    scans: Receiver<Result<Scan, ScanError>>,
+    notices: Sender<Notice>,
+    shared: Vec<SharedFile>,
+    scanned: bool,
+    net: VecDeque<NetOp>,
+    stopped: bool,
+    scanner_stop: Arc<AtomicBool>,
+    _lock: Option<FolderLock>,
+}
+
+/// What [`start`] gives the runtime: the driver for its loop, and the ends of the handle's
+/// channels for [`crate::Handle::new`].
+pub struct Started {
+    /// The driver, to move into the runtime's loop.
+    pub driver: Driver,
+    /// The request channel's sending end.
+    pub requests: Sender<Request>,
+    /// The notice channel's receiving end.
+    pub notices: Receiver<Notice>,
+}
+
+/// Takes the folder, starts the scanner, builds the node for a peer whose transfer socket is
+/// bound to `transfer_port`. `wake` must make the runtime call [`Driver::poll_channels`] soon;
+/// it is called from other threads.
+pub fn start(
+    cfg: &PeerConfig,
+    transfer_port: u16,
+    wake: Arc<dyn Fn() + Send + Sync>,
+) -> Result<Started, StartError> {
+    let (lock, scanner) = if cfg.use_folder {
+        let lock = FolderLock::acquire(&cfg.shared).map_err(StartError::Lock)?;
+        let scanner = Scanner::new(&cfg.shared).map_err(StartError::Scan)?;
+        (Some(lock), Some(scanner))
+    } else {
+        (None, None)
+    };
+    let (req_tx, req_rx) = mpsc::channel();
+    let (note_tx, note_rx) = mpsc::channel();
+    let (scan_tx, scan_rx) = mpsc::channel();
+    let scanner_stop = Arc::new(AtomicBool::new(false));
+    if let Some(scanner) = scanner {
+        let stop = scanner_stop.clone();
+        let every = cfg.rescan;
+        let wake = wake.clone();
+        thread::Builder::new()
+            .name("p2pshare-scan".into())
+            .spawn(move || scan_loop(scanner, every, scan_tx, wake, stop))
+            .map_err(|e| StartError::Bind(format!("cannot start the scanner thread: {e}")))?;
+    }
+    let peer_id = PeerId(seed::random_bytes());
+    let node_cfg = cfg.node_config(
+        peer_id,
+        seed::random_u64(),
+        seed::random_u64(),
+        transfer_port,
+    );
+    let node = Node::new(node_cfg, Instant::now());
+    let driver = Driver {
+        node,
+        store: Store::new(&cfg.shared),
+        requests: req_rx,
+        scans: scan_rx,
+        notices: note_tx,
+        shared: Vec::new(),
+        scanned: !cfg.use_folder,
+        net: VecDeque::new(),
+        stopped: false,
+        scanner_stop,
+        _lock: lock,
+    };
+    Ok(Started {
+        driver,
+        requests: req_tx,
+        notices: note_rx,
+    })
+}
+
+fn scan_loop(
+    mut scanner: Scanner,
+    every: Duration,
+    tx: Sender<Result<Scan, ScanError>>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        let result = scanner.scan();
+        let report = first || !matches!(&result, Ok(s) if !s.changed);
+        first = false;
+        if report {
+            if tx.send(result).is_err() {
+                return;
+            }
+            wake();
+        }
+        // Sleep in small steps so shutdown does not wait a whole interval.
+        let until = Instant::now() + every;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50).min(every));
+        }
+    }
+}
+
+impl Driver {
+    /// Handles what arrived from the handle and the scanner. Call whenever the waker fired
+    /// (calling it more often is harmless).
+    pub fn poll_channels(&mut self) {
+        loop {
+            match self.scans.try_recv() {
+                Ok(Ok(scan)) => self.on_scan(scan),
+                Ok(Err(e)) => self.notify(Notice::Warning(format!("scan failed: {e}"))),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match self.requests.try_recv() {
+                Ok(r) => self.on_request(r),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.on_request(Request::Shutdown);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_scan(&mut self, scan: Scan) {
+        self.store.set_files(&scan.files);
+        self.shared = scan
+            .files
+            .iter()
+            .map(|f| SharedFile {
+                name: f.name.clone(),
+                content: f.manifest.id(),
+                size: f.manifest.size(),
+            })
+            .collect();
+        self.scanned = true;
+        let files = scan
+            .files
+            .iter()
+            .map(|f| ProtoFile {
+                name: f.name.clone(),
+                manifest: (*f.manifest).clone(),
+            })
+            .collect();
+        self.input(Input::CatalogChanged { files });
+        self.notify(Notice::Scanned {
+            files: scan.files.len(),
+            hashed_files: scan.hashed_files,
+            hashed_bytes: scan.hashed_bytes,
+        });
+        if let Some(e) = scan.cache_error {
+            self.notify(Notice::Warning(format!("manifest cache not written: {e}")));
+        }
+    }
+
+    fn on_request(&mut self, r: Request) {
+        use p2pshare_proto::Command;
+        match r {
+            Request::Get(c) => self.input(Input::Command(Command::Get(c))),
+            Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
+            Request::Snapshot(tx) => {
+                let _ = tx.send(self.snapshot());
+            }
+            Request::Shutdown => {
+                if !self.stopped {
+                    self.input(Input::Command(Command::Shutdown));
+                    self.stopped = true;
+                    self.scanner_stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The peer's state now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            me: self.node.peer_id(),
+            transfer_port: self.node.config().transfer_port,
+            peers: self.node.peers(),
+            remote: self.node.remote_files(),
+            downloads: self.node.downloads(),
+            shared: self.shared.clone(),
+            stats: self.node.stats().clone(),
+            scanned: self.scanned,
+        }
+    }
+
+    /// Feeds what happened on a socket.
+    pub fn input(&mut self, input: Input) {
+        self.node.handle_input(Instant::now(), input);
+        self.process();
+    }
+
+    /// Call when [`Driver::deadline`] has passed.
+    pub fn timeout(&mut self) {
+        self.node.handle_timeout(Instant::now());
+        self.process();
+    }
+
+    /// When to call [`Driver::timeout`] next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.poll_timeout()
+    }
+
+    /// The next network operation to perform.
+    pub fn poll_net(&mut self) -> Option<NetOp> {
+        self.net.pop_front()
+    }
+
+    /// True once the peer was shut down: perform the remaining [`NetOp`]s, then leave the loop.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    fn notify(&self, n: Notice) {
+        let _ = self.notices.send(n);
+    }
+
+    /// Drains the node: network work is queued for the runtime, disk work is done here and its
+    /// result fed back, events go to the handle.
+    fn process(&mut self) {
+        while let Some(out) = self.node.poll_output() {
+            let answer = match out {
+                Output::Datagram { to, data } => {
+                    self.net.push_back(NetOp::Datagram { to, data });
+                    None
+                }
+                Output::Connect { conn, addr } => {
+                    self.net.push_back(NetOp::Connect { conn, addr });
+                    None
+                }
+                Output::Send { conn, data } => {
+                    self.net.push_back(NetOp::Send { conn, data });
+                    None
+                }
+                Output::Close { conn } => {
+                    self.net.push_back(NetOp::Close { conn });
+                    None
+                }
+                Output::Read {
+                    read,
+                    source,
+                    offset,
+                    len,
+                } => {
+                    let result = match source {
+                        ReadSource::Shared(c) => self.store.read_shared(&c, offset, len),
+                        ReadSource::Partial(c) => self.store.read_partial(&c, offset, len),
+                    };
+                    Some(Input::ReadDone { read, result })
+                }
+                Output::OpenPartial {
+                    content,
+                    name,
+                    size,
+                } => {
+                    let result = self.store.open_partial(&content, &name, size);
+                    Some(Input::PartialOpened { content, result })
+                }
+                Output::Write {
+                    content,
+                    index,
+                    offset,
+                    data,
+                } => {
+                    let result = self.store.write_partial(&content, offset, &data);
+                    Some(Input::Written {
+                        content,
+                        index,
+                        result,
+                    })
+                }
+                Output::Finish {
+                    content,
+                    size,
+                    file_hash,
+                    ..
+                } => {
+                    let result = self.store.finish(&content, &file_hash, size);
+                    Some(Input::Finished { content, result })
+                }
+                Output::ClosePartial { content } => {
+                    self.store.close_partial(&content);
+                    None
+                }
+                Output::Event(e) => {
+                    self.notify(Notice::Event(e));
+                    None
+                }
+            };
+            if let Some(input) = answer {
+                self.node.handle_input(Instant::now(), input);
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.scanner_stop.store(true, Ordering::Relaxed);
+    }
+}

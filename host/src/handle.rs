@@ -1,0 +1,180 @@
+//! The small API every runtime gives the CLI: a [`Handle`] to a running peer.
+//!
+//! The CLI does not know which runtime runs the peer: it sends [`Request`]s, asks for
+//! [`Snapshot`]s, and reads [`Notice`]s. Dropping the handle shuts the peer down.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use p2pshare_proto::{ContentId, DownloadView, Event, PeerId, PeerView, RemoteFile, Stats};
+
+/// What the CLI asks of a running peer.
+#[derive(Debug)]
+pub enum Request {
+    /// Download this content.
+    Get(ContentId),
+    /// Stop downloading it (the partial file is kept).
+    Cancel(ContentId),
+    /// Send back a [`Snapshot`].
+    Snapshot(Sender<Snapshot>),
+    /// Say goodbye and stop.
+    Shutdown,
+}
+
+/// One of our own shared files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFile {
+    /// Its name.
+    pub name: String,
+    /// Its content id.
+    pub content: ContentId,
+    /// Its size.
+    pub size: u64,
+}
+
+/// The peer's state at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Our id.
+    pub me: PeerId,
+    /// Our transfer port.
+    pub transfer_port: u16,
+    /// Known peers.
+    pub peers: Vec<PeerView>,
+    /// Files other peers share.
+    pub remote: Vec<RemoteFile>,
+    /// Downloads in progress.
+    pub downloads: Vec<DownloadView>,
+    /// Our shared files.
+    pub shared: Vec<SharedFile>,
+    /// Counters of dropped input.
+    pub stats: Stats,
+    /// True once the first scan of the shared folder is done.
+    pub scanned: bool,
+}
+
+/// What the peer tells the CLI as it happens.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A protocol event.
+    Event(Event),
+    /// A scan of the shared folder changed what we share.
+    Scanned {
+        /// Files shared now.
+        files: usize,
+        /// Files hashed by this scan.
+        hashed_files: usize,
+        /// Bytes hashed by this scan.
+        hashed_bytes: u64,
+    },
+    /// Something the user should know that is not an error of a command (e.g. the folder
+    /// could not be scanned this time).
+    Warning(String),
+}
+
+/// The peer has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the peer has stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// A running peer. Dropping it shuts the peer down and waits for it.
+pub struct Handle {
+    requests: Sender<Request>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    notices: Receiver<Notice>,
+    thread: Option<JoinHandle<()>>,
+    transfer_port: u16,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("transfer_port", &self.transfer_port)
+            .finish()
+    }
+}
+
+impl Handle {
+    /// Assembles a handle: a runtime calls this once its loop thread runs.
+    pub fn new(
+        requests: Sender<Request>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        notices: Receiver<Notice>,
+        thread: JoinHandle<()>,
+        transfer_port: u16,
+    ) -> Handle {
+        Handle {
+            requests,
+            wake,
+            notices,
+            thread: Some(thread),
+            transfer_port,
+        }
+    }
+
+    /// The TCP port the peer serves on.
+    pub fn transfer_port(&self) -> u16 {
+        self.transfer_port
+    }
+
+    /// Sends a request to the peer.
+    pub fn request(&self, r: Request) -> Result<(), Stopped> {
+        self.requests.send(r).map_err(|_| Stopped)?;
+        (self.wake)();
+        Ok(())
+    }
+
+    /// Starts downloading `content`; follow it through [`Handle::notices`].
+    pub fn get(&self, content: ContentId) -> Result<(), Stopped> {
+        self.request(Request::Get(content))
+    }
+
+    /// The peer's current state.
+    pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
+        let (tx, rx) = mpsc::channel();
+        self.request(Request::Snapshot(tx))?;
+        rx.recv_timeout(Duration::from_secs(30))
+            .map_err(|_| Stopped)
+    }
+
+    /// Notices as they happen.
+    pub fn notices(&self) -> &Receiver<Notice> {
+        &self.notices
+    }
+
+    /// Waits up to `timeout` for the next notice.
+    pub fn next_notice(&self, timeout: Duration) -> Result<Option<Notice>, Stopped> {
+        match self.notices.recv_timeout(timeout) {
+            Ok(n) => Ok(Some(n)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Stopped),
+        }
+    }
+
+    /// Says goodbye to the other peers, stops, and waits for the loop to end.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.request(Request::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
