@@ -1,0 +1,104 @@
+//! The command line: options shared by every mode, and the one-shot subcommands.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Peer-to-peer file sharing on a local network.
+///
+/// Without a subcommand, starts a peer that shares the folder given by --shared (created if
+/// missing), announces itself on the LAN, and reads commands at the prompt:
+/// `list` (or `l`), `peers`, `get NAME`, `quit` (or `q`).
+#[derive(Debug, Parser)]
+#[command(name = "p2pshare", version, about, long_about)]
+pub struct Cli {
+    /// TCP port to serve chunks on [default: 10000; list and peers: any free port].
+    #[arg(value_name = "TRANSFER_PORT")]
+    pub port: Option<u16>,
+
+    #[command(flatten)]
+    pub opts: Opts,
+
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+/// Options of every mode.
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// TCP port to serve chunks on (same as TRANSFER_PORT; usable after a subcommand).
+    #[arg(long = "port", global = true, value_name = "PORT")]
+    pub port_opt: Option<u16>,
+
+    /// The folder to share; downloads land in it as dl_<name>.
+    #[arg(long, global = true, default_value = "shared", value_name = "DIR")]
+    pub shared: PathBuf,
+
+    /// UDP port of discovery (every peer of a LAN must use the same).
+    #[arg(long, global = true, default_value_t = 9999, value_name = "N")]
+    pub discovery_port: u16,
+
+    /// Address announcements are broadcast to (repeatable) [default: 255.255.255.255].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub broadcast: Vec<IpAddr>,
+
+    /// A peer beyond the broadcast domain, by its transfer address (repeatable).
+    #[arg(long = "peer", global = true, value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
+
+    /// Which event loop drives the peer.
+    #[arg(long, global = true, value_enum, default_value_t = Runtime::Mio)]
+    pub runtime: Runtime,
+
+    /// Seconds between announcements.
+    #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
+    pub interval: f64,
+
+    /// Print what happens (peers found and lost, catalogs, rejected chunks).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Which event loop to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// One mio::Poll loop.
+    Mio,
+    /// A smol executor.
+    Smol,
+}
+
+/// One-shot subcommands, for scripts.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Share the folder and serve other peers until killed (no prompt).
+    Serve,
+    /// Print the files other peers share.
+    List {
+        /// Seconds to listen for peers before printing.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        wait: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the known peers as ip:port.
+    Peers {
+        /// Seconds to listen for peers before printing.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        wait: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a file by name (or content-id prefix); exits 0 only once the verified file is
+    /// in place as <shared>/dl_<name>.
+    Get {
+        /// File name, or a prefix of its content id.
+        name: String,
+        /// Give up after this many seconds (the partial file is kept for resume).
+        #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+        timeout: f64,
+    },
+}

@@ -1,0 +1,253 @@
+//! The one-shot subcommands, and the download procedure the prompt shares with `get`.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use p2pshare_host::{Handle, Notice, Request, Snapshot};
+use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
+use p2pshare_proto::{ContentId, Event, hex};
+
+use crate::args::Opts;
+use crate::format;
+use crate::peer::{self, Mode};
+
+/// `p2pshare serve`: share and serve until killed (or stdin... no: until killed).
+pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
+    let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
+    eprintln!(
+        "p2pshare: sharing {} on TCP port {} (discovery on UDP {})",
+        opts.shared.display(),
+        handle.transfer_port(),
+        opts.discovery_port
+    );
+    loop {
+        match handle.next_notice(Duration::from_secs(3600)) {
+            Ok(Some(n)) => report(opts, &n),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Prints a notice when it matters to the user (more of them with -v).
+pub fn report(opts: &Opts, n: &Notice) {
+    match n {
+        Notice::Warning(w) => eprintln!("p2pshare: warning: {w}"),
+        Notice::Event(e) if opts.verbose > 0 => match e {
+            Event::PeerFound { addr, .. } => eprintln!("peer found: {addr}"),
+            Event::PeerLost { addr, .. } => eprintln!("peer lost: {addr}"),
+            Event::CatalogUpdated { peer, files } => {
+                eprintln!("catalog of {peer}: {files} files")
+            }
+            Event::ChunkRejected { peer, index, .. } => {
+                eprintln!("chunk {index} from {peer} failed its SHA-256: rejected")
+            }
+            _ => {}
+        },
+        Notice::Scanned { files, hashed_files, hashed_bytes } if opts.verbose > 0 => eprintln!(
+            "sharing {files} files (hashed {hashed_files} files, {})",
+            format::size(*hashed_bytes)
+        ),
+        _ => {}
+    }
+}
+
+/// Runs a looking-only peer for `wait` seconds and returns what it saw.
+fn observe(opts: &Opts, port: Option<u16>, wait: f64) -> Result<Snapshot, String> {
+    let wait = peer::seconds("--wait", wait)?;
+    let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
+    std::thread::sleep(wait);
+    let snap = handle.snapshot().map_err(|e| e.to_string())?;
+    handle.shutdown();
+    Ok(snap)
+}
+
+/// `p2pshare list`.
+pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
+    let s = observe(opts, port, wait)?;
+    println!("{}", if json { format::list_json(&s) } else { format::list(&s) });
+    Ok(())
+}
+
+/// `p2pshare peers`.
+pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
+    let s = observe(opts, port, wait)?;
+    println!("{}", if json { format::peers_json(&s) } else { format::peers(&s) });
+    Ok(())
+}
+
+/// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
+/// verified file is in place.
+pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(), String> {
+    let timeout = peer::seconds("--timeout", timeout)?;
+    let deadline = Instant::now() + timeout;
+    let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
+    let content = loop {
+        let snap = handle.snapshot().map_err(|e| e.to_string())?;
+        match resolve(&snap, name) {
+            Ok(c) => break c,
+            Err(Unresolved::Ambiguous(msg)) => return Err(msg),
+            Err(Unresolved::Have(msg)) => {
+                println!("{msg}");
+                return Ok(());
+            }
+            Err(Unresolved::Unknown(msg)) => {
+                if Instant::now() >= deadline {
+                    return Err(msg);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    let line = download(opts, &handle, content, deadline)?;
+    println!("{line}");
+    handle.shutdown();
+    Ok(())
+}
+
+/// Why a name did not resolve to one remote file.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// No peer shares it (yet).
+    Unknown(String),
+    /// Several different files carry that name.
+    Ambiguous(String),
+    /// We share that content already.
+    Have(String),
+}
+
+/// Finds the one remote file `name` designates: by name, else by content-id prefix.
+pub fn resolve(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
+    let by_name: Vec<_> = s.remote.iter().filter(|f| f.names.iter().any(|n| n == name)).collect();
+    let candidates = if by_name.is_empty() && name.len() >= 4 {
+        let prefix = name.to_ascii_lowercase();
+        s.remote.iter().filter(|f| f.content.to_hex().starts_with(&prefix)).collect()
+    } else {
+        by_name
+    };
+    match candidates.as_slice() {
+        [] => {
+            if let Some(f) = s.shared.iter().find(|f| f.name == name) {
+                return Err(Unresolved::Have(format!(
+                    "{} is in your shared folder already ({})",
+                    f.name,
+                    f.content.short()
+                )));
+            }
+            Err(Unresolved::Unknown(format!(
+                "no peer shares a file named {name:?} (see `list`)"
+            )))
+        }
+        [f] if f.local => {
+            let mine = s.shared.iter().find(|x| x.content == f.content).map(|x| x.name.clone());
+            Err(Unresolved::Have(format!(
+                "you already share this file as {}",
+                mine.unwrap_or_else(|| f.content.short())
+            )))
+        }
+        [f] => Ok(f.content),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|f| {
+                    format!("{} ({}, {} peers)", f.content.short(), format::size(f.size), f.holders.len())
+                })
+                .collect();
+            Err(Unresolved::Ambiguous(format!(
+                "{} different files are named {name:?}: {}; use `get <id prefix>`",
+                many.len(),
+                list.join(", ")
+            )))
+        }
+    }
+}
+
+/// Downloads `content`, drawing progress on a terminal; returns the line to print on success.
+pub fn download(
+    opts: &Opts,
+    handle: &Handle,
+    content: ContentId,
+    deadline: Instant,
+) -> Result<String, String> {
+    let start = Instant::now();
+    handle.get(content).map_err(|e| e.to_string())?;
+    let bar = std::io::stderr().is_terminal();
+    let mut rejected = 0u32;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let _ = handle.request(Request::Cancel(content));
+            return Err("timed out; the partial file is kept: `get` it again to resume".into());
+        }
+        let notice = match handle.next_notice(left.min(Duration::from_millis(500))) {
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        report(opts, &notice);
+        let Notice::Event(e) = notice else { continue };
+        match e {
+            Event::Progress { content: c, done, total, peers } if c == content && bar => {
+                progress(done, total, peers, start.elapsed().as_secs_f64());
+            }
+            Event::ChunkRejected { content: c, .. } if c == content => rejected += 1,
+            Event::DownloadDone { content: c, file, size, file_hash, fetched, reused, sources, .. }
+                if c == content =>
+            {
+                if bar {
+                    eprint!("\r\x1b[2K");
+                }
+                let secs = start.elapsed().as_secs_f64();
+                let path = opts.shared.join(&file);
+                let mut line = format!(
+                    "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
+                    path.display(),
+                    format::size(size),
+                    hex(&file_hash),
+                    sources.len(),
+                    if sources.len() == 1 { "" } else { "s" },
+                    secs,
+                    format::rate(fetched, secs),
+                );
+                if reused > 0 {
+                    line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
+                }
+                if rejected > 0 {
+                    line.push_str(&format!("; rejected {rejected} corrupt chunks"));
+                }
+                for s in &sources {
+                    let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
+                    line.push_str(&format!("\n  {who}: {} chunks", s.chunks));
+                }
+                return Ok(line);
+            }
+            Event::DownloadFailed { content: c, name, reason } if c == content => {
+                if bar {
+                    eprint!("\r\x1b[2K");
+                }
+                return Err(format!("download of {name} failed: {reason}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn progress(done: u64, total: u64, peers: usize, secs: f64) {
+    const WIDTH: usize = 30;
+    let frac = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+    let filled = (frac * WIDTH as f64) as usize;
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = if rate > 0.0 { (total - done) as f64 / rate } else { 0.0 };
+    eprint!(
+        "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
+        "=".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        format::size(done),
+        format::size(total),
+        format::rate(done, secs),
+        eta,
+        peers,
+        if peers == 1 { "" } else { "s" }
+    );
+    let _ = std::io::stderr().flush();
+}

@@ -1,0 +1,97 @@
+//! How things look on the terminal and in JSON.
+
+use p2pshare_host::Snapshot;
+use p2pshare_proto::{RemoteFile, hex};
+use serde_json::json;
+
+/// `1.5 MiB`-style sizes.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// `12.3 MB/s`-style rates.
+pub fn rate(bytes: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return "-".into();
+    }
+    format!("{:.1} MB/s", bytes as f64 / secs / 1e6)
+}
+
+/// The files of other peers that we do not have ourselves.
+pub fn available(s: &Snapshot) -> Vec<&RemoteFile> {
+    s.remote.iter().filter(|f| !f.local).collect()
+}
+
+/// The `list` table, or `No files available.`.
+pub fn list(s: &Snapshot) -> String {
+    let files = available(s);
+    if files.is_empty() {
+        return "No files available.".into();
+    }
+    let width = files.iter().map(|f| f.names.join(", ").chars().count()).max().unwrap_or(4).max(4);
+    let mut out = format!("{:<width$}  {:>10}  {:>5}  ID", "NAME", "SIZE", "PEERS");
+    for f in files {
+        out.push_str(&format!(
+            "\n{:<width$}  {:>10}  {:>5}  {}",
+            f.names.join(", "),
+            size(f.size),
+            f.holders.len(),
+            f.content.short()
+        ));
+    }
+    out
+}
+
+/// `list --json`.
+pub fn list_json(s: &Snapshot) -> String {
+    let files: Vec<_> = available(s)
+        .iter()
+        .map(|f| {
+            json!({
+                "names": f.names,
+                "size": f.size,
+                "peers": f.holders.len(),
+                "content": f.content.to_hex(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(files).to_string()
+}
+
+/// The `peers` lines (`ip:port`), or `No peers found.`.
+pub fn peers(s: &Snapshot) -> String {
+    if s.peers.is_empty() {
+        return "No peers found.".into();
+    }
+    s.peers.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// `peers --json`.
+pub fn peers_json(s: &Snapshot) -> String {
+    let peers: Vec<_> = s
+        .peers
+        .iter()
+        .map(|p| json!({ "addr": p.addr.to_string(), "id": hex(&p.id.0), "files": p.files }))
+        .collect();
+    serde_json::Value::Array(peers).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(1 << 30), "1.0 GiB");
+    }
+}

@@ -1,0 +1,63 @@
+//! Starting a peer from the command-line options, on either runtime.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use p2pshare_host::{Handle, PeerConfig};
+
+use crate::args::{Opts, Runtime};
+
+/// How the peer uses its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Shares and downloads: takes the folder.
+    Share,
+    /// Only looks (list, peers): leaves the folder alone.
+    Observe,
+}
+
+/// Builds the configuration from the options.
+pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> {
+    let mut cfg = PeerConfig::new(&opts.shared);
+    cfg.use_folder = mode == Mode::Share;
+    cfg.transfer_port = port;
+    cfg.discovery_port = opts.discovery_port;
+    if !opts.broadcast.is_empty() {
+        cfg.broadcast = opts.broadcast.clone();
+    } else {
+        cfg.broadcast = vec![IpAddr::V4(Ipv4Addr::BROADCAST)];
+    }
+    if !(opts.interval.is_finite() && opts.interval >= 0.1 && opts.interval <= 3600.0) {
+        return Err(format!("--interval {} must be between 0.1 and 3600 seconds", opts.interval));
+    }
+    cfg.interval = Duration::from_secs_f64(opts.interval);
+    for p in &opts.peers {
+        cfg.static_peers.push(resolve(p)?);
+    }
+    Ok(cfg)
+}
+
+fn resolve(peer: &str) -> Result<SocketAddr, String> {
+    let addrs = peer.to_socket_addrs().map_err(|e| format!("--peer {peer}: {e}"))?;
+    let mut v4 = addrs.filter(SocketAddr::is_ipv4);
+    v4.next().ok_or_else(|| format!("--peer {peer}: no IPv4 address"))
+}
+
+/// Starts the peer on the runtime the options name.
+pub fn start(opts: &Opts, port: u16, mode: Mode) -> Result<Handle, String> {
+    let cfg = config(opts, port, mode)?;
+    let started = match opts.runtime {
+        Runtime::Mio => p2pshare_mio::start(&cfg),
+        Runtime::Smol => p2pshare_smol::start(&cfg),
+    };
+    started.map_err(|e| e.to_string())
+}
+
+/// Seconds from the command line as a duration; refuses negative or absurd values.
+pub fn seconds(what: &str, s: f64) -> Result<Duration, String> {
+    if s.is_finite() && (0.0..=1e7).contains(&s) {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(format!("{what} {s} must be between 0 and 10000000 seconds"))
+    }
+}
