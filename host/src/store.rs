@@ -725,6 +725,15 @@ mod tests {
     }
 
     #[test]
+    fn empty_download() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::new(tmp.path());
+        let m = download(&mut store, "empty", b"");
+        assert_eq!(store.finish(&m.id(), m.file_hash(), 0).unwrap(), "dl_empty");
+        assert_eq!(fs::read(tmp.path().join("dl_empty")).unwrap(), b"");
+    }
+
+    #[test]
     fn candidates() {
         assert_eq!(download_candidate("a.txt", 0), "dl_a.txt");
         assert_eq!(download_candidate("a.tar.gz", 2), "dl_a.tar (2).gz");
