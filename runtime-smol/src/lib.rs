@@ -1,6 +1,455 @@
-//! placeholder until the smol runtime lands
-use p2pshare_host::{Handle, PeerConfig, StartError};
-/// Starts a peer on smol.
-pub fn start(_cfg: &PeerConfig) -> Result<Handle, StartError> {
-    Err(StartError::Bind("the smol runtime is not built yet".into()))
+//! Drives a p2pshare peer with tasks on a smol executor, all on one thread.
+//!
+//! [`start`] binds the discovery UDP socket and the TCP listener on the caller's thread (so a
+//! bind error is returned by `start`), then runs a [`smol::LocalExecutor`] on a new thread
+//! named `p2pshare-smol`. On it:
+//! - one **owner task** holds the shared [`p2pshare_host::Driver`] (the node, disk work,
+//!   scanner and the handle's channels) and is the only code that touches it;
+//! - a **datagram task** receives on the discovery socket, an **accept task** takes new
+//!   connections, a **connect task** per outbound connection dials it, and every established
+//!   connection has a **reader task** and a **writer task**;
+//! - the socket tasks report to the owner through one bounded event channel; the owner sends
+//!   a connection's outgoing buffers to its writer through an unbounded per-connection channel
+//!   (the node bounds what it queues, waiting for `Flushed`);
+//! - the owner waits on three things at once: the event channel, the wake channel (the `wake`
+//!   closure given to the host, called by the handle and the scanner) and a [`smol::Timer`] at
+//!   the driver's deadline.
+//!
+//! Invariants: the node is touched by the owner task only; the owner never sleeps past the
+//! node's deadline and feeds `Instant::now()` (not the deadline) when it wakes; `Flushed` is fed
+//! exactly when every buffer sent on a connection has been written to its socket; no input
+//! about a connection reaches the node after the node closed it (or was told it closed), since
+//! events of unknown connections are dropped and connection ids are never reused; when the
+//! driver stops, its remaining network work (goodbye datagrams included) is performed before
+//! the loop ends.
+
+mod sockets;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use p2pshare_host::{Driver, Handle, NetOp, PeerConfig, StartError};
+use p2pshare_proto::{ConnId, Input};
+use smol::channel::{self, Receiver, Sender};
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
+use smol::{Async, LocalExecutor, Task, Timer};
+
+/// Bytes read from a connection per `Received` input (each reader task has its own buffer).
+const READ_BUF: usize = 256 << 10;
+/// Receive buffer of the datagram task: larger than any UDP datagram.
+const DATAGRAM_BUF: usize = 64 << 10;
+/// Capacity of the event channel; a full channel makes the socket tasks wait (backpressure).
+const EVENTS: usize = 64;
+/// How long a closed connection's writer may go on writing what was queued before the close.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping peer waits for those writers before it ends.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+/// Pause after a failed accept or receive, so that a lasting error does not spin.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// Starts a peer on the smol runtime: binds its sockets (errors are returned here, not later),
+/// takes the shared folder, and runs the executor on a new thread.
+pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
+    let register = |e: io::Error| StartError::Bind(format!("cannot register a socket: {e}"));
+    let udp = Arc::new(Async::new(sockets::discovery(cfg.discovery_port)?).map_err(register)?);
+    let listener =
+        TcpListener::try_from(sockets::listener(cfg.transfer_port)?).map_err(register)?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(format!("cannot read the listening port: {e}")))?
+        .port();
+    let (wake_tx, wake_rx) = channel::bounded(1);
+    let keep_wake = wake_tx.clone();
+    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        // A full channel means a wake-up is already pending.
+        let _ = wake_tx.try_send(());
+    });
+    let started = p2pshare_host::start(cfg, port, wake.clone())?;
+    let driver = started.driver;
+    let thread = thread::Builder::new()
+        .name("p2pshare-smol".into())
+        .spawn(move || {
+            let ex = LocalExecutor::new();
+            let (events_tx, events) = channel::bounded(EVENTS);
+            let owner = Owner {
+                ex: &ex,
+                driver,
+                udp,
+                events_tx,
+                events,
+                wake: wake_rx,
+                _keep_wake: keep_wake,
+                conns: BTreeMap::new(),
+                closing: Vec::new(),
+                next_inbound: 0,
+            };
+            smol::block_on(ex.run(owner.run(listener)));
+        })
+        .map_err(|e| StartError::Bind(format!("cannot start the executor thread: {e}")))?;
+    Ok(Handle::new(
+        started.requests,
+        wake,
+        started.notices,
+        thread,
+        port,
+    ))
+}
+
+/// What a socket task tells the owner.
+enum Event {
+    Datagram {
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    Accepted {
+        stream: TcpStream,
+        remote: SocketAddr,
+    },
+    Connected {
+        conn: ConnId,
+        stream: TcpStream,
+    },
+    ConnectFailed {
+        conn: ConnId,
+    },
+    Received {
+        conn: ConnId,
+        data: Vec<u8>,
+    },
+    /// The writer wrote one buffer.
+    Written {
+        conn: ConnId,
+    },
+    /// End of stream or an error, from the reader or the writer.
+    Closed {
+        conn: ConnId,
+    },
+}
+
+/// Why the owner woke up.
+enum Woke {
+    Wake,
+    Deadline,
+    Event(Event),
+    Gone,
+}
+
+/// The owner's view of one connection. Dropping it cancels its connect and reader tasks and
+/// its writer task unless the writer was moved to [`Owner::closing`] first.
+struct Conn {
+    /// The writer's queue; dropping it lets the writer end once the queue is written.
+    out: Sender<Vec<u8>>,
+    /// The writer's end of `out`, until the connection is established.
+    pending: Option<Receiver<Vec<u8>>>,
+    /// Buffers sent to the writer and not yet written.
+    queued: usize,
+    connect: Option<Task<()>>,
+    reader: Option<Task<()>>,
+    writer: Option<Task<()>>,
+}
+
+struct Owner<'ex> {
+    ex: &'ex LocalExecutor<'static>,
+    driver: Driver,
+    udp: Arc<Async<std::net::UdpSocket>>,
+    /// Cloned into every socket task.
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+    wake: Receiver<()>,
+    /// Keeps the wake channel open whoever else holds the `wake` closure.
+    _keep_wake: Sender<()>,
+    conns: BTreeMap<ConnId, Conn>,
+    /// Writers of closed connections still writing what was queued, with their deadline.
+    closing: Vec<(Instant, Task<()>)>,
+    next_inbound: u64,
+}
+
+impl Owner<'_> {
+    async fn run(mut self, listener: TcpListener) {
+        let _datagrams = self
+            .ex
+            .spawn(recv_datagrams(self.udp.clone(), self.events_tx.clone()));
+        let _accept = self.ex.spawn(accept(listener, self.events_tx.clone()));
+        self.driver.poll_channels();
+        loop {
+            self.perform();
+            if self.driver.is_stopped() {
+                break;
+            }
+            let now = Instant::now();
+            self.closing
+                .retain(|(until, task)| !task.is_finished() && *until > now);
+            let timer = match self.driver.deadline() {
+                Some(d) => Timer::at(d),
+                None => Timer::never(),
+            };
+            let wake = self.wake.recv();
+            let event = self.events.recv();
+            // Wake-ups and deadlines first: they are rare, events may be plenty.
+            let woke = async {
+                let _ = wake.await;
+                Woke::Wake
+            }
+            .or(async {
+                timer.await;
+                Woke::Deadline
+            })
+            .or(async { event.await.map_or(Woke::Gone, Woke::Event) })
+            .await;
+            match woke {
+                Woke::Wake => self.driver.poll_channels(),
+                Woke::Deadline => {}
+                Woke::Event(ev) => self.on_event(ev),
+                // Cannot happen (the owner holds a sender), but would leave nothing to do.
+                Woke::Gone => break,
+            }
+            if self.driver.deadline().is_some_and(|d| d <= Instant::now()) {
+                self.driver.timeout();
+            }
+        }
+        // Stopped: the remaining network work was performed above. Give the writers of the
+        // connections it closed a moment to write their last bytes.
+        let open: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in open {
+            self.drop_conn(conn);
+        }
+        let closing = std::mem::take(&mut self.closing);
+        async {
+            for (_, task) in closing {
+                task.await;
+            }
+        }
+        .or(async {
+            Timer::after(STOP_GRACE).await;
+        })
+        .await;
+    }
+
+    /// Performs every pending network operation of the driver.
+    fn perform(&mut self) {
+        while let Some(op) = self.driver.poll_net() {
+            match op {
+                NetOp::Datagram { to, data } => {
+                    // Sent at once, without waiting: a failed send (no route, a full buffer)
+                    // is like a lost datagram.
+                    let _ = self.udp.get_ref().send_to(&data, to);
+                }
+                NetOp::Connect { conn, addr } => self.connect(conn, addr),
+                NetOp::Send { conn, data } => {
+                    if let Some(c) = self.conns.get_mut(&conn)
+                        && c.out.try_send(data).is_ok()
+                    {
+                        c.queued += 1;
+                    }
+                }
+                NetOp::Close { conn } => self.drop_conn(conn),
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Datagram { from, data } => self.driver.input(Input::Datagram { from, data }),
+            Event::Accepted { stream, remote } => {
+                self.next_inbound += 1;
+                let conn = ConnId::inbound(self.next_inbound);
+                let (out, pending) = channel::unbounded();
+                let (reader, writer) = self.spawn_io(conn, stream, pending);
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        out,
+                        pending: None,
+                        queued: 0,
+                        connect: None,
+                        reader: Some(reader),
+                        writer: Some(writer),
+                    },
+                );
+                // The new tasks run only once the owner waits again, so this input comes
+                // before anything they report.
+                self.driver.input(Input::Accepted { conn, remote });
+            }
+            Event::Connected { conn, stream } => {
+                let Some(pending) = self.conns.get_mut(&conn).and_then(|c| c.pending.take()) else {
+                    return;
+                };
+                let (reader, writer) = self.spawn_io(conn, stream, pending);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.connect = None;
+                    c.reader = Some(reader);
+                    c.writer = Some(writer);
+                }
+                self.driver.input(Input::Connected { conn });
+            }
+            Event::ConnectFailed { conn } => {
+                if self.conns.remove(&conn).is_some() {
+                    self.driver.input(Input::ConnectFailed { conn });
+                }
+            }
+            Event::Received { conn, data } => {
+                if self.conns.contains_key(&conn) {
+                    self.driver.input(Input::Received { conn, data });
+                }
+            }
+            Event::Written { conn } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queued = c.queued.saturating_sub(1);
+                    if c.queued == 0 {
+                        self.driver.input(Input::Flushed { conn });
+                    }
+                }
+            }
+            Event::Closed { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.drop_conn(conn);
+                    self.driver.input(Input::Closed { conn });
+                }
+            }
+        }
+    }
+
+    /// Dials `addr` in a task; the connection's queue takes sends at once.
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let events = self.events_tx.clone();
+        let task = self.ex.spawn(async move {
+            let ev = match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    Event::Connected { conn, stream }
+                }
+                Err(_) => Event::ConnectFailed { conn },
+            };
+            let _ = events.send(ev).await;
+        });
+        let (out, pending) = channel::unbounded();
+        self.conns.insert(
+            conn,
+            Conn {
+                out,
+                pending: Some(pending),
+                queued: 0,
+                connect: Some(task),
+                reader: None,
+                writer: None,
+            },
+        );
+    }
+
+    fn spawn_io(
+        &self,
+        conn: ConnId,
+        stream: TcpStream,
+        out: Receiver<Vec<u8>>,
+    ) -> (Task<()>, Task<()>) {
+        let reader = self
+            .ex
+            .spawn(read_conn(conn, stream.clone(), self.events_tx.clone()));
+        let writer = self
+            .ex
+            .spawn(write_conn(conn, stream, out, self.events_tx.clone()));
+        (reader, writer)
+    }
+
+    /// Forgets a connection: cancels its connect and reader tasks, and lets its writer write
+    /// what is queued (for [`CLOSE_GRACE`] at most); the socket closes when the writer ends.
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            let Conn { out, writer, .. } = c;
+            drop(out);
+            if let Some(w) = writer {
+                self.closing.push((Instant::now() + CLOSE_GRACE, w));
+            }
+        }
+    }
+}
+
+/// The datagram task: every datagram on the discovery socket, to the owner.
+async fn recv_datagrams(udp: Arc<Async<std::net::UdpSocket>>, events: Sender<Event>) {
+    let mut buf = vec![0; DATAGRAM_BUF];
+    loop {
+        match udp.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = buf[..n].to_vec();
+                if events.send(Event::Datagram { from, data }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // An ICMP error reported on the socket, say: try again shortly.
+            Err(_) => {
+                Timer::after(RETRY).await;
+            }
+        }
+    }
+}
+
+/// The accept task: every new connection, with TCP_NODELAY, to the owner.
+async fn accept(listener: TcpListener, events: Sender<Event>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                if events
+                    .send(Event::Accepted { stream, remote })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Out of descriptors or an aborted handshake: try again shortly.
+            Err(_) => {
+                Timer::after(RETRY).await;
+            }
+        }
+    }
+}
+
+/// A reader task: what arrives on the connection, up to [`READ_BUF`] bytes per event, then
+/// `Closed` at the end of the stream or on an error.
+async fn read_conn(conn: ConnId, mut stream: TcpStream, events: Sender<Event>) {
+    let mut buf = vec![0; READ_BUF];
+    loop {
+        let ev = match stream.read(&mut buf).await {
+            Ok(0) => Event::Closed { conn },
+            Ok(n) => Event::Received {
+                conn,
+                data: buf[..n].to_vec(),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => Event::Closed { conn },
+        };
+        let closed = matches!(ev, Event::Closed { .. });
+        if events.send(ev).await.is_err() || closed {
+            return;
+        }
+    }
+}
+
+/// A writer task: writes the queued buffers in order, reporting each one written; `Closed` on
+/// an error. Ends when the owner drops the queue and it is written.
+async fn write_conn(
+    conn: ConnId,
+    mut stream: TcpStream,
+    out: Receiver<Vec<u8>>,
+    events: Sender<Event>,
+) {
+    while let Ok(data) = out.recv().await {
+        let ev = match stream.write_all(&data).await {
+            Ok(()) => Event::Written { conn },
+            Err(_) => Event::Closed { conn },
+        };
+        let closed = matches!(ev, Event::Closed { .. });
+        if events.send(ev).await.is_err() || closed {
+            return;
+        }
+    }
 }
