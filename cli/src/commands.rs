@@ -11,7 +11,7 @@ use crate::args::Opts;
 use crate::format;
 use crate::peer::{self, Mode};
 
-/// `p2pshare serve`: share and serve until killed (or stdin... no: until killed).
+/// `p2pshare serve`: share and serve until killed.
 pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     eprintln!(
@@ -44,7 +44,11 @@ pub fn report(opts: &Opts, n: &Notice) {
             }
             _ => {}
         },
-        Notice::Scanned { files, hashed_files, hashed_bytes } if opts.verbose > 0 => eprintln!(
+        Notice::Scanned {
+            files,
+            hashed_files,
+            hashed_bytes,
+        } if opts.verbose > 0 => eprintln!(
             "sharing {files} files (hashed {hashed_files} files, {})",
             format::size(*hashed_bytes)
         ),
@@ -65,14 +69,28 @@ fn observe(opts: &Opts, port: Option<u16>, wait: f64) -> Result<Snapshot, String
 /// `p2pshare list`.
 pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
     let s = observe(opts, port, wait)?;
-    println!("{}", if json { format::list_json(&s) } else { format::list(&s) });
+    println!(
+        "{}",
+        if json {
+            format::list_json(&s)
+        } else {
+            format::list(&s)
+        }
+    );
     Ok(())
 }
 
 /// `p2pshare peers`.
 pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
     let s = observe(opts, port, wait)?;
-    println!("{}", if json { format::peers_json(&s) } else { format::peers(&s) });
+    println!(
+        "{}",
+        if json {
+            format::peers_json(&s)
+        } else {
+            format::peers(&s)
+        }
+    );
     Ok(())
 }
 
@@ -82,8 +100,16 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
+    // Peers answer a newcomer within 250 ms: give them that long, so that every holder takes
+    // part from the first chunk, and resolve once every known peer's catalog is in.
+    let settled = Instant::now() + SETTLE;
     let content = loop {
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
+        let settling = Instant::now() < settled || snap.peers.iter().any(|p| p.files.is_none());
+        if settling && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         match resolve(&snap, name) {
             Ok(c) => break c,
             Err(Unresolved::Ambiguous(msg)) => return Err(msg),
@@ -105,6 +131,10 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     Ok(())
 }
 
+/// How long a one-shot `get` listens before it picks the file: a little more than the 250 ms
+/// within which peers answer a newcomer.
+const SETTLE: Duration = Duration::from_millis(400);
+
 /// Why a name did not resolve to one remote file.
 #[derive(Debug)]
 pub enum Unresolved {
@@ -118,10 +148,17 @@ pub enum Unresolved {
 
 /// Finds the one remote file `name` designates: by name, else by content-id prefix.
 pub fn resolve(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
-    let by_name: Vec<_> = s.remote.iter().filter(|f| f.names.iter().any(|n| n == name)).collect();
+    let by_name: Vec<_> = s
+        .remote
+        .iter()
+        .filter(|f| f.names.iter().any(|n| n == name))
+        .collect();
     let candidates = if by_name.is_empty() && name.len() >= 4 {
         let prefix = name.to_ascii_lowercase();
-        s.remote.iter().filter(|f| f.content.to_hex().starts_with(&prefix)).collect()
+        s.remote
+            .iter()
+            .filter(|f| f.content.to_hex().starts_with(&prefix))
+            .collect()
     } else {
         by_name
     };
@@ -139,7 +176,11 @@ pub fn resolve(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
             )))
         }
         [f] if f.local => {
-            let mine = s.shared.iter().find(|x| x.content == f.content).map(|x| x.name.clone());
+            let mine = s
+                .shared
+                .iter()
+                .find(|x| x.content == f.content)
+                .map(|x| x.name.clone());
             Err(Unresolved::Have(format!(
                 "you already share this file as {}",
                 mine.unwrap_or_else(|| f.content.short())
@@ -150,7 +191,12 @@ pub fn resolve(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
             let list: Vec<String> = many
                 .iter()
                 .map(|f| {
-                    format!("{} ({}, {} peers)", f.content.short(), format::size(f.size), f.holders.len())
+                    format!(
+                        "{} ({}, {} peers)",
+                        f.content.short(),
+                        format::size(f.size),
+                        f.holders.len()
+                    )
                 })
                 .collect();
             Err(Unresolved::Ambiguous(format!(
@@ -187,13 +233,25 @@ pub fn download(
         report(opts, &notice);
         let Notice::Event(e) = notice else { continue };
         match e {
-            Event::Progress { content: c, done, total, peers } if c == content && bar => {
+            Event::Progress {
+                content: c,
+                done,
+                total,
+                peers,
+            } if c == content && bar => {
                 progress(done, total, peers, start.elapsed().as_secs_f64());
             }
             Event::ChunkRejected { content: c, .. } if c == content => rejected += 1,
-            Event::DownloadDone { content: c, file, size, file_hash, fetched, reused, sources, .. }
-                if c == content =>
-            {
+            Event::DownloadDone {
+                content: c,
+                file,
+                size,
+                file_hash,
+                fetched,
+                reused,
+                sources,
+                ..
+            } if c == content => {
                 if bar {
                     eprint!("\r\x1b[2K");
                 }
@@ -221,7 +279,11 @@ pub fn download(
                 }
                 return Ok(line);
             }
-            Event::DownloadFailed { content: c, name, reason } if c == content => {
+            Event::DownloadFailed {
+                content: c,
+                name,
+                reason,
+            } if c == content => {
                 if bar {
                     eprint!("\r\x1b[2K");
                 }
@@ -234,10 +296,18 @@ pub fn download(
 
 fn progress(done: u64, total: u64, peers: usize, secs: f64) {
     const WIDTH: usize = 30;
-    let frac = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+    let frac = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
     let filled = (frac * WIDTH as f64) as usize;
     let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let eta = if rate > 0.0 { (total - done) as f64 / rate } else { 0.0 };
+    let eta = if rate > 0.0 {
+        (total - done) as f64 / rate
+    } else {
+        0.0
+    };
     eprint!(
         "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
         "=".repeat(filled),

@@ -13,7 +13,11 @@ pub fn size(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// `12.3 MB/s`-style rates.
@@ -35,7 +39,12 @@ pub fn list(s: &Snapshot) -> String {
     if files.is_empty() {
         return "No files available.".into();
     }
-    let width = files.iter().map(|f| f.names.join(", ").chars().count()).max().unwrap_or(4).max(4);
+    let width = files
+        .iter()
+        .map(|f| f.names.join(", ").chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut out = format!("{:<width$}  {:>10}  {:>5}  ID", "NAME", "SIZE", "PEERS");
     for f in files {
         out.push_str(&format!(
@@ -70,7 +79,11 @@ pub fn peers(s: &Snapshot) -> String {
     if s.peers.is_empty() {
         return "No peers found.".into();
     }
-    s.peers.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>().join("\n")
+    s.peers
+        .iter()
+        .map(|p| p.addr.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `peers --json`.

@@ -28,7 +28,10 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
         cfg.broadcast = vec![IpAddr::V4(Ipv4Addr::BROADCAST)];
     }
     if !(opts.interval.is_finite() && opts.interval >= 0.1 && opts.interval <= 3600.0) {
-        return Err(format!("--interval {} must be between 0.1 and 3600 seconds", opts.interval));
+        return Err(format!(
+            "--interval {} must be between 0.1 and 3600 seconds",
+            opts.interval
+        ));
     }
     cfg.interval = Duration::from_secs_f64(opts.interval);
     for p in &opts.peers {
@@ -38,9 +41,12 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
 }
 
 fn resolve(peer: &str) -> Result<SocketAddr, String> {
-    let addrs = peer.to_socket_addrs().map_err(|e| format!("--peer {peer}: {e}"))?;
+    let addrs = peer
+        .to_socket_addrs()
+        .map_err(|e| format!("--peer {peer}: {e}"))?;
     let mut v4 = addrs.filter(SocketAddr::is_ipv4);
-    v4.next().ok_or_else(|| format!("--peer {peer}: no IPv4 address"))
+    v4.next()
+        .ok_or_else(|| format!("--peer {peer}: no IPv4 address"))
 }
 
 /// Starts the peer on the runtime the options name.

@@ -67,7 +67,9 @@ pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
                             Err(e) => println!("{e}"),
                         }
                     }
-                    Err(Unresolved::Unknown(m) | Unresolved::Ambiguous(m) | Unresolved::Have(m)) => {
+                    Err(
+                        Unresolved::Unknown(m) | Unresolved::Ambiguous(m) | Unresolved::Have(m),
+                    ) => {
                         println!("{m}")
                     }
                 }

@@ -1,0 +1,332 @@
+//! End to end through the real `p2pshare` binary: real processes, real sockets, real files, on
+//! one host. Every peer broadcasts to 127.255.255.255 only and each test takes its own discovery
+//! port, so tests neither leak onto the LAN nor hear each other.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2pshare");
+
+/// A discovery port of its own for test `n` of this binary.
+fn dport(n: u16) -> u16 {
+    30000 + (std::process::id() % 1500) as u16 * 20 + n
+}
+
+fn net_args(dport: u16) -> Vec<String> {
+    vec![
+        "--broadcast".into(),
+        "127.255.255.255".into(),
+        "--discovery-port".into(),
+        dport.to_string(),
+        "--interval".into(),
+        "1".into(),
+        "--port".into(),
+        "0".into(),
+    ]
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A `p2pshare serve` process with its own folder; killed (by its pid) when dropped.
+struct Peer {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Peer {
+    fn serve(dport: u16, files: &[(&str, &[u8])], extra: &[&str]) -> Peer {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let child = Command::new(BIN)
+            .args(net_args(dport))
+            .arg("--shared")
+            .arg(dir.path())
+            .args(extra)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Peer { child, dir }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn p2pshare(dport: u16, shared: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(net_args(dport))
+        .arg("--shared")
+        .arg(shared)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn three_peers_see_each_other_within_two_seconds() {
+    let d = dport(0);
+    let a = Peer::serve(d, &[("alpha.txt", b"alpha")], &[]);
+    let b = Peer::serve(
+        d,
+        &[("beta.bin", &data(3 << 20, 2))],
+        &["--runtime", "smol"],
+    );
+    let c = Peer::serve(d, &[("gamma.txt", b"gamma gamma")], &[]);
+    let observer = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = p2pshare(d, observer.path(), &["list", "--wait", "2", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(4));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["names"][0].as_str().unwrap().into())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["alpha.txt", "beta.bin", "gamma.txt"]);
+    let beta = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["names"][0] == "beta.bin")
+        .unwrap();
+    assert_eq!(beta["size"], 3 << 20);
+
+    let out = p2pshare(d, observer.path(), &["peers", "--wait", "2"]);
+    assert!(out.status.success());
+    let peers: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(peers.len(), 3, "{peers:?}");
+    assert!(
+        peers.iter().all(|p| p.starts_with("127.0.0.1:")),
+        "{peers:?}"
+    );
+
+    // Human list: name, size, peers, short id.
+    let out = p2pshare(d, observer.path(), &["list", "--wait", "2"]);
+    let text = stdout(&out);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(
+        text.contains("beta.bin") && text.contains("3.0 MiB"),
+        "{text}"
+    );
+    drop((a, b, c));
+}
+
+fn get_from_two(d: u16, runtimes: [&str; 3]) {
+    let file = data(24 << 20, 7);
+    let s1 = Peer::serve(d, &[("movie.bin", &file)], &["--runtime", runtimes[0]]);
+    let s2 = Peer::serve(d, &[("movie.bin", &file)], &["--runtime", runtimes[1]]);
+    let dl = tempfile::tempdir().unwrap();
+    // Wait until both seeders are known, so both take part from the start.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = p2pshare(d, dl.path(), &["list", "--wait", "1", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        if list[0]["peers"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "seeders not listed: {list}");
+    }
+    let out = p2pshare(
+        d,
+        dl.path(),
+        &[
+            "--runtime",
+            runtimes[2],
+            "get",
+            "movie.bin",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let got = std::fs::read(dl.path().join("dl_movie.bin")).unwrap();
+    assert!(got == file, "downloaded file differs");
+    let text = stdout(&out);
+    assert!(text.contains("from 2 peers"), "{text}");
+    // One line per source, each with a positive chunk count.
+    let counts: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix(" chunks"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{text}");
+    assert!(counts.iter().all(|&c| c > 0), "{text}");
+    assert_eq!(counts.iter().sum::<u32>(), 24);
+    // No partial left behind.
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(dl.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop((s1, s2));
+}
+
+#[test]
+fn get_from_two_seeders_is_byte_identical_and_both_serve() {
+    get_from_two(dport(1), ["mio", "mio", "mio"]);
+}
+
+#[test]
+fn mio_and_smol_peers_mixed() {
+    get_from_two(dport(2), ["smol", "mio", "smol"]);
+}
+
+#[test]
+fn cli_errors_are_one_line_and_non_zero() {
+    let d = dport(3);
+    let dir = tempfile::tempdir().unwrap();
+    // A port out of range, a get without a name, an unknown subcommand: usage errors (2).
+    for args in [&["70000"][..], &["get"], &["fly"]] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error:"), "{}", stderr(&out));
+    }
+    // A folder that is a file.
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let out = p2pshare(d, &file, &["get", "x", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // A second peer on the same folder is refused with a clear message.
+    let first = Peer::serve(d, &[], &[]);
+    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already uses"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // A name nobody shares.
+    let out = p2pshare(d, dir.path(), &["get", "nothing-here", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no peer shares a file named"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("dl_nothing-here").exists());
+    // --help documents every option.
+    let help = stdout(&Command::new(BIN).arg("--help").output().unwrap());
+    for opt in [
+        "--shared",
+        "--discovery-port",
+        "--broadcast",
+        "--peer",
+        "--runtime",
+        "--interval",
+        "--verbose",
+        "--port",
+    ] {
+        assert!(help.contains(opt), "--help lacks {opt}");
+    }
+}
+
+#[test]
+fn the_prompt_driven_through_stdin() {
+    let d = dport(4);
+    let seeder = Peer::serve(d, &[("notes.txt", b"hello from the seeder\n")], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let prompt = "Command (list / peers / get [filename] / quit): ";
+    // Read up to the next prompt; returns what came before it.
+    let next = |out: &mut BufReader<std::process::ChildStdout>| {
+        let mut got = Vec::new();
+        loop {
+            let mut byte = [0u8];
+            if out.read(&mut byte).unwrap() == 0 {
+                return String::from_utf8(got).unwrap();
+            }
+            got.push(byte[0]);
+            if got.ends_with(prompt.as_bytes()) {
+                got.truncate(got.len() - prompt.len());
+                return String::from_utf8(got).unwrap();
+            }
+        }
+    };
+    assert_eq!(next(&mut out), "", "the prompt comes first");
+    // Wait for the seeder to be listed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        writeln!(stdin, "l").unwrap();
+        let listed = next(&mut out);
+        if listed.contains("notes.txt") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never listed: {listed}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    writeln!(stdin, "peers").unwrap();
+    let peers = next(&mut out);
+    assert_eq!(peers.lines().count(), 1, "{peers}");
+    assert!(peers.starts_with("127.0.0.1:"), "{peers}");
+    writeln!(stdin, "get").unwrap();
+    assert!(next(&mut out).starts_with("Usage: get"));
+    writeln!(stdin, "fly away").unwrap();
+    assert!(next(&mut out).starts_with("Unknown command"));
+    writeln!(stdin, "get missing.txt").unwrap();
+    assert!(next(&mut out).contains("no peer shares"));
+    writeln!(stdin, "get notes.txt").unwrap();
+    let saved = next(&mut out);
+    assert!(saved.starts_with("Saved "), "{saved}");
+    assert_eq!(
+        std::fs::read(dir.path().join("dl_notes.txt")).unwrap(),
+        b"hello from the seeder\n"
+    );
+    writeln!(stdin, "quit").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    drop(seeder);
+
+    // End of input also ends the prompt cleanly.
+    let out = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with(prompt));
+}
