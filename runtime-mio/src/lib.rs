@@ -26,6 +26,9 @@ const WAKER: Token = Token(2);
 const FIRST_CONN: usize = 3;
 /// Bytes read from a socket per `Received` input.
 const READ_BUF: usize = 256 << 10;
+/// Reads from one connection before the loop turns to the others: one fast peer must not
+/// starve the rest (with edge-triggered events, a socket that still has data is revisited).
+const READS_PER_TURN: usize = 4;
 
 /// Starts a peer on the mio runtime: binds its sockets (errors are returned here, not later),
 /// takes the shared folder, and runs the loop on a new thread.
@@ -59,6 +62,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         next_token: FIRST_CONN,
         next_inbound: 0,
         buf: vec![0; READ_BUF],
+        unread: VecDeque::new(),
     };
     let thread = thread::Builder::new()
         .name("p2pshare-mio".into())
@@ -92,6 +96,8 @@ struct Loop {
     next_token: usize,
     next_inbound: u64,
     buf: Vec<u8>,
+    /// Connections left readable when their turn ended.
+    unread: VecDeque<ConnId>,
 }
 
 impl Loop {
@@ -103,11 +109,14 @@ impl Loop {
             if self.driver.is_stopped() {
                 return;
             }
-            let timeout = self
-                .driver
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(60));
+            let timeout = if self.unread.is_empty() {
+                self.driver
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+                    .unwrap_or(Duration::from_secs(60))
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -129,6 +138,10 @@ impl Loop {
                         }
                     }
                 }
+                self.perform();
+            }
+            for conn in std::mem::take(&mut self.unread) {
+                self.on_readable(conn);
                 self.perform();
             }
             if self.driver.deadline().is_some_and(|d| d <= Instant::now()) {
@@ -290,7 +303,13 @@ impl Loop {
     }
 
     fn on_readable(&mut self, conn: ConnId) {
-        loop {
+        for turn in 0.. {
+            if turn == READS_PER_TURN {
+                if !self.unread.contains(&conn) {
+                    self.unread.push_back(conn);
+                }
+                return;
+            }
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
