@@ -1,0 +1,395 @@
+//! `bench`: p2pshare's throughput, CPU and memory, each figure next to its ratio to a reference
+//! pipeline measured in the same run. Run it through `./bench.sh`, which builds release binaries
+//! first. Every figure is the median of `BENCH_RUNS` runs (default 3).
+//!
+//! Scenarios: 1 GiB from one seeder (mio, smol); 1 GiB from three seeders; 4 GiB from one
+//! seeder (peak RSS); a folder of 10,000 small files plus 1 GiB (first scan vs plain SHA-256,
+//! restart scan, time to a complete `list`); three seeders in network namespaces capped at
+//! 100 Mbit/s each (root only). Peers broadcast on 127.255.255.255 or inside their own
+//! namespaces only.
+
+mod netns;
+mod proc;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use proc::{Seeder, run};
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+struct Ctx {
+    bin: PathBuf,
+    refpipe: PathBuf,
+    work: PathBuf,
+    dport: u16,
+    runs: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Writes `size` pseudo-random bytes to `path` once (kept between runs of the bench).
+fn make_file(path: &Path, size: u64) {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == size) {
+        return;
+    }
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ size;
+    let mut buf = vec![0u8; 8 * MIB as usize];
+    let mut left = size;
+    while left > 0 {
+        for w in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        std::io::Write::write_all(&mut f, &buf[..n]).unwrap();
+        left -= n as u64;
+    }
+}
+
+fn fresh_dir(p: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(p);
+    std::fs::create_dir_all(p).unwrap();
+    p.to_path_buf()
+}
+
+impl Ctx {
+    fn net(&self) -> Vec<String> {
+        [
+            "--broadcast",
+            "127.255.255.255",
+            "--discovery-port",
+            &self.dport.to_string(),
+        ]
+        .iter()
+        .chain(&["--interval", "1", "--port", "0"])
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn seeder(&self, dir: &Path, runtime: &str) -> Seeder {
+        Seeder::start(
+            Command::new(&self.bin)
+                .args(self.net())
+                .arg("--shared")
+                .arg(dir)
+                .args(["--runtime", runtime, "-v", "serve"]),
+        )
+    }
+
+    /// The reference pipeline on `src`: median seconds.
+    fn reference(&self, src: &Path) -> f64 {
+        let out = self.work.join("ref.out");
+        let times = (0..self.runs)
+            .map(|_| {
+                let (stdout, cost) = run(Command::new(&self.refpipe).arg(src).arg(&out));
+                assert!(cost.ok, "refpipe failed");
+                let _ = std::fs::remove_file(&out);
+                stdout
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(f64::NAN)
+            })
+            .collect();
+        median(times)
+    }
+
+    /// Downloads `src` (shared by `seeders` peers) with one-shot `get`s; medians.
+    fn download(&self, label: &str, src: &Path, seeders: usize, runtime: &str) -> Row {
+        let size = std::fs::metadata(src).unwrap().len();
+        let peers: Vec<Seeder> = (0..seeders)
+            .map(|i| {
+                let dir = self.work.join(format!("seed{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let link = dir.join("big.bin");
+                if !std::fs::metadata(&link).is_ok_and(|m| m.len() == size) {
+                    let _ = std::fs::remove_file(&link);
+                    std::fs::hard_link(src, &link).unwrap();
+                }
+                self.seeder(&dir, runtime)
+            })
+            .collect();
+        let (mut secs, mut cpu, mut rss, mut seed_cpu) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..self.runs {
+            let dl = fresh_dir(&self.work.join("dl"));
+            let before: f64 = peers.iter().map(Seeder::cpu).sum();
+            let (stdout, cost) = run(Command::new(&self.bin)
+                .args(self.net())
+                .arg("--shared")
+                .arg(&dl)
+                .args(["--runtime", runtime, "get", "big.bin", "--timeout", "900"]));
+            assert!(cost.ok, "get failed: {stdout}");
+            seed_cpu.push(peers.iter().map(Seeder::cpu).sum::<f64>() - before);
+            assert_eq!(
+                std::fs::metadata(dl.join("dl_big.bin")).unwrap().len(),
+                size
+            );
+            // "... from N peers in X s (...)": the download proper, without discovery.
+            let t = stdout
+                .split(" in ")
+                .nth(1)
+                .and_then(|r| r.split(" s").next())
+                .and_then(|x| x.parse::<f64>().ok())
+                .unwrap_or(cost.wall);
+            secs.push(t);
+            cpu.push(cost.cpu);
+            rss.push(cost.max_rss_mib);
+            let _ = std::fs::remove_dir_all(&dl);
+        }
+        drop(peers);
+        let secs = median(secs);
+        Row {
+            label: label.into(),
+            runtime: runtime.into(),
+            secs,
+            mbps: size as f64 / secs / 1e6,
+            cpu: median(cpu),
+            seed_cpu: median(seed_cpu),
+            rss: median(rss),
+        }
+    }
+}
+
+struct Row {
+    label: String,
+    runtime: String,
+    secs: f64,
+    mbps: f64,
+    cpu: f64,
+    seed_cpu: f64,
+    rss: f64,
+}
+
+fn main() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().to_path_buf();
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let work =
+        PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/p2pshare-bench".into()));
+    std::fs::create_dir_all(&work).unwrap();
+    let ctx = Ctx {
+        bin: dir.join("p2pshare"),
+        refpipe: dir.join("refpipe"),
+        work,
+        dport: 29000 + (std::process::id() % 500) as u16,
+        runs,
+    };
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let want = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "p2pshare benchmark: {runs} runs per figure (medians); load average at start: {}",
+        load.trim()
+    );
+
+    let one_gib = ctx.work.join("src-1g.bin");
+    make_file(&one_gib, GIB);
+    let reference = ctx.reference(&one_gib);
+    let ref_mbps = GIB as f64 / reference / 1e6;
+    println!(
+        "\nreference pipeline (1 GiB over one loopback TCP connection, SHA-256 per 1 MiB chunk, written to disk): {reference:.2} s, {ref_mbps:.0} MB/s\n"
+    );
+
+    let mut rows = Vec::new();
+    if want("one") {
+        rows.push(ctx.download("1 GiB, 1 seeder", &one_gib, 1, "mio"));
+        rows.push(ctx.download("1 GiB, 1 seeder", &one_gib, 1, "smol"));
+    }
+    if want("three") {
+        rows.push(ctx.download("1 GiB, 3 seeders", &one_gib, 3, "mio"));
+    }
+    if want("four") {
+        let four = ctx.work.join("src-4g.bin");
+        make_file(&four, 4 * GIB);
+        rows.push(ctx.download("4 GiB, 1 seeder", &four, 1, "mio"));
+        let _ = std::fs::remove_file(ctx.work.join("seed0/big.bin"));
+    }
+    println!(
+        "{:<18} {:>7} {:>9} {:>8} {:>7} {:>9} {:>11} {:>11}",
+        "scenario", "runtime", "time s", "MB/s", "x ref", "dl CPU s", "seed CPU s", "dl RSS MiB"
+    );
+    for r in &rows {
+        println!(
+            "{:<18} {:>7} {:>9.2} {:>8.0} {:>7.2} {:>9.2} {:>11.2} {:>11.1}",
+            r.label,
+            r.runtime,
+            r.secs,
+            r.mbps,
+            r.mbps / ref_mbps,
+            r.cpu,
+            r.seed_cpu,
+            r.rss
+        );
+    }
+    let mut targets: Vec<(String, bool)> = Vec::new();
+    for r in rows.iter().filter(|r| r.label == "1 GiB, 1 seeder") {
+        let x = r.mbps / ref_mbps;
+        targets.push((
+            format!("one seeder ({}) >= 0.8 x reference: {x:.2}", r.runtime),
+            x >= 0.8,
+        ));
+    }
+    let one = rows
+        .iter()
+        .find(|r| r.label == "1 GiB, 1 seeder" && r.runtime == "mio");
+    let three = rows.iter().find(|r| r.label == "1 GiB, 3 seeders");
+    if let (Some(a), Some(b)) = (one, three) {
+        targets.push((
+            format!(
+                "three seeders not slower than one: {:.2} s vs {:.2} s",
+                b.secs, a.secs
+            ),
+            b.secs <= a.secs * 1.05,
+        ));
+    }
+    for r in rows.iter().filter(|r| r.runtime == "mio") {
+        targets.push((
+            format!("downloader peak RSS <= 48 MiB ({}): {:.1}", r.label, r.rss),
+            r.rss <= 48.0,
+        ));
+    }
+
+    if want("scan") {
+        scan(&ctx, &one_gib, &mut targets);
+    }
+    if want("netns") {
+        match netns::capped(&ctx.bin, &ctx.work, &one_gib) {
+            Ok((rate, sum)) => {
+                println!(
+                    "\n3 seeders in namespaces, each capped at 100 Mbit/s: {:.1} MB/s of {:.1} MB/s",
+                    rate / 1e6,
+                    sum / 1e6
+                );
+                targets.push((
+                    format!(
+                        "three capped seeders >= 0.85 x sum of caps: {:.2}",
+                        rate / sum
+                    ),
+                    rate >= 0.85 * sum,
+                ));
+            }
+            Err(e) => println!("\n3 capped seeders in namespaces: skipped ({e})"),
+        }
+    }
+    println!("\ntargets:");
+    for (t, ok) in &targets {
+        println!("  [{}] {t}", if *ok { "met " } else { "MISS" });
+    }
+}
+
+/// The 10,000-file folder: scan rates and time to a complete list.
+fn scan(ctx: &Ctx, one_gib: &Path, targets: &mut Vec<(String, bool)>) {
+    let dir = ctx.work.join("many");
+    let marker = dir.join("file-09999.bin");
+    if !marker.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut x: u64 = 88172645463325252;
+        for i in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 1024 + (x % 8192) as usize;
+            let bytes: Vec<u8> = (0..len).map(|j| (x >> (j % 56)) as u8 ^ j as u8).collect();
+            std::fs::write(dir.join(format!("file-{i:05}.bin")), bytes).unwrap();
+        }
+    }
+    let big = dir.join("big.bin");
+    if !big.exists() {
+        std::fs::hard_link(one_gib, &big).unwrap();
+    }
+    // Plain SHA-256 of the same bytes, one thread.
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    let mut buf = vec![0u8; 4 * MIB as usize];
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let mut f = std::fs::File::open(&p).unwrap();
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sha2::Digest::update(&mut h, &buf[..n]);
+            bytes += n as u64;
+        }
+        std::hint::black_box(sha2::Digest::finalize(h));
+    }
+    let plain = start.elapsed().as_secs_f64();
+    let (mut first, mut again, mut list) = (vec![], vec![], vec![]);
+    for _ in 0..ctx.runs {
+        let _ = std::fs::remove_file(dir.join(".p2pshare-cache"));
+        let s = ctx.seeder(&dir, "mio");
+        first.push(s.scan_secs);
+        drop(s);
+        let s = ctx.seeder(&dir, "mio");
+        again.push(s.scan_secs);
+        list.push(time_to_list(ctx, 10_001));
+        drop(s);
+    }
+    let (first, again, list) = (median(first), median(again), median(list));
+    let plain_rate = bytes as f64 / plain / 1e6;
+    let scan_rate = bytes as f64 / first / 1e6;
+    println!(
+        "\nfolder of 10,000 small files + 1 GiB ({:.0} MB): plain SHA-256 {plain:.2} s ({plain_rate:.0} MB/s); first scan {first:.2} s ({scan_rate:.0} MB/s, {:.2} x); restart scan {again:.3} s; another peer's list complete after {list:.2} s",
+        bytes as f64 / 1e6,
+        scan_rate / plain_rate
+    );
+    targets.push((
+        format!(
+            "first scan >= 0.8 x plain SHA-256: {:.2}",
+            scan_rate / plain_rate
+        ),
+        scan_rate >= 0.8 * plain_rate,
+    ));
+    targets.push((
+        format!("restart scan of the unchanged folder < 0.5 s: {again:.3} s"),
+        again < 0.5,
+    ));
+    targets.push((
+        format!("a new peer's list complete within 2 s: {list:.2} s"),
+        list <= 2.0,
+    ));
+}
+
+/// Starts an observer peer in this process and times how long until it lists `files` files.
+fn time_to_list(ctx: &Ctx, files: usize) -> f64 {
+    let mut cfg = p2pshare_host::PeerConfig::new(ctx.work.join("observer"));
+    cfg.use_folder = false;
+    cfg.transfer_port = 0;
+    cfg.discovery_port = ctx.dport;
+    cfg.broadcast = vec!["127.255.255.255".parse().unwrap()];
+    cfg.interval = Duration::from_secs(1);
+    let start = Instant::now();
+    let handle = p2pshare_mio::start(&cfg).unwrap();
+    loop {
+        let snap = handle.snapshot().unwrap();
+        if snap.remote.len() >= files {
+            return start.elapsed().as_secs_f64();
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return f64::INFINITY;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

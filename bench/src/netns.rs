@@ -1,0 +1,152 @@
+//! Three seeders on their own hosts (network namespaces on one bridge), each upload capped at
+//! 100 Mbit/s with `tc tbf`, and a downloader on a fourth host. Root only. The namespaces are
+//! created here and removed on every exit path (a guard), and the peers run with their default
+//! discovery settings inside them, so nothing reaches a real interface.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::proc::{Seeder, run};
+
+const CAP_BITS: f64 = 100e6;
+
+struct Namespaces {
+    prefix: String,
+    hosts: usize,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Namespaces {
+    fn new(hosts: usize) -> Result<Namespaces, String> {
+        let prefix = format!("p2pb{}-", std::process::id() % 100_000);
+        let ns = Namespaces { prefix, hosts };
+        let br = ns.name("br");
+        ip(&["netns", "add", &br])?;
+        ip(&["-n", &br, "link", "set", "lo", "up"])?;
+        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &br, "link", "set", "br0", "up"])?;
+        for i in 1..=hosts {
+            let h = ns.name(&format!("h{i}"));
+            let v = format!("v{i}");
+            ip(&["netns", "add", &h])?;
+            ip(&[
+                "link", "add", "eth0", "netns", &h, "type", "veth", "peer", "name", &v, "netns",
+                &br,
+            ])?;
+            ip(&["-n", &br, "link", "set", &v, "master", "br0", "up"])?;
+            ip(&["-n", &h, "link", "set", "lo", "up"])?;
+            let addr = format!("10.98.0.{i}/24");
+            ip(&[
+                "-n",
+                &h,
+                "addr",
+                "add",
+                &addr,
+                "brd",
+                "10.98.0.255",
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &h, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &h, "route", "add", "default", "dev", "eth0"])?;
+        }
+        Ok(ns)
+    }
+
+    fn name(&self, s: &str) -> String {
+        format!("{}{s}", self.prefix)
+    }
+
+    fn exec(&self, host: usize, bin: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name(&format!("h{host}"))])
+            .arg(bin);
+        c
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for i in 1..=self.hosts {
+            let _ = ip(&["netns", "del", &self.name(&format!("h{i}"))]);
+        }
+        let _ = ip(&["netns", "del", &self.name("br")]);
+    }
+}
+
+/// Returns (download rate, sum of the caps) in bytes per second.
+pub fn capped(bin: &Path, work: &Path, src: &Path) -> Result<(f64, f64), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("needs root".into());
+    }
+    let ns = Namespaces::new(4)?;
+    let size: u64 = 192 << 20;
+    let file = work.join("src-192m.bin");
+    crate::make_file(&file, size);
+    let _ = src;
+    let mut seeders = Vec::new();
+    for i in 1..=3 {
+        let h = ns.name(&format!("h{i}"));
+        let tc = Command::new("ip")
+            .args([
+                "netns", "exec", &h, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+            ])
+            .args(["rate", "100mbit", "burst", "32kbit", "latency", "400ms"])
+            .output()
+            .map_err(|e| format!("tc: {e}"))?;
+        if !tc.status.success() {
+            return Err(format!(
+                "tc: {}",
+                String::from_utf8_lossy(&tc.stderr).trim()
+            ));
+        }
+        let dir = work.join(format!("ns-seed{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("big.bin");
+        if !link.exists() {
+            std::fs::hard_link(&file, &link).unwrap();
+        }
+        seeders.push(Seeder::start(
+            ns.exec(i, bin)
+                .args(["--interval", "1", "--shared"])
+                .arg(&dir)
+                .args(["-v", "serve"]),
+        ));
+    }
+    let dl = work.join("ns-dl");
+    let _ = std::fs::remove_dir_all(&dl);
+    std::fs::create_dir_all(&dl).unwrap();
+    let (stdout, cost) = run(ns
+        .exec(4, bin)
+        .args(["--interval", "1", "--shared"])
+        .arg(&dl)
+        .args(["get", "big.bin", "--timeout", "300"]));
+    drop(seeders);
+    let _ = std::fs::remove_dir_all(&dl);
+    if !cost.ok {
+        return Err(format!("get failed: {stdout}"));
+    }
+    let secs = stdout
+        .split(" in ")
+        .nth(1)
+        .and_then(|r| r.split(" s").next())
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or(cost.wall);
+    Ok((size as f64 / secs, 3.0 * CAP_BITS / 8.0))
+}
