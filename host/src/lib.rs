@@ -20,6 +20,7 @@ pub mod lock;
 pub mod scan;
 pub mod seed;
 pub mod store;
+pub mod tail;
 
 pub use config::PeerConfig;
 pub use driver::{Driver, NetOp, StartError, Started, start};

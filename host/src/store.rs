@@ -16,7 +16,7 @@
 //!   the download: identical content still gets a new name (no hashing of unrelated files, and
 //!   the user's file is never touched).
 //! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
-//!   [`VERIFY_BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open.
+//!   [`crate::tail::BUFFER`]-byte buffer behind each download, and at most [`MAX_OPEN_SHARED`] shared files stay open.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,16 +28,14 @@ use std::path::{Path, PathBuf};
 use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
 use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
 use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, check_name};
-use sha2::Digest as _;
 
 use crate::scan::LocalFile;
+use crate::tail::Tail;
 
 /// The most bytes one read may ask for: the largest chunk a manifest may have.
 pub const MAX_READ: u32 = MAX_CHUNK_SIZE;
 /// Shared files kept open between reads (least recently used closed first).
 pub const MAX_OPEN_SHARED: usize = 16;
-/// Buffer size of the whole-file check in [`Store::finish`].
-pub const VERIFY_BUFFER: usize = 1 << 20;
 /// How many `dl_` names [`Store::finish`] tries before giving up.
 pub const MAX_NAME_TRIES: u32 = 10_000;
 
@@ -46,6 +44,8 @@ struct Partial {
     file: File,
     size: u64,
     name: String,
+    /// The whole-file hash, computed behind the writes.
+    tail: Tail,
 }
 
 /// Executes the node's disk requests inside one shared folder. See the module doc.
@@ -204,6 +204,10 @@ impl Store {
             file.set_len(size).map_err(|e| disk_err(e, &file_name))?;
             len = size;
         }
+        let tail = file
+            .try_clone()
+            .and_then(Tail::start)
+            .map_err(|e| disk_err(e, &file_name))?;
         self.partials.insert(
             *content,
             Partial {
@@ -211,6 +215,7 @@ impl Store {
                 file,
                 size,
                 name: name.to_owned(),
+                tail,
             },
         );
         Ok(len)
@@ -242,7 +247,10 @@ impl Store {
         offset: u64,
         data: &[u8],
     ) -> Result<(), DiskError> {
-        let p = self.partial(content)?;
+        let p = self
+            .partials
+            .get_mut(content)
+            .ok_or_else(|| DiskError::Other(format!("no download of {content} is open")))?;
         if offset
             .checked_add(data.len() as u64)
             .is_none_or(|end| end > p.size)
@@ -254,12 +262,15 @@ impl Store {
         }
         p.file
             .write_all_at(data, offset)
-            .map_err(|e| disk_err(e, &p.name))
+            .map_err(|e| disk_err(e, &p.name))?;
+        p.tail.written(offset, data.len() as u64);
+        Ok(())
     }
 
-    /// Checks and places a complete download: call when the node asks to finish it. Syncs the
-    /// partial, cuts it to `size`, reads it all back (bounded buffer) and compares its SHA-256
-    /// with `file_hash`. On a mismatch (or a partial shorter than `size`) returns
+    /// Checks and places a complete download: call when the node asks to finish it. Cuts the
+    /// partial to `size`, waits for its whole-file SHA-256 — read back from the file by the
+    /// download's [`Tail`] thread, most of it while the download ran — syncs it, and compares
+    /// the digest with `file_hash`. On a mismatch (or a partial shorter than `size`) returns
     /// [`FinishError::HashMismatch`], renames nothing and keeps the partial open. On a match,
     /// links it as a new `dl_` file (never replacing one; see the module doc), removes the
     /// partial and returns the final file name.
@@ -278,26 +289,20 @@ impl Store {
         if meta.len() > size {
             p.file.set_len(size).map_err(err)?;
         }
+        // Most of the file was hashed (and flushed) behind the writes; this waits for the rest.
+        let digest = p.tail.finish(size);
         p.file.sync_all().map_err(err)?;
-
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; VERIFY_BUFFER.min(size as usize)];
-        let mut offset = 0u64;
-        while offset < size {
-            let n = (size - offset).min(buf.len() as u64) as usize;
-            match p.file.read_exact_at(&mut buf[..n], offset) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Err(FinishError::HashMismatch);
+        match digest {
+            Ok(d) if d == *file_hash => {}
+            Ok(_) | Err(io::ErrorKind::UnexpectedEof) => {
+                // Rehash from scratch if the caller repairs the file and finishes again.
+                let tail = p.file.try_clone().and_then(Tail::start).map_err(err)?;
+                if let Some(p) = self.partials.get_mut(content) {
+                    p.tail = tail;
                 }
-                Err(e) => return Err(err(e)),
+                return Err(FinishError::HashMismatch);
             }
-            hasher.update(&buf[..n]);
-            offset += n as u64;
-        }
-        let digest: Digest = hasher.finalize().into();
-        if digest != *file_hash {
-            return Err(FinishError::HashMismatch);
+            Err(k) => return Err(err(io::Error::from(k))),
         }
 
         // The partial path must still be our file, else hard_link would link something else.
