@@ -973,25 +973,25 @@ impl Sim {
 
     fn on_event(&mut self, h: usize, e: Event) -> Res {
         match e {
+            // Two names may share one content (two empty files): one download serves both.
             Event::DownloadDone { content, file, .. } => {
-                let Some(w) = self.want_of(h, &content) else {
-                    return Ok(());
-                };
-                let f = self.wants[w].file;
-                let same = self.hosts[h]
-                    .store
-                    .finished
-                    .get(&file)
-                    .is_some_and(|(c, d)| *c == content && *d == *self.files[f].data);
-                if !same {
-                    return Err(self.fail(
-                        Kind::WrongFile,
-                        format!("h{h}: {file} is not byte-identical to the original"),
-                    ));
+                for w in self.wants_of(h, &content) {
+                    let f = self.wants[w].file;
+                    let same = self.hosts[h]
+                        .store
+                        .finished
+                        .get(&file)
+                        .is_some_and(|(c, d)| *c == content && *d == *self.files[f].data);
+                    if !same {
+                        return Err(self.fail(
+                            Kind::WrongFile,
+                            format!("h{h}: {file} is not byte-identical to the original"),
+                        ));
+                    }
+                    let want = &mut self.wants[w];
+                    want.done = true;
+                    want.attempt = None;
                 }
-                let want = &mut self.wants[w];
-                want.done = true;
-                want.attempt = None;
                 if self.rng.chance(0.5) {
                     let at = self.now + self.rng.range(100 * MS, 2 * SEC);
                     self.act(at, Act::Rescan { host: h });
@@ -1000,16 +1000,15 @@ impl Sim {
             Event::DownloadFailed {
                 content, reason, ..
             } => {
-                let Some(w) = self.want_of(h, &content) else {
-                    return Ok(());
-                };
-                let want = &mut self.wants[w];
-                want.attempt = None;
-                want.last_fail = Some(reason.to_string());
-                if !want.done && !want.get_pending && self.now < self.heal_at + RETRY_WINDOW {
-                    want.get_pending = true;
-                    let at = self.now + self.rng.range(SEC, 3 * SEC);
-                    self.act(at, Act::Get { want: w });
+                for w in self.wants_of(h, &content) {
+                    let want = &mut self.wants[w];
+                    want.attempt = None;
+                    want.last_fail = Some(reason.to_string());
+                    if !want.done && !want.get_pending && self.now < self.heal_at + RETRY_WINDOW {
+                        want.get_pending = true;
+                        let at = self.now + self.rng.range(SEC, 3 * SEC);
+                        self.act(at, Act::Get { want: w });
+                    }
                 }
             }
             _ => {}
@@ -1017,10 +1016,12 @@ impl Sim {
         Ok(())
     }
 
-    fn want_of(&self, h: usize, c: &ContentId) -> Option<usize> {
-        self.wants
-            .iter()
-            .position(|w| w.host == h && self.files[w.file].manifest.id() == *c)
+    fn wants_of(&self, h: usize, c: &ContentId) -> Vec<usize> {
+        (0..self.wants.len())
+            .filter(|&w| {
+                self.wants[w].host == h && self.files[self.wants[w].file].manifest.id() == *c
+            })
+            .collect()
     }
 
     // ---- the LAN ----
