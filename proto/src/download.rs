@@ -36,6 +36,9 @@ const INITIAL_WINDOW: u32 = 4;
 const MIN_WINDOW: u32 = 2;
 /// The window aims to cover this much time of a peer's measured rate.
 const WINDOW_TIME: Duration = Duration::from_millis(250);
+/// Failures in a row (a stall, a reset, a close) with requests outstanding and no verified
+/// chunk in between, after which a peer is no longer asked for this file.
+pub const MAX_STRIKES: u32 = 3;
 
 /// The state of one chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,9 @@ pub enum Ban {
     BadManifest,
     /// It said it does not have the file (its catalog lied or is stale).
     NotFound,
+    /// It failed [`MAX_STRIKES`] times in a row with requests outstanding (e.g. it never
+    /// answers).
+    Unresponsive,
 }
 
 /// What became of a received chunk.
@@ -142,6 +148,8 @@ pub struct PeerPart {
     pub chunks: u32,
     /// Verified bytes it delivered.
     pub bytes: u64,
+    /// Failures in a row with requests outstanding (see [`MAX_STRIKES`]).
+    pub strikes: u32,
     first_request: Option<Instant>,
 }
 
@@ -408,6 +416,7 @@ impl Download {
         self.counters.fetched_bytes += u64::from(len);
         let max_window = self.max_window;
         if let Some(part) = self.peers.get_mut(&peer) {
+            part.strikes = 0;
             part.chunks += 1;
             part.bytes += u64::from(len);
             let elapsed = part
@@ -454,13 +463,21 @@ impl Download {
     }
 
     /// The peer failed, stalled, closed or went away: its chunks go back to the pool. It stays
-    /// a holder and may be asked again once it is reachable.
+    /// a holder and may be asked again once it is reachable, unless it failed with requests
+    /// outstanding [`MAX_STRIKES`] times in a row: then it is banned as unresponsive.
     pub fn peer_down(&mut self, peer: &PeerId) {
         let inflight: Vec<u32> = self
             .peers
             .get(peer)
             .map(|p| p.inflight.iter().copied().collect())
             .unwrap_or_default();
+        let asked = !inflight.is_empty() || self.manifest_from == Some(*peer);
+        if let Some(part) = self.peers.get_mut(peer).filter(|_| asked) {
+            part.strikes += 1;
+            if part.strikes >= MAX_STRIKES && part.banned.is_none() {
+                part.banned = Some(Ban::Unresponsive);
+            }
+        }
         if self.bugs.keep_chunks_of_dead_peers() {
             return;
         }
@@ -657,6 +674,35 @@ mod tests {
         d.check_invariants().unwrap();
         assert_eq!(d.inflight(), 0);
         assert_eq!(d.next_request(now, B), Some(0));
+    }
+
+    #[test]
+    fn a_peer_failing_again_and_again_with_requests_outstanding_is_banned() {
+        let (data, mut d, now) = running(8);
+        let m = d.manifest.clone().unwrap();
+        for _ in 0..MAX_STRIKES - 1 {
+            assert!(d.next_request(now, A).is_some());
+            d.peer_down(&A);
+            assert_eq!(d.peers()[&A].banned, None);
+        }
+        // A verified chunk clears the strikes.
+        let i = d.next_request(now, A).unwrap();
+        assert!(matches!(
+            d.on_chunk(now, A, i, chunk(&data, &m, i)),
+            Received::Accepted { .. }
+        ));
+        for _ in 0..MAX_STRIKES {
+            assert_eq!(d.peers()[&A].banned, None);
+            assert!(d.next_request(now, A).is_some());
+            d.peer_down(&A);
+        }
+        assert_eq!(d.peers()[&A].banned, Some(Ban::Unresponsive));
+        // Failing with nothing outstanding is no strike.
+        d.peer_down(&B);
+        d.peer_down(&B);
+        d.peer_down(&B);
+        assert_eq!(d.peers()[&B].banned, None);
+        d.check_invariants().unwrap();
     }
 
     #[test]

@@ -484,6 +484,8 @@ impl Node {
                 self.request_manifest(now, c);
             }
             self.fill_all(now, c);
+            // It may have been banned as unresponsive.
+            self.check_peers_left(c);
         }
     }
 

@@ -1,0 +1,59 @@
+//! The checks bite: each test plants one bug in every node (proto's `bugs` feature, enabled
+//! for proto's own tests by its self-dev-dependency) and asserts that a bounded sweep finds a
+//! seed on which the invariant guarding against it fails.
+mod sim;
+
+use p2pshare_proto::Bugs;
+use sim::{Kind, sweep};
+
+/// The most seeds a planted bug may survive.
+const BOUND: u64 = 100;
+
+fn finds(bugs: Bugs, expected: &[Kind]) {
+    let s = sweep(0..BOUND, bugs);
+    let f = s
+        .failure
+        .unwrap_or_else(|| panic!("{bugs:?} survived {BOUND} seeds"));
+    eprintln!("{bugs:?} caught after {} seeds: {f}", s.runs);
+    assert!(
+        expected.contains(&f.kind),
+        "{bugs:?} caught, but by {:?} instead of {expected:?}: {f}",
+        f.kind
+    );
+}
+
+#[test]
+fn skipping_the_chunk_hash_writes_a_corrupt_chunk() {
+    let bugs = Bugs {
+        skip_chunk_hash: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::CorruptWrite]);
+}
+
+#[test]
+fn never_expiring_keeps_a_silent_peer_listed() {
+    let bugs = Bugs {
+        never_expire: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::PeerNotExpired]);
+}
+
+#[test]
+fn finishing_early_asks_to_finish_an_incomplete_file() {
+    let bugs = Bugs {
+        finish_early: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::EarlyFinish]);
+}
+
+#[test]
+fn keeping_chunks_of_dead_peers_stalls_the_download() {
+    let bugs = Bugs {
+        keep_chunks_of_dead_peers: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Stuck, Kind::Liveness]);
+}
