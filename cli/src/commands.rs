@@ -13,13 +13,7 @@ use crate::peer::{self, Mode};
 
 /// `p2pshare serve`: share and serve until killed.
 pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
-    let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    eprintln!(
-        "p2pshare: sharing {} on TCP port {} (discovery on UDP {})",
-        opts.shared.display(),
-        handle.transfer_port(),
-        opts.discovery_port
-    );
+    let handle = peer::start_sharing(opts, port)?;
     loop {
         match handle.next_notice(Duration::from_secs(3600)) {
             Ok(Some(n)) => report(opts, &n),

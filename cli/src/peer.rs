@@ -59,6 +59,19 @@ pub fn start(opts: &Opts, port: u16, mode: Mode) -> Result<Handle, String> {
     started.map_err(|e| e.to_string())
 }
 
+/// Starts a sharing peer (the prompt, `serve`) and says where it serves.
+pub fn start_sharing(opts: &Opts, port: Option<u16>) -> Result<Handle, String> {
+    let port = port.unwrap_or(p2pshare_proto::node::DEFAULT_TRANSFER_PORT);
+    let handle = start(opts, port, Mode::Share)?;
+    eprintln!(
+        "p2pshare: sharing {} on TCP port {} (discovery on UDP {})",
+        opts.shared.display(),
+        handle.transfer_port(),
+        opts.discovery_port
+    );
+    Ok(handle)
+}
+
 /// Seconds from the command line as a duration; refuses negative or absurd values.
 pub fn seconds(what: &str, s: f64) -> Result<Duration, String> {
     if s.is_finite() && (0.0..=1e7).contains(&s) {

@@ -7,25 +7,17 @@
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
-
 use crate::args::Opts;
 use crate::commands::{self, Unresolved};
 use crate::format;
-use crate::peer::{self, Mode};
+use crate::peer;
 
 /// The prompt, exactly as the original program printed it.
 pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
 /// Runs a peer and its prompt until `quit` or end of input.
 pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
-    let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    eprintln!(
-        "p2pshare: sharing {} on TCP port {} (discovery on UDP {})",
-        opts.shared.display(),
-        handle.transfer_port(),
-        opts.discovery_port
-    );
+    let handle = peer::start_sharing(opts, port)?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {

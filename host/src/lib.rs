@@ -1,12 +1,15 @@
-//! p2pshare's host side: the disk work both runtimes (mio and smol) share.
+//! p2pshare's host side: everything a running peer needs besides its event loop, written once
+//! for both runtimes (mio and smol).
 //!
-//! Nothing here touches the network or runs an event loop. A runtime:
+//! It runs no event loop and does no network I/O: it binds the two listening sockets
+//! ([`sockets`]) and hands them over. A runtime calls [`start`], which
 //! 1. takes the shared folder with [`FolderLock::acquire`] (one peer per folder);
 //! 2. seeds the node with [`seed::random_u64`] / [`seed::random_bytes`];
-//! 3. builds a [`Scanner`] and calls [`Scanner::scan`] at start and then periodically (every
-//!    couple of seconds): a scan with nothing changed only stats the files;
-//! 4. hands the scanned files to a [`Store`] ([`Store::set_files`]) and executes the node's disk
-//!    requests with it (serve reads, partial-download writes, finish).
+//! 3. starts a [`Scanner`] thread that scans at start and then every couple of seconds (a scan
+//!    with nothing changed only stats the files);
+//! 4. returns the [`Driver`], which runs the node and performs its disk requests with a
+//!    [`Store`] (serve reads, partial-download writes, finish), leaving the runtime only
+//!    sockets to drive; and the channels behind the CLI's [`Handle`].
 //!
 //! Invariants shared by every module: no path is ever built from a name that failed
 //! [`p2pshare_proto::check_name`]; only regular files directly inside the shared folder are read
@@ -19,6 +22,7 @@ pub mod handle;
 pub mod lock;
 pub mod scan;
 pub mod seed;
+pub mod sockets;
 pub mod store;
 pub mod tail;
 

@@ -6,8 +6,6 @@
 //! never sleeps past the node's deadline and feeds `Instant::now()` (not the deadline) when it
 //! wakes; a connection's unsent bytes stay in its queue until the socket takes them.
 
-mod sockets;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -34,8 +32,8 @@ const READS_PER_TURN: usize = 4;
 /// takes the shared folder, and runs the loop on a new thread.
 pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
     let poll = Poll::new().map_err(|e| StartError::Bind(format!("cannot create poll: {e}")))?;
-    let mut udp = UdpSocket::from_std(sockets::discovery(cfg.discovery_port)?);
-    let mut listener = TcpListener::from_std(sockets::listener(cfg.transfer_port)?);
+    let mut udp = UdpSocket::from_std(p2pshare_host::sockets::discovery(cfg.discovery_port)?);
+    let mut listener = TcpListener::from_std(p2pshare_host::sockets::listener(cfg.transfer_port)?);
     let port = listener
         .local_addr()
         .map_err(|e| StartError::Bind(format!("cannot read the listening port: {e}")))?

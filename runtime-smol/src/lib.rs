@@ -23,8 +23,6 @@
 //! driver stops, its remaining network work (goodbye datagrams included) is performed before
 //! the loop ends.
 
-mod sockets;
-
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -57,9 +55,11 @@ const RETRY: Duration = Duration::from_millis(50);
 /// takes the shared folder, and runs the executor on a new thread.
 pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
     let register = |e: io::Error| StartError::Bind(format!("cannot register a socket: {e}"));
-    let udp = Arc::new(Async::new(sockets::discovery(cfg.discovery_port)?).map_err(register)?);
-    let listener =
-        TcpListener::try_from(sockets::listener(cfg.transfer_port)?).map_err(register)?;
+    let udp = Arc::new(
+        Async::new(p2pshare_host::sockets::discovery(cfg.discovery_port)?).map_err(register)?,
+    );
+    let listener = TcpListener::try_from(p2pshare_host::sockets::listener(cfg.transfer_port)?)
+        .map_err(register)?;
     let port = listener
         .local_addr()
         .map_err(|e| StartError::Bind(format!("cannot read the listening port: {e}")))?

@@ -1,11 +1,12 @@
-//! Binding the two listening sockets with the options std cannot set before `bind`.
+//! Binding a peer's two listening sockets, with the options std cannot set before `bind`; both
+//! runtimes take them from here.
 //!
 //! The discovery socket gets SO_REUSEADDR and SO_REUSEPORT, so that several peers on one host
 //! all bind the discovery port and all hear each broadcast, and SO_BROADCAST to send them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use p2pshare_host::StartError;
+use crate::driver::StartError;
 use socket2::{Domain, Protocol, Socket, Type};
 
 fn err(what: &str, port: u16, e: std::io::Error) -> StartError {
@@ -13,7 +14,7 @@ fn err(what: &str, port: u16, e: std::io::Error) -> StartError {
 }
 
 /// The discovery socket: UDP on `0.0.0.0:port`, non-blocking.
-pub(crate) fn discovery(port: u16) -> Result<std::net::UdpSocket, StartError> {
+pub fn discovery(port: u16) -> Result<std::net::UdpSocket, StartError> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| err("open UDP", port, e))?;
     s.set_reuse_address(true)
@@ -30,7 +31,7 @@ pub(crate) fn discovery(port: u16) -> Result<std::net::UdpSocket, StartError> {
 }
 
 /// The transfer listener: TCP on `0.0.0.0:port` (0 picks a free port), non-blocking.
-pub(crate) fn listener(port: u16) -> Result<std::net::TcpListener, StartError> {
+pub fn listener(port: u16) -> Result<std::net::TcpListener, StartError> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| err("open TCP", port, e))?;
     // Lets a restarted peer bind at once despite connections in TIME_WAIT; two live
