@@ -63,6 +63,13 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Up once it holds the folder lock (it writes its pid into the lock file after locking).
+        let lock = dir.path().join(".p2pshare.lock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(&lock).map_or(true, |b| b.is_empty()) {
+            assert!(Instant::now() < deadline, "peer did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Peer { child, dir }
     }
 }
