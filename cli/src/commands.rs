@@ -269,7 +269,8 @@ pub fn download(
                 }
                 for s in &sources {
                     let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
-                    line.push_str(&format!("\n  {who}: {} chunks", s.chunks));
+                    let plural = if s.chunks == 1 { "" } else { "s" };
+                    line.push_str(&format!("\n  {who}: {} chunk{plural}", s.chunks));
                 }
                 return Ok(line);
             }

@@ -187,7 +187,11 @@ fn get_from_two(d: u16, runtimes: [&str; 3]) {
     // One line per source, each with a positive chunk count.
     let counts: Vec<u32> = text
         .lines()
-        .filter_map(|l| l.trim().strip_suffix(" chunks"))
+        .filter_map(|l| {
+            l.trim()
+                .strip_suffix(" chunks")
+                .or(l.trim().strip_suffix(" chunk"))
+        })
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(counts.len(), 2, "{text}");
@@ -221,7 +225,8 @@ fn cli_errors_are_one_line_and_non_zero() {
     for args in [&["70000"][..], &["get"], &["fly"]] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).starts_with("error:"), "{}", stderr(&out));
+        assert!(stderr(&out).starts_with("p2pshare: "), "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     }
     // A folder that is a file.
     let file = dir.path().join("not-a-folder");
@@ -336,4 +341,26 @@ fn the_prompt_driven_through_stdin() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with(prompt));
+}
+
+#[test]
+fn a_static_peer_beyond_the_broadcast_domain() {
+    // Two discovery ports: the peers cannot hear each other's broadcasts, only --peer joins them.
+    let seeder = Peer::serve(dport(5), &[("far.txt", b"from far away")], &[]);
+    // The seeder's transfer port (it took a free one): ask its own broadcast domain.
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pshare(dport(5), dir.path(), &["peers", "--wait", "1.5"]);
+    let addr = stdout(&out).trim().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let out = p2pshare(
+        dport(6),
+        dir.path(),
+        &["--peer", &addr, "get", "far.txt", "--timeout", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("dl_far.txt")).unwrap(),
+        b"from far away"
+    );
+    drop(seeder);
 }
