@@ -140,8 +140,22 @@ impl Net {
     /// Caps host `i`'s upload like a LAN link.
     pub fn cap(&self, i: usize, rate: &str) {
         ip(&[
-            "netns", "exec", &self.ns(i), "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
-            "rate", rate, "burst", "32kbit", "latency", "400ms",
+            "netns",
+            "exec",
+            &self.ns(i),
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "eth0",
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kbit",
+            "latency",
+            "400ms",
         ]);
     }
 
@@ -163,7 +177,9 @@ impl Net {
 
     fn command(&self, i: usize, program: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns(i)]).arg(program).args(args);
+        c.args(["netns", "exec", &self.ns(i)])
+            .arg(program)
+            .args(args);
         c
     }
 
@@ -176,7 +192,21 @@ impl Net {
 
     /// Runs p2pshare on host `i` to the end.
     pub fn run(&self, i: usize, args: &[&str]) -> Output {
-        self.p2pshare(i, args).stdin(Stdio::null()).output().unwrap()
+        self.p2pshare(i, args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs p2pshare on host `i` to the end, sharing `dir` instead of the host's folder.
+    pub fn run_in(&self, i: usize, dir: &Path, args: &[&str]) -> Output {
+        self.command(i, Path::new(BIN), &[])
+            .arg("--shared")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     fn logs(&self, i: usize) -> (PathBuf, PathBuf) {
@@ -348,11 +378,7 @@ impl Net {
     pub fn assert_no_panic(&self) {
         for (k, p) in self.procs.iter().enumerate() {
             let err = self.stderr(k);
-            assert!(
-                !err.contains("panicked"),
-                "host {} panicked: {err}",
-                p.host
-            );
+            assert!(!err.contains("panicked"), "host {} panicked: {err}", p.host);
         }
     }
 }
