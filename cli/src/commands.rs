@@ -288,7 +288,10 @@ pub fn download(
                     line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
                 }
                 if rejected > 0 {
-                    line.push_str(&format!("; rejected {rejected} corrupt chunks"));
+                    line.push_str(&format!(
+                        "; rejected {rejected} corrupt chunk{}",
+                        if rejected == 1 { "" } else { "s" }
+                    ));
                 }
                 for s in &sources {
                     let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
