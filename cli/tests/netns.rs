@@ -227,6 +227,15 @@ fn s04_seeder_frozen_mid_transfer() {
     println!("s04: done {:?} after the freeze\n{out}", frozen.elapsed());
     assert!(st.success(), "{}", net.stderr(g));
     assert!(std::fs::read(net.shared(3).join("dl_movie.bin")).unwrap() == file);
+    let src = sources(&out);
+    let from = |ip: &str| {
+        src.iter()
+            .find(|(a, _)| a.starts_with(ip))
+            .map_or(0, |s| s.1)
+    };
+    // The frozen seeder served some chunks before the freeze, the other one all the rest.
+    assert!(from("10.99.0.2:") > 0 && from("10.99.0.2:") < 24, "{out}");
+    assert_eq!(from("10.99.0.1:") + from("10.99.0.2:"), 24, "{out}");
     net.signal(b, "CONT");
     net.assert_no_panic();
 }
