@@ -55,7 +55,8 @@ pub struct Opts {
     #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
     pub interval: f64,
 
-    /// Print what happens (peers found and lost, catalogs, rejected chunks).
+    /// Print what happens (peers found and lost, catalogs, rejected chunks; with `serve`, a
+    /// `stats:` line of input counters whenever they change).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }

@@ -14,11 +14,28 @@ use crate::peer::{self, Mode};
 /// `p2pshare serve`: share and serve until killed.
 pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
     let handle = peer::start_sharing(opts, port)?;
+    // With -v, the counters of dropped and refused input are printed whenever they changed,
+    // at most once a second: the only window on hostile or broken peers a `serve` gives.
+    let mut last_stats = p2pshare_proto::Stats::default();
+    let mut next_stats = Instant::now();
     loop {
-        match handle.next_notice(Duration::from_secs(3600)) {
+        let wait = if opts.verbose > 0 {
+            next_stats.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_secs(3600)
+        };
+        match handle.next_notice(wait) {
             Ok(Some(n)) => report(opts, &n),
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),
+        }
+        if opts.verbose > 0 && Instant::now() >= next_stats {
+            next_stats = Instant::now() + Duration::from_secs(1);
+            let stats = handle.snapshot().map_err(|e| e.to_string())?.stats;
+            if stats != last_stats {
+                eprintln!("stats: {}", format::stats(&stats));
+                last_stats = stats;
+            }
         }
     }
 }
@@ -265,7 +282,10 @@ pub fn download(
                     line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
                 }
                 if rejected > 0 {
-                    line.push_str(&format!("; rejected {rejected} corrupt chunks"));
+                    line.push_str(&format!(
+                        "; rejected {rejected} corrupt chunk{}",
+                        if rejected == 1 { "" } else { "s" }
+                    ));
                 }
                 for s in &sources {
                     let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());

@@ -1,7 +1,7 @@
 //! How things look on the terminal and in JSON.
 
 use p2pshare_host::Snapshot;
-use p2pshare_proto::{RemoteFile, hex};
+use p2pshare_proto::{RemoteFile, Stats, hex};
 use serde_json::json;
 
 /// `1.5 MiB`-style sizes.
@@ -18,6 +18,30 @@ pub fn size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// The input counters as one line of `name=value` pairs (what `serve -v` prints).
+pub fn stats(s: &Stats) -> String {
+    let Stats {
+        datagrams_foreign,
+        datagrams_malformed,
+        datagrams_unknown_version,
+        frames_unreadable,
+        protocol_errors,
+        connections_refused,
+        bad_names,
+        requests_refused,
+        chunks_served,
+        chunks_rejected,
+    } = s;
+    format!(
+        "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
+         datagrams_unknown_version={datagrams_unknown_version} \
+         frames_unreadable={frames_unreadable} protocol_errors={protocol_errors} \
+         connections_refused={connections_refused} bad_names={bad_names} \
+         requests_refused={requests_refused} chunks_served={chunks_served} \
+         chunks_rejected={chunks_rejected}"
+    )
 }
 
 /// `12.3 MB/s`-style rates.

@@ -1,0 +1,843 @@
+//! Faults and hostile input end to end (issue 5): the real `p2pshare` binary on several hosts
+//! built from network namespaces — a seeder killed, frozen or serving changed bytes, the
+//! downloader killed and resumed, no holder left, a flood of garbage, hostile names, an existing
+//! `dl_` file, a full disk, and rate-capped links.
+//!
+//! Safety rules these tests follow:
+//! - every peer runs inside a namespace this test created (`p<pid>t<n>-h<i>`, on its own bridge
+//!   namespace `p<pid>t<n>-br`), with the default discovery settings (255.255.255.255:9999),
+//!   which reach only that bridge; no peer runs in the root namespace, nothing is sent anywhere
+//!   else;
+//! - the hostile clients are this test binary re-executed inside a namespace
+//!   (`P2PT_HELPER=...`), talking only to 10.99.0.0/24 of that test's bridge;
+//! - a guard ([`hosts::Net`]) kills the processes it started (by pid), unmounts its tmpfs and
+//!   deletes its namespaces on success and on failure;
+//! - without root or without `ip netns`, every test prints why and passes without running.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod hosts;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use hosts::{Net, Rng, data, names, number_after, saved_secs, sources, stat};
+use p2pshare_proto::wire::{Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message};
+use p2pshare_proto::{ContentId, Manifest, PeerId};
+
+const MIB: usize = 1 << 20;
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn partials(dir: &std::path::Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(".dl_") && n.ends_with(".part"))
+        .collect()
+}
+
+fn peer_lines(out: &str) -> usize {
+    out.lines().filter(|l| l.starts_with("10.99.0.")).count()
+}
+
+/// 1. Three hosts (mio, smol, mio; default interval) see each other within 2 s; one that quits
+///    is gone at once, one that is SIGKILLed within 20 s.
+#[test]
+fn s01_three_hosts_discover_and_forget() {
+    let Some(mut net) = Net::new(1, "s01", 3, false) else {
+        return;
+    };
+    let start = Instant::now();
+    let mut p1 = net.prompt(1, &[]);
+    let mut p2 = net.prompt(2, &["--runtime", "smol"]);
+    let mut p3 = net.prompt(3, &[]);
+    for (i, p) in [&mut p1, &mut p2, &mut p3].into_iter().enumerate() {
+        loop {
+            let out = p.cmd("peers", S(5));
+            if peer_lines(&out) == 2 {
+                println!(
+                    "host {} lists both others after {:?}",
+                    i + 1,
+                    start.elapsed()
+                );
+                break;
+            }
+            assert!(start.elapsed() < S(2), "host {} after 2 s: {out}", i + 1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Quit: says bye, forgotten at once.
+    p3.send("quit");
+    let quit = Instant::now();
+    net.wait_exit(p3.proc, S(5));
+    for p in [&mut p1, &mut p2] {
+        while peer_lines(&p.cmd("peers", S(5))) != 1 {
+            assert!(quit.elapsed() < S(20), "quit peer still listed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    println!("quit peer gone from both after {:?}", quit.elapsed());
+    // SIGKILL: no bye, expires after 3.5 intervals (17.5 s by default).
+    net.signal(p2.proc, "KILL");
+    let killed = Instant::now();
+    loop {
+        let out = p1.cmd("peers", S(5));
+        if out.contains("No peers found.") {
+            break;
+        }
+        assert!(killed.elapsed() < S(20), "killed peer still listed: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("killed peer gone after {:?}", killed.elapsed());
+    p1.send("quit");
+    assert!(net.wait_exit(p1.proc, S(10)).success());
+    net.assert_no_panic();
+}
+
+/// Starts `get` on host `i` in the background and waits until its partial file exists.
+fn get_started(net: &mut Net, i: usize, name: &str, args: &[&str]) -> usize {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(&["get", name, "--timeout", "120"]);
+    let p = net.spawn(i, &all);
+    let deadline = Instant::now() + S(15);
+    while partials(&net.shared(i)).is_empty() {
+        assert!(Instant::now() < deadline, "no partial: {}", net.stderr(p));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p
+}
+
+/// 2. Two seeders; one SIGKILLed mid-transfer; the download completes from the other.
+#[test]
+fn s02_seeder_killed_mid_transfer() {
+    let Some(mut net) = Net::new(2, "s02", 3, false) else {
+        return;
+    };
+    let file = data(24 * MIB, 2);
+    net.cap(1, "40mbit");
+    net.cap(2, "40mbit");
+    let _a = net.seeder(1, &[("movie.bin", &file)], &["--interval", "1"]);
+    let b = net.seeder(
+        2,
+        &[("movie.bin", &file)],
+        &["--interval", "1", "--runtime", "smol"],
+    );
+    let t = Instant::now();
+    let g = get_started(&mut net, 3, "movie.bin", &["--interval", "1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    net.signal(b, "KILL");
+    let st = net.wait_exit(g, S(60));
+    let out = net.stdout(g);
+    println!("{out}{}", net.stderr(g));
+    assert!(st.success());
+    assert!(std::fs::read(net.shared(3).join("dl_movie.bin")).unwrap() == file);
+    let src = sources(&out);
+    let from_b = src.iter().find(|(a, _)| a.starts_with("10.99.0.2:"));
+    let from_a = src
+        .iter()
+        .find(|(a, _)| a.starts_with("10.99.0.1:"))
+        .unwrap();
+    assert!(from_b.is_some_and(|b| b.1 > 0 && b.1 < 24), "{out}");
+    assert_eq!(from_a.1 + from_b.unwrap().1, 24, "{out}");
+    println!(
+        "s02: completed in {:?} after the kill of a seeder",
+        t.elapsed()
+    );
+    net.assert_no_panic();
+}
+
+/// 3. A seeder whose file changed after its scan serves bytes failing their hashes: rejected,
+///    counted, the seeder dropped for the file, the download completes from the other.
+#[test]
+fn s03_changed_file_chunks_rejected() {
+    let Some(mut net) = Net::new(3, "s03", 3, false) else {
+        return;
+    };
+    let file = data(24 * MIB, 3);
+    net.cap(1, "40mbit");
+    let _a = net.seeder(1, &[("movie.bin", &file)], &[]);
+    let b = net.seeder(2, &[("movie.bin", &file)], &["--runtime", "smol"]);
+    let mut d = net.prompt(3, &["-v"]);
+    let t = Instant::now();
+    loop {
+        let out = d.cmd("list", S(5));
+        if out
+            .lines()
+            .any(|l| l.starts_with("movie.bin") && l.contains(" 2 "))
+        {
+            break;
+        }
+        assert!(t.elapsed() < S(10), "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Freeze B, change its file in place (same size), and start the download: B's first answers
+    // after it thaws come before its rescan (which must hash 24 MiB) sees the change.
+    net.signal(b, "STOP");
+    let mut changed = file.clone();
+    for c in 0..24 {
+        changed[c * MIB + 7] ^= 0xff;
+    }
+    std::fs::write(net.shared(2).join("movie.bin"), &changed).unwrap();
+    d.send("get movie.bin");
+    std::thread::sleep(Duration::from_millis(1500));
+    net.signal(b, "CONT");
+    let out = d.next(S(60));
+    println!("{out}");
+    assert!(out.starts_with("Saved "), "{out}");
+    assert!(std::fs::read(net.shared(3).join("dl_movie.bin")).unwrap() == file);
+    let rejected = number_after(&out, "rejected ").expect("rejected count shown");
+    assert!(rejected >= 1, "{out}");
+    let src = sources(&out);
+    assert!(
+        src.iter()
+            .all(|(a, n)| !a.starts_with("10.99.0.2:") || *n == 0),
+        "the changed seeder supplied chunks: {out}"
+    );
+    let err = net.stderr(d.proc);
+    assert!(err.contains("failed its SHA-256: rejected"), "{err}");
+    println!("s03: rejected {rejected} chunks; {out}");
+    d.send("quit");
+    net.assert_no_panic();
+}
+
+/// 4. A seeder SIGSTOPped mid-transfer: its requests time out and move to the other.
+#[test]
+fn s04_seeder_frozen_mid_transfer() {
+    let Some(mut net) = Net::new(4, "s04", 3, false) else {
+        return;
+    };
+    let file = data(24 * MIB, 4);
+    net.cap(1, "40mbit");
+    net.cap(2, "40mbit");
+    let _a = net.seeder(1, &[("movie.bin", &file)], &["--runtime", "smol"]);
+    let b = net.seeder(2, &[("movie.bin", &file)], &[]);
+    let g = get_started(&mut net, 3, "movie.bin", &["--runtime", "smol"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    net.signal(b, "STOP");
+    let frozen = Instant::now();
+    let st = net.wait_exit(g, S(60));
+    let out = net.stdout(g);
+    println!("s04: done {:?} after the freeze\n{out}", frozen.elapsed());
+    assert!(st.success(), "{}", net.stderr(g));
+    assert!(std::fs::read(net.shared(3).join("dl_movie.bin")).unwrap() == file);
+    let src = sources(&out);
+    let from = |ip: &str| {
+        src.iter()
+            .find(|(a, _)| a.starts_with(ip))
+            .map_or(0, |s| s.1)
+    };
+    // The frozen seeder served some chunks before the freeze, the other one all the rest.
+    assert!(from("10.99.0.2:") > 0 && from("10.99.0.2:") < 24, "{out}");
+    assert_eq!(from("10.99.0.1:") + from("10.99.0.2:"), 24, "{out}");
+    net.signal(b, "CONT");
+    net.assert_no_panic();
+}
+
+/// 5. The downloader SIGKILLed mid-transfer, `get` again: resumes, fetching only what was
+///    missing; `dl_NAME` never exists before the file is verified.
+#[test]
+fn s05_downloader_killed_and_resumed() {
+    let Some(mut net) = Net::new(5, "s05", 3, false) else {
+        return;
+    };
+    let file = data(24 * MIB, 5);
+    net.cap(1, "40mbit");
+    net.cap(2, "40mbit");
+    let _a = net.seeder(1, &[("movie.bin", &file)], &[]);
+    let _b = net.seeder(2, &[("movie.bin", &file)], &["--runtime", "smol"]);
+    let dl = net.shared(3).join("dl_movie.bin");
+    let g = get_started(&mut net, 3, "movie.bin", &[]);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1500) {
+        assert!(!dl.exists(), "dl_movie.bin exists before verification");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    net.signal(g, "KILL");
+    net.wait_exit(g, S(5));
+    assert!(!dl.exists());
+    let part = partials(&net.shared(3));
+    assert_eq!(part.len(), 1, "{part:?}");
+    // Again; watch that dl_ appears only whole.
+    let g2 = net.spawn(3, &["get", "movie.bin", "--timeout", "60"]);
+    loop {
+        let done = net.procs[g2].child.try_wait().unwrap().is_some();
+        if let Ok(m) = std::fs::metadata(&dl) {
+            assert_eq!(m.len(), file.len() as u64, "dl_ visible before complete");
+        }
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = net.stdout(g2);
+    println!("s05: {out}");
+    assert!(std::fs::read(&dl).unwrap() == file);
+    let reused = number_after(&out, "resumed: ").expect("resumed") as u32;
+    let fetched: u32 = sources(&out).iter().map(|s| s.1).sum();
+    assert!(reused > 0 && reused < 24, "{out}");
+    assert_eq!(reused + fetched, 24, "{out}");
+    assert!(partials(&net.shared(3)).is_empty());
+    println!("s05: {reused} chunks reused, {fetched} fetched after the restart");
+    net.assert_no_panic();
+}
+
+/// 6. The only holder killed mid-transfer: `get` stops with a clear reason within a bound and
+///    keeps the partial.
+#[test]
+fn s06_no_holder_left() {
+    let Some(mut net) = Net::new(6, "s06", 2, false) else {
+        return;
+    };
+    let file = data(16 * MIB, 6);
+    net.cap(1, "20mbit");
+    let a = net.seeder(1, &[("movie.bin", &file)], &["--interval", "1"]);
+    let g = get_started(&mut net, 2, "movie.bin", &["--interval", "1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    net.signal(a, "KILL");
+    let killed = Instant::now();
+    let st = net.wait_exit(g, S(20));
+    let took = killed.elapsed();
+    let err = net.stderr(g);
+    println!("s06: get stopped {took:?} after the last holder died: {err}");
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("no peer has this file any more"), "{err}");
+    assert!(took < S(10), "{took:?}");
+    assert_eq!(partials(&net.shared(2)).len(), 1);
+    assert!(!net.shared(2).join("dl_movie.bin").exists());
+    net.assert_no_panic();
+}
+
+/// 7. Garbage to the discovery and transfer ports of both seeders while a download runs.
+#[test]
+fn s07_hostile_input_during_download() {
+    let Some(mut net) = Net::new(7, "s07", 4, false) else {
+        return;
+    };
+    let file = data(24 * MIB, 7);
+    net.cap(1, "30mbit");
+    net.cap(2, "30mbit");
+    let a = net.seeder(1, &[("movie.bin", &file)], &[]);
+    let b = net.seeder(2, &[("movie.bin", &file)], &["--runtime", "smol"]);
+    let rss0 = (net.peak_rss_kib(a), net.peak_rss_kib(b));
+    let g = get_started(&mut net, 3, "movie.bin", &[]);
+    let h = net.spawn_helper(
+        4,
+        "flood",
+        &[("P2PT_TARGETS", "10.99.0.1,10.99.0.2".into())],
+    );
+    let t = Instant::now();
+    let st = net.wait_exit(g, S(90));
+    println!(
+        "s07: download finished {:?} after the flood began",
+        t.elapsed()
+    );
+    let out = net.stdout(g);
+    println!("s07: {out}");
+    assert!(st.success(), "{}", net.stderr(g));
+    assert!(std::fs::read(net.shared(3).join("dl_movie.bin")).unwrap() == file);
+    assert!(net.wait_exit(h, S(60)).success(), "{}", net.stderr(h));
+    println!("s07 flood: {}", net.stdout(h));
+    std::thread::sleep(S(2)); // one more stats line
+    for (p, name, before) in [(a, "mio", rss0.0), (b, "smol", rss0.1)] {
+        let rss = net.peak_rss_kib(p);
+        let stats = hosts::last_stats(&net.stderr(p));
+        println!("s07: {name} seeder peak RSS {before} KiB before, {rss} KiB after; {stats:?}");
+        assert!(rss < 200 * 1024, "{name}: peak RSS {rss} KiB");
+        for key in [
+            "datagrams_foreign",
+            "datagrams_malformed",
+            "datagrams_unknown_version",
+            "frames_unreadable",
+            "protocol_errors",
+        ] {
+            assert!(
+                stat(&stats, key) > 0,
+                "{name}: {key} not counted: {stats:?}"
+            );
+        }
+        assert!(
+            net.procs[p].child.try_wait().unwrap().is_none(),
+            "{name} died"
+        );
+    }
+    net.assert_no_panic();
+}
+
+/// 8. Hostile names in catalogs are refused; a symlink to outside is not served; nothing
+///    outside the shared folder is read or written.
+#[test]
+fn s08_hostile_names_and_symlinks() {
+    let Some(mut net) = Net::new(8, "s08", 3, false) else {
+        return;
+    };
+    let outside = net.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let secret = data(100_000, 8);
+    std::fs::write(outside.join("secret.txt"), &secret).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), net.shared(2).join("link.txt")).unwrap();
+    let secret_id = Manifest::of_bytes(&secret).id();
+    let v = net.seeder(2, &[("real.txt", b"real")], &[]);
+    let e = net.spawn_helper(
+        3,
+        "evil",
+        &[
+            ("P2PT_VICTIM", "10.99.0.2".into()),
+            ("P2PT_SECRET", secret_id.to_hex()),
+        ],
+    );
+    std::thread::sleep(S(2));
+    let o = net.run(1, &["list", "--wait", "2", "--json"]);
+    let list = String::from_utf8_lossy(&o.stdout).into_owned();
+    println!("s08 list: {list}");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let listed: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["names"].as_array().unwrap().clone())
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    assert!(listed.contains(&"real.txt".to_string()), "{listed:?}");
+    assert!(listed.contains(&"good.txt".to_string()), "{listed:?}");
+    for n in &listed {
+        assert!(n == "real.txt" || n == "good.txt", "listed {n:?}");
+    }
+    for name in ["../x", "/etc/passwd", "a/b", "link.txt"] {
+        let o = net.run(1, &["get", name, "--timeout", "2"]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        assert!(text(&o).contains("no peer shares"), "{name}: {}", text(&o));
+    }
+    assert!(net.wait_exit(e, S(30)).success(), "{}", net.stderr(e));
+    let report = net.stdout(e);
+    println!("s08 evil: {report}");
+    assert!(report.contains("RESULT catalog-without-link"), "{report}");
+    assert!(report.contains("RESULT secret-chunk-refused"), "{report}");
+    assert!(
+        report.contains("RESULT secret-manifest-refused"),
+        "{report}"
+    );
+    std::thread::sleep(S(1));
+    let stats = hosts::last_stats(&net.stderr(v));
+    println!("s08 victim stats: {stats:?}");
+    assert!(stat(&stats, "bad_names") >= 6, "{stats:?}");
+    assert_eq!(names(&outside), ["secret.txt"]);
+    assert!(std::fs::read(outside.join("secret.txt")).unwrap() == secret);
+    for i in 1..=2 {
+        for n in names(&net.shared(i)) {
+            assert!(
+                ["real.txt", "link.txt"].contains(&n.as_str()) || n.starts_with('.'),
+                "host {i}: unexpected {n:?}"
+            );
+        }
+    }
+    assert!(!net.dir.path().join("x").exists());
+    net.assert_no_panic();
+}
+
+/// 9. An existing `dl_NAME` is never overwritten: the download gets `dl_NAME (1)`.
+#[test]
+fn s09_existing_download_name_kept() {
+    let Some(mut net) = Net::new(9, "s09", 2, false) else {
+        return;
+    };
+    let file = data(3 * MIB, 9);
+    let _a = net.seeder(1, &[("notes.txt", &file)], &["--runtime", "smol"]);
+    std::fs::write(net.shared(2).join("dl_notes.txt"), b"mine, not yours").unwrap();
+    let o = net.run(2, &["get", "notes.txt", "--timeout", "30"]);
+    println!("s09: {}", text(&o));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(net.shared(2).join("dl_notes.txt")).unwrap(),
+        b"mine, not yours"
+    );
+    assert!(std::fs::read(net.shared(2).join("dl_notes (1).txt")).unwrap() == file);
+    assert!(text(&o).contains("dl_notes (1).txt"), "{}", text(&o));
+    net.assert_no_panic();
+}
+
+/// 10. Disk full while writing: a clear error, no `dl_` file, the peer keeps running.
+#[test]
+fn s10_disk_full() {
+    let Some(mut net) = Net::new(10, "s10", 2, false) else {
+        return;
+    };
+    let file = data(16 * MIB, 10);
+    let _a = net.seeder(1, &[("movie.bin", &file)], &[]);
+    net.tmpfs(2, "6m");
+    let mut d = net.prompt(2, &["--runtime", "smol"]);
+    let t = Instant::now();
+    loop {
+        if d.cmd("list", S(5)).contains("movie.bin") {
+            break;
+        }
+        assert!(t.elapsed() < S(10));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = d.cmd("get movie.bin", S(60));
+    println!("s10: {out}");
+    assert!(out.contains("no space left"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        names(&net.shared(2)).iter().all(|n| !n.starts_with("dl_")),
+        "{:?}",
+        names(&net.shared(2))
+    );
+    // Still running and answering.
+    let peers = d.cmd("peers", S(5));
+    assert_eq!(peer_lines(&peers), 1, "{peers}");
+    assert!(d.cmd("list", S(5)).contains("movie.bin"));
+    d.send("quit");
+    assert!(net.wait_exit(d.proc, S(10)).success());
+    net.assert_no_panic();
+}
+
+/// 11. Links like a LAN: three 100 Mbit/s seeders add up; a 5 Mbit/s one does not drag the
+///     download down.
+#[test]
+fn s11_rate_capped_links() {
+    let Some(mut net) = Net::new(11, "s11", 5, true) else {
+        return;
+    };
+    let size = 48 * MIB;
+    let file = data(size, 11);
+    for i in 1..=3 {
+        net.cap(i, "100mbit");
+    }
+    net.cap(4, "5mbit");
+    let _s1 = net.seeder(1, &[("movie.bin", &file)], &[]);
+    let _s2 = net.seeder(2, &[("movie.bin", &file)], &["--runtime", "smol"]);
+    let s3 = net.seeder(3, &[("movie.bin", &file)], &[]);
+    let get = |net: &Net, k: u32| -> f64 {
+        let dl_dir = |k: u32| net.shared(5).join(format!("run{k}"));
+        let o = net.run_in(5, &dl_dir(k), &["get", "movie.bin", "--timeout", "120"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let t = text(&o);
+        println!("s11 run {k}: {t}");
+        assert!(std::fs::read(dl_dir(k).join("dl_movie.bin")).unwrap() == file);
+        std::fs::remove_file(dl_dir(k).join("dl_movie.bin")).unwrap();
+        saved_secs(&t)
+    };
+    let t3 = get(&net, 1);
+    let mbit = size as f64 * 8.0 / t3 / 1e6;
+    println!(
+        "s11: 3 x 100 Mbit/s: {t3:.2} s, {mbit:.0} Mbit/s = {:.2} of 300",
+        mbit / 300.0
+    );
+    net.signal(s3, "KILL");
+    let t2 = get(&net, 2);
+    let _slow = net.seeder(4, &[("movie.bin", &file)], &[]);
+    let t2s = get(&net, 3);
+    println!(
+        "s11: 2 x 100 Mbit/s: {t2:.2} s; with a 5 Mbit/s seeder added: {t2s:.2} s ({:.2}x)",
+        t2s / t2
+    );
+    assert!(mbit >= 0.6 * 300.0, "{mbit:.0} Mbit/s");
+    assert!(
+        t2s <= 1.5 * t2,
+        "slow seeder dragged: {t2s:.2} s vs {t2:.2} s"
+    );
+    net.assert_no_panic();
+}
+
+// ---- hostile helpers: this binary re-executed inside a namespace ----
+
+/// Entry of the helpers; does nothing in a normal test run.
+#[test]
+fn helper() {
+    match std::env::var("P2PT_HELPER").as_deref() {
+        Ok("flood") => flood(),
+        Ok("evil") => evil(),
+        _ => {}
+    }
+}
+
+fn targets() -> Vec<Ipv4Addr> {
+    std::env::var("P2PT_TARGETS")
+        .unwrap()
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+    f.push(kind);
+    f.extend_from_slice(body);
+    f
+}
+
+/// Sends `bytes` on a new connection to `to`, then closes it.
+fn send_conn(to: SocketAddr, bytes: &[u8]) -> bool {
+    match TcpStream::connect_timeout(&to, S(2)) {
+        Ok(mut s) => {
+            let _ = s.write_all(bytes);
+            std::thread::sleep(Duration::from_millis(5));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn flood() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    udp.set_broadcast(true).unwrap();
+    let mut dgrams = 0;
+    let mut conns = 0;
+    let mut idle = Vec::new();
+    let start = Instant::now();
+    for t in targets() {
+        let disc = SocketAddr::from((t, 9999));
+        let tcp = SocketAddr::from((t, 10000));
+        // Datagrams: random, ours with garbage, unknown version, too long, foreign JSON.
+        for k in 0..4000 {
+            let d = match k % 5 {
+                0 => {
+                    let n = rng.below(1500) as usize;
+                    rng.bytes(n)
+                }
+                1 => {
+                    let n = rng.below(300) as usize;
+                    [b"P2PS\x01".to_vec(), rng.bytes(n)].concat()
+                }
+                2 => [b"P2PS\x07".to_vec(), rng.bytes(40)].concat(),
+                3 => [b"P2PS\x01".to_vec(), vec![0xa0; 1400]].concat(),
+                _ => br#"{"type": "announce", "port": 10000, "files": ["x"]}"#.to_vec(),
+            };
+            let to = if k % 2 == 0 {
+                disc
+            } else {
+                SocketAddr::from(([10, 99, 0, 255], 9999))
+            };
+            if udp.send_to(&d, to).is_ok() {
+                dgrams += 1;
+            }
+            if k % 200 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // Frames.
+        for k in 0..200 {
+            let bytes = match k % 6 {
+                // Not even our preamble.
+                0 => {
+                    let n = 1 + rng.below(2000) as usize;
+                    rng.bytes(n)
+                }
+                // Preamble, then random frames of any kind.
+                1 => {
+                    let mut b = b"P2PT\x01".to_vec();
+                    for _ in 0..20 {
+                        let n = rng.below(500) as usize;
+                        b.extend(frame(rng.next() as u8, &rng.bytes(n)));
+                    }
+                    b
+                }
+                // Truncated frame: says 1000 bytes, sends 10, closes.
+                2 => [
+                    b"P2PT\x01".to_vec(),
+                    1000u32.to_be_bytes().to_vec(),
+                    vec![1; 10],
+                ]
+                .concat(),
+                // Unknown kinds and unknown messages (valid CBOR we do not speak).
+                // (after a valid hello: before it, any other frame is a protocol error).
+                3 => [
+                    hello(PeerId([k as u8; 16])),
+                    frame(9, b"what is this"),
+                    frame(1, &[0xa1, 0x65, b'B', b'o', b'g', b'u', b's', 0x01]),
+                    frame(1, &rng.bytes(64)),
+                ]
+                .concat(),
+                // A 4 GiB length prefix.
+                4 => [b"P2PT\x01".to_vec(), vec![0xff, 0xff, 0xff, 0xff, 1]].concat(),
+                // A chunk frame too short for its header.
+                _ => [b"P2PT\x01".to_vec(), frame(2, &[0; 10])].concat(),
+            };
+            if send_conn(tcp, &bytes) {
+                conns += 1;
+            }
+        }
+        // 1000 connections that send nothing, held open a while.
+        for _ in 0..1000 {
+            if let Ok(s) = TcpStream::connect_timeout(&tcp, S(2)) {
+                idle.push(s);
+            }
+        }
+    }
+    let held = idle.len();
+    std::thread::sleep(S(3));
+    // See which were closed by the peer (refused over the limit, or timed out).
+    let mut closed = 0;
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        let mut b = [0u8; 64];
+        let r = s.read(&mut b);
+        let open = matches!(&r, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+        if !open {
+            closed += 1;
+        }
+    }
+    drop(idle);
+    println!(
+        "flood: {dgrams} datagrams, {conns} garbage connections, {held} idle connections \
+         ({closed} closed by the peer after 3 s), in {:?}",
+        start.elapsed()
+    );
+}
+
+fn read_frame(s: &mut TcpStream, dec: &mut FrameDecoder) -> Option<Frame> {
+    loop {
+        match dec.next_frame() {
+            Ok(Some(f)) => return Some(f),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let mut b = [0u8; 65536];
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => dec.push(&b[..n]),
+        }
+    }
+}
+
+fn hello(me: PeerId) -> Vec<u8> {
+    [
+        b"P2PT\x01".to_vec(),
+        p2pshare_proto::wire::frame::encode_message(&Message::Hello {
+            peer: me,
+            instance: 1,
+            port: 10000,
+            revision: 1,
+        }),
+    ]
+    .concat()
+}
+
+/// A hostile peer: announces a catalog of hostile names and serves it; as a client, asks the
+/// victim for its catalog and for the content behind a symlink.
+fn evil() {
+    use p2pshare_proto::wire::frame::encode_message;
+    let me = PeerId([0xee; 16]);
+    let victim: Ipv4Addr = std::env::var("P2PT_VICTIM").unwrap().parse().unwrap();
+    let secret = ContentId::from_hex(&std::env::var("P2PT_SECRET").unwrap()).unwrap();
+    let bad_names = [
+        "../x".to_string(),
+        "/etc/passwd".to_string(),
+        "a/b".to_string(),
+        "nul\0byte".to_string(),
+        "line\nfeed".to_string(),
+        "bell\x07".to_string(),
+        "n".repeat(100 * 1024),
+    ];
+    let mut files: Vec<CatalogEntry> = bad_names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| CatalogEntry {
+            name: n.clone(),
+            size: 1000,
+            content: ContentId([k as u8 + 1; 32]),
+        })
+        .collect();
+    files.push(CatalogEntry {
+        name: "good.txt".into(),
+        size: 10,
+        content: ContentId([0x77; 32]),
+    });
+    let catalog = encode_message(&Message::Catalog { revision: 1, files });
+    // Serve: answer hello and catalog requests on every connection.
+    let listener = std::net::TcpListener::bind("0.0.0.0:10000").unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let catalog = catalog.clone();
+            std::thread::spawn(move || {
+                let mut dec = FrameDecoder::new();
+                let _ = s.write_all(&hello(me));
+                while let Some(f) = read_frame(&mut s, &mut dec) {
+                    if let Frame::Message(Message::CatalogRequest) = f {
+                        let _ = s.write_all(&catalog);
+                    }
+                }
+            });
+        }
+    });
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    udp.set_broadcast(true).unwrap();
+    let ann = Announce {
+        peer: me,
+        instance: 1,
+        port: 10000,
+        revision: 1,
+        bye: false,
+    }
+    .encode();
+    let announcer = std::thread::spawn(move || {
+        for _ in 0..40 {
+            let _ = udp.send_to(&ann, "255.255.255.255:9999");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    // As a client of the victim.
+    let mut s = TcpStream::connect((victim, 10000)).unwrap();
+    s.set_read_timeout(Some(S(10))).unwrap();
+    s.write_all(&hello(PeerId([0xef; 16]))).unwrap();
+    let mut dec = FrameDecoder::new();
+    s.write_all(&encode_message(&Message::CatalogRequest))
+        .unwrap();
+    s.write_all(&encode_message(&Message::ChunkRequest {
+        content: secret,
+        index: 0,
+    }))
+    .unwrap();
+    s.write_all(&encode_message(&Message::ManifestRequest {
+        content: secret,
+    }))
+    .unwrap();
+    let (mut cat, mut chunk, mut manifest) = (false, false, false);
+    while !(cat && chunk && manifest) {
+        let Some(f) = read_frame(&mut s, &mut dec) else {
+            break;
+        };
+        match f {
+            Frame::Message(Message::Catalog { files, .. }) => {
+                let names: Vec<_> = files.iter().map(|f| f.name.clone()).collect();
+                println!("victim catalog: {names:?}");
+                if names == ["real.txt"] {
+                    println!("RESULT catalog-without-link");
+                }
+                cat = true;
+            }
+            Frame::Message(Message::Error {
+                code: ErrorCode::NotFound,
+                content,
+                index,
+            }) if content == secret => {
+                if index.is_some() {
+                    println!("RESULT secret-chunk-refused");
+                    chunk = true;
+                } else {
+                    println!("RESULT secret-manifest-refused");
+                    manifest = true;
+                }
+            }
+            Frame::Chunk { content, .. } if content == secret => {
+                println!("LEAK: the victim served the secret");
+                chunk = true;
+            }
+            Frame::Message(Message::Manifest { content, .. }) if content == secret => {
+                println!("LEAK: the victim sent the secret's manifest");
+                manifest = true;
+            }
+            other => println!("victim sent {other:?}"),
+        }
+    }
+    announcer.join().unwrap();
+}
