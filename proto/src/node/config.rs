@@ -41,6 +41,9 @@ pub struct Config {
     pub serve_window: u32,
     /// Most connections at once; further accepted ones are closed at once.
     pub max_connections: usize,
+    /// Most accepted connections from one IP address: one host opening hundreds of silent
+    /// connections must not lock the others out.
+    pub max_connections_per_ip: usize,
     /// Planted bugs (simulator tests only).
     pub bugs: Bugs,
 }
@@ -63,6 +66,7 @@ impl Config {
             max_window: 16,
             serve_window: 4,
             max_connections: 512,
+            max_connections_per_ip: 64,
             bugs: Bugs::default(),
         }
     }

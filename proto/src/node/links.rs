@@ -83,7 +83,14 @@ impl Node {
             self.stats.protocol_errors += 1;
             return;
         }
-        if self.sessions.len() >= self.cfg.max_connections {
+        let from_ip = self
+            .sessions
+            .values()
+            .filter(|s| s.id.is_inbound() && s.remote.ip() == remote.ip())
+            .count();
+        if self.sessions.len() >= self.cfg.max_connections
+            || from_ip >= self.cfg.max_connections_per_ip
+        {
             self.stats.connections_refused += 1;
             self.out.push_back(Output::Close { conn });
             return;
