@@ -293,7 +293,6 @@ impl Node {
 
     pub(super) fn on_written(
         &mut self,
-        now: Instant,
         content: ContentId,
         index: u32,
         result: Result<(), DiskError>,
@@ -305,7 +304,6 @@ impl Node {
             self.fail_download(content, reason);
             return;
         }
-        let _ = now;
         self.progress(content);
         self.maybe_finish(content);
     }

@@ -276,7 +276,7 @@ impl Node {
                 content,
                 index,
                 result,
-            } => self.on_written(now, content, index, result),
+            } => self.on_written(content, index, result),
             Input::Finished { content, result } => self.on_finished(content, result),
             Input::CatalogChanged { files } => self.on_catalog_changed(now, files),
             Input::Command(Command::Get(content)) => self.start_download(now, content),
