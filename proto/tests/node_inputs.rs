@@ -97,11 +97,13 @@ fn script() -> impl Strategy<Value = Script> {
             0..4,
         ),
         prop::bool::weighted(0.2),
+        0..4u8,
         prop::collection::vec(op(), 0..200),
     )
-        .prop_map(|(files, static_peer, ops)| Script {
+        .prop_map(|(files, static_peer, prologue, ops)| Script {
             files,
             static_peer,
+            prologue,
             ops,
         })
 }
@@ -163,9 +165,51 @@ fn scripted_download_reaches_finish() {
     let s = Script {
         files: Vec::new(),
         static_peer: false,
+        prologue: 0,
         ops,
     };
     let h = Harness::run(Instant::now(), &s);
     assert_eq!(h.counts.get("write"), Some(&3), "{:?}", h.counts);
     assert_eq!(h.counts.get("finish"), Some(&1), "{:?}", h.counts);
+}
+
+/// The prologues the scripts (and the fuzz target) start from reach what they promise.
+#[test]
+fn prologues_reach_their_states() {
+    let run = |prologue, ops| {
+        let s = Script {
+            files: Vec::new(),
+            static_peer: false,
+            prologue,
+            ops,
+        };
+        Harness::run(Instant::now(), &s).counts
+    };
+    let c = run(1, Vec::new());
+    assert!(c.get("event").is_some_and(|&n| n >= 2), "{c:?}");
+    let c = run(2, Vec::new());
+    assert_eq!(c.get("open_partial"), Some(&1), "{c:?}");
+    let answer = Op::Receive {
+        conn: 0,
+        payload: Payload::Answer { how: 0 },
+        split: 0,
+    };
+    let c = run(2, vec![answer.clone(), answer]);
+    assert_eq!(c.get("write"), Some(&2), "{c:?}");
+    let ask = Op::Receive {
+        conn: 1,
+        payload: Payload::ChunkRequest { file: 0, index: 1 },
+        split: 0,
+    };
+    let c = run(
+        3,
+        vec![
+            ask,
+            Op::ReadDone {
+                read: 0,
+                how: ReadHow::Good,
+            },
+        ],
+    );
+    assert_eq!(c.get("read"), Some(&1), "{c:?}");
 }

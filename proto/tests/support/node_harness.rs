@@ -53,6 +53,8 @@ pub struct Script {
     pub files: Vec<FileSpec>,
     /// Configure one static peer (`--peer`) at 10.0.0.9:10000.
     pub static_peer: bool,
+    /// A head start, so that short scripts reach deep states: see [`prologue`].
+    pub prologue: u8,
     /// The inputs.
     pub ops: Vec<Op>,
 }
@@ -307,6 +309,68 @@ pub struct Harness {
     shut_down: bool,
 }
 
+/// The ops a script starts with (`level` modulo 4): 0, none; 1, peer 0 is found, our link to it
+/// is open and its catalog (every file) arrived; 2, and we `get` file 0, its manifest arrived and
+/// the partial file is open, so chunk requests are in flight; 3, as 2, and we share every file
+/// and peer 1 has connected to us and said hello (so it can ask us for chunks).
+pub fn prologue(level: u8) -> Vec<Op> {
+    let level = level % 4;
+    let mut ops = Vec::new();
+    if level >= 1 {
+        ops.extend([
+            Op::Announce {
+                peer: 0,
+                instance: 1,
+                revision: 1,
+                bye: false,
+            },
+            Op::Connected(0),
+            Op::Receive {
+                conn: 0,
+                payload: Payload::Hello {
+                    peer: 0,
+                    instance: 1,
+                },
+                split: 0,
+            },
+            Op::Receive {
+                conn: 0,
+                payload: Payload::Answer { how: 0 },
+                split: 0,
+            },
+        ]);
+    }
+    if level >= 2 {
+        ops.extend([
+            Op::Get(0),
+            Op::Receive {
+                conn: 0,
+                payload: Payload::Answer { how: 0 },
+                split: 0,
+            },
+            Op::PartialOpened {
+                which: 0,
+                how: OpenHow::Existing,
+            },
+        ]);
+    }
+    if level >= 3 {
+        ops.extend([
+            Op::Share(0x7f),
+            Op::Accept { n: 1, peer: 1 },
+            Op::Receive {
+                conn: 1,
+                payload: Payload::Hello {
+                    peer: 1,
+                    instance: 1,
+                },
+                split: 0,
+            },
+        ]);
+    }
+    ops
+}
+
 fn peer_id(k: u8) -> PeerId {
     if k >= PEERS { ME } else { PeerId([k + 1; 16]) }
 }
@@ -387,7 +451,7 @@ impl Harness {
     /// Runs a whole script, checking after every step.
     pub fn run(origin: Instant, script: &Script) -> Harness {
         let mut h = Harness::new(origin, script);
-        for op in &script.ops {
+        for op in prologue(script.prologue).iter().chain(&script.ops) {
             h.apply(op);
         }
         h
