@@ -1,0 +1,137 @@
+//! Writes the seed corpora of the fuzz targets into `fuzz/corpus/<target>/`, from real encoded
+//! datagrams, frames and manifests (the corpus folder is not committed; this generator is).
+//!
+//! Run from anywhere: `cargo run --manifest-path fuzz/Cargo.toml --example gen_corpus`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
+use p2pshare_proto::wire::frame::{
+    CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
+};
+use p2pshare_proto::wire::{Announce, PREAMBLE};
+use p2pshare_proto::{ContentId, PeerId, hex, sha256};
+
+fn write(dir: &Path, data: &[u8]) {
+    fs::create_dir_all(dir).expect("create corpus dir");
+    let name = hex(&sha256(data)[..8]);
+    fs::write(dir.join(name), data).expect("write seed");
+}
+
+fn messages() -> Vec<Message> {
+    let c = ContentId([3; 32]);
+    vec![
+        Message::Hello {
+            peer: PeerId([1; 16]),
+            instance: 5,
+            port: 10000,
+            revision: 2,
+        },
+        Message::Ping,
+        Message::Pong,
+        Message::CatalogRequest,
+        Message::Catalog {
+            revision: 9,
+            files: vec![
+                CatalogEntry {
+                    name: "a.txt".into(),
+                    size: 12,
+                    content: c,
+                },
+                CatalogEntry {
+                    name: "movie.bin".into(),
+                    size: 1 << 40,
+                    content: ContentId([9; 32]),
+                },
+            ],
+        },
+        Message::ManifestRequest { content: c },
+        Message::Manifest {
+            content: c,
+            bytes: vec![1, 2, 3],
+        },
+        Message::ChunkRequest {
+            content: c,
+            index: 7,
+        },
+        Message::Error {
+            code: ErrorCode::Busy,
+            content: c,
+            index: Some(1),
+        },
+        Message::Error {
+            code: ErrorCode::NotFound,
+            content: c,
+            index: None,
+        },
+    ]
+}
+
+fn chunk_frame(index: u32, data: &[u8]) -> Vec<u8> {
+    let mut f = encode_chunk_header(&ContentId([4; 32]), index, data.len());
+    f.extend_from_slice(data);
+    f
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+
+    // decode_datagram: announcements, and near misses.
+    let dir = root.join("decode_datagram");
+    for (i, bye) in [(0u64, false), (u64::MAX, true), (77, false)] {
+        let a = Announce {
+            peer: PeerId([i as u8; 16]),
+            instance: i,
+            port: 10000,
+            revision: i / 3,
+            bye,
+        };
+        let d = a.encode();
+        write(&dir, &d);
+        write(&dir, &d[..d.len() - 3]);
+    }
+    write(&dir, br#"{"port": 10000, "files": ["a.txt"]}"#);
+    write(&dir, b"P2PS\x02");
+
+    // decode_frames: flags (0x80: prepend the preamble; low bits: cuts), cuts, frames.
+    let dir = root.join("decode_frames");
+    let mut all = Vec::new();
+    for m in messages() {
+        let f = encode_message(&m);
+        let mut seed = vec![0x80];
+        seed.extend_from_slice(&f);
+        write(&dir, &seed);
+        all.extend(f);
+    }
+    all.extend(chunk_frame(3, b"hello, chunk"));
+    all.extend(chunk_frame(0, &[0xab; 300]));
+    let mut seed = vec![0x83, 0, 1, 0, 40, 1, 0];
+    seed.extend_from_slice(&all);
+    write(&dir, &seed);
+    let mut seed = vec![0x00];
+    seed.extend_from_slice(PREAMBLE);
+    seed.extend_from_slice(&all[..all.len() / 2]);
+    write(&dir, &seed);
+    write(&dir, &[0x80, 0, 0, 0, 0]);
+    write(&dir, &[0x80, 0xff, 0xff, 0xff, 0xff, 1]);
+    write(&dir, &[0x80, 0, 0, 0, 2, 2, 0]);
+    write(&dir, b"\x00chunk movie.bin 3\n");
+
+    // verify and node_inputs take structured input; seed them with real encodings to splice.
+    let file: Vec<u8> = (0..2 * MIN_CHUNK_SIZE + 99)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+    b.update(&file);
+    let m = b.finish().expect("small file");
+    for target in ["verify", "node_inputs"] {
+        let dir = root.join(target);
+        let mut seed = vec![0xff; 4];
+        seed.extend(m.encode());
+        write(&dir, &seed);
+        write(&dir, &all);
+        write(&dir, &[0; 64]);
+    }
+    println!("seed corpora written under {}", root.display());
+}

@@ -1,0 +1,1067 @@
+//! A scripted runtime around one [`Node`], shared by the proptest `node_inputs` test, the
+//! `node_inputs` fuzz target and the fuzz regression tests.
+//!
+//! A [`Script`] is a list of [`Op`]s: inputs a real runtime could deliver (datagrams, connection
+//! events, bytes, disk results, catalog changes, commands) plus the passing of time. Some ops are
+//! "valid by construction" (a real announcement, a hello, the answer to the node's oldest request
+//! on a connection, the result of a read the node asked for), so that a short script reaches deep
+//! states (a download running, chunks being written); others are raw bytes or stale ids.
+//!
+//! After every op [`Harness::apply`] checks:
+//! - `Node::check_invariants` holds;
+//! - after `handle_timeout(now)`, `poll_timeout()` is later than `now` (or `None` after shutdown);
+//! - every `Output::Write` carries a chunk that verifies against the manifest the harness made for
+//!   that content, at the right offset (the node can only know manifests the harness made: a
+//!   manifest is trusted only when it hashes to the content id);
+//! - every `Output::Finish` comes when the partial file the harness keeps hashes to the file;
+//! - no `Send` or `Close` on a connection the node never had or already closed;
+//! - the outputs of one call and the receive buffers stay bounded.
+//!
+//! With `--cfg fuzzing` (cargo-fuzz) the types derive `arbitrary::Arbitrary`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
+use p2pshare_proto::wire::frame::{
+    CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, encode_chunk_header, encode_message,
+};
+use p2pshare_proto::wire::{Announce, MAX_FRAME_LEN, PREAMBLE};
+use p2pshare_proto::{
+    Command, Config, ConnId, ContentId, DiskError, FinishError, Input, LocalFile, Manifest, Node,
+    Output, PeerId, ReadId, ReadSource, sha256,
+};
+
+/// Our node's id.
+pub const ME: PeerId = PeerId([0xaa; 16]);
+/// Remote peers the script can speak as.
+pub const PEERS: u8 = 4;
+/// Most files a script shares.
+pub const MAX_FILES: usize = 3;
+/// Largest file: a few chunks of the smallest chunk size plus a tail.
+pub const MAX_FILE_LEN: u32 = 3 * MIN_CHUNK_SIZE + 100;
+/// Most outputs one call may produce.
+pub const MAX_OUTPUTS_PER_CALL: usize = 20_000;
+
+/// A whole run: the files the remote peers (and we) may share, then the inputs.
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The files (at most [`MAX_FILES`] are used; none means one default file).
+    pub files: Vec<FileSpec>,
+    /// Configure one static peer (`--peer`) at 10.0.0.9:10000.
+    pub static_peer: bool,
+    /// A head start, so that short scripts reach deep states: see [`prologue`].
+    pub prologue: u8,
+    /// The inputs.
+    pub ops: Vec<Op>,
+}
+
+/// A file: `len % (MAX_FILE_LEN + 1)` bytes of a pattern drawn from `seed`.
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+#[derive(Debug, Clone, Copy)]
+pub struct FileSpec {
+    /// Pattern seed.
+    pub seed: u8,
+    /// Length (reduced modulo `MAX_FILE_LEN + 1`).
+    pub len: u32,
+}
+
+/// One step. Small integers select among what the harness knows (connections, reads, files),
+/// modulo how many there are.
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Time passes (milliseconds).
+    Advance(u16),
+    /// Jump to the node's deadline and run its timers.
+    Deadline,
+    /// Run the timers now (often spurious).
+    Timeout,
+    /// A valid announcement from remote peer `peer % PEERS`.
+    Announce {
+        /// Which peer.
+        peer: u8,
+        /// Its instance.
+        instance: u8,
+        /// Its catalog revision.
+        revision: u8,
+        /// A goodbye.
+        bye: bool,
+    },
+    /// The echo of our own announcement.
+    Echo,
+    /// Arbitrary bytes on the discovery port.
+    RawDatagram(Vec<u8>),
+    /// A connection accepted from peer `peer`'s address, numbered `ConnId::inbound(n)`.
+    Accept {
+        /// Inbound number.
+        n: u8,
+        /// Whose address.
+        peer: u8,
+    },
+    /// `Connected` for a connection.
+    Connected(u8),
+    /// `ConnectFailed` for a connection.
+    ConnectFailed(u8),
+    /// `Closed` for a connection.
+    Closed(u8),
+    /// `Flushed` for a connection.
+    Flushed(u8),
+    /// Bytes on a connection, in one piece or (split > 0) two.
+    Receive {
+        /// Which connection.
+        conn: u8,
+        /// What.
+        payload: Payload,
+        /// Where to cut it, in 256ths of its length (0: not cut).
+        split: u8,
+    },
+    /// The result of a read the node asked for.
+    ReadDone {
+        /// Which pending read.
+        read: u8,
+        /// How it went.
+        how: ReadHow,
+    },
+    /// The result of opening a partial file.
+    PartialOpened {
+        /// Which pending open.
+        which: u8,
+        /// How it went.
+        how: OpenHow,
+    },
+    /// The result of a write the node asked for (success applies it to the partial file).
+    Written {
+        /// Which pending write.
+        which: u8,
+        /// Success.
+        ok: bool,
+    },
+    /// A failed write result for any content and index (stale or made up).
+    WrittenStale {
+        /// Which file's content (or a made-up id past the files).
+        file: u8,
+        /// Which chunk.
+        index: u8,
+    },
+    /// The result of a finish the node asked for.
+    Finished {
+        /// Which pending finish.
+        which: u8,
+        /// Success.
+        ok: bool,
+    },
+    /// We now share the files in this bit mask (bit 7: plus one with a bad name).
+    Share(u8),
+    /// `get` a file (or a made-up id past the files).
+    Get(u8),
+    /// `cancel` a file's download.
+    Cancel(u8),
+    /// Shut down.
+    Shutdown,
+}
+
+/// What a remote peer sends.
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Arbitrary bytes.
+    Raw(Vec<u8>),
+    /// The preamble alone.
+    Preamble,
+    /// A hello (after the preamble, if this connection has not had one yet).
+    Hello {
+        /// As which peer (`PEERS` or more: our own id).
+        peer: u8,
+        /// Its instance.
+        instance: u8,
+    },
+    /// A ping.
+    Ping,
+    /// A pong.
+    Pong,
+    /// A catalog request.
+    CatalogRequest,
+    /// A catalog of the files in the mask.
+    Catalog {
+        /// Which files.
+        files: u8,
+        /// Add an entry with a bad name.
+        bad_name: bool,
+    },
+    /// A manifest request.
+    ManifestRequest {
+        /// Which file.
+        file: u8,
+    },
+    /// A manifest, maybe with a byte flipped.
+    Manifest {
+        /// Which file.
+        file: u8,
+        /// Flip a byte.
+        tamper: bool,
+    },
+    /// A chunk request.
+    ChunkRequest {
+        /// Which file.
+        file: u8,
+        /// Which chunk.
+        index: u8,
+    },
+    /// A chunk frame, maybe corrupt.
+    Chunk {
+        /// Which file.
+        file: u8,
+        /// Which chunk.
+        index: u8,
+        /// Flip a byte.
+        corrupt: bool,
+    },
+    /// An error message.
+    Error {
+        /// Which code (mod 4).
+        code: u8,
+        /// Which file.
+        file: u8,
+        /// Which chunk.
+        index: Option<u8>,
+    },
+    /// The answer to the oldest request the node sent on this connection (a corrupt chunk,
+    /// `Busy`, `NotFound` per `how`).
+    Answer {
+        /// 0..=3 good, 4 corrupt, 5 busy, 6 not found, 7 drop the request unanswered.
+        how: u8,
+    },
+}
+
+/// How a read ends.
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+#[derive(Debug, Clone, Copy)]
+pub enum ReadHow {
+    /// The right bytes.
+    Good,
+    /// One byte short.
+    Short,
+    /// A byte flipped.
+    Corrupt,
+    /// The read failed.
+    Fail,
+    /// An answer to a read id the node never asked for.
+    Stray(u8),
+}
+
+/// How opening a partial file ends.
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+#[derive(Debug, Clone, Copy)]
+pub enum OpenHow {
+    /// Opened with what the harness holds for it.
+    Existing,
+    /// Opened, claiming this many bytes (the missing ones read back as zeros).
+    Claim(u32),
+    /// Failed.
+    Fail,
+}
+
+/// A file the harness knows.
+#[derive(Debug, Clone)]
+pub struct HFile {
+    /// Its name.
+    pub name: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, Default)]
+struct HConn {
+    /// Bytes from the node, decoded (after its preamble).
+    from_node: FrameDecoder,
+    /// Requests the node sent and the script has not answered.
+    requests: Vec<Message>,
+    /// The script has sent our preamble on it.
+    preamble_sent: bool,
+    /// The node closed it (or was told it closed).
+    closed: bool,
+}
+
+/// The scripted runtime.
+pub struct Harness {
+    /// The node under test.
+    pub node: Node,
+    /// The current time.
+    pub now: Instant,
+    /// The files.
+    pub files: Vec<HFile>,
+    manifests: BTreeMap<ContentId, Manifest>,
+    conn_order: Vec<ConnId>,
+    conns: BTreeMap<ConnId, HConn>,
+    reads: Vec<(ReadId, ReadSource, u64, u32)>,
+    opens: Vec<ContentId>,
+    writes: Vec<(ContentId, u32, u64, Vec<u8>)>,
+    finishes: Vec<ContentId>,
+    partial: BTreeMap<ContentId, Vec<u8>>,
+    /// Outputs seen, by kind (for tests that want to know how deep a run went).
+    pub counts: BTreeMap<&'static str, u64>,
+    shut_down: bool,
+}
+
+/// The ops a script starts with (`level` modulo 4): 0, none; 1, peer 0 is found, our link to it
+/// is open and its catalog (every file) arrived; 2, and we `get` file 0, its manifest arrived and
+/// the partial file is open, so chunk requests are in flight; 3, as 2, and we share every file
+/// and peer 1 has connected to us and said hello (so it can ask us for chunks).
+pub fn prologue(level: u8) -> Vec<Op> {
+    let level = level % 4;
+    let mut ops = Vec::new();
+    if level >= 1 {
+        ops.extend([
+            Op::Announce {
+                peer: 0,
+                instance: 1,
+                revision: 1,
+                bye: false,
+            },
+            Op::Connected(0),
+            Op::Receive {
+                conn: 0,
+                payload: Payload::Hello {
+                    peer: 0,
+                    instance: 1,
+                },
+                split: 0,
+            },
+            Op::Receive {
+                conn: 0,
+                payload: Payload::Answer { how: 0 },
+                split: 0,
+            },
+        ]);
+    }
+    if level >= 2 {
+        ops.extend([
+            Op::Get(0),
+            Op::Receive {
+                conn: 0,
+                payload: Payload::Answer { how: 0 },
+                split: 0,
+            },
+            Op::PartialOpened {
+                which: 0,
+                how: OpenHow::Existing,
+            },
+        ]);
+    }
+    if level >= 3 {
+        ops.extend([
+            Op::Share(0x7f),
+            Op::Accept { n: 1, peer: 1 },
+            Op::Receive {
+                conn: 1,
+                payload: Payload::Hello {
+                    peer: 1,
+                    instance: 1,
+                },
+                split: 0,
+            },
+        ]);
+    }
+    ops
+}
+
+fn peer_id(k: u8) -> PeerId {
+    if k >= PEERS { ME } else { PeerId([k + 1; 16]) }
+}
+
+fn peer_ip(k: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, k % PEERS + 2))
+}
+
+fn file_bytes(spec: FileSpec) -> Vec<u8> {
+    let len = spec.len % (MAX_FILE_LEN + 1);
+    let mut x = u32::from(spec.seed) | 0x100;
+    (0..len)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345 + i);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+/// A file's manifest, with the smallest chunk size so small files have several chunks.
+pub fn manifest_of(data: &[u8]) -> Manifest {
+    let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+    b.update(data);
+    b.finish().expect("small files fit")
+}
+
+impl Harness {
+    /// A node at `origin` and the script's files.
+    pub fn new(origin: Instant, script: &Script) -> Harness {
+        let mut specs: Vec<FileSpec> = script.files.iter().take(MAX_FILES).copied().collect();
+        if specs.is_empty() {
+            specs.push(FileSpec {
+                seed: 1,
+                len: 2 * MIN_CHUNK_SIZE + 7,
+            });
+        }
+        let files: Vec<HFile> = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let data = file_bytes(s);
+                let manifest = manifest_of(&data);
+                HFile {
+                    name: format!("f{i}.bin"),
+                    data,
+                    manifest,
+                }
+            })
+            .collect();
+        let manifests = files
+            .iter()
+            .map(|f| (f.manifest.id(), f.manifest.clone()))
+            .collect();
+        let mut cfg = Config::new(ME, 1, 7, 10000);
+        cfg.announce_to = vec![SocketAddr::from(([10, 0, 0, 255], 9999))];
+        if script.static_peer {
+            cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
+        }
+        let mut h = Harness {
+            node: Node::new(cfg, origin),
+            now: origin,
+            files,
+            manifests,
+            conn_order: Vec::new(),
+            conns: BTreeMap::new(),
+            reads: Vec::new(),
+            opens: Vec::new(),
+            writes: Vec::new(),
+            finishes: Vec::new(),
+            partial: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            shut_down: false,
+        };
+        h.drain(0);
+        h
+    }
+
+    /// Runs a whole script, checking after every step.
+    pub fn run(origin: Instant, script: &Script) -> Harness {
+        let mut h = Harness::new(origin, script);
+        for op in prologue(script.prologue).iter().chain(&script.ops) {
+            h.apply(op);
+        }
+        h
+    }
+
+    fn file(&self, sel: u8) -> Option<&HFile> {
+        self.files.get(usize::from(sel))
+    }
+
+    fn content(&self, sel: u8) -> ContentId {
+        match self.file(sel) {
+            Some(f) => f.manifest.id(),
+            None => ContentId([sel; 32]),
+        }
+    }
+
+    fn conn(&self, sel: u8) -> ConnId {
+        if self.conn_order.is_empty() {
+            ConnId(u64::from(sel))
+        } else {
+            self.conn_order[usize::from(sel) % self.conn_order.len()]
+        }
+    }
+
+    fn track_conn(&mut self, conn: ConnId) {
+        if !self.conns.contains_key(&conn) {
+            self.conn_order.push(conn);
+        }
+        // A new connection under a reused id starts afresh.
+        self.conns.insert(conn, HConn::default());
+    }
+
+    fn input(&mut self, input: Input) {
+        let before = self.node.buffered_bytes();
+        let pushed = match &input {
+            Input::Received { data, .. } => data.len(),
+            _ => 0,
+        };
+        self.node.handle_input(self.now, input);
+        self.drain(pushed);
+        let _ = before;
+    }
+
+    fn timeout(&mut self) {
+        self.node.handle_timeout(self.now);
+        self.drain(0);
+        if let Some(t) = self.node.poll_timeout() {
+            assert!(
+                t > self.now,
+                "poll_timeout {t:?} not after now {:?}",
+                self.now
+            );
+        } else {
+            assert!(self.shut_down, "no deadline before shutdown");
+        }
+    }
+
+    /// Applies one op and checks the invariants.
+    pub fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Advance(ms) => self.now += Duration::from_millis(u64::from(*ms)),
+            Op::Deadline => {
+                if let Some(t) = self.node.poll_timeout() {
+                    self.now = self.now.max(t);
+                }
+                self.timeout();
+            }
+            Op::Timeout => self.timeout(),
+            Op::Announce {
+                peer,
+                instance,
+                revision,
+                bye,
+            } => {
+                let k = peer % PEERS;
+                let a = Announce {
+                    peer: peer_id(k),
+                    instance: u64::from(*instance),
+                    port: 10000,
+                    revision: u64::from(*revision),
+                    bye: *bye,
+                };
+                let from = SocketAddr::new(peer_ip(k), 9999);
+                self.input(Input::Datagram {
+                    from,
+                    data: a.encode(),
+                });
+            }
+            Op::Echo => {
+                let a = Announce {
+                    peer: ME,
+                    instance: 1,
+                    port: 10000,
+                    revision: 0,
+                    bye: false,
+                };
+                let from = SocketAddr::from(([10, 0, 0, 1], 9999));
+                self.input(Input::Datagram {
+                    from,
+                    data: a.encode(),
+                });
+            }
+            Op::RawDatagram(data) => {
+                let from = SocketAddr::from(([10, 0, 0, 3], 9999));
+                self.input(Input::Datagram {
+                    from,
+                    data: data.clone(),
+                });
+            }
+            Op::Accept { n, peer } => {
+                let conn = ConnId::inbound(u64::from(*n));
+                let known_open = self.conns.get(&conn).is_some_and(|c| !c.closed);
+                if !known_open {
+                    self.track_conn(conn);
+                }
+                let remote = SocketAddr::new(peer_ip(*peer), 40000 + u16::from(*n));
+                self.input(Input::Accepted { conn, remote });
+            }
+            Op::Connected(c) => {
+                let conn = self.conn(*c);
+                self.input(Input::Connected { conn });
+            }
+            Op::ConnectFailed(c) => {
+                let conn = self.conn(*c);
+                self.mark_closed(conn);
+                self.input(Input::ConnectFailed { conn });
+            }
+            Op::Closed(c) => {
+                let conn = self.conn(*c);
+                self.mark_closed(conn);
+                self.input(Input::Closed { conn });
+            }
+            Op::Flushed(c) => {
+                let conn = self.conn(*c);
+                self.input(Input::Flushed { conn });
+            }
+            Op::Receive {
+                conn,
+                payload,
+                split,
+            } => {
+                let conn = self.conn(*conn);
+                let data = self.payload_bytes(conn, payload);
+                if data.is_empty() {
+                    return self.check();
+                }
+                let cut = data.len() * usize::from(*split) / 256;
+                if cut == 0 {
+                    self.input(Input::Received { conn, data });
+                } else {
+                    self.input(Input::Received {
+                        conn,
+                        data: data[..cut].to_vec(),
+                    });
+                    self.input(Input::Received {
+                        conn,
+                        data: data[cut..].to_vec(),
+                    });
+                }
+            }
+            Op::ReadDone { read, how } => self.read_done(*read, *how),
+            Op::PartialOpened { which, how } => {
+                if self.opens.is_empty() {
+                    return self.check();
+                }
+                let content = self.opens.remove(usize::from(*which) % self.opens.len());
+                let result = match how {
+                    OpenHow::Existing => {
+                        Ok(self.partial.get(&content).map_or(0, |p| p.len() as u64))
+                    }
+                    OpenHow::Claim(n) => Ok(u64::from(*n)),
+                    OpenHow::Fail => Err(DiskError::NoSpace),
+                };
+                self.input(Input::PartialOpened { content, result });
+            }
+            Op::Written { which, ok } => {
+                if self.writes.is_empty() {
+                    return self.check();
+                }
+                let (content, index, offset, data) =
+                    self.writes.remove(usize::from(*which) % self.writes.len());
+                let result = if *ok {
+                    let p = self.partial.entry(content).or_default();
+                    let end = offset as usize + data.len();
+                    if p.len() < end {
+                        p.resize(end, 0);
+                    }
+                    p[offset as usize..end].copy_from_slice(&data);
+                    Ok(())
+                } else {
+                    Err(DiskError::Other("disk on fire".into()))
+                };
+                self.input(Input::Written {
+                    content,
+                    index,
+                    result,
+                });
+            }
+            Op::WrittenStale { file, index } => {
+                let content = self.content(*file);
+                self.input(Input::Written {
+                    content,
+                    index: u32::from(*index),
+                    result: Err(DiskError::NotFound),
+                });
+            }
+            Op::Finished { which, ok } => {
+                if self.finishes.is_empty() {
+                    return self.check();
+                }
+                let content = self
+                    .finishes
+                    .remove(usize::from(*which) % self.finishes.len());
+                let result = if *ok {
+                    Ok(format!("dl_{}", content.short()))
+                } else {
+                    Err(FinishError::HashMismatch)
+                };
+                self.input(Input::Finished { content, result });
+            }
+            Op::Share(mask) => {
+                let mut files: Vec<LocalFile> = self
+                    .files
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, f)| LocalFile {
+                        name: f.name.clone(),
+                        manifest: f.manifest.clone(),
+                    })
+                    .collect();
+                if mask & 0x80 != 0
+                    && let Some(f) = self.files.first()
+                {
+                    files.push(LocalFile {
+                        name: "../escape".into(),
+                        manifest: f.manifest.clone(),
+                    });
+                }
+                self.input(Input::CatalogChanged { files });
+            }
+            Op::Get(f) => {
+                let c = self.content(*f);
+                self.input(Input::Command(Command::Get(c)));
+            }
+            Op::Cancel(f) => {
+                let c = self.content(*f);
+                self.input(Input::Command(Command::Cancel(c)));
+            }
+            Op::Shutdown => {
+                self.input(Input::Command(Command::Shutdown));
+                self.shut_down = true;
+            }
+        }
+        self.check();
+    }
+
+    fn mark_closed(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.closed = true;
+        }
+    }
+
+    fn check(&self) {
+        if let Err(e) = self.node.check_invariants() {
+            panic!("invariant broken: {e}");
+        }
+        let conns = self.node.connections();
+        // Each receive buffer holds at most one incomplete frame plus one push (≤ 64 KiB here).
+        let bound = conns * (4 + MAX_FRAME_LEN + (1 << 16));
+        assert!(
+            self.node.buffered_bytes() <= bound,
+            "{} bytes buffered on {conns} connections",
+            self.node.buffered_bytes()
+        );
+    }
+
+    fn read_done(&mut self, sel: u8, how: ReadHow) {
+        if let ReadHow::Stray(n) = how {
+            let read = ReadId(u64::from(n) + 1_000_000);
+            self.input(Input::ReadDone {
+                read,
+                result: Ok(vec![n; 3]),
+            });
+            return;
+        }
+        if self.reads.is_empty() {
+            return;
+        }
+        let (read, source, offset, len) = self.reads.remove(usize::from(sel) % self.reads.len());
+        let bytes = match source {
+            ReadSource::Shared(c) => self
+                .files
+                .iter()
+                .find(|f| f.manifest.id() == c)
+                .map(|f| f.data.clone()),
+            ReadSource::Partial(c) => self.partial.get(&c).cloned(),
+        };
+        let (o, l) = (offset as usize, len as usize);
+        let result = match (bytes, how) {
+            (_, ReadHow::Fail) | (None, _) => Err(DiskError::NotFound),
+            (Some(mut b), how) => {
+                if b.len() < o + l {
+                    b.resize(o + l, 0);
+                }
+                let mut d = b[o..o + l].to_vec();
+                match how {
+                    ReadHow::Short => {
+                        d.pop();
+                    }
+                    ReadHow::Corrupt => {
+                        if let Some(x) = d.first_mut() {
+                            *x ^= 0x55;
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(d)
+            }
+        };
+        self.input(Input::ReadDone { read, result });
+    }
+
+    fn frame_of_file(&self, file: u8, index: u8, corrupt: bool) -> Vec<u8> {
+        let content = self.content(file);
+        let (off, len) = self
+            .file(file)
+            .and_then(|f| f.manifest.chunk_range(u32::from(index)))
+            .unwrap_or((0, 5));
+        let mut data = match self.file(file) {
+            Some(f) if (off as usize + len as usize) <= f.data.len() => {
+                f.data[off as usize..off as usize + len as usize].to_vec()
+            }
+            _ => vec![7; len as usize],
+        };
+        if corrupt {
+            match data.last_mut() {
+                Some(x) => *x ^= 1,
+                None => data.push(0),
+            }
+        }
+        let mut out = encode_chunk_header(&content, u32::from(index), data.len());
+        out.extend_from_slice(&data);
+        out
+    }
+
+    fn catalog(&self, mask: u8, bad_name: bool) -> Message {
+        let mut files: Vec<CatalogEntry> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, f)| CatalogEntry {
+                name: f.name.clone(),
+                size: f.manifest.size(),
+                content: f.manifest.id(),
+            })
+            .collect();
+        if bad_name {
+            files.push(CatalogEntry {
+                name: "a/../../etc".into(),
+                size: 1,
+                content: ContentId([1; 32]),
+            });
+        }
+        Message::Catalog { revision: 1, files }
+    }
+
+    fn manifest_msg(&self, content: ContentId, tamper: bool) -> Message {
+        let mut bytes = self
+            .manifests
+            .get(&content)
+            .map_or_else(|| b"P2PSMAN1".to_vec(), Manifest::encode);
+        if tamper && let Some(x) = bytes.last_mut() {
+            *x ^= 0x80;
+        }
+        Message::Manifest { content, bytes }
+    }
+
+    fn payload_bytes(&mut self, conn: ConnId, p: &Payload) -> Vec<u8> {
+        let preamble_sent = self.conns.get(&conn).is_some_and(|c| c.preamble_sent);
+        let mut out = Vec::new();
+        match p {
+            Payload::Raw(b) => out.extend_from_slice(b),
+            Payload::Preamble => out.extend_from_slice(PREAMBLE),
+            Payload::Hello { peer, instance } => {
+                if !preamble_sent {
+                    out.extend_from_slice(PREAMBLE);
+                }
+                out.extend(encode_message(&Message::Hello {
+                    peer: peer_id(*peer % (PEERS + 1)),
+                    instance: u64::from(*instance),
+                    port: 10000,
+                    revision: 0,
+                }));
+            }
+            Payload::Ping => out.extend(encode_message(&Message::Ping)),
+            Payload::Pong => out.extend(encode_message(&Message::Pong)),
+            Payload::CatalogRequest => out.extend(encode_message(&Message::CatalogRequest)),
+            Payload::Catalog { files, bad_name } => {
+                out.extend(encode_message(&self.catalog(*files, *bad_name)));
+            }
+            Payload::ManifestRequest { file } => {
+                let content = self.content(*file);
+                out.extend(encode_message(&Message::ManifestRequest { content }));
+            }
+            Payload::Manifest { file, tamper } => {
+                let content = self.content(*file);
+                out.extend(encode_message(&self.manifest_msg(content, *tamper)));
+            }
+            Payload::ChunkRequest { file, index } => {
+                let content = self.content(*file);
+                out.extend(encode_message(&Message::ChunkRequest {
+                    content,
+                    index: u32::from(*index),
+                }));
+            }
+            Payload::Chunk {
+                file,
+                index,
+                corrupt,
+            } => out.extend(self.frame_of_file(*file, *index, *corrupt)),
+            Payload::Error { code, file, index } => {
+                let code = match code % 4 {
+                    0 => ErrorCode::NotFound,
+                    1 => ErrorCode::ReadFailed,
+                    2 => ErrorCode::Busy,
+                    _ => ErrorCode::BadRequest,
+                };
+                out.extend(encode_message(&Message::Error {
+                    code,
+                    content: self.content(*file),
+                    index: index.map(u32::from),
+                }));
+            }
+            Payload::Answer { how } => {
+                let req = self
+                    .conns
+                    .get_mut(&conn)
+                    .and_then(|c| (!c.requests.is_empty()).then(|| c.requests.remove(0)));
+                if let Some(req) = req {
+                    out.extend(self.answer(&req, *how % 8));
+                }
+            }
+        }
+        if (out.starts_with(PREAMBLE) || preamble_sent)
+            && let Some(c) = self.conns.get_mut(&conn)
+        {
+            c.preamble_sent = true;
+        }
+        out
+    }
+
+    fn answer(&self, req: &Message, how: u8) -> Vec<u8> {
+        let refuse = |code, content, index| {
+            encode_message(&Message::Error {
+                code,
+                content,
+                index,
+            })
+        };
+        match (req, how) {
+            (_, 7) => Vec::new(),
+            (Message::Ping, _) => encode_message(&Message::Pong),
+            (Message::CatalogRequest, _) => encode_message(&self.catalog(0xff, how == 4)),
+            (Message::ManifestRequest { content }, 5 | 6) => {
+                refuse(ErrorCode::NotFound, *content, None)
+            }
+            (Message::ManifestRequest { content }, _) => {
+                encode_message(&self.manifest_msg(*content, how == 4))
+            }
+            (Message::ChunkRequest { content, index }, 5) => {
+                refuse(ErrorCode::Busy, *content, Some(*index))
+            }
+            (Message::ChunkRequest { content, index }, 6) => {
+                refuse(ErrorCode::NotFound, *content, Some(*index))
+            }
+            (Message::ChunkRequest { content, index }, _) => {
+                let file = self.files.iter().position(|f| f.manifest.id() == *content);
+                match (file, u8::try_from(*index)) {
+                    (Some(f), Ok(i)) => self.frame_of_file(f as u8, i, how == 4),
+                    _ => refuse(ErrorCode::BadRequest, *content, Some(*index)),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Performs the checks on every output, and records what the node asked for.
+    fn drain(&mut self, pushed: usize) {
+        let _ = pushed;
+        let mut n = 0;
+        while let Some(out) = self.node.poll_output() {
+            n += 1;
+            assert!(
+                n <= MAX_OUTPUTS_PER_CALL,
+                "more than {n} outputs from one call"
+            );
+            let kind = match &out {
+                Output::Datagram { .. } => "datagram",
+                Output::Connect { .. } => "connect",
+                Output::Send { .. } => "send",
+                Output::Close { .. } => "close",
+                Output::Read { .. } => "read",
+                Output::OpenPartial { .. } => "open_partial",
+                Output::Write { .. } => "write",
+                Output::Finish { .. } => "finish",
+                Output::ClosePartial { .. } => "close_partial",
+                Output::Event(_) => "event",
+            };
+            *self.counts.entry(kind).or_default() += 1;
+            match out {
+                Output::Datagram { data, .. } => {
+                    assert!(Announce::decode(&data).is_ok(), "we send what we accept");
+                }
+                Output::Connect { conn, .. } => {
+                    assert!(!conn.is_inbound(), "outbound ids have the top bit clear");
+                    assert!(
+                        self.conns.get(&conn).is_none_or(|c| c.closed),
+                        "connect on an id in use"
+                    );
+                    self.track_conn(conn);
+                }
+                Output::Send { conn, data } => {
+                    let c = self.conns.get_mut(&conn);
+                    let c = c.unwrap_or_else(|| panic!("send on unknown {conn:?}"));
+                    assert!(!c.closed, "send on closed {conn:?}");
+                    c.from_node.push(&data);
+                    loop {
+                        match c.from_node.next_frame() {
+                            Ok(Some(Frame::Message(m))) => {
+                                if matches!(
+                                    m,
+                                    Message::Ping
+                                        | Message::CatalogRequest
+                                        | Message::ManifestRequest { .. }
+                                        | Message::ChunkRequest { .. }
+                                ) {
+                                    c.requests.push(m);
+                                }
+                            }
+                            Ok(Some(Frame::Chunk { .. })) => {}
+                            Ok(Some(Frame::Unreadable)) => panic!("the node sent a bad frame"),
+                            Ok(None) => break,
+                            Err(e) => panic!("the node's stream does not frame: {e}"),
+                        }
+                    }
+                }
+                Output::Close { conn } => {
+                    let c = self.conns.get_mut(&conn);
+                    let c = c.unwrap_or_else(|| panic!("close of unknown {conn:?}"));
+                    assert!(!c.closed, "double close of {conn:?}");
+                    c.closed = true;
+                }
+                Output::Read {
+                    read,
+                    source,
+                    offset,
+                    len,
+                } => {
+                    let content = match source {
+                        ReadSource::Shared(c) | ReadSource::Partial(c) => c,
+                    };
+                    let m = self.manifests.get(&content);
+                    let m = m.unwrap_or_else(|| panic!("read of unknown content {content:?}"));
+                    assert!(offset + u64::from(len) <= m.size(), "read past the end");
+                    self.reads.push((read, source, offset, len));
+                }
+                Output::OpenPartial { content, size, .. } => {
+                    let m = self.manifests.get(&content);
+                    let m = m.unwrap_or_else(|| panic!("open of unknown content {content:?}"));
+                    assert_eq!(m.size(), size);
+                    self.opens.push(content);
+                }
+                Output::Write {
+                    content,
+                    index,
+                    offset,
+                    data,
+                } => {
+                    let m = self.manifests.get(&content);
+                    let m = m.unwrap_or_else(|| panic!("write of unknown content {content:?}"));
+                    assert_eq!(
+                        m.verify_chunk(index, &data),
+                        Ok(()),
+                        "write of a chunk that fails its manifest"
+                    );
+                    assert_eq!(m.chunk_range(index).map(|r| r.0), Some(offset));
+                    self.writes.push((content, index, offset, data));
+                }
+                Output::Finish {
+                    content,
+                    size,
+                    file_hash,
+                    ..
+                } => {
+                    let m = self.manifests.get(&content);
+                    let m = m.unwrap_or_else(|| panic!("finish of unknown content {content:?}"));
+                    assert_eq!((m.size(), m.file_hash()), (size, &file_hash));
+                    let mut f = self.partial.get(&content).cloned().unwrap_or_default();
+                    f.resize(size as usize, 0);
+                    assert_eq!(
+                        sha256(&f),
+                        file_hash,
+                        "finish before every chunk was written"
+                    );
+                    self.finishes.push(content);
+                }
+                Output::ClosePartial { .. } | Output::Event(_) => {}
+            }
+        }
+    }
+}
