@@ -2,17 +2,17 @@
 //! scanner thread, and the channels to the CLI's [`Handle`].
 //!
 //! A runtime owns the sockets and the waiting; everything else is here, written once:
-//! 1. [`start`] takes the folder lock, starts the scanner thread and builds the node;
+//! 1. [`start`] takes the folder lock, starts the scanner and disk threads and builds the node;
 //! 2. the runtime feeds socket events with [`Driver::input`], deadlines with
 //!    [`Driver::timeout`], and calls [`Driver::poll_channels`] whenever its waker fired;
 //! 3. after each of those it performs every [`NetOp`] from [`Driver::poll_net`], and waits
 //!    until [`Driver::deadline`] at most;
 //! 4. it stops when [`Driver::is_stopped`].
 //!
-//! Invariants: disk requests are performed inside the driver (inline, in order) and their
-//! results fed straight back, so the runtime only ever sees network work; the node is touched
-//! by one thread only; every event reaches the handle's notice channel (dropped silently if the
-//! CLI is gone).
+//! Invariants: disk requests go to the disk thread ([`crate::disk`]), performed in order, and
+//! their answers are fed back in [`Driver::poll_channels`], so the runtime only ever sees
+//! network work; the node is touched by one thread only (the runtime's); every event reaches
+//! the handle's notice channel (dropped silently if the CLI is gone).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -22,14 +22,14 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::{ConnId, Input, LocalFile as ProtoFile, Node, Output, PeerId, ReadSource};
+use p2pshare_proto::{ConnId, Input, LocalFile as ProtoFile, Node, Output, PeerId};
 
 use crate::config::PeerConfig;
+use crate::disk::{Disk, Job};
 use crate::handle::{Notice, Request, SharedFile, Snapshot};
 use crate::lock::{FolderLock, LockError};
 use crate::scan::{Scan, ScanError, Scanner};
 use crate::seed;
-use crate::store::Store;
 
 /// Network work for the runtime.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ impl std::error::Error for StartError {}
 /// The runtime-independent state of a running peer. See the module doc for the calling order.
 pub struct Driver {
     node: Node,
-    store: Store,
+    disk: Disk,
     requests: Receiver<Request>,
     scans: Receiver<Result<Scan, ScanError>>,
     notices: Sender<Notice>,
@@ -139,6 +139,8 @@ pub fn start(
             .spawn(move || scan_loop(scanner, every, scan_tx, wake, stop))
             .map_err(|e| StartError::Bind(format!("cannot start the scanner thread: {e}")))?;
     }
+    let disk = Disk::start(&cfg.shared, wake.clone())
+        .map_err(|e| StartError::Bind(format!("cannot start the disk thread: {e}")))?;
     let peer_id = PeerId(seed::random_bytes());
     let node_cfg = cfg.node_config(
         peer_id,
@@ -149,7 +151,7 @@ pub fn start(
     let node = Node::new(node_cfg, Instant::now());
     let driver = Driver {
         node,
-        store: Store::new(&cfg.shared),
+        disk,
         requests: req_rx,
         scans: scan_rx,
         notices: note_tx,
@@ -197,9 +199,18 @@ fn scan_loop(
 }
 
 impl Driver {
-    /// Handles what arrived from the handle and the scanner. Call whenever the waker fired
+    /// Handles what arrived from the disk thread, the handle and the scanner. Call whenever the
+    /// waker fired
     /// (calling it more often is harmless).
     pub fn poll_channels(&mut self) {
+        let mut answered = false;
+        while let Some(input) = self.disk.try_result() {
+            self.node.handle_input(Instant::now(), input);
+            answered = true;
+        }
+        if answered {
+            self.process();
+        }
         loop {
             match self.scans.try_recv() {
                 Ok(Ok(scan)) => self.on_scan(scan),
@@ -220,7 +231,7 @@ impl Driver {
     }
 
     fn on_scan(&mut self, scan: Scan) {
-        self.store.set_files(&scan.files);
+        self.disk.submit(Job::Files(scan.files.clone()));
         self.shared = scan
             .files
             .iter()
@@ -313,80 +324,22 @@ impl Driver {
         let _ = self.notices.send(n);
     }
 
-    /// Drains the node: network work is queued for the runtime, disk work is done here and its
-    /// result fed back, events go to the handle.
+    /// Drains the node: network work is queued for the runtime, disk work goes to the disk
+    /// thread (its answers come back through [`Driver::poll_channels`]), events go to the
+    /// handle.
     fn process(&mut self) {
         while let Some(out) = self.node.poll_output() {
-            let answer = match out {
-                Output::Datagram { to, data } => {
-                    self.net.push_back(NetOp::Datagram { to, data });
-                    None
-                }
-                Output::Connect { conn, addr } => {
-                    self.net.push_back(NetOp::Connect { conn, addr });
-                    None
-                }
-                Output::Send { conn, data } => {
-                    self.net.push_back(NetOp::Send { conn, data });
-                    None
-                }
-                Output::Close { conn } => {
-                    self.net.push_back(NetOp::Close { conn });
-                    None
-                }
-                Output::Read {
-                    read,
-                    source,
-                    offset,
-                    len,
-                } => {
-                    let result = match source {
-                        ReadSource::Shared(c) => self.store.read_shared(&c, offset, len),
-                        ReadSource::Partial(c) => self.store.read_partial(&c, offset, len),
-                    };
-                    Some(Input::ReadDone { read, result })
-                }
-                Output::OpenPartial {
-                    content,
-                    name,
-                    size,
-                } => {
-                    let result = self.store.open_partial(&content, &name, size);
-                    Some(Input::PartialOpened { content, result })
-                }
-                Output::Write {
-                    content,
-                    index,
-                    offset,
-                    data,
-                } => {
-                    let result = self.store.write_partial(&content, offset, &data);
-                    Some(Input::Written {
-                        content,
-                        index,
-                        result,
-                    })
-                }
-                Output::Finish {
-                    content,
-                    size,
-                    file_hash,
-                    ..
-                } => {
-                    let result = self.store.finish(&content, &file_hash, size);
-                    Some(Input::Finished { content, result })
-                }
-                Output::ClosePartial { content } => {
-                    self.store.close_partial(&content);
-                    None
-                }
-                Output::Event(e) => {
-                    self.notify(Notice::Event(e));
-                    None
-                }
-            };
-            if let Some(input) = answer {
-                self.node.handle_input(Instant::now(), input);
+            match out {
+                Output::Datagram { to, data } => self.net.push_back(NetOp::Datagram { to, data }),
+                Output::Connect { conn, addr } => self.net.push_back(NetOp::Connect { conn, addr }),
+                Output::Send { conn, data } => self.net.push_back(NetOp::Send { conn, data }),
+                Output::Close { conn } => self.net.push_back(NetOp::Close { conn }),
+                Output::Event(e) => self.notify(Notice::Event(e)),
+                disk @ (Output::Read { .. }
+                | Output::OpenPartial { .. }
+                | Output::Write { .. }
+                | Output::Finish { .. }
+                | Output::ClosePartial { .. }) => self.disk.submit(Job::Node(disk)),
             }
         }
     }

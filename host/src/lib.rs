@@ -17,6 +17,7 @@
 //! existing file; memory stays bounded whatever the file sizes.
 
 pub mod config;
+pub mod disk;
 pub mod driver;
 pub mod handle;
 pub mod lock;

@@ -1,0 +1,157 @@
+//! The disk thread: performs the node's disk requests off the event loop, one at a time, in
+//! the order the node made them.
+//!
+//! Writing a chunk into the page cache, reading one to serve it, and the final check of a
+//! download take as long as receiving and verifying it; on their own thread they run beside
+//! the event loop instead of stalling it.
+//!
+//! Invariants: jobs are performed in submission order (so a write precedes the finish that
+//! needs it, and a catalog update precedes the reads that rely on it); at most [`QUEUE`] jobs
+//! wait, and [`Disk::submit`] blocks beyond that (backpressure, bounding memory to a few
+//! chunks); every request's answer comes back exactly once through [`Disk::try_result`], and
+//! the runtime is woken for it; the thread ends when the [`Disk`] is dropped.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
+
+use p2pshare_proto::{Input, Output, ReadSource};
+
+use crate::scan::LocalFile;
+use crate::store::Store;
+
+/// Jobs that may wait for the disk thread.
+pub const QUEUE: usize = 8;
+
+/// Work for the disk thread.
+#[derive(Debug)]
+pub enum Job {
+    /// The files to serve changed (after a scan).
+    Files(Vec<LocalFile>),
+    /// A disk request of the node: `Read`, `OpenPartial`, `Write`, `Finish` or `ClosePartial`.
+    Node(Output),
+}
+
+/// The handle to the disk thread.
+pub struct Disk {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Input>,
+}
+
+impl Disk {
+    /// Starts the disk thread for the shared folder `dir`; it calls `wake` after each answer.
+    pub fn start(dir: &Path, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Disk> {
+        let (jobs, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, results) = mpsc::channel();
+        let store = Store::new(dir);
+        thread::Builder::new()
+            .name("p2pshare-disk".into())
+            .spawn(move || run(store, rx, tx, wake))?;
+        Ok(Disk {
+            jobs: Some(jobs),
+            results,
+        })
+    }
+
+    /// Queues a job; blocks while [`QUEUE`] jobs are waiting.
+    pub fn submit(&self, job: Job) {
+        if let Some(jobs) = &self.jobs {
+            // Fails only if the thread is gone, and then there is nobody to answer anyway.
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// The next answer, if one is ready.
+    pub fn try_result(&self) -> Option<Input> {
+        self.results.try_recv().ok()
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has done what was queued.
+        self.jobs = None;
+    }
+}
+
+fn run(
+    mut store: Store,
+    jobs: Receiver<Job>,
+    results: mpsc::Sender<Input>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+) {
+    for job in jobs {
+        let answer = match job {
+            Job::Files(files) => {
+                store.set_files(&files);
+                None
+            }
+            Job::Node(out) => perform(&mut store, out),
+        };
+        if let Some(input) = answer {
+            if results.send(input).is_err() {
+                return;
+            }
+            wake();
+        }
+    }
+}
+
+/// Performs one disk request; returns the input that answers it, if it has one.
+pub fn perform(store: &mut Store, out: Output) -> Option<Input> {
+    match out {
+        Output::Read {
+            read,
+            source,
+            offset,
+            len,
+        } => {
+            let result = match source {
+                ReadSource::Shared(c) => store.read_shared(&c, offset, len),
+                ReadSource::Partial(c) => store.read_partial(&c, offset, len),
+            };
+            Some(Input::ReadDone { read, result })
+        }
+        Output::OpenPartial {
+            content,
+            name,
+            size,
+        } => {
+            let result = store.open_partial(&content, &name, size);
+            Some(Input::PartialOpened { content, result })
+        }
+        Output::Write {
+            content,
+            index,
+            offset,
+            data,
+        } => {
+            let result = store.write_partial(&content, offset, &data);
+            Some(Input::Written {
+                content,
+                index,
+                result,
+            })
+        }
+        Output::Finish {
+            content,
+            size,
+            file_hash,
+            ..
+        } => {
+            let result = store.finish(&content, &file_hash, size);
+            Some(Input::Finished { content, result })
+        }
+        Output::ClosePartial { content } => {
+            store.close_partial(&content);
+            None
+        }
+        // Not disk work: the driver never sends these here.
+        Output::Datagram { .. }
+        | Output::Connect { .. }
+        | Output::Send { .. }
+        | Output::Close { .. }
+        | Output::Event(_) => None,
+    }
+}
