@@ -200,8 +200,7 @@ fn scan_loop(
 
 impl Driver {
     /// Handles what arrived from the disk thread, the handle and the scanner. Call whenever the
-    /// waker fired
-    /// (calling it more often is harmless).
+    /// waker fired (calling it more often is harmless).
     pub fn poll_channels(&mut self) {
         let mut answered = false;
         while let Some(input) = self.disk.try_result() {
