@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: builds release binaries, then prints a table of p2pshare's figures next to a
 # reference pipeline measured in the same run. Needs ~8 GiB free in $BENCH_DIR (default
-# /tmp/p2pshare-bench). BENCH_RUNS=N (default 3) runs per figure, BENCH_ONLY=one,three,four,
+# /tmp/p2pshare-bench). BENCH_RUNS=N (default 5) runs per figure, BENCH_ONLY=one,three,four,
 # scan,netns picks scenarios. The namespace scenario needs root (and iproute2).
 set -euo pipefail
 cd "$(dirname "$0")"

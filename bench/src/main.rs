@@ -1,6 +1,6 @@
 //! `bench`: p2pshare's throughput, CPU and memory, each figure next to its ratio to a reference
 //! pipeline measured in the same run. Run it through `./bench.sh`, which builds release binaries
-//! first. Every figure is the median of `BENCH_RUNS` runs (default 3).
+//! first. Every figure is the median of `BENCH_RUNS` runs (default 5).
 //!
 //! Scenarios: 1 GiB from one seeder (mio, smol); 1 GiB from three seeders; 4 GiB from one
 //! seeder (peak RSS); a folder of 10,000 small files plus 1 GiB (first scan vs plain SHA-256,
@@ -60,6 +60,12 @@ fn make_file(path: &Path, size: u64) {
     }
 }
 
+/// Writes every dirty page back first, so that no run pays for the previous one's writeback.
+fn settle() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+}
+
 fn fresh_dir(p: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(p);
     std::fs::create_dir_all(p).unwrap();
@@ -67,12 +73,12 @@ fn fresh_dir(p: &Path) -> PathBuf {
 }
 
 impl Ctx {
-    fn net(&self) -> Vec<String> {
+    fn net(&self, dport: u16) -> Vec<String> {
         [
             "--broadcast",
             "127.255.255.255",
             "--discovery-port",
-            &self.dport.to_string(),
+            &dport.to_string(),
         ]
         .iter()
         .chain(&["--interval", "1", "--port", "0"])
@@ -80,86 +86,131 @@ impl Ctx {
         .collect()
     }
 
-    fn seeder(&self, dir: &Path, runtime: &str) -> Seeder {
+    fn seeder(&self, dir: &Path, runtime: &str, dport: u16) -> Seeder {
         Seeder::start(
             Command::new(&self.bin)
-                .args(self.net())
+                .args(self.net(dport))
                 .arg("--shared")
                 .arg(dir)
                 .args(["--runtime", runtime, "-v", "serve"]),
         )
     }
 
-    /// The reference pipeline on `src`: median seconds.
+    /// One run of the reference pipeline on `src`: seconds.
     fn reference(&self, src: &Path) -> f64 {
+        settle();
         let out = self.work.join("ref.out");
-        let times = (0..self.runs)
-            .map(|_| {
-                let (stdout, cost) = run(Command::new(&self.refpipe).arg(src).arg(&out));
-                assert!(cost.ok, "refpipe failed");
-                let _ = std::fs::remove_file(&out);
-                stdout
-                    .split_whitespace()
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(f64::NAN)
-            })
-            .collect();
-        median(times)
+        let (stdout, cost) = run(Command::new(&self.refpipe).arg(src).arg(&out));
+        assert!(cost.ok, "refpipe failed");
+        let _ = std::fs::remove_file(&out);
+        stdout
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(f64::NAN)
     }
 
-    /// Downloads `src` (shared by `seeders` peers) with one-shot `get`s; medians.
-    fn download(&self, label: &str, src: &Path, seeders: usize, runtime: &str) -> Row {
+    /// `n` seeders of `src` on a discovery port of their own (so groups do not mix).
+    fn group(&self, id: usize, label: &str, src: &Path, n: usize, runtime: &str) -> Group {
         let size = std::fs::metadata(src).unwrap().len();
-        let peers: Vec<Seeder> = (0..seeders)
+        let dport = self.dport + 1 + id as u16;
+        let seeders = (0..n)
             .map(|i| {
-                let dir = self.work.join(format!("seed{i}"));
+                let dir = self.work.join(format!("seed-{id}-{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
                 let link = dir.join("big.bin");
                 if !std::fs::metadata(&link).is_ok_and(|m| m.len() == size) {
                     let _ = std::fs::remove_file(&link);
                     std::fs::hard_link(src, &link).unwrap();
                 }
-                self.seeder(&dir, runtime)
+                self.seeder(&dir, runtime, dport)
             })
             .collect();
-        let (mut secs, mut cpu, mut rss, mut seed_cpu) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..self.runs {
-            let dl = fresh_dir(&self.work.join("dl"));
-            let before: f64 = peers.iter().map(Seeder::cpu).sum();
-            let (stdout, cost) = run(Command::new(&self.bin)
-                .args(self.net())
-                .arg("--shared")
-                .arg(&dl)
-                .args(["--runtime", runtime, "get", "big.bin", "--timeout", "900"]));
-            assert!(cost.ok, "get failed: {stdout}");
-            seed_cpu.push(peers.iter().map(Seeder::cpu).sum::<f64>() - before);
-            assert_eq!(
-                std::fs::metadata(dl.join("dl_big.bin")).unwrap().len(),
-                size
-            );
-            // "... from N peers in X s (...)": the download proper, without discovery.
-            let t = stdout
-                .split(" in ")
-                .nth(1)
-                .and_then(|r| r.split(" s").next())
-                .and_then(|x| x.parse::<f64>().ok())
-                .unwrap_or(cost.wall);
-            secs.push(t);
-            cpu.push(cost.cpu);
-            rss.push(cost.max_rss_mib);
-            let _ = std::fs::remove_dir_all(&dl);
-        }
-        drop(peers);
-        let secs = median(secs);
-        Row {
+        Group {
             label: label.into(),
             runtime: runtime.into(),
+            seeders,
+            dport,
+            size,
+            samples: vec![],
+        }
+    }
+
+    /// One one-shot `get` from group `g`.
+    fn get_once(&self, g: &mut Group, ref_secs: f64) {
+        let dl = fresh_dir(&self.work.join("dl"));
+        settle();
+        let before: f64 = g.seeders.iter().map(Seeder::cpu).sum();
+        let (stdout, cost) = run(Command::new(&self.bin)
+            .args(self.net(g.dport))
+            .arg("--shared")
+            .arg(&dl)
+            .args([
+                "--runtime",
+                &g.runtime,
+                "get",
+                "big.bin",
+                "--timeout",
+                "900",
+            ]));
+        assert!(cost.ok, "get failed: {stdout}");
+        let seed_cpu = g.seeders.iter().map(Seeder::cpu).sum::<f64>() - before;
+        assert_eq!(
+            std::fs::metadata(dl.join("dl_big.bin")).unwrap().len(),
+            g.size
+        );
+        // "... from N peers in X s (...)": the download proper, without discovery.
+        let secs = stdout
+            .split(" in ")
+            .nth(1)
+            .and_then(|r| r.split(" s").next())
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(cost.wall);
+        let _ = std::fs::remove_dir_all(&dl);
+        g.samples.push(Sample {
             secs,
-            mbps: size as f64 / secs / 1e6,
-            cpu: median(cpu),
-            seed_cpu: median(seed_cpu),
-            rss: median(rss),
+            ref_secs,
+            cpu: cost.cpu,
+            seed_cpu,
+            rss: cost.max_rss_mib,
+        });
+    }
+}
+
+/// Seeders of one scenario and the runs against them.
+struct Group {
+    label: String,
+    runtime: String,
+    seeders: Vec<Seeder>,
+    dport: u16,
+    size: u64,
+    samples: Vec<Sample>,
+}
+
+struct Sample {
+    secs: f64,
+    /// The reference pipeline's time in the same round (NaN when not compared).
+    ref_secs: f64,
+    cpu: f64,
+    seed_cpu: f64,
+    rss: f64,
+}
+
+impl Group {
+    fn row(&self) -> Row {
+        let m = |f: fn(&Sample) -> f64| median(self.samples.iter().map(f).collect());
+        let secs = m(|s| s.secs);
+        Row {
+            label: self.label.clone(),
+            runtime: self.runtime.clone(),
+            secs,
+            mbps: self.size as f64 / secs / 1e6,
+            // Per round: this run against the reference run just before it, so both saw the
+            // same machine; then the median of those ratios.
+            x_ref: m(|s| s.ref_secs / s.secs),
+            cpu: m(|s| s.cpu),
+            seed_cpu: m(|s| s.seed_cpu),
+            rss: m(|s| s.rss),
         }
     }
 }
@@ -169,6 +220,7 @@ struct Row {
     runtime: String,
     secs: f64,
     mbps: f64,
+    x_ref: f64,
     cpu: f64,
     seed_cpu: f64,
     rss: f64,
@@ -180,7 +232,7 @@ fn main() {
     let runs = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let work =
         PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/p2pshare-bench".into()));
     std::fs::create_dir_all(&work).unwrap();
@@ -201,25 +253,63 @@ fn main() {
 
     let one_gib = ctx.work.join("src-1g.bin");
     make_file(&one_gib, GIB);
-    let reference = ctx.reference(&one_gib);
-    let ref_mbps = GIB as f64 / reference / 1e6;
-    println!(
-        "\nreference pipeline (1 GiB over one loopback TCP connection, SHA-256 per 1 MiB chunk, written to disk): {reference:.2} s, {ref_mbps:.0} MB/s\n"
-    );
-
-    let mut rows = Vec::new();
+    let mut groups = Vec::new();
     if want("one") {
-        rows.push(ctx.download("1 GiB, 1 seeder", &one_gib, 1, "mio"));
-        rows.push(ctx.download("1 GiB, 1 seeder", &one_gib, 1, "smol"));
+        groups.push(ctx.group(0, "1 GiB, 1 seeder", &one_gib, 1, "mio"));
+        groups.push(ctx.group(1, "1 GiB, 1 seeder", &one_gib, 1, "smol"));
     }
     if want("three") {
-        rows.push(ctx.download("1 GiB, 3 seeders", &one_gib, 3, "mio"));
+        groups.push(ctx.group(2, "1 GiB, 3 seeders", &one_gib, 3, "mio"));
     }
+    // Rounds: the reference, then each scenario once; the page cache and the machine's load
+    // drift between rounds, so each run is compared with the reference of its own round.
+    let mut refs = Vec::new();
+    for _ in 0..runs {
+        let r = ctx.reference(&one_gib);
+        refs.push(r);
+        for g in &mut groups {
+            ctx.get_once(g, r);
+        }
+    }
+    let reference = median(refs.clone());
+    let best = refs.iter().copied().fold(f64::INFINITY, f64::min);
+    let ref_mbps = GIB as f64 / reference / 1e6;
+    println!(
+        "\nreference pipeline (1 GiB over one loopback TCP connection, SHA-256 per 1 MiB chunk, written and synced to disk): median {reference:.2} s, {ref_mbps:.0} MB/s (runs: {})\n",
+        refs.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for g in &groups {
+        let runs: Vec<String> = g
+            .samples
+            .iter()
+            .map(|x| format!("{:.2} s ({:.2} x)", x.secs, x.ref_secs / x.secs))
+            .collect();
+        let fastest = g
+            .samples
+            .iter()
+            .map(|x| x.secs)
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "{} ({}) runs: {}; best against the best reference run: {:.2} x",
+            g.label,
+            g.runtime,
+            runs.join(", "),
+            best / fastest
+        );
+    }
+    let mut rows: Vec<Row> = groups.iter().map(Group::row).collect();
+    drop(groups);
     if want("four") {
         let four = ctx.work.join("src-4g.bin");
         make_file(&four, 4 * GIB);
-        rows.push(ctx.download("4 GiB, 1 seeder", &four, 1, "mio"));
-        let _ = std::fs::remove_file(ctx.work.join("seed0/big.bin"));
+        let mut g = ctx.group(3, "4 GiB, 1 seeder", &four, 1, "mio");
+        for _ in 0..runs {
+            ctx.get_once(&mut g, f64::NAN);
+        }
+        rows.push(g.row());
     }
     println!(
         "{:<18} {:>7} {:>9} {:>8} {:>7} {:>9} {:>11} {:>11}",
@@ -228,19 +318,12 @@ fn main() {
     for r in &rows {
         println!(
             "{:<18} {:>7} {:>9.2} {:>8.0} {:>7.2} {:>9.2} {:>11.2} {:>11.1}",
-            r.label,
-            r.runtime,
-            r.secs,
-            r.mbps,
-            r.mbps / ref_mbps,
-            r.cpu,
-            r.seed_cpu,
-            r.rss
+            r.label, r.runtime, r.secs, r.mbps, r.x_ref, r.cpu, r.seed_cpu, r.rss
         );
     }
     let mut targets: Vec<(String, bool)> = Vec::new();
     for r in rows.iter().filter(|r| r.label == "1 GiB, 1 seeder") {
-        let x = r.mbps / ref_mbps;
+        let x = r.x_ref;
         targets.push((
             format!("one seeder ({}) >= 0.8 x reference: {x:.2}", r.runtime),
             x >= 0.8,
@@ -339,10 +422,10 @@ fn scan(ctx: &Ctx, one_gib: &Path, targets: &mut Vec<(String, bool)>) {
     let (mut first, mut again, mut list) = (vec![], vec![], vec![]);
     for _ in 0..ctx.runs {
         let _ = std::fs::remove_file(dir.join(".p2pshare-cache"));
-        let s = ctx.seeder(&dir, "mio");
+        let s = ctx.seeder(&dir, "mio", ctx.dport);
         first.push(s.scan_secs);
         drop(s);
-        let s = ctx.seeder(&dir, "mio");
+        let s = ctx.seeder(&dir, "mio", ctx.dport);
         again.push(s.scan_secs);
         list.push(time_to_list(ctx, 10_001));
         drop(s);

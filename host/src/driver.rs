@@ -298,6 +298,12 @@ impl Driver {
         self.process();
     }
 
+    /// Feeds bytes received on a connection, from the runtime's own buffer.
+    pub fn received(&mut self, conn: ConnId, data: &[u8]) {
+        self.node.handle_received(Instant::now(), conn, data);
+        self.process();
+    }
+
     /// Call when [`Driver::deadline`] has passed.
     pub fn timeout(&mut self) {
         self.node.handle_timeout(Instant::now());

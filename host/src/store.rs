@@ -16,7 +16,7 @@
 //!   the download: identical content still gets a new name (no hashing of unrelated files, and
 //!   the user's file is never touched).
 //! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
-//!   [`crate::tail::BUFFER`]-byte buffer behind each download, and at most [`MAX_OPEN_SHARED`] shared files stay open.
+//!   [`crate::tail::BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -204,10 +204,7 @@ impl Store {
             file.set_len(size).map_err(|e| disk_err(e, &file_name))?;
             len = size;
         }
-        let tail = file
-            .try_clone()
-            .and_then(Tail::start)
-            .map_err(|e| disk_err(e, &file_name))?;
+        let tail = Tail::new(file.try_clone().map_err(|e| disk_err(e, &file_name))?);
         self.partials.insert(
             *content,
             Partial {
@@ -263,14 +260,15 @@ impl Store {
         p.file
             .write_all_at(data, offset)
             .map_err(|e| disk_err(e, &p.name))?;
-        p.tail.written(offset, data.len() as u64);
-        Ok(())
+        p.tail
+            .written(offset, data)
+            .map_err(|e| disk_err(e, &p.name))
     }
 
     /// Checks and places a complete download: call when the node asks to finish it. Cuts the
-    /// partial to `size`, waits for its whole-file SHA-256 — read back from the file by the
-    /// download's [`Tail`] thread, most of it while the download ran — syncs it, and compares
-    /// the digest with `file_hash`. On a mismatch (or a partial shorter than `size`) returns
+    /// partial to `size`, completes its whole-file SHA-256 (see [`Tail`]: most of it was taken
+    /// as the chunks were written, the rest is read back now), compares it with `file_hash`,
+    /// and syncs the file to disk. On a mismatch (or a partial shorter than `size`) returns
     /// [`FinishError::HashMismatch`], renames nothing and keeps the partial open. On a match,
     /// links it as a new `dl_` file (never replacing one; see the module doc), removes the
     /// partial and returns the final file name.
@@ -280,8 +278,13 @@ impl Store {
         file_hash: &Digest,
         size: u64,
     ) -> Result<String, FinishError> {
-        let p = self.partial(content).map_err(FinishError::Disk)?;
-        let err = |e: io::Error| FinishError::Disk(disk_err(e, &p.name));
+        let p = self.partials.get_mut(content).ok_or_else(|| {
+            FinishError::Disk(DiskError::Other(format!(
+                "no download of {content} is open"
+            )))
+        })?;
+        let name = p.name.clone();
+        let err = |e: io::Error| FinishError::Disk(disk_err(e, &name));
         let meta = p.file.metadata().map_err(err)?;
         if meta.len() < size {
             return Err(FinishError::HashMismatch);
@@ -289,21 +292,18 @@ impl Store {
         if meta.len() > size {
             p.file.set_len(size).map_err(err)?;
         }
-        // Most of the file was hashed (and flushed) behind the writes; this waits for the rest.
-        let digest = p.tail.finish(size);
-        p.file.sync_all().map_err(err)?;
-        match digest {
-            Ok(d) if d == *file_hash => {}
-            Ok(_) | Err(io::ErrorKind::UnexpectedEof) => {
-                // Rehash from scratch if the caller repairs the file and finishes again.
-                let tail = p.file.try_clone().and_then(Tail::start).map_err(err)?;
-                if let Some(p) = self.partials.get_mut(content) {
-                    p.tail = tail;
-                }
+        // Most of the file was hashed as it was written; this reads back only the rest.
+        let digest = match p.tail.finish(size) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 return Err(FinishError::HashMismatch);
             }
-            Err(k) => return Err(err(io::Error::from(k))),
+            Err(e) => return Err(err(e)),
+        };
+        if digest != *file_hash {
+            return Err(FinishError::HashMismatch);
         }
+        p.file.sync_all().map_err(err)?;
 
         // The partial path must still be our file, else hard_link would link something else.
         let on_disk = fs::symlink_metadata(&p.path).map_err(err)?;

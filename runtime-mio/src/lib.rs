@@ -321,8 +321,7 @@ impl Loop {
                     return;
                 }
                 Ok(n) => {
-                    let data = self.buf[..n].to_vec();
-                    self.driver.input(Input::Received { conn, data });
+                    self.driver.received(conn, &self.buf[..n]);
                     self.perform();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -288,6 +288,16 @@ impl Node {
         self.drain_discovery(now);
     }
 
+    /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that
+    /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
+    pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.now = self.now.max(now);
+        if !self.shut_down {
+            self.on_received(self.now, conn, data);
+            self.drain_discovery(self.now);
+        }
+    }
+
     /// Runs the timers due at `now`. Spurious extra calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);

@@ -222,6 +222,10 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
 /// Streaming decoder for one direction of a connection: checks the preamble, then yields
 /// frames from bytes pushed in pieces of any size.
 ///
+/// A chunk frame is not assembled in the shared buffer: once its header is in, its payload
+/// gets a buffer of its own, of exactly its length, and later bytes are appended there, so
+/// every payload byte is copied once on its way from the socket to the verifier.
+///
 /// Invariant: it buffers at most one incomplete frame (≤ 4 + [`MAX_FRAME_LEN`] bytes) plus what
 /// one [`FrameDecoder::push`] added.
 #[derive(Debug, Default)]
@@ -230,7 +234,21 @@ pub struct FrameDecoder {
     start: usize,
     preamble_seen: bool,
     failed: Option<FrameError>,
+    /// A chunk frame whose payload is being filled.
+    chunk: Option<PartialChunk>,
 }
+
+#[derive(Debug)]
+struct PartialChunk {
+    content: ContentId,
+    index: u32,
+    data: Vec<u8>,
+    /// Payload bytes still to come.
+    missing: usize,
+}
+
+/// Chunk frames at least this long get a payload buffer of their own.
+const OWN_BUFFER: usize = 64 << 10;
 
 impl FrameDecoder {
     /// A decoder expecting [`PREAMBLE`] first.
@@ -239,9 +257,16 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes; then call [`FrameDecoder::next_frame`] until it returns `None`.
-    pub fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, mut data: &[u8]) {
         if self.failed.is_some() {
             return;
+        }
+        if let Some(c) = &mut self.chunk {
+            // While a payload fills, the shared buffer is empty: these bytes come first.
+            let take = c.missing.min(data.len());
+            c.data.extend_from_slice(&data[..take]);
+            c.missing -= take;
+            data = &data[take..];
         }
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
@@ -258,6 +283,18 @@ impl FrameDecoder {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         if let Some(e) = self.failed {
             return Err(e);
+        }
+        if let Some(c) = &self.chunk {
+            if c.missing > 0 {
+                return Ok(None);
+            }
+            if let Some(c) = self.chunk.take() {
+                return Ok(Some(Frame::Chunk {
+                    content: c.content,
+                    index: c.index,
+                    data: c.data,
+                }));
+            }
         }
         let pending = &self.buf[self.start..];
         if !self.preamble_seen {
@@ -276,14 +313,46 @@ impl FrameDecoder {
                 self.start += used;
                 Ok(Some(frame))
             }
-            Ok(None) => Ok(None),
+            Ok(None) => {
+                self.start_own_buffer();
+                Ok(None)
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
 
+    /// If the buffer holds the header of a long, incomplete chunk frame, moves its payload
+    /// into a buffer of its own.
+    fn start_own_buffer(&mut self) {
+        let pending = &self.buf[self.start..];
+        if pending.len() < 5 + CHUNK_HEADER || pending[4] != KIND_CHUNK {
+            return;
+        }
+        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+        // `decode` already refused lengths over the limit, and this frame is incomplete.
+        if len < OWN_BUFFER || len < 1 + CHUNK_HEADER {
+            return;
+        }
+        let mut content = [0u8; 32];
+        content.copy_from_slice(&pending[5..37]);
+        let index = u32::from_be_bytes([pending[37], pending[38], pending[39], pending[40]]);
+        let payload_len = len - 1 - CHUNK_HEADER;
+        let mut data = Vec::with_capacity(payload_len);
+        data.extend_from_slice(&pending[5 + CHUNK_HEADER..]);
+        let missing = payload_len - data.len();
+        self.chunk = Some(PartialChunk {
+            content: ContentId(content),
+            index,
+            data,
+            missing,
+        });
+        self.buf.clear();
+        self.start = 0;
+    }
+
     /// Bytes buffered and not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.buf.len() - self.start + self.chunk.as_ref().map_or(0, |c| c.data.len())
     }
 
     /// True once the first bytes were our preamble.
@@ -295,6 +364,7 @@ impl FrameDecoder {
         self.failed = Some(e);
         self.buf = Vec::new();
         self.start = 0;
+        self.chunk = None;
         e
     }
 }
@@ -387,6 +457,43 @@ mod tests {
             decode(&[0, 0, 0, 2, KIND_MESSAGE, 0xff]),
             Ok(Some((Frame::Unreadable, 6)))
         );
+    }
+
+    #[test]
+    fn long_chunk_frames_split_anywhere() {
+        let c = ContentId([5; 32]);
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let mut stream = PREAMBLE.to_vec();
+        for index in 0..3 {
+            stream.extend(encode_chunk_header(&c, index, payload.len()));
+            stream.extend_from_slice(&payload);
+            stream.extend(encode_message(&Message::Ping));
+        }
+        for split in [1, 7, 41, 4096, 65_537, 150_000, stream.len()] {
+            let mut d = FrameDecoder::new();
+            let mut got = Vec::new();
+            for piece in stream.chunks(split) {
+                d.push(piece);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+                assert!(d.buffered() <= 4 + MAX_FRAME_LEN + split);
+            }
+            assert_eq!(got.len(), 6, "split {split}");
+            for (i, f) in got.iter().enumerate() {
+                if i % 2 == 0 {
+                    let want = Frame::Chunk {
+                        content: c,
+                        index: i as u32 / 2,
+                        data: payload.clone(),
+                    };
+                    assert!(*f == want, "split {split}: frame {i}");
+                } else {
+                    assert_eq!(*f, Frame::Message(Message::Ping));
+                }
+            }
+            assert_eq!(d.buffered(), 0);
+        }
     }
 
     #[test]
