@@ -397,28 +397,15 @@ fn scan(ctx: &Ctx, one_gib: &Path, targets: &mut Vec<(String, bool)>) {
     if !big.exists() {
         std::fs::hard_link(one_gib, &big).unwrap();
     }
-    // Plain SHA-256 of the same bytes, one thread.
-    let start = Instant::now();
+    // Plain SHA-256 of the same bytes, one thread; best of three, the files already in the
+    // page cache (as they are for the scans that follow).
+    let mut plain = f64::INFINITY;
     let mut bytes = 0u64;
-    let mut buf = vec![0u8; 4 * MIB as usize];
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let mut f = std::fs::File::open(&p).unwrap();
-        let mut h = <sha2::Sha256 as sha2::Digest>::new();
-        loop {
-            let n = f.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            sha2::Digest::update(&mut h, &buf[..n]);
-            bytes += n as u64;
-        }
-        std::hint::black_box(sha2::Digest::finalize(h));
+    for _ in 0..3 {
+        let (secs, n) = plain_sha256(&dir);
+        plain = plain.min(secs);
+        bytes = n;
     }
-    let plain = start.elapsed().as_secs_f64();
     let (mut first, mut again, mut list) = (vec![], vec![], vec![]);
     for _ in 0..ctx.runs {
         let _ = std::fs::remove_file(dir.join(".p2pshare-cache"));
@@ -453,6 +440,31 @@ fn scan(ctx: &Ctx, one_gib: &Path, targets: &mut Vec<(String, bool)>) {
         format!("a new peer's list complete within 2 s: {list:.2} s"),
         list <= 2.0,
     ));
+}
+
+/// Reads and SHA-256s every visible file of `dir` on one thread: (seconds, bytes).
+fn plain_sha256(dir: &Path) -> (f64, u64) {
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    let mut buf = vec![0u8; 4 * MIB as usize];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let mut f = std::fs::File::open(&p).unwrap();
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sha2::Digest::update(&mut h, &buf[..n]);
+            bytes += n as u64;
+        }
+        std::hint::black_box(sha2::Digest::finalize(h));
+    }
+    (start.elapsed().as_secs_f64(), bytes)
 }
 
 /// Starts an observer peer in this process and times how long until it lists `files` files.
