@@ -146,11 +146,6 @@ impl Handle {
             .map_err(|_| Stopped)
     }
 
-    /// Notices as they happen.
-    pub fn notices(&self) -> &Receiver<Notice> {
-        &self.notices
-    }
-
     /// Waits up to `timeout` for the next notice.
     pub fn next_notice(&self, timeout: Duration) -> Result<Option<Notice>, Stopped> {
         match self.notices.recv_timeout(timeout) {

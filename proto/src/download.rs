@@ -190,8 +190,6 @@ pub struct Download {
     max_window: u32,
     /// Statistics.
     pub counters: Counters,
-    /// When the download started.
-    pub started: Instant,
     /// Planted bugs (simulator tests only).
     pub bugs: Bugs,
 }
@@ -203,7 +201,6 @@ impl Download {
         name: String,
         holders: impl IntoIterator<Item = PeerId>,
         max_window: u32,
-        now: Instant,
     ) -> Download {
         let mut d = Download {
             content,
@@ -221,7 +218,6 @@ impl Download {
             peers: BTreeMap::new(),
             max_window: max_window.max(MIN_WINDOW),
             counters: Counters::default(),
-            started: now,
             bugs: Bugs::default(),
         };
         for p in holders {
@@ -611,7 +607,7 @@ mod tests {
     fn running(chunks: u32) -> (Vec<u8>, Download, Instant) {
         let now = crate::test_epoch();
         let (data, m) = file(chunks);
-        let mut d = Download::new(m.id(), "f".into(), [A, B], 8, now);
+        let mut d = Download::new(m.id(), "f".into(), [A, B], 8);
         d.set_manifest(m);
         d.opened(0);
         (data, d, now)
@@ -730,9 +726,8 @@ mod tests {
 
     #[test]
     fn resume_reverifies_existing_chunks() {
-        let now = crate::test_epoch();
         let (data, m) = file(4);
-        let mut d = Download::new(m.id(), "f".into(), [A], 8, now);
+        let mut d = Download::new(m.id(), "f".into(), [A], 8);
         d.set_manifest(m.clone());
         d.opened(2 * u64::from(MIN_CHUNK_SIZE) + 5);
         assert_eq!(d.chunk(0), Some(&ChunkState::Checking));

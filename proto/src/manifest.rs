@@ -299,16 +299,6 @@ impl ManifestBuilder {
         }
     }
 
-    /// Bytes fed so far.
-    pub fn len(&self) -> u64 {
-        self.size
-    }
-
-    /// True before any byte was fed.
-    pub fn is_empty(&self) -> bool {
-        self.size == 0
-    }
-
     /// The manifest of everything fed. Fails only when the file has more than [`MAX_CHUNKS`]
     /// chunks of the chosen size: pass `chunk_size_for(len)` to [`ManifestBuilder::new`].
     pub fn finish(mut self) -> Result<Manifest, ManifestError> {

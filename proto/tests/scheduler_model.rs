@@ -108,7 +108,7 @@ impl World {
         let m = b.finish().unwrap();
         let now = Instant::now();
         let holders: Vec<PeerId> = holders.iter().map(|&k| peer(k)).collect();
-        let mut d = Download::new(m.id(), "f".into(), holders.iter().copied(), MAX_WINDOW, now);
+        let mut d = Download::new(m.id(), "f".into(), holders.iter().copied(), MAX_WINDOW);
         d.set_manifest(m.clone());
         d.opened(0);
         let count = m.chunk_count() as usize;

@@ -91,7 +91,7 @@ impl Node {
             });
             return;
         }
-        let mut d = Download::new(content, name, holders, self.cfg.max_window, now);
+        let mut d = Download::new(content, name, holders, self.cfg.max_window);
         d.bugs = self.cfg.bugs;
         self.downloads.insert(content, d);
         self.request_manifest(now, content);

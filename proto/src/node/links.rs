@@ -18,7 +18,6 @@ use crate::wire::frame::{Frame, Message, encode_message};
 #[derive(Debug, Default)]
 pub(super) struct Link {
     pub(super) conn: Option<ConnId>,
-    pub(super) open: bool,
     pub(super) failures: u32,
     pub(super) retry_at: Option<Instant>,
     pub(super) want_catalog: bool,
@@ -205,7 +204,6 @@ impl Node {
         let link = self.links.entry(a.peer).or_default();
         if link.conn.is_none() || link.conn == Some(conn) {
             link.conn = Some(conn);
-            link.open = true;
             link.failures = 0;
             link.retry_at = None;
             self.link_ready(now, a.peer);
@@ -259,7 +257,6 @@ impl Node {
             && link.conn == Some(conn)
         {
             link.conn = None;
-            link.open = false;
             link.catalog_pending = false;
             if !clean {
                 link.failures += 1;
@@ -306,7 +303,7 @@ impl Node {
 
     pub(super) fn want_catalog(&mut self, now: Instant, peer: PeerId) {
         self.links.entry(peer).or_default().want_catalog = true;
-        if self.links.get(&peer).is_some_and(|l| l.open) {
+        if self.link_conn(&peer).is_some() {
             self.send_catalog_request(now, peer);
         } else {
             self.ensure_link(now, peer);
@@ -314,10 +311,10 @@ impl Node {
     }
 
     fn send_catalog_request(&mut self, now: Instant, peer: PeerId) {
-        let Some(link) = self.links.get_mut(&peer) else {
+        let Some(conn) = self.link_conn(&peer) else {
             return;
         };
-        let Some(conn) = link.conn.filter(|_| link.open) else {
+        let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
         if !link.want_catalog || link.catalog_pending {
@@ -331,9 +328,13 @@ impl Node {
         self.send_msg(conn, &Message::CatalogRequest);
     }
 
-    /// The open outbound connection to `peer`, if any.
+    /// The outbound connection to `peer`, once its handshake is done.
     pub(super) fn link_conn(&self, peer: &PeerId) -> Option<ConnId> {
-        self.links.get(peer).filter(|l| l.open).and_then(|l| l.conn)
+        let conn = self.links.get(peer)?.conn?;
+        self.sessions
+            .get(&conn)
+            .filter(|s| s.state == State::Open)
+            .map(|_| conn)
     }
 
     pub(super) fn session_timers(&mut self, now: Instant) {
