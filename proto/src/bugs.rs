@@ -17,6 +17,9 @@ pub struct Bugs {
     /// Keep a failed peer's chunks assigned to it instead of giving them back.
     #[cfg(feature = "bugs")]
     pub keep_chunks_of_dead_peers: bool,
+    /// Ask only the first holder for the manifest, and give up once it is banned.
+    #[cfg(feature = "bugs")]
+    pub one_manifest_source: bool,
 }
 
 macro_rules! switch {
@@ -37,4 +40,5 @@ impl Bugs {
     switch!(never_expire);
     switch!(finish_early);
     switch!(keep_chunks_of_dead_peers);
+    switch!(one_manifest_source);
 }

@@ -39,7 +39,13 @@ pub struct Peer {
     pub revision: u64,
     /// When we last heard from it.
     pub last_seen: Instant,
+    /// Its earlier instances, newest last: an announcement still carrying one of them is late
+    /// (reordered or delayed on the way) and is ignored, so a restart is never undone.
+    retired: Vec<u64>,
 }
+
+/// Earlier instances remembered per peer (see [`Peer`]).
+const RETIRED_INSTANCES: usize = 4;
 
 /// What changed in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +71,8 @@ pub struct Discovery {
     changes: VecDeque<Change>,
     /// Peers ignored because the table was full.
     pub table_full_drops: u64,
+    /// Announcements ignored because they carried an instance the peer had already left.
+    pub stale_instances: u64,
     /// Planted bugs (simulator tests only).
     pub bugs: Bugs,
 }
@@ -80,6 +88,7 @@ impl Discovery {
             last_announce: None,
             changes: VecDeque::new(),
             table_full_drops: 0,
+            stale_instances: 0,
             bugs: Bugs::default(),
         }
     }
@@ -106,16 +115,31 @@ impl Discovery {
         }
         let addr = SocketAddr::new(from.ip(), a.port);
         if a.bye {
-            if let Some(p) = self.peers.remove(&a.peer) {
+            // Only the instance that is listed may say goodbye: a late `bye` of an instance
+            // that has since restarted must not drop the new one.
+            if self
+                .peers
+                .get(&a.peer)
+                .is_some_and(|p| p.instance == a.instance)
+                && let Some(p) = self.peers.remove(&a.peer)
+            {
                 self.changes.push_back(Change::Lost(p.id, p.addr));
             }
             return;
         }
         match self.peers.get_mut(&a.peer) {
             Some(p) => {
+                if p.retired.contains(&a.instance) {
+                    self.stale_instances += 1;
+                    return;
+                }
                 p.last_seen = now;
                 p.addr = addr;
                 if p.instance != a.instance {
+                    if p.retired.len() == RETIRED_INSTANCES {
+                        p.retired.remove(0);
+                    }
+                    p.retired.push(p.instance);
                     p.instance = a.instance;
                     p.revision = a.revision;
                     self.changes.push_back(Change::Restarted(a.peer));
@@ -138,6 +162,7 @@ impl Discovery {
                         instance: a.instance,
                         revision: a.revision,
                         last_seen: now,
+                        retired: Vec::new(),
                     },
                 );
                 self.changes.push_back(Change::Found(a.peer));
@@ -255,6 +280,11 @@ mod tests {
         );
         d.heard(t0, &ann(1, 2, 2), from());
         assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([1; 16]))));
+        // A late announcement of the instance it left does not undo the restart.
+        d.heard(t0, &ann(1, 1, 2), from());
+        assert_eq!(d.poll_change(), None);
+        assert_eq!(d.peers().next().unwrap().instance, 2);
+        assert_eq!(d.stale_instances, 1);
         // Silent past the expiry: gone, at the deadline poll_timeout gave.
         let mut now;
         loop {

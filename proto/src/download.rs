@@ -18,6 +18,18 @@
 //!   request of another peer (at most two owners a chunk); the first verified copy wins;
 //! - resume: chunks already in the partial file are re-read and re-verified (`Checking`), never
 //!   trusted; only those that pass count as written.
+//!
+//! Liveness (with the node's side in `node/fetch.rs`): a holder is banned only for its own
+//! fault — a corrupt chunk, a bad manifest, a "not found", or [`MAX_STRIKES`] failures in a row
+//! with a request of ours outstanding — and while any holder not banned for this download is in
+//! the peer table, the download goes on: the manifest is asked of the open holder with the
+//! fewest failures while links open to every other holder, and a holder that fails hands its
+//! manifest request and its chunks to the others at once. Every request has a deadline (the
+//! session's stall timeout), so with one honest holder reachable the download makes progress
+//! within `stall × (MAX_STRIKES × failing holders + 1)`, and it fails with
+//! [`FailReason::NoPeers`] only when no usable holder is left. The simulator checks this after
+//! the faults heal (its `Liveness` and `Stuck` checks); the planted `one_manifest_source` bug
+//! breaks it and is caught.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;

@@ -147,6 +147,8 @@ pub struct Session {
     /// The peer, once its hello arrived (for outbound sessions to a known peer, the peer we
     /// expect).
     pub peer: Option<PeerId>,
+    /// The instance its hello named (a peer that restarts gets a new one).
+    pub instance: Option<u64>,
     /// True when this session keeps a static peer (`--peer`) in view.
     pub pinned: bool,
     /// Frames received.
@@ -181,6 +183,7 @@ impl Session {
                 State::Connecting
             },
             peer,
+            instance: None,
             pinned: false,
             decoder: FrameDecoder::new(),
             since: now,

@@ -21,3 +21,19 @@ fn unresponsive_holder_no_longer_blocks_a_download_forever() {
         passes(seed);
     }
 }
+
+/// A download failed with "no peer has this file" while an honest holder was on the LAN: the
+/// downloader never learned that holder's catalog. Two causes met: a peer that restarted
+/// connected at once, and the other side, hearing the new instance in that connection's own
+/// hello, closed every connection of the peer, the new one included; and a catalog request
+/// that died with its connection was never asked again. Fixed: a restart closes only the
+/// connections whose hello named an older instance, late announcements of a retired instance
+/// are ignored, and a catalog request lost with its connection is asked again on the next.
+/// The manifest is now asked of the open holder with the fewest failures, with links opened
+/// to every other holder meanwhile.
+#[test]
+fn a_restarted_peer_keeps_its_new_connections_and_lost_catalog_requests_are_asked_again() {
+    for seed in [101770, 112026, 115039, 204521] {
+        passes(seed);
+    }
+}

@@ -104,21 +104,41 @@ impl Node {
         if d.phase != Phase::Manifest || d.manifest_from.is_some() {
             return;
         }
-        let peers: Vec<PeerId> = d.usable_peers().copied().collect();
-        for &p in &peers {
-            if let Some(conn) = self.link_conn(&p) {
-                if let Some(d) = self.downloads.get_mut(&content) {
-                    d.manifest_from = Some(p);
-                }
-                if let Some(s) = self.sessions.get_mut(&conn) {
-                    s.request_sent(now);
-                }
-                self.send_msg(conn, &Message::ManifestRequest { content });
+        // Every usable holder gets a link, so that the next one is ready when the one asked
+        // fails; the one asked is the open one that failed least often so far.
+        let mut peers: Vec<(u32, PeerId)> = d
+            .usable_peers()
+            .map(|p| (d.peers().get(p).map_or(0, |x| x.strikes), *p))
+            .collect();
+        if self.cfg.bugs.one_manifest_source() {
+            let first = d.peers().keys().next().copied();
+            peers.retain(|(_, p)| Some(*p) == first);
+            if peers.is_empty() {
+                let reason = FailReason::NoPeers { have: 0, total: 0 };
+                self.fail_download(content, reason);
                 return;
             }
         }
-        for p in peers {
-            self.ensure_link(now, p);
+        let mut best: Option<(u32, PeerId, ConnId)> = None;
+        for &(strikes, p) in &peers {
+            match self.link_conn(&p) {
+                Some(conn) => {
+                    if best.is_none_or(|(s, ..)| strikes < s) {
+                        best = Some((strikes, p, conn));
+                    }
+                }
+                None => self.ensure_link(now, p),
+            }
+        }
+        if let Some((_, p, conn)) = best {
+            if let Some(d) = self.downloads.get_mut(&content) {
+                d.manifest_from = Some(p);
+            }
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.request_sent(now);
+            }
+            self.send_msg(conn, &Message::ManifestRequest { content });
+            return;
         }
         self.check_peers_left(content);
     }

@@ -185,6 +185,7 @@ impl Node {
             return;
         }
         s.peer = Some(a.peer);
+        s.instance = Some(a.instance);
         s.state = State::Open;
         s.since = now;
         let remote = s.remote;
@@ -257,7 +258,11 @@ impl Node {
             && link.conn == Some(conn)
         {
             link.conn = None;
-            link.catalog_pending = false;
+            // A catalog request that died with its connection is asked again on the next one.
+            if link.catalog_pending {
+                link.catalog_pending = false;
+                link.want_catalog = true;
+            }
             if !clean {
                 link.failures += 1;
                 link.retry_at = Some(now + backoff(link.failures));
@@ -266,12 +271,15 @@ impl Node {
         }
     }
 
-    /// Closes every connection to or from `peer` (it restarted or left).
-    pub(super) fn drop_peer_connections(&mut self, now: Instant, peer: PeerId) {
+    /// Closes every connection to or from `peer` (it left), or, with `keep` set to its new
+    /// instance (it restarted), those whose hello named another instance: a connection the new
+    /// instance opened, or answered, survives its own hello.
+    pub(super) fn drop_peer_connections(&mut self, now: Instant, peer: PeerId, keep: Option<u64>) {
         let conns: Vec<ConnId> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.peer == Some(peer))
+            .filter(|(_, s)| keep.is_none() || s.instance.is_some_and(|i| Some(i) != keep))
             .map(|(c, _)| *c)
             .collect();
         for c in conns {

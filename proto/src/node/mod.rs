@@ -387,7 +387,8 @@ impl Node {
                             .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
                     }
                     if matches!(change, Change::Restarted(_)) {
-                        self.drop_peer_connections(now, p);
+                        let instance = self.discovery.peer(&p).map(|x| x.instance);
+                        self.drop_peer_connections(now, p, instance);
                     }
                     self.want_catalog(now, p);
                 }
@@ -396,7 +397,7 @@ impl Node {
                     self.out
                         .push_back(Output::Event(Event::PeerLost { peer: p, addr }));
                     self.remote.remove(&p);
-                    self.drop_peer_connections(now, p);
+                    self.drop_peer_connections(now, p, None);
                     self.links.remove(&p);
                     self.peer_left_downloads(now, p);
                 }
