@@ -12,7 +12,7 @@ const BOUND: u64 = 100;
 fn finds(bugs: Bugs, expected: &[Kind]) {
     let s = sweep(0..BOUND, bugs);
     let f = s
-        .failure
+        .first_failure()
         .unwrap_or_else(|| panic!("{bugs:?} survived {BOUND} seeds"));
     eprintln!("{bugs:?} caught after {} seeds: {f}", s.runs);
     assert!(
@@ -56,4 +56,13 @@ fn keeping_chunks_of_dead_peers_stalls_the_download() {
         ..Bugs::default()
     };
     finds(bugs, &[Kind::Stuck, Kind::Liveness]);
+}
+
+#[test]
+fn asking_one_holder_for_the_manifest_starves_a_download_an_honest_holder_could_serve() {
+    let bugs = Bugs {
+        one_manifest_source: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Liveness]);
 }

@@ -1,58 +1,66 @@
-//! The default sweep: hundreds of seeds of mixed workloads and faults, every invariant checked
-//! after every step. `P2PSHARE_SIM_SEEDS=N` sweeps N seeds instead (from
-//! `P2PSHARE_SIM_BASE`, default 0); a failure prints its seed and how to replay it.
+//! The sweep: many seeds of mixed workloads and faults, every invariant checked after every
+//! step, spread over every core.
+//!
+//! Without variables it runs [`DEFAULT_SEEDS`] seeds from 0. `P2PSHARE_SIM_SEEDS=N` sweeps N
+//! seeds from `P2PSHARE_SIM_BASE` (default 0) instead, on `P2PSHARE_SIM_THREADS` threads
+//! (default: one per core). The sweep runs to the end: every failing seed is printed with its
+//! replay line as it is found, then a summary (seeds, steps, seeds/s, failures), and the test
+//! fails if any seed did. `./sim-sweep.sh N [BASE]` runs it in release.
 mod sim;
 
 use p2pshare_proto::Bugs;
-use sim::{Sim, sweep};
+use sim::{Sim, Until, sweep_on};
 
-/// Seeds in the default sweep, split over parallel tests.
+/// Seeds in the default sweep.
 const DEFAULT_SEEDS: u64 = 600;
-const PARTS: u64 = 4;
+/// Failures printed again in the closing panic message (all are printed as they happen).
+const LISTED_FAILURES: usize = 20;
 
-fn part(i: u64) {
-    let (base, n) = match std::env::var("P2PSHARE_SIM_SEEDS") {
-        Ok(n) => {
-            let n: u64 = n.parse().expect("P2PSHARE_SIM_SEEDS is a number");
-            let base = std::env::var("P2PSHARE_SIM_BASE")
-                .ok()
-                .and_then(|b| b.parse().ok())
-                .unwrap_or(0);
-            (base, n)
-        }
-        Err(_) => (0, DEFAULT_SEEDS),
-    };
-    let per = n.div_ceil(PARTS);
-    let start = base + i * per;
-    let end = (start + per).min(base + n);
-    let s = sweep(start..end, Bugs::default());
-    eprintln!(
-        "sweep {start}..{end}: {} seeds, {} steps, {} of {} downloads, {:.1} seeds/s",
-        s.runs, s.steps, s.done, s.wanted, s.per_sec
-    );
-    if let Some(f) = s.failure {
-        panic!("{f}");
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("{name}={v:?} is not a number"),
     }
 }
 
 #[test]
-fn sweep_part_0() {
-    part(0);
-}
-
-#[test]
-fn sweep_part_1() {
-    part(1);
-}
-
-#[test]
-fn sweep_part_2() {
-    part(2);
-}
-
-#[test]
-fn sweep_part_3() {
-    part(3);
+fn sweep_seeds() {
+    let n = env_u64("P2PSHARE_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let base = env_u64("P2PSHARE_SIM_BASE").unwrap_or(0);
+    let threads = env_u64("P2PSHARE_SIM_THREADS").map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |t| t as usize,
+    );
+    let end = base
+        .checked_add(n)
+        .expect("P2PSHARE_SIM_BASE + P2PSHARE_SIM_SEEDS overflows");
+    eprintln!("sweep {base}..{end} on {threads} threads");
+    let s = sweep_on(base..end, Bugs::default(), threads, Until::End);
+    eprintln!(
+        "sweep {base}..{end}: {} seeds, {} steps, {} of {} downloads, {:.1} seeds/s, {} failures",
+        s.runs,
+        s.steps,
+        s.done,
+        s.wanted,
+        s.per_sec,
+        s.failures.len()
+    );
+    if !s.failures.is_empty() {
+        let list: Vec<String> = s
+            .failures
+            .iter()
+            .take(LISTED_FAILURES)
+            .map(|f| f.to_string())
+            .collect();
+        panic!(
+            "{} of {} seeds failed; the first {}:\n{}",
+            s.failures.len(),
+            s.runs,
+            list.len(),
+            list.join("\n")
+        );
+    }
 }
 
 /// One whole LAN of 50 hosts (the sweep's worlds have 2 to 12).
