@@ -3,7 +3,7 @@
 //! The script and the runtime around the node are `proto/tests/support/node_harness.rs`, shared
 //! with the proptest and regression tests. It checks, after every input: no panic; the node's
 //! invariants hold; `poll_timeout()` after `handle_timeout(now)` is later than `now`; no
-//! `Output::Write` whose bytes fail the manifest of that content (the harness keeps every
+//! `Output::Disk(DiskOp::Write)` whose bytes fail the manifest of that content (the harness keeps every
 //! manifest it made); no `Finish` before the partial file matches; outputs and buffers bounded.
 #![no_main]
 

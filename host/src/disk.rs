@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
-use p2pshare_proto::{Input, Output, ReadSource};
+use p2pshare_proto::{DiskOp, Input, ReadSource};
 
 use crate::scan::LocalFile;
 use crate::store::Store;
@@ -29,8 +29,8 @@ pub const QUEUE: usize = 8;
 pub enum Job {
     /// The files to serve changed (after a scan).
     Files(Vec<LocalFile>),
-    /// A disk request of the node: `Read`, `OpenPartial`, `Write`, `Finish` or `ClosePartial`.
-    Node(Output),
+    /// A disk request of the node.
+    Node(DiskOp),
 }
 
 /// The handle to the disk thread.
@@ -99,9 +99,9 @@ fn run(
 }
 
 /// Performs one disk request; returns the input that answers it, if it has one.
-pub fn perform(store: &mut Store, out: Output) -> Option<Input> {
-    match out {
-        Output::Read {
+pub fn perform(store: &mut Store, op: DiskOp) -> Option<Input> {
+    match op {
+        DiskOp::Read {
             read,
             source,
             offset,
@@ -113,7 +113,7 @@ pub fn perform(store: &mut Store, out: Output) -> Option<Input> {
             };
             Some(Input::ReadDone { read, result })
         }
-        Output::OpenPartial {
+        DiskOp::OpenPartial {
             content,
             name,
             size,
@@ -121,7 +121,7 @@ pub fn perform(store: &mut Store, out: Output) -> Option<Input> {
             let result = store.open_partial(&content, &name, size);
             Some(Input::PartialOpened { content, result })
         }
-        Output::Write {
+        DiskOp::Write {
             content,
             index,
             offset,
@@ -134,7 +134,7 @@ pub fn perform(store: &mut Store, out: Output) -> Option<Input> {
                 result,
             })
         }
-        Output::Finish {
+        DiskOp::Finish {
             content,
             size,
             file_hash,
@@ -143,15 +143,9 @@ pub fn perform(store: &mut Store, out: Output) -> Option<Input> {
             let result = store.finish(&content, &file_hash, size);
             Some(Input::Finished { content, result })
         }
-        Output::ClosePartial { content } => {
+        DiskOp::ClosePartial { content } => {
             store.close_partial(&content);
             None
         }
-        // Not disk work: the driver never sends these here.
-        Output::Datagram { .. }
-        | Output::Connect { .. }
-        | Output::Send { .. }
-        | Output::Close { .. }
-        | Output::Event(_) => None,
     }
 }

@@ -15,14 +15,13 @@
 //! the handle's notice channel (dropped silently if the CLI is gone).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::{ConnId, Input, LocalFile as ProtoFile, Node, Output, PeerId};
+use p2pshare_proto::{ConnId, Input, LocalFile as ProtoFile, NetOp, Node, Output, PeerId};
 
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
@@ -30,37 +29,6 @@ use crate::handle::{Notice, Request, SharedFile, Snapshot};
 use crate::lock::{FolderLock, LockError};
 use crate::scan::{Scan, ScanError, Scanner};
 use crate::seed;
-
-/// Network work for the runtime.
-#[derive(Debug)]
-pub enum NetOp {
-    /// Send a datagram from the discovery socket.
-    Datagram {
-        /// Destination.
-        to: SocketAddr,
-        /// Bytes.
-        data: Vec<u8>,
-    },
-    /// Open a TCP connection; answer with `Input::Connected` or `Input::ConnectFailed`.
-    Connect {
-        /// The node's id for it.
-        conn: ConnId,
-        /// Where.
-        addr: SocketAddr,
-    },
-    /// Queue bytes on a connection; feed `Input::Flushed` when its queue empties.
-    Send {
-        /// Which.
-        conn: ConnId,
-        /// Bytes.
-        data: Vec<u8>,
-    },
-    /// Close a connection.
-    Close {
-        /// Which.
-        conn: ConnId,
-    },
-}
 
 /// Why a peer could not start.
 #[derive(Debug)]
@@ -335,16 +303,9 @@ impl Driver {
     fn process(&mut self) {
         while let Some(out) = self.node.poll_output() {
             match out {
-                Output::Datagram { to, data } => self.net.push_back(NetOp::Datagram { to, data }),
-                Output::Connect { conn, addr } => self.net.push_back(NetOp::Connect { conn, addr }),
-                Output::Send { conn, data } => self.net.push_back(NetOp::Send { conn, data }),
-                Output::Close { conn } => self.net.push_back(NetOp::Close { conn }),
+                Output::Net(op) => self.net.push_back(op),
+                Output::Disk(op) => self.disk.submit(Job::Node(op)),
                 Output::Event(e) => self.notify(Notice::Event(e)),
-                disk @ (Output::Read { .. }
-                | Output::OpenPartial { .. }
-                | Output::Write { .. }
-                | Output::Finish { .. }
-                | Output::ClosePartial { .. }) => self.disk.submit(Job::Node(disk)),
             }
         }
     }

@@ -28,8 +28,9 @@ pub mod store;
 pub mod tail;
 
 pub use config::PeerConfig;
-pub use driver::{Driver, NetOp, StartError, Started, start};
+pub use driver::{Driver, StartError, Started, start};
 pub use handle::{Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
+pub use p2pshare_proto::NetOp;
 pub use scan::{HashError, LocalFile, Scan, ScanError, Scanner, hash_file};
 pub use store::Store;

@@ -7,12 +7,12 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use p2pshare_proto::{Config, ConnId, Input, Node, Output, PeerId};
+use p2pshare_proto::{Config, ConnId, Input, NetOp, Node, Output, PeerId};
 
 fn closes(node: &mut Node) -> usize {
     let mut n = 0;
     while let Some(o) = node.poll_output() {
-        if matches!(o, Output::Close { .. }) {
+        if matches!(o, Output::Net(NetOp::Close { .. })) {
             n += 1;
         }
     }

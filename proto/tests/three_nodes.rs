@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::{
-    Config, ConnId, ContentId, Event, FinishError, Input, LocalFile, Node, Output, PeerId,
-    ReadSource, sha256,
+    Config, ConnId, ContentId, DiskOp, Event, FinishError, Input, LocalFile, NetOp, Node, Output,
+    PeerId, ReadSource, sha256,
 };
 
 const BROADCAST: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255)), 9999);
@@ -83,7 +83,7 @@ impl Net {
         while let Some(out) = self.hosts[h].node.poll_output() {
             let host = &mut self.hosts[h];
             match out {
-                Output::Datagram { to, data } => {
+                Output::Net(NetOp::Datagram { to, data }) => {
                     assert_eq!(to, BROADCAST);
                     let from = SocketAddr::new(host.ip, 9999);
                     for t in 0..self.hosts.len() {
@@ -96,7 +96,7 @@ impl Net {
                         ));
                     }
                 }
-                Output::Connect { conn, addr } => {
+                Output::Net(NetOp::Connect { conn, addr }) => {
                     let target = self.hosts.iter().position(|x| x.ip == addr.ip());
                     match target {
                         Some(t) => {
@@ -117,25 +117,25 @@ impl Net {
                         None => self.inbox.push_back((h, Input::ConnectFailed { conn })),
                     }
                 }
-                Output::Send { conn, data } => {
+                Output::Net(NetOp::Send { conn, data }) => {
                     if let Some(&(t, tconn)) = self.links.get(&(h, conn)) {
                         self.inbox
                             .push_back((t, Input::Received { conn: tconn, data }));
                     }
                     self.inbox.push_back((h, Input::Flushed { conn }));
                 }
-                Output::Close { conn } => {
+                Output::Net(NetOp::Close { conn }) => {
                     if let Some((t, tconn)) = self.links.remove(&(h, conn)) {
                         self.links.remove(&(t, tconn));
                         self.inbox.push_back((t, Input::Closed { conn: tconn }));
                     }
                 }
-                Output::Read {
+                Output::Disk(DiskOp::Read {
                     read,
                     source,
                     offset,
                     len,
-                } => {
+                }) => {
                     let (file, is_shared) = match source {
                         ReadSource::Shared(c) => (host.shared.get(&c), true),
                         ReadSource::Partial(c) => (host.partial.get(&c), false),
@@ -160,7 +160,7 @@ impl Net {
                     };
                     self.inbox.push_back((h, Input::ReadDone { read, result }));
                 }
-                Output::OpenPartial { content, .. } => {
+                Output::Disk(DiskOp::OpenPartial { content, .. }) => {
                     let existing = host.partial.entry(content).or_default().len() as u64;
                     self.inbox.push_back((
                         h,
@@ -170,12 +170,12 @@ impl Net {
                         },
                     ));
                 }
-                Output::Write {
+                Output::Disk(DiskOp::Write {
                     content,
                     index,
                     offset,
                     data,
-                } => {
+                }) => {
                     let p = host.partial.entry(content).or_default();
                     let end = offset as usize + data.len();
                     if p.len() < end {
@@ -191,12 +191,12 @@ impl Net {
                         },
                     ));
                 }
-                Output::Finish {
+                Output::Disk(DiskOp::Finish {
                     content,
                     name,
                     size,
                     file_hash,
-                } => {
+                }) => {
                     let data = host.partial.remove(&content).unwrap_or_default();
                     let result = if data.len() as u64 == size && sha256(&data) == file_hash {
                         let file = format!("dl_{name}");
@@ -208,7 +208,7 @@ impl Net {
                     self.inbox
                         .push_back((h, Input::Finished { content, result }));
                 }
-                Output::ClosePartial { .. } => {}
+                Output::Disk(DiskOp::ClosePartial { .. }) => {}
                 Output::Event(e) => host.events.push(e),
             }
         }

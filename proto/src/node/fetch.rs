@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Event, Node, Output, ReadId, ReadSource, Source};
+use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
 use crate::download::{Ban, Download, FailReason, Phase, Received};
 use crate::ids::{ContentId, PeerId};
@@ -170,11 +170,11 @@ impl Node {
                     name: name.clone(),
                     size,
                 });
-                self.out.push_back(Output::OpenPartial {
+                self.out.push_back(Output::Disk(DiskOp::OpenPartial {
                     content,
                     name,
                     size,
-                });
+                }));
             }
             Err(_) => {
                 d.ban(peer, Ban::BadManifest);
@@ -230,12 +230,12 @@ impl Node {
         };
         match d.on_chunk(now, peer, index, data) {
             Received::Accepted { offset, data } => {
-                self.out.push_back(Output::Write {
+                self.out.push_back(Output::Disk(DiskOp::Write {
                     content,
                     index,
                     offset,
                     data,
-                });
+                }));
                 self.fill(now, content, peer);
             }
             Received::Rejected => {
@@ -285,12 +285,12 @@ impl Node {
             self.next_read += 1;
             self.reads
                 .insert(read, super::serve::ReadFor::Check { content, index });
-            self.out.push_back(Output::Read {
+            self.out.push_back(Output::Disk(DiskOp::Read {
                 read,
                 source: ReadSource::Partial(content),
                 offset,
                 len,
-            });
+            }));
         }
     }
 
@@ -359,12 +359,12 @@ impl Node {
         }
         let Some(m) = &d.manifest else { return };
         d.phase = Phase::Finishing;
-        let out = Output::Finish {
+        let out = Output::Disk(DiskOp::Finish {
             content,
             name: d.name.clone(),
             size: m.size(),
             file_hash: *m.file_hash(),
-        };
+        });
         self.out.push_back(out);
     }
 
@@ -412,7 +412,8 @@ impl Node {
             return;
         };
         if d.phase != Phase::Manifest {
-            self.out.push_back(Output::ClosePartial { content });
+            self.out
+                .push_back(Output::Disk(DiskOp::ClosePartial { content }));
         }
         self.emit(Event::DownloadFailed {
             content,

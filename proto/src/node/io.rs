@@ -63,7 +63,7 @@ pub enum Input {
         /// The remote address.
         remote: SocketAddr,
     },
-    /// An outbound connection asked for by [`Output::Connect`] is established.
+    /// An outbound connection asked for by [`NetOp::Connect`] is established.
     Connected {
         /// Which.
         conn: ConnId,
@@ -90,21 +90,21 @@ pub enum Input {
         /// Which.
         conn: ConnId,
     },
-    /// A read asked for by [`Output::Read`] finished.
+    /// A read asked for by [`DiskOp::Read`] finished.
     ReadDone {
         /// Which read.
         read: ReadId,
         /// The bytes, exactly as many as asked, or the error.
         result: Result<Vec<u8>, DiskError>,
     },
-    /// The partial file asked for by [`Output::OpenPartial`] is open.
+    /// The partial file asked for by [`DiskOp::OpenPartial`] is open.
     PartialOpened {
         /// Which download.
         content: ContentId,
         /// Bytes already in it (from an earlier run), or the error.
         result: Result<u64, DiskError>,
     },
-    /// A write asked for by [`Output::Write`] finished.
+    /// A write asked for by [`DiskOp::Write`] finished.
     Written {
         /// Which download.
         content: ContentId,
@@ -113,7 +113,7 @@ pub enum Input {
         /// Success or the error.
         result: Result<(), DiskError>,
     },
-    /// The finish asked for by [`Output::Finish`] is done.
+    /// The finish asked for by [`DiskOp::Finish`] is done.
     Finished {
         /// Which download.
         content: ContentId,
@@ -129,9 +129,22 @@ pub enum Input {
     Command(Command),
 }
 
-/// Something the runtime must do, from [`super::Node::poll_output`].
+/// Something the runtime must do, from [`super::Node::poll_output`], by kind: a runtime's
+/// event loop performs [`NetOp`]s, its disk thread (or it, inline) performs [`DiskOp`]s, and
+/// [`Event`]s go to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
+    /// Network work.
+    Net(NetOp),
+    /// Disk work.
+    Disk(DiskOp),
+    /// Tell the user.
+    Event(Event),
+}
+
+/// Network work for the runtime's event loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetOp {
     /// Send a UDP datagram from the discovery socket.
     Datagram {
         /// Destination.
@@ -154,11 +167,19 @@ pub enum Output {
         /// The bytes.
         data: Vec<u8>,
     },
-    /// Close a connection; no input about it is expected afterwards.
+    /// Close a connection at once: bytes still queued for it are discarded (the node closes a
+    /// connection only when it has nothing more to say on it, or nothing more to hear: an idle,
+    /// stalled, refused or misbehaving peer, or shutdown). No input about it is expected
+    /// afterwards.
     Close {
         /// Which.
         conn: ConnId,
     },
+}
+
+/// Disk work, performed in the order the node asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskOp {
     /// Read `len` bytes at `offset`; answer with `ReadDone`.
     Read {
         /// The id to answer with.
@@ -208,8 +229,6 @@ pub enum Output {
         /// Which download.
         content: ContentId,
     },
-    /// Tell the user.
-    Event(Event),
 }
 
 /// A peer's share of a finished download.

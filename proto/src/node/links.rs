@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Event, Node, Output};
+use super::{Event, NetOp, Node, Output};
 use crate::ids::PeerId;
 use crate::session::{CloseReason, ConnId, Due, Session, State};
 use crate::wire::Announce;
@@ -40,7 +40,7 @@ impl Node {
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.last_send = self.now;
-            self.out.push_back(Output::Send { conn, data });
+            self.out.push_back(Output::Net(NetOp::Send { conn, data }));
         }
     }
 
@@ -62,7 +62,8 @@ impl Node {
         self.next_conn += 1;
         self.sessions
             .insert(conn, Session::new(conn, addr, peer, now));
-        self.out.push_back(Output::Connect { conn, addr });
+        self.out
+            .push_back(Output::Net(NetOp::Connect { conn, addr }));
         conn
     }
 
@@ -91,7 +92,7 @@ impl Node {
             || from_ip >= self.cfg.max_connections_per_ip
         {
             self.stats.connections_refused += 1;
-            self.out.push_back(Output::Close { conn });
+            self.out.push_back(Output::Net(NetOp::Close { conn }));
             return;
         }
         self.sessions
@@ -241,7 +242,7 @@ impl Node {
             return;
         };
         if notify {
-            self.out.push_back(Output::Close { conn });
+            self.out.push_back(Output::Net(NetOp::Close { conn }));
         }
         for st in &mut self.statics {
             if st.conn == Some(conn) {

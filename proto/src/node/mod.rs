@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 pub use config::{Config, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
-pub use io::{Command, Event, Input, LocalFile, Output, ReadId, ReadSource, Source};
+pub use io::{Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source};
 pub use views::{DownloadView, PeerView, RemoteFile, Stats};
 
 use crate::discovery::Discovery;
@@ -53,15 +53,16 @@ use crate::wire::{Announce, CatalogEntry};
 ///
 /// ```no_run
 /// use std::time::Instant;
-/// use p2pshare_proto::{Config, Input, Node, Output, PeerId};
+/// use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId};
 ///
 /// let mut node = Node::new(Config::new(PeerId([1; 16]), 7, 42, 10000), Instant::now());
 /// loop {
 ///     while let Some(out) = node.poll_output() {
 ///         match out {
-///             Output::Datagram { to, data } => { /* udp.send_to(&data, to) */ }
+///             Output::Net(NetOp::Datagram { to, data }) => { /* udp.send_to(&data, to) */ }
+///             Output::Net(op) => { /* connect, send, close */ }
+///             Output::Disk(op) => { /* read, write, finish: on a disk thread */ }
 ///             Output::Event(e) => println!("{e:?}"),
-///             _ => { /* connect, send, close, read, write, finish */ }
 ///         }
 ///     }
 ///     let deadline = node.poll_timeout();
@@ -360,10 +361,10 @@ impl Node {
     fn announce(&mut self, bye: bool) {
         let data = self.announcement(bye).encode();
         for &to in &self.cfg.announce_to {
-            self.out.push_back(Output::Datagram {
+            self.out.push_back(Output::Net(NetOp::Datagram {
                 to,
                 data: data.clone(),
-            });
+            }));
         }
     }
 
@@ -442,7 +443,8 @@ impl Node {
         }
         let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
         for c in contents {
-            self.out.push_back(Output::ClosePartial { content: c });
+            self.out
+                .push_back(Output::Disk(DiskOp::ClosePartial { content: c }));
         }
         self.downloads.clear();
         self.shut_down = true;

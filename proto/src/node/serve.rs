@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::{Node, Output, ReadId, ReadSource};
+use super::{DiskOp, Node, Output, ReadId, ReadSource};
 use crate::disk::DiskError;
 use crate::ids::ContentId;
 use crate::session::{ConnId, MAX_QUEUED_REQUESTS};
@@ -127,12 +127,12 @@ impl Node {
                     len,
                 },
             );
-            self.out.push_back(Output::Read {
+            self.out.push_back(Output::Disk(DiskOp::Read {
                 read,
                 source: ReadSource::Shared(content),
                 offset,
                 len,
-            });
+            }));
         }
     }
 

@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::wire::frame::{self, Frame, Message};
 use p2pshare_proto::{
-    Bugs, Command, Config, ConnId, ContentId, DiskError, Event, FinishError, Input, LocalFile,
-    Manifest, Node, Output, PeerId, ReadSource, sha256,
+    Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, FinishError, Input,
+    LocalFile, Manifest, NetOp, Node, Output, PeerId, ReadSource, sha256,
 };
 
 use rng::SimRng;
@@ -213,7 +213,7 @@ pub struct Host {
     disk_busy: Nanos,
     /// Probability that a write fails with `NoSpace` (until the heal).
     pub write_fail: f64,
-    pending_disk: BTreeMap<u64, Output>,
+    pending_disk: BTreeMap<u64, DiskOp>,
     next_inbound: u64,
     /// Last time this host's node was handed anything from host `i`.
     heard: Vec<Nanos>,
@@ -910,14 +910,30 @@ impl Sim {
 
     fn perform(&mut self, h: usize, o: Output) -> Res {
         match o {
-            Output::Datagram { to, data } => {
+            Output::Net(op) => self.net(h, op),
+            Output::Disk(op) => self.disk_op(h, op)?,
+            Output::Event(e) => self.on_event(h, e)?,
+        }
+        Ok(())
+    }
+
+    fn net(&mut self, h: usize, op: NetOp) {
+        match op {
+            NetOp::Datagram { to, data } => {
                 assert_eq!(to, BROADCAST, "nodes announce to the configured address");
                 self.broadcast(h, data);
             }
-            Output::Connect { conn, addr } => self.connect(h, conn, addr),
-            Output::Send { conn, data } => self.send(h, conn, data),
-            Output::Close { conn } => self.close(h, conn),
-            Output::Write {
+            NetOp::Connect { conn, addr } => self.connect(h, conn, addr),
+            NetOp::Send { conn, data } => self.send(h, conn, data),
+            NetOp::Close { conn } => self.close(h, conn),
+        }
+    }
+
+    /// Checks a disk request before it is performed: a write must carry verified bytes, a
+    /// finish must come only when the partial file is whole.
+    fn disk_op(&mut self, h: usize, o: DiskOp) -> Res {
+        match o {
+            DiskOp::Write {
                 content,
                 index,
                 offset,
@@ -939,7 +955,7 @@ impl Sim {
                 }
                 self.disk(h, o);
             }
-            Output::Finish {
+            DiskOp::Finish {
                 content,
                 size,
                 file_hash,
@@ -964,9 +980,8 @@ impl Sim {
                 }
                 self.disk(h, o);
             }
-            Output::Read { .. } | Output::OpenPartial { .. } => self.disk(h, o),
-            Output::ClosePartial { .. } => {}
-            Output::Event(e) => self.on_event(h, e)?,
+            DiskOp::Read { .. } | DiskOp::OpenPartial { .. } => self.disk(h, o),
+            DiskOp::ClosePartial { .. } => {}
         }
         Ok(())
     }
@@ -1275,7 +1290,7 @@ impl Sim {
 
     // ---- the disk ----
 
-    fn disk(&mut self, h: usize, o: Output) {
+    fn disk(&mut self, h: usize, o: DiskOp) {
         let host = &mut self.hosts[h];
         let lat = host.disk_slow.unwrap_or(host.disk_lat);
         let lat = lat / 2 + self.rng.range(0, lat);
@@ -1297,7 +1312,7 @@ impl Sim {
             return Ok(());
         };
         let input = match o {
-            Output::Read {
+            DiskOp::Read {
                 read,
                 source,
                 offset,
@@ -1318,11 +1333,11 @@ impl Sim {
                 }
                 Input::ReadDone { read, result }
             }
-            Output::OpenPartial { content, .. } => Input::PartialOpened {
+            DiskOp::OpenPartial { content, .. } => Input::PartialOpened {
                 content,
                 result: Ok(self.hosts[h].store.open_partial(content)),
             },
-            Output::Write {
+            DiskOp::Write {
                 content,
                 index,
                 offset,
@@ -1340,7 +1355,7 @@ impl Sim {
                     result,
                 }
             }
-            Output::Finish {
+            DiskOp::Finish {
                 content,
                 name,
                 size,
@@ -1651,7 +1666,7 @@ impl Sim {
         // Writes still queued may land, land torn, or vanish.
         let pending = std::mem::take(&mut host.pending_disk);
         for (_, o) in pending {
-            if let Output::Write {
+            if let DiskOp::Write {
                 content,
                 offset,
                 data,

@@ -5,7 +5,7 @@
 //! crossed the node's API (payloads are summarised by length and a hash), never on addresses in
 //! memory or the wall clock, so equal runs give equal hashes.
 
-use p2pshare_proto::{Input, Output, ReadSource};
+use p2pshare_proto::{DiskOp, Input, NetOp, Output, ReadSource};
 
 /// FNV-1a, 64 bits: tiny and deterministic.
 pub fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
@@ -67,38 +67,40 @@ pub fn input(i: &Input) -> String {
 /// A short readable line for an output.
 pub fn output(o: &Output) -> String {
     match o {
-        Output::Datagram { to, data } => format!("Datagram to={to} {}", blob(data)),
-        Output::Connect { conn, addr } => format!("Connect {conn:?} {addr}"),
-        Output::Send { conn, data } => format!("Send {conn:?} {}", blob(data)),
-        Output::Close { conn } => format!("Close {conn:?}"),
-        Output::Read {
+        Output::Net(NetOp::Datagram { to, data }) => format!("Datagram to={to} {}", blob(data)),
+        Output::Net(NetOp::Connect { conn, addr }) => format!("Connect {conn:?} {addr}"),
+        Output::Net(NetOp::Send { conn, data }) => format!("Send {conn:?} {}", blob(data)),
+        Output::Net(NetOp::Close { conn }) => format!("Close {conn:?}"),
+        Output::Disk(DiskOp::Read {
             read,
             source,
             offset,
             len,
-        } => format!("Read {read:?} {} @{offset}+{len}", src(source)),
-        Output::OpenPartial {
+        }) => format!("Read {read:?} {} @{offset}+{len}", src(source)),
+        Output::Disk(DiskOp::OpenPartial {
             content,
             name,
             size,
-        } => format!("OpenPartial {} {name} {size}", content.short()),
-        Output::Write {
+        }) => format!("OpenPartial {} {name} {size}", content.short()),
+        Output::Disk(DiskOp::Write {
             content,
             index,
             offset,
             data,
-        } => format!(
+        }) => format!(
             "Write {} #{index} @{offset} {}",
             content.short(),
             blob(data)
         ),
-        Output::Finish {
+        Output::Disk(DiskOp::Finish {
             content,
             name,
             size,
             ..
-        } => format!("Finish {} {name} {size}", content.short()),
-        Output::ClosePartial { content } => format!("ClosePartial {}", content.short()),
+        }) => format!("Finish {} {name} {size}", content.short()),
+        Output::Disk(DiskOp::ClosePartial { content }) => {
+            format!("ClosePartial {}", content.short())
+        }
         Output::Event(e) => format!("Event {e:?}"),
     }
 }

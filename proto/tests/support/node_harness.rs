@@ -10,10 +10,10 @@
 //! After every op [`Harness::apply`] checks:
 //! - `Node::check_invariants` holds;
 //! - after `handle_timeout(now)`, `poll_timeout()` is later than `now` (or `None` after shutdown);
-//! - every `Output::Write` carries a chunk that verifies against the manifest the harness made for
+//! - every `Output::Disk(DiskOp::Write)` carries a chunk that verifies against the manifest the harness made for
 //!   that content, at the right offset (the node can only know manifests the harness made: a
 //!   manifest is trusted only when it hashes to the content id);
-//! - every `Output::Finish` comes when the partial file the harness keeps hashes to the file;
+//! - every `Output::Disk(DiskOp::Finish)` comes when the partial file the harness keeps hashes to the file;
 //! - no `Send` or `Close` on a connection the node never had or already closed;
 //! - the outputs of one call and the receive buffers stay bounded.
 //!
@@ -30,8 +30,8 @@ use p2pshare_proto::wire::frame::{
 };
 use p2pshare_proto::wire::{Announce, MAX_FRAME_LEN, PREAMBLE};
 use p2pshare_proto::{
-    Command, Config, ConnId, ContentId, DiskError, FinishError, Input, LocalFile, Manifest, Node,
-    Output, PeerId, ReadId, ReadSource, sha256,
+    Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Input, LocalFile, Manifest,
+    NetOp, Node, Output, PeerId, ReadId, ReadSource, sha256,
 };
 
 /// Our node's id.
@@ -951,23 +951,23 @@ impl Harness {
                 "more than {n} outputs from one call"
             );
             let kind = match &out {
-                Output::Datagram { .. } => "datagram",
-                Output::Connect { .. } => "connect",
-                Output::Send { .. } => "send",
-                Output::Close { .. } => "close",
-                Output::Read { .. } => "read",
-                Output::OpenPartial { .. } => "open_partial",
-                Output::Write { .. } => "write",
-                Output::Finish { .. } => "finish",
-                Output::ClosePartial { .. } => "close_partial",
+                Output::Net(NetOp::Datagram { .. }) => "datagram",
+                Output::Net(NetOp::Connect { .. }) => "connect",
+                Output::Net(NetOp::Send { .. }) => "send",
+                Output::Net(NetOp::Close { .. }) => "close",
+                Output::Disk(DiskOp::Read { .. }) => "read",
+                Output::Disk(DiskOp::OpenPartial { .. }) => "open_partial",
+                Output::Disk(DiskOp::Write { .. }) => "write",
+                Output::Disk(DiskOp::Finish { .. }) => "finish",
+                Output::Disk(DiskOp::ClosePartial { .. }) => "close_partial",
                 Output::Event(_) => "event",
             };
             *self.counts.entry(kind).or_default() += 1;
             match out {
-                Output::Datagram { data, .. } => {
+                Output::Net(NetOp::Datagram { data, .. }) => {
                     assert!(Announce::decode(&data).is_ok(), "we send what we accept");
                 }
-                Output::Connect { conn, .. } => {
+                Output::Net(NetOp::Connect { conn, .. }) => {
                     assert!(!conn.is_inbound(), "outbound ids have the top bit clear");
                     assert!(
                         self.conns.get(&conn).is_none_or(|c| c.closed),
@@ -975,7 +975,7 @@ impl Harness {
                     );
                     self.track_conn(conn);
                 }
-                Output::Send { conn, data } => {
+                Output::Net(NetOp::Send { conn, data }) => {
                     let c = self.conns.get_mut(&conn);
                     let c = c.unwrap_or_else(|| panic!("send on unknown {conn:?}"));
                     assert!(!c.closed, "send on closed {conn:?}");
@@ -1000,18 +1000,18 @@ impl Harness {
                         }
                     }
                 }
-                Output::Close { conn } => {
+                Output::Net(NetOp::Close { conn }) => {
                     let c = self.conns.get_mut(&conn);
                     let c = c.unwrap_or_else(|| panic!("close of unknown {conn:?}"));
                     assert!(!c.closed, "double close of {conn:?}");
                     c.closed = true;
                 }
-                Output::Read {
+                Output::Disk(DiskOp::Read {
                     read,
                     source,
                     offset,
                     len,
-                } => {
+                }) => {
                     let content = match source {
                         ReadSource::Shared(c) | ReadSource::Partial(c) => c,
                     };
@@ -1020,18 +1020,18 @@ impl Harness {
                     assert!(offset + u64::from(len) <= m.size(), "read past the end");
                     self.reads.push((read, source, offset, len));
                 }
-                Output::OpenPartial { content, size, .. } => {
+                Output::Disk(DiskOp::OpenPartial { content, size, .. }) => {
                     let m = self.manifests.get(&content);
                     let m = m.unwrap_or_else(|| panic!("open of unknown content {content:?}"));
                     assert_eq!(m.size(), size);
                     self.opens.push(content);
                 }
-                Output::Write {
+                Output::Disk(DiskOp::Write {
                     content,
                     index,
                     offset,
                     data,
-                } => {
+                }) => {
                     let m = self.manifests.get(&content);
                     let m = m.unwrap_or_else(|| panic!("write of unknown content {content:?}"));
                     assert_eq!(
@@ -1042,12 +1042,12 @@ impl Harness {
                     assert_eq!(m.chunk_range(index).map(|r| r.0), Some(offset));
                     self.writes.push((content, index, offset, data));
                 }
-                Output::Finish {
+                Output::Disk(DiskOp::Finish {
                     content,
                     size,
                     file_hash,
                     ..
-                } => {
+                }) => {
                     let m = self.manifests.get(&content);
                     let m = m.unwrap_or_else(|| panic!("finish of unknown content {content:?}"));
                     assert_eq!((m.size(), m.file_hash()), (size, &file_hash));
@@ -1060,7 +1060,7 @@ impl Harness {
                     );
                     self.finishes.push(content);
                 }
-                Output::ClosePartial { .. } | Output::Event(_) => {}
+                Output::Disk(DiskOp::ClosePartial { .. }) | Output::Event(_) => {}
             }
         }
     }
