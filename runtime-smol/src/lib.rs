@@ -47,10 +47,6 @@ const DATAGRAM_BUF: usize = 64 << 10;
 /// returned and re-faulted that memory over and over (230k page faults per GiB, 0.6 x the
 /// reference pipeline); with 4, 50-90k and 0.9-1.1 x.
 const EVENTS: usize = 4;
-/// How long a closed connection's writer may go on writing what was queued before the close.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// How long a stopping peer waits for those writers before it ends.
-const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Pause after a failed accept or receive, so that a lasting error does not spin.
 const RETRY: Duration = Duration::from_millis(50);
 
@@ -89,7 +85,6 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
                 wake: wake_rx,
                 _keep_wake: keep_wake,
                 conns: BTreeMap::new(),
-                closing: Vec::new(),
                 next_inbound: 0,
             };
             smol::block_on(ex.run(owner.run(listener)));
@@ -143,10 +138,10 @@ enum Woke {
     Gone,
 }
 
-/// The owner's view of one connection. Dropping it cancels its connect and reader tasks and
-/// its writer task unless the writer was moved to [`Owner::closing`] first.
+/// The owner's view of one connection. Dropping it cancels its connect, reader and writer
+/// tasks: what was queued and not yet written is discarded, as `NetOp::Close` says.
 struct Conn {
-    /// The writer's queue; dropping it lets the writer end once the queue is written.
+    /// The writer's queue.
     out: Sender<Vec<u8>>,
     /// The writer's end of `out`, until the connection is established.
     pending: Option<Receiver<Vec<u8>>>,
@@ -168,8 +163,6 @@ struct Owner<'ex> {
     /// Keeps the wake channel open whoever else holds the `wake` closure.
     _keep_wake: Sender<()>,
     conns: BTreeMap<ConnId, Conn>,
-    /// Writers of closed connections still writing what was queued, with their deadline.
-    closing: Vec<(Instant, Task<()>)>,
     next_inbound: u64,
 }
 
@@ -185,9 +178,6 @@ impl Owner<'_> {
             if self.driver.is_stopped() {
                 break;
             }
-            let now = Instant::now();
-            self.closing
-                .retain(|(until, task)| !task.is_finished() && *until > now);
             let timer = match self.driver.deadline() {
                 Some(d) => Timer::at(d),
                 None => Timer::never(),
@@ -216,22 +206,8 @@ impl Owner<'_> {
                 self.driver.timeout();
             }
         }
-        // Stopped: the remaining network work was performed above. Give the writers of the
-        // connections it closed a moment to write their last bytes.
-        let open: Vec<ConnId> = self.conns.keys().copied().collect();
-        for conn in open {
-            self.drop_conn(conn);
-        }
-        let closing = std::mem::take(&mut self.closing);
-        async {
-            for (_, task) in closing {
-                task.await;
-            }
-        }
-        .or(async {
-            Timer::after(STOP_GRACE).await;
-        })
-        .await;
+        // Stopped: the remaining network work (the goodbye, the closes) was performed above;
+        // dropping the owner cancels every task left.
     }
 
     /// Performs every pending network operation of the driver.
@@ -360,16 +336,10 @@ impl Owner<'_> {
         (reader, writer)
     }
 
-    /// Forgets a connection: cancels its connect and reader tasks, and lets its writer write
-    /// what is queued (for [`CLOSE_GRACE`] at most); the socket closes when the writer ends.
+    /// Forgets a connection at once: its tasks are cancelled, unsent bytes discarded, and the
+    /// socket closes with them.
     fn drop_conn(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            let Conn { out, writer, .. } = c;
-            drop(out);
-            if let Some(w) = writer {
-                self.closing.push((Instant::now() + CLOSE_GRACE, w));
-            }
-        }
+        self.conns.remove(&conn);
     }
 }
 
