@@ -37,3 +37,16 @@ fn a_restarted_peer_keeps_its_new_connections_and_lost_catalog_requests_are_aske
         passes(seed);
     }
 }
+
+/// Failures of the simulator's own model, found by the first sweeps of a million seeds, that
+/// reported a liveness failure where the real peer would have been fine: a rescan of a paused
+/// host was never shown to its node (so it never shared what the oracle said it held); a
+/// finish whose answer a crash swallowed left `dl_<name>` behind and the model, unlike the
+/// real store, refused every later finish instead of taking the next free name; and a host
+/// that shares the wanted bytes under another name counted as its own honest source.
+#[test]
+fn the_models_paused_rescan_finish_names_and_self_source_match_the_real_peer() {
+    for seed in [1018417, 1035056, 1061065, 1072770] {
+        passes(seed);
+    }
+}

@@ -711,7 +711,10 @@ impl Sim {
                     ),
                 ));
             }
+            // Another host: one that shares the same bytes under another name is no source
+            // for itself (a `get` downloads from peers).
             let honest: Vec<usize> = (0..self.hosts.len())
+                .filter(|&h| h != w.host)
                 .filter(|&h| {
                     let x = &self.hosts[h];
                     x.node.is_some()
@@ -1362,15 +1365,21 @@ impl Sim {
                 file_hash,
             } => {
                 let store = &mut self.hosts[h].store;
-                let file = format!("dl_{name}");
+                // As the real store: never replace a file, take the next free name instead
+                // (a crash between the rename and its answer leaves `dl_<name>` behind).
+                let file = (0..)
+                    .map(|i| match i {
+                        0 => format!("dl_{name}"),
+                        i => format!("dl_{name} ({i})"),
+                    })
+                    .find(|f| !store.finished.contains_key(f))
+                    .unwrap_or_default();
                 let ok = store
                     .partial
                     .get(&content)
                     .is_some_and(|p| p.len() as u64 == size && sha256(p) == file_hash);
                 let result = if !ok {
                     Err(FinishError::HashMismatch)
-                } else if store.finished.contains_key(&file) {
-                    Err(FinishError::Disk(DiskError::Other("file exists".into())))
                 } else {
                     let data = store.partial.remove(&content).unwrap_or_default();
                     store.finished.insert(file.clone(), (content, data));
@@ -1645,10 +1654,10 @@ impl Sim {
                     self.hosts[host].store.shared.insert(c, Rc::new(data));
                     self.hosts[host].catalog.push(LocalFile { name, manifest });
                 }
-                if !self.hosts[host].paused {
-                    let files = self.hosts[host].catalog.clone();
-                    self.feed(host, Input::CatalogChanged { files }, None)?;
-                }
+                // A paused host sees the change when it wakes, like every other input.
+                let files = self.hosts[host].catalog.clone();
+                let inc = self.hosts[host].inc;
+                self.deliver(host, inc, Input::CatalogChanged { files }, None)?;
             }
         }
         Ok(())
