@@ -27,6 +27,9 @@ pub fn stats(s: &Stats) -> String {
         datagrams_malformed,
         datagrams_unknown_version,
         frames_unreadable,
+        frames_unsolicited,
+        peers_table_full,
+        announcements_stale,
         protocol_errors,
         connections_refused,
         bad_names,
@@ -37,7 +40,9 @@ pub fn stats(s: &Stats) -> String {
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
          datagrams_unknown_version={datagrams_unknown_version} \
-         frames_unreadable={frames_unreadable} protocol_errors={protocol_errors} \
+         frames_unreadable={frames_unreadable} frames_unsolicited={frames_unsolicited} \
+         peers_table_full={peers_table_full} announcements_stale={announcements_stale} \
+         protocol_errors={protocol_errors} \
          connections_refused={connections_refused} bad_names={bad_names} \
          requests_refused={requests_refused} chunks_served={chunks_served} \
          chunks_rejected={chunks_rejected}"

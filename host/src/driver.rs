@@ -255,7 +255,7 @@ impl Driver {
             remote: self.node.remote_files(),
             downloads: self.node.downloads(),
             shared: self.shared.clone(),
-            stats: self.node.stats().clone(),
+            stats: self.node.stats(),
             scanned: self.scanned,
         }
     }

@@ -69,17 +69,23 @@ pub struct Discovery {
     next_announce: Instant,
     last_announce: Option<Instant>,
     changes: VecDeque<Change>,
-    /// Peers ignored because the table was full.
-    pub table_full_drops: u64,
+    drops: Drops,
+    bugs: Bugs,
+}
+
+/// What discovery ignored, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// New peers ignored because the table was full.
+    pub table_full: u64,
     /// Announcements ignored because they carried an instance the peer had already left.
-    pub stale_instances: u64,
-    /// Planted bugs (simulator tests only).
-    pub bugs: Bugs,
+    pub stale_instance: u64,
 }
 
 impl Discovery {
     /// A table for peer `me`, announcing every `interval`; the first announcement is due `now`.
-    pub fn new(me: PeerId, interval: Duration, now: Instant) -> Discovery {
+    /// `bugs` plants bugs (simulator tests only; `Bugs::default()` elsewhere).
+    pub fn new(me: PeerId, interval: Duration, now: Instant, bugs: Bugs) -> Discovery {
         Discovery {
             me,
             interval,
@@ -87,10 +93,14 @@ impl Discovery {
             next_announce: now,
             last_announce: None,
             changes: VecDeque::new(),
-            table_full_drops: 0,
-            stale_instances: 0,
-            bugs: Bugs::default(),
+            drops: Drops::default(),
+            bugs,
         }
+    }
+
+    /// What was ignored so far.
+    pub fn drops(&self) -> Drops {
+        self.drops
     }
 
     /// How long a peer may stay silent before it is forgotten.
@@ -130,7 +140,7 @@ impl Discovery {
         match self.peers.get_mut(&a.peer) {
             Some(p) => {
                 if p.retired.contains(&a.instance) {
-                    self.stale_instances += 1;
+                    self.drops.stale_instance += 1;
                     return;
                 }
                 p.last_seen = now;
@@ -151,7 +161,7 @@ impl Discovery {
             }
             None => {
                 if self.peers.len() >= MAX_PEERS {
-                    self.table_full_drops += 1;
+                    self.drops.table_full += 1;
                     return;
                 }
                 self.peers.insert(
@@ -175,13 +185,6 @@ impl Discovery {
     pub fn touch(&mut self, now: Instant, id: &PeerId) {
         if let Some(p) = self.peers.get_mut(id) {
             p.last_seen = now;
-        }
-    }
-
-    /// Forgets a peer at once (e.g. it turned out to be someone else at that address).
-    pub fn forget(&mut self, id: &PeerId) {
-        if let Some(p) = self.peers.remove(id) {
-            self.changes.push_back(Change::Lost(p.id, p.addr));
         }
     }
 
@@ -223,6 +226,7 @@ impl Discovery {
     }
 
     /// The next instant [`Discovery::handle_timeout`] has work: an announcement or an expiry.
+    #[must_use]
     pub fn poll_timeout(&self) -> Instant {
         let expiry = self.expiry();
         let first_expiry = self.peers.values().map(|p| p.last_seen + expiry).min();
@@ -233,6 +237,7 @@ impl Discovery {
     }
 
     /// The next change to report, oldest first.
+    #[must_use]
     pub fn poll_change(&mut self) -> Option<Change> {
         self.changes.pop_front()
     }
@@ -260,7 +265,7 @@ mod tests {
     fn found_restarted_revision_lost() {
         let t0 = crate::test_epoch();
         let mut rng = Rng::new(1);
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0);
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         assert!(d.handle_timeout(t0, &mut rng), "announces at start");
         assert!(d.poll_timeout() > t0);
         d.heard(t0, &ann(0, 1, 1), from());
@@ -284,7 +289,7 @@ mod tests {
         d.heard(t0, &ann(1, 1, 2), from());
         assert_eq!(d.poll_change(), None);
         assert_eq!(d.peers().next().unwrap().instance, 2);
-        assert_eq!(d.stale_instances, 1);
+        assert_eq!(d.drops().stale_instance, 1);
         // Silent past the expiry: gone, at the deadline poll_timeout gave.
         let mut now;
         loop {
@@ -302,7 +307,7 @@ mod tests {
     #[test]
     fn bye_forgets_at_once() {
         let t0 = crate::test_epoch();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0);
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         d.heard(t0, &ann(2, 1, 1), from());
         let mut bye = ann(2, 1, 1);
         bye.bye = true;
@@ -314,7 +319,7 @@ mod tests {
     fn announcements_are_jittered_around_the_interval() {
         let t0 = crate::test_epoch();
         let mut rng = Rng::new(3);
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0);
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         let mut now = t0;
         for _ in 0..50 {
             assert!(d.handle_timeout(now, &mut rng));

@@ -4,10 +4,17 @@
 //! both ends then send [`PREAMBLE`] and a `Hello` and wait for the other's (`Handshaking`);
 //! after a valid `Hello` the session is `Open` and carries requests both ways.
 //!
+//! The node drives a session only through its transitions ([`Session::start_handshake`],
+//! [`Session::open`], [`Session::request_sent`], [`Session::next_to_serve`], …); its fields are
+//! private, so the invariants below hold wherever it is used.
+//!
 //! Invariants:
 //! - every state has a deadline or a liveness rule: connect and handshake time out; an open
 //!   session with requests outstanding and no byte received for `stall` is stalled; an idle
-//!   one is closed after `idle` (static-peer sessions are pinged instead);
+//!   one is closed after `idle` (static-peer sessions are pinged instead). One table,
+//!   [`Session::timers`], holds them: both "when to wake" ([`Session::poll_timeout`]) and
+//!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
+//! - a session is `Open` only after a hello from the peer it expected (if it expected one);
 //! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]);
 //! - the serving side queues at most [`MAX_QUEUED_REQUESTS`] chunk requests and has at most
 //!   `serve_window` chunks read or sent but not yet flushed by the runtime.
@@ -17,6 +24,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::ids::{ContentId, PeerId};
+use crate::wire::frame::{Frame, FrameError};
 use crate::wire::{FrameDecoder, PREAMBLE};
 
 /// Most chunk requests a peer may queue on one connection; more are answered `Busy`.
@@ -54,7 +62,7 @@ pub enum State {
 }
 
 /// Why the node ended a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The runtime could not connect.
     ConnectFailed,
@@ -66,35 +74,25 @@ pub enum CloseReason {
     Stalled,
     /// Nothing to do for the idle timeout.
     Idle,
-    /// The bytes broke the protocol.
-    Protocol(String),
+    /// The bytes broke the framing, or a frame came that the state does not allow.
+    Protocol,
     /// The other side closed or reset.
     Remote,
     /// The peer expired or said goodbye.
     PeerGone,
     /// The hello named another peer than expected.
     WrongPeer,
-    /// Too many connections.
-    TooMany,
     /// This node is shutting down.
     Shutdown,
 }
 
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::ConnectFailed => f.write_str("connection refused or unreachable"),
-            CloseReason::ConnectTimeout => f.write_str("connect timed out"),
-            CloseReason::HandshakeTimeout => f.write_str("handshake timed out"),
-            CloseReason::Stalled => f.write_str("peer stopped answering"),
-            CloseReason::Idle => f.write_str("idle"),
-            CloseReason::Protocol(s) => write!(f, "protocol error: {s}"),
-            CloseReason::Remote => f.write_str("closed by peer"),
-            CloseReason::PeerGone => f.write_str("peer gone"),
-            CloseReason::WrongPeer => f.write_str("unexpected peer at that address"),
-            CloseReason::TooMany => f.write_str("too many connections"),
-            CloseReason::Shutdown => f.write_str("shutting down"),
-        }
+impl CloseReason {
+    /// True when the peer did nothing wrong: its link is not retried with backoff.
+    pub fn is_clean(self) -> bool {
+        matches!(
+            self,
+            CloseReason::Idle | CloseReason::Shutdown | CloseReason::PeerGone
+        )
     }
 }
 
@@ -127,7 +125,7 @@ impl Default for Timeouts {
 }
 
 /// What the timers ask for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
     /// Close the session.
     Close(CloseReason),
@@ -135,44 +133,48 @@ pub enum Due {
     Ping,
 }
 
+/// Why a hello cannot open a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelloError {
+    /// No hello is expected in this state (the session is connecting, or already open).
+    NotExpected,
+    /// The hello names another peer than the one this session was opened to.
+    WrongPeer,
+}
+
 /// One connection's state.
 #[derive(Debug)]
 pub struct Session {
-    /// The connection.
-    pub id: ConnId,
-    /// The other end's address.
-    pub remote: SocketAddr,
-    /// Where the session is in its life.
-    pub state: State,
+    id: ConnId,
+    remote: SocketAddr,
+    state: State,
     /// The peer, once its hello arrived (for outbound sessions to a known peer, the peer we
     /// expect).
-    pub peer: Option<PeerId>,
+    peer: Option<PeerId>,
     /// The instance its hello named (a peer that restarts gets a new one).
-    pub instance: Option<u64>,
-    /// True when this session keeps a static peer (`--peer`) in view.
-    pub pinned: bool,
-    /// Frames received.
-    pub decoder: FrameDecoder,
+    instance: Option<u64>,
+    /// True when this session keeps a static peer (`--peer`) in view: pinged, never idle.
+    pinned: bool,
+    decoder: FrameDecoder,
     /// When the state last changed (deadlines for connect and handshake run from here).
-    pub since: Instant,
-    /// When bytes last arrived.
-    pub last_recv: Instant,
-    /// When we last sent anything.
-    pub last_send: Instant,
+    since: Instant,
+    last_recv: Instant,
+    last_send: Instant,
     /// Our requests on this session not yet answered (chunks, catalog, manifest).
-    pub outstanding: u32,
+    outstanding: u32,
     /// Since when we wait for an answer with no byte received (stall clock).
-    pub waiting_since: Option<Instant>,
+    waiting_since: Option<Instant>,
     /// Chunk requests received and not yet read.
-    pub serve_queue: VecDeque<(ContentId, u32)>,
+    serve_queue: VecDeque<(ContentId, u32)>,
     /// Chunk reads in flight for this connection.
-    pub serving: u32,
+    serving: u32,
     /// Chunks sent since the runtime last reported `Flushed`.
-    pub unflushed: u32,
+    unflushed: u32,
 }
 
 impl Session {
-    /// A new session; outbound ones start `Connecting`, inbound ones `Handshaking`.
+    /// A new session; outbound ones start `Connecting`, inbound ones `Handshaking`. `peer` is
+    /// the peer an outbound session is opened to, if known.
     pub fn new(id: ConnId, remote: SocketAddr, peer: Option<PeerId>, now: Instant) -> Session {
         Session {
             id,
@@ -197,9 +199,82 @@ impl Session {
         }
     }
 
+    // ---- getters ----
+
+    /// The connection.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The other end's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Where the session is in its life.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The peer at the other end: the one that said hello, or the one an outbound session was
+    /// opened to.
+    pub fn peer(&self) -> Option<PeerId> {
+        self.peer
+    }
+
+    /// The peer, once the session is open.
+    pub fn open_peer(&self) -> Option<PeerId> {
+        self.peer.filter(|_| self.state == State::Open)
+    }
+
+    /// The instance the peer's hello named.
+    pub fn instance(&self) -> Option<u64> {
+        self.instance
+    }
+
+    /// Bytes buffered towards the next frame.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    /// Chunk requests waiting to be served.
+    pub fn queued_requests(&self) -> usize {
+        self.serve_queue.len()
+    }
+
     /// The bytes that open our side of every connection.
     pub fn preamble() -> &'static [u8] {
         PREAMBLE
+    }
+
+    // ---- transitions ----
+
+    /// The connection is up (outbound) or was accepted (inbound): our preamble and hello go
+    /// out now, and the handshake deadline runs from `now`.
+    pub fn start_handshake(&mut self, now: Instant) {
+        self.state = State::Handshaking;
+        self.since = now;
+    }
+
+    /// The peer's hello arrived: the session opens, if it was waiting for a hello and the
+    /// hello names the peer it expected.
+    pub fn open(&mut self, now: Instant, peer: PeerId, instance: u64) -> Result<(), HelloError> {
+        if self.state != State::Handshaking {
+            return Err(HelloError::NotExpected);
+        }
+        if self.peer.is_some_and(|p| p != peer) {
+            return Err(HelloError::WrongPeer);
+        }
+        self.peer = Some(peer);
+        self.instance = Some(instance);
+        self.state = State::Open;
+        self.since = now;
+        Ok(())
+    }
+
+    /// This session keeps a static peer in view: it is pinged, never closed as idle.
+    pub fn pin(&mut self) {
+        self.pinned = true;
     }
 
     /// Records received bytes (for the stall and idle clocks) and buffers them.
@@ -209,6 +284,16 @@ impl Session {
             self.waiting_since = Some(now);
         }
         self.decoder.push(data);
+    }
+
+    /// The next whole frame received, if any.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        self.decoder.next_frame()
+    }
+
+    /// Records that we sent something (for the idle and ping clocks).
+    pub fn sent(&mut self, now: Instant) {
+        self.last_send = now;
     }
 
     /// Records that we sent a request that expects an answer.
@@ -228,6 +313,43 @@ impl Session {
         }
     }
 
+    // ---- serving ----
+
+    /// Queues a chunk request of the peer; false when [`MAX_QUEUED_REQUESTS`] already wait.
+    pub fn queue_request(&mut self, content: ContentId, index: u32) -> bool {
+        if self.serve_queue.len() >= MAX_QUEUED_REQUESTS {
+            return false;
+        }
+        self.serve_queue.push_back((content, index));
+        true
+    }
+
+    /// The next queued request to read, while fewer than `window` chunks are read or sent but
+    /// not flushed; it counts as being read until [`Session::served`].
+    pub fn next_to_serve(&mut self, window: u32) -> Option<(ContentId, u32)> {
+        if self.serving + self.unflushed >= window {
+            return None;
+        }
+        let next = self.serve_queue.pop_front()?;
+        self.serving += 1;
+        Some(next)
+    }
+
+    /// A read for serving finished; `sent` when its chunk went out on this connection.
+    pub fn served(&mut self, sent: bool) {
+        self.serving = self.serving.saturating_sub(1);
+        if sent {
+            self.unflushed += 1;
+        }
+    }
+
+    /// The runtime flushed everything sent so far.
+    pub fn flushed(&mut self) {
+        self.unflushed = 0;
+    }
+
+    // ---- timers ----
+
     fn busy(&self) -> bool {
         self.outstanding > 0
             || !self.serve_queue.is_empty()
@@ -245,59 +367,47 @@ impl Session {
         }
     }
 
-    /// The next instant this session's timers have work.
-    pub fn poll_timeout(&self, t: &Timeouts) -> Option<Instant> {
-        match self.state {
-            State::Connecting => Some(self.since + t.connect),
-            State::Handshaking => Some(self.since + t.handshake),
-            State::Open => {
-                let mut next = None;
-                if let Some(w) = self.waiting_since {
-                    next = Some(w + t.stall);
-                }
-                if self.pinned {
-                    let ping = self.last_send + t.ping;
-                    next = Some(next.map_or(ping, |n: Instant| n.min(ping)));
-                } else if !self.busy()
-                    && let Some(limit) = self.idle_limit(t)
-                {
-                    let idle = self.last_recv.max(self.last_send) + limit;
-                    next = Some(next.map_or(idle, |n: Instant| n.min(idle)));
-                }
-                next
-            }
-        }
+    /// The session's timer table: each armed timer with its deadline, closes before pings.
+    /// The one formula both [`Session::poll_timeout`] and [`Session::due`] read.
+    pub fn timers(&self, t: &Timeouts) -> impl Iterator<Item = (Instant, Due)> {
+        let close = |at: Instant, why| Some((at, Due::Close(why)));
+        let table = match self.state {
+            State::Connecting => [
+                close(self.since + t.connect, CloseReason::ConnectTimeout),
+                None,
+                None,
+            ],
+            State::Handshaking => [
+                close(self.since + t.handshake, CloseReason::HandshakeTimeout),
+                None,
+                None,
+            ],
+            State::Open => [
+                self.waiting_since
+                    .and_then(|w| close(w + t.stall, CloseReason::Stalled)),
+                self.idle_limit(t)
+                    .filter(|_| !self.busy())
+                    .and_then(|limit| {
+                        close(
+                            self.last_recv.max(self.last_send) + limit,
+                            CloseReason::Idle,
+                        )
+                    }),
+                self.pinned.then(|| (self.last_send + t.ping, Due::Ping)),
+            ],
+        };
+        table.into_iter().flatten()
     }
 
-    /// What is due at `now`, if anything.
+    /// The next instant this session's timers have work.
+    #[must_use]
+    pub fn poll_timeout(&self, t: &Timeouts) -> Option<Instant> {
+        self.timers(t).map(|(at, _)| at).min()
+    }
+
+    /// What is due at `now`, if anything: the first due entry of [`Session::timers`].
     pub fn due(&self, now: Instant, t: &Timeouts) -> Option<Due> {
-        match self.state {
-            State::Connecting if now >= self.since + t.connect => {
-                Some(Due::Close(CloseReason::ConnectTimeout))
-            }
-            State::Handshaking if now >= self.since + t.handshake => {
-                Some(Due::Close(CloseReason::HandshakeTimeout))
-            }
-            State::Open => {
-                if let Some(w) = self.waiting_since
-                    && now >= w + t.stall
-                {
-                    return Some(Due::Close(CloseReason::Stalled));
-                }
-                if self.pinned {
-                    if now >= self.last_send + t.ping {
-                        return Some(Due::Ping);
-                    }
-                } else if !self.busy()
-                    && let Some(limit) = self.idle_limit(t)
-                    && now >= self.last_recv.max(self.last_send) + limit
-                {
-                    return Some(Due::Close(CloseReason::Idle));
-                }
-                None
-            }
-            _ => None,
-        }
+        self.timers(t).find(|(at, _)| *at <= now).map(|(_, d)| d)
     }
 }
 
@@ -314,7 +424,7 @@ mod tests {
         let t0 = crate::test_epoch();
         let t = Timeouts::default();
         let s = Session::new(ConnId(1), addr(), None, t0);
-        assert_eq!(s.state, State::Connecting);
+        assert_eq!(s.state(), State::Connecting);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.connect));
         assert_eq!(s.due(t0, &t), None);
         assert_eq!(
@@ -322,7 +432,7 @@ mod tests {
             Some(Due::Close(CloseReason::ConnectTimeout))
         );
         let s = Session::new(ConnId::inbound(1), addr(), None, t0);
-        assert_eq!(s.state, State::Handshaking);
+        assert_eq!(s.state(), State::Handshaking);
         assert_eq!(
             s.due(t0 + t.handshake, &t),
             Some(Due::Close(CloseReason::HandshakeTimeout))
@@ -334,7 +444,8 @@ mod tests {
         let t0 = crate::test_epoch();
         let t = Timeouts::default();
         let mut s = Session::new(ConnId(1), addr(), None, t0);
-        s.state = State::Open;
+        s.start_handshake(t0);
+        s.open(t0, PeerId([7; 16]), 1).unwrap();
         s.request_sent(t0);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
         let t1 = t0 + Duration::from_secs(3);
@@ -349,8 +460,45 @@ mod tests {
         // Idle afterwards.
         assert_eq!(s.poll_timeout(&t), Some(t1 + t.idle));
         assert_eq!(s.due(t1 + t.idle, &t), Some(Due::Close(CloseReason::Idle)));
-        s.pinned = true;
+        s.pin();
         assert_eq!(s.due(t1 + t.idle, &t), Some(Due::Ping));
+    }
+
+    #[test]
+    fn a_hello_opens_only_a_handshaking_session_and_only_from_the_expected_peer() {
+        let t0 = crate::test_epoch();
+        let a = PeerId([1; 16]);
+        let mut s = Session::new(ConnId(1), addr(), Some(a), t0);
+        assert_eq!(s.open(t0, a, 1), Err(HelloError::NotExpected));
+        s.start_handshake(t0);
+        assert_eq!(s.open(t0, PeerId([2; 16]), 1), Err(HelloError::WrongPeer));
+        assert_eq!(s.open(t0, a, 1), Ok(()));
+        assert_eq!(
+            (s.state(), s.open_peer(), s.instance()),
+            (State::Open, Some(a), Some(1))
+        );
+        assert_eq!(s.open(t0, a, 2), Err(HelloError::NotExpected));
+    }
+
+    #[test]
+    fn the_serve_window_bounds_reads_and_unflushed_chunks() {
+        let t0 = crate::test_epoch();
+        let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
+        let c = ContentId([3; 32]);
+        for i in 0..3 {
+            assert!(s.queue_request(c, i));
+        }
+        assert_eq!(s.next_to_serve(2), Some((c, 0)));
+        assert_eq!(s.next_to_serve(2), Some((c, 1)));
+        assert_eq!(s.next_to_serve(2), None, "two in flight");
+        s.served(true);
+        assert_eq!(s.next_to_serve(2), None, "one read, one unflushed");
+        s.flushed();
+        assert_eq!(s.next_to_serve(2), Some((c, 2)));
+        for i in 0..MAX_QUEUED_REQUESTS as u32 {
+            assert!(s.queue_request(c, i));
+        }
+        assert!(!s.queue_request(c, 0), "the queue is bounded");
     }
 
     #[test]

@@ -11,12 +11,12 @@ use crate::disk::{DiskError, FinishError};
 use crate::download::{Ban, Download, FailReason, Phase, Received};
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
-use crate::session::ConnId;
+use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
 
 impl Node {
     fn session_peer(&self, conn: ConnId) -> Option<PeerId> {
-        self.sessions.get(&conn).and_then(|s| s.peer)
+        self.sessions.get(&conn).and_then(Session::peer)
     }
 
     fn answered(&mut self, conn: ConnId) {
@@ -39,7 +39,7 @@ impl Node {
             return;
         };
         if link.conn != Some(conn) || !link.catalog_pending {
-            self.stats.frames_unreadable += 1;
+            self.stats.frames_unsolicited += 1;
             return;
         }
         link.catalog_pending = false;

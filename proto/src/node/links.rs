@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Event, NetOp, Node, Output};
 use crate::ids::PeerId;
-use crate::session::{CloseReason, ConnId, Due, Session, State};
+use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
 use crate::wire::Announce;
 use crate::wire::frame::{Frame, Message, encode_message};
 
@@ -32,6 +32,13 @@ pub(super) struct StaticLink {
     pub(super) retry_at: Instant,
 }
 
+impl StaticLink {
+    /// When to dial it again: while it has no connection.
+    pub(super) fn redial_at(&self) -> Option<Instant> {
+        self.conn.is_none().then_some(self.retry_at)
+    }
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(500 << failures.min(5)).min(Duration::from_secs(10))
 }
@@ -39,7 +46,7 @@ fn backoff(failures: u32) -> Duration {
 impl Node {
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.last_send = self.now;
+            s.sent(self.now);
             self.out.push_back(Output::Net(NetOp::Send { conn, data }));
         }
     }
@@ -70,8 +77,7 @@ impl Node {
     fn start_handshake(&mut self, now: Instant, conn: ConnId) {
         let hello = encode_message(&self.hello());
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.state = State::Handshaking;
-            s.since = now;
+            s.start_handshake(now);
             let mut data = Session::preamble().to_vec();
             data.extend_from_slice(&hello);
             self.send(conn, data);
@@ -86,7 +92,7 @@ impl Node {
         let from_ip = self
             .sessions
             .values()
-            .filter(|s| s.id.is_inbound() && s.remote.ip() == remote.ip())
+            .filter(|s| s.id().is_inbound() && s.remote().ip() == remote.ip())
             .count();
         if self.sessions.len() >= self.cfg.max_connections
             || from_ip >= self.cfg.max_connections_per_ip
@@ -104,7 +110,7 @@ impl Node {
         if self
             .sessions
             .get(&conn)
-            .is_some_and(|s| s.state == State::Connecting)
+            .is_some_and(|s| s.state() == State::Connecting)
         {
             self.start_handshake(now, conn);
         }
@@ -115,19 +121,19 @@ impl Node {
             return;
         };
         s.on_bytes(now, data);
-        if let Some(p) = s.peer.filter(|_| s.state == State::Open) {
+        if let Some(p) = s.open_peer() {
             self.discovery.touch(now, &p);
         }
         loop {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 return;
             };
-            match s.decoder.next_frame() {
+            match s.next_frame() {
                 Ok(Some(frame)) => self.on_frame(now, conn, frame),
                 Ok(None) => return,
-                Err(e) => {
+                Err(_) => {
                     self.stats.protocol_errors += 1;
-                    self.end_session(now, conn, CloseReason::Protocol(e.to_string()), true);
+                    self.end_session(now, conn, CloseReason::Protocol, true);
                     return;
                 }
             }
@@ -138,7 +144,7 @@ impl Node {
         let Some(s) = self.sessions.get(&conn) else {
             return;
         };
-        let state = s.state;
+        let state = s.state();
         match (state, frame) {
             (
                 State::Handshaking,
@@ -171,8 +177,7 @@ impl Node {
             (State::Open, Frame::Unreadable) => self.stats.frames_unreadable += 1,
             _ => {
                 self.stats.protocol_errors += 1;
-                let why = CloseReason::Protocol("expected a hello first".into());
-                self.end_session(now, conn, why, true);
+                self.end_session(now, conn, CloseReason::Protocol, true);
             }
         }
     }
@@ -181,15 +186,16 @@ impl Node {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if a.peer == self.cfg.peer_id || s.peer.is_some_and(|p| p != a.peer) {
+        let opened = if a.peer == self.cfg.peer_id {
+            Err(HelloError::WrongPeer)
+        } else {
+            s.open(now, a.peer, a.instance)
+        };
+        if opened.is_err() {
             self.end_session(now, conn, CloseReason::WrongPeer, true);
             return;
         }
-        s.peer = Some(a.peer);
-        s.instance = Some(a.instance);
-        s.state = State::Open;
-        s.since = now;
-        let remote = s.remote;
+        let remote = s.remote();
         let inbound = conn.is_inbound();
         // A hello is as good as an announcement: this is how static peers (and peers that
         // reach us across routers) enter the table.
@@ -201,7 +207,7 @@ impl Node {
         if self.statics.iter().any(|st| st.conn == Some(conn))
             && let Some(s) = self.sessions.get_mut(&conn)
         {
-            s.pinned = true;
+            s.pin();
         }
         let link = self.links.entry(a.peer).or_default();
         if link.conn.is_none() || link.conn == Some(conn) {
@@ -214,7 +220,7 @@ impl Node {
 
     fn on_message(&mut self, now: Instant, conn: ConnId, msg: Message) {
         match msg {
-            Message::Hello { .. } => self.stats.frames_unreadable += 1,
+            Message::Hello { .. } => self.stats.frames_unsolicited += 1,
             Message::Ping => self.send_msg(conn, &Message::Pong),
             Message::Pong => {}
             Message::CatalogRequest => self.serve_catalog(conn),
@@ -250,11 +256,8 @@ impl Node {
                 st.retry_at = now + self.cfg.interval;
             }
         }
-        let Some(peer) = s.peer else { return };
-        let clean = matches!(
-            why,
-            CloseReason::Idle | CloseReason::Shutdown | CloseReason::PeerGone
-        );
+        let Some(peer) = s.peer() else { return };
+        let clean = why.is_clean();
         if let Some(link) = self.links.get_mut(&peer)
             && link.conn == Some(conn)
         {
@@ -279,8 +282,8 @@ impl Node {
         let conns: Vec<ConnId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.peer == Some(peer))
-            .filter(|(_, s)| keep.is_none() || s.instance.is_some_and(|i| Some(i) != keep))
+            .filter(|(_, s)| s.peer() == Some(peer))
+            .filter(|(_, s)| keep.is_none() || s.instance().is_some_and(|i| Some(i) != keep))
             .map(|(c, _)| *c)
             .collect();
         for c in conns {
@@ -342,7 +345,7 @@ impl Node {
         let conn = self.links.get(peer)?.conn?;
         self.sessions
             .get(&conn)
-            .filter(|s| s.state == State::Open)
+            .filter(|s| s.state() == State::Open)
             .map(|_| conn)
     }
 
@@ -377,7 +380,7 @@ impl Node {
         }
         for i in 0..self.statics.len() {
             let st = &self.statics[i];
-            if st.conn.is_none() && st.retry_at <= now {
+            if st.redial_at().is_some_and(|t| t <= now) {
                 let addr = st.addr;
                 let conn = self.open_session(now, addr, None);
                 self.statics[i].conn = Some(conn);

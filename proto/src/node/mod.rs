@@ -106,8 +106,7 @@ struct LocalEntry {
 impl Node {
     /// A node that starts announcing at `now`.
     pub fn new(cfg: Config, now: Instant) -> Node {
-        let mut discovery = Discovery::new(cfg.peer_id, cfg.interval, now);
-        discovery.bugs = cfg.bugs;
+        let discovery = Discovery::new(cfg.peer_id, cfg.interval, now, cfg.bugs);
         let statics = cfg
             .static_peers
             .iter()
@@ -213,8 +212,13 @@ impl Node {
     }
 
     /// Counters of dropped and refused input.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn stats(&self) -> Stats {
+        let drops = self.discovery.drops();
+        Stats {
+            peers_table_full: drops.table_full,
+            announcements_stale: drops.stale_instance,
+            ..self.stats.clone()
+        }
     }
 
     /// Our catalog revision (bumped when the shared files change).
@@ -229,7 +233,7 @@ impl Node {
 
     /// Bytes buffered in receive buffers across connections (for the simulator's bounds).
     pub fn buffered_bytes(&self) -> usize {
-        self.sessions.values().map(|s| s.decoder.buffered()).sum()
+        self.sessions.values().map(Session::buffered).sum()
     }
 
     /// Checks internal invariants; the error says which broke.
@@ -241,7 +245,7 @@ impl Node {
             return Err(format!("{} sessions over the limit", self.sessions.len()));
         }
         for s in self.sessions.values() {
-            if s.serve_queue.len() > crate::session::MAX_QUEUED_REQUESTS {
+            if s.queued_requests() > crate::session::MAX_QUEUED_REQUESTS {
                 return Err("serve queue over its bound".into());
             }
         }
@@ -318,32 +322,28 @@ impl Node {
     // ---- poll ----
 
     /// The next thing to do, or `None` when there is nothing left for now.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
-    /// When to call [`Node::handle_timeout`] next; `None` after shutdown.
+    /// When to call [`Node::handle_timeout`] next; `None` after shutdown. The earliest
+    /// deadline of the machines `handle_timeout` runs, each read from the one function that
+    /// machine also uses to decide what is due.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.shut_down {
             return None;
         }
-        let mut next = self.discovery.poll_timeout();
-        for s in self.sessions.values() {
-            if let Some(t) = s.poll_timeout(&self.cfg.timeouts) {
-                next = next.min(t);
-            }
-        }
-        for l in self.links.values() {
-            if let Some(t) = l.retry_at {
-                next = next.min(t);
-            }
-        }
-        for s in &self.statics {
-            if s.conn.is_none() {
-                next = next.min(s.retry_at);
-            }
-        }
-        Some(next)
+        let t = &self.cfg.timeouts;
+        let sessions = self.sessions.values().filter_map(|s| s.poll_timeout(t));
+        let links = self.links.values().filter_map(|l| l.retry_at);
+        let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
+        std::iter::once(self.discovery.poll_timeout())
+            .chain(sessions)
+            .chain(links)
+            .chain(statics)
+            .min()
     }
 
     // ---- discovery ----

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::{DiskOp, Node, Output, ReadId, ReadSource};
 use crate::disk::DiskError;
 use crate::ids::ContentId;
-use crate::session::{ConnId, MAX_QUEUED_REQUESTS};
+use crate::session::ConnId;
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message};
 
 /// What a pending read is for.
@@ -87,10 +87,9 @@ impl Node {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if s.serve_queue.len() >= MAX_QUEUED_REQUESTS {
+        if !s.queue_request(content, index) {
             return self.refuse(conn, ErrorCode::Busy, content, Some(index));
         }
-        s.serve_queue.push_back((content, index));
         self.pump_serve(conn);
     }
 
@@ -100,10 +99,7 @@ impl Node {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 return;
             };
-            if s.serving + s.unflushed >= self.cfg.serve_window {
-                return;
-            }
-            let Some((content, index)) = s.serve_queue.pop_front() else {
+            let Some((content, index)) = s.next_to_serve(self.cfg.serve_window) else {
                 return;
             };
             let range = self
@@ -112,10 +108,10 @@ impl Node {
                 .and_then(|e| e.manifest.chunk_range(index));
             let Some((offset, len)) = range else {
                 // Unshared since it was queued.
+                s.served(false);
                 self.refuse(conn, ErrorCode::NotFound, content, Some(index));
                 continue;
             };
-            s.serving += 1;
             let read = ReadId(self.next_read);
             self.next_read += 1;
             self.reads.insert(
@@ -138,7 +134,7 @@ impl Node {
 
     pub(super) fn on_flushed(&mut self, _now: Instant, conn: ConnId) {
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.unflushed = 0;
+            s.flushed();
         }
         self.pump_serve(conn);
     }
@@ -159,10 +155,10 @@ impl Node {
                 let Some(s) = self.sessions.get_mut(&conn) else {
                     return;
                 };
-                s.serving = s.serving.saturating_sub(1);
+                let ok = matches!(&result, Ok(data) if data.len() == len as usize);
+                s.served(ok);
                 match result {
-                    Ok(data) if data.len() == len as usize => {
-                        s.unflushed += 1;
+                    Ok(data) if ok => {
                         self.stats.chunks_served += 1;
                         let header = encode_chunk_header(&content, index, data.len());
                         self.send(conn, header);

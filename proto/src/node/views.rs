@@ -64,6 +64,12 @@ pub struct Stats {
     pub datagrams_unknown_version: u64,
     /// Frames with a body we could not read (unknown kind or message).
     pub frames_unreadable: u64,
+    /// Well-formed frames nobody asked for: a catalog we did not request, a second hello.
+    pub frames_unsolicited: u64,
+    /// New peers ignored because the peer table was full.
+    pub peers_table_full: u64,
+    /// Announcements ignored because they carried an instance the peer had already left.
+    pub announcements_stale: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
     /// Connections refused because too many were open.
