@@ -178,19 +178,29 @@ pub struct Counters {
     pub fetched_bytes: u64,
 }
 
-/// One download's scheduler.
+/// What became of a received manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestVerdict {
+    /// It hashed to the content id: next, open the partial file.
+    Accepted,
+    /// It did not: the sender is banned; ask another holder.
+    Rejected,
+    /// Not the answer to our manifest request: dropped.
+    Unsolicited,
+}
+
+/// One download's scheduler. Its fields are private: the node moves it only through its
+/// transitions, so the invariants above hold wherever it is used.
 #[derive(Debug)]
 pub struct Download {
-    /// What is downloaded.
-    pub content: ContentId,
+    content: ContentId,
     /// The name it is saved under (`dl_<name>`).
-    pub name: String,
-    /// Where it is.
-    pub phase: Phase,
+    name: String,
+    phase: Phase,
     /// Set once verified.
-    pub manifest: Option<Manifest>,
+    manifest: Option<Manifest>,
     /// The peer asked for the manifest, while waiting for its answer.
-    pub manifest_from: Option<PeerId>,
+    manifest_from: Option<PeerId>,
     chunks: Vec<ChunkState>,
     missing: BTreeSet<u32>,
     requested: BTreeSet<u32>,
@@ -200,19 +210,19 @@ pub struct Download {
     written_bytes: u64,
     peers: BTreeMap<PeerId, PeerPart>,
     max_window: u32,
-    /// Statistics.
-    pub counters: Counters,
-    /// Planted bugs (simulator tests only).
-    pub bugs: Bugs,
+    counters: Counters,
+    bugs: Bugs,
 }
 
 impl Download {
-    /// A download of `content`, saved as `dl_<name>`, from `holders`.
+    /// A download of `content`, saved as `dl_<name>`, from `holders`; `bugs` plants bugs
+    /// (simulator tests only; `Bugs::default()` elsewhere).
     pub fn new(
         content: ContentId,
         name: String,
         holders: impl IntoIterator<Item = PeerId>,
         max_window: u32,
+        bugs: Bugs,
     ) -> Download {
         let mut d = Download {
             content,
@@ -230,13 +240,52 @@ impl Download {
             peers: BTreeMap::new(),
             max_window: max_window.max(MIN_WINDOW),
             counters: Counters::default(),
-            bugs: Bugs::default(),
+            bugs,
         };
         for p in holders {
             d.add_holder(p);
         }
         d
     }
+
+    // ---- getters ----
+
+    /// What is downloaded.
+    pub fn content(&self) -> ContentId {
+        self.content
+    }
+
+    /// The name it is saved under (`dl_<name>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where it is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The manifest, once verified.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// The peer asked for the manifest, while its answer is awaited.
+    pub fn manifest_from(&self) -> Option<PeerId> {
+        self.manifest_from
+    }
+
+    /// Statistics.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Chunks in the file (0 before the manifest is known).
+    pub fn total_chunks(&self) -> u32 {
+        self.manifest.as_ref().map_or(0, Manifest::chunk_count)
+    }
+
+    // ---- transitions ----
 
     /// A peer that lists this content in its catalog.
     pub fn add_holder(&mut self, peer: PeerId) {
@@ -259,10 +308,44 @@ impl Download {
         &self.peers
     }
 
-    /// Accepts the verified manifest; next the caller opens the partial file.
-    pub fn set_manifest(&mut self, m: Manifest) {
-        self.manifest = Some(m);
-        self.phase = Phase::Opening;
+    /// The manifest request went to `peer`. Only one is in flight at a time: false (and
+    /// nothing changes) when one already is, or the manifest is known.
+    pub fn manifest_asked(&mut self, peer: PeerId) -> bool {
+        if self.phase != Phase::Manifest || self.manifest_from.is_some() {
+            return false;
+        }
+        self.manifest_from = Some(peer);
+        true
+    }
+
+    /// A manifest arrived from `peer`: accepted only from the peer asked, and only if it hashes
+    /// to the content id (see [`Manifest::verify_received`]); a bad one bans its sender.
+    pub fn on_manifest(&mut self, peer: PeerId, bytes: &[u8]) -> ManifestVerdict {
+        if self.phase != Phase::Manifest || self.manifest_from != Some(peer) {
+            return ManifestVerdict::Unsolicited;
+        }
+        self.manifest_from = None;
+        match Manifest::verify_received(&self.content, bytes) {
+            Ok(m) => {
+                self.manifest = Some(m);
+                self.phase = Phase::Opening;
+                ManifestVerdict::Accepted
+            }
+            Err(_) => {
+                self.ban(peer, Ban::BadManifest);
+                ManifestVerdict::Rejected
+            }
+        }
+    }
+
+    /// `peer` answered our manifest request with "not found": it is banned. True when it was
+    /// the peer asked (then ask another).
+    pub fn manifest_refused(&mut self, peer: PeerId) -> bool {
+        if self.manifest_from != Some(peer) {
+            return false;
+        }
+        self.ban(peer, Ban::NotFound);
+        true
     }
 
     /// The partial file is open with `existing` bytes already in it: chunks that lie wholly
@@ -470,37 +553,44 @@ impl Download {
         }
     }
 
-    /// The peer failed, stalled, closed or went away: its chunks go back to the pool. It stays
-    /// a holder and may be asked again once it is reachable, unless it failed with requests
-    /// outstanding [`MAX_STRIKES`] times in a row: then it is banned as unresponsive.
-    pub fn peer_down(&mut self, peer: &PeerId) {
+    /// The peer failed, stalled, closed or went away: its chunks go back to the pool, and a
+    /// manifest request it held is abandoned. It stays a holder and may be asked again once it
+    /// is reachable, unless it failed with requests outstanding [`MAX_STRIKES`] times in a
+    /// row: then it is banned as unresponsive. True when the manifest must be asked of
+    /// someone else.
+    pub fn peer_down(&mut self, peer: &PeerId) -> bool {
         let inflight: Vec<u32> = self
             .peers
             .get(peer)
             .map(|p| p.inflight.iter().copied().collect())
             .unwrap_or_default();
-        let asked = !inflight.is_empty() || self.manifest_from == Some(*peer);
+        let manifest_lost = self.manifest_from == Some(*peer);
+        let asked = !inflight.is_empty() || manifest_lost;
         if let Some(part) = self.peers.get_mut(peer).filter(|_| asked) {
             part.strikes += 1;
             if part.strikes >= MAX_STRIKES && part.banned.is_none() {
                 part.banned = Some(Ban::Unresponsive);
             }
         }
-        if self.bugs.keep_chunks_of_dead_peers() {
-            return;
+        if manifest_lost {
+            self.manifest_from = None;
         }
-        for i in inflight {
-            self.release(peer, i);
+        if !self.bugs.keep_chunks_of_dead_peers() {
+            for i in inflight {
+                self.release(peer, i);
+            }
         }
+        manifest_lost
     }
 
-    /// The peer expired from the peer table: forget it entirely.
-    pub fn remove_peer(&mut self, peer: &PeerId) {
-        self.peer_down(peer);
-        if self.bugs.keep_chunks_of_dead_peers() {
-            return;
+    /// The peer expired from the peer table: forget it entirely. True when the manifest must
+    /// be asked of someone else.
+    pub fn remove_peer(&mut self, peer: &PeerId) -> bool {
+        let manifest_lost = self.peer_down(peer);
+        if !self.bugs.keep_chunks_of_dead_peers() {
+            self.peers.remove(peer);
         }
-        self.peers.remove(peer);
+        manifest_lost
     }
 
     /// Stops asking `peer` for this file.
@@ -509,6 +599,21 @@ impl Download {
         if let Some(part) = self.peers.get_mut(&peer) {
             part.banned = Some(why);
         }
+    }
+
+    /// Every chunk is written: the download moves to `Finishing`, and the caller asks for the
+    /// whole-file check and rename with what this returns (the name, size and file hash).
+    /// `None` (and nothing changes) while chunks are missing.
+    pub fn begin_finish(&mut self) -> Option<(String, u64, crate::ids::Digest)> {
+        let early = self.bugs.finish_early()
+            && self.phase == Phase::Running
+            && self.written * 2 >= self.total_chunks();
+        if !(self.is_complete() || early) {
+            return None;
+        }
+        let m = self.manifest.as_ref()?;
+        self.phase = Phase::Finishing;
+        Some((self.name.clone(), m.size(), *m.file_hash()))
     }
 
     /// True when every chunk is written (and the download is ready to finish).
@@ -619,8 +724,9 @@ mod tests {
     fn running(chunks: u32) -> (Vec<u8>, Download, Instant) {
         let now = crate::test_epoch();
         let (data, m) = file(chunks);
-        let mut d = Download::new(m.id(), "f".into(), [A, B], 8);
-        d.set_manifest(m);
+        let mut d = Download::new(m.id(), "f".into(), [A, B], 8, Bugs::default());
+        assert!(d.manifest_asked(A));
+        assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
         d.opened(0);
         (data, d, now)
     }
@@ -636,7 +742,7 @@ mod tests {
         }
         assert_eq!(asked.len(), 8, "two windows of four");
         d.check_invariants().unwrap();
-        let m = d.manifest.clone().unwrap();
+        let m = d.manifest().cloned().unwrap();
         let mut rounds = 0;
         while !d.is_complete() {
             rounds += 1;
@@ -660,7 +766,7 @@ mod tests {
     #[test]
     fn corrupt_chunk_bans_peer_and_chunk_is_refetched() {
         let (data, mut d, now) = running(4);
-        let m = d.manifest.clone().unwrap();
+        let m = d.manifest().cloned().unwrap();
         let i = d.next_request(now, A).unwrap();
         let mut bad = chunk(&data, &m, i);
         bad[0] ^= 0xff;
@@ -670,7 +776,7 @@ mod tests {
         assert_eq!(d.next_request(now, A), None, "banned peer is not asked");
         assert_eq!(d.next_request(now, B), Some(i), "refetched elsewhere");
         d.check_invariants().unwrap();
-        assert_eq!(d.counters.rejected, 1);
+        assert_eq!(d.counters().rejected, 1);
     }
 
     #[test]
@@ -687,7 +793,7 @@ mod tests {
     #[test]
     fn a_peer_failing_again_and_again_with_requests_outstanding_is_banned() {
         let (data, mut d, now) = running(8);
-        let m = d.manifest.clone().unwrap();
+        let m = d.manifest().cloned().unwrap();
         for _ in 0..MAX_STRIKES - 1 {
             assert!(d.next_request(now, A).is_some());
             d.peer_down(&A);
@@ -716,7 +822,7 @@ mod tests {
     #[test]
     fn endgame_duplicates_and_first_copy_wins() {
         let (data, mut d, now) = running(2);
-        let m = d.manifest.clone().unwrap();
+        let m = d.manifest().cloned().unwrap();
         assert_eq!(d.next_request(now, A), Some(0));
         assert_eq!(d.next_request(now, A), Some(1));
         // Nothing missing: B duplicates the oldest of A's.
@@ -739,8 +845,9 @@ mod tests {
     #[test]
     fn resume_reverifies_existing_chunks() {
         let (data, m) = file(4);
-        let mut d = Download::new(m.id(), "f".into(), [A], 8);
-        d.set_manifest(m.clone());
+        let mut d = Download::new(m.id(), "f".into(), [A], 8, Bugs::default());
+        assert!(d.manifest_asked(A));
+        assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
         d.opened(2 * u64::from(MIN_CHUNK_SIZE) + 5);
         assert_eq!(d.chunk(0), Some(&ChunkState::Checking));
         assert_eq!(d.chunk(1), Some(&ChunkState::Checking));
@@ -751,14 +858,36 @@ mod tests {
         d.check_done(i1, Ok(vec![0; MIN_CHUNK_SIZE as usize])); // garbage on disk
         assert_eq!(d.chunk(0), Some(&ChunkState::Written));
         assert_eq!(d.chunk(1), Some(&ChunkState::Missing));
-        assert_eq!(d.counters.reused, 1);
+        assert_eq!(d.counters().reused, 1);
         d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_manifest_counts_only_from_the_peer_asked_and_a_lost_request_is_asked_again() {
+        let (_, m) = file(3);
+        let mut d = Download::new(m.id(), "f".into(), [A, B], 8, Bugs::default());
+        assert!(d.manifest_asked(A));
+        assert!(!d.manifest_asked(B), "one manifest request at a time");
+        assert_eq!(d.on_manifest(B, &m.encode()), ManifestVerdict::Unsolicited);
+        assert!(d.peer_down(&A), "A held the request: ask someone else");
+        assert_eq!(d.peers()[&A].strikes, 1);
+        assert_eq!(d.manifest_from(), None);
+        assert!(d.manifest_asked(B));
+        let mut bad = m.encode();
+        *bad.last_mut().unwrap() ^= 1;
+        assert_eq!(d.on_manifest(B, &bad), ManifestVerdict::Rejected);
+        assert_eq!(d.peers()[&B].banned, Some(Ban::BadManifest));
+        assert!(d.manifest_asked(A));
+        assert!(d.manifest_refused(A));
+        assert_eq!(d.peers()[&A].banned, Some(Ban::NotFound));
+        assert_eq!(d.usable_peers().count(), 0);
+        assert_eq!(d.begin_finish(), None);
     }
 
     #[test]
     fn window_grows_for_fast_peers() {
         let (data, mut d, t0) = running(64);
-        let m = d.manifest.clone().unwrap();
+        let m = d.manifest().cloned().unwrap();
         let i = d.next_request(t0, A).unwrap();
         // 16 KiB in 1 ms = 16 MB/s: 0.25 s of that is many chunks: window hits the max.
         d.on_chunk(t0 + Duration::from_millis(1), A, i, chunk(&data, &m, i));

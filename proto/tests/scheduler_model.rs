@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::download::{ChunkState, Download, Received};
+use p2pshare_proto::download::{ChunkState, Download, ManifestVerdict, Received};
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, Manifest, ManifestBuilder};
-use p2pshare_proto::{DiskError, PeerId};
+use p2pshare_proto::{Bugs, DiskError, PeerId};
 use proptest::prelude::*;
 
 const MAX_WINDOW: u32 = 6;
@@ -108,8 +108,17 @@ impl World {
         let m = b.finish().unwrap();
         let now = Instant::now();
         let holders: Vec<PeerId> = holders.iter().map(|&k| peer(k)).collect();
-        let mut d = Download::new(m.id(), "f".into(), holders.iter().copied(), MAX_WINDOW);
-        d.set_manifest(m.clone());
+        // The manifest's sender: any peer (the model starts once the manifest is known).
+        let first = peer(0);
+        let mut d = Download::new(
+            m.id(),
+            "f".into(),
+            holders.iter().copied(),
+            MAX_WINDOW,
+            Bugs::default(),
+        );
+        assert!(d.manifest_asked(first));
+        assert_eq!(d.on_manifest(first, &m.encode()), ManifestVerdict::Accepted);
         d.opened(0);
         let count = m.chunk_count() as usize;
         World {

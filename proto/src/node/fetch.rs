@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
-use crate::download::{Ban, Download, FailReason, Phase, Received};
+use crate::download::{Ban, Download, FailReason, ManifestVerdict, Phase, Received};
 use crate::ids::{ContentId, PeerId};
-use crate::manifest::Manifest;
 use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
 
@@ -91,8 +90,7 @@ impl Node {
             });
             return;
         }
-        let mut d = Download::new(content, name, holders, self.cfg.max_window);
-        d.bugs = self.cfg.bugs;
+        let d = Download::new(content, name, holders, self.cfg.max_window, self.cfg.bugs);
         self.downloads.insert(content, d);
         self.request_manifest(now, content);
     }
@@ -101,7 +99,7 @@ impl Node {
         let Some(d) = self.downloads.get(&content) else {
             return;
         };
-        if d.phase != Phase::Manifest || d.manifest_from.is_some() {
+        if d.phase() != Phase::Manifest || d.manifest_from().is_some() {
             return;
         }
         // Every usable holder gets a link, so that the next one is ready when the one asked
@@ -131,8 +129,12 @@ impl Node {
             }
         }
         if let Some((_, p, conn)) = best {
-            if let Some(d) = self.downloads.get_mut(&content) {
-                d.manifest_from = Some(p);
+            if !self
+                .downloads
+                .get_mut(&content)
+                .is_some_and(|d| d.manifest_asked(p))
+            {
+                return;
             }
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.request_sent(now);
@@ -157,14 +159,10 @@ impl Node {
         let Some(d) = self.downloads.get_mut(&content) else {
             return;
         };
-        if d.phase != Phase::Manifest || d.manifest_from != Some(peer) {
-            return;
-        }
-        d.manifest_from = None;
-        match Manifest::verify_received(&content, bytes) {
-            Ok(m) => {
-                let (name, size) = (d.name.clone(), m.size());
-                d.set_manifest(m);
+        match d.on_manifest(peer, bytes) {
+            ManifestVerdict::Accepted => {
+                let name = d.name().to_owned();
+                let size = d.size().unwrap_or(0);
                 self.emit(Event::DownloadStarted {
                     content,
                     name: name.clone(),
@@ -176,10 +174,8 @@ impl Node {
                     size,
                 }));
             }
-            Err(_) => {
-                d.ban(peer, Ban::BadManifest);
-                self.request_manifest(now, content);
-            }
+            ManifestVerdict::Rejected => self.request_manifest(now, content),
+            ManifestVerdict::Unsolicited => {}
         }
     }
 
@@ -202,9 +198,7 @@ impl Node {
             (Some(i), ErrorCode::Busy) => d.refused(peer, i),
             (Some(_), _) => d.ban(peer, Ban::NotFound),
             (None, _) => {
-                if d.manifest_from == Some(peer) {
-                    d.manifest_from = None;
-                    d.ban(peer, Ban::NotFound);
+                if d.manifest_refused(peer) {
                     self.request_manifest(now, content);
                 }
             }
@@ -258,15 +252,18 @@ impl Node {
         content: ContentId,
         result: Result<u64, DiskError>,
     ) {
-        let Some(d) = self.downloads.get_mut(&content) else {
-            return;
-        };
-        if d.phase != Phase::Opening {
+        if self
+            .downloads
+            .get(&content)
+            .is_none_or(|d| d.phase() != Phase::Opening)
+        {
             return;
         }
         match result {
             Ok(existing) => {
-                d.opened(existing);
+                if let Some(d) = self.downloads.get_mut(&content) {
+                    d.opened(existing);
+                }
                 self.pump_checks(content);
                 self.fill_all(now, content);
                 self.maybe_finish(content);
@@ -351,28 +348,21 @@ impl Node {
         let Some(d) = self.downloads.get_mut(&content) else {
             return;
         };
-        let early = self.cfg.bugs.finish_early()
-            && d.phase == Phase::Running
-            && d.written_chunks() * 2 >= d.manifest.as_ref().map_or(0, Manifest::chunk_count);
-        if !(d.is_complete() || early) {
-            return;
+        if let Some((name, size, file_hash)) = d.begin_finish() {
+            self.out.push_back(Output::Disk(DiskOp::Finish {
+                content,
+                name,
+                size,
+                file_hash,
+            }));
         }
-        let Some(m) = &d.manifest else { return };
-        d.phase = Phase::Finishing;
-        let out = Output::Disk(DiskOp::Finish {
-            content,
-            name: d.name.clone(),
-            size: m.size(),
-            file_hash: *m.file_hash(),
-        });
-        self.out.push_back(out);
     }
 
     pub(super) fn on_finished(&mut self, content: ContentId, result: Result<String, FinishError>) {
         let Some(d) = self.downloads.get(&content) else {
             return;
         };
-        if d.phase != Phase::Finishing {
+        if d.phase() != Phase::Finishing {
             return;
         }
         match result {
@@ -380,7 +370,7 @@ impl Node {
                 let Some(d) = self.downloads.remove(&content) else {
                     return;
                 };
-                let Some(m) = &d.manifest else { return };
+                let Some(m) = d.manifest() else { return };
                 let sources = d
                     .peers()
                     .iter()
@@ -397,9 +387,9 @@ impl Node {
                     file,
                     size: m.size(),
                     file_hash: *m.file_hash(),
-                    fetched: d.counters.fetched_bytes,
-                    reused: d.counters.reused,
-                    rejected: d.counters.rejected,
+                    fetched: d.counters().fetched_bytes,
+                    reused: d.counters().reused,
+                    rejected: d.counters().rejected,
                     sources,
                 });
             }
@@ -411,13 +401,13 @@ impl Node {
         let Some(d) = self.downloads.remove(&content) else {
             return;
         };
-        if d.phase != Phase::Manifest {
+        if d.phase() != Phase::Manifest {
             self.out
                 .push_back(Output::Disk(DiskOp::ClosePartial { content }));
         }
         self.emit(Event::DownloadFailed {
             content,
-            name: d.name,
+            name: d.name().to_owned(),
             reason,
         });
     }
@@ -427,13 +417,13 @@ impl Node {
         let Some(d) = self.downloads.get(&content) else {
             return;
         };
-        if d.phase == Phase::Finishing {
+        if d.phase() == Phase::Finishing {
             return;
         }
         let any = d.usable_peers().any(|p| self.discovery.peer(p).is_some());
         if !any {
             let have = d.written_chunks();
-            let total = d.manifest.as_ref().map_or(0, Manifest::chunk_count);
+            let total = d.total_chunks();
             self.fail_download(content, FailReason::NoPeers { have, total });
         }
     }
@@ -460,7 +450,7 @@ impl Node {
         let Some(d) = self.downloads.get(&content) else {
             return;
         };
-        if d.phase != Phase::Running {
+        if d.phase() != Phase::Running {
             return;
         }
         let peers: Vec<PeerId> = d.usable_peers().copied().collect();
@@ -470,7 +460,7 @@ impl Node {
     }
 
     fn peer_ready_one(&mut self, now: Instant, content: ContentId, peer: PeerId) {
-        match self.downloads.get(&content).map(|d| d.phase) {
+        match self.downloads.get(&content).map(Download::phase) {
             Some(Phase::Manifest) => self.request_manifest(now, content),
             Some(Phase::Running) => self.fill(now, content, peer),
             _ => {}
@@ -490,36 +480,26 @@ impl Node {
         }
     }
 
-    /// Our link to `peer` failed or closed: its chunks go back to the pool.
-    pub(super) fn link_lost(&mut self, now: Instant, peer: PeerId) {
+    /// `peer` can no longer be asked for now (its link failed or closed), or for good
+    /// (`gone`: it left the peer table): in every download its chunks go back to the pool and
+    /// are asked of the others, a manifest request it held is asked of another holder, and a
+    /// download with no usable holder left stops.
+    pub(super) fn peer_down_downloads(&mut self, now: Instant, peer: PeerId, gone: bool) {
         let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
         for c in contents {
             let Some(d) = self.downloads.get_mut(&c) else {
                 continue;
             };
-            d.peer_down(&peer);
-            if d.manifest_from == Some(peer) {
-                d.manifest_from = None;
+            let ask_manifest = if gone {
+                d.remove_peer(&peer)
+            } else {
+                d.peer_down(&peer)
+            };
+            if ask_manifest {
                 self.request_manifest(now, c);
             }
             self.fill_all(now, c);
             // It may have been banned as unresponsive.
-            self.check_peers_left(c);
-        }
-    }
-
-    /// `peer` left the table: forget it in every download; stop those with no peer left.
-    pub(super) fn peer_left_downloads(&mut self, now: Instant, peer: PeerId) {
-        let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
-        for c in contents {
-            let Some(d) = self.downloads.get_mut(&c) else {
-                continue;
-            };
-            d.remove_peer(&peer);
-            if d.manifest_from == Some(peer) {
-                d.manifest_from = None;
-                self.request_manifest(now, c);
-            }
             self.check_peers_left(c);
         }
     }

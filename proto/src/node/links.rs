@@ -271,7 +271,7 @@ impl Node {
                 link.failures += 1;
                 link.retry_at = Some(now + backoff(link.failures));
             }
-            self.link_lost(now, peer);
+            self.peer_down_downloads(now, peer, false);
         }
     }
 

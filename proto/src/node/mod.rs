@@ -195,13 +195,13 @@ impl Node {
         self.downloads
             .values()
             .map(|d| DownloadView {
-                content: d.content,
-                name: d.name.clone(),
+                content: d.content(),
+                name: d.name().to_owned(),
                 size: d.size(),
                 done: d.written_bytes(),
-                phase: d.phase,
+                phase: d.phase(),
                 peers: d.usable_peers().count(),
-                rejected: d.counters.rejected,
+                rejected: d.counters().rejected,
             })
             .collect()
     }
@@ -400,7 +400,7 @@ impl Node {
                     self.remote.remove(&p);
                     self.drop_peer_connections(now, p, None);
                     self.links.remove(&p);
-                    self.peer_left_downloads(now, p);
+                    self.peer_down_downloads(now, p, true);
                 }
             }
         }
