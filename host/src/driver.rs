@@ -266,6 +266,14 @@ impl Driver {
         self.process();
     }
 
+    /// A connection was accepted from `remote`: the id to report its events under, or `None`
+    /// when the node refuses it (drop the socket; nothing more about it is expected).
+    pub fn accept(&mut self, remote: std::net::SocketAddr) -> Option<ConnId> {
+        let conn = self.node.accept(Instant::now(), remote);
+        self.process();
+        conn
+    }
+
     /// Feeds bytes received on a connection, from the runtime's own buffer.
     pub fn received(&mut self, conn: ConnId, data: &[u8]) {
         self.node.handle_received(Instant::now(), conn, data);

@@ -60,11 +60,6 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The name a finished download gets in the shared folder: `dl_<name>`.
-pub fn download_name(name: &str) -> String {
-    format!("dl_{name}")
-}
-
 /// The hidden partial file a download writes into until it is verified:
 /// `.dl_<name>.<short content id>.part`. Hidden, so it is never shared; keyed by content, so two
 /// different files with one name never mix their chunks.

@@ -30,21 +30,21 @@ use crate::wire::{FrameDecoder, PREAMBLE};
 /// Most chunk requests a peer may queue on one connection; more are answered `Busy`.
 pub const MAX_QUEUED_REQUESTS: usize = 256;
 
-/// Identifies a connection between the node and its runtime. The node numbers outbound
-/// connections with the top bit clear; the runtime numbers accepted ones with
-/// [`ConnId::inbound`], so the two never collide.
+/// Identifies a connection between the node and its runtime. The node numbers every one:
+/// outbound ones (in `NetOp::Connect`) with the top bit clear, accepted ones (from
+/// `Node::accept`) with it set, so the two never collide and no id is reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
 impl ConnId {
     const INBOUND: u64 = 1 << 63;
 
-    /// The id a runtime gives its `n`-th accepted connection.
-    pub fn inbound(n: u64) -> ConnId {
+    /// The id of the `n`-th accepted connection.
+    pub(crate) fn inbound(n: u64) -> ConnId {
         ConnId(n | Self::INBOUND)
     }
 
-    /// True for ids made by [`ConnId::inbound`].
+    /// True for accepted connections.
     pub fn is_inbound(self) -> bool {
         self.0 & Self::INBOUND != 0
     }

@@ -1,5 +1,5 @@
-//! Connection limits of a node: per IP address and in total, refused connections are closed
-//! at once and counted.
+//! Connection limits of a node: per IP address and in total, `Node::accept` refuses what is
+//! over the limit (the runtime drops the socket) and counts it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is an offset from it.
 #![allow(clippy::disallowed_methods)]
@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use p2pshare_proto::{Config, ConnId, Input, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{Config, NetOp, Node, Output, PeerId};
 
 fn closes(node: &mut Node) -> usize {
     let mut n = 0;
@@ -28,28 +28,22 @@ fn one_address_cannot_take_every_connection() {
     let mut node = Node::new(cfg, now);
     let hostile: SocketAddr = "10.0.0.66:40000".parse().unwrap();
     let mut refused = 0;
-    for i in 0..(per_ip as u64 + 50) {
-        node.handle_input(
-            now,
-            Input::Accepted {
-                conn: ConnId::inbound(i),
-                remote: hostile,
-            },
+    for _ in 0..(per_ip + 50) {
+        match node.accept(now, hostile) {
+            Some(conn) => assert!(conn.is_inbound()),
+            None => refused += 1,
+        }
+        assert_eq!(
+            closes(&mut node),
+            0,
+            "a refused connection is never the node's to close"
         );
-        refused += closes(&mut node);
     }
     assert_eq!(refused, 50);
     assert_eq!(node.connections(), per_ip);
     assert_eq!(node.stats().connections_refused, 50);
     // Another host still gets in.
     let friend: SocketAddr = "10.0.0.7:40000".parse().unwrap();
-    node.handle_input(
-        now,
-        Input::Accepted {
-            conn: ConnId::inbound(1000),
-            remote: friend,
-        },
-    );
-    assert_eq!(closes(&mut node), 0);
+    assert!(node.accept(now, friend).is_some());
     assert_eq!(node.connections(), per_ip + 1);
 }

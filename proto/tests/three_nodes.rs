@@ -33,7 +33,6 @@ struct Net {
     now: Instant,
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
     inbox: VecDeque<(usize, Input)>,
-    next_inbound: u64,
 }
 
 impl Net {
@@ -60,7 +59,6 @@ impl Net {
             now,
             links: BTreeMap::new(),
             inbox: VecDeque::new(),
-            next_inbound: 0,
         }
     }
 
@@ -100,19 +98,16 @@ impl Net {
                     let target = self.hosts.iter().position(|x| x.ip == addr.ip());
                     match target {
                         Some(t) => {
-                            self.next_inbound += 1;
-                            let tconn = ConnId::inbound(self.next_inbound);
-                            self.links.insert((h, conn), (t, tconn));
-                            self.links.insert((t, tconn), (h, conn));
                             let remote = SocketAddr::new(self.hosts[h].ip, 40000);
-                            self.inbox.push_back((
-                                t,
-                                Input::Accepted {
-                                    conn: tconn,
-                                    remote,
-                                },
-                            ));
-                            self.inbox.push_back((h, Input::Connected { conn }));
+                            let now = self.now;
+                            match self.hosts[t].node.accept(now, remote) {
+                                Some(tconn) => {
+                                    self.links.insert((h, conn), (t, tconn));
+                                    self.links.insert((t, tconn), (h, conn));
+                                    self.inbox.push_back((h, Input::Connected { conn }));
+                                }
+                                None => self.inbox.push_back((h, Input::ConnectFailed { conn })),
+                            }
                         }
                         None => self.inbox.push_back((h, Input::ConnectFailed { conn })),
                     }

@@ -58,7 +58,6 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         conns: BTreeMap::new(),
         tokens: BTreeMap::new(),
         next_token: FIRST_CONN,
-        next_inbound: 0,
         buf: vec![0; READ_BUF],
         unread: VecDeque::new(),
     };
@@ -92,7 +91,6 @@ struct Loop {
     conns: BTreeMap<ConnId, Conn>,
     tokens: BTreeMap<Token, ConnId>,
     next_token: usize,
-    next_inbound: u64,
     buf: Vec<u8>,
     /// Connections left readable when their turn ended.
     unread: VecDeque<ConnId>,
@@ -211,10 +209,12 @@ impl Loop {
             match self.listener.accept() {
                 Ok((stream, remote)) => {
                     let _ = stream.set_nodelay(true);
-                    self.next_inbound += 1;
-                    let conn = ConnId::inbound(self.next_inbound);
-                    if self.register(conn, stream, false) {
-                        self.driver.input(Input::Accepted { conn, remote });
+                    // The node names the connection, or refuses it (the stream is dropped).
+                    let Some(conn) = self.driver.accept(remote) else {
+                        continue;
+                    };
+                    if !self.register(conn, stream, false) {
+                        self.driver.input(Input::Closed { conn });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -85,7 +85,6 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
                 wake: wake_rx,
                 _keep_wake: keep_wake,
                 conns: BTreeMap::new(),
-                next_inbound: 0,
             };
             smol::block_on(ex.run(owner.run(listener)));
         })
@@ -163,7 +162,6 @@ struct Owner<'ex> {
     /// Keeps the wake channel open whoever else holds the `wake` closure.
     _keep_wake: Sender<()>,
     conns: BTreeMap<ConnId, Conn>,
-    next_inbound: u64,
 }
 
 impl Owner<'_> {
@@ -236,8 +234,12 @@ impl Owner<'_> {
         match ev {
             Event::Datagram { from, data } => self.driver.input(Input::Datagram { from, data }),
             Event::Accepted { stream, remote } => {
-                self.next_inbound += 1;
-                let conn = ConnId::inbound(self.next_inbound);
+                // The node names the connection, or refuses it (the stream is dropped). The
+                // tasks spawned below run only once the owner waits again, so nothing they
+                // report comes before the node knows the connection.
+                let Some(conn) = self.driver.accept(remote) else {
+                    return;
+                };
                 let (out, pending) = channel::unbounded();
                 let (reader, writer) = self.spawn_io(conn, stream, pending);
                 self.conns.insert(
@@ -251,9 +253,6 @@ impl Owner<'_> {
                         writer: Some(writer),
                     },
                 );
-                // The new tasks run only once the owner waits again, so this input comes
-                // before anything they report.
-                self.driver.input(Input::Accepted { conn, remote });
             }
             Event::Connected { conn, stream } => {
                 let Some(pending) = self.conns.get_mut(&conn).and_then(|c| c.pending.take()) else {

@@ -24,13 +24,7 @@ impl Node {
         }
     }
 
-    pub(super) fn on_catalog(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        _revision: u64,
-        files: Vec<CatalogEntry>,
-    ) {
+    pub(super) fn on_catalog(&mut self, now: Instant, conn: ConnId, files: Vec<CatalogEntry>) {
         let Some(peer) = self.session_peer(conn) else {
             return;
         };

@@ -56,13 +56,6 @@ pub enum Input {
         /// Its bytes.
         data: Vec<u8>,
     },
-    /// A TCP connection was accepted; the runtime numbers it with [`ConnId::inbound`].
-    Accepted {
-        /// Its id.
-        conn: ConnId,
-        /// The remote address.
-        remote: SocketAddr,
-    },
     /// An outbound connection asked for by [`NetOp::Connect`] is established.
     Connected {
         /// Which.

@@ -84,11 +84,7 @@ impl Node {
         }
     }
 
-    pub(super) fn on_accepted(&mut self, now: Instant, conn: ConnId, remote: SocketAddr) {
-        if !conn.is_inbound() || self.sessions.contains_key(&conn) {
-            self.stats.protocol_errors += 1;
-            return;
-        }
+    pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Option<ConnId> {
         let from_ip = self
             .sessions
             .values()
@@ -98,12 +94,14 @@ impl Node {
             || from_ip >= self.cfg.max_connections_per_ip
         {
             self.stats.connections_refused += 1;
-            self.out.push_back(Output::Net(NetOp::Close { conn }));
-            return;
+            return None;
         }
+        self.next_inbound += 1;
+        let conn = ConnId::inbound(self.next_inbound);
         self.sessions
             .insert(conn, Session::new(conn, remote, None, now));
         self.start_handshake(now, conn);
+        Some(conn)
     }
 
     pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
@@ -226,7 +224,7 @@ impl Node {
             Message::CatalogRequest => self.serve_catalog(conn),
             Message::ManifestRequest { content } => self.serve_manifest(conn, content),
             Message::ChunkRequest { content, index } => self.serve_chunk(conn, content, index),
-            Message::Catalog { revision, files } => self.on_catalog(now, conn, revision, files),
+            Message::Catalog { files, .. } => self.on_catalog(now, conn, files),
             Message::Manifest { content, bytes } => self.on_manifest(now, conn, content, &bytes),
             Message::Error {
                 code,

@@ -92,6 +92,7 @@ pub struct Node {
     reads: BTreeMap<ReadId, serve::ReadFor>,
     out: VecDeque<Output>,
     next_conn: u64,
+    next_inbound: u64,
     next_read: u64,
     stats: Stats,
     shut_down: bool,
@@ -131,6 +132,7 @@ impl Node {
             reads: BTreeMap::new(),
             out: VecDeque::new(),
             next_conn: 1,
+            next_inbound: 0,
             next_read: 1,
             stats: Stats::default(),
             shut_down: false,
@@ -263,13 +265,12 @@ impl Node {
         }
         match input {
             Input::Datagram { from, data } => self.on_datagram(now, from, &data),
-            Input::Accepted { conn, remote } => self.on_accepted(now, conn, remote),
             Input::Connected { conn } => self.on_connected(now, conn),
             Input::ConnectFailed { conn } => {
                 self.end_session(now, conn, crate::session::CloseReason::ConnectFailed, false)
             }
             Input::Received { conn, data } => self.on_received(now, conn, &data),
-            Input::Flushed { conn } => self.on_flushed(now, conn),
+            Input::Flushed { conn } => self.on_flushed(conn),
             Input::Closed { conn } => {
                 self.end_session(now, conn, crate::session::CloseReason::Remote, false)
             }
@@ -291,6 +292,21 @@ impl Node {
             Input::Command(Command::Shutdown) => self.shutdown(now),
         }
         self.drain_discovery(now);
+    }
+
+    /// A TCP connection was accepted from `remote`. Returns the id under which the runtime
+    /// reports its events from now on, or `None` when the node refuses it (too many
+    /// connections, or too many from that address): then the runtime drops the socket, and no
+    /// input about it follows. Then drain [`Node::poll_output`] (the hello goes out).
+    #[must_use = "the id names the connection in every later input"]
+    pub fn accept(&mut self, now: Instant, remote: std::net::SocketAddr) -> Option<ConnId> {
+        self.now = self.now.max(now);
+        if self.shut_down {
+            return None;
+        }
+        let conn = self.on_accepted(self.now, remote);
+        self.drain_discovery(self.now);
+        conn
     }
 
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that

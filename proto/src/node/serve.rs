@@ -132,7 +132,7 @@ impl Node {
         }
     }
 
-    pub(super) fn on_flushed(&mut self, _now: Instant, conn: ConnId) {
+    pub(super) fn on_flushed(&mut self, conn: ConnId) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.flushed();
         }

@@ -355,11 +355,6 @@ impl FrameDecoder {
         self.buf.len() - self.start + self.chunk.as_ref().map_or(0, |c| c.data.len())
     }
 
-    /// True once the first bytes were our preamble.
-    pub fn preamble_seen(&self) -> bool {
-        self.preamble_seen
-    }
-
     fn fail(&mut self, e: FrameError) -> FrameError {
         self.failed = Some(e);
         self.buf = Vec::new();

@@ -188,7 +188,7 @@ pub struct Host {
     pub departed: bool,
     /// Paused: deliveries wait in `backlog` and timers do not run.
     pub paused: bool,
-    backlog: VecDeque<(Input, Option<usize>)>,
+    backlog: VecDeque<Arrival>,
     /// The node's `poll_timeout`, in virtual time.
     deadline: Option<Nanos>,
     /// Its disk.
@@ -214,7 +214,6 @@ pub struct Host {
     /// Probability that a write fails with `NoSpace` (until the heal).
     pub write_fail: f64,
     pending_disk: BTreeMap<u64, DiskOp>,
-    next_inbound: u64,
     /// Last time this host's node was handed anything from host `i`.
     heard: Vec<Nanos>,
     /// Earliest time a listed peer could be overdue (cached).
@@ -225,8 +224,17 @@ pub struct Host {
 struct End {
     host: usize,
     inc: u32,
-    conn: ConnId,
+    /// The node's id for it: the accepting end has one only once its node accepted it.
+    conn: Option<ConnId>,
     open: bool,
+}
+
+/// What waits for a paused host: inputs, accepts, and events on connections it has not
+/// accepted yet (they need the id the accept gives).
+enum Arrival {
+    Input(Input, Option<usize>),
+    Accept(usize),
+    Event(Ev),
 }
 
 /// Re-frames one direction of a misbehaving host's stream to drop or falsify answers.
@@ -523,7 +531,6 @@ impl Sim {
             disk_busy: 0,
             write_fail: 0.0,
             pending_disk: BTreeMap::new(),
-            next_inbound: 0,
             heard: Vec::new(),
             expiry_check_at: Nanos::MAX,
         });
@@ -749,7 +756,7 @@ impl Sim {
             return Ok(());
         }
         if host.paused {
-            host.backlog.push_back((input, from));
+            host.backlog.push_back(Arrival::Input(input, from));
             return Ok(());
         }
         self.feed(h, input, from)
@@ -1116,20 +1123,18 @@ impl Sim {
             }
             return;
         }
-        self.hosts[t].next_inbound += 1;
-        let tconn = ConnId::inbound(self.hosts[t].next_inbound);
         let cid = self.conns.len();
         let ends = [
             End {
                 host: h,
                 inc,
-                conn,
+                conn: Some(conn),
                 open: true,
             },
             End {
                 host: t,
                 inc: self.hosts[t].inc,
-                conn: tconn,
+                conn: None,
                 open: true,
             },
         ];
@@ -1148,17 +1153,50 @@ impl Sim {
             ],
         });
         self.conn_of.insert((h, conn), cid);
-        self.conn_of.insert((t, tconn), cid);
         self.schedule(self.now + lat, Ev::Accepted { cid });
         self.schedule(self.now + 2 * lat, Ev::Connected { cid });
+    }
+
+    /// The accepting end's node accepts connection `cid` (its host is running): it names the
+    /// connection, or refuses it, and then the other end sees a reset.
+    fn accept(&mut self, cid: usize) -> Res {
+        let [a, b] = self.conns[cid].ends;
+        if !b.open {
+            return Ok(());
+        }
+        let h = b.host;
+        let remote = SocketAddr::new(IpAddr::V4(self.hosts[a.host].ip), 40000);
+        self.hosts[h].heard[a.host] = self.now;
+        let now = self.instant();
+        let node = self.hosts[h].node.as_mut().expect("a running node");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.accept(now, remote)));
+        let Ok(conn) = r else {
+            return Err(self.fail(Kind::Panic, format!("h{h} panicked in accept")));
+        };
+        match conn {
+            Some(conn) => {
+                self.log(format!("h{h} <- Accepted {conn:?} remote={remote}"));
+                self.conns[cid].ends[1].conn = Some(conn);
+                self.conn_of.insert((h, conn), cid);
+            }
+            None => {
+                self.log(format!("h{h} <- Accepted refused remote={remote}"));
+                self.conns[cid].ends[1].open = false;
+                self.conns[cid].reset = true;
+                let lat = self.link_lat(h, a.host);
+                self.schedule(self.now + lat, Ev::Reset { cid, to: 0 });
+            }
+        }
+        self.after(h)
     }
 
     fn send(&mut self, h: usize, conn: ConnId, mut data: Vec<u8>) {
         let Some(&cid) = self.conn_of.get(&(h, conn)) else {
             return;
         };
-        let e =
-            usize::from(self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == conn);
+        let e = usize::from(
+            self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == Some(conn),
+        );
         let o = 1 - e;
         if !self.conns[cid].ends[e].open {
             return;
@@ -1262,8 +1300,9 @@ impl Sim {
         let Some(cid) = self.conn_of.remove(&(h, conn)) else {
             return;
         };
-        let e =
-            usize::from(self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == conn);
+        let e = usize::from(
+            self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == Some(conn),
+        );
         self.conns[cid].ends[e].open = false;
         self.fin(cid, 1 - e);
     }
@@ -1275,14 +1314,12 @@ impl Sim {
             return Ok(());
         }
         self.conns[cid].ends[to].open = false;
-        self.conn_of.remove(&(end.host, end.conn));
+        let Some(conn) = end.conn else {
+            return Ok(());
+        };
+        self.conn_of.remove(&(end.host, conn));
         let from = self.conns[cid].ends[1 - to].host;
-        self.deliver(
-            end.host,
-            end.inc,
-            Input::Closed { conn: end.conn },
-            Some(from),
-        )
+        self.deliver(end.host, end.inc, Input::Closed { conn }, Some(from))
     }
 
     fn live_conns(&self) -> Vec<usize> {
@@ -1394,7 +1431,29 @@ impl Sim {
 
     // ---- events ----
 
+    /// The end an event reaches, for events on a connection.
+    fn end_of(ev: &Ev) -> Option<(usize, usize)> {
+        match *ev {
+            Ev::Bytes { cid, to, .. } | Ev::Fin { cid, to } | Ev::Reset { cid, to } => {
+                Some((cid, to))
+            }
+            Ev::Flushed { cid, end } => Some((cid, end)),
+            _ => None,
+        }
+    }
+
     fn event(&mut self, ev: Ev) -> Res {
+        // An event for an end its paused host has not accepted yet waits behind the accept.
+        if let Some((cid, to)) = Self::end_of(&ev) {
+            let end = self.conns[cid].ends[to];
+            if end.open && end.conn.is_none() {
+                let host = &mut self.hosts[end.host];
+                if host.inc == end.inc && host.node.is_some() {
+                    host.backlog.push_back(Arrival::Event(ev));
+                }
+                return Ok(());
+            }
+        }
         match ev {
             Ev::Input {
                 host,
@@ -1403,50 +1462,42 @@ impl Sim {
                 from,
             } => self.deliver(host, inc, input, from),
             Ev::Accepted { cid } => {
-                let [a, b] = self.conns[cid].ends;
-                if !b.open {
+                let b = self.conns[cid].ends[1];
+                let host = &mut self.hosts[b.host];
+                if !b.open || host.inc != b.inc || host.node.is_none() {
                     return Ok(());
                 }
-                let remote = SocketAddr::new(IpAddr::V4(self.hosts[a.host].ip), 40000);
-                let input = Input::Accepted {
-                    conn: b.conn,
-                    remote,
-                };
-                self.deliver(b.host, b.inc, input, Some(a.host))
+                if host.paused {
+                    host.backlog.push_back(Arrival::Accept(cid));
+                    return Ok(());
+                }
+                self.accept(cid)
             }
             Ev::Connected { cid } => {
                 let [a, b] = self.conns[cid].ends;
-                if !a.open {
+                let Some(conn) = a.conn.filter(|_| a.open) else {
                     return Ok(());
-                }
-                self.deliver(
-                    a.host,
-                    a.inc,
-                    Input::Connected { conn: a.conn },
-                    Some(b.host),
-                )
+                };
+                self.deliver(a.host, a.inc, Input::Connected { conn }, Some(b.host))
             }
             Ev::Bytes { cid, to, data } => {
                 let c = &self.conns[cid];
                 let end = c.ends[to];
-                if c.reset || !end.open {
+                let Some(conn) = end.conn.filter(|_| !c.reset && end.open) else {
                     return Ok(());
-                }
-                let from = c.ends[1 - to].host;
-                let input = Input::Received {
-                    conn: end.conn,
-                    data,
                 };
+                let from = c.ends[1 - to].host;
+                let input = Input::Received { conn, data };
                 self.deliver(end.host, end.inc, input, Some(from))
             }
             Ev::Fin { cid, to } | Ev::Reset { cid, to } => self.end_told(cid, to),
             Ev::Flushed { cid, end } => {
                 let c = &self.conns[cid];
                 let e = c.ends[end];
-                if !e.open || c.flush_at[end] > self.now {
+                let Some(conn) = e.conn.filter(|_| e.open && c.flush_at[end] <= self.now) else {
                     return Ok(());
-                }
-                self.deliver(e.host, e.inc, Input::Flushed { conn: e.conn }, None)
+                };
+                self.deliver(e.host, e.inc, Input::Flushed { conn }, None)
             }
             Ev::Disk { host, inc, op } => self.disk_done(host, inc, op),
             Ev::Act(a) => self.action(a),
@@ -1533,11 +1584,15 @@ impl Sim {
                 if self.hosts[host].deadline.is_some_and(|d| d <= self.now) {
                     self.timeout(host)?;
                 }
-                while let Some((input, from)) = self.hosts[host].backlog.pop_front() {
+                while let Some(arrival) = self.hosts[host].backlog.pop_front() {
                     if self.hosts[host].node.is_none() {
                         break;
                     }
-                    self.feed(host, input, from)?;
+                    match arrival {
+                        Arrival::Input(input, from) => self.feed(host, input, from)?,
+                        Arrival::Accept(cid) => self.accept(cid)?,
+                        Arrival::Event(ev) => self.event(ev)?,
+                    }
                 }
             }
             Act::Partition { groups, dur } => {

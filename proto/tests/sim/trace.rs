@@ -34,7 +34,6 @@ fn src(s: &ReadSource) -> String {
 pub fn input(i: &Input) -> String {
     match i {
         Input::Datagram { from, data } => format!("Datagram from={from} {}", blob(data)),
-        Input::Accepted { conn, remote } => format!("Accepted {conn:?} remote={remote}"),
         Input::Connected { conn } => format!("Connected {conn:?}"),
         Input::ConnectFailed { conn } => format!("ConnectFailed {conn:?}"),
         Input::Received { conn, data } => format!("Received {conn:?} {}", blob(data)),

@@ -95,9 +95,10 @@ pub enum Op {
     Echo,
     /// Arbitrary bytes on the discovery port.
     RawDatagram(Vec<u8>),
-    /// A connection accepted from peer `peer`'s address, numbered `ConnId::inbound(n)`.
+    /// A connection accepted from peer `peer`'s address, from port 40000 + `n`; the node
+    /// names it (or refuses it).
     Accept {
-        /// Inbound number.
+        /// The remote port's offset.
         n: u8,
         /// Whose address.
         peer: u8,
@@ -562,13 +563,13 @@ impl Harness {
                 });
             }
             Op::Accept { n, peer } => {
-                let conn = ConnId::inbound(u64::from(*n));
-                let known_open = self.conns.get(&conn).is_some_and(|c| !c.closed);
-                if !known_open {
+                let remote = SocketAddr::new(peer_ip(*peer), 40000 + u16::from(*n));
+                if let Some(conn) = self.node.accept(self.now, remote) {
+                    assert!(conn.is_inbound(), "accepted ids have the top bit set");
+                    assert!(!self.conns.contains_key(&conn), "the node reused {conn:?}");
                     self.track_conn(conn);
                 }
-                let remote = SocketAddr::new(peer_ip(*peer), 40000 + u16::from(*n));
-                self.input(Input::Accepted { conn, remote });
+                self.drain(0);
             }
             Op::Connected(c) => {
                 let conn = self.conn(*c);
