@@ -23,7 +23,7 @@ use crate::rng::Rng;
 use crate::wire::Announce;
 
 /// The most peers the table holds.
-pub const MAX_PEERS: usize = 1024;
+const MAX_PEERS: usize = 1024;
 const EARLY_ANSWER_GAP: Duration = Duration::from_millis(250);
 
 /// A peer in the table.

@@ -20,7 +20,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Parses lower- or upper-case hex into bytes; `None` on an odd length or a non-hex digit.
-pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -45,9 +45,6 @@ macro_rules! byte_id {
         pub struct $name(pub [u8; $len]);
 
         impl $name {
-            /// Length in bytes.
-            pub const LEN: usize = $len;
-
             /// Full lower-case hex.
             pub fn to_hex(&self) -> String {
                 hex(&self.0)

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::PeerId;
 
 /// Every datagram of ours starts with these bytes.
-pub const DATAGRAM_MAGIC: &[u8; 4] = b"P2PS";
+const DATAGRAM_MAGIC: &[u8; 4] = b"P2PS";
 /// The protocol version this code speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+const PROTOCOL_VERSION: u8 = 1;
 /// Largest datagram we send or accept: fits any LAN MTU without fragmentation.
 pub const MAX_DATAGRAM: usize = 1200;
 
