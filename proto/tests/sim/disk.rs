@@ -1,0 +1,163 @@
+//! The disk: a node's disk requests checked (no unverified write, no early finish), then
+//! performed on the host's in-memory [`Store`](super::store::Store) after a latency, with
+//! injected write failures and corrupting reads for misbehaving hosts.
+
+use super::*;
+
+impl Sim {
+    /// Checks a disk request before it is performed: a write must carry verified bytes, a
+    /// finish must come only when the partial file is whole.
+    pub(super) fn disk_op(&mut self, h: usize, o: DiskOp) -> Res {
+        match o {
+            DiskOp::Write {
+                content,
+                index,
+                offset,
+                ref data,
+            } => {
+                let ok = self.manifests.get(&content).is_some_and(|&f| {
+                    let m = &self.files[f].manifest;
+                    m.chunk_range(index).is_some_and(|(o, _)| o == offset)
+                        && m.verify_chunk(index, data).is_ok()
+                });
+                if !ok {
+                    return Err(self.fail(
+                        Kind::CorruptWrite,
+                        format!(
+                            "h{h} writes chunk {index} of {} whose bytes fail its hash",
+                            content.short()
+                        ),
+                    ));
+                }
+                self.disk(h, o);
+            }
+            DiskOp::Finish {
+                content,
+                size,
+                file_hash,
+                ..
+            } => {
+                let p = self.hosts[h].store.partial.get(&content);
+                let known = self
+                    .manifests
+                    .get(&content)
+                    .map(|&f| &self.files[f].manifest);
+                let ok = p.is_some_and(|p| p.len() as u64 == size && sha256(p) == file_hash)
+                    && known.is_some_and(|m| *m.file_hash() == file_hash && m.size() == size);
+                if !ok {
+                    let have = p.map_or(0, Vec::len);
+                    return Err(self.fail(
+                        Kind::EarlyFinish,
+                        format!(
+                            "h{h} asks to finish {} but its partial file ({have} of {size} bytes) does not match the file hash",
+                            content.short()
+                        ),
+                    ));
+                }
+                self.disk(h, o);
+            }
+            DiskOp::Read { .. } | DiskOp::OpenPartial { .. } => self.disk(h, o),
+            DiskOp::ClosePartial { .. } => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn disk(&mut self, h: usize, o: DiskOp) {
+        let host = &mut self.hosts[h];
+        let lat = host.disk_slow.unwrap_or(host.disk_lat);
+        let lat = lat / 2 + self.rng.range(0, lat);
+        let host = &mut self.hosts[h];
+        let at = self.now.max(host.disk_busy) + lat;
+        host.disk_busy = at;
+        self.next_op += 1;
+        let op = self.next_op;
+        host.pending_disk.insert(op, o);
+        let inc = host.inc;
+        self.schedule(at, Ev::Disk { host: h, inc, op });
+    }
+
+    pub(super) fn disk_done(&mut self, h: usize, inc: u32, op: u64) -> Res {
+        if self.hosts[h].inc != inc {
+            return Ok(());
+        }
+        let Some(o) = self.hosts[h].pending_disk.remove(&op) else {
+            return Ok(());
+        };
+        let input = match o {
+            DiskOp::Read {
+                read,
+                source,
+                offset,
+                len,
+            } => {
+                let store = &self.hosts[h].store;
+                let mut result = match source {
+                    ReadSource::Shared(c) => store.read_shared(&c, offset, len),
+                    ReadSource::Partial(c) => store.read_partial(&c, offset, len),
+                };
+                if let (Behaviour::Corrupt(p), ReadSource::Shared(_), Ok(d)) =
+                    (self.hosts[h].behaviour, source, result.as_mut())
+                    && !d.is_empty()
+                    && self.rng.chance(p)
+                {
+                    let i = self.rng.below(d.len());
+                    d[i] ^= 1 << self.rng.below(8);
+                }
+                Input::ReadDone { read, result }
+            }
+            DiskOp::OpenPartial { content, .. } => Input::PartialOpened {
+                content,
+                result: Ok(self.hosts[h].store.open_partial(content)),
+            },
+            DiskOp::Write {
+                content,
+                index,
+                offset,
+                data,
+            } => {
+                let result = if self.rng.chance(self.hosts[h].write_fail) {
+                    Err(DiskError::NoSpace)
+                } else {
+                    self.hosts[h].store.write(content, offset, &data);
+                    Ok(())
+                };
+                Input::Written {
+                    content,
+                    index,
+                    result,
+                }
+            }
+            DiskOp::Finish {
+                content,
+                name,
+                size,
+                file_hash,
+            } => {
+                let store = &mut self.hosts[h].store;
+                // As the real store: never replace a file, take the next free name instead
+                // (a crash between the rename and its answer leaves `dl_<name>` behind).
+                let file = (0..)
+                    .map(|i| match i {
+                        0 => format!("dl_{name}"),
+                        i => format!("dl_{name} ({i})"),
+                    })
+                    .find(|f| !store.finished.contains_key(f))
+                    .unwrap_or_default();
+                let ok = store
+                    .partial
+                    .get(&content)
+                    .is_some_and(|p| p.len() as u64 == size && sha256(p) == file_hash);
+                let result = if !ok {
+                    Err(FinishError::HashMismatch)
+                } else {
+                    let data = store.partial.remove(&content).unwrap_or_default();
+                    store.finished.insert(file.clone(), (content, data));
+                    Ok(file)
+                };
+                Input::Finished { content, result }
+            }
+            _ => return Ok(()),
+        };
+        self.deliver(h, inc, input, None)
+    }
+}

@@ -1,0 +1,100 @@
+//! Feeding nodes: inputs, timeouts and the outputs they produce, with the per-step checks
+//! (invariants, bounds, no busy loop). A paused host's inputs wait in its backlog.
+
+use super::*;
+
+impl Sim {
+    /// Hands `input` to host `h` now (or to its backlog while paused).
+    pub(super) fn deliver(&mut self, h: usize, inc: u32, input: Input, from: Option<usize>) -> Res {
+        let host = &mut self.hosts[h];
+        if host.inc != inc || host.node.is_none() {
+            return Ok(());
+        }
+        if host.paused {
+            host.backlog.push_back(Arrival::Input(input, from));
+            return Ok(());
+        }
+        self.feed(h, input, from)
+    }
+
+    pub(super) fn feed(&mut self, h: usize, input: Input, from: Option<usize>) -> Res {
+        self.log(format!("h{h} <- {}", trace::input(&input)));
+        if let Some(f) = from {
+            self.hosts[h].heard[f] = self.now;
+        }
+        let now = self.instant();
+        let node = self.hosts[h].node.as_mut().expect("a running node");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            node.handle_input(now, input)
+        }));
+        if r.is_err() {
+            return Err(self.fail(Kind::Panic, format!("h{h} panicked in handle_input")));
+        }
+        self.after(h)
+    }
+
+    pub(super) fn timeout(&mut self, h: usize) -> Res {
+        self.log(format!("h{h} timeout"));
+        let now = self.instant();
+        let node = self.hosts[h].node.as_mut().expect("a running node");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.handle_timeout(now)));
+        if r.is_err() {
+            return Err(self.fail(Kind::Panic, format!("h{h} panicked in handle_timeout")));
+        }
+        self.after(h)?;
+        if self.hosts[h].node.is_some() {
+            self.check_expiry(h)?;
+            if let Some(d) = self.hosts[h].deadline
+                && d <= self.now
+            {
+                return Err(self.fail(
+                    Kind::BusyLoop,
+                    format!("h{h}: poll_timeout {d} not after now after handle_timeout"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains and performs the outputs of host `h`, then checks its invariants.
+    pub(super) fn after(&mut self, h: usize) -> Res {
+        let mut outs = Vec::new();
+        if let Some(node) = self.hosts[h].node.as_mut() {
+            while let Some(o) = node.poll_output() {
+                outs.push(o);
+            }
+        }
+        let bound = 256 + 64 * self.hosts.len();
+        if outs.len() > bound {
+            return Err(self.fail(
+                Kind::Unbounded,
+                format!("h{h}: {} outputs from one step", outs.len()),
+            ));
+        }
+        for o in outs {
+            self.log(format!("h{h} -> {}", trace::output(&o)));
+            self.perform(h, o)?;
+        }
+        let Some(node) = self.hosts[h].node.as_ref() else {
+            return Ok(());
+        };
+        if let Err(e) = node.check_invariants() {
+            return Err(self.fail(Kind::NodeInvariant, format!("h{h}: {e}")));
+        }
+        let conns = node.connections();
+        if conns > 4 * self.hosts.len() + 16 {
+            return Err(self.fail(Kind::Unbounded, format!("h{h}: {conns} connections")));
+        }
+        let buffered = node.buffered_bytes();
+        if buffered > conns.max(1) * 2 * (64 << 10) {
+            return Err(self.fail(
+                Kind::Unbounded,
+                format!("h{h}: {buffered} bytes buffered in {conns} connections"),
+            ));
+        }
+        let deadline = node.poll_timeout().map(|t| self.nanos(t));
+        self.hosts[h].deadline = deadline;
+        self.refresh_expiry(h);
+        Ok(())
+    }
+}

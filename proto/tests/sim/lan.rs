@@ -1,0 +1,328 @@
+//! The LAN: broadcast datagrams with loss, duplication and jitter, and TCP connections as
+//! ordered byte streams paced by the sender's uplink, which can be refused, reset, stalled or
+//! half-closed. Misbehaving hosts' streams pass through a [`Rewriter`].
+
+use super::*;
+
+impl Sim {
+    pub(super) fn broadcast(&mut self, h: usize, data: Vec<u8>) {
+        let from = SocketAddr::new(IpAddr::V4(self.hosts[h].ip), 9999);
+        for t in 0..self.hosts.len() {
+            if self.hosts[t].node.is_none() || self.hosts[t].group != self.hosts[h].group {
+                continue;
+            }
+            if t != h && self.rng.chance(self.loss) {
+                continue;
+            }
+            let copies = if self.rng.chance(self.dup) { 2 } else { 1 };
+            for _ in 0..copies {
+                let jitter = if self.jitter > 0 {
+                    self.rng.range(0, self.jitter)
+                } else {
+                    0
+                };
+                let at = self.now + self.link_lat(h, t) + jitter;
+                let inc = self.hosts[t].inc;
+                let input = Input::Datagram {
+                    from,
+                    data: data.clone(),
+                };
+                self.schedule(
+                    at,
+                    Ev::Input {
+                        host: t,
+                        inc,
+                        input,
+                        from: Some(h),
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn connect(&mut self, h: usize, conn: ConnId, addr: SocketAddr) {
+        let inc = self.hosts[h].inc;
+        let target = self
+            .hosts
+            .iter()
+            .position(|x| IpAddr::V4(x.ip) == addr.ip() && addr.port() == 10000);
+        let Some(t) = target else {
+            let at = self.now + self.hosts[h].lat;
+            self.schedule(
+                at,
+                Ev::Input {
+                    host: h,
+                    inc,
+                    input: Input::ConnectFailed { conn },
+                    from: None,
+                },
+            );
+            return;
+        };
+        let lat = self.link_lat(h, t);
+        if self.hosts[t].group != self.hosts[h].group {
+            return; // the SYN is lost: the node's connect timeout decides
+        }
+        if self.hosts[t].node.is_none() {
+            if self.rng.chance(0.5) {
+                self.schedule(
+                    self.now + 2 * lat,
+                    Ev::Input {
+                        host: h,
+                        inc,
+                        input: Input::ConnectFailed { conn },
+                        from: Some(t),
+                    },
+                );
+            }
+            return;
+        }
+        let cid = self.conns.len();
+        let ends = [
+            End {
+                host: h,
+                inc,
+                conn: Some(conn),
+                open: true,
+            },
+            End {
+                host: t,
+                inc: self.hosts[t].inc,
+                conn: None,
+                open: true,
+            },
+        ];
+        let rewrite = |b: Behaviour| {
+            matches!(b, Behaviour::Mute | Behaviour::ManifestLiar).then(Rewriter::default)
+        };
+        self.conns.push(SimConn {
+            ends,
+            reset: false,
+            last_arrival: [0; 2],
+            flush_at: [0; 2],
+            stall_until: [0; 2],
+            rewrite: [
+                rewrite(self.hosts[h].behaviour),
+                rewrite(self.hosts[t].behaviour),
+            ],
+        });
+        self.conn_of.insert((h, conn), cid);
+        self.schedule(self.now + lat, Ev::Accepted { cid });
+        self.schedule(self.now + 2 * lat, Ev::Connected { cid });
+    }
+
+    /// The accepting end's node accepts connection `cid` (its host is running): it names the
+    /// connection, or refuses it, and then the other end sees a reset.
+    pub(super) fn accept(&mut self, cid: usize) -> Res {
+        let [a, b] = self.conns[cid].ends;
+        if !b.open {
+            return Ok(());
+        }
+        let h = b.host;
+        let remote = SocketAddr::new(IpAddr::V4(self.hosts[a.host].ip), 40000);
+        self.hosts[h].heard[a.host] = self.now;
+        let now = self.instant();
+        let node = self.hosts[h].node.as_mut().expect("a running node");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.accept(now, remote)));
+        let Ok(conn) = r else {
+            return Err(self.fail(Kind::Panic, format!("h{h} panicked in accept")));
+        };
+        match conn {
+            Some(conn) => {
+                self.log(format!("h{h} <- Accepted {conn:?} remote={remote}"));
+                self.conns[cid].ends[1].conn = Some(conn);
+                self.conn_of.insert((h, conn), cid);
+            }
+            None => {
+                self.log(format!("h{h} <- Accepted refused remote={remote}"));
+                self.conns[cid].ends[1].open = false;
+                self.conns[cid].reset = true;
+                let lat = self.link_lat(h, a.host);
+                self.schedule(self.now + lat, Ev::Reset { cid, to: 0 });
+            }
+        }
+        self.after(h)
+    }
+
+    pub(super) fn send(&mut self, h: usize, conn: ConnId, mut data: Vec<u8>) {
+        let Some(&cid) = self.conn_of.get(&(h, conn)) else {
+            return;
+        };
+        let e = usize::from(
+            self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == Some(conn),
+        );
+        let o = 1 - e;
+        if !self.conns[cid].ends[e].open {
+            return;
+        }
+        // Pace on the sender's uplink.
+        let rate = self.hosts[h].up_rate.max(1);
+        let start = self
+            .now
+            .max(self.hosts[h].tx_busy)
+            .max(self.conns[cid].stall_until[e]);
+        let wire = data.len() as u64 + 40;
+        let end = start + ((u128::from(wire) * u128::from(SEC)) / u128::from(rate)) as Nanos;
+        self.hosts[h].tx_busy = end;
+        self.conns[cid].flush_at[e] = end;
+        self.schedule(end, Ev::Flushed { cid, end: e });
+        // Misbehaviour of the sending host.
+        if let Some(rw) = self.conns[cid].rewrite[e].as_mut() {
+            data = rw.rewrite(self.hosts[h].behaviour, &data);
+        }
+        let mut close_after = false;
+        if let Behaviour::Closer(p) = self.hosts[h].behaviour
+            && data.len() >= 1024
+            && self.rng.chance(p)
+        {
+            let keep = self.rng.below(data.len());
+            data.truncate(keep);
+            close_after = true;
+        }
+        let to = o;
+        if self.conns[cid].ends[to].open && !self.conns[cid].reset && !data.is_empty() {
+            let t = self.conns[cid].ends[to].host;
+            let lat = self.link_lat(h, t);
+            // Across a partition, TCP retransmits until it heals.
+            let floor = if self.hosts[t].group != self.hosts[h].group {
+                self.partition_until + lat
+            } else {
+                0
+            };
+            // Cut into pieces of arbitrary sizes, arriving in order.
+            let pieces = if data.len() > 1 && self.rng.chance(0.5) {
+                self.rng.range(2, 4) as usize
+            } else {
+                1
+            };
+            let mut cuts: Vec<usize> = (1..pieces)
+                .map(|_| self.rng.range(1, data.len() as u64 - 1) as usize)
+                .collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            cuts.push(data.len());
+            let mut prev = 0;
+            let span = end - start;
+            for cut in cuts {
+                let piece = data[prev..cut].to_vec();
+                let frac = (span as u128 * cut as u128 / data.len() as u128) as Nanos;
+                let at = (start + frac + lat)
+                    .max(floor)
+                    .max(self.conns[cid].last_arrival[to]);
+                self.conns[cid].last_arrival[to] = at;
+                self.schedule(
+                    at,
+                    Ev::Bytes {
+                        cid,
+                        to,
+                        data: piece,
+                    },
+                );
+                prev = cut;
+            }
+        }
+        if close_after {
+            self.log(format!("h{h} closes {conn:?} mid-chunk"));
+            self.conns[cid].ends[e].open = false;
+            self.conn_of.remove(&(h, conn));
+            let inc = self.hosts[h].inc;
+            self.schedule(
+                self.now,
+                Ev::Input {
+                    host: h,
+                    inc,
+                    input: Input::Closed { conn },
+                    from: None,
+                },
+            );
+            self.fin(cid, o);
+        }
+    }
+
+    /// The other end `to` learns of a clean close after the last bytes sent to it.
+    pub(super) fn fin(&mut self, cid: usize, to: usize) {
+        if !self.conns[cid].ends[to].open {
+            return;
+        }
+        let from = self.conns[cid].ends[1 - to].host;
+        let lat = self.link_lat(from, self.conns[cid].ends[to].host);
+        let at = (self.now + lat).max(self.conns[cid].last_arrival[to]);
+        self.schedule(at, Ev::Fin { cid, to });
+    }
+
+    pub(super) fn close(&mut self, h: usize, conn: ConnId) {
+        let Some(cid) = self.conn_of.remove(&(h, conn)) else {
+            return;
+        };
+        let e = usize::from(
+            self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == Some(conn),
+        );
+        self.conns[cid].ends[e].open = false;
+        self.fin(cid, 1 - e);
+    }
+
+    /// The end `to` of `cid` is told its connection is gone.
+    pub(super) fn end_told(&mut self, cid: usize, to: usize) -> Res {
+        let end = self.conns[cid].ends[to];
+        if !end.open {
+            return Ok(());
+        }
+        self.conns[cid].ends[to].open = false;
+        let Some(conn) = end.conn else {
+            return Ok(());
+        };
+        self.conn_of.remove(&(end.host, conn));
+        let from = self.conns[cid].ends[1 - to].host;
+        self.deliver(end.host, end.inc, Input::Closed { conn }, Some(from))
+    }
+
+    pub(super) fn live_conns(&self) -> Vec<usize> {
+        (0..self.conns.len())
+            .filter(|&c| self.conns[c].ends.iter().all(|e| e.open) && !self.conns[c].reset)
+            .collect()
+    }
+}
+
+impl Rewriter {
+    /// Passes whole frames on, falsifying or dropping what `b` misbehaves on.
+    pub(super) fn rewrite(&mut self, b: Behaviour, data: &[u8]) -> Vec<u8> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        if !self.preamble_done {
+            if self.buf.len() < frame::PREAMBLE.len() {
+                return out;
+            }
+            out.extend(self.buf.drain(..frame::PREAMBLE.len()));
+            self.preamble_done = true;
+        }
+        loop {
+            match frame::decode(&self.buf) {
+                Ok(Some((f, used))) => {
+                    let raw: Vec<u8> = self.buf.drain(..used).collect();
+                    match (b, f) {
+                        (Behaviour::Mute, Frame::Chunk { .. })
+                        | (Behaviour::Mute, Frame::Message(Message::Manifest { .. })) => {}
+                        (
+                            Behaviour::ManifestLiar,
+                            Frame::Message(Message::Manifest { content, mut bytes }),
+                        ) => {
+                            if let Some(last) = bytes.last_mut() {
+                                *last ^= 0x55;
+                            }
+                            out.extend(frame::encode_message(&Message::Manifest {
+                                content,
+                                bytes,
+                            }));
+                        }
+                        _ => out.extend(raw),
+                    }
+                }
+                Ok(None) => return out,
+                Err(_) => {
+                    out.append(&mut self.buf);
+                    return out;
+                }
+            }
+        }
+    }
+}
