@@ -63,9 +63,10 @@ const CACHE_VERSION: u32 = 1;
 /// A cache larger than this is not read (it would be foreign or absurd).
 const MAX_CACHE_BYTES: u64 = 1 << 30;
 
-/// One shared file, as found by the last scan.
+/// One shared file as a scan found it: its name, its path and its manifest. The node is told
+/// of it as a [`p2pshare_proto::LocalFile`] (no path: the node never sees one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalFile {
+pub struct ScannedFile {
     /// Its name in the folder (passes `check_name`).
     pub name: String,
     /// `<folder>/<name>`.
@@ -78,7 +79,7 @@ pub struct LocalFile {
 #[derive(Debug, Clone)]
 pub struct Scan {
     /// Every shared file, sorted by name.
-    pub files: Vec<LocalFile>,
+    pub files: Vec<ScannedFile>,
     /// True if the set of (name, content id) differs from the previous scan's; always true on a
     /// scanner's first scan, so the runtime publishes its catalog once at start.
     pub changed: bool,
@@ -293,10 +294,10 @@ impl Scanner {
             }
         }
 
-        let files: Vec<LocalFile> = self
+        let files: Vec<ScannedFile> = self
             .entries
             .iter()
-            .map(|(name, e)| LocalFile {
+            .map(|(name, e)| ScannedFile {
                 name: name.clone(),
                 path: self.dir.join(name),
                 manifest: Arc::clone(&e.manifest),

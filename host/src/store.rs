@@ -29,7 +29,7 @@ use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
 use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
 use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, check_name};
 
-use crate::scan::LocalFile;
+use crate::scan::ScannedFile;
 use crate::tail::Tail;
 
 /// The most bytes one read may ask for: the largest chunk a manifest may have.
@@ -88,7 +88,7 @@ impl Store {
     /// each file's name is used (its path is rebuilt inside the folder); a name failing
     /// `check_name` is ignored. When several names have one content, the first is served. Open
     /// handles of files no longer served (or now served from another name) are closed.
-    pub fn set_files(&mut self, files: &[LocalFile]) {
+    pub fn set_files(&mut self, files: &[ScannedFile]) {
         let mut shared = BTreeMap::new();
         for f in files {
             if check_name(&f.name).is_ok() {
@@ -453,8 +453,8 @@ mod tests {
         (0..n).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect()
     }
 
-    fn local(dir: &Path, name: &str, bytes: &[u8]) -> LocalFile {
-        LocalFile {
+    fn local(dir: &Path, name: &str, bytes: &[u8]) -> ScannedFile {
+        ScannedFile {
             name: name.into(),
             path: dir.join(name),
             manifest: Arc::new(Manifest::of_bytes(bytes)),
@@ -526,12 +526,12 @@ mod tests {
             local(dir, "link_out", &secret),
             local(dir, "link_in", &secret),
             // A path outside the folder is ignored: only the name counts.
-            LocalFile {
+            ScannedFile {
                 name: "missing".into(),
                 path: outside.path().join("secret"),
                 manifest: Arc::new(Manifest::of_bytes(&secret)),
             },
-            LocalFile {
+            ScannedFile {
                 name: "../secret".into(),
                 path: outside.path().join("secret"),
                 manifest: Arc::new(Manifest::of_bytes(&secret)),
