@@ -112,7 +112,7 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     let deadline = Instant::now() + timeout;
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Peers answer a newcomer within 250 ms: give them that long, so that every holder takes
-    // part from the first chunk, and resolve once every known peer's catalog is in.
+    // part from the first chunk, and pick the file once every known peer's catalog is in.
     let settled = Instant::now() + SETTLE;
     let content = loop {
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
@@ -121,7 +121,7 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
-        match resolve(&snap, name) {
+        match content_by_name(&snap, name) {
             Ok(c) => break c,
             Err(Unresolved::Ambiguous(msg)) => return Err(msg),
             Err(Unresolved::Have(msg)) => {
@@ -158,7 +158,7 @@ pub enum Unresolved {
 }
 
 /// Finds the one remote file `name` designates: by name, else by content-id prefix.
-pub fn resolve(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
+pub fn content_by_name(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
     let by_name: Vec<_> = s
         .remote
         .iter()

@@ -35,12 +35,13 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     }
     cfg.interval = Duration::from_secs_f64(opts.interval);
     for p in &opts.peers {
-        cfg.static_peers.push(resolve(p)?);
+        cfg.static_peers.push(peer_addr(p)?);
     }
     Ok(cfg)
 }
 
-fn resolve(peer: &str) -> Result<SocketAddr, String> {
+/// The first IPv4 address a `--peer HOST:PORT` names (a host name is looked up).
+fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
     let addrs = peer
         .to_socket_addrs()
         .map_err(|e| format!("--peer {peer}: {e}"))?;
