@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
-use p2pshare_proto::{ContentId, Event, hex};
+use p2pshare_proto::{ContentId, Digest, Event, Source, hex};
 
 use crate::args::Opts;
 use crate::format;
@@ -228,8 +228,46 @@ pub fn download(
 ) -> Result<String, String> {
     let start = Instant::now();
     handle.get(content).map_err(|e| e.to_string())?;
-    let bar = std::io::stderr().is_terminal();
-    let mut rejected = 0u32;
+    let bar = ProgressBar {
+        shown: std::io::stderr().is_terminal(),
+        start,
+    };
+    let outcome = wait_for_outcome(opts, handle, content, deadline, &bar)?;
+    bar.clear();
+    match outcome {
+        Outcome::Done(done) => Ok(summary(opts, &done, start.elapsed().as_secs_f64())),
+        Outcome::Failed(why) => Err(why),
+    }
+}
+
+/// How a download ended, as its last event told it.
+enum Outcome {
+    /// The verified file is in place.
+    Done(Done),
+    /// The node gave up on it: why, as one line.
+    Failed(String),
+}
+
+/// What the `DownloadDone` event says, for the summary.
+struct Done {
+    file: String,
+    size: u64,
+    file_hash: Digest,
+    fetched: u64,
+    reused: u32,
+    rejected: u32,
+    sources: Vec<Source>,
+}
+
+/// Reports notices and draws progress until `content`'s download is done or failed. Errors: the
+/// deadline passed (the download is cancelled, its partial file kept) or the peer stopped.
+fn wait_for_outcome(
+    opts: &Opts,
+    handle: &Handle,
+    content: ContentId,
+    deadline: Instant,
+    bar: &ProgressBar,
+) -> Result<Outcome, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -249,10 +287,7 @@ pub fn download(
                 done,
                 total,
                 peers,
-            } if c == content && bar => {
-                progress(done, total, peers, start.elapsed().as_secs_f64());
-            }
-            Event::ChunkRejected { content: c, .. } if c == content => rejected += 1,
+            } if c == content => bar.draw(done, total, peers),
             Event::DownloadDone {
                 content: c,
                 file,
@@ -260,79 +295,124 @@ pub fn download(
                 file_hash,
                 fetched,
                 reused,
+                rejected,
                 sources,
                 ..
             } if c == content => {
-                if bar {
-                    eprint!("\r\x1b[2K");
-                }
-                let secs = start.elapsed().as_secs_f64();
-                let path = opts.shared.join(&file);
-                let mut line = format!(
-                    "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
-                    path.display(),
-                    format::size(size),
-                    hex(&file_hash),
-                    sources.len(),
-                    if sources.len() == 1 { "" } else { "s" },
-                    secs,
-                    format::rate(fetched, secs),
-                );
-                if reused > 0 {
-                    line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
-                }
-                if rejected > 0 {
-                    line.push_str(&format!(
-                        "; rejected {rejected} corrupt chunk{}",
-                        if rejected == 1 { "" } else { "s" }
-                    ));
-                }
-                for s in &sources {
-                    let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
-                    let plural = if s.chunks == 1 { "" } else { "s" };
-                    line.push_str(&format!("\n  {who}: {} chunk{plural}", s.chunks));
-                }
-                return Ok(line);
+                return Ok(Outcome::Done(Done {
+                    file,
+                    size,
+                    file_hash,
+                    fetched,
+                    reused,
+                    rejected,
+                    sources,
+                }));
             }
             Event::DownloadFailed {
                 content: c,
                 name,
                 reason,
             } if c == content => {
-                if bar {
-                    eprint!("\r\x1b[2K");
-                }
-                return Err(format!("download of {name} failed: {reason}"));
+                return Ok(Outcome::Failed(format!(
+                    "download of {name} failed: {reason}"
+                )));
             }
             _ => {}
         }
     }
 }
 
-fn progress(done: u64, total: u64, peers: usize, secs: f64) {
-    const WIDTH: usize = 30;
-    let frac = if total == 0 {
-        1.0
-    } else {
-        done as f64 / total as f64
-    };
-    let filled = (frac * WIDTH as f64) as usize;
-    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let eta = if rate > 0.0 {
-        (total - done) as f64 / rate
-    } else {
-        0.0
-    };
-    eprint!(
-        "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
-        "=".repeat(filled),
-        " ".repeat(WIDTH - filled),
-        format::size(done),
-        format::size(total),
-        format::rate(done, secs),
-        eta,
-        peers,
-        if peers == 1 { "" } else { "s" }
+/// The lines printed once a download is done: where the file is, its hash, who sent what.
+fn summary(opts: &Opts, done: &Done, secs: f64) -> String {
+    let Done {
+        file,
+        size,
+        file_hash,
+        fetched,
+        reused,
+        rejected,
+        sources,
+    } = done;
+    let mut line = format!(
+        "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
+        opts.shared.join(file).display(),
+        format::size(*size),
+        hex(file_hash),
+        sources.len(),
+        plural(sources.len()),
+        secs,
+        format::rate(*fetched, secs),
     );
-    let _ = std::io::stderr().flush();
+    if *reused > 0 {
+        line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
+    }
+    if *rejected > 0 {
+        line.push_str(&format!(
+            "; rejected {rejected} corrupt chunk{}",
+            plural(*rejected as usize)
+        ));
+    }
+    for s in sources {
+        let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
+        line.push_str(&format!(
+            "\n  {who}: {} chunk{}",
+            s.chunks,
+            plural(s.chunks as usize)
+        ));
+    }
+    line
+}
+
+/// `"s"` unless there is exactly one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The progress line of one download on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    shown: bool,
+    start: Instant,
+}
+
+impl ProgressBar {
+    /// Redraws the line: `done` of `total` bytes, from `peers` peers.
+    fn draw(&self, done: u64, total: u64, peers: usize) {
+        if !self.shown {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let secs = self.start.elapsed().as_secs_f64();
+        let frac = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
+        let filled = (frac * WIDTH as f64) as usize;
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let eta = if rate > 0.0 {
+            (total - done) as f64 / rate
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
+            "=".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            format::size(done),
+            format::size(total),
+            format::rate(done, secs),
+            eta,
+            peers,
+            plural(peers)
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    /// Erases the line, before the outcome is printed.
+    fn clear(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
