@@ -1,6 +1,6 @@
 //! Starting a peer from the command-line options, on either runtime.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use p2pshare_host::{Handle, PeerConfig};
@@ -22,10 +22,9 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     cfg.use_folder = mode == Mode::Share;
     cfg.transfer_port = port;
     cfg.discovery_port = opts.discovery_port;
+    // Without --broadcast, PeerConfig's default (the limited broadcast address) stands.
     if !opts.broadcast.is_empty() {
         cfg.broadcast = opts.broadcast.clone();
-    } else {
-        cfg.broadcast = vec![IpAddr::V4(Ipv4Addr::BROADCAST)];
     }
     if !(opts.interval.is_finite() && opts.interval >= 0.1 && opts.interval <= 3600.0) {
         return Err(format!(
