@@ -27,10 +27,10 @@
 //!   never a whole file.
 //!
 //! Speed: hashing uses up to two threads. Files smaller than [`BIG_FILE`] are spread over two
-//! workers, each computing chunk and file hashes itself; a big file is read in blocks on the
-//! calling thread, which computes the chunk hashes, while a second thread computes the
-//! whole-file SHA-256 over the same blocks — [`ManifestBuilder`] would hash every byte twice on
-//! one thread.
+//! workers, each feeding a [`ManifestBuilder`]; a big file is read in blocks on the calling
+//! thread, which computes the chunk hashes with a [`ChunkHasher`] (the chunk half of
+//! `ManifestBuilder`), while a second thread computes the whole-file SHA-256 over the same
+//! blocks — one `ManifestBuilder` would hash every byte twice on one thread.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,7 +43,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use p2pshare_proto::manifest::{MAX_MANIFEST_BYTES, chunk_size_for};
+use p2pshare_proto::manifest::{ChunkHasher, MAX_MANIFEST_BYTES, chunk_size_for};
 use p2pshare_proto::{ContentId, Digest, Manifest, ManifestBuilder, ManifestError, check_name};
 use sha2::Digest as _;
 
@@ -456,10 +456,9 @@ fn hash_one_thread(file: &File, size: u64, buf: &mut Vec<u8>) -> Result<Manifest
     builder.finish().map_err(HashError::TooBig)
 }
 
-/// This thread reads blocks and hashes chunks; a helper thread hashes the whole file over the
-/// same blocks. At most [`HASH_BUFFERS`] blocks exist at once.
+/// This thread reads blocks and hashes chunks with a [`ChunkHasher`]; a helper thread hashes the
+/// whole file over the same blocks. At most [`HASH_BUFFERS`] blocks exist at once.
 fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifest, HashError> {
-    let chunk_size = chunk_size_for(size);
     std::thread::scope(|s| {
         let (to_helper, helper_in) = mpsc::sync_channel::<Arc<Vec<u8>>>(HASH_BUFFERS);
         let (helper_back, returned) = mpsc::channel::<Arc<Vec<u8>>>();
@@ -475,15 +474,10 @@ fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifes
         });
         let Ok(helper) = helper else {
             // No second thread: do it all here.
-            let mut buf = Vec::new();
-            return hash_one_thread(file, size, &mut buf);
+            return hash_one_thread(file, size, &mut Vec::new());
         };
-
-        let mut chunks: Vec<Digest> =
-            Vec::with_capacity(size.div_ceil(u64::from(chunk_size)) as usize);
+        let mut chunks = ChunkHasher::new(chunk_size_for(size));
         let mut read_all = || -> Result<(), HashError> {
-            let mut chunk = sha2::Sha256::new();
-            let mut in_chunk: u32 = 0;
             let mut allocated = 0;
             let mut remaining = size;
             while remaining > 0 {
@@ -503,20 +497,7 @@ fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifes
                 to_helper
                     .send(Arc::clone(&block))
                     .map_err(|_| HashError::Thread)?;
-                let mut data = &block[..];
-                while !data.is_empty() {
-                    let take = ((chunk_size - in_chunk) as usize).min(data.len());
-                    chunk.update(&data[..take]);
-                    in_chunk += take as u32;
-                    data = &data[take..];
-                    if in_chunk == chunk_size {
-                        chunks.push(chunk.finalize_reset().into());
-                        in_chunk = 0;
-                    }
-                }
-            }
-            if in_chunk > 0 {
-                chunks.push(chunk.finalize_reset().into());
+                chunks.update(&block);
             }
             Ok(())
         };
@@ -524,7 +505,7 @@ fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifes
         drop(to_helper);
         let file_hash = helper.join().map_err(|_| HashError::Thread)?;
         read?;
-        Manifest::from_parts(size, chunk_size, file_hash, chunks).map_err(HashError::TooBig)
+        chunks.finish(file_hash).map_err(HashError::TooBig)
     })
 }
 
