@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
-use p2pshare_proto::{ContentId, Digest, Event, Source, hex};
+use p2pshare_proto::{ContentId, Event, hex};
 
 use crate::args::Opts;
 use crate::format;
@@ -67,42 +67,34 @@ pub fn report(opts: &Opts, n: &Notice) {
     }
 }
 
-/// Runs a looking-only peer for `wait` seconds and returns what it saw.
-fn observe(opts: &Opts, port: Option<u16>, wait: f64) -> Result<Snapshot, String> {
+/// Runs a looking-only peer for `wait` seconds, then prints what it saw as `text` renders it, or
+/// with `json` as `as_json` does.
+fn observe(
+    opts: &Opts,
+    port: Option<u16>,
+    wait: f64,
+    json: bool,
+    text: fn(&Snapshot) -> String,
+    as_json: fn(&Snapshot) -> String,
+) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
     std::thread::sleep(wait);
     let snap = handle.snapshot().map_err(|e| e.to_string())?;
     handle.shutdown();
-    Ok(snap)
+    let render = if json { as_json } else { text };
+    println!("{}", render(&snap));
+    Ok(())
 }
 
 /// `p2pshare list`.
 pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    let s = observe(opts, port, wait)?;
-    println!(
-        "{}",
-        if json {
-            format::list_json(&s)
-        } else {
-            format::list(&s)
-        }
-    );
-    Ok(())
+    observe(opts, port, wait, json, format::list, format::list_json)
 }
 
 /// `p2pshare peers`.
 pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    let s = observe(opts, port, wait)?;
-    println!(
-        "{}",
-        if json {
-            format::peers_json(&s)
-        } else {
-            format::peers(&s)
-        }
-    );
-    Ok(())
+    observe(opts, port, wait, json, format::peers, format::peers_json)
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
@@ -232,42 +224,21 @@ pub fn download(
         shown: std::io::stderr().is_terminal(),
         start,
     };
-    let outcome = wait_for_outcome(opts, handle, content, deadline, &bar)?;
+    let end = wait_for_outcome(opts, handle, content, deadline, &bar)?;
     bar.clear();
-    match outcome {
-        Outcome::Done(done) => Ok(summary(opts, &done, start.elapsed().as_secs_f64())),
-        Outcome::Failed(why) => Err(why),
-    }
+    summary(opts, end, start.elapsed().as_secs_f64())
 }
 
-/// How a download ended, as its last event told it.
-enum Outcome {
-    /// The verified file is in place.
-    Done(Done),
-    /// The node gave up on it: why, as one line.
-    Failed(String),
-}
-
-/// What the `DownloadDone` event says, for the summary.
-struct Done {
-    file: String,
-    size: u64,
-    file_hash: Digest,
-    fetched: u64,
-    reused: u32,
-    rejected: u32,
-    sources: Vec<Source>,
-}
-
-/// Reports notices and draws progress until `content`'s download is done or failed. Errors: the
-/// deadline passed (the download is cancelled, its partial file kept) or the peer stopped.
+/// Reports notices and draws progress until `content`'s download ends; returns its last event,
+/// `DownloadDone` or `DownloadFailed`. Errors: the deadline passed (the download is cancelled,
+/// its partial file kept) or the peer stopped.
 fn wait_for_outcome(
     opts: &Opts,
     handle: &Handle,
     content: ContentId,
     deadline: Instant,
     bar: &ProgressBar,
-) -> Result<Outcome, String> {
+) -> Result<Event, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -288,44 +259,20 @@ fn wait_for_outcome(
                 total,
                 peers,
             } if c == content => bar.draw(done, total, peers),
-            Event::DownloadDone {
-                content: c,
-                file,
-                size,
-                file_hash,
-                fetched,
-                reused,
-                rejected,
-                sources,
-                ..
-            } if c == content => {
-                return Ok(Outcome::Done(Done {
-                    file,
-                    size,
-                    file_hash,
-                    fetched,
-                    reused,
-                    rejected,
-                    sources,
-                }));
-            }
-            Event::DownloadFailed {
-                content: c,
-                name,
-                reason,
-            } if c == content => {
-                return Ok(Outcome::Failed(format!(
-                    "download of {name} failed: {reason}"
-                )));
+            Event::DownloadDone { content: c, .. } | Event::DownloadFailed { content: c, .. }
+                if c == content =>
+            {
+                return Ok(e);
             }
             _ => {}
         }
     }
 }
 
-/// The lines printed once a download is done: where the file is, its hash, who sent what.
-fn summary(opts: &Opts, done: &Done, secs: f64) -> String {
-    let Done {
+/// What to print when a download ended with `end`: for `DownloadDone`, where the file is, its
+/// hash and who sent what; for `DownloadFailed`, why, as the error.
+fn summary(opts: &Opts, end: Event, secs: f64) -> Result<String, String> {
+    let Event::DownloadDone {
         file,
         size,
         file_hash,
@@ -333,27 +280,36 @@ fn summary(opts: &Opts, done: &Done, secs: f64) -> String {
         reused,
         rejected,
         sources,
-    } = done;
+        ..
+    } = end
+    else {
+        return Err(match end {
+            Event::DownloadFailed { name, reason, .. } => {
+                format!("download of {name} failed: {reason}")
+            }
+            other => format!("the download ended without a result: {other:?}"),
+        });
+    };
     let mut line = format!(
         "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
-        opts.shared.join(file).display(),
-        format::size(*size),
-        hex(file_hash),
+        opts.shared.join(&file).display(),
+        format::size(size),
+        hex(&file_hash),
         sources.len(),
         plural(sources.len()),
         secs,
-        format::rate(*fetched, secs),
+        format::rate(fetched, secs),
     );
-    if *reused > 0 {
+    if reused > 0 {
         line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
     }
-    if *rejected > 0 {
+    if rejected > 0 {
         line.push_str(&format!(
             "; rejected {rejected} corrupt chunk{}",
-            plural(*rejected as usize)
+            plural(rejected as usize)
         ));
     }
-    for s in sources {
+    for s in &sources {
         let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
         line.push_str(&format!(
             "\n  {who}: {} chunk{}",
@@ -361,7 +317,7 @@ fn summary(opts: &Opts, done: &Done, secs: f64) -> String {
             plural(s.chunks as usize)
         ));
     }
-    line
+    Ok(line)
 }
 
 /// `"s"` unless there is exactly one.
