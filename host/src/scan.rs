@@ -654,6 +654,15 @@ mod tests {
             .unwrap();
     }
 
+    /// A new folder holding `files`, each dated an hour back.
+    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            put(tmp.path(), name, bytes, 0);
+        }
+        tmp
+    }
+
     fn names(scan: &Scan) -> Vec<&str> {
         scan.files.iter().map(|f| f.name.as_str()).collect()
     }
@@ -723,11 +732,8 @@ mod tests {
 
     #[test]
     fn detects_modify_add_delete() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = folder(&[("keep", b"keep"), ("modify", b"aaaa"), ("delete", b"gone")]);
         let dir = tmp.path();
-        put(dir, "keep", b"keep", 0);
-        put(dir, "modify", b"aaaa", 0);
-        put(dir, "delete", b"gone", 0);
         let mut scanner = trusting(dir);
         scanner.scan().unwrap();
 
@@ -777,9 +783,9 @@ mod tests {
 
     #[test]
     fn recent_files_are_hashed_again_once() {
-        let tmp = tempfile::tempdir().unwrap();
+        // An old mtime does not help: the ctime is now.
+        let tmp = folder(&[("fresh", b"fresh")]);
         let dir = tmp.path();
-        put(dir, "fresh", b"fresh", 0); // an old mtime does not help: the ctime is now
         let mut s = Scanner::new(dir).unwrap();
         assert_eq!(s.scan().unwrap().hashed_files, 1);
         let again = s.scan().unwrap();
@@ -794,10 +800,8 @@ mod tests {
 
     #[test]
     fn corrupt_or_foreign_cache_is_ignored() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = folder(&[("a", b"aaa"), ("b", b"bbb")]);
         let dir = tmp.path();
-        put(dir, "a", b"aaa", 0);
-        put(dir, "b", b"bbb", 0);
         trusting(dir).scan().unwrap();
         let cache = dir.join(CACHE_FILE);
         let good = fs::read(&cache).unwrap();
@@ -843,10 +847,8 @@ mod tests {
 
     #[test]
     fn big_file_goes_through_the_scanner() {
-        let tmp = tempfile::tempdir().unwrap();
         let bytes = data(BIG_FILE as usize + 12_345, 3);
-        put(tmp.path(), "big", &bytes, 0);
-        put(tmp.path(), "small", b"s", 0);
+        let tmp = folder(&[("big", &bytes), ("small", b"s")]);
         let scan = trusting(tmp.path()).scan().unwrap();
         assert_eq!(names(&scan), ["big", "small"]);
         assert_eq!(*scan.files[0].manifest, Manifest::of_bytes(&bytes));

@@ -116,10 +116,7 @@ impl Store {
         check_len(len)?;
         let name = self.shared.get(content).ok_or(DiskError::NotFound)?.clone();
         let file = self.open_shared(content, &name)?;
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| read_err(e, &name))?;
-        Ok(buf)
+        read_at(file, &name, offset, len)
     }
 
     fn open_shared(&mut self, content: &ContentId, name: &str) -> Result<&File, DiskError> {
@@ -221,18 +218,14 @@ impl Store {
     /// Reads exactly `len` bytes at `offset` of an open partial download: call to re-verify
     /// chunks already on disk when a download resumes.
     pub fn read_partial(
-        &mut self,
+        &self,
         content: &ContentId,
         offset: u64,
         len: u32,
     ) -> Result<Vec<u8>, DiskError> {
         check_len(len)?;
         let p = self.partial(content)?;
-        let mut buf = vec![0u8; len as usize];
-        p.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| read_err(e, &p.name))?;
-        Ok(buf)
+        read_at(&p.file, &p.name, offset, len)
     }
 
     /// Writes `data` at `offset` of an open partial download: call for the node's write-chunk
@@ -422,6 +415,14 @@ fn check_len(len: u32) -> Result<(), DiskError> {
         )));
     }
     Ok(())
+}
+
+/// Reads exactly `len` bytes at `offset` of `file`, called `name` in errors (check `len` first).
+fn read_at(file: &File, name: &str, offset: u64, len: u32) -> Result<Vec<u8>, DiskError> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| read_err(e, name))?;
+    Ok(buf)
 }
 
 fn read_err(e: io::Error, name: &str) -> DiskError {
