@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
 
 /// Peer-to-peer file sharing on a local network.
 ///
@@ -13,8 +14,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "p2pshare", version, about, long_about)]
 pub struct Cli {
-    /// TCP port to serve chunks on [default: 10000; list and peers: any free port].
-    #[arg(value_name = "TRANSFER_PORT")]
+    /// TCP port to serve chunks on; when absent, [`DEFAULT_TRANSFER_PORT`], or any free port for
+    /// `list` and `peers` (the help text says so with the number).
+    #[arg(value_name = "TRANSFER_PORT", help = format!(
+        "TCP port to serve chunks on [default: {DEFAULT_TRANSFER_PORT}; \
+         list and peers: any free port]"
+    ))]
     pub port: Option<u16>,
 
     #[command(flatten)]
@@ -36,7 +41,7 @@ pub struct Opts {
     pub shared: PathBuf,
 
     /// UDP port of discovery (every peer of a LAN must use the same).
-    #[arg(long, global = true, default_value_t = 9999, value_name = "N")]
+    #[arg(long, global = true, default_value_t = DEFAULT_DISCOVERY_PORT, value_name = "N")]
     pub discovery_port: u16,
 
     /// Address announcements are broadcast to (repeatable) [default: 255.255.255.255].
@@ -52,7 +57,12 @@ pub struct Opts {
     pub runtime: Runtime,
 
     /// Seconds between announcements.
-    #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
+    #[arg(
+        long,
+        global = true,
+        default_value_t = DEFAULT_INTERVAL.as_secs_f64(),
+        value_name = "SECS"
+    )]
     pub interval: f64,
 
     /// Print what happens (peers found and lost, catalogs, rejected chunks; with `serve`, a

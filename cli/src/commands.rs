@@ -67,42 +67,34 @@ pub fn report(opts: &Opts, n: &Notice) {
     }
 }
 
-/// Runs a looking-only peer for `wait` seconds and returns what it saw.
-fn observe(opts: &Opts, port: Option<u16>, wait: f64) -> Result<Snapshot, String> {
+/// Runs a looking-only peer for `wait` seconds, then prints what it saw as `text` renders it, or
+/// with `json` as `as_json` does.
+fn observe(
+    opts: &Opts,
+    port: Option<u16>,
+    wait: f64,
+    json: bool,
+    text: fn(&Snapshot) -> String,
+    as_json: fn(&Snapshot) -> String,
+) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
     std::thread::sleep(wait);
     let snap = handle.snapshot().map_err(|e| e.to_string())?;
     handle.shutdown();
-    Ok(snap)
+    let render = if json { as_json } else { text };
+    println!("{}", render(&snap));
+    Ok(())
 }
 
 /// `p2pshare list`.
 pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    let s = observe(opts, port, wait)?;
-    println!(
-        "{}",
-        if json {
-            format::list_json(&s)
-        } else {
-            format::list(&s)
-        }
-    );
-    Ok(())
+    observe(opts, port, wait, json, format::list, format::list_json)
 }
 
 /// `p2pshare peers`.
 pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    let s = observe(opts, port, wait)?;
-    println!(
-        "{}",
-        if json {
-            format::peers_json(&s)
-        } else {
-            format::peers(&s)
-        }
-    );
-    Ok(())
+    observe(opts, port, wait, json, format::peers, format::peers_json)
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
@@ -112,7 +104,7 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     let deadline = Instant::now() + timeout;
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Peers answer a newcomer within 250 ms: give them that long, so that every holder takes
-    // part from the first chunk, and resolve once every known peer's catalog is in.
+    // part from the first chunk, and pick the file once every known peer's catalog is in.
     let settled = Instant::now() + SETTLE;
     let content = loop {
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
@@ -121,7 +113,7 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
-        match resolve(&snap, name) {
+        match content_by_name(&snap, name) {
             Ok(c) => break c,
             Err(Unresolved::Ambiguous(msg)) => return Err(msg),
             Err(Unresolved::Have(msg)) => {
@@ -158,7 +150,7 @@ pub enum Unresolved {
 }
 
 /// Finds the one remote file `name` designates: by name, else by content-id prefix.
-pub fn resolve(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
+pub fn content_by_name(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
     let by_name: Vec<_> = s
         .remote
         .iter()
@@ -228,8 +220,25 @@ pub fn download(
 ) -> Result<String, String> {
     let start = Instant::now();
     handle.get(content).map_err(|e| e.to_string())?;
-    let bar = std::io::stderr().is_terminal();
-    let mut rejected = 0u32;
+    let bar = ProgressBar {
+        shown: std::io::stderr().is_terminal(),
+        start,
+    };
+    let end = wait_for_outcome(opts, handle, content, deadline, &bar)?;
+    bar.clear();
+    summary(opts, end, start.elapsed().as_secs_f64())
+}
+
+/// Reports notices and draws progress until `content`'s download ends; returns its last event,
+/// `DownloadDone` or `DownloadFailed`. Errors: the deadline passed (the download is cancelled,
+/// its partial file kept) or the peer stopped.
+fn wait_for_outcome(
+    opts: &Opts,
+    handle: &Handle,
+    content: ContentId,
+    deadline: Instant,
+    bar: &ProgressBar,
+) -> Result<Event, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -249,90 +258,117 @@ pub fn download(
                 done,
                 total,
                 peers,
-            } if c == content && bar => {
-                progress(done, total, peers, start.elapsed().as_secs_f64());
-            }
-            Event::ChunkRejected { content: c, .. } if c == content => rejected += 1,
-            Event::DownloadDone {
-                content: c,
-                file,
-                size,
-                file_hash,
-                fetched,
-                reused,
-                sources,
-                ..
-            } if c == content => {
-                if bar {
-                    eprint!("\r\x1b[2K");
-                }
-                let secs = start.elapsed().as_secs_f64();
-                let path = opts.shared.join(&file);
-                let mut line = format!(
-                    "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
-                    path.display(),
-                    format::size(size),
-                    hex(&file_hash),
-                    sources.len(),
-                    if sources.len() == 1 { "" } else { "s" },
-                    secs,
-                    format::rate(fetched, secs),
-                );
-                if reused > 0 {
-                    line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
-                }
-                if rejected > 0 {
-                    line.push_str(&format!(
-                        "; rejected {rejected} corrupt chunk{}",
-                        if rejected == 1 { "" } else { "s" }
-                    ));
-                }
-                for s in &sources {
-                    let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
-                    let plural = if s.chunks == 1 { "" } else { "s" };
-                    line.push_str(&format!("\n  {who}: {} chunk{plural}", s.chunks));
-                }
-                return Ok(line);
-            }
-            Event::DownloadFailed {
-                content: c,
-                name,
-                reason,
-            } if c == content => {
-                if bar {
-                    eprint!("\r\x1b[2K");
-                }
-                return Err(format!("download of {name} failed: {reason}"));
+            } if c == content => bar.draw(done, total, peers),
+            Event::DownloadDone { content: c, .. } | Event::DownloadFailed { content: c, .. }
+                if c == content =>
+            {
+                return Ok(e);
             }
             _ => {}
         }
     }
 }
 
-fn progress(done: u64, total: u64, peers: usize, secs: f64) {
-    const WIDTH: usize = 30;
-    let frac = if total == 0 {
-        1.0
-    } else {
-        done as f64 / total as f64
+/// What to print when a download ended with `end`: for `DownloadDone`, where the file is, its
+/// hash and who sent what; for `DownloadFailed`, why, as the error.
+fn summary(opts: &Opts, end: Event, secs: f64) -> Result<String, String> {
+    let Event::DownloadDone {
+        file,
+        size,
+        file_hash,
+        fetched,
+        reused,
+        rejected,
+        sources,
+        ..
+    } = end
+    else {
+        return Err(match end {
+            Event::DownloadFailed { name, reason, .. } => {
+                format!("download of {name} failed: {reason}")
+            }
+            other => format!("the download ended without a result: {other:?}"),
+        });
     };
-    let filled = (frac * WIDTH as f64) as usize;
-    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let eta = if rate > 0.0 {
-        (total - done) as f64 / rate
-    } else {
-        0.0
-    };
-    eprint!(
-        "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
-        "=".repeat(filled),
-        " ".repeat(WIDTH - filled),
-        format::size(done),
-        format::size(total),
-        format::rate(done, secs),
-        eta,
-        peers,
-        if peers == 1 { "" } else { "s" }
+    let mut line = format!(
+        "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
+        opts.shared.join(&file).display(),
+        format::size(size),
+        hex(&file_hash),
+        sources.len(),
+        plural(sources.len()),
+        secs,
+        format::rate(fetched, secs),
     );
-    let _ = std::io::stderr().flush();
+    if reused > 0 {
+        line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
+    }
+    if rejected > 0 {
+        line.push_str(&format!(
+            "; rejected {rejected} corrupt chunk{}",
+            plural(rejected as usize)
+        ));
+    }
+    for s in &sources {
+        let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
+        line.push_str(&format!(
+            "\n  {who}: {} chunk{}",
+            s.chunks,
+            plural(s.chunks as usize)
+        ));
+    }
+    Ok(line)
+}
+
+/// `"s"` unless there is exactly one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The progress line of one download on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    shown: bool,
+    start: Instant,
+}
+
+impl ProgressBar {
+    /// Redraws the line: `done` of `total` bytes, from `peers` peers.
+    fn draw(&self, done: u64, total: u64, peers: usize) {
+        if !self.shown {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let secs = self.start.elapsed().as_secs_f64();
+        let frac = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
+        let filled = (frac * WIDTH as f64) as usize;
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let eta = if rate > 0.0 {
+            (total - done) as f64 / rate
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
+            "=".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            format::size(done),
+            format::size(total),
+            format::rate(done, secs),
+            eta,
+            peers,
+            plural(peers)
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    /// Erases the line, before the outcome is printed.
+    fn clear(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Starting a peer from the command-line options, on either runtime.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use p2pshare_host::{Handle, PeerConfig};
@@ -22,10 +22,9 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     cfg.use_folder = mode == Mode::Share;
     cfg.transfer_port = port;
     cfg.discovery_port = opts.discovery_port;
+    // Without --broadcast, PeerConfig's default (the limited broadcast address) stands.
     if !opts.broadcast.is_empty() {
         cfg.broadcast = opts.broadcast.clone();
-    } else {
-        cfg.broadcast = vec![IpAddr::V4(Ipv4Addr::BROADCAST)];
     }
     if !(opts.interval.is_finite() && opts.interval >= 0.1 && opts.interval <= 3600.0) {
         return Err(format!(
@@ -35,12 +34,13 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     }
     cfg.interval = Duration::from_secs_f64(opts.interval);
     for p in &opts.peers {
-        cfg.static_peers.push(resolve(p)?);
+        cfg.static_peers.push(peer_addr(p)?);
     }
     Ok(cfg)
 }
 
-fn resolve(peer: &str) -> Result<SocketAddr, String> {
+/// The first IPv4 address a `--peer HOST:PORT` names (a host name is looked up).
+fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
     let addrs = peer
         .to_socket_addrs()
         .map_err(|e| format!("--peer {peer}: {e}"))?;

@@ -51,7 +51,7 @@ pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
             "get" if arg.is_empty() => println!("Usage: get FILENAME (see `list`)"),
             "get" => {
                 let snap = handle.snapshot().map_err(|e| e.to_string())?;
-                match commands::resolve(&snap, arg) {
+                match commands::content_by_name(&snap, arg) {
                     Ok(c) => {
                         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
                         match commands::download(opts, &handle, c, far) {

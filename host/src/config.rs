@@ -8,7 +8,8 @@ use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRA
 use p2pshare_proto::{Config, PeerId};
 
 /// A peer's configuration. [`PeerConfig::new`] gives the defaults of the original program:
-/// discovery on UDP 9999 broadcast to 255.255.255.255, transfers on TCP 10000.
+/// discovery on UDP [`DEFAULT_DISCOVERY_PORT`] broadcast to 255.255.255.255, transfers on TCP
+/// [`DEFAULT_TRANSFER_PORT`], an announcement every [`DEFAULT_INTERVAL`].
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
     /// The shared folder (created if missing).

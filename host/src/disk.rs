@@ -18,7 +18,7 @@ use std::thread;
 
 use p2pshare_proto::{DiskOp, Input, ReadSource};
 
-use crate::scan::LocalFile;
+use crate::scan::ScannedFile;
 use crate::store::Store;
 
 /// Jobs that may wait for the disk thread.
@@ -28,7 +28,7 @@ pub const QUEUE: usize = 8;
 #[derive(Debug)]
 pub enum Job {
     /// The files to serve changed (after a scan).
-    Files(Vec<LocalFile>),
+    Files(Vec<ScannedFile>),
     /// A disk request of the node.
     Node(DiskOp),
 }

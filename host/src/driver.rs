@@ -37,8 +37,24 @@ pub enum StartError {
     Lock(LockError),
     /// The shared folder cannot be read.
     Scan(ScanError),
-    /// A socket could not be bound (the runtime fills this in).
+    /// A listening socket could not be opened, configured or bound (the port is taken?), or
+    /// its bound port cannot be read.
     Bind(String),
+    /// A thread of the peer could not be spawned (the system is out of threads or memory).
+    Thread {
+        /// Which thread: `scanner`, `disk`, or the runtime's loop.
+        name: &'static str,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// The runtime's event loop (mio's poll, smol's reactor) could not be created, or refused
+    /// to watch a socket or a waker.
+    EventLoop {
+        /// What was attempted, as in "cannot {what}".
+        what: &'static str,
+        /// What the OS said.
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -47,6 +63,10 @@ impl std::fmt::Display for StartError {
             StartError::Lock(e) => write!(f, "{e}"),
             StartError::Scan(e) => write!(f, "{e}"),
             StartError::Bind(e) => f.write_str(e),
+            StartError::Thread { name, error } => {
+                write!(f, "cannot start the {name} thread: {error}")
+            }
+            StartError::EventLoop { what, error } => write!(f, "cannot {what}: {error}"),
         }
     }
 }
@@ -105,10 +125,15 @@ pub fn start(
         thread::Builder::new()
             .name("p2pshare-scan".into())
             .spawn(move || scan_loop(scanner, every, scan_tx, wake, stop))
-            .map_err(|e| StartError::Bind(format!("cannot start the scanner thread: {e}")))?;
+            .map_err(|error| StartError::Thread {
+                name: "scanner",
+                error,
+            })?;
     }
-    let disk = Disk::start(&cfg.shared, wake.clone())
-        .map_err(|e| StartError::Bind(format!("cannot start the disk thread: {e}")))?;
+    let disk = Disk::start(&cfg.shared, wake.clone()).map_err(|error| StartError::Thread {
+        name: "disk",
+        error,
+    })?;
     let peer_id = PeerId(seed::random_bytes());
     let node_cfg = cfg.node_config(
         peer_id,

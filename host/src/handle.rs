@@ -133,7 +133,7 @@ impl Handle {
         Ok(())
     }
 
-    /// Starts downloading `content`; follow it through [`Handle::notices`].
+    /// Starts downloading `content`; follow it through [`Handle::next_notice`].
     pub fn get(&self, content: ContentId) -> Result<(), Stopped> {
         self.request(Request::Get(content))
     }

@@ -32,5 +32,5 @@ pub use driver::{Driver, StartError, Started, start};
 pub use handle::{Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;
-pub use scan::{HashError, LocalFile, Scan, ScanError, Scanner, hash_file};
+pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_file};
 pub use store::Store;

@@ -27,10 +27,10 @@
 //!   never a whole file.
 //!
 //! Speed: hashing uses up to two threads. Files smaller than [`BIG_FILE`] are spread over two
-//! workers, each computing chunk and file hashes itself; a big file is read in blocks on the
-//! calling thread, which computes the chunk hashes, while a second thread computes the
-//! whole-file SHA-256 over the same blocks — [`ManifestBuilder`] would hash every byte twice on
-//! one thread.
+//! workers, each feeding a [`ManifestBuilder`]; a big file is read in blocks on the calling
+//! thread, which computes the chunk hashes with a [`ChunkHasher`] (the chunk half of
+//! `ManifestBuilder`), while a second thread computes the whole-file SHA-256 over the same
+//! blocks — one `ManifestBuilder` would hash every byte twice on one thread.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,7 +43,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use p2pshare_proto::manifest::{MAX_MANIFEST_BYTES, chunk_size_for};
+use p2pshare_proto::manifest::{ChunkHasher, MAX_MANIFEST_BYTES, chunk_size_for};
 use p2pshare_proto::{ContentId, Digest, Manifest, ManifestBuilder, ManifestError, check_name};
 use sha2::Digest as _;
 
@@ -63,9 +63,10 @@ const CACHE_VERSION: u32 = 1;
 /// A cache larger than this is not read (it would be foreign or absurd).
 const MAX_CACHE_BYTES: u64 = 1 << 30;
 
-/// One shared file, as found by the last scan.
+/// One shared file as a scan found it: its name, its path and its manifest. The node is told
+/// of it as a [`p2pshare_proto::LocalFile`] (no path: the node never sees one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalFile {
+pub struct ScannedFile {
     /// Its name in the folder (passes `check_name`).
     pub name: String,
     /// `<folder>/<name>`.
@@ -78,7 +79,7 @@ pub struct LocalFile {
 #[derive(Debug, Clone)]
 pub struct Scan {
     /// Every shared file, sorted by name.
-    pub files: Vec<LocalFile>,
+    pub files: Vec<ScannedFile>,
     /// True if the set of (name, content id) differs from the previous scan's; always true on a
     /// scanner's first scan, so the runtime publishes its catalog once at start.
     pub changed: bool,
@@ -293,10 +294,10 @@ impl Scanner {
             }
         }
 
-        let files: Vec<LocalFile> = self
+        let files: Vec<ScannedFile> = self
             .entries
             .iter()
-            .map(|(name, e)| LocalFile {
+            .map(|(name, e)| ScannedFile {
                 name: name.clone(),
                 path: self.dir.join(name),
                 manifest: Arc::clone(&e.manifest),
@@ -455,10 +456,9 @@ fn hash_one_thread(file: &File, size: u64, buf: &mut Vec<u8>) -> Result<Manifest
     builder.finish().map_err(HashError::TooBig)
 }
 
-/// This thread reads blocks and hashes chunks; a helper thread hashes the whole file over the
-/// same blocks. At most [`HASH_BUFFERS`] blocks exist at once.
+/// This thread reads blocks and hashes chunks with a [`ChunkHasher`]; a helper thread hashes the
+/// whole file over the same blocks. At most [`HASH_BUFFERS`] blocks exist at once.
 fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifest, HashError> {
-    let chunk_size = chunk_size_for(size);
     std::thread::scope(|s| {
         let (to_helper, helper_in) = mpsc::sync_channel::<Arc<Vec<u8>>>(HASH_BUFFERS);
         let (helper_back, returned) = mpsc::channel::<Arc<Vec<u8>>>();
@@ -474,15 +474,10 @@ fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifes
         });
         let Ok(helper) = helper else {
             // No second thread: do it all here.
-            let mut buf = Vec::new();
-            return hash_one_thread(file, size, &mut buf);
+            return hash_one_thread(file, size, &mut Vec::new());
         };
-
-        let mut chunks: Vec<Digest> =
-            Vec::with_capacity(size.div_ceil(u64::from(chunk_size)) as usize);
+        let mut chunks = ChunkHasher::new(chunk_size_for(size));
         let mut read_all = || -> Result<(), HashError> {
-            let mut chunk = sha2::Sha256::new();
-            let mut in_chunk: u32 = 0;
             let mut allocated = 0;
             let mut remaining = size;
             while remaining > 0 {
@@ -502,20 +497,7 @@ fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifes
                 to_helper
                     .send(Arc::clone(&block))
                     .map_err(|_| HashError::Thread)?;
-                let mut data = &block[..];
-                while !data.is_empty() {
-                    let take = ((chunk_size - in_chunk) as usize).min(data.len());
-                    chunk.update(&data[..take]);
-                    in_chunk += take as u32;
-                    data = &data[take..];
-                    if in_chunk == chunk_size {
-                        chunks.push(chunk.finalize_reset().into());
-                        in_chunk = 0;
-                    }
-                }
-            }
-            if in_chunk > 0 {
-                chunks.push(chunk.finalize_reset().into());
+                chunks.update(&block);
             }
             Ok(())
         };
@@ -523,7 +505,7 @@ fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifes
         drop(to_helper);
         let file_hash = helper.join().map_err(|_| HashError::Thread)?;
         read?;
-        Manifest::from_parts(size, chunk_size, file_hash, chunks).map_err(HashError::TooBig)
+        chunks.finish(file_hash).map_err(HashError::TooBig)
     })
 }
 
@@ -672,6 +654,15 @@ mod tests {
             .unwrap();
     }
 
+    /// A new folder holding `files`, each dated an hour back.
+    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            put(tmp.path(), name, bytes, 0);
+        }
+        tmp
+    }
+
     fn names(scan: &Scan) -> Vec<&str> {
         scan.files.iter().map(|f| f.name.as_str()).collect()
     }
@@ -741,11 +732,8 @@ mod tests {
 
     #[test]
     fn detects_modify_add_delete() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = folder(&[("keep", b"keep"), ("modify", b"aaaa"), ("delete", b"gone")]);
         let dir = tmp.path();
-        put(dir, "keep", b"keep", 0);
-        put(dir, "modify", b"aaaa", 0);
-        put(dir, "delete", b"gone", 0);
         let mut scanner = trusting(dir);
         scanner.scan().unwrap();
 
@@ -795,9 +783,9 @@ mod tests {
 
     #[test]
     fn recent_files_are_hashed_again_once() {
-        let tmp = tempfile::tempdir().unwrap();
+        // An old mtime does not help: the ctime is now.
+        let tmp = folder(&[("fresh", b"fresh")]);
         let dir = tmp.path();
-        put(dir, "fresh", b"fresh", 0); // an old mtime does not help: the ctime is now
         let mut s = Scanner::new(dir).unwrap();
         assert_eq!(s.scan().unwrap().hashed_files, 1);
         let again = s.scan().unwrap();
@@ -812,10 +800,8 @@ mod tests {
 
     #[test]
     fn corrupt_or_foreign_cache_is_ignored() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = folder(&[("a", b"aaa"), ("b", b"bbb")]);
         let dir = tmp.path();
-        put(dir, "a", b"aaa", 0);
-        put(dir, "b", b"bbb", 0);
         trusting(dir).scan().unwrap();
         let cache = dir.join(CACHE_FILE);
         let good = fs::read(&cache).unwrap();
@@ -861,10 +847,8 @@ mod tests {
 
     #[test]
     fn big_file_goes_through_the_scanner() {
-        let tmp = tempfile::tempdir().unwrap();
         let bytes = data(BIG_FILE as usize + 12_345, 3);
-        put(tmp.path(), "big", &bytes, 0);
-        put(tmp.path(), "small", b"s", 0);
+        let tmp = folder(&[("big", &bytes), ("small", b"s")]);
         let scan = trusting(tmp.path()).scan().unwrap();
         assert_eq!(names(&scan), ["big", "small"]);
         assert_eq!(*scan.files[0].manifest, Manifest::of_bytes(&bytes));

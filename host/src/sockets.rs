@@ -9,39 +9,45 @@ use std::net::{Ipv4Addr, SocketAddr};
 use crate::driver::StartError;
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// The [`StartError::Bind`] for `what` failing on `port`.
 fn err(what: &str, port: u16, e: std::io::Error) -> StartError {
     StartError::Bind(format!("cannot {what} port {port}: {e}"))
 }
 
+/// A new non-blocking IPv4 socket with SO_REUSEADDR, to be bound to `0.0.0.0:port`; `kind`
+/// (`UDP`, `TCP`) names it in errors. For TCP, SO_REUSEADDR lets a restarted peer bind at once
+/// despite connections in TIME_WAIT; two live listeners on one port are still refused.
+fn socket(ty: Type, protocol: Protocol, kind: &str, port: u16) -> Result<Socket, StartError> {
+    let s = Socket::new(Domain::IPV4, ty, Some(protocol))
+        .map_err(|e| err(&format!("open {kind}"), port, e))?;
+    s.set_reuse_address(true)
+        .map_err(|e| err(&format!("reuse {kind}"), port, e))?;
+    s.set_nonblocking(true)
+        .map_err(|e| err(&format!("configure {kind}"), port, e))?;
+    Ok(s)
+}
+
+/// `0.0.0.0:port`.
+fn any(port: u16) -> socket2::SockAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into()
+}
+
 /// The discovery socket: UDP on `0.0.0.0:port`, non-blocking.
 pub fn discovery(port: u16) -> Result<std::net::UdpSocket, StartError> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(|e| err("open UDP", port, e))?;
-    s.set_reuse_address(true)
-        .map_err(|e| err("reuse UDP", port, e))?;
+    let s = socket(Type::DGRAM, Protocol::UDP, "UDP", port)?;
     s.set_reuse_port(true)
         .map_err(|e| err("reuse UDP", port, e))?;
     s.set_broadcast(true)
         .map_err(|e| err("broadcast on UDP", port, e))?;
-    s.set_nonblocking(true)
-        .map_err(|e| err("configure UDP", port, e))?;
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-    s.bind(&addr.into()).map_err(|e| err("bind UDP", port, e))?;
+    s.bind(&any(port)).map_err(|e| err("bind UDP", port, e))?;
     Ok(s.into())
 }
 
-/// The transfer listener: TCP on `0.0.0.0:port` (0 picks a free port), non-blocking.
+/// The transfer listener: TCP on `0.0.0.0:port` (0 picks a free port), non-blocking, without
+/// SO_REUSEPORT.
 pub fn listener(port: u16) -> Result<std::net::TcpListener, StartError> {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
-        .map_err(|e| err("open TCP", port, e))?;
-    // Lets a restarted peer bind at once despite connections in TIME_WAIT; two live
-    // listeners on one port are still refused (no SO_REUSEPORT here).
-    s.set_reuse_address(true)
-        .map_err(|e| err("reuse TCP", port, e))?;
-    s.set_nonblocking(true)
-        .map_err(|e| err("configure TCP", port, e))?;
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-    s.bind(&addr.into())
+    let s = socket(Type::STREAM, Protocol::TCP, "TCP", port)?;
+    s.bind(&any(port))
         .map_err(|e| err("listen on TCP", port, e))?;
     s.listen(1024).map_err(|e| err("listen on TCP", port, e))?;
     Ok(s.into())

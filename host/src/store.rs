@@ -29,7 +29,7 @@ use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
 use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
 use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, check_name};
 
-use crate::scan::LocalFile;
+use crate::scan::ScannedFile;
 use crate::tail::Tail;
 
 /// The most bytes one read may ask for: the largest chunk a manifest may have.
@@ -88,7 +88,7 @@ impl Store {
     /// each file's name is used (its path is rebuilt inside the folder); a name failing
     /// `check_name` is ignored. When several names have one content, the first is served. Open
     /// handles of files no longer served (or now served from another name) are closed.
-    pub fn set_files(&mut self, files: &[LocalFile]) {
+    pub fn set_files(&mut self, files: &[ScannedFile]) {
         let mut shared = BTreeMap::new();
         for f in files {
             if check_name(&f.name).is_ok() {
@@ -116,10 +116,7 @@ impl Store {
         check_len(len)?;
         let name = self.shared.get(content).ok_or(DiskError::NotFound)?.clone();
         let file = self.open_shared(content, &name)?;
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| read_err(e, &name))?;
-        Ok(buf)
+        read_at(file, &name, offset, len)
     }
 
     fn open_shared(&mut self, content: &ContentId, name: &str) -> Result<&File, DiskError> {
@@ -221,18 +218,14 @@ impl Store {
     /// Reads exactly `len` bytes at `offset` of an open partial download: call to re-verify
     /// chunks already on disk when a download resumes.
     pub fn read_partial(
-        &mut self,
+        &self,
         content: &ContentId,
         offset: u64,
         len: u32,
     ) -> Result<Vec<u8>, DiskError> {
         check_len(len)?;
         let p = self.partial(content)?;
-        let mut buf = vec![0u8; len as usize];
-        p.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| read_err(e, &p.name))?;
-        Ok(buf)
+        read_at(&p.file, &p.name, offset, len)
     }
 
     /// Writes `data` at `offset` of an open partial download: call for the node's write-chunk
@@ -424,6 +417,14 @@ fn check_len(len: u32) -> Result<(), DiskError> {
     Ok(())
 }
 
+/// Reads exactly `len` bytes at `offset` of `file`, called `name` in errors (check `len` first).
+fn read_at(file: &File, name: &str, offset: u64, len: u32) -> Result<Vec<u8>, DiskError> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| read_err(e, name))?;
+    Ok(buf)
+}
+
 fn read_err(e: io::Error, name: &str) -> DiskError {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         DiskError::Other(format!("{name} is shorter than expected"))
@@ -453,8 +454,8 @@ mod tests {
         (0..n).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect()
     }
 
-    fn local(dir: &Path, name: &str, bytes: &[u8]) -> LocalFile {
-        LocalFile {
+    fn local(dir: &Path, name: &str, bytes: &[u8]) -> ScannedFile {
+        ScannedFile {
             name: name.into(),
             path: dir.join(name),
             manifest: Arc::new(Manifest::of_bytes(bytes)),
@@ -526,12 +527,12 @@ mod tests {
             local(dir, "link_out", &secret),
             local(dir, "link_in", &secret),
             // A path outside the folder is ignored: only the name counts.
-            LocalFile {
+            ScannedFile {
                 name: "missing".into(),
                 path: outside.path().join("secret"),
                 manifest: Arc::new(Manifest::of_bytes(&secret)),
             },
-            LocalFile {
+            ScannedFile {
                 name: "../secret".into(),
                 path: outside.path().join("secret"),
                 manifest: Arc::new(Manifest::of_bytes(&secret)),

@@ -117,13 +117,19 @@ mod tests {
         (0..5_000_000u32).map(|i| (i * 7 % 251) as u8).collect()
     }
 
-    #[test]
-    fn in_order_out_of_order_and_left_over_bytes() {
+    /// A tail over a new file holding `bytes`, and the folder that holds the file.
+    fn tail_over(bytes: &[u8]) -> (tempfile::TempDir, Tail) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p");
+        std::fs::write(&path, bytes).unwrap();
+        let tail = Tail::new(File::open(&path).unwrap());
+        (dir, tail)
+    }
+
+    #[test]
+    fn in_order_out_of_order_and_left_over_bytes() {
         let data = data();
-        std::fs::write(&path, &data).unwrap();
-        let mut t = Tail::new(File::open(&path).unwrap());
+        let (_dir, mut t) = tail_over(&data);
         // Ahead of the prefix, then the prefix: the ahead part is read back.
         t.written(2_000_000, &data[2_000_000..3_000_000]).unwrap();
         t.written(0, &data[..2_000_000]).unwrap();
@@ -137,11 +143,8 @@ mod tests {
 
     #[test]
     fn a_repair_rehashes_from_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p");
         let data = data();
-        std::fs::write(&path, &data).unwrap();
-        let mut t = Tail::new(File::open(&path).unwrap());
+        let (_dir, mut t) = tail_over(&data);
         let mut wrong = data[..1000].to_vec();
         wrong[5] ^= 1;
         t.written(0, &wrong).unwrap();
@@ -154,10 +157,7 @@ mod tests {
 
     #[test]
     fn a_short_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p");
-        std::fs::write(&path, b"abc").unwrap();
-        let mut t = Tail::new(File::open(&path).unwrap());
+        let (_dir, mut t) = tail_over(b"abc");
         let e = t.finish(10).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }

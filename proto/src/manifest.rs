@@ -261,21 +261,48 @@ impl Manifest {
 
 /// Computes a manifest from a file's bytes fed in pieces of any size, in order.
 pub struct ManifestBuilder {
-    chunk_size: u32,
-    size: u64,
     file: sha2::Sha256,
-    chunk: sha2::Sha256,
-    in_chunk: u32,
-    hashes: Vec<Digest>,
+    chunks: ChunkHasher,
 }
 
 impl ManifestBuilder {
     /// Starts a manifest with `chunk_size` (use [`chunk_size_for`] on the file's size).
     pub fn new(chunk_size: u32) -> ManifestBuilder {
         ManifestBuilder {
+            file: sha2::Sha256::new(),
+            chunks: ChunkHasher::new(chunk_size),
+        }
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn update(&mut self, data: &[u8]) {
+        self.file.update(data);
+        self.chunks.update(data);
+    }
+
+    /// The manifest of everything fed. Fails only when the file has more than [`MAX_CHUNKS`]
+    /// chunks of the chosen size: pass `chunk_size_for(len)` to [`ManifestBuilder::new`].
+    pub fn finish(self) -> Result<Manifest, ManifestError> {
+        self.chunks.finish(self.file.finalize().into())
+    }
+}
+
+/// The chunk half of a [`ManifestBuilder`]: the SHA-256 of every chunk of the bytes fed, for a
+/// caller that hashes the whole file on another thread (the host's scanner, for big files).
+pub struct ChunkHasher {
+    chunk_size: u32,
+    size: u64,
+    chunk: sha2::Sha256,
+    in_chunk: u32,
+    hashes: Vec<Digest>,
+}
+
+impl ChunkHasher {
+    /// Starts with `chunk_size` (use [`chunk_size_for`] on the file's size).
+    pub fn new(chunk_size: u32) -> ChunkHasher {
+        ChunkHasher {
             chunk_size: chunk_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
             size: 0,
-            file: sha2::Sha256::new(),
             chunk: sha2::Sha256::new(),
             in_chunk: 0,
             hashes: Vec::new(),
@@ -284,7 +311,6 @@ impl ManifestBuilder {
 
     /// Feeds the next bytes of the file.
     pub fn update(&mut self, mut data: &[u8]) {
-        self.file.update(data);
         self.size += data.len() as u64;
         while !data.is_empty() {
             let room = (self.chunk_size - self.in_chunk) as usize;
@@ -299,13 +325,12 @@ impl ManifestBuilder {
         }
     }
 
-    /// The manifest of everything fed. Fails only when the file has more than [`MAX_CHUNKS`]
-    /// chunks of the chosen size: pass `chunk_size_for(len)` to [`ManifestBuilder::new`].
-    pub fn finish(mut self) -> Result<Manifest, ManifestError> {
+    /// The manifest of everything fed, given the SHA-256 of those same bytes. Fails like
+    /// [`ManifestBuilder::finish`].
+    pub fn finish(mut self, file_hash: Digest) -> Result<Manifest, ManifestError> {
         if self.in_chunk > 0 {
             self.hashes.push(self.chunk.finalize_reset().into());
         }
-        let file_hash: Digest = self.file.finalize().into();
         Manifest::from_parts(self.size, self.chunk_size, file_hash, self.hashes)
     }
 }

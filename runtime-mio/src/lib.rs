@@ -31,7 +31,10 @@ const READS_PER_TURN: usize = 4;
 /// Starts a peer on the mio runtime: binds its sockets (errors are returned here, not later),
 /// takes the shared folder, and runs the loop on a new thread.
 pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
-    let poll = Poll::new().map_err(|e| StartError::Bind(format!("cannot create poll: {e}")))?;
+    let poll = Poll::new().map_err(|error| StartError::EventLoop {
+        what: "create poll",
+        error,
+    })?;
     let mut udp = UdpSocket::from_std(p2pshare_host::sockets::discovery(cfg.discovery_port)?);
     let mut listener = TcpListener::from_std(p2pshare_host::sockets::listener(cfg.transfer_port)?);
     let port = listener
@@ -39,12 +42,15 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         .map_err(|e| StartError::Bind(format!("cannot read the listening port: {e}")))?
         .port();
     let reg = poll.registry();
-    let bind = |e: io::Error| StartError::Bind(format!("cannot register a socket: {e}"));
+    let register = |error: io::Error| StartError::EventLoop {
+        what: "register a socket",
+        error,
+    };
     reg.register(&mut udp, UDP, Interest::READABLE)
-        .map_err(bind)?;
+        .map_err(register)?;
     reg.register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(bind)?;
-    let waker = Arc::new(Waker::new(reg, WAKER).map_err(bind)?);
+        .map_err(register)?;
+    let waker = Arc::new(Waker::new(reg, WAKER).map_err(register)?);
     let w = waker.clone();
     let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         let _ = w.wake();
@@ -64,7 +70,10 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
     let thread = thread::Builder::new()
         .name("p2pshare-mio".into())
         .spawn(move || lp.run())
-        .map_err(|e| StartError::Bind(format!("cannot start the loop thread: {e}")))?;
+        .map_err(|error| StartError::Thread {
+            name: "loop",
+            error,
+        })?;
     Ok(Handle::new(
         started.requests,
         wake,

@@ -53,7 +53,10 @@ const RETRY: Duration = Duration::from_millis(50);
 /// Starts a peer on the smol runtime: binds its sockets (errors are returned here, not later),
 /// takes the shared folder, and runs the executor on a new thread.
 pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
-    let register = |e: io::Error| StartError::Bind(format!("cannot register a socket: {e}"));
+    let register = |error: io::Error| StartError::EventLoop {
+        what: "register a socket",
+        error,
+    };
     let udp = Arc::new(
         Async::new(p2pshare_host::sockets::discovery(cfg.discovery_port)?).map_err(register)?,
     );
@@ -88,7 +91,10 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             };
             smol::block_on(ex.run(owner.run(listener)));
         })
-        .map_err(|e| StartError::Bind(format!("cannot start the executor thread: {e}")))?;
+        .map_err(|error| StartError::Thread {
+            name: "executor",
+            error,
+        })?;
     Ok(Handle::new(
         started.requests,
         wake,
