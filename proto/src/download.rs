@@ -641,6 +641,14 @@ impl Download {
         self.chunks.get(index as usize)
     }
 
+    /// Verified bytes on disk, the file size, and how many peers have requests in flight;
+    /// `None` before the manifest is known.
+    pub fn progress(&self) -> Option<(u64, u64, usize)> {
+        let total = self.size()?;
+        let busy = self.peers.values().filter(|p| !p.inflight.is_empty());
+        Some((self.written_bytes, total, busy.count()))
+    }
+
     /// Chunks in flight across all peers.
     pub fn inflight(&self) -> usize {
         self.requested.len()

@@ -254,9 +254,7 @@ impl Loop {
         if c.connecting {
             let failed = matches!(c.stream.take_error(), Ok(Some(_)) | Err(_));
             if failed {
-                self.drop_conn(conn);
-                self.driver.input(Input::ConnectFailed { conn });
-                return;
+                return self.lost(conn, Input::ConnectFailed { conn });
             }
             match c.stream.peer_addr() {
                 Ok(_) => {
@@ -266,9 +264,7 @@ impl Loop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(_) => {
-                    self.drop_conn(conn);
-                    self.driver.input(Input::ConnectFailed { conn });
-                    return;
+                    return self.lost(conn, Input::ConnectFailed { conn });
                 }
             }
             self.perform();
@@ -301,9 +297,7 @@ impl Loop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.drop_conn(conn);
-                    self.driver.input(Input::Closed { conn });
-                    return;
+                    return self.lost(conn, Input::Closed { conn });
                 }
             }
         }
@@ -325,9 +319,7 @@ impl Loop {
             }
             match c.stream.read(&mut self.buf) {
                 Ok(0) => {
-                    self.drop_conn(conn);
-                    self.driver.input(Input::Closed { conn });
-                    return;
+                    return self.lost(conn, Input::Closed { conn });
                 }
                 Ok(n) => {
                     self.driver.received(conn, &self.buf[..n]);
@@ -336,12 +328,16 @@ impl Loop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.drop_conn(conn);
-                    self.driver.input(Input::Closed { conn });
-                    return;
+                    return self.lost(conn, Input::Closed { conn });
                 }
             }
         }
+    }
+
+    /// The connection failed or ended: forget it, and tell the node with `why`.
+    fn lost(&mut self, conn: ConnId, why: Input) {
+        self.drop_conn(conn);
+        self.driver.input(why);
     }
 
     fn drop_conn(&mut self, conn: ConnId) {

@@ -13,15 +13,34 @@ use crate::ids::{ContentId, PeerId};
 use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
 
+/// An answer to one of our requests about a download.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// The manifest.
+    Manifest(Vec<u8>),
+    /// A chunk.
+    Chunk { index: u32, data: Vec<u8> },
+    /// An error: about chunk `index`, or about the manifest when `None`.
+    Refused { code: ErrorCode, index: Option<u32> },
+}
+
 impl Node {
     fn session_peer(&self, conn: ConnId) -> Option<PeerId> {
         self.sessions.get(&conn).and_then(Session::peer)
     }
 
-    fn answered(&mut self, conn: ConnId) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.request_done();
-        }
+    /// True when a download of `content` runs and is in `phase`.
+    fn in_phase(&self, content: &ContentId, phase: Phase) -> bool {
+        self.downloads.get(content).is_some_and(|d| d.phase() == phase)
+    }
+
+    /// An answer about `content` arrived on `conn`: one request of ours there is answered.
+    /// The peer that sent it and the download it is for, if both are known.
+    fn answer(&mut self, conn: ConnId, content: &ContentId) -> Option<(PeerId, &mut Download)> {
+        let s = self.sessions.get_mut(&conn)?;
+        let peer = s.peer()?;
+        s.request_done();
+        Some((peer, self.downloads.get_mut(content)?))
     }
 
     pub(super) fn on_catalog(&mut self, now: Instant, conn: ConnId, files: Vec<CatalogEntry>) {
@@ -36,7 +55,9 @@ impl Node {
             return;
         }
         link.catalog_pending = false;
-        self.answered(conn);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.request_done();
+        }
         let before = files.len();
         let files: Vec<CatalogEntry> = files
             .into_iter()
@@ -139,22 +160,48 @@ impl Node {
         self.check_peers_left(content);
     }
 
-    pub(super) fn on_manifest(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        content: ContentId,
-        bytes: &[u8],
-    ) {
-        let Some(peer) = self.session_peer(conn) else {
+    /// An answer to one of our requests about `content` arrived on `conn`: it counts only if
+    /// that connection's peer was asked (each download checks that it was, and by whom).
+    pub(super) fn on_answer(&mut self, now: Instant, conn: ConnId, content: ContentId, a: Answer) {
+        let Some((peer, d)) = self.answer(conn, &content) else {
             return;
         };
-        self.answered(conn);
-        let Some(d) = self.downloads.get_mut(&content) else {
-            return;
-        };
-        match d.on_manifest(peer, bytes) {
+        match a {
+            Answer::Manifest(bytes) => {
+                let verdict = d.on_manifest(peer, &bytes);
+                self.on_manifest_verdict(now, content, verdict);
+            }
+            Answer::Refused { code, index } => {
+                let ask_manifest = match (index, code) {
+                    (Some(i), ErrorCode::Busy) => {
+                        d.refused(peer, i);
+                        false
+                    }
+                    (Some(_), _) => {
+                        d.ban(peer, Ban::NotFound);
+                        false
+                    }
+                    (None, _) => d.manifest_refused(peer),
+                };
+                if ask_manifest {
+                    self.request_manifest(now, content);
+                }
+                self.fill_all(now, content);
+                self.check_peers_left(content);
+            }
+            Answer::Chunk { index, data } => {
+                let verdict = d.on_chunk(now, peer, index, data);
+                self.on_chunk_verdict(now, content, peer, index, verdict);
+            }
+        }
+    }
+
+    fn on_manifest_verdict(&mut self, now: Instant, content: ContentId, verdict: ManifestVerdict) {
+        match verdict {
             ManifestVerdict::Accepted => {
+                let Some(d) = self.downloads.get(&content) else {
+                    return;
+                };
                 let name = d.name().to_owned();
                 let size = d.size().unwrap_or(0);
                 self.emit(Event::DownloadStarted {
@@ -173,50 +220,15 @@ impl Node {
         }
     }
 
-    pub(super) fn on_error(
+    fn on_chunk_verdict(
         &mut self,
         now: Instant,
-        conn: ConnId,
-        code: ErrorCode,
         content: ContentId,
-        index: Option<u32>,
-    ) {
-        let Some(peer) = self.session_peer(conn) else {
-            return;
-        };
-        self.answered(conn);
-        let Some(d) = self.downloads.get_mut(&content) else {
-            return;
-        };
-        match (index, code) {
-            (Some(i), ErrorCode::Busy) => d.refused(peer, i),
-            (Some(_), _) => d.ban(peer, Ban::NotFound),
-            (None, _) => {
-                if d.manifest_refused(peer) {
-                    self.request_manifest(now, content);
-                }
-            }
-        }
-        self.fill_all(now, content);
-        self.check_peers_left(content);
-    }
-
-    pub(super) fn on_chunk(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        content: ContentId,
+        peer: PeerId,
         index: u32,
-        data: Vec<u8>,
+        verdict: Received,
     ) {
-        let Some(peer) = self.session_peer(conn) else {
-            return;
-        };
-        self.answered(conn);
-        let Some(d) = self.downloads.get_mut(&content) else {
-            return;
-        };
-        match d.on_chunk(now, peer, index, data) {
+        match verdict {
             Received::Accepted { offset, data } => {
                 self.out.push_back(Output::Disk(DiskOp::Write {
                     content,
@@ -246,11 +258,7 @@ impl Node {
         content: ContentId,
         result: Result<u64, DiskError>,
     ) {
-        if self
-            .downloads
-            .get(&content)
-            .is_none_or(|d| d.phase() != Phase::Opening)
-        {
+        if !self.in_phase(&content, Phase::Opening) {
             return;
         }
         match result {
@@ -320,22 +328,15 @@ impl Node {
     }
 
     fn progress(&mut self, content: ContentId) {
-        let Some(d) = self.downloads.get(&content) else {
-            return;
-        };
-        let Some(total) = d.size() else { return };
-        let peers = d
-            .peers()
-            .values()
-            .filter(|p| !p.inflight.is_empty())
-            .count();
-        let done = d.written_bytes();
-        self.emit(Event::Progress {
-            content,
-            done,
-            total,
-            peers,
-        });
+        let progress = self.downloads.get(&content).and_then(Download::progress);
+        if let Some((done, total, peers)) = progress {
+            self.emit(Event::Progress {
+                content,
+                done,
+                total,
+                peers,
+            });
+        }
     }
 
     fn maybe_finish(&mut self, content: ContentId) {
@@ -353,10 +354,7 @@ impl Node {
     }
 
     pub(super) fn on_finished(&mut self, content: ContentId, result: Result<String, FinishError>) {
-        let Some(d) = self.downloads.get(&content) else {
-            return;
-        };
-        if d.phase() != Phase::Finishing {
+        if !self.in_phase(&content, Phase::Finishing) {
             return;
         }
         match result {

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::fetch::Answer;
 use super::{Event, NetOp, Node, Output};
 use crate::ids::PeerId;
 use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
@@ -171,7 +172,7 @@ impl Node {
                     index,
                     data,
                 },
-            ) => self.on_chunk(now, conn, content, index, data),
+            ) => self.on_answer(now, conn, content, Answer::Chunk { index, data }),
             (State::Open, Frame::Unreadable) => self.stats.frames_unreadable += 1,
             _ => {
                 self.stats.protocol_errors += 1;
@@ -225,12 +226,14 @@ impl Node {
             Message::ManifestRequest { content } => self.serve_manifest(conn, content),
             Message::ChunkRequest { content, index } => self.serve_chunk(conn, content, index),
             Message::Catalog { files, .. } => self.on_catalog(now, conn, files),
-            Message::Manifest { content, bytes } => self.on_manifest(now, conn, content, &bytes),
+            Message::Manifest { content, bytes } => {
+                self.on_answer(now, conn, content, Answer::Manifest(bytes))
+            }
             Message::Error {
                 code,
                 content,
                 index,
-            } => self.on_error(now, conn, code, content, index),
+            } => self.on_answer(now, conn, content, Answer::Refused { code, index }),
         }
     }
 
