@@ -117,10 +117,10 @@ pub fn perform(store: &mut Store, op: DiskOp) -> Option<Input> {
             content,
             name,
             size,
-        } => {
-            let result = store.open_partial(&content, &name, size);
-            Some(Input::PartialOpened { content, result })
-        }
+        } => Some(Input::PartialOpened {
+            result: store.open_partial(&content, &name, size),
+            content,
+        }),
         DiskOp::Write {
             content,
             index,
@@ -139,10 +139,10 @@ pub fn perform(store: &mut Store, op: DiskOp) -> Option<Input> {
             size,
             file_hash,
             ..
-        } => {
-            let result = store.finish(&content, &file_hash, size);
-            Some(Input::Finished { content, result })
-        }
+        } => Some(Input::Finished {
+            result: store.finish(&content, &file_hash, size),
+            content,
+        }),
         DiskOp::ClosePartial { content } => {
             store.close_partial(&content);
             None

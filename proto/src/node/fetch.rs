@@ -31,7 +31,9 @@ impl Node {
 
     /// True when a download of `content` runs and is in `phase`.
     fn in_phase(&self, content: &ContentId, phase: Phase) -> bool {
-        self.downloads.get(content).is_some_and(|d| d.phase() == phase)
+        self.downloads
+            .get(content)
+            .is_some_and(|d| d.phase() == phase)
     }
 
     /// An answer about `content` arrived on `conn`: one request of ours there is answered.
