@@ -4,6 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use p2pshare_host::{Handle, PeerConfig};
+use p2pshare_proto::node::{MAX_INTERVAL, MIN_INTERVAL, check_interval};
 
 use crate::args::{Opts, Runtime};
 
@@ -26,13 +27,17 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     if !opts.broadcast.is_empty() {
         cfg.broadcast = opts.broadcast.clone();
     }
-    if !(opts.interval.is_finite() && opts.interval >= 0.1 && opts.interval <= 3600.0) {
-        return Err(format!(
-            "--interval {} must be between 0.1 and 3600 seconds",
-            opts.interval
-        ));
-    }
-    cfg.interval = Duration::from_secs_f64(opts.interval);
+    // Proto decides what interval can run; a negative or not-a-number one is no duration.
+    let interval = Duration::try_from_secs_f64(opts.interval).unwrap_or(Duration::MAX);
+    check_interval(interval).map_err(|_| {
+        format!(
+            "--interval {} must be between {} and {} seconds",
+            opts.interval,
+            MIN_INTERVAL.as_secs_f64(),
+            MAX_INTERVAL.as_secs_f64()
+        )
+    })?;
+    cfg.interval = interval;
     for p in &opts.peers {
         cfg.static_peers.push(peer_addr(p)?);
     }

@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::{ConnId, Input, LocalFile as ProtoFile, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{ConfigError, ConnId, Input, LocalFile, NetOp, Node, Output, PeerId};
 
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
@@ -37,6 +37,8 @@ pub enum StartError {
     Lock(LockError),
     /// The shared folder cannot be read.
     Scan(ScanError),
+    /// The configuration cannot run (proto's [`Config::validate`](p2pshare_proto::Config::validate)).
+    Config(ConfigError),
     /// A listening socket could not be opened, configured or bound (the port is taken?), or
     /// its bound port cannot be read.
     Bind(String),
@@ -62,6 +64,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Lock(e) => write!(f, "{e}"),
             StartError::Scan(e) => write!(f, "{e}"),
+            StartError::Config(e) => write!(f, "{e}"),
             StartError::Bind(e) => f.write_str(e),
             StartError::Thread { name, error } => {
                 write!(f, "cannot start the {name} thread: {error}")
@@ -141,7 +144,7 @@ pub fn start(
         seed::random_u64(),
         transfer_port,
     );
-    let node = Node::new(node_cfg, Instant::now());
+    let node = Node::new(node_cfg, Instant::now()).map_err(StartError::Config)?;
     let driver = Driver {
         node,
         disk,
@@ -237,7 +240,7 @@ impl Driver {
         let files = scan
             .files
             .iter()
-            .map(|f| ProtoFile {
+            .map(|f| LocalFile {
                 name: f.name.clone(),
                 manifest: (*f.manifest).clone(),
             })

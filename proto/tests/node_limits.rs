@@ -25,7 +25,7 @@ fn one_address_cannot_take_every_connection() {
     let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
     cfg.announce_to.clear();
     let per_ip = cfg.max_connections_per_ip;
-    let mut node = Node::new(cfg, now);
+    let mut node = Node::new(cfg, now).unwrap();
     let hostile: SocketAddr = "10.0.0.66:40000".parse().unwrap();
     let mut refused = 0;
     for _ in 0..(per_ip + 50) {

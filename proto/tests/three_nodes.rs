@@ -44,7 +44,7 @@ impl Net {
                     Config::new(PeerId([i as u8 + 1; 16]), 100 + i as u64, i as u64, 10000);
                 cfg.announce_to = vec![BROADCAST];
                 Host {
-                    node: Node::new(cfg, now),
+                    node: Node::new(cfg, now).unwrap(),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
                     shared: BTreeMap::new(),
                     partial: BTreeMap::new(),

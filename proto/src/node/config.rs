@@ -1,4 +1,8 @@
 //! A node's configuration: who it is, where it announces, its timers and limits.
+//!
+//! Invariant: a [`super::Node`] only ever runs with a configuration that passed
+//! [`Config::validate`] (`Node::new` refuses any other), so no timer of the node can be zero
+//! (a busy loop) and no window or limit can be zero (a node that never asks or never serves).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +17,48 @@ pub const DEFAULT_DISCOVERY_PORT: u16 = 9999;
 pub const DEFAULT_TRANSFER_PORT: u16 = 10000;
 /// Default announcement interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest announcement interval: ten datagrams a second per peer is already a lot on a LAN.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest announcement interval: a peer silent for 3½ hours is as good as gone.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Why a configuration cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The announcement interval is outside [`MIN_INTERVAL`]`..=`[`MAX_INTERVAL`].
+    Interval(Duration),
+    /// A connection timeout is zero (named).
+    ZeroTimeout(&'static str),
+    /// A window or connection limit is zero (named).
+    ZeroLimit(&'static str),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Interval(d) => write!(
+                f,
+                "announcement interval {:.3} s is outside {} to {} s",
+                d.as_secs_f64(),
+                MIN_INTERVAL.as_secs_f64(),
+                MAX_INTERVAL.as_secs_f64()
+            ),
+            ConfigError::ZeroTimeout(what) => write!(f, "the {what} timeout must not be zero"),
+            ConfigError::ZeroLimit(what) => write!(f, "{what} must not be zero"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Checks an announcement interval (what [`Config::validate`] checks of it).
+pub fn check_interval(interval: Duration) -> Result<(), ConfigError> {
+    if (MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+        Ok(())
+    } else {
+        Err(ConfigError::Interval(interval))
+    }
+}
 
 /// Everything a [`super::Node`] needs to know at start. Build with [`Config::new`] and adjust
 /// the fields.
@@ -49,6 +95,35 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks that the node can run with this configuration: the interval within bounds, no
+    /// zero timeout, window or limit. `Node::new` calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_interval(self.interval)?;
+        let t = &self.timeouts;
+        for (what, d) in [
+            ("connect", t.connect),
+            ("handshake", t.handshake),
+            ("stall", t.stall),
+            ("idle", t.idle),
+            ("ping", t.ping),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroTimeout(what));
+            }
+        }
+        for (what, n) in [
+            ("max_window", self.max_window as usize),
+            ("serve_window", self.serve_window as usize),
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::ZeroLimit(what));
+            }
+        }
+        Ok(())
+    }
+
     /// A configuration with the defaults: announce to 255.255.255.255:9999 every 5 s.
     pub fn new(peer_id: PeerId, instance: u64, seed: u64, transfer_port: u16) -> Config {
         Config {
@@ -69,5 +144,28 @@ impl Config {
             max_connections_per_ip: 64,
             bugs: Bugs::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_that_cannot_run_is_refused() {
+        let ok = Config::new(PeerId([1; 16]), 1, 1, 10000);
+        assert_eq!(ok.validate(), Ok(()));
+        let mut c = ok.clone();
+        c.interval = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::Interval(Duration::ZERO)));
+        assert!(super::super::Node::new(c, crate::test_epoch()).is_err());
+        let mut c = ok.clone();
+        c.timeouts.stall = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("stall")));
+        let mut c = ok;
+        c.serve_window = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroLimit("serve_window")));
+        assert!(check_interval(MIN_INTERVAL).is_ok() && check_interval(MAX_INTERVAL).is_ok());
+        assert!(check_interval(MAX_INTERVAL + Duration::from_nanos(1)).is_err());
     }
 }

@@ -19,7 +19,10 @@ mod views;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-pub use config::{Config, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
+pub use config::{
+    Config, ConfigError, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT,
+    MAX_INTERVAL, MIN_INTERVAL, check_interval,
+};
 pub use io::{Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source};
 pub use views::{DownloadView, PeerView, RemoteFile, Stats};
 
@@ -55,7 +58,8 @@ use crate::wire::{Announce, CatalogEntry};
 /// use std::time::Instant;
 /// use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId};
 ///
-/// let mut node = Node::new(Config::new(PeerId([1; 16]), 7, 42, 10000), Instant::now());
+/// let cfg = Config::new(PeerId([1; 16]), 7, 42, 10000);
+/// let mut node = Node::new(cfg, Instant::now()).expect("the defaults are valid");
 /// loop {
 ///     while let Some(out) = node.poll_output() {
 ///         match out {
@@ -105,8 +109,10 @@ struct LocalEntry {
 }
 
 impl Node {
-    /// A node that starts announcing at `now`.
-    pub fn new(cfg: Config, now: Instant) -> Node {
+    /// A node that starts announcing at `now`, or why `cfg` cannot run
+    /// ([`Config::validate`]).
+    pub fn new(cfg: Config, now: Instant) -> Result<Node, ConfigError> {
+        cfg.validate()?;
         let discovery = Discovery::new(cfg.peer_id, cfg.interval, now, cfg.bugs);
         let statics = cfg
             .static_peers
@@ -117,7 +123,7 @@ impl Node {
                 retry_at: now,
             })
             .collect();
-        Node {
+        Ok(Node {
             rng: Rng::new(cfg.seed),
             now,
             discovery,
@@ -137,7 +143,7 @@ impl Node {
             stats: Stats::default(),
             shut_down: false,
             cfg,
-        }
+        })
     }
 
     // ---- getters ----

@@ -638,7 +638,10 @@ impl Sim {
         let mut cfg = Config::new(host.id, instance, seed, 10000);
         cfg.announce_to = vec![BROADCAST];
         cfg.bugs = host.bugs;
-        host.node = Some(Node::new(cfg, self.origin + Duration::from_nanos(self.now)));
+        host.node = Some(
+            Node::new(cfg, self.origin + Duration::from_nanos(self.now))
+                .expect("a valid configuration"),
+        );
         host.heard = vec![self.now; n];
         let b = self.hosts[h].behaviour;
         self.log(format!("h{h} start instance={instance:016x} {b:?}"));

@@ -431,7 +431,7 @@ impl Harness {
             cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
         }
         let mut h = Harness {
-            node: Node::new(cfg, origin),
+            node: Node::new(cfg, origin).expect("a valid configuration"),
             now: origin,
             files,
             manifests,
