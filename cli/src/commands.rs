@@ -103,13 +103,11 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    // Peers answer a newcomer within 250 ms: give them that long, so that every holder takes
-    // part from the first chunk, and pick the file once every known peer's catalog is in.
-    let settled = Instant::now() + SETTLE;
+    // Pick the file once the node says its view of the LAN has settled, so that every holder
+    // takes part from the first chunk.
     let content = loop {
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
-        let settling = Instant::now() < settled || snap.peers.iter().any(|p| p.files.is_none());
-        if settling && Instant::now() < deadline {
+        if !snap.settled && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
@@ -133,10 +131,6 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     handle.shutdown();
     Ok(())
 }
-
-/// How long a one-shot `get` listens before it picks the file: a little more than the 250 ms
-/// within which peers answer a newcomer.
-const SETTLE: Duration = Duration::from_millis(400);
 
 /// Why a name did not resolve to one remote file.
 #[derive(Debug)]

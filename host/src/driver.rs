@@ -285,6 +285,7 @@ impl Driver {
             shared: self.shared.clone(),
             stats: self.node.stats(),
             scanned: self.scanned,
+            settled: self.node.is_settled(Instant::now()),
         }
     }
 

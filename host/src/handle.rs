@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub stats: Stats,
     /// True once the first scan of the shared folder is done.
     pub scanned: bool,
+    /// True once the view of the LAN has settled (`Node::is_settled`).
+    pub settled: bool,
 }
 
 /// What the peer tells the CLI as it happens.

@@ -25,6 +25,8 @@ use crate::wire::Announce;
 /// The most peers the table holds.
 const MAX_PEERS: usize = 1024;
 const EARLY_ANSWER_GAP: Duration = Duration::from_millis(250);
+/// Slack on top of [`EARLY_ANSWER_GAP`] for the answers to cross the LAN and be read.
+const ANSWER_SLACK: Duration = Duration::from_millis(150);
 
 /// A peer in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,7 @@ pub struct Discovery {
     me: PeerId,
     interval: Duration,
     peers: BTreeMap<PeerId, Peer>,
+    started: Instant,
     next_announce: Instant,
     last_announce: Option<Instant>,
     changes: VecDeque<Change>,
@@ -90,6 +93,7 @@ impl Discovery {
             me,
             interval,
             peers: BTreeMap::new(),
+            started: now,
             next_announce: now,
             last_announce: None,
             changes: VecDeque::new(),
@@ -101,6 +105,12 @@ impl Discovery {
     /// What was ignored so far.
     pub fn drops(&self) -> Drops {
         self.drops
+    }
+
+    /// By when the peers on the LAN have answered our first announcement: each answers a
+    /// newcomer within 250 ms, plus slack for the way. Before then the table is still filling.
+    pub fn answered_by(&self) -> Instant {
+        self.started + EARLY_ANSWER_GAP + ANSWER_SLACK
     }
 
     /// How long a peer may stay silent before it is forgotten.

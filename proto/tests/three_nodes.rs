@@ -261,8 +261,10 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
     assert_eq!(net.share(2, "movie.bin", &data), id);
     net.hosts[2].corrupt_nth = Some(2);
 
-    // Discovery: A sees B and C, and both catalogs, within a couple of seconds.
+    // Discovery: A sees B and C, and both catalogs, within a couple of seconds; A's view has
+    // settled once both catalogs are in and the newcomer's answer time has passed.
     let t0 = net.now;
+    assert!(!net.hosts[0].node.is_settled(t0));
     net.run_until(Duration::from_secs(3), |n| {
         n.hosts[0].node.peers().len() == 2
             && n.hosts[0]
@@ -272,6 +274,7 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
                 .is_some_and(|f| f.holders.len() == 2)
     });
     assert!(net.now - t0 < Duration::from_secs(2));
+    net.run_until(Duration::from_secs(1), |n| n.hosts[0].node.is_settled(n.now));
     let files = net.hosts[0].node.remote_files();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].names, vec!["movie.bin".to_string()]);

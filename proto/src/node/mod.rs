@@ -198,6 +198,18 @@ impl Node {
         all
     }
 
+    /// True once the view of the LAN has settled at `now`: the peers have had time to answer
+    /// our first announcement, and every peer in the table has sent its catalog. A one-shot
+    /// `get` waits for this before it picks a file by name, so that every holder takes part
+    /// from the first chunk.
+    pub fn is_settled(&self, now: Instant) -> bool {
+        now >= self.discovery.answered_by()
+            && self
+                .discovery
+                .peers()
+                .all(|p| self.remote.contains_key(&p.id))
+    }
+
     /// Downloads in progress.
     pub fn downloads(&self) -> Vec<DownloadView> {
         self.downloads
