@@ -1,5 +1,6 @@
 //! Three nodes wired together by hand: every output of one is pumped into the others' inputs,
-//! with an in-memory store per node and a manual clock. Node A discovers B and C and downloads
+//! with the tests' one in-memory disk per node (`support/mem_store.rs`, as in the simulator)
+//! and a manual clock. Node A discovers B and C and downloads
 //! a multi-chunk file held by both; C serves one corrupt chunk, which A rejects and refetches.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the manual clock's offset.
@@ -7,22 +8,25 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::{
-    Config, ConnId, ContentId, DiskOp, Event, FinishError, Input, LocalFile, NetOp, Node, Output,
-    PeerId, ReadSource, sha256,
+    Config, ConnId, ContentId, DiskOp, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
+    ReadSource,
 };
+
+#[path = "support/mem_store.rs"]
+mod mem_store;
+use mem_store::Store;
 
 const BROADCAST: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255)), 9999);
 
 struct Host {
     node: Node,
     ip: IpAddr,
-    shared: BTreeMap<ContentId, Vec<u8>>,
-    partial: BTreeMap<ContentId, Vec<u8>>,
-    finished: BTreeMap<String, Vec<u8>>,
+    store: Store,
     events: Vec<Event>,
     /// Serve the n-th next chunk (0: the next one) with a flipped byte, once.
     corrupt_nth: Option<u32>,
@@ -46,9 +50,7 @@ impl Net {
                 Host {
                     node: Node::new(cfg, now).unwrap(),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
-                    shared: BTreeMap::new(),
-                    partial: BTreeMap::new(),
-                    finished: BTreeMap::new(),
+                    store: Store::default(),
                     events: Vec::new(),
                     corrupt_nth: None,
                 }
@@ -67,7 +69,10 @@ impl Net {
         b.update(data);
         let m = b.finish().unwrap();
         let id = m.id();
-        self.hosts[h].shared.insert(id, data.to_vec());
+        self.hosts[h]
+            .store
+            .shared
+            .insert(id, Rc::new(data.to_vec()));
         let files = vec![LocalFile {
             name: name.into(),
             manifest: m,
@@ -125,85 +130,30 @@ impl Net {
                         self.inbox.push_back((t, Input::Closed { conn: tconn }));
                     }
                 }
-                Output::Disk(DiskOp::Read {
-                    read,
-                    source,
-                    offset,
-                    len,
-                }) => {
-                    let (file, is_shared) = match source {
-                        ReadSource::Shared(c) => (host.shared.get(&c), true),
-                        ReadSource::Partial(c) => (host.partial.get(&c), false),
-                    };
-                    let (o, l) = (offset as usize, len as usize);
-                    let result = match file {
-                        Some(f) if o + l <= f.len() => {
-                            let mut bytes = f[o..o + l].to_vec();
-                            if is_shared {
-                                match host.corrupt_nth {
-                                    Some(0) => {
-                                        host.corrupt_nth = None;
-                                        bytes[0] ^= 0xff;
-                                    }
-                                    Some(n) => host.corrupt_nth = Some(n - 1),
-                                    None => {}
-                                }
-                            }
-                            Ok(bytes)
+                Output::Disk(op) => {
+                    let shared_read = matches!(
+                        op,
+                        DiskOp::Read {
+                            source: ReadSource::Shared(_),
+                            ..
                         }
-                        _ => Err(p2pshare_proto::DiskError::NotFound),
+                    );
+                    let Some(mut input) = host.store.perform(op) else {
+                        continue;
                     };
-                    self.inbox.push_back((h, Input::ReadDone { read, result }));
-                }
-                Output::Disk(DiskOp::OpenPartial { content, .. }) => {
-                    let existing = host.partial.entry(content).or_default().len() as u64;
-                    self.inbox.push_back((
-                        h,
-                        Input::PartialOpened {
-                            content,
-                            result: Ok(existing),
-                        },
-                    ));
-                }
-                Output::Disk(DiskOp::Write {
-                    content,
-                    index,
-                    offset,
-                    data,
-                }) => {
-                    let p = host.partial.entry(content).or_default();
-                    let end = offset as usize + data.len();
-                    if p.len() < end {
-                        p.resize(end, 0);
+                    if let (true, Input::ReadDone { result: Ok(d), .. }) = (shared_read, &mut input)
+                    {
+                        match host.corrupt_nth {
+                            Some(0) => {
+                                host.corrupt_nth = None;
+                                d[0] ^= 0xff;
+                            }
+                            Some(n) => host.corrupt_nth = Some(n - 1),
+                            None => {}
+                        }
                     }
-                    p[offset as usize..end].copy_from_slice(&data);
-                    self.inbox.push_back((
-                        h,
-                        Input::Written {
-                            content,
-                            index,
-                            result: Ok(()),
-                        },
-                    ));
+                    self.inbox.push_back((h, input));
                 }
-                Output::Disk(DiskOp::Finish {
-                    content,
-                    name,
-                    size,
-                    file_hash,
-                }) => {
-                    let data = host.partial.remove(&content).unwrap_or_default();
-                    let result = if data.len() as u64 == size && sha256(&data) == file_hash {
-                        let file = format!("dl_{name}");
-                        host.finished.insert(file.clone(), data);
-                        Ok(file)
-                    } else {
-                        Err(FinishError::HashMismatch)
-                    };
-                    self.inbox
-                        .push_back((h, Input::Finished { content, result }));
-                }
-                Output::Disk(DiskOp::ClosePartial { .. }) => {}
                 Output::Event(e) => host.events.push(e),
             }
         }
@@ -274,7 +224,9 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
                 .is_some_and(|f| f.holders.len() == 2)
     });
     assert!(net.now - t0 < Duration::from_secs(2));
-    net.run_until(Duration::from_secs(1), |n| n.hosts[0].node.is_settled(n.now));
+    net.run_until(Duration::from_secs(1), |n| {
+        n.hosts[0].node.is_settled(n.now)
+    });
     let files = net.hosts[0].node.remote_files();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].names, vec!["movie.bin".to_string()]);
@@ -291,7 +243,7 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
 
     let a = &net.hosts[0];
     assert_eq!(
-        a.finished.get("dl_movie.bin"),
+        a.store.finished.get("dl_movie.bin").map(|(_, d)| d),
         Some(&data),
         "byte-identical copy"
     );
@@ -358,5 +310,5 @@ fn download_stops_with_a_reason_when_the_only_holder_leaves() {
         _ => None,
     });
     assert!(reason.unwrap().contains("no peer has this file"));
-    assert!(net.hosts[0].finished.is_empty());
+    assert!(net.hosts[0].store.finished.is_empty());
 }

@@ -83,81 +83,37 @@ impl Sim {
         let Some(o) = self.hosts[h].pending_disk.remove(&op) else {
             return Ok(());
         };
-        let input = match o {
+        let shared_read = matches!(
+            o,
             DiskOp::Read {
-                read,
-                source,
-                offset,
-                len,
-            } => {
-                let store = &self.hosts[h].store;
-                let mut result = match source {
-                    ReadSource::Shared(c) => store.read_shared(&c, offset, len),
-                    ReadSource::Partial(c) => store.read_partial(&c, offset, len),
-                };
-                if let (Behaviour::Corrupt(p), ReadSource::Shared(_), Ok(d)) =
-                    (self.hosts[h].behaviour, source, result.as_mut())
-                    && !d.is_empty()
-                    && self.rng.chance(p)
-                {
-                    let i = self.rng.below(d.len());
-                    d[i] ^= 1 << self.rng.below(8);
-                }
-                Input::ReadDone { read, result }
+                source: ReadSource::Shared(_),
+                ..
             }
-            DiskOp::OpenPartial { content, .. } => Input::PartialOpened {
-                content,
-                result: Ok(self.hosts[h].store.open_partial(content)),
-            },
-            DiskOp::Write {
-                content,
-                index,
-                offset,
-                data,
-            } => {
-                let result = if self.rng.chance(self.hosts[h].write_fail) {
-                    Err(DiskError::NoSpace)
-                } else {
-                    self.hosts[h].store.write(content, offset, &data);
-                    Ok(())
-                };
+        );
+        let input = match o {
+            DiskOp::Write { content, index, .. } if self.rng.chance(self.hosts[h].write_fail) => {
                 Input::Written {
                     content,
                     index,
-                    result,
+                    result: Err(DiskError::NoSpace),
                 }
             }
-            DiskOp::Finish {
-                content,
-                name,
-                size,
-                file_hash,
-            } => {
-                let store = &mut self.hosts[h].store;
-                // As the real store: never replace a file, take the next free name instead
-                // (a crash between the rename and its answer leaves `dl_<name>` behind).
-                let file = (0..)
-                    .map(|i| match i {
-                        0 => format!("dl_{name}"),
-                        i => format!("dl_{name} ({i})"),
-                    })
-                    .find(|f| !store.finished.contains_key(f))
-                    .unwrap_or_default();
-                let ok = store
-                    .partial
-                    .get(&content)
-                    .is_some_and(|p| p.len() as u64 == size && sha256(p) == file_hash);
-                let result = if !ok {
-                    Err(FinishError::HashMismatch)
-                } else {
-                    let data = store.partial.remove(&content).unwrap_or_default();
-                    store.finished.insert(file.clone(), (content, data));
-                    Ok(file)
-                };
-                Input::Finished { content, result }
-            }
-            _ => return Ok(()),
+            // Some writes fail above; the rest is the one in-memory disk of the tests.
+            op => match self.hosts[h].store.perform(op) {
+                Some(input) => input,
+                None => return Ok(()),
+            },
         };
+        // A corrupting host flips a bit in what it serves.
+        let mut input = input;
+        if let (Behaviour::Corrupt(p), true, Input::ReadDone { result: Ok(d), .. }) =
+            (self.hosts[h].behaviour, shared_read, &mut input)
+            && !d.is_empty()
+            && self.rng.chance(p)
+        {
+            let i = self.rng.below(d.len());
+            d[i] ^= 1 << self.rng.below(8);
+        }
         self.deliver(h, inc, input, None)
     }
 }

@@ -36,6 +36,7 @@ mod feed;
 mod lan;
 pub mod rng;
 pub mod scenario;
+#[path = "../support/mem_store.rs"]
 pub mod store;
 mod sweep;
 pub mod trace;
@@ -52,8 +53,8 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::wire::frame::{self, Frame, Message};
 use p2pshare_proto::{
-    Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, FinishError, Input,
-    LocalFile, Manifest, NetOp, Node, Output, PeerId, ReadSource, sha256,
+    Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, Input, LocalFile, Manifest,
+    NetOp, Node, Output, PeerId, ReadSource, sha256,
 };
 
 use rng::SimRng;

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use mem_store::Store;
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::wire::frame::{
     CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, encode_chunk_header, encode_message,
@@ -33,6 +34,9 @@ use p2pshare_proto::{
     Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Input, LocalFile, Manifest,
     NetOp, Node, Output, PeerId, ReadId, ReadSource, sha256,
 };
+
+#[path = "mem_store.rs"]
+mod mem_store;
 
 /// Our node's id.
 pub const ME: PeerId = PeerId([0xaa; 16]);
@@ -304,7 +308,8 @@ pub struct Harness {
     opens: Vec<ContentId>,
     writes: Vec<(ContentId, u32, u64, Vec<u8>)>,
     finishes: Vec<ContentId>,
-    partial: BTreeMap<ContentId, Vec<u8>>,
+    /// The partial files, in the tests' one in-memory disk.
+    disk: Store,
     /// Outputs seen, by kind (for tests that want to know how deep a run went).
     pub counts: BTreeMap<&'static str, u64>,
     shut_down: bool,
@@ -441,7 +446,7 @@ impl Harness {
             opens: Vec::new(),
             writes: Vec::new(),
             finishes: Vec::new(),
-            partial: BTreeMap::new(),
+            disk: Store::default(),
             counts: BTreeMap::new(),
             shut_down: false,
         };
@@ -620,9 +625,11 @@ impl Harness {
                 }
                 let content = self.opens.remove(usize::from(*which) % self.opens.len());
                 let result = match how {
-                    OpenHow::Existing => {
-                        Ok(self.partial.get(&content).map_or(0, |p| p.len() as u64))
-                    }
+                    OpenHow::Existing => Ok(self
+                        .disk
+                        .partial
+                        .get(&content)
+                        .map_or(0, |p| p.len() as u64)),
                     OpenHow::Claim(n) => Ok(u64::from(*n)),
                     OpenHow::Fail => Err(DiskError::NoSpace),
                 };
@@ -635,12 +642,7 @@ impl Harness {
                 let (content, index, offset, data) =
                     self.writes.remove(usize::from(*which) % self.writes.len());
                 let result = if *ok {
-                    let p = self.partial.entry(content).or_default();
-                    let end = offset as usize + data.len();
-                    if p.len() < end {
-                        p.resize(end, 0);
-                    }
-                    p[offset as usize..end].copy_from_slice(&data);
+                    self.disk.write(content, offset, &data);
                     Ok(())
                 } else {
                     Err(DiskError::Other("disk on fire".into()))
@@ -749,7 +751,7 @@ impl Harness {
                 .iter()
                 .find(|f| f.manifest.id() == c)
                 .map(|f| f.data.clone()),
-            ReadSource::Partial(c) => self.partial.get(&c).cloned(),
+            ReadSource::Partial(c) => self.disk.partial.get(&c).cloned(),
         };
         let (o, l) = (offset as usize, len as usize);
         let result = match (bytes, how) {
@@ -1052,7 +1054,7 @@ impl Harness {
                     let m = self.manifests.get(&content);
                     let m = m.unwrap_or_else(|| panic!("finish of unknown content {content:?}"));
                     assert_eq!((m.size(), m.file_hash()), (size, &file_hash));
-                    let mut f = self.partial.get(&content).cloned().unwrap_or_default();
+                    let mut f = self.disk.partial.get(&content).cloned().unwrap_or_default();
                     f.resize(size as usize, 0);
                     assert_eq!(
                         sha256(&f),
