@@ -5,8 +5,9 @@
 //! 1. [`start`] takes the folder lock, starts the scanner and disk threads and builds the node;
 //! 2. the runtime feeds socket events with [`Driver::input`], deadlines with
 //!    [`Driver::timeout`], and calls [`Driver::poll_channels`] whenever its waker fired;
-//! 3. after each of those it performs every [`NetOp`] from [`Driver::poll_net`], and waits
-//!    until [`Driver::deadline`] at most;
+//! 3. after each of those it performs every [`NetOp`] from [`Driver::poll_net`] (through
+//!    [`perform`] and its [`Network`]), and waits until [`Driver::deadline`] at most, then calls
+//!    [`Driver::timeout_if_due`];
 //! 4. it stops when [`Driver::is_stopped`].
 //!
 //! Invariants: disk requests go to the disk thread ([`crate::disk`]), performed in order, and
@@ -15,6 +16,7 @@
 //! the handle's notice channel (dropped silently if the CLI is gone).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -29,6 +31,31 @@ use crate::handle::{Notice, Request, SharedFile, Snapshot};
 use crate::lock::{FolderLock, LockError};
 use crate::scan::{Scan, ScanError, Scanner};
 use crate::seed;
+
+/// A runtime's network: what it does with each kind of [`NetOp`]. The runtime drains
+/// [`Driver::poll_net`] and hands each operation to [`perform`], which calls the method for
+/// it, so the mapping from the node's requests to socket work is written once.
+pub trait Network {
+    /// Sends a datagram from the discovery socket; a failed send is a lost datagram.
+    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>);
+    /// Opens a connection; feed `Input::Connected` or `Input::ConnectFailed` later.
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr);
+    /// Queues bytes on a connection, after everything queued before; feed `Input::Flushed`
+    /// when its queue is empty again.
+    fn send(&mut self, conn: ConnId, data: Vec<u8>);
+    /// Closes a connection at once, discarding what is still queued.
+    fn close(&mut self, conn: ConnId);
+}
+
+/// Performs one network operation of the node on `net`.
+pub fn perform(op: NetOp, net: &mut impl Network) {
+    match op {
+        NetOp::Datagram { to, data } => net.datagram(to, data),
+        NetOp::Connect { conn, addr } => net.connect(conn, addr),
+        NetOp::Send { conn, data } => net.send(conn, data),
+        NetOp::Close { conn } => net.close(conn),
+    }
+}
 
 /// Why a peer could not start.
 #[derive(Debug)]
@@ -100,6 +127,30 @@ pub struct Started {
     pub requests: Sender<Request>,
     /// The notice channel's receiving end.
     pub notices: Receiver<Notice>,
+}
+
+impl Started {
+    /// Runs the runtime's loop `run` with the driver on a new thread named `p2pshare-<name>`,
+    /// and returns the handle to the running peer. `wake` is the closure given to [`start`],
+    /// `port` the bound transfer port.
+    pub fn spawn(
+        self,
+        name: &'static str,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        port: u16,
+        run: impl FnOnce(Driver) + Send + 'static,
+    ) -> Result<crate::Handle, StartError> {
+        let Started {
+            driver,
+            requests,
+            notices,
+        } = self;
+        let thread = thread::Builder::new()
+            .name(format!("p2pshare-{name}"))
+            .spawn(move || run(driver))
+            .map_err(|error| StartError::Thread { name, error })?;
+        Ok(crate::Handle::new(requests, wake, notices, thread, port))
+    }
 }
 
 /// Takes the folder, starts the scanner, builds the node for a peer whose transfer socket is
@@ -309,18 +360,23 @@ impl Driver {
         self.process();
     }
 
-    /// Call when [`Driver::deadline`] has passed.
-    pub fn timeout(&mut self) {
-        self.node.handle_timeout(Instant::now());
-        self.process();
+    /// Runs the node's timers if [`Driver::deadline`] has passed (call after every wake-up;
+    /// a call before the deadline does nothing).
+    pub fn timeout_if_due(&mut self) {
+        let now = Instant::now();
+        if self.node.poll_timeout().is_some_and(|d| d <= now) {
+            self.node.handle_timeout(now);
+            self.process();
+        }
     }
 
-    /// When to call [`Driver::timeout`] next.
+    /// When to call [`Driver::timeout_if_due`] next.
     pub fn deadline(&self) -> Option<Instant> {
         self.node.poll_timeout()
     }
 
-    /// The next network operation to perform.
+    /// The next network operation to perform (see [`perform`]).
+    #[must_use]
     pub fn poll_net(&mut self) -> Option<NetOp> {
         self.net.pop_front()
     }

@@ -28,7 +28,7 @@ pub mod store;
 pub mod tail;
 
 pub use config::PeerConfig;
-pub use driver::{Driver, StartError, Started, start};
+pub use driver::{Driver, Network, StartError, Started, perform, start};
 pub use handle::{Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;

@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
-use p2pshare_host::{Driver, Handle, NetOp, PeerConfig, StartError};
+use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
 use p2pshare_proto::{ConnId, Input};
 
 const UDP: Token = Token(0);
@@ -56,31 +55,20 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         let _ = w.wake();
     });
     let started = p2pshare_host::start(cfg, port, wake.clone())?;
-    let mut lp = Loop {
-        poll,
-        udp,
-        listener,
-        driver: started.driver,
-        conns: BTreeMap::new(),
-        tokens: BTreeMap::new(),
-        next_token: FIRST_CONN,
-        buf: vec![0; READ_BUF],
-        unread: VecDeque::new(),
-    };
-    let thread = thread::Builder::new()
-        .name("p2pshare-mio".into())
-        .spawn(move || lp.run())
-        .map_err(|error| StartError::Thread {
-            name: "loop",
-            error,
-        })?;
-    Ok(Handle::new(
-        started.requests,
-        wake,
-        started.notices,
-        thread,
-        port,
-    ))
+    started.spawn("mio", wake, port, move |driver| {
+        Loop {
+            poll,
+            udp,
+            listener,
+            driver,
+            conns: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            next_token: FIRST_CONN,
+            buf: vec![0; READ_BUF],
+            unread: VecDeque::new(),
+        }
+        .run();
+    })
 }
 
 struct Conn {
@@ -149,31 +137,14 @@ impl Loop {
                 self.on_readable(conn);
                 self.perform();
             }
-            if self.driver.deadline().is_some_and(|d| d <= Instant::now()) {
-                self.driver.timeout();
-            }
+            self.driver.timeout_if_due();
         }
     }
 
     /// Performs every pending network operation of the driver.
     fn perform(&mut self) {
         while let Some(op) = self.driver.poll_net() {
-            match op {
-                NetOp::Datagram { to, data } => {
-                    // A failed send (no route, say) is like a lost datagram.
-                    let _ = self.udp.send_to(&data, to);
-                }
-                NetOp::Connect { conn, addr } => self.connect(conn, addr),
-                NetOp::Send { conn, data } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.queue.push_back(data);
-                        if !c.connecting {
-                            self.flush(conn);
-                        }
-                    }
-                }
-                NetOp::Close { conn } => self.drop_conn(conn),
-            }
+            p2pshare_host::perform(op, self);
         }
     }
 
@@ -203,7 +174,7 @@ impl Loop {
         true
     }
 
-    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+    fn dial(&mut self, conn: ConnId, addr: SocketAddr) {
         let registered = match TcpStream::connect(addr) {
             Ok(stream) => self.register(conn, stream, true),
             Err(_) => false,
@@ -345,5 +316,29 @@ impl Loop {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.tokens.remove(&c.token);
         }
+    }
+}
+
+impl Network for Loop {
+    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
+        // A failed send (no route, say) is like a lost datagram.
+        let _ = self.udp.send_to(&data, to);
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        self.dial(conn, addr);
+    }
+
+    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_back(data);
+            if !c.connecting {
+                self.flush(conn);
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
     }
 }

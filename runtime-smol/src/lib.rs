@@ -27,10 +27,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use p2pshare_host::{Driver, Handle, NetOp, PeerConfig, StartError};
+use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
 use p2pshare_proto::{ConnId, Input};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::FutureExt;
@@ -73,35 +72,21 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         let _ = wake_tx.try_send(());
     });
     let started = p2pshare_host::start(cfg, port, wake.clone())?;
-    let driver = started.driver;
-    let thread = thread::Builder::new()
-        .name("p2pshare-smol".into())
-        .spawn(move || {
-            let ex = LocalExecutor::new();
-            let (events_tx, events) = channel::bounded(EVENTS);
-            let owner = Owner {
-                ex: &ex,
-                driver,
-                udp,
-                events_tx,
-                events,
-                wake: wake_rx,
-                _keep_wake: keep_wake,
-                conns: BTreeMap::new(),
-            };
-            smol::block_on(ex.run(owner.run(listener)));
-        })
-        .map_err(|error| StartError::Thread {
-            name: "executor",
-            error,
-        })?;
-    Ok(Handle::new(
-        started.requests,
-        wake,
-        started.notices,
-        thread,
-        port,
-    ))
+    started.spawn("smol", wake, port, move |driver| {
+        let ex = LocalExecutor::new();
+        let (events_tx, events) = channel::bounded(EVENTS);
+        let owner = Owner {
+            ex: &ex,
+            driver,
+            udp,
+            events_tx,
+            events,
+            wake: wake_rx,
+            _keep_wake: keep_wake,
+            conns: BTreeMap::new(),
+        };
+        smol::block_on(ex.run(owner.run(listener)));
+    })
 }
 
 /// What a socket task tells the owner.
@@ -206,9 +191,7 @@ impl Owner<'_> {
                 // Cannot happen (the owner holds a sender), but would leave nothing to do.
                 Woke::Gone => break,
             }
-            if self.driver.deadline().is_some_and(|d| d <= Instant::now()) {
-                self.driver.timeout();
-            }
+            self.driver.timeout_if_due();
         }
         // Stopped: the remaining network work (the goodbye, the closes) was performed above;
         // dropping the owner cancels every task left.
@@ -217,22 +200,7 @@ impl Owner<'_> {
     /// Performs every pending network operation of the driver.
     fn perform(&mut self) {
         while let Some(op) = self.driver.poll_net() {
-            match op {
-                NetOp::Datagram { to, data } => {
-                    // Sent at once, without waiting: a failed send (no route, a full buffer)
-                    // is like a lost datagram.
-                    let _ = self.udp.get_ref().send_to(&data, to);
-                }
-                NetOp::Connect { conn, addr } => self.connect(conn, addr),
-                NetOp::Send { conn, data } => {
-                    if let Some(c) = self.conns.get_mut(&conn)
-                        && c.out.try_send(data).is_ok()
-                    {
-                        c.queued += 1;
-                    }
-                }
-                NetOp::Close { conn } => self.drop_conn(conn),
-            }
+            p2pshare_host::perform(op, self);
         }
     }
 
@@ -300,7 +268,7 @@ impl Owner<'_> {
     }
 
     /// Dials `addr` in a task; the connection's queue takes sends at once.
-    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+    fn dial(&mut self, conn: ConnId, addr: SocketAddr) {
         let events = self.events_tx.clone();
         let task = self.ex.spawn(async move {
             let ev = match TcpStream::connect(addr).await {
@@ -429,5 +397,29 @@ async fn write_conn(
         if events.send(ev).await.is_err() || closed {
             return;
         }
+    }
+}
+
+impl Network for Owner<'_> {
+    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
+        // Sent at once, without waiting: a failed send (no route, a full buffer) is like a lost
+        // datagram.
+        let _ = self.udp.get_ref().send_to(&data, to);
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        self.dial(conn, addr);
+    }
+
+    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.out.try_send(data).is_ok()
+        {
+            c.queued += 1;
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
     }
 }
