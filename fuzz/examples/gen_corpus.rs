@@ -19,54 +19,9 @@ fn write(dir: &Path, data: &[u8]) {
     fs::write(dir.join(name), data).expect("write seed");
 }
 
-fn messages() -> Vec<Message> {
-    let c = ContentId([3; 32]);
-    vec![
-        Message::Hello {
-            peer: PeerId([1; 16]),
-            instance: 5,
-            port: 10000,
-            revision: 2,
-        },
-        Message::Ping,
-        Message::Pong,
-        Message::CatalogRequest,
-        Message::Catalog {
-            revision: 9,
-            files: vec![
-                CatalogEntry {
-                    name: "a.txt".into(),
-                    size: 12,
-                    content: c,
-                },
-                CatalogEntry {
-                    name: "movie.bin".into(),
-                    size: 1 << 40,
-                    content: ContentId([9; 32]),
-                },
-            ],
-        },
-        Message::ManifestRequest { content: c },
-        Message::Manifest {
-            content: c,
-            bytes: vec![1, 2, 3],
-        },
-        Message::ChunkRequest {
-            content: c,
-            index: 7,
-        },
-        Message::Error {
-            code: ErrorCode::Busy,
-            content: c,
-            index: Some(1),
-        },
-        Message::Error {
-            code: ErrorCode::NotFound,
-            content: c,
-            index: None,
-        },
-    ]
-}
+#[path = "../../proto/tests/support/sample_messages.rs"]
+mod sample_messages;
+use sample_messages::messages;
 
 fn chunk_frame(index: u32, data: &[u8]) -> Vec<u8> {
     let mut f = encode_chunk_header(&ContentId([4; 32]), index, data.len());

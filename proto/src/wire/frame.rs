@@ -365,45 +365,14 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/sample_messages.rs"]
+mod sample_messages;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) fn samples() -> Vec<Message> {
-        let c = ContentId([3; 32]);
-        vec![
-            Message::Hello {
-                peer: PeerId([1; 16]),
-                instance: 5,
-                port: 10000,
-                revision: 2,
-            },
-            Message::Ping,
-            Message::Pong,
-            Message::CatalogRequest,
-            Message::Catalog {
-                revision: 9,
-                files: vec![CatalogEntry {
-                    name: "a.txt".into(),
-                    size: 12,
-                    content: c,
-                }],
-            },
-            Message::ManifestRequest { content: c },
-            Message::Manifest {
-                content: c,
-                bytes: vec![1, 2, 3],
-            },
-            Message::ChunkRequest {
-                content: c,
-                index: 7,
-            },
-            Message::Error {
-                code: ErrorCode::NotFound,
-                content: c,
-                index: Some(1),
-            },
-        ]
-    }
+    use super::sample_messages::messages as samples;
 
     #[test]
     fn messages_round_trip() {
