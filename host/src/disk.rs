@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
-use p2pshare_proto::{DiskOp, Input, ReadSource};
+use p2pshare_proto::{DiskOp, Input};
 
 use crate::scan::ScannedFile;
 use crate::store::Store;
@@ -87,65 +87,13 @@ fn run(
                 store.set_files(&files);
                 None
             }
-            Job::Node(out) => perform(&mut store, out),
+            Job::Node(op) => p2pshare_proto::disk::perform(&mut store, op),
         };
         if let Some(input) = answer {
             if results.send(input).is_err() {
                 return;
             }
             wake();
-        }
-    }
-}
-
-/// Performs one disk request; returns the input that answers it, if it has one.
-pub fn perform(store: &mut Store, op: DiskOp) -> Option<Input> {
-    match op {
-        DiskOp::Read {
-            read,
-            source,
-            offset,
-            len,
-        } => {
-            let result = match source {
-                ReadSource::Shared(c) => store.read_shared(&c, offset, len),
-                ReadSource::Partial(c) => store.read_partial(&c, offset, len),
-            };
-            Some(Input::ReadDone { read, result })
-        }
-        DiskOp::OpenPartial {
-            content,
-            name,
-            size,
-        } => Some(Input::PartialOpened {
-            result: store.open_partial(&content, &name, size),
-            content,
-        }),
-        DiskOp::Write {
-            content,
-            index,
-            offset,
-            data,
-        } => {
-            let result = store.write_partial(&content, offset, &data);
-            Some(Input::Written {
-                content,
-                index,
-                result,
-            })
-        }
-        DiskOp::Finish {
-            content,
-            size,
-            file_hash,
-            ..
-        } => Some(Input::Finished {
-            result: store.finish(&content, &file_hash, size),
-            content,
-        }),
-        DiskOp::ClosePartial { content } => {
-            store.close_partial(&content);
-            None
         }
     }
 }

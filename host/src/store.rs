@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
 use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
-use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, check_name};
+use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, ReadSource, check_name};
 
 use crate::scan::ScannedFile;
 use crate::tail::Tail;
@@ -441,6 +441,48 @@ fn disk_err(e: io::Error, name: &str) -> DiskError {
         // ENOSPC, EDQUOT, in case the kind is not mapped.
         _ if matches!(e.raw_os_error(), Some(28 | 122)) => DiskError::NoSpace,
         _ => DiskError::Other(format!("{name}: {e}")),
+    }
+}
+
+impl p2pshare_proto::disk::Storage for Store {
+    fn read(&mut self, source: ReadSource, offset: u64, len: u32) -> Result<Vec<u8>, DiskError> {
+        match source {
+            ReadSource::Shared(c) => self.read_shared(&c, offset, len),
+            ReadSource::Partial(c) => self.read_partial(&c, offset, len),
+        }
+    }
+
+    fn open_partial(
+        &mut self,
+        content: &ContentId,
+        name: &str,
+        size: u64,
+    ) -> Result<u64, DiskError> {
+        Store::open_partial(self, content, name, size)
+    }
+
+    fn write_partial(
+        &mut self,
+        content: &ContentId,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), DiskError> {
+        Store::write_partial(self, content, offset, data)
+    }
+
+    fn finish(
+        &mut self,
+        content: &ContentId,
+        _name: &str,
+        size: u64,
+        file_hash: &Digest,
+    ) -> Result<String, FinishError> {
+        // The name was given when the partial was opened.
+        Store::finish(self, content, file_hash, size)
+    }
+
+    fn close_partial(&mut self, content: &ContentId) {
+        Store::close_partial(self, content);
     }
 }
 

@@ -138,7 +138,7 @@ impl Net {
                             ..
                         }
                     );
-                    let Some(mut input) = host.store.perform(op) else {
+                    let Some(mut input) = p2pshare_proto::disk::perform(&mut host.store, op) else {
                         continue;
                     };
                     if let (true, Input::ReadDone { result: Ok(d), .. }) = (shared_read, &mut input)

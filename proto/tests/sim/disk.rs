@@ -99,7 +99,7 @@ impl Sim {
                 }
             }
             // Some writes fail above; the rest is the one in-memory disk of the tests.
-            op => match self.hosts[h].store.perform(op) {
+            op => match p2pshare_proto::disk::perform(&mut self.hosts[h].store, op) {
                 Some(input) => input,
                 None => return Ok(()),
             },

@@ -1,6 +1,7 @@
 //! One host's disk, in memory: the files it shares (by content id), its hidden partial
-//! downloads, and the files it finished; [`Store::perform`] answers a node's disk requests the
-//! way the real disk thread does (`host/src/disk.rs`). The one disk of every test that runs
+//! downloads, and the files it finished. It implements proto's `Storage`, so
+//! `p2pshare_proto::disk::perform` answers a node's disk requests on it as the real disk thread
+//! does on the host's store. The one disk of every test that runs
 //! nodes: the simulator (which adds its faults around it) and `three_nodes`.
 //!
 //! Invariants: the store never loses a write it acknowledged (only writes still queued when the
@@ -11,7 +12,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use p2pshare_proto::{ContentId, DiskError, DiskOp, FinishError, Input, ReadSource, sha256};
+use p2pshare_proto::disk::Storage;
+use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, ReadSource, sha256};
 
 /// The disk of one host.
 #[derive(Debug, Default)]
@@ -54,64 +56,35 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Performs one disk request of a node and returns the input that answers it (none for
-    /// `ClosePartial`). Like the real store, a finish checks the whole file's SHA-256 and
-    /// never replaces a file: it takes the next free name (`dl_<name> (1)`, …).
-    pub fn perform(&mut self, op: DiskOp) -> Option<Input> {
-        Some(match op {
-            DiskOp::Read {
-                read,
-                source,
-                offset,
-                len,
-            } => {
-                let result = match source {
-                    ReadSource::Shared(c) => self.read_shared(&c, offset, len),
-                    ReadSource::Partial(c) => self.read_partial(&c, offset, len),
-                };
-                Input::ReadDone { read, result }
-            }
-            DiskOp::OpenPartial { content, .. } => Input::PartialOpened {
-                content,
-                result: Ok(self.open_partial(content)),
-            },
-            DiskOp::Write {
-                content,
-                index,
-                offset,
-                data,
-            } => {
-                self.write(content, offset, &data);
-                Input::Written {
-                    content,
-                    index,
-                    result: Ok(()),
-                }
-            }
-            DiskOp::Finish {
-                content,
-                name,
-                size,
-                file_hash,
-            } => Input::Finished {
-                content,
-                result: self.finish(content, &name, size, &file_hash),
-            },
-            DiskOp::ClosePartial { .. } => return None,
-        })
+impl Storage for Store {
+    fn read(&mut self, source: ReadSource, offset: u64, len: u32) -> Result<Vec<u8>, DiskError> {
+        match source {
+            ReadSource::Shared(c) => self.read_shared(&c, offset, len),
+            ReadSource::Partial(c) => self.read_partial(&c, offset, len),
+        }
     }
 
+    fn open_partial(&mut self, c: &ContentId, _name: &str, _size: u64) -> Result<u64, DiskError> {
+        Ok(Store::open_partial(self, *c))
+    }
+
+    fn write_partial(&mut self, c: &ContentId, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        self.write(*c, offset, data);
+        Ok(())
+    }
+
+    /// Like the real store: the whole file's SHA-256 must match, and a file is never replaced
+    /// (the next free name is taken: `dl_<name> (1)`, …).
     fn finish(
         &mut self,
-        content: ContentId,
+        content: &ContentId,
         name: &str,
         size: u64,
-        file_hash: &p2pshare_proto::Digest,
+        file_hash: &Digest,
     ) -> Result<String, FinishError> {
         let whole = self
             .partial
-            .get(&content)
+            .get(content)
             .is_some_and(|p| p.len() as u64 == size && sha256(p) == *file_hash);
         if !whole {
             return Err(FinishError::HashMismatch);
@@ -123,10 +96,12 @@ impl Store {
             })
             .find(|f| !self.finished.contains_key(f))
             .unwrap_or_default();
-        let data = self.partial.remove(&content).unwrap_or_default();
-        self.finished.insert(file.clone(), (content, data));
+        let data = self.partial.remove(content).unwrap_or_default();
+        self.finished.insert(file.clone(), (*content, data));
         Ok(file)
     }
+
+    fn close_partial(&mut self, _content: &ContentId) {}
 }
 
 fn slice(f: &[u8], offset: u64, len: u32) -> Result<Vec<u8>, DiskError> {
