@@ -1,13 +1,13 @@
 //! The runtime-independent half of a running peer: the [`Node`], its disk work, the folder
-//! scanner thread, and the channels to the CLI's [`Handle`].
+//! scanner thread, and the channels to the CLI's [`Handle`](crate::Handle).
 //!
 //! A runtime owns the sockets and the waiting; everything else is here, written once:
 //! 1. [`start`] takes the folder lock, starts the scanner and disk threads and builds the node;
-//! 2. the runtime feeds socket events with [`Driver::input`], deadlines with
-//!    [`Driver::timeout`], and calls [`Driver::poll_channels`] whenever its waker fired;
+//! 2. the runtime feeds socket events with [`Driver::input`], [`Driver::received`] and
+//!    [`Driver::accept`], and calls [`Driver::poll_channels`] whenever its waker fired;
 //! 3. after each of those it performs every [`NetOp`] from [`Driver::poll_net`] (through
-//!    [`perform`] and its [`Network`]), and waits until [`Driver::deadline`] at most, then calls
-//!    [`Driver::timeout_if_due`];
+//!    [`perform`] and its [`Network`]), waits until [`Driver::deadline`] at most, and then
+//!    calls [`Driver::timeout_if_due`];
 //! 4. it stops when [`Driver::is_stopped`].
 //!
 //! Invariants: disk requests go to the disk thread ([`crate::disk`]), performed in order, and

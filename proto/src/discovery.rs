@@ -10,7 +10,7 @@
 //!   plus jitter) is gone from [`Discovery::peers`]; expiry is driven by
 //!   [`Discovery::handle_timeout`], never by the arrival of a packet;
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
-//! - the table holds at most [`MAX_PEERS`] peers: beyond that, new peers are counted and
+//! - the table holds at most `MAX_PEERS` (1024) peers: beyond that, new peers are counted and
 //!   ignored until an entry expires.
 
 use std::collections::{BTreeMap, VecDeque};
