@@ -43,15 +43,21 @@ pub enum Until {
     End,
 }
 
-/// Runs `seeds` on `threads` threads (each takes the next seed not yet taken), printing each
-/// failure as it is found when `until` is [`Until::End`]. With [`Until::FirstFailure`] every
-/// thread stops once any failed, and the failure reported is the lowest seed that failed.
+/// Failures printed as they are found; past this many, only counted (a planted bug or a broken
+/// build fails every seed).
+pub const PRINTED_FAILURES: u64 = 100;
+
+/// Runs `seeds` on `threads` threads (each takes the next seed not yet taken). With
+/// [`Until::End`] each failure is printed as it is found (the first [`PRINTED_FAILURES`]); with
+/// [`Until::FirstFailure`] every thread stops once any failed, and the failure reported is the
+/// lowest seed that failed.
 pub fn sweep_on(seeds: std::ops::Range<u64>, bugs: Bugs, threads: usize, until: Until) -> Sweep {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let t0 = Instant::now();
     let next = AtomicU64::new(seeds.start);
     let stop = AtomicBool::new(false);
+    let printed = AtomicU64::new(0);
     let total = Mutex::new(Sweep::default());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
@@ -74,7 +80,13 @@ pub fn sweep_on(seeds: std::ops::Range<u64>, bugs: Bugs, threads: usize, until: 
                             mine.steps += f.step;
                             match until {
                                 Until::FirstFailure => stop.store(true, Ordering::Relaxed),
-                                Until::End => eprintln!("FAILED {f}"),
+                                Until::End => match printed.fetch_add(1, Ordering::Relaxed) {
+                                    n if n < PRINTED_FAILURES => eprintln!("FAILED {f}"),
+                                    n if n == PRINTED_FAILURES => eprintln!(
+                                        "(more failures: only the first {PRINTED_FAILURES} are printed; the summary counts all)"
+                                    ),
+                                    _ => {}
+                                },
                             }
                             mine.failures.push(f);
                         }
