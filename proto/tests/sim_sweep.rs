@@ -4,8 +4,9 @@
 //! Without variables it runs [`DEFAULT_SEEDS`] seeds from 0. `P2PSHARE_SIM_SEEDS=N` sweeps N
 //! seeds from `P2PSHARE_SIM_BASE` (default 0) instead, on `P2PSHARE_SIM_THREADS` threads
 //! (default: one per core). The sweep runs to the end: every failing seed is printed with its
-//! replay line as it is found (the first 100; all are counted), then a summary (seeds, steps, seeds/s, failures), and the test
-//! fails if any seed did. `./sim-sweep.sh N [BASE]` runs it in release.
+//! replay line as it is found (the first 100; all are counted), then a summary (seeds, steps,
+//! seeds/s, failures), and the test fails if any seed did. `./sim-sweep.sh N [BASE]` runs it in
+//! release.
 mod sim;
 
 use p2pshare_proto::Bugs;
