@@ -22,7 +22,7 @@ use crate::ids::{ContentId, Digest, sha256};
 /// (a request, a frame header, a hash, a disk write) vanish next to the bytes; small enough
 /// that a 5 Mbit/s peer delivers one in under two seconds and that a few per peer in flight
 /// keep memory small.
-pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
 /// The smallest chunk size a manifest may carry.
 pub const MIN_CHUNK_SIZE: u32 = 16 << 10;
 /// The largest chunk size a manifest may carry: bounds the chunk frame, hence a connection's
@@ -36,7 +36,7 @@ pub const MAX_MANIFEST_BYTES: usize = HEADER_LEN + 32 * MAX_CHUNKS as usize;
 const MAGIC: &[u8; 8] = b"P2PSMAN1";
 const HEADER_LEN: usize = 8 + 8 + 4 + 4 + 32;
 
-/// The chunk size for a file of `size` bytes: [`DEFAULT_CHUNK_SIZE`], doubled until the file
+/// The chunk size for a file of `size` bytes: 1 MiB, doubled until the file
 /// fits in [`MAX_CHUNKS`] chunks (files above 128 GiB get larger chunks).
 pub fn chunk_size_for(size: u64) -> u32 {
     let mut cs = DEFAULT_CHUNK_SIZE;
@@ -177,11 +177,6 @@ impl Manifest {
     pub fn chunk_count(&self) -> u32 {
         // Bounded by MAX_CHUNKS, so it fits.
         self.chunk_hashes.len() as u32
-    }
-
-    /// SHA-256 of chunk `index`, if it exists.
-    pub fn chunk_hash(&self, index: u32) -> Option<&Digest> {
-        self.chunk_hashes.get(index as usize)
     }
 
     /// Byte offset and length of chunk `index`, if it exists.
