@@ -21,6 +21,7 @@ pub mod disk;
 pub mod driver;
 pub mod handle;
 pub mod lock;
+pub mod nofollow;
 pub mod scan;
 pub mod seed;
 pub mod sockets;

@@ -13,7 +13,7 @@
 //! for the error message only.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -93,12 +93,8 @@ impl FolderLock {
             return Err(LockError::Unreadable(dir.to_path_buf(), e));
         }
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        // A symlink at the lock's path is refused, never followed.
+        let mut file = crate::nofollow::open_or_create(&path)
             .map_err(|e| LockError::LockFile(path.clone(), e))?;
         match file.try_lock() {
             Ok(()) => {}

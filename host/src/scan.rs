@@ -416,8 +416,9 @@ fn hash_checked_with(
     threads: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Manifest, HashError> {
-    let file = File::open(path)?;
-    // Same inode, size and times as listed: also catches a symlink swapped in since.
+    // Never through a symlink, never waiting on a FIFO swapped in since the listing.
+    let file = crate::nofollow::open_read(path)?;
+    // Same inode, size and times as listed: also catches any other file swapped in since.
     if Stamp::of(&file.metadata()?) != *stamp {
         return Err(HashError::Changed);
     }
@@ -540,7 +541,9 @@ fn save_cache(dir: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
     out.extend_from_slice(&sum);
 
     let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
-    let written = File::create(&tmp).and_then(|mut f| f.write_all(&out));
+    // A stale temp file (or a symlink planted there) is removed, never written through.
+    let _ = fs::remove_file(&tmp);
+    let written = crate::nofollow::create_new(&tmp).and_then(|mut f| f.write_all(&out));
     let renamed = written.and_then(|()| fs::rename(&tmp, dir.join(CACHE_FILE)));
     if renamed.is_err() {
         let _ = fs::remove_file(&tmp);

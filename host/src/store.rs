@@ -4,9 +4,10 @@
 //! Invariants:
 //! - Only files directly inside the shared folder are touched. Paths are always rebuilt as
 //!   `<folder>/<name>` from a name that passes [`check_name`], never taken from the caller.
-//! - A shared file is opened only if, just before, `symlink_metadata` shows a regular file, and
-//!   the opened file is that same inode (so a symlink swapped in meanwhile is refused): a symlink
-//!   is never followed, whether it points inside or outside the folder.
+//! - A shared file is opened only if, just before, `symlink_metadata` shows a regular file; it
+//!   is opened with `O_NOFOLLOW | O_NONBLOCK` ([`crate::nofollow`]), and the opened file must be
+//!   that same inode: a symlink is never followed, whether it points inside or outside the
+//!   folder, and a FIFO swapped in never blocks the disk thread.
 //! - Downloads are written to the hidden partial file [`partial_name`]`(name, content)` (the name
 //!   part shortened if the whole would exceed 255 bytes). Only [`Store::finish`] makes a visible
 //!   file, and only after the whole partial's SHA-256 matched; it is placed with
@@ -20,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
 use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
 use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, ReadSource, check_name};
 
+use crate::nofollow;
 use crate::scan::ScannedFile;
 use crate::tail::Tail;
 
@@ -129,7 +131,7 @@ impl Store {
             if !meta.file_type().is_file() {
                 return Err(DiskError::NotFound);
             }
-            let file = File::open(&path).map_err(|e| disk_err(e, name))?;
+            let file = nofollow::open_read(&path).map_err(|e| disk_err(e, name))?;
             if !same_inode(&file, &meta) {
                 return Err(DiskError::NotFound);
             }
@@ -168,12 +170,7 @@ impl Store {
         }
         let file_name = partial_file_name(name, content);
         let path = self.dir.join(&file_name);
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        let file = match nofollow::create_new(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 // create_new does not follow a symlink; the existing path must be a regular
@@ -184,11 +181,7 @@ impl Store {
                         "{file_name} is not a regular file; refusing to write through it"
                     )));
                 }
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| disk_err(e, &file_name))?;
+                let f = nofollow::open_read_write(&path).map_err(|e| disk_err(e, &file_name))?;
                 if !same_inode(&f, &meta) {
                     return Err(DiskError::Other(format!("{file_name} was replaced")));
                 }
