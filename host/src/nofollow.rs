@@ -82,7 +82,10 @@ mod tests {
 
         assert!(open_read(&dir.join("file")).is_ok());
         assert!(open_read_write(&dir.join("file")).is_ok());
-        assert!(open_read(&dir.join("link")).is_err(), "a symlink is not followed");
+        assert!(
+            open_read(&dir.join("link")).is_err(),
+            "a symlink is not followed"
+        );
         assert!(open_read_write(&dir.join("link")).is_err());
         assert!(open_or_create(&dir.join("link")).is_err());
         assert!(create_new(&dir.join("link")).is_err());
@@ -93,7 +96,10 @@ mod tests {
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         }
         assert!(create_new(&dir.join("new")).is_ok());
-        assert!(create_new(&dir.join("new")).is_err(), "never over an existing path");
+        assert!(
+            create_new(&dir.join("new")).is_err(),
+            "never over an existing path"
+        );
         assert!(open_or_create(&dir.join("made")).is_ok());
     }
 }
