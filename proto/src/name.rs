@@ -2,7 +2,9 @@
 //!
 //! Invariant: a name that passes [`check_name`] has no path separator, is not `.`/`..`, does not
 //! start with a dot (hidden files, including our own partial downloads, are never shared), has no
-//! control character, and is at most [`MAX_NAME_LEN`] bytes. Joined onto the shared folder it
+//! control character, no bidirectional control and no zero-width character (which would let a
+//! name look like another in a listing: `movie\u{202E}4pm.exe`), and is at most
+//! [`MAX_NAME_LEN`] bytes. Joined onto the shared folder it
 //! names a file directly inside that folder, and nowhere else. Both sides apply it: the sender
 //! to what it shares, the receiver to every name a peer sends.
 
@@ -24,6 +26,9 @@ pub enum NameError {
     Dot,
     /// Contains NUL or another control character.
     Control,
+    /// Contains a bidirectional control or a zero-width character: the name would not read as
+    /// what it is.
+    Invisible,
 }
 
 impl fmt::Display for NameError {
@@ -34,6 +39,9 @@ impl fmt::Display for NameError {
             NameError::Separator => "the name contains a path separator",
             NameError::Dot => "the name starts with a dot",
             NameError::Control => "the name contains a control character",
+            NameError::Invisible => {
+                "the name contains a direction-changing or zero-width character"
+            }
         })
     }
 }
@@ -57,14 +65,30 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.chars().any(char::is_control) {
         return Err(NameError::Control);
     }
+    if name.chars().any(is_invisible) {
+        return Err(NameError::Invisible);
+    }
     Ok(())
 }
 
+/// Bidirectional controls (embeddings, overrides, isolates, marks) and zero-width characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// The hidden partial file a download writes into until it is verified:
-/// `.dl_<name>.<short content id>.part`. Hidden, so it is never shared; keyed by content, so two
-/// different files with one name never mix their chunks.
+/// `.dl_<name>.<content id>.part`, with the full 64-digit id. Hidden, so it is never shared;
+/// keyed by the whole content id, so two different files with one name never mix their chunks
+/// (a 48-bit prefix could be made to collide).
 pub fn partial_name(name: &str, content: &crate::ContentId) -> String {
-    format!(".dl_{name}.{}.part", content.short())
+    format!(".dl_{name}.{}.part", content.to_hex())
 }
 
 #[cfg(test)]
@@ -84,6 +108,11 @@ mod tests {
             "a\0b",
             "a\nb",
             ".hidden",
+            "movie\u{202E}4pm.exe",
+            "a\u{200B}b",
+            "\u{FEFF}bom",
+            "x\u{2066}y",
+            "y\u{061C}z",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
