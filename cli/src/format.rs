@@ -68,23 +68,39 @@ pub fn list(s: &Snapshot) -> String {
     if files.is_empty() {
         return "No files available.".into();
     }
-    let width = files
+    let cells: Vec<String> = files.iter().map(|f| names_cell(&f.names)).collect();
+    let width = cells
         .iter()
-        .map(|f| f.names.join(", ").chars().count())
+        .map(|c| c.chars().count())
         .max()
         .unwrap_or(4)
-        .max(4);
+        .clamp(4, NAME_COLUMN);
     let mut out = format!("{:<width$}  {:>10}  {:>5}  ID", "NAME", "SIZE", "PEERS");
-    for f in files {
+    for (f, cell) in files.iter().zip(cells) {
         out.push_str(&format!(
             "\n{:<width$}  {:>10}  {:>5}  {}",
-            f.names.join(", "),
+            cell,
             size(f.size),
             f.holders.len(),
             f.content.short()
         ));
     }
     out
+}
+
+/// The widest the NAME column is padded to: a longer cell overflows its own row instead of
+/// widening every row (a peer can list names of any length).
+const NAME_COLUMN: usize = 60;
+/// Names shown for one file; the others are counted (a peer can list thousands for one file).
+const NAMES_SHOWN: usize = 3;
+
+/// The NAME cell of a file: its first names, and how many more it has.
+fn names_cell(names: &[String]) -> String {
+    let shown = names[..names.len().min(NAMES_SHOWN)].join(", ");
+    match names.len().saturating_sub(NAMES_SHOWN) {
+        0 => shown,
+        more => format!("{shown}, … (+{more} more)"),
+    }
 }
 
 /// `list --json`.
@@ -135,5 +151,17 @@ mod tests {
         assert_eq!(size(1023), "1023 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(1 << 30), "1.0 GiB");
+    }
+
+    #[test]
+    fn a_file_with_many_long_names_keeps_the_table_bounded() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("{i:0>200}")).collect();
+        let cell = names_cell(&names);
+        assert!(cell.ends_with(", … (+9997 more)"), "{cell}");
+        assert!(cell.chars().count() < 3 * 202 + 20);
+        assert_eq!(
+            names_cell(&names[..2]),
+            format!("{}, {}", names[0], names[1])
+        );
     }
 }

@@ -16,7 +16,7 @@ mod links;
 mod serve;
 mod views;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 pub use config::{
@@ -171,31 +171,30 @@ impl Node {
             .collect()
     }
 
-    /// Files other peers share, grouped by content, by content id.
+    /// Files other peers share, grouped by content, by content id; names sorted, holders by
+    /// peer id. Built in O(n log n) over the n catalog entries (sets, not list scans).
     pub fn remote_files(&self) -> Vec<RemoteFile> {
-        let mut by_content: BTreeMap<ContentId, RemoteFile> = BTreeMap::new();
+        type Group<'a> = (&'a CatalogEntry, BTreeSet<&'a str>, BTreeSet<PeerId>);
+        let mut by_content: BTreeMap<ContentId, Group<'_>> = BTreeMap::new();
         for (peer, files) in &self.remote {
             for f in files {
-                let r = by_content.entry(f.content).or_insert_with(|| RemoteFile {
-                    content: f.content,
-                    size: f.size,
-                    names: Vec::new(),
-                    holders: Vec::new(),
-                    local: self.local.contains_key(&f.content),
-                });
-                if !r.names.contains(&f.name) {
-                    r.names.push(f.name.clone());
-                }
-                if !r.holders.contains(peer) {
-                    r.holders.push(*peer);
-                }
+                let (_, names, holders) = by_content
+                    .entry(f.content)
+                    .or_insert_with(|| (f, BTreeSet::new(), BTreeSet::new()));
+                names.insert(&f.name);
+                holders.insert(*peer);
             }
         }
-        let mut all: Vec<RemoteFile> = by_content.into_values().collect();
-        for r in &mut all {
-            r.names.sort();
-        }
-        all
+        by_content
+            .into_iter()
+            .map(|(content, (first, names, holders))| RemoteFile {
+                content,
+                size: first.size,
+                names: names.into_iter().map(str::to_owned).collect(),
+                holders: holders.into_iter().collect(),
+                local: self.local.contains_key(&content),
+            })
+            .collect()
     }
 
     /// True once the view of the LAN has settled at `now`: the peers have had time to answer
