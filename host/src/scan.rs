@@ -43,7 +43,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use p2pshare_proto::manifest::{ChunkHasher, MAX_MANIFEST_BYTES, chunk_size_for};
+use p2pshare_proto::manifest::{ChunkHasher, MAX_FILE_SIZE, MAX_MANIFEST_BYTES, chunk_size_for};
 use p2pshare_proto::{ContentId, Digest, Manifest, ManifestBuilder, ManifestError, check_name};
 use sha2::Digest as _;
 
@@ -416,6 +416,10 @@ fn hash_checked_with(
     threads: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Manifest, HashError> {
+    // Refused from the listed size alone: a sparse file can claim exabytes.
+    if stamp.size > MAX_FILE_SIZE {
+        return Err(HashError::TooBig(ManifestError::BadChunkCount));
+    }
     // Never through a symlink, never waiting on a FIFO swapped in since the listing.
     let file = crate::nofollow::open_read(path)?;
     // Same inode, size and times as listed: also catches any other file swapped in since.
@@ -891,5 +895,21 @@ mod tests {
         fs::remove_dir(&dir).unwrap();
         let err = scanner.scan().unwrap_err();
         assert!(err.to_string().starts_with("cannot read folder"), "{err}");
+    }
+
+    #[test]
+    fn a_file_too_big_for_a_manifest_is_refused_from_its_size_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sparse");
+        let f = File::create(&path).unwrap();
+        // Sparse: no byte is written, and none may be read.
+        f.set_len(MAX_FILE_SIZE + 1).unwrap();
+        let t = std::time::Instant::now();
+        let err = hash_file(&path).unwrap_err();
+        assert!(matches!(err, HashError::TooBig(_)), "{err}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "it read the file"
+        );
     }
 }

@@ -30,6 +30,9 @@ pub const MIN_CHUNK_SIZE: u32 = 16 << 10;
 pub const MAX_CHUNK_SIZE: u32 = 8 << 20;
 /// The most chunks a manifest may have: bounds the manifest at 4 MiB of hashes.
 pub const MAX_CHUNKS: u32 = 1 << 17;
+/// The largest file a manifest can describe: [`MAX_CHUNKS`] chunks of [`MAX_CHUNK_SIZE`]
+/// (1 TiB). A bigger file is refused from its size alone, before a byte is read.
+pub const MAX_FILE_SIZE: u64 = MAX_CHUNKS as u64 * MAX_CHUNK_SIZE as u64;
 /// Largest canonical encoding of a manifest.
 pub const MAX_MANIFEST_BYTES: usize = HEADER_LEN + 32 * MAX_CHUNKS as usize;
 
