@@ -15,7 +15,8 @@
 //!   [`Session::timers`], holds them: both "when to wake" ([`Session::poll_timeout`]) and
 //!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
 //! - a session is `Open` only after a hello from the peer it expected (if it expected one);
-//! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]);
+//! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]), of at most
+//!   [`MAX_HANDSHAKE_FRAME`] bytes until the peer's hello opened the session;
 //! - the serving side queues at most [`MAX_QUEUED_REQUESTS`] chunk requests and has at most
 //!   `serve_window` chunks read or sent but not yet flushed by the runtime.
 
@@ -25,10 +26,13 @@ use std::time::{Duration, Instant};
 
 use crate::ids::{ContentId, PeerId};
 use crate::wire::frame::{Frame, FrameError};
-use crate::wire::{FrameDecoder, PREAMBLE};
+use crate::wire::{FrameDecoder, MAX_FRAME_LEN, PREAMBLE};
 
 /// Most chunk requests a peer may queue on one connection; more are answered `Busy`.
 pub const MAX_QUEUED_REQUESTS: usize = 256;
+/// Longest frame accepted before the peer's `Hello` (a hello is under 100 bytes): a host that
+/// has not said who it is cannot make us buffer megabytes (512 connections × 8 MiB).
+pub const MAX_HANDSHAKE_FRAME: usize = 1024;
 
 /// Identifies a connection between the node and its runtime. The node numbers every one:
 /// outbound ones (in `NetOp::Connect`) with the top bit clear, accepted ones (from
@@ -187,7 +191,11 @@ impl Session {
             peer,
             instance: None,
             pinned: false,
-            decoder: FrameDecoder::new(),
+            decoder: {
+                let mut d = FrameDecoder::new();
+                d.set_max_len(MAX_HANDSHAKE_FRAME);
+                d
+            },
             since: now,
             last_recv: now,
             last_send: now,
@@ -269,6 +277,7 @@ impl Session {
         self.instance = Some(instance);
         self.state = State::Open;
         self.since = now;
+        self.decoder.set_max_len(MAX_FRAME_LEN);
         Ok(())
     }
 
@@ -499,6 +508,28 @@ mod tests {
             assert!(s.queue_request(c, i));
         }
         assert!(!s.queue_request(c, 0), "the queue is bounded");
+    }
+
+    #[test]
+    fn a_big_frame_before_the_hello_ends_the_session_before_anything_is_buffered() {
+        use crate::wire::frame::FrameError;
+        let t0 = crate::test_epoch();
+        let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
+        let mut data = PREAMBLE.to_vec();
+        data.extend_from_slice(&(8u32 << 20).to_be_bytes());
+        s.on_bytes(t0, &data);
+        assert_eq!(s.next_frame(), Err(FrameError::BadLength(8 << 20)));
+        // After the hello, frames up to the full limit are read.
+        let mut s = Session::new(ConnId::inbound(2), addr(), None, t0);
+        s.open(t0, PeerId([9; 16]), 1).unwrap();
+        let mut data = PREAMBLE.to_vec();
+        data.extend_from_slice(&((MAX_HANDSHAKE_FRAME + 1) as u32).to_be_bytes());
+        s.on_bytes(t0, &data);
+        assert_eq!(
+            s.next_frame(),
+            Ok(None),
+            "waits for the rest of a big frame"
+        );
     }
 
     #[test]

@@ -226,10 +226,12 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
 /// gets a buffer of its own, of exactly its length, and later bytes are appended there, so
 /// every payload byte is copied once on its way from the socket to the verifier.
 ///
-/// Invariant: it buffers at most one incomplete frame (≤ 4 + [`MAX_FRAME_LEN`] bytes) plus what
-/// one [`FrameDecoder::push`] added.
-#[derive(Debug, Default)]
+/// Invariant: it buffers at most one incomplete frame (≤ 4 + its length limit, at most
+/// [`MAX_FRAME_LEN`], bytes) plus what one [`FrameDecoder::push`] added.
+#[derive(Debug)]
 pub struct FrameDecoder {
+    /// Longest frame accepted now ([`FrameDecoder::set_max_len`]).
+    max_len: usize,
     buf: Vec<u8>,
     start: usize,
     preamble_seen: bool,
@@ -247,13 +249,32 @@ struct PartialChunk {
     missing: usize,
 }
 
+impl Default for FrameDecoder {
+    fn default() -> FrameDecoder {
+        FrameDecoder::new()
+    }
+}
+
 /// Chunk frames at least this long get a payload buffer of their own.
 const OWN_BUFFER: usize = 64 << 10;
 
 impl FrameDecoder {
-    /// A decoder expecting [`PREAMBLE`] first.
+    /// A decoder expecting [`PREAMBLE`] first, accepting frames up to [`MAX_FRAME_LEN`].
     pub fn new() -> FrameDecoder {
-        FrameDecoder::default()
+        FrameDecoder {
+            max_len: MAX_FRAME_LEN,
+            buf: Vec::new(),
+            start: 0,
+            preamble_seen: false,
+            failed: None,
+            chunk: None,
+        }
+    }
+
+    /// Accepts frames up to `max_len` bytes (capped at [`MAX_FRAME_LEN`]) from now on: a longer
+    /// length prefix is [`FrameError::BadLength`] before anything is buffered for it.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len.min(MAX_FRAME_LEN);
     }
 
     /// Appends received bytes; then call [`FrameDecoder::next_frame`] until it returns `None`.
@@ -307,6 +328,12 @@ impl FrameDecoder {
             }
             self.preamble_seen = true;
             self.start += PREAMBLE.len();
+        }
+        if let Some(len) = self.buf.get(self.start..self.start + 4) {
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            if len as usize > self.max_len {
+                return Err(self.fail(FrameError::BadLength(len)));
+            }
         }
         match decode(&self.buf[self.start..]) {
             Ok(Some((frame, used))) => {
