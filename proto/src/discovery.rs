@@ -10,8 +10,8 @@
 //!   plus jitter) is gone from [`Discovery::peers`]; expiry is driven by
 //!   [`Discovery::handle_timeout`], never by the arrival of a packet;
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
-//! - the table holds at most `MAX_PEERS` (1024) peers: beyond that, new peers are counted and
-//!   ignored until an entry expires.
+//! - the table holds at most `MAX_PEERS` (1024) peers, and at most `MAX_PEERS_PER_IP` (32) from
+//!   one address: beyond that, new peers are counted and ignored until an entry expires.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,6 +24,10 @@ use crate::wire::Announce;
 
 /// The most peers the table holds.
 const MAX_PEERS: usize = 1024;
+/// The most peers one IP address may hold in the table. Several peers may share a host (one
+/// per shared folder), but one address announcing fresh ids cannot fill the table and make
+/// every node connect to it hundreds of times.
+const MAX_PEERS_PER_IP: usize = 32;
 const EARLY_ANSWER_GAP: Duration = Duration::from_millis(250);
 /// Slack on top of [`EARLY_ANSWER_GAP`] for the answers to cross the LAN and be read.
 const ANSWER_SLACK: Duration = Duration::from_millis(150);
@@ -83,6 +87,8 @@ pub struct Drops {
     pub table_full: u64,
     /// Announcements ignored because they carried an instance the peer had already left.
     pub stale_instance: u64,
+    /// New peers ignored because their address already holds `MAX_PEERS_PER_IP` entries.
+    pub per_ip_full: u64,
 }
 
 impl Discovery {
@@ -172,6 +178,11 @@ impl Discovery {
             None => {
                 if self.peers.len() >= MAX_PEERS {
                     self.drops.table_full += 1;
+                    return;
+                }
+                let same_ip = self.peers.values().filter(|p| p.addr.ip() == from.ip());
+                if same_ip.count() >= MAX_PEERS_PER_IP {
+                    self.drops.per_ip_full += 1;
                     return;
                 }
                 self.peers.insert(
@@ -312,6 +323,22 @@ mod tests {
         }
         assert_eq!(now, t0 + d.expiry());
         assert!(matches!(d.poll_change(), Some(Change::Lost(..))));
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_table() {
+        let t0 = crate::test_epoch();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        for i in 0..100u8 {
+            let mut a = ann(1, 1, 1);
+            a.peer = PeerId([i.wrapping_add(1); 16]);
+            d.heard(t0, &a, from());
+        }
+        assert_eq!(d.peers().count(), MAX_PEERS_PER_IP);
+        assert_eq!(d.drops().per_ip_full, 100 - MAX_PEERS_PER_IP as u64);
+        // Another address still gets in.
+        d.heard(t0, &ann(200, 1, 1), "127.0.0.6:9999".parse().unwrap());
+        assert_eq!(d.peers().count(), MAX_PEERS_PER_IP + 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use p2pshare_proto::{Config, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId};
 
 fn closes(node: &mut Node) -> usize {
     let mut n = 0;
@@ -46,4 +46,44 @@ fn one_address_cannot_take_every_connection() {
     let friend: SocketAddr = "10.0.0.7:40000".parse().unwrap();
     assert!(node.accept(now, friend).is_some());
     assert_eq!(node.connections(), per_ip + 1);
+}
+
+/// Hundreds of announced peers (each from its own address) do not take every slot: outbound
+/// connections stop at `max_outbound`, the rest are put off and counted, and inbound slots stay.
+#[test]
+fn announced_peers_cannot_use_up_the_inbound_slots() {
+    let now = Instant::now();
+    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    cfg.announce_to.clear();
+    let max_outbound = cfg.max_outbound;
+    let mut node = Node::new(cfg, now).unwrap();
+    let mut connects = 0;
+    for i in 0..(max_outbound + 100) {
+        let a = p2pshare_proto::wire::Announce {
+            peer: PeerId(((i as u128) + 2).to_be_bytes()),
+            instance: 1,
+            port: 10000,
+            revision: 1,
+            bye: false,
+        };
+        let from = SocketAddr::from(([10, 1, (i / 200) as u8, (i % 200) as u8 + 1], 9999));
+        node.handle_input(
+            now,
+            Input::Datagram {
+                from,
+                data: a.encode(),
+            },
+        );
+        while let Some(o) = node.poll_output() {
+            if matches!(o, Output::Net(NetOp::Connect { .. })) {
+                connects += 1;
+            }
+        }
+    }
+    assert_eq!(connects, max_outbound);
+    assert_eq!(node.stats().connects_deferred, 100);
+    assert!(
+        node.accept(now, "10.9.9.9:40000".parse().unwrap())
+            .is_some()
+    );
 }

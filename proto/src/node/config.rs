@@ -31,6 +31,8 @@ pub enum ConfigError {
     ZeroTimeout(&'static str),
     /// A window or connection limit is zero (named).
     ZeroLimit(&'static str),
+    /// `max_outbound` is above `max_connections`.
+    OutboundOverTotal,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -45,6 +47,9 @@ impl std::fmt::Display for ConfigError {
             ),
             ConfigError::ZeroTimeout(what) => write!(f, "the {what} timeout must not be zero"),
             ConfigError::ZeroLimit(what) => write!(f, "{what} must not be zero"),
+            ConfigError::OutboundOverTotal => {
+                f.write_str("max_outbound must not exceed max_connections")
+            }
         }
     }
 }
@@ -87,6 +92,9 @@ pub struct Config {
     pub serve_window: u32,
     /// Most connections at once; further accepted ones are closed at once.
     pub max_connections: usize,
+    /// Most outbound connections at once (at most `max_connections`): the rest is left for
+    /// peers that connect to us, so announcing many ids cannot use up every slot.
+    pub max_outbound: usize,
     /// Most accepted connections from one IP address: one host opening hundreds of silent
     /// connections must not lock the others out.
     pub max_connections_per_ip: usize,
@@ -115,11 +123,15 @@ impl Config {
             ("max_window", self.max_window as usize),
             ("serve_window", self.serve_window as usize),
             ("max_connections", self.max_connections),
+            ("max_outbound", self.max_outbound),
             ("max_connections_per_ip", self.max_connections_per_ip),
         ] {
             if n == 0 {
                 return Err(ConfigError::ZeroLimit(what));
             }
+        }
+        if self.max_outbound > self.max_connections {
+            return Err(ConfigError::OutboundOverTotal);
         }
         Ok(())
     }
@@ -141,6 +153,7 @@ impl Config {
             max_window: 16,
             serve_window: 4,
             max_connections: 512,
+            max_outbound: 256,
             max_connections_per_ip: 64,
             bugs: Bugs::default(),
         }
@@ -162,6 +175,9 @@ mod tests {
         let mut c = ok.clone();
         c.timeouts.stall = Duration::ZERO;
         assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("stall")));
+        let mut c = ok.clone();
+        c.max_outbound = c.max_connections + 1;
+        assert_eq!(c.validate(), Err(ConfigError::OutboundOverTotal));
         let mut c = ok;
         c.serve_window = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroLimit("serve_window")));

@@ -40,6 +40,9 @@ impl StaticLink {
     }
 }
 
+/// How long a connection put off by `max_outbound` waits before it is tried again.
+const OUTBOUND_RETRY: Duration = Duration::from_secs(1);
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(500 << failures.min(5)).min(Duration::from_secs(10))
 }
@@ -297,8 +300,15 @@ impl Node {
         let Some(addr) = self.discovery.peer(&peer).map(|p| p.addr) else {
             return;
         };
+        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
         let link = self.links.entry(peer).or_default();
         if link.conn.is_some() || link.retry_at.is_some_and(|t| t > now) {
+            return;
+        }
+        if outbound >= self.cfg.max_outbound {
+            // Try again in a second (the retry timer asks only while something waits for it).
+            link.retry_at = Some(now + OUTBOUND_RETRY);
+            self.stats.connects_deferred += 1;
             return;
         }
         link.retry_at = None;

@@ -236,6 +236,7 @@ impl Node {
         Stats {
             peers_table_full: drops.table_full,
             announcements_stale: drops.stale_instance,
+            peers_per_ip_full: drops.per_ip_full,
             ..self.stats.clone()
         }
     }

@@ -70,6 +70,10 @@ pub struct Stats {
     pub peers_table_full: u64,
     /// Announcements ignored because they carried an instance the peer had already left.
     pub announcements_stale: u64,
+    /// New peers ignored because their address already holds as many as one address may.
+    pub peers_per_ip_full: u64,
+    /// Connections to peers put off because `max_outbound` were open.
+    pub connects_deferred: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
     /// Connections refused because too many were open.
