@@ -312,3 +312,68 @@ fn download_stops_with_a_reason_when_the_only_holder_leaves() {
     assert!(reason.unwrap().contains("no peer has this file"));
     assert!(net.hosts[0].store.finished.is_empty());
 }
+
+/// A host that connects in and claims the holder's peer id cannot answer for it: its "not
+/// found" and its junk chunk are unsolicited, the holder is neither banned nor blamed, and the
+/// download completes from the real holder.
+#[test]
+fn an_impostor_cannot_answer_for_the_holder() {
+    use p2pshare_proto::wire::PREAMBLE;
+    use p2pshare_proto::wire::frame::{ErrorCode, Message, encode_chunk_header, encode_message};
+    let mut net = Net::new(2);
+    let data = file(40 * MIN_CHUNK_SIZE as usize);
+    let id = net.share(1, "movie.bin", &data);
+    net.run_until(Duration::from_secs(3), |n| {
+        !n.hosts[0].node.remote_files().is_empty()
+    });
+    net.inbox
+        .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
+    net.run_until(Duration::from_secs(5), |n| {
+        n.hosts[0]
+            .node
+            .downloads()
+            .first()
+            .is_some_and(|d| d.done > 0)
+    });
+    let now = net.now;
+    let impostor = "10.0.0.66:40000".parse().unwrap();
+    let conn = net.hosts[0].node.accept(now, impostor).unwrap();
+    let mut bytes = PREAMBLE.to_vec();
+    let holder = PeerId([2; 16]);
+    bytes.extend(encode_message(&Message::Hello {
+        peer: holder,
+        instance: 101,
+        port: 10000,
+        revision: 1,
+    }));
+    for index in [None, Some(0), Some(39)] {
+        bytes.extend(encode_message(&Message::Error {
+            code: ErrorCode::NotFound,
+            content: id,
+            index,
+        }));
+    }
+    bytes.extend(encode_chunk_header(&id, 39, MIN_CHUNK_SIZE as usize));
+    bytes.extend(vec![0u8; MIN_CHUNK_SIZE as usize]);
+    net.hosts[0].node.handle_received(now, conn, &bytes);
+    while net.hosts[0].node.poll_output().is_some() {}
+    assert!(net.hosts[0].node.stats().frames_unsolicited >= 4);
+    net.run_until(Duration::from_secs(30), |n| {
+        n.hosts[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::DownloadDone { .. } | Event::DownloadFailed { .. }))
+    });
+    let a = &net.hosts[0];
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, Event::DownloadDone { rejected: 0, .. })),
+        "{:?}",
+        a.events.last()
+    );
+    assert_eq!(
+        a.store.finished.get("dl_movie.bin").map(|(_, d)| d),
+        Some(&data)
+    );
+}

@@ -38,10 +38,17 @@ impl Node {
 
     /// An answer about `content` arrived on `conn`: one request of ours there is answered.
     /// The peer that sent it and the download it is for, if both are known.
+    ///
+    /// Our requests go out only on our own link to a peer, so an answer on any other
+    /// connection — an inbound one whose hello merely claims that peer's id — is unsolicited:
+    /// counted and dropped, never credited to the peer (nor held against it).
     fn answer(&mut self, conn: ConnId, content: &ContentId) -> Option<(PeerId, &mut Download)> {
-        let s = self.sessions.get_mut(&conn)?;
-        let peer = s.peer()?;
-        s.request_done();
+        let peer = self.sessions.get(&conn)?.peer()?;
+        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
+            self.stats.frames_unsolicited += 1;
+            return None;
+        }
+        self.sessions.get_mut(&conn)?.request_done();
         Some((peer, self.downloads.get_mut(content)?))
     }
 
