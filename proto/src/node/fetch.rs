@@ -1,8 +1,10 @@
 //! Fetching: catalogs from other peers, and downloads (manifest, chunks, disk results, finish).
 //!
-//! Invariants: a manifest becomes trusted only through `Manifest::verify_received`; a chunk is
-//! written only after `Download::on_chunk` verified it; `Finish` is emitted once, after every
-//! chunk is written; a download with no usable peer left stops with `FailReason::NoPeers`.
+//! Invariants: an answer (catalog, manifest, chunk, error) counts only on our own link to the
+//! peer it is from, for a request of ours in flight there; a manifest becomes trusted only
+//! through `Manifest::verify_received`; a chunk is written only after `Download::on_chunk`
+//! verified it; `Finish` is emitted once, after every chunk is written; a download with no
+//! usable peer left stops with `FailReason::NoPeers`.
 
 use std::time::Instant;
 
