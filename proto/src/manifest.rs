@@ -3,7 +3,7 @@
 //! A manifest holds the file size, the chunk size, the SHA-256 of every chunk and of the whole
 //! file. Its canonical encoding ([`Manifest::encode`]) is hashed into the file's [`ContentId`].
 //!
-//! Invariants of every `Manifest` value (checked by [`Manifest::from_parts`] and
+//! Invariants of every `Manifest` value (checked by `Manifest::from_parts` and
 //! [`Manifest::decode`], the only ways to make one besides [`ManifestBuilder`]):
 //! - `MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE`;
 //! - there are exactly `ceil(size / chunk_size)` chunk hashes, at most [`MAX_CHUNKS`];
@@ -122,7 +122,7 @@ impl fmt::Debug for Manifest {
 impl Manifest {
     /// Builds a manifest from hashes computed elsewhere (e.g. on several threads); checks the
     /// invariants.
-    pub fn from_parts(
+    fn from_parts(
         size: u64,
         chunk_size: u32,
         file_hash: Digest,

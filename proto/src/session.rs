@@ -16,7 +16,7 @@
 //!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
 //! - a session is `Open` only after a hello from the peer it expected (if it expected one);
 //! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]), of at most
-//!   [`MAX_HANDSHAKE_FRAME`] bytes until the peer's hello opened the session;
+//!   `MAX_HANDSHAKE_FRAME` (1 KiB) until the peer's hello opened the session;
 //! - the serving side queues at most [`MAX_QUEUED_REQUESTS`] chunk requests and has at most
 //!   `serve_window` chunks read or sent but not yet flushed by the runtime.
 
@@ -32,7 +32,7 @@ use crate::wire::{FrameDecoder, MAX_FRAME_LEN, PREAMBLE};
 pub const MAX_QUEUED_REQUESTS: usize = 256;
 /// Longest frame accepted before the peer's `Hello` (a hello is under 100 bytes): a host that
 /// has not said who it is cannot make us buffer megabytes (512 connections × 8 MiB).
-pub const MAX_HANDSHAKE_FRAME: usize = 1024;
+const MAX_HANDSHAKE_FRAME: usize = 1024;
 
 /// Identifies a connection between the node and its runtime. The node numbers every one:
 /// outbound ones (in `NetOp::Connect`) with the top bit clear, accepted ones (from
