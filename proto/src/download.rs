@@ -521,18 +521,28 @@ impl Download {
         Received::Accepted { offset, data }
     }
 
-    /// The peer answered that it cannot serve chunk `index` (busy): give it back.
-    pub fn refused(&mut self, peer: PeerId, index: u32) {
-        if self
+    /// The peer answered our request for chunk `index` with an error. `busy`: the chunk goes
+    /// back to the pool and the peer's window shrinks; any other refusal bans the peer for this
+    /// file (its catalog lied). An error about a chunk not asked of this peer (a late answer
+    /// to an earlier download of the same file, say) is unsolicited: nothing changes, and false
+    /// is returned.
+    pub fn chunk_refused(&mut self, peer: PeerId, index: u32, busy: bool) -> bool {
+        let asked = self
             .peers
             .get(&peer)
-            .is_some_and(|p| p.inflight.contains(&index))
-        {
+            .is_some_and(|p| p.inflight.contains(&index));
+        if !asked {
+            return false;
+        }
+        if busy {
             self.release(&peer, index);
             if let Some(part) = self.peers.get_mut(&peer) {
                 part.window = (part.window / 2).max(MIN_WINDOW);
             }
+        } else {
+            self.ban(peer, Ban::NotFound);
         }
+        true
     }
 
     /// The result of writing chunk `index`. A failure stops the download.
@@ -593,12 +603,14 @@ impl Download {
         manifest_lost
     }
 
-    /// Stops asking `peer` for this file.
-    pub fn ban(&mut self, peer: PeerId, why: Ban) {
-        self.peer_down(&peer);
+    /// Stops asking `peer` for this file. True when it held the manifest request, which must
+    /// then be asked of someone else.
+    pub fn ban(&mut self, peer: PeerId, why: Ban) -> bool {
+        let manifest_lost = self.peer_down(&peer);
         if let Some(part) = self.peers.get_mut(&peer) {
             part.banned = Some(why);
         }
+        manifest_lost
     }
 
     /// Every chunk is written: the download moves to `Finishing`, and the caller asks for the

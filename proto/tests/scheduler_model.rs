@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::download::{ChunkState, Download, ManifestVerdict, Received};
+use p2pshare_proto::download::{ChunkState, Download, MAX_STRIKES, ManifestVerdict, Received};
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, Manifest, ManifestBuilder};
 use p2pshare_proto::{Bugs, DiskError, PeerId};
 use proptest::prelude::*;
@@ -51,6 +51,8 @@ enum MChunk {
 struct MPeer {
     banned: bool,
     inflight: BTreeSet<u32>,
+    /// Losses in a row with requests outstanding; `MAX_STRIKES` of them ban the peer.
+    strikes: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +240,8 @@ impl World {
             let offset = self.m.chunk_range(i).unwrap().0;
             assert_eq!(got, Received::Accepted { offset, data });
             self.accepted += 1;
+            // A verified chunk clears the sender's strikes.
+            self.peers.get_mut(&p).unwrap().strikes = 0;
             if let MChunk::Requested { from, .. } = &self.chunks[i as usize] {
                 for q in from.clone() {
                     self.peers.get_mut(&q).unwrap().inflight.remove(&i);
@@ -294,6 +298,14 @@ impl World {
             }
             Op::Lose(k) => {
                 self.d.peer_down(&peer(k));
+                if let Some(mp) = self.peers.get_mut(&peer(k))
+                    && !mp.inflight.is_empty()
+                {
+                    mp.strikes += 1;
+                    if mp.strikes >= MAX_STRIKES {
+                        mp.banned = true;
+                    }
+                }
                 self.release_all(peer(k));
             }
             Op::Join(k) => {
@@ -309,11 +321,13 @@ impl World {
                 let p = peer(k);
                 match self.asked_of(p, s) {
                     Some(i) => {
-                        self.d.refused(p, i);
+                        self.d.chunk_refused(p, i, true);
                         self.release(p, i);
                     }
                     // Refusing what was not asked changes nothing.
-                    None => self.d.refused(p, u32::from(s)),
+                    None => {
+                        self.d.chunk_refused(p, u32::from(s), true);
+                    }
                 }
             }
             Op::WriteOk(s) => self.write(s, true),

@@ -50,3 +50,13 @@ fn the_models_paused_rescan_finish_names_and_self_source_match_the_real_peer() {
         passes(seed);
     }
 }
+
+/// A download stuck in its manifest phase for good: a late "not found" for a chunk of an
+/// earlier attempt at the same file (held back by a stalled connection) banned the holder the
+/// new attempt had asked for the manifest, and that manifest request was dropped without being
+/// asked of the other holder. Fixed: an error about a chunk counts only if that chunk is in
+/// flight to that peer, and a ban that takes a manifest request with it asks another holder.
+#[test]
+fn a_stale_refusal_cannot_strand_a_download_before_its_manifest() {
+    passes(30545166);
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
-use crate::download::{Ban, Download, FailReason, ManifestVerdict, Phase, Received};
+use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
 use crate::ids::{ContentId, PeerId};
 use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
@@ -183,16 +183,14 @@ impl Node {
                 self.on_manifest_verdict(now, content, verdict);
             }
             Answer::Refused { code, index } => {
-                let ask_manifest = match (index, code) {
-                    (Some(i), ErrorCode::Busy) => {
-                        d.refused(peer, i);
+                let ask_manifest = match index {
+                    Some(i) => {
+                        if !d.chunk_refused(peer, i, code == ErrorCode::Busy) {
+                            self.stats.frames_unsolicited += 1;
+                        }
                         false
                     }
-                    (Some(_), _) => {
-                        d.ban(peer, Ban::NotFound);
-                        false
-                    }
-                    (None, _) => d.manifest_refused(peer),
+                    None => d.manifest_refused(peer),
                 };
                 if ask_manifest {
                     self.request_manifest(now, content);
