@@ -159,6 +159,22 @@ impl Net {
         }
     }
 
+    /// Host 0 sees `id` listed, asks for it, and runs until some of it is on its disk.
+    fn download_under_way(&mut self, id: ContentId) {
+        self.run_until(Duration::from_secs(3), |n| {
+            !n.hosts[0].node.remote_files().is_empty()
+        });
+        self.inbox
+            .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
+        self.run_until(Duration::from_secs(5), |n| {
+            n.hosts[0]
+                .node
+                .downloads()
+                .first()
+                .is_some_and(|d| d.done > 0)
+        });
+    }
+
     /// Delivers everything pending; when idle, jumps the clock to the next deadline.
     fn step(&mut self) {
         for h in 0..self.hosts.len() {
@@ -284,19 +300,8 @@ fn download_stops_with_a_reason_when_the_only_holder_leaves() {
     let mut net = Net::new(2);
     let data = file(64 * MIN_CHUNK_SIZE as usize);
     let id = net.share(1, "big", &data);
-    net.run_until(Duration::from_secs(3), |n| {
-        !n.hosts[0].node.remote_files().is_empty()
-    });
-    net.inbox
-        .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
     // Let a few chunks arrive, then the holder says goodbye.
-    net.run_until(Duration::from_secs(5), |n| {
-        n.hosts[0]
-            .node
-            .downloads()
-            .first()
-            .is_some_and(|d| d.done > 0)
-    });
+    net.download_under_way(id);
     net.inbox
         .push_back((1, Input::Command(p2pshare_proto::Command::Shutdown)));
     net.run_until(Duration::from_secs(30), |n| {
@@ -323,18 +328,7 @@ fn an_impostor_cannot_answer_for_the_holder() {
     let mut net = Net::new(2);
     let data = file(40 * MIN_CHUNK_SIZE as usize);
     let id = net.share(1, "movie.bin", &data);
-    net.run_until(Duration::from_secs(3), |n| {
-        !n.hosts[0].node.remote_files().is_empty()
-    });
-    net.inbox
-        .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
-    net.run_until(Duration::from_secs(5), |n| {
-        n.hosts[0]
-            .node
-            .downloads()
-            .first()
-            .is_some_and(|d| d.done > 0)
-    });
+    net.download_under_way(id);
     let now = net.now;
     let impostor = "10.0.0.66:40000".parse().unwrap();
     let conn = net.hosts[0].node.accept(now, impostor).unwrap();

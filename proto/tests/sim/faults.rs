@@ -179,21 +179,9 @@ impl Sim {
                 }
             }
             for t in 0..self.hosts.len() {
-                let inc = self.hosts[t].inc;
-                let input = Input::Datagram {
-                    from,
-                    data: data.clone(),
-                };
                 let at = self.now + self.hosts[t].lat;
-                self.schedule(
-                    at,
-                    Ev::Input {
-                        host: t,
-                        inc,
-                        input,
-                        from: None,
-                    },
-                );
+                let data = data.clone();
+                self.schedule_input(at, t, Input::Datagram { from, data }, None);
             }
         }
     }

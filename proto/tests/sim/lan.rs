@@ -22,20 +22,8 @@ impl Sim {
                     0
                 };
                 let at = self.now + self.link_lat(h, t) + jitter;
-                let inc = self.hosts[t].inc;
-                let input = Input::Datagram {
-                    from,
-                    data: data.clone(),
-                };
-                self.schedule(
-                    at,
-                    Ev::Input {
-                        host: t,
-                        inc,
-                        input,
-                        from: Some(h),
-                    },
-                );
+                let data = data.clone();
+                self.schedule_input(at, t, Input::Datagram { from, data }, Some(h));
             }
         }
     }

@@ -584,6 +584,18 @@ impl Sim {
         self.schedule(at, Ev::Act(act));
     }
 
+    /// Delivers `input` to host `t`'s current incarnation at `at` (dropped if it crashed since).
+    fn schedule_input(&mut self, at: Nanos, t: usize, input: Input, from: Option<usize>) {
+        let inc = self.hosts[t].inc;
+        let ev = Ev::Input {
+            host: t,
+            inc,
+            input,
+            from,
+        };
+        self.schedule(at, ev);
+    }
+
     fn schedule(&mut self, at: Nanos, ev: Ev) {
         let at = at.max(self.now);
         self.seq += 1;
