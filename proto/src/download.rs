@@ -603,14 +603,14 @@ impl Download {
         manifest_lost
     }
 
-    /// Stops asking `peer` for this file. True when it held the manifest request, which must
-    /// then be asked of someone else.
-    pub fn ban(&mut self, peer: PeerId, why: Ban) -> bool {
-        let manifest_lost = self.peer_down(&peer);
+    /// Stops asking `peer` for this file. A manifest request it held is abandoned; the node's
+    /// callers that can ban such a peer (`manifest_refused`, `on_manifest`) report that, and a
+    /// chunk refusal cannot happen before the manifest is known.
+    pub fn ban(&mut self, peer: PeerId, why: Ban) {
+        self.peer_down(&peer);
         if let Some(part) = self.peers.get_mut(&peer) {
             part.banned = Some(why);
         }
-        manifest_lost
     }
 
     /// Every chunk is written: the download moves to `Finishing`, and the caller asks for the
