@@ -957,6 +957,8 @@ impl Harness {
                 Output::Net(NetOp::Datagram { .. }) => "datagram",
                 Output::Net(NetOp::Connect { .. }) => "connect",
                 Output::Net(NetOp::Send { .. }) => "send",
+                Output::Net(NetOp::Pause { .. }) => "pause",
+                Output::Net(NetOp::Resume { .. }) => "resume",
                 Output::Net(NetOp::Close { .. }) => "close",
                 Output::Disk(DiskOp::Read { .. }) => "read",
                 Output::Disk(DiskOp::OpenPartial { .. }) => "open_partial",
@@ -1002,6 +1004,11 @@ impl Harness {
                             Err(e) => panic!("the node's stream does not frame: {e}"),
                         }
                     }
+                }
+                Output::Net(NetOp::Pause { conn } | NetOp::Resume { conn }) => {
+                    let c = self.conns.get(&conn);
+                    let c = c.unwrap_or_else(|| panic!("pause or resume of unknown {conn:?}"));
+                    assert!(!c.closed, "pause or resume of closed {conn:?}");
                 }
                 Output::Net(NetOp::Close { conn }) => {
                     let c = self.conns.get_mut(&conn);
