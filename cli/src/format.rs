@@ -38,6 +38,10 @@ pub fn stats(s: &Stats) -> String {
         requests_refused,
         chunks_served,
         chunks_rejected,
+        catalog_entries_dropped,
+        answers_delayed,
+        connections_paused,
+        closed_not_reading,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -48,7 +52,9 @@ pub fn stats(s: &Stats) -> String {
          protocol_errors={protocol_errors} \
          connections_refused={connections_refused} bad_names={bad_names} \
          requests_refused={requests_refused} chunks_served={chunks_served} \
-         chunks_rejected={chunks_rejected}"
+         chunks_rejected={chunks_rejected} \
+         catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
+         connections_paused={connections_paused} closed_not_reading={closed_not_reading}"
     )
 }
 

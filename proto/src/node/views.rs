@@ -86,4 +86,14 @@ pub struct Stats {
     pub chunks_served: u64,
     /// Chunks rejected for a bad hash.
     pub chunks_rejected: u64,
+    /// Catalog entries dropped for a budget (too many names for one content, or a catalog
+    /// bigger than a peer, an address or the node may hold).
+    pub catalog_entries_dropped: u64,
+    /// Answers put off because the sender's IP or the node had spent its send budget.
+    pub answers_delayed: u64,
+    /// Times a connection was paused because its send budget was spent or its request
+    /// queues were full.
+    pub connections_paused: u64,
+    /// Connections closed because what we sent them stayed unread past its deadline.
+    pub closed_not_reading: u64,
 }
