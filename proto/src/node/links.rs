@@ -125,7 +125,7 @@ impl Node {
         };
         s.on_bytes(now, data);
         if let Some(p) = s.open_peer() {
-            self.discovery.touch(now, &p);
+            self.discovery.touch(now, &p, s.remote().ip());
         }
         loop {
             let Some(s) = self.sessions.get_mut(&conn) else {

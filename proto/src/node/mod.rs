@@ -239,6 +239,7 @@ impl Node {
             peers_table_full: drops.table_full,
             announcements_stale: drops.stale_instance,
             peers_per_ip_full: drops.per_ip_full,
+            claims_elsewhere: drops.claims_elsewhere,
             catalog_entries_dropped: self.remote.dropped,
             ..self.stats.clone()
         }

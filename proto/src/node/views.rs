@@ -72,6 +72,9 @@ pub struct Stats {
     pub announcements_stale: u64,
     /// New peers ignored because their address already holds as many as one address may.
     pub peers_per_ip_full: u64,
+    /// Announcements and hellos about a known peer from another address than its own
+    /// (spoofed `bye`s, instances, addresses): ignored.
+    pub claims_elsewhere: u64,
     /// Connections to peers put off because `max_outbound` were open.
     pub connects_deferred: u64,
     /// Connections closed for breaking the protocol.
