@@ -43,6 +43,7 @@ pub fn stats(s: &Stats) -> String {
         answers_delayed,
         connections_paused,
         closed_not_reading,
+        requests_expired,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -56,7 +57,8 @@ pub fn stats(s: &Stats) -> String {
          requests_refused={requests_refused} chunks_served={chunks_served} \
          chunks_rejected={chunks_rejected} \
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
-         connections_paused={connections_paused} closed_not_reading={closed_not_reading}"
+         connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
+         requests_expired={requests_expired}"
     )
 }
 

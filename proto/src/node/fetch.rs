@@ -181,7 +181,7 @@ impl Node {
             if !self
                 .downloads
                 .get_mut(&content)
-                .is_some_and(|d| d.manifest_asked(p))
+                .is_some_and(|d| d.manifest_asked(now, p))
             {
                 return;
             }
@@ -501,6 +501,30 @@ impl Node {
             .collect();
         for c in contents {
             self.peer_ready_one(now, c, peer);
+        }
+    }
+
+    /// Takes their requests from the holders past their deadlines (they deliver nothing,
+    /// whatever else they send) and asks the others.
+    pub(super) fn download_timers(&mut self, now: Instant) {
+        let stall = self.cfg.timeouts.stall;
+        let due: Vec<ContentId> = self
+            .downloads
+            .iter()
+            .filter(|(_, d)| d.deadline(stall).is_some_and(|t| t <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in due {
+            let Some(d) = self.downloads.get_mut(&c) else {
+                continue;
+            };
+            let (late, ask_manifest) = d.expire(now, stall);
+            self.stats.requests_expired += late.len() as u64;
+            if ask_manifest {
+                self.request_manifest(now, c);
+            }
+            self.fill_all(now, c);
+            self.check_peers_left(c);
         }
     }
 

@@ -354,6 +354,7 @@ impl Node {
         self.drain_discovery(now);
         self.session_timers(now);
         self.link_timers(now);
+        self.download_timers(now);
         self.drain_discovery(now);
     }
 
@@ -377,10 +378,12 @@ impl Node {
         let sessions = self.sessions.values().filter_map(|s| s.poll_timeout(t));
         let links = self.links.values().filter_map(|l| l.retry_at);
         let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
+        let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
             .chain(sessions)
             .chain(links)
             .chain(statics)
+            .chain(downloads)
             .min()
     }
 

@@ -99,4 +99,6 @@ pub struct Stats {
     pub connections_paused: u64,
     /// Connections closed because what we sent them stayed unread past its deadline.
     pub closed_not_reading: u64,
+    /// Times a holder lost its requests for delivering nothing by their deadline.
+    pub requests_expired: u64,
 }
