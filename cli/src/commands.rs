@@ -16,7 +16,7 @@ pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
     let handle = peer::start_sharing(opts, port)?;
     // With -v, the counters of dropped and refused input are printed whenever they changed,
     // at most once a second: the only window on hostile or broken peers a `serve` gives.
-    let mut last_stats = p2pshare_proto::Stats::default();
+    let mut last_stats = (p2pshare_proto::Stats::default(), 0);
     let mut next_stats = Instant::now();
     loop {
         let wait = if opts.verbose > 0 {
@@ -31,9 +31,14 @@ pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
         }
         if opts.verbose > 0 && Instant::now() >= next_stats {
             next_stats = Instant::now() + Duration::from_secs(1);
-            let stats = handle.snapshot().map_err(|e| e.to_string())?.stats;
+            let s = handle.snapshot().map_err(|e| e.to_string())?;
+            let stats = (s.stats, s.notices_dropped);
             if stats != last_stats {
-                eprintln!("stats: {}", format::stats(&stats));
+                eprintln!(
+                    "stats: {} notices_dropped={}",
+                    format::stats(&stats.0),
+                    stats.1
+                );
                 last_stats = stats;
             }
         }

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub shared: Vec<SharedFile>,
     /// Counters of dropped input.
     pub stats: Stats,
+    /// Notices dropped because the CLI did not keep up (see [`crate::outbox`]).
+    pub notices_dropped: u64,
     /// True once the first scan of the shared folder is done.
     pub scanned: bool,
     /// True once the view of the LAN has settled (`Node::is_settled`).

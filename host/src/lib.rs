@@ -22,6 +22,7 @@ pub mod driver;
 pub mod handle;
 pub mod lock;
 pub mod nofollow;
+pub mod outbox;
 pub mod scan;
 pub mod seed;
 pub mod sockets;

@@ -357,6 +357,12 @@ impl Node {
         }
         self.progress(content);
         self.maybe_finish(content);
+        // The disk caught up a little: downloads held back by a write budget ask again.
+        let now = self.now;
+        let running: Vec<ContentId> = self.downloads.keys().copied().collect();
+        for c in running {
+            self.fill_all(now, c);
+        }
     }
 
     fn progress(&mut self, content: ContentId) {
@@ -458,6 +464,10 @@ impl Node {
             self.ensure_link(now, peer);
             return;
         };
+        let writing: u64 = self.downloads.values().map(Download::writing_bytes).sum();
+        if writing >= crate::budget::WRITE_BUDGET {
+            return;
+        }
         while let Some(index) = self
             .downloads
             .get_mut(&content)
