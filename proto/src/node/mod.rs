@@ -240,6 +240,7 @@ impl Node {
             announcements_stale: drops.stale_instance,
             peers_per_ip_full: drops.per_ip_full,
             claims_elsewhere: drops.claims_elsewhere,
+            peers_unreachable: drops.unreachable,
             catalog_entries_dropped: self.remote.dropped,
             ..self.stats.clone()
         }
