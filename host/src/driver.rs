@@ -197,12 +197,15 @@ pub fn start(
         error,
     })?;
     let peer_id = PeerId(seed::random_bytes());
-    let node_cfg = cfg.node_config(
+    let mut node_cfg = cfg.node_config(
         peer_id,
         seed::random_u64(),
         seed::random_u64(),
         transfer_port,
     );
+    if let Some(limit) = crate::fds::raise_limit() {
+        crate::fds::fit(&mut node_cfg, limit);
+    }
     let node = Node::new(node_cfg, Instant::now()).map_err(StartError::Config)?;
     let driver = Driver {
         node,

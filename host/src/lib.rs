@@ -19,6 +19,7 @@
 pub mod config;
 pub mod disk;
 pub mod driver;
+pub mod fds;
 pub mod handle;
 pub mod lock;
 pub mod nofollow;
