@@ -322,7 +322,9 @@ impl Driver {
     fn on_request(&mut self, r: Request) {
         use p2pshare_proto::Command;
         match r {
-            Request::Get(c) => self.input(Input::Command(Command::Get(c))),
+            Request::Get { content, name } => {
+                self.input(Input::Command(Command::Get { content, name }))
+            }
             Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
