@@ -105,7 +105,12 @@ pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(),
 
 /// `p2pshare peers`.
 pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    observe(opts, port, wait, json, format::peers, format::peers_json)
+    let text = if opts.verbose > 0 {
+        format::peers_verbose
+    } else {
+        format::peers
+    };
+    observe(opts, port, wait, json, text, format::peers_json)
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the

@@ -72,6 +72,7 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 Err(e) => return Err(e.to_string().into()),
             },
             "peers" => match handle.snapshot() {
+                Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
