@@ -1,8 +1,10 @@
 //! The one-shot subcommands, and the download procedure the prompt shares with `get`.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use p2pshare_host::store::partial_file_name;
 use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::{ContentId, Event, hex};
@@ -125,21 +127,31 @@ pub fn get(
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    // Pick the file once the node says its view of the LAN has settled, so that every holder
-    // takes part from the first chunk.
+    // Start as soon as one holder lists the file: the download begins on its manifest, and
+    // the other holders join as their catalogs arrive. Only a name that several files carry
+    // waits until the view of the LAN has settled (a partial of one of them may decide).
     let pick = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
             return Err(Failure::Signal(sig));
         }
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
-        if !snap.settled && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        match content_by_name(&snap, name) {
+        let early = !snap.settled && Instant::now() < deadline;
+        match content_by_name(&snap, name, &opts.shared) {
+            // A partial of another file of that name is here: its holder may not have
+            // answered yet.
+            Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Ok(pick) => break pick,
-            Err(Unresolved::Ambiguous(msg)) => return Err(msg.into()),
+            Err(Unresolved::Ambiguous(_)) if early => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(Unresolved::Ambiguous(a)) => {
+                println!("{}:\n{}", a.what, a.list);
+                handle.shutdown();
+                return Err(format!("{}; use `get <id prefix>`", a.what).into());
+            }
             Err(Unresolved::Have(msg)) => {
                 println!("{msg}");
                 return Ok(());
@@ -148,7 +160,7 @@ pub fn get(
                 if Instant::now() >= deadline {
                     return Err(msg.into());
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
     };
@@ -165,6 +177,20 @@ pub fn get(
     Ok(())
 }
 
+/// True when `shared` holds a partial download named `name` of another content than
+/// `content`.
+fn other_partial(shared: &Path, name: &str, content: &ContentId) -> bool {
+    let mine = partial_file_name(name, content);
+    let stem = format!(".dl_{name}.");
+    std::fs::read_dir(shared).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let f = e.file_name();
+            let f = f.to_string_lossy();
+            f.starts_with(&stem) && f.ends_with(".part") && *f != mine
+        })
+    })
+}
+
 /// What to tell the user about a stopped download.
 pub const RESUME: &str = "the partial file is kept: `get` it again to resume";
 
@@ -177,13 +203,24 @@ pub enum Stop {
     Interrupted(i32),
 }
 
+/// Several different files that one name designates.
+#[derive(Debug)]
+pub struct Ambiguity {
+    /// One line: how many, and the name.
+    pub what: String,
+    /// One numbered line per file: id, size, holders.
+    pub list: String,
+    /// The files, in the list's order.
+    pub choices: Vec<Pick>,
+}
+
 /// Why a name did not resolve to one remote file.
 #[derive(Debug)]
 pub enum Unresolved {
     /// No peer shares it (yet).
     Unknown(String),
     /// Several different files carry that name.
-    Ambiguous(String),
+    Ambiguous(Ambiguity),
     /// We share that content already.
     Have(String),
 }
@@ -198,8 +235,10 @@ pub struct Pick {
     pub name: Option<String>,
 }
 
-/// Finds the one remote file `name` designates: by name, else by content-id prefix.
-pub fn content_by_name(s: &Snapshot, name: &str) -> Result<Pick, Unresolved> {
+/// Finds the one remote file `name` designates: by name, else by content-id prefix. When
+/// several different files carry that name and the shared folder `shared` holds a partial
+/// download of exactly one of them, that one (getting it again resumes it).
+pub fn content_by_name(s: &Snapshot, name: &str, shared: &Path) -> Result<Pick, Unresolved> {
     let by_name: Vec<_> = s
         .remote
         .iter()
@@ -244,22 +283,41 @@ pub fn content_by_name(s: &Snapshot, name: &str) -> Result<Pick, Unresolved> {
             name: named.then(|| name.to_owned()),
         }),
         many => {
+            let partial: Vec<_> = many
+                .iter()
+                .filter(|f| shared.join(partial_file_name(name, &f.content)).exists())
+                .collect();
+            if named && let [f] = partial.as_slice() {
+                return Ok(Pick {
+                    content: f.content,
+                    name: Some(name.to_owned()),
+                });
+            }
             let list: Vec<String> = many
                 .iter()
-                .map(|f| {
+                .enumerate()
+                .map(|(i, f)| {
                     format!(
-                        "{} ({}, {} peers)",
+                        "  {}. {}  {}  {} peer{}",
+                        i + 1,
                         f.content.short(),
                         format::size(f.size),
-                        f.holders.len()
+                        f.holders.len(),
+                        if f.holders.len() == 1 { "" } else { "s" }
                     )
                 })
                 .collect();
-            Err(Unresolved::Ambiguous(format!(
-                "{} different files are named {name:?}: {}; use `get <id prefix>`",
-                many.len(),
-                list.join(", ")
-            )))
+            Err(Unresolved::Ambiguous(Ambiguity {
+                what: format!("{} different files are named {name:?}", many.len()),
+                list: list.join("\n"),
+                choices: many
+                    .iter()
+                    .map(|f| Pick {
+                        content: f.content,
+                        name: named.then(|| name.to_owned()),
+                    })
+                    .collect(),
+            }))
         }
     }
 }

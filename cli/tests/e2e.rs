@@ -497,3 +497,64 @@ fn sigterm_and_sigint_say_goodbye_and_exit_within_a_second() {
     assert_eq!(watcher.cmd("quit"), "");
     assert!(watcher.child.wait().unwrap().success());
 }
+
+/// Two different files named alike: a one-shot `get` lists them numbered and exits 1; with a
+/// partial of one of them in the folder it resumes that one; the prompt asks which one and
+/// takes a number.
+#[test]
+fn same_name_different_files() {
+    use p2pshare_proto::Manifest;
+    let d = dport(8);
+    let (a, b) = (data(300_000, 81), data(200_000, 82));
+    let _sa = Peer::serve(d, &[("same.bin", &a)], &[]);
+    let _sb = Peer::serve(d, &[("same.bin", &b)], &["--runtime", "smol"]);
+    let (ida, idb) = (Manifest::of_bytes(&a).id(), Manifest::of_bytes(&b).id());
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pshare(d, dir.path(), &["get", "same.bin", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("  1. ") && listed.contains("  2. "),
+        "{listed}"
+    );
+    assert!(
+        stderr(&out).contains("2 different files are named"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A partial of b: `get` resumes it.
+    let part = p2pshare_host::store::partial_file_name("same.bin", &idb);
+    std::fs::write(dir.path().join(&part), &b[..100_000]).unwrap();
+    let out = p2pshare(d, dir.path(), &["get", "same.bin", "--timeout", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("dl_same.bin")).unwrap(), b);
+
+    // The prompt asks, and takes the number of a.
+    let mut p = PromptProc::start(d);
+    p.peers_until(Duration::from_secs(10), |n| n == 2);
+    writeln!(p.stdin, "get same.bin").unwrap();
+    let question = "Which one? (number or id prefix; empty: none): ";
+    let mut got = Vec::new();
+    while !got.ends_with(question.as_bytes()) {
+        let mut byte = [0u8];
+        assert_eq!(
+            p.out.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    let number = if ida < idb { "1" } else { "2" };
+    let saved = p.cmd(number);
+    assert!(saved.starts_with("Saved "), "{saved}");
+    let dl: Vec<_> = std::fs::read_dir(p._dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dl_same"))
+        .collect();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(std::fs::read(dl[0].path()).unwrap(), a);
+    assert_eq!(p.cmd("quit"), "");
+}
