@@ -39,7 +39,7 @@ pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
 /// Runs a peer and its prompt until `quit`, end of input, or a signal.
 pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
-    let handle = peer::start_sharing(opts, port)?;
+    let (handle, _control) = peer::start_sharing(opts, port)?;
     // Lines are read on their own thread, so that the idle prompt still hears signals.
     let (tx, lines) = mpsc::channel();
     std::thread::Builder::new()

@@ -234,11 +234,15 @@ fn cli_errors_are_one_line_and_non_zero() {
     let out = p2pshare(d, &file, &["get", "x", "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    // A second peer on the same folder is refused with a clear message.
+    // A second peer on the same folder is refused with a clear message (a one-shot `get`
+    // there goes through the running peer instead, and says what it says).
     let first = Peer::serve(d, &[], &[]);
-    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    let out = p2pshare(d, first.dir.path(), &["serve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already uses"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     // A name nobody shares.
     let out = p2pshare(d, dir.path(), &["get", "nothing-here", "--timeout", "1"]);
@@ -557,4 +561,67 @@ fn same_name_different_files() {
     assert_eq!(dl.len(), 1);
     assert_eq!(std::fs::read(dl[0].path()).unwrap(), a);
     assert_eq!(p.cmd("quit"), "");
+}
+
+/// With `serve` running on a folder, the one-shots given that folder go through it: `get`
+/// exits 0 once the running peer placed the verified file; `status --json` and `list` answer
+/// at once from its view; the socket is owner-only and gone when the peer stops.
+#[test]
+fn a_running_peer_is_driven_through_its_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dport(9);
+    let file = data(3 << 20, 91);
+    let _seeder = Peer::serve(d, &[("movie.bin", &file)], &[]);
+    let mut runner = Peer::serve(d, &[], &["--runtime", "smol"]);
+    let folder = runner.dir.path().to_path_buf();
+    let sock = folder.join(".p2pshare.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // Wait until the running peer lists the file (its view, through the socket).
+    let start = Instant::now();
+    loop {
+        let out = p2pshare(d, &folder, &["list"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if stdout(&out).contains("movie.bin") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            stdout(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    let out = p2pshare(d, &folder, &["get", "movie.bin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Saved "), "{}", stdout(&out));
+    println!("get through the running peer: {:?}", t.elapsed());
+    assert_eq!(std::fs::read(folder.join("dl_movie.bin")).unwrap(), file);
+    // `status --json` parses; the next scan shares the new file.
+    let start = Instant::now();
+    loop {
+        let out = p2pshare(d, &folder, &["status", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let st: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(st["version"], 1);
+        assert_eq!(st["peers"].as_array().unwrap().len(), 1, "{st}");
+        let shared = st["shared"].as_array().unwrap();
+        if shared.iter().any(|f| f["name"] == "dl_movie.bin") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A name nobody shares: one line, exit 1, as standalone.
+    let out = p2pshare(d, &folder, &["get", "nothing.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no peer shares"), "{}", stderr(&out));
+    // The peer stops (SIGTERM): the socket goes; a one-shot works standalone again.
+    kill(runner.child.id(), "-TERM");
+    exit_within(&mut runner.child, Duration::from_secs(2));
+    assert!(!sock.exists());
+    let out = p2pshare(d, &folder, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no peer runs"), "{}", stderr(&out));
 }
