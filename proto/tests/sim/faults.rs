@@ -44,6 +44,7 @@ impl Sim {
             Act::Garbage => self.garbage(),
             Act::Heal => self.heal(),
             Act::Rescan { host } => self.rescan(host)?,
+            Act::Adversary { host } => self.adversary_act(host),
         }
         Ok(())
     }

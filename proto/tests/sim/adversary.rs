@@ -1,0 +1,375 @@
+//! Adversaries: hosts on the LAN that speak the protocol and misbehave on purpose (issue 10).
+//!
+//! Three are no node at all: the simulator speaks for them, on connections whose end 0 is
+//! theirs (`SimConn::raw`) and with datagrams from their address.
+//! - [`Behaviour::Impersonator`] connects to a host that wants a file, says hello under the id
+//!   of a holder of that file (the holder's real instance, or a fresh one), and every few tens
+//!   of milliseconds sends junk answers about that file: a corrupt chunk for every index, a
+//!   "not found" for the manifest and for every chunk, a manifest that does not hash. It reads
+//!   and discards what it is sent.
+//! - [`Behaviour::AskNoRead`] connects to a host (one that shares something, if any does), says
+//!   hello, and asks in a loop — chunks of what the victim shares, its manifests, its catalog —
+//!   without ever reading: what the victim sends stays in the asker's kernel buffer
+//!   ([`KERNEL_BUF`]), so the victim's `Flushed` stops coming. It writes only while the bytes
+//!   the victim has not read fit in a kernel buffer too (TCP pushes back), and connects again
+//!   once the victim has closed.
+//! - [`Behaviour::TableFlood`] announces batches of [`FLOOD_IDS`] fresh peer ids from its
+//!   address, half of the batches with a port nothing listens on.
+//!
+//! The fourth, [`Behaviour::DripFeed`], is a real node holding files (one of them held by no
+//! one else, and wanted) whose stream, from its first chunk frame on, trickles out
+//! [`DRIP_BYTES`] every [`DRIP_GAP`]: the connection never stalls, the chunks never arrive.
+//!
+//! Which adversaries a world has is drawn from a stream of its own ([`ADVERSARY_STREAM`],
+//! derived from the seed) after everything else of the world is drawn, and they are added as
+//! extra hosts after the others: a seed that draws none runs exactly as it did before
+//! adversaries existed (same trace hash). Adversaries never heal: they act until the run ends.
+
+use super::*;
+use p2pshare_proto::manifest::MIN_CHUNK_SIZE;
+use p2pshare_proto::wire::Announce;
+use p2pshare_proto::wire::frame::{ErrorCode, encode_chunk_header, encode_message};
+
+/// Mixed into the seed for the adversary stream, so the rest of a world does not depend on it.
+pub const ADVERSARY_STREAM: u64 = 0x4144_5645_5253_4152;
+/// Share of the worlds that have adversaries.
+pub const ADVERSARY_RATE: f64 = 0.3;
+/// Bytes a drip-feeder lets out at a time...
+pub const DRIP_BYTES: usize = 48;
+/// ... and how often: well inside the stall timeout (5 s), so its connection never stalls.
+pub const DRIP_GAP: Nanos = SEC;
+/// The most a drip-feeder's connection keeps to trickle out (hours at that rate).
+pub const DRIP_MAX: usize = 256 << 10;
+/// Fresh peer ids a flooder announces per batch (more than a table takes from one address).
+pub const FLOOD_IDS: usize = 48;
+/// Peer-table entries a node takes from one IP address (proto's `MAX_PEERS_PER_IP`).
+pub const PEERS_PER_IP: usize = 32;
+/// Peer-table entries a node takes in all (proto's `MAX_PEERS`).
+pub const MAX_PEERS: usize = 1024;
+
+/// What an adversary that is no node keeps between its acts.
+#[derive(Debug, Default)]
+pub struct Raw {
+    /// Its connections: the connection, the victim, the files it talks about.
+    conns: Vec<(usize, usize, Vec<usize>)>,
+    /// No new connection before this.
+    next_connect: Nanos,
+    /// Where its requests are in the victim's chunks.
+    cursor: usize,
+}
+
+/// Adds the adversaries of `sim`'s seed (if it draws any) after the rest of the world.
+pub fn populate(sim: &mut Sim, bugs: Bugs) {
+    let mut r = SimRng::new(sim.seed ^ ADVERSARY_STREAM);
+    if !r.chance(ADVERSARY_RATE) {
+        return;
+    }
+    let normal = sim.hosts.len();
+    for _ in 0..r.range(1, 2) {
+        let b = match r.below(4) {
+            0 => Behaviour::Impersonator,
+            1 => Behaviour::AskNoRead,
+            2 => Behaviour::DripFeed,
+            _ => Behaviour::TableFlood,
+        };
+        let h = sim.add_host(b, bugs);
+        if b.is_raw() {
+            sim.hosts[h].instance = r.u64();
+            sim.raws.insert(h, Raw::default());
+            let at = r.range(200 * MS, 2 * SEC);
+            sim.act(at, Act::Adversary { host: h });
+            continue;
+        }
+        // A drip-feeder: a file only it holds, wanted by someone, and maybe one of the others.
+        let chunks = r.range(1, 4) as usize;
+        let size =
+            chunks * MIN_CHUNK_SIZE as usize + r.range(1, u64::from(MIN_CHUNK_SIZE)) as usize;
+        let f = sim.add_file(format!("drip{h}.bin"), r.bytes(size));
+        sim.hold(h, f, true);
+        let wanter = r.below(normal);
+        let at = r.range(300 * MS, 4 * SEC);
+        sim.want(wanter, f, at);
+        if r.chance(0.7) {
+            let other = r.below(f);
+            sim.hold(h, other, true);
+        }
+    }
+}
+
+impl Sim {
+    /// Adversary `a` acts, and schedules its next act.
+    pub(super) fn adversary_act(&mut self, a: usize) {
+        let next = match self.hosts[a].behaviour {
+            Behaviour::Impersonator => {
+                self.impersonate(a);
+                self.rng.range(20 * MS, 60 * MS)
+            }
+            Behaviour::AskNoRead => {
+                self.ask(a);
+                self.rng.range(20 * MS, 50 * MS)
+            }
+            Behaviour::TableFlood => {
+                self.flood(a);
+                self.rng.range(SEC, 3 * SEC)
+            }
+            _ => return,
+        };
+        self.act(self.now + next, Act::Adversary { host: a });
+    }
+
+    /// An event on an adversary's end: bytes are read and dropped (or held, by one that does
+    /// not read); a close or reset ends its side.
+    pub(super) fn raw_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Bytes { cid, data, .. } if self.conns[cid].holding[0] => {
+                self.conns[cid].held[0].push_back(Some(data));
+            }
+            Ev::Fin { cid, .. } | Ev::Reset { cid, .. } => self.conns[cid].ends[0].open = false,
+            _ => {}
+        }
+    }
+
+    /// The next few bytes a drip-feeder lets out on `cid`.
+    pub(super) fn drip(&mut self, cid: usize, end: usize) {
+        let to = 1 - end;
+        let c = &mut self.conns[cid];
+        c.dripping[end] = false;
+        if !c.ends[end].open || !c.ends[to].open || c.reset {
+            c.drip[end].clear();
+            return;
+        }
+        let n = DRIP_BYTES.min(c.drip[end].len());
+        if n == 0 {
+            return;
+        }
+        let piece: Vec<u8> = c.drip[end].drain(..n).collect();
+        let more = !c.drip[end].is_empty();
+        let lat = self.link_lat(
+            self.conns[cid].ends[end].host,
+            self.conns[cid].ends[to].host,
+        );
+        let at = (self.now + lat).max(self.conns[cid].last_arrival[to]);
+        self.conns[cid].last_arrival[to] = at;
+        self.schedule(
+            at,
+            Ev::Bytes {
+                cid,
+                to,
+                data: piece,
+            },
+        );
+        if more {
+            self.conns[cid].dripping[end] = true;
+            self.schedule(self.now + DRIP_GAP, Ev::Drip { cid, end });
+        }
+    }
+
+    /// Opens a connection from adversary `a` to host `v` (if `v` runs and is reachable); `hold`:
+    /// `a` never reads it.
+    fn raw_connect(&mut self, a: usize, v: usize, hold: bool) -> Option<usize> {
+        if self.hosts[v].node.is_none() || self.hosts[v].group != self.hosts[a].group {
+            return None;
+        }
+        let ends = [
+            End {
+                host: a,
+                inc: 0,
+                conn: None,
+                open: true,
+            },
+            End {
+                host: v,
+                inc: self.hosts[v].inc,
+                conn: None,
+                open: true,
+            },
+        ];
+        let mut c = SimConn::new(ends, [self.hosts[a].behaviour, self.hosts[v].behaviour]);
+        c.raw = true;
+        c.holding[0] = hold;
+        let cid = self.conns.len();
+        self.conns.push(c);
+        self.log(format!("adversary h{a} connects to h{v} (c{cid})"));
+        self.schedule(self.now + self.link_lat(a, v), Ev::Accepted { cid });
+        Some(cid)
+    }
+
+    /// Our preamble and a hello claiming `peer`.
+    fn raw_hello(peer: PeerId, instance: u64) -> Vec<u8> {
+        let mut data = frame::PREAMBLE.to_vec();
+        data.extend(encode_message(&Message::Hello {
+            peer,
+            instance,
+            port: 10000,
+            revision: 0,
+        }));
+        data
+    }
+
+    /// Forgets adversary `a`'s connections that either side has closed; returns how many.
+    fn prune_raw(&mut self, a: usize) -> usize {
+        let mut raw = self.raws.remove(&a).unwrap_or_default();
+        let before = raw.conns.len();
+        raw.conns.retain(|&(cid, ..)| {
+            let c = &self.conns[cid];
+            c.ends.iter().all(|e| e.open) && !c.reset
+        });
+        if raw.conns.len() < before {
+            raw.next_connect = raw
+                .next_connect
+                .max(self.now + self.rng.range(500 * MS, 2 * SEC));
+        }
+        let n = raw.conns.len();
+        self.raws.insert(a, raw);
+        n
+    }
+
+    /// Impersonator `a`: keeps up to two connections to hosts that want a file, each claiming
+    /// a holder of it, and sends junk answers about what the victim wants on each.
+    fn impersonate(&mut self, a: usize) {
+        if self.prune_raw(a) < 2 && self.raws[&a].next_connect <= self.now {
+            // (victim, claimed holder, file)
+            let mut pairs = Vec::new();
+            for w in &self.wants {
+                for (x, host) in self.hosts.iter().enumerate() {
+                    let holds = host
+                        .catalog
+                        .iter()
+                        .any(|f| f.manifest.id() == self.files[w.file].manifest.id());
+                    if x != w.host && holds && self.hosts[w.host].node.is_some() {
+                        pairs.push((w.host, x));
+                    }
+                }
+            }
+            if !pairs.is_empty() {
+                let (v, x) = pairs[self.rng.below(pairs.len())];
+                let files: Vec<usize> = self
+                    .wants
+                    .iter()
+                    .filter(|w| w.host == v)
+                    .map(|w| w.file)
+                    .collect();
+                let instance = if self.rng.chance(0.5) {
+                    self.hosts[x].instance
+                } else {
+                    self.rng.u64()
+                };
+                if let Some(cid) = self.raw_connect(a, v, false) {
+                    self.log(format!("adversary h{a} claims to be h{x} to h{v}"));
+                    let hello = Self::raw_hello(self.hosts[x].id, instance);
+                    self.transmit(cid, 0, hello);
+                    self.raws.get_mut(&a).unwrap().conns.push((cid, v, files));
+                }
+            }
+            self.raws.get_mut(&a).unwrap().next_connect = self.now + SEC;
+        }
+        let conns = self.raws[&a].conns.clone();
+        for (cid, _, files) in conns {
+            let mut junk = Vec::new();
+            for &f in &files {
+                let c = self.files[f].manifest.id();
+                let n = self.files[f].manifest.chunk_count();
+                // Corrupt chunks first: a refusal that counted would take the chunk first.
+                for i in 0..n {
+                    let data = self.rng.bytes(32);
+                    junk.extend(encode_chunk_header(&c, i, data.len()));
+                    junk.extend(data);
+                }
+                for index in (0..n).map(Some).chain([None]) {
+                    junk.extend(encode_message(&Message::Error {
+                        code: ErrorCode::NotFound,
+                        content: c,
+                        index,
+                    }));
+                }
+                junk.extend(encode_message(&Message::Manifest {
+                    content: c,
+                    bytes: self.rng.bytes(64),
+                }));
+            }
+            self.transmit(cid, 0, junk);
+        }
+    }
+
+    /// Asker `a`: keeps one connection it never reads, and writes a burst of requests on it
+    /// while the victim's unread bytes fit in a kernel buffer.
+    fn ask(&mut self, a: usize) {
+        if self.prune_raw(a) == 0 && self.raws[&a].next_connect <= self.now {
+            // Nodes that speak honestly on the wire (a drip-feeder's unread bytes would only
+            // pile up in its own trickle).
+            let running: Vec<usize> = (0..self.hosts.len())
+                .filter(|&h| {
+                    self.hosts[h].node.is_some() && self.hosts[h].behaviour != Behaviour::DripFeed
+                })
+                .collect();
+            let sharing: Vec<usize> = running
+                .iter()
+                .copied()
+                .filter(|&h| !self.hosts[h].store.shared.is_empty())
+                .collect();
+            let pool = if sharing.is_empty() { running } else { sharing };
+            if !pool.is_empty() {
+                let v = pool[self.rng.below(pool.len())];
+                // Its biggest file: the most bytes per request.
+                let biggest = self.hosts[v]
+                    .catalog
+                    .iter()
+                    .filter_map(|f| self.manifests.get(&f.manifest.id()).copied())
+                    .max_by_key(|&f| self.files[f].data.len());
+                let files = match biggest {
+                    Some(f) => vec![f],
+                    None => (0..self.files.len()).collect(),
+                };
+                if let Some(cid) = self.raw_connect(a, v, true) {
+                    let hello = Self::raw_hello(self.hosts[a].id, self.hosts[a].instance);
+                    self.transmit(cid, 0, hello);
+                    self.raws.get_mut(&a).unwrap().conns.push((cid, v, files));
+                }
+            }
+            self.raws.get_mut(&a).unwrap().next_connect = self.now + SEC;
+        }
+        let conns = self.raws[&a].conns.clone();
+        for (cid, _, files) in conns {
+            if self.conns[cid].held_bytes(1) > KERNEL_BUF {
+                continue;
+            }
+            let chunks: Vec<(ContentId, u32)> = files
+                .iter()
+                .flat_map(|&f| {
+                    let m = &self.files[f].manifest;
+                    (0..m.chunk_count().max(1)).map(|i| (m.id(), i))
+                })
+                .collect();
+            let mut burst = Vec::new();
+            for _ in 0..self.rng.range(32, 128) {
+                let raw = self.raws.get_mut(&a).unwrap();
+                let (content, index) = chunks[raw.cursor % chunks.len()];
+                raw.cursor += 1;
+                let msg = match self.rng.below(10) {
+                    0 => Message::CatalogRequest { page: 0 },
+                    1 => Message::ManifestRequest { content },
+                    _ => Message::ChunkRequest { content, index },
+                };
+                burst.extend(encode_message(&msg));
+            }
+            self.transmit(cid, 0, burst);
+        }
+    }
+
+    /// Flooder `a`: a batch of announcements of fresh peer ids from its address.
+    fn flood(&mut self, a: usize) {
+        let port = if self.rng.chance(0.5) { 10000 } else { 22 };
+        for _ in 0..FLOOD_IDS {
+            let mut id = [0xff; 16];
+            id[8..].copy_from_slice(&self.rng.u64().to_le_bytes());
+            let ann = Announce {
+                peer: PeerId(id),
+                instance: self.rng.u64(),
+                port,
+                revision: 0,
+                bye: false,
+            };
+            self.broadcast(a, ann.encode());
+        }
+    }
+}
