@@ -50,8 +50,9 @@ pub const MAX_PEERS: usize = 1024;
 /// What an adversary that is no node keeps between its acts.
 #[derive(Debug, Default)]
 pub struct Raw {
-    /// Its connections: the connection, the victim, the files it talks about.
-    conns: Vec<(usize, usize, Vec<usize>)>,
+    /// Its connections: the connection, the victim, the host it claims to be (an asker: itself),
+    /// the files it talks about.
+    conns: Vec<(usize, usize, usize, Vec<usize>)>,
     /// No new connection before this.
     next_connect: Nanos,
     /// Where its requests are in the victim's chunks.
@@ -102,7 +103,7 @@ impl Sim {
         let next = match self.hosts[a].behaviour {
             Behaviour::Impersonator => {
                 self.impersonate(a);
-                self.rng.range(20 * MS, 60 * MS)
+                self.rng.range(10 * MS, 30 * MS)
             }
             Behaviour::AskNoRead => {
                 self.ask(a);
@@ -224,19 +225,27 @@ impl Sim {
         n
     }
 
-    /// Impersonator `a`: keeps up to two connections to hosts that want a file, each claiming
-    /// a holder of it, and sends junk answers about what the victim wants on each.
+    /// Impersonator `a`: keeps up to four connections to hosts that still want a file, each
+    /// claiming a holder of it (a new one at most every 200 ms), and sends junk answers about what
+    /// the victim wants on each.
     fn impersonate(&mut self, a: usize) {
-        if self.prune_raw(a) < 2 && self.raws[&a].next_connect <= self.now {
-            // (victim, claimed holder, file)
+        if self.prune_raw(a) < 4 && self.raws[&a].next_connect <= self.now {
+            // (victim, claimed holder) not claimed yet
             let mut pairs = Vec::new();
-            for w in &self.wants {
+            for w in self.wants.iter().filter(|w| !w.done) {
                 for (x, host) in self.hosts.iter().enumerate() {
                     let holds = host
                         .catalog
                         .iter()
                         .any(|f| f.manifest.id() == self.files[w.file].manifest.id());
-                    if x != w.host && holds && self.hosts[w.host].node.is_some() {
+                    if x != w.host
+                        && holds
+                        && self.hosts[w.host].node.is_some()
+                        && !self.raws[&a]
+                            .conns
+                            .iter()
+                            .any(|&(_, v, c, _)| (v, c) == (w.host, x))
+                    {
                         pairs.push((w.host, x));
                     }
                 }
@@ -258,13 +267,17 @@ impl Sim {
                     self.log(format!("adversary h{a} claims to be h{x} to h{v}"));
                     let hello = Self::raw_hello(self.hosts[x].id, instance);
                     self.transmit(cid, 0, hello);
-                    self.raws.get_mut(&a).unwrap().conns.push((cid, v, files));
+                    self.raws
+                        .get_mut(&a)
+                        .unwrap()
+                        .conns
+                        .push((cid, v, x, files));
                 }
             }
-            self.raws.get_mut(&a).unwrap().next_connect = self.now + SEC;
+            self.raws.get_mut(&a).unwrap().next_connect = self.now + 200 * MS;
         }
         let conns = self.raws[&a].conns.clone();
-        for (cid, _, files) in conns {
+        for (cid, _, _, files) in conns {
             let mut junk = Vec::new();
             for &f in &files {
                 let c = self.files[f].manifest.id();
@@ -323,13 +336,17 @@ impl Sim {
                 if let Some(cid) = self.raw_connect(a, v, true) {
                     let hello = Self::raw_hello(self.hosts[a].id, self.hosts[a].instance);
                     self.transmit(cid, 0, hello);
-                    self.raws.get_mut(&a).unwrap().conns.push((cid, v, files));
+                    self.raws
+                        .get_mut(&a)
+                        .unwrap()
+                        .conns
+                        .push((cid, v, a, files));
                 }
             }
             self.raws.get_mut(&a).unwrap().next_connect = self.now + SEC;
         }
         let conns = self.raws[&a].conns.clone();
-        for (cid, _, files) in conns {
+        for (cid, _, _, files) in conns {
             if self.conns[cid].held_bytes(1) > KERNEL_BUF {
                 continue;
             }
