@@ -2,17 +2,17 @@
 //!
 //! Three are no node at all: the simulator speaks for them, on connections whose end 0 is
 //! theirs (`SimConn::raw`) and with datagrams from their address.
-//! - [`Behaviour::Impersonator`] connects to a host that wants a file, says hello under the id
-//!   of a holder of that file (the holder's real instance, or a fresh one), and every few tens
-//!   of milliseconds sends junk answers about that file: a corrupt chunk for every index, a
-//!   "not found" for the manifest and for every chunk, a manifest that does not hash. It reads
-//!   and discards what it is sent.
+//! - [`Behaviour::Impersonator`] connects to hosts that still want a file, each time saying
+//!   hello under the id of a holder of that file (the holder's real instance, or a fresh one),
+//!   and every 5–15 ms, while the victim still wants something, sends junk answers about what
+//!   it wants: a corrupt chunk for every index, a "not found" for the manifest and for every
+//!   chunk, a manifest that does not hash. It reads and discards what it is sent.
 //! - [`Behaviour::AskNoRead`] connects to a host (one that shares something, if any does), says
-//!   hello, and asks in a loop — chunks of what the victim shares, its manifests, its catalog —
-//!   without ever reading: what the victim sends stays in the asker's kernel buffer
-//!   ([`KERNEL_BUF`]), so the victim's `Flushed` stops coming. It writes only while the bytes
-//!   the victim has not read fit in a kernel buffer too (TCP pushes back), and connects again
-//!   once the victim has closed.
+//!   hello, and asks in a loop — chunks of the biggest file the victim shares, its manifest,
+//!   its catalog — without ever reading: what the victim sends stays in the asker's kernel
+//!   buffer ([`KERNEL_BUF`]), so the victim's `Flushed` stops coming. It writes a burst of
+//!   16–48 requests every 20–50 ms while the bytes the victim has not read fit in a kernel
+//!   buffer too (TCP pushes back), and connects again once the victim has closed.
 //! - [`Behaviour::TableFlood`] announces batches of [`FLOOD_IDS`] fresh peer ids from its
 //!   address, half of the batches with a port nothing listens on.
 //!
@@ -33,7 +33,7 @@ use p2pshare_proto::wire::frame::{ErrorCode, encode_chunk_header, encode_message
 /// Mixed into the seed for the adversary stream, so the rest of a world does not depend on it.
 pub const ADVERSARY_STREAM: u64 = 0x4144_5645_5253_4152;
 /// Share of the worlds that have adversaries.
-pub const ADVERSARY_RATE: f64 = 0.3;
+pub const ADVERSARY_RATE: f64 = 0.2;
 /// Bytes a drip-feeder lets out at a time...
 pub const DRIP_BYTES: usize = 48;
 /// ... and how often: well inside the stall timeout (5 s), so its connection never stalls.
@@ -77,7 +77,8 @@ pub fn populate(sim: &mut Sim, bugs: Bugs) {
         if b.is_raw() {
             sim.hosts[h].instance = r.u64();
             sim.raws.insert(h, Raw::default());
-            let at = r.range(200 * MS, 2 * SEC);
+            // Early: downloads start from 300 ms on.
+            let at = r.range(100 * MS, 400 * MS);
             sim.act(at, Act::Adversary { host: h });
             continue;
         }
@@ -103,7 +104,7 @@ impl Sim {
         let next = match self.hosts[a].behaviour {
             Behaviour::Impersonator => {
                 self.impersonate(a);
-                self.rng.range(10 * MS, 30 * MS)
+                self.rng.range(5 * MS, 15 * MS)
             }
             Behaviour::AskNoRead => {
                 self.ask(a);
@@ -225,11 +226,11 @@ impl Sim {
         n
     }
 
-    /// Impersonator `a`: keeps up to four connections to hosts that still want a file, each
-    /// claiming a holder of it (a new one at most every 200 ms), and sends junk answers about what
-    /// the victim wants on each.
+    /// Impersonator `a`: keeps up to six connections to hosts that still want a file, each
+    /// claiming a holder of it (a new one at most every 50 ms), and, while the victim still
+    /// wants something, sends junk answers about what it wants on each.
     fn impersonate(&mut self, a: usize) {
-        if self.prune_raw(a) < 4 && self.raws[&a].next_connect <= self.now {
+        if self.prune_raw(a) < 6 && self.raws[&a].next_connect <= self.now {
             // (victim, claimed holder) not claimed yet
             let mut pairs = Vec::new();
             for w in self.wants.iter().filter(|w| !w.done) {
@@ -274,10 +275,14 @@ impl Sim {
                         .push((cid, v, x, files));
                 }
             }
-            self.raws.get_mut(&a).unwrap().next_connect = self.now + 200 * MS;
+            self.raws.get_mut(&a).unwrap().next_connect = self.now + 50 * MS;
         }
         let conns = self.raws[&a].conns.clone();
-        for (cid, _, _, files) in conns {
+        for (cid, v, _, files) in conns {
+            // Only while the victim still wants something: that is where junk can hurt.
+            if !self.wants.iter().any(|w| w.host == v && !w.done) {
+                continue;
+            }
             let mut junk = Vec::new();
             for &f in &files {
                 let c = self.files[f].manifest.id();
@@ -358,7 +363,7 @@ impl Sim {
                 })
                 .collect();
             let mut burst = Vec::new();
-            for _ in 0..self.rng.range(32, 128) {
+            for _ in 0..self.rng.range(16, 48) {
                 let raw = self.raws.get_mut(&a).unwrap();
                 let (content, index) = chunks[raw.cursor % chunks.len()];
                 raw.cursor += 1;
