@@ -4,14 +4,16 @@
 //! theirs (`SimConn::raw`) and with datagrams from their address.
 //! - [`Behaviour::Impersonator`] connects to hosts that still want a file, each time saying
 //!   hello under the id of a holder of that file (the holder's real instance, or a fresh one),
-//!   and every 5–15 ms, while the victim still wants something, sends junk answers about what
-//!   it wants: a corrupt chunk for every index, a "not found" for the manifest and for every
-//!   chunk, a manifest that does not hash. It reads and discards what it is sent.
+//!   and every few milliseconds while the victim downloads answers what it has in flight to
+//!   that holder (it peeks: an
+//!   attacker that times its junk perfectly) with junk: a corrupt chunk and then a "not
+//!   found" for each chunk, a manifest that does not hash and a "not found" for the
+//!   manifest. It reads and discards what it is sent.
 //! - [`Behaviour::AskNoRead`] connects to a host (one that shares something, if any does), says
 //!   hello, and asks in a loop — chunks of the biggest file the victim shares, its manifest,
 //!   its catalog — without ever reading: what the victim sends stays in the asker's kernel
 //!   buffer ([`KERNEL_BUF`]), so the victim's `Flushed` stops coming. It writes a burst of
-//!   16–48 requests every 20–50 ms while the bytes the victim has not read fit in a kernel
+//!   16–48 requests every 30–80 ms while the bytes the victim has not read fit in a kernel
 //!   buffer too (TCP pushes back), and connects again once the victim has closed.
 //! - [`Behaviour::TableFlood`] announces batches of [`FLOOD_IDS`] fresh peer ids from its
 //!   address, half of the batches with a port nothing listens on.
@@ -34,6 +36,8 @@ use p2pshare_proto::wire::frame::{ErrorCode, encode_chunk_header, encode_message
 pub const ADVERSARY_STREAM: u64 = 0x4144_5645_5253_4152;
 /// Share of the worlds that have adversaries.
 pub const ADVERSARY_RATE: f64 = 0.2;
+/// An impersonator answers the same requests in flight again only after this long.
+pub const JUNK_REPEAT: Nanos = 100 * MS;
 /// Bytes a drip-feeder lets out at a time...
 pub const DRIP_BYTES: usize = 48;
 /// ... and how often: well inside the stall timeout (5 s), so its connection never stalls.
@@ -47,6 +51,9 @@ pub const PEERS_PER_IP: usize = 32;
 /// Peer-table entries a node takes in all (proto's `MAX_PEERS`).
 pub const MAX_PEERS: usize = 1024;
 
+/// A request an impersonator answers with junk: content, chunk index, or its manifest.
+type Target = (ContentId, u32, bool);
+
 /// What an adversary that is no node keeps between its acts.
 #[derive(Debug, Default)]
 pub struct Raw {
@@ -57,6 +64,10 @@ pub struct Raw {
     next_connect: Nanos,
     /// Where its requests are in the victim's chunks.
     cursor: usize,
+    /// Its current turn (see `Act::Adversary`).
+    turn: u64,
+    /// An impersonator's last junk per connection: what it answered, and when.
+    junked: BTreeMap<usize, (Vec<Target>, Nanos)>,
 }
 
 /// Adds the adversaries of `sim`'s seed (if it draws any) after the rest of the world.
@@ -79,7 +90,7 @@ pub fn populate(sim: &mut Sim, bugs: Bugs) {
             sim.raws.insert(h, Raw::default());
             // Early: downloads start from 300 ms on.
             let at = r.range(100 * MS, 400 * MS);
-            sim.act(at, Act::Adversary { host: h });
+            sim.act(at, Act::Adversary { host: h, turn: 0 });
             continue;
         }
         // A drip-feeder: a file only it holds, wanted by someone, and maybe one of the others.
@@ -99,16 +110,23 @@ pub fn populate(sim: &mut Sim, bugs: Bugs) {
 }
 
 impl Sim {
-    /// Adversary `a` acts, and schedules its next act.
-    pub(super) fn adversary_act(&mut self, a: usize) {
+    /// Adversary `a` acts (unless `turn` is stale), and schedules its next act.
+    pub(super) fn adversary_act(&mut self, a: usize, turn: u64) {
+        if self.raws.get(&a).is_none_or(|r| r.turn != turn) {
+            return;
+        }
         let next = match self.hosts[a].behaviour {
             Behaviour::Impersonator => {
-                self.impersonate(a);
-                self.rng.range(5 * MS, 15 * MS)
+                // Watching closely while a victim downloads, idly otherwise.
+                if self.impersonate(a) {
+                    self.rng.range(2 * MS, 6 * MS)
+                } else {
+                    self.rng.range(30 * MS, 60 * MS)
+                }
             }
             Behaviour::AskNoRead => {
                 self.ask(a);
-                self.rng.range(20 * MS, 50 * MS)
+                self.rng.range(30 * MS, 80 * MS)
             }
             Behaviour::TableFlood => {
                 self.flood(a);
@@ -116,7 +134,31 @@ impl Sim {
             }
             _ => return,
         };
-        self.act(self.now + next, Act::Adversary { host: a });
+        self.reschedule(a, self.now + next);
+    }
+
+    /// Adversary `a`'s next act is at `at` (and no earlier one stands).
+    fn reschedule(&mut self, a: usize, at: Nanos) {
+        let Some(raw) = self.raws.get_mut(&a) else {
+            return;
+        };
+        raw.turn += 1;
+        let turn = raw.turn;
+        self.act(at, Act::Adversary { host: a, turn });
+    }
+
+    /// Host `h` starts a download: the impersonators on it act at once (they see the
+    /// victim's requests go out, as one on the path would).
+    pub(super) fn wake_impersonators(&mut self, h: usize) {
+        let awake: Vec<usize> = self
+            .raws
+            .iter()
+            .filter(|(_, r)| r.conns.iter().any(|&(_, v, ..)| v == h))
+            .map(|(&a, _)| a)
+            .collect();
+        for a in awake {
+            self.reschedule(a, self.now);
+        }
     }
 
     /// An event on an adversary's end: bytes are read and dropped (or held, by one that does
@@ -216,6 +258,9 @@ impl Sim {
             let c = &self.conns[cid];
             c.ends.iter().all(|e| e.open) && !c.reset
         });
+        let conns = &raw.conns;
+        raw.junked
+            .retain(|cid, _| conns.iter().any(|&(c, ..)| c == *cid));
         if raw.conns.len() < before {
             raw.next_connect = raw
                 .next_connect
@@ -227,9 +272,11 @@ impl Sim {
     }
 
     /// Impersonator `a`: keeps up to six connections to hosts that still want a file, each
-    /// claiming a holder of it (a new one at most every 50 ms), and, while the victim still
-    /// wants something, sends junk answers about what it wants on each.
-    fn impersonate(&mut self, a: usize) {
+    /// claiming a holder of it (a new one at most every 50 ms), and on each sends junk answers
+    /// to what the victim has in flight to the claimed holder: it peeks at the victim's
+    /// downloads, an attacker that times its junk perfectly (a blind one only needs more
+    /// bytes). True while a victim has a download of what it talks about under way.
+    fn impersonate(&mut self, a: usize) -> bool {
         if self.prune_raw(a) < 6 && self.raws[&a].next_connect <= self.now {
             // (victim, claimed holder) not claimed yet
             let mut pairs = Vec::new();
@@ -278,35 +325,63 @@ impl Sim {
             self.raws.get_mut(&a).unwrap().next_connect = self.now + 50 * MS;
         }
         let conns = self.raws[&a].conns.clone();
-        for (cid, v, _, files) in conns {
-            // Only while the victim still wants something: that is where junk can hurt.
-            if !self.wants.iter().any(|w| w.host == v && !w.done) {
-                continue;
-            }
+        let mut watching = false;
+        for (cid, v, x, files) in conns {
+            let claimed = self.hosts[x].id;
             let mut junk = Vec::new();
+            let mut targets = Vec::new();
             for &f in &files {
                 let c = self.files[f].manifest.id();
-                let n = self.files[f].manifest.chunk_count();
+                let Some(d) = self.hosts[v].node.as_ref().and_then(|n| n.download(&c)) else {
+                    continue;
+                };
+                watching = true;
+                let inflight: Vec<u32> = d
+                    .peers()
+                    .get(&claimed)
+                    .map(|p| p.inflight.iter().copied().collect())
+                    .unwrap_or_default();
+                targets.extend(inflight.iter().map(|&i| (c, i, false)));
+                if d.manifest_from() == Some(claimed) {
+                    targets.push((c, 0, true));
+                }
                 // Corrupt chunks first: a refusal that counted would take the chunk first.
-                for i in 0..n {
+                for &i in &inflight {
                     let data = self.rng.bytes(32);
                     junk.extend(encode_chunk_header(&c, i, data.len()));
                     junk.extend(data);
                 }
-                for index in (0..n).map(Some).chain([None]) {
+                for &i in &inflight {
                     junk.extend(encode_message(&Message::Error {
                         code: ErrorCode::NotFound,
                         content: c,
-                        index,
+                        index: Some(i),
                     }));
                 }
-                junk.extend(encode_message(&Message::Manifest {
-                    content: c,
-                    bytes: self.rng.bytes(64),
-                }));
+                if d.manifest_from() == Some(claimed) {
+                    junk.extend(encode_message(&Message::Manifest {
+                        content: c,
+                        bytes: self.rng.bytes(64),
+                    }));
+                    junk.extend(encode_message(&Message::Error {
+                        code: ErrorCode::NotFound,
+                        content: c,
+                        index: None,
+                    }));
+                }
             }
-            self.transmit(cid, 0, junk);
+            // The same requests answered less than JUNK_REPEAT ago: once is enough.
+            let raw = self.raws.get_mut(&a).unwrap();
+            let repeat = raw
+                .junked
+                .get(&cid)
+                .is_some_and(|(t, at)| *t == targets && self.now < at + JUNK_REPEAT);
+            if !junk.is_empty() && !repeat {
+                raw.junked.insert(cid, (targets, self.now));
+                self.transmit(cid, 0, junk);
+            }
         }
+        watching
     }
 
     /// Asker `a`: keeps one connection it never reads, and writes a burst of requests on it

@@ -240,6 +240,36 @@ impl Sim {
         }
     }
 
+    /// No download of host `h` holds an honest holder guilty of what only a liar does: a
+    /// corrupt chunk, a manifest that does not hash, a "not found" for what it shares. (An
+    /// impersonator's junk counted as the holder's answer does exactly that.)
+    pub(super) fn check_bans(&mut self, h: usize) -> Res {
+        use p2pshare_proto::download::Ban;
+        let Some(node) = self.hosts[h].node.as_ref() else {
+            return Ok(());
+        };
+        for w in self.wants.iter().filter(|w| w.host == h) {
+            let c = self.files[w.file].manifest.id();
+            let Some(d) = node.download(&c) else {
+                continue;
+            };
+            for (id, p) in d.peers() {
+                let Some(ban @ (Ban::Corrupt | Ban::BadManifest | Ban::NotFound)) = p.banned else {
+                    continue;
+                };
+                if let Some(x) = self.host_of_peer(id)
+                    && self.hosts[x].behaviour == Behaviour::Honest
+                {
+                    return Err(self.fail(
+                        Kind::Framed,
+                        format!("h{h} banned honest h{x} as {ban:?} for {}", c.short()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A sending end whose `Flushed` has been withheld since `s` (its reader does not read)
     /// must be closed by its node within the read deadline of what it owes:
     /// `s + read_deadline(stall, owed)`.

@@ -101,6 +101,7 @@ impl Sim {
         let deadline = node.poll_timeout().map(|t| self.nanos(t));
         self.hosts[h].deadline = deadline;
         self.check_budgets(h)?;
+        self.check_bans(h)?;
         self.refresh_expiry(h);
         Ok(())
     }

@@ -109,8 +109,8 @@ pub enum Kind {
     Liveness,
     /// The node panicked.
     Panic,
-    /// An honest holder was rejected for a chunk it never sent (an answer counted on a
-    /// connection other than our own link to it).
+    /// An honest holder was rejected for a chunk, a manifest or a refusal it never sent (an
+    /// answer counted on a connection other than our own link to it).
     Framed,
     /// A node owes more than its send budgets allow, or lists more peers from one address than
     /// the table's cap.
@@ -477,6 +477,8 @@ pub enum Act {
     Adversary {
         /// Which host.
         host: usize,
+        /// Its turn: an act of an older turn (rescheduled since) does nothing.
+        turn: u64,
     },
 }
 
