@@ -44,7 +44,8 @@ pub struct Opts {
     #[arg(long, global = true, default_value_t = DEFAULT_DISCOVERY_PORT, value_name = "N")]
     pub discovery_port: u16,
 
-    /// Address announcements are broadcast to (repeatable) [default: 255.255.255.255].
+    /// Address announcements are broadcast to (repeatable) [default: the broadcast address of
+    /// every LAN interface, followed as they come and go].
     #[arg(long, global = true, value_name = "ADDR")]
     pub broadcast: Vec<IpAddr>,
 
@@ -90,6 +91,13 @@ pub enum Cmd {
         /// Seconds to listen for peers before printing.
         #[arg(long, default_value_t = 2.0, value_name = "SECS")]
         wait: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what the running peer of the folder does: peers, shared files, downloads with
+    /// progress, counters (needs a running peer: the prompt or `serve`).
+    Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,

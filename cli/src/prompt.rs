@@ -2,32 +2,87 @@
 //! `Command (list / peers / get [filename] / quit): `.
 //!
 //! Invariant: a bad command prints one line and the prompt goes on; only `quit`, `q` or the end
-//! of input end the program (with exit 0).
+//! of input end the program (with exit 0), or SIGINT/SIGTERM at an idle prompt (after the
+//! goodbye, with 130/143). SIGINT during a `get` cancels that download (its partial file is
+//! kept) and the prompt goes on.
 
 use std::io::{BufRead, Write};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::Failure;
 use crate::args::Opts;
-use crate::commands::{self, Unresolved};
+use crate::commands::{self, Ambiguity, Pick, Stop, Unresolved};
 use crate::format;
 use crate::peer;
+use crate::signals::{self, Signals};
+
+/// The file the user chose among several of one name: by number in the list, or by id
+/// prefix; `None` for anything else (an empty answer included).
+fn choose(a: &Ambiguity, answer: &str) -> Option<Pick> {
+    if let Ok(n) = answer.parse::<usize>() {
+        return n.checked_sub(1).and_then(|i| a.choices.get(i)).cloned();
+    }
+    let prefix = answer.to_ascii_lowercase();
+    let mut matching = a
+        .choices
+        .iter()
+        .filter(|p| !prefix.is_empty() && p.content.to_hex().starts_with(&prefix));
+    match (matching.next(), matching.next()) {
+        (Some(p), None) => Some(p.clone()),
+        _ => None,
+    }
+}
 
 /// The prompt, exactly as the original program printed it.
 pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
-/// Runs a peer and its prompt until `quit` or end of input.
-pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
-    let handle = peer::start_sharing(opts, port)?;
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    loop {
-        print!("{PROMPT}");
+/// Runs a peer and its prompt until `quit`, end of input, or a signal.
+pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
+    let (handle, _control) = peer::start_sharing(opts, port)?;
+    // Lines are read on their own thread, so that the idle prompt still hears signals.
+    let (tx, lines) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("p2pshare-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the input thread: {e}"))?;
+    let read = |question: &str| -> Result<Option<String>, Failure> {
+        print!("{question}");
         let _ = std::io::stdout().flush();
-        let Some(line) = lines.next() else {
+        loop {
+            if let Some(sig) = signals.take() {
+                return Err(Failure::Signal(sig));
+            }
+            match lines.recv_timeout(signals::POLL) {
+                Ok(line) => {
+                    return line
+                        .map(Some)
+                        .map_err(|e| format!("cannot read the command: {e}").into());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    };
+    loop {
+        let line = match read(PROMPT) {
+            Ok(line) => line,
+            Err(e) => {
+                println!();
+                handle.shutdown();
+                return Err(e);
+            }
+        };
+        let Some(line) = line else {
             println!();
             break;
         };
-        let line = line.map_err(|e| format!("cannot read the command: {e}"))?;
         // Show what happened while the prompt waited.
         while let Ok(Some(n)) = handle.next_notice(Duration::ZERO) {
             commands::report(opts, &n);
@@ -42,27 +97,46 @@ pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
             "quit" | "q" => break,
             "list" | "l" => match handle.snapshot() {
                 Ok(s) => println!("{}", format::list(&s)),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string().into()),
             },
             "peers" => match handle.snapshot() {
+                Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string().into()),
             },
             "get" if arg.is_empty() => println!("Usage: get FILENAME (see `list`)"),
             "get" => {
                 let snap = handle.snapshot().map_err(|e| e.to_string())?;
-                match commands::content_by_name(&snap, arg) {
-                    Ok(pick) => {
-                        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                        match commands::download(opts, &handle, pick, far) {
-                            Ok(line) => println!("{line}"),
-                            Err(e) => println!("{e}"),
-                        }
+                let picked = match commands::content_by_name(&snap, arg, &opts.shared) {
+                    Ok(pick) => Some(pick),
+                    Err(Unresolved::Unknown(m) | Unresolved::Have(m)) => {
+                        println!("{m}");
+                        None
                     }
-                    Err(
-                        Unresolved::Unknown(m) | Unresolved::Ambiguous(m) | Unresolved::Have(m),
-                    ) => {
-                        println!("{m}")
+                    Err(Unresolved::Ambiguous(a)) => {
+                        println!("{}:\n{}", a.what, a.list);
+                        let answer = match read("Which one? (number or id prefix; empty: none): ") {
+                            Ok(answer) => answer.unwrap_or_default(),
+                            Err(e) => {
+                                handle.shutdown();
+                                return Err(e);
+                            }
+                        };
+                        let chosen = choose(&a, answer.trim());
+                        if chosen.is_none() {
+                            println!("Nothing downloaded.");
+                        }
+                        chosen
+                    }
+                };
+                if let Some(pick) = picked {
+                    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                    match commands::download(opts, &handle, pick, far, signals) {
+                        Ok(line) => println!("{line}"),
+                        Err(Stop::Failed(e)) => println!("{e}"),
+                        Err(Stop::Interrupted(_)) => {
+                            println!("Download cancelled; {}.", commands::RESUME)
+                        }
                     }
                 }
             }

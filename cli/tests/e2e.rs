@@ -234,11 +234,15 @@ fn cli_errors_are_one_line_and_non_zero() {
     let out = p2pshare(d, &file, &["get", "x", "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    // A second peer on the same folder is refused with a clear message.
+    // A second peer on the same folder is refused with a clear message (a one-shot `get`
+    // there goes through the running peer instead, and says what it says).
     let first = Peer::serve(d, &[], &[]);
-    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    let out = p2pshare(d, first.dir.path(), &["serve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already uses"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     // A name nobody shares.
     let out = p2pshare(d, dir.path(), &["get", "nothing-here", "--timeout", "1"]);
@@ -363,4 +367,261 @@ fn a_static_peer_beyond_the_broadcast_domain() {
         b"from far away"
     );
     drop(seeder);
+}
+
+/// The interactive prompt of a peer, driven through its stdin.
+struct PromptProc {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+    _dir: tempfile::TempDir,
+}
+
+impl PromptProc {
+    const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
+
+    fn start(dport: u16) -> PromptProc {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(net_args(dport))
+            .arg("--shared")
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut p = PromptProc {
+            child,
+            stdin,
+            out,
+            _dir: dir,
+        };
+        assert_eq!(p.next(), "", "the prompt comes first");
+        p
+    }
+
+    /// What the program printed up to its next prompt (or its end).
+    fn next(&mut self) -> String {
+        let mut got = Vec::new();
+        loop {
+            let mut byte = [0u8];
+            if self.out.read(&mut byte).unwrap() == 0 {
+                return String::from_utf8(got).unwrap();
+            }
+            got.push(byte[0]);
+            if got.ends_with(Self::PROMPT.as_bytes()) {
+                got.truncate(got.len() - Self::PROMPT.len());
+                return String::from_utf8(got).unwrap();
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.next()
+    }
+
+    /// Runs `peers` until `done` holds of its output; returns how long it took.
+    fn peers_until(&mut self, within: Duration, done: impl Fn(usize) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            let n = self
+                .cmd("peers")
+                .lines()
+                .filter(|l| l.starts_with("127."))
+                .count();
+            if done(n) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < within, "{n} peers after {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PromptProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kill(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Waits up to `within` for `child` to exit; its status and how long it took.
+fn exit_within(child: &mut Child, within: Duration) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st, start.elapsed());
+        }
+        assert!(start.elapsed() < within, "still running after {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGTERM to a `serve` and SIGINT to an idle prompt: each says goodbye and exits within a
+/// second (143, 130), and the others drop it at once, not after 3½ intervals.
+#[test]
+fn sigterm_and_sigint_say_goodbye_and_exit_within_a_second() {
+    let d = dport(7);
+    let mut seeder = Peer::serve(d, &[("a.txt", b"a")], &[]);
+    let mut watcher = PromptProc::start(d);
+    let mut leaver = PromptProc::start(d);
+    watcher.peers_until(Duration::from_secs(10), |n| n == 2);
+
+    kill(seeder.child.id(), "-TERM");
+    let (st, took) = exit_within(&mut seeder.child, Duration::from_secs(1));
+    assert_eq!(st.code(), Some(143), "serve after SIGTERM");
+    println!("serve exited {took:?} after SIGTERM");
+    let dropped = watcher.peers_until(Duration::from_secs(1), |n| n == 1);
+    println!("the others dropped it {dropped:?} later");
+    // Its folder lock is released: a one-shot on that folder can take it at once.
+    let out = p2pshare(
+        d,
+        seeder.dir.path(),
+        &["get", "nothing.txt", "--timeout", "0"],
+    );
+    assert!(!stderr(&out).contains("lock"), "{}", stderr(&out));
+
+    kill(leaver.child.id(), "-INT");
+    let (st, took) = exit_within(&mut leaver.child, Duration::from_secs(1));
+    assert_eq!(st.code(), Some(130), "idle prompt after SIGINT");
+    println!("prompt exited {took:?} after SIGINT");
+    watcher.peers_until(Duration::from_secs(1), |n| n == 0);
+    assert_eq!(watcher.cmd("quit"), "");
+    assert!(watcher.child.wait().unwrap().success());
+}
+
+/// Two different files named alike: a one-shot `get` lists them numbered and exits 1; with a
+/// partial of one of them in the folder it resumes that one; the prompt asks which one and
+/// takes a number.
+#[test]
+fn same_name_different_files() {
+    use p2pshare_proto::Manifest;
+    let d = dport(8);
+    let (a, b) = (data(300_000, 81), data(200_000, 82));
+    let _sa = Peer::serve(d, &[("same.bin", &a)], &[]);
+    let _sb = Peer::serve(d, &[("same.bin", &b)], &["--runtime", "smol"]);
+    let (ida, idb) = (Manifest::of_bytes(&a).id(), Manifest::of_bytes(&b).id());
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pshare(d, dir.path(), &["get", "same.bin", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("  1. ") && listed.contains("  2. "),
+        "{listed}"
+    );
+    assert!(
+        stderr(&out).contains("2 different files are named"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A partial of b: `get` resumes it.
+    let part = p2pshare_host::store::partial_file_name("same.bin", &idb);
+    std::fs::write(dir.path().join(&part), &b[..100_000]).unwrap();
+    let out = p2pshare(d, dir.path(), &["get", "same.bin", "--timeout", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("dl_same.bin")).unwrap(), b);
+
+    // The prompt asks, and takes the number of a.
+    let mut p = PromptProc::start(d);
+    p.peers_until(Duration::from_secs(10), |n| n == 2);
+    writeln!(p.stdin, "get same.bin").unwrap();
+    let question = "Which one? (number or id prefix; empty: none): ";
+    let mut got = Vec::new();
+    while !got.ends_with(question.as_bytes()) {
+        let mut byte = [0u8];
+        assert_eq!(
+            p.out.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    let number = if ida < idb { "1" } else { "2" };
+    let saved = p.cmd(number);
+    assert!(saved.starts_with("Saved "), "{saved}");
+    let dl: Vec<_> = std::fs::read_dir(p._dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dl_same"))
+        .collect();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(std::fs::read(dl[0].path()).unwrap(), a);
+    assert_eq!(p.cmd("quit"), "");
+}
+
+/// With `serve` running on a folder, the one-shots given that folder go through it: `get`
+/// exits 0 once the running peer placed the verified file; `status --json` and `list` answer
+/// at once from its view; the socket is owner-only and gone when the peer stops.
+#[test]
+fn a_running_peer_is_driven_through_its_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dport(9);
+    let file = data(3 << 20, 91);
+    let _seeder = Peer::serve(d, &[("movie.bin", &file)], &[]);
+    let mut runner = Peer::serve(d, &[], &["--runtime", "smol"]);
+    let folder = runner.dir.path().to_path_buf();
+    let sock = folder.join(".p2pshare.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // Wait until the running peer lists the file (its view, through the socket).
+    let start = Instant::now();
+    loop {
+        let out = p2pshare(d, &folder, &["list"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if stdout(&out).contains("movie.bin") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            stdout(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    let out = p2pshare(d, &folder, &["get", "movie.bin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Saved "), "{}", stdout(&out));
+    println!("get through the running peer: {:?}", t.elapsed());
+    assert_eq!(std::fs::read(folder.join("dl_movie.bin")).unwrap(), file);
+    // `status --json` parses; the next scan shares the new file.
+    let start = Instant::now();
+    loop {
+        let out = p2pshare(d, &folder, &["status", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let st: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(st["version"], 1);
+        assert_eq!(st["peers"].as_array().unwrap().len(), 1, "{st}");
+        let shared = st["shared"].as_array().unwrap();
+        if shared.iter().any(|f| f["name"] == "dl_movie.bin") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A name nobody shares: one line, exit 1, as standalone.
+    let out = p2pshare(d, &folder, &["get", "nothing.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no peer shares"), "{}", stderr(&out));
+    // The peer stops (SIGTERM): the socket goes; a one-shot works standalone again.
+    kill(runner.child.id(), "-TERM");
+    exit_within(&mut runner.child, Duration::from_secs(2));
+    assert!(!sock.exists());
+    let out = p2pshare(d, &folder, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no peer runs"), "{}", stderr(&out));
 }

@@ -23,7 +23,9 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::{ConfigError, ConnId, Input, LocalFile, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{
+    ConfigError, ConnId, ContentId, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
+};
 
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
@@ -123,8 +125,16 @@ pub struct Driver {
     net: VecDeque<NetOp>,
     stopped: bool,
     scanner_stop: Arc<AtomicBool>,
+    /// Downloads someone follows besides the notices: their events go there too.
+    watchers: Vec<(ContentId, Sender<Event>)>,
+    /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
+    /// when to look again.
+    interfaces: Option<(PeerConfig, Instant)>,
     _lock: Option<FolderLock>,
 }
+
+/// How often the LAN interfaces are looked at again (one `getifaddrs`).
+const INTERFACES_EVERY: Duration = Duration::from_secs(5);
 
 /// What [`start`] gives the runtime: the driver for its loop, and the ends of the handle's
 /// channels for [`crate::Handle::new`].
@@ -218,6 +228,11 @@ pub fn start(
         net: VecDeque::new(),
         stopped: false,
         scanner_stop,
+        watchers: Vec::new(),
+        interfaces: cfg
+            .broadcast
+            .is_empty()
+            .then(|| (cfg.clone(), Instant::now() + INTERFACES_EVERY)),
         _lock: lock,
     };
     Ok(Started {
@@ -325,6 +340,14 @@ impl Driver {
             Request::Get { content, name } => {
                 self.input(Input::Command(Command::Get { content, name }))
             }
+            Request::GetWatched {
+                content,
+                name,
+                events,
+            } => {
+                self.watchers.push((content, events));
+                self.input(Input::Command(Command::Get { content, name }))
+            }
             Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
@@ -379,6 +402,14 @@ impl Driver {
     /// a call before the deadline does nothing).
     pub fn timeout_if_due(&mut self) {
         let now = Instant::now();
+        if let Some((cfg, at)) = &mut self.interfaces
+            && *at <= now
+        {
+            *at = now + INTERFACES_EVERY;
+            let to = cfg.announce_to();
+            self.node.handle_input(now, Input::AnnounceTo { to });
+            self.process();
+        }
         if self.node.poll_timeout().is_some_and(|d| d <= now) {
             self.node.handle_timeout(now);
             self.process();
@@ -387,7 +418,11 @@ impl Driver {
 
     /// When to call [`Driver::timeout_if_due`] next.
     pub fn deadline(&self) -> Option<Instant> {
-        self.node.poll_timeout()
+        let interfaces = self.interfaces.as_ref().map(|(_, at)| *at);
+        match (self.node.poll_timeout(), interfaces) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next network operation to perform (see [`perform`]).
@@ -399,6 +434,22 @@ impl Driver {
     /// True once the peer was shut down: perform the remaining [`NetOp`]s, then leave the loop.
     pub fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// Sends a download's events to whoever follows it; forgets the follower after the last
+    /// one (or once it is gone).
+    fn watch(&mut self, e: &Event) {
+        let (content, last) = match e {
+            Event::DownloadStarted { content, .. } | Event::Progress { content, .. } => {
+                (content, false)
+            }
+            Event::DownloadDone { content, .. } | Event::DownloadFailed { content, .. } => {
+                (content, true)
+            }
+            _ => return,
+        };
+        self.watchers
+            .retain(|(c, tx)| c != content || (tx.send(e.clone()).is_ok() && !last));
     }
 
     fn notify(&mut self, n: Notice) {
@@ -413,7 +464,10 @@ impl Driver {
             match out {
                 Output::Net(op) => self.net.push_back(op),
                 Output::Disk(op) => self.disk.submit(Job::Node(op)),
-                Output::Event(e) => self.notify(Notice::Event(e)),
+                Output::Event(e) => {
+                    self.watch(&e);
+                    self.notify(Notice::Event(e))
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ pub mod disk;
 pub mod driver;
 pub mod fds;
 pub mod handle;
+pub mod interfaces;
 pub mod lock;
 pub mod nofollow;
 pub mod outbox;
@@ -32,7 +33,7 @@ pub mod tail;
 
 pub use config::PeerConfig;
 pub use driver::{Driver, Network, StartError, Started, perform, start};
-pub use handle::{Handle, Notice, Request, SharedFile, Snapshot, Stopped};
+pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;
 pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_file};
