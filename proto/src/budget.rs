@@ -33,9 +33,10 @@ pub const NODE_SEND_BUDGET: usize = 48 << 20;
 /// Manifest requests waiting per connection while one manifest answer is unflushed: more than
 /// one download at a time from the same peer, not a queue of megabytes.
 pub const MAX_QUEUED_MANIFESTS: usize = 4;
-/// The slowest reader we wait for: a connection whose answers stay unflushed longer than the
-/// stall timeout plus its queued bytes at this rate is closed (its slots go to others).
-pub const MIN_READ_RATE: u64 = 64 << 10;
+/// The slowest reader we wait for (2 Mbit/s, a poor Wi-Fi link): a connection whose answers
+/// stay unflushed longer than the stall timeout plus its queued bytes at this rate (at most
+/// 41 s for a whole connection budget) is closed, and its slots go to others.
+pub const MIN_READ_RATE: u64 = 256 << 10;
 
 /// Verified chunks of one download handed to the disk and not yet written: past this the
 /// download asks for no more chunks until the disk catches up, so a slow disk slows the

@@ -15,7 +15,11 @@
 //! - a host changes only its own entries: once a peer is known, only what comes from the IP
 //!   address it was learned from (an announcement, or a hello on a connection from there)
 //!   refreshes it, moves its port, restarts it or says goodbye for it; the same claims from
-//!   any other address are counted and ignored. A peer that really moved to another address
+//!   any other address are counted and ignored. One exception: a peer first heard of through
+//!   a hello on a connection it opened to us is only *provisional* (anyone can open a
+//!   connection and claim an id nobody announced yet); the first announcement of that id, or
+//!   hello on a connection we opened, from another address moves it there for good
+//!   ([`Change::Moved`]). A peer that really moved to another address
 //!   is forgotten when its old address has been silent past the expiry, and then found anew
 //!   at the new one. Without keys this is what can be had: a host that can spoof a peer's
 //!   source address can still speak for it.
@@ -57,6 +61,9 @@ pub struct Peer {
     /// Its earlier instances, newest last: an announcement still carrying one of them is late
     /// (reordered or delayed on the way) and is ignored, so a restart is never undone.
     retired: Vec<u64>,
+    /// Known only from a hello on a connection it opened to us: an announcement from another
+    /// address may still move it (see the module doc).
+    provisional: bool,
 }
 
 /// Earlier instances remembered per peer (see [`Peer`]).
@@ -71,6 +78,9 @@ pub enum Change {
     Restarted(PeerId),
     /// A known peer announced a new catalog revision.
     RevisionChanged(PeerId),
+    /// A provisional peer was announced from another address: it is there now, and what was
+    /// learned at the old address (connections, catalog) is no longer its.
+    Moved(PeerId),
     /// A peer went quiet past the expiry, or said goodbye.
     Lost(PeerId, SocketAddr),
 }
@@ -150,18 +160,36 @@ impl Discovery {
         self.peers.get(id)
     }
 
-    /// Records that `a` was heard from `ip` (a datagram, or a hello on a connection).
+    /// Records that announcement `a` was heard from `from` (or a hello on a connection we
+    /// opened to `from`).
     pub fn heard(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
+        self.learn(now, a, from, false);
+    }
+
+    /// Records a hello `a` on a connection `from` opened to us: it makes a new peer only
+    /// provisional (see the module doc).
+    pub fn heard_inbound_hello(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
+        self.learn(now, a, from, true);
+    }
+
+    fn learn(&mut self, now: Instant, a: &Announce, from: SocketAddr, provisional: bool) {
         if a.peer == self.me {
             return;
         }
         let addr = SocketAddr::new(from.ip(), a.port);
-        if self
-            .peers
-            .get(&a.peer)
-            .is_some_and(|p| p.addr.ip() != from.ip())
+        if let Some(p) = self.peers.get_mut(&a.peer)
+            && p.addr.ip() != from.ip()
         {
-            self.drops.claims_elsewhere += 1;
+            if p.provisional && !provisional && !a.bye && !p.retired.contains(&a.instance) {
+                p.addr = addr;
+                p.instance = a.instance;
+                p.revision = a.revision;
+                p.last_seen = now;
+                p.provisional = false;
+                self.changes.push_back(Change::Moved(a.peer));
+            } else {
+                self.drops.claims_elsewhere += 1;
+            }
             return;
         }
         if a.bye {
@@ -183,6 +211,7 @@ impl Discovery {
                     self.drops.stale_instance += 1;
                     return;
                 }
+                p.provisional &= provisional;
                 p.last_seen = now;
                 p.addr = addr;
                 if p.instance != a.instance {
@@ -222,6 +251,7 @@ impl Discovery {
                         revision: a.revision,
                         last_seen: now,
                         retired: Vec::new(),
+                        provisional,
                     },
                 );
                 self.changes.push_back(Change::Found(a.peer));
@@ -432,6 +462,24 @@ mod tests {
         // From its own address, the same changes are taken.
         d.heard(t1, &ann(2, 7, 1), from());
         assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([2; 16]))));
+    }
+
+    #[test]
+    fn an_id_first_claimed_by_a_connection_moves_to_where_it_is_announced() {
+        let t0 = crate::test_epoch();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let impostor: SocketAddr = "127.0.0.66:40000".parse().unwrap();
+        d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
+        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([2; 16]))));
+        // The real peer announces from its own address: the id goes there, for good.
+        d.heard(t0, &ann(2, 1, 1), from());
+        assert_eq!(d.poll_change(), Some(Change::Moved(PeerId([2; 16]))));
+        assert_eq!(d.peer(&PeerId([2; 16])).unwrap().addr.ip(), from().ip());
+        d.heard(t0, &ann(2, 9, 1), impostor);
+        d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
+        assert_eq!(d.peer(&PeerId([2; 16])).unwrap().addr.ip(), from().ip());
+        assert_eq!(d.poll_change(), None);
+        assert_eq!(d.drops().claims_elsewhere, 2);
     }
 
     #[test]

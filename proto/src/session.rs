@@ -324,6 +324,15 @@ impl Session {
             || self.manifests_wanted.len() >= MAX_QUEUED_MANIFESTS
     }
 
+    /// True when a paused connection may be read again: its queues and its own budget are at
+    /// most half full (with room to spare, a reader that asks without reading is not woken for
+    /// every answer that leaves).
+    pub fn may_resume(&self) -> bool {
+        self.owed() <= CONN_SEND_BUDGET / 2
+            && self.serve_queue.len() <= MAX_QUEUED_REQUESTS / 2
+            && self.manifests_wanted.len() < MAX_QUEUED_MANIFESTS
+    }
+
     /// Records that the runtime was told to pause (`true`) or resume reading; false when that
     /// was already so.
     pub fn set_paused(&mut self, paused: bool) -> bool {
@@ -552,7 +561,12 @@ impl Session {
                     .filter(|_| !self.bugs.no_read_deadline())
                     .and_then(|u| {
                         close(
-                            u + budget::read_deadline(t.stall, self.queued_bytes),
+                            // Capped at the budget: bytes that keep coming cannot push the
+                            // deadline away.
+                            u + budget::read_deadline(
+                                t.stall,
+                                self.queued_bytes.min(CONN_SEND_BUDGET),
+                            ),
                             CloseReason::NotReading,
                         )
                     }),

@@ -155,3 +155,104 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
     );
     assert!(node.stats().peers_unreachable > 0);
 }
+
+/// A reader that asks only for what we do not share and never reads: its refusals spend its
+/// send budget like answers, so it is paused, and closed at its read deadline (which bytes
+/// that keep coming cannot push away).
+#[test]
+fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
+    use p2pshare_proto::budget::{CONN_SEND_BUDGET, read_deadline};
+    use p2pshare_proto::wire::PREAMBLE;
+    use p2pshare_proto::wire::frame::{Message, encode_message};
+    use std::time::Duration;
+    let t0 = Instant::now();
+    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    cfg.announce_to.clear();
+    let stall = cfg.timeouts.stall;
+    let mut node = Node::new(cfg, t0).unwrap();
+    let mut hello = PREAMBLE.to_vec();
+    hello.extend(encode_message(&Message::Hello {
+        peer: PeerId([6; 16]),
+        instance: 1,
+        port: 10000,
+        revision: 0,
+    }));
+    let conn = node.accept(t0, "10.0.0.66:40000".parse().unwrap()).unwrap();
+    node.handle_received(t0, conn, &hello);
+    // The node's own link to that peer opens and says hello (it stays up; it is not what
+    // this test is about).
+    let outputs = |node: &mut Node, now: Instant| -> (bool, bool, usize) {
+        let (mut paused, mut closed, mut sent) = (false, false, 0);
+        let mut dial = Vec::new();
+        while let Some(o) = node.poll_output() {
+            match o {
+                Output::Net(NetOp::Pause { conn: c }) if c == conn => paused = true,
+                Output::Net(NetOp::Close { conn: c }) if c == conn => closed = true,
+                Output::Net(NetOp::Send { conn: c, data }) if c == conn => sent += data.len(),
+                Output::Net(NetOp::Connect { conn: c, .. }) => dial.push(c),
+                _ => {}
+            }
+        }
+        for c in dial {
+            node.handle_input(now, Input::Connected { conn: c });
+            node.handle_received(now, c, &hello);
+            while node.poll_output().is_some() {}
+        }
+        (paused, closed, sent)
+    };
+    outputs(&mut node, t0);
+    let mut burst = Vec::new();
+    for i in 0..1000u32 {
+        burst.extend(encode_message(&Message::ChunkRequest {
+            content: p2pshare_proto::ContentId([9; 32]),
+            index: i,
+        }));
+    }
+    let (mut paused, mut sent) = (false, 0usize);
+    let mut now = t0;
+    while !paused {
+        assert!(
+            sent < 4 * CONN_SEND_BUDGET,
+            "never paused after {sent} bytes"
+        );
+        node.handle_received(now, conn, &burst);
+        let (p, _, n) = outputs(&mut node, now);
+        paused = p;
+        sent += n;
+        now += Duration::from_millis(10);
+    }
+    assert!(sent >= CONN_SEND_BUDGET, "paused at {sent} bytes");
+    // It never reads: closed by its deadline; it keeps announcing, so it is not forgotten.
+    let deadline = t0 + read_deadline(stall, CONN_SEND_BUDGET) + Duration::from_secs(1);
+    let mut closed = false;
+    let mut next_announce = now;
+    while !closed && now <= deadline {
+        if now >= next_announce {
+            next_announce = now + Duration::from_secs(4);
+            let a = p2pshare_proto::wire::Announce {
+                peer: PeerId([6; 16]),
+                instance: 1,
+                port: 10000,
+                revision: 0,
+                bye: false,
+            };
+            let from = "10.0.0.66:9999".parse().unwrap();
+            node.handle_input(
+                now,
+                Input::Datagram {
+                    from,
+                    data: a.encode(),
+                },
+            );
+        }
+        now = node
+            .poll_timeout()
+            .unwrap()
+            .min(deadline)
+            .min(next_announce);
+        node.handle_timeout(now);
+        closed = outputs(&mut node, now).1;
+    }
+    assert!(closed, "still open at {:?}", now - t0);
+    assert_eq!(node.stats().closed_not_reading, 1, "{:?}", node.stats());
+}

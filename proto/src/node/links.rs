@@ -138,7 +138,12 @@ impl Node {
             };
             match s.next_frame() {
                 Ok(Some(frame)) => self.on_frame(now, conn, frame),
-                Ok(None) => return,
+                Ok(None) => {
+                    // Refusals and pongs spend the send budget too: a reader that only asks
+                    // for what we do not have is paused like any other.
+                    self.update_pause(conn);
+                    return;
+                }
                 Err(_) => {
                     self.stats.protocol_errors += 1;
                     self.end_session(now, conn, CloseReason::Protocol, true);
@@ -208,7 +213,11 @@ impl Node {
         // A hello is as good as an announcement: this is how static peers (and peers that
         // reach us across routers) enter the table; and a peer speaks at that address.
         self.discovery.vouch(SocketAddr::new(remote.ip(), a.port));
-        self.discovery.heard(now, &a, remote);
+        if inbound {
+            self.discovery.heard_inbound_hello(now, &a, remote);
+        } else {
+            self.discovery.heard(now, &a, remote);
+        }
         self.drain_discovery(now);
         if inbound {
             return;
@@ -316,6 +325,24 @@ impl Node {
             .iter()
             .filter(|(_, s)| s.peer() == Some(peer))
             .filter(|(_, s)| keep.is_none() || s.instance().is_some_and(|i| Some(i) != keep))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in conns {
+            self.end_session(now, c, CloseReason::PeerGone, true);
+        }
+    }
+
+    /// Closes every connection of `peer` whose other end is not at `ip` (it moved there).
+    pub(super) fn drop_peer_connections_elsewhere(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        ip: std::net::IpAddr,
+    ) {
+        let conns: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.peer() == Some(peer) && s.remote().ip() != ip)
             .map(|(c, _)| *c)
             .collect();
         for c in conns {

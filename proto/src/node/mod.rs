@@ -461,6 +461,17 @@ impl Node {
                     self.want_catalog(now, p);
                 }
                 Change::RevisionChanged(p) => self.want_catalog(now, p),
+                Change::Moved(p) => {
+                    // What was learned at the old address was someone else's.
+                    let Some(addr) = self.discovery.peer(&p).map(|x| x.addr) else {
+                        continue;
+                    };
+                    self.remote.remove(&p);
+                    self.drop_peer_connections_elsewhere(now, p, addr.ip());
+                    self.out
+                        .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
+                    self.want_catalog(now, p);
+                }
                 Change::Lost(p, addr) => {
                     self.out
                         .push_back(Output::Event(Event::PeerLost { peer: p, addr }));

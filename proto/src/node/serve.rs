@@ -259,7 +259,11 @@ impl Node {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let pause = s.wants_pause() && !never;
+        let pause = if s.is_paused() {
+            !s.may_resume()
+        } else {
+            s.wants_pause()
+        } && !never;
         if s.set_paused(pause) {
             if pause {
                 self.stats.connections_paused += 1;
