@@ -1,15 +1,16 @@
 //! A hostile peer, for real (issue 10, "How it is checked"): one scenario per attack 1–9 of the
 //! issue, each against the real `p2pshare` binary on both runtimes, in network namespaces.
 //!
-//! Every scenario builds the same little LAN: host 1 seeds two 64 MiB files (`serve -v`), host 2
-//! downloads them at its prompt, host 3 asks `peers` now and then, host 4 attacks. First an
-//! honest download of `movie-a.bin` (1 → 2) measures the baseline; then the attacker starts,
-//! and while it runs:
+//! Every scenario builds the same little LAN: host 1 seeds two 64 MiB files (`serve -v`, its
+//! upload capped at 400 Mbit/s like a LAN link), host 2 downloads them at its prompt, host 3
+//! asks `peers` now and then, host 4 attacks. First an honest download of `movie-a.bin`
+//! (1 → 2, ~1.4 s) measures the baseline; then the attacker starts, and while it runs:
 //! - host 2 downloads `movie-b.bin` from host 1: it must complete byte-identical within twice
 //!   the baseline (a floor of 1 s stands in for a baseline below 1 s, so the bound is at least
-//!   2 s: a veth download that fast is mostly start-up jitter);
+//!   2 s; it matters only with `P2PT_HOSTILE_RATE=none`, where a veth moves 64 MiB in 0.2 s);
 //! - every victim's peak RSS (VmHWM, reset after the baseline, so it covers the attack and the
-//!   attacked download) stays at most 64 MiB;
+//!   attacked download) stays at most 64 MiB (a watchdog kills a victim past 1 GiB, since a
+//!   working attack grows it by gigabytes in seconds, and reports what it saw);
 //! - a `peers --wait 1` one-shot on host 3, during the download and again after it, lists every
 //!   victim: the one-shot announces itself when it starts and listens for one second, so a
 //!   victim is listed only if its loop answered the newcomer within that second (peers answer a
@@ -84,6 +85,10 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 
 /// Size of each of the seeder's two files.
 const FILE: usize = 64 * MIB;
+/// The seeder's upload, like a LAN link (`P2PT_HOSTILE_RATE` overrides it, `none` lifts it):
+/// the honest download takes ~1.4 s, so that twice its time is a bound that bites (uncapped,
+/// a veth moves 64 MiB in 0.2 s, below any floor worth having).
+const RATE: &str = "400mbit";
 /// The bound on a victim's peak RSS.
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
 /// Hosts of every scenario.
@@ -211,6 +216,58 @@ scenario_tests! {
     9 h9_big_frames_before_hello_mio h9_big_frames_before_hello_smol;
 }
 
+/// Above this RSS the test kills a victim (by its pid; it is our child): an attack that works
+/// grows a peer by gigabytes in seconds, and the machine is shared.
+const WATCHDOG_KIB: u64 = 1 << 20;
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`); `None` once the process is gone.
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Watches the victims' RSS every 20 ms while it runs; kills one that passes [`WATCHDOG_KIB`].
+struct Watchdog {
+    stop: Arc<AtomicU64>,
+    /// Per victim: the largest RSS seen, and whether it was killed.
+    seen: Arc<Mutex<Vec<(u64, bool)>>>,
+}
+
+impl Watchdog {
+    fn start(pids: Vec<u32>) -> Watchdog {
+        let stop = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(Mutex::new(vec![(0, false); pids.len()]));
+        let (st, se) = (stop.clone(), seen.clone());
+        thread::spawn(move || {
+            while st.load(Ordering::Relaxed) == 0 {
+                for (k, &pid) in pids.iter().enumerate() {
+                    let Some(rss) = status_kib(pid, "VmRSS:") else {
+                        continue;
+                    };
+                    let mut seen = se.lock().unwrap();
+                    seen[k].0 = seen[k].0.max(rss);
+                    if rss > WATCHDOG_KIB && !seen[k].1 {
+                        seen[k].1 = true;
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                    }
+                }
+                thread::sleep(MS(20));
+            }
+        });
+        Watchdog { stop, seen }
+    }
+
+    fn finish(self) -> Vec<(u64, bool)> {
+        self.stop.store(1, Ordering::Relaxed);
+        thread::sleep(MS(50));
+        self.seen.lock().unwrap().clone()
+    }
+}
+
 /// What one `peers` one-shot on the observer saw.
 struct PeersSeen {
     ms: u128,
@@ -233,7 +290,10 @@ fn seen_by(net: &Net, p: usize, took: Duration, victims: &[usize]) -> PeersSeen 
     let missing = victims
         .iter()
         .copied()
-        .filter(|v| !out.lines().any(|l| l.trim() == format!("10.99.0.{v}:10000")))
+        .filter(|v| {
+            !out.lines()
+                .any(|l| l.trim() == format!("10.99.0.{v}:10000"))
+        })
         .collect();
     PeersSeen { ms, missing, out }
 }
@@ -284,6 +344,10 @@ fn attack(item: u32, rt: Rt) {
             std::fs::write(net.shared(SEEDER).join(name), data(512, k)).unwrap();
         }
     }
+    let rate = std::env::var("P2PT_HOSTILE_RATE").unwrap_or_else(|_| RATE.into());
+    if rate != "none" {
+        net.cap(SEEDER, &rate);
+    }
     let rt_args = ["--runtime", rt.name()];
     let seeder = net.seeder(
         SEEDER,
@@ -297,7 +361,10 @@ fn attack(item: u32, rt: Rt) {
         if out.contains("movie-a.bin") && out.contains("movie-b.bin") {
             break;
         }
-        assert!(t.elapsed() < S(20), "the seeder's files never listed: {out}");
+        assert!(
+            t.elapsed() < S(20),
+            "the seeder's files never listed: {out}"
+        );
         thread::sleep(MS(100));
     }
 
@@ -332,6 +399,8 @@ fn attack(item: u32, rt: Rt) {
         ("P2PT_MANIFEST", manifest.display().to_string()),
         ("P2PT_SECS", "120".to_string()),
     ];
+    let pids: Vec<u32> = sc.victims.iter().map(|&v| net.pid(proc_of(v))).collect();
+    let watchdog = Watchdog::start(pids.clone());
     let h = net.spawn_helper_at(ATTACKER, sc.mode, &env, 19);
     let t = Instant::now();
     while !net.stdout(h).contains("ENGAGED") {
@@ -374,10 +443,12 @@ fn attack(item: u32, rt: Rt) {
         None => String::new(),
     };
     thread::sleep(MS(1200)); // one more stats line
-    let peaks: Vec<u64> = sc
-        .victims
+    let watched = watchdog.finish();
+    // VmHWM while the victim lives; what the watchdog saw when it had to kill it.
+    let peaks: Vec<u64> = pids
         .iter()
-        .map(|&v| net.peak_rss_kib(proc_of(v)))
+        .zip(&watched)
+        .map(|(&pid, &(seen, _))| status_kib(pid, "VmHWM:").unwrap_or(0).max(seen))
         .collect();
     let stats = last_stats(&net.stderr(seeder));
     let attacker = progress(&net.stdout(h));
@@ -416,8 +487,14 @@ fn attack(item: u32, rt: Rt) {
             format!("host {v} peak RSS <= 64 MiB"),
             peaks[k] <= RSS_LIMIT_KIB,
             format!(
-                "{} KiB during the attack ({} KiB before it)",
-                peaks[k], before[k]
+                "{} KiB during the attack ({} KiB before it){}",
+                peaks[k],
+                before[k],
+                if watched[k].1 {
+                    "; killed by the test at 1 GiB"
+                } else {
+                    ""
+                }
             ),
         );
     }
@@ -486,7 +563,12 @@ fn attack(item: u32, rt: Rt) {
     let panics: Vec<usize> = (0..net.procs.len())
         .filter(|&p| net.stderr(p).contains("panicked"))
         .collect();
-    check(&mut checks, "no process panicked", panics.is_empty(), format!("{panics:?}"));
+    check(
+        &mut checks,
+        "no process panicked",
+        panics.is_empty(),
+        format!("{panics:?}"),
+    );
 
     // The row.
     let nonzero: Vec<String> = stats
@@ -500,8 +582,16 @@ fn attack(item: u32, rt: Rt) {
          peak RSS {} KiB (before {}) | peers {}/{} ms {} | seeder stats: {} | attacker: {} | {}",
         sc.name,
         rt.name(),
-        peaks.iter().map(u64::to_string).collect::<Vec<_>>().join("/"),
-        before.iter().map(u64::to_string).collect::<Vec<_>>().join("/"),
+        peaks
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("/"),
+        before
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("/"),
         during.ms,
         after.ms,
         if during.missing.is_empty() && after.missing.is_empty() {
@@ -742,20 +832,18 @@ where
                 let Ok(mut s) = s else { continue };
                 add("fake_sessions", 1);
                 let (hello, answer) = (hello.clone(), answer.clone());
-                let _ = thread::Builder::new()
-                    .stack_size(256 << 10)
-                    .spawn(move || {
-                        if s.write_all(&hello(port)).is_err() {
+                let _ = thread::Builder::new().stack_size(256 << 10).spawn(move || {
+                    if s.write_all(&hello(port)).is_err() {
+                        return;
+                    }
+                    let mut dec = FrameDecoder::new();
+                    while let Some(f) = read_frame(&mut s, &mut dec) {
+                        let out = answer(&f);
+                        if !out.is_empty() && s.write_all(&out).is_err() {
                             return;
                         }
-                        let mut dec = FrameDecoder::new();
-                        while let Some(f) = read_frame(&mut s, &mut dec) {
-                            let out = answer(&f);
-                            if !out.is_empty() && s.write_all(&out).is_err() {
-                                return;
-                            }
-                        }
-                    });
+                    }
+                });
             }
         })
         .unwrap();
@@ -781,7 +869,8 @@ fn ask() {
                 }));
             }
             loop {
-                let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
+                let Ok(mut s) =
+                    TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
                 else {
                     add("connect_failed", 1);
                     thread::sleep(MS(200));
@@ -872,7 +961,8 @@ fn impersonate() {
                 } else {
                     instance
                 };
-                let Ok(mut c) = TcpStream::connect_timeout(&SocketAddr::from((victim, 10000)), S(2))
+                let Ok(mut c) =
+                    TcpStream::connect_timeout(&SocketAddr::from((victim, 10000)), S(2))
                 else {
                     add("connect_failed", 1);
                     thread::sleep(MS(100));
@@ -1015,11 +1105,12 @@ fn huge_catalog() {
 fn reflect() {
     let listener = TcpListener::bind("0.0.0.0:2222").unwrap();
     thread::spawn(move || {
-        for s in listener.incoming() {
-            if let Ok(s) = s {
-                let ip = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-                add(&format!("reflected_from_{ip}"), 1);
-            }
+        for s in listener.incoming().flatten() {
+            let ip = s
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            add(&format!("reflected_from_{ip}"), 1);
         }
     });
     let udp = broadcast_socket();
@@ -1124,7 +1215,8 @@ fn slots(deadline: Instant) {
                 open
             });
             while held.len() < 200 {
-                let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
+                let Ok(mut s) =
+                    TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
                 else {
                     add("inbound_connect_failed", 1);
                     break;
@@ -1251,7 +1343,11 @@ fn drip() {
             let manifest = manifest.clone();
             let pinger = k % 2 == 0;
             thread::spawn(move || {
-                if w.lock().unwrap().write_all(&hello(me, 1, 10000, 1)).is_err() {
+                if w.lock()
+                    .unwrap()
+                    .write_all(&hello(me, 1, 10000, 1))
+                    .is_err()
+                {
                     return;
                 }
                 if pinger {
@@ -1259,8 +1355,7 @@ fn drip() {
                     thread::spawn(move || {
                         loop {
                             thread::sleep(S(1));
-                            if w
-                                .lock()
+                            if w.lock()
                                 .unwrap()
                                 .write_all(&encode_message(&Message::Ping))
                                 .is_err()
