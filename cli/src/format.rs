@@ -31,6 +31,7 @@ pub fn stats(s: &Stats) -> String {
         peers_table_full,
         announcements_stale,
         peers_per_ip_full,
+        claims_elsewhere,
         connects_deferred,
         protocol_errors,
         connections_refused,
@@ -38,17 +39,26 @@ pub fn stats(s: &Stats) -> String {
         requests_refused,
         chunks_served,
         chunks_rejected,
+        catalog_entries_dropped,
+        answers_delayed,
+        connections_paused,
+        closed_not_reading,
+        requests_expired,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
          datagrams_unknown_version={datagrams_unknown_version} \
          frames_unreadable={frames_unreadable} frames_unsolicited={frames_unsolicited} \
          peers_table_full={peers_table_full} announcements_stale={announcements_stale} \
-         peers_per_ip_full={peers_per_ip_full} connects_deferred={connects_deferred} \
+         peers_per_ip_full={peers_per_ip_full} claims_elsewhere={claims_elsewhere} \
+         connects_deferred={connects_deferred} \
          protocol_errors={protocol_errors} \
          connections_refused={connections_refused} bad_names={bad_names} \
          requests_refused={requests_refused} chunks_served={chunks_served} \
-         chunks_rejected={chunks_rejected}"
+         chunks_rejected={chunks_rejected} \
+         catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
+         connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
+         requests_expired={requests_expired}"
     )
 }
 

@@ -633,7 +633,7 @@ fn flood() {
                 }
                 // Preamble, then random frames of any kind.
                 1 => {
-                    let mut b = b"P2PT\x01".to_vec();
+                    let mut b = p2pshare_proto::wire::PREAMBLE.to_vec();
                     for _ in 0..20 {
                         let n = rng.below(500) as usize;
                         b.extend(frame(rng.next() as u8, &rng.bytes(n)));
@@ -642,7 +642,7 @@ fn flood() {
                 }
                 // Truncated frame: says 1000 bytes, sends 10, closes.
                 2 => [
-                    b"P2PT\x01".to_vec(),
+                    p2pshare_proto::wire::PREAMBLE.to_vec(),
                     1000u32.to_be_bytes().to_vec(),
                     vec![1; 10],
                 ]
@@ -657,9 +657,13 @@ fn flood() {
                 ]
                 .concat(),
                 // A 4 GiB length prefix.
-                4 => [b"P2PT\x01".to_vec(), vec![0xff, 0xff, 0xff, 0xff, 1]].concat(),
+                4 => [
+                    p2pshare_proto::wire::PREAMBLE.to_vec(),
+                    vec![0xff, 0xff, 0xff, 0xff, 1],
+                ]
+                .concat(),
                 // A chunk frame too short for its header.
-                _ => [b"P2PT\x01".to_vec(), frame(2, &[0; 10])].concat(),
+                _ => [p2pshare_proto::wire::PREAMBLE.to_vec(), frame(2, &[0; 10])].concat(),
             };
             if send_conn(tcp, &bytes) {
                 conns += 1;
@@ -710,7 +714,7 @@ fn read_frame(s: &mut TcpStream, dec: &mut FrameDecoder) -> Option<Frame> {
 
 fn hello(me: PeerId) -> Vec<u8> {
     [
-        b"P2PT\x01".to_vec(),
+        p2pshare_proto::wire::PREAMBLE.to_vec(),
         p2pshare_proto::wire::frame::encode_message(&Message::Hello {
             peer: me,
             instance: 1,
@@ -751,7 +755,12 @@ fn evil() {
         size: 10,
         content: ContentId([0x77; 32]),
     });
-    let catalog = encode_message(&Message::Catalog { revision: 1, files });
+    let catalog = encode_message(&Message::Catalog {
+        revision: 1,
+        page: 0,
+        pages: 1,
+        files,
+    });
     // Serve: answer hello and catalog requests on every connection.
     let listener = std::net::TcpListener::bind("0.0.0.0:10000").unwrap();
     std::thread::spawn(move || {
@@ -762,7 +771,7 @@ fn evil() {
                 let mut dec = FrameDecoder::new();
                 let _ = s.write_all(&hello(me));
                 while let Some(f) = read_frame(&mut s, &mut dec) {
-                    if let Frame::Message(Message::CatalogRequest) = f {
+                    if let Frame::Message(Message::CatalogRequest { .. }) = f {
                         let _ = s.write_all(&catalog);
                     }
                 }
@@ -790,7 +799,7 @@ fn evil() {
     s.set_read_timeout(Some(S(10))).unwrap();
     s.write_all(&hello(PeerId([0xef; 16]))).unwrap();
     let mut dec = FrameDecoder::new();
-    s.write_all(&encode_message(&Message::CatalogRequest))
+    s.write_all(&encode_message(&Message::CatalogRequest { page: 0 }))
         .unwrap();
     s.write_all(&encode_message(&Message::ChunkRequest {
         content: secret,

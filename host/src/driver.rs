@@ -43,6 +43,11 @@ pub trait Network {
     /// Queues bytes on a connection, after everything queued before; feed `Input::Flushed`
     /// when its queue is empty again.
     fn send(&mut self, conn: ConnId, data: Vec<u8>);
+    /// Stops reading a connection until [`Network::resume`]; bytes that arrive meanwhile stay
+    /// in the kernel.
+    fn pause(&mut self, conn: ConnId);
+    /// Reads a paused connection again (what waited meanwhile first).
+    fn resume(&mut self, conn: ConnId);
     /// Closes a connection at once, discarding what is still queued.
     fn close(&mut self, conn: ConnId);
 }
@@ -53,6 +58,8 @@ pub fn perform(op: NetOp, net: &mut impl Network) {
         NetOp::Datagram { to, data } => net.datagram(to, data),
         NetOp::Connect { conn, addr } => net.connect(conn, addr),
         NetOp::Send { conn, data } => net.send(conn, data),
+        NetOp::Pause { conn } => net.pause(conn),
+        NetOp::Resume { conn } => net.resume(conn),
         NetOp::Close { conn } => net.close(conn),
     }
 }

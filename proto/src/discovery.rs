@@ -11,7 +11,14 @@
 //!   [`Discovery::handle_timeout`], never by the arrival of a packet;
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
 //! - the table holds at most `MAX_PEERS` (1024) peers, and at most `MAX_PEERS_PER_IP` (32) from
-//!   one address: beyond that, new peers are counted and ignored until an entry expires.
+//!   one address: beyond that, new peers are counted and ignored until an entry expires;
+//! - a host changes only its own entries: once a peer is known, only what comes from the IP
+//!   address it was learned from (an announcement, or a hello on a connection from there)
+//!   refreshes it, moves its port, restarts it or says goodbye for it; the same claims from
+//!   any other address are counted and ignored. A peer that really moved to another address
+//!   is forgotten when its old address has been silent past the expiry, and then found anew
+//!   at the new one. Without keys this is what can be had: a host that can spoof a peer's
+//!   source address can still speak for it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -89,6 +96,8 @@ pub struct Drops {
     pub stale_instance: u64,
     /// New peers ignored because their address already holds `MAX_PEERS_PER_IP` entries.
     pub per_ip_full: u64,
+    /// Announcements or hellos about a known peer from another address than its own.
+    pub claims_elsewhere: u64,
 }
 
 impl Discovery {
@@ -140,6 +149,14 @@ impl Discovery {
             return;
         }
         let addr = SocketAddr::new(from.ip(), a.port);
+        if self
+            .peers
+            .get(&a.peer)
+            .is_some_and(|p| p.addr.ip() != from.ip())
+        {
+            self.drops.claims_elsewhere += 1;
+            return;
+        }
         if a.bye {
             // Only the instance that is listed may say goodbye: a late `bye` of an instance
             // that has since restarted must not drop the new one.
@@ -202,9 +219,12 @@ impl Discovery {
         }
     }
 
-    /// Refreshes a known peer's last-seen time (any traffic from it counts as presence).
-    pub fn touch(&mut self, now: Instant, id: &PeerId) {
-        if let Some(p) = self.peers.get_mut(id) {
+    /// Refreshes a known peer's last-seen time: any traffic from its own address counts as
+    /// presence (a connection from elsewhere claiming its id does not).
+    pub fn touch(&mut self, now: Instant, id: &PeerId, from: std::net::IpAddr) {
+        if let Some(p) = self.peers.get_mut(id)
+            && p.addr.ip() == from
+        {
             p.last_seen = now;
         }
     }
@@ -350,6 +370,36 @@ mod tests {
         bye.bye = true;
         d.heard(t0, &bye, from());
         assert_eq!(d.peers().count(), 0);
+    }
+
+    #[test]
+    fn only_its_own_address_changes_a_peer() {
+        let t0 = crate::test_epoch();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        d.heard(t0, &ann(2, 1, 1), from());
+        while d.poll_change().is_some() {}
+        let elsewhere: SocketAddr = "127.0.0.66:9999".parse().unwrap();
+        let t1 = t0 + Duration::from_secs(3);
+        let mut bye = ann(2, 1, 1);
+        bye.bye = true;
+        let mut moved = ann(2, 1, 1);
+        moved.port = 22;
+        for claim in [bye, ann(2, 7, 1), moved, ann(2, 1, 9)] {
+            d.heard(t1, &claim, elsewhere);
+        }
+        let p = d.peer(&PeerId([2; 16])).unwrap();
+        assert_eq!(
+            (p.instance, p.revision, p.addr),
+            (1, 1, SocketAddr::new(from().ip(), 10002))
+        );
+        assert_eq!(p.last_seen, t0, "a claim from elsewhere is no sign of life");
+        d.touch(t1, &PeerId([2; 16]), elsewhere.ip());
+        assert_eq!(d.peer(&PeerId([2; 16])).unwrap().last_seen, t0);
+        assert_eq!(d.poll_change(), None);
+        assert_eq!(d.drops().claims_elsewhere, 4);
+        // From its own address, the same changes are taken.
+        d.heard(t1, &ann(2, 7, 1), from());
+        assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([2; 16]))));
     }
 
     #[test]

@@ -19,13 +19,20 @@
 //! - resume: chunks already in the partial file are re-read and re-verified (`Checking`), never
 //!   trusted; only those that pass count as written.
 //!
+//! - progress, not liveness: while a peer has chunks in flight it must deliver one verified
+//!   chunk within `stall + 2 × chunk size / its rate` of the previous one (or of the first
+//!   request; before it delivered anything its rate counts as [`MIN_PEER_RATE`]), and a
+//!   manifest request must be answered within `3 × stall`; past that deadline the peer loses
+//!   its requests as if it had failed ([`Download::expire`]), whatever else it sends — pings or
+//!   a byte now and then keep a connection open, not a chunk.
+//!
 //! Liveness (with the node's side in `node/fetch.rs`): a holder is banned only for its own
 //! fault — a corrupt chunk, a bad manifest, a "not found", or [`MAX_STRIKES`] failures in a row
 //! with a request of ours outstanding — and while any holder not banned for this download is in
 //! the peer table, the download goes on: the manifest is asked of the open holder with the
 //! fewest failures while links open to every other holder, and a holder that fails hands its
 //! manifest request and its chunks to the others at once. Every request has a deadline (the
-//! session's stall timeout), so with one honest holder reachable the download makes progress
+//! session's stall timeout for silence, [`Download::expire`] for no delivery), so with one honest holder reachable the download makes progress
 //! within `stall × (MAX_STRIKES × failing holders + 1)`, and it fails with
 //! [`FailReason::NoPeers`] only when no usable holder is left. The simulator checks this after
 //! the faults heal (its `Liveness` and `Stuck` checks); the planted `one_manifest_source` bug
@@ -51,6 +58,9 @@ const WINDOW_TIME: Duration = Duration::from_millis(250);
 /// Failures in a row (a stall, a reset, a close) with requests outstanding and no verified
 /// chunk in between, after which a peer is no longer asked for this file.
 pub const MAX_STRIKES: u32 = 3;
+/// The rate a peer is assumed to have before it delivered a chunk (bytes/s): slow enough for
+/// a bad Wi-Fi link, fast enough that a peer dripping bytes loses its chunks within a minute.
+pub const MIN_PEER_RATE: f64 = 64.0 * 1024.0;
 
 /// The state of one chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +173,11 @@ pub struct PeerPart {
     /// Failures in a row with requests outstanding (see [`MAX_STRIKES`]).
     pub strikes: u32,
     first_request: Option<Instant>,
+    /// While chunks are in flight: since when it owes us the next one (its last delivery or
+    /// the first request after it had none in flight).
+    progress_at: Option<Instant>,
+    /// Its rate at its last delivery (bytes/s).
+    rate: f64,
 }
 
 /// Statistics of a download.
@@ -201,6 +216,8 @@ pub struct Download {
     manifest: Option<Manifest>,
     /// The peer asked for the manifest, while waiting for its answer.
     manifest_from: Option<PeerId>,
+    /// When the manifest was asked of it.
+    manifest_since: Option<Instant>,
     chunks: Vec<ChunkState>,
     missing: BTreeSet<u32>,
     requested: BTreeSet<u32>,
@@ -230,6 +247,7 @@ impl Download {
             phase: Phase::Manifest,
             manifest: None,
             manifest_from: None,
+            manifest_since: None,
             chunks: Vec::new(),
             missing: BTreeSet::new(),
             requested: BTreeSet::new(),
@@ -310,12 +328,64 @@ impl Download {
 
     /// The manifest request went to `peer`. Only one is in flight at a time: false (and
     /// nothing changes) when one already is, or the manifest is known.
-    pub fn manifest_asked(&mut self, peer: PeerId) -> bool {
+    pub fn manifest_asked(&mut self, now: Instant, peer: PeerId) -> bool {
         if self.phase != Phase::Manifest || self.manifest_from.is_some() {
             return false;
         }
         self.manifest_from = Some(peer);
+        self.manifest_since = Some(now);
         true
+    }
+
+    /// When the manifest request must be answered by.
+    fn manifest_deadline(&self, stall: Duration) -> Option<Instant> {
+        self.manifest_from
+            .and(self.manifest_since)
+            .map(|t| t + stall * 3)
+    }
+
+    /// When `p` must deliver its next chunk by, while it has chunks in flight.
+    fn chunk_deadline(&self, p: &PeerPart, stall: Duration) -> Option<Instant> {
+        let chunk = self.manifest.as_ref()?.chunk_size();
+        let per_chunk = f64::from(chunk) / p.rate.max(MIN_PEER_RATE);
+        Some(p.progress_at? + stall + Duration::from_secs_f64(2.0 * per_chunk))
+    }
+
+    /// When the next request deadline falls (see the module's rules), for a session stall
+    /// timeout of `stall`.
+    pub fn deadline(&self, stall: Duration) -> Option<Instant> {
+        let peers = self
+            .peers
+            .values()
+            .filter_map(|p| self.chunk_deadline(p, stall));
+        self.manifest_deadline(stall).into_iter().chain(peers).min()
+    }
+
+    /// Takes their requests from the peers past their deadline at `now`, as if they had
+    /// failed ([`Download::peer_down`]); returns them, and whether the manifest must be asked
+    /// of someone else.
+    pub fn expire(&mut self, now: Instant, stall: Duration) -> (Vec<PeerId>, bool) {
+        let mut late: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| self.chunk_deadline(p, stall).is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(p) = self.manifest_from
+            && self.manifest_deadline(stall).is_some_and(|t| t <= now)
+            && !late.contains(&p)
+        {
+            late.push(p);
+        }
+        let mut manifest_lost = false;
+        for p in &late {
+            manifest_lost |= self.peer_down(p);
+            if let Some(part) = self.peers.get_mut(p) {
+                part.progress_at = None;
+                part.window = MIN_WINDOW;
+            }
+        }
+        (late, manifest_lost)
     }
 
     /// A manifest arrived from `peer`: accepted only from the peer asked, and only if it hashes
@@ -449,6 +519,7 @@ impl Download {
         let part = self.peers.get_mut(&peer)?;
         part.inflight.insert(index);
         part.first_request.get_or_insert(now);
+        part.progress_at.get_or_insert(now);
         Some(index)
     }
 
@@ -456,6 +527,9 @@ impl Download {
     fn release(&mut self, peer: &PeerId, index: u32) {
         if let Some(part) = self.peers.get_mut(peer) {
             part.inflight.remove(&index);
+            if part.inflight.is_empty() {
+                part.progress_at = None;
+            }
         }
         if let Some(ChunkState::Requested { from, .. }) = self.chunks.get_mut(index as usize) {
             from.retain(|p| p != peer);
@@ -499,6 +573,9 @@ impl Download {
             for p in from.clone() {
                 if let Some(part) = self.peers.get_mut(&p) {
                     part.inflight.remove(&index);
+                    if part.inflight.is_empty() {
+                        part.progress_at = None;
+                    }
                 }
             }
         }
@@ -515,6 +592,10 @@ impl Download {
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
                 .max(Duration::from_millis(1));
             let rate = part.bytes as f64 / elapsed.as_secs_f64();
+            part.rate = rate;
+            if !part.inflight.is_empty() {
+                part.progress_at = Some(now);
+            }
             let want = 1.0 + rate * WINDOW_TIME.as_secs_f64() / f64::from(m.chunk_size());
             part.window = (want as u32).clamp(MIN_WINDOW, max_window);
         }
@@ -715,6 +796,16 @@ impl Download {
         {
             return Err("a chunk index past the end is tracked".into());
         }
+        for (id, p) in &self.peers {
+            let keeps = self.bugs.keep_chunks_of_dead_peers();
+            if p.inflight.is_empty() != p.progress_at.is_none() && !keeps {
+                return Err(format!(
+                    "peer {id:?} has {} chunks in flight but deadline clock {:?}",
+                    p.inflight.len(),
+                    p.progress_at
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -745,10 +836,48 @@ mod tests {
         let now = crate::test_epoch();
         let (data, m) = file(chunks);
         let mut d = Download::new(m.id(), "f".into(), [A, B], 8, Bugs::default());
-        assert!(d.manifest_asked(A));
+        assert!(d.manifest_asked(crate::test_epoch(), A));
         assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
         d.opened(0);
         (data, d, now)
+    }
+
+    #[test]
+    fn a_holder_that_delivers_nothing_loses_its_chunks_at_its_deadline() {
+        let (data, mut d, t0) = running(10);
+        let stall = Duration::from_secs(5);
+        let a: Vec<u32> = std::iter::from_fn(|| d.next_request(t0, A)).collect();
+        let b: Vec<u32> = std::iter::from_fn(|| d.next_request(t0, B)).collect();
+        // Before any delivery, a chunk is owed within stall + 2 chunks at MIN_PEER_RATE.
+        let first =
+            t0 + stall + Duration::from_secs_f64(2.0 * f64::from(MIN_CHUNK_SIZE) / MIN_PEER_RATE);
+        assert_eq!(d.deadline(stall), Some(first));
+        // B delivers every chunk it was asked, fast: its clock restarts, at its own rate.
+        let t1 = t0 + Duration::from_millis(100);
+        for &i in &b {
+            assert!(matches!(
+                d.on_chunk(t1, B, i, chunk(&data, &d.manifest().unwrap().clone(), i)),
+                Received::Accepted { .. }
+            ));
+        }
+        assert_eq!(
+            d.deadline(stall),
+            Some(first),
+            "A still owes its first chunk"
+        );
+        assert_eq!(
+            d.expire(first - Duration::from_millis(1), stall),
+            (vec![], false)
+        );
+        // A sent nothing by its deadline (pings and single bytes do not count): it loses them.
+        assert_eq!(d.expire(first, stall), (vec![A], false));
+        assert!(d.peers()[&A].inflight.is_empty());
+        assert_eq!(d.peers()[&A].strikes, 1);
+        for i in a {
+            assert_eq!(d.chunk(i), Some(&ChunkState::Missing));
+        }
+        d.check_invariants().unwrap();
+        assert_eq!(d.deadline(stall), None, "nothing in flight, nothing owed");
     }
 
     #[test]
@@ -866,7 +995,7 @@ mod tests {
     fn resume_reverifies_existing_chunks() {
         let (data, m) = file(4);
         let mut d = Download::new(m.id(), "f".into(), [A], 8, Bugs::default());
-        assert!(d.manifest_asked(A));
+        assert!(d.manifest_asked(crate::test_epoch(), A));
         assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
         d.opened(2 * u64::from(MIN_CHUNK_SIZE) + 5);
         assert_eq!(d.chunk(0), Some(&ChunkState::Checking));
@@ -886,18 +1015,21 @@ mod tests {
     fn a_manifest_counts_only_from_the_peer_asked_and_a_lost_request_is_asked_again() {
         let (_, m) = file(3);
         let mut d = Download::new(m.id(), "f".into(), [A, B], 8, Bugs::default());
-        assert!(d.manifest_asked(A));
-        assert!(!d.manifest_asked(B), "one manifest request at a time");
+        assert!(d.manifest_asked(crate::test_epoch(), A));
+        assert!(
+            !d.manifest_asked(crate::test_epoch(), B),
+            "one manifest request at a time"
+        );
         assert_eq!(d.on_manifest(B, &m.encode()), ManifestVerdict::Unsolicited);
         assert!(d.peer_down(&A), "A held the request: ask someone else");
         assert_eq!(d.peers()[&A].strikes, 1);
         assert_eq!(d.manifest_from(), None);
-        assert!(d.manifest_asked(B));
+        assert!(d.manifest_asked(crate::test_epoch(), B));
         let mut bad = m.encode();
         *bad.last_mut().unwrap() ^= 1;
         assert_eq!(d.on_manifest(B, &bad), ManifestVerdict::Rejected);
         assert_eq!(d.peers()[&B].banned, Some(Ban::BadManifest));
-        assert!(d.manifest_asked(A));
+        assert!(d.manifest_asked(crate::test_epoch(), A));
         assert!(d.manifest_refused(A));
         assert_eq!(d.peers()[&A].banned, Some(Ban::NotFound));
         assert_eq!(d.usable_peers().count(), 0);

@@ -17,13 +17,18 @@
 //! - a session is `Open` only after a hello from the peer it expected (if it expected one);
 //! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]), of at most
 //!   `MAX_HANDSHAKE_FRAME` (1 KiB) until the peer's hello opened the session;
-//! - the serving side queues at most [`MAX_QUEUED_REQUESTS`] chunk requests and has at most
-//!   `serve_window` chunks read or sent but not yet flushed by the runtime.
+//! - the serving side queues at most [`MAX_QUEUED_REQUESTS`] chunk requests and
+//!   [`MAX_QUEUED_MANIFESTS`] manifest requests, has at most `serve_window` chunks read or sent
+//!   but not yet flushed by the runtime, and at most one catalog page and one manifest answer
+//!   unflushed; what it sent and has not seen flushed is counted in bytes ([`Session::owed`]),
+//!   and a session that keeps bytes unflushed past [`budget::read_deadline`] is closed as
+//!   [`CloseReason::NotReading`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::budget::{self, CONN_SEND_BUDGET, MAX_QUEUED_MANIFESTS};
 use crate::ids::{ContentId, PeerId};
 use crate::wire::frame::{Frame, FrameError};
 use crate::wire::{FrameDecoder, MAX_FRAME_LEN, PREAMBLE};
@@ -82,6 +87,8 @@ pub enum CloseReason {
     Protocol,
     /// The other side closed or reset.
     Remote,
+    /// What we sent stayed unflushed past its deadline: the other side does not read.
+    NotReading,
     /// The peer expired or said goodbye.
     PeerGone,
     /// The hello named another peer than expected.
@@ -174,6 +181,21 @@ pub struct Session {
     serving: u32,
     /// Chunks sent since the runtime last reported `Flushed`.
     unflushed: u32,
+    /// Bytes sent since the runtime last reported `Flushed`.
+    queued_bytes: usize,
+    /// Since when bytes have been waiting to be flushed.
+    unflushed_since: Option<Instant>,
+    /// Bytes of chunk reads in flight for this connection.
+    reading_bytes: usize,
+    /// A catalog page, and a manifest, are among the unflushed bytes.
+    catalog_out: bool,
+    manifest_out: bool,
+    /// A catalog page asked for while another was unflushed: sent after the flush.
+    catalog_wanted: Option<u32>,
+    /// Manifest requests waiting while another manifest is unflushed.
+    manifests_wanted: VecDeque<ContentId>,
+    /// We told the runtime to stop reading this connection.
+    paused: bool,
 }
 
 impl Session {
@@ -204,6 +226,14 @@ impl Session {
             serve_queue: VecDeque::new(),
             serving: 0,
             unflushed: 0,
+            queued_bytes: 0,
+            unflushed_since: None,
+            reading_bytes: 0,
+            catalog_out: false,
+            manifest_out: false,
+            catalog_wanted: None,
+            manifests_wanted: VecDeque::new(),
+            paused: false,
         }
     }
 
@@ -248,6 +278,31 @@ impl Session {
     /// Chunk requests waiting to be served.
     pub fn queued_requests(&self) -> usize {
         self.serve_queue.len()
+    }
+
+    /// Bytes this connection holds of our memory: sent and not yet flushed by the runtime,
+    /// plus chunk reads in flight for it. The send budgets are counted in these.
+    pub fn owed(&self) -> usize {
+        self.queued_bytes + self.reading_bytes
+    }
+
+    /// True when we told the runtime to stop reading this connection.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// True when this connection should not be read for now: its own send budget is spent,
+    /// or its queues of requests are full (more requests would only be refused).
+    pub fn wants_pause(&self) -> bool {
+        self.owed() >= CONN_SEND_BUDGET
+            || self.serve_queue.len() >= MAX_QUEUED_REQUESTS
+            || self.manifests_wanted.len() >= MAX_QUEUED_MANIFESTS
+    }
+
+    /// Records that the runtime was told to pause (`true`) or resume reading; false when that
+    /// was already so.
+    pub fn set_paused(&mut self, paused: bool) -> bool {
+        std::mem::replace(&mut self.paused, paused) != paused
     }
 
     /// The bytes that open our side of every connection.
@@ -300,9 +355,13 @@ impl Session {
         self.decoder.next_frame()
     }
 
-    /// Records that we sent something (for the idle and ping clocks).
-    pub fn sent(&mut self, now: Instant) {
+    /// Records that we sent `bytes` (for the idle and ping clocks and the send budget).
+    pub fn sent(&mut self, now: Instant, bytes: usize) {
         self.last_send = now;
+        self.queued_bytes += bytes;
+        if bytes > 0 && self.unflushed_since.is_none() {
+            self.unflushed_since = Some(now);
+        }
     }
 
     /// Records that we sent a request that expects an answer.
@@ -334,27 +393,86 @@ impl Session {
     }
 
     /// The next queued request to read, while fewer than `window` chunks are read or sent but
-    /// not flushed; it counts as being read until [`Session::served`].
-    pub fn next_to_serve(&mut self, window: u32) -> Option<(ContentId, u32)> {
+    /// not flushed; it stays queued until [`Session::start_serving`].
+    pub fn next_to_serve(&self, window: u32) -> Option<(ContentId, u32)> {
         if self.serving + self.unflushed >= window {
             return None;
         }
-        let next = self.serve_queue.pop_front()?;
-        self.serving += 1;
-        Some(next)
+        self.serve_queue.front().copied()
     }
 
-    /// A read for serving finished; `sent` when its chunk went out on this connection.
-    pub fn served(&mut self, sent: bool) {
+    /// The request from [`Session::next_to_serve`] is being read (`len` bytes); it counts as
+    /// being read until [`Session::served`].
+    pub fn start_serving(&mut self, len: u32) {
+        if self.serve_queue.pop_front().is_some() {
+            self.serving += 1;
+            self.reading_bytes += len as usize;
+        }
+    }
+
+    /// Drops the request from [`Session::next_to_serve`] unread (its content is gone).
+    pub fn skip_serving(&mut self) {
+        self.serve_queue.pop_front();
+    }
+
+    /// A read of `len` bytes for serving finished; `sent` when its chunk went out on this
+    /// connection.
+    pub fn served(&mut self, sent: bool, len: u32) {
         self.serving = self.serving.saturating_sub(1);
+        self.reading_bytes = self.reading_bytes.saturating_sub(len as usize);
         if sent {
             self.unflushed += 1;
         }
     }
 
+    /// Asks for catalog page `page`, answered when no other page is unflushed
+    /// ([`Session::catalog_turn`]); a newer ask replaces a waiting one.
+    pub fn want_catalog(&mut self, page: u32) {
+        self.catalog_wanted = Some(page);
+    }
+
+    /// The catalog page to send now, if one is wanted and none is unflushed.
+    pub fn catalog_due(&self) -> Option<u32> {
+        self.catalog_wanted.filter(|_| !self.catalog_out)
+    }
+
+    /// The page from [`Session::catalog_due`] went out; it counts as unflushed from here.
+    pub fn catalog_sent(&mut self) {
+        self.catalog_wanted = None;
+        self.catalog_out = true;
+    }
+
+    /// Queues a manifest request; false when [`MAX_QUEUED_MANIFESTS`] already wait.
+    pub fn want_manifest(&mut self, content: ContentId) -> bool {
+        if self.manifests_wanted.len() >= MAX_QUEUED_MANIFESTS {
+            return false;
+        }
+        self.manifests_wanted.push_back(content);
+        true
+    }
+
+    /// The manifest to send now, if one is wanted and none is unflushed.
+    pub fn manifest_due(&self) -> Option<ContentId> {
+        self.manifests_wanted
+            .front()
+            .copied()
+            .filter(|_| !self.manifest_out)
+    }
+
+    /// The answer to [`Session::manifest_due`] went out (`sent`: a manifest, which counts as
+    /// unflushed from here; else a small refusal).
+    pub fn manifest_answered(&mut self, sent: bool) {
+        self.manifests_wanted.pop_front();
+        self.manifest_out |= sent;
+    }
+
     /// The runtime flushed everything sent so far.
     pub fn flushed(&mut self) {
         self.unflushed = 0;
+        self.queued_bytes = 0;
+        self.unflushed_since = None;
+        self.catalog_out = false;
+        self.manifest_out = false;
     }
 
     // ---- timers ----
@@ -364,6 +482,9 @@ impl Session {
             || !self.serve_queue.is_empty()
             || self.serving > 0
             || self.unflushed > 0
+            || self.queued_bytes > 0
+            || self.catalog_wanted.is_some()
+            || !self.manifests_wanted.is_empty()
     }
 
     fn idle_limit(&self, t: &Timeouts) -> Option<Duration> {
@@ -385,15 +506,23 @@ impl Session {
                 close(self.since + t.connect, CloseReason::ConnectTimeout),
                 None,
                 None,
+                None,
             ],
             State::Handshaking => [
                 close(self.since + t.handshake, CloseReason::HandshakeTimeout),
+                None,
                 None,
                 None,
             ],
             State::Open => [
                 self.waiting_since
                     .and_then(|w| close(w + t.stall, CloseReason::Stalled)),
+                self.unflushed_since.and_then(|u| {
+                    close(
+                        u + budget::read_deadline(t.stall, self.queued_bytes),
+                        CloseReason::NotReading,
+                    )
+                }),
                 self.idle_limit(t)
                     .filter(|_| !self.busy())
                     .and_then(|limit| {
@@ -498,16 +627,59 @@ mod tests {
             assert!(s.queue_request(c, i));
         }
         assert_eq!(s.next_to_serve(2), Some((c, 0)));
+        s.start_serving(100);
         assert_eq!(s.next_to_serve(2), Some((c, 1)));
+        s.start_serving(100);
+        assert_eq!(s.owed(), 200, "reads in flight count");
         assert_eq!(s.next_to_serve(2), None, "two in flight");
-        s.served(true);
+        s.served(true, 100);
+        s.sent(t0, 150);
+        assert_eq!(s.owed(), 250, "one read, one chunk sent and unflushed");
         assert_eq!(s.next_to_serve(2), None, "one read, one unflushed");
         s.flushed();
+        assert_eq!(s.owed(), 100);
         assert_eq!(s.next_to_serve(2), Some((c, 2)));
+        s.start_serving(100);
         for i in 0..MAX_QUEUED_REQUESTS as u32 {
             assert!(s.queue_request(c, i));
         }
         assert!(!s.queue_request(c, 0), "the queue is bounded");
+    }
+
+    #[test]
+    fn one_catalog_page_and_one_manifest_unflushed_and_readers_that_do_not_read_are_closed() {
+        let t0 = crate::test_epoch();
+        let t = Timeouts::default();
+        let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
+        s.start_handshake(t0);
+        s.open(t0, PeerId([7; 16]), 1).unwrap();
+        s.want_catalog(0);
+        assert_eq!(s.catalog_due(), Some(0));
+        s.catalog_sent();
+        s.sent(t0, 1000);
+        s.want_catalog(1);
+        assert_eq!(s.catalog_due(), None, "one page unflushed at a time");
+        let c = ContentId([3; 32]);
+        for _ in 0..MAX_QUEUED_MANIFESTS {
+            assert!(s.want_manifest(c));
+        }
+        assert!(!s.want_manifest(c), "the manifest queue is bounded");
+        assert!(s.wants_pause(), "a full queue stops reading");
+        assert_eq!(s.manifest_due(), Some(c));
+        s.manifest_answered(true);
+        assert_eq!(s.manifest_due(), None, "one manifest unflushed at a time");
+        assert!(!s.wants_pause());
+        // Unflushed bytes have a deadline that grows with how many there are.
+        let deadline = t0 + budget::read_deadline(t.stall, 1000);
+        assert_eq!(
+            s.due(deadline, &t),
+            Some(Due::Close(CloseReason::NotReading))
+        );
+        s.flushed();
+        assert_eq!((s.catalog_due(), s.manifest_due()), (Some(1), Some(c)));
+        assert_eq!(s.due(deadline, &t), None, "flushed: nothing overdue");
+        s.sent(t0, CONN_SEND_BUDGET);
+        assert!(s.wants_pause(), "a spent budget stops reading");
     }
 
     #[test]

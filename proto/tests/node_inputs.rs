@@ -29,9 +29,15 @@ fn payload() -> impl Strategy<Value = Payload> {
         4 => (any::<u8>(), 0..3u8).prop_map(|(peer, instance)| Payload::Hello { peer, instance }),
         1 => Just(Payload::Ping),
         1 => Just(Payload::Pong),
-        1 => Just(Payload::CatalogRequest),
+        1 => any::<u8>().prop_map(|page| Payload::CatalogRequest { page }),
         2 => (any::<u8>(), any::<bool>())
-            .prop_map(|(files, bad_name)| Payload::Catalog { files, bad_name }),
+            .prop_flat_map(|(files, bad_name)| (Just(files), Just(bad_name), 0..3u8, 0..3u8))
+            .prop_map(|(files, bad_name, page, pages)| Payload::Catalog {
+                files,
+                bad_name,
+                page,
+                pages
+            }),
         1 => (0..4u8).prop_map(|file| Payload::ManifestRequest { file }),
         1 => (0..4u8, any::<bool>()).prop_map(|(file, tamper)| Payload::Manifest { file, tamper }),
         1 => (0..4u8, 0..5u8).prop_map(|(file, index)| Payload::ChunkRequest { file, index }),

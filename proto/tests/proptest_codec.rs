@@ -51,9 +51,19 @@ fn message() -> impl Strategy<Value = Message> {
         ),
         Just(Message::Ping),
         Just(Message::Pong),
-        Just(Message::CatalogRequest),
-        (any::<u64>(), prop::collection::vec(entry, 0..6))
-            .prop_map(|(revision, files)| Message::Catalog { revision, files }),
+        any::<u32>().prop_map(|page| Message::CatalogRequest { page }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+            prop::collection::vec(entry, 0..6)
+        )
+            .prop_map(|(revision, page, pages, files)| Message::Catalog {
+                revision,
+                page,
+                pages,
+                files
+            }),
         content().prop_map(|content| Message::ManifestRequest { content }),
         (content(), prop::collection::vec(any::<u8>(), 0..300))
             .prop_map(|(content, bytes)| Message::Manifest { content, bytes }),

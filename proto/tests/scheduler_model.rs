@@ -119,7 +119,7 @@ impl World {
             MAX_WINDOW,
             Bugs::default(),
         );
-        assert!(d.manifest_asked(first));
+        assert!(d.manifest_asked(now, first));
         assert_eq!(d.on_manifest(first, &m.encode()), ManifestVerdict::Accepted);
         d.opened(0);
         let count = m.chunk_count() as usize;

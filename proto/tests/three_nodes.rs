@@ -37,6 +37,8 @@ struct Net {
     now: Instant,
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
     inbox: VecDeque<(usize, Input)>,
+    /// Sizes of the sends so far, by sending host.
+    sent: Vec<(usize, usize)>,
 }
 
 impl Net {
@@ -61,6 +63,7 @@ impl Net {
             now,
             links: BTreeMap::new(),
             inbox: VecDeque::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -118,12 +121,16 @@ impl Net {
                     }
                 }
                 Output::Net(NetOp::Send { conn, data }) => {
+                    self.sent.push((h, data.len()));
                     if let Some(&(t, tconn)) = self.links.get(&(h, conn)) {
                         self.inbox
                             .push_back((t, Input::Received { conn: tconn, data }));
                     }
                     self.inbox.push_back((h, Input::Flushed { conn }));
                 }
+                // Every send is flushed at once here, so no budget fills up and nobody is
+                // paused for long: reading on is as good as honouring the pause.
+                Output::Net(NetOp::Pause { .. } | NetOp::Resume { .. }) => {}
                 Output::Net(NetOp::Close { conn }) => {
                     if let Some((t, tconn)) = self.links.remove(&(h, conn)) {
                         self.links.remove(&(t, tconn));
@@ -370,4 +377,47 @@ fn an_impostor_cannot_answer_for_the_holder() {
         a.store.finished.get("dl_movie.bin").map(|(_, d)| d),
         Some(&data)
     );
+}
+
+#[test]
+fn a_folder_of_100000_files_is_listed_whole_in_pages() {
+    use p2pshare_proto::wire::{CATALOG_PAGE_BYTES, MAX_FRAME_LEN};
+    const FILES: usize = 100_000;
+    let mut net = Net::new(2);
+    let files: Vec<LocalFile> = (0..FILES)
+        .map(|i| {
+            let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+            b.update(&(i as u64).to_be_bytes());
+            LocalFile {
+                name: format!("img_{i:06}.jpg"),
+                manifest: b.finish().unwrap(),
+            }
+        })
+        .collect();
+    net.inbox.push_back((1, Input::CatalogChanged { files }));
+    // Host 1's catalog would be one ~8 MiB frame, over the frame limit; in pages it is listed.
+    let mut biggest = 0;
+    let end = net.now + Duration::from_secs(10);
+    while net.hosts[0].node.remote_files().len() < FILES {
+        assert!(
+            net.now < end,
+            "the catalog did not arrive: {} listed, {:?}, {:?}",
+            net.hosts[0].node.remote_files().len(),
+            net.hosts[0].node.stats(),
+            net.hosts[1].node.stats()
+        );
+        net.step();
+        for (_, data) in net.sent.drain(..) {
+            biggest = biggest.max(data);
+        }
+    }
+    assert!(
+        biggest <= CATALOG_PAGE_BYTES + 1024,
+        "a page of {biggest} bytes"
+    );
+    assert!(biggest < MAX_FRAME_LEN);
+    let listed = net.hosts[0].node.remote_files();
+    assert_eq!(listed.len(), FILES);
+    assert!(listed.iter().all(|f| f.names.len() == 1));
+    assert_eq!(net.hosts[0].node.stats().catalog_entries_dropped, 0);
 }

@@ -78,6 +78,8 @@ struct Conn {
     queue: VecDeque<Vec<u8>>,
     /// Bytes of the queue's front already written.
     sent: usize,
+    /// The node asked not to read it for now (`NetOp::Pause`).
+    paused: bool,
 }
 
 struct Loop {
@@ -169,6 +171,7 @@ impl Loop {
                 connecting,
                 queue: VecDeque::new(),
                 sent: 0,
+                paused: false,
             },
         );
         true
@@ -285,7 +288,7 @@ impl Loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if c.connecting {
+            if c.connecting || c.paused {
                 return;
             }
             match c.stream.read(&mut self.buf) {
@@ -335,6 +338,22 @@ impl Network for Loop {
             if !c.connecting {
                 self.flush(conn);
             }
+        }
+    }
+
+    fn pause(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.paused = true;
+        }
+    }
+
+    fn resume(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && std::mem::replace(&mut c.paused, false)
+            && !self.unread.contains(&conn)
+        {
+            // Readiness is edge-triggered: what arrived while paused raised no new event.
+            self.unread.push_back(conn);
         }
     }
 

@@ -23,9 +23,11 @@
 //! driver stops, its remaining network work (goodbye datagrams included) is performed before
 //! the loop ends.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,9 +130,40 @@ enum Woke {
     Gone,
 }
 
+/// Whether the node lets a connection's reader read (`NetOp::Pause`/`Resume`); the reader
+/// waits on `resumed` while `paused` is set.
+struct Gate {
+    paused: Cell<bool>,
+    resume_tx: Sender<()>,
+    resumed: Receiver<()>,
+}
+
+impl Gate {
+    fn new() -> Rc<Gate> {
+        let (resume_tx, resumed) = channel::bounded(1);
+        Rc::new(Gate {
+            paused: Cell::new(false),
+            resume_tx,
+            resumed,
+        })
+    }
+
+    /// Waits while paused; false when the gate is gone.
+    async fn pass(&self) -> bool {
+        while self.paused.get() {
+            if self.resumed.recv().await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// The owner's view of one connection. Dropping it cancels its connect, reader and writer
 /// tasks: what was queued and not yet written is discarded, as `NetOp::Close` says.
 struct Conn {
+    /// Lets the reader read, or holds it (`NetOp::Pause`).
+    gate: Rc<Gate>,
     /// The writer's queue.
     out: Sender<Vec<u8>>,
     /// The writer's end of `out`, until the connection is established.
@@ -215,10 +248,12 @@ impl Owner<'_> {
                     return;
                 };
                 let (out, pending) = channel::unbounded();
-                let (reader, writer) = self.spawn_io(conn, stream, pending);
+                let gate = Gate::new();
+                let (reader, writer) = self.spawn_io(conn, stream, pending, gate.clone());
                 self.conns.insert(
                     conn,
                     Conn {
+                        gate,
                         out,
                         pending: None,
                         queued: 0,
@@ -229,10 +264,14 @@ impl Owner<'_> {
                 );
             }
             Event::Connected { conn, stream } => {
-                let Some(pending) = self.conns.get_mut(&conn).and_then(|c| c.pending.take()) else {
+                let Some((pending, gate)) = self
+                    .conns
+                    .get_mut(&conn)
+                    .and_then(|c| Some((c.pending.take()?, c.gate.clone())))
+                else {
                     return;
                 };
-                let (reader, writer) = self.spawn_io(conn, stream, pending);
+                let (reader, writer) = self.spawn_io(conn, stream, pending, gate);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.connect = None;
                     c.reader = Some(reader);
@@ -284,6 +323,7 @@ impl Owner<'_> {
         self.conns.insert(
             conn,
             Conn {
+                gate: Gate::new(),
                 out,
                 pending: Some(pending),
                 queued: 0,
@@ -299,10 +339,14 @@ impl Owner<'_> {
         conn: ConnId,
         stream: TcpStream,
         out: Receiver<Vec<u8>>,
+        gate: Rc<Gate>,
     ) -> (Task<()>, Task<()>) {
-        let reader = self
-            .ex
-            .spawn(read_conn(conn, stream.clone(), self.events_tx.clone()));
+        let reader = self.ex.spawn(read_conn(
+            conn,
+            stream.clone(),
+            self.events_tx.clone(),
+            gate,
+        ));
         let writer = self
             .ex
             .spawn(write_conn(conn, stream, out, self.events_tx.clone()));
@@ -361,9 +405,12 @@ async fn accept(listener: TcpListener, events: Sender<Event>) {
 
 /// A reader task: what arrives on the connection, up to [`READ_BUF`] bytes per event, then
 /// `Closed` at the end of the stream or on an error.
-async fn read_conn(conn: ConnId, mut stream: TcpStream, events: Sender<Event>) {
+async fn read_conn(conn: ConnId, mut stream: TcpStream, events: Sender<Event>, gate: Rc<Gate>) {
     let mut buf = vec![0; READ_BUF];
     loop {
+        if !gate.pass().await {
+            return;
+        }
         let ev = match stream.read(&mut buf).await {
             Ok(0) => Event::Closed { conn },
             Ok(n) => Event::Received {
@@ -416,6 +463,20 @@ impl Network for Owner<'_> {
             && c.out.try_send(data).is_ok()
         {
             c.queued += 1;
+        }
+    }
+
+    fn pause(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            c.gate.paused.set(true);
+        }
+    }
+
+    fn resume(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            c.gate.paused.set(false);
+            // A full channel already holds a wake-up for the reader.
+            let _ = c.gate.resume_tx.try_send(());
         }
     }
 

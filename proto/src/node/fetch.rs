@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use super::catalogs::PageVerdict;
 use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
 use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
@@ -54,33 +55,55 @@ impl Node {
         Some((peer, self.downloads.get_mut(content)?))
     }
 
-    pub(super) fn on_catalog(&mut self, now: Instant, conn: ConnId, files: Vec<CatalogEntry>) {
+    /// A catalog page arrived on `conn`: it counts only as the answer to the page asked for
+    /// on our link to that peer.
+    pub(super) fn on_catalog(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        revision: u64,
+        page: u32,
+        pages: u32,
+        files: Vec<CatalogEntry>,
+    ) {
         let Some(peer) = self.session_peer(conn) else {
             return;
         };
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
-        if link.conn != Some(conn) || !link.catalog_pending {
+        if link.conn != Some(conn) || link.catalog_pending != Some(page) {
             self.stats.frames_unsolicited += 1;
             return;
         }
-        link.catalog_pending = false;
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.request_done();
-        }
+        link.catalog_pending = None;
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.request_done();
+        let ip = s.remote().ip();
         let before = files.len();
         let files: Vec<CatalogEntry> = files
             .into_iter()
             .filter(|f| crate::name::check_name(&f.name).is_ok())
             .collect();
         self.stats.bad_names += (before - files.len()) as u64;
-        let contents: Vec<ContentId> = files.iter().map(|f| f.content).collect();
+        match self.remote.add_page(peer, ip, revision, page, pages, files) {
+            PageVerdict::Next(next) => return self.request_catalog_page(now, peer, conn, next),
+            PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
+            PageVerdict::Done => {}
+        }
+        let contents: Vec<ContentId> = self
+            .remote
+            .get(&peer)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.content)
+            .collect();
         self.emit(Event::CatalogUpdated {
             peer,
-            files: files.len(),
+            files: contents.len(),
         });
-        self.remote.insert(peer, files);
         for c in contents {
             if let Some(d) = self.downloads.get_mut(&c) {
                 d.add_holder(peer);
@@ -99,7 +122,7 @@ impl Node {
         }
         let mut name = None;
         let mut holders = Vec::new();
-        for (peer, files) in &self.remote {
+        for (peer, files) in self.remote.iter() {
             if let Some(f) = files.iter().find(|f| f.content == content) {
                 name.get_or_insert_with(|| f.name.clone());
                 if self.discovery.peer(peer).is_some() {
@@ -158,7 +181,7 @@ impl Node {
             if !self
                 .downloads
                 .get_mut(&content)
-                .is_some_and(|d| d.manifest_asked(p))
+                .is_some_and(|d| d.manifest_asked(now, p))
             {
                 return;
             }
@@ -478,6 +501,30 @@ impl Node {
             .collect();
         for c in contents {
             self.peer_ready_one(now, c, peer);
+        }
+    }
+
+    /// Takes their requests from the holders past their deadlines (they deliver nothing,
+    /// whatever else they send) and asks the others.
+    pub(super) fn download_timers(&mut self, now: Instant) {
+        let stall = self.cfg.timeouts.stall;
+        let due: Vec<ContentId> = self
+            .downloads
+            .iter()
+            .filter(|(_, d)| d.deadline(stall).is_some_and(|t| t <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in due {
+            let Some(d) = self.downloads.get_mut(&c) else {
+                continue;
+            };
+            let (late, ask_manifest) = d.expire(now, stall);
+            self.stats.requests_expired += late.len() as u64;
+            if ask_manifest {
+                self.request_manifest(now, c);
+            }
+            self.fill_all(now, c);
+            self.check_peers_left(c);
         }
     }
 

@@ -160,6 +160,18 @@ pub enum NetOp {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// Stop reading a connection: leave what arrives in the kernel's buffer (so TCP's window
+    /// pushes back on the sender) until [`NetOp::Resume`]. The node pauses a connection whose
+    /// answers it cannot queue (its send budget is spent, or the disk is behind).
+    Pause {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Read a paused connection again, starting with what waited in the kernel meanwhile.
+    Resume {
+        /// Which.
+        conn: ConnId,
+    },
     /// Close a connection at once: bytes still queued for it are discarded (the node closes a
     /// connection only when it has nothing more to say on it, or nothing more to hear: an idle,
     /// stalled, refused or misbehaving peer, or shutdown). No input about it is expected

@@ -22,7 +22,8 @@ pub(super) struct Link {
     pub(super) failures: u32,
     pub(super) retry_at: Option<Instant>,
     pub(super) want_catalog: bool,
-    pub(super) catalog_pending: bool,
+    /// The catalog page asked for on `conn`, not yet answered.
+    pub(super) catalog_pending: Option<u32>,
 }
 
 /// A `--peer` address we keep a connection to.
@@ -50,7 +51,7 @@ fn backoff(failures: u32) -> Duration {
 impl Node {
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.sent(self.now);
+            s.sent(self.now, data.len());
             self.out.push_back(Output::Net(NetOp::Send { conn, data }));
         }
     }
@@ -124,7 +125,7 @@ impl Node {
         };
         s.on_bytes(now, data);
         if let Some(p) = s.open_peer() {
-            self.discovery.touch(now, &p);
+            self.discovery.touch(now, &p, s.remote().ip());
         }
         loop {
             let Some(s) = self.sessions.get_mut(&conn) else {
@@ -225,10 +226,15 @@ impl Node {
             Message::Hello { .. } => self.stats.frames_unsolicited += 1,
             Message::Ping => self.send_msg(conn, &Message::Pong),
             Message::Pong => {}
-            Message::CatalogRequest => self.serve_catalog(conn),
+            Message::CatalogRequest { page } => self.serve_catalog(conn, page),
             Message::ManifestRequest { content } => self.serve_manifest(conn, content),
             Message::ChunkRequest { content, index } => self.serve_chunk(conn, content, index),
-            Message::Catalog { files, .. } => self.on_catalog(now, conn, files),
+            Message::Catalog {
+                revision,
+                page,
+                pages,
+                files,
+            } => self.on_catalog(now, conn, revision, page, pages, files),
             Message::Manifest { content, bytes } => {
                 self.on_answer(now, conn, content, Answer::Manifest(bytes))
             }
@@ -254,6 +260,14 @@ impl Node {
         if notify {
             self.out.push_back(Output::Net(NetOp::Close { conn }));
         }
+        if why == CloseReason::NotReading {
+            self.stats.closed_not_reading += 1;
+        }
+        // What it owed is free for the connections that waited for it.
+        self.starved.remove(&conn);
+        if s.owed() > 0 && why != CloseReason::Shutdown {
+            self.pump_starved();
+        }
         for st in &mut self.statics {
             if st.conn == Some(conn) {
                 st.conn = None;
@@ -267,9 +281,9 @@ impl Node {
         {
             link.conn = None;
             // A catalog request that died with its connection is asked again on the next one.
-            if link.catalog_pending {
-                link.catalog_pending = false;
+            if link.catalog_pending.take().is_some() {
                 link.want_catalog = true;
+                self.remote.abandon(&peer);
             }
             if !clean {
                 link.failures += 1;
@@ -340,15 +354,28 @@ impl Node {
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
-        if !link.want_catalog || link.catalog_pending {
+        if !link.want_catalog || link.catalog_pending.is_some() {
             return;
         }
         link.want_catalog = false;
-        link.catalog_pending = true;
+        self.request_catalog_page(now, peer, conn, 0);
+    }
+
+    /// Asks `peer` for catalog page `page` on its link `conn`.
+    pub(super) fn request_catalog_page(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        conn: ConnId,
+        page: u32,
+    ) {
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.catalog_pending = Some(page);
+        }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.request_sent(now);
         }
-        self.send_msg(conn, &Message::CatalogRequest);
+        self.send_msg(conn, &Message::CatalogRequest { page });
     }
 
     /// The outbound connection to `peer`, once its handshake is done.

@@ -9,6 +9,7 @@
 //! - the output queue is drained by the caller after each call, so it never grows beyond what
 //!   one input produces.
 
+mod catalogs;
 mod config;
 mod fetch;
 mod io;
@@ -87,13 +88,16 @@ pub struct Node {
     discovery: Discovery,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
-    catalog_frame: Option<Vec<u8>>,
-    remote: BTreeMap<PeerId, Vec<CatalogEntry>>,
+    /// Our catalog, encoded in pages (built on first request after a change).
+    catalog_pages: Vec<Vec<u8>>,
+    remote: catalogs::Catalogs,
     sessions: BTreeMap<ConnId, Session>,
     links: BTreeMap<PeerId, links::Link>,
     statics: Vec<links::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
     reads: BTreeMap<ReadId, serve::ReadFor>,
+    /// Connections whose answers wait for a shared send budget.
+    starved: BTreeSet<ConnId>,
     out: VecDeque<Output>,
     next_conn: u64,
     next_inbound: u64,
@@ -129,13 +133,14 @@ impl Node {
             discovery,
             local: BTreeMap::new(),
             revision: 0,
-            catalog_frame: None,
-            remote: BTreeMap::new(),
+            catalog_pages: Vec::new(),
+            remote: catalogs::Catalogs::default(),
             sessions: BTreeMap::new(),
             links: BTreeMap::new(),
             statics,
             downloads: BTreeMap::new(),
             reads: BTreeMap::new(),
+            starved: BTreeSet::new(),
             out: VecDeque::new(),
             next_conn: 1,
             next_inbound: 0,
@@ -165,7 +170,7 @@ impl Node {
             .map(|p| PeerView {
                 id: p.id,
                 addr: p.addr,
-                files: self.remote.get(&p.id).map(Vec::len),
+                files: self.remote.get(&p.id).map(<[_]>::len),
                 last_seen: p.last_seen,
             })
             .collect()
@@ -176,7 +181,7 @@ impl Node {
     pub fn remote_files(&self) -> Vec<RemoteFile> {
         type Group<'a> = (&'a CatalogEntry, BTreeSet<&'a str>, BTreeSet<PeerId>);
         let mut by_content: BTreeMap<ContentId, Group<'_>> = BTreeMap::new();
-        for (peer, files) in &self.remote {
+        for (peer, files) in self.remote.iter() {
             for f in files {
                 let (_, names, holders) = by_content
                     .entry(f.content)
@@ -203,10 +208,7 @@ impl Node {
     /// from the first chunk.
     pub fn is_settled(&self, now: Instant) -> bool {
         now >= self.discovery.answered_by()
-            && self
-                .discovery
-                .peers()
-                .all(|p| self.remote.contains_key(&p.id))
+            && self.discovery.peers().all(|p| self.remote.contains(&p.id))
     }
 
     /// Downloads in progress.
@@ -237,6 +239,8 @@ impl Node {
             peers_table_full: drops.table_full,
             announcements_stale: drops.stale_instance,
             peers_per_ip_full: drops.per_ip_full,
+            claims_elsewhere: drops.claims_elsewhere,
+            catalog_entries_dropped: self.remote.dropped,
             ..self.stats.clone()
         }
     }
@@ -350,6 +354,7 @@ impl Node {
         self.drain_discovery(now);
         self.session_timers(now);
         self.link_timers(now);
+        self.download_timers(now);
         self.drain_discovery(now);
     }
 
@@ -373,10 +378,12 @@ impl Node {
         let sessions = self.sessions.values().filter_map(|s| s.poll_timeout(t));
         let links = self.links.values().filter_map(|l| l.retry_at);
         let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
+        let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
             .chain(sessions)
             .chain(links)
             .chain(statics)
+            .chain(downloads)
             .min()
     }
 
@@ -465,7 +472,7 @@ impl Node {
         }
         self.local = local;
         self.revision += 1;
-        self.catalog_frame = None;
+        self.catalog_pages.clear();
         self.discovery.answer_soon(now);
     }
 

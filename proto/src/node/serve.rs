@@ -2,16 +2,26 @@
 //!
 //! Invariants: only content in our catalog is ever read, and only inside its manifest's range
 //! (a request names a content id and an index, never a path); per connection at most
-//! `MAX_QUEUED_REQUESTS` chunk requests wait and at most `serve_window` chunks are read or sent
-//! but not yet flushed, so a peer that asks a lot and reads slowly costs bounded memory.
+//! `MAX_QUEUED_REQUESTS` chunk requests and `MAX_QUEUED_MANIFESTS` manifest requests wait, at
+//! most `serve_window` chunks are read or sent but not yet flushed, and at most one catalog
+//! page and one manifest are unflushed; an answer starts only while it fits the connection's,
+//! its IP's and the node's send budgets ([`crate::budget`]), except that a connection that
+//! owes nothing may always take one answer within the shared budgets. A connection at its
+//! own budget is paused; one whose answers wait for a shared budget is in `starved` and is
+//! served again as soon as any connection flushes or ends. So a peer that asks a lot and reads
+//! slowly costs bounded memory, and cannot take the others' share.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
-use super::{DiskOp, Node, Output, ReadId, ReadSource};
+use super::{DiskOp, NetOp, Node, Output, ReadId, ReadSource};
+use crate::budget::{CONN_SEND_BUDGET, IP_SEND_BUDGET, NODE_SEND_BUDGET};
 use crate::disk::DiskError;
 use crate::ids::ContentId;
 use crate::session::ConnId;
-use crate::wire::frame::{CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message};
+use crate::wire::frame::{
+    CHUNK_FRAME_OVERHEAD, CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
+};
 
 /// What a pending read is for.
 #[derive(Debug, Clone, Copy)]
@@ -27,10 +37,65 @@ pub(super) enum ReadFor {
     Check { content: ContentId, index: u32 },
 }
 
+/// Whether an answer of some size may start on a connection now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    Yes,
+    /// The connection's own budget is spent: it waits for its own flush.
+    Conn,
+    /// Its IP's or the node's budget is spent: it waits for anyone's flush.
+    Shared,
+}
+
 impl Node {
-    pub(super) fn serve_catalog(&mut self, conn: ConnId) {
-        if self.catalog_frame.is_none() {
-            let files = self
+    /// Bytes owed to connections from `ip`, and to all.
+    fn owed(&self, ip: IpAddr) -> (usize, usize) {
+        self.sessions.values().fold((0, 0), |(by_ip, all), s| {
+            let o = s.owed();
+            (by_ip + if s.remote().ip() == ip { o } else { 0 }, all + o)
+        })
+    }
+
+    fn room(&self, conn: ConnId, len: usize) -> Room {
+        let Some(s) = self.sessions.get(&conn) else {
+            return Room::Conn;
+        };
+        let own = s.owed();
+        if own > 0 && own + len > CONN_SEND_BUDGET {
+            return Room::Conn;
+        }
+        let (by_ip, all) = self.owed(s.remote().ip());
+        // Nothing owed by anyone: one answer always fits, whatever its size.
+        if all > 0 && (by_ip + len > IP_SEND_BUDGET || all + len > NODE_SEND_BUDGET) {
+            return Room::Shared;
+        }
+        Room::Yes
+    }
+
+    /// Room for `len` bytes on `conn`; records a wait for a shared budget.
+    fn fits(&mut self, conn: ConnId, len: usize) -> bool {
+        match self.room(conn, len) {
+            Room::Yes => true,
+            Room::Conn => false,
+            Room::Shared => {
+                self.stats.answers_delayed += 1;
+                self.starved.insert(conn);
+                false
+            }
+        }
+    }
+
+    pub(super) fn serve_catalog(&mut self, conn: ConnId, page: u32) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.want_catalog(page);
+        }
+        self.pump_serve(conn);
+    }
+
+    /// The encoded catalog page `page` (built once per revision).
+    fn catalog_page(&mut self, page: u32) -> Vec<u8> {
+        if self.catalog_pages.is_empty() {
+            let files: Vec<CatalogEntry> = self
                 .local
                 .values()
                 .flat_map(|e| {
@@ -41,28 +106,28 @@ impl Node {
                     })
                 })
                 .collect();
-            let msg = Message::Catalog {
-                revision: self.revision,
-                files,
-            };
-            self.catalog_frame = Some(encode_message(&msg));
+            self.catalog_pages = crate::wire::catalog_pages(self.revision, files);
         }
-        if let Some(frame) = self.catalog_frame.clone() {
-            self.send(conn, frame);
+        let pages = self.catalog_pages.len() as u32;
+        match self.catalog_pages.get(page as usize) {
+            Some(f) => f.clone(),
+            None => encode_message(&Message::Catalog {
+                revision: self.revision,
+                page,
+                pages,
+                files: Vec::new(),
+            }),
         }
     }
 
     pub(super) fn serve_manifest(&mut self, conn: ConnId, content: ContentId) {
-        match self.local.get(&content) {
-            Some(e) => {
-                let msg = Message::Manifest {
-                    content,
-                    bytes: e.manifest.encode(),
-                };
-                self.send_msg(conn, &msg);
-            }
-            None => self.refuse(conn, ErrorCode::NotFound, content, None),
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if !s.want_manifest(content) {
+            return self.refuse(conn, ErrorCode::Busy, content, None);
         }
+        self.pump_serve(conn);
     }
 
     fn refuse(&mut self, conn: ConnId, code: ErrorCode, content: ContentId, index: Option<u32>) {
@@ -93,10 +158,57 @@ impl Node {
         self.pump_serve(conn);
     }
 
-    /// Starts reads for queued requests while the connection's serve window has room.
+    /// Sends the waiting catalog page and manifest, and starts reads for queued chunk
+    /// requests, while the serve window and the send budgets have room; then pauses or
+    /// resumes reading the connection.
     fn pump_serve(&mut self, conn: ConnId) {
+        self.starved.remove(&conn);
+        self.pump_catalog(conn);
+        self.pump_manifests(conn);
+        self.pump_chunks(conn);
+        self.update_pause(conn);
+    }
+
+    fn pump_catalog(&mut self, conn: ConnId) {
+        let Some(page) = self.sessions.get(&conn).and_then(|s| s.catalog_due()) else {
+            return;
+        };
+        let frame = self.catalog_page(page);
+        if !self.fits(conn, frame.len()) {
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.catalog_sent();
+        }
+        self.send(conn, frame);
+    }
+
+    fn pump_manifests(&mut self, conn: ConnId) {
+        while let Some(content) = self.sessions.get(&conn).and_then(|s| s.manifest_due()) {
+            let Some(e) = self.local.get(&content) else {
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    s.manifest_answered(false);
+                }
+                self.refuse(conn, ErrorCode::NotFound, content, None);
+                continue;
+            };
+            let frame = encode_message(&Message::Manifest {
+                content,
+                bytes: e.manifest.encode(),
+            });
+            if !self.fits(conn, frame.len()) {
+                return;
+            }
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.manifest_answered(true);
+            }
+            self.send(conn, frame);
+        }
+    }
+
+    fn pump_chunks(&mut self, conn: ConnId) {
         loop {
-            let Some(s) = self.sessions.get_mut(&conn) else {
+            let Some(s) = self.sessions.get(&conn) else {
                 return;
             };
             let Some((content, index)) = s.next_to_serve(self.cfg.serve_window) else {
@@ -108,10 +220,18 @@ impl Node {
                 .and_then(|e| e.manifest.chunk_range(index));
             let Some((offset, len)) = range else {
                 // Unshared since it was queued.
-                s.served(false);
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    s.skip_serving();
+                }
                 self.refuse(conn, ErrorCode::NotFound, content, Some(index));
                 continue;
             };
+            if !self.fits(conn, len as usize + CHUNK_FRAME_OVERHEAD) {
+                return;
+            }
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.start_serving(len);
+            }
             let read = ReadId(self.next_read);
             self.next_read += 1;
             self.reads.insert(
@@ -132,11 +252,36 @@ impl Node {
         }
     }
 
+    /// Tells the runtime to stop reading `conn` while it wants a pause, and to read it again
+    /// once it does not.
+    pub(super) fn update_pause(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let pause = s.wants_pause();
+        if s.set_paused(pause) {
+            if pause {
+                self.stats.connections_paused += 1;
+                self.out.push_back(Output::Net(NetOp::Pause { conn }));
+            } else {
+                self.out.push_back(Output::Net(NetOp::Resume { conn }));
+            }
+        }
+    }
+
+    /// Serves the connections that waited for a shared budget (someone flushed or left).
+    pub(super) fn pump_starved(&mut self) {
+        for conn in std::mem::take(&mut self.starved) {
+            self.pump_serve(conn);
+        }
+    }
+
     pub(super) fn on_flushed(&mut self, conn: ConnId) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.flushed();
         }
         self.pump_serve(conn);
+        self.pump_starved();
     }
 
     pub(super) fn on_read_done(
@@ -156,7 +301,7 @@ impl Node {
                     return;
                 };
                 let ok = matches!(&result, Ok(data) if data.len() == len as usize);
-                s.served(ok);
+                s.served(ok, len);
                 match result {
                     Ok(data) if ok => {
                         self.stats.chunks_served += 1;

@@ -72,6 +72,9 @@ pub struct Stats {
     pub announcements_stale: u64,
     /// New peers ignored because their address already holds as many as one address may.
     pub peers_per_ip_full: u64,
+    /// Announcements and hellos about a known peer from another address than its own
+    /// (spoofed `bye`s, instances, addresses): ignored.
+    pub claims_elsewhere: u64,
     /// Connections to peers put off because `max_outbound` were open.
     pub connects_deferred: u64,
     /// Connections closed for breaking the protocol.
@@ -86,4 +89,16 @@ pub struct Stats {
     pub chunks_served: u64,
     /// Chunks rejected for a bad hash.
     pub chunks_rejected: u64,
+    /// Catalog entries dropped for a budget (too many names for one content, or a catalog
+    /// bigger than a peer, an address or the node may hold).
+    pub catalog_entries_dropped: u64,
+    /// Answers put off because the sender's IP or the node had spent its send budget.
+    pub answers_delayed: u64,
+    /// Times a connection was paused because its send budget was spent or its request
+    /// queues were full.
+    pub connections_paused: u64,
+    /// Connections closed because what we sent them stayed unread past its deadline.
+    pub closed_not_reading: u64,
+    /// Times a holder lost its requests for delivering nothing by their deadline.
+    pub requests_expired: u64,
 }

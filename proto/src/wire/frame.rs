@@ -22,10 +22,15 @@ use crate::ids::PeerId;
 use crate::manifest::MAX_CHUNK_SIZE;
 
 /// First bytes of every connection, in both directions.
-pub const PREAMBLE: &[u8; 5] = b"P2PT\x01";
+pub const PREAMBLE: &[u8; 5] = b"P2PT\x02";
 /// Largest frame (kind byte and body) accepted: a chunk of [`MAX_CHUNK_SIZE`] plus its header.
-/// Control messages share the limit: a catalog of ~100k typical names, a manifest of 128k chunks.
+/// Control messages share the limit: a manifest of 128k chunks, a catalog page.
 pub const MAX_FRAME_LEN: usize = MAX_CHUNK_SIZE as usize + 64;
+/// Target size of one catalog page: a catalog is sent in pages of about this size, so that a
+/// folder of any size can be listed and one answer never holds megabytes.
+pub const CATALOG_PAGE_BYTES: usize = 256 << 10;
+/// Bytes a chunk frame adds to its chunk (length, kind, content id, index).
+pub const CHUNK_FRAME_OVERHEAD: usize = 4 + 1 + CHUNK_HEADER;
 
 const KIND_MESSAGE: u8 = 1;
 const KIND_CHUNK: u8 = 2;
@@ -73,13 +78,20 @@ pub enum Message {
     Ping,
     /// Answer to [`Message::Ping`].
     Pong,
-    /// Asks for the receiver's catalog.
-    CatalogRequest,
-    /// The sender's shared files.
+    /// Asks for one page of the receiver's catalog (page 0 first).
+    CatalogRequest {
+        /// Which page.
+        page: u32,
+    },
+    /// One page of the sender's shared files.
     Catalog {
-        /// Revision of this catalog.
+        /// Revision of this catalog: pages of one revision make up one catalog.
         revision: u64,
-        /// The files.
+        /// Which page this is.
+        page: u32,
+        /// How many pages this revision has.
+        pages: u32,
+        /// The files on this page.
         files: Vec<CatalogEntry>,
     },
     /// Asks for the manifest of a content id.
@@ -163,6 +175,39 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
     let len = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&len.to_be_bytes());
     out
+}
+
+/// Splits a catalog into encoded `Catalog` frames of about [`CATALOG_PAGE_BYTES`] each (at
+/// least one entry per page, and one empty page for an empty catalog).
+pub fn catalog_pages(revision: u64, files: Vec<CatalogEntry>) -> Vec<Vec<u8>> {
+    let mut groups: Vec<Vec<CatalogEntry>> = vec![Vec::new()];
+    let mut size = 0;
+    for f in files {
+        let mut one = Vec::new();
+        // Serializing into a Vec cannot fail for these types.
+        let _ = ciborium::into_writer(&f, &mut one);
+        let last = groups.len() - 1;
+        if !groups[last].is_empty() && size + one.len() > CATALOG_PAGE_BYTES - 128 {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += one.len();
+        let last = groups.len() - 1;
+        groups[last].push(f);
+    }
+    let pages = groups.len() as u32;
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(page, files)| {
+            encode_message(&Message::Catalog {
+                revision,
+                page: page as u32,
+                pages,
+                files,
+            })
+        })
+        .collect()
 }
 
 /// Encodes the header of a chunk frame carrying `data_len` bytes; send the data right after it

@@ -11,5 +11,6 @@ pub mod frame;
 
 pub use announce::{Announce, DatagramError, MAX_DATAGRAM};
 pub use frame::{
-    CatalogEntry, ErrorCode, Frame, FrameDecoder, FrameError, MAX_FRAME_LEN, Message, PREAMBLE,
+    CATALOG_PAGE_BYTES, CHUNK_FRAME_OVERHEAD, CatalogEntry, ErrorCode, Frame, FrameDecoder,
+    FrameError, MAX_FRAME_LEN, Message, PREAMBLE, catalog_pages,
 };

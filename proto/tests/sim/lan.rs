@@ -3,6 +3,7 @@
 //! half-closed. Misbehaving hosts' streams pass through a [`Rewriter`].
 
 use super::*;
+use std::collections::VecDeque;
 
 impl Sim {
     pub(super) fn broadcast(&mut self, h: usize, data: Vec<u8>) {
@@ -93,6 +94,9 @@ impl Sim {
                 rewrite(self.hosts[h].behaviour),
                 rewrite(self.hosts[t].behaviour),
             ],
+            holding: [false; 2],
+            held: [VecDeque::new(), VecDeque::new()],
+            flush_owed: [false; 2],
         });
         self.conn_of.insert((h, conn), cid);
         self.schedule(self.now + lat, Ev::Accepted { cid });
@@ -247,6 +251,54 @@ impl Sim {
         );
         self.conns[cid].ends[e].open = false;
         self.fin(cid, 1 - e);
+    }
+
+    /// Host `h`'s node stops (`on`) or starts again reading `conn`; reading again delivers
+    /// what was held, after the current step.
+    pub(super) fn read_pause(&mut self, h: usize, conn: ConnId, on: bool) {
+        let Some(&cid) = self.conn_of.get(&(h, conn)) else {
+            return;
+        };
+        let e = usize::from(
+            self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == Some(conn),
+        );
+        let was = std::mem::replace(&mut self.conns[cid].holding[e], on);
+        if was && !on {
+            self.schedule(self.now, Ev::Drain { cid, to: e });
+        }
+    }
+
+    /// Delivers what was held for end `to` while it reads, then the other end's owed
+    /// `Flushed` once the kernel buffer has room.
+    pub(super) fn drain(&mut self, cid: usize, to: usize) -> Res {
+        while !self.conns[cid].holding[to] {
+            let Some(item) = self.conns[cid].held[to].pop_front() else {
+                break;
+            };
+            let c = &self.conns[cid];
+            let end = c.ends[to];
+            match item {
+                Some(data) => {
+                    let Some(conn) = end.conn.filter(|_| !c.reset && end.open) else {
+                        return Ok(());
+                    };
+                    let from = c.ends[1 - to].host;
+                    self.deliver(
+                        end.host,
+                        end.inc,
+                        Input::Received { conn, data },
+                        Some(from),
+                    )?;
+                }
+                None => self.end_told(cid, to)?,
+            }
+        }
+        let c = &mut self.conns[cid];
+        if c.flush_owed[1 - to] && c.held_bytes(to) <= KERNEL_BUF {
+            c.flush_owed[1 - to] = false;
+            self.schedule(self.now, Ev::Flushed { cid, end: 1 - to });
+        }
+        Ok(())
     }
 
     /// The end `to` of `cid` is told its connection is gone.

@@ -265,6 +265,25 @@ struct SimConn {
     /// Per sending end: held back until.
     stall_until: [Nanos; 2],
     rewrite: [Option<Rewriter>; 2],
+    /// Per receiving end: its node stopped reading (`NetOp::Pause`); what arrives waits in
+    /// `held` until `NetOp::Resume`.
+    holding: [bool; 2],
+    /// Per receiving end: what arrived while it was not reading, in order (`None`: the other
+    /// end's FIN).
+    held: [VecDeque<Option<Vec<u8>>>; 2],
+    /// Per sending end: its `Flushed` waits until the receiver reads again (the receiver's
+    /// kernel buffer, [`KERNEL_BUF`], is full).
+    flush_owed: [bool; 2],
+}
+
+/// What a receiving kernel buffers for a connection its process does not read: a sender's
+/// runtime reports `Flushed` only while at most this much waits unread at the other end.
+const KERNEL_BUF: usize = 256 << 10;
+
+impl SimConn {
+    fn held_bytes(&self, to: usize) -> usize {
+        self.held[to].iter().flatten().map(Vec::len).sum()
+    }
 }
 
 enum Ev {
@@ -299,6 +318,11 @@ enum Ev {
     Flushed {
         cid: usize,
         end: usize,
+    },
+    /// The end `to` reads again: what was held for it is delivered.
+    Drain {
+        cid: usize,
+        to: usize,
     },
     Disk {
         host: usize,
@@ -731,6 +755,8 @@ impl Sim {
             }
             NetOp::Connect { conn, addr } => self.connect(h, conn, addr),
             NetOp::Send { conn, data } => self.send(h, conn, data),
+            NetOp::Pause { conn } => self.read_pause(h, conn, true),
+            NetOp::Resume { conn } => self.read_pause(h, conn, false),
             NetOp::Close { conn } => self.close(h, conn),
         }
     }
@@ -793,9 +819,10 @@ impl Sim {
     /// The end an event reaches, for events on a connection.
     fn end_of(ev: &Ev) -> Option<(usize, usize)> {
         match *ev {
-            Ev::Bytes { cid, to, .. } | Ev::Fin { cid, to } | Ev::Reset { cid, to } => {
-                Some((cid, to))
-            }
+            Ev::Bytes { cid, to, .. }
+            | Ev::Fin { cid, to }
+            | Ev::Reset { cid, to }
+            | Ev::Drain { cid, to } => Some((cid, to)),
             Ev::Flushed { cid, end } => Some((cid, end)),
             _ => None,
         }
@@ -839,6 +866,15 @@ impl Sim {
                 };
                 self.deliver(a.host, a.inc, Input::Connected { conn }, Some(b.host))
             }
+            Ev::Bytes { cid, to, data } if self.conns[cid].holding[to] => {
+                self.conns[cid].held[to].push_back(Some(data));
+                Ok(())
+            }
+            Ev::Fin { cid, to } if self.conns[cid].holding[to] => {
+                self.conns[cid].held[to].push_back(None);
+                Ok(())
+            }
+            Ev::Drain { cid, to } => self.drain(cid, to),
             Ev::Bytes { cid, to, data } => {
                 let c = &self.conns[cid];
                 let end = c.ends[to];
@@ -856,6 +892,10 @@ impl Sim {
                 let Some(conn) = e.conn.filter(|_| e.open && c.flush_at[end] <= self.now) else {
                     return Ok(());
                 };
+                if c.held_bytes(1 - end) > KERNEL_BUF {
+                    self.conns[cid].flush_owed[end] = true;
+                    return Ok(());
+                }
                 self.deliver(e.host, e.inc, Input::Flushed { conn }, None)
             }
             Ev::Disk { host, inc, op } => self.disk_done(host, inc, op),

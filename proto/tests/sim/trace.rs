@@ -69,6 +69,8 @@ pub fn output(o: &Output) -> String {
         Output::Net(NetOp::Datagram { to, data }) => format!("Datagram to={to} {}", blob(data)),
         Output::Net(NetOp::Connect { conn, addr }) => format!("Connect {conn:?} {addr}"),
         Output::Net(NetOp::Send { conn, data }) => format!("Send {conn:?} {}", blob(data)),
+        Output::Net(NetOp::Pause { conn }) => format!("Pause {conn:?}"),
+        Output::Net(NetOp::Resume { conn }) => format!("Resume {conn:?}"),
         Output::Net(NetOp::Close { conn }) => format!("Close {conn:?}"),
         Output::Disk(DiskOp::Read {
             read,

@@ -188,14 +188,21 @@ pub enum Payload {
     Ping,
     /// A pong.
     Pong,
-    /// A catalog request.
-    CatalogRequest,
-    /// A catalog of the files in the mask.
+    /// A request for a catalog page (0 to 2).
+    CatalogRequest {
+        /// Which page, modulo 3.
+        page: u8,
+    },
+    /// A catalog page with the files in the mask.
     Catalog {
         /// Which files.
         files: u8,
         /// Add an entry with a bad name.
         bad_name: bool,
+        /// Which page of how many (each modulo 3): an out-of-turn page must be dropped.
+        page: u8,
+        /// How many pages.
+        pages: u8,
     },
     /// A manifest request.
     ManifestRequest {
@@ -820,7 +827,12 @@ impl Harness {
                 content: ContentId([1; 32]),
             });
         }
-        Message::Catalog { revision: 1, files }
+        Message::Catalog {
+            revision: 1,
+            page: 0,
+            pages: 1,
+            files,
+        }
     }
 
     fn manifest_msg(&self, content: ContentId, tamper: bool) -> Message {
@@ -853,9 +865,26 @@ impl Harness {
             }
             Payload::Ping => out.extend(encode_message(&Message::Ping)),
             Payload::Pong => out.extend(encode_message(&Message::Pong)),
-            Payload::CatalogRequest => out.extend(encode_message(&Message::CatalogRequest)),
-            Payload::Catalog { files, bad_name } => {
-                out.extend(encode_message(&self.catalog(*files, *bad_name)));
+            Payload::CatalogRequest { page } => {
+                out.extend(encode_message(&Message::CatalogRequest {
+                    page: u32::from(*page % 3),
+                }))
+            }
+            Payload::Catalog {
+                files,
+                bad_name,
+                page,
+                pages,
+            } => {
+                let mut m = self.catalog(*files, *bad_name);
+                if let Message::Catalog {
+                    page: p, pages: n, ..
+                } = &mut m
+                {
+                    *p = u32::from(*page % 3);
+                    *n = u32::from(*pages % 3);
+                }
+                out.extend(encode_message(&m));
             }
             Payload::ManifestRequest { file } => {
                 let content = self.content(*file);
@@ -919,7 +948,7 @@ impl Harness {
         match (req, how) {
             (_, 7) => Vec::new(),
             (Message::Ping, _) => encode_message(&Message::Pong),
-            (Message::CatalogRequest, _) => encode_message(&self.catalog(0xff, how == 4)),
+            (Message::CatalogRequest { .. }, _) => encode_message(&self.catalog(0xff, how == 4)),
             (Message::ManifestRequest { content }, 5 | 6) => {
                 refuse(ErrorCode::NotFound, *content, None)
             }
@@ -957,6 +986,8 @@ impl Harness {
                 Output::Net(NetOp::Datagram { .. }) => "datagram",
                 Output::Net(NetOp::Connect { .. }) => "connect",
                 Output::Net(NetOp::Send { .. }) => "send",
+                Output::Net(NetOp::Pause { .. }) => "pause",
+                Output::Net(NetOp::Resume { .. }) => "resume",
                 Output::Net(NetOp::Close { .. }) => "close",
                 Output::Disk(DiskOp::Read { .. }) => "read",
                 Output::Disk(DiskOp::OpenPartial { .. }) => "open_partial",
@@ -989,7 +1020,7 @@ impl Harness {
                                 if matches!(
                                     m,
                                     Message::Ping
-                                        | Message::CatalogRequest
+                                        | Message::CatalogRequest { .. }
                                         | Message::ManifestRequest { .. }
                                         | Message::ChunkRequest { .. }
                                 ) {
@@ -1002,6 +1033,11 @@ impl Harness {
                             Err(e) => panic!("the node's stream does not frame: {e}"),
                         }
                     }
+                }
+                Output::Net(NetOp::Pause { conn } | NetOp::Resume { conn }) => {
+                    let c = self.conns.get(&conn);
+                    let c = c.unwrap_or_else(|| panic!("pause or resume of unknown {conn:?}"));
+                    assert!(!c.closed, "pause or resume of closed {conn:?}");
                 }
                 Output::Net(NetOp::Close { conn }) => {
                     let c = self.conns.get_mut(&conn);

@@ -18,9 +18,11 @@ pub(crate) fn messages() -> Vec<Message> {
         },
         Message::Ping,
         Message::Pong,
-        Message::CatalogRequest,
+        Message::CatalogRequest { page: 3 },
         Message::Catalog {
             revision: 9,
+            page: 1,
+            pages: 2,
             files: vec![
                 CatalogEntry {
                     name: "a.txt".into(),

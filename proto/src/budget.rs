@@ -1,0 +1,60 @@
+//! Every budget a node keeps against hosts that ask much and read little, in one place.
+//!
+//! A LAN host can send any bytes, speak the protocol correctly, and still try to exhaust a
+//! peer: ask for answers it never reads, hold connections, flood tables. Each budget below
+//! bounds one such resource; what a node drops because of it is counted in
+//! [`Stats`](crate::Stats). The budgets that live next to the code they bound are listed here
+//! too, so this page is the whole list:
+//! - frames before `Hello`: 1 KiB (`session`), a host that has not said who it is cannot make
+//!   us buffer megabytes;
+//! - chunk requests queued per connection: [`crate::session::MAX_QUEUED_REQUESTS`];
+//! - peer-table entries: 1,024 in all, 32 per source IP (`discovery`);
+//! - connections: `Config::max_connections`, `max_outbound`, `max_connections_per_ip`.
+//!
+//! Send budgets count what the node has handed the runtime and not yet seen flushed, plus the
+//! chunk reads in flight to be sent: that is the memory a reader that does not read makes us
+//! hold. A connection at its own budget is no longer read (`NetOp::Pause`), so its requests
+//! stay in the kernel and TCP pushes back on the asker; one that stays unflushed past its
+//! deadline is closed.
+
+use std::time::Duration;
+
+use crate::wire::{CatalogEntry, MAX_FRAME_LEN};
+
+/// Bytes queued or being read for one connection: one chunk of the largest size (or a window
+/// of four typical 1 MiB chunks) plus room for small frames.
+pub const CONN_SEND_BUDGET: usize = MAX_FRAME_LEN + (1 << 20);
+/// Bytes queued or being read for all connections from one IP address together: one host
+/// cannot hold more than this of our memory however many connections it opens.
+pub const IP_SEND_BUDGET: usize = 16 << 20;
+/// Bytes queued or being read for all connections together: the node's whole serving memory,
+/// enough to keep a gigabit link full with dozens of readers.
+pub const NODE_SEND_BUDGET: usize = 48 << 20;
+/// Manifest requests waiting per connection while one manifest answer is unflushed: more than
+/// one download at a time from the same peer, not a queue of megabytes.
+pub const MAX_QUEUED_MANIFESTS: usize = 4;
+/// The slowest reader we wait for: a connection whose answers stay unflushed longer than the
+/// stall timeout plus its queued bytes at this rate is closed (its slots go to others).
+pub const MIN_READ_RATE: u64 = 64 << 10;
+
+/// How long a connection may keep `queued` bytes unflushed before it counts as not reading.
+pub fn read_deadline(stall: Duration, queued: usize) -> Duration {
+    stall + Duration::from_millis(queued as u64 * 1000 / MIN_READ_RATE)
+}
+
+/// Names one peer may list for one content: enough for the copies a folder really holds, not
+/// 70,000 names that every view would have to carry.
+pub const MAX_NAMES_PER_CONTENT: usize = 16;
+/// Memory one peer's catalog may take (by [`entry_cost`]): a folder of 100,000 files with
+/// typical names fits.
+pub const CATALOG_PEER_BUDGET: usize = 16 << 20;
+/// Memory the catalogs of all peers at one IP address may take together: one host announcing
+/// many ids gets no more than one big folder.
+pub const CATALOG_IP_BUDGET: usize = 16 << 20;
+/// Memory all catalogs may take together.
+pub const CATALOG_NODE_BUDGET: usize = 64 << 20;
+
+/// What an entry costs in memory, about: its name and the rest of the entry with overheads.
+pub fn entry_cost(e: &CatalogEntry) -> usize {
+    e.name.len() + 96
+}
