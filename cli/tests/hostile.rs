@@ -47,6 +47,10 @@
 //! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
 //!    preamble and a length prefix of nearly 8 MiB before any hello, then a byte every 200 ms.
 //!
+//! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
+//! and `peers` checks run again, with the counters that move only after minutes (a reader that
+//! never reads is closed after the stall timeout plus its ~9 MiB budget at 64 KiB/s: use 180).
+//!
 //! Each scenario prints one `TABLE` row (run with `--nocapture`; `grep TABLE`), then asserts
 //! every check; a failing scenario says which checks failed and with what numbers.
 //!
@@ -123,6 +127,9 @@ struct Scenario {
     counters: &'static [&'static str],
     /// What the victim does not count (yet) that this attack should show.
     missing: &'static str,
+    /// Counters of the seeder that must move when the attack goes on for `P2PT_HOSTILE_LONG`
+    /// seconds more (what a budget reclaims only after minutes).
+    long_counters: &'static [&'static str],
 }
 
 const SCENARIOS: [Scenario; 9] = [
@@ -132,6 +139,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[SEEDER],
         counters: &["connections_paused"],
         missing: "",
+        long_counters: &["closed_not_reading"],
     },
     Scenario {
         name: "impersonation",
@@ -139,6 +147,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[DOWNLOADER],
         counters: &[],
         missing: "the downloader is a prompt, which prints no stats (frames_unsolicited there)",
+        long_counters: &[],
     },
     Scenario {
         name: "spoofed-discovery",
@@ -146,6 +155,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[DOWNLOADER, SEEDER],
         counters: &["claims_elsewhere"],
         missing: "the downloader is a prompt, which prints no stats (claims_elsewhere there)",
+        long_counters: &[],
     },
     Scenario {
         name: "huge-catalog",
@@ -153,6 +163,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[SEEDER],
         counters: &["catalog_entries_dropped"],
         missing: "",
+        long_counters: &[],
     },
     Scenario {
         name: "reflection",
@@ -160,6 +171,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[SEEDER],
         counters: &["peers_per_ip_full"],
         missing: "peers forgotten after failed connects (per-IP connect budget)",
+        long_counters: &[],
     },
     Scenario {
         name: "slot-exhaustion",
@@ -167,6 +179,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[SEEDER],
         counters: &["peers_per_ip_full", "connections_refused"],
         missing: "",
+        long_counters: &[],
     },
     Scenario {
         name: "disk-queue",
@@ -174,6 +187,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[SEEDER],
         counters: &["requests_refused"],
         missing: "sockets paused while the disk queue is full",
+        long_counters: &[],
     },
     Scenario {
         name: "drip-feed",
@@ -182,6 +196,7 @@ const SCENARIOS: [Scenario; 9] = [
         counters: &["answers_delayed"],
         missing: "the downloader is a prompt, which prints no stats (requests_expired there); \
                   closed_not_reading comes only after stall + 9 MiB at 64 KiB/s (~150 s)",
+        long_counters: &["closed_not_reading"],
     },
     Scenario {
         name: "big-frames-before-hello",
@@ -189,6 +204,7 @@ const SCENARIOS: [Scenario; 9] = [
         victims: &[SEEDER],
         counters: &["protocol_errors"],
         missing: "",
+        long_counters: &[],
     },
 ];
 
@@ -453,7 +469,6 @@ fn attack(item: u32, rt: Rt) {
         .collect();
     let stats = last_stats(&net.stderr(seeder));
     let attacker = progress(&net.stdout(h));
-    net.signal(h, "KILL");
 
     // The checks.
     let mut checks = Vec::new();
@@ -561,6 +576,39 @@ fn attack(item: u32, rt: Rt) {
         }
         _ => {}
     }
+    if let Ok(secs) = std::env::var("P2PT_HOSTILE_LONG") {
+        // The long variant: the attack goes on, then the bounds again and the slow counters.
+        let secs: u64 = secs.parse().expect("P2PT_HOSTILE_LONG is seconds");
+        let watchdog = Watchdog::start(pids.clone());
+        thread::sleep(S(secs));
+        let watched = watchdog.finish();
+        for (k, &v) in sc.victims.iter().enumerate() {
+            let peak = status_kib(pids[k], "VmHWM:").unwrap_or(0).max(watched[k].0);
+            check(
+                &mut checks,
+                format!("host {v} peak RSS <= 64 MiB after {secs} s more"),
+                peak <= RSS_LIMIT_KIB,
+                format!("{peak} KiB"),
+            );
+        }
+        let seen = peers_check(&mut net, sc.victims);
+        check(
+            &mut checks,
+            format!("peers one-shot lists the victims after {secs} s more"),
+            seen.missing.is_empty(),
+            format!("missing {:?} in {} ms", seen.missing, seen.ms),
+        );
+        let stats = last_stats(&net.stderr(seeder));
+        for key in sc.long_counters {
+            check(
+                &mut checks,
+                format!("seeder counts {key} after {secs} s more"),
+                stat(&stats, key) > 0,
+                format!("{key}={}", stat(&stats, key)),
+            );
+        }
+    }
+    net.signal(h, "KILL");
     let panics: Vec<usize> = (0..net.procs.len())
         .filter(|&p| net.stderr(p).contains("panicked"))
         .collect();
