@@ -16,7 +16,7 @@ pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
     let handle = peer::start_sharing(opts, port)?;
     // With -v, the counters of dropped and refused input are printed whenever they changed,
     // at most once a second: the only window on hostile or broken peers a `serve` gives.
-    let mut last_stats = p2pshare_proto::Stats::default();
+    let mut last_stats = (p2pshare_proto::Stats::default(), 0);
     let mut next_stats = Instant::now();
     loop {
         let wait = if opts.verbose > 0 {
@@ -31,9 +31,14 @@ pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
         }
         if opts.verbose > 0 && Instant::now() >= next_stats {
             next_stats = Instant::now() + Duration::from_secs(1);
-            let stats = handle.snapshot().map_err(|e| e.to_string())?.stats;
+            let s = handle.snapshot().map_err(|e| e.to_string())?;
+            let stats = (s.stats, s.notices_dropped);
             if stats != last_stats {
-                eprintln!("stats: {}", format::stats(&stats));
+                eprintln!(
+                    "stats: {} notices_dropped={}",
+                    format::stats(&stats.0),
+                    stats.1
+                );
                 last_stats = stats;
             }
         }
@@ -105,14 +110,14 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Pick the file once the node says its view of the LAN has settled, so that every holder
     // takes part from the first chunk.
-    let content = loop {
+    let pick = loop {
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
         if !snap.settled && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
         match content_by_name(&snap, name) {
-            Ok(c) => break c,
+            Ok(pick) => break pick,
             Err(Unresolved::Ambiguous(msg)) => return Err(msg),
             Err(Unresolved::Have(msg)) => {
                 println!("{msg}");
@@ -126,7 +131,7 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
             }
         }
     };
-    let line = download(opts, &handle, content, deadline)?;
+    let line = download(opts, &handle, pick, deadline)?;
     println!("{line}");
     handle.shutdown();
     Ok(())
@@ -143,13 +148,24 @@ pub enum Unresolved {
     Have(String),
 }
 
+/// A remote file the user picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// Its content.
+    pub content: ContentId,
+    /// The name the user asked for (to save it under), or `None` when picked by id prefix
+    /// (then the peer saves it under the name most holders use).
+    pub name: Option<String>,
+}
+
 /// Finds the one remote file `name` designates: by name, else by content-id prefix.
-pub fn content_by_name(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved> {
+pub fn content_by_name(s: &Snapshot, name: &str) -> Result<Pick, Unresolved> {
     let by_name: Vec<_> = s
         .remote
         .iter()
         .filter(|f| f.names.iter().any(|n| n == name))
         .collect();
+    let named = !by_name.is_empty();
     let candidates = if by_name.is_empty() && name.len() >= 4 {
         let prefix = name.to_ascii_lowercase();
         s.remote
@@ -183,7 +199,10 @@ pub fn content_by_name(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved
                 mine.unwrap_or_else(|| f.content.short())
             )))
         }
-        [f] => Ok(f.content),
+        [f] => Ok(Pick {
+            content: f.content,
+            name: named.then(|| name.to_owned()),
+        }),
         many => {
             let list: Vec<String> = many
                 .iter()
@@ -205,15 +224,16 @@ pub fn content_by_name(s: &Snapshot, name: &str) -> Result<ContentId, Unresolved
     }
 }
 
-/// Downloads `content`, drawing progress on a terminal; returns the line to print on success.
+/// Downloads `pick`, drawing progress on a terminal; returns the line to print on success.
 pub fn download(
     opts: &Opts,
     handle: &Handle,
-    content: ContentId,
+    pick: Pick,
     deadline: Instant,
 ) -> Result<String, String> {
     let start = Instant::now();
-    handle.get(content).map_err(|e| e.to_string())?;
+    let content = pick.content;
+    handle.get(content, pick.name).map_err(|e| e.to_string())?;
     let bar = ProgressBar {
         shown: std::io::stderr().is_terminal(),
         start,

@@ -32,6 +32,7 @@ pub fn stats(s: &Stats) -> String {
         announcements_stale,
         peers_per_ip_full,
         claims_elsewhere,
+        peers_unreachable,
         connects_deferred,
         protocol_errors,
         connections_refused,
@@ -51,6 +52,7 @@ pub fn stats(s: &Stats) -> String {
          frames_unreadable={frames_unreadable} frames_unsolicited={frames_unsolicited} \
          peers_table_full={peers_table_full} announcements_stale={announcements_stale} \
          peers_per_ip_full={peers_per_ip_full} claims_elsewhere={claims_elsewhere} \
+         peers_unreachable={peers_unreachable} \
          connects_deferred={connects_deferred} \
          protocol_errors={protocol_errors} \
          connections_refused={connections_refused} bad_names={bad_names} \

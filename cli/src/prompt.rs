@@ -52,9 +52,9 @@ pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
             "get" => {
                 let snap = handle.snapshot().map_err(|e| e.to_string())?;
                 match commands::content_by_name(&snap, arg) {
-                    Ok(c) => {
+                    Ok(pick) => {
                         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                        match commands::download(opts, &handle, c, far) {
+                        match commands::download(opts, &handle, pick, far) {
                             Ok(line) => println!("{line}"),
                             Err(e) => println!("{e}"),
                         }

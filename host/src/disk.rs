@@ -6,23 +6,23 @@
 //! the event loop instead of stalling it.
 //!
 //! Invariants: jobs are performed in submission order (so a write precedes the finish that
-//! needs it, and a catalog update precedes the reads that rely on it); at most [`QUEUE`] jobs
-//! wait, and [`Disk::submit`] blocks beyond that (backpressure, bounding memory to a few
-//! chunks); every request's answer comes back exactly once through [`Disk::try_result`], and
-//! the runtime is woken for it; the thread ends when the [`Disk`] is dropped.
+//! needs it, and a catalog update precedes the reads that rely on it); [`Disk::submit`] never
+//! blocks, so the event loop never waits on the disk (a slow disk, a long final check): the
+//! queue is bounded by the node instead, which asks for no more work than its budgets allow
+//! (`p2pshare_proto::budget`: reads within the send budgets, writes within the write
+//! budgets, a few re-verification reads per download); every request's answer comes back
+//! exactly once through [`Disk::try_result`], and the runtime is woken for it; the thread ends
+//! when the [`Disk`] is dropped.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use p2pshare_proto::{DiskOp, Input};
 
 use crate::scan::ScannedFile;
 use crate::store::Store;
-
-/// Jobs that may wait for the disk thread.
-pub const QUEUE: usize = 8;
 
 /// Work for the disk thread.
 #[derive(Debug)]
@@ -35,14 +35,14 @@ pub enum Job {
 
 /// The handle to the disk thread.
 pub struct Disk {
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<Sender<Job>>,
     results: Receiver<Input>,
 }
 
 impl Disk {
     /// Starts the disk thread for the shared folder `dir`; it calls `wake` after each answer.
     pub fn start(dir: &Path, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Disk> {
-        let (jobs, rx) = mpsc::sync_channel(QUEUE);
+        let (jobs, rx) = mpsc::channel();
         let (tx, results) = mpsc::channel();
         let store = Store::new(dir);
         thread::Builder::new()
@@ -54,7 +54,7 @@ impl Disk {
         })
     }
 
-    /// Queues a job; blocks while [`QUEUE`] jobs are waiting.
+    /// Queues a job; never blocks.
     pub fn submit(&self, job: Job) {
         if let Some(jobs) = &self.jobs {
             // Fails only if the thread is gone, and then there is nobody to answer anyway.

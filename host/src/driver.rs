@@ -29,6 +29,7 @@ use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
 use crate::handle::{Notice, Request, SharedFile, Snapshot};
 use crate::lock::{FolderLock, LockError};
+use crate::outbox::Outbox;
 use crate::scan::{Scan, ScanError, Scanner};
 use crate::seed;
 
@@ -116,7 +117,7 @@ pub struct Driver {
     disk: Disk,
     requests: Receiver<Request>,
     scans: Receiver<Result<Scan, ScanError>>,
-    notices: Sender<Notice>,
+    notices: Outbox,
     shared: Vec<SharedFile>,
     scanned: bool,
     net: VecDeque<NetOp>,
@@ -176,7 +177,7 @@ pub fn start(
         (None, None)
     };
     let (req_tx, req_rx) = mpsc::channel();
-    let (note_tx, note_rx) = mpsc::channel();
+    let (note_tx, note_rx) = mpsc::sync_channel(crate::outbox::NOTICES);
     let (scan_tx, scan_rx) = mpsc::channel();
     let scanner_stop = Arc::new(AtomicBool::new(false));
     if let Some(scanner) = scanner {
@@ -196,19 +197,22 @@ pub fn start(
         error,
     })?;
     let peer_id = PeerId(seed::random_bytes());
-    let node_cfg = cfg.node_config(
+    let mut node_cfg = cfg.node_config(
         peer_id,
         seed::random_u64(),
         seed::random_u64(),
         transfer_port,
     );
+    if let Some(limit) = crate::fds::raise_limit() {
+        crate::fds::fit(&mut node_cfg, limit);
+    }
     let node = Node::new(node_cfg, Instant::now()).map_err(StartError::Config)?;
     let driver = Driver {
         node,
         disk,
         requests: req_rx,
         scans: scan_rx,
-        notices: note_tx,
+        notices: Outbox::new(note_tx),
         shared: Vec::new(),
         scanned: !cfg.use_folder,
         net: VecDeque::new(),
@@ -256,6 +260,7 @@ impl Driver {
     /// Handles what arrived from the disk thread, the handle and the scanner. Call whenever the
     /// waker fired (calling it more often is harmless).
     pub fn poll_channels(&mut self) {
+        self.notices.flush();
         let mut answered = false;
         while let Some(input) = self.disk.try_result() {
             self.node.handle_input(Instant::now(), input);
@@ -317,7 +322,9 @@ impl Driver {
     fn on_request(&mut self, r: Request) {
         use p2pshare_proto::Command;
         match r {
-            Request::Get(c) => self.input(Input::Command(Command::Get(c))),
+            Request::Get { content, name } => {
+                self.input(Input::Command(Command::Get { content, name }))
+            }
             Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
@@ -342,6 +349,7 @@ impl Driver {
             downloads: self.node.downloads(),
             shared: self.shared.clone(),
             stats: self.node.stats(),
+            notices_dropped: self.notices.dropped(),
             scanned: self.scanned,
             settled: self.node.is_settled(Instant::now()),
         }
@@ -393,8 +401,8 @@ impl Driver {
         self.stopped
     }
 
-    fn notify(&self, n: Notice) {
-        let _ = self.notices.send(n);
+    fn notify(&mut self, n: Notice) {
+        self.notices.send(n);
     }
 
     /// Drains the node: network work is queued for the runtime, disk work goes to the disk

@@ -13,8 +13,13 @@ use p2pshare_proto::{ContentId, DownloadView, Event, PeerId, PeerView, RemoteFil
 /// What the CLI asks of a running peer.
 #[derive(Debug)]
 pub enum Request {
-    /// Download this content.
-    Get(ContentId),
+    /// Download this content, saved under `name` if given (else the name most holders use).
+    Get {
+        /// Which.
+        content: ContentId,
+        /// The name the user asked for.
+        name: Option<String>,
+    },
     /// Stop downloading it (the partial file is kept).
     Cancel(ContentId),
     /// Send back a [`Snapshot`].
@@ -51,6 +56,8 @@ pub struct Snapshot {
     pub shared: Vec<SharedFile>,
     /// Counters of dropped input.
     pub stats: Stats,
+    /// Notices dropped because the CLI did not keep up (see [`crate::outbox`]).
+    pub notices_dropped: u64,
     /// True once the first scan of the shared folder is done.
     pub scanned: bool,
     /// True once the view of the LAN has settled (`Node::is_settled`).
@@ -135,9 +142,10 @@ impl Handle {
         Ok(())
     }
 
-    /// Starts downloading `content`; follow it through [`Handle::next_notice`].
-    pub fn get(&self, content: ContentId) -> Result<(), Stopped> {
-        self.request(Request::Get(content))
+    /// Starts downloading `content`, saved under `name` (the name the user asked for) or,
+    /// without one, the name most holders use; follow it through [`Handle::next_notice`].
+    pub fn get(&self, content: ContentId, name: Option<String>) -> Result<(), Stopped> {
+        self.request(Request::Get { content, name })
     }
 
     /// The peer's current state.

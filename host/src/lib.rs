@@ -19,9 +19,11 @@
 pub mod config;
 pub mod disk;
 pub mod driver;
+pub mod fds;
 pub mod handle;
 pub mod lock;
 pub mod nofollow;
+pub mod outbox;
 pub mod scan;
 pub mod seed;
 pub mod sockets;

@@ -37,6 +37,24 @@ pub const MAX_QUEUED_MANIFESTS: usize = 4;
 /// stall timeout plus its queued bytes at this rate is closed (its slots go to others).
 pub const MIN_READ_RATE: u64 = 64 << 10;
 
+/// Verified chunks of one download handed to the disk and not yet written: past this the
+/// download asks for no more chunks until the disk catches up, so a slow disk slows the
+/// download instead of filling memory (and the disk queue never grows without bound).
+pub const WRITE_BUDGET_PER_DOWNLOAD: u64 = 16 << 20;
+/// The same for all downloads together.
+pub const WRITE_BUDGET: u64 = 64 << 20;
+
+/// Connections being opened (connecting or in handshake) to one IP address at once: a host
+/// announcing many ids, or datagrams spoofed to point at someone's SSH port, get a trickle of
+/// connection attempts, not a storm.
+pub const MAX_DIALS_PER_IP: usize = 4;
+/// Failed attempts in a row (refused, timed out, or not speaking our protocol) after which a
+/// peer we never managed to open a connection to is forgotten.
+pub const MAX_DIAL_FAILURES: u32 = 3;
+/// How long the address of a forgotten unreachable peer is ignored in announcements (unless a
+/// hello from that address shows a p2pshare peer is there after all).
+pub const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How long a connection may keep `queued` bytes unflushed before it counts as not reading.
 pub fn read_deadline(stall: Duration, queued: usize) -> Duration {
     stall + Duration::from_millis(queued as u64 * 1000 / MIN_READ_RATE)

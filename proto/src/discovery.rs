@@ -35,6 +35,8 @@ const MAX_PEERS: usize = 1024;
 /// per shared folder), but one address announcing fresh ids cannot fill the table and make
 /// every node connect to it hundreds of times.
 const MAX_PEERS_PER_IP: usize = 32;
+/// Addresses of unreachable peers remembered at once (the oldest is forgotten first).
+const MAX_SHUNNED: usize = 1024;
 const EARLY_ANSWER_GAP: Duration = Duration::from_millis(250);
 /// Slack on top of [`EARLY_ANSWER_GAP`] for the answers to cross the LAN and be read.
 const ANSWER_SLACK: Duration = Duration::from_millis(150);
@@ -84,6 +86,8 @@ pub struct Discovery {
     last_announce: Option<Instant>,
     changes: VecDeque<Change>,
     drops: Drops,
+    /// Addresses of peers forgotten as unreachable, until when they are ignored.
+    shunned: BTreeMap<SocketAddr, Instant>,
     bugs: Bugs,
 }
 
@@ -98,6 +102,8 @@ pub struct Drops {
     pub per_ip_full: u64,
     /// Announcements or hellos about a known peer from another address than its own.
     pub claims_elsewhere: u64,
+    /// New peers ignored because their address was found unreachable a moment ago.
+    pub unreachable: u64,
 }
 
 impl Discovery {
@@ -113,6 +119,7 @@ impl Discovery {
             last_announce: None,
             changes: VecDeque::new(),
             drops: Drops::default(),
+            shunned: BTreeMap::new(),
             bugs,
         }
     }
@@ -202,6 +209,10 @@ impl Discovery {
                     self.drops.per_ip_full += 1;
                     return;
                 }
+                if self.shunned.get(&addr).is_some_and(|&until| now < until) {
+                    self.drops.unreachable += 1;
+                    return;
+                }
                 self.peers.insert(
                     a.peer,
                     Peer {
@@ -217,6 +228,27 @@ impl Discovery {
                 self.answer_soon(now);
             }
         }
+    }
+
+    /// Forgets `id`, found unreachable (connections to it fail or speak something else), and
+    /// ignores new peers at its address until `until`.
+    pub fn forget_unreachable(&mut self, id: &PeerId, until: Instant) {
+        let Some(p) = self.peers.remove(id) else {
+            return;
+        };
+        if self.shunned.len() >= MAX_SHUNNED
+            && let Some((&oldest, _)) = self.shunned.iter().min_by_key(|(_, t)| **t)
+        {
+            self.shunned.remove(&oldest);
+        }
+        self.shunned.insert(p.addr, until);
+        self.changes.push_back(Change::Lost(p.id, p.addr));
+    }
+
+    /// A hello from `addr` (its IP and announced port) shows a peer is there: it is no longer
+    /// ignored as unreachable.
+    pub fn vouch(&mut self, addr: SocketAddr) {
+        self.shunned.remove(&addr);
     }
 
     /// Refreshes a known peer's last-seen time: any traffic from its own address counts as

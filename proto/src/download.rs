@@ -225,6 +225,8 @@ pub struct Download {
     checks_in_flight: u32,
     written: u32,
     written_bytes: u64,
+    /// Bytes of verified chunks handed to the disk and not yet written.
+    writing_bytes: u64,
     peers: BTreeMap<PeerId, PeerPart>,
     max_window: u32,
     counters: Counters,
@@ -255,6 +257,7 @@ impl Download {
             checks_in_flight: 0,
             written: 0,
             written_bytes: 0,
+            writing_bytes: 0,
             peers: BTreeMap::new(),
             max_window: max_window.max(MIN_WINDOW),
             counters: Counters::default(),
@@ -481,7 +484,9 @@ impl Download {
 
     /// Picks the next chunk to ask `peer` for, if its window has room, and marks it requested.
     pub fn next_request(&mut self, now: Instant, peer: PeerId) -> Option<u32> {
-        if self.phase != Phase::Running {
+        if self.phase != Phase::Running
+            || self.writing_bytes >= crate::budget::WRITE_BUDGET_PER_DOWNLOAD
+        {
             return None;
         }
         let part = self.peers.get(&peer)?;
@@ -581,6 +586,7 @@ impl Download {
         }
         self.requested.remove(&index);
         self.chunks[index as usize] = ChunkState::Writing;
+        self.writing_bytes += u64::from(len);
         self.counters.fetched_bytes += u64::from(len);
         let max_window = self.max_window;
         if let Some(part) = self.peers.get_mut(&peer) {
@@ -630,6 +636,9 @@ impl Download {
     pub fn written(&mut self, index: u32, result: Result<(), DiskError>) -> Result<(), FailReason> {
         if self.chunks.get(index as usize) != Some(&ChunkState::Writing) {
             return Ok(());
+        }
+        if let Some((_, len)) = self.manifest.as_ref().and_then(|m| m.chunk_range(index)) {
+            self.writing_bytes = self.writing_bytes.saturating_sub(u64::from(len));
         }
         match result {
             Ok(()) => {
@@ -714,6 +723,11 @@ impl Download {
         self.phase == Phase::Running && self.written as usize == self.chunks.len()
     }
 
+    /// Bytes of verified chunks handed to the disk and not yet written.
+    pub fn writing_bytes(&self) -> u64 {
+        self.writing_bytes
+    }
+
     /// Chunks verified on disk.
     pub fn written_chunks(&self) -> u32 {
         self.written
@@ -795,6 +809,17 @@ impl Download {
             .any(|&i| i as usize >= self.chunks.len())
         {
             return Err("a chunk index past the end is tracked".into());
+        }
+        let writing: u64 = (0..self.chunks.len() as u32)
+            .filter(|&i| self.chunks[i as usize] == ChunkState::Writing)
+            .filter_map(|i| self.manifest.as_ref()?.chunk_range(i))
+            .map(|(_, len)| u64::from(len))
+            .sum();
+        if writing != self.writing_bytes {
+            return Err(format!(
+                "{writing} bytes being written but counter says {}",
+                self.writing_bytes
+            ));
         }
         for (id, p) in &self.peers {
             let keeps = self.bugs.keep_chunks_of_dead_peers();
@@ -878,6 +903,46 @@ mod tests {
         }
         d.check_invariants().unwrap();
         assert_eq!(d.deadline(stall), None, "nothing in flight, nothing owed");
+    }
+
+    #[test]
+    fn a_slow_disk_holds_back_requests_not_memory() {
+        use crate::budget::WRITE_BUDGET_PER_DOWNLOAD;
+        let cs = 1u32 << 20;
+        let data: Vec<u8> = (0..24 * cs as usize).map(|i| (i % 251) as u8).collect();
+        let mut b = ManifestBuilder::new(cs);
+        b.update(&data);
+        let m = b.finish().unwrap();
+        let now = crate::test_epoch();
+        let mut d = Download::new(m.id(), "f".into(), [A], 64, Bugs::default());
+        assert!(d.manifest_asked(now, A));
+        assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
+        d.opened(0);
+        // The disk writes nothing: chunks are asked and accepted until the write budget is
+        // full, and then no more are asked.
+        let mut accepted = 0u64;
+        while let Some(i) = d.next_request(now, A) {
+            let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
+            assert!(matches!(
+                d.on_chunk(now, A, i, c),
+                Received::Accepted { .. }
+            ));
+            accepted += u64::from(cs);
+            d.check_invariants().unwrap();
+        }
+        assert_eq!(accepted, WRITE_BUDGET_PER_DOWNLOAD);
+        assert_eq!(d.writing_bytes(), WRITE_BUDGET_PER_DOWNLOAD);
+        // One write done: asking resumes, until what is being written fills the budget again
+        // (requests in flight add at most a window on top).
+        d.written(0, Ok(())).unwrap();
+        let i = d.next_request(now, A).unwrap();
+        let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
+        assert!(matches!(
+            d.on_chunk(now, A, i, c),
+            Received::Accepted { .. }
+        ));
+        assert!(d.next_request(now, A).is_none());
+        d.check_invariants().unwrap();
     }
 
     #[test]

@@ -87,3 +87,71 @@ fn announced_peers_cannot_use_up_the_inbound_slots() {
             .is_some()
     );
 }
+
+/// One address announcing many ids that point at a port that refuses (or speaks another
+/// protocol) gets at most `MAX_DIALS_PER_IP` connection attempts at a time; each id is
+/// forgotten after `MAX_DIAL_FAILURES` failures in a row, and its address is ignored for a
+/// while: a reflection, not a storm.
+#[test]
+fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
+    use p2pshare_proto::budget::{MAX_DIAL_FAILURES, MAX_DIALS_PER_IP, UNREACHABLE_FOR};
+    use std::time::Duration;
+    let t0 = Instant::now();
+    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    cfg.announce_to.clear();
+    let mut node = Node::new(cfg, t0).unwrap();
+    let ids = 32;
+    let announce = |node: &mut Node, now: Instant| {
+        for i in 0..ids {
+            let a = p2pshare_proto::wire::Announce {
+                peer: PeerId((i as u128 + 2).to_be_bytes()),
+                instance: 1,
+                port: 22 + i as u16,
+                revision: 1,
+                bye: false,
+            };
+            let from: SocketAddr = "10.0.0.66:9999".parse().unwrap();
+            let data = a.encode();
+            node.handle_input(now, Input::Datagram { from, data });
+        }
+    };
+    announce(&mut node, t0);
+    let mut attempts = 0;
+    let mut now = t0;
+    let end = t0 + Duration::from_secs(120);
+    while now < end {
+        let mut dialing = Vec::new();
+        while let Some(o) = node.poll_output() {
+            if let Output::Net(NetOp::Connect { conn, .. }) = o {
+                dialing.push(conn);
+            }
+        }
+        assert!(
+            dialing.len() <= MAX_DIALS_PER_IP,
+            "{} at once",
+            dialing.len()
+        );
+        attempts += dialing.len();
+        for conn in dialing {
+            node.handle_input(now, Input::ConnectFailed { conn });
+        }
+        while node.poll_output().is_some() {}
+        // The attacker keeps announcing.
+        if (now - t0).as_secs().is_multiple_of(5) {
+            announce(&mut node, now);
+        }
+        now = node
+            .poll_timeout()
+            .unwrap()
+            .min(now + Duration::from_secs(1));
+        node.handle_timeout(now);
+    }
+    assert!(attempts >= ids, "each id was tried: {attempts}");
+    assert!(node.peers().is_empty(), "every unreachable id is forgotten");
+    assert!(
+        attempts <= ids * MAX_DIAL_FAILURES as usize,
+        "{attempts} attempts in {:?} (the address is ignored for {UNREACHABLE_FOR:?})",
+        end - t0
+    );
+    assert!(node.stats().peers_unreachable > 0);
+}

@@ -171,8 +171,13 @@ impl Net {
         self.run_until(Duration::from_secs(3), |n| {
             !n.hosts[0].node.remote_files().is_empty()
         });
-        self.inbox
-            .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
+        self.inbox.push_back((
+            0,
+            Input::Command(p2pshare_proto::Command::Get {
+                content: id,
+                name: None,
+            }),
+        ));
         self.run_until(Duration::from_secs(5), |n| {
             n.hosts[0]
                 .node
@@ -255,8 +260,13 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
     assert_eq!(files[0].names, vec!["movie.bin".to_string()]);
     assert_eq!(files[0].size, data.len() as u64);
 
-    net.inbox
-        .push_back((0, Input::Command(p2pshare_proto::Command::Get(id))));
+    net.inbox.push_back((
+        0,
+        Input::Command(p2pshare_proto::Command::Get {
+            content: id,
+            name: None,
+        }),
+    ));
     net.run_until(Duration::from_secs(30), |n| {
         n.hosts[0]
             .events
@@ -420,4 +430,45 @@ fn a_folder_of_100000_files_is_listed_whole_in_pages() {
     assert_eq!(listed.len(), FILES);
     assert!(listed.iter().all(|f| f.names.len() == 1));
     assert_eq!(net.hosts[0].node.stats().catalog_entries_dropped, 0);
+}
+
+/// The name a download is saved under is the one the user asked for or, without one, the one
+/// most holders use: the peer with the lowest id (here a liar) does not pick it.
+#[test]
+fn a_download_is_saved_under_the_name_most_holders_use_or_the_one_asked() {
+    let mut net = Net::new(4);
+    let data = file(3 * MIN_CHUNK_SIZE as usize);
+    let id = net.share(1, "aaa_liar.exe", &data);
+    net.share(2, "movie.bin", &data);
+    net.share(3, "movie.bin", &data);
+    net.run_until(Duration::from_secs(3), |n| {
+        n.hosts[0]
+            .node
+            .remote_files()
+            .first()
+            .is_some_and(|f| f.holders.len() == 3)
+    });
+    let started = |n: &Net| {
+        n.hosts[0].events.iter().find_map(|e| match e {
+            Event::DownloadStarted { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+    };
+    for (asked, saved) in [(None, "movie.bin"), (Some("aaa_liar.exe"), "aaa_liar.exe")] {
+        net.hosts[0].events.clear();
+        net.inbox.push_back((
+            0,
+            Input::Command(p2pshare_proto::Command::Get {
+                content: id,
+                name: asked.map(str::to_owned),
+            }),
+        ));
+        net.run_until(Duration::from_secs(5), |n| started(n).is_some());
+        assert_eq!(started(&net).as_deref(), Some(saved));
+        net.inbox
+            .push_back((0, Input::Command(p2pshare_proto::Command::Cancel(id))));
+        net.run_until(Duration::from_secs(1), |n| {
+            n.hosts[0].node.downloads().is_empty()
+        });
+    }
 }

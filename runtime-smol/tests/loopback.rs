@@ -109,7 +109,7 @@ fn peer(runtime: Start, offset: u16, file: Option<(&str, &[u8])>) -> Peer {
 /// `to` downloads `name` from `from`, and gets exactly `data`.
 fn download(to: &Peer, from: &Peer, name: &str, data: &[u8]) {
     let content = wait_for_file(&to.handle, from.id, name);
-    to.handle.get(content).unwrap();
+    to.handle.get(content, None).unwrap();
     let fetched = wait_done(&to.handle, content);
     assert_eq!(fetched, data.len() as u64);
     let got = std::fs::read(to.dir.path().join(format!("dl_{name}"))).unwrap();

@@ -6,6 +6,7 @@
 //! verified it; `Finish` is emitted once, after every chunk is written; a download with no
 //! usable peer left stops with `FailReason::NoPeers`.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::catalogs::PageVerdict;
@@ -116,21 +117,46 @@ impl Node {
         }
     }
 
-    pub(super) fn start_download(&mut self, now: Instant, content: ContentId) {
+    /// Starts downloading `content`, saved under `asked` if it is a valid name, else under
+    /// the name most holders list it under (ties: the first in order), so that no single
+    /// peer's catalog picks the name.
+    pub(super) fn start_download(
+        &mut self,
+        now: Instant,
+        content: ContentId,
+        asked: Option<String>,
+    ) {
         if self.downloads.contains_key(&content) {
             return;
         }
-        let mut name = None;
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         let mut holders = Vec::new();
         for (peer, files) in self.remote.iter() {
-            if let Some(f) = files.iter().find(|f| f.content == content) {
-                name.get_or_insert_with(|| f.name.clone());
-                if self.discovery.peer(peer).is_some() {
-                    holders.push(*peer);
-                }
+            let mut names: Vec<&str> = files
+                .iter()
+                .filter(|f| f.content == content)
+                .map(|f| f.name.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            if names.is_empty() {
+                continue;
+            }
+            for n in names {
+                *votes.entry(n).or_default() += 1;
+            }
+            if self.discovery.peer(peer).is_some() {
+                holders.push(*peer);
             }
         }
-        let name = name.unwrap_or_else(|| content.short());
+        let popular = votes
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(n, _)| (*n).to_owned());
+        let name = asked
+            .filter(|n| crate::name::check_name(n).is_ok())
+            .or(popular)
+            .unwrap_or_else(|| content.short());
         if holders.is_empty() {
             self.emit(Event::DownloadFailed {
                 content,
@@ -357,6 +383,12 @@ impl Node {
         }
         self.progress(content);
         self.maybe_finish(content);
+        // The disk caught up a little: downloads held back by a write budget ask again.
+        let now = self.now;
+        let running: Vec<ContentId> = self.downloads.keys().copied().collect();
+        for c in running {
+            self.fill_all(now, c);
+        }
     }
 
     fn progress(&mut self, content: ContentId) {
@@ -458,6 +490,10 @@ impl Node {
             self.ensure_link(now, peer);
             return;
         };
+        let writing: u64 = self.downloads.values().map(Download::writing_bytes).sum();
+        if writing >= crate::budget::WRITE_BUDGET {
+            return;
+        }
         while let Some(index) = self
             .downloads
             .get_mut(&content)

@@ -38,8 +38,14 @@ pub struct LocalFile {
 /// A command from the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Download this content from every peer that has it.
-    Get(ContentId),
+    /// Download this content from every peer that has it, saved as `dl_<name>`: the name the
+    /// user asked for if given and valid, else the name most holders list it under.
+    Get {
+        /// Which.
+        content: ContentId,
+        /// The name to save it under.
+        name: Option<String>,
+    },
     /// Stop downloading it (the partial file is kept for resume).
     Cancel(ContentId),
     /// Say goodbye to the other peers and close every connection.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::fetch::Answer;
 use super::{Event, NetOp, Node, Output};
+use crate::budget::{MAX_DIAL_FAILURES, MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
 use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
 use crate::wire::Announce;
@@ -22,6 +23,8 @@ pub(super) struct Link {
     pub(super) failures: u32,
     pub(super) retry_at: Option<Instant>,
     pub(super) want_catalog: bool,
+    /// True once a connection to it completed its handshake.
+    pub(super) opened_once: bool,
     /// The catalog page asked for on `conn`, not yet answered.
     pub(super) catalog_pending: Option<u32>,
 }
@@ -201,7 +204,8 @@ impl Node {
         let remote = s.remote();
         let inbound = conn.is_inbound();
         // A hello is as good as an announcement: this is how static peers (and peers that
-        // reach us across routers) enter the table.
+        // reach us across routers) enter the table; and a peer speaks at that address.
+        self.discovery.vouch(SocketAddr::new(remote.ip(), a.port));
         self.discovery.heard(now, &a, remote);
         self.drain_discovery(now);
         if inbound {
@@ -215,6 +219,7 @@ impl Node {
         let link = self.links.entry(a.peer).or_default();
         if link.conn.is_none() || link.conn == Some(conn) {
             link.conn = Some(conn);
+            link.opened_once = true;
             link.failures = 0;
             link.retry_at = None;
             self.link_ready(now, a.peer);
@@ -289,7 +294,14 @@ impl Node {
                 link.failures += 1;
                 link.retry_at = Some(now + backoff(link.failures));
             }
+            let unreachable = !link.opened_once && link.failures >= MAX_DIAL_FAILURES;
             self.peer_down_downloads(now, peer, false);
+            if unreachable {
+                // Never reached, again and again: refused, silent, or not our protocol. Forget
+                // it (its downloads lose it) and ignore its address for a while.
+                self.discovery
+                    .forget_unreachable(&peer, now + UNREACHABLE_FOR);
+            }
         }
     }
 
@@ -315,11 +327,17 @@ impl Node {
             return;
         };
         let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
+        let dialing = self
+            .sessions
+            .values()
+            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
+            .filter(|s| s.remote().ip() == addr.ip())
+            .count();
         let link = self.links.entry(peer).or_default();
         if link.conn.is_some() || link.retry_at.is_some_and(|t| t > now) {
             return;
         }
-        if outbound >= self.cfg.max_outbound {
+        if outbound >= self.cfg.max_outbound || dialing >= MAX_DIALS_PER_IP {
             // Try again in a second (the retry timer asks only while something waits for it).
             link.retry_at = Some(now + OUTBOUND_RETRY);
             self.stats.connects_deferred += 1;

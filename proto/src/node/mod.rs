@@ -44,7 +44,7 @@ use crate::wire::{Announce, CatalogEntry};
 ///   received bytes, a disk result, a catalog change or a user [`Command`];
 ///   [`Node::handle_timeout`] when the deadline from `poll_timeout` passed (spurious extra
 ///   calls simply do nothing);
-/// - commands are inputs too: `Input::Command(Command::Get(id))`;
+/// - commands are inputs too: `Input::Command(Command::Get { content, name })`;
 /// - `poll_*`: what the caller must do next — [`Node::poll_output`] until it returns `None`
 ///   (send, connect, read, write, finish, events), then [`Node::poll_timeout`] for when to call
 ///   `handle_timeout`.
@@ -240,6 +240,7 @@ impl Node {
             announcements_stale: drops.stale_instance,
             peers_per_ip_full: drops.per_ip_full,
             claims_elsewhere: drops.claims_elsewhere,
+            peers_unreachable: drops.unreachable,
             catalog_entries_dropped: self.remote.dropped,
             ..self.stats.clone()
         }
@@ -307,7 +308,9 @@ impl Node {
             } => self.on_written(content, index, result),
             Input::Finished { content, result } => self.on_finished(content, result),
             Input::CatalogChanged { files } => self.on_catalog_changed(now, files),
-            Input::Command(Command::Get(content)) => self.start_download(now, content),
+            Input::Command(Command::Get { content, name }) => {
+                self.start_download(now, content, name)
+            }
             Input::Command(Command::Cancel(content)) => {
                 self.fail_download(content, crate::download::FailReason::Cancelled)
             }

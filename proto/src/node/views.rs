@@ -75,6 +75,9 @@ pub struct Stats {
     /// Announcements and hellos about a known peer from another address than its own
     /// (spoofed `bye`s, instances, addresses): ignored.
     pub claims_elsewhere: u64,
+    /// New peers ignored because their address was found unreachable (refused, silent or not
+    /// our protocol) a moment ago.
+    pub peers_unreachable: u64,
     /// Connections to peers put off because `max_outbound` were open.
     pub connects_deferred: u64,
     /// Connections closed for breaking the protocol.

@@ -74,7 +74,14 @@ impl Sim {
         let w = &mut self.wants[want];
         w.attempt = Some(self.now);
         w.attempts += 1;
-        self.feed(h, Input::Command(Command::Get(c)), None)
+        self.feed(
+            h,
+            Input::Command(Command::Get {
+                content: c,
+                name: None,
+            }),
+            None,
+        )
     }
 
     /// The process dies (after a goodbye if `graceful`), back after `down_for` if any.

@@ -705,7 +705,10 @@ impl Harness {
             }
             Op::Get(f) => {
                 let c = self.content(*f);
-                self.input(Input::Command(Command::Get(c)));
+                self.input(Input::Command(Command::Get {
+                    content: c,
+                    name: None,
+                }));
             }
             Op::Cancel(f) => {
                 let c = self.content(*f);
