@@ -169,8 +169,8 @@ const SCENARIOS: [Scenario; 9] = [
         name: "reflection",
         mode: "reflect",
         victims: &[SEEDER],
-        counters: &["peers_per_ip_full"],
-        missing: "peers forgotten after failed connects (per-IP connect budget)",
+        counters: &["peers_per_ip_full", "peers_unreachable"],
+        missing: "",
         long_counters: &[],
     },
     Scenario {
@@ -185,8 +185,8 @@ const SCENARIOS: [Scenario; 9] = [
         name: "disk-queue",
         mode: "disk",
         victims: &[SEEDER],
-        counters: &["requests_refused"],
-        missing: "sockets paused while the disk queue is full",
+        counters: &["requests_refused", "answers_delayed"],
+        missing: "",
         long_counters: &[],
     },
     Scenario {
