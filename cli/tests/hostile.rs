@@ -1310,89 +1310,113 @@ fn disk() {
     for k in 0..16u32 {
         let me = fresh_id(&mut rng);
         thread::spawn(move || {
-            let Ok(mut w) = TcpStream::connect_timeout(&to, S(2)) else {
-                add("connect_failed", 1);
-                return;
-            };
-            let mut r = w.try_clone().unwrap();
-            let inflight = Arc::new(AtomicI64::new(0));
-            let seen = inflight.clone();
-            thread::spawn(move || {
-                let mut dec = FrameDecoder::new();
-                while let Some(f) = read_frame(&mut r, &mut dec) {
-                    match f {
-                        Frame::Chunk { .. } => {
-                            add("chunks_received", 1);
-                            seen.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        Frame::Message(Message::Error { code, .. }) => {
-                            add(&format!("refused_{code:?}"), 1);
-                            seen.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        _ => {}
-                    }
-                }
-                add("closed_by_victim", 1);
-            });
-            if w.write_all(&hello(me, 1, 10000, 1)).is_err() {
-                return;
-            }
-            let mut i = k * 4;
+            // A session the victim closes is opened again: the pressure stays.
             loop {
-                if inflight.load(Ordering::Relaxed) >= 300 {
-                    thread::sleep(MS(5));
+                let Ok(w) = TcpStream::connect_timeout(&to, S(2)) else {
+                    add("connect_failed", 1);
+                    thread::sleep(MS(200));
                     continue;
-                }
-                let mut batch = Vec::new();
-                for _ in 0..32 {
-                    batch.extend(encode_message(&Message::ChunkRequest {
-                        content,
-                        index: i % chunks,
-                    }));
-                    i += 1;
-                }
-                inflight.fetch_add(32, Ordering::Relaxed);
-                if w.write_all(&batch).is_err() {
-                    return;
-                }
+                };
+                add("sessions", 1);
+                greedy_session(w, me, content, chunks, k * 4);
+                add("closed_by_victim", 1);
             }
         });
     }
-    // The probe: a pong every 100 ms, its round trip measured.
+    // The probe: a pong every 100 ms, its round trip measured (on a new session if the victim
+    // closes it).
     let me = fresh_id(&mut rng);
     thread::spawn(move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&to, S(2)) else {
-            add("probe_failed", 1);
-            return;
-        };
-        s.set_read_timeout(Some(S(5))).unwrap();
-        let mut dec = FrameDecoder::new();
-        if s.write_all(&hello(me, 1, 10000, 1)).is_err() {
-            return;
-        }
         loop {
-            let t = Instant::now();
-            if s.write_all(&encode_message(&Message::Ping)).is_err() {
-                add("probe_closed", 1);
-                return;
+            let Ok(mut s) = TcpStream::connect_timeout(&to, S(2)) else {
+                add("probe_connect_failed", 1);
+                thread::sleep(MS(200));
+                continue;
+            };
+            s.set_read_timeout(Some(S(5))).unwrap();
+            let mut dec = FrameDecoder::new();
+            if s.write_all(&hello(me, 1, 10000, 1)).is_err() {
+                continue;
             }
-            loop {
-                match read_frame(&mut s, &mut dec) {
-                    Some(Frame::Message(Message::Pong)) => break,
-                    Some(_) => {}
-                    None => {
-                        set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
-                        add("probe_closed", 1);
-                        return;
+            'session: loop {
+                let t = Instant::now();
+                if s.write_all(&encode_message(&Message::Ping)).is_err() {
+                    break 'session;
+                }
+                loop {
+                    match read_frame(&mut s, &mut dec) {
+                        Some(Frame::Message(Message::Pong)) => break,
+                        Some(_) => {}
+                        None => {
+                            if t.elapsed() >= S(5) {
+                                // A read timeout: no pong for 5 s.
+                                set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
+                            }
+                            break 'session;
+                        }
                     }
                 }
+                set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
+                add("pings", 1);
+                thread::sleep(MS(100));
             }
-            set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
-            add("pings", 1);
-            thread::sleep(MS(100));
+            add("probe_closed", 1);
         }
     });
     thread::sleep(MS(300));
+}
+
+/// One session of the disk attack: keeps ~300 chunk requests in flight and reads everything,
+/// until the victim closes it.
+fn greedy_session(mut w: TcpStream, me: PeerId, content: ContentId, chunks: u32, first: u32) {
+    let mut r = w.try_clone().unwrap();
+    let inflight = Arc::new(AtomicI64::new(0));
+    let seen = inflight.clone();
+    let reader = thread::spawn(move || {
+        let mut dec = FrameDecoder::new();
+        while let Some(f) = read_frame(&mut r, &mut dec) {
+            match f {
+                Frame::Chunk { .. } => {
+                    add("chunks_received", 1);
+                    seen.fetch_sub(1, Ordering::Relaxed);
+                }
+                Frame::Message(Message::Error { code, .. }) => {
+                    add(&format!("refused_{code:?}"), 1);
+                    seen.fetch_sub(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        seen.store(i64::MIN, Ordering::Relaxed);
+    });
+    if w.write_all(&hello(me, 1, 10000, 1)).is_err() {
+        return;
+    }
+    let mut i = first;
+    loop {
+        let n = inflight.load(Ordering::Relaxed);
+        if n < 0 {
+            break;
+        }
+        if n >= 300 {
+            thread::sleep(MS(5));
+            continue;
+        }
+        let mut batch = Vec::new();
+        for _ in 0..32 {
+            batch.extend(encode_message(&Message::ChunkRequest {
+                content,
+                index: i % chunks,
+            }));
+            i += 1;
+        }
+        inflight.fetch_add(32, Ordering::Relaxed);
+        if w.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown(std::net::Shutdown::Both);
+    let _ = reader.join();
 }
 
 /// 8. A holder that never sends a chunk (pings, or drips a frame), and requesters that never
