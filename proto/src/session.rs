@@ -16,7 +16,8 @@
 //!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
 //! - a session is `Open` only after a hello from the peer it expected (if it expected one);
 //! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]), of at most
-//!   `MAX_HANDSHAKE_FRAME` (1 KiB) until the peer's hello opened the session;
+//!   `MAX_HANDSHAKE_FRAME` (1 KiB) until the peer's hello opened the session, then of at most
+//!   [`MAX_REQUEST_FRAME`] (4 KiB) or the largest answer we asked for on it;
 //! - the serving side queues at most [`MAX_QUEUED_REQUESTS`] chunk requests and
 //!   [`MAX_QUEUED_MANIFESTS`] manifest requests, has at most `serve_window` chunks read or sent
 //!   but not yet flushed by the runtime, and at most one catalog page and one manifest answer
@@ -38,6 +39,11 @@ pub const MAX_QUEUED_REQUESTS: usize = 256;
 /// Longest frame accepted before the peer's `Hello` (a hello is under 100 bytes): a host that
 /// has not said who it is cannot make us buffer megabytes (512 connections × 8 MiB).
 const MAX_HANDSHAKE_FRAME: usize = 1024;
+/// Longest frame a peer may send unasked after its hello (pings, requests, refusals: all under
+/// 100 bytes). Bigger frames come only as answers on our own connection, each allowed up to
+/// the size of what we asked for ([`Session::request_sent`]): a host cannot make us buffer a
+/// frame of megabytes on every connection it opens.
+pub const MAX_REQUEST_FRAME: usize = 4096;
 
 /// Identifies a connection between the node and its runtime. The node numbers every one:
 /// outbound ones (in `NetOp::Connect`) with the top bit clear, accepted ones (from
@@ -173,6 +179,9 @@ pub struct Session {
     last_send: Instant,
     /// Our requests on this session not yet answered (chunks, catalog, manifest).
     outstanding: u32,
+    /// The longest frame accepted after the hello: [`MAX_REQUEST_FRAME`], or the largest
+    /// answer we asked for.
+    answer_max: usize,
     /// Since when we wait for an answer with no byte received (stall clock).
     waiting_since: Option<Instant>,
     /// Chunk requests received and not yet read.
@@ -222,6 +231,7 @@ impl Session {
             last_recv: now,
             last_send: now,
             outstanding: 0,
+            answer_max: MAX_REQUEST_FRAME,
             waiting_since: None,
             serve_queue: VecDeque::new(),
             serving: 0,
@@ -332,7 +342,7 @@ impl Session {
         self.instance = Some(instance);
         self.state = State::Open;
         self.since = now;
-        self.decoder.set_max_len(MAX_FRAME_LEN);
+        self.decoder.set_max_len(MAX_REQUEST_FRAME);
         Ok(())
     }
 
@@ -364,8 +374,14 @@ impl Session {
         }
     }
 
-    /// Records that we sent a request that expects an answer.
-    pub fn request_sent(&mut self, now: Instant) {
+    /// Records that we sent a request whose answer may be a frame of up to `answer` bytes
+    /// (frames that long are accepted from now on; the limit never shrinks back, so a frame
+    /// under way is never cut).
+    pub fn request_sent(&mut self, now: Instant, answer: usize) {
+        if answer > self.answer_max {
+            self.answer_max = answer.min(MAX_FRAME_LEN);
+            self.decoder.set_max_len(self.answer_max);
+        }
         if self.outstanding == 0 {
             self.waiting_since = Some(now);
         }
@@ -584,7 +600,7 @@ mod tests {
         let mut s = Session::new(ConnId(1), addr(), None, t0);
         s.start_handshake(t0);
         s.open(t0, PeerId([7; 16]), 1).unwrap();
-        s.request_sent(t0);
+        s.request_sent(t0, 100);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
         let t1 = t0 + Duration::from_secs(3);
         s.on_bytes(t1, b"P2P");
@@ -702,6 +718,26 @@ mod tests {
             Ok(None),
             "waits for the rest of a big frame"
         );
+        // Unasked, a frame over MAX_REQUEST_FRAME is refused; one we asked for is read.
+        let big = |n: usize| {
+            let mut d = PREAMBLE.to_vec();
+            d.extend_from_slice(&(n as u32).to_be_bytes());
+            d
+        };
+        let mut s = Session::new(ConnId(3), addr(), None, t0);
+        s.start_handshake(t0);
+        s.open(t0, PeerId([9; 16]), 1).unwrap();
+        s.on_bytes(t0, &big(MAX_REQUEST_FRAME + 1));
+        assert_eq!(
+            s.next_frame(),
+            Err(FrameError::BadLength(MAX_REQUEST_FRAME as u32 + 1))
+        );
+        let mut s = Session::new(ConnId(4), addr(), None, t0);
+        s.start_handshake(t0);
+        s.open(t0, PeerId([9; 16]), 1).unwrap();
+        s.request_sent(t0, 1 << 20);
+        s.on_bytes(t0, &big(1 << 20));
+        assert_eq!(s.next_frame(), Ok(None), "an answer we asked for");
     }
 
     #[test]

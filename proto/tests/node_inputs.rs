@@ -60,6 +60,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Echo),
         1 => prop::collection::vec(any::<u8>(), 0..80).prop_map(Op::RawDatagram),
         2 => (0..4u8, any::<u8>()).prop_map(|(n, peer)| Op::Accept { n, peer }),
+        1 => (any::<u8>(), 0..3u8, any::<u8>(), any::<bool>())
+            .prop_map(|(peer, instance, port, bye)| Op::Claim { peer, instance, port, bye }),
         4 => any::<u8>().prop_map(Op::Connected),
         1 => any::<u8>().prop_map(Op::ConnectFailed),
         1 => any::<u8>().prop_map(Op::Closed),

@@ -212,7 +212,7 @@ impl Node {
                 return;
             }
             if let Some(s) = self.sessions.get_mut(&conn) {
-                s.request_sent(now);
+                s.request_sent(now, crate::manifest::MAX_MANIFEST_BYTES + 256);
             }
             self.send_msg(conn, &Message::ManifestRequest { content });
             return;
@@ -494,13 +494,18 @@ impl Node {
         if writing >= crate::budget::WRITE_BUDGET {
             return;
         }
+        let chunk = self
+            .downloads
+            .get(&content)
+            .and_then(|d| d.manifest())
+            .map_or(0, |m| m.chunk_size() as usize);
         while let Some(index) = self
             .downloads
             .get_mut(&content)
             .and_then(|d| d.next_request(now, peer))
         {
             if let Some(s) = self.sessions.get_mut(&conn) {
-                s.request_sent(now);
+                s.request_sent(now, chunk + crate::wire::CHUNK_FRAME_OVERHEAD);
             }
             self.send_msg(conn, &Message::ChunkRequest { content, index });
         }

@@ -391,7 +391,7 @@ impl Node {
             link.catalog_pending = Some(page);
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.request_sent(now);
+            s.request_sent(now, 2 * crate::wire::CATALOG_PAGE_BYTES);
         }
         self.send_msg(conn, &Message::CatalogRequest { page });
     }

@@ -99,7 +99,20 @@ pub enum Op {
     Echo,
     /// Arbitrary bytes on the discovery port.
     RawDatagram(Vec<u8>),
-    /// A connection accepted from peer `peer`'s address, from port 40000 + `n`; the node
+    /// An announcement about peer `peer % PEERS` from the address of another host (the
+    /// impostor's, 10.0.0.66): a spoofed goodbye, instance or port, which must change nothing.
+    Claim {
+        /// About which peer.
+        peer: u8,
+        /// The instance claimed.
+        instance: u8,
+        /// The port claimed.
+        port: u8,
+        /// A goodbye.
+        bye: bool,
+    },
+    /// A connection accepted from peer `peer`'s address (`peer % (PEERS + 1) == PEERS`: the
+    /// impostor's address, whose hellos may claim anyone), from port 40000 + `n`; the node
     /// names it (or refuses it).
     Accept {
         /// The remote port's offset.
@@ -298,6 +311,10 @@ struct HConn {
     preamble_sent: bool,
     /// The node closed it (or was told it closed).
     closed: bool,
+    /// The node asked not to read it (`NetOp::Pause`): bytes for it wait in `held`.
+    paused: bool,
+    /// Bytes that arrived while paused, delivered on `NetOp::Resume`.
+    held: Vec<Vec<u8>>,
 }
 
 /// The scripted runtime.
@@ -320,6 +337,8 @@ pub struct Harness {
     /// Outputs seen, by kind (for tests that want to know how deep a run went).
     pub counts: BTreeMap<&'static str, u64>,
     shut_down: bool,
+    /// Bytes held while a connection was paused, to deliver now that it was resumed.
+    resumed: Vec<(ConnId, Vec<u8>)>,
 }
 
 /// The ops a script starts with (`level` modulo 4): 0, none; 1, peer 0 is found, our link to it
@@ -392,6 +411,16 @@ fn peer_ip(k: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, k % PEERS + 2))
 }
 
+/// The address of another host, which claims the peers' ids.
+const IMPOSTOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 66));
+
+fn accept_ip(k: u8) -> IpAddr {
+    match k % (PEERS + 1) {
+        k if k == PEERS => IMPOSTOR_IP,
+        k => peer_ip(k),
+    }
+}
+
 fn file_bytes(spec: FileSpec) -> Vec<u8> {
     let len = spec.len % (MAX_FILE_LEN + 1);
     let mut x = u32::from(spec.seed) | 0x100;
@@ -456,6 +485,7 @@ impl Harness {
             disk: Store::default(),
             counts: BTreeMap::new(),
             shut_down: false,
+            resumed: Vec::new(),
         };
         h.drain(0);
         h
@@ -466,8 +496,24 @@ impl Harness {
         let mut h = Harness::new(origin, script);
         for op in prologue(script.prologue).iter().chain(&script.ops) {
             h.apply(op);
+            h.deliver_resumed();
         }
         h
+    }
+
+    /// Delivers what waited on resumed connections, in order, as a runtime reading again
+    /// would (what arrives for a connection paused again meanwhile waits once more).
+    pub fn deliver_resumed(&mut self) {
+        while !self.resumed.is_empty() {
+            for (conn, data) in std::mem::take(&mut self.resumed) {
+                match self.conns.get_mut(&conn) {
+                    Some(c) if c.closed => {}
+                    Some(c) if c.paused => c.held.push(data),
+                    Some(_) => self.input(Input::Received { conn, data }),
+                    None => {}
+                }
+            }
+        }
     }
 
     fn file(&self, sel: u8) -> Option<&HFile> {
@@ -553,6 +599,41 @@ impl Harness {
                     data: a.encode(),
                 });
             }
+            Op::Claim {
+                peer,
+                instance,
+                port,
+                bye,
+            } => {
+                let a = Announce {
+                    peer: peer_id(peer % PEERS),
+                    instance: u64::from(*instance),
+                    port: u16::from(*port),
+                    revision: 7,
+                    bye: *bye,
+                };
+                let before = self.node.peers();
+                self.input(Input::Datagram {
+                    from: SocketAddr::new(IMPOSTOR_IP, 9999),
+                    data: a.encode(),
+                });
+                let after = self.node.peers();
+                let known = |v: &[p2pshare_proto::PeerView]| -> Vec<_> {
+                    v.iter()
+                        .filter(|p| p.id == a.peer)
+                        .map(|p| (p.addr, p.last_seen))
+                        .collect()
+                };
+                // A peer first learned from the impostor's address is its own entry.
+                let elsewhere = known(&before).iter().all(|(a, _)| a.ip() != IMPOSTOR_IP);
+                if !known(&before).is_empty() && elsewhere {
+                    assert_eq!(
+                        known(&before),
+                        known(&after),
+                        "a claim from another address changed a known peer"
+                    );
+                }
+            }
             Op::Echo => {
                 let a = Announce {
                     peer: ME,
@@ -575,7 +656,7 @@ impl Harness {
                 });
             }
             Op::Accept { n, peer } => {
-                let remote = SocketAddr::new(peer_ip(*peer), 40000 + u16::from(*n));
+                let remote = SocketAddr::new(accept_ip(*peer), 40000 + u16::from(*n));
                 if let Some(conn) = self.node.accept(self.now, remote) {
                     assert!(conn.is_inbound(), "accepted ids have the top bit set");
                     assert!(!self.conns.contains_key(&conn), "the node reused {conn:?}");
@@ -609,6 +690,13 @@ impl Harness {
                 let conn = self.conn(*conn);
                 let data = self.payload_bytes(conn, payload);
                 if data.is_empty() {
+                    return self.check();
+                }
+                if let Some(c) = self.conns.get_mut(&conn)
+                    && c.paused
+                {
+                    // As a runtime would: the bytes wait in the kernel until it reads again.
+                    c.held.push(data);
                     return self.check();
                 }
                 let cut = data.len() * usize::from(*split) / 256;
@@ -1037,10 +1125,21 @@ impl Harness {
                         }
                     }
                 }
-                Output::Net(NetOp::Pause { conn } | NetOp::Resume { conn }) => {
-                    let c = self.conns.get(&conn);
-                    let c = c.unwrap_or_else(|| panic!("pause or resume of unknown {conn:?}"));
-                    assert!(!c.closed, "pause or resume of closed {conn:?}");
+                Output::Net(NetOp::Pause { conn }) => {
+                    let c = self.conns.get_mut(&conn);
+                    let c = c.unwrap_or_else(|| panic!("pause of unknown {conn:?}"));
+                    assert!(!c.closed, "pause of closed {conn:?}");
+                    assert!(!c.paused, "pause of paused {conn:?}");
+                    c.paused = true;
+                }
+                Output::Net(NetOp::Resume { conn }) => {
+                    let c = self.conns.get_mut(&conn);
+                    let c = c.unwrap_or_else(|| panic!("resume of unknown {conn:?}"));
+                    assert!(!c.closed, "resume of closed {conn:?}");
+                    assert!(c.paused, "resume of a connection not paused {conn:?}");
+                    c.paused = false;
+                    let held = std::mem::take(&mut c.held);
+                    self.resumed.extend(held.into_iter().map(|d| (conn, d)));
                 }
                 Output::Net(NetOp::Close { conn }) => {
                     let c = self.conns.get_mut(&conn);
