@@ -45,7 +45,8 @@
 //!    drips a chunk frame a byte every 500 ms; and seeder: 48 sessions that request every chunk
 //!    and never read;
 //! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
-//!    preamble and a length prefix of nearly 8 MiB before any hello, then a byte every 200 ms.
+//!    preamble and a length prefix of nearly 8 MiB before any hello (every fourth one after a
+//!    hello, unasked), then a byte every 200 ms.
 //!
 //! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
 //! and `peers` checks run again, with the counters that move only after minutes (a reader that
@@ -1570,15 +1571,25 @@ fn drip() {
     thread::sleep(MS(300));
 }
 
-/// 9. Sessions sending a length prefix of nearly 8 MiB before any hello, then a byte at a time.
+/// 9. Sessions sending a length prefix of nearly 8 MiB before any hello (every fourth after a
+///    hello, unasked), then a byte at a time.
 fn big_frames(deadline: Instant) {
     let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
-    let open = move |s: &mut Vec<TcpStream>| {
+    let mut rng = Rng(seed());
+    let mut k = 0u64;
+    let mut open = move |s: &mut Vec<TcpStream>| {
         let Ok(mut c) = TcpStream::connect_timeout(&to, S(2)) else {
             add("connect_failed", 1);
             return;
         };
-        let mut head = PREAMBLE.to_vec();
+        // Most sessions before any hello; every fourth after a hello, unasked.
+        k += 1;
+        let mut head = if k % 4 == 0 {
+            add("after_hello", 1);
+            hello(fresh_id(&mut rng), 1, 10000, 1)
+        } else {
+            PREAMBLE.to_vec()
+        };
         head.extend_from_slice(&((8 * MIB - 16) as u32).to_be_bytes());
         head.push(1);
         if c.write_all(&head).is_ok() {
