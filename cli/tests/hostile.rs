@@ -1584,7 +1584,7 @@ fn big_frames(deadline: Instant) {
         };
         // Most sessions before any hello; every fourth after a hello, unasked.
         k += 1;
-        let mut head = if k % 4 == 0 {
+        let mut head = if k.is_multiple_of(4) {
             add("after_hello", 1);
             hello(fresh_id(&mut rng), 1, 10000, 1)
         } else {
