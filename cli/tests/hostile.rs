@@ -31,7 +31,7 @@
 //!    the seeder's and the downloader's ids: a new instance, its `bye`, the real instance at a
 //!    new port, the real instance's `bye`;
 //! 4. `catalog` — seeder (and everyone): announces itself with a new revision every 300 ms and
-//!    serves a catalog of three pages at the frame limit each (~240k entries: half of them
+//!    serves a catalog of 50 pages as big as a page may be (~240k entries, 25 MiB: half of them
 //!    names of one content, half distinct contents);
 //! 5. `reflect` — seeder (and everyone): 1024 fresh ids a second, all at the attacker's own
 //!    address, port 2222, where it accepts and closes at once (and counts who came);
@@ -78,9 +78,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hosts::{Net, Rng, data, last_stats, sources, stat};
-use p2pshare_proto::wire::frame::{encode_chunk_header, encode_message};
+use p2pshare_proto::wire::frame::{CATALOG_PAGE_BYTES, encode_chunk_header, encode_message};
 use p2pshare_proto::wire::{
-    Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, MAX_FRAME_LEN, Message, PREAMBLE,
+    Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, PREAMBLE,
 };
 use p2pshare_proto::{ContentId, Manifest, PeerId};
 
@@ -1087,10 +1087,10 @@ fn spoof() {
     thread::sleep(MS(200));
 }
 
-/// 4. A catalog of three pages at the frame limit each (~240k entries), asked for again every
-///    300 ms.
+/// 4. A catalog of 50 pages, each as big as a page may be (twice `CATALOG_PAGE_BYTES`), ~240k
+///    entries in all, asked for again every 300 ms.
 fn huge_catalog() {
-    const PAGES: u32 = 3;
+    const PAGES: u32 = 50;
     let mut rng = Rng(seed());
     let me = fresh_id(&mut rng);
     let one = ContentId([0xc0; 32]);
@@ -1121,9 +1121,9 @@ fn huge_catalog() {
     };
     let mut frames = Vec::new();
     for page in 0..PAGES {
-        let mut n = 90_000;
+        let mut n = 6_000;
         let mut frame = build(page, n, &mut rng);
-        while frame.len() > MAX_FRAME_LEN + 4 {
+        while frame.len() > 2 * CATALOG_PAGE_BYTES + 4 {
             n = n * 97 / 100;
             frame = build(page, n, &mut rng);
         }
