@@ -19,10 +19,12 @@
 //!   drops the scenario names.
 //!
 //! The victim of each attack, and what the attacker (this test binary re-executed on host 4 with
-//! `P2PT_HELPER=mode`, at `nice 19` since on a LAN it would have a CPU of its own) does:
-//! 1. `ask` — seeder: 48 sessions, each says hello, then sends catalog, manifest and chunk
-//!    requests in a loop and never reads (the seeder also shares 1000 small files, so that its
-//!    catalog is worth asking for);
+//! `P2PT_HELPER=mode`, at `nice 19` since on a LAN it would have a CPU of its own) does (an id
+//! whose sessions the attacker opens also answers on the port its hello names, as a peer sharing
+//! nothing, unless said otherwise):
+//! 1. `ask` — seeder: 48 sessions of one peer id, each says hello, then sends catalog, manifest
+//!    and chunk requests in a loop and never reads (the seeder also shares 1000 small files, so
+//!    that its catalog is worth asking for);
 //! 2. `impersonate` — downloader: sessions to it whose hello claims the seeder's id (its
 //!    instance, or a new one), then `Error{NotFound}` for the manifest and every chunk, junk
 //!    chunks for every index, a junk manifest and an empty catalog; the attacker also serves,
@@ -37,9 +39,10 @@
 //!    address, port 2222, where it accepts and closes at once (and counts who came);
 //! 6. `slots` — seeder: 1024 ids at the attacker's address, each on its own port answering
 //!    hello and catalog requests, and 200 inbound sessions that say hello and sit;
-//! 7. `disk` — seeder: 16 sessions keeping ~300 chunk requests each in flight (over the 256 a
-//!    session may queue) and reading everything, plus a probe that measures the seeder's pong
-//!    round trip every 100 ms (its largest must stay under 1 s);
+//! 7. `disk` — seeder: 16 sessions of one peer id keeping ~300 chunk requests each in flight
+//!    (over the 256 a session may queue) and reading everything over the attacker's 100 Mbit/s
+//!    link; a probe on host 3 measures the seeder's pong round trip every 100 ms (its largest
+//!    must stay under 1 s);
 //! 8. `drip` — downloader: announces itself as a holder of `movie-b.bin` (true catalog, true
 //!    manifest), then never sends a chunk: on some sessions it pings every second, on others it
 //!    drips a chunk frame a byte every 500 ms; and seeder: 48 sessions that request every chunk
@@ -94,6 +97,11 @@ const FILE: usize = 64 * MIB;
 /// the honest download takes ~1.4 s, so that twice its time is a bound that bites (uncapped,
 /// a veth moves 64 MiB in 0.2 s, below any floor worth having).
 const RATE: &str = "400mbit";
+/// The disk attacker's own download link (`P2PT_HOSTILE_DISK_RATE` overrides it, `none` lifts
+/// it). Item 7 is about the disk queue and the loop, not about bandwidth: a reader as fast as
+/// the seeder's uplink takes half of it however fairly the seeder serves, which alone puts the
+/// honest download at twice its time (uncapped, 16 greedy sessions take ~70 % of it).
+const DISK_RATE: &str = "100mbit";
 /// The bound on a victim's peak RSS.
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
 /// Hosts of every scenario.
@@ -419,7 +427,14 @@ fn attack(item: u32, rt: Rt) {
     ];
     let pids: Vec<u32> = sc.victims.iter().map(|&v| net.pid(proc_of(v))).collect();
     let watchdog = Watchdog::start(pids.clone());
+    if sc.mode == "disk" {
+        let rate = std::env::var("P2PT_HOSTILE_DISK_RATE").unwrap_or_else(|_| DISK_RATE.into());
+        if rate != "none" {
+            net.cap_downlink(ATTACKER, &rate);
+        }
+    }
     let h = net.spawn_helper_at(ATTACKER, sc.mode, &env, 19);
+    let probe = (sc.mode == "disk").then(|| net.spawn_helper_at(OBSERVER, "probe", &env, 0));
     let t = Instant::now();
     while !net.stdout(h).contains("ENGAGED") {
         assert!(
@@ -470,6 +485,7 @@ fn attack(item: u32, rt: Rt) {
         .collect();
     let stats = last_stats(&net.stderr(seeder));
     let attacker = progress(&net.stdout(h));
+    let probed = probe.map(|p| progress(&net.stdout(p))).unwrap_or_default();
 
     // The checks.
     let mut checks = Vec::new();
@@ -564,14 +580,15 @@ fn attack(item: u32, rt: Rt) {
             );
         }
         "disk" => {
-            let rtt = attacker.get("rtt_max_ms").copied();
+            let rtt = probed.get("rtt_max_ms").copied();
             check(
                 &mut checks,
-                "the seeder's pong round trip stays under 1 s",
-                rtt.is_some_and(|r| r < 1000) && attacker.get("pings").is_some_and(|&n| n > 10),
+                "the seeder's pong round trip (from host 3) stays under 1 s",
+                rtt.is_some_and(|r| r < 1000) && probed.get("pings").is_some_and(|&n| n > 10),
                 format!(
-                    "max {rtt:?} ms over {:?} pings",
-                    attacker.get("pings").copied()
+                    "max {rtt:?} ms over {:?} pings, {:?} sessions closed by it",
+                    probed.get("pings").copied(),
+                    probed.get("probe_closed").copied()
                 ),
             );
         }
@@ -709,6 +726,7 @@ fn helper() {
         "reflect" => reflect(),
         "slots" => slots(deadline),
         "disk" => disk(),
+        "probe" => probe(),
         "drip" => drip(),
         "bigframe" => big_frames(deadline),
         other => panic!("unknown helper mode {other}"),
@@ -899,14 +917,36 @@ where
         .unwrap();
 }
 
+/// A fresh id that answers on our port 10000 as a peer sharing nothing: the victims dial the
+/// port a hello names, and a peer they cannot reach is forgotten with its sessions, which would
+/// end an attack by itself.
+fn quiet_peer() -> PeerId {
+    let me = fresh_id(&mut Rng(seed() ^ 0x9e37));
+    fake_peer(
+        TcpListener::bind("0.0.0.0:10000").unwrap(),
+        move |port| hello(me, 1, port, 1),
+        |f| match f {
+            Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
+                revision: 1,
+                page: 0,
+                pages: 1,
+                files: Vec::new(),
+            }),
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
+    me
+}
+
 /// 1. Sessions that ask for catalogs, manifests and chunks in a loop and never read.
 fn ask() {
     let seeder = env_ip("P2PT_SEEDER");
     let content = content();
     let chunks = chunks();
-    let mut rng = Rng(seed());
+    // One peer, many sessions; it answers as a quiet peer on its own port 10000.
+    let me = quiet_peer();
     for k in 0..48u32 {
-        let me = fresh_id(&mut rng);
         thread::spawn(move || {
             let mut batch = encode_message(&Message::CatalogRequest { page: 0 });
             for _ in 0..4 {
@@ -1307,9 +1347,9 @@ fn disk() {
     let to = SocketAddr::from((seeder, 10000));
     let content = content();
     let chunks = chunks();
-    let mut rng = Rng(seed());
+    // One peer, many sessions; it answers as a quiet peer on its own port 10000.
+    let me = quiet_peer();
     for k in 0..16u32 {
-        let me = fresh_id(&mut rng);
         thread::spawn(move || {
             // A session the victim closes is opened again: the pressure stays.
             loop {
@@ -1324,9 +1364,33 @@ fn disk() {
             }
         });
     }
-    // The probe: a pong every 100 ms, its round trip measured (on a new session if the victim
-    // closes it).
-    let me = fresh_id(&mut rng);
+    thread::sleep(MS(300));
+}
+
+/// Measures the seeder's loop from a host of its own (the observer's, so that the attacker's
+/// queues are not on its path): a ping every 100 ms on a session, its pong's round trip (on a
+/// new session if the victim closes it).
+fn probe() {
+    let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    let me = fresh_id(&mut Rng(seed()));
+    // The seeder dials the port our hello names: answer there as a quiet peer, so that it
+    // never counts us unreachable and closes the probe for that.
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    fake_peer(
+        listener,
+        move |port| hello(me, 1, port, 1),
+        |f| match f {
+            Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
+                revision: 1,
+                page: 0,
+                pages: 1,
+                files: Vec::new(),
+            }),
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
     thread::spawn(move || {
         loop {
             let Ok(mut s) = TcpStream::connect_timeout(&to, S(2)) else {
@@ -1336,7 +1400,7 @@ fn disk() {
             };
             s.set_read_timeout(Some(S(5))).unwrap();
             let mut dec = FrameDecoder::new();
-            if s.write_all(&hello(me, 1, 10000, 1)).is_err() {
+            if s.write_all(&hello(me, 1, port, 1)).is_err() {
                 continue;
             }
             'session: loop {

@@ -159,6 +159,17 @@ impl Net {
         ]);
     }
 
+    /// Caps host `i`'s download (what the bridge sends it) like a LAN link.
+    #[allow(dead_code)]
+    pub fn cap_downlink(&self, i: usize, rate: &str) {
+        let br = format!("{}br", self.prefix);
+        let v = format!("v{i}");
+        ip(&[
+            "netns", "exec", &br, "tc", "qdisc", "add", "dev", &v, "root", "tbf", "rate", rate,
+            "burst", "32kbit", "latency", "400ms",
+        ]);
+    }
+
     /// Mounts a tmpfs of `size` on host `i`'s shared folder (unmounted on drop).
     pub fn tmpfs(&mut self, i: usize, size: &str) {
         let dir = self.shared(i);
