@@ -44,7 +44,8 @@ pub struct Opts {
     #[arg(long, global = true, default_value_t = DEFAULT_DISCOVERY_PORT, value_name = "N")]
     pub discovery_port: u16,
 
-    /// Address announcements are broadcast to (repeatable) [default: 255.255.255.255].
+    /// Address announcements are broadcast to (repeatable) [default: the broadcast address of
+    /// every LAN interface, followed as they come and go].
     #[arg(long, global = true, value_name = "ADDR")]
     pub broadcast: Vec<IpAddr>,
 

@@ -7,27 +7,33 @@ use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::{ContentId, Event, hex};
 
+use crate::Failure;
 use crate::args::Opts;
 use crate::format;
 use crate::peer::{self, Mode};
+use crate::signals::{self, Signals};
 
-/// `p2pshare serve`: share and serve until killed.
-pub fn serve(opts: &Opts, port: Option<u16>) -> Result<(), String> {
+/// `p2pshare serve`: share and serve until SIGINT or SIGTERM, then say goodbye.
+pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
     let handle = peer::start_sharing(opts, port)?;
     // With -v, the counters of dropped and refused input are printed whenever they changed,
     // at most once a second: the only window on hostile or broken peers a `serve` gives.
     let mut last_stats = (p2pshare_proto::Stats::default(), 0);
     let mut next_stats = Instant::now();
     loop {
+        if let Some(sig) = signals.take() {
+            handle.shutdown();
+            return Err(Failure::Signal(sig));
+        }
         let wait = if opts.verbose > 0 {
             next_stats.saturating_duration_since(Instant::now())
         } else {
-            Duration::from_secs(3600)
+            signals::POLL
         };
-        match handle.next_notice(wait) {
+        match handle.next_notice(wait.min(signals::POLL)) {
             Ok(Some(n)) => report(opts, &n),
             Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         }
         if opts.verbose > 0 && Instant::now() >= next_stats {
             next_stats = Instant::now() + Duration::from_secs(1);
@@ -99,18 +105,33 @@ pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(),
 
 /// `p2pshare peers`.
 pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    observe(opts, port, wait, json, format::peers, format::peers_json)
+    let text = if opts.verbose > 0 {
+        format::peers_verbose
+    } else {
+        format::peers
+    };
+    observe(opts, port, wait, json, text, format::peers_json)
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
 /// verified file is in place.
-pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(), String> {
+pub fn get(
+    opts: &Opts,
+    port: Option<u16>,
+    name: &str,
+    timeout: f64,
+    signals: &Signals,
+) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Pick the file once the node says its view of the LAN has settled, so that every holder
     // takes part from the first chunk.
     let pick = loop {
+        if let Some(sig) = signals.take() {
+            handle.shutdown();
+            return Err(Failure::Signal(sig));
+        }
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
         if !snap.settled && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -118,23 +139,42 @@ pub fn get(opts: &Opts, port: Option<u16>, name: &str, timeout: f64) -> Result<(
         }
         match content_by_name(&snap, name) {
             Ok(pick) => break pick,
-            Err(Unresolved::Ambiguous(msg)) => return Err(msg),
+            Err(Unresolved::Ambiguous(msg)) => return Err(msg.into()),
             Err(Unresolved::Have(msg)) => {
                 println!("{msg}");
                 return Ok(());
             }
             Err(Unresolved::Unknown(msg)) => {
                 if Instant::now() >= deadline {
-                    return Err(msg);
+                    return Err(msg.into());
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
     };
-    let line = download(opts, &handle, pick, deadline)?;
-    println!("{line}");
+    match download(opts, &handle, pick, deadline, signals) {
+        Ok(line) => println!("{line}"),
+        Err(Stop::Failed(e)) => return Err(e.into()),
+        Err(Stop::Interrupted(sig)) => {
+            eprintln!("p2pshare: download cancelled; {RESUME}");
+            handle.shutdown();
+            return Err(Failure::Signal(sig));
+        }
+    }
     handle.shutdown();
     Ok(())
+}
+
+/// What to tell the user about a stopped download.
+pub const RESUME: &str = "the partial file is kept: `get` it again to resume";
+
+/// Why [`download`] returned without the file.
+#[derive(Debug)]
+pub enum Stop {
+    /// It failed, or timed out (the message says why).
+    Failed(String),
+    /// SIGINT or SIGTERM came: the download was cancelled, its partial file kept.
+    Interrupted(i32),
 }
 
 /// Why a name did not resolve to one remote file.
@@ -230,39 +270,47 @@ pub fn download(
     handle: &Handle,
     pick: Pick,
     deadline: Instant,
-) -> Result<String, String> {
+    signals: &Signals,
+) -> Result<String, Stop> {
     let start = Instant::now();
     let content = pick.content;
-    handle.get(content, pick.name).map_err(|e| e.to_string())?;
+    handle
+        .get(content, pick.name)
+        .map_err(|e| Stop::Failed(e.to_string()))?;
     let bar = ProgressBar {
         shown: std::io::stderr().is_terminal(),
         start,
     };
-    let end = wait_for_outcome(opts, handle, content, deadline, &bar)?;
+    let end = wait_for_outcome(opts, handle, content, deadline, &bar, signals);
     bar.clear();
-    summary(opts, end, start.elapsed().as_secs_f64())
+    summary(opts, end?, start.elapsed().as_secs_f64()).map_err(Stop::Failed)
 }
 
 /// Reports notices and draws progress until `content`'s download ends; returns its last event,
-/// `DownloadDone` or `DownloadFailed`. Errors: the deadline passed (the download is cancelled,
-/// its partial file kept) or the peer stopped.
+/// `DownloadDone` or `DownloadFailed`. Errors: the deadline passed or a signal came (the
+/// download is cancelled, its partial file kept), or the peer stopped.
 fn wait_for_outcome(
     opts: &Opts,
     handle: &Handle,
     content: ContentId,
     deadline: Instant,
     bar: &ProgressBar,
-) -> Result<Event, String> {
+    signals: &Signals,
+) -> Result<Event, Stop> {
     loop {
+        if let Some(sig) = signals.take() {
+            let _ = handle.request(Request::Cancel(content));
+            return Err(Stop::Interrupted(sig));
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             let _ = handle.request(Request::Cancel(content));
-            return Err("timed out; the partial file is kept: `get` it again to resume".into());
+            return Err(Stop::Failed(format!("timed out; {RESUME}")));
         }
-        let notice = match handle.next_notice(left.min(Duration::from_millis(500))) {
+        let notice = match handle.next_notice(left.min(signals::POLL)) {
             Ok(Some(n)) => n,
             Ok(None) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Stop::Failed(e.to_string())),
         };
         report(opts, &notice);
         let Notice::Event(e) = notice else { continue };

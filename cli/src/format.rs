@@ -1,6 +1,9 @@
 //! How things look on the terminal and in JSON.
 
+use std::net::IpAddr;
+
 use p2pshare_host::Snapshot;
+use p2pshare_host::interfaces::{LanInterface, lan_interfaces};
 use p2pshare_proto::{RemoteFile, Stats, hex};
 use serde_json::json;
 
@@ -146,12 +149,48 @@ pub fn peers(s: &Snapshot) -> String {
         .join("\n")
 }
 
+/// The interface a peer at `ip` is heard on: the LAN interface whose subnet holds it.
+fn interface_of(ifaces: &[LanInterface], ip: IpAddr) -> Option<&str> {
+    let IpAddr::V4(v4) = ip else { return None };
+    if v4.is_loopback() {
+        return Some("lo");
+    }
+    ifaces
+        .iter()
+        .find(|i| i.contains(v4))
+        .map(|i| i.name.as_str())
+}
+
+/// `peers -v`: each peer with the interface it is heard on.
+pub fn peers_verbose(s: &Snapshot) -> String {
+    if s.peers.is_empty() {
+        return "No peers found.".into();
+    }
+    let ifaces = lan_interfaces();
+    s.peers
+        .iter()
+        .map(|p| match interface_of(&ifaces, p.addr.ip()) {
+            Some(i) => format!("{}  (on {i})", p.addr),
+            None => format!("{}  (routed)", p.addr),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `peers --json`.
 pub fn peers_json(s: &Snapshot) -> String {
+    let ifaces = lan_interfaces();
     let peers: Vec<_> = s
         .peers
         .iter()
-        .map(|p| json!({ "addr": p.addr.to_string(), "id": hex(&p.id.0), "files": p.files }))
+        .map(|p| {
+            json!({
+                "addr": p.addr.to_string(),
+                "id": hex(&p.id.0),
+                "files": p.files,
+                "interface": interface_of(&ifaces, p.addr.ip()),
+            })
+        })
         .collect();
     serde_json::Value::Array(peers).to_string()
 }

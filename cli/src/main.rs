@@ -9,6 +9,7 @@ mod commands;
 mod format;
 mod peer;
 mod prompt;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -33,20 +34,45 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Msg(e)) => {
             eprintln!("p2pshare: {e}");
             ExitCode::FAILURE
+        }
+        Err(Failure::Signal(sig)) => {
+            eprintln!(
+                "p2pshare: stopped by {}; said goodbye to the peers",
+                signals::name(sig)
+            );
+            ExitCode::from(signals::exit_status(sig))
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+/// Why the program ends without success.
+#[derive(Debug)]
+pub enum Failure {
+    /// An error, printed as one line; exit status 1.
+    Msg(String),
+    /// SIGINT or SIGTERM: the peer said goodbye; exit status 128 + the signal.
+    Signal(i32),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Msg(e)
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
     let port = cli.opts.port_opt.or(cli.port);
+    let opts = &cli.opts;
     match cli.cmd {
-        None => prompt::run(&cli.opts, port),
-        Some(Cmd::Serve) => commands::serve(&cli.opts, port),
-        Some(Cmd::List { wait, json }) => commands::list(&cli.opts, port, wait, json),
-        Some(Cmd::Peers { wait, json }) => commands::peers(&cli.opts, port, wait, json),
-        Some(Cmd::Get { name, timeout }) => commands::get(&cli.opts, port, &name, timeout),
+        None => prompt::run(opts, port, &signals::Signals::install()?),
+        Some(Cmd::Serve) => commands::serve(opts, port, &signals::Signals::install()?),
+        Some(Cmd::List { wait, json }) => Ok(commands::list(opts, port, wait, json)?),
+        Some(Cmd::Peers { wait, json }) => Ok(commands::peers(opts, port, wait, json)?),
+        Some(Cmd::Get { name, timeout }) => {
+            commands::get(opts, port, &name, timeout, &signals::Signals::install()?)
+        }
     }
 }

@@ -2,28 +2,55 @@
 //! `Command (list / peers / get [filename] / quit): `.
 //!
 //! Invariant: a bad command prints one line and the prompt goes on; only `quit`, `q` or the end
-//! of input end the program (with exit 0).
+//! of input end the program (with exit 0), or SIGINT/SIGTERM at an idle prompt (after the
+//! goodbye, with 130/143). SIGINT during a `get` cancels that download (its partial file is
+//! kept) and the prompt goes on.
 
 use std::io::{BufRead, Write};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::Failure;
 use crate::args::Opts;
-use crate::commands::{self, Unresolved};
+use crate::commands::{self, Stop, Unresolved};
 use crate::format;
 use crate::peer;
+use crate::signals::{self, Signals};
 
 /// The prompt, exactly as the original program printed it.
 pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
-/// Runs a peer and its prompt until `quit` or end of input.
-pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
+/// Runs a peer and its prompt until `quit`, end of input, or a signal.
+pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
     let handle = peer::start_sharing(opts, port)?;
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    // Lines are read on their own thread, so that the idle prompt still hears signals.
+    let (tx, lines) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("p2pshare-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the input thread: {e}"))?;
     loop {
         print!("{PROMPT}");
         let _ = std::io::stdout().flush();
-        let Some(line) = lines.next() else {
+        let line = loop {
+            if let Some(sig) = signals.take() {
+                println!();
+                handle.shutdown();
+                return Err(Failure::Signal(sig));
+            }
+            match lines.recv_timeout(signals::POLL) {
+                Ok(line) => break Some(line),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break None,
+            }
+        };
+        let Some(line) = line else {
             println!();
             break;
         };
@@ -42,11 +69,12 @@ pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
             "quit" | "q" => break,
             "list" | "l" => match handle.snapshot() {
                 Ok(s) => println!("{}", format::list(&s)),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string().into()),
             },
             "peers" => match handle.snapshot() {
+                Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string().into()),
             },
             "get" if arg.is_empty() => println!("Usage: get FILENAME (see `list`)"),
             "get" => {
@@ -54,9 +82,12 @@ pub fn run(opts: &Opts, port: Option<u16>) -> Result<(), String> {
                 match commands::content_by_name(&snap, arg) {
                     Ok(pick) => {
                         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                        match commands::download(opts, &handle, pick, far) {
+                        match commands::download(opts, &handle, pick, far, signals) {
                             Ok(line) => println!("{line}"),
-                            Err(e) => println!("{e}"),
+                            Err(Stop::Failed(e)) => println!("{e}"),
+                            Err(Stop::Interrupted(_)) => {
+                                println!("Download cancelled; {}.", commands::RESUME)
+                            }
                         }
                     }
                     Err(

@@ -364,3 +364,136 @@ fn a_static_peer_beyond_the_broadcast_domain() {
     );
     drop(seeder);
 }
+
+/// The interactive prompt of a peer, driven through its stdin.
+struct PromptProc {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+    _dir: tempfile::TempDir,
+}
+
+impl PromptProc {
+    const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
+
+    fn start(dport: u16) -> PromptProc {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(net_args(dport))
+            .arg("--shared")
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut p = PromptProc {
+            child,
+            stdin,
+            out,
+            _dir: dir,
+        };
+        assert_eq!(p.next(), "", "the prompt comes first");
+        p
+    }
+
+    /// What the program printed up to its next prompt (or its end).
+    fn next(&mut self) -> String {
+        let mut got = Vec::new();
+        loop {
+            let mut byte = [0u8];
+            if self.out.read(&mut byte).unwrap() == 0 {
+                return String::from_utf8(got).unwrap();
+            }
+            got.push(byte[0]);
+            if got.ends_with(Self::PROMPT.as_bytes()) {
+                got.truncate(got.len() - Self::PROMPT.len());
+                return String::from_utf8(got).unwrap();
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.next()
+    }
+
+    /// Runs `peers` until `done` holds of its output; returns how long it took.
+    fn peers_until(&mut self, within: Duration, done: impl Fn(usize) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            let n = self
+                .cmd("peers")
+                .lines()
+                .filter(|l| l.starts_with("127."))
+                .count();
+            if done(n) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < within, "{n} peers after {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PromptProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kill(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Waits up to `within` for `child` to exit; its status and how long it took.
+fn exit_within(child: &mut Child, within: Duration) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st, start.elapsed());
+        }
+        assert!(start.elapsed() < within, "still running after {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGTERM to a `serve` and SIGINT to an idle prompt: each says goodbye and exits within a
+/// second (143, 130), and the others drop it at once, not after 3½ intervals.
+#[test]
+fn sigterm_and_sigint_say_goodbye_and_exit_within_a_second() {
+    let d = dport(7);
+    let mut seeder = Peer::serve(d, &[("a.txt", b"a")], &[]);
+    let mut watcher = PromptProc::start(d);
+    let mut leaver = PromptProc::start(d);
+    watcher.peers_until(Duration::from_secs(10), |n| n == 2);
+
+    kill(seeder.child.id(), "-TERM");
+    let (st, took) = exit_within(&mut seeder.child, Duration::from_secs(1));
+    assert_eq!(st.code(), Some(143), "serve after SIGTERM");
+    println!("serve exited {took:?} after SIGTERM");
+    let dropped = watcher.peers_until(Duration::from_secs(1), |n| n == 1);
+    println!("the others dropped it {dropped:?} later");
+    // Its folder lock is released: a one-shot on that folder can take it at once.
+    let out = p2pshare(
+        d,
+        seeder.dir.path(),
+        &["get", "nothing.txt", "--timeout", "0"],
+    );
+    assert!(!stderr(&out).contains("lock"), "{}", stderr(&out));
+
+    kill(leaver.child.id(), "-INT");
+    let (st, took) = exit_within(&mut leaver.child, Duration::from_secs(1));
+    assert_eq!(st.code(), Some(130), "idle prompt after SIGINT");
+    println!("prompt exited {took:?} after SIGINT");
+    watcher.peers_until(Duration::from_secs(1), |n| n == 0);
+    assert_eq!(watcher.cmd("quit"), "");
+    assert!(watcher.child.wait().unwrap().success());
+}

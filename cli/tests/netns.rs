@@ -546,6 +546,108 @@ fn s11_rate_capped_links() {
     net.assert_no_panic();
 }
 
+/// Runs `ip` with `args`, which must succeed.
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        text(&out)
+    );
+}
+
+/// 12. Every interface (issue 11): hosts 1 and 2 have their default route on an empty
+///     interface (a VPN's, say), so 255.255.255.255 would leave by it and nobody would hear
+///     them; host 3 has legs on two LANs, host 4 is on the second LAN only. With the default
+///     settings each announces on every LAN interface's directed broadcast: 1 and 2 find each
+///     other and 3, and 4 finds 3, within one interval.
+#[test]
+fn s12_every_interface_vpn_and_two_lans() {
+    let Some(mut net) = Net::new(12, "s12", 4, false) else {
+        return;
+    };
+    let br = format!("{}br", net.prefix);
+    for i in [1, 2] {
+        let h = net.ns(i);
+        // An interface that leads nowhere (the kernel here has no `dummy`: a veth pair
+        // whose other end stays unattached).
+        ip(&[
+            "-n", &h, "link", "add", "vpn0", "type", "veth", "peer", "name", "vpn0p",
+        ]);
+        let addr = format!("172.31.0.{i}/24");
+        ip(&["-n", &h, "addr", "add", &addr, "dev", "vpn0"]);
+        ip(&["-n", &h, "link", "set", "vpn0p", "up"]);
+        ip(&["-n", &h, "link", "set", "vpn0", "up"]);
+        ip(&["-n", &h, "route", "replace", "default", "dev", "vpn0"]);
+    }
+    ip(&["-n", &br, "link", "add", "br1", "type", "bridge"]);
+    ip(&["-n", &br, "link", "set", "br1", "up"]);
+    for i in [3, 4] {
+        let h = net.ns(i);
+        let v = format!("w{i}");
+        ip(&[
+            "link", "add", "eth1", "netns", &h, "type", "veth", "peer", "name", &v, "netns", &br,
+        ]);
+        ip(&["-n", &br, "link", "set", &v, "master", "br1", "up"]);
+        let addr = format!("10.98.0.{i}/24");
+        ip(&[
+            "-n",
+            &h,
+            "addr",
+            "add",
+            &addr,
+            "brd",
+            "10.98.0.255",
+            "dev",
+            "eth1",
+        ]);
+        ip(&["-n", &h, "link", "set", "eth1", "up"]);
+    }
+    // Host 4 leaves the first LAN.
+    let h4 = net.ns(4);
+    ip(&["-n", &h4, "link", "set", "eth0", "down"]);
+    ip(&["-n", &h4, "route", "replace", "default", "dev", "eth1"]);
+    let start = Instant::now();
+    let mut prompts = vec![
+        net.prompt(1, &["-v"]),
+        net.prompt(2, &["-v", "--runtime", "smol"]),
+        net.prompt(3, &["-v"]),
+        net.prompt(4, &["-v", "--runtime", "smol"]),
+    ];
+    let want: [&[&str]; 4] = [
+        &["10.99.0.2", "10.99.0.3"],
+        &["10.99.0.1", "10.99.0.3"],
+        &["10.99.0.1", "10.99.0.2", "10.98.0.4"],
+        &["10.98.0.3"],
+    ];
+    for (i, p) in prompts.iter_mut().enumerate() {
+        loop {
+            let out = p.cmd("peers", S(5));
+            if want[i].iter().all(|a| out.contains(&format!("{a}:")))
+                && out.lines().count() == want[i].len()
+            {
+                println!("host {} after {:?}:\n{out}", i + 1, start.elapsed());
+                // -v names the interface each peer is heard on.
+                assert!(out.contains("(on eth"), "{out}");
+                break;
+            }
+            assert!(start.elapsed() < S(5), "host {} after 5 s: {out}", i + 1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for p in &mut prompts {
+        p.send("quit");
+    }
+    for p in prompts {
+        assert!(net.wait_exit(p.proc, S(10)).success());
+    }
+    net.assert_no_panic();
+}
+
 // ---- hostile helpers: this binary re-executed inside a namespace ----
 
 /// Entry of the helpers; does nothing in a normal test run.

@@ -1,14 +1,14 @@
 //! What a person (or a test) configures for one peer, whichever runtime drives it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
 use p2pshare_proto::{Config, PeerId};
 
-/// A peer's configuration. [`PeerConfig::new`] gives the defaults of the original program:
-/// discovery on UDP [`DEFAULT_DISCOVERY_PORT`] broadcast to 255.255.255.255, transfers on TCP
+/// A peer's configuration. [`PeerConfig::new`] gives the defaults: discovery on UDP
+/// [`DEFAULT_DISCOVERY_PORT`] broadcast on every LAN interface, transfers on TCP
 /// [`DEFAULT_TRANSFER_PORT`], an announcement every [`DEFAULT_INTERVAL`].
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -21,7 +21,8 @@ pub struct PeerConfig {
     pub transfer_port: u16,
     /// UDP port of discovery (every peer of a LAN uses the same).
     pub discovery_port: u16,
-    /// Where announcements go (with the discovery port).
+    /// Where announcements go (with the discovery port); empty: the directed broadcast address
+    /// of every LAN interface, followed as interfaces come and go ([`crate::interfaces`]).
     pub broadcast: Vec<IpAddr>,
     /// Peers outside the broadcast domain, by transfer address.
     pub static_peers: Vec<SocketAddr>,
@@ -39,21 +40,29 @@ impl PeerConfig {
             use_folder: true,
             transfer_port: DEFAULT_TRANSFER_PORT,
             discovery_port: DEFAULT_DISCOVERY_PORT,
-            broadcast: vec![IpAddr::V4(Ipv4Addr::BROADCAST)],
+            broadcast: Vec::new(),
             static_peers: Vec::new(),
             interval: DEFAULT_INTERVAL,
             rescan: Duration::from_secs(2),
         }
     }
 
+    /// Where announcements go now: the configured addresses, or every LAN interface's.
+    pub fn announce_to(&self) -> Vec<SocketAddr> {
+        let ips = if self.broadcast.is_empty() {
+            crate::interfaces::broadcast_targets(&crate::interfaces::lan_interfaces())
+        } else {
+            self.broadcast.clone()
+        };
+        ips.into_iter()
+            .map(|ip| SocketAddr::new(ip, self.discovery_port))
+            .collect()
+    }
+
     /// The node configuration for this peer, once its transfer port is bound.
     pub fn node_config(&self, peer_id: PeerId, instance: u64, seed: u64, port: u16) -> Config {
         let mut c = Config::new(peer_id, instance, seed, port);
-        c.announce_to = self
-            .broadcast
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, self.discovery_port))
-            .collect();
+        c.announce_to = self.announce_to();
         c.static_peers = self.static_peers.clone();
         c.interval = self.interval;
         c

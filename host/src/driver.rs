@@ -123,8 +123,14 @@ pub struct Driver {
     net: VecDeque<NetOp>,
     stopped: bool,
     scanner_stop: Arc<AtomicBool>,
+    /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
+    /// when to look again.
+    interfaces: Option<(PeerConfig, Instant)>,
     _lock: Option<FolderLock>,
 }
+
+/// How often the LAN interfaces are looked at again (one `getifaddrs`).
+const INTERFACES_EVERY: Duration = Duration::from_secs(5);
 
 /// What [`start`] gives the runtime: the driver for its loop, and the ends of the handle's
 /// channels for [`crate::Handle::new`].
@@ -218,6 +224,10 @@ pub fn start(
         net: VecDeque::new(),
         stopped: false,
         scanner_stop,
+        interfaces: cfg
+            .broadcast
+            .is_empty()
+            .then(|| (cfg.clone(), Instant::now() + INTERFACES_EVERY)),
         _lock: lock,
     };
     Ok(Started {
@@ -379,6 +389,14 @@ impl Driver {
     /// a call before the deadline does nothing).
     pub fn timeout_if_due(&mut self) {
         let now = Instant::now();
+        if let Some((cfg, at)) = &mut self.interfaces
+            && *at <= now
+        {
+            *at = now + INTERFACES_EVERY;
+            let to = cfg.announce_to();
+            self.node.handle_input(now, Input::AnnounceTo { to });
+            self.process();
+        }
         if self.node.poll_timeout().is_some_and(|d| d <= now) {
             self.node.handle_timeout(now);
             self.process();
@@ -387,7 +405,11 @@ impl Driver {
 
     /// When to call [`Driver::timeout_if_due`] next.
     pub fn deadline(&self) -> Option<Instant> {
-        self.node.poll_timeout()
+        let interfaces = self.interfaces.as_ref().map(|(_, at)| *at);
+        match (self.node.poll_timeout(), interfaces) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next network operation to perform (see [`perform`]).

@@ -21,6 +21,7 @@ pub mod disk;
 pub mod driver;
 pub mod fds;
 pub mod handle;
+pub mod interfaces;
 pub mod lock;
 pub mod nofollow;
 pub mod outbox;

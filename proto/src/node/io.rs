@@ -126,6 +126,12 @@ pub enum Input {
     },
     /// The user asked for something.
     Command(Command),
+    /// Announcements go to these addresses from now on (the LAN interfaces changed: a cable
+    /// plugged in, a VPN up); a changed list is announced on at once.
+    AnnounceTo {
+        /// Broadcast addresses with the discovery port.
+        to: Vec<SocketAddr>,
+    },
 }
 
 /// Something the runtime must do, from [`super::Node::poll_output`], by kind: a runtime's

@@ -315,6 +315,12 @@ impl Node {
                 self.fail_download(content, crate::download::FailReason::Cancelled)
             }
             Input::Command(Command::Shutdown) => self.shutdown(now),
+            Input::AnnounceTo { to } => {
+                if to != self.cfg.announce_to {
+                    self.cfg.announce_to = to;
+                    self.discovery.answer_soon(now);
+                }
+            }
         }
         self.drain_discovery(now);
     }

@@ -60,6 +60,7 @@ pub fn input(i: &Input) -> String {
             format!("CatalogChanged [{}]", names.join(", "))
         }
         Input::Command(c) => format!("Command {c:?}"),
+        Input::AnnounceTo { to } => format!("AnnounceTo {to:?}"),
     }
 }
 
