@@ -318,10 +318,15 @@ fn seen_by(net: &Net, p: usize, took: Duration, victims: &[usize]) -> PeersSeen 
         .copied()
         .filter(|v| {
             !out.lines()
-                .any(|l| l.trim() == format!("10.99.0.{v}:10000"))
+                .any(|l| first_word(l) == format!("10.99.0.{v}:10000"))
         })
         .collect();
     PeersSeen { ms, missing, out }
+}
+
+/// The address a `peers` line starts with (the prompt adds the interface after it).
+fn first_word(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
 }
 
 /// The last `PROGRESS k=v ...` line of a helper, as pairs.
@@ -575,7 +580,7 @@ fn attack(item: u32, rt: Rt) {
             check(
                 &mut checks,
                 "the downloader still knows the seeder at its own address",
-                view.lines().any(|l| l.trim() == "10.99.0.1:10000"),
+                view.lines().any(|l| first_word(l) == "10.99.0.1:10000"),
                 format!("its peers: {:?}", view.lines().collect::<Vec<_>>()),
             );
         }
