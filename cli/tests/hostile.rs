@@ -29,9 +29,9 @@
 //!    instance, or a new one), then `Error{NotFound}` for the manifest and every chunk, junk
 //!    chunks for every index, a junk manifest and an empty catalog; the attacker also serves,
 //!    under the seeder's id, refusals of everything on its own port 10000;
-//! 3. `spoof` — downloader and seeder (and everyone): datagrams from the attacker's own address claiming
-//!    the seeder's and the downloader's ids: a new instance, its `bye`, the real instance at a
-//!    new port, the real instance's `bye`;
+//! 3. `spoof` — downloader and seeder (and everyone): datagrams from the attacker's own
+//!    address claiming the seeder's and the downloader's ids: a new instance, its `bye`, the
+//!    real instance at a new port, the real instance's `bye`;
 //! 4. `catalog` — seeder (and everyone): announces itself with a new revision every 300 ms and
 //!    serves a catalog of 50 pages as big as a page may be (~240k entries, 25 MiB: half of them
 //!    names of one content, half distinct contents);
@@ -41,15 +41,16 @@
 //!    hello and catalog requests, and 200 inbound sessions that say hello and sit;
 //! 7. `disk` — seeder: 16 sessions of one peer id keeping ~300 chunk requests each in flight
 //!    (over the 256 a session may queue) and reading everything over the attacker's 100 Mbit/s
-//!    link; a probe on host 3 measures the seeder's pong round trip every 100 ms (its largest
-//!    must stay under 1 s);
+//!    link (`P2PT_HOSTILE_DISK_RATE`, `none` to lift it: then it takes most of the seeder's
+//!    uplink, and the honest download its time from what is left); a probe on host 3 measures
+//!    the seeder's pong round trip every 100 ms (its largest must stay under 1 s);
 //! 8. `drip` — downloader: announces itself as a holder of `movie-b.bin` (true catalog, true
 //!    manifest), then never sends a chunk: on some sessions it pings every second, on others it
 //!    drips a chunk frame a byte every 500 ms; and seeder: 48 sessions that request every chunk
 //!    and never read;
 //! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
 //!    preamble and a length prefix of nearly 8 MiB before any hello (every fourth one after a
-//!    hello, unasked), then a byte every 200 ms.
+//!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms.
 //!
 //! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
 //! and `peers` checks run again, with the counters that move only after minutes (a reader that
@@ -61,11 +62,13 @@
 //! Safety rules (as in `netns.rs`):
 //! - every peer and every attacker runs inside a namespace this test created
 //!   (`p<pid>t<n>-h<i>`, n = 40…57, on its own bridge namespace), with the default discovery
-//!   settings (255.255.255.255:9999), which reach only that bridge; nothing runs in the root
-//!   namespace, nothing is sent anywhere but 10.99.0.0/24 of that bridge; the attacker points
-//!   other hosts only at its own address;
+//!   settings (the broadcast address of each interface, port 9999; the attacker sends to
+//!   255.255.255.255:9999), which reach only that bridge; nothing runs in the root namespace,
+//!   nothing is sent anywhere but 10.99.0.0/24 of that bridge; the attacker points other hosts
+//!   only at its own address;
 //! - the guard ([`hosts::Net`]) kills the processes it started (by pid) and deletes its
-//!   namespaces on success and on failure;
+//!   namespaces on success and on failure; the RSS watchdog kills only a victim this test
+//!   started, by its pid, before the guard reaps it;
 //! - without root or without `ip netns`, every test prints why and passes without running.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
