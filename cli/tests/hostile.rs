@@ -653,8 +653,9 @@ fn attack(item: u32, rt: Rt) {
         .collect();
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
     eprintln!(
-        "TABLE | {item} {:<24} | {:<4} | base {baseline:5.2} s | attacked {took:6.2} s (limit {limit:5.2}) | \
-         peak RSS {} KiB (before {}) | peers {}/{} ms {} | seeder stats: {} | attacker: {} | {}",
+        "TABLE | {item} {:<24} | {:<4} | base {baseline:5.2} s | \
+         attacked {took:6.2} s (limit {limit:5.2}) | peak RSS {} KiB (before {}) | \
+         peers {}/{} ms {} | seeder stats: {} | attacker: {} | {}",
         sc.name,
         rt.name(),
         peaks
