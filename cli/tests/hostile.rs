@@ -54,7 +54,9 @@
 //!
 //! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
 //! and `peers` checks run again, with the counters that move only after minutes (a reader that
-//! never reads is closed after the stall timeout plus its ~9 MiB budget at 64 KiB/s: use 180).
+//! never reads is closed after the stall timeout plus its ~9 MiB budget at 64 KiB/s: use 180),
+//! and for the reflection, that the victim no longer dials the attacker's address in the second
+//! half of that time (at most one id's 3 tries).
 //!
 //! Each scenario prints one `TABLE` row (run with `--nocapture`; `grep TABLE`), then asserts
 //! every check; a failing scenario says which checks failed and with what numbers.
@@ -606,8 +608,26 @@ fn attack(item: u32, rt: Rt) {
         // The long variant: the attack goes on, then the bounds again and the slow counters.
         let secs: u64 = secs.parse().expect("P2PT_HOSTILE_LONG is seconds");
         let watchdog = Watchdog::start(pids.clone());
-        thread::sleep(S(secs));
+        // The first half lets every budget act; the second is watched.
+        thread::sleep(S(secs / 2));
+        let midway = progress(&net.stdout(h));
+        thread::sleep(S(secs - secs / 2));
         let watched = watchdog.finish();
+        let late = progress(&net.stdout(h));
+        if sc.mode == "reflect" {
+            // An address found unreachable is ignored for minutes: no more dials to it.
+            for &v in sc.victims {
+                let key = format!("reflected_from_10.99.0.{v}");
+                let n =
+                    late.get(&key).copied().unwrap_or(0) - midway.get(&key).copied().unwrap_or(0);
+                check(
+                    &mut checks,
+                    format!("host {v} stopped dialing the reflected address"),
+                    n <= 3,
+                    format!("{n} connects in the last {} s", secs - secs / 2),
+                );
+            }
+        }
         for (k, &v) in sc.victims.iter().enumerate() {
             let peak = status_kib(pids[k], "VmHWM:").unwrap_or(0).max(watched[k].0);
             check(
