@@ -95,6 +95,13 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print what the running peer of the folder does: peers, shared files, downloads with
+    /// progress, counters (needs a running peer: the prompt or `serve`).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the known peers as ip:port.
     Peers {
         /// Seconds to listen for peers before printing.

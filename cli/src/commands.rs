@@ -1,21 +1,24 @@
 //! The one-shot subcommands, and the download procedure the prompt shares with `get`.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use p2pshare_host::store::partial_file_name;
 use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::{ContentId, Event, hex};
 
 use crate::Failure;
 use crate::args::Opts;
+use crate::control::{self, Answer, Ask};
 use crate::format;
 use crate::peer::{self, Mode};
 use crate::signals::{self, Signals};
 
 /// `p2pshare serve`: share and serve until SIGINT or SIGTERM, then say goodbye.
 pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
-    let handle = peer::start_sharing(opts, port)?;
+    let (handle, _control) = peer::start_sharing(opts, port)?;
     // With -v, the counters of dropped and refused input are printed whenever they changed,
     // at most once a second: the only window on hostile or broken peers a `serve` gives.
     let mut last_stats = (p2pshare_proto::Stats::default(), 0);
@@ -87,8 +90,13 @@ fn observe(
     json: bool,
     text: fn(&Snapshot) -> String,
     as_json: fn(&Snapshot) -> String,
+    ask: Ask,
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
+    // The running peer of the folder knows already: no need to listen.
+    if let Some(stream) = control::connect(&opts.shared) {
+        return print_view(stream, ask, json);
+    }
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
     std::thread::sleep(wait);
     let snap = handle.snapshot().map_err(|e| e.to_string())?;
@@ -100,7 +108,47 @@ fn observe(
 
 /// `p2pshare list`.
 pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
-    observe(opts, port, wait, json, format::list, format::list_json)
+    observe(
+        opts,
+        port,
+        wait,
+        json,
+        format::list,
+        format::list_json,
+        Ask::List,
+    )
+}
+
+/// Prints the running peer's answer to `ask` (a view: list, peers, status).
+fn print_view(stream: std::os::unix::net::UnixStream, ask: Ask, json: bool) -> Result<(), String> {
+    control::ask(
+        stream,
+        ask,
+        || Ok(()),
+        |a| match a {
+            Answer::View { text, json: j } => {
+                if json {
+                    println!("{j}");
+                } else {
+                    println!("{text}");
+                }
+                Ok(())
+            }
+            Answer::Failed { error, .. } => Err(error),
+            other => Err(format!("the running peer answered {other:?}")),
+        },
+    )
+}
+
+/// `p2pshare status`: what the running peer of the folder is doing.
+pub fn status(opts: &Opts, json: bool) -> Result<(), String> {
+    match control::connect(&opts.shared) {
+        Some(stream) => print_view(stream, Ask::Status, json),
+        None => Err(format!(
+            "no peer runs on {} (start one with `p2pshare serve` or the prompt)",
+            opts.shared.display()
+        )),
+    }
 }
 
 /// `p2pshare peers`.
@@ -110,7 +158,7 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
     } else {
         format::peers
     };
-    observe(opts, port, wait, json, text, format::peers_json)
+    observe(opts, port, wait, json, text, format::peers_json, Ask::Peers)
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
@@ -124,22 +172,35 @@ pub fn get(
 ) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
+    if let Some(stream) = control::connect(&opts.shared) {
+        return get_through(stream, name, signals);
+    }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    // Pick the file once the node says its view of the LAN has settled, so that every holder
-    // takes part from the first chunk.
+    // Start as soon as one holder lists the file: the download begins on its manifest, and
+    // the other holders join as their catalogs arrive. Only a name that several files carry
+    // waits until the view of the LAN has settled (a partial of one of them may decide).
     let pick = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
             return Err(Failure::Signal(sig));
         }
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
-        if !snap.settled && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        match content_by_name(&snap, name) {
+        let early = !snap.settled && Instant::now() < deadline;
+        match content_by_name(&snap, name, &opts.shared) {
+            // A partial of another file of that name is here: its holder may not have
+            // answered yet.
+            Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Ok(pick) => break pick,
-            Err(Unresolved::Ambiguous(msg)) => return Err(msg.into()),
+            Err(Unresolved::Ambiguous(_)) if early => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(Unresolved::Ambiguous(a)) => {
+                println!("{}:\n{}", a.what, a.list);
+                handle.shutdown();
+                return Err(format!("{}; use `get <id prefix>`", a.what).into());
+            }
             Err(Unresolved::Have(msg)) => {
                 println!("{msg}");
                 return Ok(());
@@ -148,7 +209,7 @@ pub fn get(
                 if Instant::now() >= deadline {
                     return Err(msg.into());
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
     };
@@ -165,6 +226,73 @@ pub fn get(
     Ok(())
 }
 
+/// True when `shared` holds a partial download named `name` of another content than
+/// `content`.
+fn other_partial(shared: &Path, name: &str, content: &ContentId) -> bool {
+    let mine = partial_file_name(name, content);
+    let stem = format!(".dl_{name}.");
+    std::fs::read_dir(shared).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let f = e.file_name();
+            let f = f.to_string_lossy();
+            f.starts_with(&stem) && f.ends_with(".part") && *f != mine
+        })
+    })
+}
+
+/// `get` through the running peer of the folder: same output and exit status as standalone.
+fn get_through(
+    stream: std::os::unix::net::UnixStream,
+    name: &str,
+    signals: &Signals,
+) -> Result<(), Failure> {
+    let bar = ProgressBar::new();
+    let mut interrupted = None;
+    let result = control::ask(
+        stream,
+        Ask::Get {
+            name: name.to_owned(),
+        },
+        || match signals.take() {
+            // Closing the connection makes the running peer cancel the download.
+            Some(sig) => {
+                interrupted = Some(sig);
+                Err("interrupted".into())
+            }
+            None => Ok(()),
+        },
+        |a| match a {
+            Answer::Progress { done, total, peers } => {
+                bar.draw(done, total, peers);
+                Ok(())
+            }
+            Answer::Done { line } => {
+                bar.clear();
+                println!("{line}");
+                Ok(())
+            }
+            Answer::Said { text } => {
+                println!("{text}");
+                Ok(())
+            }
+            Answer::Failed { error, detail } => {
+                bar.clear();
+                if let Some(d) = detail {
+                    println!("{d}");
+                }
+                Err(error)
+            }
+            Answer::View { .. } => Err("the running peer answered a view to a get".into()),
+        },
+    );
+    if let Some(sig) = interrupted {
+        bar.clear();
+        eprintln!("p2pshare: download cancelled; {RESUME}");
+        return Err(Failure::Signal(sig));
+    }
+    result.map_err(Failure::from)
+}
+
 /// What to tell the user about a stopped download.
 pub const RESUME: &str = "the partial file is kept: `get` it again to resume";
 
@@ -177,13 +305,24 @@ pub enum Stop {
     Interrupted(i32),
 }
 
+/// Several different files that one name designates.
+#[derive(Debug)]
+pub struct Ambiguity {
+    /// One line: how many, and the name.
+    pub what: String,
+    /// One numbered line per file: id, size, holders.
+    pub list: String,
+    /// The files, in the list's order.
+    pub choices: Vec<Pick>,
+}
+
 /// Why a name did not resolve to one remote file.
 #[derive(Debug)]
 pub enum Unresolved {
     /// No peer shares it (yet).
     Unknown(String),
     /// Several different files carry that name.
-    Ambiguous(String),
+    Ambiguous(Ambiguity),
     /// We share that content already.
     Have(String),
 }
@@ -198,8 +337,10 @@ pub struct Pick {
     pub name: Option<String>,
 }
 
-/// Finds the one remote file `name` designates: by name, else by content-id prefix.
-pub fn content_by_name(s: &Snapshot, name: &str) -> Result<Pick, Unresolved> {
+/// Finds the one remote file `name` designates: by name, else by content-id prefix. When
+/// several different files carry that name and the shared folder `shared` holds a partial
+/// download of exactly one of them, that one (getting it again resumes it).
+pub fn content_by_name(s: &Snapshot, name: &str, shared: &Path) -> Result<Pick, Unresolved> {
     let by_name: Vec<_> = s
         .remote
         .iter()
@@ -244,22 +385,41 @@ pub fn content_by_name(s: &Snapshot, name: &str) -> Result<Pick, Unresolved> {
             name: named.then(|| name.to_owned()),
         }),
         many => {
+            let partial: Vec<_> = many
+                .iter()
+                .filter(|f| shared.join(partial_file_name(name, &f.content)).exists())
+                .collect();
+            if named && let [f] = partial.as_slice() {
+                return Ok(Pick {
+                    content: f.content,
+                    name: Some(name.to_owned()),
+                });
+            }
             let list: Vec<String> = many
                 .iter()
-                .map(|f| {
+                .enumerate()
+                .map(|(i, f)| {
                     format!(
-                        "{} ({}, {} peers)",
+                        "  {}. {}  {}  {} peer{}",
+                        i + 1,
                         f.content.short(),
                         format::size(f.size),
-                        f.holders.len()
+                        f.holders.len(),
+                        if f.holders.len() == 1 { "" } else { "s" }
                     )
                 })
                 .collect();
-            Err(Unresolved::Ambiguous(format!(
-                "{} different files are named {name:?}: {}; use `get <id prefix>`",
-                many.len(),
-                list.join(", ")
-            )))
+            Err(Unresolved::Ambiguous(Ambiguity {
+                what: format!("{} different files are named {name:?}", many.len()),
+                list: list.join("\n"),
+                choices: many
+                    .iter()
+                    .map(|f| Pick {
+                        content: f.content,
+                        name: named.then(|| name.to_owned()),
+                    })
+                    .collect(),
+            }))
         }
     }
 }
@@ -334,6 +494,11 @@ fn wait_for_outcome(
 /// What to print when a download ended with `end`: for `DownloadDone`, where the file is, its
 /// hash and who sent what; for `DownloadFailed`, why, as the error.
 fn summary(opts: &Opts, end: Event, secs: f64) -> Result<String, String> {
+    summary_in(&opts.shared, end, secs)
+}
+
+/// [`summary`] for a download into the folder `shared`.
+pub fn summary_in(shared: &Path, end: Event, secs: f64) -> Result<String, String> {
     let Event::DownloadDone {
         file,
         size,
@@ -354,7 +519,7 @@ fn summary(opts: &Opts, end: Event, secs: f64) -> Result<String, String> {
     };
     let mut line = format!(
         "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
-        opts.shared.join(&file).display(),
+        shared.join(&file).display(),
         format::size(size),
         hex(&file_hash),
         sources.len(),
@@ -388,14 +553,22 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The progress line of one download on stderr, drawn only when stderr is a terminal.
-struct ProgressBar {
+pub struct ProgressBar {
     shown: bool,
     start: Instant,
 }
 
 impl ProgressBar {
+    /// A bar starting now, shown when stderr is a terminal.
+    pub fn new() -> ProgressBar {
+        ProgressBar {
+            shown: std::io::stderr().is_terminal(),
+            start: Instant::now(),
+        }
+    }
+
     /// Redraws the line: `done` of `total` bytes, from `peers` peers.
-    fn draw(&self, done: u64, total: u64, peers: usize) {
+    pub fn draw(&self, done: u64, total: u64, peers: usize) {
         if !self.shown {
             return;
         }
@@ -428,7 +601,7 @@ impl ProgressBar {
     }
 
     /// Erases the line, before the outcome is printed.
-    fn clear(&self) {
+    pub fn clear(&self) {
         if self.shown {
             eprint!("\r\x1b[2K");
         }

@@ -177,6 +177,84 @@ pub fn peers_verbose(s: &Snapshot) -> String {
         .join("\n")
 }
 
+/// `status`: who we are, the peers, our shared files, the downloads, the counters.
+pub fn status(s: &Snapshot) -> String {
+    let mut out = format!("peer {} on TCP port {}\n", s.me.short(), s.transfer_port);
+    out.push_str(&format!("peers: {}\n", s.peers.len()));
+    for p in &s.peers {
+        let files = p.files.map_or_else(|| "?".into(), |n| n.to_string());
+        out.push_str(&format!("  {}  {files} files\n", p.addr));
+    }
+    out.push_str(&format!("shared: {}\n", s.shared.len()));
+    for f in s.shared.iter().take(50) {
+        out.push_str(&format!(
+            "  {}  {}  {}\n",
+            f.name,
+            size(f.size),
+            f.content.short()
+        ));
+    }
+    if s.shared.len() > 50 {
+        out.push_str(&format!("  … (+{} more)\n", s.shared.len() - 50));
+    }
+    out.push_str(&format!("downloads: {}\n", s.downloads.len()));
+    for d in &s.downloads {
+        let total = d.size.map_or_else(|| "?".into(), size);
+        out.push_str(&format!(
+            "  {}  {} / {}  {:?}  {} peers  {} rejected\n",
+            d.name,
+            size(d.done),
+            total,
+            d.phase,
+            d.peers,
+            d.rejected
+        ));
+    }
+    out.push_str(&format!(
+        "stats: {} notices_dropped={}",
+        stats(&s.stats),
+        s.notices_dropped
+    ));
+    out
+}
+
+/// `status --json`.
+pub fn status_json(s: &Snapshot) -> String {
+    let downloads: Vec<_> = s
+        .downloads
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.name,
+                "content": d.content.to_hex(),
+                "size": d.size,
+                "done": d.done,
+                "phase": format!("{:?}", d.phase).to_lowercase(),
+                "peers": d.peers,
+                "rejected": d.rejected,
+            })
+        })
+        .collect();
+    let shared: Vec<_> = s
+        .shared
+        .iter()
+        .map(|f| json!({ "name": f.name, "size": f.size, "content": f.content.to_hex() }))
+        .collect();
+    let peers: serde_json::Value =
+        serde_json::from_str(&peers_json(s)).unwrap_or(serde_json::Value::Null);
+    json!({
+        "version": crate::control::VERSION,
+        "me": hex(&s.me.0),
+        "transfer_port": s.transfer_port,
+        "peers": peers,
+        "shared": shared,
+        "downloads": downloads,
+        "stats": s.stats,
+        "notices_dropped": s.notices_dropped,
+    })
+    .to_string()
+}
+
 /// `peers --json`.
 pub fn peers_json(s: &Snapshot) -> String {
     let ifaces = lan_interfaces();

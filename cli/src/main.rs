@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod control;
 mod format;
 mod peer;
 mod prompt;
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Cmd::Serve) => commands::serve(opts, port, &signals::Signals::install()?),
         Some(Cmd::List { wait, json }) => Ok(commands::list(opts, port, wait, json)?),
         Some(Cmd::Peers { wait, json }) => Ok(commands::peers(opts, port, wait, json)?),
+        Some(Cmd::Status { json }) => Ok(commands::status(opts, json)?),
         Some(Cmd::Get { name, timeout }) => {
             commands::get(opts, port, &name, timeout, &signals::Signals::install()?)
         }

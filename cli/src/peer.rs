@@ -7,6 +7,7 @@ use p2pshare_host::{Handle, PeerConfig};
 use p2pshare_proto::node::{MAX_INTERVAL, MIN_INTERVAL, check_interval};
 
 use crate::args::{Opts, Runtime};
+use crate::control::{self, ControlServer};
 
 /// How the peer uses its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +65,14 @@ pub fn start(opts: &Opts, port: u16, mode: Mode) -> Result<Handle, String> {
     started.map_err(|e| e.to_string())
 }
 
-/// Starts a sharing peer (the prompt, `serve`) and says where it serves.
-pub fn start_sharing(opts: &Opts, port: Option<u16>) -> Result<Handle, String> {
+/// Starts a sharing peer (the prompt, `serve`) with its control socket, and says where it
+/// serves. Keep the [`ControlServer`] as long as the peer runs (dropping it removes the
+/// socket); without one (the folder's path is too long for a socket, say) one-shots on this
+/// folder cannot reach the peer, which is said once.
+pub fn start_sharing(
+    opts: &Opts,
+    port: Option<u16>,
+) -> Result<(Handle, Option<ControlServer>), String> {
     let port = port.unwrap_or(p2pshare_proto::node::DEFAULT_TRANSFER_PORT);
     let handle = start(opts, port, Mode::Share)?;
     eprintln!(
@@ -74,7 +81,16 @@ pub fn start_sharing(opts: &Opts, port: Option<u16>) -> Result<Handle, String> {
         handle.transfer_port(),
         opts.discovery_port
     );
-    Ok(handle)
+    let control = match control::serve(opts, handle.controller()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!(
+                "p2pshare: warning: no control socket in the folder ({e}); one-shot commands cannot reach this peer"
+            );
+            None
+        }
+    };
+    Ok((handle, control))
 }
 
 /// Seconds from the command line as a duration; refuses negative or absurd values.

@@ -12,17 +12,34 @@ use std::time::{Duration, Instant};
 
 use crate::Failure;
 use crate::args::Opts;
-use crate::commands::{self, Stop, Unresolved};
+use crate::commands::{self, Ambiguity, Pick, Stop, Unresolved};
 use crate::format;
 use crate::peer;
 use crate::signals::{self, Signals};
+
+/// The file the user chose among several of one name: by number in the list, or by id
+/// prefix; `None` for anything else (an empty answer included).
+fn choose(a: &Ambiguity, answer: &str) -> Option<Pick> {
+    if let Ok(n) = answer.parse::<usize>() {
+        return n.checked_sub(1).and_then(|i| a.choices.get(i)).cloned();
+    }
+    let prefix = answer.to_ascii_lowercase();
+    let mut matching = a
+        .choices
+        .iter()
+        .filter(|p| !prefix.is_empty() && p.content.to_hex().starts_with(&prefix));
+    match (matching.next(), matching.next()) {
+        (Some(p), None) => Some(p.clone()),
+        _ => None,
+    }
+}
 
 /// The prompt, exactly as the original program printed it.
 pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
 /// Runs a peer and its prompt until `quit`, end of input, or a signal.
 pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
-    let handle = peer::start_sharing(opts, port)?;
+    let (handle, _control) = peer::start_sharing(opts, port)?;
     // Lines are read on their own thread, so that the idle prompt still hears signals.
     let (tx, lines) = mpsc::channel();
     std::thread::Builder::new()
@@ -35,26 +52,37 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             }
         })
         .map_err(|e| format!("cannot start the input thread: {e}"))?;
-    loop {
-        print!("{PROMPT}");
+    let read = |question: &str| -> Result<Option<String>, Failure> {
+        print!("{question}");
         let _ = std::io::stdout().flush();
-        let line = loop {
+        loop {
             if let Some(sig) = signals.take() {
-                println!();
-                handle.shutdown();
                 return Err(Failure::Signal(sig));
             }
             match lines.recv_timeout(signals::POLL) {
-                Ok(line) => break Some(line),
+                Ok(line) => {
+                    return line
+                        .map(Some)
+                        .map_err(|e| format!("cannot read the command: {e}").into());
+                }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    };
+    loop {
+        let line = match read(PROMPT) {
+            Ok(line) => line,
+            Err(e) => {
+                println!();
+                handle.shutdown();
+                return Err(e);
             }
         };
         let Some(line) = line else {
             println!();
             break;
         };
-        let line = line.map_err(|e| format!("cannot read the command: {e}"))?;
         // Show what happened while the prompt waited.
         while let Ok(Some(n)) = handle.next_notice(Duration::ZERO) {
             commands::report(opts, &n);
@@ -79,21 +107,36 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             "get" if arg.is_empty() => println!("Usage: get FILENAME (see `list`)"),
             "get" => {
                 let snap = handle.snapshot().map_err(|e| e.to_string())?;
-                match commands::content_by_name(&snap, arg) {
-                    Ok(pick) => {
-                        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                        match commands::download(opts, &handle, pick, far, signals) {
-                            Ok(line) => println!("{line}"),
-                            Err(Stop::Failed(e)) => println!("{e}"),
-                            Err(Stop::Interrupted(_)) => {
-                                println!("Download cancelled; {}.", commands::RESUME)
-                            }
-                        }
+                let picked = match commands::content_by_name(&snap, arg, &opts.shared) {
+                    Ok(pick) => Some(pick),
+                    Err(Unresolved::Unknown(m) | Unresolved::Have(m)) => {
+                        println!("{m}");
+                        None
                     }
-                    Err(
-                        Unresolved::Unknown(m) | Unresolved::Ambiguous(m) | Unresolved::Have(m),
-                    ) => {
-                        println!("{m}")
+                    Err(Unresolved::Ambiguous(a)) => {
+                        println!("{}:\n{}", a.what, a.list);
+                        let answer = match read("Which one? (number or id prefix; empty: none): ") {
+                            Ok(answer) => answer.unwrap_or_default(),
+                            Err(e) => {
+                                handle.shutdown();
+                                return Err(e);
+                            }
+                        };
+                        let chosen = choose(&a, answer.trim());
+                        if chosen.is_none() {
+                            println!("Nothing downloaded.");
+                        }
+                        chosen
+                    }
+                };
+                if let Some(pick) = picked {
+                    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                    match commands::download(opts, &handle, pick, far, signals) {
+                        Ok(line) => println!("{line}"),
+                        Err(Stop::Failed(e)) => println!("{e}"),
+                        Err(Stop::Interrupted(_)) => {
+                            println!("Download cancelled; {}.", commands::RESUME)
+                        }
                     }
                 }
             }

@@ -234,11 +234,15 @@ fn cli_errors_are_one_line_and_non_zero() {
     let out = p2pshare(d, &file, &["get", "x", "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    // A second peer on the same folder is refused with a clear message.
+    // A second peer on the same folder is refused with a clear message (a one-shot `get`
+    // there goes through the running peer instead, and says what it says).
     let first = Peer::serve(d, &[], &[]);
-    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    let out = p2pshare(d, first.dir.path(), &["serve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already uses"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = p2pshare(d, first.dir.path(), &["get", "x", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     // A name nobody shares.
     let out = p2pshare(d, dir.path(), &["get", "nothing-here", "--timeout", "1"]);
@@ -496,4 +500,128 @@ fn sigterm_and_sigint_say_goodbye_and_exit_within_a_second() {
     watcher.peers_until(Duration::from_secs(1), |n| n == 0);
     assert_eq!(watcher.cmd("quit"), "");
     assert!(watcher.child.wait().unwrap().success());
+}
+
+/// Two different files named alike: a one-shot `get` lists them numbered and exits 1; with a
+/// partial of one of them in the folder it resumes that one; the prompt asks which one and
+/// takes a number.
+#[test]
+fn same_name_different_files() {
+    use p2pshare_proto::Manifest;
+    let d = dport(8);
+    let (a, b) = (data(300_000, 81), data(200_000, 82));
+    let _sa = Peer::serve(d, &[("same.bin", &a)], &[]);
+    let _sb = Peer::serve(d, &[("same.bin", &b)], &["--runtime", "smol"]);
+    let (ida, idb) = (Manifest::of_bytes(&a).id(), Manifest::of_bytes(&b).id());
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pshare(d, dir.path(), &["get", "same.bin", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("  1. ") && listed.contains("  2. "),
+        "{listed}"
+    );
+    assert!(
+        stderr(&out).contains("2 different files are named"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A partial of b: `get` resumes it.
+    let part = p2pshare_host::store::partial_file_name("same.bin", &idb);
+    std::fs::write(dir.path().join(&part), &b[..100_000]).unwrap();
+    let out = p2pshare(d, dir.path(), &["get", "same.bin", "--timeout", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("dl_same.bin")).unwrap(), b);
+
+    // The prompt asks, and takes the number of a.
+    let mut p = PromptProc::start(d);
+    p.peers_until(Duration::from_secs(10), |n| n == 2);
+    writeln!(p.stdin, "get same.bin").unwrap();
+    let question = "Which one? (number or id prefix; empty: none): ";
+    let mut got = Vec::new();
+    while !got.ends_with(question.as_bytes()) {
+        let mut byte = [0u8];
+        assert_eq!(
+            p.out.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    let number = if ida < idb { "1" } else { "2" };
+    let saved = p.cmd(number);
+    assert!(saved.starts_with("Saved "), "{saved}");
+    let dl: Vec<_> = std::fs::read_dir(p._dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dl_same"))
+        .collect();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(std::fs::read(dl[0].path()).unwrap(), a);
+    assert_eq!(p.cmd("quit"), "");
+}
+
+/// With `serve` running on a folder, the one-shots given that folder go through it: `get`
+/// exits 0 once the running peer placed the verified file; `status --json` and `list` answer
+/// at once from its view; the socket is owner-only and gone when the peer stops.
+#[test]
+fn a_running_peer_is_driven_through_its_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dport(9);
+    let file = data(3 << 20, 91);
+    let _seeder = Peer::serve(d, &[("movie.bin", &file)], &[]);
+    let mut runner = Peer::serve(d, &[], &["--runtime", "smol"]);
+    let folder = runner.dir.path().to_path_buf();
+    let sock = folder.join(".p2pshare.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // Wait until the running peer lists the file (its view, through the socket).
+    let start = Instant::now();
+    loop {
+        let out = p2pshare(d, &folder, &["list"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if stdout(&out).contains("movie.bin") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            stdout(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    let out = p2pshare(d, &folder, &["get", "movie.bin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Saved "), "{}", stdout(&out));
+    println!("get through the running peer: {:?}", t.elapsed());
+    assert_eq!(std::fs::read(folder.join("dl_movie.bin")).unwrap(), file);
+    // `status --json` parses; the next scan shares the new file.
+    let start = Instant::now();
+    loop {
+        let out = p2pshare(d, &folder, &["status", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let st: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(st["version"], 1);
+        assert_eq!(st["peers"].as_array().unwrap().len(), 1, "{st}");
+        let shared = st["shared"].as_array().unwrap();
+        if shared.iter().any(|f| f["name"] == "dl_movie.bin") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A name nobody shares: one line, exit 1, as standalone.
+    let out = p2pshare(d, &folder, &["get", "nothing.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no peer shares"), "{}", stderr(&out));
+    // The peer stops (SIGTERM): the socket goes; a one-shot works standalone again.
+    kill(runner.child.id(), "-TERM");
+    exit_within(&mut runner.child, Duration::from_secs(2));
+    assert!(!sock.exists());
+    let out = p2pshare(d, &folder, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no peer runs"), "{}", stderr(&out));
 }

@@ -23,7 +23,9 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::{ConfigError, ConnId, Input, LocalFile, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{
+    ConfigError, ConnId, ContentId, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
+};
 
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
@@ -123,6 +125,8 @@ pub struct Driver {
     net: VecDeque<NetOp>,
     stopped: bool,
     scanner_stop: Arc<AtomicBool>,
+    /// Downloads someone follows besides the notices: their events go there too.
+    watchers: Vec<(ContentId, Sender<Event>)>,
     /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
     /// when to look again.
     interfaces: Option<(PeerConfig, Instant)>,
@@ -224,6 +228,7 @@ pub fn start(
         net: VecDeque::new(),
         stopped: false,
         scanner_stop,
+        watchers: Vec::new(),
         interfaces: cfg
             .broadcast
             .is_empty()
@@ -335,6 +340,14 @@ impl Driver {
             Request::Get { content, name } => {
                 self.input(Input::Command(Command::Get { content, name }))
             }
+            Request::GetWatched {
+                content,
+                name,
+                events,
+            } => {
+                self.watchers.push((content, events));
+                self.input(Input::Command(Command::Get { content, name }))
+            }
             Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
@@ -423,6 +436,22 @@ impl Driver {
         self.stopped
     }
 
+    /// Sends a download's events to whoever follows it; forgets the follower after the last
+    /// one (or once it is gone).
+    fn watch(&mut self, e: &Event) {
+        let (content, last) = match e {
+            Event::DownloadStarted { content, .. } | Event::Progress { content, .. } => {
+                (content, false)
+            }
+            Event::DownloadDone { content, .. } | Event::DownloadFailed { content, .. } => {
+                (content, true)
+            }
+            _ => return,
+        };
+        self.watchers
+            .retain(|(c, tx)| c != content || (tx.send(e.clone()).is_ok() && !last));
+    }
+
     fn notify(&mut self, n: Notice) {
         self.notices.send(n);
     }
@@ -435,7 +464,10 @@ impl Driver {
             match out {
                 Output::Net(op) => self.net.push_back(op),
                 Output::Disk(op) => self.disk.submit(Job::Node(op)),
-                Output::Event(e) => self.notify(Notice::Event(e)),
+                Output::Event(e) => {
+                    self.watch(&e);
+                    self.notify(Notice::Event(e))
+                }
             }
         }
     }

@@ -20,6 +20,17 @@ pub enum Request {
         /// The name the user asked for.
         name: Option<String>,
     },
+    /// Download this content like [`Request::Get`], and send its events (progress, done,
+    /// failed) to `events` as well as to the notices: how a caller other than the CLI's own
+    /// loop (the control socket) follows the download it asked for.
+    GetWatched {
+        /// Which.
+        content: ContentId,
+        /// The name the user asked for.
+        name: Option<String>,
+        /// Where its events go; the sender is dropped after the last one.
+        events: Sender<Event>,
+    },
     /// Stop downloading it (the partial file is kept).
     Cancel(ContentId),
     /// Send back a [`Snapshot`].
@@ -95,6 +106,53 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
+/// A way to drive a running peer from another thread (the control socket): requests and
+/// snapshots, but no notices and no shutdown. Cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    requests: Sender<Request>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Controller")
+    }
+}
+
+impl Controller {
+    /// Sends a request to the peer.
+    pub fn request(&self, r: Request) -> Result<(), Stopped> {
+        self.requests.send(r).map_err(|_| Stopped)?;
+        (self.wake)();
+        Ok(())
+    }
+
+    /// The peer's current state.
+    pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
+        let (tx, rx) = mpsc::channel();
+        self.request(Request::Snapshot(tx))?;
+        rx.recv_timeout(Duration::from_secs(30))
+            .map_err(|_| Stopped)
+    }
+
+    /// Starts downloading `content` (saved under `name` if given); its events come on the
+    /// receiver, which ends after `DownloadDone` or `DownloadFailed`.
+    pub fn get_watched(
+        &self,
+        content: ContentId,
+        name: Option<String>,
+    ) -> Result<Receiver<Event>, Stopped> {
+        let (events, rx) = mpsc::channel();
+        self.request(Request::GetWatched {
+            content,
+            name,
+            events,
+        })?;
+        Ok(rx)
+    }
+}
+
 /// A running peer. Dropping it shuts the peer down and waits for it.
 pub struct Handle {
     requests: Sender<Request>,
@@ -140,6 +198,14 @@ impl Handle {
         self.requests.send(r).map_err(|_| Stopped)?;
         (self.wake)();
         Ok(())
+    }
+
+    /// A [`Controller`] for this peer, for another thread.
+    pub fn controller(&self) -> Controller {
+        Controller {
+            requests: self.requests.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     /// Starts downloading `content`, saved under `name` (the name the user asked for) or,

@@ -33,7 +33,7 @@ pub mod tail;
 
 pub use config::PeerConfig;
 pub use driver::{Driver, Network, StartError, Started, perform, start};
-pub use handle::{Handle, Notice, Request, SharedFile, Snapshot, Stopped};
+pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;
 pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_file};

@@ -54,7 +54,7 @@ pub struct DownloadView {
 }
 
 /// Counters of what the node dropped or refused. Bad input is counted here, never a panic.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// Datagrams that were not ours (another program).
     pub datagrams_foreign: u64,

@@ -1,0 +1,330 @@
+//! The control socket: a running peer (the prompt, `serve`) listens on a Unix socket inside
+//! its shared folder, and the one-shot `list`, `peers`, `status` and `get` given that folder
+//! talk to it instead of starting a second peer (which the folder lock would refuse anyway).
+//!
+//! Protocol: the client sends one JSON line, an [`Ask`] with a `version`; the peer answers
+//! with JSON lines ([`Answer`], each with a `version`) and closes. A `get` streams progress
+//! and ends with `done` (the verified file is in place) or `failed`.
+//!
+//! Invariants: the socket is owner-only (0600) and lives in the folder the peer locked, so it
+//! is the running peer's; a stale one (the peer was killed) is replaced by the next peer; a
+//! request line longer than [`MAX_ASK`] is refused; a client that goes away while its `get`
+//! runs cancels that download (the partial file is kept).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use p2pshare_host::{Controller, Request, Snapshot};
+use p2pshare_proto::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::args::Opts;
+use crate::commands::{self, Unresolved};
+use crate::format;
+
+/// The socket's name in the shared folder (hidden: never scanned, never shared).
+pub const SOCKET: &str = ".p2pshare.sock";
+/// Version of the protocol (and of the JSON shapes it carries).
+pub const VERSION: u32 = 1;
+/// Longest request line.
+pub const MAX_ASK: u64 = 64 << 10;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Ask {
+    /// Peers, shared files, downloads and counters.
+    Status,
+    /// Other peers' files.
+    List,
+    /// Known peers.
+    Peers,
+    /// Download a file by name or content-id prefix.
+    Get {
+        /// The name or prefix.
+        name: String,
+    },
+}
+
+/// What the peer answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Answer {
+    /// The answer to `status`, `list` or `peers`: as text and as JSON.
+    View {
+        /// What the one-shot prints.
+        text: String,
+        /// What it prints with `--json`.
+        json: serde_json::Value,
+    },
+    /// A `get` is under way.
+    Progress {
+        /// Verified bytes on disk.
+        done: u64,
+        /// File size.
+        total: u64,
+        /// Peers with requests in flight.
+        peers: usize,
+    },
+    /// The file is verified and in place.
+    Done {
+        /// What the one-shot prints.
+        line: String,
+    },
+    /// Nothing to do (we share that file already).
+    Said {
+        /// What to print.
+        text: String,
+    },
+    /// The request failed; the one-shot exits 1.
+    Failed {
+        /// One line.
+        error: String,
+        /// More lines to print first (the files one name designates).
+        detail: Option<String>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    version: u32,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// The listening socket of a running peer; removed when dropped.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Listens on the socket in `opts.shared` for the peer `ctl` drives. Call only while holding
+/// the folder lock: any socket already there is stale and replaced.
+pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
+    let path = opts.shared.join(SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    let server = ControlServer { path: path.clone() };
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let shared = opts.shared.clone();
+    std::thread::Builder::new()
+        .name("p2pshare-control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (ctl, shared) = (ctl.clone(), shared.clone());
+                let _ = std::thread::Builder::new()
+                    .name("p2pshare-client".into())
+                    .spawn(move || client(stream, &ctl, &shared));
+            }
+        })?;
+    Ok(server)
+}
+
+fn send(w: &mut impl Write, a: Answer) -> std::io::Result<()> {
+    let line = serde_json::to_string(&Envelope {
+        version: VERSION,
+        body: a,
+    })?;
+    writeln!(w, "{line}")?;
+    w.flush()
+}
+
+/// Serves one client: one request, its answers.
+fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut line = String::new();
+    let read = BufReader::new(stream.take(MAX_ASK)).read_line(&mut line);
+    let ask = match read {
+        Ok(_) => serde_json::from_str::<Envelope<Ask>>(&line).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let answer = match ask {
+        Ok(Envelope { version, .. }) if version != VERSION => Answer::Failed {
+            error: format!("the running peer speaks control version {VERSION}, not {version}"),
+            detail: None,
+        },
+        Ok(Envelope {
+            body: Ask::Get { name },
+            ..
+        }) => return get(&mut out, ctl, shared, &name),
+        Ok(Envelope { body: ask, .. }) => match ctl.snapshot() {
+            Ok(s) => view(&ask, &s),
+            Err(e) => Answer::Failed {
+                error: e.to_string(),
+                detail: None,
+            },
+        },
+        Err(e) => Answer::Failed {
+            error: format!("bad request: {e}"),
+            detail: None,
+        },
+    };
+    let _ = send(&mut out, answer);
+}
+
+fn view(ask: &Ask, s: &Snapshot) -> Answer {
+    let (text, json) = match ask {
+        Ask::List => (format::list(s), format::list_json(s)),
+        Ask::Peers => (format::peers(s), format::peers_json(s)),
+        _ => (format::status(s), format::status_json(s)),
+    };
+    Answer::View {
+        text,
+        json: serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// A `get` through the running peer: resolves the name against its view, starts the
+/// download, streams its progress, and ends with its outcome.
+fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
+    let failed = |error: String, detail: Option<String>| Answer::Failed { error, detail };
+    let snap = match ctl.snapshot() {
+        Ok(s) => s,
+        Err(e) => return drop(send(out, failed(e.to_string(), None))),
+    };
+    let pick = match commands::content_by_name(&snap, name, shared) {
+        Ok(p) => p,
+        Err(Unresolved::Unknown(m)) => return drop(send(out, failed(m, None))),
+        Err(Unresolved::Have(m)) => return drop(send(out, Answer::Said { text: m })),
+        Err(Unresolved::Ambiguous(a)) => {
+            let error = format!("{}; use `get <id prefix>`", a.what);
+            let detail = format!("{}:\n{}", a.what, a.list);
+            return drop(send(out, failed(error, Some(detail))));
+        }
+    };
+    let content = pick.content;
+    let events = match ctl.get_watched(content, pick.name) {
+        Ok(rx) => rx,
+        Err(e) => return drop(send(out, failed(e.to_string(), None))),
+    };
+    let start = Instant::now();
+    for e in events {
+        let answer = match e {
+            Event::Progress {
+                done, total, peers, ..
+            } => Answer::Progress { done, total, peers },
+            end @ (Event::DownloadDone { .. } | Event::DownloadFailed { .. }) => {
+                let secs = start.elapsed().as_secs_f64();
+                let answer = match commands::summary_in(shared, end, secs) {
+                    Ok(line) => Answer::Done { line },
+                    Err(error) => failed(error, None),
+                };
+                return drop(send(out, answer));
+            }
+            _ => continue,
+        };
+        if send(out, answer).is_err() {
+            // The client went away (killed, interrupted): stop its download, keep the partial.
+            let _ = ctl.request(Request::Cancel(content));
+            return;
+        }
+    }
+}
+
+/// The running peer of `shared`, if one listens.
+pub fn connect(shared: &Path) -> Option<UnixStream> {
+    UnixStream::connect(shared.join(SOCKET)).ok()
+}
+
+/// Sends `ask` on `stream` and calls `each` with every answer until the peer closes; calls
+/// `tick` whenever nothing came for [`crate::signals::POLL`], and stops with its error.
+pub fn ask(
+    stream: UnixStream,
+    ask: Ask,
+    mut tick: impl FnMut() -> Result<(), String>,
+    mut each: impl FnMut(Answer) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut w = stream
+        .try_clone()
+        .map_err(|e| format!("the running peer: {e}"))?;
+    let line = serde_json::to_string(&Envelope {
+        version: VERSION,
+        body: ask,
+    })
+    .map_err(|e| e.to_string())?;
+    writeln!(w, "{line}").map_err(|e| format!("the running peer: {e}"))?;
+    stream
+        .set_read_timeout(Some(crate::signals::POLL))
+        .map_err(|e| format!("the running peer: {e}"))?;
+    let mut r = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        // Bytes read before a timeout stay in `line`: a line may come in pieces.
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) if line.ends_with(b"\n") => {}
+            Ok(_) => return Err("the running peer stopped mid-answer".into()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                tick()?;
+                continue;
+            }
+            Err(e) => return Err(format!("the running peer: {e}")),
+        }
+        let env: Envelope<Answer> = serde_json::from_slice(&line)
+            .map_err(|e| format!("the running peer answered something else: {e}"))?;
+        if env.version != VERSION {
+            return Err(format!(
+                "the running peer speaks control version {}, not {VERSION}",
+                env.version
+            ));
+        }
+        line.clear();
+        each(env.body)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_answers_are_versioned_json_lines() {
+        let a = serde_json::to_string(&Envelope {
+            version: VERSION,
+            body: Ask::Get { name: "x".into() },
+        })
+        .unwrap_or_default();
+        assert_eq!(a, r#"{"version":1,"cmd":"get","name":"x"}"#);
+        let p = serde_json::to_string(&Envelope {
+            version: VERSION,
+            body: Answer::Progress {
+                done: 1,
+                total: 2,
+                peers: 3,
+            },
+        })
+        .unwrap_or_default();
+        assert_eq!(
+            p,
+            r#"{"version":1,"kind":"progress","done":1,"total":2,"peers":3}"#
+        );
+        let back: Envelope<Answer> = serde_json::from_str(&p).expect("round trip");
+        assert_eq!(
+            back.body,
+            Answer::Progress {
+                done: 1,
+                total: 2,
+                peers: 3
+            }
+        );
+    }
+}
