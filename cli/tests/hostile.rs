@@ -15,8 +15,8 @@
 //!   victim: the one-shot announces itself when it starts and listens for one second, so a
 //!   victim is listed only if its loop answered the newcomer within that second (peers answer a
 //!   newcomer within 250 ms; their periodic announcement comes only every 5 s);
-//! - the victim's counters (the `stats:` line of `serve -v`; the prompt prints none) show the
-//!   drops the scenario names.
+//! - the victim's counters (the seeder's `stats:` line of `serve -v`, the downloader's from a
+//!   `status` one-shot through its control socket) show the drops the scenario names.
 //!
 //! The victim of each attack, and what the attacker (this test binary re-executed on host 4 with
 //! `P2PT_HELPER=mode`, at `nice 19` since on a LAN it would have a CPU of its own) does (an id
@@ -139,6 +139,8 @@ struct Scenario {
     victims: &'static [usize],
     /// Counters of the seeder's `stats:` line that must show the drops (present and > 0).
     counters: &'static [&'static str],
+    /// Counters of the downloader (its `status` one-shot) that must show the drops.
+    downloader_counters: &'static [&'static str],
     /// What the victim does not count (yet) that this attack should show.
     missing: &'static str,
     /// Counters of the seeder that must move when the attack goes on for `P2PT_HOSTILE_LONG`
@@ -152,6 +154,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "ask",
         victims: &[SEEDER],
         counters: &["connections_paused"],
+        downloader_counters: &[],
         missing: "",
         long_counters: &["closed_not_reading"],
     },
@@ -160,7 +163,8 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "impersonate",
         victims: &[DOWNLOADER],
         counters: &[],
-        missing: "the downloader is a prompt, which prints no stats (frames_unsolicited there)",
+        downloader_counters: &["frames_unsolicited"],
+        missing: "",
         long_counters: &[],
     },
     Scenario {
@@ -168,7 +172,8 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "spoof",
         victims: &[DOWNLOADER, SEEDER],
         counters: &["claims_elsewhere"],
-        missing: "the downloader is a prompt, which prints no stats (claims_elsewhere there)",
+        downloader_counters: &["claims_elsewhere"],
+        missing: "",
         long_counters: &[],
     },
     Scenario {
@@ -176,6 +181,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "catalog",
         victims: &[SEEDER],
         counters: &["catalog_entries_dropped"],
+        downloader_counters: &[],
         missing: "",
         long_counters: &[],
     },
@@ -184,6 +190,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "reflect",
         victims: &[SEEDER],
         counters: &["peers_per_ip_full", "peers_unreachable"],
+        downloader_counters: &[],
         missing: "",
         long_counters: &[],
     },
@@ -192,6 +199,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "slots",
         victims: &[SEEDER],
         counters: &["peers_per_ip_full", "connections_refused"],
+        downloader_counters: &[],
         missing: "",
         long_counters: &[],
     },
@@ -200,6 +208,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "disk",
         victims: &[SEEDER],
         counters: &["requests_refused", "answers_delayed"],
+        downloader_counters: &[],
         missing: "",
         long_counters: &[],
     },
@@ -208,8 +217,11 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "drip",
         victims: &[DOWNLOADER, SEEDER],
         counters: &["answers_delayed"],
-        missing: "the downloader is a prompt, which prints no stats (requests_expired there); \
-                  closed_not_reading comes only after stall + 9 MiB at 64 KiB/s (~150 s)",
+        downloader_counters: &[],
+        missing: "requests_expired: the drip holder's 4 requests would expire only after stall + \
+                  2 chunks at 64 KiB/s (~37 s), and endgame finishes the download first; \
+                  closed_not_reading only after stall + 9 MiB at 64 KiB/s (~150 s): \
+                  P2PT_HOSTILE_LONG=180",
         long_counters: &["closed_not_reading"],
     },
     Scenario {
@@ -217,6 +229,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "bigframe",
         victims: &[SEEDER],
         counters: &["protocol_errors"],
+        downloader_counters: &[],
         missing: "",
         long_counters: &[],
     },
@@ -494,6 +507,10 @@ fn attack(item: u32, rt: Rt) {
         .map(|(&pid, &(seen, _))| status_kib(pid, "VmHWM:").unwrap_or(0).max(seen))
         .collect();
     let stats = last_stats(&net.stderr(seeder));
+    // The downloader's counters, through its control socket.
+    let dstats = last_stats(&String::from_utf8_lossy(
+        &net.run(DOWNLOADER, &["status"]).stdout,
+    ));
     let attacker = progress(&net.stdout(h));
     let probed = probe.map(|p| progress(&net.stdout(p))).unwrap_or_default();
 
@@ -564,6 +581,22 @@ fn attack(item: u32, rt: Rt) {
                 "{key}={}",
                 if present {
                     stat(&stats, key).to_string()
+                } else {
+                    "(not printed)".into()
+                }
+            ),
+        );
+    }
+    for key in sc.downloader_counters {
+        let present = dstats.iter().any(|(k, _)| k == key);
+        check(
+            &mut checks,
+            format!("downloader counts {key}"),
+            present && stat(&dstats, key) > 0,
+            format!(
+                "{key}={}",
+                if present {
+                    stat(&dstats, key).to_string()
                 } else {
                     "(not printed)".into()
                 }
@@ -666,16 +699,19 @@ fn attack(item: u32, rt: Rt) {
     );
 
     // The row.
-    let nonzero: Vec<String> = stats
-        .iter()
-        .filter(|(_, v)| *v > 0)
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let nonzero = |stats: &[(String, u64)]| -> String {
+        stats
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
     eprintln!(
         "TABLE | {item} {:<24} | {:<4} | base {baseline:5.2} s | \
          attacked {took:6.2} s (limit {limit:5.2}) | peak RSS {} KiB (before {}) | \
-         peers {}/{} ms {} | seeder stats: {} | attacker: {} | {}",
+         peers {}/{} ms {} | seeder stats: {} | downloader stats: {} | attacker: {} | {}",
         sc.name,
         rt.name(),
         peaks
@@ -695,7 +731,8 @@ fn attack(item: u32, rt: Rt) {
         } else {
             "MISSING"
         },
-        nonzero.join(" "),
+        nonzero(&stats),
+        nonzero(&dstats),
         attacker
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
