@@ -32,9 +32,10 @@
 //! 3. `spoof` — downloader and seeder (and everyone): datagrams from the attacker's own
 //!    address claiming the seeder's and the downloader's ids: a new instance, its `bye`, the
 //!    real instance at a new port, the real instance's `bye`;
-//! 4. `catalog` — seeder (and everyone): announces itself with a new revision every 300 ms and
-//!    serves a catalog of 50 pages as big as a page may be (~240k entries, 25 MiB: half of them
-//!    names of one content, half distinct contents);
+//! 4. `catalog` — seeder and downloader (and everyone): announces itself with a new revision
+//!    every 300 ms and serves a catalog of 50 pages as big as a page may be (~240k entries,
+//!    25 MiB: half of them names of one content, half distinct contents); what a `list` at the
+//!    downloader's prompt then costs is shown;
 //! 5. `reflect` — seeder (and everyone): 1024 fresh ids a second, all at the attacker's own
 //!    address, port 2222, where it accepts and closes at once (and counts who came);
 //! 6. `slots` — seeder: 1024 ids at the attacker's address, each on its own port answering
@@ -179,7 +180,7 @@ const SCENARIOS: [Scenario; 9] = [
     Scenario {
         name: "huge-catalog",
         mode: "catalog",
-        victims: &[SEEDER],
+        victims: &[SEEDER, DOWNLOADER],
         counters: &["catalog_entries_dropped"],
         downloader_counters: &[],
         missing: "",
@@ -498,6 +499,20 @@ fn attack(item: u32, rt: Rt) {
         Some(_) => d.cmd("peers", S(10)),
         None => String::new(),
     };
+    // What a `list` at the attacked prompt costs (shown, not checked: item 4's table).
+    let listed = match (&got, sc.mode) {
+        (Some(_), "catalog") => {
+            let t = Instant::now();
+            let out = d.try_next_after("list", S(30));
+            format!(
+                " | prompt list: {} ms, {} lines, {} bytes",
+                t.elapsed().as_millis(),
+                out.as_deref().map_or(0, |o| o.lines().count()),
+                out.as_deref().map_or(0, str::len)
+            )
+        }
+        _ => String::new(),
+    };
     thread::sleep(MS(1200)); // one more stats line
     let watched = watchdog.finish();
     // VmHWM while the victim lives; what the watchdog saw when it had to kill it.
@@ -508,15 +523,22 @@ fn attack(item: u32, rt: Rt) {
         .collect();
     let stats = last_stats(&net.stderr(seeder));
     // The downloader's counters, through its control socket.
-    let dstats = last_stats(&String::from_utf8_lossy(
-        &net.run(DOWNLOADER, &["status"]).stdout,
-    ));
+    let dstatus = String::from_utf8_lossy(&net.run(DOWNLOADER, &["status"]).stdout).into_owned();
+    let dstats = last_stats(&dstatus);
     let attacker = progress(&net.stdout(h));
     let probed = probe.map(|p| progress(&net.stdout(p))).unwrap_or_default();
 
     // The checks.
     let mut checks = Vec::new();
-    let saved = got.clone().unwrap_or_else(|| d.pending());
+    // Unfinished, the downloader's own word on where its download stands.
+    let saved = got.clone().unwrap_or_else(|| {
+        let progress: Vec<&str> = dstatus
+            .lines()
+            .skip_while(|l| !l.starts_with("downloads:"))
+            .take_while(|l| !l.starts_with("stats:"))
+            .collect();
+        format!("{}{}", d.pending(), progress.join(" "))
+    });
     let identical = got.is_some()
         && saved.contains("Saved ")
         && std::fs::read(net.shared(DOWNLOADER).join("dl_movie-b.bin")).is_ok_and(|x| x == b);
@@ -711,7 +733,7 @@ fn attack(item: u32, rt: Rt) {
     eprintln!(
         "TABLE | {item} {:<24} | {:<4} | base {baseline:5.2} s | \
          attacked {took:6.2} s (limit {limit:5.2}) | peak RSS {} KiB (before {}) | \
-         peers {}/{} ms {} | seeder stats: {} | downloader stats: {} | attacker: {} | {}",
+         peers {}/{} ms {} | seeder stats: {} | downloader stats: {} | attacker: {}{listed} | {}",
         sc.name,
         rt.name(),
         peaks

@@ -488,6 +488,13 @@ impl Prompt {
         }
     }
 
+    /// Types a command; its output, or `None` when no prompt came within `within`.
+    #[allow(dead_code)]
+    pub fn try_next_after(&mut self, line: &str, within: Duration) -> Option<String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.try_next(within)
+    }
+
     /// What the peer printed so far without a prompt after it.
     #[allow(dead_code)]
     pub fn pending(&self) -> String {
