@@ -70,6 +70,10 @@ pub struct Opts {
     /// `stats:` line of input counters whenever they change).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// No progress bars or progress lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 /// Which event loop to use.
@@ -119,5 +123,8 @@ pub enum Cmd {
         /// Give up after this many seconds (the partial file is kept for resume).
         #[arg(long, default_value_t = 600.0, value_name = "SECS")]
         timeout: f64,
+        /// Print the result as JSON: path, size, sha256, content id, seconds, sources.
+        #[arg(long)]
+        json: bool,
     },
 }

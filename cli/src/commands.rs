@@ -1,19 +1,20 @@
 //! The one-shot subcommands, and the download procedure the prompt shares with `get`.
 
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use p2pshare_host::store::partial_file_name;
-use p2pshare_host::{Handle, Notice, Request, Snapshot};
+use p2pshare_host::{Notice, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
-use p2pshare_proto::{ContentId, Event, hex};
+use p2pshare_proto::{ContentId, Event};
 
 use crate::Failure;
 use crate::args::Opts;
 use crate::control::{self, Answer, Ask};
+use crate::download::{RESUME, Stop, download_many};
 use crate::format;
 use crate::peer::{self, Mode};
+use crate::progress::Progress;
 use crate::signals::{self, Signals};
 
 /// `p2pshare serve`: share and serve until SIGINT or SIGTERM, then say goodbye.
@@ -56,28 +57,35 @@ pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fa
 
 /// Prints a notice when it matters to the user (more of them with -v).
 pub fn report(opts: &Opts, n: &Notice) {
+    if let Some(line) = notice_line(opts, n) {
+        eprintln!("{line}");
+    }
+}
+
+/// The line to print for a notice, if it matters to the user (more of them with -v).
+pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
     match n {
-        Notice::Warning(w) => eprintln!("p2pshare: warning: {w}"),
+        Notice::Warning(w) => Some(format!("p2pshare: warning: {w}")),
         Notice::Event(e) if opts.verbose > 0 => match e {
-            Event::PeerFound { addr, .. } => eprintln!("peer found: {addr}"),
-            Event::PeerLost { addr, .. } => eprintln!("peer lost: {addr}"),
+            Event::PeerFound { addr, .. } => Some(format!("peer found: {addr}")),
+            Event::PeerLost { addr, .. } => Some(format!("peer lost: {addr}")),
             Event::CatalogUpdated { peer, files } => {
-                eprintln!("catalog of {peer}: {files} files")
+                Some(format!("catalog of {peer}: {files} files"))
             }
-            Event::ChunkRejected { peer, index, .. } => {
-                eprintln!("chunk {index} from {peer} failed its SHA-256: rejected")
-            }
-            _ => {}
+            Event::ChunkRejected { peer, index, .. } => Some(format!(
+                "chunk {index} from {peer} failed its SHA-256: rejected"
+            )),
+            _ => None,
         },
         Notice::Scanned {
             files,
             hashed_files,
             hashed_bytes,
-        } if opts.verbose > 0 => eprintln!(
+        } if opts.verbose > 0 => Some(format!(
             "sharing {files} files (hashed {hashed_files} files, {})",
             format::size(*hashed_bytes)
-        ),
-        _ => {}
+        )),
+        _ => None,
     }
 }
 
@@ -168,12 +176,13 @@ pub fn get(
     port: Option<u16>,
     name: &str,
     timeout: f64,
+    json: bool,
     signals: &Signals,
 ) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
     if let Some(stream) = control::connect(&opts.shared) {
-        return get_through(stream, name, signals);
+        return get_through(opts, stream, name, json, signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Start as soon as one holder lists the file: the download begins on its manifest, and
@@ -213,16 +222,22 @@ pub fn get(
             }
         }
     };
-    match download(opts, &handle, pick, deadline, signals) {
-        Ok(line) => println!("{line}"),
+    let picks = [(pick, name.to_owned())];
+    let result = download_many(opts, &handle, &picks, deadline, signals);
+    handle.shutdown();
+    match result {
+        Ok(mut outcomes) => match outcomes.pop() {
+            Some(Ok(done)) if json => println!("{}", done.json),
+            Some(Ok(done)) => println!("{}", done.line),
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("no outcome".to_owned().into()),
+        },
         Err(Stop::Failed(e)) => return Err(e.into()),
         Err(Stop::Interrupted(sig)) => {
             eprintln!("p2pshare: download cancelled; {RESUME}");
-            handle.shutdown();
             return Err(Failure::Signal(sig));
         }
     }
-    handle.shutdown();
     Ok(())
 }
 
@@ -242,11 +257,16 @@ fn other_partial(shared: &Path, name: &str, content: &ContentId) -> bool {
 
 /// `get` through the running peer of the folder: same output and exit status as standalone.
 fn get_through(
+    opts: &Opts,
     stream: std::os::unix::net::UnixStream,
     name: &str,
+    json: bool,
     signals: &Signals,
 ) -> Result<(), Failure> {
-    let bar = ProgressBar::new();
+    let mut progress = Progress::new(opts.quiet);
+    // The running peer resolves the name; the bar shows it until then.
+    let label = ContentId([0; 32]);
+    progress.add(label, name);
     let mut interrupted = None;
     let result = control::ask(
         stream,
@@ -263,20 +283,25 @@ fn get_through(
         },
         |a| match a {
             Answer::Progress { done, total, peers } => {
-                bar.draw(done, total, peers);
+                progress.update(&label, done, total, peers);
                 Ok(())
             }
-            Answer::Done { line } => {
-                bar.clear();
-                println!("{line}");
+            Answer::Done { line, json: j } => {
+                progress.clear();
+                if json {
+                    println!("{j}");
+                } else {
+                    println!("{line}");
+                }
                 Ok(())
             }
             Answer::Said { text } => {
+                progress.clear();
                 println!("{text}");
                 Ok(())
             }
             Answer::Failed { error, detail } => {
-                bar.clear();
+                progress.clear();
                 if let Some(d) = detail {
                     println!("{d}");
                 }
@@ -285,24 +310,12 @@ fn get_through(
             Answer::View { .. } => Err("the running peer answered a view to a get".into()),
         },
     );
+    progress.clear();
     if let Some(sig) = interrupted {
-        bar.clear();
         eprintln!("p2pshare: download cancelled; {RESUME}");
         return Err(Failure::Signal(sig));
     }
     result.map_err(Failure::from)
-}
-
-/// What to tell the user about a stopped download.
-pub const RESUME: &str = "the partial file is kept: `get` it again to resume";
-
-/// Why [`download`] returned without the file.
-#[derive(Debug)]
-pub enum Stop {
-    /// It failed, or timed out (the message says why).
-    Failed(String),
-    /// SIGINT or SIGTERM came: the download was cancelled, its partial file kept.
-    Interrupted(i32),
 }
 
 /// Several different files that one name designates.
@@ -420,190 +433,6 @@ pub fn content_by_name(s: &Snapshot, name: &str, shared: &Path) -> Result<Pick, 
                     })
                     .collect(),
             }))
-        }
-    }
-}
-
-/// Downloads `pick`, drawing progress on a terminal; returns the line to print on success.
-pub fn download(
-    opts: &Opts,
-    handle: &Handle,
-    pick: Pick,
-    deadline: Instant,
-    signals: &Signals,
-) -> Result<String, Stop> {
-    let start = Instant::now();
-    let content = pick.content;
-    handle
-        .get(content, pick.name)
-        .map_err(|e| Stop::Failed(e.to_string()))?;
-    let bar = ProgressBar {
-        shown: std::io::stderr().is_terminal(),
-        start,
-    };
-    let end = wait_for_outcome(opts, handle, content, deadline, &bar, signals);
-    bar.clear();
-    summary(opts, end?, start.elapsed().as_secs_f64()).map_err(Stop::Failed)
-}
-
-/// Reports notices and draws progress until `content`'s download ends; returns its last event,
-/// `DownloadDone` or `DownloadFailed`. Errors: the deadline passed or a signal came (the
-/// download is cancelled, its partial file kept), or the peer stopped.
-fn wait_for_outcome(
-    opts: &Opts,
-    handle: &Handle,
-    content: ContentId,
-    deadline: Instant,
-    bar: &ProgressBar,
-    signals: &Signals,
-) -> Result<Event, Stop> {
-    loop {
-        if let Some(sig) = signals.take() {
-            let _ = handle.request(Request::Cancel(content));
-            return Err(Stop::Interrupted(sig));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let _ = handle.request(Request::Cancel(content));
-            return Err(Stop::Failed(format!("timed out; {RESUME}")));
-        }
-        let notice = match handle.next_notice(left.min(signals::POLL)) {
-            Ok(Some(n)) => n,
-            Ok(None) => continue,
-            Err(e) => return Err(Stop::Failed(e.to_string())),
-        };
-        report(opts, &notice);
-        let Notice::Event(e) = notice else { continue };
-        match e {
-            Event::Progress {
-                content: c,
-                done,
-                total,
-                peers,
-            } if c == content => bar.draw(done, total, peers),
-            Event::DownloadDone { content: c, .. } | Event::DownloadFailed { content: c, .. }
-                if c == content =>
-            {
-                return Ok(e);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// What to print when a download ended with `end`: for `DownloadDone`, where the file is, its
-/// hash and who sent what; for `DownloadFailed`, why, as the error.
-fn summary(opts: &Opts, end: Event, secs: f64) -> Result<String, String> {
-    summary_in(&opts.shared, end, secs)
-}
-
-/// [`summary`] for a download into the folder `shared`.
-pub fn summary_in(shared: &Path, end: Event, secs: f64) -> Result<String, String> {
-    let Event::DownloadDone {
-        file,
-        size,
-        file_hash,
-        fetched,
-        reused,
-        rejected,
-        sources,
-        ..
-    } = end
-    else {
-        return Err(match end {
-            Event::DownloadFailed { name, reason, .. } => {
-                format!("download of {name} failed: {reason}")
-            }
-            other => format!("the download ended without a result: {other:?}"),
-        });
-    };
-    let mut line = format!(
-        "Saved {} ({}, sha256 {}) from {} peer{} in {:.1} s ({})",
-        shared.join(&file).display(),
-        format::size(size),
-        hex(&file_hash),
-        sources.len(),
-        plural(sources.len()),
-        secs,
-        format::rate(fetched, secs),
-    );
-    if reused > 0 {
-        line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
-    }
-    if rejected > 0 {
-        line.push_str(&format!(
-            "; rejected {rejected} corrupt chunk{}",
-            plural(rejected as usize)
-        ));
-    }
-    for s in &sources {
-        let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
-        line.push_str(&format!(
-            "\n  {who}: {} chunk{}",
-            s.chunks,
-            plural(s.chunks as usize)
-        ));
-    }
-    Ok(line)
-}
-
-/// `"s"` unless there is exactly one.
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-/// The progress line of one download on stderr, drawn only when stderr is a terminal.
-pub struct ProgressBar {
-    shown: bool,
-    start: Instant,
-}
-
-impl ProgressBar {
-    /// A bar starting now, shown when stderr is a terminal.
-    pub fn new() -> ProgressBar {
-        ProgressBar {
-            shown: std::io::stderr().is_terminal(),
-            start: Instant::now(),
-        }
-    }
-
-    /// Redraws the line: `done` of `total` bytes, from `peers` peers.
-    pub fn draw(&self, done: u64, total: u64, peers: usize) {
-        if !self.shown {
-            return;
-        }
-        const WIDTH: usize = 30;
-        let secs = self.start.elapsed().as_secs_f64();
-        let frac = if total == 0 {
-            1.0
-        } else {
-            done as f64 / total as f64
-        };
-        let filled = (frac * WIDTH as f64) as usize;
-        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-        let eta = if rate > 0.0 {
-            (total - done) as f64 / rate
-        } else {
-            0.0
-        };
-        eprint!(
-            "\r\x1b[2K[{}{}] {} / {}  {}  ETA {:.0} s  {} peer{}",
-            "=".repeat(filled),
-            " ".repeat(WIDTH - filled),
-            format::size(done),
-            format::size(total),
-            format::rate(done, secs),
-            eta,
-            peers,
-            plural(peers)
-        );
-        let _ = std::io::stderr().flush();
-    }
-
-    /// Erases the line, before the outcome is printed.
-    pub fn clear(&self) {
-        if self.shown {
-            eprint!("\r\x1b[2K");
         }
     }
 }

@@ -73,6 +73,8 @@ pub enum Answer {
     Done {
         /// What the one-shot prints.
         line: String,
+        /// What it prints with `--json`.
+        json: serde_json::Value,
     },
     /// Nothing to do (we share that file already).
     Said {
@@ -217,8 +219,11 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
             } => Answer::Progress { done, total, peers },
             end @ (Event::DownloadDone { .. } | Event::DownloadFailed { .. }) => {
                 let secs = start.elapsed().as_secs_f64();
-                let answer = match commands::summary_in(shared, end, secs) {
-                    Ok(line) => Answer::Done { line },
+                let answer = match crate::download::outcome(shared, end, secs) {
+                    Ok(done) => Answer::Done {
+                        line: done.line,
+                        json: done.json,
+                    },
                     Err(error) => failed(error, None),
                 };
                 return drop(send(out, answer));

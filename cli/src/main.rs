@@ -7,8 +7,10 @@
 mod args;
 mod commands;
 mod control;
+mod download;
 mod format;
 mod peer;
+mod progress;
 mod prompt;
 mod signals;
 
@@ -73,8 +75,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Cmd::List { wait, json }) => Ok(commands::list(opts, port, wait, json)?),
         Some(Cmd::Peers { wait, json }) => Ok(commands::peers(opts, port, wait, json)?),
         Some(Cmd::Status { json }) => Ok(commands::status(opts, json)?),
-        Some(Cmd::Get { name, timeout }) => {
-            commands::get(opts, port, &name, timeout, &signals::Signals::install()?)
-        }
+        Some(Cmd::Get {
+            name,
+            timeout,
+            json,
+        }) => commands::get(
+            opts,
+            port,
+            &name,
+            timeout,
+            json,
+            &signals::Signals::install()?,
+        ),
     }
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::Failure;
 use crate::args::Opts;
-use crate::commands::{self, Ambiguity, Pick, Stop, Unresolved};
+use crate::commands::{self, Ambiguity, Pick, Unresolved};
+use crate::download::{self, Stop};
 use crate::format;
 use crate::peer;
 use crate::signals::{self, Signals};
@@ -104,39 +105,56 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 Ok(s) => println!("{}", format::peers(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
-            "get" if arg.is_empty() => println!("Usage: get FILENAME (see `list`)"),
+            "get" if arg.is_empty() => println!("Usage: get FILENAME... (see `list`)"),
             "get" => {
                 let snap = handle.snapshot().map_err(|e| e.to_string())?;
-                let picked = match commands::content_by_name(&snap, arg, &opts.shared) {
-                    Ok(pick) => Some(pick),
-                    Err(Unresolved::Unknown(m) | Unresolved::Have(m)) => {
-                        println!("{m}");
-                        None
-                    }
-                    Err(Unresolved::Ambiguous(a)) => {
-                        println!("{}:\n{}", a.what, a.list);
-                        let answer = match read("Which one? (number or id prefix; empty: none): ") {
-                            Ok(answer) => answer.unwrap_or_default(),
-                            Err(e) => {
-                                handle.shutdown();
-                                return Err(e);
+                let mut picks: Vec<(Pick, String)> = Vec::new();
+                for name in arg.split_whitespace() {
+                    let picked = match commands::content_by_name(&snap, name, &opts.shared) {
+                        Ok(pick) => Some(pick),
+                        Err(Unresolved::Unknown(m) | Unresolved::Have(m)) => {
+                            println!("{m}");
+                            None
+                        }
+                        Err(Unresolved::Ambiguous(a)) => {
+                            println!("{}:\n{}", a.what, a.list);
+                            let q = "Which one? (number or id prefix; empty: none): ";
+                            let answer = match read(q) {
+                                Ok(answer) => answer.unwrap_or_default(),
+                                Err(e) => {
+                                    handle.shutdown();
+                                    return Err(e);
+                                }
+                            };
+                            let chosen = choose(&a, answer.trim());
+                            if chosen.is_none() {
+                                println!("Nothing downloaded.");
                             }
-                        };
-                        let chosen = choose(&a, answer.trim());
-                        if chosen.is_none() {
-                            println!("Nothing downloaded.");
+                            chosen
                         }
-                        chosen
+                    };
+                    if let Some(p) = picked
+                        && !picks.iter().any(|(q, _)| q.content == p.content)
+                    {
+                        picks.push((p, name.to_owned()));
                     }
-                };
-                if let Some(pick) = picked {
-                    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                    match commands::download(opts, &handle, pick, far, signals) {
-                        Ok(line) => println!("{line}"),
-                        Err(Stop::Failed(e)) => println!("{e}"),
-                        Err(Stop::Interrupted(_)) => {
-                            println!("Download cancelled; {}.", commands::RESUME)
+                }
+                if picks.is_empty() {
+                    continue;
+                }
+                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                match download::download_many(opts, &handle, &picks, far, signals) {
+                    Ok(outcomes) => {
+                        for o in outcomes {
+                            match o {
+                                Ok(done) => println!("{}", done.line),
+                                Err(e) => println!("{e}"),
+                            }
                         }
+                    }
+                    Err(Stop::Failed(e)) => println!("{e}"),
+                    Err(Stop::Interrupted(_)) => {
+                        println!("Download cancelled; {}.", download::RESUME)
                     }
                 }
             }

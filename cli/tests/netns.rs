@@ -648,6 +648,52 @@ fn s12_every_interface_vpn_and_two_lans() {
     net.assert_no_panic();
 }
 
+/// 13. A `get` whose stderr is not a terminal prints a plain progress line every 5 s (so a
+///     log under CI or systemd shows it moving), and `get --json` prints its result.
+#[test]
+fn s13_progress_lines_without_a_terminal_and_json_result() {
+    let Some(mut net) = Net::new(13, "s13", 2, false) else {
+        return;
+    };
+    let file = data(12 * MIB, 13);
+    net.seeder(1, &[("slow.bin", &file)], &[]);
+    net.cap(1, "16mbit");
+    let start = Instant::now();
+    let out = net.run(2, &["get", "slow.bin", "--json", "--timeout", "60"]);
+    let took = start.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("slow.bin")).collect();
+    println!("s13: {took:?}, progress lines:\n{}", lines.join("\n"));
+    assert!(took > S(6), "the cap did not hold: {took:?}");
+    assert!(
+        lines.len() as u64 >= took.as_secs() / 5 - 1 && !lines.is_empty(),
+        "{err}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains("MiB") && l.contains('%')),
+        "{err}"
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["size"], 12 * MIB as u64);
+    assert_eq!(
+        result["sha256"],
+        p2pshare_proto::hex(&p2pshare_proto::sha256(&file))
+    );
+    assert_eq!(result["sources"].as_array().unwrap().len(), 1, "{result}");
+    assert_eq!(
+        std::fs::read(net.shared(2).join("dl_slow.bin")).unwrap(),
+        file
+    );
+    // -q: no progress lines at all.
+    std::fs::remove_file(net.shared(2).join("dl_slow.bin")).unwrap();
+    let out = net.run(2, &["-q", "get", "slow.bin", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('%'), "{err}");
+    net.assert_no_panic();
+}
+
 // ---- hostile helpers: this binary re-executed inside a namespace ----
 
 /// Entry of the helpers; does nothing in a normal test run.

@@ -1,0 +1,192 @@
+//! Downloading the files a user picked, several at once, with progress, and what to say when
+//! each ends: the procedure the prompt and the one-shot `get` share.
+//!
+//! Invariants: every download started here ends in exactly one outcome (done, failed, or
+//! cancelled with its partial file kept); a signal or the deadline cancels every download
+//! still running; notices printed meanwhile go above the progress bars.
+
+use std::path::Path;
+use std::time::Instant;
+
+use p2pshare_host::{Handle, Notice, Request};
+use p2pshare_proto::{ContentId, Event, hex};
+use serde_json::json;
+
+use crate::args::Opts;
+use crate::commands::{Pick, notice_line};
+use crate::format;
+use crate::progress::Progress;
+use crate::signals::{self, Signals};
+
+/// What to tell the user about a stopped download.
+pub const RESUME: &str = "the partial file is kept: `get` it again to resume";
+
+/// Why downloads stopped before their outcome.
+#[derive(Debug)]
+pub enum Stop {
+    /// The peer stopped, or nothing could start (the message says why).
+    Failed(String),
+    /// SIGINT or SIGTERM came: every download was cancelled, its partial file kept.
+    Interrupted(i32),
+}
+
+/// A finished download: what to print, as text and as JSON.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The summary line(s).
+    pub line: String,
+    /// `get --json`'s result.
+    pub json: serde_json::Value,
+}
+
+/// Downloads every pick at once, drawing progress; returns each one's outcome, in order (a
+/// failure as its one-line reason). A signal cancels them all.
+pub fn download_many(
+    opts: &Opts,
+    handle: &Handle,
+    picks: &[(Pick, String)],
+    deadline: Instant,
+    signals: &Signals,
+) -> Result<Vec<Result<Done, String>>, Stop> {
+    let start = Instant::now();
+    let mut progress = Progress::new(opts.quiet);
+    let mut outcomes: Vec<Option<Result<Done, String>>> = vec![None; picks.len()];
+    for (pick, label) in picks {
+        handle
+            .get(pick.content, pick.name.clone())
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        progress.add(pick.content, label);
+    }
+    let slot = |c: &ContentId| picks.iter().position(|(p, _)| p.content == *c);
+    let cancel_all = |outcomes: &[Option<Result<Done, String>>]| {
+        for (i, (p, _)) in picks.iter().enumerate() {
+            if outcomes[i].is_none() {
+                let _ = handle.request(Request::Cancel(p.content));
+            }
+        }
+    };
+    while outcomes.iter().any(Option::is_none) {
+        if let Some(sig) = signals.take() {
+            cancel_all(&outcomes);
+            progress.clear();
+            return Err(Stop::Interrupted(sig));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            cancel_all(&outcomes);
+            for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *o = Some(Err(format!("timed out; {RESUME}")));
+            }
+            break;
+        }
+        let notice = match handle.next_notice(left.min(signals::POLL)) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                progress.tick();
+                continue;
+            }
+            Err(e) => {
+                progress.clear();
+                return Err(Stop::Failed(e.to_string()));
+            }
+        };
+        if let Some(line) = notice_line(opts, &notice) {
+            progress.println(&line);
+        }
+        let Notice::Event(e) = notice else { continue };
+        match e {
+            Event::Progress {
+                content,
+                done,
+                total,
+                peers,
+            } => progress.update(&content, done, total, peers),
+            Event::ChunkRejected { content, .. } => progress.rejected(&content),
+            Event::DownloadDone { content, .. } | Event::DownloadFailed { content, .. } => {
+                if let Some(i) = slot(&content) {
+                    progress.finish(&content);
+                    let secs = start.elapsed().as_secs_f64();
+                    outcomes[i] = Some(outcome(&opts.shared, e, secs));
+                }
+            }
+            _ => {}
+        }
+    }
+    progress.clear();
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err("no outcome".into())))
+        .collect())
+}
+
+/// What to say when a download ended with `end`: for `DownloadDone`, where the file is, its
+/// hash and who sent what; for `DownloadFailed`, why, as the error.
+pub fn outcome(shared: &Path, end: Event, secs: f64) -> Result<Done, String> {
+    let Event::DownloadDone {
+        content,
+        file,
+        size,
+        file_hash,
+        fetched,
+        reused,
+        rejected,
+        sources,
+    } = end
+    else {
+        return Err(match end {
+            Event::DownloadFailed { name, reason, .. } => {
+                format!("download of {name} failed: {reason}")
+            }
+            other => format!("the download ended without a result: {other:?}"),
+        });
+    };
+    let path = shared.join(&file);
+    let mut line = format!(
+        "Saved {} ({}, sha256 {}) from {} peer{} in {secs:.1} s ({})",
+        path.display(),
+        format::size(size),
+        hex(&file_hash),
+        sources.len(),
+        plural(sources.len()),
+        format::rate(fetched, secs),
+    );
+    if reused > 0 {
+        line.push_str(&format!("; resumed: {reused} chunks were already on disk"));
+    }
+    if rejected > 0 {
+        line.push_str(&format!(
+            "; rejected {rejected} corrupt chunk{}",
+            plural(rejected as usize)
+        ));
+    }
+    for s in &sources {
+        let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
+        line.push_str(&format!(
+            "\n  {who}: {} chunk{}",
+            s.chunks,
+            plural(s.chunks as usize)
+        ));
+    }
+    let json = json!({
+        "version": crate::control::VERSION,
+        "path": path.display().to_string(),
+        "size": size,
+        "sha256": hex(&file_hash),
+        "content": content.to_hex(),
+        "seconds": secs,
+        "reused_chunks": reused,
+        "rejected_chunks": rejected,
+        "sources": sources.iter().map(|s| json!({
+            "peer": hex(&s.peer.0),
+            "addr": s.addr.map(|a| a.to_string()),
+            "chunks": s.chunks,
+            "bytes": s.bytes,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(Done { line, json })
+}
+
+/// `"s"` unless there is exactly one.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
