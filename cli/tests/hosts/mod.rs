@@ -474,13 +474,21 @@ impl Prompt {
     /// `within` (what came so far stays buffered).
     pub fn try_next(&mut self, within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;
+        // Only the bytes that came since the last look are searched (an output of megabytes
+        // arriving in 4 KiB pieces would otherwise be scanned thousands of times).
+        let mut from = 0;
         loop {
-            if let Some(pos) = find(&self.buf, PROMPT.as_bytes()) {
+            if let Some(pos) = find(&self.buf[from..], PROMPT.as_bytes()) {
+                let pos = from + pos;
                 let got = String::from_utf8_lossy(&self.buf[..pos]).into_owned();
                 self.buf.drain(..pos + PROMPT.len());
                 return Some(got);
             }
+            from = self.buf.len().saturating_sub(PROMPT.len());
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
             match self.rx.recv_timeout(left) {
                 Ok(b) => self.buf.extend_from_slice(&b),
                 Err(_) => return None,
