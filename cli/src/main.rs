@@ -9,6 +9,7 @@ mod commands;
 mod control;
 mod download;
 mod format;
+mod input;
 mod peer;
 mod progress;
 mod prompt;

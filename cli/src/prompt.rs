@@ -6,8 +6,6 @@
 //! goodbye, with 130/143). SIGINT during a `get` cancels that download (its partial file is
 //! kept) and the prompt goes on.
 
-use std::io::{BufRead, Write};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::Failure;
@@ -15,6 +13,7 @@ use crate::args::Opts;
 use crate::commands::{self, Ambiguity, Pick, Unresolved};
 use crate::download::{self, Stop};
 use crate::format;
+use crate::input::{Input, Line};
 use crate::peer;
 use crate::signals::{self, Signals};
 
@@ -38,41 +37,62 @@ fn choose(a: &Ambiguity, answer: &str) -> Option<Pick> {
 /// The prompt, exactly as the original program printed it.
 pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
+/// What `help` prints.
+const HELP: &str = "\
+list, l          files other peers share that you do not have
+peers            known peers (ip:port; with -v, the interface)
+get NAME...      download one or more files at once (Tab completes names; Ctrl-C cancels,
+                 the partial file is kept and `get` resumes it)
+help             this
+quit, q          say goodbye and exit (so do Ctrl-D and Ctrl-C at an idle prompt)";
+
 /// Runs a peer and its prompt until `quit`, end of input, or a signal.
 pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
     let (handle, _control) = peer::start_sharing(opts, port)?;
-    // Lines are read on their own thread, so that the idle prompt still hears signals.
-    let (tx, lines) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("p2pshare-stdin".into())
-        .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| format!("cannot start the input thread: {e}"))?;
-    let read = |question: &str| -> Result<Option<String>, Failure> {
-        print!("{question}");
-        let _ = std::io::stdout().flush();
+    let mut input = Input::start()?;
+    // Reads a line for `question`, showing notices meanwhile (above the line being typed on
+    // a terminal); `None` at the end of input. A signal, or Ctrl-C while typing, ends the
+    // program (after the goodbye).
+    let read = |question: &str, input: &mut Input| -> Result<Option<String>, Failure> {
+        input.ask(question);
+        let mut next_names = Instant::now();
         loop {
             if let Some(sig) = signals.take() {
                 return Err(Failure::Signal(sig));
             }
-            match lines.recv_timeout(signals::POLL) {
-                Ok(line) => {
-                    return line
-                        .map(Some)
-                        .map_err(|e| format!("cannot read the command: {e}").into());
+            if input.prints_above() {
+                while let Ok(Some(n)) = handle.next_notice(Duration::ZERO) {
+                    if let Some(line) = commands::notice_line(opts, &n) {
+                        input.print(line);
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+            if input.completes()
+                && Instant::now() >= next_names
+                && let Ok(s) = handle.snapshot()
+            {
+                next_names = Instant::now() + Duration::from_secs(1);
+                let mut names: Vec<String> = format::available(&s)
+                    .iter()
+                    .flat_map(|f| f.names.iter().cloned())
+                    .collect();
+                names.sort();
+                names.dedup();
+                input.set_names(names);
+            }
+            match input.line(signals::POLL) {
+                None => {}
+                Some(Line::Text(l)) => return Ok(Some(l)),
+                Some(Line::Eof) => return Ok(None),
+                Some(Line::Interrupted) => return Err(Failure::Signal(signals::SIGINT)),
+                Some(Line::Failed(e)) => {
+                    return Err(format!("cannot read the command: {e}").into());
+                }
             }
         }
     };
     loop {
-        let line = match read(PROMPT) {
+        let line = match read(PROMPT, &mut input) {
             Ok(line) => line,
             Err(e) => {
                 println!();
@@ -96,6 +116,7 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
         match cmd {
             "" => {}
             "quit" | "q" => break,
+            "help" | "h" | "?" => println!("{HELP}"),
             "list" | "l" => match handle.snapshot() {
                 Ok(s) => println!("{}", format::list(&s)),
                 Err(e) => return Err(e.to_string().into()),
@@ -119,7 +140,7 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                         Err(Unresolved::Ambiguous(a)) => {
                             println!("{}:\n{}", a.what, a.list);
                             let q = "Which one? (number or id prefix; empty: none): ";
-                            let answer = match read(q) {
+                            let answer = match read(q, &mut input) {
                                 Ok(answer) => answer.unwrap_or_default(),
                                 Err(e) => {
                                     handle.shutdown();

@@ -9,7 +9,8 @@
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+pub use signal_hook::consts::SIGINT;
+use signal_hook::consts::SIGTERM;
 use signal_hook::iterator::Signals as Hook;
 
 /// How often the waits poll for a signal.

@@ -694,6 +694,79 @@ fn s13_progress_lines_without_a_terminal_and_json_result() {
     net.assert_no_panic();
 }
 
+/// 14. The prompt in a pseudo-terminal, as a person uses it: history (↑ repeats `peers`), Tab
+///     completes remote names, `get A B` downloads both at once with bars and a total,
+///     Ctrl-C cancels them (partials kept), `get` again resumes, Ctrl-D quits with 0.
+#[test]
+fn s14_the_prompt_in_a_terminal() {
+    let Some(mut net) = Net::new(14, "s14", 2, false) else {
+        return;
+    };
+    let (a, b) = (data(12 * MIB, 141), data(12 * MIB, 142));
+    net.seeder(1, &[("alpha.bin", &a), ("beta.bin", &b)], &[]);
+    net.cap(1, "32mbit");
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &net.ns(2), hosts::BIN, "--shared"])
+        .arg(net.shared(2));
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
+    p.exp_string(PROMPT).unwrap();
+    let start = Instant::now();
+    loop {
+        p.send_line("peers").unwrap();
+        let out = p.exp_string(PROMPT).unwrap();
+        if out.contains("10.99.0.1:") {
+            break;
+        }
+        assert!(start.elapsed() < S(10), "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // History: ↑ brings `peers` back.
+    // (send() buffers: flush, and give the editor a moment to take a key sequence whole.)
+    let key = |p: &mut rexpect::session::PtySession, k: &str| {
+        p.send(k).unwrap();
+        p.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    key(&mut p, "\x1b[A");
+    p.send_line("").unwrap();
+    p.exp_string("10.99.0.1:").unwrap();
+    p.exp_string(PROMPT).unwrap();
+    // Tab completes both names; both download at once.
+    key(&mut p, "get al\t");
+    p.exp_string("alpha.bin").unwrap();
+    key(&mut p, " be\t");
+    p.exp_string("beta.bin").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("total").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    p.send_control('c').unwrap();
+    p.exp_string("Download cancelled").unwrap();
+    p.exp_string(PROMPT).unwrap();
+    assert!(
+        partials(&net.shared(2)).len() == 2,
+        "{:?}",
+        names(&net.shared(2))
+    );
+    // Again: resumes.
+    p.send_line("get alpha.bin").unwrap();
+    let (_, saved) = p.exp_regex("Saved [^\n]*resumed[^\n]*").unwrap();
+    println!("s14: {saved}");
+    p.exp_string(PROMPT).unwrap();
+    assert_eq!(
+        std::fs::read(net.shared(2).join("dl_alpha.bin")).unwrap(),
+        a
+    );
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 0)),
+        "{status:?}"
+    );
+    net.assert_no_panic();
+}
+
 // ---- hostile helpers: this binary re-executed inside a namespace ----
 
 /// Entry of the helpers; does nothing in a normal test run.

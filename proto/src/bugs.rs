@@ -20,6 +20,22 @@ pub struct Bugs {
     /// Ask only the first holder for the manifest, and give up once it is banned.
     #[cfg(feature = "bugs")]
     pub one_manifest_source: bool,
+    /// Take an answer (chunk, manifest, refusal) on any connection whose hello claimed the
+    /// peer, not only on our own link to it.
+    #[cfg(feature = "bugs")]
+    pub answers_from_any_conn: bool,
+    /// Never stop reading a connection (`NetOp::Pause`), whatever its budgets and queues say.
+    #[cfg(feature = "bugs")]
+    pub never_pause: bool,
+    /// Never close a connection whose reader does not read (`CloseReason::NotReading`).
+    #[cfg(feature = "bugs")]
+    pub no_read_deadline: bool,
+    /// Take any number of peer-table entries from one IP address.
+    #[cfg(feature = "bugs")]
+    pub no_table_cap_per_ip: bool,
+    /// No delivery deadline for requests in flight: a holder that drips bytes keeps them.
+    #[cfg(feature = "bugs")]
+    pub no_request_deadline: bool,
 }
 
 macro_rules! switch {
@@ -41,4 +57,9 @@ impl Bugs {
     switch!(finish_early);
     switch!(keep_chunks_of_dead_peers);
     switch!(one_manifest_source);
+    switch!(answers_from_any_conn);
+    switch!(never_pause);
+    switch!(no_read_deadline);
+    switch!(no_table_cap_per_ip);
+    switch!(no_request_deadline);
 }

@@ -205,7 +205,7 @@ impl Discovery {
                     return;
                 }
                 let same_ip = self.peers.values().filter(|p| p.addr.ip() == from.ip());
-                if same_ip.count() >= MAX_PEERS_PER_IP {
+                if same_ip.count() >= MAX_PEERS_PER_IP && !self.bugs.no_table_cap_per_ip() {
                     self.drops.per_ip_full += 1;
                     return;
                 }

@@ -357,6 +357,9 @@ impl Download {
     /// When the next request deadline falls (see the module's rules), for a session stall
     /// timeout of `stall`.
     pub fn deadline(&self, stall: Duration) -> Option<Instant> {
+        if self.bugs.no_request_deadline() {
+            return None; // planted bug (simulator only)
+        }
         let peers = self
             .peers
             .values()

@@ -32,8 +32,8 @@ pub use ids::{ContentId, Digest, PeerId, hex, sha256};
 pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
-    Command, Config, ConfigError, DiskOp, DownloadView, Event, Input, LocalFile, NetOp, Node,
-    Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats,
+    Command, Config, ConfigError, ConnLoad, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
+    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats,
 };
 pub use session::ConnId;
 

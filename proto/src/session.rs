@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::budget::{self, CONN_SEND_BUDGET, MAX_QUEUED_MANIFESTS};
+use crate::bugs::Bugs;
 use crate::ids::{ContentId, PeerId};
 use crate::wire::frame::{Frame, FrameError};
 use crate::wire::{FrameDecoder, MAX_FRAME_LEN, PREAMBLE};
@@ -205,6 +206,8 @@ pub struct Session {
     manifests_wanted: VecDeque<ContentId>,
     /// We told the runtime to stop reading this connection.
     paused: bool,
+    /// Planted bugs (simulator only): `no_read_deadline` drops the `NotReading` timer.
+    bugs: Bugs,
 }
 
 impl Session {
@@ -244,7 +247,14 @@ impl Session {
             catalog_wanted: None,
             manifests_wanted: VecDeque::new(),
             paused: false,
+            bugs: Bugs::default(),
         }
+    }
+
+    /// Plants `bugs` in this session (simulator tests only; nothing without the `bugs`
+    /// feature).
+    pub fn set_bugs(&mut self, bugs: Bugs) {
+        self.bugs = bugs;
     }
 
     // ---- getters ----
@@ -288,6 +298,11 @@ impl Session {
     /// Chunk requests waiting to be served.
     pub fn queued_requests(&self) -> usize {
         self.serve_queue.len()
+    }
+
+    /// Manifest requests waiting to be answered.
+    pub fn queued_manifests(&self) -> usize {
+        self.manifests_wanted.len()
     }
 
     /// Bytes this connection holds of our memory: sent and not yet flushed by the runtime,
@@ -533,12 +548,14 @@ impl Session {
             State::Open => [
                 self.waiting_since
                     .and_then(|w| close(w + t.stall, CloseReason::Stalled)),
-                self.unflushed_since.and_then(|u| {
-                    close(
-                        u + budget::read_deadline(t.stall, self.queued_bytes),
-                        CloseReason::NotReading,
-                    )
-                }),
+                self.unflushed_since
+                    .filter(|_| !self.bugs.no_read_deadline())
+                    .and_then(|u| {
+                        close(
+                            u + budget::read_deadline(t.stall, self.queued_bytes),
+                            CloseReason::NotReading,
+                        )
+                    }),
                 self.idle_limit(t)
                     .filter(|_| !self.busy())
                     .and_then(|limit| {

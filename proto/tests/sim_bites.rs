@@ -66,3 +66,50 @@ fn asking_one_holder_for_the_manifest_starves_a_download_an_honest_holder_could_
     };
     finds(bugs, &[Kind::Liveness]);
 }
+
+#[test]
+fn taking_answers_on_any_connection_lets_an_impersonator_frame_an_honest_holder() {
+    let bugs = Bugs {
+        answers_from_any_conn: true,
+        ..Bugs::default()
+    };
+    // The junk is caught as such (a holder rejected or banned for what it never sent), or, when
+    // the ban ended the download at once, by its consequence.
+    finds(bugs, &[Kind::Framed, Kind::Liveness]);
+}
+
+#[test]
+fn never_pausing_keeps_reading_a_connection_whose_queues_are_full() {
+    let bugs = Bugs {
+        never_pause: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::NotPaused]);
+}
+
+#[test]
+fn no_read_deadline_keeps_a_connection_whose_reader_never_reads() {
+    let bugs = Bugs {
+        no_read_deadline: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::NotReadingKept]);
+}
+
+#[test]
+fn no_cap_per_address_lets_a_flooder_fill_the_peer_table() {
+    let bugs = Bugs {
+        no_table_cap_per_ip: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::OverBudget]);
+}
+
+#[test]
+fn no_request_deadline_lets_a_drip_feeder_hold_a_download_forever() {
+    let bugs = Bugs {
+        no_request_deadline: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Stuck, Kind::Liveness]);
+}

@@ -48,7 +48,10 @@ impl Node {
     /// counted and dropped, never credited to the peer (nor held against it).
     fn answer(&mut self, conn: ConnId, content: &ContentId) -> Option<(PeerId, &mut Download)> {
         let peer = self.sessions.get(&conn)?.peer()?;
-        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
+        // (The planted `answers_from_any_conn` bug skips this check.)
+        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn)
+            && !self.cfg.bugs.answers_from_any_conn()
+        {
             self.stats.frames_unsolicited += 1;
             return None;
         }

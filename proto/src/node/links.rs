@@ -75,8 +75,9 @@ impl Node {
     fn open_session(&mut self, now: Instant, addr: SocketAddr, peer: Option<PeerId>) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.sessions
-            .insert(conn, Session::new(conn, addr, peer, now));
+        let mut s = Session::new(conn, addr, peer, now);
+        s.set_bugs(self.cfg.bugs);
+        self.sessions.insert(conn, s);
         self.out
             .push_back(Output::Net(NetOp::Connect { conn, addr }));
         conn
@@ -106,8 +107,9 @@ impl Node {
         }
         self.next_inbound += 1;
         let conn = ConnId::inbound(self.next_inbound);
-        self.sessions
-            .insert(conn, Session::new(conn, remote, None, now));
+        let mut s = Session::new(conn, remote, None, now);
+        s.set_bugs(self.cfg.bugs);
+        self.sessions.insert(conn, s);
         self.start_handshake(now, conn);
         Some(conn)
     }

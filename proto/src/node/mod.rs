@@ -25,7 +25,7 @@ pub use config::{
     MAX_INTERVAL, MIN_INTERVAL, check_interval,
 };
 pub use io::{Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source};
-pub use views::{DownloadView, PeerView, RemoteFile, Stats};
+pub use views::{ConnLoad, DownloadView, PeerView, RemoteFile, Stats};
 
 use crate::discovery::Discovery;
 use crate::download::Download;
@@ -259,6 +259,23 @@ impl Node {
     /// Bytes buffered in receive buffers across connections (for the simulator's bounds).
     pub fn buffered_bytes(&self) -> usize {
         self.sessions.values().map(Session::buffered).sum()
+    }
+
+    /// Bytes owed across connections: sent and not yet flushed, plus chunk reads in flight to
+    /// be sent (what the send budgets count; for the simulator's bounds).
+    pub fn owed_bytes(&self) -> usize {
+        self.sessions.values().map(Session::owed).sum()
+    }
+
+    /// What each connection holds of the node's memory (for the simulator's budget checks).
+    pub fn connection_loads(&self) -> impl Iterator<Item = ConnLoad> + '_ {
+        self.sessions.values().map(|s| ConnLoad {
+            conn: s.id(),
+            remote: s.remote(),
+            owed: s.owed(),
+            queued_requests: s.queued_requests(),
+            queued_manifests: s.queued_manifests(),
+        })
     }
 
     /// Checks internal invariants; the error says which broke.

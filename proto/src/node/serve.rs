@@ -255,10 +255,11 @@ impl Node {
     /// Tells the runtime to stop reading `conn` while it wants a pause, and to read it again
     /// once it does not.
     pub(super) fn update_pause(&mut self, conn: ConnId) {
+        let never = self.cfg.bugs.never_pause(); // planted bug (simulator only)
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let pause = s.wants_pause();
+        let pause = s.wants_pause() && !never;
         if s.set_paused(pause) {
             if pause {
                 self.stats.connections_paused += 1;

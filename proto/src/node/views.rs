@@ -53,6 +53,21 @@ pub struct DownloadView {
     pub rejected: u32,
 }
 
+/// What one connection holds of a node's memory ([`Node::connection_loads`](super::Node::connection_loads)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLoad {
+    /// The connection.
+    pub conn: crate::session::ConnId,
+    /// Its other end.
+    pub remote: std::net::SocketAddr,
+    /// Bytes sent and not yet flushed, plus chunk reads in flight for it.
+    pub owed: usize,
+    /// Chunk requests waiting to be read.
+    pub queued_requests: usize,
+    /// Manifest requests waiting to be answered.
+    pub queued_manifests: usize,
+}
+
 /// Counters of what the node dropped or refused. Bad input is counted here, never a panic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {

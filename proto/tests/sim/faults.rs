@@ -44,6 +44,7 @@ impl Sim {
             Act::Garbage => self.garbage(),
             Act::Heal => self.heal(),
             Act::Rescan { host } => self.rescan(host)?,
+            Act::Adversary { host, turn } => self.adversary_act(host, turn),
         }
         Ok(())
     }
@@ -81,7 +82,9 @@ impl Sim {
                 name: None,
             }),
             None,
-        )
+        )?;
+        self.wake_impersonators(h);
+        Ok(())
     }
 
     /// The process dies (after a goodbye if `graceful`), back after `down_for` if any.

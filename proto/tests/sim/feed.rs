@@ -82,7 +82,13 @@ impl Sim {
             return Err(self.fail(Kind::NodeInvariant, format!("h{h}: {e}")));
         }
         let conns = node.connections();
-        if conns > 4 * self.hosts.len() + 16 {
+        // Each flooder's address may hold a table's worth of peers, each with a link.
+        let flooders = self
+            .hosts
+            .iter()
+            .filter(|x| x.behaviour == Behaviour::TableFlood)
+            .count();
+        if conns > 4 * self.hosts.len() + 16 + adversary::PEERS_PER_IP * flooders {
             return Err(self.fail(Kind::Unbounded, format!("h{h}: {conns} connections")));
         }
         let buffered = node.buffered_bytes();
@@ -94,6 +100,8 @@ impl Sim {
         }
         let deadline = node.poll_timeout().map(|t| self.nanos(t));
         self.hosts[h].deadline = deadline;
+        self.check_budgets(h)?;
+        self.check_bans(h)?;
         self.refresh_expiry(h);
         Ok(())
     }

@@ -81,23 +81,10 @@ impl Sim {
                 open: true,
             },
         ];
-        let rewrite = |b: Behaviour| {
-            matches!(b, Behaviour::Mute | Behaviour::ManifestLiar).then(Rewriter::default)
-        };
-        self.conns.push(SimConn {
+        self.conns.push(SimConn::new(
             ends,
-            reset: false,
-            last_arrival: [0; 2],
-            flush_at: [0; 2],
-            stall_until: [0; 2],
-            rewrite: [
-                rewrite(self.hosts[h].behaviour),
-                rewrite(self.hosts[t].behaviour),
-            ],
-            holding: [false; 2],
-            held: [VecDeque::new(), VecDeque::new()],
-            flush_owed: [false; 2],
-        });
+            [self.hosts[h].behaviour, self.hosts[t].behaviour],
+        ));
         self.conn_of.insert((h, conn), cid);
         self.schedule(self.now + lat, Ev::Accepted { cid });
         self.schedule(self.now + 2 * lat, Ev::Connected { cid });
@@ -136,13 +123,22 @@ impl Sim {
         self.after(h)
     }
 
-    pub(super) fn send(&mut self, h: usize, conn: ConnId, mut data: Vec<u8>) {
+    pub(super) fn send(&mut self, h: usize, conn: ConnId, data: Vec<u8>) {
         let Some(&cid) = self.conn_of.get(&(h, conn)) else {
             return;
         };
         let e = usize::from(
             self.conns[cid].ends[1].host == h && self.conns[cid].ends[1].conn == Some(conn),
         );
+        self.transmit(cid, e, data);
+    }
+
+    /// End `e` of `cid` writes `data`: paced on its host's uplink, passed through its
+    /// misbehaviour, cut into pieces that arrive in order. A node's end is told `Flushed` when
+    /// the bytes have left (an adversary's end is told nothing).
+    pub(super) fn transmit(&mut self, cid: usize, e: usize, mut data: Vec<u8>) {
+        let h = self.conns[cid].ends[e].host;
+        let raw = self.conns[cid].raw && e == 0;
         let o = 1 - e;
         if !self.conns[cid].ends[e].open {
             return;
@@ -157,10 +153,21 @@ impl Sim {
         let end = start + ((u128::from(wire) * u128::from(SEC)) / u128::from(rate)) as Nanos;
         self.hosts[h].tx_busy = end;
         self.conns[cid].flush_at[e] = end;
-        self.schedule(end, Ev::Flushed { cid, end: e });
+        if !raw {
+            self.schedule(end, Ev::Flushed { cid, end: e });
+        }
         // Misbehaviour of the sending host.
         if let Some(rw) = self.conns[cid].rewrite[e].as_mut() {
             data = rw.rewrite(self.hosts[h].behaviour, &data);
+            if !rw.dripped.is_empty() {
+                let dripped = std::mem::take(&mut rw.dripped);
+                // Past what would ever trickle out in a run, the rest is dropped.
+                let room = adversary::DRIP_MAX.saturating_sub(self.conns[cid].drip[e].len());
+                self.conns[cid].drip[e].extend(dripped.into_iter().take(room));
+                if !std::mem::replace(&mut self.conns[cid].dripping[e], true) {
+                    self.schedule(self.now + adversary::DRIP_GAP, Ev::Drip { cid, end: e });
+                }
+            }
         }
         let mut close_after = false;
         if let Behaviour::Closer(p) = self.hosts[h].behaviour
@@ -213,7 +220,7 @@ impl Sim {
                 prev = cut;
             }
         }
-        if close_after {
+        if close_after && let Some(conn) = self.conns[cid].ends[e].conn {
             self.log(format!("h{h} closes {conn:?} mid-chunk"));
             self.conns[cid].ends[e].open = false;
             self.conn_of.remove(&(h, conn));
@@ -296,6 +303,8 @@ impl Sim {
         let c = &mut self.conns[cid];
         if c.flush_owed[1 - to] && c.held_bytes(to) <= KERNEL_BUF {
             c.flush_owed[1 - to] = false;
+            c.withheld_since[1 - to] = None;
+            self.withheld.remove(&(cid, 1 - to));
             self.schedule(self.now, Ev::Flushed { cid, end: 1 - to });
         }
         Ok(())
@@ -323,9 +332,42 @@ impl Sim {
     }
 }
 
+impl SimConn {
+    /// A connection between two ends, with the rewriters their hosts' misbehaviour needs.
+    pub(super) fn new(ends: [End; 2], behaviours: [Behaviour; 2]) -> SimConn {
+        let rewrite = |b: Behaviour| {
+            matches!(
+                b,
+                Behaviour::Mute | Behaviour::ManifestLiar | Behaviour::DripFeed
+            )
+            .then(Rewriter::default)
+        };
+        SimConn {
+            ends,
+            reset: false,
+            last_arrival: [0; 2],
+            flush_at: [0; 2],
+            stall_until: [0; 2],
+            rewrite: behaviours.map(rewrite),
+            holding: [false; 2],
+            held: [VecDeque::new(), VecDeque::new()],
+            flush_owed: [false; 2],
+            withheld_since: [None; 2],
+            raw: false,
+            drip: [Vec::new(), Vec::new()],
+            dripping: [false; 2],
+        }
+    }
+}
+
 impl Rewriter {
-    /// Passes whole frames on, falsifying or dropping what `b` misbehaves on.
+    /// Passes whole frames on, falsifying or dropping what `b` misbehaves on; a drip-feeder's
+    /// first chunk frame and everything after it go to `dripped` instead.
     pub(super) fn rewrite(&mut self, b: Behaviour, data: &[u8]) -> Vec<u8> {
+        if self.drip {
+            self.dripped.extend_from_slice(data);
+            return Vec::new();
+        }
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
         if !self.preamble_done {
@@ -337,6 +379,11 @@ impl Rewriter {
         }
         loop {
             match frame::decode(&self.buf) {
+                Ok(Some((Frame::Chunk { .. }, _))) if b == Behaviour::DripFeed => {
+                    self.drip = true;
+                    self.dripped.append(&mut self.buf);
+                    return out;
+                }
                 Ok(Some((f, used))) => {
                     let raw: Vec<u8> = self.buf.drain(..used).collect();
                     match (b, f) {

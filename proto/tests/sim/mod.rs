@@ -24,11 +24,18 @@
 //! - connections, receive buffers and outputs per step stay bounded ([`Kind::Unbounded`]);
 //! - liveness: a download attempt completes or fails within [`ATTEMPT_BOUND`]
 //!   ([`Kind::Stuck`]); with an honest holder alive after the heal, every wanted file is
-//!   downloaded before the run ends ([`Kind::Liveness`]).
+//!   downloaded before the run ends ([`Kind::Liveness`]);
+//! - against the adversaries of [`adversary`] (impersonators, askers that never read,
+//!   drip-feeding holders, peer-table flooders): an honest holder is never blamed for bytes it
+//!   did not send ([`Kind::Framed`]); no node owes more than its send budgets
+//!   ([`Kind::OverBudget`]) or lists more than 32 peers from one address; a connection whose
+//!   queues or budget are full is no longer read ([`Kind::NotPaused`]); one whose reader does
+//!   not read is closed by its deadline ([`Kind::NotReadingKept`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
 
+pub mod adversary;
 mod checks;
 mod disk;
 mod faults;
@@ -102,6 +109,16 @@ pub enum Kind {
     Liveness,
     /// The node panicked.
     Panic,
+    /// An honest holder was rejected for a chunk, a manifest or a refusal it never sent (an
+    /// answer counted on a connection other than our own link to it).
+    Framed,
+    /// A node owes more than its send budgets allow, or lists more peers from one address than
+    /// the table's cap.
+    OverBudget,
+    /// A connection whose serve queues or send budget are full is still being read.
+    NotPaused,
+    /// A connection whose reader stopped reading outlived its read deadline.
+    NotReadingKept,
 }
 
 /// A violated invariant, with enough to replay it.
@@ -172,6 +189,27 @@ pub enum Behaviour {
     Mute,
     /// Closes the connection in the middle of a chunk with this probability.
     Closer(f64),
+    /// Not a node: connects to others claiming another host's peer id in its hello and sends
+    /// junk answers (corrupt chunks, refusals, bad manifests) for the files they want.
+    Impersonator,
+    /// Not a node: connects, says hello, then asks (catalogs, manifests, chunks) in a loop and
+    /// never reads a byte.
+    AskNoRead,
+    /// A node whose stream, once it starts a chunk, trickles out a few bytes a second: the
+    /// connection stays alive, the chunk never arrives in time.
+    DripFeed,
+    /// Not a node: announces many fresh peer ids from its address.
+    TableFlood,
+}
+
+impl Behaviour {
+    /// True for the adversaries that are no node at all: the simulator speaks for them.
+    pub fn is_raw(self) -> bool {
+        matches!(
+            self,
+            Behaviour::Impersonator | Behaviour::AskNoRead | Behaviour::TableFlood
+        )
+    }
 }
 
 /// A file of the world.
@@ -189,6 +227,8 @@ pub struct FileSpec {
 pub struct Host {
     /// Its peer id (kept across restarts).
     pub id: PeerId,
+    /// The instance of its running node (what its announcements carry).
+    pub instance: u64,
     /// Its IP address.
     pub ip: Ipv4Addr,
     /// The running node, `None` while crashed.
@@ -253,6 +293,9 @@ enum Arrival {
 struct Rewriter {
     buf: Vec<u8>,
     preamble_done: bool,
+    /// A drip-feeder started a chunk: everything from there on goes to `dripped`.
+    drip: bool,
+    dripped: Vec<u8>,
 }
 
 struct SimConn {
@@ -274,6 +317,15 @@ struct SimConn {
     /// Per sending end: its `Flushed` waits until the receiver reads again (the receiver's
     /// kernel buffer, [`KERNEL_BUF`], is full).
     flush_owed: [bool; 2],
+    /// Per sending end: since when its `Flushed` is withheld.
+    withheld_since: [Option<Nanos>; 2],
+    /// End 0 is no node: an adversary the simulator speaks for ([`Behaviour::is_raw`]).
+    raw: bool,
+    /// Per sending end of a [`Behaviour::DripFeed`] host: everything from its first chunk on,
+    /// trickling out.
+    drip: [Vec<u8>; 2],
+    /// Per sending end: an `Ev::Drip` is scheduled.
+    dripping: [bool; 2],
 }
 
 /// What a receiving kernel buffers for a connection its process does not read: a sender's
@@ -323,6 +375,11 @@ enum Ev {
     Drain {
         cid: usize,
         to: usize,
+    },
+    /// The next few bytes of a drip-feeding end go out.
+    Drip {
+        cid: usize,
+        end: usize,
     },
     Disk {
         host: usize,
@@ -416,6 +473,13 @@ pub enum Act {
         /// Which host.
         host: usize,
     },
+    /// An adversary that is no node acts (and schedules its next act).
+    Adversary {
+        /// Which host.
+        host: usize,
+        /// Its turn: an act of an older turn (rescheduled since) does nothing.
+        turn: u64,
+    },
 }
 
 /// One file a host wants.
@@ -470,6 +534,10 @@ pub struct Sim {
     /// Faults scheduled.
     pub faults: usize,
     trace_hash: u64,
+    /// What the adversaries that are no node keep, by host.
+    raws: BTreeMap<usize, adversary::Raw>,
+    /// Sending ends whose `Flushed` is withheld (their reader does not read): (conn, end).
+    withheld: std::collections::BTreeSet<(usize, usize)>,
     /// Print every step to stderr.
     pub tracing: bool,
     next_op: u64,
@@ -505,6 +573,8 @@ impl Sim {
             min_end: 0,
             faults: 0,
             trace_hash: trace::FNV0,
+            raws: BTreeMap::new(),
+            withheld: std::collections::BTreeSet::new(),
             tracing: false,
             next_op: 0,
         };
@@ -540,6 +610,7 @@ impl Sim {
         let lat = self.rng.range(20_000, 2 * MS);
         let disk_lat = self.rng.range(10_000, MS);
         self.hosts.push(Host {
+            instance: 0,
             id: PeerId({
                 let mut id = [0u8; 16];
                 id[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
@@ -680,6 +751,7 @@ impl Sim {
                 .expect("a valid configuration"),
         );
         host.heard = vec![self.now; n];
+        host.instance = instance;
         let b = self.hosts[h].behaviour;
         self.log(format!("h{h} start instance={instance:016x} {b:?}"));
         let files = self.hosts[h].catalog.clone();
@@ -689,7 +761,9 @@ impl Sim {
     /// Starts every host and runs until the end; checks the invariants after every step.
     pub fn run(&mut self) -> Result<Report, Failure> {
         for h in 0..self.hosts.len() {
-            self.start(h)?;
+            if !self.hosts[h].behaviour.is_raw() {
+                self.start(h)?;
+            }
         }
         loop {
             self.step += 1;
@@ -787,6 +861,23 @@ impl Sim {
                     self.act(at, Act::Rescan { host: h });
                 }
             }
+            Event::ChunkRejected {
+                content,
+                peer,
+                index,
+            } => {
+                if let Some(x) = self.host_of_peer(&peer)
+                    && self.hosts[x].behaviour == Behaviour::Honest
+                {
+                    return Err(self.fail(
+                        Kind::Framed,
+                        format!(
+                            "h{h} rejected chunk {index} of {} as sent by honest h{x}",
+                            content.short()
+                        ),
+                    ));
+                }
+            }
             Event::DownloadFailed {
                 content, reason, ..
             } => {
@@ -829,6 +920,13 @@ impl Sim {
     }
 
     fn event(&mut self, ev: Ev) -> Res {
+        // Events for an adversary's end are the simulator's to handle.
+        if let Some((cid, 0)) = Self::end_of(&ev)
+            && self.conns[cid].raw
+        {
+            self.raw_event(ev);
+            return Ok(());
+        }
         // An event for an end its paused host has not accepted yet waits behind the accept.
         if let Some((cid, to)) = Self::end_of(&ev) {
             let end = self.conns[cid].ends[to];
@@ -893,12 +991,19 @@ impl Sim {
                     return Ok(());
                 };
                 if c.held_bytes(1 - end) > KERNEL_BUF {
-                    self.conns[cid].flush_owed[end] = true;
+                    let c = &mut self.conns[cid];
+                    c.flush_owed[end] = true;
+                    c.withheld_since[end].get_or_insert(self.now);
+                    self.withheld.insert((cid, end));
                     return Ok(());
                 }
                 self.deliver(e.host, e.inc, Input::Flushed { conn }, None)
             }
             Ev::Disk { host, inc, op } => self.disk_done(host, inc, op),
+            Ev::Drip { cid, end } => {
+                self.drip(cid, end);
+                Ok(())
+            }
             Ev::Act(a) => self.action(a),
         }
     }

@@ -5,7 +5,8 @@
 //! crashed host is back by then unless it departed for good; partitions, pauses, stalls, slow
 //! or failing disks and a bad network all end), while misbehaving peers stay misbehaving; most
 //! runs are small (2 to 6 hosts, files of up to 7 chunks of 16 KiB) so that hundreds of seeds
-//! run in seconds; a run may be given its number of hosts (up to 50).
+//! run in seconds; a run may be given its number of hosts (up to 50), and then has no
+//! adversaries; otherwise [`super::adversary::populate`] may add some after the rest.
 
 use p2pshare_proto::Bugs;
 use p2pshare_proto::manifest::MIN_CHUNK_SIZE;
@@ -145,4 +146,8 @@ pub fn populate(sim: &mut Sim, bugs: Bugs, hosts: Option<usize>) {
     sim.act(heal, Act::Heal);
     sim.heal_at = heal;
     sim.min_end = min_end;
+    // Last, from a stream of their own: a world without adversaries is as it always was.
+    if hosts.is_none() {
+        super::adversary::populate(sim, bugs);
+    }
 }
