@@ -159,6 +159,17 @@ impl Net {
         ]);
     }
 
+    /// Caps host `i`'s download (what the bridge sends it) like a LAN link.
+    #[allow(dead_code)]
+    pub fn cap_downlink(&self, i: usize, rate: &str) {
+        let br = format!("{}br", self.prefix);
+        let v = format!("v{i}");
+        ip(&[
+            "netns", "exec", &br, "tc", "qdisc", "add", "dev", &v, "root", "tbf", "rate", rate,
+            "burst", "32kbit", "latency", "400ms",
+        ]);
+    }
+
     /// Mounts a tmpfs of `size` on host `i`'s shared folder (unmounted on drop).
     pub fn tmpfs(&mut self, i: usize, size: &str) {
         let dir = self.shared(i);
@@ -227,10 +238,24 @@ impl Net {
     /// Starts this test binary on host `i` as a helper (`P2PT_HELPER=mode`), with a high open
     /// files limit.
     pub fn spawn_helper(&mut self, i: usize, mode: &str, env: &[(&str, String)]) -> usize {
+        self.spawn_helper_at(i, mode, env, 0)
+    }
+
+    /// [`Net::spawn_helper`] at scheduling priority `nice` (0 = unchanged): an attacker stands
+    /// for another machine on the LAN, so on a small test machine it should not also take the
+    /// honest hosts' CPU from them.
+    #[allow(dead_code)]
+    pub fn spawn_helper_at(
+        &mut self,
+        i: usize,
+        mode: &str,
+        env: &[(&str, String)],
+        nice: i32,
+    ) -> usize {
         let exe = std::env::current_exe().unwrap();
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns(i), "sh", "-c"])
-            .arg("ulimit -n 8192; exec \"$0\" \"$@\"")
+            .arg(format!("ulimit -n 8192; exec nice -n {nice} \"$0\" \"$@\""))
             .arg(exe)
             .args(["helper", "--exact", "--nocapture", "--test-threads", "1"])
             .env("P2PT_HELPER", mode);
@@ -374,6 +399,20 @@ impl Net {
             .unwrap()
     }
 
+    /// Resets process `p`'s peak resident memory (VmHWM) to its current RSS
+    /// (`/proc/PID/clear_refs`, "5"), so that a later [`Net::peak_rss_kib`] covers only what
+    /// came after.
+    #[allow(dead_code)]
+    pub fn reset_peak_rss(&self, p: usize) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid(p)), "5").unwrap();
+    }
+
+    /// True while process `p` runs.
+    #[allow(dead_code)]
+    pub fn running(&mut self, p: usize) -> bool {
+        self.procs[p].child.try_wait().unwrap().is_none()
+    }
+
     /// Asserts that no process printed a panic.
     pub fn assert_no_panic(&self) {
         for (k, p) in self.procs.iter().enumerate() {
@@ -422,22 +461,52 @@ pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 impl Prompt {
     /// What the peer printed up to its next prompt.
     pub fn next(&mut self, within: Duration) -> String {
+        match self.try_next(within) {
+            Some(got) => got,
+            None => panic!(
+                "no prompt within {within:?}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// What the peer printed up to its next prompt, or `None` when no prompt came within
+    /// `within` (what came so far stays buffered).
+    pub fn try_next(&mut self, within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;
+        // Only the bytes that came since the last look are searched (an output of megabytes
+        // arriving in 4 KiB pieces would otherwise be scanned thousands of times).
+        let mut from = 0;
         loop {
-            if let Some(pos) = find(&self.buf, PROMPT.as_bytes()) {
+            if let Some(pos) = find(&self.buf[from..], PROMPT.as_bytes()) {
+                let pos = from + pos;
                 let got = String::from_utf8_lossy(&self.buf[..pos]).into_owned();
                 self.buf.drain(..pos + PROMPT.len());
-                return got;
+                return Some(got);
             }
+            from = self.buf.len().saturating_sub(PROMPT.len());
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
             match self.rx.recv_timeout(left) {
                 Ok(b) => self.buf.extend_from_slice(&b),
-                Err(_) => panic!(
-                    "no prompt within {within:?}; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
+                Err(_) => return None,
             }
         }
+    }
+
+    /// Types a command; its output, or `None` when no prompt came within `within`.
+    #[allow(dead_code)]
+    pub fn try_next_after(&mut self, line: &str, within: Duration) -> Option<String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.try_next(within)
+    }
+
+    /// What the peer printed so far without a prompt after it.
+    #[allow(dead_code)]
+    pub fn pending(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
     }
 
     /// Types a command, returns its output.

@@ -1,0 +1,1790 @@
+//! A hostile peer, for real (issue 10, "How it is checked"): one scenario per attack 1–9 of the
+//! issue, each against the real `p2pshare` binary on both runtimes, in network namespaces.
+//!
+//! Every scenario builds the same little LAN: host 1 seeds two 64 MiB files (`serve -v`, its
+//! upload capped at 400 Mbit/s like a LAN link), host 2 downloads them at its prompt, host 3
+//! asks `peers` now and then, host 4 attacks. First an honest download of `movie-a.bin`
+//! (1 → 2, ~1.4 s) measures the baseline; then the attacker starts, and while it runs:
+//! - host 2 downloads `movie-b.bin` from host 1: it must complete byte-identical within twice
+//!   the baseline (a floor of 1 s stands in for a baseline below 1 s, so the bound is at least
+//!   2 s; it matters only with `P2PT_HOSTILE_RATE=none`, where a veth moves 64 MiB in 0.2 s);
+//! - every victim's peak RSS (VmHWM, reset after the baseline, so it covers the attack and the
+//!   attacked download) stays at most 64 MiB (a watchdog kills a victim past 1 GiB, since a
+//!   working attack grows it by gigabytes in seconds, and reports what it saw);
+//! - a `peers --wait 1` one-shot on host 3, during the download and again after it, lists every
+//!   victim: the one-shot announces itself when it starts and listens for one second, so a
+//!   victim is listed only if its loop answered the newcomer within that second (peers answer a
+//!   newcomer within 250 ms; their periodic announcement comes only every 5 s);
+//! - the victim's counters (the seeder's `stats:` line of `serve -v`, the downloader's from a
+//!   `status` one-shot through its control socket) show the drops the scenario names.
+//!
+//! The victim of each attack, and what the attacker (this test binary re-executed on host 4 with
+//! `P2PT_HELPER=mode`, at `nice 19` since on a LAN it would have a CPU of its own) does (an id
+//! whose sessions the attacker opens also answers on the port its hello names, as a peer sharing
+//! nothing, unless said otherwise):
+//! 1. `ask` — seeder: 48 sessions of one peer id, each says hello, then sends catalog, manifest
+//!    and chunk requests in a loop and never reads (the seeder also shares 1000 small files, so
+//!    that its catalog is worth asking for);
+//! 2. `impersonate` — downloader: sessions to it whose hello claims the seeder's id (its
+//!    instance, or a new one), then `Error{NotFound}` for the manifest and every chunk, junk
+//!    chunks for every index, a junk manifest and an empty catalog; the attacker also serves,
+//!    under the seeder's id, refusals of everything on its own port 10000;
+//! 3. `spoof` — downloader and seeder (and everyone): datagrams from the attacker's own
+//!    address claiming the seeder's and the downloader's ids: a new instance, its `bye`, the
+//!    real instance at a new port, the real instance's `bye`;
+//! 4. `catalog` — seeder and downloader (and everyone): announces itself with a new revision
+//!    every 300 ms and serves a catalog of 50 pages as big as a page may be (~240k entries,
+//!    25 MiB: half of them names of one content, half distinct contents); what a `list` at the
+//!    downloader's prompt then costs is shown;
+//! 5. `reflect` — seeder (and everyone): 1024 fresh ids a second, all at the attacker's own
+//!    address, port 2222, where it accepts and closes at once (and counts who came);
+//! 6. `slots` — seeder: 1024 ids at the attacker's address, each on its own port answering
+//!    hello and catalog requests, and 200 inbound sessions that say hello and sit;
+//! 7. `disk` — seeder: 16 sessions of one peer id keeping ~300 chunk requests each in flight
+//!    (over the 256 a session may queue) and reading everything over the attacker's 100 Mbit/s
+//!    link (`P2PT_HOSTILE_DISK_RATE`, `none` to lift it: then it takes most of the seeder's
+//!    uplink, and the honest download its time from what is left); a probe on host 3 measures
+//!    the seeder's pong round trip every 100 ms (its largest must stay under 1 s);
+//! 8. `drip` — downloader: announces itself as a holder of `movie-b.bin` (true catalog, true
+//!    manifest), then never sends a chunk: on some sessions it pings every second, on others it
+//!    drips a chunk frame a byte every 500 ms; and seeder: 48 sessions that request every chunk
+//!    and never read;
+//! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
+//!    preamble and a length prefix of nearly 8 MiB before any hello (every fourth one after a
+//!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms.
+//!
+//! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
+//! and `peers` checks run again, with the counters that move only after minutes (a reader that
+//! never reads is closed after the stall timeout plus its ~9 MiB budget at 64 KiB/s: use 180),
+//! and for the reflection, that the victim no longer dials the attacker's address in the second
+//! half of that time (at most one id's 3 tries).
+//!
+//! Each scenario prints one `TABLE` row (run with `--nocapture`; `grep TABLE`), then asserts
+//! every check; a failing scenario says which checks failed and with what numbers.
+//!
+//! Safety rules (as in `netns.rs`):
+//! - every peer and every attacker runs inside a namespace this test created
+//!   (`p<pid>t<n>-h<i>`, n = 40…57, on its own bridge namespace), with the default discovery
+//!   settings (the broadcast address of each interface, port 9999; the attacker sends to
+//!   255.255.255.255:9999), which reach only that bridge; nothing runs in the root namespace,
+//!   nothing is sent anywhere but 10.99.0.0/24 of that bridge; the attacker points other hosts
+//!   only at its own address;
+//! - the guard ([`hosts::Net`]) kills the processes it started (by pid) and deletes its
+//!   namespaces on success and on failure; the RSS watchdog kills only a victim this test
+//!   started, by its pid, before the guard reaps it;
+//! - without root or without `ip netns`, every test prints why and passes without running.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+mod hosts;
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hosts::{Net, Rng, data, last_stats, sources, stat};
+use p2pshare_proto::wire::frame::{CATALOG_PAGE_BYTES, encode_chunk_header, encode_message};
+use p2pshare_proto::wire::{
+    Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, PREAMBLE,
+};
+use p2pshare_proto::{ContentId, Manifest, PeerId};
+
+const MIB: usize = 1 << 20;
+const S: fn(u64) -> Duration = Duration::from_secs;
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+/// Size of each of the seeder's two files.
+const FILE: usize = 64 * MIB;
+/// The seeder's upload, like a LAN link (`P2PT_HOSTILE_RATE` overrides it, `none` lifts it):
+/// the honest download takes ~1.4 s, so that twice its time is a bound that bites (uncapped,
+/// a veth moves 64 MiB in 0.2 s, below any floor worth having).
+const RATE: &str = "400mbit";
+/// The disk attacker's own download link (`P2PT_HOSTILE_DISK_RATE` overrides it, `none` lifts
+/// it). Item 7 is about the disk queue and the loop, not about bandwidth: a reader as fast as
+/// the seeder's uplink takes half of it however fairly the seeder serves, which alone puts the
+/// honest download at twice its time (uncapped, 16 greedy sessions take ~70 % of it).
+const DISK_RATE: &str = "100mbit";
+/// The bound on a victim's peak RSS.
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+/// Hosts of every scenario.
+const SEEDER: usize = 1;
+const DOWNLOADER: usize = 2;
+const OBSERVER: usize = 3;
+const ATTACKER: usize = 4;
+
+#[derive(Debug, Clone, Copy)]
+enum Rt {
+    Mio = 0,
+    Smol = 1,
+}
+
+impl Rt {
+    fn name(self) -> &'static str {
+        match self {
+            Rt::Mio => "mio",
+            Rt::Smol => "smol",
+        }
+    }
+}
+
+/// One attack of issue 10.
+struct Scenario {
+    name: &'static str,
+    /// The helper mode that attacks.
+    mode: &'static str,
+    /// The hosts it attacks (each is checked for RSS and for being listed by `peers`).
+    victims: &'static [usize],
+    /// Counters of the seeder's `stats:` line that must show the drops (present and > 0).
+    counters: &'static [&'static str],
+    /// Counters of the downloader (its `status` one-shot) that must show the drops.
+    downloader_counters: &'static [&'static str],
+    /// What the victim does not count (yet) that this attack should show.
+    missing: &'static str,
+    /// Counters of the seeder that must move when the attack goes on for `P2PT_HOSTILE_LONG`
+    /// seconds more (what a budget reclaims only after minutes).
+    long_counters: &'static [&'static str],
+}
+
+const SCENARIOS: [Scenario; 9] = [
+    Scenario {
+        name: "ask-never-read",
+        mode: "ask",
+        victims: &[SEEDER],
+        counters: &["connections_paused"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &["closed_not_reading"],
+    },
+    Scenario {
+        name: "impersonation",
+        mode: "impersonate",
+        victims: &[DOWNLOADER],
+        counters: &[],
+        downloader_counters: &["frames_unsolicited"],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "spoofed-discovery",
+        mode: "spoof",
+        victims: &[DOWNLOADER, SEEDER],
+        counters: &["claims_elsewhere"],
+        downloader_counters: &["claims_elsewhere"],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "huge-catalog",
+        mode: "catalog",
+        victims: &[SEEDER, DOWNLOADER],
+        counters: &["catalog_entries_dropped"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "reflection",
+        mode: "reflect",
+        victims: &[SEEDER],
+        counters: &["peers_per_ip_full", "peers_unreachable"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "slot-exhaustion",
+        mode: "slots",
+        victims: &[SEEDER],
+        counters: &["peers_per_ip_full", "connections_refused"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "disk-queue",
+        mode: "disk",
+        victims: &[SEEDER],
+        counters: &["requests_refused", "answers_delayed"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "drip-feed",
+        mode: "drip",
+        victims: &[DOWNLOADER, SEEDER],
+        counters: &["answers_delayed"],
+        downloader_counters: &[],
+        missing: "requests_expired: the drip holder's 4 requests would expire only after stall + \
+                  2 chunks at 64 KiB/s (~37 s), and endgame finishes the download first; \
+                  closed_not_reading only after stall + 9 MiB at 64 KiB/s (~150 s): \
+                  P2PT_HOSTILE_LONG=180",
+        long_counters: &["closed_not_reading"],
+    },
+    Scenario {
+        name: "big-frames-before-hello",
+        mode: "bigframe",
+        victims: &[SEEDER],
+        counters: &["protocol_errors"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &[],
+    },
+];
+
+macro_rules! scenario_tests {
+    ($($item:literal $mio:ident $smol:ident;)*) => {$(
+        #[test]
+        fn $mio() {
+            attack($item, Rt::Mio);
+        }
+        #[test]
+        fn $smol() {
+            attack($item, Rt::Smol);
+        }
+    )*};
+}
+
+scenario_tests! {
+    1 h1_ask_never_read_mio h1_ask_never_read_smol;
+    2 h2_impersonation_mio h2_impersonation_smol;
+    3 h3_spoofed_discovery_mio h3_spoofed_discovery_smol;
+    4 h4_huge_catalog_mio h4_huge_catalog_smol;
+    5 h5_reflection_mio h5_reflection_smol;
+    6 h6_slot_exhaustion_mio h6_slot_exhaustion_smol;
+    7 h7_disk_queue_mio h7_disk_queue_smol;
+    8 h8_drip_feed_mio h8_drip_feed_smol;
+    9 h9_big_frames_before_hello_mio h9_big_frames_before_hello_smol;
+}
+
+/// Above this RSS the test kills a victim (by its pid; it is our child): an attack that works
+/// grows a peer by gigabytes in seconds, and the machine is shared.
+const WATCHDOG_KIB: u64 = 1 << 20;
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`); `None` once the process is gone.
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Watches the victims' RSS every 20 ms while it runs; kills one that passes [`WATCHDOG_KIB`].
+struct Watchdog {
+    stop: Arc<AtomicU64>,
+    /// Per victim: the largest RSS seen, and whether it was killed.
+    seen: Arc<Mutex<Vec<(u64, bool)>>>,
+}
+
+impl Watchdog {
+    fn start(pids: Vec<u32>) -> Watchdog {
+        let stop = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(Mutex::new(vec![(0, false); pids.len()]));
+        let (st, se) = (stop.clone(), seen.clone());
+        thread::spawn(move || {
+            while st.load(Ordering::Relaxed) == 0 {
+                for (k, &pid) in pids.iter().enumerate() {
+                    let Some(rss) = status_kib(pid, "VmRSS:") else {
+                        continue;
+                    };
+                    let mut seen = se.lock().unwrap();
+                    seen[k].0 = seen[k].0.max(rss);
+                    if rss > WATCHDOG_KIB && !seen[k].1 {
+                        seen[k].1 = true;
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                    }
+                }
+                thread::sleep(MS(20));
+            }
+        });
+        Watchdog { stop, seen }
+    }
+
+    fn finish(self) -> Vec<(u64, bool)> {
+        self.stop.store(1, Ordering::Relaxed);
+        thread::sleep(MS(50));
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// What one `peers` one-shot on the observer saw.
+struct PeersSeen {
+    ms: u128,
+    missing: Vec<usize>,
+    out: String,
+}
+
+/// Runs `peers --wait 1` on the observer; which victims it did not list.
+fn peers_check(net: &mut Net, victims: &[usize]) -> PeersSeen {
+    let t = Instant::now();
+    let p = net.spawn(OBSERVER, &["peers", "--wait", "1"]);
+    net.wait_exit(p, S(20));
+    seen_by(net, p, t.elapsed(), victims)
+}
+
+/// What the `peers` one-shot `p`, which took `took`, saw of the victims.
+fn seen_by(net: &Net, p: usize, took: Duration, victims: &[usize]) -> PeersSeen {
+    let ms = took.as_millis();
+    let out = net.stdout(p);
+    let missing = victims
+        .iter()
+        .copied()
+        .filter(|v| {
+            !out.lines()
+                .any(|l| first_word(l) == format!("10.99.0.{v}:10000"))
+        })
+        .collect();
+    PeersSeen { ms, missing, out }
+}
+
+/// The address a `peers` line starts with (the prompt adds the interface after it).
+fn first_word(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
+}
+
+/// The last `PROGRESS k=v ...` line of a helper, as pairs.
+fn progress(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .rfind(|l| l.starts_with("PROGRESS"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One check of a scenario: what, whether it held, and the numbers.
+struct Check {
+    what: String,
+    ok: bool,
+    detail: String,
+}
+
+fn check(checks: &mut Vec<Check>, what: impl Into<String>, ok: bool, detail: impl Into<String>) {
+    checks.push(Check {
+        what: what.into(),
+        ok,
+        detail: detail.into(),
+    });
+}
+
+fn attack(item: u32, rt: Rt) {
+    let sc = &SCENARIOS[item as usize - 1];
+    let label = format!("{item} {} ({})", sc.name, rt.name());
+    let Some(mut net) = Net::new(40 + (item - 1) * 2 + rt as u32, &label, 4, true) else {
+        return;
+    };
+    let a = data(FILE, 100 + 2 * u64::from(item));
+    let b = data(FILE, 101 + 2 * u64::from(item));
+    let mb = Manifest::of_bytes(&b);
+    if sc.mode == "ask" {
+        for k in 0..1000 {
+            let name = format!("small-{k:04}-{}.txt", "x".repeat(60));
+            std::fs::write(net.shared(SEEDER).join(name), data(512, k)).unwrap();
+        }
+    }
+    let rate = std::env::var("P2PT_HOSTILE_RATE").unwrap_or_else(|_| RATE.into());
+    if rate != "none" {
+        net.cap(SEEDER, &rate);
+    }
+    let rt_args = ["--runtime", rt.name()];
+    let seeder = net.seeder(
+        SEEDER,
+        &[("movie-a.bin", &a), ("movie-b.bin", &b)],
+        &rt_args,
+    );
+    let mut d = net.prompt(DOWNLOADER, &["-v", "--runtime", rt.name()]);
+    let t = Instant::now();
+    loop {
+        let out = d.cmd("list", S(10));
+        if out.contains("movie-a.bin") && out.contains("movie-b.bin") {
+            break;
+        }
+        assert!(
+            t.elapsed() < S(20),
+            "the seeder's files never listed: {out}"
+        );
+        thread::sleep(MS(100));
+    }
+
+    // The baseline: the same download, without the attacker.
+    let t = Instant::now();
+    let out = d.cmd("get movie-a.bin", S(120));
+    let baseline = t.elapsed().as_secs_f64();
+    assert!(out.contains("Saved "), "baseline download failed: {out}");
+    assert!(
+        std::fs::read(net.shared(DOWNLOADER).join("dl_movie-a.bin")).unwrap() == a,
+        "baseline download differs"
+    );
+    let dproc = d.proc;
+    let proc_of = move |host: usize| if host == SEEDER { seeder } else { dproc };
+    let before: Vec<u64> = sc
+        .victims
+        .iter()
+        .map(|&v| net.peak_rss_kib(proc_of(v)))
+        .collect();
+    for &v in sc.victims {
+        net.reset_peak_rss(proc_of(v));
+    }
+
+    // The attack.
+    let manifest = net.dir.path().join("manifest-b");
+    std::fs::write(&manifest, mb.encode()).unwrap();
+    let env = [
+        ("P2PT_SEEDER", "10.99.0.1".to_string()),
+        ("P2PT_DOWNLOADER", "10.99.0.2".to_string()),
+        ("P2PT_CONTENT", mb.id().to_hex()),
+        ("P2PT_SIZE", FILE.to_string()),
+        ("P2PT_MANIFEST", manifest.display().to_string()),
+        ("P2PT_SECS", "120".to_string()),
+    ];
+    let pids: Vec<u32> = sc.victims.iter().map(|&v| net.pid(proc_of(v))).collect();
+    let watchdog = Watchdog::start(pids.clone());
+    if sc.mode == "disk" {
+        let rate = std::env::var("P2PT_HOSTILE_DISK_RATE").unwrap_or_else(|_| DISK_RATE.into());
+        if rate != "none" {
+            net.cap_downlink(ATTACKER, &rate);
+        }
+    }
+    let h = net.spawn_helper_at(ATTACKER, sc.mode, &env, 19);
+    let probe = (sc.mode == "disk").then(|| net.spawn_helper_at(OBSERVER, "probe", &env, 0));
+    let t = Instant::now();
+    while !net.stdout(h).contains("ENGAGED") {
+        assert!(
+            t.elapsed() < S(30) && net.running(h),
+            "the attacker never engaged: {}{}",
+            net.stdout(h),
+            net.stderr(h)
+        );
+        thread::sleep(MS(20));
+    }
+    thread::sleep(S(2)); // let it take hold
+
+    // The honest download under attack, and a `peers` one-shot meanwhile.
+    let limit = 2.0 * baseline.max(1.0);
+    let t = Instant::now();
+    d.send("get movie-b.bin");
+    let observer = net.spawn(OBSERVER, &["peers", "--wait", "1"]);
+    let wait = Duration::from_secs_f64(2.0 * limit + 10.0);
+    let (mut got, mut took, mut observed) = (None, 0.0, None);
+    while (got.is_none() || observed.is_none()) && t.elapsed() < wait {
+        if got.is_none() {
+            got = d.try_next(MS(10));
+            took = t.elapsed().as_secs_f64();
+        } else {
+            thread::sleep(MS(10));
+        }
+        if observed.is_none() && !net.running(observer) {
+            observed = Some(t.elapsed());
+        }
+    }
+    if got.is_none() {
+        took = t.elapsed().as_secs_f64();
+    }
+    net.wait_exit(observer, S(20));
+    let during = seen_by(&net, observer, observed.unwrap_or(t.elapsed()), sc.victims);
+    let after = peers_check(&mut net, sc.victims);
+    let view = match got {
+        Some(_) => d.cmd("peers", S(10)),
+        None => String::new(),
+    };
+    // What a `list` at the attacked prompt costs (shown, not checked: item 4's table).
+    let listed = match (&got, sc.mode) {
+        (Some(_), "catalog") => {
+            let t = Instant::now();
+            let out = d.try_next_after("list", S(30));
+            format!(
+                " | prompt list: {} ms, {} lines, {} bytes",
+                t.elapsed().as_millis(),
+                out.as_deref().map_or(0, |o| o.lines().count()),
+                out.as_deref().map_or(0, str::len)
+            )
+        }
+        _ => String::new(),
+    };
+    thread::sleep(MS(1200)); // one more stats line
+    let watched = watchdog.finish();
+    // VmHWM while the victim lives; what the watchdog saw when it had to kill it.
+    let peaks: Vec<u64> = pids
+        .iter()
+        .zip(&watched)
+        .map(|(&pid, &(seen, _))| status_kib(pid, "VmHWM:").unwrap_or(0).max(seen))
+        .collect();
+    let stats = last_stats(&net.stderr(seeder));
+    // The downloader's counters, through its control socket.
+    let dstatus = String::from_utf8_lossy(&net.run(DOWNLOADER, &["status"]).stdout).into_owned();
+    let dstats = last_stats(&dstatus);
+    let attacker = progress(&net.stdout(h));
+    let probed = probe.map(|p| progress(&net.stdout(p))).unwrap_or_default();
+
+    // The checks.
+    let mut checks = Vec::new();
+    // Unfinished, the downloader's own word on where its download stands.
+    let saved = got.clone().unwrap_or_else(|| {
+        let progress: Vec<&str> = dstatus
+            .lines()
+            .skip_while(|l| !l.starts_with("downloads:"))
+            .take_while(|l| !l.starts_with("stats:"))
+            .collect();
+        format!("{}{}", d.pending(), progress.join(" "))
+    });
+    let identical = got.is_some()
+        && saved.contains("Saved ")
+        && std::fs::read(net.shared(DOWNLOADER).join("dl_movie-b.bin")).is_ok_and(|x| x == b);
+    check(
+        &mut checks,
+        "download completes byte-identical",
+        identical,
+        saved
+            .lines()
+            .next()
+            .unwrap_or("(nothing)")
+            .chars()
+            .take(160)
+            .collect::<String>(),
+    );
+    check(
+        &mut checks,
+        "download within 2x baseline",
+        got.is_some() && took <= limit,
+        format!(
+            "{took:.2} s (limit {limit:.2} s = 2 x max(baseline {baseline:.2} s, 1 s)){}",
+            if got.is_none() { ", not finished" } else { "" }
+        ),
+    );
+    for (k, &v) in sc.victims.iter().enumerate() {
+        check(
+            &mut checks,
+            format!("host {v} peak RSS <= 64 MiB"),
+            peaks[k] <= RSS_LIMIT_KIB,
+            format!(
+                "{} KiB during the attack ({} KiB before it){}",
+                peaks[k],
+                before[k],
+                if watched[k].1 {
+                    "; killed by the test at 1 GiB"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    for (when, seen) in [("during", &during), ("after", &after)] {
+        check(
+            &mut checks,
+            format!("peers one-shot lists the victims ({when} the download)"),
+            seen.missing.is_empty(),
+            format!(
+                "missing {:?} in {} ms; saw {:?}",
+                seen.missing,
+                seen.ms,
+                seen.out.lines().collect::<Vec<_>>()
+            ),
+        );
+    }
+    for key in sc.counters {
+        let present = stats.iter().any(|(k, _)| k == key);
+        check(
+            &mut checks,
+            format!("seeder counts {key}"),
+            present && stat(&stats, key) > 0,
+            format!(
+                "{key}={}",
+                if present {
+                    stat(&stats, key).to_string()
+                } else {
+                    "(not printed)".into()
+                }
+            ),
+        );
+    }
+    for key in sc.downloader_counters {
+        let present = dstats.iter().any(|(k, _)| k == key);
+        check(
+            &mut checks,
+            format!("downloader counts {key}"),
+            present && stat(&dstats, key) > 0,
+            format!(
+                "{key}={}",
+                if present {
+                    stat(&dstats, key).to_string()
+                } else {
+                    "(not printed)".into()
+                }
+            ),
+        );
+    }
+    let src = sources(&saved);
+    match sc.mode {
+        "impersonate" | "spoof" => {
+            check(
+                &mut checks,
+                "every chunk came from the seeder, none rejected",
+                got.is_some()
+                    && !saved.contains("rejected")
+                    && !src.is_empty()
+                    && src.iter().all(|(who, _)| who == "10.99.0.1:10000"),
+                format!("sources {src:?}"),
+            );
+            check(
+                &mut checks,
+                "the downloader still knows the seeder at its own address",
+                view.lines().any(|l| first_word(l) == "10.99.0.1:10000"),
+                format!("its peers: {:?}", view.lines().collect::<Vec<_>>()),
+            );
+        }
+        "disk" => {
+            let rtt = probed.get("rtt_max_ms").copied();
+            check(
+                &mut checks,
+                "the seeder's pong round trip (from host 3) stays under 1 s",
+                rtt.is_some_and(|r| r < 1000) && probed.get("pings").is_some_and(|&n| n > 10),
+                format!(
+                    "max {rtt:?} ms over {:?} pings, {:?} sessions closed by it",
+                    probed.get("pings").copied(),
+                    probed.get("probe_closed").copied()
+                ),
+            );
+        }
+        _ => {}
+    }
+    if let Ok(secs) = std::env::var("P2PT_HOSTILE_LONG") {
+        // The long variant: the attack goes on, then the bounds again and the slow counters.
+        let secs: u64 = secs.parse().expect("P2PT_HOSTILE_LONG is seconds");
+        let watchdog = Watchdog::start(pids.clone());
+        // The first half lets every budget act; the second is watched.
+        thread::sleep(S(secs / 2));
+        let midway = progress(&net.stdout(h));
+        thread::sleep(S(secs - secs / 2));
+        let watched = watchdog.finish();
+        let late = progress(&net.stdout(h));
+        if sc.mode == "reflect" {
+            // An address found unreachable is ignored for minutes: no more dials to it.
+            for &v in sc.victims {
+                let key = format!("reflected_from_10.99.0.{v}");
+                let n =
+                    late.get(&key).copied().unwrap_or(0) - midway.get(&key).copied().unwrap_or(0);
+                check(
+                    &mut checks,
+                    format!("host {v} stopped dialing the reflected address"),
+                    n <= 3,
+                    format!("{n} connects in the last {} s", secs - secs / 2),
+                );
+            }
+        }
+        for (k, &v) in sc.victims.iter().enumerate() {
+            let peak = status_kib(pids[k], "VmHWM:").unwrap_or(0).max(watched[k].0);
+            check(
+                &mut checks,
+                format!("host {v} peak RSS <= 64 MiB after {secs} s more"),
+                peak <= RSS_LIMIT_KIB,
+                format!("{peak} KiB"),
+            );
+        }
+        let seen = peers_check(&mut net, sc.victims);
+        check(
+            &mut checks,
+            format!("peers one-shot lists the victims after {secs} s more"),
+            seen.missing.is_empty(),
+            format!("missing {:?} in {} ms", seen.missing, seen.ms),
+        );
+        let stats = last_stats(&net.stderr(seeder));
+        for key in sc.long_counters {
+            check(
+                &mut checks,
+                format!("seeder counts {key} after {secs} s more"),
+                stat(&stats, key) > 0,
+                format!("{key}={}", stat(&stats, key)),
+            );
+        }
+    }
+    net.signal(h, "KILL");
+    let panics: Vec<usize> = (0..net.procs.len())
+        .filter(|&p| net.stderr(p).contains("panicked"))
+        .collect();
+    check(
+        &mut checks,
+        "no process panicked",
+        panics.is_empty(),
+        format!("{panics:?}"),
+    );
+
+    // The row.
+    let nonzero = |stats: &[(String, u64)]| -> String {
+        stats
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    eprintln!(
+        "TABLE | {item} {:<24} | {:<4} | base {baseline:5.2} s | \
+         attacked {took:6.2} s (limit {limit:5.2}) | peak RSS {} KiB (before {}) | \
+         peers {}/{} ms {} | seeder stats: {} | downloader stats: {} | attacker: {}{listed} | {}",
+        sc.name,
+        rt.name(),
+        peaks
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("/"),
+        before
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("/"),
+        during.ms,
+        after.ms,
+        if during.missing.is_empty() && after.missing.is_empty() {
+            "seen"
+        } else {
+            "MISSING"
+        },
+        nonzero(&stats),
+        nonzero(&dstats),
+        attacker
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        if failed.is_empty() {
+            "PASS".to_string()
+        } else {
+            format!(
+                "FAIL: {}",
+                failed
+                    .iter()
+                    .map(|c| c.what.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
+    );
+    if !sc.missing.is_empty() {
+        eprintln!("TABLE |   not counted by the victim: {}", sc.missing);
+    }
+    for c in &checks {
+        eprintln!(
+            "  [{}] {}: {}",
+            if c.ok { "ok" } else { "FAIL" },
+            c.what,
+            c.detail
+        );
+    }
+    d.send("quit");
+    assert!(
+        failed.is_empty(),
+        "scenario {label}: {}",
+        failed
+            .iter()
+            .map(|c| format!("{} ({})", c.what, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+}
+
+// ---- the attacker: this binary re-executed inside the attacker's namespace ----
+
+/// Entry of the attacker; does nothing in a normal test run.
+#[test]
+fn helper() {
+    let Ok(mode) = std::env::var("P2PT_HELPER") else {
+        return;
+    };
+    let secs: u64 = env("P2PT_SECS").parse().unwrap();
+    let deadline = Instant::now() + S(secs);
+    match mode.as_str() {
+        "ask" => ask(),
+        "impersonate" => impersonate(),
+        "spoof" => spoof(),
+        "catalog" => huge_catalog(),
+        "reflect" => reflect(),
+        "slots" => slots(deadline),
+        "disk" => disk(),
+        "probe" => probe(),
+        "drip" => drip(),
+        "bigframe" => big_frames(deadline),
+        other => panic!("unknown helper mode {other}"),
+    }
+    progress_until(deadline);
+}
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
+}
+
+fn env_ip(key: &str) -> Ipv4Addr {
+    env(key).parse().unwrap()
+}
+
+fn content() -> ContentId {
+    ContentId::from_hex(&env("P2PT_CONTENT")).unwrap()
+}
+
+fn file_size() -> u64 {
+    env("P2PT_SIZE").parse().unwrap()
+}
+
+fn chunks() -> u32 {
+    file_size().div_ceil(MIB as u64) as u32
+}
+
+/// What the attacker counted, printed as `PROGRESS k=v ...` every half second.
+static TALLY: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+fn add(key: &str, n: u64) {
+    *TALLY.lock().unwrap().entry(key.to_string()).or_default() += n;
+}
+
+fn set_max(key: &str, v: u64) {
+    let mut t = TALLY.lock().unwrap();
+    let e = t.entry(key.to_string()).or_default();
+    *e = (*e).max(v);
+}
+
+fn progress_until(deadline: Instant) {
+    println!("ENGAGED");
+    while Instant::now() < deadline {
+        thread::sleep(MS(500));
+        let line: Vec<String> = TALLY
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("PROGRESS {}", line.join(" "));
+    }
+    std::process::exit(0);
+}
+
+fn fresh_id(rng: &mut Rng) -> PeerId {
+    PeerId(rng.bytes(16).try_into().unwrap())
+}
+
+fn seed() -> u64 {
+    u64::from(std::process::id()) << 20 | 0x5eed
+}
+
+fn hello(peer: PeerId, instance: u64, port: u16, revision: u64) -> Vec<u8> {
+    [
+        PREAMBLE.to_vec(),
+        encode_message(&Message::Hello {
+            peer,
+            instance,
+            port,
+            revision,
+        }),
+    ]
+    .concat()
+}
+
+fn read_frame(s: &mut TcpStream, dec: &mut FrameDecoder) -> Option<Frame> {
+    loop {
+        match dec.next_frame() {
+            Ok(Some(f)) => return Some(f),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let mut b = [0u8; 65536];
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => dec.push(&b[..n]),
+        }
+    }
+}
+
+/// A peer's hello, read from a connection to its port 10000 (which it sends first).
+struct Who {
+    peer: PeerId,
+    instance: u64,
+    port: u16,
+    revision: u64,
+}
+
+fn whois(ip: Ipv4Addr) -> Who {
+    for _ in 0..50 {
+        if let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from((ip, 10000)), S(2)) {
+            s.set_read_timeout(Some(S(3))).unwrap();
+            let mut dec = FrameDecoder::new();
+            if let Some(Frame::Message(Message::Hello {
+                peer,
+                instance,
+                port,
+                revision,
+            })) = read_frame(&mut s, &mut dec)
+            {
+                return Who {
+                    peer,
+                    instance,
+                    port,
+                    revision,
+                };
+            }
+        }
+        thread::sleep(MS(100));
+    }
+    panic!("no hello from {ip}");
+}
+
+fn broadcast_socket() -> UdpSocket {
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    udp.set_broadcast(true).unwrap();
+    udp
+}
+
+fn announce(udp: &UdpSocket, a: &Announce) {
+    if udp.send_to(&a.encode(), "255.255.255.255:9999").is_ok() {
+        add("datagrams", 1);
+    }
+}
+
+/// Writes all of `data`, retrying over write timeouts; false once the connection is gone.
+fn write_through(s: &mut TcpStream, data: &[u8]) -> bool {
+    let mut off = 0;
+    while off < data.len() {
+        match s.write(&data[off..]) {
+            Ok(0) => return false,
+            Ok(n) => {
+                off += n;
+                add("bytes_sent", n as u64);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                add("write_stalls", 1);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Serves connections on `listener` as a fake peer: sends `hello(local port)`, then answers
+/// each frame with `answer(frame)` (nothing when empty).
+fn fake_peer<H, A>(listener: TcpListener, hello: H, answer: A)
+where
+    H: Fn(u16) -> Vec<u8> + Send + Sync + 'static,
+    A: Fn(&Frame) -> Vec<u8> + Send + Sync + 'static,
+{
+    let hello = Arc::new(hello);
+    let answer = Arc::new(answer);
+    let port = listener.local_addr().unwrap().port();
+    thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                add("fake_sessions", 1);
+                let (hello, answer) = (hello.clone(), answer.clone());
+                let _ = thread::Builder::new().stack_size(256 << 10).spawn(move || {
+                    if s.write_all(&hello(port)).is_err() {
+                        return;
+                    }
+                    let mut dec = FrameDecoder::new();
+                    while let Some(f) = read_frame(&mut s, &mut dec) {
+                        let out = answer(&f);
+                        if !out.is_empty() && s.write_all(&out).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })
+        .unwrap();
+}
+
+/// A fresh id that answers on our port 10000 as a peer sharing nothing: the victims dial the
+/// port a hello names, and a peer they cannot reach is forgotten with its sessions, which would
+/// end an attack by itself.
+fn quiet_peer() -> PeerId {
+    let me = fresh_id(&mut Rng(seed() ^ 0x9e37));
+    fake_peer(
+        TcpListener::bind("0.0.0.0:10000").unwrap(),
+        move |port| hello(me, 1, port, 1),
+        |f| match f {
+            Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
+                revision: 1,
+                page: 0,
+                pages: 1,
+                files: Vec::new(),
+            }),
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
+    me
+}
+
+/// 1. Sessions that ask for catalogs, manifests and chunks in a loop and never read.
+fn ask() {
+    let seeder = env_ip("P2PT_SEEDER");
+    let content = content();
+    let chunks = chunks();
+    // One peer, many sessions; it answers as a quiet peer on its own port 10000.
+    let me = quiet_peer();
+    for k in 0..48u32 {
+        thread::spawn(move || {
+            let mut batch = encode_message(&Message::CatalogRequest { page: 0 });
+            for _ in 0..4 {
+                batch.extend(encode_message(&Message::ManifestRequest { content }));
+            }
+            for i in 0..8 {
+                batch.extend(encode_message(&Message::ChunkRequest {
+                    content,
+                    index: (k * 8 + i) % chunks,
+                }));
+            }
+            loop {
+                let Ok(mut s) =
+                    TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
+                else {
+                    add("connect_failed", 1);
+                    thread::sleep(MS(200));
+                    continue;
+                };
+                add("sessions", 1);
+                s.set_write_timeout(Some(MS(500))).unwrap();
+                if !write_through(&mut s, &hello(me, 1, 10000, 1)) {
+                    continue;
+                }
+                while write_through(&mut s, &batch) {}
+                add("closed_by_victim", 1);
+            }
+        });
+    }
+    thread::sleep(MS(200));
+}
+
+/// 2. Sessions whose hello claims the seeder's id, refusing and corrupting everything.
+fn impersonate() {
+    let victim = env_ip("P2PT_DOWNLOADER");
+    let s = whois(env_ip("P2PT_SEEDER"));
+    let content = content();
+    let size = file_size();
+    let (peer, instance, revision) = (s.peer, s.instance, s.revision);
+    // Our own port 10000 answers as the seeder too, refusing everything.
+    let listener = TcpListener::bind("0.0.0.0:10000").unwrap();
+    fake_peer(
+        listener,
+        move |port| hello(peer, instance, port, revision),
+        move |f| match f {
+            Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
+                revision,
+                page: 0,
+                pages: 1,
+                files: vec![CatalogEntry {
+                    name: "movie-b.bin".into(),
+                    size,
+                    content,
+                }],
+            }),
+            Frame::Message(Message::ManifestRequest { content }) => {
+                encode_message(&Message::Error {
+                    code: ErrorCode::NotFound,
+                    content: *content,
+                    index: None,
+                })
+            }
+            Frame::Message(Message::ChunkRequest { content, index }) => {
+                encode_message(&Message::Error {
+                    code: ErrorCode::NotFound,
+                    content: *content,
+                    index: Some(*index),
+                })
+            }
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
+    let mut lies = encode_message(&Message::Error {
+        code: ErrorCode::NotFound,
+        content,
+        index: None,
+    });
+    lies.extend(encode_message(&Message::Manifest {
+        content,
+        bytes: vec![0x5a; 100],
+    }));
+    lies.extend(encode_message(&Message::Catalog {
+        revision: revision + 1,
+        page: 0,
+        pages: 1,
+        files: Vec::new(),
+    }));
+    for i in 0..chunks() {
+        lies.extend(encode_message(&Message::Error {
+            code: ErrorCode::NotFound,
+            content,
+            index: Some(i),
+        }));
+        lies.extend(encode_chunk_header(&content, i, 1024));
+        lies.extend(vec![0xa5; 1024]);
+    }
+    let lies = Arc::new(lies);
+    for w in 0..4u64 {
+        let lies = lies.clone();
+        thread::spawn(move || {
+            for k in 0u64.. {
+                // Odd sessions claim a new instance of the seeder (a "restart"), even ones its own.
+                let inst = if k % 2 == 1 {
+                    instance.wrapping_add(1 + w * 1_000_000 + k)
+                } else {
+                    instance
+                };
+                let Ok(mut c) =
+                    TcpStream::connect_timeout(&SocketAddr::from((victim, 10000)), S(2))
+                else {
+                    add("connect_failed", 1);
+                    thread::sleep(MS(100));
+                    continue;
+                };
+                add("sessions", 1);
+                c.set_write_timeout(Some(S(1))).unwrap();
+                let mut burst = hello(peer, inst, 10000, revision);
+                burst.extend_from_slice(&lies);
+                let _ = c.write_all(&burst);
+                thread::sleep(MS(100));
+            }
+        });
+    }
+    thread::sleep(MS(300));
+}
+
+/// 3. Datagrams from our own address claiming the seeder's and the downloader's ids.
+fn spoof() {
+    let who = [
+        whois(env_ip("P2PT_SEEDER")),
+        whois(env_ip("P2PT_DOWNLOADER")),
+    ];
+    let udp = broadcast_socket();
+    let mut rng = Rng(seed());
+    let mut fake = [rng.next(), rng.next()];
+    thread::spawn(move || {
+        for k in 0u64.. {
+            for (w, p) in who.iter().enumerate() {
+                let a = match k % 4 {
+                    0 => {
+                        fake[w] = rng.next();
+                        Announce {
+                            peer: p.peer,
+                            instance: fake[w],
+                            port: p.port,
+                            revision: p.revision,
+                            bye: false,
+                        }
+                    }
+                    1 => Announce {
+                        peer: p.peer,
+                        instance: fake[w],
+                        port: p.port,
+                        revision: p.revision,
+                        bye: true,
+                    },
+                    2 => Announce {
+                        peer: p.peer,
+                        instance: p.instance,
+                        port: 1,
+                        revision: p.revision,
+                        bye: false,
+                    },
+                    _ => Announce {
+                        peer: p.peer,
+                        instance: p.instance,
+                        port: p.port,
+                        revision: p.revision,
+                        bye: true,
+                    },
+                };
+                announce(&udp, &a);
+            }
+            thread::sleep(MS(50));
+        }
+    });
+    thread::sleep(MS(200));
+}
+
+/// 4. A catalog of 50 pages, each as big as a page may be (twice `CATALOG_PAGE_BYTES`), ~240k
+///    entries in all, asked for again every 300 ms.
+fn huge_catalog() {
+    const PAGES: u32 = 50;
+    let mut rng = Rng(seed());
+    let me = fresh_id(&mut rng);
+    let one = ContentId([0xc0; 32]);
+    let build = |page: u32, n: usize, rng: &mut Rng| {
+        let files: Vec<CatalogEntry> = (0..n)
+            .map(|k| {
+                if k % 2 == 0 {
+                    CatalogEntry {
+                        name: format!("same-{page}-{k:06}-{}.bin", "s".repeat(26)),
+                        size: 1 << 20,
+                        content: one,
+                    }
+                } else {
+                    CatalogEntry {
+                        name: format!("file-{page}-{k:06}-{}.bin", "f".repeat(26)),
+                        size: 1 << 20,
+                        content: ContentId(rng.bytes(32).try_into().unwrap()),
+                    }
+                }
+            })
+            .collect();
+        encode_message(&Message::Catalog {
+            revision: 1,
+            page,
+            pages: PAGES,
+            files,
+        })
+    };
+    let mut frames = Vec::new();
+    for page in 0..PAGES {
+        let mut n = 6_000;
+        let mut frame = build(page, n, &mut rng);
+        while frame.len() > 2 * CATALOG_PAGE_BYTES + 4 {
+            n = n * 97 / 100;
+            frame = build(page, n, &mut rng);
+        }
+        add("catalog_entries", n as u64);
+        add("catalog_bytes", frame.len() as u64);
+        frames.push(frame);
+    }
+    let frames = Arc::new(frames);
+    let revision = Arc::new(AtomicU64::new(1));
+    let r = revision.clone();
+    fake_peer(
+        TcpListener::bind("0.0.0.0:10000").unwrap(),
+        move |port| hello(me, 1, port, r.load(Ordering::Relaxed)),
+        move |f| match f {
+            Frame::Message(Message::CatalogRequest { page }) => match frames.get(*page as usize) {
+                Some(frame) => {
+                    add("catalog_pages_served", 1);
+                    frame.clone()
+                }
+                None => Vec::new(),
+            },
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
+    let udp = broadcast_socket();
+    thread::spawn(move || {
+        loop {
+            let rev = revision.fetch_add(1, Ordering::Relaxed) + 1;
+            announce(
+                &udp,
+                &Announce {
+                    peer: me,
+                    instance: 1,
+                    port: 10000,
+                    revision: rev,
+                    bye: false,
+                },
+            );
+            thread::sleep(MS(300));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
+/// 5. 1024 fresh ids a second, all pointing at our port 2222, which closes what it accepts.
+fn reflect() {
+    let listener = TcpListener::bind("0.0.0.0:2222").unwrap();
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let ip = s
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            add(&format!("reflected_from_{ip}"), 1);
+        }
+    });
+    let udp = broadcast_socket();
+    let mut rng = Rng(seed());
+    thread::spawn(move || {
+        loop {
+            let round = Instant::now();
+            for k in 0..1024 {
+                let a = Announce {
+                    peer: fresh_id(&mut rng),
+                    instance: rng.next(),
+                    port: 2222,
+                    revision: 1,
+                    bye: false,
+                };
+                announce(&udp, &a);
+                if k % 64 == 63 {
+                    thread::sleep(MS(10));
+                }
+            }
+            thread::sleep(S(1).saturating_sub(round.elapsed()));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
+/// 6. 1024 ids, each answering hello on its own port, and 200 inbound sessions that sit.
+fn slots(deadline: Instant) {
+    let mut rng = Rng(seed());
+    let ids: Vec<PeerId> = (0..1024).map(|_| fresh_id(&mut rng)).collect();
+    for (k, &id) in ids.iter().enumerate() {
+        let port = 20000 + k as u16;
+        let Ok(l) = TcpListener::bind(("0.0.0.0", port)) else {
+            add("bind_failed", 1);
+            continue;
+        };
+        fake_peer(
+            l,
+            move |port| hello(id, 1, port, 1),
+            |f| match f {
+                Frame::Message(Message::CatalogRequest { .. }) => {
+                    add("outbound_sessions_answered", 1);
+                    encode_message(&Message::Catalog {
+                        revision: 1,
+                        page: 0,
+                        pages: 1,
+                        files: Vec::new(),
+                    })
+                }
+                Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+                Frame::Message(Message::ManifestRequest { content }) => {
+                    encode_message(&Message::Error {
+                        code: ErrorCode::NotFound,
+                        content: *content,
+                        index: None,
+                    })
+                }
+                _ => Vec::new(),
+            },
+        );
+    }
+    let udp = broadcast_socket();
+    let announced = ids.clone();
+    thread::spawn(move || {
+        loop {
+            let round = Instant::now();
+            for (k, &id) in announced.iter().enumerate() {
+                announce(
+                    &udp,
+                    &Announce {
+                        peer: id,
+                        instance: 1,
+                        port: 20000 + k as u16,
+                        revision: 1,
+                        bye: false,
+                    },
+                );
+                if k % 64 == 63 {
+                    thread::sleep(MS(10));
+                }
+            }
+            thread::sleep(S(1).saturating_sub(round.elapsed()));
+        }
+    });
+    let seeder = env_ip("P2PT_SEEDER");
+    thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        while Instant::now() < deadline {
+            // Drop what the victim closed, then top up to 200.
+            held.retain_mut(|s| {
+                let mut b = [0u8; 4096];
+                s.set_nonblocking(true).unwrap();
+                let open = loop {
+                    match s.read(&mut b) {
+                        Ok(0) => break false,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+                        Err(_) => break false,
+                    }
+                };
+                if !open {
+                    add("inbound_closed_by_victim", 1);
+                }
+                open
+            });
+            while held.len() < 200 {
+                let Ok(mut s) =
+                    TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
+                else {
+                    add("inbound_connect_failed", 1);
+                    break;
+                };
+                let _ = s.write_all(&hello(fresh_id(&mut rng), 1, 10000, 1));
+                add("inbound_opened", 1);
+                held.push(s);
+            }
+            thread::sleep(MS(500));
+        }
+    });
+    thread::sleep(MS(500));
+}
+
+/// 7. Sessions keeping ~300 chunk requests each in flight and reading it all; a pong probe.
+fn disk() {
+    let seeder = env_ip("P2PT_SEEDER");
+    let to = SocketAddr::from((seeder, 10000));
+    let content = content();
+    let chunks = chunks();
+    // One peer, many sessions; it answers as a quiet peer on its own port 10000.
+    let me = quiet_peer();
+    for k in 0..16u32 {
+        thread::spawn(move || {
+            // A session the victim closes is opened again: the pressure stays.
+            loop {
+                let Ok(w) = TcpStream::connect_timeout(&to, S(2)) else {
+                    add("connect_failed", 1);
+                    thread::sleep(MS(200));
+                    continue;
+                };
+                add("sessions", 1);
+                greedy_session(w, me, content, chunks, k * 4);
+                add("closed_by_victim", 1);
+            }
+        });
+    }
+    thread::sleep(MS(300));
+}
+
+/// Measures the seeder's loop from a host of its own (the observer's, so that the attacker's
+/// queues are not on its path): a ping every 100 ms on a session, its pong's round trip (on a
+/// new session if the victim closes it).
+fn probe() {
+    let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    let me = fresh_id(&mut Rng(seed()));
+    // The seeder dials the port our hello names: answer there as a quiet peer, so that it
+    // never counts us unreachable and closes the probe for that.
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    fake_peer(
+        listener,
+        move |port| hello(me, 1, port, 1),
+        |f| match f {
+            Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
+                revision: 1,
+                page: 0,
+                pages: 1,
+                files: Vec::new(),
+            }),
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
+    thread::spawn(move || {
+        loop {
+            let Ok(mut s) = TcpStream::connect_timeout(&to, S(2)) else {
+                add("probe_connect_failed", 1);
+                thread::sleep(MS(200));
+                continue;
+            };
+            s.set_read_timeout(Some(S(5))).unwrap();
+            let mut dec = FrameDecoder::new();
+            if s.write_all(&hello(me, 1, port, 1)).is_err() {
+                continue;
+            }
+            'session: loop {
+                let t = Instant::now();
+                if s.write_all(&encode_message(&Message::Ping)).is_err() {
+                    break 'session;
+                }
+                loop {
+                    match read_frame(&mut s, &mut dec) {
+                        Some(Frame::Message(Message::Pong)) => break,
+                        Some(_) => {}
+                        None => {
+                            if t.elapsed() >= S(5) {
+                                // A read timeout: no pong for 5 s.
+                                set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
+                            }
+                            break 'session;
+                        }
+                    }
+                }
+                set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
+                add("pings", 1);
+                thread::sleep(MS(100));
+            }
+            add("probe_closed", 1);
+        }
+    });
+    thread::sleep(MS(300));
+}
+
+/// One session of the disk attack: keeps ~300 chunk requests in flight and reads everything,
+/// until the victim closes it.
+fn greedy_session(mut w: TcpStream, me: PeerId, content: ContentId, chunks: u32, first: u32) {
+    let mut r = w.try_clone().unwrap();
+    let inflight = Arc::new(AtomicI64::new(0));
+    let seen = inflight.clone();
+    let reader = thread::spawn(move || {
+        let mut dec = FrameDecoder::new();
+        while let Some(f) = read_frame(&mut r, &mut dec) {
+            match f {
+                Frame::Chunk { .. } => {
+                    add("chunks_received", 1);
+                    seen.fetch_sub(1, Ordering::Relaxed);
+                }
+                Frame::Message(Message::Error { code, .. }) => {
+                    add(&format!("refused_{code:?}"), 1);
+                    seen.fetch_sub(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        seen.store(i64::MIN, Ordering::Relaxed);
+    });
+    if w.write_all(&hello(me, 1, 10000, 1)).is_err() {
+        return;
+    }
+    let mut i = first;
+    loop {
+        let n = inflight.load(Ordering::Relaxed);
+        if n < 0 {
+            break;
+        }
+        if n >= 300 {
+            thread::sleep(MS(5));
+            continue;
+        }
+        let mut batch = Vec::new();
+        for _ in 0..32 {
+            batch.extend(encode_message(&Message::ChunkRequest {
+                content,
+                index: i % chunks,
+            }));
+            i += 1;
+        }
+        inflight.fetch_add(32, Ordering::Relaxed);
+        if w.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown(std::net::Shutdown::Both);
+    let _ = reader.join();
+}
+
+/// 8. A holder that never sends a chunk (pings, or drips a frame), and requesters that never
+///    read.
+fn drip() {
+    let content = content();
+    let size = file_size();
+    let manifest = std::fs::read(env("P2PT_MANIFEST")).unwrap();
+    let mut rng = Rng(seed());
+    let me = fresh_id(&mut rng);
+    let listener = TcpListener::bind("0.0.0.0:10000").unwrap();
+    thread::spawn(move || {
+        for (k, s) in listener.incoming().enumerate() {
+            let Ok(mut r) = s else { continue };
+            add("holder_sessions", 1);
+            let w = Arc::new(Mutex::new(r.try_clone().unwrap()));
+            let manifest = manifest.clone();
+            let pinger = k % 2 == 0;
+            thread::spawn(move || {
+                if w.lock()
+                    .unwrap()
+                    .write_all(&hello(me, 1, 10000, 1))
+                    .is_err()
+                {
+                    return;
+                }
+                if pinger {
+                    let w = w.clone();
+                    thread::spawn(move || {
+                        loop {
+                            thread::sleep(S(1));
+                            if w.lock()
+                                .unwrap()
+                                .write_all(&encode_message(&Message::Ping))
+                                .is_err()
+                            {
+                                return;
+                            }
+                            add("pings_sent", 1);
+                        }
+                    });
+                }
+                let mut dripping = false;
+                let mut dec = FrameDecoder::new();
+                while let Some(f) = read_frame(&mut r, &mut dec) {
+                    let out = match f {
+                        Frame::Message(Message::CatalogRequest { .. }) => {
+                            encode_message(&Message::Catalog {
+                                revision: 1,
+                                page: 0,
+                                pages: 1,
+                                files: vec![CatalogEntry {
+                                    name: "movie-b.bin".into(),
+                                    size,
+                                    content,
+                                }],
+                            })
+                        }
+                        Frame::Message(Message::ManifestRequest { content: c }) if c == content => {
+                            add("manifests_sent", 1);
+                            encode_message(&Message::Manifest {
+                                content,
+                                bytes: manifest.clone(),
+                            })
+                        }
+                        Frame::Message(Message::ChunkRequest { index, .. }) => {
+                            add("chunk_requests_held", 1);
+                            if !pinger && !dripping {
+                                dripping = true;
+                                let w = w.clone();
+                                thread::spawn(move || {
+                                    let head = encode_chunk_header(&content, index, MIB);
+                                    if w.lock().unwrap().write_all(&head).is_err() {
+                                        return;
+                                    }
+                                    loop {
+                                        thread::sleep(MS(500));
+                                        if w.lock().unwrap().write_all(&[0x42]).is_err() {
+                                            return;
+                                        }
+                                        add("drip_bytes", 1);
+                                    }
+                                });
+                            }
+                            Vec::new()
+                        }
+                        // A pong in the middle of a dripping frame would break our own framing.
+                        Frame::Message(Message::Ping) if !dripping => {
+                            encode_message(&Message::Pong)
+                        }
+                        _ => Vec::new(),
+                    };
+                    if !out.is_empty() && w.lock().unwrap().write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let udp = broadcast_socket();
+    thread::spawn(move || {
+        loop {
+            announce(
+                &udp,
+                &Announce {
+                    peer: me,
+                    instance: 1,
+                    port: 10000,
+                    revision: 1,
+                    bye: false,
+                },
+            );
+            thread::sleep(S(1));
+        }
+    });
+    // Requesters that never read, at the seeder.
+    let seeder = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    let chunks = chunks();
+    for _ in 0..48 {
+        let id = fresh_id(&mut rng);
+        thread::spawn(move || {
+            loop {
+                let Ok(mut s) = TcpStream::connect_timeout(&seeder, S(2)) else {
+                    add("requester_connect_failed", 1);
+                    thread::sleep(MS(200));
+                    continue;
+                };
+                add("requester_sessions", 1);
+                let mut ask = hello(id, 1, 10000, 1);
+                for index in 0..chunks {
+                    ask.extend(encode_message(&Message::ChunkRequest { content, index }));
+                }
+                if s.write_all(&ask).is_err() {
+                    continue;
+                }
+                // Sit, never reading, until the victim closes the session.
+                s.set_nonblocking(false).unwrap();
+                let mut probe = [0u8; 1];
+                loop {
+                    thread::sleep(S(1));
+                    match s.peek(&mut probe) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                add("requester_closed_by_victim", 1);
+            }
+        });
+    }
+    thread::sleep(MS(300));
+}
+
+/// 9. Sessions sending a length prefix of nearly 8 MiB before any hello (every fourth after a
+///    hello, unasked), then a byte at a time.
+fn big_frames(deadline: Instant) {
+    let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    let mut rng = Rng(seed());
+    let mut k = 0u64;
+    let mut open = move |s: &mut Vec<TcpStream>| {
+        let Ok(mut c) = TcpStream::connect_timeout(&to, S(2)) else {
+            add("connect_failed", 1);
+            return;
+        };
+        // Most sessions before any hello; every fourth after a hello, unasked.
+        k += 1;
+        let mut head = if k.is_multiple_of(4) {
+            add("after_hello", 1);
+            hello(fresh_id(&mut rng), 1, 10000, 1)
+        } else {
+            PREAMBLE.to_vec()
+        };
+        head.extend_from_slice(&((8 * MIB - 16) as u32).to_be_bytes());
+        head.push(1);
+        if c.write_all(&head).is_ok() {
+            c.set_nonblocking(true).unwrap();
+            add("sessions", 1);
+            s.push(c);
+        }
+    };
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        while Instant::now() < deadline {
+            held.retain_mut(|c: &mut TcpStream| {
+                // The victim's hello comes first; an end of stream or an error means it closed.
+                let mut b = [0u8; 4096];
+                let mut ok = loop {
+                    match c.read(&mut b) {
+                        Ok(0) => break false,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+                        Err(_) => break false,
+                    }
+                };
+                ok = ok
+                    && match c.write(&[0x42]) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() == ErrorKind::WouldBlock,
+                    };
+                if ok {
+                    add("bytes_dripped", 1);
+                } else {
+                    add("closed_by_victim", 1);
+                }
+                ok
+            });
+            while held.len() < 100 {
+                let before = held.len();
+                open(&mut held);
+                if held.len() == before {
+                    break;
+                }
+            }
+            thread::sleep(MS(200));
+        }
+    });
+    thread::sleep(MS(300));
+}
