@@ -41,8 +41,7 @@ pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fa
         }
         if opts.verbose > 0 && Instant::now() >= next_stats {
             next_stats = Instant::now() + Duration::from_secs(1);
-            let s = handle.snapshot().map_err(|e| e.to_string())?;
-            let stats = (s.stats, s.notices_dropped);
+            let stats = handle.counters().map_err(|e| e.to_string())?;
             if stats != last_stats {
                 eprintln!(
                     "stats: {} notices_dropped={}",

@@ -86,6 +86,8 @@ pub fn list(s: &Snapshot) -> String {
     if files.is_empty() {
         return "No files available.".into();
     }
+    let more = files.len().saturating_sub(LIST_ROWS);
+    let files = &files[..files.len().min(LIST_ROWS)];
     let cells: Vec<String> = files.iter().map(|f| names_cell(&f.names)).collect();
     let width = cells
         .iter()
@@ -103,8 +105,17 @@ pub fn list(s: &Snapshot) -> String {
             f.content.short()
         ));
     }
+    if more > 0 {
+        out.push_str(&format!(
+            "\n… and {more} more files (`list --json` shows them all; `get NAME` finds any)"
+        ));
+    }
     out
 }
+
+/// Most rows `list` prints: a peer can list hundreds of thousands of files, a terminal cannot
+/// show them (`list --json` has them all).
+const LIST_ROWS: usize = 1000;
 
 /// The widest the NAME column is padded to: a longer cell overflows its own row instead of
 /// widening every row (a peer can list names of any length).

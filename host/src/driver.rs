@@ -352,6 +352,9 @@ impl Driver {
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
             }
+            Request::Counters(tx) => {
+                let _ = tx.send((self.node.stats(), self.notices.dropped()));
+            }
             Request::Shutdown => {
                 if !self.stopped {
                     self.input(Input::Command(Command::Shutdown));

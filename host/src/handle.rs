@@ -35,6 +35,8 @@ pub enum Request {
     Cancel(ContentId),
     /// Send back a [`Snapshot`].
     Snapshot(Sender<Snapshot>),
+    /// Send back the counters alone (cheap: no views are built), and the notices dropped.
+    Counters(Sender<(Stats, u64)>),
     /// Say goodbye and stop.
     Shutdown,
 }
@@ -218,6 +220,15 @@ impl Handle {
     pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
         let (tx, rx) = mpsc::channel();
         self.request(Request::Snapshot(tx))?;
+        rx.recv_timeout(Duration::from_secs(30))
+            .map_err(|_| Stopped)
+    }
+
+    /// The counters of dropped input and the notices dropped, without building the views
+    /// (what `serve -v` polls every second, however big the other peers' catalogs are).
+    pub fn counters(&self) -> Result<(Stats, u64), Stopped> {
+        let (tx, rx) = mpsc::channel();
+        self.request(Request::Counters(tx))?;
         rx.recv_timeout(Duration::from_secs(30))
             .map_err(|_| Stopped)
     }

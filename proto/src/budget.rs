@@ -56,6 +56,13 @@ pub const MAX_DIAL_FAILURES: u32 = 3;
 /// hello from that address shows a p2pshare peer is there after all).
 pub const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Shortest time between two fetches of one peer's catalog: a peer that announces a new
+/// revision every few hundred milliseconds gets its catalog fetched at this pace, not at its.
+pub const MIN_CATALOG_GAP: std::time::Duration = std::time::Duration::from_secs(2);
+/// And at least this many times as long as the last fetch took: a catalog of many pages is
+/// fetched at most a tenth of the time.
+pub const CATALOG_GAP_FACTOR: u32 = 10;
+
 /// How long a connection may keep `queued` bytes unflushed before it counts as not reading.
 pub fn read_deadline(stall: Duration, queued: usize) -> Duration {
     stall + Duration::from_millis(queued as u64 * 1000 / MIN_READ_RATE)
@@ -75,5 +82,5 @@ pub const CATALOG_NODE_BUDGET: usize = 64 << 20;
 
 /// What an entry costs in memory, about: its name and the rest of the entry with overheads.
 pub fn entry_cost(e: &CatalogEntry) -> usize {
-    e.name.len() + 96
+    e.name.len() + 128
 }

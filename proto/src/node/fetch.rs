@@ -7,10 +7,11 @@
 //! usable peer left stops with `FailReason::NoPeers`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::catalogs::PageVerdict;
 use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
+use crate::budget::{CATALOG_GAP_FACTOR, MIN_CATALOG_GAP};
 use crate::disk::{DiskError, FinishError};
 use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
 use crate::ids::{ContentId, PeerId};
@@ -95,7 +96,13 @@ impl Node {
         match self.remote.add_page(peer, ip, revision, page, pages, files) {
             PageVerdict::Next(next) => return self.request_catalog_page(now, peer, conn, next),
             PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
-            PageVerdict::Done => {}
+            PageVerdict::Done => {
+                if let Some(link) = self.links.get_mut(&peer) {
+                    let took = link.catalog_started.map_or(Duration::ZERO, |t| now - t);
+                    let gap = MIN_CATALOG_GAP.max(took * CATALOG_GAP_FACTOR);
+                    link.catalog_not_before = Some(now + gap);
+                }
+            }
         }
         let contents: Vec<ContentId> = self
             .remote

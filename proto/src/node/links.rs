@@ -27,6 +27,12 @@ pub(super) struct Link {
     pub(super) opened_once: bool,
     /// The catalog page asked for on `conn`, not yet answered.
     pub(super) catalog_pending: Option<u32>,
+    /// When the catalog fetch under way began.
+    pub(super) catalog_started: Option<Instant>,
+    /// No catalog fetch before this (see `budget::MIN_CATALOG_GAP`).
+    pub(super) catalog_not_before: Option<Instant>,
+    /// A fetch put off until then: the timer that asks again.
+    pub(super) catalog_due: Option<Instant>,
 }
 
 /// A `--peer` address we keep a connection to.
@@ -404,7 +410,12 @@ impl Node {
         if !link.want_catalog || link.catalog_pending.is_some() {
             return;
         }
+        if let Some(t) = link.catalog_not_before.filter(|t| *t > now) {
+            link.catalog_due = Some(t);
+            return;
+        }
         link.want_catalog = false;
+        link.catalog_started = Some(now);
         self.request_catalog_page(now, peer, conn, 0);
     }
 
@@ -449,6 +460,18 @@ impl Node {
     }
 
     pub(super) fn link_timers(&mut self, now: Instant) {
+        let catalogs: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.catalog_due.is_some_and(|t| t <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in catalogs {
+            if let Some(l) = self.links.get_mut(&p) {
+                l.catalog_due = None;
+            }
+            self.want_catalog(now, p);
+        }
         let retry: Vec<PeerId> = self
             .links
             .iter()

@@ -177,29 +177,43 @@ impl Node {
     }
 
     /// Files other peers share, grouped by content, by content id; names sorted, holders by
-    /// peer id. Built in O(n log n) over the n catalog entries (sets, not list scans).
+    /// peer id. Built in O(n log n) over the n catalog entries by sorting one vector of
+    /// references and grouping runs of it: no map node per content, so a view of a hundred
+    /// thousand files costs little more than the files themselves.
     pub fn remote_files(&self) -> Vec<RemoteFile> {
-        type Group<'a> = (&'a CatalogEntry, BTreeSet<&'a str>, BTreeSet<PeerId>);
-        let mut by_content: BTreeMap<ContentId, Group<'_>> = BTreeMap::new();
-        for (peer, files) in self.remote.iter() {
-            for f in files {
-                let (_, names, holders) = by_content
-                    .entry(f.content)
-                    .or_insert_with(|| (f, BTreeSet::new(), BTreeSet::new()));
-                names.insert(&f.name);
-                holders.insert(*peer);
+        let mut all: Vec<(&CatalogEntry, PeerId)> = self
+            .remote
+            .iter()
+            .flat_map(|(peer, files)| files.iter().map(move |f| (f, *peer)))
+            .collect();
+        all.sort_unstable_by(|a, b| {
+            (a.0.content, &a.0.name, a.1).cmp(&(b.0.content, &b.0.name, b.1))
+        });
+        let mut out: Vec<RemoteFile> = Vec::new();
+        for (f, peer) in all {
+            match out.last_mut() {
+                Some(r) if r.content == f.content => {
+                    if r.names.last() != Some(&f.name) {
+                        r.names.push(f.name.clone());
+                    }
+                    if !r.holders.contains(&peer) {
+                        r.holders.push(peer);
+                    }
+                }
+                _ => out.push(RemoteFile {
+                    content: f.content,
+                    size: f.size,
+                    names: vec![f.name.clone()],
+                    holders: vec![peer],
+                    local: self.local.contains_key(&f.content),
+                }),
             }
         }
-        by_content
-            .into_iter()
-            .map(|(content, (first, names, holders))| RemoteFile {
-                content,
-                size: first.size,
-                names: names.into_iter().map(str::to_owned).collect(),
-                holders: holders.into_iter().collect(),
-                local: self.local.contains_key(&content),
-            })
-            .collect()
+        for r in &mut out {
+            r.holders.sort_unstable();
+            r.holders.dedup();
+        }
+        out
     }
 
     /// True once the view of the LAN has settled at `now`: the peers have had time to answer
@@ -402,7 +416,11 @@ impl Node {
         }
         let t = &self.cfg.timeouts;
         let sessions = self.sessions.values().filter_map(|s| s.poll_timeout(t));
-        let links = self.links.values().filter_map(|l| l.retry_at);
+        let links = self
+            .links
+            .values()
+            .flat_map(|l| [l.retry_at, l.catalog_due])
+            .flatten();
         let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
         let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
@@ -457,6 +475,10 @@ impl Node {
                     if matches!(change, Change::Restarted(_)) {
                         let instance = self.discovery.peer(&p).map(|x| x.instance);
                         self.drop_peer_connections(now, p, instance);
+                        // A new instance's catalog is wanted now, not after the gap.
+                        if let Some(link) = self.links.get_mut(&p) {
+                            link.catalog_not_before = None;
+                        }
                     }
                     self.want_catalog(now, p);
                 }
