@@ -45,6 +45,7 @@ pub fn stats(s: &Stats) -> String {
         chunks_rejected,
         catalog_entries_dropped,
         answers_delayed,
+        answers_dropped,
         connections_paused,
         closed_not_reading,
         requests_expired,
@@ -62,6 +63,7 @@ pub fn stats(s: &Stats) -> String {
          requests_refused={requests_refused} chunks_served={chunks_served} \
          chunks_rejected={chunks_rejected} \
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
+         answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired}"
     )

@@ -200,7 +200,7 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         }
         (paused, closed, sent)
     };
-    outputs(&mut node, t0);
+    let hello_sent = outputs(&mut node, t0).2;
     let mut burst = Vec::new();
     for i in 0..1000u32 {
         burst.extend(encode_message(&Message::ChunkRequest {
@@ -208,7 +208,7 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
             index: i,
         }));
     }
-    let (mut paused, mut sent) = (false, 0usize);
+    let (mut paused, mut sent) = (false, hello_sent);
     let mut now = t0;
     while !paused {
         assert!(

@@ -246,6 +246,7 @@ impl Node {
     fn on_message(&mut self, now: Instant, conn: ConnId, msg: Message) {
         match msg {
             Message::Hello { .. } => self.stats.frames_unsolicited += 1,
+            Message::Ping if self.over_budget(conn) => self.stats.answers_dropped += 1,
             Message::Ping => self.send_msg(conn, &Message::Pong),
             Message::Pong => {}
             Message::CatalogRequest { page } => self.serve_catalog(conn, page),
@@ -289,6 +290,7 @@ impl Node {
         self.starved.remove(&conn);
         if s.owed() > 0 && why != CloseReason::Shutdown {
             self.pump_starved();
+            self.repause_ip(s.remote().ip());
         }
         for st in &mut self.statics {
             if st.conn == Some(conn) {

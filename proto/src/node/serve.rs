@@ -130,7 +130,25 @@ impl Node {
         self.pump_serve(conn);
     }
 
+    /// True when `conn`, its IP or the node has spent its send budget: small answers
+    /// (refusals, pongs) are then dropped, not queued (the connection is paused; one that
+    /// reads is never here).
+    pub(super) fn over_budget(&self, conn: ConnId) -> bool {
+        let Some(s) = self.sessions.get(&conn) else {
+            return true;
+        };
+        if s.owed() >= CONN_SEND_BUDGET {
+            return true;
+        }
+        let (by_ip, all) = self.owed(s.remote().ip());
+        s.owed() > 0 && (by_ip >= IP_SEND_BUDGET || all >= NODE_SEND_BUDGET)
+    }
+
     fn refuse(&mut self, conn: ConnId, code: ErrorCode, content: ContentId, index: Option<u32>) {
+        if self.over_budget(conn) {
+            self.stats.answers_dropped += 1;
+            return;
+        }
         self.stats.requests_refused += 1;
         self.send_msg(
             conn,
@@ -256,14 +274,22 @@ impl Node {
     /// once it does not.
     pub(super) fn update_pause(&mut self, conn: ConnId) {
         let never = self.cfg.bugs.never_pause(); // planted bug (simulator only)
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        // One host's connections share one budget: once its IP has spent it, none of them is
+        // read (else each would be read again as soon as its own few bytes left, and a host
+        // with many connections would be read without end).
+        let (was, wants, may) = (s.is_paused(), s.wants_pause(), s.may_resume());
+        let (by_ip, _) = self.owed(s.remote().ip());
+        let pause = if was {
+            !(may && by_ip <= IP_SEND_BUDGET / 2)
+        } else {
+            wants || by_ip >= IP_SEND_BUDGET
+        } && !never;
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let pause = if s.is_paused() {
-            !s.may_resume()
-        } else {
-            s.wants_pause()
-        } && !never;
         if s.set_paused(pause) {
             if pause {
                 self.stats.connections_paused += 1;
@@ -282,11 +308,28 @@ impl Node {
     }
 
     pub(super) fn on_flushed(&mut self, conn: ConnId) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        let ip = self.sessions.get_mut(&conn).map(|s| {
             s.flushed();
-        }
+            s.remote().ip()
+        });
         self.pump_serve(conn);
         self.pump_starved();
+        if let Some(ip) = ip {
+            self.repause_ip(ip);
+        }
+    }
+
+    /// Decides again whether the paused connections from `ip` may be read (its budget moved).
+    pub(super) fn repause_ip(&mut self, ip: IpAddr) {
+        let paused: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_paused() && s.remote().ip() == ip)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in paused {
+            self.update_pause(c);
+        }
     }
 
     pub(super) fn on_read_done(

@@ -112,6 +112,9 @@ pub struct Stats {
     pub catalog_entries_dropped: u64,
     /// Answers put off because the sender's IP or the node had spent its send budget.
     pub answers_delayed: u64,
+    /// Refusals and pongs not sent because the asker, its IP or the node had spent its send
+    /// budget (the asker is paused: it does not read what it asks for).
+    pub answers_dropped: u64,
     /// Times a connection was paused because its send budget was spent or its request
     /// queues were full.
     pub connections_paused: u64,
