@@ -21,8 +21,10 @@ const UDP: Token = Token(0);
 const LISTENER: Token = Token(1);
 const WAKER: Token = Token(2);
 const FIRST_CONN: usize = 3;
-/// Bytes read from a socket per `Received` input.
-const READ_BUF: usize = 256 << 10;
+/// Bytes read from a socket per `Received` input: a host that floods requests makes the node
+/// work through at most this much of them per read (and per turn, `READS_PER_TURN` times)
+/// before the loop turns to timers and other sockets.
+const READ_BUF: usize = 64 << 10;
 /// Reads from one connection before the loop turns to the others: one fast peer must not
 /// starve the rest (with edge-triggered events, a socket that still has data is revisited).
 const READS_PER_TURN: usize = 4;

@@ -11,6 +11,7 @@
 //! served again as soon as any connection flushes or ends. So a peer that asks a lot and reads
 //! slowly costs bounded memory, and cannot take the others' share.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -173,7 +174,11 @@ impl Node {
         if !s.queue_request(content, index) {
             return self.refuse(conn, ErrorCode::Busy, content, Some(index));
         }
-        self.pump_serve(conn);
+        // A connection waiting for a shared budget is served when it frees (`pump_starved`):
+        // trying again for each of its requests would only cost time.
+        if !self.starved.contains(&conn) {
+            self.pump_serve(conn);
+        }
     }
 
     /// Sends the waiting catalog page and manifest, and starts reads for queued chunk
@@ -301,9 +306,29 @@ impl Node {
     }
 
     /// Serves the connections that waited for a shared budget (someone flushed or left).
+    /// Those whose IP, or the node, still has no room stay waiting without being tried: with
+    /// many waiting connections of one greedy host, every flush would otherwise try them all.
     pub(super) fn pump_starved(&mut self) {
-        for conn in std::mem::take(&mut self.starved) {
-            self.pump_serve(conn);
+        if self.starved.is_empty() {
+            return;
+        }
+        let mut by_ip: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let mut all = 0;
+        for s in self.sessions.values() {
+            *by_ip.entry(s.remote().ip()).or_default() += s.owed();
+            all += s.owed();
+        }
+        let waiting = std::mem::take(&mut self.starved);
+        for conn in waiting {
+            let ip = self.sessions.get(&conn).map(|s| s.remote().ip());
+            let full = ip.is_none_or(|ip| {
+                by_ip.get(&ip).copied().unwrap_or(0) >= IP_SEND_BUDGET || all >= NODE_SEND_BUDGET
+            });
+            if full {
+                self.starved.insert(conn);
+            } else {
+                self.pump_serve(conn);
+            }
         }
     }
 
