@@ -64,6 +64,17 @@ pub struct Peer {
     /// Known only from a hello on a connection it opened to us: an announcement from another
     /// address may still move it (see the module doc).
     provisional: bool,
+    /// A hello from its address (on a connection there) confirmed it speaks there: from then
+    /// on no other address can take its id.
+    confirmed: bool,
+}
+
+impl Peer {
+    /// True once a hello on a connection at its address confirmed it there: then no other
+    /// address can take its id.
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed && !self.provisional
+    }
 }
 
 /// Earlier instances remembered per peer (see [`Peer`]).
@@ -180,7 +191,11 @@ impl Discovery {
         if let Some(p) = self.peers.get_mut(&a.peer)
             && p.addr.ip() != from.ip()
         {
-            if p.provisional && !provisional && !a.bye && !p.retired.contains(&a.instance) {
+            // Until a connection there confirmed it, an id is not bound to its first address:
+            // a spoofed announcement that came first (pointing at a port nobody answers on)
+            // must not keep the real peer out.
+            let loose = p.provisional || !p.confirmed;
+            if loose && !provisional && !a.bye && !p.retired.contains(&a.instance) {
                 p.addr = addr;
                 p.instance = a.instance;
                 p.revision = a.revision;
@@ -252,6 +267,7 @@ impl Discovery {
                         last_seen: now,
                         retired: Vec::new(),
                         provisional,
+                        confirmed: false,
                     },
                 );
                 self.changes.push_back(Change::Found(a.peer));
@@ -273,6 +289,16 @@ impl Discovery {
         }
         self.shunned.insert(p.addr, until);
         self.changes.push_back(Change::Lost(p.id, p.addr));
+    }
+
+    /// A hello naming `id` came on a connection with `ip`: if that is where `id` is listed, it
+    /// is confirmed there (no other address can take it any more).
+    pub fn confirm(&mut self, id: &PeerId, ip: std::net::IpAddr) {
+        if let Some(p) = self.peers.get_mut(id)
+            && p.addr.ip() == ip
+        {
+            p.confirmed = true;
+        }
     }
 
     /// A hello from `addr` (its IP and announced port) shows a peer is there: it is no longer
@@ -439,6 +465,8 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         d.heard(t0, &ann(2, 1, 1), from());
+        // A connection to it confirmed it there (we open one to every peer we hear).
+        d.confirm(&PeerId([2; 16]), from().ip());
         while d.poll_change().is_some() {}
         let elsewhere: SocketAddr = "127.0.0.66:9999".parse().unwrap();
         let t1 = t0 + Duration::from_secs(3);
@@ -475,11 +503,33 @@ mod tests {
         d.heard(t0, &ann(2, 1, 1), from());
         assert_eq!(d.poll_change(), Some(Change::Moved(PeerId([2; 16]))));
         assert_eq!(d.peer(&PeerId([2; 16])).unwrap().addr.ip(), from().ip());
+        d.confirm(&PeerId([2; 16]), from().ip());
         d.heard(t0, &ann(2, 9, 1), impostor);
         d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
         assert_eq!(d.peer(&PeerId([2; 16])).unwrap().addr.ip(), from().ip());
         assert_eq!(d.poll_change(), None);
         assert_eq!(d.drops().claims_elsewhere, 2);
+    }
+
+    #[test]
+    fn a_spoofed_announcement_that_came_first_does_not_keep_the_peer_out() {
+        let t0 = crate::test_epoch();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
+        let mut spoofed = ann(2, 9, 1);
+        spoofed.port = 1;
+        d.heard(t0, &spoofed, spoofer);
+        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([2; 16]))));
+        // Not confirmed by any connection: the real announcement takes the id.
+        d.heard(t0, &ann(2, 1, 1), from());
+        assert_eq!(d.poll_change(), Some(Change::Moved(PeerId([2; 16]))));
+        d.confirm(&PeerId([2; 16]), from().ip());
+        d.heard(t0, &spoofed, spoofer);
+        assert_eq!(
+            d.peer(&PeerId([2; 16])).unwrap().addr,
+            SocketAddr::new(from().ip(), 10002)
+        );
+        assert_eq!(d.poll_change(), None);
     }
 
     #[test]

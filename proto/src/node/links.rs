@@ -224,6 +224,7 @@ impl Node {
         } else {
             self.discovery.heard(now, &a, remote);
         }
+        self.discovery.confirm(&a.peer, remote.ip());
         self.drain_discovery(now);
         if inbound {
             return;

@@ -172,6 +172,7 @@ impl Node {
                 addr: p.addr,
                 files: self.remote.get(&p.id).map(<[_]>::len),
                 last_seen: p.last_seen,
+                confirmed: p.is_confirmed(),
             })
             .collect()
     }
@@ -490,6 +491,12 @@ impl Node {
                     };
                     self.remote.remove(&p);
                     self.drop_peer_connections_elsewhere(now, p, addr.ip());
+                    // Failures at the old address were not its.
+                    if let Some(link) = self.links.get_mut(&p) {
+                        link.failures = 0;
+                        link.retry_at = None;
+                        link.opened_once = false;
+                    }
                     self.out
                         .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
                     self.want_catalog(now, p);

@@ -17,6 +17,8 @@ pub struct PeerView {
     pub files: Option<usize>,
     /// When it was last heard.
     pub last_seen: Instant,
+    /// A connection at its address confirmed it (its id is bound to that address now).
+    pub confirmed: bool,
 }
 
 /// A file shared by other peers, grouped by content.

@@ -339,9 +339,6 @@ pub struct Harness {
     shut_down: bool,
     /// Bytes held while a connection was paused, to deliver now that it was resumed.
     resumed: Vec<(ConnId, Vec<u8>)>,
-    /// Peers whose entry an announcement from their own address confirmed, and which have
-    /// stayed in the table since: claims from elsewhere must not change them.
-    confirmed: std::collections::BTreeSet<PeerId>,
 }
 
 /// The ops a script starts with (`level` modulo 4): 0, none; 1, peer 0 is found, our link to it
@@ -489,7 +486,6 @@ impl Harness {
             counts: BTreeMap::new(),
             shut_down: false,
             resumed: Vec::new(),
-            confirmed: std::collections::BTreeSet::new(),
         };
         h.drain(0);
         h
@@ -501,12 +497,6 @@ impl Harness {
         for op in prologue(script.prologue).iter().chain(&script.ops) {
             h.apply(op);
             h.deliver_resumed();
-            let listed = h.node.peers();
-            h.confirmed.retain(|p| {
-                listed
-                    .iter()
-                    .any(|x| x.id == *p && x.addr.ip() != IMPOSTOR_IP)
-            });
         }
         h
     }
@@ -608,14 +598,6 @@ impl Harness {
                     from,
                     data: a.encode(),
                 });
-                let listed = self
-                    .node
-                    .peers()
-                    .iter()
-                    .any(|p| p.id == a.peer && p.addr.ip() == from.ip());
-                if listed && !a.bye {
-                    self.confirmed.insert(a.peer);
-                }
             }
             Op::Claim {
                 peer,
@@ -631,6 +613,10 @@ impl Harness {
                     bye: *bye,
                 };
                 let before = self.node.peers();
+                // (At the impostor's own address, the claims are its own entry's.)
+                let firm = before
+                    .iter()
+                    .any(|p| p.id == a.peer && p.confirmed && p.addr.ip() != IMPOSTOR_IP);
                 self.input(Input::Datagram {
                     from: SocketAddr::new(IMPOSTOR_IP, 9999),
                     data: a.encode(),
@@ -642,9 +628,9 @@ impl Harness {
                         .map(|p| (p.addr, p.last_seen))
                         .collect()
                 };
-                // Only an entry confirmed by an announcement from its own address is firm (one
-                // learned from a hello on a connection the peer opened may still move).
-                if self.confirmed.contains(&a.peer) && !known(&before).is_empty() {
+                // Only an entry a connection at its address confirmed is firm (one announced or
+                // claimed but never met may still move).
+                if firm {
                     assert_eq!(
                         known(&before),
                         known(&after),
