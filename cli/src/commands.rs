@@ -17,8 +17,18 @@ use crate::peer::{self, Mode};
 use crate::progress::Progress;
 use crate::signals::{self, Signals};
 
-/// `p2pshare serve`: share and serve until SIGINT or SIGTERM, then say goodbye.
+/// `p2pshare serve`: share and serve until SIGINT or SIGTERM, then say goodbye. What happens
+/// is logged through `tracing` on stderr, with timestamps: warnings always, with `-v` the
+/// peers, catalogs, rejected chunks and the counters; `RUST_LOG` chooses otherwise.
 pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
+    let default = if opts.verbose > 0 { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
     let (handle, _control) = peer::start_sharing(opts, port)?;
     // With -v, the counters of dropped and refused input are printed whenever they changed,
     // at most once a second: the only window on hostile or broken peers a `serve` gives.
@@ -35,7 +45,12 @@ pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fa
             signals::POLL
         };
         match handle.next_notice(wait.min(signals::POLL)) {
-            Ok(Some(n)) => report(opts, &n),
+            Ok(Some(Notice::Warning(w))) => tracing::warn!("{w}"),
+            Ok(Some(n)) => {
+                if let Some(line) = notice_line(opts, &n) {
+                    tracing::info!("{line}");
+                }
+            }
             Ok(None) => {}
             Err(e) => return Err(e.to_string().into()),
         }
@@ -43,7 +58,7 @@ pub fn serve(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fa
             next_stats = Instant::now() + Duration::from_secs(1);
             let stats = handle.counters().map_err(|e| e.to_string())?;
             if stats != last_stats {
-                eprintln!(
+                tracing::info!(
                     "stats: {} notices_dropped={}",
                     format::stats(&stats.0),
                     stats.1

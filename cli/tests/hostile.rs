@@ -221,8 +221,8 @@ const SCENARIOS: [Scenario; 9] = [
         downloader_counters: &[],
         missing: "requests_expired: the drip holder's 4 requests would expire only after stall + \
                   2 chunks at 64 KiB/s (~37 s), and endgame finishes the download first; \
-                  closed_not_reading only after stall + 9 MiB at 64 KiB/s (~150 s): \
-                  P2PT_HOSTILE_LONG=180",
+                  closed_not_reading only after stall + 9 MiB at 256 KiB/s (~41 s): \
+                  P2PT_HOSTILE_LONG=60",
         long_counters: &["closed_not_reading"],
     },
     Scenario {

@@ -649,7 +649,8 @@ fn s12_every_interface_vpn_and_two_lans() {
 }
 
 /// 13. A `get` whose stderr is not a terminal prints a plain progress line every 5 s (so a
-///     log under CI or systemd shows it moving), and `get --json` prints its result.
+///     log under CI or systemd shows it moving), and `get --json` prints its result; through a
+///     running peer, `status --json` shows the download while it runs and `-q` is silent.
 #[test]
 fn s13_progress_lines_without_a_terminal_and_json_result() {
     let Some(mut net) = Net::new(13, "s13", 2, false) else {
@@ -685,12 +686,57 @@ fn s13_progress_lines_without_a_terminal_and_json_result() {
         std::fs::read(net.shared(2).join("dl_slow.bin")).unwrap(),
         file
     );
-    // -q: no progress lines at all.
+    // Through a running peer: `status --json` shows the download while it runs; `-q` prints
+    // no progress at all.
     std::fs::remove_file(net.shared(2).join("dl_slow.bin")).unwrap();
-    let out = net.run(2, &["-q", "get", "slow.bin", "--timeout", "60"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains('%'), "{err}");
+    let server = net.spawn(2, &["serve"]);
+    net.wait_stderr(server, "sharing ", S(10));
+    let sock = net.shared(2).join(".p2pshare.sock");
+    let up = Instant::now();
+    while !sock.exists() {
+        assert!(up.elapsed() < S(10), "no control socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The running peer needs the seeder in its view before it can resolve the name.
+    let seen = Instant::now();
+    while !String::from_utf8_lossy(&net.run(2, &["list"]).stdout).contains("slow.bin") {
+        assert!(
+            seen.elapsed() < S(10),
+            "the running peer never listed slow.bin"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let getter = net.spawn(2, &["-q", "get", "slow.bin", "--timeout", "60"]);
+    let watch = Instant::now();
+    let during = loop {
+        let st = net.run(2, &["status", "--json"]);
+        assert!(st.status.success(), "{}", text(&st));
+        let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        let d = st["downloads"].as_array().unwrap();
+        if let Some(d) = d.iter().find(|d| d["done"].as_u64().unwrap_or(0) > 0) {
+            break d.clone();
+        }
+        assert!(watch.elapsed() < S(20), "no download in status: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("s13: status --json during the download: {during}");
+    assert_eq!(during["size"], 12 * MIB as u64);
+    assert!(during["done"].as_u64().unwrap() < 12 * MIB as u64);
+    assert!(
+        net.wait_exit(getter, S(60)).success(),
+        "{}",
+        net.stderr(getter)
+    );
+    assert!(!net.stderr(getter).contains('%'), "{}", net.stderr(getter));
+    assert!(
+        net.stdout(getter).starts_with("Saved "),
+        "{}",
+        net.stdout(getter)
+    );
+    assert_eq!(
+        std::fs::read(net.shared(2).join("dl_slow.bin")).unwrap(),
+        file
+    );
     net.assert_no_panic();
 }
 

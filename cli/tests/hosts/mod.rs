@@ -598,7 +598,8 @@ pub fn saved_secs(text: &str) -> f64 {
 pub fn last_stats(stderr: &str) -> Vec<(String, u64)> {
     stderr
         .lines()
-        .rfind(|l| l.starts_with("stats: "))
+        .filter_map(|l| l.find("stats: ").map(|i| &l[i..]))
+        .next_back()
         .map(|l| {
             l["stats: ".len()..]
                 .split_whitespace()
