@@ -147,7 +147,7 @@ pub fn list_json(s: &Snapshot) -> String {
             })
         })
         .collect();
-    serde_json::Value::Array(files).to_string()
+    json!({ "version": crate::control::VERSION, "files": files }).to_string()
 }
 
 /// The `peers` lines (`ip:port`), or `No peers found.`.
@@ -253,8 +253,8 @@ pub fn status_json(s: &Snapshot) -> String {
         .iter()
         .map(|f| json!({ "name": f.name, "size": f.size, "content": f.content.to_hex() }))
         .collect();
-    let peers: serde_json::Value =
-        serde_json::from_str(&peers_json(s)).unwrap_or(serde_json::Value::Null);
+    let peers: serde_json::Value = serde_json::from_str::<serde_json::Value>(&peers_json(s))
+        .map_or(serde_json::Value::Null, |v| v["peers"].clone());
     json!({
         "version": crate::control::VERSION,
         "me": hex(&s.me.0),
@@ -283,7 +283,7 @@ pub fn peers_json(s: &Snapshot) -> String {
             })
         })
         .collect();
-    serde_json::Value::Array(peers).to_string()
+    json!({ "version": crate::control::VERSION, "peers": peers }).to_string()
 }
 
 #[cfg(test)]

@@ -116,6 +116,8 @@ fn three_peers_see_each_other_within_two_seconds() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(start.elapsed() < Duration::from_secs(4));
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list["version"], 1);
+    let list = &list["files"];
     let mut names: Vec<String> = list
         .as_array()
         .unwrap()
@@ -162,7 +164,7 @@ fn get_from_two(d: u16, runtimes: [&str; 3]) {
     loop {
         let out = p2pshare(d, dl.path(), &["list", "--wait", "1", "--json"]);
         let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        if list[0]["peers"] == 2 {
+        if list["files"][0]["peers"] == 2 {
             break;
         }
         assert!(Instant::now() < deadline, "seeders not listed: {list}");

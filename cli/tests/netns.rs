@@ -397,7 +397,7 @@ fn s08_hostile_names_and_symlinks() {
     let list = String::from_utf8_lossy(&o.stdout).into_owned();
     println!("s08 list: {list}");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let listed: Vec<String> = list
+    let listed: Vec<String> = list["files"]
         .as_array()
         .unwrap()
         .iter()
