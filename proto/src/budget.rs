@@ -25,8 +25,9 @@ use crate::wire::{CatalogEntry, MAX_FRAME_LEN};
 /// of four typical 1 MiB chunks) plus room for small frames.
 pub const CONN_SEND_BUDGET: usize = MAX_FRAME_LEN + (1 << 20);
 /// Bytes queued or being read for all connections from one IP address together: one host
-/// cannot hold more than this of our memory however many connections it opens.
-pub const IP_SEND_BUDGET: usize = 16 << 20;
+/// cannot hold more than this of our memory however many connections it opens (room for one
+/// chunk of the largest size, and a victim of 50 hostile connections stays under 64 MiB).
+pub const IP_SEND_BUDGET: usize = 12 << 20;
 /// Bytes queued or being read for all connections together: the node's whole serving memory,
 /// enough to keep a gigabit link full with dozens of readers.
 pub const NODE_SEND_BUDGET: usize = 48 << 20;

@@ -321,8 +321,10 @@ impl Node {
         let waiting = std::mem::take(&mut self.starved);
         for conn in waiting {
             let ip = self.sessions.get(&conn).map(|s| s.remote().ip());
+            let need = self.next_answer_len(conn);
             let full = ip.is_none_or(|ip| {
-                by_ip.get(&ip).copied().unwrap_or(0) >= IP_SEND_BUDGET || all >= NODE_SEND_BUDGET
+                let mine = by_ip.get(&ip).copied().unwrap_or(0);
+                all > 0 && (mine + need > IP_SEND_BUDGET || all + need > NODE_SEND_BUDGET)
             });
             if full {
                 self.starved.insert(conn);
@@ -330,6 +332,28 @@ impl Node {
                 self.pump_serve(conn);
             }
         }
+    }
+
+    /// The size of the smallest answer `conn` waits to be sent (0 if none): what must fit
+    /// before trying it is worth the time.
+    fn next_answer_len(&self, conn: ConnId) -> usize {
+        let Some(s) = self.sessions.get(&conn) else {
+            return 0;
+        };
+        let catalog = s.catalog_due().map(|_| crate::wire::CATALOG_PAGE_BYTES / 4);
+        let manifest = s
+            .manifest_due()
+            .and_then(|c| self.local.get(&c))
+            .map(|e| 64 + 32 * e.manifest.chunk_count() as usize);
+        let chunk = s
+            .next_to_serve(self.cfg.serve_window)
+            .and_then(|(c, i)| self.local.get(&c)?.manifest.chunk_range(i))
+            .map(|(_, len)| len as usize + CHUNK_FRAME_OVERHEAD);
+        [catalog, manifest, chunk]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(0)
     }
 
     pub(super) fn on_flushed(&mut self, conn: ConnId) {
