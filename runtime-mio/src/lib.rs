@@ -119,30 +119,45 @@ impl Loop {
             {
                 return;
             }
+            // Discovery, new connections and the other threads first; then the connections,
+            // each followed by a look at discovery and the timers, so that a flood on many
+            // connections cannot keep a newcomer waiting for our answer.
             for ev in events.iter() {
                 match ev.token() {
                     UDP => self.read_datagrams(),
                     LISTENER => self.accept(),
                     WAKER => self.driver.poll_channels(),
-                    t => {
-                        if let Some(&conn) = self.tokens.get(&t) {
-                            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                                self.on_writable(conn);
-                            }
-                            if ev.is_readable() || ev.is_read_closed() {
-                                self.on_readable(conn);
-                            }
-                        }
-                    }
+                    _ => continue,
                 }
                 self.perform();
+            }
+            for ev in events.iter() {
+                let Some(&conn) = self.tokens.get(&ev.token()) else {
+                    continue;
+                };
+                if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                    self.on_writable(conn);
+                }
+                if ev.is_readable() || ev.is_read_closed() {
+                    self.on_readable(conn);
+                }
+                self.perform();
+                self.between_turns();
             }
             for conn in std::mem::take(&mut self.unread) {
                 self.on_readable(conn);
                 self.perform();
+                self.between_turns();
             }
             self.driver.timeout_if_due();
         }
+    }
+
+    /// Between two connections' turns: datagrams that arrived meanwhile, and timers due.
+    fn between_turns(&mut self) {
+        self.read_datagrams();
+        self.driver.timeout_if_due();
+        self.perform();
     }
 
     /// Performs every pending network operation of the driver.
