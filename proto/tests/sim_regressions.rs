@@ -60,3 +60,12 @@ fn the_models_paused_rescan_finish_names_and_self_source_match_the_real_peer() {
 fn a_stale_refusal_cannot_strand_a_download_before_its_manifest() {
     passes(30545166);
 }
+
+/// Seed 60933731290300 (CI window of b598bf6): h1 became an honest holder of a file (having
+/// downloaded it from a corrupt holder) 23 s after the user of h4 had stopped asking for it;
+/// the liveness oracle counted h1 as a source h4 should have used. It now counts only hosts
+/// that shared the file before the retry window closed.
+#[test]
+fn a_holder_that_appeared_after_the_user_stopped_asking_is_no_missed_source() {
+    passes(60933731290300);
+}

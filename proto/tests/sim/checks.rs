@@ -44,7 +44,9 @@ impl Sim {
                 ));
             }
             // Another host: one that shares the same bytes under another name is no source
-            // for itself (a `get` downloads from peers).
+            // for itself (a `get` downloads from peers); and one that got the file only after
+            // the user stopped asking (the retry window closed) was no source it could use.
+            let last_ask = self.heal_at + RETRY_WINDOW;
             let honest: Vec<usize> = (0..self.hosts.len())
                 .filter(|&h| h != w.host)
                 .filter(|&h| {
@@ -53,6 +55,7 @@ impl Sim {
                         && x.behaviour == Behaviour::Honest
                         && x.store.shared.contains_key(&c)
                         && x.catalog.iter().any(|f| f.manifest.id() == c)
+                        && x.shares_since.get(&c).is_some_and(|&t| t <= last_ask)
                 })
                 .collect();
             if !honest.is_empty() {

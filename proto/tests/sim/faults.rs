@@ -232,6 +232,8 @@ impl Sim {
             let manifest = self.files[f].manifest.clone();
             self.hosts[host].store.shared.insert(c, Rc::new(data));
             self.hosts[host].catalog.push(LocalFile { name, manifest });
+            let now = self.now;
+            self.hosts[host].shares_since.entry(c).or_insert(now);
         }
         // A paused host sees the change when it wakes, like every other input.
         let files = self.hosts[host].catalog.clone();

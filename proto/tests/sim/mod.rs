@@ -246,6 +246,9 @@ pub struct Host {
     pub store: Store,
     /// What it shares (what a folder scan would find, lies included).
     pub catalog: Vec<LocalFile>,
+    /// Since when it shares each content (for the liveness oracle: a host that got a file
+    /// after the user stopped asking was no source the user could have used).
+    pub shares_since: BTreeMap<ContentId, Nanos>,
     /// How it misbehaves.
     pub behaviour: Behaviour,
     /// Planted bugs of its node.
@@ -626,6 +629,7 @@ impl Sim {
             deadline: None,
             store: Store::default(),
             catalog: Vec::new(),
+            shares_since: BTreeMap::new(),
             behaviour,
             bugs,
             group: 0,
@@ -657,6 +661,10 @@ impl Sim {
             manifest: file.manifest.clone(),
         };
         self.hosts[h].catalog.push(lf);
+        self.hosts[h]
+            .shares_since
+            .entry(file.manifest.id())
+            .or_insert(self.now);
     }
 
     /// Host `h` wants file `f`; the user first asks at `at`.
