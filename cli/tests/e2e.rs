@@ -275,78 +275,43 @@ fn cli_errors_are_one_line_and_non_zero() {
 fn the_prompt_driven_through_stdin() {
     let d = dport(4);
     let seeder = Peer::serve(d, &[("notes.txt", b"hello from the seeder\n")], &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(net_args(d))
-        .arg("--shared")
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let prompt = "Command (list / peers / get [filename] / quit): ";
-    // Read up to the next prompt; returns what came before it.
-    let next = |out: &mut BufReader<std::process::ChildStdout>| {
-        let mut got = Vec::new();
-        loop {
-            let mut byte = [0u8];
-            if out.read(&mut byte).unwrap() == 0 {
-                return String::from_utf8(got).unwrap();
-            }
-            got.push(byte[0]);
-            if got.ends_with(prompt.as_bytes()) {
-                got.truncate(got.len() - prompt.len());
-                return String::from_utf8(got).unwrap();
-            }
-        }
-    };
-    assert_eq!(next(&mut out), "", "the prompt comes first");
+    let mut p = PromptProc::start(d);
     // Wait for the seeder to be listed.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        writeln!(stdin, "l").unwrap();
-        let listed = next(&mut out);
+        let listed = p.cmd("l");
         if listed.contains("notes.txt") {
             break;
         }
         assert!(Instant::now() < deadline, "never listed: {listed}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    writeln!(stdin, "peers").unwrap();
-    let peers = next(&mut out);
+    let peers = p.cmd("peers");
     assert_eq!(peers.lines().count(), 1, "{peers}");
     assert!(peers.starts_with("127.0.0.1:"), "{peers}");
-    writeln!(stdin, "get").unwrap();
-    assert!(next(&mut out).starts_with("Usage: get"));
-    writeln!(stdin, "fly away").unwrap();
-    assert!(next(&mut out).starts_with("Unknown command"));
-    writeln!(stdin, "get missing.txt").unwrap();
-    assert!(next(&mut out).contains("no peer shares"));
-    writeln!(stdin, "get notes.txt").unwrap();
-    let saved = next(&mut out);
+    assert!(p.cmd("get").starts_with("Usage: get"));
+    assert!(p.cmd("fly away").starts_with("Unknown command"));
+    assert!(p.cmd("get missing.txt").contains("no peer shares"));
+    let saved = p.cmd("get notes.txt");
     assert!(saved.starts_with("Saved "), "{saved}");
     assert_eq!(
-        std::fs::read(dir.path().join("dl_notes.txt")).unwrap(),
+        std::fs::read(p.dir.path().join("dl_notes.txt")).unwrap(),
         b"hello from the seeder\n"
     );
-    writeln!(stdin, "quit").unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success());
+    assert_eq!(p.cmd("quit"), "");
+    assert!(p.child.wait().unwrap().success());
     drop(seeder);
 
     // End of input also ends the prompt cleanly.
     let out = Command::new(BIN)
         .args(net_args(d))
         .arg("--shared")
-        .arg(dir.path())
+        .arg(p.dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with(prompt));
+    assert!(stdout(&out).starts_with(PromptProc::PROMPT));
 }
 
 #[test]
@@ -376,7 +341,7 @@ struct PromptProc {
     child: Child,
     stdin: std::process::ChildStdin,
     out: BufReader<std::process::ChildStdout>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl PromptProc {
@@ -399,7 +364,7 @@ impl PromptProc {
             child,
             stdin,
             out,
-            _dir: dir,
+            dir,
         };
         assert_eq!(p.next(), "", "the prompt comes first");
         p
@@ -555,7 +520,7 @@ fn same_name_different_files() {
     let number = if ida < idb { "1" } else { "2" };
     let saved = p.cmd(number);
     assert!(saved.starts_with("Saved "), "{saved}");
-    let dl: Vec<_> = std::fs::read_dir(p._dir.path())
+    let dl: Vec<_> = std::fs::read_dir(p.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("dl_same"))

@@ -86,7 +86,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hosts::{Net, Rng, data, last_stats, sources, stat};
+use hosts::{Net, Rng, data, hello, last_stats, read_frame, sources, stat};
 use p2pshare_proto::wire::frame::{CATALOG_PAGE_BYTES, encode_chunk_header, encode_message};
 use p2pshare_proto::wire::{
     Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, PREAMBLE,
@@ -889,34 +889,6 @@ fn fresh_id(rng: &mut Rng) -> PeerId {
 
 fn seed() -> u64 {
     u64::from(std::process::id()) << 20 | 0x5eed
-}
-
-fn hello(peer: PeerId, instance: u64, port: u16, revision: u64) -> Vec<u8> {
-    [
-        PREAMBLE.to_vec(),
-        encode_message(&Message::Hello {
-            peer,
-            instance,
-            port,
-            revision,
-        }),
-    ]
-    .concat()
-}
-
-fn read_frame(s: &mut TcpStream, dec: &mut FrameDecoder) -> Option<Frame> {
-    loop {
-        match dec.next_frame() {
-            Ok(Some(f)) => return Some(f),
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        let mut b = [0u8; 65536];
-        match s.read(&mut b) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => dec.push(&b[..n]),
-        }
-    }
 }
 
 /// A peer's hello, read from a connection to its port 10000 (which it sends first).

@@ -21,7 +21,9 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use hosts::{Net, Rng, data, names, number_after, saved_secs, sources, stat};
+use hosts::{
+    Net, Rng, data, hello, ip, names, number_after, read_frame, saved_secs, sources, stat,
+};
 use p2pshare_proto::wire::{Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message};
 use p2pshare_proto::{ContentId, Manifest, PeerId};
 
@@ -546,20 +548,6 @@ fn s11_rate_capped_links() {
     net.assert_no_panic();
 }
 
-/// Runs `ip` with `args`, which must succeed.
-fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        text(&out)
-    );
-}
-
 /// 12. Every interface (issue 11): hosts 1 and 2 have their default route on an empty
 ///     interface (a VPN's, say), so 255.255.255.255 would leave by it and nobody would hear
 ///     them; host 3 has legs on two LANs, host 4 is on the second LAN only. With the default
@@ -917,7 +905,7 @@ fn flood() {
                 // Unknown kinds and unknown messages (valid CBOR we do not speak).
                 // (after a valid hello: before it, any other frame is a protocol error).
                 3 => [
-                    hello(PeerId([k as u8; 16])),
+                    hello(PeerId([k as u8; 16]), 1, 10000, 1),
                     frame(9, b"what is this"),
                     frame(1, &[0xa1, 0x65, b'B', b'o', b'g', b'u', b's', 0x01]),
                     frame(1, &rng.bytes(64)),
@@ -964,34 +952,6 @@ fn flood() {
     );
 }
 
-fn read_frame(s: &mut TcpStream, dec: &mut FrameDecoder) -> Option<Frame> {
-    loop {
-        match dec.next_frame() {
-            Ok(Some(f)) => return Some(f),
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        let mut b = [0u8; 65536];
-        match s.read(&mut b) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => dec.push(&b[..n]),
-        }
-    }
-}
-
-fn hello(me: PeerId) -> Vec<u8> {
-    [
-        p2pshare_proto::wire::PREAMBLE.to_vec(),
-        p2pshare_proto::wire::frame::encode_message(&Message::Hello {
-            peer: me,
-            instance: 1,
-            port: 10000,
-            revision: 1,
-        }),
-    ]
-    .concat()
-}
-
 /// A hostile peer: announces a catalog of hostile names and serves it; as a client, asks the
 /// victim for its catalog and for the content behind a symlink.
 fn evil() {
@@ -1036,7 +996,7 @@ fn evil() {
             let catalog = catalog.clone();
             std::thread::spawn(move || {
                 let mut dec = FrameDecoder::new();
-                let _ = s.write_all(&hello(me));
+                let _ = s.write_all(&hello(me, 1, 10000, 1));
                 while let Some(f) = read_frame(&mut s, &mut dec) {
                     if let Frame::Message(Message::CatalogRequest { .. }) = f {
                         let _ = s.write_all(&catalog);
@@ -1064,7 +1024,8 @@ fn evil() {
     // As a client of the victim.
     let mut s = TcpStream::connect((victim, 10000)).unwrap();
     s.set_read_timeout(Some(S(10))).unwrap();
-    s.write_all(&hello(PeerId([0xef; 16]))).unwrap();
+    s.write_all(&hello(PeerId([0xef; 16]), 1, 10000, 1))
+        .unwrap();
     let mut dec = FrameDecoder::new();
     s.write_all(&encode_message(&Message::CatalogRequest { page: 0 }))
         .unwrap();

@@ -130,12 +130,23 @@ impl Controller {
         Ok(())
     }
 
-    /// The peer's current state.
-    pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
+    /// Sends the request `make` builds around a reply channel, and waits for the reply.
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Request) -> Result<T, Stopped> {
         let (tx, rx) = mpsc::channel();
-        self.request(Request::Snapshot(tx))?;
+        self.request(make(tx))?;
         rx.recv_timeout(Duration::from_secs(30))
             .map_err(|_| Stopped)
+    }
+
+    /// The peer's current state.
+    pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
+        self.ask(Request::Snapshot)
+    }
+
+    /// The counters of dropped input and the notices dropped, without building the views
+    /// (what `serve -v` polls every second, however big the other peers' catalogs are).
+    pub fn counters(&self) -> Result<(Stats, u64), Stopped> {
+        self.ask(Request::Counters)
     }
 
     /// Starts downloading `content` (saved under `name` if given); its events come on the
@@ -157,8 +168,7 @@ impl Controller {
 
 /// A running peer. Dropping it shuts the peer down and waits for it.
 pub struct Handle {
-    requests: Sender<Request>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    ctl: Controller,
     notices: Receiver<Notice>,
     thread: Option<JoinHandle<()>>,
     transfer_port: u16,
@@ -182,8 +192,7 @@ impl Handle {
         transfer_port: u16,
     ) -> Handle {
         Handle {
-            requests,
-            wake,
+            ctl: Controller { requests, wake },
             notices,
             thread: Some(thread),
             transfer_port,
@@ -197,17 +206,12 @@ impl Handle {
 
     /// Sends a request to the peer.
     pub fn request(&self, r: Request) -> Result<(), Stopped> {
-        self.requests.send(r).map_err(|_| Stopped)?;
-        (self.wake)();
-        Ok(())
+        self.ctl.request(r)
     }
 
     /// A [`Controller`] for this peer, for another thread.
     pub fn controller(&self) -> Controller {
-        Controller {
-            requests: self.requests.clone(),
-            wake: self.wake.clone(),
-        }
+        self.ctl.clone()
     }
 
     /// Starts downloading `content`, saved under `name` (the name the user asked for) or,
@@ -218,19 +222,12 @@ impl Handle {
 
     /// The peer's current state.
     pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
-        let (tx, rx) = mpsc::channel();
-        self.request(Request::Snapshot(tx))?;
-        rx.recv_timeout(Duration::from_secs(30))
-            .map_err(|_| Stopped)
+        self.ctl.snapshot()
     }
 
-    /// The counters of dropped input and the notices dropped, without building the views
-    /// (what `serve -v` polls every second, however big the other peers' catalogs are).
+    /// The counters of dropped input and the notices dropped (see [`Controller::counters`]).
     pub fn counters(&self) -> Result<(Stats, u64), Stopped> {
-        let (tx, rx) = mpsc::channel();
-        self.request(Request::Counters(tx))?;
-        rx.recv_timeout(Duration::from_secs(30))
-            .map_err(|_| Stopped)
+        self.ctl.counters()
     }
 
     /// Waits up to `timeout` for the next notice.

@@ -59,7 +59,8 @@ pub struct Net {
     _turn: Turn,
 }
 
-fn ip(args: &[&str]) {
+/// Runs `ip` with `args`, which must succeed.
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -618,4 +619,38 @@ pub fn stat(stats: &[(String, u64)], key: &str) -> u64 {
         .find(|(k, _)| k == key)
         .map(|(_, v)| *v)
         .unwrap_or(0)
+}
+
+/// The preamble and a hello as peer `peer`: how a hostile helper opens a connection.
+pub fn hello(peer: p2pshare_proto::PeerId, instance: u64, port: u16, revision: u64) -> Vec<u8> {
+    use p2pshare_proto::wire::frame::{Message, encode_message};
+    [
+        p2pshare_proto::wire::PREAMBLE.to_vec(),
+        encode_message(&Message::Hello {
+            peer,
+            instance,
+            port,
+            revision,
+        }),
+    ]
+    .concat()
+}
+
+/// The next frame on `s` (reading as needed), or `None` at its end or on a framing error.
+pub fn read_frame(
+    s: &mut std::net::TcpStream,
+    dec: &mut p2pshare_proto::wire::FrameDecoder,
+) -> Option<p2pshare_proto::wire::Frame> {
+    loop {
+        match dec.next_frame() {
+            Ok(Some(f)) => return Some(f),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let mut b = [0u8; 65536];
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => dec.push(&b[..n]),
+        }
+    }
 }
