@@ -199,9 +199,10 @@ pub fn get(
         return get_through(opts, stream, name, json, signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    // Start as soon as one holder lists the file: the download begins on its manifest, and
-    // the other holders join as their catalogs arrive. Only a name that several files carry
-    // waits until the view of the LAN has settled (a partial of one of them may decide).
+    // Start as soon as one holder lists the file, once the peers have had their 250 ms to
+    // answer our first announcement: the download begins on that holder's manifest, and the
+    // others join as their catalogs arrive. Only a name that several files carry waits until
+    // the view of the LAN has settled (a partial of one of them may decide).
     let pick = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
@@ -212,6 +213,9 @@ pub fn get(
         match content_by_name(&snap, name, &opts.shared) {
             // A partial of another file of that name is here: its holder may not have
             // answered yet.
+            Ok(_) if !snap.answered && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -378,6 +378,7 @@ impl Driver {
             notices_dropped: self.notices.dropped(),
             scanned: self.scanned,
             settled: self.node.is_settled(Instant::now()),
+            answered: self.node.has_been_answered(Instant::now()),
         }
     }
 

@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub scanned: bool,
     /// True once the view of the LAN has settled (`Node::is_settled`).
     pub settled: bool,
+    /// True once the peers had time to answer our first announcement
+    /// (`Node::has_been_answered`).
+    pub answered: bool,
 }
 
 /// What the peer tells the CLI as it happens.

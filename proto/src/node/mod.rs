@@ -217,13 +217,19 @@ impl Node {
         out
     }
 
+    /// True once the peers have had time to answer our first announcement (each answers a
+    /// newcomer within 250 ms): before that, a file may look as if one peer had it when
+    /// several do.
+    pub fn has_been_answered(&self, now: Instant) -> bool {
+        now >= self.discovery.answered_by()
+    }
+
     /// True once the view of the LAN has settled at `now`: the peers have had time to answer
     /// our first announcement, and every peer in the table has sent its catalog. A one-shot
     /// `get` waits for this before it picks a file by name, so that every holder takes part
     /// from the first chunk.
     pub fn is_settled(&self, now: Instant) -> bool {
-        now >= self.discovery.answered_by()
-            && self.discovery.peers().all(|p| self.remote.contains(&p.id))
+        self.has_been_answered(now) && self.discovery.peers().all(|p| self.remote.contains(&p.id))
     }
 
     /// Downloads in progress.
