@@ -504,6 +504,15 @@ fn same_name_different_files() {
     // The prompt asks, and takes the number of a.
     let mut p = PromptProc::start(d);
     p.peers_until(Duration::from_secs(10), |n| n == 2);
+    // Both catalogs in: the prompt's `get` sees both files (else it would just take one).
+    let listed = Instant::now();
+    while p.cmd("l").matches("same.bin").count() < 2 {
+        assert!(
+            listed.elapsed() < Duration::from_secs(10),
+            "both files never listed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     writeln!(p.stdin, "get same.bin").unwrap();
     let question = "Which one? (number or id prefix; empty: none): ";
     let mut got = Vec::new();
