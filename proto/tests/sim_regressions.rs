@@ -69,3 +69,12 @@ fn a_stale_refusal_cannot_strand_a_download_before_its_manifest() {
 fn a_holder_that_appeared_after_the_user_stopped_asking_is_no_missed_source() {
     passes(60933731290300);
 }
+
+/// Seed 60175696575535 (CI window of b35669b): while h1 was down, h0 kept dialling it (a late
+/// announcement of the old instance had re-added it); those failures counted against h1's
+/// next instance, which was forgotten as unreachable and then ignored. A restart now clears
+/// the link's failures.
+#[test]
+fn a_restarted_peer_is_not_unreachable_for_its_old_instance_s_failures() {
+    passes(60175696575535);
+}

@@ -482,9 +482,13 @@ impl Node {
                     if matches!(change, Change::Restarted(_)) {
                         let instance = self.discovery.peer(&p).map(|x| x.instance);
                         self.drop_peer_connections(now, p, instance);
-                        // A new instance's catalog is wanted now, not after the gap.
+                        // A new instance: its catalog is wanted now, not after the gap, and
+                        // the failures of the old one (dialled while it was down) are not
+                        // its own, so they cannot make it count as unreachable.
                         if let Some(link) = self.links.get_mut(&p) {
                             link.catalog_not_before = None;
+                            link.failures = 0;
+                            link.retry_at = None;
                         }
                     }
                     self.want_catalog(now, p);
