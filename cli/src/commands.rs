@@ -17,6 +17,10 @@ use crate::peer::{self, Mode};
 use crate::progress::Progress;
 use crate::signals::{self, Signals};
 
+/// Longest a one-shot `get` waits for the catalogs of the peers it heard before it starts on
+/// the holders it knows (a peer that never answers must not hold it up longer).
+const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+
 /// `p2pshare serve`: share and serve until SIGINT or SIGTERM, then say goodbye. What happens
 /// is logged through `tracing` on stderr, with timestamps: warnings always, with `-v` the
 /// peers, catalogs, rejected chunks and the counters; `RUST_LOG` chooses otherwise.
@@ -203,6 +207,7 @@ pub fn get(
     // answer our first announcement: the download begins on that holder's manifest, and the
     // others join as their catalogs arrive. Only a name that several files carry waits until
     // the view of the LAN has settled (a partial of one of them may decide).
+    let started = Instant::now();
     let pick = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
@@ -213,7 +218,12 @@ pub fn get(
         match content_by_name(&snap, name, &opts.shared) {
             // A partial of another file of that name is here: its holder may not have
             // answered yet.
-            Ok(_) if !snap.answered && Instant::now() < deadline => {
+            // Until every known peer's catalog is in (at most a second): a quick file could
+            // be done before the other holders answered, from one peer instead of all.
+            Ok(_)
+                if (!snap.answered || (!snap.settled && started.elapsed() < SETTLE_AT_MOST))
+                    && Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
