@@ -249,21 +249,8 @@ macro_rules! scenario_tests {
     )*};
 }
 
-// Item 1 on mio fails about 1 run in 4 (the honest download takes 4.5-4.9 s against a 2.9 s
-// bound; RSS and counters pass): issue 10 stays open for it. Run it with
-// `cargo test -p p2pshare --test hostile -- --ignored --test-threads 1`.
-#[test]
-#[ignore = "flaky: about 1 run in 4 the download under the ask flood takes 4.5-4.9 s on mio (bound 2.9 s); see issue 10"]
-fn h1_ask_never_read_mio() {
-    attack(1, Rt::Mio);
-}
-
-#[test]
-fn h1_ask_never_read_smol() {
-    attack(1, Rt::Smol);
-}
-
 scenario_tests! {
+    1 h1_ask_never_read_mio h1_ask_never_read_smol;
     2 h2_impersonation_mio h2_impersonation_smol;
     3 h3_spoofed_discovery_mio h3_spoofed_discovery_smol;
     4 h4_huge_catalog_mio h4_huge_catalog_smol;

@@ -4,7 +4,8 @@
 //! everything else (the node, disk work, scanning, the handle's channels) is the shared
 //! [`p2pshare_host::Driver`]. Invariants: the node is touched only by the loop thread; the loop
 //! never sleeps past the node's deadline and feeds `Instant::now()` (not the deadline) when it
-//! wakes; a connection's unsent bytes stay in its queue until the socket takes them.
+//! wakes; a connection's unsent bytes stay in its queue until the socket takes them, and are
+//! written once per turn of the node's operations (small frames merged), never once per frame.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -28,6 +29,9 @@ const READ_BUF: usize = 64 << 10;
 /// Reads from one connection before the loop turns to the others: one fast peer must not
 /// starve the rest (with edge-triggered events, a socket that still has data is revisited).
 const READS_PER_TURN: usize = 4;
+/// Queued frames up to this size are merged into one buffer (one `write` for many refusals,
+/// pongs or small answers); larger ones, chunk bodies above all, are queued as they are.
+const COALESCE: usize = 16 << 10;
 
 /// Starts a peer on the mio runtime: binds its sockets (errors are returned here, not later),
 /// takes the shared folder, and runs the loop on a new thread.
@@ -68,6 +72,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             next_token: FIRST_CONN,
             buf: vec![0; READ_BUF],
             unread: VecDeque::new(),
+            dirty: Vec::new(),
         }
         .run();
     })
@@ -95,6 +100,10 @@ struct Loop {
     buf: Vec<u8>,
     /// Connections left readable when their turn ended.
     unread: VecDeque<ConnId>,
+    /// Connections given bytes since the last flush: written once the node's operations of
+    /// this turn are all performed, so that a turn that answers a thousand small requests
+    /// costs one `write` per connection, not a thousand.
+    dirty: Vec<ConnId>,
 }
 
 impl Loop {
@@ -160,10 +169,19 @@ impl Loop {
         self.perform();
     }
 
-    /// Performs every pending network operation of the driver.
+    /// Performs every pending network operation of the driver, then writes what they queued.
     fn perform(&mut self) {
-        while let Some(op) = self.driver.poll_net() {
-            p2pshare_host::perform(op, self);
+        loop {
+            while let Some(op) = self.driver.poll_net() {
+                p2pshare_host::perform(op, self);
+            }
+            if self.dirty.is_empty() {
+                return;
+            }
+            // A flush may report `Flushed` (or a loss), which gives the node more to do.
+            for conn in std::mem::take(&mut self.dirty) {
+                self.flush(conn);
+            }
         }
     }
 
@@ -351,9 +369,16 @@ impl Network for Loop {
 
     fn send(&mut self, conn: ConnId, data: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.queue.push_back(data);
-            if !c.connecting {
-                self.flush(conn);
+            // Small frames join the small buffer before them (appending leaves the written
+            // part of a partly written front as it is), so that the flush writes them at once.
+            match c.queue.back_mut() {
+                Some(last) if data.len() <= COALESCE && last.len() + data.len() <= COALESCE => {
+                    last.extend_from_slice(&data)
+                }
+                _ => c.queue.push_back(data),
+            }
+            if !c.connecting && !self.dirty.contains(&conn) {
+                self.dirty.push(conn);
             }
         }
     }
