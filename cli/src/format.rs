@@ -49,6 +49,9 @@ pub fn stats(s: &Stats) -> String {
         connections_paused,
         closed_not_reading,
         requests_expired,
+        claims_refused,
+        chunks_served_partial,
+        requests_spread,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -65,7 +68,8 @@ pub fn stats(s: &Stats) -> String {
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
-         requests_expired={requests_expired}"
+         requests_expired={requests_expired} claims_refused={claims_refused} \
+         chunks_served_partial={chunks_served_partial} requests_spread={requests_spread}"
     )
 }
 

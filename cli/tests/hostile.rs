@@ -1060,6 +1060,7 @@ fn impersonate() {
                     name: "movie-b.bin".into(),
                     size,
                     content,
+                    partial: false,
                 }],
             }),
             Frame::Message(Message::ManifestRequest { content }) => {
@@ -1202,12 +1203,14 @@ fn huge_catalog() {
                         name: format!("same-{page}-{k:06}-{}.bin", "s".repeat(26)),
                         size: 1 << 20,
                         content: one,
+                        partial: false,
                     }
                 } else {
                     CatalogEntry {
                         name: format!("file-{page}-{k:06}-{}.bin", "f".repeat(26)),
                         size: 1 << 20,
                         content: ContentId(rng.bytes(32).try_into().unwrap()),
+                        partial: false,
                     }
                 }
             })
@@ -1597,6 +1600,7 @@ fn drip() {
                                     name: "movie-b.bin".into(),
                                     size,
                                     content,
+                                    partial: false,
                                 }],
                             })
                         }

@@ -975,12 +975,14 @@ fn evil() {
             name: n.clone(),
             size: 1000,
             content: ContentId([k as u8 + 1; 32]),
+            partial: false,
         })
         .collect();
     files.push(CatalogEntry {
         name: "good.txt".into(),
         size: 10,
         content: ContentId([0x77; 32]),
+        partial: false,
     });
     let catalog = encode_message(&Message::Catalog {
         revision: 1,

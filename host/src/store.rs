@@ -56,6 +56,9 @@ pub struct Store {
     shared: BTreeMap<ContentId, String>,
     open: Vec<(ContentId, File)>,
     partials: BTreeMap<ContentId, Partial>,
+    /// Files [`Store::finish`] placed, served by content at once and until a scan lists them
+    /// (the node shares them under the manifest they were verified against meanwhile).
+    adopted: BTreeMap<ContentId, String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,6 +81,7 @@ impl Store {
             shared: BTreeMap::new(),
             open: Vec::new(),
             partials: BTreeMap::new(),
+            adopted: BTreeMap::new(),
         }
     }
 
@@ -98,6 +102,13 @@ impl Store {
                     .entry(f.manifest.id())
                     .or_insert_with(|| f.name.clone());
             }
+        }
+        // What a download just placed stays served until the scan lists it (the same rule as
+        // the node's, so both serve it in between).
+        self.adopted
+            .retain(|c, _| !files.iter().any(|f| f.manifest.id() == *c));
+        for (c, name) in &self.adopted {
+            shared.entry(*c).or_insert_with(|| name.clone());
         }
         let old = std::mem::replace(&mut self.shared, shared);
         let new = &self.shared;
@@ -306,6 +317,10 @@ impl Store {
             let _ = d.sync_all();
         }
         self.partials.remove(content);
+        self.shared
+            .entry(*content)
+            .or_insert_with(|| final_name.clone());
+        self.adopted.insert(*content, final_name.clone());
         Ok(final_name)
     }
 

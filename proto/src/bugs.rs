@@ -36,6 +36,12 @@ pub struct Bugs {
     /// No delivery deadline for requests in flight: a holder that drips bytes keeps them.
     #[cfg(feature = "bugs")]
     pub no_request_deadline: bool,
+    /// Serve any chunk of a download in progress, written and verified or not.
+    #[cfg(feature = "bugs")]
+    pub serve_unverified: bool,
+    /// Never announce a verified chunk with a `Have`.
+    #[cfg(feature = "bugs")]
+    pub never_have: bool,
 }
 
 macro_rules! switch {
@@ -53,6 +59,8 @@ macro_rules! switch {
 
 impl Bugs {
     switch!(skip_chunk_hash);
+    switch!(serve_unverified);
+    switch!(never_have);
     switch!(never_expire);
     switch!(finish_early);
     switch!(keep_chunks_of_dead_peers);

@@ -9,9 +9,18 @@
 //!
 //! Rules:
 //! - a manifest is trusted only after it hashed to the content id (see [`crate::manifest`]);
-//! - chunks are requested lowest index first, from every usable holder at once; each peer has
-//!   a window of requests in flight that grows with its measured rate (2 to `max_window`), so
-//!   faster peers get more;
+//! - chunks are requested from every usable holder at once; each peer has a window of requests
+//!   in flight that grows with its measured rate (2 to `max_window`), so faster peers get more;
+//! - holders are complete (they share the whole file) or partial (they download it too, and
+//!   serve only the chunks they verified: [`crate::availability`] holds their claims); a
+//!   partial holder is asked only for chunks it claims; with no partial holder, chunks go
+//!   lowest index first (so the whole-file hash keeps up with the written prefix); with any,
+//!   rarest first among the partial holders' claims, ties in an order shuffled per download,
+//!   and a complete holder is asked only for chunks no partial holder claims (but for the last
+//!   `TAIL_CHUNKS`): a crowd behind one seeder spends its upload about once;
+//! - a chunk refused as `Taken` (the holder just sent it to another downloader) goes back to the
+//!   pool and is not asked of that holder for [`BUSY_BACKOFF`]; a partial holder that refuses a
+//!   chunk it claimed loses its claims and takes a strike;
 //! - a chunk failing its hash bans the peer for this download; its chunks go back to the pool;
 //! - a peer that fails, stalls or closes gives its chunks back ([`Download::peer_down`]);
 //! - endgame: when no chunk is missing, an idle peer may duplicate the oldest outstanding
@@ -27,9 +36,11 @@
 //!   a byte now and then keep a connection open, not a chunk.
 //!
 //! Liveness (with the node's side in `node/fetch.rs`): a holder is banned only for its own
-//! fault — a corrupt chunk, a bad manifest, a "not found", or [`MAX_STRIKES`] failures in a row
-//! with a request of ours outstanding — and while any holder not banned for this download is in
-//! the peer table, the download goes on: the manifest is asked of the open holder with the
+//! fault — a corrupt chunk, a bad manifest, a "not found" from a complete holder, a claim past
+//! the manifest, or [`MAX_STRIKES`] failures in a row with a request of ours outstanding — and
+//! while any holder not banned for this download is in the peer table that is complete, or
+//! partial and claiming a chunk still missing here (for [`STRANDED_GRACE`] after the last such
+//! one, any partial holder), the download goes on: the manifest is asked of the open holder with the
 //! fewest failures while links open to every other holder, and a holder that fails hands its
 //! manifest request and its chunks to the others at once. Every request has a deadline (the
 //! session's stall timeout for silence, [`Download::expire`] for no delivery), so with one honest holder reachable the download makes progress
@@ -37,11 +48,20 @@
 //! [`FailReason::NoPeers`] only when no usable holder is left. The simulator checks this after
 //! the faults heal (its `Liveness` and `Stuck` checks); the planted `one_manifest_source` bug
 //! breaks it and is caught.
+//!
+//! A flash crowd (N downloaders started together behind one seeder of uplink U, downloaders'
+//! links faster than U): after one round trip every downloader knows the others as partial
+//! holders, so the seeder is asked for chunks nobody claims and refuses as `Taken` what it
+//! just sent elsewhere; it sends about one copy (measured: 1.02–1.10 copies for N = 6, 1.3 for
+//! N = 12), and the last downloader is done about `size / U` plus the time a chunk takes to
+//! cross the crowd after it (measured end to end, `cli/tests/swarm.rs`: 1.5–1.9 × `size / U`
+//! on a loaded 2-core machine for N = 6).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::availability::{Availability, ClaimError};
 use crate::bugs::Bugs;
 use crate::disk::{DiskError, FinishError};
 use crate::ids::{ContentId, PeerId};
@@ -61,6 +81,16 @@ pub const MAX_STRIKES: u32 = 3;
 /// The rate a peer is assumed to have before it delivered a chunk (bytes/s): slow enough for
 /// a bad Wi-Fi link, fast enough that a peer dripping bytes loses its chunks within a minute.
 pub const MIN_PEER_RATE: f64 = 64.0 * 1024.0;
+/// How long a download whose only holders left are partial ones that claim nothing it needs
+/// waits for one of them to say it has more (their `Have`s come within a tenth of a second
+/// of a verified chunk) before it stops with [`FailReason::NoPeers`].
+pub const STRANDED_GRACE: Duration = Duration::from_secs(5);
+/// Missing chunks below which a complete holder is asked even for chunks partial holders
+/// claim (see `pick_missing`).
+const TAIL_CHUNKS: usize = 4;
+/// How long a chunk a peer refused as busy is not asked of that peer again: long enough for
+/// the peer that got it instead to announce it, short enough to cost little if it does not.
+pub const BUSY_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The state of one chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +169,8 @@ pub enum Ban {
     /// It failed [`MAX_STRIKES`] times in a row with requests outstanding (e.g. it never
     /// answers).
     Unresponsive,
+    /// As a partial holder it claimed chunks the manifest does not have.
+    BadClaim,
 }
 
 /// What became of a received chunk.
@@ -178,6 +210,11 @@ pub struct PeerPart {
     progress_at: Option<Instant>,
     /// Its rate at its last delivery (bytes/s).
     rate: f64,
+    /// A partial holder: we asked it which chunks it has, on the link we have now.
+    interest_sent: bool,
+    /// Chunks it refused as busy, not asked of it again before the time given (a seeder
+    /// spreading a crowd's requests says busy for a chunk it just sent to another).
+    busy: BTreeMap<u32, Instant>,
 }
 
 /// Statistics of a download.
@@ -228,6 +265,14 @@ pub struct Download {
     /// Bytes of verified chunks handed to the disk and not yet written.
     writing_bytes: u64,
     peers: BTreeMap<PeerId, PeerPart>,
+    /// What the partial holders among `peers` claim to have.
+    avail: Availability,
+    /// Orders chunks of equal rarity (0: lowest index first; else a per-download shuffle, so
+    /// that a crowd fetching one file from one seeder asks it for different chunks).
+    salt: u64,
+    /// Since when no holder left has anything this download needs (only partial ones that
+    /// claim nothing missing): it stops after [`STRANDED_GRACE`].
+    stranded_since: Option<Instant>,
     max_window: u32,
     counters: Counters,
     bugs: Bugs,
@@ -259,6 +304,9 @@ impl Download {
             written_bytes: 0,
             writing_bytes: 0,
             peers: BTreeMap::new(),
+            avail: Availability::default(),
+            salt: 0,
+            stranded_since: None,
             max_window: max_window.max(MIN_WINDOW),
             counters: Counters::default(),
             bugs,
@@ -267,6 +315,13 @@ impl Download {
             d.add_holder(p);
         }
         d
+    }
+
+    /// The same download, with chunks of equal rarity taken in an order shuffled by `salt`
+    /// (a node passes a random one; 0 keeps lowest index first). Call right after `new`.
+    pub fn salted(mut self, salt: u64) -> Download {
+        self.salt = salt;
+        self
     }
 
     // ---- getters ----
@@ -308,12 +363,136 @@ impl Download {
 
     // ---- transitions ----
 
-    /// A peer that lists this content in its catalog.
+    /// A peer that lists this content in its catalog as a whole file (a partial holder that
+    /// does is complete from now on).
     pub fn add_holder(&mut self, peer: PeerId) {
+        self.avail.remove(&peer);
         self.peers.entry(peer).or_insert_with(|| PeerPart {
             window: INITIAL_WINDOW,
             ..PeerPart::default()
         });
+    }
+
+    /// A peer that is downloading this content too (its catalog lists it as partial, or it
+    /// answered our interest with a bitfield): asked only for the chunks it claims. A peer
+    /// already known is left as it is. False when the table of partial holders is full.
+    pub fn add_partial_holder(&mut self, peer: PeerId) -> bool {
+        if self.peers.contains_key(&peer) {
+            return true;
+        }
+        if !self.avail.add(peer) {
+            return false;
+        }
+        self.peers.insert(
+            peer,
+            PeerPart {
+                window: INITIAL_WINDOW,
+                ..PeerPart::default()
+            },
+        );
+        true
+    }
+
+    /// True when `peer` is a partial holder.
+    pub fn is_partial(&self, peer: &PeerId) -> bool {
+        self.avail.is_partial(peer)
+    }
+
+    /// True when `peer` is a partial holder not yet asked (on its current link) which chunks
+    /// it has: the caller sends `Interested` and calls [`Download::interest_sent`].
+    pub fn wants_interest(&self, peer: &PeerId) -> bool {
+        self.manifest.is_some()
+            && self.avail.is_partial(peer)
+            && self
+                .peers
+                .get(peer)
+                .is_some_and(|p| p.banned.is_none() && !p.interest_sent)
+    }
+
+    /// `Interested` went to `peer` on its current link.
+    pub fn interest_sent(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.interest_sent = true;
+        }
+    }
+
+    /// `peer` answered our interest with its bitfield: an empty one means it neither has nor
+    /// downloads the file (false is returned, nothing changes); otherwise it becomes a partial
+    /// holder (or, claiming every chunk, a complete one) and true is returned. A bitfield
+    /// that does not fit the manifest bans it.
+    pub fn on_bitfield(&mut self, peer: PeerId, bits: &[u8]) -> Result<bool, ClaimError> {
+        if bits.is_empty() {
+            return Ok(false);
+        }
+        if self.manifest.is_none() {
+            return Err(ClaimError::BadIndex);
+        }
+        if !self.add_partial_holder(peer) {
+            return Err(ClaimError::Untracked);
+        }
+        // This bitfield answers our interest on the current link.
+        self.interest_sent(&peer);
+        if !self.avail.is_partial(&peer) {
+            return Ok(true); // a complete holder: it has it all anyway
+        }
+        if let Err(e) = self.avail.set_bitfield(&peer, bits) {
+            self.ban(peer, Ban::BadClaim);
+            return Err(e);
+        }
+        self.complete_if_all(peer);
+        Ok(true)
+    }
+
+    /// `peer` says it verified `indices` since. A claim past the end bans it; one from a
+    /// peer that is not a partial holder of this download is ignored (false).
+    pub fn on_have(&mut self, peer: PeerId, indices: &[u32]) -> Result<bool, ClaimError> {
+        if !self.avail.is_partial(&peer) {
+            return Ok(false);
+        }
+        if let Err(e) = self.avail.set_have(&peer, indices) {
+            self.ban(peer, Ban::BadClaim);
+            return Err(e);
+        }
+        self.complete_if_all(peer);
+        Ok(true)
+    }
+
+    fn complete_if_all(&mut self, peer: PeerId) {
+        if self.avail.claims_all(&peer) {
+            self.avail.remove(&peer);
+        }
+    }
+
+    /// True when `peer` could give this download something now: not banned, and a complete
+    /// holder, or a partial one claiming a chunk not yet verified here (before the manifest
+    /// is known, any holder: partial ones serve manifests too).
+    pub fn is_useful(&self, peer: &PeerId) -> bool {
+        if self.peers.get(peer).is_none_or(|p| p.banned.is_some()) {
+            return false;
+        }
+        if !self.avail.is_partial(peer) || self.manifest.is_none() {
+            return true;
+        }
+        self.missing
+            .iter()
+            .chain(&self.requested)
+            .any(|&i| self.avail.has(peer, i))
+    }
+
+    /// Decides, at `now`, whether the download must stop for want of holders: `useful` says
+    /// whether a holder in the peer table could give it something ([`Download::is_useful`]),
+    /// `usable` whether any unbanned holder is in the table at all. With none usable it stops
+    /// at once; with only partial ones that claim nothing it needs, after [`STRANDED_GRACE`].
+    pub fn stranded(&mut self, now: Instant, useful: bool, usable: bool) -> bool {
+        if useful {
+            self.stranded_since = None;
+            return false;
+        }
+        if !usable {
+            return true;
+        }
+        let since = *self.stranded_since.get_or_insert(now);
+        now >= since + STRANDED_GRACE
     }
 
     /// Peers that may still be asked.
@@ -364,13 +543,31 @@ impl Download {
             .peers
             .values()
             .filter_map(|p| self.chunk_deadline(p, stall));
-        self.manifest_deadline(stall).into_iter().chain(peers).min()
+        let stranded = self
+            .stranded_since
+            .filter(|_| self.phase != Phase::Finishing)
+            .map(|t| t + STRANDED_GRACE);
+        // A chunk refused as taken may be asked of that peer again then.
+        let busy = self
+            .peers
+            .values()
+            .filter(|p| p.banned.is_none())
+            .flat_map(|p| p.busy.values().copied());
+        self.manifest_deadline(stall)
+            .into_iter()
+            .chain(peers)
+            .chain(stranded)
+            .chain(busy)
+            .min()
     }
 
     /// Takes their requests from the peers past their deadline at `now`, as if they had
     /// failed ([`Download::peer_down`]); returns them, and whether the manifest must be asked
     /// of someone else.
     pub fn expire(&mut self, now: Instant, stall: Duration) -> (Vec<PeerId>, bool) {
+        for p in self.peers.values_mut() {
+            p.busy.retain(|_, until| *until > now);
+        }
         let mut late: Vec<PeerId> = self
             .peers
             .iter()
@@ -403,6 +600,7 @@ impl Download {
         self.manifest_from = None;
         match Manifest::verify_received(&self.content, bytes) {
             Ok(m) => {
+                self.avail.size(m.chunk_count());
                 self.manifest = Some(m);
                 self.phase = Phase::Opening;
                 ManifestVerdict::Accepted
@@ -414,13 +612,18 @@ impl Download {
         }
     }
 
-    /// `peer` answered our manifest request with "not found": it is banned. True when it was
-    /// the peer asked (then ask another).
+    /// `peer` answered our manifest request with "not found": a complete holder is banned, a
+    /// partial one is no longer a holder. True when it was the peer asked (then ask another).
     pub fn manifest_refused(&mut self, peer: PeerId) -> bool {
         if self.manifest_from != Some(peer) {
             return false;
         }
-        self.ban(peer, Ban::NotFound);
+        if self.avail.is_partial(&peer) {
+            // A partial holder whose download stopped since its catalog said so.
+            self.remove_peer(&peer);
+        } else {
+            self.ban(peer, Ban::NotFound);
+        }
         true
     }
 
@@ -496,8 +699,12 @@ impl Download {
         if part.banned.is_some() || part.inflight.len() as u32 >= part.window {
             return None;
         }
-        let index = match self.missing.pop_first() {
+        if let Some(part) = self.peers.get_mut(&peer) {
+            part.busy.retain(|_, until| *until > now);
+        }
+        let index = match self.pick_missing(&peer) {
             Some(i) => {
+                self.missing.remove(&i);
                 self.chunks[i as usize] = ChunkState::Requested {
                     from: vec![peer],
                     since: now,
@@ -505,6 +712,8 @@ impl Download {
                 self.requested.insert(i);
                 i
             }
+            // Chunks are missing, none of them claimed by this partial holder: nothing for it.
+            None if !self.missing.is_empty() => return None,
             None => {
                 // Endgame: duplicate the oldest request held by someone else.
                 let mut best: Option<(Instant, u32)> = None;
@@ -512,6 +721,7 @@ impl Download {
                     if let ChunkState::Requested { from, since } = &self.chunks[i as usize]
                         && from.len() < 2
                         && !from.contains(&peer)
+                        && self.avail.has(&peer, i)
                         && best.is_none_or(|(t, _)| *since < t)
                     {
                         best = Some((*since, i));
@@ -529,6 +739,31 @@ impl Download {
         part.first_request.get_or_insert(now);
         part.progress_at.get_or_insert(now);
         Some(index)
+    }
+
+    /// The missing chunk to ask `peer` for: among those it has, the rarest among the partial
+    /// holders (a chunk few peers have is fetched first, so the crowd's copies diversify and
+    /// the seeder's upload is spent on what nobody else can give); among equally rare ones,
+    /// the lowest index, or with a salt the first in this download's own shuffled order. With
+    /// no partial holder at all, simply the lowest missing index.
+    fn pick_missing(&self, peer: &PeerId) -> Option<u32> {
+        // Without partial holders every chunk is as rare as the next: lowest index first, so
+        // that the whole-file hash, taken over the written prefix, keeps up with the download.
+        if !self.avail.any_partial() {
+            return self.missing.first().copied();
+        }
+        let salt = self.salt;
+        // A complete holder (the seeder of a crowd, whose upload is what everyone waits for)
+        // is asked only for chunks no partial holder can give: the rest comes from them, but
+        // for the last few, which anyone may give (a tail waits on nobody).
+        let complete = !self.avail.is_partial(peer) && self.missing.len() > TAIL_CHUNKS;
+        let busy = self.peers.get(peer).map(|p| &p.busy);
+        self.missing
+            .iter()
+            .copied()
+            .filter(|&i| self.avail.has(peer, i) && !(complete && self.avail.rarity(i) > 0))
+            .filter(|i| busy.is_none_or(|b| !b.contains_key(i)))
+            .min_by_key(|&i| (self.avail.rarity(i), shuffle(salt, i)))
     }
 
     /// Removes `peer` from the owners of chunk `index`; back to `Missing` if it was the last.
@@ -629,8 +864,32 @@ impl Download {
             if let Some(part) = self.peers.get_mut(&peer) {
                 part.window = (part.window / 2).max(MIN_WINDOW);
             }
+        } else if self.avail.is_partial(&peer) {
+            // A partial holder whose own download stopped, or that claimed what it does not
+            // serve: no longer a holder (its catalog or its answer to our interest must make
+            // it one again).
+            self.remove_peer(&peer);
         } else {
             self.ban(peer, Ban::NotFound);
+        }
+        true
+    }
+
+    /// `peer` answered our request for chunk `index` with "taken" at `now`: it just sent
+    /// that chunk to another downloader, from whom we should get it. The chunk goes back to
+    /// the pool and is not asked of `peer` again for [`BUSY_BACKOFF`]; its window stays (it is
+    /// not overloaded). False (nothing changes) for a chunk not asked of it.
+    pub fn chunk_taken(&mut self, now: Instant, peer: PeerId, index: u32) -> bool {
+        if !self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.inflight.contains(&index))
+        {
+            return false;
+        }
+        self.release(&peer, index);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.busy.insert(index, now + BUSY_BACKOFF);
         }
         true
     }
@@ -669,6 +928,11 @@ impl Download {
             .unwrap_or_default();
         let manifest_lost = self.manifest_from == Some(*peer);
         let asked = !inflight.is_empty() || manifest_lost;
+        if let Some(part) = self.peers.get_mut(peer) {
+            part.interest_sent = false;
+        }
+        // What it claimed is asked again on its next link; meanwhile it counts for nothing.
+        self.avail.clear(peer);
         if let Some(part) = self.peers.get_mut(peer).filter(|_| asked) {
             part.strikes += 1;
             if part.strikes >= MAX_STRIKES && part.banned.is_none() {
@@ -692,6 +956,7 @@ impl Download {
         let manifest_lost = self.peer_down(peer);
         if !self.bugs.keep_chunks_of_dead_peers() {
             self.peers.remove(peer);
+            self.avail.remove(peer);
         }
         manifest_lost
     }
@@ -824,6 +1089,7 @@ impl Download {
                 self.writing_bytes
             ));
         }
+        self.avail.check()?;
         for (id, p) in &self.peers {
             let keeps = self.bugs.keep_chunks_of_dead_peers();
             if p.inflight.is_empty() != p.progress_at.is_none() && !keeps {
@@ -836,6 +1102,18 @@ impl Download {
         }
         Ok(())
     }
+}
+
+/// A chunk's place in the shuffled order of a download with `salt` (0: its index).
+fn shuffle(salt: u64, index: u32) -> u64 {
+    if salt == 0 {
+        return u64::from(index);
+    }
+    // splitmix64 of the pair: a fixed permutation per salt, no state to keep.
+    let mut z = salt ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! [`node`] which composes them. See [`Node`] for the calling contract and the run loop.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod availability;
 pub mod budget;
 pub mod bugs;
 pub mod discovery;

@@ -45,6 +45,9 @@ const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// the size of what we asked for ([`Session::request_sent`]): a host cannot make us buffer a
 /// frame of megabytes on every connection it opens.
 pub const MAX_REQUEST_FRAME: usize = 4096;
+/// Contents one connection may follow with `Interested` at once: more downloads at a time
+/// than a person starts, not a list every verified chunk must be checked against at length.
+pub const MAX_INTERESTS: usize = 64;
 
 /// Identifies a connection between the node and its runtime. The node numbers every one:
 /// outbound ones (in `NetOp::Connect`) with the top bit clear, accepted ones (from
@@ -206,6 +209,9 @@ pub struct Session {
     manifests_wanted: VecDeque<ContentId>,
     /// We told the runtime to stop reading this connection.
     paused: bool,
+    /// Contents the peer asked to hear about (`Interested`) while we download them: each
+    /// chunk we verify is announced to it with a `Have`.
+    interests: std::collections::BTreeSet<ContentId>,
     /// Planted bugs (simulator only): `no_read_deadline` drops the `NotReading` timer.
     bugs: Bugs,
 }
@@ -247,6 +253,7 @@ impl Session {
             catalog_wanted: None,
             manifests_wanted: VecDeque::new(),
             paused: false,
+            interests: std::collections::BTreeSet::new(),
             bugs: Bugs::default(),
         }
     }
@@ -419,6 +426,23 @@ impl Session {
         if self.outstanding == 0 {
             self.waiting_since = None;
         }
+    }
+
+    // ---- swarming ----
+
+    /// The peer wants `Have`s for `content` on this connection; false (and nothing recorded)
+    /// past [`MAX_INTERESTS`].
+    pub fn add_interest(&mut self, content: ContentId) -> bool {
+        if self.interests.len() >= MAX_INTERESTS && !self.interests.contains(&content) {
+            return false;
+        }
+        self.interests.insert(content);
+        true
+    }
+
+    /// True when the peer asked for `Have`s of `content` here.
+    pub fn is_interested(&self, content: &ContentId) -> bool {
+        self.interests.contains(content)
     }
 
     // ---- serving ----

@@ -39,6 +39,7 @@ fn message() -> impl Strategy<Value = Message> {
             name,
             size,
             content,
+            partial: false,
         });
     prop_oneof![
         (peer(), any::<u64>(), any::<u16>(), any::<u64>()).prop_map(

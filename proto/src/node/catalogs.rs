@@ -180,6 +180,7 @@ mod tests {
             name: name.into(),
             size: 1,
             content: ContentId([content; 32]),
+            partial: false,
         }
     }
 
@@ -225,6 +226,7 @@ mod tests {
                         name: format!("{big}{i}"),
                         size: 1,
                         content: ContentId(id),
+                        partial: false,
                     }
                 })
                 .collect()

@@ -47,7 +47,11 @@ impl Node {
     /// Our requests go out only on our own link to a peer, so an answer on any other
     /// connection — an inbound one whose hello merely claims that peer's id — is unsolicited:
     /// counted and dropped, never credited to the peer (nor held against it).
-    fn answer(&mut self, conn: ConnId, content: &ContentId) -> Option<(PeerId, &mut Download)> {
+    pub(super) fn answer(
+        &mut self,
+        conn: ConnId,
+        content: &ContentId,
+    ) -> Option<(PeerId, &mut Download)> {
         let peer = self.sessions.get(&conn)?.peer()?;
         // (The planted `answers_from_any_conn` bug skips this check.)
         if self.links.get(&peer).and_then(|l| l.conn) != Some(conn)
@@ -104,20 +108,22 @@ impl Node {
                 }
             }
         }
-        let contents: Vec<ContentId> = self
-            .remote
-            .get(&peer)
-            .unwrap_or_default()
-            .iter()
-            .map(|f| f.content)
-            .collect();
+        // Per content: whether this peer has it whole (any entry not marked partial).
+        let mut contents: BTreeMap<ContentId, bool> = BTreeMap::new();
+        for f in self.remote.get(&peer).unwrap_or_default() {
+            *contents.entry(f.content).or_default() |= !f.partial;
+        }
         self.emit(Event::CatalogUpdated {
             peer,
             files: contents.len(),
         });
-        for c in contents {
+        for (c, whole) in contents {
             if let Some(d) = self.downloads.get_mut(&c) {
-                d.add_holder(peer);
+                if whole {
+                    d.add_holder(peer);
+                } else if !d.add_partial_holder(peer) {
+                    continue;
+                }
                 self.peer_ready_one(now, c, peer);
             }
         }
@@ -141,12 +147,11 @@ impl Node {
         }
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         let mut holders = Vec::new();
+        let mut partial = Vec::new();
         for (peer, files) in self.remote.iter() {
-            let mut names: Vec<&str> = files
-                .iter()
-                .filter(|f| f.content == content)
-                .map(|f| f.name.as_str())
-                .collect();
+            let mine = || files.iter().filter(|f| f.content == content);
+            let whole = mine().any(|f| !f.partial);
+            let mut names: Vec<&str> = mine().map(|f| f.name.as_str()).collect();
             names.sort_unstable();
             names.dedup();
             if names.is_empty() {
@@ -156,7 +161,11 @@ impl Node {
                 *votes.entry(n).or_default() += 1;
             }
             if self.discovery.peer(peer).is_some() {
-                holders.push(*peer);
+                if whole {
+                    holders.push(*peer);
+                } else {
+                    partial.push(*peer);
+                }
             }
         }
         let popular = votes
@@ -167,7 +176,7 @@ impl Node {
             .filter(|n| crate::name::check_name(n).is_ok())
             .or(popular)
             .unwrap_or_else(|| content.short());
-        if holders.is_empty() {
+        if holders.is_empty() && partial.is_empty() {
             self.emit(Event::DownloadFailed {
                 content,
                 name,
@@ -175,7 +184,12 @@ impl Node {
             });
             return;
         }
-        let d = Download::new(content, name, holders, self.cfg.max_window, self.cfg.bugs);
+        let salt = self.rng.next_u64() | 1;
+        let mut d =
+            Download::new(content, name, holders, self.cfg.max_window, self.cfg.bugs).salted(salt);
+        for p in partial {
+            d.add_partial_holder(p);
+        }
         self.downloads.insert(content, d);
         self.request_manifest(now, content);
     }
@@ -244,7 +258,13 @@ impl Node {
             Answer::Refused { code, index } => {
                 let ask_manifest = match index {
                     Some(i) => {
-                        if !d.chunk_refused(peer, i, code == ErrorCode::Busy) {
+                        let taken = code == ErrorCode::Taken;
+                        let busy = code == ErrorCode::Busy;
+                        if taken {
+                            if !d.chunk_taken(now, peer, i) {
+                                self.stats.frames_unsolicited += 1;
+                            }
+                        } else if !d.chunk_refused(peer, i, busy) {
                             self.stats.frames_unsolicited += 1;
                         }
                         false
@@ -282,6 +302,9 @@ impl Node {
                     name,
                     size,
                 }));
+                // Listed as partial from now on; the other downloaders hear of us.
+                self.catalog_revised(now);
+                self.announce_interest(now, content);
             }
             ManifestVerdict::Rejected => self.request_manifest(now, content),
             ManifestVerdict::Unsolicited => {}
@@ -372,6 +395,9 @@ impl Node {
             return;
         };
         d.check_done(index, result);
+        if d.chunk(index) == Some(&crate::download::ChunkState::Written) {
+            self.note_verified(content, index);
+        }
         self.pump_checks(content);
         self.fill_all(now, content);
         self.progress(content);
@@ -390,6 +416,9 @@ impl Node {
         if let Err(reason) = d.written(index, result) {
             self.fail_download(content, reason);
             return;
+        }
+        if d.chunk(index) == Some(&crate::download::ChunkState::Written) {
+            self.note_verified(content, index);
         }
         self.progress(content);
         self.maybe_finish(content);
@@ -437,6 +466,22 @@ impl Node {
                     return;
                 };
                 let Some(m) = d.manifest() else { return };
+                // Shared at once under the manifest it was verified against.
+                let entry = super::LocalEntry {
+                    names: vec![file.clone()],
+                    manifest: m.clone(),
+                };
+                self.adopted.insert(content, entry.clone());
+                self.local
+                    .entry(content)
+                    .and_modify(|e| {
+                        if !e.names.contains(&file) {
+                            e.names.push(file.clone());
+                        }
+                    })
+                    .or_insert(entry);
+                let now = self.now;
+                self.catalog_revised(now);
                 let sources = d
                     .peers()
                     .iter()
@@ -470,7 +515,11 @@ impl Node {
         if d.phase() != Phase::Manifest {
             self.out
                 .push_back(Output::Disk(DiskOp::ClosePartial { content }));
+            // It was listed as partial.
+            let now = self.now;
+            self.catalog_revised(now);
         }
+        self.haves.remove(&content);
         self.emit(Event::DownloadFailed {
             content,
             name: d.name().to_owned(),
@@ -479,15 +528,21 @@ impl Node {
     }
 
     /// Stops the download when no usable holder is left in the peer table.
-    fn check_peers_left(&mut self, content: ContentId) {
+    pub(super) fn check_peers_left(&mut self, content: ContentId) {
         let Some(d) = self.downloads.get(&content) else {
             return;
         };
         if d.phase() == Phase::Finishing {
             return;
         }
-        let any = d.usable_peers().any(|p| self.discovery.peer(p).is_some());
-        if !any {
+        let known = |p: &&PeerId| self.discovery.peer(p).is_some();
+        let usable = d.usable_peers().any(|p| known(&p));
+        let useful = d.usable_peers().filter(known).any(|p| d.is_useful(p));
+        let now = self.now;
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        if d.stranded(now, useful, usable) {
             let have = d.written_chunks();
             let total = d.total_chunks();
             self.fail_download(content, FailReason::NoPeers { have, total });
@@ -495,11 +550,18 @@ impl Node {
     }
 
     /// Asks `peer` for as many chunks of `content` as its window allows.
-    fn fill(&mut self, now: Instant, content: ContentId, peer: PeerId) {
+    pub(super) fn fill(&mut self, now: Instant, content: ContentId, peer: PeerId) {
         let Some(conn) = self.link_conn(&peer) else {
             self.ensure_link(now, peer);
             return;
         };
+        if self
+            .downloads
+            .get(&content)
+            .is_some_and(|d| d.wants_interest(&peer))
+        {
+            self.ask_partial_holders(now, content);
+        }
         let writing: u64 = self.downloads.values().map(Download::writing_bytes).sum();
         if writing >= crate::budget::WRITE_BUDGET {
             return;
@@ -521,7 +583,7 @@ impl Node {
         }
     }
 
-    fn fill_all(&mut self, now: Instant, content: ContentId) {
+    pub(super) fn fill_all(&mut self, now: Instant, content: ContentId) {
         let Some(d) = self.downloads.get(&content) else {
             return;
         };

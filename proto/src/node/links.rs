@@ -267,6 +267,9 @@ impl Node {
                 content,
                 index,
             } => self.on_answer(now, conn, content, Answer::Refused { code, index }),
+            Message::Interested { content } => self.on_interested(now, conn, content),
+            Message::Bitfield { content, bits } => self.on_bitfield(now, conn, content, bits),
+            Message::Have { content, indices } => self.on_have(now, conn, content, indices),
         }
     }
 

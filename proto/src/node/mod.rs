@@ -15,6 +15,7 @@ mod fetch;
 mod io;
 mod links;
 mod serve;
+mod swarm;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -98,6 +99,16 @@ pub struct Node {
     reads: BTreeMap<ReadId, serve::ReadFor>,
     /// Connections whose answers wait for a shared send budget.
     starved: BTreeSet<ConnId>,
+    /// Chunks verified since the last `Have`s went out, per download.
+    haves: BTreeMap<ContentId, Vec<u32>>,
+    /// When the waiting `Have`s go out.
+    have_due: Option<Instant>,
+    /// Chunks we began to serve in the last `swarm::SPREAD_WINDOW`, to which connection, and
+    /// when (oldest first).
+    sent: VecDeque<(Instant, ContentId, u32, ConnId)>,
+    /// Files our downloads placed, shared under the manifest they were verified against until
+    /// a scan lists them (no second hashing before they are served).
+    adopted: BTreeMap<ContentId, LocalEntry>,
     out: VecDeque<Output>,
     next_conn: u64,
     next_inbound: u64,
@@ -106,7 +117,7 @@ pub struct Node {
     shut_down: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct LocalEntry {
     names: Vec<String>,
     manifest: Manifest,
@@ -141,6 +152,10 @@ impl Node {
             downloads: BTreeMap::new(),
             reads: BTreeMap::new(),
             starved: BTreeSet::new(),
+            haves: BTreeMap::new(),
+            have_due: None,
+            sent: VecDeque::new(),
+            adopted: BTreeMap::new(),
             out: VecDeque::new(),
             next_conn: 1,
             next_inbound: 0,
@@ -402,6 +417,13 @@ impl Node {
         self.session_timers(now);
         self.link_timers(now);
         self.download_timers(now);
+        self.swarm_timers(now);
+        self.drain_discovery(now);
+        // A timer above may have revised our catalog (a download gave up), which brings the
+        // next announcement forward, possibly to now: send it now, not in a busy loop.
+        if self.discovery.handle_timeout(now, &mut self.rng) {
+            self.announce(false);
+        }
         self.drain_discovery(now);
     }
 
@@ -435,6 +457,7 @@ impl Node {
             .chain(links)
             .chain(statics)
             .chain(downloads)
+            .chain(self.have_due)
             .min()
     }
 
@@ -525,6 +548,13 @@ impl Node {
 
     fn on_catalog_changed(&mut self, now: Instant, files: Vec<LocalFile>) {
         let mut local: BTreeMap<ContentId, LocalEntry> = BTreeMap::new();
+        // A file a download of ours placed stays shared under its verified manifest until the
+        // scanner lists it.
+        self.adopted
+            .retain(|c, _| !files.iter().any(|f| f.manifest.id() == *c));
+        for (c, e) in &self.adopted {
+            local.insert(*c, e.clone());
+        }
         for f in files {
             if crate::name::check_name(&f.name).is_err() {
                 self.stats.bad_names += 1;
@@ -547,9 +577,7 @@ impl Node {
             return;
         }
         self.local = local;
-        self.revision += 1;
-        self.catalog_pages.clear();
-        self.discovery.answer_soon(now);
+        self.catalog_revised(now);
     }
 
     fn shutdown(&mut self, now: Instant) {

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::swarm::Serve;
 use super::{DiskOp, NetOp, Node, Output, ReadId, ReadSource};
 use crate::budget::{CONN_SEND_BUDGET, IP_SEND_BUDGET, NODE_SEND_BUDGET};
 use crate::disk::DiskError;
@@ -33,6 +34,8 @@ pub(super) enum ReadFor {
         content: ContentId,
         index: u32,
         len: u32,
+        /// Read from a download in progress.
+        partial: bool,
     },
     /// A chunk of a partial download to re-verify.
     Check { content: ContentId, index: u32 },
@@ -104,8 +107,10 @@ impl Node {
                         name: n.clone(),
                         size: e.manifest.size(),
                         content: e.manifest.id(),
+                        partial: false,
                     })
                 })
+                .chain(self.partial_entries())
                 .collect();
             self.catalog_pages = crate::wire::catalog_pages(self.revision, files);
         }
@@ -162,11 +167,17 @@ impl Node {
     }
 
     pub(super) fn serve_chunk(&mut self, conn: ConnId, content: ContentId, index: u32) {
-        let Some(e) = self.local.get(&content) else {
-            return self.refuse(conn, ErrorCode::NotFound, content, Some(index));
-        };
-        if e.manifest.chunk_range(index).is_none() {
-            return self.refuse(conn, ErrorCode::BadRequest, content, Some(index));
+        match self.serve_source(&content, index) {
+            Serve::Read { .. } => {}
+            Serve::NotFound => return self.refuse(conn, ErrorCode::NotFound, content, Some(index)),
+            Serve::BadRequest => {
+                return self.refuse(conn, ErrorCode::BadRequest, content, Some(index));
+            }
+            Serve::Busy => return self.refuse(conn, ErrorCode::Busy, content, Some(index)),
+        }
+        if self.sent_elsewhere(conn, content, index) {
+            self.stats.requests_spread += 1;
+            return self.refuse(conn, ErrorCode::Taken, content, Some(index));
         }
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
@@ -208,7 +219,7 @@ impl Node {
 
     fn pump_manifests(&mut self, conn: ConnId) {
         while let Some(content) = self.sessions.get(&conn).and_then(|s| s.manifest_due()) {
-            let Some(e) = self.local.get(&content) else {
+            let Some(m) = self.serving_manifest(&content) else {
                 if let Some(s) = self.sessions.get_mut(&conn) {
                     s.manifest_answered(false);
                 }
@@ -217,7 +228,7 @@ impl Node {
             };
             let frame = encode_message(&Message::Manifest {
                 content,
-                bytes: e.manifest.encode(),
+                bytes: m.encode(),
             });
             if !self.fits(conn, frame.len()) {
                 return;
@@ -237,17 +248,24 @@ impl Node {
             let Some((content, index)) = s.next_to_serve(self.cfg.serve_window) else {
                 return;
             };
-            let range = self
-                .local
-                .get(&content)
-                .and_then(|e| e.manifest.chunk_range(index));
-            let Some((offset, len)) = range else {
-                // Unshared since it was queued.
-                if let Some(s) = self.sessions.get_mut(&conn) {
-                    s.skip_serving();
+            let (source, offset, len) = match self.serve_source(&content, index) {
+                Serve::Read {
+                    source,
+                    offset,
+                    len,
+                } => (source, offset, len),
+                other => {
+                    // Unshared (or finishing) since it was queued.
+                    if let Some(s) = self.sessions.get_mut(&conn) {
+                        s.skip_serving();
+                    }
+                    let code = match other {
+                        Serve::Busy => ErrorCode::Busy,
+                        _ => ErrorCode::NotFound,
+                    };
+                    self.refuse(conn, code, content, Some(index));
+                    continue;
                 }
-                self.refuse(conn, ErrorCode::NotFound, content, Some(index));
-                continue;
             };
             if !self.fits(conn, len as usize + CHUNK_FRAME_OVERHEAD) {
                 return;
@@ -255,6 +273,7 @@ impl Node {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.start_serving(len);
             }
+            self.note_sent(conn, content, index);
             let read = ReadId(self.next_read);
             self.next_read += 1;
             self.reads.insert(
@@ -264,11 +283,12 @@ impl Node {
                     content,
                     index,
                     len,
+                    partial: matches!(source, ReadSource::Partial(_)),
                 },
             );
             self.out.push_back(Output::Disk(DiskOp::Read {
                 read,
-                source: ReadSource::Shared(content),
+                source,
                 offset,
                 len,
             }));
@@ -343,12 +363,15 @@ impl Node {
         let catalog = s.catalog_due().map(|_| crate::wire::CATALOG_PAGE_BYTES / 4);
         let manifest = s
             .manifest_due()
-            .and_then(|c| self.local.get(&c))
-            .map(|e| 64 + 32 * e.manifest.chunk_count() as usize);
+            .and_then(|c| self.serving_manifest(&c))
+            .map(|m| 64 + 32 * m.chunk_count() as usize);
         let chunk = s
             .next_to_serve(self.cfg.serve_window)
-            .and_then(|(c, i)| self.local.get(&c)?.manifest.chunk_range(i))
-            .map(|(_, len)| len as usize + CHUNK_FRAME_OVERHEAD);
+            .and_then(|(c, i)| match self.serve_source(&c, i) {
+                Serve::Read { len, .. } => Some(len),
+                _ => None,
+            })
+            .map(|len| len as usize + CHUNK_FRAME_OVERHEAD);
         [catalog, manifest, chunk]
             .into_iter()
             .flatten()
@@ -393,6 +416,7 @@ impl Node {
                 content,
                 index,
                 len,
+                partial,
             }) => {
                 let Some(s) = self.sessions.get_mut(&conn) else {
                     return;
@@ -402,6 +426,7 @@ impl Node {
                 match result {
                     Ok(data) if ok => {
                         self.stats.chunks_served += 1;
+                        self.stats.chunks_served_partial += u64::from(partial);
                         let header = encode_chunk_header(&content, index, data.len());
                         self.send(conn, header);
                         self.send(conn, data);

@@ -124,4 +124,12 @@ pub struct Stats {
     pub closed_not_reading: u64,
     /// Times a holder lost its requests for delivering nothing by their deadline.
     pub requests_expired: u64,
+    /// Bitfields and haves refused for claiming chunks the file does not have (the
+    /// claimant is banned for that download).
+    pub claims_refused: u64,
+    /// Chunks served from downloads still in progress (part of `chunks_served`).
+    pub chunks_served_partial: u64,
+    /// Chunk requests refused as busy because that chunk just went to another peer (a crowd
+    /// fetches it from that peer instead of from us).
+    pub requests_spread: u64,
 }

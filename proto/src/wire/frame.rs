@@ -45,6 +45,11 @@ pub struct CatalogEntry {
     pub size: u64,
     /// Content id of its manifest.
     pub content: ContentId,
+    /// The peer is still downloading it: it serves the chunks it has verified, and says which
+    /// they are when asked ([`Message::Interested`]). Absent on the wire when false, so that
+    /// catalogs of complete files read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// Why a request was refused.
@@ -58,6 +63,9 @@ pub enum ErrorCode {
     Busy,
     /// The request made no sense (e.g. a chunk index out of range).
     BadRequest,
+    /// That chunk just went to another peer downloading the same file: take it from there
+    /// (or ask again in a moment).
+    Taken,
 }
 
 /// A control message.
@@ -124,7 +132,36 @@ pub enum Message {
         /// The chunk of the refused request, if it was a chunk request.
         index: Option<u32>,
     },
+    /// Asks which chunks of `content` the receiver holds verified: answered by a
+    /// [`Message::Bitfield`], then, while the receiver downloads it, by [`Message::Have`]s
+    /// on this connection as it verifies more.
+    Interested {
+        /// Which content.
+        content: ContentId,
+    },
+    /// The chunks of `content` the sender holds verified and serves: bit `i % 8` (least
+    /// significant first) of byte `i / 8` is chunk `i`; exactly `ceil(chunks / 8)` bytes, or
+    /// none when it holds nothing of it.
+    Bitfield {
+        /// Which content.
+        content: ContentId,
+        /// One bit per chunk.
+        #[serde(with = "serde_bytes")]
+        bits: Vec<u8>,
+    },
+    /// Chunks of `content` the sender verified since it last said so on this connection (at
+    /// most [`MAX_HAVE_BATCH`] a frame).
+    Have {
+        /// Which content.
+        content: ContentId,
+        /// The chunks, each below the manifest's chunk count.
+        indices: Vec<u32>,
+    },
 }
+
+/// Chunk indices in one [`Message::Have`]: a frame stays below the 4 KiB that a peer may send
+/// unasked (`session::MAX_REQUEST_FRAME`).
+pub const MAX_HAVE_BATCH: usize = 512;
 
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -913,6 +913,7 @@ impl Harness {
                 name: f.name.clone(),
                 size: f.manifest.size(),
                 content: f.manifest.id(),
+                partial: false,
             })
             .collect();
         if bad_name {
@@ -920,6 +921,7 @@ impl Harness {
                 name: "a/../../etc".into(),
                 size: 1,
                 content: ContentId([1; 32]),
+                partial: false,
             });
         }
         Message::Catalog {
@@ -1002,10 +1004,11 @@ impl Harness {
                 corrupt,
             } => out.extend(self.frame_of_file(*file, *index, *corrupt)),
             Payload::Error { code, file, index } => {
-                let code = match code % 4 {
+                let code = match code % 5 {
                     0 => ErrorCode::NotFound,
                     1 => ErrorCode::ReadFailed,
                     2 => ErrorCode::Busy,
+                    3 => ErrorCode::Taken,
                     _ => ErrorCode::BadRequest,
                 };
                 out.extend(encode_message(&Message::Error {

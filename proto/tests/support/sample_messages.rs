@@ -28,11 +28,13 @@ pub(crate) fn messages() -> Vec<Message> {
                     name: "a.txt".into(),
                     size: 12,
                     content: c,
+                    partial: false,
                 },
                 CatalogEntry {
                     name: "movie.bin".into(),
                     size: 1 << 40,
                     content: ContentId([9; 32]),
+                    partial: false,
                 },
             ],
         },

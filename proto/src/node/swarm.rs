@@ -1,0 +1,338 @@
+//! Swarming: a download in progress serves the chunks it has verified, says which they are,
+//! and learns which chunks the other downloaders of the same file have, so that a crowd
+//! fetching one file trades chunks instead of each taking its whole copy from the seeder.
+//!
+//! The exchange (BitTorrent's bitfield/have): a downloader sends `Interested{content}` on its
+//! link to every peer it has one to when its manifest verifies, and to every partial holder
+//! its catalogs show; the receiver answers with its `Bitfield` (empty when it neither has nor
+//! downloads the file, all set when it shares it whole) and, while it downloads the file
+//! itself, records the interest and sends `Have`s on that connection as it verifies chunks,
+//! batched every [`HAVE_DELAY`]. A downloader that hears `Interested` for a file it downloads
+//! asks back, so two downloaders find each other within a round trip of the later one's start.
+//!
+//! Invariants: a chunk is served from a partial file only once it is `Written` (verified and
+//! on disk) — never while the download finishes (it is refused as busy then), never a chunk
+//! merely claimed; a `Have` names only chunks written here; bitfields and haves count only on
+//! our own link to the peer (as every answer does), and only within the manifest's chunks.
+
+use std::time::{Duration, Instant};
+
+use super::{Node, ReadSource};
+use crate::download::Phase;
+use crate::ids::{ContentId, PeerId};
+use crate::manifest::Manifest;
+use crate::session::ConnId;
+use crate::wire::frame::{CatalogEntry, MAX_HAVE_BATCH, Message};
+
+/// How long verified chunks wait to be announced together: a tenth of a second is a small
+/// part of a chunk's time on a LAN link, and one `Have` per batch costs little.
+pub(super) const HAVE_DELAY: Duration = Duration::from_millis(100);
+/// A chunk we began to send to one peer is refused as busy to the others for this long (the
+/// "super-seeding" idea, from the seeder's side): a crowd asking one seeder at once then
+/// spends its upload on chunks nobody has yet, and takes the others from whoever got them
+/// (their `Have` comes within the time one chunk takes on a slow link, plus [`HAVE_DELAY`]).
+pub(super) const SPREAD_WINDOW: Duration = Duration::from_secs(2);
+/// Chunks remembered for that (a gigabit link sends ~240 chunks of 1 MiB in 2 s).
+const SPREAD_MEMORY: usize = 4096;
+
+/// Where a chunk we were asked for comes from, if we serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Serve {
+    /// Read `len` bytes at `offset` of this file.
+    Read {
+        source: ReadSource,
+        offset: u64,
+        len: u32,
+    },
+    /// We neither share nor download it (or not that chunk).
+    NotFound,
+    /// Past the end of the file.
+    BadRequest,
+    /// The download is being finished: ask again in a moment.
+    Busy,
+}
+
+impl Node {
+    /// The manifest of `content` we can give others: the shared file's, or that of a download
+    /// of ours once it verified.
+    pub(super) fn serving_manifest(&self, content: &ContentId) -> Option<&Manifest> {
+        match self.local.get(content) {
+            Some(e) => Some(&e.manifest),
+            None => self.downloads.get(content).and_then(|d| d.manifest()),
+        }
+    }
+
+    /// Where chunk `index` of `content` is read from to serve it (see the module's rules).
+    pub(super) fn serve_source(&self, content: &ContentId, index: u32) -> Serve {
+        if let Some(e) = self.local.get(content) {
+            return match e.manifest.chunk_range(index) {
+                Some((offset, len)) => Serve::Read {
+                    source: ReadSource::Shared(*content),
+                    offset,
+                    len,
+                },
+                None => Serve::BadRequest,
+            };
+        }
+        let Some(d) = self.downloads.get(content) else {
+            return Serve::NotFound;
+        };
+        let Some((offset, len)) = d.manifest().and_then(|m| m.chunk_range(index)) else {
+            return match d.manifest() {
+                Some(_) => Serve::BadRequest,
+                None => Serve::NotFound,
+            };
+        };
+        let written = d.chunk(index) == Some(&crate::download::ChunkState::Written);
+        // (The planted `serve_unverified` bug serves any chunk of the partial file.)
+        match d.phase() {
+            Phase::Finishing => Serve::Busy,
+            Phase::Running if written || self.cfg.bugs.serve_unverified() => Serve::Read {
+                source: ReadSource::Partial(*content),
+                offset,
+                len,
+            },
+            _ => Serve::NotFound,
+        }
+    }
+
+    /// Our downloads whose manifest verified, as catalog entries marked partial.
+    pub(super) fn partial_entries(&self) -> Vec<CatalogEntry> {
+        self.downloads
+            .iter()
+            .filter(|(c, d)| {
+                !self.local.contains_key(c) && matches!(d.phase(), Phase::Opening | Phase::Running)
+            })
+            .filter_map(|(c, d)| {
+                Some(CatalogEntry {
+                    name: d.name().to_owned(),
+                    size: d.size()?,
+                    content: *c,
+                    partial: true,
+                })
+            })
+            .collect()
+    }
+
+    /// What we list changed (a shared file, a download begun or ended): a new revision, and
+    /// the peers hear of it soon.
+    pub(super) fn catalog_revised(&mut self, now: Instant) {
+        self.revision += 1;
+        self.catalog_pages.clear();
+        self.discovery.answer_soon(now);
+    }
+
+    /// A peer on `conn` asks which chunks of `content` we have.
+    pub(super) fn on_interested(&mut self, now: Instant, conn: ConnId, content: ContentId) {
+        let bits = if let Some(e) = self.local.get(&content) {
+            crate::availability::encode_bits(e.manifest.chunk_count(), |_| true)
+        } else if let Some(m) = self.downloads.get(&content).and_then(|d| d.manifest()) {
+            let d = &self.downloads[&content];
+            let bits = crate::availability::encode_bits(m.chunk_count(), |i| {
+                d.chunk(i) == Some(&crate::download::ChunkState::Written)
+            });
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.add_interest(content);
+            }
+            // It downloads this file too (else why ask): ask back, so it becomes a holder of
+            // ours as we become one of its.
+            if let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) {
+                self.ask_interest(now, content, peer);
+            }
+            bits
+        } else {
+            Vec::new()
+        };
+        if self.over_budget(conn) {
+            self.stats.answers_dropped += 1;
+            return;
+        }
+        self.send_msg(conn, &Message::Bitfield { content, bits });
+    }
+
+    /// Our download of `content` has a peer on its way to being a holder: ask it (once per
+    /// link) which chunks it has. A peer not yet a holder becomes a partial one only when its
+    /// answer says it has or downloads the file.
+    fn ask_interest(&mut self, now: Instant, content: ContentId, peer: PeerId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        let holder = d.peers().contains_key(&peer);
+        if (holder && !d.wants_interest(&peer)) || d.manifest().is_none() {
+            return;
+        }
+        let bits = d.total_chunks().div_ceil(8) as usize;
+        let Some(conn) = self.link_conn(&peer) else {
+            if holder {
+                self.ensure_link(now, peer);
+            }
+            return;
+        };
+        if let Some(d) = self.downloads.get_mut(&content)
+            && holder
+        {
+            d.interest_sent(&peer);
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.request_sent(now, bits + 128);
+        }
+        self.send_msg(conn, &Message::Interested { content });
+    }
+
+    /// The manifest of our download of `content` verified: every peer we have a link to
+    /// hears our interest (those that download the file too answer with their chunks).
+    pub(super) fn announce_interest(&mut self, now: Instant, content: ContentId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        let peers: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(p, l)| {
+                l.conn.is_some() && (!d.peers().contains_key(p) || d.wants_interest(p))
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in peers {
+            self.ask_interest(now, content, p);
+        }
+    }
+
+    /// Asks the partial holders of `content` that have not been asked on their current link.
+    pub(super) fn ask_partial_holders(&mut self, now: Instant, content: ContentId) {
+        let Some(d) = self.downloads.get(&content) else {
+            return;
+        };
+        let want: Vec<PeerId> = d
+            .usable_peers()
+            .filter(|p| d.wants_interest(p))
+            .copied()
+            .collect();
+        for p in want {
+            self.ask_interest(now, content, p);
+        }
+    }
+
+    /// A bitfield arrived on `conn`: the answer to our interest, on our own link.
+    pub(super) fn on_bitfield(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        content: ContentId,
+        bits: Vec<u8>,
+    ) {
+        let Some((peer, d)) = self.answer(conn, &content) else {
+            return;
+        };
+        match d.on_bitfield(peer, &bits) {
+            Ok(true) => self.fill(now, content, peer),
+            Ok(false) => {}
+            Err(_) => {
+                self.stats.claims_refused += 1;
+                self.fill_all(now, content);
+            }
+        }
+        self.check_peers_left(content);
+    }
+
+    /// A `Have` arrived on `conn`: it counts only on our own link to its peer.
+    pub(super) fn on_have(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        content: ContentId,
+        indices: Vec<u32>,
+    ) {
+        let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
+            return;
+        };
+        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
+            self.stats.frames_unsolicited += 1;
+            return;
+        }
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return; // a late one, for a download that ended
+        };
+        match d.on_have(peer, &indices) {
+            Ok(true) => self.fill(now, content, peer),
+            Ok(false) => self.stats.frames_unsolicited += 1,
+            Err(_) => {
+                self.stats.claims_refused += 1;
+                self.fill_all(now, content);
+            }
+        }
+        self.check_peers_left(content);
+    }
+
+    /// Chunk `index` of our download of `content` is verified and on disk: announce it to the
+    /// peers that follow this download, with the others of the next [`HAVE_DELAY`].
+    pub(super) fn note_verified(&mut self, content: ContentId, index: u32) {
+        if self.cfg.bugs.never_have() {
+            return; // planted bug (simulator only)
+        }
+        let batch = self.haves.entry(content).or_default();
+        batch.push(index);
+        if batch.len() >= MAX_HAVE_BATCH {
+            self.flush_haves();
+        } else if self.have_due.is_none() {
+            self.have_due = Some(self.now + HAVE_DELAY);
+        }
+    }
+
+    /// Sends the waiting `Have`s to every connection that follows their download.
+    pub(super) fn flush_haves(&mut self) {
+        self.have_due = None;
+        for (content, indices) in std::mem::take(&mut self.haves) {
+            let conns: Vec<ConnId> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.is_interested(&content))
+                .map(|(c, _)| *c)
+                .collect();
+            for conn in conns {
+                if self.over_budget(conn) {
+                    self.stats.answers_dropped += 1;
+                    continue;
+                }
+                for batch in indices.chunks(MAX_HAVE_BATCH) {
+                    let msg = Message::Have {
+                        content,
+                        indices: batch.to_vec(),
+                    };
+                    self.send_msg(conn, &msg);
+                }
+            }
+        }
+    }
+
+    /// Chunk `index` of `content` starts on its way to `conn`.
+    pub(super) fn note_sent(&mut self, conn: ConnId, content: ContentId, index: u32) {
+        if self.sent.len() >= SPREAD_MEMORY {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((self.now, content, index, conn));
+    }
+
+    /// True when chunk `index` of `content` began its way to another connection than `conn`
+    /// within [`SPREAD_WINDOW`]: `conn`'s peer should take it from there.
+    pub(super) fn sent_elsewhere(&mut self, conn: ConnId, content: ContentId, index: u32) -> bool {
+        let now = self.now;
+        while self
+            .sent
+            .front()
+            .is_some_and(|s| s.0 + SPREAD_WINDOW <= now)
+        {
+            self.sent.pop_front();
+        }
+        self.sent
+            .iter()
+            .any(|&(_, c, i, to)| c == content && i == index && to != conn)
+    }
+
+    /// Runs the `Have` timer.
+    pub(super) fn swarm_timers(&mut self, now: Instant) {
+        if self.have_due.is_some_and(|t| t <= now) {
+            self.flush_haves();
+        }
+    }
+}
