@@ -352,6 +352,43 @@ fn main() {
     if want("scan") {
         scan(&ctx, &one_gib, &mut targets);
     }
+    if want("crowd") {
+        // The classroom: a flash crowd behind one 100 Mbit/s seeder (issue 15).
+        for (n, bound) in [(6, 1.5), (12, 2.0)] {
+            let runs: Vec<Result<netns::Crowd, String>> = (0..ctx.runs.min(3))
+                .map(|_| netns::crowd(&ctx.bin, &ctx.work, n))
+                .collect();
+            let ok: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|c| c.last)
+                .collect();
+            match runs.iter().find_map(|r| r.as_ref().ok()) {
+                Some(c) if ok.len() == runs.len() => {
+                    let m = median(ok.clone()) / c.one_copy;
+                    println!(
+                        "\nflash crowd of {n} behind one 100 Mbit/s seeder, 60 MB: last done {:.2} s (median of {}; runs {ok:.2?}) = {m:.2} x the {:.1} s one copy takes to leave the seeder",
+                        median(ok.clone()),
+                        ok.len(),
+                        c.one_copy
+                    );
+                    let _ = c.n;
+                    targets.push((
+                        format!("flash crowd of {n} <= {bound} x size/uplink: {m:.2}"),
+                        m <= bound,
+                    ));
+                }
+                _ => {
+                    let why = runs
+                        .iter()
+                        .find_map(|r| r.as_ref().err())
+                        .cloned()
+                        .unwrap_or_default();
+                    println!("\nflash crowd of {n}: skipped ({why})");
+                }
+            }
+        }
+    }
     if want("netns") {
         match netns::capped(&ctx.bin, &ctx.work, &one_gib) {
             Ok((rate, sum)) => {

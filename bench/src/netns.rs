@@ -150,3 +150,102 @@ pub fn capped(bin: &Path, work: &Path, src: &Path) -> Result<(f64, f64), String>
         .unwrap_or(cost.wall);
     Ok((size as f64 / secs, 3.0 * CAP_BITS / 8.0))
 }
+
+/// What a flash crowd took.
+pub struct Crowd {
+    /// Downloaders.
+    pub n: usize,
+    /// When the last one had its verified file, seconds after all were asked.
+    pub last: f64,
+    /// The time one copy takes to leave the seeder (size / uplink).
+    pub one_copy: f64,
+}
+
+/// The classroom (issue 15): one seeder capped at 100 Mbit/s shares 60 MB; `n` downloaders,
+/// each a running peer on its own host, are asked to `get` it at the same moment.
+pub fn crowd(bin: &Path, work: &Path, n: usize) -> Result<Crowd, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("needs root".into());
+    }
+    let ns = Namespaces::new(n + 1)?;
+    let size: u64 = 60_000_000;
+    let file = work.join("src-60m.bin");
+    crate::make_file(&file, size);
+    let tc = Command::new("ip")
+        .args(["netns", "exec", &ns.name("h1"), "tc", "qdisc", "add", "dev"])
+        .args(["eth0", "root", "tbf", "rate", "100mbit", "burst", "32kbit"])
+        .args(["latency", "400ms"])
+        .output()
+        .map_err(|e| format!("tc: {e}"))?;
+    if !tc.status.success() {
+        return Err(format!(
+            "tc: {}",
+            String::from_utf8_lossy(&tc.stderr).trim()
+        ));
+    }
+    let dir = |i: usize| work.join(format!("crowd-h{i}"));
+    let mut peers = Vec::new();
+    for i in 1..=n + 1 {
+        let _ = std::fs::remove_dir_all(dir(i));
+        std::fs::create_dir_all(dir(i)).map_err(|e| e.to_string())?;
+        if i == 1 {
+            std::fs::hard_link(&file, dir(1).join("lecture.bin")).map_err(|e| e.to_string())?;
+        }
+        peers.push(Seeder::start(
+            ns.exec(i, bin)
+                .arg("--shared")
+                .arg(dir(i))
+                .args(["-v", "serve"]),
+        ));
+    }
+    // Every downloader lists the file before the bell rings.
+    for i in 2..=n + 1 {
+        let t = std::time::Instant::now();
+        loop {
+            let o = ns
+                .exec(i, bin)
+                .arg("--shared")
+                .arg(dir(i))
+                .arg("list")
+                .output()
+                .map_err(|e| e.to_string())?;
+            if String::from_utf8_lossy(&o.stdout).contains("lecture.bin") {
+                break;
+            }
+            if t.elapsed().as_secs() > 30 {
+                return Err(format!("host {i} never listed the file"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let t = std::time::Instant::now();
+    let mut gets: Vec<std::process::Child> = (2..=n + 1)
+        .map(|i| {
+            ns.exec(i, bin)
+                .arg("--shared")
+                .arg(dir(i))
+                .args(["-q", "get", "lecture.bin", "--timeout", "300"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut last = 0.0;
+    for g in &mut gets {
+        let st = g.wait().map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("a downloader failed".into());
+        }
+        last = t.elapsed().as_secs_f64();
+    }
+    drop(peers);
+    for i in 1..=n + 1 {
+        let _ = std::fs::remove_dir_all(dir(i));
+    }
+    Ok(Crowd {
+        n,
+        last,
+        one_copy: size as f64 * 8.0 / CAP_BITS,
+    })
+}

@@ -36,7 +36,8 @@ pub struct Bugs {
     /// No delivery deadline for requests in flight: a holder that drips bytes keeps them.
     #[cfg(feature = "bugs")]
     pub no_request_deadline: bool,
-    /// Serve any chunk of a download in progress, written and verified or not.
+    /// Claim (in bitfields) and serve chunks of a download in progress that are only asked
+    /// for, not yet verified and written.
     #[cfg(feature = "bugs")]
     pub serve_unverified: bool,
     /// Never announce a verified chunk with a `Have`.

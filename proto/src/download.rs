@@ -270,6 +270,9 @@ pub struct Download {
     /// Orders chunks of equal rarity (0: lowest index first; else a per-download shuffle, so
     /// that a crowd fetching one file from one seeder asks it for different chunks).
     salt: u64,
+    /// Peers not (yet) holders that we asked which chunks they have: each is asked once, so
+    /// that `Interested` arriving in a loop makes us ask back once, not in a loop.
+    prospects: BTreeSet<PeerId>,
     /// Since when no holder left has anything this download needs (only partial ones that
     /// claim nothing missing): it stops after [`STRANDED_GRACE`].
     stranded_since: Option<Instant>,
@@ -306,6 +309,7 @@ impl Download {
             peers: BTreeMap::new(),
             avail: Availability::default(),
             salt: 0,
+            prospects: BTreeSet::new(),
             stranded_since: None,
             max_window: max_window.max(MIN_WINDOW),
             counters: Counters::default(),
@@ -407,6 +411,15 @@ impl Download {
                 .peers
                 .get(peer)
                 .is_some_and(|p| p.banned.is_none() && !p.interest_sent)
+    }
+
+    /// Records that `peer`, not a holder, is asked which chunks it has; false when it was
+    /// asked before (or [`crate::availability::MAX_PARTIAL_HOLDERS`] times 4 peers were).
+    pub fn ask_prospect(&mut self, peer: PeerId) -> bool {
+        if self.prospects.len() >= 4 * crate::availability::MAX_PARTIAL_HOLDERS {
+            return false;
+        }
+        self.prospects.insert(peer)
     }
 
     /// `Interested` went to `peer` on its current link.

@@ -45,6 +45,11 @@ fn payload() -> impl Strategy<Value = Payload> {
             .prop_map(|(file, index, corrupt)| Payload::Chunk { file, index, corrupt }),
         1 => (any::<u8>(), 0..4u8, prop::option::of(0..5u8))
             .prop_map(|(code, file, index)| Payload::Error { code, file, index }),
+        1 => (0..4u8).prop_map(|file| Payload::Interested { file }),
+        1 => (0..4u8, any::<u8>(), any::<u8>())
+            .prop_map(|(file, bits, len_skew)| Payload::Bitfield { file, bits, len_skew }),
+        1 => (0..4u8, prop::collection::vec(0..9u8, 0..4))
+            .prop_map(|(file, indices)| Payload::Have { file, indices }),
         10 => (0..8u8).prop_map(|how| Payload::Answer { how }),
     ]
 }

@@ -113,3 +113,21 @@ fn no_request_deadline_lets_a_drip_feeder_hold_a_download_forever() {
     };
     finds(bugs, &[Kind::Stuck, Kind::Liveness]);
 }
+
+#[test]
+fn serving_an_unverified_chunk_of_a_download_is_seen() {
+    let bugs = Bugs {
+        serve_unverified: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::UnverifiedServe]);
+}
+
+#[test]
+fn never_announcing_have_leaves_verified_chunks_unannounced() {
+    let bugs = Bugs {
+        never_have: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::NodeInvariant]);
+}

@@ -103,6 +103,9 @@ pub struct Node {
     haves: BTreeMap<ContentId, Vec<u32>>,
     /// When the waiting `Have`s go out.
     have_due: Option<Instant>,
+    /// Since when a verified chunk that a connection follows waits to be announced (for the
+    /// invariant that none waits past twice the batching delay).
+    unannounced_since: Option<Instant>,
     /// Chunks we began to serve in the last `swarm::SPREAD_WINDOW`, to which connection, and
     /// when (oldest first).
     sent: VecDeque<(Instant, ContentId, u32, ConnId)>,
@@ -154,6 +157,7 @@ impl Node {
             starved: BTreeSet::new(),
             haves: BTreeMap::new(),
             have_due: None,
+            unannounced_since: None,
             sent: VecDeque::new(),
             adopted: BTreeMap::new(),
             out: VecDeque::new(),
@@ -326,6 +330,14 @@ impl Node {
             if s.queued_requests() > crate::session::MAX_QUEUED_REQUESTS {
                 return Err("serve queue over its bound".into());
             }
+        }
+        if let Some(t) = self.unannounced_since
+            && self.now >= t + 2 * swarm::HAVE_DELAY
+        {
+            return Err(format!(
+                "a verified chunk followed by a peer is unannounced since {:?}",
+                self.now - t
+            ));
         }
         Ok(())
     }

@@ -128,8 +128,12 @@ impl Node {
             crate::availability::encode_bits(e.manifest.chunk_count(), |_| true)
         } else if let Some(m) = self.downloads.get(&content).and_then(|d| d.manifest()) {
             let d = &self.downloads[&content];
-            let bits = crate::availability::encode_bits(m.chunk_count(), |i| {
-                d.chunk(i) == Some(&crate::download::ChunkState::Written)
+            // (The planted `serve_unverified` bug also claims chunks merely asked for.)
+            let early = self.cfg.bugs.serve_unverified();
+            let bits = crate::availability::encode_bits(m.chunk_count(), |i| match d.chunk(i) {
+                Some(crate::download::ChunkState::Written) => true,
+                Some(crate::download::ChunkState::Requested { .. }) => early,
+                _ => false,
             });
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.add_interest(content);
@@ -168,10 +172,13 @@ impl Node {
             }
             return;
         };
-        if let Some(d) = self.downloads.get_mut(&content)
-            && holder
-        {
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return;
+        };
+        if holder {
             d.interest_sent(&peer);
+        } else if !d.ask_prospect(peer) {
+            return;
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.request_sent(now, bits + 128);
@@ -267,6 +274,9 @@ impl Node {
     /// Chunk `index` of our download of `content` is verified and on disk: announce it to the
     /// peers that follow this download, with the others of the next [`HAVE_DELAY`].
     pub(super) fn note_verified(&mut self, content: ContentId, index: u32) {
+        if self.sessions.values().any(|s| s.is_interested(&content)) {
+            self.unannounced_since.get_or_insert(self.now);
+        }
         if self.cfg.bugs.never_have() {
             return; // planted bug (simulator only)
         }
@@ -282,6 +292,7 @@ impl Node {
     /// Sends the waiting `Have`s to every connection that follows their download.
     pub(super) fn flush_haves(&mut self) {
         self.have_due = None;
+        self.unannounced_since = None;
         for (content, indices) in std::mem::take(&mut self.haves) {
             let conns: Vec<ConnId> = self
                 .sessions

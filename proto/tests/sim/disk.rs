@@ -56,6 +56,33 @@ impl Sim {
                 }
                 self.disk(h, o);
             }
+            DiskOp::Read {
+                source: ReadSource::Partial(content),
+                offset,
+                ..
+            } => {
+                // Of a partial file, only chunks being re-verified (resume) or verified and
+                // written (served to others) are ever read.
+                let state = self.hosts[h].node.as_ref().and_then(|n| {
+                    let d = n.download(&content)?;
+                    let index = (offset / u64::from(d.manifest()?.chunk_size())) as u32;
+                    d.chunk(index).cloned()
+                });
+                let ok = matches!(
+                    state,
+                    Some(ChunkState::Written | ChunkState::Checking) | None
+                );
+                if !ok {
+                    return Err(self.fail(
+                        Kind::UnverifiedServe,
+                        format!(
+                            "h{h} reads {} @{offset} of its partial file to serve it while that chunk is {state:?}",
+                            content.short()
+                        ),
+                    ));
+                }
+                self.disk(h, o);
+            }
             DiskOp::Read { .. } | DiskOp::OpenPartial { .. } => self.disk(h, o),
             DiskOp::ClosePartial { .. } => {}
         }

@@ -37,6 +37,7 @@
 
 pub mod adversary;
 mod checks;
+pub mod crowd;
 mod disk;
 mod faults;
 mod feed;
@@ -58,6 +59,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use p2pshare_proto::download::ChunkState;
 use p2pshare_proto::wire::frame::{self, Frame, Message};
 use p2pshare_proto::{
     Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, Input, LocalFile, Manifest,
@@ -119,6 +121,9 @@ pub enum Kind {
     NotPaused,
     /// A connection whose reader stopped reading outlived its read deadline.
     NotReadingKept,
+    /// A chunk of a download in progress was read to be served before it was verified and
+    /// written.
+    UnverifiedServe,
 }
 
 /// A violated invariant, with enough to replay it.

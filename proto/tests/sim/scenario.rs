@@ -150,4 +150,5 @@ pub fn populate(sim: &mut Sim, bugs: Bugs, hosts: Option<usize>) {
     if hosts.is_none() {
         super::adversary::populate(sim, bugs);
     }
+    super::crowd::populate(sim, bugs, hosts.is_some());
 }

@@ -254,6 +254,28 @@ pub enum Payload {
         /// Which chunk.
         index: Option<u8>,
     },
+    /// Asks which chunks of a file the node has.
+    Interested {
+        /// Which file.
+        file: u8,
+    },
+    /// Claims chunks of a file: a bitfield of `bits` (cut or padded by `len_skew` bytes, so
+    /// that some do not fit the manifest).
+    Bitfield {
+        /// Which file.
+        file: u8,
+        /// The claimed chunks, one bit each.
+        bits: u8,
+        /// Bytes off the right length (0: right).
+        len_skew: u8,
+    },
+    /// Claims chunks of a file one by one (indices may lie past its end).
+    Have {
+        /// Which file.
+        file: u8,
+        /// Which chunks.
+        indices: Vec<u8>,
+    },
     /// The answer to the oldest request the node sent on this connection (a corrupt chunk,
     /// `Busy`, `NotFound` per `how`).
     Answer {
@@ -997,6 +1019,28 @@ impl Harness {
                     content,
                     index: u32::from(*index),
                 }));
+            }
+            Payload::Interested { file } => {
+                let content = self.content(*file);
+                out.extend(encode_message(&Message::Interested { content }));
+            }
+            Payload::Bitfield {
+                file,
+                bits,
+                len_skew,
+            } => {
+                let content = self.content(*file);
+                let mut b = vec![*bits];
+                b.resize(1 + usize::from(*len_skew % 3), 0);
+                if *len_skew % 5 == 4 {
+                    b.clear();
+                }
+                out.extend(encode_message(&Message::Bitfield { content, bits: b }));
+            }
+            Payload::Have { file, indices } => {
+                let content = self.content(*file);
+                let indices = indices.iter().map(|&i| u32::from(i)).collect();
+                out.extend(encode_message(&Message::Have { content, indices }));
             }
             Payload::Chunk {
                 file,
