@@ -4,9 +4,10 @@
 //! Host 1 seeds a 60 MB file with its upload capped at 100 Mbit/s (a LAN link); hosts 2… run
 //! `serve` (a peer left running, as at the prompt) and are asked to `get` the file through
 //! their control sockets, all at once. One copy takes `size / uplink` = 4.8 s to leave the
-//! seeder; the crowd must be done (every copy verified and byte-identical) within 1.5× that for
-//! six downloaders and 2× for twelve, which only works if the downloaders trade the chunks
-//! they verified. Each test prints one `CROWD` row: N, the time the last one took, its multiple
+//! seeder, plus the start of a download: measured first, by one downloader alone. The crowd
+//! must be done (every copy verified and byte-identical) within 1.5× that for six downloaders
+//! and 2× for twelve, with the seeder sending at most 2 copies, which only works if the
+//! downloaders trade the chunks they verified. Each test prints one `CROWD` row: N, the time the last one took, its multiple
 //! of the one-copy time, and the chunks the seeder and the downloaders served.
 //!
 //! The same safety rules as `netns.rs`: every peer runs inside a namespace this test created,
@@ -30,19 +31,15 @@ const SIZE: usize = 60 * MB;
 const UPLINK: f64 = 100e6;
 const CHUNK: usize = 1 << 20;
 
-/// Starts the seeder and `n` downloader peers, waits until every downloader lists the file.
-fn crowd(test: u32, label: &str, n: usize, file: &[u8]) -> Option<(Net, usize, Vec<usize>)> {
-    let mut net = Net::new(test, label, n + 1, true)?;
+/// Starts the seeder; measures the time one copy takes to leave it (one downloader alone, on
+/// host `n + 2`, which then quits); starts `n` downloader peers and waits until every one
+/// lists the file. Returns the net, the seeder, the downloader peers and that time.
+fn crowd(test: u32, label: &str, n: usize, file: &[u8]) -> Option<(Net, usize, Vec<usize>, f64)> {
+    let mut net = Net::new(test, label, n + 2, true)?;
     net.cap(1, "100mbit");
     let seeder = net.seeder(1, &[("lecture.bin", file)], &[]);
-    let peers: Vec<usize> = (2..=n + 1)
-        .map(|i| {
-            let rt = if i % 2 == 0 { "mio" } else { "smol" };
-            net.seeder(i, &[], &["--runtime", rt])
-        })
-        .collect();
-    let t = Instant::now();
-    for i in 2..=n + 1 {
+    let wait_listed = |net: &Net, i: usize| {
+        let t = Instant::now();
         loop {
             let o = net.run(i, &["list"]);
             if String::from_utf8_lossy(&o.stdout).contains("lecture.bin") {
@@ -51,8 +48,26 @@ fn crowd(test: u32, label: &str, n: usize, file: &[u8]) -> Option<(Net, usize, V
             assert!(t.elapsed() < S(30), "host {i} never listed the file");
             std::thread::sleep(Duration::from_millis(100));
         }
+    };
+    let alone = n + 2;
+    let first = net.seeder(alone, &[], &[]);
+    wait_listed(&net, alone);
+    let t = Instant::now();
+    let o = net.run(alone, &["-q", "get", "lecture.bin", "--timeout", "120"]);
+    let one_copy = t.elapsed().as_secs_f64();
+    assert!(o.status.success(), "the lone download failed");
+    net.signal(first, "TERM");
+    net.wait_exit(first, S(10));
+    let peers: Vec<usize> = (2..=n + 1)
+        .map(|i| {
+            let rt = if i % 2 == 0 { "mio" } else { "smol" };
+            net.seeder(i, &[], &["--runtime", rt])
+        })
+        .collect();
+    for i in 2..=n + 1 {
+        wait_listed(&net, i);
     }
-    Some((net, seeder, peers))
+    Some((net, seeder, peers, one_copy))
 }
 
 /// Chunks served by the process `p` (a `serve -v`), from its last stats line.
@@ -98,27 +113,31 @@ fn get_all(net: &mut Net, n: usize, file: &[u8]) -> Vec<f64> {
 fn flash_crowd(test: u32, n: usize, bound: f64) {
     let label = format!("crowd of {n}");
     let file = data(SIZE, 15 + n as u64);
-    let Some((mut net, seeder, peers)) = crowd(test, &label, n, &file) else {
+    let Some((mut net, seeder, peers, one_copy)) = crowd(test, &label, n, &file) else {
         return;
     };
-    let one_copy = SIZE as f64 * 8.0 / UPLINK;
+    let (before, _) = served(&net, seeder);
     let took = get_all(&mut net, n, &file);
     let last = took.iter().copied().fold(0.0, f64::max);
     std::thread::sleep(Duration::from_millis(1200)); // one more stats line
-    let (by_seeder, _) = served(&net, seeder);
+    let by_seeder = served(&net, seeder).0 - before;
     let by_crowd: u64 = peers.iter().map(|&p| served(&net, p).0).sum();
     let chunks = SIZE.div_ceil(CHUNK) as u64;
+    let copies = by_seeder as f64 / chunks as f64;
     println!(
-        "CROWD | N {n:2} | last done {last:5.2} s | {:.2}x of {one_copy:.1} s (bound {bound}x) | \
-         chunks served: seeder {by_seeder} ({:.2} copies), downloaders {by_crowd} | \
-         times {took:.2?}",
+        "CROWD | N {n:2} | last done {last:5.2} s | {:.2}x of the {one_copy:.2} s one copy took \
+         alone ({:.2}x of size/uplink {:.1} s; bound {bound}x) | chunks served: seeder \
+         {by_seeder} ({copies:.2} copies), downloaders {by_crowd} | times {took:.2?}",
         last / one_copy,
-        by_seeder as f64 / chunks as f64,
+        last / (SIZE as f64 * 8.0 / UPLINK),
+        SIZE as f64 * 8.0 / UPLINK,
     );
     assert!(
         last <= bound * one_copy,
-        "the last of {n} took {last:.2} s, over {bound} x {one_copy:.1} s"
+        "the last of {n} took {last:.2} s, over {bound} x {one_copy:.2} s"
     );
+    // Without trading, every copy would leave the seeder.
+    assert!(copies <= 2.0, "the seeder sent {copies:.2} copies");
     assert!(by_crowd > 0, "the downloaders served nothing to each other");
     net.assert_no_panic();
 }
@@ -170,7 +189,7 @@ fn chunks_on_disk(dir: &Path, file: &[u8]) -> Vec<bool> {
 fn w03_seeder_quits_once_every_chunk_left_it() {
     let n = 6;
     let file = data(SIZE, 33);
-    let Some((mut net, seeder, _)) = crowd(72, "seeder quits", n, &file) else {
+    let Some((mut net, seeder, _, _)) = crowd(72, "seeder quits", n, &file) else {
         return;
     };
     let t = Instant::now();

@@ -30,17 +30,19 @@ fn code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::ReadFailed),
         Just(ErrorCode::Busy),
         Just(ErrorCode::BadRequest),
+        Just(ErrorCode::Taken),
     ]
 }
 
 fn message() -> impl Strategy<Value = Message> {
-    let entry =
-        (any::<String>(), any::<u64>(), content()).prop_map(|(name, size, content)| CatalogEntry {
+    let entry = (any::<String>(), any::<u64>(), content(), any::<bool>()).prop_map(
+        |(name, size, content, partial)| CatalogEntry {
             name,
             size,
             content,
-            partial: false,
-        });
+            partial,
+        },
+    );
     prop_oneof![
         (peer(), any::<u64>(), any::<u16>(), any::<u64>()).prop_map(
             |(peer, instance, port, revision)| Message::Hello {
@@ -77,6 +79,11 @@ fn message() -> impl Strategy<Value = Message> {
                 index,
             }
         }),
+        content().prop_map(|content| Message::Interested { content }),
+        (content(), prop::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(content, bits)| Message::Bitfield { content, bits }),
+        (content(), prop::collection::vec(any::<u32>(), 0..20))
+            .prop_map(|(content, indices)| Message::Have { content, indices }),
     ]
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn messages() -> Vec<Message> {
                     name: "movie.bin".into(),
                     size: 1 << 40,
                     content: ContentId([9; 32]),
-                    partial: false,
+                    partial: true,
                 },
             ],
         },
@@ -56,6 +56,20 @@ pub(crate) fn messages() -> Vec<Message> {
             code: ErrorCode::NotFound,
             content: c,
             index: None,
+        },
+        Message::Error {
+            code: ErrorCode::Taken,
+            content: c,
+            index: Some(4),
+        },
+        Message::Interested { content: c },
+        Message::Bitfield {
+            content: c,
+            bits: vec![0b1010_0101, 0b11],
+        },
+        Message::Have {
+            content: c,
+            indices: vec![0, 7, 9],
         },
     ]
 }
