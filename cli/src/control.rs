@@ -38,8 +38,15 @@ pub const MAX_ASK: u64 = 64 << 10;
 pub enum Ask {
     /// Peers, shared files, downloads and counters.
     Status,
-    /// Other peers' files.
-    List,
+    /// Other peers' files (under `folder`, if given; every path with `all`).
+    List {
+        /// Only what lies under this folder.
+        #[serde(default)]
+        folder: Option<String>,
+        /// Every file with its full path.
+        #[serde(default)]
+        all: bool,
+    },
     /// Known peers.
     Peers,
     /// Download a file by name or content-id prefix.
@@ -178,7 +185,10 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
 
 fn view(ask: &Ask, s: &Snapshot) -> Answer {
     let (text, json) = match ask {
-        Ask::List => (format::list(s), format::list_json(s)),
+        Ask::List { folder, all } => (
+            format::list_under(s, folder.as_deref(), *all),
+            format::list_json_under(s, folder.as_deref()),
+        ),
         Ask::Peers => (format::peers(s), format::peers_json(s)),
         _ => (format::status(s), format::status_json(s)),
     };

@@ -82,34 +82,104 @@ pub fn available(s: &Snapshot) -> Vec<&RemoteFile> {
     s.remote.iter().filter(|f| !f.local).collect()
 }
 
-/// The `list` table, or `No files available.`.
+/// The `list` table of everything at the top level (folders summarised), or
+/// `No files available.`.
 pub fn list(s: &Snapshot) -> String {
-    let files = available(s);
-    if files.is_empty() {
-        return "No files available.".into();
+    list_under(s, None, false)
+}
+
+/// One row of the `list` table.
+enum Row<'a> {
+    /// A file, with the names it has at this level.
+    File(&'a RemoteFile, Vec<String>),
+    /// A folder: its path with a trailing `/`, the files under it, their bytes, the most holders.
+    Folder(String, usize, u64, usize),
+}
+
+/// The `list` table of what lies under `prefix` (a folder; everything when `None`): the files
+/// at that level, each folder below it summarised in one row (`photos/  1.2 GiB  124 files`);
+/// with `all`, every file under it with its full path instead.
+pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
+    let prefix = prefix
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty());
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut folders: std::collections::BTreeMap<String, (usize, u64, usize)> =
+        std::collections::BTreeMap::new();
+    for f in available(s) {
+        let names: Vec<&str> = f
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| prefix.is_none_or(|p| p2pshare_proto::name::is_under(n, p)))
+            .collect();
+        let mut here = Vec::new();
+        for n in names {
+            let rest = match prefix {
+                Some(p) => &n[p.len() + 1..],
+                None => n,
+            };
+            match rest.split_once('/') {
+                Some((top, _)) if !all => {
+                    let folder = match prefix {
+                        Some(p) => format!("{p}/{top}/"),
+                        None => format!("{top}/"),
+                    };
+                    let e = folders.entry(folder).or_default();
+                    e.0 += 1;
+                    e.1 += f.size;
+                    e.2 = e.2.max(f.holders.len());
+                }
+                _ => here.push(n.to_owned()),
+            }
+        }
+        if !here.is_empty() {
+            rows.push(Row::File(f, here));
+        }
     }
-    let more = files.len().saturating_sub(LIST_ROWS);
-    let files = &files[..files.len().min(LIST_ROWS)];
-    let cells: Vec<String> = files.iter().map(|f| names_cell(&f.names)).collect();
+    let mut all_rows: Vec<Row<'_>> = folders
+        .into_iter()
+        .map(|(name, (n, bytes, peers))| Row::Folder(name, n, bytes, peers))
+        .collect();
+    all_rows.extend(rows);
+    if all_rows.is_empty() {
+        return match prefix {
+            Some(p) => format!("No files available under {p}/."),
+            None => "No files available.".into(),
+        };
+    }
+    let more = all_rows.len().saturating_sub(LIST_ROWS);
+    all_rows.truncate(LIST_ROWS);
+    let cells: Vec<(String, String, usize, String)> = all_rows
+        .iter()
+        .map(|r| match r {
+            Row::File(f, names) => (
+                names_cell(names),
+                size(f.size),
+                f.holders.len(),
+                f.content.short(),
+            ),
+            Row::Folder(name, n, bytes, peers) => (
+                name.clone(),
+                size(*bytes),
+                *peers,
+                format!("{n} file{}", if *n == 1 { "" } else { "s" }),
+            ),
+        })
+        .collect();
     let width = cells
         .iter()
-        .map(|c| c.chars().count())
+        .map(|c| c.0.chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, NAME_COLUMN);
     let mut out = format!("{:<width$}  {:>10}  {:>5}  ID", "NAME", "SIZE", "PEERS");
-    for (f, cell) in files.iter().zip(cells) {
-        out.push_str(&format!(
-            "\n{:<width$}  {:>10}  {:>5}  {}",
-            cell,
-            size(f.size),
-            f.holders.len(),
-            f.content.short()
-        ));
+    for (name, sz, peers, id) in cells {
+        out.push_str(&format!("\n{name:<width$}  {sz:>10}  {peers:>5}  {id}"));
     }
     if more > 0 {
         out.push_str(&format!(
-            "\n… and {more} more files (`list --json` shows them all; `get NAME` finds any)"
+            "\n… and {more} more rows (`list --json` shows them all; `get NAME` finds any)"
         ));
     }
     out
@@ -126,7 +196,8 @@ const NAME_COLUMN: usize = 60;
 const NAMES_SHOWN: usize = 3;
 
 /// The NAME cell of a file: its first names, and how many more it has.
-fn names_cell(names: &[String]) -> String {
+fn names_cell<S: AsRef<str>>(names: &[S]) -> String {
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
     let shown = names[..names.len().min(NAMES_SHOWN)].join(", ");
     match names.len().saturating_sub(NAMES_SHOWN) {
         0 => shown,
@@ -134,10 +205,16 @@ fn names_cell(names: &[String]) -> String {
     }
 }
 
-/// `list --json`.
-pub fn list_json(s: &Snapshot) -> String {
+/// `list PREFIX/ --json`: every file with a path under `prefix` (all files when `None`).
+pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
+    let prefix = prefix
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty());
     let files: Vec<_> = available(s)
         .iter()
+        .filter(|f| {
+            prefix.is_none_or(|p| f.names.iter().any(|n| p2pshare_proto::name::is_under(n, p)))
+        })
         .map(|f| {
             json!({
                 "names": f.names,

@@ -16,6 +16,7 @@
 //! or served (never a symlink, never a subfolder); a finished download never overwrites an
 //! existing file; memory stays bounded whatever the file sizes.
 
+pub mod beneath;
 pub mod config;
 pub mod disk;
 pub mod driver;
