@@ -206,6 +206,13 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
         Ok(s) => s,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
+    if crate::folder::is_folder(&snap, name) {
+        let m = format!(
+            "{name} is a folder: get it at the prompt of the running peer (`get {name}`), \
+             a one-shot `get` of a folder needs the folder free of a running peer"
+        );
+        return drop(send(out, failed(m, None)));
+    }
     let pick = match commands::content_by_name(&snap, name, shared) {
         Ok(p) => p,
         Err(Unresolved::Unknown(m)) => return drop(send(out, failed(m, None))),

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use p2pshare_host::store::download_path;
+use p2pshare_host::store::{download_path, partial_file_name};
 use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::folder::{FileState, FolderJob, JobFile};
 use p2pshare_proto::name::is_under;
@@ -77,6 +77,13 @@ pub fn run(
     signals: &Signals,
 ) -> Result<Result<Done, Done>, Stop> {
     let start = Instant::now();
+    // A download killed between placing its file and removing its partial leaves the partial
+    // behind; its file is in place (skipped), so the partial is garbage.
+    for (f, s) in job.files() {
+        if *s == FileState::Skipped {
+            let _ = std::fs::remove_file(opts.shared.join(partial_file_name(&f.name, &f.content)));
+        }
+    }
     let mut progress = Progress::new(opts.quiet);
     let label = format!("{}/", folder.trim_end_matches('/'));
     progress.add(BAR, &label);
@@ -196,6 +203,20 @@ fn summary(
     let dest = dest
         .parent()
         .map_or_else(|| dest.clone(), |p| p.to_path_buf());
+    if t.files == t.skipped {
+        let line = format!(
+            "Nothing to fetch: all {} file{} of {label} are in {}/ already",
+            t.files,
+            plural(t.files),
+            dest.display()
+        );
+        let json = json!({
+            "version": crate::control::VERSION, "folder": label,
+            "path": dest.display().to_string(), "files": t.files, "done": 0,
+            "skipped": t.skipped, "fetched_bytes": 0, "seconds": secs, "failed": [], "placed": [],
+        });
+        return Ok(Done { line, json });
+    }
     let mut line = format!(
         "Saved {} of {} file{} of {label} under {}/ ({}) in {secs:.1} s ({})",
         t.done,

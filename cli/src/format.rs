@@ -82,12 +82,6 @@ pub fn available(s: &Snapshot) -> Vec<&RemoteFile> {
     s.remote.iter().filter(|f| !f.local).collect()
 }
 
-/// The `list` table of everything at the top level (folders summarised), or
-/// `No files available.`.
-pub fn list(s: &Snapshot) -> String {
-    list_under(s, None, false)
-}
-
 /// One row of the `list` table.
 enum Row<'a> {
     /// A file, with the names it has at this level.
@@ -96,7 +90,7 @@ enum Row<'a> {
     Folder(String, usize, u64, usize),
 }
 
-/// The `list` table of what lies under `prefix` (a folder; everything when `None`): the files
+/// The `list` table (`No files available.` when empty) of what lies under `prefix` (a folder; everything when `None`): the files
 /// at that level, each folder below it summarised in one row (`photos/  1.2 GiB  124 files`);
 /// with `all`, every file under it with its full path instead.
 pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
@@ -137,6 +131,10 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
             rows.push(Row::File(f, here));
         }
     }
+    rows.sort_by(|a, b| match (a, b) {
+        (Row::File(_, x), Row::File(_, y)) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    });
     let mut all_rows: Vec<Row<'_>> = folders
         .into_iter()
         .map(|(name, (n, bytes, peers))| Row::Folder(name, n, bytes, peers))

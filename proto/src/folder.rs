@@ -17,12 +17,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::budget::MAX_QUEUED_MANIFESTS;
 use crate::ids::ContentId;
 
-/// Files of one job downloading at once: enough to hide the per-file round trips (manifest,
-/// first chunk) of a folder of small files, few enough that a peer's manifest queue
-/// (`budget::MAX_QUEUED_MANIFESTS` per connection, served one after another) is not flooded.
-pub const MAX_FILES_IN_FLIGHT: usize = 8;
+/// Files of one job downloading at once: as many as one holder queues manifest requests from
+/// one connection ([`MAX_QUEUED_MANIFESTS`]), since every file may ask the same holder and a
+/// request past that queue is refused as busy, which would fail a file that only one peer
+/// holds; enough to overlap the per-file round trips of a folder of small files.
+pub const MAX_FILES_IN_FLIGHT: usize = MAX_QUEUED_MANIFESTS;
 
 /// One file of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,7 +268,10 @@ mod tests {
         );
         assert_eq!(job.on_done(&ContentId([99; 32]), "x".into()), None);
         let t = job.totals();
-        assert_eq!((t.done, t.failed, t.running, t.bytes_done), (1, 1, 6, 100));
+        assert_eq!(
+            (t.done, t.failed, t.running, t.bytes_done),
+            (1, 1, MAX_FILES_IN_FLIGHT - 2, 100)
+        );
         // Run everything to its end, a content at a time.
         let mut guard = 0;
         loop {
