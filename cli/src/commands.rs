@@ -314,7 +314,7 @@ fn get_folder(
     json: bool,
     signals: &Signals,
 ) -> Result<(), Failure> {
-    let job = folder::plan(snap, name);
+    let job = folder::plan(snap, &opts.shared, name);
     let result = folder::run(opts, &handle, name, job, deadline, signals);
     handle.shutdown();
     let print = |d: &crate::download::Done| {

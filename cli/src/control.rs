@@ -207,11 +207,32 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
     if crate::folder::is_folder(&snap, name) {
-        let m = format!(
-            "{name} is a folder: get it at the prompt of the running peer (`get {name}`), \
-             a one-shot `get` of a folder needs the folder free of a running peer"
-        );
-        return drop(send(out, failed(m, None)));
+        let job = crate::folder::plan(&snap, shared, name);
+        if job.totals().files == 0 {
+            let m = format!("no peer shares a folder named {name:?} (see `list`)");
+            return drop(send(out, failed(m, None)));
+        }
+        let result = crate::folder::run_watched(ctl, shared, name, job, |job| {
+            let t = job.totals();
+            let p = Answer::Progress {
+                done: t.bytes_done,
+                total: t.bytes,
+                peers: t.running,
+            };
+            send(out, p).is_ok()
+        });
+        let answer = match result {
+            Ok(done) => Answer::Done {
+                line: done.line,
+                json: done.json,
+            },
+            Err(done) => {
+                let n = done.json["failed"].as_array().map_or(0, Vec::len);
+                let error = format!("{n} file{} of {name} failed", crate::download::plural(n));
+                failed(error, Some(done.line))
+            }
+        };
+        return drop(send(out, answer));
     }
     let pick = match commands::content_by_name(&snap, name, shared) {
         Ok(p) => p,

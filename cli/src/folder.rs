@@ -9,10 +9,13 @@
 //! partial files of the rest resume; a signal or the deadline cancels what runs and keeps the
 //! partials.
 
-use std::time::Instant;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
 
 use p2pshare_host::store::{download_path, partial_file_name};
-use p2pshare_host::{Handle, Notice, Request, Snapshot};
+use p2pshare_host::{Controller, Handle, Notice, Request, Snapshot, hash_beneath};
 use p2pshare_proto::folder::{FileState, FolderJob, JobFile};
 use p2pshare_proto::name::is_under;
 use p2pshare_proto::{ContentId, Event};
@@ -56,13 +59,23 @@ pub fn files_under(s: &Snapshot, folder: &str) -> Vec<JobFile> {
     out
 }
 
-/// The job for `folder`: what peers list under it, minus what our scan shows in place already.
-pub fn plan(s: &Snapshot, folder: &str) -> FolderJob {
+/// The job for `folder`: what peers list under it, minus what is in place already in the
+/// shared folder `shared` (its destination path holds that content: as our last scan shows, or,
+/// for a file placed since, as hashing it now shows).
+pub fn plan(s: &Snapshot, shared: &Path, folder: &str) -> FolderJob {
     FolderJob::new(files_under(s, folder), |f| {
         let dest = download_path(&f.name);
-        s.shared
-            .iter()
-            .any(|l| l.name == dest && l.content == f.content)
+        match s.shared.iter().find(|l| l.name == dest) {
+            Some(l) => l.content == f.content,
+            None => {
+                let root = p2pshare_host::beneath::open_root(shared);
+                let size = root
+                    .ok()
+                    .and_then(|r| p2pshare_host::beneath::stat(r.as_fd(), &dest).ok());
+                size.is_some_and(|st| st.st_size as u64 == f.size)
+                    && hash_beneath(shared, &dest).is_ok_and(|m| m.id() == f.content)
+            }
+        }
     })
 }
 
@@ -77,13 +90,7 @@ pub fn run(
     signals: &Signals,
 ) -> Result<Result<Done, Done>, Stop> {
     let start = Instant::now();
-    // A download killed between placing its file and removing its partial leaves the partial
-    // behind; its file is in place (skipped), so the partial is garbage.
-    for (f, s) in job.files() {
-        if *s == FileState::Skipped {
-            let _ = std::fs::remove_file(opts.shared.join(partial_file_name(&f.name, &f.content)));
-        }
-    }
+    remove_stale_partials(&opts.shared, &job);
     let mut progress = Progress::new(opts.quiet);
     let label = format!("{}/", folder.trim_end_matches('/'));
     progress.add(BAR, &label);
@@ -182,7 +189,7 @@ pub fn run(
     }
     progress.clear();
     Ok(summary(
-        opts,
+        &opts.shared,
         &label,
         &job,
         fetched,
@@ -190,16 +197,102 @@ pub fn run(
     ))
 }
 
+/// A download killed between placing its file and removing its partial leaves the partial
+/// behind; its file is in place (skipped by `job`), so the partial is garbage: removed.
+fn remove_stale_partials(shared: &Path, job: &FolderJob) {
+    for (f, s) in job.files() {
+        if *s == FileState::Skipped {
+            let _ = std::fs::remove_file(shared.join(partial_file_name(&f.name, &f.content)));
+        }
+    }
+}
+
+/// Runs `job` (the folder `folder`) for a client of the running peer's control socket: each
+/// file through [`Controller::get_watched`]; `progress` is told the job after every event and
+/// returns false when the client went away (then what runs is cancelled, partials kept).
+/// Returns the summary, as `Err` when a file failed or the client went away.
+pub fn run_watched(
+    ctl: &Controller,
+    shared: &Path,
+    folder: &str,
+    mut job: FolderJob,
+    mut progress: impl FnMut(&FolderJob) -> bool,
+) -> Result<Done, Done> {
+    let start = Instant::now();
+    remove_stale_partials(shared, &job);
+    let label = format!("{}/", folder.trim_end_matches('/'));
+    let mut watched: Vec<(ContentId, Receiver<Event>)> = Vec::new();
+    let mut fetched = 0u64;
+    while !job.is_finished() {
+        while let Some(f) = job.next_start() {
+            let (content, name) = (f.content, f.name.clone());
+            match ctl.get_watched(content, Some(name)) {
+                Ok(rx) => watched.push((content, rx)),
+                Err(e) => {
+                    job.on_failed(&content, e.to_string());
+                }
+            }
+        }
+        let mut any = false;
+        let mut ended = Vec::new();
+        for (content, rx) in &watched {
+            loop {
+                let e = match rx.try_recv() {
+                    Ok(e) => e,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        job.on_failed(content, "the peer stopped".into());
+                        ended.push(*content);
+                        break;
+                    }
+                };
+                any = true;
+                match e {
+                    Event::Progress { done, .. } => job.on_progress(content, done),
+                    Event::DownloadDone {
+                        ref file,
+                        fetched: f,
+                        ..
+                    } => {
+                        if job.on_done(content, file.clone()).is_some() {
+                            fetched += f;
+                        }
+                        ended.push(*content);
+                        break;
+                    }
+                    Event::DownloadFailed { .. } => {
+                        let reason = outcome(shared, e, 0.0).err().unwrap_or_default();
+                        job.on_failed(content, reason);
+                        ended.push(*content);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        watched.retain(|(c, _)| !ended.contains(c));
+        if any && !progress(&job) {
+            for c in job.stop(&format!("the client went away; {RESUME}")) {
+                let _ = ctl.request(Request::Cancel(c));
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    summary(shared, &label, &job, fetched, start.elapsed().as_secs_f64())
+}
+
 /// What to say when `job` ended: one line of counts, then one line per failed file.
 fn summary(
-    opts: &Opts,
+    shared: &Path,
     label: &str,
     job: &FolderJob,
     fetched: u64,
     secs: f64,
 ) -> Result<Done, Done> {
     let t = job.totals();
-    let dest = opts.shared.join(download_path(&format!("{label}x")));
+    let dest = shared.join(download_path(&format!("{label}x")));
     let dest = dest
         .parent()
         .map_or_else(|| dest.clone(), |p| p.to_path_buf());

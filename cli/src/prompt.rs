@@ -139,7 +139,7 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 let mut picks: Vec<(Pick, String)> = Vec::new();
                 for name in arg.split_whitespace() {
                     if folder::is_folder(&snap, name) {
-                        let job = folder::plan(&snap, name);
+                        let job = folder::plan(&snap, &opts.shared, name);
                         if job.totals().files == 0 {
                             println!("no peer shares a folder named {name:?} (see `list`)");
                             continue;

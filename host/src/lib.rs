@@ -39,5 +39,5 @@ pub use driver::{Driver, Network, StartError, Started, perform, start};
 pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;
-pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_file};
+pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_beneath, hash_file};
 pub use store::Store;

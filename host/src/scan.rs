@@ -496,6 +496,19 @@ pub fn hash_file(path: &Path) -> Result<Manifest, HashError> {
     hash_checked(At::Path(path), &Stamp::of(&meta), true)
 }
 
+/// Hashes the regular file `name` (a relative path) beneath the folder `dir`, walked without
+/// following symlinks ([`crate::beneath`]): call to check what is in place before fetching it
+/// again. Fails like [`hash_file`].
+pub fn hash_beneath(dir: &Path, name: &str) -> Result<Manifest, HashError> {
+    let root = beneath::open_root(dir)?;
+    let at = At::Beneath(root.as_fd(), name);
+    let st = beneath::stat(root.as_fd(), name)?;
+    if !beneath::is_file(&st) {
+        return Err(HashError::NotAFile);
+    }
+    hash_checked(at, &Stamp::of_stat(&st), true)
+}
+
 fn hash_checked(at: At<'_>, stamp: &Stamp, threads: bool) -> Result<Manifest, HashError> {
     hash_checked_with(at, stamp, threads, &mut Vec::new())
 }
@@ -1096,6 +1109,19 @@ mod tests {
             Err(HashError::NotAFile)
         ));
         assert!(matches!(hash_file(tmp.path()), Err(HashError::NotAFile)));
+        fs::create_dir(tmp.path().join("d")).unwrap();
+        fs::write(tmp.path().join("d/f"), b"12345").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("d"), tmp.path().join("dl")).unwrap();
+        let m = hash_beneath(tmp.path(), "d/f").unwrap();
+        assert_eq!(m.id(), Manifest::of_bytes(b"12345").id());
+        assert!(
+            hash_beneath(tmp.path(), "dl/f").is_err(),
+            "through a symlinked folder"
+        );
+        assert!(matches!(
+            hash_beneath(tmp.path(), "l"),
+            Err(HashError::NotAFile)
+        ));
         assert!(matches!(
             hash_file(&tmp.path().join("missing")),
             Err(HashError::Io(_))
