@@ -82,89 +82,77 @@ pub fn available(s: &Snapshot) -> Vec<&RemoteFile> {
     s.remote.iter().filter(|f| !f.local).collect()
 }
 
-/// One row of the `list` table.
-enum Row<'a> {
-    /// A file, with the names it has at this level.
-    File(&'a RemoteFile, Vec<String>),
-    /// A folder: its path with a trailing `/`, the files under it, their bytes, the most holders.
-    Folder(String, usize, u64, usize),
-}
-
-/// The `list` table (`No files available.` when empty) of what lies under `prefix` (a folder; everything when `None`): the files
-/// at that level, each folder below it summarised in one row (`photos/  1.2 GiB  124 files`);
-/// with `all`, every file under it with its full path instead.
+/// The `list` table (`No files available.` when empty) of what lies under `prefix` (a folder;
+/// everything when `None`): the files at that level, each folder below it summarised in one row
+/// (`photos/  1.2 GiB  124 files`); with `all`, every file under it with its full path instead.
+/// Costs one pass over the files without copying a name; only the rows shown are formatted.
 pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
     let prefix = prefix
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty());
-    let mut rows: Vec<Row<'_>> = Vec::new();
-    let mut folders: std::collections::BTreeMap<String, (usize, u64, usize)> =
+    // The part of a name below `prefix`, if it lies under it.
+    let below = |n: &'_ str| -> Option<usize> {
+        match prefix {
+            Some(p) => p2pshare_proto::name::is_under(n, p).then_some(p.len() + 1),
+            None => Some(0),
+        }
+    };
+    // A name shown as a file row at this level.
+    let here = |n: &str| below(n).is_some_and(|at| all || !n[at..].contains('/'));
+    let mut files: Vec<&RemoteFile> = Vec::new();
+    // Folder path (a slice of a name, no trailing '/') → (files, bytes, most holders).
+    let mut folders: std::collections::BTreeMap<&str, (usize, u64, usize)> =
         std::collections::BTreeMap::new();
     for f in available(s) {
-        let names: Vec<&str> = f
-            .names
-            .iter()
-            .map(String::as_str)
-            .filter(|n| prefix.is_none_or(|p| p2pshare_proto::name::is_under(n, p)))
-            .collect();
-        let mut here = Vec::new();
-        for n in names {
-            let rest = match prefix {
-                Some(p) => &n[p.len() + 1..],
-                None => n,
-            };
-            match rest.split_once('/') {
-                Some((top, _)) if !all => {
-                    let folder = match prefix {
-                        Some(p) => format!("{p}/{top}/"),
-                        None => format!("{top}/"),
-                    };
-                    let e = folders.entry(folder).or_default();
+        let mut shown = false;
+        for n in &f.names {
+            let Some(at) = below(n) else { continue };
+            match n[at..].find('/') {
+                Some(i) if !all => {
+                    let e = folders.entry(&n[..at + i]).or_default();
                     e.0 += 1;
                     e.1 += f.size;
                     e.2 = e.2.max(f.holders.len());
                 }
-                _ => here.push(n.to_owned()),
+                _ => shown = true,
             }
         }
-        if !here.is_empty() {
-            rows.push(Row::File(f, here));
+        if shown {
+            files.push(f);
         }
     }
-    rows.sort_by(|a, b| match (a, b) {
-        (Row::File(_, x), Row::File(_, y)) => x.cmp(y),
-        _ => std::cmp::Ordering::Equal,
-    });
-    let mut all_rows: Vec<Row<'_>> = folders
-        .into_iter()
-        .map(|(name, (n, bytes, peers))| Row::Folder(name, n, bytes, peers))
-        .collect();
-    all_rows.extend(rows);
-    if all_rows.is_empty() {
+    let rows = folders.len() + files.len();
+    if rows == 0 {
         return match prefix {
             Some(p) => format!("No files available under {p}/."),
             None => "No files available.".into(),
         };
     }
-    let more = all_rows.len().saturating_sub(LIST_ROWS);
-    all_rows.truncate(LIST_ROWS);
-    let cells: Vec<(String, String, usize, String)> = all_rows
-        .iter()
-        .map(|r| match r {
-            Row::File(f, names) => (
-                names_cell(names),
-                size(f.size),
-                f.holders.len(),
-                f.content.short(),
-            ),
-            Row::Folder(name, n, bytes, peers) => (
-                name.clone(),
-                size(*bytes),
-                *peers,
-                format!("{n} file{}", if *n == 1 { "" } else { "s" }),
-            ),
-        })
-        .collect();
+    let more = rows.saturating_sub(LIST_ROWS);
+    let folder_cells = folders.iter().map(|(name, (n, bytes, peers))| {
+        (
+            format!("{name}/"),
+            size(*bytes),
+            *peers,
+            format!("{n} file{}", if *n == 1 { "" } else { "s" }),
+        )
+    });
+    let file_cells = files.iter().map(|f| {
+        let names: Vec<&str> = f
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| here(n))
+            .collect();
+        (
+            names_cell(&names),
+            size(f.size),
+            f.holders.len(),
+            f.content.short(),
+        )
+    });
+    let cells: Vec<(String, String, usize, String)> =
+        folder_cells.chain(file_cells).take(LIST_ROWS).collect();
     let width = cells
         .iter()
         .map(|c| c.0.chars().count())
@@ -383,5 +371,72 @@ mod tests {
             names_cell(&names[..2]),
             format!("{}, {}", names[0], names[1])
         );
+    }
+
+    fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
+        Snapshot {
+            me: p2pshare_proto::PeerId([0; 16]),
+            transfer_port: 1,
+            peers: Vec::new(),
+            remote: files
+                .iter()
+                .map(|(names, size, c)| RemoteFile {
+                    content: p2pshare_proto::ContentId([*c; 32]),
+                    size: *size,
+                    names: names.iter().map(|n| n.to_string()).collect(),
+                    holders: vec![p2pshare_proto::PeerId([1; 16])],
+                    local: false,
+                })
+                .collect(),
+            downloads: Vec::new(),
+            shared: Vec::new(),
+            stats: Stats::default(),
+            notices_dropped: 0,
+            scanned: true,
+            settled: true,
+            answered: true,
+        }
+    }
+
+    #[test]
+    fn folders_are_summarised_one_level_at_a_time() {
+        let s = snapshot(&[
+            (&["photos/2024/a.jpg"], 1000, 1),
+            (&["photos/2024/b.jpg", "top.jpg"], 2000, 2),
+            (&["photos/c.jpg"], 48, 3),
+            (&["readme"], 5, 4),
+        ]);
+        let top = list_under(&s, None, false);
+        let rows: Vec<&str> = top.lines().collect();
+        assert_eq!(rows.len(), 4, "{top}");
+        assert!(
+            rows[1].starts_with("photos/") && rows[1].contains("3.0 KiB"),
+            "{top}"
+        );
+        assert!(rows[1].ends_with("3 files"), "{top}");
+        assert!(top.contains("top.jpg") && top.contains("readme"), "{top}");
+        assert!(!top.contains("a.jpg"), "{top}");
+        let under = list_under(&s, Some("photos/"), false);
+        assert!(
+            under.contains("photos/2024/ ") && under.contains("2 files"),
+            "{under}"
+        );
+        assert!(under.contains("photos/c.jpg"), "{under}");
+        assert!(
+            !under.contains("top.jpg") && !under.contains("readme"),
+            "{under}"
+        );
+        let all = list_under(&s, None, true);
+        assert!(
+            all.contains("photos/2024/a.jpg") && all.contains("photos/2024/b.jpg, top.jpg"),
+            "{all}"
+        );
+        assert_eq!(
+            list_under(&s, Some("nope"), false),
+            "No files available under nope/."
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&list_json_under(&s, Some("photos/2024"))).unwrap();
+        assert_eq!(json["files"].as_array().unwrap().len(), 2);
     }
 }
