@@ -350,7 +350,8 @@ fn get_folder(
 /// `content`.
 fn other_partial(shared: &Path, name: &str, content: &ContentId) -> bool {
     let mine = partial_file_name(name, content);
-    let stem = format!(".dl_{name}.");
+    // Partials are named by the file part of a path, at the top of the folder.
+    let stem = format!(".dl_{}.", p2pshare_proto::name::file_part(name));
     std::fs::read_dir(shared).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|e| {
             let f = e.file_name();
