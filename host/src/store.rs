@@ -305,11 +305,9 @@ impl Store {
         }
         let partial_file = partial_file_name(&p.name, content);
         let final_name = place(&self.dir, &partial_file, &p.name).map_err(FinishError::Disk)?;
-        // Best effort from here: the file is in place and verified.
+        // Best effort from here: the file is in place and verified, and `place` synced the
+        // folder its link is in (the shared folder itself for a plain name).
         let _ = fs::remove_file(&p.path);
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
         self.partials.remove(content);
         Ok(final_name)
     }

@@ -40,6 +40,7 @@ mod checks;
 mod disk;
 mod faults;
 mod feed;
+mod folders;
 mod lan;
 pub mod rng;
 pub mod scenario;
@@ -526,6 +527,8 @@ pub struct Sim {
     manifests: BTreeMap<ContentId, usize>,
     /// What the users want.
     pub wants: Vec<Want>,
+    /// The running folder job of each host (see `folders`).
+    jobs: BTreeMap<usize, p2pshare_proto::folder::FolderJob>,
     loss: f64,
     dup: f64,
     jitter: Nanos,
@@ -568,6 +571,7 @@ impl Sim {
             files: Vec::new(),
             manifests: BTreeMap::new(),
             wants: Vec::new(),
+            jobs: BTreeMap::new(),
             loss: 0.0,
             dup: 0.0,
             jitter: 0,
@@ -868,6 +872,7 @@ impl Sim {
                     let at = self.now + self.rng.range(100 * MS, 2 * SEC);
                     self.act(at, Act::Rescan { host: h });
                 }
+                self.folder_ended(h, &content, Some(file))?;
             }
             Event::ChunkRejected {
                 content,
@@ -899,6 +904,7 @@ impl Sim {
                         self.act(at, Act::Get { want: w });
                     }
                 }
+                self.folder_ended(h, &content, None)?;
             }
             _ => {}
         }
