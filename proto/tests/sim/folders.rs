@@ -22,7 +22,7 @@ pub const FOLDER: &str = "album/";
 impl Sim {
     /// True when want `w` is fetched through its host's folder job.
     pub(super) fn is_folder_want(&self, w: usize) -> bool {
-        self.seed % 2 == 0 && self.files[self.wants[w].file].name.starts_with(FOLDER)
+        self.seed.is_multiple_of(2) && self.files[self.wants[w].file].name.starts_with(FOLDER)
     }
 
     /// The user asks for the folder of want `w` (its host runs, is not paused, and `w` is
