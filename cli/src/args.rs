@@ -90,8 +90,15 @@ pub enum Runtime {
 pub enum Cmd {
     /// Share the folder and serve other peers until killed (no prompt).
     Serve,
-    /// Print the files other peers share.
+    /// Print the files other peers share: the top level, each folder summarised in one row
+    /// (files, bytes); `list FOLDER/` shows what lies under a folder the same way.
     List {
+        /// Show only what lies under this folder.
+        #[arg(value_name = "FOLDER/")]
+        folder: Option<String>,
+        /// Every file with its full path instead of a row per folder.
+        #[arg(long)]
+        all: bool,
         /// Seconds to listen for peers before printing.
         #[arg(long, default_value_t = 2.0, value_name = "SECS")]
         wait: f64,
@@ -115,10 +122,12 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Download a file by name (or content-id prefix); exits 0 only once the verified file is
-    /// in place as <shared>/dl_<name>.
+    /// Download a file by name (or content-id prefix), or a whole folder (`get photos/`);
+    /// exits 0 only once the verified files are in place as <shared>/dl_<name> (a path lands
+    /// with its first folder prefixed: photos/2024/a.jpg as <shared>/dl_photos/2024/a.jpg).
     Get {
-        /// File name, or a prefix of its content id.
+        /// File name or path, folder (with or without a trailing `/`), or a prefix of a
+        /// content id.
         name: String,
         /// Give up after this many seconds (the partial file is kept for resume).
         #[arg(long, default_value_t = 600.0, value_name = "SECS")]

@@ -12,6 +12,7 @@ use crate::Failure;
 use crate::args::Opts;
 use crate::control::{self, Answer, Ask};
 use crate::download::{RESUME, Stop, download_many};
+use crate::folder;
 use crate::format;
 use crate::peer::{self, Mode};
 use crate::progress::Progress;
@@ -114,8 +115,8 @@ fn observe(
     port: Option<u16>,
     wait: f64,
     json: bool,
-    text: fn(&Snapshot) -> String,
-    as_json: fn(&Snapshot) -> String,
+    text: &dyn Fn(&Snapshot) -> String,
+    as_json: &dyn Fn(&Snapshot) -> String,
     ask: Ask,
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
@@ -132,16 +133,24 @@ fn observe(
     Ok(())
 }
 
-/// `p2pshare list`.
-pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
+/// `p2pshare list [FOLDER/] [--all]`.
+pub fn list(
+    opts: &Opts,
+    port: Option<u16>,
+    folder: Option<String>,
+    all: bool,
+    wait: f64,
+    json: bool,
+) -> Result<(), String> {
+    let f = folder.clone();
     observe(
         opts,
         port,
         wait,
         json,
-        format::list,
-        format::list_json,
-        Ask::List,
+        &|s| format::list_under(s, f.as_deref(), all),
+        &|s| format::list_json_under(s, f.as_deref()),
+        Ask::List { folder, all },
     )
 }
 
@@ -184,7 +193,15 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
     } else {
         format::peers
     };
-    observe(opts, port, wait, json, text, format::peers_json, Ask::Peers)
+    observe(
+        opts,
+        port,
+        wait,
+        json,
+        &text,
+        &format::peers_json,
+        Ask::Peers,
+    )
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
@@ -215,6 +232,23 @@ pub fn get(
         }
         let snap = handle.snapshot().map_err(|e| e.to_string())?;
         let early = !snap.settled && Instant::now() < deadline;
+        if folder::is_folder(&snap, name) {
+            // A folder: once every peer heard has had its time to send its catalog (at most
+            // a second) and our own scan is in (it says what is in place already).
+            let ready = snap.answered
+                && snap.scanned
+                && (snap.settled || started.elapsed() >= SETTLE_AT_MOST)
+                && !folder::files_under(&snap, name).is_empty();
+            if ready {
+                return get_folder(opts, handle, name, &snap, deadline, json, signals);
+            }
+            if Instant::now() >= deadline {
+                handle.shutdown();
+                return Err(format!("no peer shares a folder named {name:?} (see `list`)").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         match content_by_name(&snap, name, &opts.shared) {
             // A partial of another file of that name is here: its holder may not have
             // answered yet.
@@ -269,11 +303,55 @@ pub fn get(
     Ok(())
 }
 
+/// The one-shot `get` of a folder, once `snap` shows it: one job, one bar, one summary; fails
+/// (after printing the summary) if any file failed.
+fn get_folder(
+    opts: &Opts,
+    handle: p2pshare_host::Handle,
+    name: &str,
+    snap: &Snapshot,
+    deadline: Instant,
+    json: bool,
+    signals: &Signals,
+) -> Result<(), Failure> {
+    let job = folder::plan(snap, &opts.shared, name);
+    let result = folder::run(opts, &handle, name, job, deadline, signals);
+    handle.shutdown();
+    let print = |d: &crate::download::Done| {
+        if json {
+            println!("{}", d.json);
+        } else {
+            println!("{}", d.line);
+        }
+    };
+    match result {
+        Ok(Ok(done)) => {
+            print(&done);
+            Ok(())
+        }
+        Ok(Err(done)) => {
+            print(&done);
+            let failed = done.json["failed"].as_array().map_or(0, Vec::len);
+            Err(format!(
+                "{failed} file{} of {name} failed",
+                crate::download::plural(failed)
+            )
+            .into())
+        }
+        Err(Stop::Failed(e)) => Err(e.into()),
+        Err(Stop::Interrupted(sig)) => {
+            eprintln!("p2pshare: download cancelled; {RESUME}");
+            Err(Failure::Signal(sig))
+        }
+    }
+}
+
 /// True when `shared` holds a partial download named `name` of another content than
 /// `content`.
 fn other_partial(shared: &Path, name: &str, content: &ContentId) -> bool {
     let mine = partial_file_name(name, content);
-    let stem = format!(".dl_{name}.");
+    // Partials are named by the file part of a path, at the top of the folder.
+    let stem = format!(".dl_{}.", p2pshare_proto::name::file_part(name));
     std::fs::read_dir(shared).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|e| {
             let f = e.file_name();

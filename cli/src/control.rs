@@ -38,8 +38,15 @@ pub const MAX_ASK: u64 = 64 << 10;
 pub enum Ask {
     /// Peers, shared files, downloads and counters.
     Status,
-    /// Other peers' files.
-    List,
+    /// Other peers' files (under `folder`, if given; every path with `all`).
+    List {
+        /// Only what lies under this folder.
+        #[serde(default)]
+        folder: Option<String>,
+        /// Every file with its full path.
+        #[serde(default)]
+        all: bool,
+    },
     /// Known peers.
     Peers,
     /// Download a file by name or content-id prefix.
@@ -178,7 +185,10 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
 
 fn view(ask: &Ask, s: &Snapshot) -> Answer {
     let (text, json) = match ask {
-        Ask::List => (format::list(s), format::list_json(s)),
+        Ask::List { folder, all } => (
+            format::list_under(s, folder.as_deref(), *all),
+            format::list_json_under(s, folder.as_deref()),
+        ),
         Ask::Peers => (format::peers(s), format::peers_json(s)),
         _ => (format::status(s), format::status_json(s)),
     };
@@ -196,6 +206,34 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
         Ok(s) => s,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
+    if crate::folder::is_folder(&snap, name) {
+        let job = crate::folder::plan(&snap, shared, name);
+        if job.totals().files == 0 {
+            let m = format!("no peer shares a folder named {name:?} (see `list`)");
+            return drop(send(out, failed(m, None)));
+        }
+        let result = crate::folder::run_watched(ctl, shared, name, job, |job| {
+            let t = job.totals();
+            let p = Answer::Progress {
+                done: t.bytes_done,
+                total: t.bytes,
+                peers: t.running,
+            };
+            send(out, p).is_ok()
+        });
+        let answer = match result {
+            Ok(done) => Answer::Done {
+                line: done.line,
+                json: done.json,
+            },
+            Err(done) => {
+                let n = done.json["failed"].as_array().map_or(0, Vec::len);
+                let error = format!("{n} file{} of {name} failed", crate::download::plural(n));
+                failed(error, Some(done.line))
+            }
+        };
+        return drop(send(out, answer));
+    }
     let pick = match commands::content_by_name(&snap, name, shared) {
         Ok(p) => p,
         Err(Unresolved::Unknown(m)) => return drop(send(out, failed(m, None))),

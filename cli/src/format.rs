@@ -86,34 +86,90 @@ pub fn available(s: &Snapshot) -> Vec<&RemoteFile> {
     s.remote.iter().filter(|f| !f.local).collect()
 }
 
-/// The `list` table, or `No files available.`.
-pub fn list(s: &Snapshot) -> String {
-    let files = available(s);
-    if files.is_empty() {
-        return "No files available.".into();
+/// The `list` table (`No files available.` when empty) of what lies under `prefix` (a folder;
+/// everything when `None`): the files at that level, each folder below it summarised in one row
+/// (`photos/  1.2 GiB  124 files`); with `all`, every file under it with its full path instead.
+/// Costs one pass over the files without copying a name; only the rows shown are formatted.
+pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
+    let prefix = prefix
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty());
+    // The part of a name below `prefix`, if it lies under it.
+    let below = |n: &'_ str| -> Option<usize> {
+        match prefix {
+            Some(p) => p2pshare_proto::name::is_under(n, p).then_some(p.len() + 1),
+            None => Some(0),
+        }
+    };
+    // A name shown as a file row at this level.
+    let here = |n: &str| below(n).is_some_and(|at| all || !n[at..].contains('/'));
+    let mut files: Vec<&RemoteFile> = Vec::new();
+    // Folder path (a slice of a name, no trailing '/') → (files, bytes, most holders).
+    let mut folders: std::collections::BTreeMap<&str, (usize, u64, usize)> =
+        std::collections::BTreeMap::new();
+    for f in available(s) {
+        let mut shown = false;
+        for n in &f.names {
+            let Some(at) = below(n) else { continue };
+            match n[at..].find('/') {
+                Some(i) if !all => {
+                    let e = folders.entry(&n[..at + i]).or_default();
+                    e.0 += 1;
+                    e.1 += f.size;
+                    e.2 = e.2.max(f.holders.len());
+                }
+                _ => shown = true,
+            }
+        }
+        if shown {
+            files.push(f);
+        }
     }
-    let more = files.len().saturating_sub(LIST_ROWS);
-    let files = &files[..files.len().min(LIST_ROWS)];
-    let cells: Vec<String> = files.iter().map(|f| names_cell(&f.names)).collect();
+    let rows = folders.len() + files.len();
+    if rows == 0 {
+        return match prefix {
+            Some(p) => format!("No files available under {p}/."),
+            None => "No files available.".into(),
+        };
+    }
+    let more = rows.saturating_sub(LIST_ROWS);
+    let folder_cells = folders.iter().map(|(name, (n, bytes, peers))| {
+        (
+            format!("{name}/"),
+            size(*bytes),
+            *peers,
+            format!("{n} file{}", if *n == 1 { "" } else { "s" }),
+        )
+    });
+    let file_cells = files.iter().map(|f| {
+        let names: Vec<&str> = f
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| here(n))
+            .collect();
+        (
+            names_cell(&names),
+            size(f.size),
+            f.holders.len(),
+            f.content.short(),
+        )
+    });
+    let cells: Vec<(String, String, usize, String)> =
+        folder_cells.chain(file_cells).take(LIST_ROWS).collect();
     let width = cells
         .iter()
-        .map(|c| c.chars().count())
+        .map(|c| c.0.chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, NAME_COLUMN);
     let mut out = format!("{:<width$}  {:>10}  {:>5}  ID", "NAME", "SIZE", "PEERS");
-    for (f, cell) in files.iter().zip(cells) {
-        out.push_str(&format!(
-            "\n{:<width$}  {:>10}  {:>5}  {}",
-            cell,
-            size(f.size),
-            f.holders.len(),
-            f.content.short()
-        ));
+    for (name, sz, peers, id) in cells {
+        out.push_str(&format!("\n{name:<width$}  {sz:>10}  {peers:>5}  {id}"));
     }
     if more > 0 {
         out.push_str(&format!(
-            "\n… and {more} more files (`list --json` shows them all; `get NAME` finds any)"
+            "\n… and {more} more rows (`list --json` shows them all; `get NAME` finds any)"
         ));
     }
     out
@@ -130,7 +186,8 @@ const NAME_COLUMN: usize = 60;
 const NAMES_SHOWN: usize = 3;
 
 /// The NAME cell of a file: its first names, and how many more it has.
-fn names_cell(names: &[String]) -> String {
+fn names_cell<S: AsRef<str>>(names: &[S]) -> String {
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
     let shown = names[..names.len().min(NAMES_SHOWN)].join(", ");
     match names.len().saturating_sub(NAMES_SHOWN) {
         0 => shown,
@@ -138,10 +195,16 @@ fn names_cell(names: &[String]) -> String {
     }
 }
 
-/// `list --json`.
-pub fn list_json(s: &Snapshot) -> String {
+/// `list PREFIX/ --json`: every file with a path under `prefix` (all files when `None`).
+pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
+    let prefix = prefix
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty());
     let files: Vec<_> = available(s)
         .iter()
+        .filter(|f| {
+            prefix.is_none_or(|p| f.names.iter().any(|n| p2pshare_proto::name::is_under(n, p)))
+        })
         .map(|f| {
             json!({
                 "names": f.names,
@@ -312,5 +375,72 @@ mod tests {
             names_cell(&names[..2]),
             format!("{}, {}", names[0], names[1])
         );
+    }
+
+    fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
+        Snapshot {
+            me: p2pshare_proto::PeerId([0; 16]),
+            transfer_port: 1,
+            peers: Vec::new(),
+            remote: files
+                .iter()
+                .map(|(names, size, c)| RemoteFile {
+                    content: p2pshare_proto::ContentId([*c; 32]),
+                    size: *size,
+                    names: names.iter().map(|n| n.to_string()).collect(),
+                    holders: vec![p2pshare_proto::PeerId([1; 16])],
+                    local: false,
+                })
+                .collect(),
+            downloads: Vec::new(),
+            shared: Vec::new(),
+            stats: Stats::default(),
+            notices_dropped: 0,
+            scanned: true,
+            settled: true,
+            answered: true,
+        }
+    }
+
+    #[test]
+    fn folders_are_summarised_one_level_at_a_time() {
+        let s = snapshot(&[
+            (&["photos/2024/a.jpg"], 1000, 1),
+            (&["photos/2024/b.jpg", "top.jpg"], 2000, 2),
+            (&["photos/c.jpg"], 48, 3),
+            (&["readme"], 5, 4),
+        ]);
+        let top = list_under(&s, None, false);
+        let rows: Vec<&str> = top.lines().collect();
+        assert_eq!(rows.len(), 4, "{top}");
+        assert!(
+            rows[1].starts_with("photos/") && rows[1].contains("3.0 KiB"),
+            "{top}"
+        );
+        assert!(rows[1].ends_with("3 files"), "{top}");
+        assert!(top.contains("top.jpg") && top.contains("readme"), "{top}");
+        assert!(!top.contains("a.jpg"), "{top}");
+        let under = list_under(&s, Some("photos/"), false);
+        assert!(
+            under.contains("photos/2024/ ") && under.contains("2 files"),
+            "{under}"
+        );
+        assert!(under.contains("photos/c.jpg"), "{under}");
+        assert!(
+            !under.contains("top.jpg") && !under.contains("readme"),
+            "{under}"
+        );
+        let all = list_under(&s, None, true);
+        assert!(
+            all.contains("photos/2024/a.jpg") && all.contains("photos/2024/b.jpg, top.jpg"),
+            "{all}"
+        );
+        assert_eq!(
+            list_under(&s, Some("nope"), false),
+            "No files available under nope/."
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&list_json_under(&s, Some("photos/2024"))).unwrap();
+        assert_eq!(json["files"].as_array().unwrap().len(), 2);
     }
 }

@@ -2,7 +2,7 @@
 //! watching signals and notices while the user types.
 //!
 //! On a terminal, lines are edited with rustyline: history (↑/↓), Emacs keys, Tab completion
-//! of the names other peers share after `get`, and notices printed above the line being typed
+//! of the names other peers share after `get` (paths one folder at a time), and notices printed above the line being typed
 //! ([`Input::print`]). Anywhere else (a pipe, a script) lines are read as they come, and the
 //! prompt is printed as is.
 //!
@@ -48,15 +48,30 @@ impl Completer for Names {
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
         let before = &line[..pos];
-        if !before.starts_with("get ") {
+        if !before.starts_with("get ") && !before.starts_with("list ") {
             return Ok((pos, Vec::new()));
         }
         let start = before.rfind(' ').map_or(0, |i| i + 1);
         let word = &before[start..];
         let names = self.0.lock().map(|n| n.clone()).unwrap_or_default();
-        let found = names.into_iter().filter(|n| n.starts_with(word)).collect();
-        Ok((start, found))
+        Ok((start, complete_paths(&names, word)))
     }
+}
+
+/// What Tab offers for `word` among `names` (sorted paths): one component at a time, so
+/// `ph` gives `photos/` and `photos/` gives `photos/2024/` and `photos/b.jpg`, not every
+/// file of the tree.
+pub fn complete_paths(names: &[String], word: &str) -> Vec<String> {
+    let mut out: Vec<String> = names
+        .iter()
+        .filter(|n| n.starts_with(word))
+        .map(|n| match n[word.len()..].find('/') {
+            Some(i) => n[..word.len() + i + 1].to_owned(),
+            None => n.clone(),
+        })
+        .collect();
+    out.dedup();
+    out
 }
 
 impl Hinter for Names {
@@ -181,5 +196,34 @@ impl Input {
         if let Ok(mut n) = self.names.lock() {
             *n = names;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completes_one_component_at_a_time() {
+        let names: Vec<String> = [
+            "photos/2024/a.jpg",
+            "photos/2024/b.jpg",
+            "photos/c.jpg",
+            "top.txt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(complete_paths(&names, "ph"), ["photos/"]);
+        assert_eq!(
+            complete_paths(&names, "photos/"),
+            ["photos/2024/", "photos/c.jpg"]
+        );
+        assert_eq!(
+            complete_paths(&names, "photos/2024/"),
+            ["photos/2024/a.jpg", "photos/2024/b.jpg"]
+        );
+        assert_eq!(complete_paths(&names, ""), ["photos/", "top.txt"]);
+        assert!(complete_paths(&names, "x").is_empty());
     }
 }

@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod control;
 mod download;
+mod folder;
 mod format;
 mod input;
 mod peer;
@@ -73,7 +74,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         None => prompt::run(opts, port, &signals::Signals::install()?),
         Some(Cmd::Serve) => commands::serve(opts, port, &signals::Signals::install()?),
-        Some(Cmd::List { wait, json }) => Ok(commands::list(opts, port, wait, json)?),
+        Some(Cmd::List {
+            folder,
+            all,
+            wait,
+            json,
+        }) => Ok(commands::list(opts, port, folder, all, wait, json)?),
         Some(Cmd::Peers { wait, json }) => Ok(commands::peers(opts, port, wait, json)?),
         Some(Cmd::Status { json }) => Ok(commands::status(opts, json)?),
         Some(Cmd::Get {

@@ -30,6 +30,8 @@ struct File {
     total: Option<u64>,
     peers: usize,
     rejected: u32,
+    /// Shown after the rate (a folder's file count).
+    note: String,
     samples: VecDeque<(Instant, u64)>,
     bar: Option<ProgressBar>,
 }
@@ -58,6 +60,10 @@ impl File {
         );
         if self.rejected > 0 {
             s.push_str(&format!("  {} rejected", self.rejected));
+        }
+        if !self.note.is_empty() {
+            s.push_str("  ");
+            s.push_str(&self.note);
         }
         s
     }
@@ -121,6 +127,7 @@ impl Progress {
                 total: None,
                 peers: 0,
                 rejected: 0,
+                note: String::new(),
                 samples: VecDeque::new(),
                 bar,
             },
@@ -135,6 +142,13 @@ impl Progress {
             f.peers = peers;
         }
         self.tick();
+    }
+
+    /// Sets the note shown after the rate of `content` (a folder job's file count).
+    pub fn set_note(&mut self, content: &ContentId, note: String) {
+        if let Some(f) = self.files.get_mut(content) {
+            f.note = note;
+        }
     }
 
     /// A chunk of `content` failed its hash.

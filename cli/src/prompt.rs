@@ -12,6 +12,7 @@ use crate::Failure;
 use crate::args::Opts;
 use crate::commands::{self, Ambiguity, Pick, Unresolved};
 use crate::download::{self, Stop};
+use crate::folder;
 use crate::format;
 use crate::input::{Input, Line};
 use crate::peer;
@@ -39,10 +40,12 @@ pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 
 /// What `help` prints.
 const HELP: &str = "\
-list, l          files other peers share that you do not have
+list, l          files other peers share that you do not have, folders in one row each
+list FOLDER/     what lies under a folder (`list --all`: every path)
 peers            known peers (ip:port; with -v, the interface)
 get NAME...      download one or more files at once (Tab completes names; Ctrl-C cancels,
                  the partial file is kept and `get` resumes it)
+get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)
 help             this
 quit, q          say goodbye and exit (so do Ctrl-D and Ctrl-C at an idle prompt)";
 
@@ -118,7 +121,11 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             "quit" | "q" => break,
             "help" | "h" | "?" => println!("{HELP}"),
             "list" | "l" => match handle.snapshot() {
-                Ok(s) => println!("{}", format::list(&s)),
+                Ok(s) => {
+                    let all = arg.split_whitespace().any(|a| a == "--all");
+                    let folder = arg.split_whitespace().find(|a| *a != "--all");
+                    println!("{}", format::list_under(&s, folder, all))
+                }
                 Err(e) => return Err(e.to_string().into()),
             },
             "peers" => match handle.snapshot() {
@@ -131,6 +138,22 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 let snap = handle.snapshot().map_err(|e| e.to_string())?;
                 let mut picks: Vec<(Pick, String)> = Vec::new();
                 for name in arg.split_whitespace() {
+                    if folder::is_folder(&snap, name) {
+                        let job = folder::plan(&snap, &opts.shared, name);
+                        if job.totals().files == 0 {
+                            println!("no peer shares a folder named {name:?} (see `list`)");
+                            continue;
+                        }
+                        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                        match folder::run(opts, &handle, name, job, far, signals) {
+                            Ok(Ok(done) | Err(done)) => println!("{}", done.line),
+                            Err(Stop::Failed(e)) => println!("{e}"),
+                            Err(Stop::Interrupted(_)) => {
+                                println!("Download cancelled; {}.", download::RESUME)
+                            }
+                        }
+                        continue;
+                    }
                     let picked = match commands::content_by_name(&snap, name, &opts.shared) {
                         Ok(pick) => Some(pick),
                         Err(Unresolved::Unknown(m) | Unresolved::Have(m)) => {

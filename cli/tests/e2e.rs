@@ -50,7 +50,9 @@ impl Peer {
     fn serve(dport: u16, files: &[(&str, &[u8])], extra: &[&str]) -> Peer {
         let dir = tempfile::tempdir().unwrap();
         for (name, bytes) in files {
-            std::fs::write(dir.path().join(name), bytes).unwrap();
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
         }
         let child = Command::new(BIN)
             .args(net_args(dport))
@@ -600,4 +602,84 @@ fn a_running_peer_is_driven_through_its_folder() {
     let out = p2pshare(d, &folder, &["status"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no peer runs"), "{}", stderr(&out));
+}
+
+/// A folder (issue 12): listed in one row, listed under its name, fetched whole through a
+/// running peer and standalone, layout kept under `dl_album/`; a second `get` fetches nothing.
+#[test]
+fn a_folder_is_listed_and_fetched_whole() {
+    let d = dport(10);
+    let files: Vec<(String, Vec<u8>)> = [
+        ("album/a.jpg", 70_000),
+        ("album/2024/b.jpg", 1),
+        ("album/2024/raw/c.raw", 300_000),
+        ("album/empty", 0),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (n, len))| (n.to_string(), data(*len, 100 + i as u64)))
+    .collect();
+    let mut planted: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    planted.push(("top.txt", b"top"));
+    let _seeder = Peer::serve(d, &planted, &["--runtime", "smol"]);
+    let runner = Peer::serve(d, &[], &[]);
+    let folder = runner.dir.path().to_path_buf();
+    let start = Instant::now();
+    let listed = loop {
+        let out = stdout(&p2pshare(d, &folder, &["list"]));
+        if out.contains("album/") && out.contains("4 files") {
+            break out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        listed.contains("top.txt") && !listed.contains("a.jpg"),
+        "{listed}"
+    );
+    let under = stdout(&p2pshare(d, &folder, &["list", "album/2024/"]));
+    assert!(
+        under.contains("album/2024/b.jpg") && under.contains("album/2024/raw/"),
+        "{under}"
+    );
+    // Through the running peer.
+    let out = p2pshare(d, &folder, &["get", "album/"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).starts_with("Saved 4 of 4 files of album/"),
+        "{}",
+        stdout(&out)
+    );
+    for (name, bytes) in &files {
+        let got = std::fs::read(folder.join(format!("dl_{name}"))).unwrap();
+        assert!(got == *bytes, "{name}");
+    }
+    let again = p2pshare(d, &folder, &["get", "album"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).starts_with("Nothing to fetch: all 4 files"),
+        "{}",
+        stdout(&again)
+    );
+    // Standalone, into a fresh folder, with --json.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = p2pshare(d, fresh.path(), &["get", "album/2024/", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        (j["files"].as_u64(), j["done"].as_u64()),
+        (Some(2), Some(2)),
+        "{j}"
+    );
+    assert_eq!(
+        std::fs::read(fresh.path().join("dl_album/2024/raw/c.raw")).unwrap(),
+        files[2].1
+    );
+    assert!(
+        !fresh.path().join("dl_album/a.jpg").exists(),
+        "only what lies under album/2024/"
+    );
 }

@@ -332,6 +332,14 @@ impl Driver {
         if let Some(e) = scan.cache_error {
             self.notify(Notice::Warning(format!("manifest cache not written: {e}")));
         }
+        if scan.left_out > 0 {
+            use p2pshare_proto::name::{MAX_PATH_DEPTH, MAX_PATH_LEN, MAX_TREE_ENTRIES};
+            self.notify(Notice::Warning(format!(
+                "{} entries of the shared folder are not shared: deeper than {MAX_PATH_DEPTH} \
+                 levels, a path over {MAX_PATH_LEN} bytes, or past {MAX_TREE_ENTRIES} entries",
+                scan.left_out
+            )));
+        }
     }
 
     fn on_request(&mut self, r: Request) {

@@ -12,10 +12,13 @@
 //!    sockets to drive; and the channels behind the CLI's [`Handle`].
 //!
 //! Invariants shared by every module: no path is ever built from a name that failed
-//! [`p2pshare_proto::check_name`]; only regular files directly inside the shared folder are read
-//! or served (never a symlink, never a subfolder); a finished download never overwrites an
-//! existing file; memory stays bounded whatever the file sizes.
+//! [`p2pshare_proto::check_name`], and a name is walked beneath the shared folder one component
+//! at a time ([`beneath`]), never joined as a string; only regular files inside the shared
+//! folder are read or served (never through a symlink, as the file or as any folder on the
+//! way); a finished download never overwrites an existing file; memory stays bounded whatever
+//! the file sizes.
 
+pub mod beneath;
 pub mod config;
 pub mod disk;
 pub mod driver;
@@ -36,5 +39,5 @@ pub use driver::{Driver, Network, StartError, Started, perform, start};
 pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;
-pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_file};
+pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_beneath, hash_file};
 pub use store::Store;

@@ -2,20 +2,23 @@
 //! downloads, and the final check-and-place of a finished download.
 //!
 //! Invariants:
-//! - Only files directly inside the shared folder are touched. Paths are always rebuilt as
-//!   `<folder>/<name>` from a name that passes [`check_name`], never taken from the caller.
-//! - A shared file is opened only if, just before, `symlink_metadata` shows a regular file; it
-//!   is opened with `O_NOFOLLOW | O_NONBLOCK` ([`crate::nofollow`]), and the opened file must be
-//!   that same inode: a symlink is never followed, whether it points inside or outside the
-//!   folder, and a FIFO swapped in never blocks the disk thread.
-//! - Downloads are written to the hidden partial file [`partial_name`]`(name, content)` (the name
-//!   part shortened if the whole would exceed 255 bytes). Only [`Store::finish`] makes a visible
-//!   file, and only after the whole partial's SHA-256 matched; it is placed with
-//!   [`std::fs::hard_link`], which fails rather than replace, so an existing file is never
-//!   overwritten. The visible name is `dl_<name>`, or if taken `dl_<stem> (1).<ext>`,
-//!   `dl_<stem> (2).<ext>`, … (like browsers do). An existing `dl_<name>` is never compared with
-//!   the download: identical content still gets a new name (no hashing of unrelated files, and
-//!   the user's file is never touched).
+//! - Only files beneath the shared folder are touched. A name (a relative path that passes
+//!   [`check_name`]) is never joined onto a path: it is walked component by component from a
+//!   descriptor of the folder with [`crate::beneath`], so no symlink is ever followed, not as
+//!   the file and not as any folder on the way, whether it points inside or outside.
+//! - A shared file is opened with `O_NOFOLLOW | O_NONBLOCK` and must be a regular file on its
+//!   descriptor: a FIFO swapped in never blocks the disk thread.
+//! - Downloads are written to the hidden partial file [`partial_name`]`(name, content)` directly
+//!   in the shared folder, whatever the depth of the name (its file part shortened if the whole
+//!   would exceed 255 bytes). Only [`Store::finish`] makes a visible file, and only after the
+//!   whole partial's SHA-256 matched; it is placed with `linkat`, which fails rather than
+//!   replace, so an existing file is never overwritten. A plain name lands as `dl_<name>`, or if
+//!   taken `dl_<stem> (1).<ext>`, `dl_<stem> (2).<ext>`, … (like browsers do). A path lands with
+//!   its first component prefixed (`photos/2024/a.jpg` → `dl_photos/2024/a.jpg`), the folders
+//!   made as needed (never through a symlink: a `dl_photos` that is a symlink fails the file),
+//!   and the same numbering on the file part (`dl_photos/2024/a (1).jpg`). An existing file is
+//!   never compared with the download: identical content still gets a new name (no hashing of
+//!   unrelated files, and the user's file is never touched).
 //! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
 //!   [`crate::tail::BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open.
 
@@ -23,13 +26,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
-use p2pshare_proto::name::{MAX_NAME_LEN, partial_name};
+use p2pshare_proto::name::{MAX_NAME_LEN, check_component, components, file_part, partial_name};
 use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, ReadSource, check_name};
+use rustix::fs::AtFlags;
+use rustix::io::Errno;
 
+use crate::beneath;
 use crate::nofollow;
 use crate::scan::ScannedFile;
 use crate::tail::Tail;
@@ -137,15 +144,12 @@ impl Store {
             let entry = self.open.remove(i);
             self.open.push(entry);
         } else {
-            let path = self.dir.join(name);
-            let meta = fs::symlink_metadata(&path).map_err(|e| disk_err(e, name))?;
-            if !meta.file_type().is_file() {
-                return Err(DiskError::NotFound);
-            }
-            let file = nofollow::open_read(&path).map_err(|e| disk_err(e, name))?;
-            if !same_inode(&file, &meta) {
-                return Err(DiskError::NotFound);
-            }
+            let root = beneath::open_root(&self.dir).map_err(|e| disk_err(e, name))?;
+            let file = beneath::open_read(root.as_fd(), name).map_err(|e| match e.kind() {
+                // A symlink, a folder or a FIFO where the file was: not served.
+                io::ErrorKind::InvalidInput => DiskError::NotFound,
+                _ => disk_err(e, name),
+            })?;
             if self.open.len() >= MAX_OPEN_SHARED {
                 self.open.remove(0);
             }
@@ -310,12 +314,11 @@ impl Store {
                 p.name
             ))));
         }
-        let final_name = place(&self.dir, &p.path, &p.name).map_err(FinishError::Disk)?;
-        // Best effort from here: the file is in place and verified.
+        let partial_file = partial_file_name(&p.name, content);
+        let final_name = place(&self.dir, &partial_file, &p.name).map_err(FinishError::Disk)?;
+        // Best effort from here: the file is in place and verified, and `place` synced the
+        // folder its link is in (the shared folder itself for a plain name).
         let _ = fs::remove_file(&p.path);
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
         self.partials.remove(content);
         self.shared
             .entry(*content)
@@ -337,35 +340,83 @@ impl Store {
     }
 }
 
-/// Links `partial` under the first free `dl_` name; returns that name.
-fn place(dir: &Path, partial: &Path, name: &str) -> Result<String, DiskError> {
+/// Links the partial file `partial` (directly in `dir`) under the first free name for `name`
+/// (see the module doc); returns that name, a relative path.
+fn place(dir: &Path, partial: &str, name: &str) -> Result<String, DiskError> {
+    let err = |e: io::Error| disk_err(e, name);
+    let root = beneath::open_root(dir).map_err(err)?;
+    let parts: Vec<&str> = components(name).collect();
+    let (folder, prefix, file) = match parts.as_slice() {
+        [] | [_] => (
+            rustix::io::dup(root.as_fd())
+                .map_err(io::Error::from)
+                .map_err(err)?,
+            String::new(),
+            None,
+        ),
+        [first, middle @ .., file] => {
+            let top = download_folder(first);
+            let mut dirs = vec![top.as_str()];
+            dirs.extend_from_slice(middle);
+            let fd = beneath::open_dir(root.as_fd(), &dirs, true)
+                .map_err(|e| DiskError::Other(format!("cannot place {name}: {e}")))?;
+            (fd, format!("{}/", dirs.join("/")), Some(*file))
+        }
+    };
     for i in 0..MAX_NAME_TRIES {
-        let candidate = download_candidate(name, i);
-        if check_name(&candidate).is_err() {
+        let candidate = match file {
+            None => download_candidate(name, i),
+            Some(f) => numbered("", f, i),
+        };
+        if check_component(&candidate).is_err() {
             continue;
         }
-        let target = dir.join(&candidate);
-        match fs::hard_link(partial, &target) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DiskError::NotFound),
-            Err(e) if hard_links_unsupported(&e) => {
+        match rustix::fs::linkat(
+            root.as_fd(),
+            partial,
+            folder.as_fd(),
+            &*candidate,
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {
+                let _ = rustix::fs::fsync(folder.as_fd());
+                return Ok(format!("{prefix}{candidate}"));
+            }
+            Err(Errno::EXIST) => continue,
+            Err(Errno::NOENT) => return Err(DiskError::NotFound),
+            Err(e) if hard_links_unsupported(&e.into()) => {
                 // File systems without hard links (FAT, some FUSE): check, then rename. Not
                 // atomic against another writer of the same name, but never replaces a file
                 // that existed at the check.
-                if fs::symlink_metadata(&target).is_ok() {
+                if rustix::fs::statat(folder.as_fd(), &*candidate, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok()
+                {
                     continue;
                 }
-                return fs::rename(partial, &target)
-                    .map(|()| candidate)
-                    .map_err(|e| disk_err(e, name));
+                return rustix::fs::renameat(root.as_fd(), partial, folder.as_fd(), &*candidate)
+                    .map(|()| format!("{prefix}{candidate}"))
+                    .map_err(|e| err(e.into()));
             }
-            Err(e) => return Err(disk_err(e, name)),
+            Err(e) => return Err(err(e.into())),
         }
     }
     Err(DiskError::Other(format!(
         "no free name for dl_{name} after {MAX_NAME_TRIES} tries"
     )))
+}
+
+/// The folder a download's first component lands in: `dl_<first>`, shortened to fit 255 bytes.
+pub fn download_folder(first: &str) -> String {
+    format!("dl_{}", truncate(first, MAX_NAME_LEN - 3))
+}
+
+/// Where the download of `name` lands if nothing is in the way: `dl_<name>` for a plain name,
+/// `dl_<first>/<rest>` for a path.
+pub fn download_path(name: &str) -> String {
+    match name.split_once('/') {
+        None => download_candidate(name, 0),
+        Some((first, rest)) => format!("{}/{rest}", download_folder(first)),
+    }
 }
 
 fn hard_links_unsupported(e: &io::Error) -> bool {
@@ -376,6 +427,11 @@ fn hard_links_unsupported(e: &io::Error) -> bool {
 /// The `i`-th name tried for a download of `name`: `dl_<name>`, then `dl_<stem> (i).<ext>`
 /// (or `dl_<name> (i)` without an extension), the stem shortened to fit 255 bytes.
 pub fn download_candidate(name: &str, i: u32) -> String {
+    numbered("dl_", name, i)
+}
+
+/// `<prefix><name>` for `i == 0`, else `<prefix><stem> (i).<ext>`, shortened to 255 bytes.
+fn numbered(prefix: &str, name: &str, i: u32) -> String {
     let (stem, ext) = match name.rsplit_once('.') {
         Some((s, e)) if !s.is_empty() && !e.is_empty() && e.len() <= 16 => (s, Some(e)),
         _ => (name, None),
@@ -388,18 +444,19 @@ pub fn download_candidate(name: &str, i: u32) -> String {
         suffix.push('.');
         suffix.push_str(e);
     }
-    let room = MAX_NAME_LEN.saturating_sub(3 + suffix.len());
-    format!("dl_{}{suffix}", truncate(stem, room))
+    let room = MAX_NAME_LEN.saturating_sub(prefix.len() + suffix.len());
+    format!("{prefix}{}{suffix}", truncate(stem, room))
 }
 
 /// [`partial_name`], with the name part shortened when the whole would exceed 255 bytes.
 pub fn partial_file_name(name: &str, content: &ContentId) -> String {
-    let full = partial_name(name, content);
+    let file = file_part(name);
+    let full = partial_name(file, content);
     if full.len() <= MAX_NAME_LEN {
         return full;
     }
-    let overhead = full.len() - name.len();
-    partial_name(truncate(name, MAX_NAME_LEN - overhead), content)
+    let overhead = full.len() - file.len();
+    partial_name(truncate(file, MAX_NAME_LEN - overhead), content)
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -738,7 +795,9 @@ mod tests {
         let dir = tmp.path();
         let mut store = Store::new(dir);
         let id = ContentId([9; 32]);
-        for bad in ["../x", "a/b", ".hidden", "", "x\0y"] {
+        for bad in [
+            "../x", "a//b", "/abs", "a/../b", ".hidden", "a/.h", "", "x\0y",
+        ] {
             assert!(matches!(
                 store.open_partial(&id, bad, 10),
                 Err(DiskError::Other(m)) if m.starts_with("refused name")
@@ -787,6 +846,163 @@ mod tests {
         let m = download(&mut store, "empty", b"");
         assert_eq!(store.finish(&m.id(), m.file_hash(), 0).unwrap(), "dl_empty");
         assert_eq!(fs::read(tmp.path().join("dl_empty")).unwrap(), b"");
+    }
+
+    #[test]
+    fn paths_land_under_a_dl_folder_and_never_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut store = Store::new(dir);
+        let one = data(3000, 9);
+        let m = download(&mut store, "photos/2024/a.jpg", &one);
+        assert!(
+            dir.join(partial_name("a.jpg", &m.id())).is_file(),
+            "partials stay at the top"
+        );
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_photos/2024/a.jpg"
+        );
+        assert_eq!(fs::read(dir.join("dl_photos/2024/a.jpg")).unwrap(), one);
+        assert!(!dir.join(partial_name("a.jpg", &m.id())).exists());
+        // The same path again: the (n) rule on the file part, in the same folder.
+        let two = data(3000, 10);
+        let m = download(&mut store, "photos/2024/a.jpg", &two);
+        assert_eq!(
+            store.finish(&m.id(), m.file_hash(), m.size()).unwrap(),
+            "dl_photos/2024/a (1).jpg"
+        );
+        assert_eq!(fs::read(dir.join("dl_photos/2024/a.jpg")).unwrap(), one);
+        assert_eq!(fs::read(dir.join("dl_photos/2024/a (1).jpg")).unwrap(), two);
+        assert_eq!(download_path("photos/2024/a.jpg"), "dl_photos/2024/a.jpg");
+        assert_eq!(download_path("a.jpg"), "dl_a.jpg");
+    }
+
+    #[test]
+    fn a_symlinked_dl_folder_gets_nothing_written_through_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::os::unix::fs::symlink(outside.path(), dir.join("dl_x")).unwrap();
+        fs::create_dir(dir.join("dl_y")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.join("dl_y/deep")).unwrap();
+        let mut store = Store::new(dir);
+        for (name, seed) in [("x/f", 1), ("x/sub/f", 2), ("y/deep/f", 3)] {
+            let bytes = data(500, seed);
+            let m = download(&mut store, name, &bytes);
+            match store.finish(&m.id(), m.file_hash(), m.size()) {
+                Err(FinishError::Disk(DiskError::Other(msg))) => {
+                    assert!(msg.contains("not a folder"), "{msg}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            // Kept for a retry once the user removed the symlink.
+            assert!(dir.join(partial_name(name, &m.id())).is_file());
+        }
+        assert_eq!(
+            fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "nothing outside"
+        );
+    }
+
+    #[test]
+    fn a_folder_swapped_for_a_symlink_mid_download_redirects_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::create_dir_all(dir.join("dl_x/sub")).unwrap();
+        let mut store = Store::new(dir);
+        let bytes = data(5000, 4);
+        let m = download(&mut store, "x/sub/f", &bytes);
+        // Before the finish, the folder is swapped for a symlink to outside.
+        fs::rename(dir.join("dl_x/sub"), dir.join("dl_x/was")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.join("dl_x/sub")).unwrap();
+        assert!(store.finish(&m.id(), m.file_hash(), m.size()).is_err());
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // And a shared file behind a symlinked folder is never served.
+        fs::write(outside.path().join("secret"), b"secret").unwrap();
+        let secret = local(dir, "dl_x/sub/secret", b"secret");
+        store.set_files(std::slice::from_ref(&secret));
+        assert_eq!(
+            store.read_shared(&secret.manifest.id(), 0, 3),
+            Err(DiskError::NotFound)
+        );
+        fs::create_dir(dir.join("real")).unwrap();
+        fs::write(dir.join("real/secret"), b"secret").unwrap();
+        let real = local(dir, "real/secret", b"secret");
+        store.set_files(std::slice::from_ref(&real));
+        assert_eq!(
+            store.read_shared(&real.manifest.id(), 0, 3).unwrap(),
+            b"sec"
+        );
+    }
+
+    /// Every file and folder beneath `dir`, as paths relative to it (symlinks not followed).
+    fn tree(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// No accepted path escapes the shared folder through the store; a refused one makes
+        /// nothing at all.
+        #[test]
+        fn no_path_escapes_the_folder(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("[a-z. ]{1,6}").unwrap(),
+                    proptest::sample::select(vec![
+                        "..".to_owned(), ".".to_owned(), "".to_owned(), "...".to_owned(),
+                        "a..".to_owned(), "dl_".to_owned(), "x\\y".to_owned(),
+                    ]),
+                ],
+                1..6,
+            ),
+            absolute in proptest::bool::ANY,
+        ) {
+            let base = tempfile::tempdir().unwrap();
+            let dir = base.path().join("shared");
+            fs::create_dir(&dir).unwrap();
+            let mut name = parts.join("/");
+            if absolute {
+                name.insert(0, '/');
+            }
+            let mut store = Store::new(&dir);
+            let bytes = data(10, 1);
+            let m = Manifest::of_bytes(&bytes);
+            let id = m.id();
+            match store.open_partial(&id, &name, m.size()) {
+                Err(_) => {
+                    proptest::prop_assert!(check_name(&name).is_err());
+                }
+                Ok(_) => {
+                    proptest::prop_assert!(check_name(&name).is_ok());
+                    store.write_partial(&id, 0, &bytes).unwrap();
+                    let placed = store.finish(&id, m.file_hash(), m.size()).unwrap();
+                    proptest::prop_assert!(check_name(&placed).is_ok());
+                    let real = fs::canonicalize(dir.join(&placed)).unwrap();
+                    proptest::prop_assert!(real.starts_with(fs::canonicalize(&dir).unwrap()));
+                    proptest::prop_assert_eq!(fs::read(&real).unwrap(), bytes);
+                    proptest::prop_assert!(placed.starts_with("dl_"));
+                }
+            }
+            // Nothing but the shared folder beside it.
+            proptest::prop_assert_eq!(tree(base.path()).iter().filter(|p| p.components().count() == 1).count(), 1);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod bugs;
 pub mod discovery;
 pub mod disk;
 pub mod download;
+pub mod folder;
 pub mod ids;
 pub mod manifest;
 pub mod name;

@@ -63,6 +63,9 @@ impl Sim {
             self.act(at, Act::Get { want });
             return Ok(());
         }
+        if self.is_folder_want(want) {
+            return self.folder_get(want);
+        }
         let c = self.files[f].manifest.id();
         if self.hosts[h]
             .node
@@ -291,5 +294,6 @@ impl Sim {
                 w.attempt = None;
             }
         }
+        self.folder_crashed(h);
     }
 }

@@ -41,6 +41,7 @@ pub mod crowd;
 mod disk;
 mod faults;
 mod feed;
+mod folders;
 mod lan;
 pub mod rng;
 pub mod scenario;
@@ -531,6 +532,8 @@ pub struct Sim {
     manifests: BTreeMap<ContentId, usize>,
     /// What the users want.
     pub wants: Vec<Want>,
+    /// The running folder job of each host (see `folders`).
+    jobs: BTreeMap<usize, p2pshare_proto::folder::FolderJob>,
     loss: f64,
     dup: f64,
     jitter: Nanos,
@@ -573,6 +576,7 @@ impl Sim {
             files: Vec::new(),
             manifests: BTreeMap::new(),
             wants: Vec::new(),
+            jobs: BTreeMap::new(),
             loss: 0.0,
             dup: 0.0,
             jitter: 0,
@@ -873,6 +877,7 @@ impl Sim {
                     let at = self.now + self.rng.range(100 * MS, 2 * SEC);
                     self.act(at, Act::Rescan { host: h });
                 }
+                self.folder_ended(h, &content, Some(file))?;
             }
             Event::ChunkRejected {
                 content,
@@ -904,6 +909,7 @@ impl Sim {
                         self.act(at, Act::Get { want: w });
                     }
                 }
+                self.folder_ended(h, &content, None)?;
             }
             _ => {}
         }

@@ -1,4 +1,5 @@
-//! The random world of one seed: hosts and their misbehaviour, files and who holds them, who
+//! The random world of one seed: hosts and their misbehaviour, files (plain names and paths of
+//! a shared tree) and who holds them, who
 //! wants what and when, and a schedule of faults.
 //!
 //! Invariants: everything is drawn from the run's one RNG; every fault ends by `heal_at` (a
@@ -12,6 +13,17 @@ use p2pshare_proto::Bugs;
 use p2pshare_proto::manifest::MIN_CHUNK_SIZE;
 
 use super::{Act, Behaviour, EXPIRY, MS, SEC, Sim};
+
+/// The path of file `f` in the shared trees: a plain name, a file in a folder, one three
+/// folders deep (issue 12). Taken from the index, not the RNG, so every seed's world is drawn
+/// as before and pinned seeds keep their meaning.
+fn tree_name(f: usize) -> String {
+    match f % 3 {
+        0 => format!("file{f}.bin"),
+        1 => format!("album/file{f}.bin"),
+        _ => format!("album/2024/raw/file{f}.bin"),
+    }
+}
 
 /// Fills `sim` with the world of its seed; `hosts` forces the number of hosts.
 pub fn populate(sim: &mut Sim, bugs: Bugs, hosts: Option<usize>) {
@@ -33,7 +45,7 @@ pub fn populate(sim: &mut Sim, bugs: Bugs, hosts: Option<usize>) {
             chunks * MIN_CHUNK_SIZE as usize + r.range(1, u64::from(MIN_CHUNK_SIZE)) as usize
         };
         let data = r.bytes(size);
-        sim.add_file(format!("file{f}.bin"), data);
+        sim.add_file(tree_name(f), data);
     }
     for i in 0..n {
         let r = &mut sim.rng;

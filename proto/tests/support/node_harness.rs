@@ -478,7 +478,12 @@ impl Harness {
                 let data = file_bytes(s);
                 let manifest = manifest_of(&data);
                 HFile {
-                    name: format!("f{i}.bin"),
+                    // Plain names and paths of a shared tree (issue 12).
+                    name: match i % 3 {
+                        0 => format!("f{i}.bin"),
+                        1 => format!("dir/f{i}.bin"),
+                        _ => format!("dir/sub{i}/deeper/f{i}.bin"),
+                    },
                     data,
                     manifest,
                 }
@@ -939,12 +944,17 @@ impl Harness {
             })
             .collect();
         if bad_name {
-            files.push(CatalogEntry {
-                name: "a/../../etc".into(),
-                size: 1,
-                content: ContentId([1; 32]),
-                partial: false,
-            });
+            for (k, name) in ["a/../../etc", "/abs", "a//b", "dir/.hidden/x", "dir/"]
+                .into_iter()
+                .enumerate()
+            {
+                files.push(CatalogEntry {
+                    name: name.into(),
+                    size: 1,
+                    content: ContentId([1 + k as u8; 32]),
+                    partial: false,
+                });
+            }
         }
         Message::Catalog {
             revision: 1,
