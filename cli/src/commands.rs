@@ -107,16 +107,20 @@ pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
     }
 }
 
-/// Runs a looking-only peer for `wait` seconds, then prints what it saw as `text` renders it, or
-/// with `json` as `as_json` does.
+/// How a view of the LAN is printed.
+type Render = fn(&Snapshot) -> String;
+
+/// Runs a looking-only peer for `wait` seconds (and, if it saw nothing by `empty`, until
+/// [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN) has passed), then prints what it saw as
+/// `text` renders it, or with `json` as `as_json` does.
 fn observe(
     opts: &Opts,
     port: Option<u16>,
     wait: f64,
     json: bool,
-    text: fn(&Snapshot) -> String,
-    as_json: fn(&Snapshot) -> String,
+    (text, as_json): (Render, Render),
     ask: Ask,
+    empty: fn(&Snapshot) -> bool,
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     // The running peer of the folder knows already: no need to listen.
@@ -124,8 +128,16 @@ fn observe(
         return print_view(stream, ask, json);
     }
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
+    let started = Instant::now();
     std::thread::sleep(wait);
-    let snap = handle.snapshot().map_err(|e| e.to_string())?;
+    let mut snap = handle.snapshot().map_err(|e| e.to_string())?;
+    // Python peers do not answer a newcomer: before saying there is nothing, listen for one of
+    // their intervals.
+    let py_listen = p2pshare_proto::budget::PY_LISTEN;
+    if empty(&snap) && started.elapsed() < py_listen {
+        std::thread::sleep(py_listen - started.elapsed());
+        snap = handle.snapshot().map_err(|e| e.to_string())?;
+    }
     handle.shutdown();
     let render = if json { as_json } else { text };
     println!("{}", render(&snap));
@@ -139,9 +151,9 @@ pub fn list(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(),
         port,
         wait,
         json,
-        format::list,
-        format::list_json,
+        (format::list, format::list_json),
         Ask::List,
+        |s| s.remote.is_empty(),
     )
 }
 
@@ -184,7 +196,15 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
     } else {
         format::peers
     };
-    observe(opts, port, wait, json, text, format::peers_json, Ask::Peers)
+    observe(
+        opts,
+        port,
+        wait,
+        json,
+        (text, format::peers_json),
+        Ask::Peers,
+        |s| s.peers.is_empty(),
+    )
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the

@@ -49,6 +49,9 @@ pub fn stats(s: &Stats) -> String {
         connections_paused,
         closed_not_reading,
         requests_expired,
+        python_datagrams_dropped,
+        python_files_rejected,
+        python_peers_full,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -65,7 +68,9 @@ pub fn stats(s: &Stats) -> String {
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
-         requests_expired={requests_expired}"
+         requests_expired={requests_expired} \
+         python_datagrams_dropped={python_datagrams_dropped} \
+         python_files_rejected={python_files_rejected} python_peers_full={python_peers_full}"
     )
 }
 
@@ -102,10 +107,13 @@ pub fn list(s: &Snapshot) -> String {
         out.push_str(&format!(
             "\n{:<width$}  {:>10}  {:>5}  {}",
             cell,
-            size(f.size),
+            list_size(f),
             f.holders.len(),
             f.content.short()
         ));
+        if f.python {
+            out.push_str("  (python)");
+        }
     }
     if more > 0 {
         out.push_str(&format!(
@@ -113,6 +121,16 @@ pub fn list(s: &Snapshot) -> String {
         ));
     }
     out
+}
+
+/// The SIZE cell: a Python peer's file shows its upper bound (it announces only its number of
+/// 1 KiB chunks), marked `≤`, and `(python)` after the id says who holds it.
+fn list_size(f: &p2pshare_proto::RemoteFile) -> String {
+    if f.python {
+        format!("≤{}", size(f.size))
+    } else {
+        size(f.size)
+    }
 }
 
 /// Most rows `list` prints: a peer can list hundreds of thousands of files, a terminal cannot
@@ -144,6 +162,7 @@ pub fn list_json(s: &Snapshot) -> String {
                 "size": f.size,
                 "peers": f.holders.len(),
                 "content": f.content.to_hex(),
+                "python": f.python,
             })
         })
         .collect();
@@ -157,7 +176,13 @@ pub fn peers(s: &Snapshot) -> String {
     }
     s.peers
         .iter()
-        .map(|p| p.addr.to_string())
+        .map(|p| {
+            if p.python {
+                format!("{}  (python)", p.addr)
+            } else {
+                p.addr.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -182,9 +207,12 @@ pub fn peers_verbose(s: &Snapshot) -> String {
     let ifaces = lan_interfaces();
     s.peers
         .iter()
-        .map(|p| match interface_of(&ifaces, p.addr.ip()) {
-            Some(i) => format!("{}  (on {i})", p.addr),
-            None => format!("{}  (routed)", p.addr),
+        .map(|p| {
+            let kind = if p.python { ", python" } else { "" };
+            match interface_of(&ifaces, p.addr.ip()) {
+                Some(i) => format!("{}  (on {i}{kind})", p.addr),
+                None => format!("{}  (routed{kind})", p.addr),
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -280,6 +308,7 @@ pub fn peers_json(s: &Snapshot) -> String {
                 "id": hex(&p.id.0),
                 "files": p.files,
                 "interface": interface_of(&ifaces, p.addr.ip()),
+                "python": p.python,
             })
         })
         .collect();

@@ -67,8 +67,14 @@ fn main() {
             },
         ],
         rejected: 0,
+        origin: None,
     };
     write(&dir, &py.encode());
+    let ours = LegacyAnnounce {
+        origin: Some(PeerId([5; 16])),
+        ..py
+    };
+    write(&dir, &ours.encode());
     write(&dir, br#"{"type": "P2P_PEER_DISCOVERY", "port": 10000, "files": {}}"#);
     write(&dir, br#"{"type": "P2P_PEER_DISCOVERY", "port": 1, "files": {"a b": {"total_chunks": -1, "filehash": "AB"}}}"#);
     let req = LegacyRequest {

@@ -7,6 +7,7 @@
 //!   (requestable names, 64-hex hashes, bounded counts) and re-encodes to the same value.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use p2pshare_proto::PeerId;
 use p2pshare_proto::wire::legacy::{
     LEGACY_SEND_LIMIT, LegacyAnnounce, LegacyFile, LegacyRequest, MAX_LEGACY_CHUNKS,
     MAX_LEGACY_FILES, MAX_REPLY, PY_CHUNK, ReplyError, decode_reply, encode_reply, is_requestable,
@@ -33,10 +34,12 @@ fn announce(max: usize) -> impl Strategy<Value = LegacyAnnounce> {
     (
         1..=u16::MAX,
         prop::collection::btree_map(name(), file(), 0..max),
+        prop::option::of(any::<[u8; 16]>()),
     )
-        .prop_map(|(port, m)| {
+        .prop_map(|(port, m, origin)| {
             LegacyAnnounce {
                 port,
+                origin: origin.map(PeerId),
                 // Distinct names, sorted: what decode yields.
                 files: m
                     .into_iter()

@@ -14,6 +14,7 @@ mod config;
 mod fetch;
 mod io;
 mod links;
+mod python;
 mod serve;
 mod views;
 
@@ -86,6 +87,8 @@ pub struct Node {
     rng: Rng,
     now: Instant,
     discovery: Discovery,
+    /// The original Python peers we hear (issue 16).
+    python: crate::python::PythonPeers,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
@@ -131,6 +134,7 @@ impl Node {
             rng: Rng::new(cfg.seed),
             now,
             discovery,
+            python: crate::python::PythonPeers::default(),
             local: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
@@ -173,7 +177,9 @@ impl Node {
                 files: self.remote.get(&p.id).map(<[_]>::len),
                 last_seen: p.last_seen,
                 confirmed: p.is_confirmed(),
+                python: false,
             })
+            .chain(self.python_peer_views())
             .collect()
     }
 
@@ -207,6 +213,7 @@ impl Node {
                     names: vec![f.name.clone()],
                     holders: vec![peer],
                     local: self.local.contains_key(&f.content),
+                    python: false,
                 }),
             }
         }
@@ -214,6 +221,7 @@ impl Node {
             r.holders.sort_unstable();
             r.holders.dedup();
         }
+        out.extend(self.python_remote_files());
         out
     }
 
@@ -398,6 +406,7 @@ impl Node {
         if self.discovery.handle_timeout(now, &mut self.rng) {
             self.announce(false);
         }
+        self.python_timers(now);
         self.drain_discovery(now);
         self.session_timers(now);
         self.link_timers(now);
@@ -431,6 +440,7 @@ impl Node {
         let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
         let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
+            .chain(self.python.poll_timeout())
             .chain(sessions)
             .chain(links)
             .chain(statics)
@@ -458,10 +468,16 @@ impl Node {
                 data: data.clone(),
             }));
         }
+        if !bye && let Some(json) = self.python_announcement(self.now) {
+            self.send_python_announcement(json);
+        }
     }
 
     fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         use crate::wire::DatagramError as E;
+        if crate::wire::legacy::looks_legacy(data) {
+            return self.on_legacy_datagram(now, from, data);
+        }
         match Announce::decode(data) {
             Ok(a) => self.discovery.heard(now, &a, from),
             Err(E::Foreign) => self.stats.datagrams_foreign += 1,

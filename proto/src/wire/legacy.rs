@@ -16,13 +16,16 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::ids::{Digest, hex, sha256};
+use crate::ids::{Digest, PeerId, hex, sha256};
 use crate::name::check_name;
 
 /// Bytes in a Python chunk.
 pub const PY_CHUNK: usize = 1024;
 /// The `type` of a Python announcement.
 const DISCOVERY_TYPE: &str = "P2P_PEER_DISCOVERY";
+/// The extra key a p2pshare peer adds to its Python announcement (see
+/// [`LegacyAnnounce::origin`]).
+const ORIGIN_KEY: &str = "p2pshare";
 /// Largest Python datagram accepted: the largest UDP payload (the Python peer reads up to
 /// 64 KiB and sends all its files in one datagram).
 pub const MAX_LEGACY_DATAGRAM: usize = 65_507;
@@ -71,6 +74,10 @@ pub struct LegacyAnnounce {
     /// File entries dropped for breaking a rule (name, hash, chunk count, or past
     /// [`MAX_LEGACY_FILES`]).
     pub rejected: u32,
+    /// Set by a p2pshare peer (an extra `"p2pshare": "<peer id>"` key, which the Python
+    /// program ignores): the announcement is one of ours, heard natively, and its hashes tell
+    /// which native content a Python peer's file is.
+    pub origin: Option<PeerId>,
 }
 
 /// Why a Python datagram was dropped whole.
@@ -174,6 +181,14 @@ impl LegacyAnnounce {
             }
             Some(_) => return Err(LegacyError::Malformed),
         }
+        let origin = match obj.get(ORIGIN_KEY) {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(PeerId::from_hex)
+                    .ok_or(LegacyError::Malformed)?,
+            ),
+        };
         // serde_json's map keeps one value per key, sorted by key: names are distinct and sorted.
         files.sort_by(|a, b| a.name.cmp(&b.name));
         files.dedup_by(|a, b| a.name == b.name);
@@ -181,6 +196,7 @@ impl LegacyAnnounce {
             port,
             files,
             rejected,
+            origin,
         })
     }
 
@@ -193,6 +209,11 @@ impl LegacyAnnounce {
             self.port
         );
         let mut out = head.into_bytes();
+        // The origin goes last, after the files: written now, its room kept.
+        let tail = match self.origin {
+            Some(p) => format!("}}, \"{ORIGIN_KEY}\": \"{}\"}}", p.to_hex()),
+            None => "}}".to_owned(),
+        };
         let mut first = true;
         let mut taken = 0;
         for f in &self.files {
@@ -210,15 +231,14 @@ impl LegacyAnnounce {
                 f.total_chunks,
                 hex(&f.file_hash)
             );
-            // Room for the two closing braces.
-            if out.len() + entry.len() + 2 > LEGACY_SEND_LIMIT {
+            if out.len() + entry.len() + tail.len() > LEGACY_SEND_LIMIT {
                 break;
             }
             out.extend_from_slice(entry.as_bytes());
             first = false;
             taken += 1;
         }
-        out.extend_from_slice(b"}}");
+        out.extend_from_slice(tail.as_bytes());
         out
     }
 }
@@ -441,11 +461,13 @@ mod tests {
             port: 10000,
             files,
             rejected: 0,
+            origin: Some(PeerId([3; 16])),
         };
         let d = a.encode();
         assert!(d.len() <= LEGACY_SEND_LIMIT);
         let back = LegacyAnnounce::decode(&d).unwrap();
         assert!(back.files.len() > 500, "{}", back.files.len());
+        assert_eq!(back.origin, a.origin);
         assert_eq!(back.files[..], a.files[..back.files.len()]);
     }
 
