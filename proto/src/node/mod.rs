@@ -14,6 +14,7 @@ mod config;
 mod fetch;
 mod io;
 mod links;
+mod pyfetch;
 mod python;
 mod serve;
 mod views;
@@ -89,6 +90,9 @@ pub struct Node {
     discovery: Discovery,
     /// The original Python peers we hear (issue 16).
     python: crate::python::PythonPeers,
+    /// Downloads from Python peers, and their chunk connections.
+    py_downloads: BTreeMap<ContentId, crate::pyfetch::PyDownload>,
+    py_conns: BTreeMap<ConnId, pyfetch::PyConn>,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
@@ -135,6 +139,8 @@ impl Node {
             now,
             discovery,
             python: crate::python::PythonPeers::default(),
+            py_downloads: BTreeMap::new(),
+            py_conns: BTreeMap::new(),
             local: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
@@ -253,6 +259,7 @@ impl Node {
                 peers: d.usable_peers().count(),
                 rejected: d.counters().rejected,
             })
+            .chain(self.py_download_views())
             .collect()
     }
 
@@ -312,6 +319,9 @@ impl Node {
         for d in self.downloads.values() {
             d.check_invariants()?;
         }
+        for d in self.py_downloads.values() {
+            d.check_invariants()?;
+        }
         if self.sessions.len() > self.cfg.max_connections {
             return Err(format!("{} sessions over the limit", self.sessions.len()));
         }
@@ -332,6 +342,10 @@ impl Node {
         if self.shut_down {
             return;
         }
+        let Some(input) = self.python_input(now, input) else {
+            self.drain_discovery(now);
+            return;
+        };
         match input {
             Input::Datagram { from, data } => self.on_datagram(now, from, &data),
             Input::Connected { conn } => self.on_connected(now, conn),
@@ -390,7 +404,9 @@ impl Node {
     /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
     pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.now = self.now.max(now);
-        if !self.shut_down {
+        if self.py_conns.contains_key(&conn) {
+            self.py_received(self.now, conn, data);
+        } else if !self.shut_down {
             self.on_received(self.now, conn, data);
             self.drain_discovery(self.now);
         }
@@ -407,6 +423,7 @@ impl Node {
             self.announce(false);
         }
         self.python_timers(now);
+        self.py_fetch_timers(now);
         self.drain_discovery(now);
         self.session_timers(now);
         self.link_timers(now);
@@ -441,6 +458,7 @@ impl Node {
         let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
             .chain(self.python.poll_timeout())
+            .chain(self.py_fetch_deadline())
             .chain(sessions)
             .chain(links)
             .chain(statics)
@@ -580,6 +598,7 @@ impl Node {
                 .push_back(Output::Disk(DiskOp::ClosePartial { content: c }));
         }
         self.downloads.clear();
+        self.py_shutdown();
         self.shut_down = true;
     }
 }

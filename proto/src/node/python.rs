@@ -40,8 +40,9 @@ impl Node {
             Heard::New(peer) => {
                 self.out
                     .push_back(Output::Event(Event::PeerFound { peer, addr }));
+                self.py_holders_heard(now, addr);
             }
-            Heard::Again(_) => {}
+            Heard::Again(_) => self.py_holders_heard(now, addr),
             Heard::Native => {}
             Heard::Full => self.stats.python_peers_full += 1,
         }
@@ -58,6 +59,7 @@ impl Node {
                 peer: p.id,
                 addr: p.addr,
             }));
+            self.py_holder_lost(now, p.addr);
         }
     }
 
