@@ -52,6 +52,9 @@ pub fn stats(s: &Stats) -> String {
         python_datagrams_dropped,
         python_files_rejected,
         python_peers_full,
+        python_requests_malformed,
+        python_requests_refused,
+        python_chunks_served,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -70,7 +73,10 @@ pub fn stats(s: &Stats) -> String {
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired} \
          python_datagrams_dropped={python_datagrams_dropped} \
-         python_files_rejected={python_files_rejected} python_peers_full={python_peers_full}"
+         python_files_rejected={python_files_rejected} python_peers_full={python_peers_full} \
+         python_requests_malformed={python_requests_malformed} \
+         python_requests_refused={python_requests_refused} \
+         python_chunks_served={python_chunks_served}"
     )
 }
 

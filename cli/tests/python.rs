@@ -270,3 +270,139 @@ fn a_file_on_both_kinds_is_listed_once_and_fetched_natively_mio() {
 fn a_file_on_both_kinds_is_listed_once_and_fetched_natively_smol() {
     mixed(3, "smol");
 }
+
+/// Waits until the fake heard `name` in a p2pshare JSON announcement.
+fn heard(py: &FakePython, name: &str) -> (u64, String, SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(f) = py.heard.lock().unwrap().get(name) {
+            return f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never announced to Python peers"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn serves_python(n: u16, runtime: &str) {
+    let d = dport(n);
+    let small = data(10 * 1024 + 3, 5);
+    let big = data(1 << 20, 6);
+    let s = Serve::start(
+        d,
+        0,
+        &[
+            ("small.txt", &small),
+            ("big.bin", &big),
+            ("has space.txt", b"x"),
+        ],
+        runtime,
+    );
+    // A Python peer is heard: from then on the seeder announces in JSON too.
+    let py = FakePython::start(
+        "127.0.0.1",
+        bcast(d),
+        &[("mine.txt", b"python's own")],
+        Lie::Honest,
+        Duration::from_millis(300),
+        Some(d),
+    );
+    let (chunks, hash, at) = heard(&py, "small.txt");
+    assert_eq!(
+        (chunks, hash.as_str()),
+        (11, fake_python::sha(&small).as_str())
+    );
+    assert!(
+        !py.heard.lock().unwrap().contains_key("has space.txt"),
+        "a name Python cannot ask for"
+    );
+    assert_eq!(
+        fake_python::fetch_file(at, "small.txt", chunks).unwrap(),
+        small
+    );
+
+    // 1 MiB the Python way: 1,024 connections opened at once, far past the per-IP budget; the
+    // burst waits to be served instead of being reset.
+    let (chunks, hash, at) = heard(&py, "big.bin");
+    assert_eq!(
+        (chunks, hash.as_str()),
+        (1024, fake_python::sha(&big).as_str())
+    );
+    let start = Instant::now();
+    let got = fake_python::fetch_file(at, "big.bin", chunks).expect("a chunk failed 5 times");
+    assert!(got == big, "1 MiB differs");
+    eprintln!("1 MiB the Python way from {runtime}: {:?}", start.elapsed());
+
+    // Malformed, unknown, a path, a chunk past the end: closed without a byte.
+    for bad in [
+        "chunk ../small.txt 1",
+        "chunk nothing.txt 1",
+        "chunk small.txt 12",
+        "chunk small.txt 0",
+    ] {
+        let mut c = std::net::TcpStream::connect(at).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut c, bad.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut c, &mut got);
+        assert!(got.is_empty(), "{bad:?} was answered {} bytes", got.len());
+    }
+    drop((s, py));
+}
+
+#[test]
+fn python_peers_fetch_from_us_mio() {
+    serves_python(4, "mio");
+}
+
+#[test]
+fn python_peers_fetch_from_us_smol() {
+    serves_python(5, "smol");
+}
+
+/// The download rate from one and from two fake Python peers, for a 10 MiB file (printed;
+/// run with `P2PSHARE_PY_RATE=1 cargo test --release -p p2pshare --test python rate --
+/// --nocapture`). Skipped otherwise: it measures, it does not check more than the others.
+#[test]
+fn rate_from_python_peers_10_mib() {
+    if std::env::var_os("P2PSHARE_PY_RATE").is_none() {
+        return;
+    }
+    let file = data(10 << 20, 77);
+    for (k, holders) in [(6, 1), (7, 2)] {
+        let d = dport(k);
+        let every = Duration::from_millis(300);
+        let fakes: Vec<FakePython> = (0..holders)
+            .map(|_| {
+                FakePython::start(
+                    "127.0.0.1",
+                    bcast(d),
+                    &[("ten.bin", &file)],
+                    Lie::Honest,
+                    every,
+                    None,
+                )
+            })
+            .collect();
+        for runtime in ["mio", "smol"] {
+            let dl = tempfile::tempdir().unwrap();
+            let start = Instant::now();
+            let out = get(d, dl.path(), runtime, "ten.bin");
+            let secs = start.elapsed().as_secs_f64();
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(std::fs::read(dl.path().join("dl_ten.bin")).unwrap() == file);
+            let line = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            eprintln!(
+                "10 MiB from {holders} fake Python peer(s), {runtime}: {secs:.2} s for the whole get ({:.1} MB/s); {line}",
+                10.0 * 1.048_576 / secs
+            );
+        }
+        drop(fakes);
+    }
+}

@@ -396,6 +396,12 @@ impl Driver {
         conn
     }
 
+    /// After [`Driver::accept`] refused `remote`: true when the node may take it once a
+    /// connection from its address ends (see [`crate::parked`]).
+    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
+        self.node.accept_later(remote)
+    }
+
     /// Feeds bytes received on a connection, from the runtime's own buffer.
     pub fn received(&mut self, conn: ConnId, data: &[u8]) {
         self.node.handle_received(Instant::now(), conn, data);

@@ -112,3 +112,13 @@ pub const PY_CHUNK_DEADLINE: Duration = Duration::from_secs(5);
 /// Failed chunk attempts at one Python peer after which it is no longer asked for that file
 /// (a hash mismatch counts at once: it lied).
 pub const PY_MAX_FAILURES: u32 = 3;
+/// Accepted connections a runtime holds, unread, while their address's share of the
+/// connection budget is spent (a Python downloader's burst: one connection per chunk, all
+/// at once): a 1 MiB file from each of a few Python peers at once.
+pub const MAX_PARKED: usize = 4096;
+/// Longest a held connection waits: a Python downloader gives up on a reply after 5 s.
+pub const PARK_FOR: Duration = Duration::from_secs(5);
+/// How long an accepted connection waits for its first bytes before we send our hello: a
+/// Python downloader sends its request at once and must get nothing but the answer; our own
+/// peers send their hello at once too; a client that waits for ours gets it this late.
+pub const PY_SNIFF: Duration = Duration::from_millis(100);

@@ -132,3 +132,101 @@ fn bad_datagrams_are_counted_and_ours_are_ignored() {
     assert!(n.peers().is_empty());
     assert!(n.remote_files().is_empty());
 }
+
+/// What the node asks the runtime to do on `conn` now, in order.
+fn ops(n: &mut Node) -> Vec<Output> {
+    std::iter::from_fn(|| n.poll_output()).collect()
+}
+
+#[test]
+fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
+    use p2pshare_proto::wire::PREAMBLE;
+    use p2pshare_proto::wire::legacy::{decode_reply, encode_reply};
+    use p2pshare_proto::{DiskOp, LocalFile, Manifest, ReadSource};
+    let t0 = epoch::test_epoch();
+    let mut n = node(t0);
+    let file: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let manifest = Manifest::of_bytes(&file);
+    n.handle_input(
+        t0,
+        Input::CatalogChanged {
+            files: vec![LocalFile {
+                name: "a.txt".into(),
+                manifest,
+            }],
+        },
+    );
+    ops(&mut n);
+    let remote: SocketAddr = "10.0.0.7:40000".parse().unwrap();
+
+    // A Python request, cut in two: no hello, one read of chunk 3 (the last 952 bytes).
+    let conn = n.accept(t0, remote).unwrap();
+    assert!(
+        ops(&mut n).is_empty(),
+        "nothing said before the first bytes"
+    );
+    n.handle_received(t0, conn, b"chu");
+    assert!(ops(&mut n).is_empty());
+    n.handle_received(t0, conn, b"nk a.txt 3");
+    let read = match ops(&mut n).as_slice() {
+        [
+            Output::Disk(DiskOp::Read {
+                read,
+                source: ReadSource::Shared(_),
+                offset: 2048,
+                len: 952,
+            }),
+        ] => *read,
+        other => panic!("{other:?}"),
+    };
+    n.handle_input(
+        t0,
+        Input::ReadDone {
+            read,
+            result: Ok(file[2048..].to_vec()),
+        },
+    );
+    match ops(&mut n).as_slice() {
+        [Output::Net(NetOp::Send { conn: c, data })] => {
+            assert_eq!(*c, conn);
+            assert_eq!(data, &encode_reply(&file[2048..]));
+            assert_eq!(decode_reply(data), Ok(&file[2048..]));
+        }
+        other => panic!("{other:?}"),
+    }
+    n.handle_input(t0, Input::Flushed { conn });
+    assert_eq!(ops(&mut n), [Output::Net(NetOp::Close { conn })]);
+    assert_eq!(n.stats().python_chunks_served, 1);
+
+    // A path, an unknown name, a chunk past the end: closed without a byte, counted.
+    for bad in [&b"chunk ../a.txt 1"[..], b"chunk b.txt 1", b"chunk a.txt 4"] {
+        let conn = n.accept(t0, remote).unwrap();
+        n.handle_received(t0, conn, bad);
+        assert_eq!(ops(&mut n), [Output::Net(NetOp::Close { conn })], "{bad:?}");
+    }
+    let s = n.stats();
+    assert_eq!(
+        (s.python_requests_malformed, s.python_requests_refused),
+        (1, 2)
+    );
+
+    // Ours: the hello goes out on the first bytes; a silent client gets it after PY_SNIFF.
+    let conn = n.accept(t0, remote).unwrap();
+    n.handle_received(t0, conn, PREAMBLE);
+    let said = ops(&mut n);
+    assert!(
+        matches!(said.as_slice(), [Output::Net(NetOp::Send { data, .. }), ..] if data.starts_with(PREAMBLE)),
+        "{said:?}"
+    );
+    let conn = n.accept(t0, remote).unwrap();
+    assert!(ops(&mut n).is_empty());
+    let t = n.poll_timeout().unwrap();
+    assert!(t <= t0 + p2pshare_proto::budget::PY_SNIFF);
+    n.handle_timeout(t0 + p2pshare_proto::budget::PY_SNIFF);
+    let said = ops(&mut n);
+    assert!(
+        said.iter().any(|o| matches!(o, Output::Net(NetOp::Send { conn: c, data }) if *c == conn && data.starts_with(PREAMBLE))),
+        "{said:?}"
+    );
+    assert!(n.poll_timeout().unwrap() > t0 + p2pshare_proto::budget::PY_SNIFF);
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
+use p2pshare_host::parked::Parked;
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
 use p2pshare_proto::{ConnId, Input};
 
@@ -68,6 +69,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             next_token: FIRST_CONN,
             buf: vec![0; READ_BUF],
             unread: VecDeque::new(),
+            parked: Parked::default(),
         }
         .run();
     })
@@ -95,6 +97,8 @@ struct Loop {
     buf: Vec<u8>,
     /// Connections left readable when their turn ended.
     unread: VecDeque<ConnId>,
+    /// Accepted connections waiting for their address's budget (a Python burst).
+    parked: Parked<TcpStream>,
 }
 
 impl Loop {
@@ -103,6 +107,7 @@ impl Loop {
         self.driver.poll_channels();
         loop {
             self.perform();
+            self.unpark();
             if self.driver.is_stopped() {
                 return;
             }
@@ -211,6 +216,7 @@ impl Loop {
                     let _ = stream.set_nodelay(true);
                     // The node names the connection, or refuses it (the stream is dropped).
                     let Some(conn) = self.driver.accept(remote) else {
+                        self.parked.offer(&self.driver, stream, remote);
                         continue;
                     };
                     if !self.register(conn, stream, false) {
@@ -331,7 +337,21 @@ impl Loop {
         self.driver.input(why);
     }
 
+    /// Registers the held connections the node takes now that a connection ended.
+    fn unpark(&mut self) {
+        if self.parked.is_empty() {
+            return;
+        }
+        for (stream, conn) in self.parked.retry(&mut self.driver) {
+            if !self.register(conn, stream, false) {
+                self.driver.input(Input::Closed { conn });
+            }
+        }
+        self.perform();
+    }
+
     fn drop_conn(&mut self, conn: ConnId) {
+        self.parked.freed();
         if let Some(mut c) = self.conns.remove(&conn) {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.tokens.remove(&c.token);

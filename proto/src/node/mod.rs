@@ -15,6 +15,7 @@ mod fetch;
 mod io;
 mod links;
 mod pyfetch;
+mod pyserve;
 mod python;
 mod serve;
 mod views;
@@ -93,6 +94,11 @@ pub struct Node {
     /// Downloads from Python peers, and their chunk connections.
     py_downloads: BTreeMap<ContentId, crate::pyfetch::PyDownload>,
     py_conns: BTreeMap<ConnId, pyfetch::PyConn>,
+    /// Accepted connections whose first bytes have not said yet whether they are ours or a
+    /// Python request; Python requests being served, and their reads.
+    undecided: BTreeMap<ConnId, (Vec<u8>, Instant)>,
+    py_serving: BTreeMap<ConnId, pyserve::PyServe>,
+    py_reads: BTreeMap<ReadId, ConnId>,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
@@ -141,6 +147,9 @@ impl Node {
             python: crate::python::PythonPeers::default(),
             py_downloads: BTreeMap::new(),
             py_conns: BTreeMap::new(),
+            undecided: BTreeMap::new(),
+            py_serving: BTreeMap::new(),
+            py_reads: BTreeMap::new(),
             local: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
@@ -400,12 +409,24 @@ impl Node {
         conn
     }
 
+    /// After [`Node::accept`] refused a connection from `remote`: true when only its address's
+    /// share of the connection budget is spent (a burst of Python chunk requests does this):
+    /// then the runtime may hold the socket unread and offer it again to `accept` when a
+    /// connection ends, instead of dropping it.
+    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
+        !self.shut_down
+            && self.sessions.len() + self.py_serving.len() < self.cfg.max_connections
+            && self.accepted_from(remote.ip()) >= self.cfg.max_connections_per_ip
+    }
+
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that
     /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
     pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.now = self.now.max(now);
         if self.py_conns.contains_key(&conn) {
             self.py_received(self.now, conn, data);
+        } else if self.py_serving.contains_key(&conn) {
+            self.py_serve_received(conn, data);
         } else if !self.shut_down {
             self.on_received(self.now, conn, data);
             self.drain_discovery(self.now);
@@ -424,6 +445,8 @@ impl Node {
         }
         self.python_timers(now);
         self.py_fetch_timers(now);
+        self.py_serve_timers(now);
+        self.py_sniff_timers(now);
         self.drain_discovery(now);
         self.session_timers(now);
         self.link_timers(now);
@@ -459,6 +482,8 @@ impl Node {
         std::iter::once(self.discovery.poll_timeout())
             .chain(self.python.poll_timeout())
             .chain(self.py_fetch_deadline())
+            .chain(self.py_serve_deadline())
+            .chain(self.undecided.values().map(|u| u.1).min())
             .chain(sessions)
             .chain(links)
             .chain(statics)

@@ -71,6 +71,7 @@ impl Node {
     /// Routes an input that belongs to a Python chunk connection or download; gives back
     /// every other input.
     pub(super) fn python_input(&mut self, now: Instant, input: Input) -> Option<Input> {
+        let input = self.py_serve_input(input)?;
         match input {
             Input::Connected { conn } if self.py_conns.contains_key(&conn) => {
                 if let Some(c) = self.py_conns.get(&conn) {
@@ -426,6 +427,11 @@ impl Node {
 
     /// Shutdown: every chunk connection closed, every partial file closed (kept for resume).
     pub(super) fn py_shutdown(&mut self) {
+        for conn in std::mem::take(&mut self.py_serving).into_keys() {
+            self.out.push_back(Output::Net(NetOp::Close { conn }));
+        }
+        self.py_reads.clear();
+        self.undecided.clear();
         for conn in std::mem::take(&mut self.py_conns).into_keys() {
             self.out.push_back(Output::Net(NetOp::Close { conn }));
         }

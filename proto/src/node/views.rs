@@ -135,4 +135,10 @@ pub struct Stats {
     pub python_files_rejected: u64,
     /// New Python peers ignored because their table (or their address's share) was full.
     pub python_peers_full: u64,
+    /// Python requests closed as malformed (not `chunk NAME N`, too long, or too slow).
+    pub python_requests_malformed: u64,
+    /// Python requests closed unanswered: a name we do not share, or a chunk past its end.
+    pub python_requests_refused: u64,
+    /// Chunks served to Python peers.
+    pub python_chunks_served: u64,
 }
