@@ -110,8 +110,8 @@ pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
 /// How a view of the LAN is printed.
 type Render = fn(&Snapshot) -> String;
 
-/// Runs a looking-only peer for `wait` seconds (and, if it saw nothing by `empty`, until
-/// [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN) has passed), then prints what it saw as
+/// Runs a looking-only peer for `wait` seconds (and, if it saw nothing by `empty` or heard of
+/// Python peers, until [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN) has passed), then prints what it saw as
 /// `text` renders it, or with `json` as `as_json` does.
 fn observe(
     opts: &Opts,
@@ -131,10 +131,10 @@ fn observe(
     let started = Instant::now();
     std::thread::sleep(wait);
     let mut snap = handle.snapshot().map_err(|e| e.to_string())?;
-    // Python peers do not answer a newcomer: before saying there is nothing, listen for one of
-    // their intervals.
+    // Python peers do not answer a newcomer: before saying there is nothing, or when the LAN
+    // has Python peers, listen for one of their intervals.
     let py_listen = p2pshare_proto::budget::PY_LISTEN;
-    if empty(&snap) && started.elapsed() < py_listen {
+    if (empty(&snap) || snap.python_around) && started.elapsed() < py_listen {
         std::thread::sleep(py_listen - started.elapsed());
         snap = handle.snapshot().map_err(|e| e.to_string())?;
     }

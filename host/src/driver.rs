@@ -379,6 +379,7 @@ impl Driver {
             scanned: self.scanned,
             settled: self.node.is_settled(Instant::now()),
             answered: self.node.has_been_answered(Instant::now()),
+            python_around: self.node.python_around(),
         }
     }
 

@@ -151,6 +151,12 @@ impl PythonPeers {
             .is_some_and(|t| now.saturating_duration_since(t) < PY_RECENT)
     }
 
+    /// True when a Python peer, or a p2pshare peer's JSON announcement (sent only while it
+    /// hears Python peers), is in the table.
+    pub fn any(&self) -> bool {
+        !self.peers.is_empty() || !self.vouched.is_empty()
+    }
+
     /// Every Python peer, by address.
     pub fn peers(&self) -> impl Iterator<Item = &PyPeer> {
         self.peers.values()

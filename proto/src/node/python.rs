@@ -100,6 +100,12 @@ impl Node {
         }
     }
 
+    /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare peer
+    /// announces to them. They announce only every 5 s, so a one-shot view listens that long.
+    pub fn python_around(&self) -> bool {
+        self.python.any()
+    }
+
     /// The Python peers, for [`Node::peers`].
     pub(super) fn python_peer_views(&self) -> impl Iterator<Item = PeerView> + '_ {
         self.python.peers().map(|p| PeerView {
