@@ -56,10 +56,12 @@ impl FakePython {
     ) -> FakePython {
         let listener = TcpListener::bind((ip, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
-        let files: BTreeMap<String, Vec<u8>> = files
-            .iter()
-            .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
-            .collect();
+        let files: Arc<BTreeMap<String, Vec<u8>>> = Arc::new(
+            files
+                .iter()
+                .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
+                .collect(),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
         let heard = Arc::new(Mutex::new(BTreeMap::new()));
@@ -133,6 +135,7 @@ impl FakePython {
         }
 
         let (s, n) = (stop.clone(), served.clone());
+        let lie = Arc::new(lie);
         std::thread::spawn(move || {
             // Blocking, as main.py's; Drop wakes it with a connection of its own.
             while let Ok((conn, _)) = listener.accept() {

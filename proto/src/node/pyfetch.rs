@@ -20,6 +20,9 @@ use crate::python::peer_id_of;
 use crate::session::ConnId;
 use crate::wire::legacy::{LegacyRequest, MAX_REPLY, decode_reply};
 
+/// Chunks written between two progress events.
+const PROGRESS_EVERY: u32 = 1024;
+
 /// One chunk connection to a Python peer.
 #[derive(Debug)]
 pub(super) struct PyConn {
@@ -212,12 +215,15 @@ impl Node {
         let all = d.on_written(index);
         let (done, total) = (d.written_bytes(), d.size().unwrap_or(d.max_size()));
         let peers = d.holders().values().filter(|h| h.in_flight > 0).count();
-        self.out.push_back(Output::Event(Event::Progress {
-            content,
-            done,
-            total,
-            peers,
-        }));
+        // One progress event per MiB (a native chunk's worth), not per 1 KiB chunk.
+        if all || d.written_chunks().is_multiple_of(PROGRESS_EVERY) {
+            self.out.push_back(Output::Event(Event::Progress {
+                content,
+                done,
+                total,
+                peers,
+            }));
+        }
         if all {
             self.py_finish(content);
         } else {
