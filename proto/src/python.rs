@@ -38,6 +38,13 @@ pub fn content_id_of(file_hash: &Digest, total_chunks: u64) -> ContentId {
     ContentId(sha256(&buf))
 }
 
+fn contents_of(files: &[LegacyFile]) -> Vec<ContentId> {
+    files
+        .iter()
+        .map(|f| content_id_of(&f.file_hash, f.total_chunks))
+        .collect()
+}
+
 /// A Python peer in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PyPeer {
@@ -47,6 +54,8 @@ pub struct PyPeer {
     pub addr: SocketAddr,
     /// Its files, from its last announcement.
     pub files: Vec<LegacyFile>,
+    /// Their content ids ([`content_id_of`]), in the same order, computed once.
+    contents: Vec<ContentId>,
     /// When we last heard it.
     pub last_seen: Instant,
 }
@@ -101,6 +110,7 @@ impl PythonPeers {
         let addr = SocketAddr::new(from.ip(), a.port);
         self.last_heard = Some(now);
         if let Some(p) = self.peers.get_mut(&addr) {
+            p.contents = contents_of(&a.files);
             p.files = a.files;
             p.last_seen = now;
             return Heard::Again(p.id);
@@ -115,6 +125,7 @@ impl PythonPeers {
             PyPeer {
                 id,
                 addr,
+                contents: contents_of(&a.files),
                 files: a.files,
                 last_seen: now,
             },
@@ -184,8 +195,9 @@ impl PythonPeers {
             .flat_map(|p| {
                 p.files
                     .iter()
-                    .filter(|f| content_id_of(&f.file_hash, f.total_chunks) == *content)
-                    .map(move |f| (p.addr, f))
+                    .zip(&p.contents)
+                    .filter(|(_, c)| *c == content)
+                    .map(move |(f, _)| (p.addr, f))
             })
             .collect()
     }

@@ -302,22 +302,20 @@ impl Node {
         if d.phase() != PyPhase::Running {
             return;
         }
-        let name = self
+        // Each holder is asked under the name it lists the file as (one it no longer lists:
+        // under the download's name).
+        let names: std::collections::BTreeMap<SocketAddr, String> = self
             .python
             .holders(&content)
-            .first()
-            .map(|(_, f)| f.name.clone());
+            .into_iter()
+            .map(|(a, f)| (a, f.name.clone()))
+            .collect();
         while let Some((addr, index)) = d.next_request() {
             let conn = ConnId(self.next_conn);
             self.next_conn += 1;
-            // Ask each holder under the name it lists the file as.
-            let asked = self
-                .python
-                .holders(&content)
-                .into_iter()
-                .find(|(a, _)| *a == addr)
-                .map(|(_, f)| f.name.clone())
-                .or_else(|| name.clone())
+            let asked = names
+                .get(&addr)
+                .cloned()
                 .unwrap_or_else(|| d.name().to_owned());
             self.py_conns.insert(
                 conn,
