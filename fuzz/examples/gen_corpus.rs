@@ -75,7 +75,10 @@ fn main() {
         ..py
     };
     write(&dir, &ours.encode());
-    write(&dir, br#"{"type": "P2P_PEER_DISCOVERY", "port": 10000, "files": {}}"#);
+    write(
+        &dir,
+        br#"{"type": "P2P_PEER_DISCOVERY", "port": 10000, "files": {}}"#,
+    );
     write(&dir, br#"{"type": "P2P_PEER_DISCOVERY", "port": 1, "files": {"a b": {"total_chunks": -1, "filehash": "AB"}}}"#);
     let req = LegacyRequest {
         name: "a.txt".into(),
