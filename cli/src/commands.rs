@@ -108,16 +108,20 @@ pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
     }
 }
 
-/// Runs a looking-only peer for `wait` seconds, then prints what it saw as `text` renders it, or
-/// with `json` as `as_json` does.
+/// How a view of the LAN is printed.
+type Render<'a> = &'a dyn Fn(&Snapshot) -> String;
+
+/// Runs a looking-only peer for `wait` seconds (and, if it saw nothing by `empty` or heard of
+/// Python peers, until [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN) has passed), then prints what it saw as
+/// `text` renders it, or with `json` as `as_json` does.
 fn observe(
     opts: &Opts,
     port: Option<u16>,
     wait: f64,
     json: bool,
-    text: &dyn Fn(&Snapshot) -> String,
-    as_json: &dyn Fn(&Snapshot) -> String,
+    (text, as_json): (Render<'_>, Render<'_>),
     ask: Ask,
+    empty: fn(&Snapshot) -> bool,
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     // The running peer of the folder knows already: no need to listen.
@@ -125,8 +129,16 @@ fn observe(
         return print_view(stream, ask, json);
     }
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
+    let started = Instant::now();
     std::thread::sleep(wait);
-    let snap = handle.snapshot().map_err(|e| e.to_string())?;
+    let mut snap = handle.snapshot().map_err(|e| e.to_string())?;
+    // Python peers do not answer a newcomer: before saying there is nothing, or when the LAN
+    // has Python peers, listen for one of their intervals.
+    let py_listen = p2pshare_proto::budget::PY_LISTEN;
+    if (empty(&snap) || snap.python_around) && started.elapsed() < py_listen {
+        std::thread::sleep(py_listen - started.elapsed());
+        snap = handle.snapshot().map_err(|e| e.to_string())?;
+    }
     handle.shutdown();
     let render = if json { as_json } else { text };
     println!("{}", render(&snap));
@@ -148,9 +160,11 @@ pub fn list(
         port,
         wait,
         json,
-        &|s| format::list_under(s, f.as_deref(), all),
-        &|s| format::list_json_under(s, f.as_deref()),
+        (&|s| format::list_under(s, f.as_deref(), all), &|s| {
+            format::list_json_under(s, f.as_deref())
+        }),
         Ask::List { folder, all },
+        |s| s.remote.is_empty(),
     )
 }
 
@@ -198,9 +212,9 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
         port,
         wait,
         json,
-        &text,
-        &format::peers_json,
+        (&text, &format::peers_json),
         Ask::Peers,
+        |s| s.peers.is_empty(),
     )
 }
 

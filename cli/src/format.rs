@@ -52,6 +52,12 @@ pub fn stats(s: &Stats) -> String {
         claims_refused,
         chunks_served_partial,
         requests_spread,
+        python_datagrams_dropped,
+        python_files_rejected,
+        python_peers_full,
+        python_requests_malformed,
+        python_requests_refused,
+        python_chunks_served,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -69,7 +75,12 @@ pub fn stats(s: &Stats) -> String {
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired} claims_refused={claims_refused} \
-         chunks_served_partial={chunks_served_partial} requests_spread={requests_spread}"
+         chunks_served_partial={chunks_served_partial} requests_spread={requests_spread} \
+         python_datagrams_dropped={python_datagrams_dropped} \
+         python_files_rejected={python_files_rejected} python_peers_full={python_peers_full} \
+         python_requests_malformed={python_requests_malformed} \
+         python_requests_refused={python_requests_refused} \
+         python_chunks_served={python_chunks_served}"
     )
 }
 
@@ -148,12 +159,11 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
             .map(String::as_str)
             .filter(|n| here(n))
             .collect();
-        (
-            names_cell(&names),
-            size(f.size),
-            f.holders.len(),
-            f.content.short(),
-        )
+        let id = match f.python {
+            true => format!("{}  (python)", f.content.short()),
+            false => f.content.short(),
+        };
+        (names_cell(&names), list_size(f), f.holders.len(), id)
     });
     let cells: Vec<(String, String, usize, String)> =
         folder_cells.chain(file_cells).take(LIST_ROWS).collect();
@@ -173,6 +183,16 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
         ));
     }
     out
+}
+
+/// The SIZE cell: a Python peer's file shows its upper bound (it announces only its number of
+/// 1 KiB chunks), marked `≤`, and `(python)` after the id says who holds it.
+fn list_size(f: &p2pshare_proto::RemoteFile) -> String {
+    if f.python {
+        format!("≤{}", size(f.size))
+    } else {
+        size(f.size)
+    }
 }
 
 /// Most rows `list` prints: a peer can list hundreds of thousands of files, a terminal cannot
@@ -211,6 +231,7 @@ pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
                 "size": f.size,
                 "peers": f.holders.len(),
                 "content": f.content.to_hex(),
+                "python": f.python,
             })
         })
         .collect();
@@ -224,7 +245,13 @@ pub fn peers(s: &Snapshot) -> String {
     }
     s.peers
         .iter()
-        .map(|p| p.addr.to_string())
+        .map(|p| {
+            if p.python {
+                format!("{}  (python)", p.addr)
+            } else {
+                p.addr.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -249,9 +276,12 @@ pub fn peers_verbose(s: &Snapshot) -> String {
     let ifaces = lan_interfaces();
     s.peers
         .iter()
-        .map(|p| match interface_of(&ifaces, p.addr.ip()) {
-            Some(i) => format!("{}  (on {i})", p.addr),
-            None => format!("{}  (routed)", p.addr),
+        .map(|p| {
+            let kind = if p.python { ", python" } else { "" };
+            match interface_of(&ifaces, p.addr.ip()) {
+                Some(i) => format!("{}  (on {i}{kind})", p.addr),
+                None => format!("{}  (routed{kind})", p.addr),
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -347,6 +377,7 @@ pub fn peers_json(s: &Snapshot) -> String {
                 "id": hex(&p.id.0),
                 "files": p.files,
                 "interface": interface_of(&ifaces, p.addr.ip()),
+                "python": p.python,
             })
         })
         .collect();
@@ -390,6 +421,7 @@ mod tests {
                     names: names.iter().map(|n| n.to_string()).collect(),
                     holders: vec![p2pshare_proto::PeerId([1; 16])],
                     local: false,
+                    python: false,
                 })
                 .collect(),
             downloads: Vec::new(),
@@ -399,6 +431,7 @@ mod tests {
             scanned: true,
             settled: true,
             answered: true,
+            python_around: false,
         }
     }
 

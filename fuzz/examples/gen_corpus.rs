@@ -10,6 +10,7 @@ use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::wire::frame::{
     CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
 };
+use p2pshare_proto::wire::legacy::{LegacyAnnounce, LegacyFile, LegacyRequest, encode_reply};
 use p2pshare_proto::wire::{Announce, PREAMBLE};
 use p2pshare_proto::{ContentId, PeerId, hex, sha256};
 
@@ -48,6 +49,45 @@ fn main() {
     }
     write(&dir, br#"{"port": 10000, "files": ["a.txt"]}"#);
     write(&dir, b"P2PS\x02");
+
+    // decode_legacy: what the Python program sends (announcements, request lines, replies).
+    let dir = root.join("decode_legacy");
+    let py = LegacyAnnounce {
+        port: 10001,
+        files: vec![
+            LegacyFile {
+                name: "a.txt".into(),
+                total_chunks: 3,
+                file_hash: sha256(b"abc"),
+            },
+            LegacyFile {
+                name: "movie.bin".into(),
+                total_chunks: 70_000,
+                file_hash: [0xee; 32],
+            },
+        ],
+        rejected: 0,
+        origin: None,
+    };
+    write(&dir, &py.encode());
+    let ours = LegacyAnnounce {
+        origin: Some(PeerId([5; 16])),
+        ..py
+    };
+    write(&dir, &ours.encode());
+    write(
+        &dir,
+        br#"{"type": "P2P_PEER_DISCOVERY", "port": 10000, "files": {}}"#,
+    );
+    write(&dir, br#"{"type": "P2P_PEER_DISCOVERY", "port": 1, "files": {"a b": {"total_chunks": -1, "filehash": "AB"}}}"#);
+    let req = LegacyRequest {
+        name: "a.txt".into(),
+        index: 2,
+    };
+    write(&dir, &req.encode());
+    write(&dir, b"chunk a.txt");
+    write(&dir, &encode_reply(b"one chunk of bytes"));
+    write(&dir, &encode_reply(&[0x5a; 1024]));
 
     // decode_frames: flags (0x80: prepend the preamble; low bits: cuts), cuts, frames.
     let dir = root.join("decode_frames");

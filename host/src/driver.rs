@@ -387,6 +387,7 @@ impl Driver {
             scanned: self.scanned,
             settled: self.node.is_settled(Instant::now()),
             answered: self.node.has_been_answered(Instant::now()),
+            python_around: self.node.python_around(),
         }
     }
 
@@ -402,6 +403,12 @@ impl Driver {
         let conn = self.node.accept(Instant::now(), remote);
         self.process();
         conn
+    }
+
+    /// After [`Driver::accept`] refused `remote`: true when the node may take it once a
+    /// connection from its address ends (see [`crate::parked`]).
+    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
+        self.node.accept_later(remote)
     }
 
     /// Feeds bytes received on a connection, from the runtime's own buffer.

@@ -78,6 +78,9 @@ pub struct Snapshot {
     /// True once the peers had time to answer our first announcement
     /// (`Node::has_been_answered`).
     pub answered: bool,
+    /// True once a Python peer, or a p2pshare peer announcing to Python peers, was heard: the
+    /// LAN has Python peers, which announce only every 5 s (`Node::python_around`).
+    pub python_around: bool,
 }
 
 /// What the peer tells the CLI as it happens.

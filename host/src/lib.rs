@@ -28,6 +28,7 @@ pub mod interfaces;
 pub mod lock;
 pub mod nofollow;
 pub mod outbox;
+pub mod parked;
 pub mod scan;
 pub mod seed;
 pub mod sockets;

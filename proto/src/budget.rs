@@ -85,3 +85,40 @@ pub const CATALOG_NODE_BUDGET: usize = 64 << 20;
 pub fn entry_cost(e: &CatalogEntry) -> usize {
     e.name.len() + 128
 }
+
+/// How often the original Python program announces itself (fixed in its code).
+pub const PY_INTERVAL: Duration = Duration::from_secs(5);
+/// A Python peer silent this long is forgotten: 3½ of its intervals, as for our own peers.
+pub const PY_EXPIRY: Duration = Duration::from_millis(17_500);
+/// We announce to Python peers (in their JSON) only while one was heard this recently: a LAN
+/// without Python peers carries no extra traffic.
+pub const PY_RECENT: Duration = Duration::from_secs(600);
+/// How long a one-shot command listens for Python peers before it says nobody shares a file:
+/// one of their intervals and a margin for the datagram to arrive and be read.
+pub const PY_LISTEN: Duration = Duration::from_millis(5_600);
+/// Python peers remembered in all: each costs at most one 64 KiB datagram of names.
+pub const MAX_PY_PEERS: usize = 256;
+/// Python peers remembered per IP address (one per port it serves on): one host cannot fill
+/// the table.
+pub const MAX_PY_PEERS_PER_IP: usize = 16;
+/// Chunk connections in flight to one Python peer: its server answers each in a thread of
+/// its own behind a listen backlog of a few dozen, which a burst must not overflow.
+pub const PY_CONNS_PER_PEER: usize = 8;
+/// Chunk connections in flight for one Python download across all its holders.
+pub const PY_CONNS_PER_DOWNLOAD: usize = 32;
+/// Longest a Python chunk connection may take, from connect to close (the Python downloader
+/// gives each attempt 5 s too).
+pub const PY_CHUNK_DEADLINE: Duration = Duration::from_secs(5);
+/// Failed chunk attempts at one Python peer after which it is no longer asked for that file
+/// (a hash mismatch counts at once: it lied).
+pub const PY_MAX_FAILURES: u32 = 3;
+/// Accepted connections a runtime holds, unread, while their address's share of the
+/// connection budget is spent (a Python downloader's burst: one connection per chunk, all
+/// at once): a 1 MiB file from each of a few Python peers at once.
+pub const MAX_PARKED: usize = 4096;
+/// Longest a held connection waits: a Python downloader gives up on a reply after 5 s.
+pub const PARK_FOR: Duration = Duration::from_secs(5);
+/// How long an accepted connection waits for its first bytes before we send our hello: a
+/// Python downloader sends its request at once and must get nothing but the answer; our own
+/// peers send their hello at once too; a client that waits for ours gets it this late.
+pub const PY_SNIFF: Duration = Duration::from_millis(100);

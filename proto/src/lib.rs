@@ -23,6 +23,8 @@ pub mod ids;
 pub mod manifest;
 pub mod name;
 pub mod node;
+pub mod pyfetch;
+pub mod python;
 pub mod rng;
 pub mod session;
 pub mod wire;

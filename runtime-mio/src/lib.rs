@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
+use p2pshare_host::parked::Parked;
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
 use p2pshare_proto::{ConnId, Input};
 
@@ -73,6 +74,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             buf: vec![0; READ_BUF],
             unread: VecDeque::new(),
             dirty: Vec::new(),
+            parked: Parked::default(),
         }
         .run();
     })
@@ -104,6 +106,8 @@ struct Loop {
     /// this turn are all performed, so that a turn that answers a thousand small requests
     /// costs one `write` per connection, not a thousand.
     dirty: Vec<ConnId>,
+    /// Accepted connections waiting for their address's budget (a Python burst).
+    parked: Parked<TcpStream>,
 }
 
 impl Loop {
@@ -112,6 +116,7 @@ impl Loop {
         self.driver.poll_channels();
         loop {
             self.perform();
+            self.unpark();
             if self.driver.is_stopped() {
                 return;
             }
@@ -229,6 +234,7 @@ impl Loop {
                     let _ = stream.set_nodelay(true);
                     // The node names the connection, or refuses it (the stream is dropped).
                     let Some(conn) = self.driver.accept(remote) else {
+                        self.parked.offer(&self.driver, stream, remote);
                         continue;
                     };
                     if !self.register(conn, stream, false) {
@@ -349,7 +355,21 @@ impl Loop {
         self.driver.input(why);
     }
 
+    /// Registers the held connections the node takes now that a connection ended.
+    fn unpark(&mut self) {
+        if self.parked.is_empty() {
+            return;
+        }
+        for (stream, conn) in self.parked.retry(&mut self.driver) {
+            if !self.register(conn, stream, false) {
+                self.driver.input(Input::Closed { conn });
+            }
+        }
+        self.perform();
+    }
+
     fn drop_conn(&mut self, conn: ConnId) {
+        self.parked.freed();
         if let Some(mut c) = self.conns.remove(&conn) {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.tokens.remove(&c.token);

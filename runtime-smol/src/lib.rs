@@ -31,6 +31,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use p2pshare_host::parked::Parked;
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
 use p2pshare_proto::{ConnId, Input};
 use smol::channel::{self, Receiver, Sender};
@@ -88,6 +89,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             wake: wake_rx,
             _keep_wake: keep_wake,
             conns: BTreeMap::new(),
+            parked: Parked::default(),
         };
         smol::block_on(ex.run(owner.run(listener)));
     })
@@ -188,6 +190,8 @@ struct Owner<'ex> {
     /// Keeps the wake channel open whoever else holds the `wake` closure.
     _keep_wake: Sender<()>,
     conns: BTreeMap<ConnId, Conn>,
+    /// Accepted connections waiting for their address's budget (a Python burst).
+    parked: Parked<TcpStream>,
 }
 
 impl Owner<'_> {
@@ -199,6 +203,7 @@ impl Owner<'_> {
         self.driver.poll_channels();
         loop {
             self.perform();
+            self.unpark();
             if self.driver.is_stopped() {
                 break;
             }
@@ -243,27 +248,12 @@ impl Owner<'_> {
         match ev {
             Event::Datagram { from, data } => self.driver.input(Input::Datagram { from, data }),
             Event::Accepted { stream, remote } => {
-                // The node names the connection, or refuses it (the stream is dropped). The
-                // tasks spawned below run only once the owner waits again, so nothing they
-                // report comes before the node knows the connection.
-                let Some(conn) = self.driver.accept(remote) else {
-                    return;
-                };
-                let (out, pending) = channel::unbounded();
-                let gate = Gate::new();
-                let (reader, writer) = self.spawn_io(conn, stream, pending, gate.clone());
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        gate,
-                        out,
-                        pending: None,
-                        queued: 0,
-                        connect: None,
-                        reader: Some(reader),
-                        writer: Some(writer),
-                    },
-                );
+                // The node names the connection, or refuses it: then the stream is held if
+                // the node may take it later (a burst from one address), else dropped.
+                match self.driver.accept(remote) {
+                    Some(conn) => self.adopt(conn, stream),
+                    None => self.parked.offer(&self.driver, stream, remote),
+                }
             }
             Event::Connected { conn, stream } => {
                 let Some((pending, gate)) = self
@@ -283,6 +273,7 @@ impl Owner<'_> {
             }
             Event::ConnectFailed { conn } => {
                 if self.conns.remove(&conn).is_some() {
+                    self.parked.freed();
                     self.driver.input(Input::ConnectFailed { conn });
                 }
             }
@@ -355,9 +346,41 @@ impl Owner<'_> {
         (reader, writer)
     }
 
+    /// Takes an accepted connection the node named `conn`. The tasks spawned run only once
+    /// the owner waits again, so nothing they report comes before the node knows it.
+    fn adopt(&mut self, conn: ConnId, stream: TcpStream) {
+        let (out, pending) = channel::unbounded();
+        let gate = Gate::new();
+        let (reader, writer) = self.spawn_io(conn, stream, pending, gate.clone());
+        self.conns.insert(
+            conn,
+            Conn {
+                gate,
+                out,
+                pending: None,
+                queued: 0,
+                connect: None,
+                reader: Some(reader),
+                writer: Some(writer),
+            },
+        );
+    }
+
+    /// Offers the held connections to the node again after a connection ended.
+    fn unpark(&mut self) {
+        if self.parked.is_empty() {
+            return;
+        }
+        for (stream, conn) in self.parked.retry(&mut self.driver) {
+            self.adopt(conn, stream);
+        }
+        self.perform();
+    }
+
     /// Forgets a connection at once: its tasks are cancelled, unsent bytes discarded, and the
     /// socket closes with them.
     fn drop_conn(&mut self, conn: ConnId) {
+        self.parked.freed();
         self.conns.remove(&conn);
     }
 }

@@ -89,7 +89,7 @@ impl Node {
         conn
     }
 
-    fn start_handshake(&mut self, now: Instant, conn: ConnId) {
+    pub(super) fn start_handshake(&mut self, now: Instant, conn: ConnId) {
         let hello = encode_message(&self.hello());
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.start_handshake(now);
@@ -100,12 +100,8 @@ impl Node {
     }
 
     pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Option<ConnId> {
-        let from_ip = self
-            .sessions
-            .values()
-            .filter(|s| s.id().is_inbound() && s.remote().ip() == remote.ip())
-            .count();
-        if self.sessions.len() >= self.cfg.max_connections
+        let from_ip = self.accepted_from(remote.ip());
+        if self.sessions.len() + self.py_serving.len() >= self.cfg.max_connections
             || from_ip >= self.cfg.max_connections_per_ip
         {
             self.stats.connections_refused += 1;
@@ -116,8 +112,18 @@ impl Node {
         let mut s = Session::new(conn, remote, None, now);
         s.set_bugs(self.cfg.bugs);
         self.sessions.insert(conn, s);
-        self.start_handshake(now, conn);
+        // Our hello waits for the first bytes (at most PY_SNIFF): a Python request must get
+        // nothing but its answer (see `pyserve`).
+        let hello_at = now + crate::budget::PY_SNIFF;
+        self.undecided.insert(conn, (Vec::new(), hello_at));
         Some(conn)
+    }
+
+    /// Accepted connections from `ip` open now: our sessions and Python requests.
+    pub(super) fn accepted_from(&self, ip: std::net::IpAddr) -> usize {
+        let sessions = self.sessions.values();
+        let ours = sessions.filter(|s| s.id().is_inbound() && s.remote().ip() == ip);
+        ours.count() + self.py_serving_from(ip)
     }
 
     pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
@@ -131,6 +137,19 @@ impl Node {
     }
 
     pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let first;
+        let data = if self.undecided.contains_key(&conn) {
+            match self.first_bytes(now, conn, data) {
+                super::pyserve::FirstBytes::Wait | super::pyserve::FirstBytes::Python => return,
+                super::pyserve::FirstBytes::Native(bytes) => {
+                    self.start_handshake(now, conn);
+                    first = bytes;
+                    &first[..]
+                }
+            }
+        } else {
+            data
+        };
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -281,6 +300,7 @@ impl Node {
         why: CloseReason,
         notify: bool,
     ) {
+        self.undecided.remove(&conn);
         let Some(s) = self.sessions.remove(&conn) else {
             return;
         };

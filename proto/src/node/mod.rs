@@ -14,6 +14,9 @@ mod config;
 mod fetch;
 mod io;
 mod links;
+mod pyfetch;
+mod pyserve;
+mod python;
 mod serve;
 mod swarm;
 mod views;
@@ -87,6 +90,16 @@ pub struct Node {
     rng: Rng,
     now: Instant,
     discovery: Discovery,
+    /// The original Python peers we hear (issue 16).
+    python: crate::python::PythonPeers,
+    /// Downloads from Python peers, and their chunk connections.
+    py_downloads: BTreeMap<ContentId, crate::pyfetch::PyDownload>,
+    py_conns: BTreeMap<ConnId, pyfetch::PyConn>,
+    /// Accepted connections whose first bytes have not said yet whether they are ours or a
+    /// Python request; Python requests being served, and their reads.
+    undecided: BTreeMap<ConnId, (Vec<u8>, Instant)>,
+    py_serving: BTreeMap<ConnId, pyserve::PyServe>,
+    py_reads: BTreeMap<ReadId, ConnId>,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
@@ -145,6 +158,12 @@ impl Node {
             rng: Rng::new(cfg.seed),
             now,
             discovery,
+            python: crate::python::PythonPeers::default(),
+            py_downloads: BTreeMap::new(),
+            py_conns: BTreeMap::new(),
+            undecided: BTreeMap::new(),
+            py_serving: BTreeMap::new(),
+            py_reads: BTreeMap::new(),
             local: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
@@ -192,7 +211,9 @@ impl Node {
                 files: self.remote.get(&p.id).map(<[_]>::len),
                 last_seen: p.last_seen,
                 confirmed: p.is_confirmed(),
+                python: false,
             })
+            .chain(self.python_peer_views())
             .collect()
     }
 
@@ -226,6 +247,7 @@ impl Node {
                     names: vec![f.name.clone()],
                     holders: vec![peer],
                     local: self.local.contains_key(&f.content),
+                    python: false,
                 }),
             }
         }
@@ -233,6 +255,7 @@ impl Node {
             r.holders.sort_unstable();
             r.holders.dedup();
         }
+        out.extend(self.python_remote_files());
         out
     }
 
@@ -264,6 +287,7 @@ impl Node {
                 peers: d.usable_peers().count(),
                 rejected: d.counters().rejected,
             })
+            .chain(self.py_download_views())
             .collect()
     }
 
@@ -323,6 +347,9 @@ impl Node {
         for d in self.downloads.values() {
             d.check_invariants()?;
         }
+        for d in self.py_downloads.values() {
+            d.check_invariants()?;
+        }
         if self.sessions.len() > self.cfg.max_connections {
             return Err(format!("{} sessions over the limit", self.sessions.len()));
         }
@@ -351,6 +378,10 @@ impl Node {
         if self.shut_down {
             return;
         }
+        let Some(input) = self.python_input(now, input) else {
+            self.drain_discovery(now);
+            return;
+        };
         match input {
             Input::Datagram { from, data } => self.on_datagram(now, from, &data),
             Input::Connected { conn } => self.on_connected(now, conn),
@@ -405,11 +436,25 @@ impl Node {
         conn
     }
 
+    /// After [`Node::accept`] refused a connection from `remote`: true when only its address's
+    /// share of the connection budget is spent (a burst of Python chunk requests does this):
+    /// then the runtime may hold the socket unread and offer it again to `accept` when a
+    /// connection ends, instead of dropping it.
+    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
+        !self.shut_down
+            && self.sessions.len() + self.py_serving.len() < self.cfg.max_connections
+            && self.accepted_from(remote.ip()) >= self.cfg.max_connections_per_ip
+    }
+
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that
     /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
     pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.now = self.now.max(now);
-        if !self.shut_down {
+        if self.py_conns.contains_key(&conn) {
+            self.py_received(self.now, conn, data);
+        } else if self.py_serving.contains_key(&conn) {
+            self.py_serve_received(conn, data);
+        } else if !self.shut_down {
             self.on_received(self.now, conn, data);
             self.drain_discovery(self.now);
         }
@@ -425,6 +470,10 @@ impl Node {
         if self.discovery.handle_timeout(now, &mut self.rng) {
             self.announce(false);
         }
+        self.python_timers(now);
+        self.py_fetch_timers(now);
+        self.py_serve_timers(now);
+        self.py_sniff_timers(now);
         self.drain_discovery(now);
         self.session_timers(now);
         self.link_timers(now);
@@ -465,6 +514,10 @@ impl Node {
         let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
         let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
+            .chain(self.python.poll_timeout())
+            .chain(self.py_fetch_deadline())
+            .chain(self.py_serve_deadline())
+            .chain(self.undecided.values().map(|u| u.1).min())
             .chain(sessions)
             .chain(links)
             .chain(statics)
@@ -493,10 +546,16 @@ impl Node {
                 data: data.clone(),
             }));
         }
+        if !bye && let Some(json) = self.python_announcement(self.now) {
+            self.send_python_announcement(json);
+        }
     }
 
     fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         use crate::wire::DatagramError as E;
+        if crate::wire::legacy::looks_legacy(data) {
+            return self.on_legacy_datagram(now, from, data);
+        }
         match Announce::decode(data) {
             Ok(a) => self.discovery.heard(now, &a, from),
             Err(E::Foreign) => self.stats.datagrams_foreign += 1,
@@ -604,6 +663,7 @@ impl Node {
                 .push_back(Output::Disk(DiskOp::ClosePartial { content: c }));
         }
         self.downloads.clear();
+        self.py_shutdown();
         self.shut_down = true;
     }
 }

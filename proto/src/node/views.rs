@@ -19,6 +19,8 @@ pub struct PeerView {
     pub last_seen: Instant,
     /// A connection at its address confirmed it (its id is bound to that address now).
     pub confirmed: bool,
+    /// An original Python peer (its id is derived from its address).
+    pub python: bool,
 }
 
 /// A file shared by other peers, grouped by content.
@@ -34,6 +36,9 @@ pub struct RemoteFile {
     pub holders: Vec<PeerId>,
     /// True when this peer shares the same content too.
     pub local: bool,
+    /// Held by original Python peers only: `size` is the upper bound `total_chunks` × 1 KiB,
+    /// and the content id is derived from the file's SHA-256.
+    pub python: bool,
 }
 
 /// A download in progress.
@@ -132,4 +137,16 @@ pub struct Stats {
     /// Chunk requests refused as busy because that chunk just went to another peer (a crowd
     /// fetches it from that peer instead of from us).
     pub requests_spread: u64,
+    /// Python (JSON) datagrams dropped: too long, not JSON, another type, or malformed.
+    pub python_datagrams_dropped: u64,
+    /// File entries dropped from Python announcements (bad name, hash or chunk count).
+    pub python_files_rejected: u64,
+    /// New Python peers ignored because their table (or their address's share) was full.
+    pub python_peers_full: u64,
+    /// Python requests closed as malformed (not `chunk NAME N`, too long, or too slow).
+    pub python_requests_malformed: u64,
+    /// Python requests closed unanswered: a name we do not share, or a chunk past its end.
+    pub python_requests_refused: u64,
+    /// Chunks served to Python peers.
+    pub python_chunks_served: u64,
 }
