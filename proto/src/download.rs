@@ -402,11 +402,12 @@ impl Download {
         self.avail.is_partial(peer)
     }
 
-    /// True when `peer` is a partial holder not yet asked (on its current link) which chunks
-    /// it has: the caller sends `Interested` and calls [`Download::interest_sent`].
+    /// True when `peer` is a holder not yet told (on its current link) that we download the
+    /// file: the caller sends `Interested` and calls [`Download::interest_sent`]. A partial
+    /// holder answers with the chunks it has; a complete one learns that we will have (and
+    /// serve) what it sends us, so it may point others to us (`Taken`).
     pub fn wants_interest(&self, peer: &PeerId) -> bool {
         self.manifest.is_some()
-            && self.avail.is_partial(peer)
             && self
                 .peers
                 .get(peer)

@@ -212,6 +212,12 @@ pub struct Session {
     /// Contents the peer asked to hear about (`Interested`) while we download them: each
     /// chunk we verify is announced to it with a `Have`.
     interests: std::collections::BTreeSet<ContentId>,
+    /// Contents the peer said it downloads (it sent `Interested`): a chunk sent to it may be
+    /// refused to others as `Taken`, since it will have and serve that chunk.
+    fetching: std::collections::BTreeSet<ContentId>,
+    /// Chunks refused to this peer as `Taken`: each at most once, so a peer that takes chunks
+    /// and never shares them delays others by one round trip a chunk, not for ever.
+    taken: std::collections::BTreeSet<(ContentId, u32)>,
     /// Planted bugs (simulator only): `no_read_deadline` drops the `NotReading` timer.
     bugs: Bugs,
 }
@@ -254,6 +260,8 @@ impl Session {
             manifests_wanted: VecDeque::new(),
             paused: false,
             interests: std::collections::BTreeSet::new(),
+            fetching: std::collections::BTreeSet::new(),
+            taken: std::collections::BTreeSet::new(),
             bugs: Bugs::default(),
         }
     }
@@ -420,6 +428,16 @@ impl Session {
         self.last_send = now;
     }
 
+    /// Lets frames of up to `answer` bytes arrive (a message we sent may be answered by one)
+    /// without counting a request outstanding: what a peer may leave unanswered, such as
+    /// `Interested` to a peer that does not know the message, must not make the session stall.
+    pub fn allow_answer(&mut self, answer: usize) {
+        if answer > self.answer_max {
+            self.answer_max = answer.min(MAX_FRAME_LEN);
+            self.decoder.set_max_len(self.answer_max);
+        }
+    }
+
     /// Records that one outstanding request was answered (or abandoned).
     pub fn request_done(&mut self) {
         self.outstanding = self.outstanding.saturating_sub(1);
@@ -438,6 +456,27 @@ impl Session {
         }
         self.interests.insert(content);
         true
+    }
+
+    /// The peer said it downloads `content` (bounded like the interests).
+    pub fn note_fetching(&mut self, content: ContentId) {
+        if self.fetching.len() < MAX_INTERESTS {
+            self.fetching.insert(content);
+        }
+    }
+
+    /// True when the peer said it downloads `content`.
+    pub fn is_fetching(&self, content: &ContentId) -> bool {
+        self.fetching.contains(content)
+    }
+
+    /// Whether chunk `index` of `content` may be refused to this peer as `Taken`: true the
+    /// first time only (the record is bounded: past 4,096 chunks it starts afresh).
+    pub fn take_once(&mut self, content: ContentId, index: u32) -> bool {
+        if self.taken.len() >= 4096 {
+            self.taken.clear();
+        }
+        self.taken.insert((content, index))
     }
 
     /// True when the peer asked for `Have`s of `content` here.

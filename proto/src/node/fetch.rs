@@ -108,15 +108,17 @@ impl Node {
                 }
             }
         }
-        // Per content: whether this peer has it whole (any entry not marked partial).
+        // Per content we download: whether this peer has it whole (any entry not marked
+        // partial). Only those: a catalog of a hundred thousand entries costs no map of them.
+        let entries = self.remote.get(&peer).unwrap_or_default();
+        let files = entries.len();
         let mut contents: BTreeMap<ContentId, bool> = BTreeMap::new();
-        for f in self.remote.get(&peer).unwrap_or_default() {
-            *contents.entry(f.content).or_default() |= !f.partial;
+        for f in entries {
+            if self.downloads.contains_key(&f.content) {
+                *contents.entry(f.content).or_default() |= !f.partial;
+            }
         }
-        self.emit(Event::CatalogUpdated {
-            peer,
-            files: contents.len(),
-        });
+        self.emit(Event::CatalogUpdated { peer, files });
         for (c, whole) in contents {
             if let Some(d) = self.downloads.get_mut(&c) {
                 if whole {

@@ -175,7 +175,12 @@ impl Node {
             }
             Serve::Busy => return self.refuse(conn, ErrorCode::Busy, content, Some(index)),
         }
-        if self.sent_elsewhere(conn, content, index) {
+        if self.sent_elsewhere(conn, content, index)
+            && self
+                .sessions
+                .get_mut(&conn)
+                .is_some_and(|s| s.take_once(content, index))
+        {
             self.stats.requests_spread += 1;
             return self.refuse(conn, ErrorCode::Taken, content, Some(index));
         }

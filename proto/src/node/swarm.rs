@@ -124,6 +124,9 @@ impl Node {
 
     /// A peer on `conn` asks which chunks of `content` we have.
     pub(super) fn on_interested(&mut self, now: Instant, conn: ConnId, content: ContentId) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.note_fetching(content);
+        }
         let bits = if let Some(e) = self.local.get(&content) {
             crate::availability::encode_bits(e.manifest.chunk_count(), |_| true)
         } else if let Some(m) = self.downloads.get(&content).and_then(|d| d.manifest()) {
@@ -180,8 +183,10 @@ impl Node {
         } else if !d.ask_prospect(peer) {
             return;
         }
+        // Not a request the session waits for: a peer that never answers (another version,
+        // a hostile host) leaves the download as it was, and the link is not stalled for it.
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.request_sent(now, bits + 128);
+            s.allow_answer(bits + 128);
         }
         self.send_msg(conn, &Message::Interested { content });
     }
@@ -205,7 +210,8 @@ impl Node {
         }
     }
 
-    /// Asks the partial holders of `content` that have not been asked on their current link.
+    /// Tells the holders of `content` not yet told on their current link that we download it
+    /// (partial ones answer with what they have).
     pub(super) fn ask_partial_holders(&mut self, now: Instant, content: ContentId) {
         let Some(d) = self.downloads.get(&content) else {
             return;
@@ -228,8 +234,15 @@ impl Node {
         content: ContentId,
         bits: Vec<u8>,
     ) {
-        let Some((peer, d)) = self.answer(conn, &content) else {
+        let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
             return;
+        };
+        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
+            self.stats.frames_unsolicited += 1;
+            return;
+        }
+        let Some(d) = self.downloads.get_mut(&content) else {
+            return; // a late answer, for a download that ended
         };
         match d.on_bitfield(peer, &bits) {
             Ok(true) => self.fill(now, content, peer),
@@ -324,8 +337,9 @@ impl Node {
         self.sent.push_back((self.now, content, index, conn));
     }
 
-    /// True when chunk `index` of `content` began its way to another connection than `conn`
-    /// within [`SPREAD_WINDOW`]: `conn`'s peer should take it from there.
+    /// True when chunk `index` of `content` began its way, within [`SPREAD_WINDOW`], to
+    /// another connection than `conn` whose peer said it downloads that file (so it will
+    /// serve the chunk): `conn`'s peer should take it from there.
     pub(super) fn sent_elsewhere(&mut self, conn: ConnId, content: ContentId, index: u32) -> bool {
         let now = self.now;
         while self
@@ -335,9 +349,12 @@ impl Node {
         {
             self.sent.pop_front();
         }
-        self.sent
-            .iter()
-            .any(|&(_, c, i, to)| c == content && i == index && to != conn)
+        self.sent.iter().any(|&(_, c, i, to)| {
+            c == content
+                && i == index
+                && to != conn
+                && self.sessions.get(&to).is_some_and(|s| s.is_fetching(&c))
+        })
     }
 
     /// Runs the `Have` timer.
