@@ -536,6 +536,14 @@ fn attack(item: u32, rt: Rt) {
         .zip(&watched)
         .map(|(&pid, &(seen, _))| status_kib(pid, "VmHWM:").unwrap_or(0).max(seen))
         .collect();
+    // The counters the scenario names must show; some move only after a few failed tries
+    // (an address is unreachable after 3 dials, with backoff), so they get a few seconds more
+    // while the attack goes on. The check below is the same.
+    let counted = |stats: &[(String, u64)]| sc.counters.iter().all(|k| stat(stats, k) > 0);
+    let t = Instant::now();
+    while !counted(&last_stats(&net.stderr(seeder))) && t.elapsed() < S(10) {
+        thread::sleep(MS(200));
+    }
     let stats = last_stats(&net.stderr(seeder));
     // The downloader's counters, through its control socket.
     let dstatus = String::from_utf8_lossy(&net.run(DOWNLOADER, &["status"]).stdout).into_owned();
