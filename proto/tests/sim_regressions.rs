@@ -78,3 +78,13 @@ fn a_holder_that_appeared_after_the_user_stopped_asking_is_no_missed_source() {
 fn a_restarted_peer_is_not_unreachable_for_its_old_instance_s_failures() {
     passes(60175696575535);
 }
+
+/// Seed 37064063316422 (CI window of 6e75a2d): h2 finished a download, shared it from memory
+/// (swarming's finish into sharing), crashed, and came back sharing nothing, since the
+/// simulator's restart did not scan the finished file as a real host's scanner does; h0, with
+/// h2's old catalog, was refused and banned it as not found. A restart now shares the host's
+/// finished downloads.
+#[test]
+fn a_restarted_host_shares_what_it_finished_before() {
+    passes(37064063316422);
+}

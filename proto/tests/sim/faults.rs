@@ -111,6 +111,7 @@ impl Sim {
         if self.hosts[host].node.is_some() {
             return Ok(());
         }
+        self.share_finished(host);
         self.start(host)?;
         for w in 0..self.wants.len() {
             if self.wants[w].host == host && !self.wants[w].done && !self.wants[w].get_pending {
@@ -219,6 +220,17 @@ impl Sim {
         if self.hosts[host].node.is_none() {
             return Ok(());
         }
+        self.share_finished(host);
+        // A paused host sees the change when it wakes, like every other input.
+        let files = self.hosts[host].catalog.clone();
+        let inc = self.hosts[host].inc;
+        self.deliver(host, inc, Input::CatalogChanged { files }, None)
+    }
+
+    /// The host's finished downloads join the files it shares (what its scanner finds on
+    /// disk: at a rescan, and at every start, since a node shares a file it just finished
+    /// from memory only until then).
+    fn share_finished(&mut self, host: usize) {
         let finished: Vec<(String, ContentId, Vec<u8>)> = self.hosts[host]
             .store
             .finished
@@ -238,10 +250,6 @@ impl Sim {
             let now = self.now;
             self.hosts[host].shares_since.entry(c).or_insert(now);
         }
-        // A paused host sees the change when it wakes, like every other input.
-        let files = self.hosts[host].catalog.clone();
-        let inc = self.hosts[host].inc;
-        self.deliver(host, inc, Input::CatalogChanged { files }, None)
     }
 
     pub(super) fn crash(&mut self, h: usize) {
