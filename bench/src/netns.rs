@@ -68,6 +68,23 @@ impl Namespaces {
         Ok(ns)
     }
 
+    /// Caps host `i`'s upload at 100 Mbit/s with `tc tbf`, like a LAN link.
+    fn cap(&self, i: usize) -> Result<(), String> {
+        let tc = Command::new("ip")
+            .args(["netns", "exec", &self.name(&format!("h{i}")), "tc", "qdisc"])
+            .args(["add", "dev", "eth0", "root", "tbf", "rate", "100mbit"])
+            .args(["burst", "32kbit", "latency", "400ms"])
+            .output()
+            .map_err(|e| format!("tc: {e}"))?;
+        if !tc.status.success() {
+            return Err(format!(
+                "tc: {}",
+                String::from_utf8_lossy(&tc.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
     fn name(&self, s: &str) -> String {
         format!("{}{s}", self.prefix)
     }
@@ -102,20 +119,7 @@ pub fn capped(bin: &Path, work: &Path, src: &Path) -> Result<(f64, f64), String>
     let _ = src;
     let mut seeders = Vec::new();
     for i in 1..=3 {
-        let h = ns.name(&format!("h{i}"));
-        let tc = Command::new("ip")
-            .args([
-                "netns", "exec", &h, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
-            ])
-            .args(["rate", "100mbit", "burst", "32kbit", "latency", "400ms"])
-            .output()
-            .map_err(|e| format!("tc: {e}"))?;
-        if !tc.status.success() {
-            return Err(format!(
-                "tc: {}",
-                String::from_utf8_lossy(&tc.stderr).trim()
-            ));
-        }
+        ns.cap(i)?;
         let dir = work.join(format!("ns-seed{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let link = dir.join("big.bin");
@@ -172,18 +176,7 @@ pub fn crowd(bin: &Path, work: &Path, n: usize) -> Result<Crowd, String> {
     let size: u64 = 60_000_000;
     let file = work.join("src-60m.bin");
     crate::make_file(&file, size);
-    let tc = Command::new("ip")
-        .args(["netns", "exec", &ns.name("h1"), "tc", "qdisc", "add", "dev"])
-        .args(["eth0", "root", "tbf", "rate", "100mbit", "burst", "32kbit"])
-        .args(["latency", "400ms"])
-        .output()
-        .map_err(|e| format!("tc: {e}"))?;
-    if !tc.status.success() {
-        return Err(format!(
-            "tc: {}",
-            String::from_utf8_lossy(&tc.stderr).trim()
-        ));
-    }
+    ns.cap(1)?;
     let dir = |i: usize| work.join(format!("crowd-h{i}"));
     let mut peers = Vec::new();
     for i in 1..=n + 1 {

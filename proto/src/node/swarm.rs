@@ -18,7 +18,8 @@
 use std::time::{Duration, Instant};
 
 use super::{Node, ReadSource};
-use crate::download::Phase;
+use crate::availability::ClaimError;
+use crate::download::{Download, Phase};
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
 use crate::session::ConnId;
@@ -234,34 +235,35 @@ impl Node {
         content: ContentId,
         bits: Vec<u8>,
     ) {
-        let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
-            return;
-        };
-        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
-            self.stats.frames_unsolicited += 1;
-            return;
-        }
-        let Some(d) = self.downloads.get_mut(&content) else {
-            return; // a late answer, for a download that ended
-        };
-        match d.on_bitfield(peer, &bits) {
-            Ok(true) => self.fill(now, content, peer),
-            Ok(false) => {}
-            Err(_) => {
-                self.stats.claims_refused += 1;
-                self.fill_all(now, content);
-            }
-        }
-        self.check_peers_left(content);
+        self.on_claim(now, conn, content, false, |d, peer| {
+            d.on_bitfield(peer, &bits)
+        });
     }
 
-    /// A `Have` arrived on `conn`: it counts only on our own link to its peer.
+    /// A `Have` arrived on `conn`.
     pub(super) fn on_have(
         &mut self,
         now: Instant,
         conn: ConnId,
         content: ContentId,
         indices: Vec<u32>,
+    ) {
+        self.on_claim(now, conn, content, true, |d, peer| {
+            d.on_have(peer, &indices)
+        });
+    }
+
+    /// What a peer claims to have of `content` arrived on `conn`: it counts only on our own
+    /// link to that peer and for a download of ours (`apply` records it: true when it came
+    /// from a holder; `stray` counts a claim from a non-holder as unsolicited); then that
+    /// peer is asked for what it has, or everyone after a refused claim banned it.
+    fn on_claim(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        content: ContentId,
+        stray: bool,
+        apply: impl FnOnce(&mut Download, PeerId) -> Result<bool, ClaimError>,
     ) {
         let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
             return;
@@ -273,9 +275,11 @@ impl Node {
         let Some(d) = self.downloads.get_mut(&content) else {
             return; // a late one, for a download that ended
         };
-        match d.on_have(peer, &indices) {
+        match apply(d, peer) {
             Ok(true) => self.fill(now, content, peer),
-            Ok(false) => self.stats.frames_unsolicited += 1,
+            // An empty bitfield (it neither has nor downloads the file), or a `Have` from a
+            // peer that is no partial holder of ours.
+            Ok(false) => self.stats.frames_unsolicited += u64::from(stray),
             Err(_) => {
                 self.stats.claims_refused += 1;
                 self.fill_all(now, content);
