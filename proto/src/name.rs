@@ -105,6 +105,26 @@ pub fn check_component(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong);
     }
+    let bytes = name.as_bytes();
+    if bytes.is_ascii() {
+        // Nearly every name: one pass over its bytes, where the general path decodes every
+        // character three times. A catalog of 100,000 names is judged on the event loop, and
+        // in a debug build the general path took most of its time.
+        let (mut separator, mut control) = (false, false);
+        for &b in bytes {
+            separator |= b == b'/' || b == b'\\';
+            control |= b < 0x20 || b == 0x7f;
+        }
+        return if separator {
+            Err(NameError::Separator)
+        } else if bytes[0] == b'.' {
+            Err(NameError::Dot)
+        } else if control {
+            Err(NameError::Control)
+        } else {
+            Ok(())
+        };
+    }
     if name.contains(['/', '\\']) {
         return Err(NameError::Separator);
     }
@@ -257,6 +277,25 @@ mod tests {
         assert!(partial_name("photos/2024/a.jpg", &id).starts_with(".dl_a.jpg."));
     }
 
+    /// [`check_component`] without its ASCII path: the reference it must agree with.
+    fn by_chars(name: &str) -> Result<(), NameError> {
+        if name.is_empty() {
+            Err(NameError::Empty)
+        } else if name.len() > MAX_NAME_LEN {
+            Err(NameError::TooLong)
+        } else if name.contains(['/', '\\']) {
+            Err(NameError::Separator)
+        } else if name.starts_with('.') {
+            Err(NameError::Dot)
+        } else if name.chars().any(char::is_control) {
+            Err(NameError::Control)
+        } else if name.chars().any(is_invisible) {
+            Err(NameError::Invisible)
+        } else {
+            Ok(())
+        }
+    }
+
     fn component() -> impl Strategy<Value = String> {
         // Printable characters of several scripts, dots and spaces included.
         "[a-zA-Z0-9 ._()\\-éü漢]{1,40}"
@@ -298,6 +337,13 @@ mod tests {
         #[test]
         fn any_string_is_judged_without_panic(s in "\\PC{0,64}") {
             let _ = check_name(&s);
+        }
+
+        #[test]
+        fn the_ascii_path_judges_as_the_general_one(
+            s in "[ -~\\x00-\\x1f\\x7f]{1,40}|\\PC{1,40}",
+        ) {
+            prop_assert_eq!(check_component(&s), by_chars(&s), "{:?}", s);
         }
     }
 }
