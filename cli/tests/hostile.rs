@@ -249,26 +249,11 @@ macro_rules! scenario_tests {
     )*};
 }
 
-// Item 4 misses its bounds since the folder and Python-peer merges (issue 10 stays open for
-// it): on a quiet machine the download under the huge catalog takes 2.97-3.45 s against a
-// ~3.1 s bound (2.69 s before them) and the downloader peaks at 65-66 MiB against 64 MiB (49
-// MiB before). Run it with `cargo test -p p2pshare --test hostile h4 -- --ignored`.
-#[test]
-#[ignore = "over its bounds since the folder and Python merges (3.0-3.5 s vs ~3.1 s, 65-66 MiB vs 64 MiB); see issue 10"]
-fn h4_huge_catalog_mio() {
-    attack(4, Rt::Mio);
-}
-
-#[test]
-#[ignore = "over its bounds since the folder and Python merges (3.3-3.4 s vs ~3.1 s, 66 MiB vs 64 MiB); see issue 10"]
-fn h4_huge_catalog_smol() {
-    attack(4, Rt::Smol);
-}
-
 scenario_tests! {
     1 h1_ask_never_read_mio h1_ask_never_read_smol;
     2 h2_impersonation_mio h2_impersonation_smol;
     3 h3_spoofed_discovery_mio h3_spoofed_discovery_smol;
+    4 h4_huge_catalog_mio h4_huge_catalog_smol;
     5 h5_reflection_mio h5_reflection_smol;
     6 h6_slot_exhaustion_mio h6_slot_exhaustion_smol;
     7 h7_disk_queue_mio h7_disk_queue_smol;

@@ -21,7 +21,7 @@ use std::thread;
 
 use p2pshare_proto::{DiskOp, Input};
 
-use crate::scan::ScannedFile;
+use crate::scan::{Adoption, ScannedFile};
 use crate::store::Store;
 
 /// Work for the disk thread.
@@ -40,14 +40,19 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// Starts the disk thread for the shared folder `dir`; it calls `wake` after each answer.
-    pub fn start(dir: &Path, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Disk> {
+    /// Starts the disk thread for the shared folder `dir`; it calls `wake` after each answer,
+    /// and sends each download it puts in place to `adopt` (the scanner's, if there is one).
+    pub fn start(
+        dir: &Path,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        adopt: Option<Sender<Adoption>>,
+    ) -> std::io::Result<Disk> {
         let (jobs, rx) = mpsc::channel();
         let (tx, results) = mpsc::channel();
         let store = Store::new(dir);
         thread::Builder::new()
             .name("p2pshare-disk".into())
-            .spawn(move || run(store, rx, tx, wake))?;
+            .spawn(move || run(store, rx, tx, wake, adopt))?;
         Ok(Disk {
             jobs: Some(jobs),
             results,
@@ -80,6 +85,7 @@ fn run(
     jobs: Receiver<Job>,
     results: mpsc::Sender<Input>,
     wake: Arc<dyn Fn() + Send + Sync>,
+    adopt: Option<Sender<Adoption>>,
 ) {
     for job in jobs {
         let answer = match job {
@@ -89,6 +95,13 @@ fn run(
             }
             Job::Node(op) => p2pshare_proto::disk::perform(&mut store, op),
         };
+        for a in store.take_adoptions() {
+            if let Some(adopt) = &adopt {
+                // Fails only if the scanner is gone; then the file is merely hashed again
+                // by the next start's first scan.
+                let _ = adopt.send(a);
+            }
+        }
         if let Some(input) = answer {
             if results.send(input).is_err() {
                 return;

@@ -32,7 +32,7 @@ use crate::disk::{Disk, Job};
 use crate::handle::{Notice, Request, SharedFile, Snapshot};
 use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
-use crate::scan::{Scan, ScanError, Scanner};
+use crate::scan::{Adoption, Scan, ScanError, Scanner};
 use crate::seed;
 
 /// A runtime's network: what it does with each kind of [`NetOp`]. The runtime drains
@@ -190,22 +190,26 @@ pub fn start(
     let (note_tx, note_rx) = mpsc::sync_channel(crate::outbox::NOTICES);
     let (scan_tx, scan_rx) = mpsc::channel();
     let scanner_stop = Arc::new(AtomicBool::new(false));
+    let mut adopt_tx = None;
     if let Some(scanner) = scanner {
         let stop = scanner_stop.clone();
         let every = cfg.rescan;
         let wake = wake.clone();
+        let (tx, adoptions) = mpsc::channel();
+        adopt_tx = Some(tx);
         thread::Builder::new()
             .name("p2pshare-scan".into())
-            .spawn(move || scan_loop(scanner, every, scan_tx, wake, stop))
+            .spawn(move || scan_loop(scanner, every, (scan_tx, adoptions), wake, stop))
             .map_err(|error| StartError::Thread {
                 name: "scanner",
                 error,
             })?;
     }
-    let disk = Disk::start(&cfg.shared, wake.clone()).map_err(|error| StartError::Thread {
-        name: "disk",
-        error,
-    })?;
+    let disk =
+        Disk::start(&cfg.shared, wake.clone(), adopt_tx).map_err(|error| StartError::Thread {
+            name: "disk",
+            error,
+        })?;
     let peer_id = PeerId(seed::random_bytes());
     let mut node_cfg = cfg.node_config(
         peer_id,
@@ -242,15 +246,20 @@ pub fn start(
     })
 }
 
+/// Scans every `every` until `stop`, sending each scan that changed something (and the first)
+/// and taking the downloads the disk thread placed before each scan, so they are not hashed.
 fn scan_loop(
     mut scanner: Scanner,
     every: Duration,
-    tx: Sender<Result<Scan, ScanError>>,
+    (tx, adoptions): (Sender<Result<Scan, ScanError>>, Receiver<Adoption>),
     wake: Arc<dyn Fn() + Send + Sync>,
     stop: Arc<AtomicBool>,
 ) {
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
+        while let Ok(a) = adoptions.try_recv() {
+            scanner.adopt(a);
+        }
         let result = scanner.scan();
         let report = first || !matches!(&result, Ok(s) if !s.changed);
         first = false;

@@ -18,7 +18,9 @@
 //!   nanosecond, inode) was identical before and after its bytes were hashed; a file that changes
 //!   while being hashed is skipped this round and retried on the next scan.
 //! - A manifest is reused without rehashing only if the file's stamp equals the stamp it was
-//!   hashed under. The ctime is in the stamp because every write sets it to "now" and no tool can
+//!   hashed under, or, for a download this peer verified and put in place
+//!   ([`Scanner::adopt`]), the stamp it had once in place: such a file is never read again
+//!   here (its chunk hashes and its whole-file hash were checked as it arrived). The ctime is in the stamp because every write sets it to "now" and no tool can
 //!   set it back (unlike the mtime, which `touch -r` or `rsync -t` restore). A file whose ctime
 //!   was within the racy window ([`RACY_WINDOW`] by default) of the scan's start when it was
 //!   hashed is "racy" (a write in the same timestamp tick would leave the stamp unchanged): it is
@@ -165,8 +167,8 @@ impl From<io::Error> for HashError {
 
 /// What identifies a file's bytes without reading them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
+pub(crate) struct Stamp {
+    pub(crate) size: u64,
     mtime_s: i64,
     mtime_ns: i64,
     ctime_s: i64,
@@ -186,7 +188,7 @@ impl Stamp {
         }
     }
 
-    fn of(m: &Metadata) -> Stamp {
+    pub(crate) fn of(m: &Metadata) -> Stamp {
         Stamp {
             size: m.len(),
             mtime_s: m.mtime(),
@@ -200,6 +202,16 @@ impl Stamp {
     fn ctime_nanos(&self) -> i128 {
         i128::from(self.ctime_s) * 1_000_000_000 + i128::from(self.ctime_ns)
     }
+}
+
+/// A download this peer verified and put in place: its name in the folder, its stamp once in
+/// place, and the manifest it was verified against (made by the store, see
+/// [`crate::store::Store::take_adoptions`]).
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    pub(crate) name: String,
+    pub(crate) stamp: Stamp,
+    pub(crate) manifest: Arc<Manifest>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +258,29 @@ impl Scanner {
     /// The shared folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Takes the manifest of a file this peer just downloaded and verified, so that the next
+    /// scan shares it without hashing it: it is trusted while the file keeps the stamp it had
+    /// once in place, like any cached entry, and written to the cache. Call before the next
+    /// [`Scanner::scan`], with what [`crate::store::Store::take_adoptions`] returned.
+    pub fn adopt(&mut self, a: Adoption) {
+        if check_name(&a.name).is_err() || a.manifest.size() != a.stamp.size {
+            return;
+        }
+        self.cache_dirty = true;
+        self.entries.insert(
+            a.name,
+            Entry {
+                stamp: a.stamp,
+                manifest: a.manifest,
+                // Not racy, although its ctime is "now": its bytes were written by this peer
+                // and verified chunk by chunk and whole, and its stamp was taken after the
+                // last change this peer made. Only another program writing to it within the
+                // same timestamp tick, right after the download, could go unseen.
+                racy: false,
+            },
+        );
     }
 
     /// Lists the folder and hashes what is new or changed: call at start and then periodically

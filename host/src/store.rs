@@ -29,16 +29,17 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use p2pshare_proto::manifest::MAX_CHUNK_SIZE;
 use p2pshare_proto::name::{MAX_NAME_LEN, check_component, components, file_part, partial_name};
-use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, ReadSource, check_name};
+use p2pshare_proto::{ContentId, Digest, DiskError, FinishError, Manifest, ReadSource, check_name};
 use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
 use crate::beneath;
 use crate::nofollow;
-use crate::scan::ScannedFile;
+use crate::scan::{Adoption, ScannedFile, Stamp};
 use crate::tail::Tail;
 
 /// The most bytes one read may ask for: the largest chunk a manifest may have.
@@ -66,6 +67,11 @@ pub struct Store {
     /// Files [`Store::finish`] placed, served by content at once and until a scan lists them
     /// (the node shares them under the manifest they were verified against meanwhile).
     adopted: BTreeMap<ContentId, String>,
+    /// The last file [`Store::finish`] placed, with its stamp taken once it was in place,
+    /// until [`Storage::placed`] pairs it with its manifest.
+    last_placed: Option<(String, Stamp)>,
+    /// Placed files with their verified manifests, for the scanner ([`Store::take_adoptions`]).
+    adoptions: Vec<Adoption>,
 }
 
 impl std::fmt::Debug for Store {
@@ -89,7 +95,17 @@ impl Store {
             open: Vec::new(),
             partials: BTreeMap::new(),
             adopted: BTreeMap::new(),
+            last_placed: None,
+            adoptions: Vec::new(),
         }
+    }
+
+    /// The downloads placed since the last call, each with the manifest it was verified
+    /// against and its stamp once in place: hand them to the [`Scanner`](crate::Scanner)
+    /// ([`Scanner::adopt`](crate::Scanner::adopt)), which then shares them without reading
+    /// them again.
+    pub fn take_adoptions(&mut self) -> Vec<Adoption> {
+        std::mem::take(&mut self.adoptions)
     }
 
     /// The shared folder.
@@ -319,6 +335,13 @@ impl Store {
         // Best effort from here: the file is in place and verified, and `place` synced the
         // folder its link is in (the shared folder itself for a plain name).
         let _ = fs::remove_file(&p.path);
+        // Its stamp now that it is in place (the link and the unlink above changed its ctime):
+        // what the scanner will find unless someone changes the file.
+        self.last_placed = p
+            .file
+            .metadata()
+            .ok()
+            .map(|m| (final_name.clone(), Stamp::of(&m)));
         self.partials.remove(content);
         self.shared
             .entry(*content)
@@ -549,6 +572,19 @@ impl p2pshare_proto::disk::Storage for Store {
     fn close_partial(&mut self, content: &ContentId) {
         Store::close_partial(self, content);
     }
+
+    fn placed(&mut self, name: &str, manifest: Arc<Manifest>) {
+        if let Some((placed, stamp)) = self.last_placed.take()
+            && placed == name
+            && stamp.size == manifest.size()
+        {
+            self.adoptions.push(Adoption {
+                name: placed,
+                stamp,
+                manifest,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -649,6 +685,94 @@ mod tests {
             store.set_files(&[f]);
             assert_eq!(store.read_shared(&id, 0, 3), Err(DiskError::NotFound));
         }
+    }
+
+    #[test]
+    fn a_placed_download_is_adopted_by_the_scanner_without_hashing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(2_500_000, 9);
+        let mut store = Store::new(dir);
+        let m = download(&mut store, "movie.mkv", &bytes);
+        let id = m.id();
+        let answer = p2pshare_proto::disk::perform(
+            &mut store,
+            p2pshare_proto::DiskOp::Finish {
+                content: id,
+                name: "movie.mkv".into(),
+                size: m.size(),
+                file_hash: *m.file_hash(),
+                manifest: Some(Arc::new(m.clone())),
+            },
+        );
+        assert!(matches!(
+            answer,
+            Some(p2pshare_proto::Input::Finished { result: Ok(ref n), .. }) if n == "dl_movie.mkv"
+        ));
+        let adoptions = store.take_adoptions();
+        assert_eq!(adoptions.len(), 1);
+        assert!(store.take_adoptions().is_empty(), "handed over once");
+
+        // A scanner that was not told hashes the new file (it is also racy: just written).
+        let mut blind = crate::Scanner::new(dir).unwrap();
+        let scan = blind.scan().unwrap();
+        assert_eq!((scan.hashed_files, scan.hashed_bytes), (1, m.size()));
+        let _ = fs::remove_file(dir.join(crate::scan::CACHE_FILE));
+
+        // One that adopted it shares it under the verified manifest without reading it.
+        let mut scanner = crate::Scanner::new(dir).unwrap();
+        for a in adoptions {
+            scanner.adopt(a);
+        }
+        let scan = scanner.scan().unwrap();
+        assert_eq!((scan.hashed_files, scan.hashed_bytes), (0, 0));
+        assert_eq!(scan.files.len(), 1);
+        assert_eq!(scan.files[0].name, "dl_movie.mkv");
+        assert_eq!(*scan.files[0].manifest, m);
+        assert_eq!(scanner.scan().unwrap().hashed_files, 0, "and keeps it");
+        // And it went into the cache: a restart does not hash it either.
+        assert_eq!(
+            crate::Scanner::new(dir)
+                .unwrap()
+                .scan()
+                .unwrap()
+                .hashed_files,
+            0
+        );
+
+        // Changed afterwards, it is hashed again like any changed file.
+        let f = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("dl_movie.mkv"))
+            .unwrap();
+        std::io::Write::write_all(&mut &f, b"x").unwrap();
+        let scan = scanner.scan().unwrap();
+        assert_eq!(scan.hashed_files, 1);
+        assert_ne!(scan.files[0].manifest.id(), id);
+    }
+
+    #[test]
+    fn a_download_without_a_manifest_is_not_adopted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(300_000, 4);
+        let mut store = Store::new(dir);
+        let m = download(&mut store, "py.bin", &bytes);
+        let answer = p2pshare_proto::disk::perform(
+            &mut store,
+            p2pshare_proto::DiskOp::Finish {
+                content: m.id(),
+                name: "py.bin".into(),
+                size: m.size(),
+                file_hash: *m.file_hash(),
+                manifest: None,
+            },
+        );
+        assert!(matches!(
+            answer,
+            Some(p2pshare_proto::Input::Finished { result: Ok(_), .. })
+        ));
+        assert!(store.take_adoptions().is_empty());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! [`perform`]; nothing here does I/O itself.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::ids::{ContentId, Digest};
+use crate::manifest::Manifest;
 use crate::node::{DiskOp, Input, ReadSource};
 
 /// A store of shared files and partial downloads, as the node's disk requests see it.
@@ -42,6 +44,12 @@ pub trait Storage {
     ) -> Result<String, FinishError>;
     /// Closes a partial download, keeping its file for a later resume.
     fn close_partial(&mut self, content: &ContentId);
+    /// A [`Storage::finish`] just put a download in place as `name`, verified against
+    /// `manifest`: a store that scans its folder records it, so that the file is shared under
+    /// that manifest without being hashed again. Does nothing by default.
+    fn placed(&mut self, name: &str, manifest: Arc<Manifest>) {
+        let _ = (name, manifest);
+    }
 }
 
 /// Carries out one disk request of the node on `storage`; returns the input that answers it
@@ -80,10 +88,14 @@ pub fn perform(storage: &mut impl Storage, op: DiskOp) -> Option<Input> {
             name,
             size,
             file_hash,
-        } => Input::Finished {
-            result: storage.finish(&content, &name, size, &file_hash),
-            content,
-        },
+            manifest,
+        } => {
+            let result = storage.finish(&content, &name, size, &file_hash);
+            if let (Ok(placed), Some(manifest)) = (&result, manifest) {
+                storage.placed(placed, manifest);
+            }
+            Input::Finished { result, content }
+        }
         DiskOp::ClosePartial { content } => {
             storage.close_partial(&content);
             return None;

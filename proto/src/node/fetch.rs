@@ -449,11 +449,13 @@ impl Node {
             return;
         };
         if let Some((name, size, file_hash)) = d.begin_finish() {
+            let manifest = d.manifest().cloned().map(std::sync::Arc::new);
             self.out.push_back(Output::Disk(DiskOp::Finish {
                 content,
                 name,
                 size,
                 file_hash,
+                manifest,
             }));
         }
     }

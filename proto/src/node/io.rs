@@ -6,6 +6,7 @@
 //! (a closed connection, a cancelled download) are ignored.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::disk::{DiskError, FinishError};
 use crate::download::FailReason;
@@ -240,6 +241,11 @@ pub enum DiskOp {
         size: u64,
         /// Its SHA-256.
         file_hash: Digest,
+        /// The manifest its chunks were verified against (none for a Python peer's file, which
+        /// has none): once the file is in place, a store that shares files hands it to
+        /// its scanner ([`crate::disk::Storage::placed`]), so the file is shared under it
+        /// without being read a third time.
+        manifest: Option<Arc<Manifest>>,
     },
     /// The download stopped: close the partial file (keep it, for resume).
     ClosePartial {

@@ -240,6 +240,7 @@ impl Node {
             name: d.name().to_owned(),
             size: d.size().unwrap_or(0),
             file_hash: *d.file_hash(),
+            manifest: None,
         }));
     }
 

@@ -35,6 +35,7 @@ impl Sim {
                 content,
                 size,
                 file_hash,
+                ref manifest,
                 ..
             } => {
                 let p = self.hosts[h].store.partial.get(&content);
@@ -42,8 +43,10 @@ impl Sim {
                     .manifests
                     .get(&content)
                     .map(|&f| &self.files[f].manifest);
+                // The manifest handed on for sharing is the one the file was verified against.
                 let ok = p.is_some_and(|p| p.len() as u64 == size && sha256(p) == file_hash)
-                    && known.is_some_and(|m| *m.file_hash() == file_hash && m.size() == size);
+                    && known.is_some_and(|m| *m.file_hash() == file_hash && m.size() == size)
+                    && manifest.as_deref().is_none_or(|m| Some(m) == known);
                 if !ok {
                     let have = p.map_or(0, Vec::len);
                     return Err(self.fail(
