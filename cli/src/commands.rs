@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use p2pshare_host::store::partial_file_name;
-use p2pshare_host::{Notice, Snapshot};
+use p2pshare_host::{Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::{ContentId, Event};
 
@@ -234,10 +234,10 @@ pub fn get(
         return get_through(opts, stream, name, json, signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
-    // Start as soon as one holder lists the file, once the peers have had their 250 ms to
-    // answer our first announcement: the download begins on that holder's manifest, and the
-    // others join as their catalogs arrive. Only a name that several files carry waits until
-    // the view of the LAN has settled (a partial of one of them may decide).
+    // Start as soon as one holder lists the file, with no fixed wait: the download begins on
+    // the first holder whose manifest verifies, and the others join as their catalogs arrive.
+    // Only a name that several files carry waits until the view of the LAN has settled (a
+    // partial of one of them may decide), and so does a folder (its job is planned once).
     let started = Instant::now();
     let pick = loop {
         if let Some(sig) = signals.take() {
@@ -266,14 +266,6 @@ pub fn get(
         match content_by_name(&snap, name, &opts.shared) {
             // A partial of another file of that name is here: its holder may not have
             // answered yet.
-            // Until every known peer's catalog is in (at most a second): a quick file could
-            // be done before the other holders answered, from one peer instead of all.
-            Ok(_)
-                if (!snap.answered || (!snap.settled && started.elapsed() < SETTLE_AT_MOST))
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
             Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -294,9 +286,20 @@ pub fn get(
                 if Instant::now() >= deadline {
                     return Err(msg.into());
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                // Look again as soon as something happens (a catalog arrived), not after a
+                // fixed sleep.
+                match handle.next_notice(Duration::from_millis(50)) {
+                    Ok(Some(n)) => report(opts, &n),
+                    Ok(None) => {}
+                    Err(e) => return Err(e.to_string().into()),
+                }
             }
         }
+    };
+    let handle = if pick.name.is_some() && !snap_settled(&handle) {
+        provisional(opts, handle, name, &pick, started, deadline, signals)?
+    } else {
+        handle
     };
     let picks = [(pick, name.to_owned())];
     let result = download_many(opts, &handle, &picks, deadline, signals);
@@ -315,6 +318,74 @@ pub fn get(
         }
     }
     Ok(())
+}
+
+/// True once the peer's view of the LAN has settled (`Snapshot::settled`).
+fn snap_settled(handle: &p2pshare_host::Handle) -> bool {
+    handle.snapshot().is_ok_and(|s| s.settled)
+}
+
+/// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
+/// once, held back from being put in place, and watches the view until it settles (at most
+/// [`SETTLE_AT_MOST`] after `started`). If another file of that name shows up meanwhile (or a
+/// partial of another one decides), cancels it, removes the partial file this run began, and
+/// fails as an ambiguous name does; otherwise releases it, and it finishes as soon as it is
+/// complete, and the handle is given back. So the first holder is asked at once, and a small
+/// file is still not saved before the other holders could say that the name is not unique.
+fn provisional(
+    opts: &Opts,
+    handle: p2pshare_host::Handle,
+    name: &str,
+    pick: &Pick,
+    started: Instant,
+    deadline: Instant,
+    signals: &Signals,
+) -> Result<p2pshare_host::Handle, Failure> {
+    let saved_as = pick.name.as_deref().unwrap_or(name);
+    let part = opts.shared.join(partial_file_name(saved_as, &pick.content));
+    let began = !part.exists();
+    let failed = |e: p2pshare_host::Stopped| Failure::from(e.to_string());
+    handle
+        .get(pick.content, pick.name.clone())
+        .map_err(failed)?;
+    handle
+        .request(Request::Hold(pick.content))
+        .map_err(failed)?;
+    loop {
+        if let Some(sig) = signals.take() {
+            let _ = handle.request(Request::Cancel(pick.content));
+            handle.shutdown();
+            return Err(Failure::Signal(sig));
+        }
+        let snap = handle.snapshot().map_err(failed)?;
+        let settled = snap.answered
+            && (snap.settled || started.elapsed() >= SETTLE_AT_MOST || Instant::now() >= deadline);
+        // Another file of that name, and no partial of ours from before to decide (the
+        // partial this run began does not count).
+        let other = snap
+            .remote
+            .iter()
+            .any(|f| f.content != pick.content && f.names.iter().any(|n| n == name));
+        if other && began {
+            let _ = handle.request(Request::Cancel(pick.content));
+            handle.shutdown();
+            let _ = std::fs::remove_file(&part);
+            return match content_by_name(&snap, name, &opts.shared) {
+                Err(Unresolved::Ambiguous(a)) => {
+                    println!("{}:\n{}", a.what, a.list);
+                    Err(format!("{}; use `get <id prefix>`", a.what).into())
+                }
+                _ => Err(format!("another file named {name:?} showed up; run `get` again").into()),
+            };
+        }
+        if settled {
+            handle
+                .request(Request::Release(pick.content))
+                .map_err(failed)?;
+            return Ok(handle);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The one-shot `get` of a folder, once `snap` shows it: one job, one bar, one summary; fails

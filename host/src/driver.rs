@@ -366,6 +366,8 @@ impl Driver {
                 self.input(Input::Command(Command::Get { content, name }))
             }
             Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
+            Request::Hold(c) => self.input(Input::Command(Command::Hold(c))),
+            Request::Release(c) => self.input(Input::Command(Command::Release(c))),
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
             }

@@ -33,6 +33,11 @@ pub enum Request {
     },
     /// Stop downloading it (the partial file is kept).
     Cancel(ContentId),
+    /// Do not put this download in place until [`Request::Release`], even once complete
+    /// (`p2pshare_proto::Command::Hold`): send right after the `Get`.
+    Hold(ContentId),
+    /// Put a held download in place as soon as it is complete.
+    Release(ContentId),
     /// Send back a [`Snapshot`].
     Snapshot(Sender<Snapshot>),
     /// Send back the counters alone (cheap: no views are built), and the notices dropped.

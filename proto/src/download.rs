@@ -278,6 +278,8 @@ pub struct Download {
     /// claim nothing missing): it stops after [`STRANDED_GRACE`].
     stranded_since: Option<Instant>,
     max_window: u32,
+    /// Not to be put in place yet, even when complete ([`Download::set_held`]).
+    held: bool,
     counters: Counters,
     bugs: Bugs,
 }
@@ -313,6 +315,7 @@ impl Download {
             prospects: BTreeSet::new(),
             stranded_since: None,
             max_window: max_window.max(MIN_WINDOW),
+            held: false,
             counters: Counters::default(),
             bugs,
         };
@@ -320,6 +323,12 @@ impl Download {
             d.add_holder(p);
         }
         d
+    }
+
+    /// Holds the download back from finishing (`true`) even once complete, or lets it finish
+    /// (`false`): while held, [`Download::begin_finish`] gives nothing.
+    pub fn set_held(&mut self, held: bool) {
+        self.held = held;
     }
 
     /// The same download, with chunks of equal rarity taken in an order shuffled by `salt`
@@ -990,6 +999,9 @@ impl Download {
     /// whole-file check and rename with what this returns (the name, size and file hash).
     /// `None` (and nothing changes) while chunks are missing.
     pub fn begin_finish(&mut self) -> Option<(String, u64, crate::ids::Digest)> {
+        if self.held {
+            return None;
+        }
         let early = self.bugs.finish_early()
             && self.phase == Phase::Running
             && self.written * 2 >= self.total_chunks();
@@ -1161,6 +1173,31 @@ mod tests {
         assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
         d.opened(0);
         (data, d, now)
+    }
+
+    #[test]
+    fn a_held_download_finishes_only_once_released() {
+        let (data, mut d, t0) = running(3);
+        let m = d.manifest().unwrap().clone();
+        d.set_held(true);
+        let asked: Vec<u32> = std::iter::from_fn(|| d.next_request(t0, A)).collect();
+        assert_eq!(asked.len(), 3, "held, it still downloads");
+        for i in asked {
+            assert!(matches!(
+                d.on_chunk(t0, A, i, chunk(&data, &m, i)),
+                Received::Accepted { .. }
+            ));
+            d.written(i, Ok(())).unwrap();
+        }
+        assert!(d.is_complete());
+        assert_eq!(d.begin_finish(), None, "held: not put in place");
+        assert_eq!(d.phase(), Phase::Running);
+        d.set_held(false);
+        assert_eq!(
+            d.begin_finish(),
+            Some(("f".into(), m.size(), *m.file_hash()))
+        );
+        assert_eq!(d.phase(), Phase::Finishing);
     }
 
     #[test]

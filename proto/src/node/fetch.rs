@@ -444,6 +444,15 @@ impl Node {
         }
     }
 
+    /// Holds a download back from being put in place, or releases it (and finishes it if it
+    /// is complete).
+    pub(super) fn hold(&mut self, content: ContentId, held: bool) {
+        if let Some(d) = self.downloads.get_mut(&content) {
+            d.set_held(held);
+            self.maybe_finish(content);
+        }
+    }
+
     fn maybe_finish(&mut self, content: ContentId) {
         let Some(d) = self.downloads.get_mut(&content) else {
             return;

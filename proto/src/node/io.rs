@@ -49,6 +49,13 @@ pub enum Command {
     },
     /// Stop downloading it (the partial file is kept for resume).
     Cancel(ContentId),
+    /// Keep this download from being put in place, even once every chunk is verified, until
+    /// [`Command::Release`]: its pick may still be withdrawn (a one-shot `get` by name starts
+    /// before the view of the LAN has settled, and another file of that name may show up).
+    /// Give it right after `Get`; it applies to that download only (not to a Python peer's).
+    Hold(ContentId),
+    /// Put a held download in place as soon as it is complete.
+    Release(ContentId),
     /// Say goodbye to the other peers and close every connection.
     Shutdown,
 }

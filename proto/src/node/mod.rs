@@ -410,6 +410,8 @@ impl Node {
             Input::Command(Command::Cancel(content)) => {
                 self.fail_download(content, crate::download::FailReason::Cancelled)
             }
+            Input::Command(Command::Hold(content)) => self.hold(content, true),
+            Input::Command(Command::Release(content)) => self.hold(content, false),
             Input::Command(Command::Shutdown) => self.shutdown(now),
             Input::AnnounceTo { to } => {
                 if to != self.cfg.announce_to {
