@@ -27,6 +27,10 @@ use sha2::Digest as _;
 
 /// Bytes read back per step.
 pub const BUFFER: usize = 1 << 20;
+/// Every time the hashed prefix grew by this much, the writeback of that part is started
+/// (and its pages already on the disk are dropped from the cache), so that the fsync before
+/// the rename finds little left to write.
+pub const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// The running whole-file hash of one partial download.
 pub struct Tail {
@@ -38,6 +42,8 @@ pub struct Tail {
     ahead: BTreeMap<u64, u64>,
     /// A write landed in the hashed part: the digest must be recomputed from the file.
     stale: bool,
+    /// The writeback of everything below this offset has been started.
+    flushed: u64,
 }
 
 impl Tail {
@@ -49,6 +55,7 @@ impl Tail {
             hashed: 0,
             ahead: BTreeMap::new(),
             stale: false,
+            flushed: 0,
         }
     }
 
@@ -58,7 +65,9 @@ impl Tail {
         if offset == self.hashed {
             self.hasher.update(data);
             self.hashed = end;
-            self.catch_up()
+            self.catch_up()?;
+            self.start_writeback();
+            Ok(())
         } else if offset > self.hashed {
             let e = self.ahead.entry(offset).or_insert(end);
             *e = (*e).max(end);
@@ -75,6 +84,21 @@ impl Tail {
             self.read_to(end)?;
         }
         Ok(())
+    }
+
+    /// Starts writing the hashed prefix back to the disk, a [`WRITEBACK_STEP`] at a time:
+    /// `posix_fadvise(DONTNEED)` starts the writeback of the range without waiting for it
+    /// (as `sync_file_range(SYNC_FILE_RANGE_WRITE)` would, which rustix does not offer) and
+    /// drops the pages of it already written, which the download never needs again (the
+    /// prefix is hashed; a peer served from the partial reads them back). Advice only: a
+    /// failure changes nothing.
+    fn start_writeback(&mut self) {
+        if self.hashed < self.flushed + WRITEBACK_STEP {
+            return;
+        }
+        let len = std::num::NonZeroU64::new(self.hashed - self.flushed);
+        let _ = rustix::fs::fadvise(&self.file, self.flushed, len, rustix::fs::Advice::DontNeed);
+        self.flushed = self.hashed;
     }
 
     fn read_to(&mut self, end: u64) -> io::Result<()> {
@@ -106,6 +130,7 @@ impl Tail {
         self.hashed = 0;
         self.ahead.clear();
         self.stale = false;
+        self.flushed = 0;
     }
 }
 
