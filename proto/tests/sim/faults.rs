@@ -21,6 +21,15 @@ impl Sim {
                 }
             }
             Act::Unpause { host } => self.unpause(host)?,
+            // A crashed host's user started again without a hold; a paused one is asked later.
+            Act::Release { host, content } if self.hosts[host].node.is_some() => {
+                if self.hosts[host].paused {
+                    self.act(self.now + 100 * MS, Act::Release { host, content });
+                } else {
+                    self.feed(host, Input::Command(Command::Release(content)), None)?;
+                }
+            }
+            Act::Release { .. } => {}
             Act::Partition { groups, dur } => {
                 for (h, g) in groups.into_iter().enumerate() {
                     self.hosts[h].group = g;
@@ -86,6 +95,20 @@ impl Sim {
             }),
             None,
         )?;
+        // Every third want is got as a one-shot `get` before the view settled does it: held
+        // back from being put in place for a while (no draw from the world's generator, so
+        // every seed keeps its world).
+        if want % 3 == 1 {
+            self.feed(h, Input::Command(Command::Hold(c)), None)?;
+            let at = self.now + (200 + 300 * (want % 4) as Nanos) * MS;
+            self.act(
+                at,
+                Act::Release {
+                    host: h,
+                    content: c,
+                },
+            );
+        }
         self.wake_impersonators(h);
         Ok(())
     }

@@ -432,6 +432,13 @@ pub enum Act {
         /// Which host.
         host: usize,
     },
+    /// The user's one-shot `get` lets a download it held back be put in place.
+    Release {
+        /// Which host.
+        host: usize,
+        /// Which download.
+        content: ContentId,
+    },
     /// The LAN splits in two groups for `dur`.
     Partition {
         /// Group of each host.
