@@ -37,17 +37,24 @@ pub fn env() -> Result<LtEnv, String> {
     if let Ok(why) = std::env::var("BENCH_LT_SKIP") {
         return Err(why);
     }
-    let python = PathBuf::from(std::env::var("BENCH_LT_PYTHON").unwrap_or("python3".into()));
-    let imports = Command::new(&python)
-        .args(["-c", "import libtorrent"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !imports {
+    // Debian's package installs into /usr/bin/python3's dist-packages, which a pyenv or venv
+    // python3 earlier on PATH does not see.
+    let candidates = match std::env::var("BENCH_LT_PYTHON") {
+        Ok(p) => vec![p],
+        Err(_) => vec!["/usr/bin/python3".into(), "python3".into()],
+    };
+    let imports = |p: &String| {
+        Command::new(p)
+            .args(["-c", "import libtorrent"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let Some(python) = candidates.iter().find(|p| imports(p)).map(PathBuf::from) else {
         return Err(format!(
             "{} cannot import libtorrent (run through ./bench.sh, which installs python3-libtorrent)",
-            python.display()
+            candidates.join(" or ")
         ));
-    }
+    };
     if Command::new("mktorrent").arg("-h").output().is_err() {
         return Err("mktorrent is missing (run through ./bench.sh, which installs it)".into());
     }
@@ -335,4 +342,108 @@ pub fn scenario(
         size,
         rounds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_drivers_line() {
+        assert_eq!(parse_done("done 4.2500\n"), Some(4.25));
+        assert_eq!(parse_done("lt_driver: not complete\n"), None);
+    }
+
+    /// A scratch directory of this test process, removed first.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("p2pb-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn the_namespace_has_only_lo_and_goes_away() {
+        if !root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ns = LoOnly::new("t-lo").unwrap();
+        let name = ns.name().to_string();
+        let links = ns
+            .exec(Path::new("ip"))
+            .args(["-o", "link"])
+            .output()
+            .unwrap();
+        let links = String::from_utf8_lossy(&links.stdout);
+        let names: Vec<&str> = links
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(str::trim)
+            .collect();
+        assert_eq!(names, ["lo"], "{links}");
+        assert!(links.contains("UP"), "lo is not up: {links}");
+        let list = || {
+            String::from_utf8_lossy(
+                &Command::new("ip")
+                    .args(["netns", "list"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .to_string()
+        };
+        assert!(list().contains(&name));
+        drop(ns);
+        assert!(!list().contains(&name), "{name} still exists");
+    }
+
+    /// The driver seeds and downloads a real torrent in a namespace with only `lo`.
+    #[test]
+    fn the_driver_moves_a_file_between_two_libtorrent_peers() {
+        let env = match env() {
+            Ok(e) if root() => e,
+            Ok(_) => return eprintln!("skipped: needs root"),
+            Err(why) => return eprintln!("skipped: {why}"),
+        };
+        let work = scratch("lt");
+        let src = work.join("src.bin");
+        crate::make_file(&src, 9 * crate::MIB + 12_345);
+        let t = torrent(&work, &src).unwrap();
+        link_into(&src, &work.join("seed"), "big.bin").unwrap();
+        let ns = LoOnly::new("t-lt").unwrap();
+        let _seeder = Seeder::start_until(
+            ns.exec(&env.python)
+                .arg(&env.driver)
+                .arg("seed")
+                .arg(&t)
+                .arg(work.join("seed"))
+                .arg(seed_addr(0)),
+            "seeding",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let dl = work.join("dl");
+        std::fs::create_dir_all(&dl).unwrap();
+        let (stdout, cost) = run(ns
+            .exec(&env.python)
+            .arg(&env.driver)
+            .arg("get")
+            .arg(&t)
+            .arg(&dl)
+            .arg(format!("127.0.0.1:{LT_PORT}"))
+            .arg(seed_addr(0)));
+        assert!(cost.ok, "{stdout}");
+        assert!(parse_done(&stdout).is_some_and(|s| s > 0.0), "{stdout}");
+        assert!(cost.cpu > 0.0 && cost.max_rss_mib > 1.0);
+        assert!(std::fs::read(dl.join("big.bin")).unwrap() == std::fs::read(&src).unwrap());
+        drop(_seeder);
+        drop(ns);
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }

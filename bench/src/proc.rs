@@ -21,6 +21,20 @@ pub fn wait_cost(child: &Child, start: Instant) -> Cost {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; wait4 fills it for our own child.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // Registered for Ctrl-C while it runs; waited for without reaping first (WNOWAIT), so it is
+    // unregistered before its pid can be reused.
+    crate::cleanup::add_pid(child.id());
+    // SAFETY: siginfo_t is plain old data; waitid fills it for our own child.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    crate::cleanup::remove_pid(child.id());
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = start.elapsed().as_secs_f64();
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
