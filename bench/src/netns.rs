@@ -1,7 +1,9 @@
-//! Three seeders on their own hosts (network namespaces on one bridge), each upload capped at
-//! 100 Mbit/s with `tc tbf`, and a downloader on a fourth host. Root only. The namespaces are
-//! created here and removed on every exit path (a guard), and the peers run with their default
-//! discovery settings inside them, so nothing reaches a real interface.
+//! Network namespaces for the benchmark. Three seeders on their own hosts (namespaces on one
+//! bridge), each upload capped at 100 Mbit/s with `tc tbf`, and a downloader on a fourth host;
+//! the classroom flash crowd; and [`LoOnly`], one namespace with only `lo`, for the libtorrent
+//! scenarios. Root only. The namespaces are created here and removed on every exit path (a
+//! guard, and [`crate::cleanup`] on Ctrl-C), and the peers run inside them, so nothing reaches a
+//! real interface.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,6 +37,10 @@ impl Namespaces {
     fn new(hosts: usize) -> Result<Namespaces, String> {
         let prefix = format!("p2pb{}-", std::process::id() % 100_000);
         let ns = Namespaces { prefix, hosts };
+        for i in 1..=hosts {
+            crate::cleanup::add_namespace(&ns.name(&format!("h{i}")));
+        }
+        crate::cleanup::add_namespace(&ns.name("br"));
         let br = ns.name("br");
         ip(&["netns", "add", &br])?;
         ip(&["-n", &br, "link", "set", "lo", "up"])?;
@@ -100,9 +106,56 @@ impl Namespaces {
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for i in 1..=self.hosts {
-            let _ = ip(&["netns", "del", &self.name(&format!("h{i}"))]);
+            let h = self.name(&format!("h{i}"));
+            let _ = ip(&["netns", "del", &h]);
+            crate::cleanup::remove_namespace(&h);
         }
         let _ = ip(&["netns", "del", &self.name("br")]);
+        crate::cleanup::remove_namespace(&self.name("br"));
+    }
+}
+
+/// One network namespace whose only interface is `lo` (up): the processes run in it reach each
+/// other on every 127.x address and nothing else. Deleted when dropped.
+pub struct LoOnly {
+    name: String,
+}
+
+impl LoOnly {
+    /// Creates `p2pb<pid>-<tag>` with `lo` up. Root only.
+    pub fn new(tag: &str) -> Result<LoOnly, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("needs root (a network namespace)".into());
+        }
+        let name = format!("p2pb{}-{tag}", std::process::id() % 100_000);
+        crate::cleanup::add_namespace(&name);
+        if let Err(e) = ip(&["netns", "add", &name]) {
+            crate::cleanup::remove_namespace(&name);
+            return Err(e);
+        }
+        let ns = LoOnly { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `bin` inside the namespace (`ip netns exec` execs it: same pid).
+    pub fn exec(&self, bin: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(bin);
+        c
+    }
+}
+
+impl Drop for LoOnly {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+        crate::cleanup::remove_namespace(&self.name);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Running p2pshare processes and measuring them: wall time, CPU seconds, peak RSS.
+//! Running the benchmark's processes (p2pshare and the libtorrent driver) and measuring them:
+//! wall time, CPU seconds, peak RSS.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +21,20 @@ pub fn wait_cost(child: &Child, start: Instant) -> Cost {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; wait4 fills it for our own child.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // Registered for Ctrl-C while it runs; waited for without reaping first (WNOWAIT), so it is
+    // unregistered before its pid can be reused.
+    crate::cleanup::add_pid(child.id());
+    // SAFETY: siginfo_t is plain old data; waitid fills it for our own child.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    crate::cleanup::remove_pid(child.id());
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = start.elapsed().as_secs_f64();
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
@@ -73,7 +88,12 @@ pub fn cpu_of(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// A `p2pshare serve` process, killed when dropped.
+/// What `p2pshare -v serve` logs once its first scan is done (`INFO sharing N files (hashed
+/// ...)`, after a timestamp: the line does not start with it).
+pub const SCANNED: &str = " files (hashed ";
+
+/// A long-lived peer (`p2pshare serve`, or the libtorrent driver's `seed`), killed when dropped.
+/// Its pid is registered with [`crate::cleanup`] while it lives, so Ctrl-C kills it too.
 pub struct Seeder {
     pub child: Child,
     pub scan_secs: f64,
@@ -81,31 +101,64 @@ pub struct Seeder {
 
 impl Seeder {
     /// Starts a seeder from `cmd` (a `p2pshare ... -v serve` command line) and waits until its
-    /// first scan is done (it prints `sharing N files`).
+    /// first scan is done (it logs `sharing N files (hashed ...)`).
     pub fn start(cmd: &mut Command) -> Seeder {
+        Seeder::start_until(cmd, SCANNED, Duration::from_secs(600))
+            .expect("seeder never finished its scan")
+    }
+
+    /// Starts a seeder from `cmd` and waits until it prints a line containing `ready` on its
+    /// stderr (the rest of its stderr is drained and dropped). Fails, with the seeder killed
+    /// and its last lines of stderr, if it exits first or takes longer than `timeout`.
+    pub fn start_until(
+        cmd: &mut Command,
+        ready: &str,
+        timeout: Duration,
+    ) -> Result<Seeder, String> {
         let start = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let err = child.stderr.take().unwrap();
+            .map_err(|e| format!("{cmd:?}: {e}"))?;
+        crate::cleanup::add_pid(child.id());
+        let err = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
+        let ready = ready.to_string();
         std::thread::spawn(move || {
+            let mut tail: Vec<String> = Vec::new();
+            let mut waiting = true;
             for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { return };
-                if line.starts_with("sharing ") {
-                    let _ = tx.send(());
+                let Ok(line) = line else { break };
+                if waiting && line.contains(&ready) {
+                    waiting = false;
+                    let _ = tx.send(Ok(()));
+                } else if waiting {
+                    tail.push(line);
+                    if tail.len() > 5 {
+                        tail.remove(0);
+                    }
                 }
             }
+            if waiting {
+                let _ = tx.send(Err(tail.join(" / ")));
+            }
         });
-        rx.recv_timeout(Duration::from_secs(600))
-            .expect("seeder never finished its scan");
-        Seeder {
-            child,
-            scan_secs: start.elapsed().as_secs_f64(),
-        }
+        let why = match rx.recv_timeout(timeout) {
+            Ok(Ok(())) => {
+                return Ok(Seeder {
+                    child,
+                    scan_secs: start.elapsed().as_secs_f64(),
+                });
+            }
+            Ok(Err(tail)) => format!("{cmd:?} exited before it was ready: {tail}"),
+            Err(_) => format!("{cmd:?} not ready after {timeout:?}"),
+        };
+        crate::cleanup::remove_pid(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(why)
     }
 
     pub fn cpu(&self) -> f64 {
@@ -115,6 +168,8 @@ impl Seeder {
 
 impl Drop for Seeder {
     fn drop(&mut self) {
+        // Unregistered before it is reaped, so the Ctrl-C path never signals a reused pid.
+        crate::cleanup::remove_pid(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
