@@ -71,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::ConnectFailed),
         1 => any::<u8>().prop_map(Op::Closed),
         3 => any::<u8>().prop_map(Op::Flushed),
+        1 => any::<u8>().prop_map(Op::SendFileBroken),
         20 => (any::<u8>(), payload(), prop_oneof![3 => Just(0u8), 1 => any::<u8>()])
             .prop_map(|(conn, payload, split)| Op::Receive { conn, payload, split }),
         4 => (
@@ -110,7 +111,7 @@ fn script() -> impl Strategy<Value = Script> {
             0..4,
         ),
         prop::bool::weighted(0.2),
-        0..4u8,
+        0..8u8,
         prop::collection::vec(op(), 0..200),
     )
         .prop_map(|(files, static_peer, prologue, ops)| Script {
