@@ -95,7 +95,8 @@ impl Seeder {
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { return };
-                if line.starts_with("sharing ") {
+                // `serve -v` logs through `tracing`: the line has a timestamp and level first.
+                if line.contains("sharing ") && line.contains(" files (hashed ") {
                     let _ = tx.send(());
                 }
             }
