@@ -51,6 +51,8 @@ pub fn stats(s: &Stats) -> String {
         requests_expired,
         claims_refused,
         chunks_served_partial,
+        chunks_sent_zero_copy,
+        zero_copy_broken,
         requests_spread,
         python_datagrams_dropped,
         python_files_rejected,
@@ -75,7 +77,9 @@ pub fn stats(s: &Stats) -> String {
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired} claims_refused={claims_refused} \
-         chunks_served_partial={chunks_served_partial} requests_spread={requests_spread} \
+         chunks_served_partial={chunks_served_partial} \
+         chunks_sent_zero_copy={chunks_sent_zero_copy} zero_copy_broken={zero_copy_broken} \
+         requests_spread={requests_spread} \
          python_datagrams_dropped={python_datagrams_dropped} \
          python_files_rejected={python_files_rejected} python_peers_full={python_peers_full} \
          python_requests_malformed={python_requests_malformed} \

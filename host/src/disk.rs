@@ -6,7 +6,8 @@
 //! the event loop instead of stalling it.
 //!
 //! Invariants: jobs are performed in submission order (so a write precedes the finish that
-//! needs it, and a catalog update precedes the reads that rely on it); [`Disk::submit`] never
+//! needs it; what is shared is set by the driver in the [`SharedFiles`] cache before the node
+//! hears of it, so the reads that rely on it find it); [`Disk::submit`] never
 //! blocks, so the event loop never waits on the disk (a slow disk, a long final check): the
 //! queue is bounded by the node instead, which asks for no more work than its budgets allow
 //! (`p2pshare_proto::budget`: reads within the send budgets, writes within the write
@@ -14,21 +15,19 @@
 //! exactly once through [`Disk::try_result`], and the runtime is woken for it; the thread ends
 //! when the [`Disk`] is dropped.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use p2pshare_proto::{DiskOp, Input};
 
-use crate::scan::{Adoption, ScannedFile};
+use crate::files::SharedFiles;
+use crate::scan::Adoption;
 use crate::store::Store;
 
 /// Work for the disk thread.
 #[derive(Debug)]
 pub enum Job {
-    /// The files to serve changed (after a scan).
-    Files(Vec<ScannedFile>),
     /// A disk request of the node.
     Node(DiskOp),
 }
@@ -40,16 +39,17 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// Starts the disk thread for the shared folder `dir`; it calls `wake` after each answer,
-    /// and sends each download it puts in place to `adopt` (the scanner's, if there is one).
+    /// Starts the disk thread for the shared folder of `files` (the cache the runtime sends
+    /// from too); it calls `wake` after each answer, and sends each download it puts in place
+    /// to `adopt` (the scanner's, if there is one).
     pub fn start(
-        dir: &Path,
+        files: SharedFiles,
         wake: Arc<dyn Fn() + Send + Sync>,
         adopt: Option<Sender<Adoption>>,
     ) -> std::io::Result<Disk> {
         let (jobs, rx) = mpsc::channel();
         let (tx, results) = mpsc::channel();
-        let store = Store::new(dir);
+        let store = Store::with_files(files);
         thread::Builder::new()
             .name("p2pshare-disk".into())
             .spawn(move || run(store, rx, tx, wake, adopt))?;
@@ -89,10 +89,6 @@ fn run(
 ) {
     for job in jobs {
         let answer = match job {
-            Job::Files(files) => {
-                store.set_files(&files);
-                None
-            }
             Job::Node(op) => p2pshare_proto::disk::perform(&mut store, op),
         };
         for a in store.take_adoptions() {

@@ -24,11 +24,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::{
-    ConfigError, ConnId, ContentId, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
+    ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
 };
 
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
+use crate::files::SharedFiles;
 use crate::handle::{Notice, Request, SharedFile, Snapshot};
 use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
@@ -53,6 +54,12 @@ pub trait Network {
     fn resume(&mut self, conn: ConnId);
     /// Closes a connection at once, discarding what is still queued.
     fn close(&mut self, conn: ConnId);
+    /// Queues `header`, then `len` bytes at `offset` of the shared file with content `file`
+    /// sent straight from the file ([`crate::zerocopy`]; open it with
+    /// [`Driver::shared_file`]), after everything queued before; they count for
+    /// `Input::Flushed` like any bytes. If the file cannot be opened, or ends before the range,
+    /// close the connection and feed `Input::SendFileBroken`.
+    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32);
 }
 
 /// Performs one network operation of the node on `net`.
@@ -64,6 +71,13 @@ pub fn perform(op: NetOp, net: &mut impl Network) {
         NetOp::Pause { conn } => net.pause(conn),
         NetOp::Resume { conn } => net.resume(conn),
         NetOp::Close { conn } => net.close(conn),
+        NetOp::SendFile {
+            conn,
+            header,
+            file,
+            offset,
+            len,
+        } => net.send_file(conn, header, file, offset, len),
     }
 }
 
@@ -117,6 +131,9 @@ impl std::error::Error for StartError {}
 pub struct Driver {
     node: Node,
     disk: Disk,
+    /// The shared files by content: set here after each scan, read by the disk thread, sent
+    /// from by the runtime.
+    files: SharedFiles,
     requests: Receiver<Request>,
     scans: Receiver<Result<Scan, ScanError>>,
     notices: Outbox,
@@ -205,8 +222,9 @@ pub fn start(
                 error,
             })?;
     }
+    let files = SharedFiles::new(&cfg.shared);
     let disk =
-        Disk::start(&cfg.shared, wake.clone(), adopt_tx).map_err(|error| StartError::Thread {
+        Disk::start(files.clone(), wake.clone(), adopt_tx).map_err(|error| StartError::Thread {
             name: "disk",
             error,
         })?;
@@ -224,6 +242,7 @@ pub fn start(
     let driver = Driver {
         node,
         disk,
+        files,
         requests: req_rx,
         scans: scan_rx,
         notices: Outbox::new(note_tx),
@@ -313,7 +332,8 @@ impl Driver {
     }
 
     fn on_scan(&mut self, scan: Scan) {
-        self.disk.submit(Job::Files(scan.files.clone()));
+        // Before the node hears of them, so that every read and send it asks for finds them.
+        self.files.set_files(&scan.files);
         self.shared = scan
             .files
             .iter()
@@ -453,6 +473,13 @@ impl Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The open shared file with `content`, for a [`Network::send_file`]: from the cache the
+    /// disk thread reads through ([`SharedFiles`]), opened now if it is not open (beneath the
+    /// folder, never through a symlink, regular files only).
+    pub fn shared_file(&self, content: &ContentId) -> Result<Arc<std::fs::File>, DiskError> {
+        self.files.open(content).map(|(f, _)| f)
     }
 
     /// The next network operation to perform (see [`perform`]).

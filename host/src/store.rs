@@ -20,7 +20,8 @@
 //!   never compared with the download: identical content still gets a new name (no hashing of
 //!   unrelated files, and the user's file is never touched).
 //! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
-//!   [`crate::tail::BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open.
+//!   [`crate::tail::BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open
+//!   (in the [`SharedFiles`] cache the runtime's zero-copy sends use too).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -38,14 +39,14 @@ use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
 use crate::beneath;
+use crate::files::{SharedFiles, disk_err};
 use crate::nofollow;
 use crate::scan::{Adoption, ScannedFile, Stamp};
 use crate::tail::Tail;
 
 /// The most bytes one read may ask for: the largest chunk a manifest may have.
 pub const MAX_READ: u32 = MAX_CHUNK_SIZE;
-/// Shared files kept open between reads (least recently used closed first).
-pub const MAX_OPEN_SHARED: usize = 16;
+pub use crate::files::MAX_OPEN_SHARED;
 /// How many `dl_` names [`Store::finish`] tries before giving up.
 pub const MAX_NAME_TRIES: u32 = 10_000;
 
@@ -61,12 +62,12 @@ struct Partial {
 /// Executes the node's disk requests inside one shared folder. See the module doc.
 pub struct Store {
     dir: PathBuf,
-    shared: BTreeMap<ContentId, String>,
-    open: Vec<(ContentId, File)>,
+    /// The shared files, by content (shared with the runtime's zero-copy sends). Files
+    /// [`Store::finish`] placed are adopted there: served by content at once and until a scan
+    /// lists them (the node shares them under the manifest they were verified against
+    /// meanwhile).
+    files: SharedFiles,
     partials: BTreeMap<ContentId, Partial>,
-    /// Files [`Store::finish`] placed, served by content at once and until a scan lists them
-    /// (the node shares them under the manifest they were verified against meanwhile).
-    adopted: BTreeMap<ContentId, String>,
     /// The last file [`Store::finish`] placed, with its stamp taken once it was in place,
     /// until [`Storage::placed`] pairs it with its manifest.
     last_placed: Option<(String, Stamp)>,
@@ -76,10 +77,11 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (shared, open) = self.files.counts();
         f.debug_struct("Store")
             .field("dir", &self.dir)
-            .field("shared", &self.shared.len())
-            .field("open", &self.open.len())
+            .field("shared", &shared)
+            .field("open", &open)
             .field("partials", &self.partials.len())
             .finish()
     }
@@ -89,12 +91,16 @@ impl Store {
     /// A store for the shared folder `dir`: create one at start, next to the
     /// [`Scanner`](crate::Scanner). Touches nothing on disk yet.
     pub fn new(dir: &Path) -> Store {
+        Store::with_files(SharedFiles::new(dir))
+    }
+
+    /// A store for the folder of `files`, serving (and adopting into) that cache: the one the
+    /// driver keeps and the runtime sends from.
+    pub fn with_files(files: SharedFiles) -> Store {
         Store {
-            dir: dir.to_path_buf(),
-            shared: BTreeMap::new(),
-            open: Vec::new(),
+            dir: files.dir().to_path_buf(),
+            files,
             partials: BTreeMap::new(),
-            adopted: BTreeMap::new(),
             last_placed: None,
             adoptions: Vec::new(),
         }
@@ -113,30 +119,14 @@ impl Store {
         &self.dir
     }
 
-    /// Sets what is served: call after every scan that reported a change, with its files. Only
-    /// each file's name is used (its path is rebuilt inside the folder); a name failing
-    /// `check_name` is ignored. When several names have one content, the first is served. Open
-    /// handles of files no longer served (or now served from another name) are closed.
+    /// Sets what is served: call after every scan that reported a change, with its files (the
+    /// driver sets its [`SharedFiles`] itself; this is for a store on its own). Only each
+    /// file's name is used; a name failing `check_name` is ignored; of several names of one
+    /// content the first is served; handles of files no longer served are closed; what a
+    /// download just placed stays served until the scan lists it. See
+    /// [`SharedFiles::set_files`].
     pub fn set_files(&mut self, files: &[ScannedFile]) {
-        let mut shared = BTreeMap::new();
-        for f in files {
-            if check_name(&f.name).is_ok() {
-                shared
-                    .entry(f.manifest.id())
-                    .or_insert_with(|| f.name.clone());
-            }
-        }
-        // What a download just placed stays served until the scan lists it (the same rule as
-        // the node's, so both serve it in between).
-        self.adopted
-            .retain(|c, _| !files.iter().any(|f| f.manifest.id() == *c));
-        for (c, name) in &self.adopted {
-            shared.entry(*c).or_insert_with(|| name.clone());
-        }
-        let old = std::mem::replace(&mut self.shared, shared);
-        let new = &self.shared;
-        self.open
-            .retain(|(id, _)| old.get(id).is_some_and(|n| new.get(id) == Some(n)));
+        self.files.set_files(files);
     }
 
     /// Reads exactly `len` bytes at `offset` of the shared file with `content`: call for the
@@ -150,31 +140,8 @@ impl Store {
         len: u32,
     ) -> Result<Vec<u8>, DiskError> {
         check_len(len)?;
-        let name = self.shared.get(content).ok_or(DiskError::NotFound)?.clone();
-        let file = self.open_shared(content, &name)?;
-        read_at(file, &name, offset, len)
-    }
-
-    fn open_shared(&mut self, content: &ContentId, name: &str) -> Result<&File, DiskError> {
-        if let Some(i) = self.open.iter().position(|(id, _)| id == content) {
-            let entry = self.open.remove(i);
-            self.open.push(entry);
-        } else {
-            let root = beneath::open_root(&self.dir).map_err(|e| disk_err(e, name))?;
-            let file = beneath::open_read(root.as_fd(), name).map_err(|e| match e.kind() {
-                // A symlink, a folder or a FIFO where the file was: not served.
-                io::ErrorKind::InvalidInput => DiskError::NotFound,
-                _ => disk_err(e, name),
-            })?;
-            if self.open.len() >= MAX_OPEN_SHARED {
-                self.open.remove(0);
-            }
-            self.open.push((*content, file));
-        }
-        match self.open.last() {
-            Some((_, f)) => Ok(f),
-            None => Err(DiskError::Other("no open file".into())),
-        }
+        let (file, name) = self.files.open(content)?;
+        read_at(&file, &name, offset, len)
     }
 
     /// Opens, or creates empty, the hidden partial file of a download of `content` saved as
@@ -343,10 +310,7 @@ impl Store {
             .ok()
             .map(|m| (final_name.clone(), Stamp::of(&m)));
         self.partials.remove(content);
-        self.shared
-            .entry(*content)
-            .or_insert_with(|| final_name.clone());
-        self.adopted.insert(*content, final_name.clone());
+        self.files.adopt(*content, final_name.clone());
         Ok(final_name)
     }
 
@@ -518,17 +482,6 @@ fn read_err(e: io::Error, name: &str) -> DiskError {
         DiskError::Other(format!("{name} is shorter than expected"))
     } else {
         disk_err(e, name)
-    }
-}
-
-/// Maps an I/O error on `name` to what the node understands.
-fn disk_err(e: io::Error, name: &str) -> DiskError {
-    match e.kind() {
-        io::ErrorKind::NotFound => DiskError::NotFound,
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => DiskError::NoSpace,
-        // ENOSPC, EDQUOT, in case the kind is not mapped.
-        _ if matches!(e.raw_os_error(), Some(28 | 122)) => DiskError::NoSpace,
-        _ => DiskError::Other(format!("{name}: {e}")),
     }
 }
 

@@ -105,6 +105,9 @@ pub enum CloseReason {
     WrongPeer,
     /// This node is shutting down.
     Shutdown,
+    /// A chunk we sent straight from its file came short (the file shrank or vanished under
+    /// us): the stream is broken. The peer did nothing wrong.
+    FileBroken,
 }
 
 impl CloseReason {
@@ -112,7 +115,10 @@ impl CloseReason {
     pub fn is_clean(self) -> bool {
         matches!(
             self,
-            CloseReason::Idle | CloseReason::Shutdown | CloseReason::PeerGone
+            CloseReason::Idle
+                | CloseReason::Shutdown
+                | CloseReason::PeerGone
+                | CloseReason::FileBroken
         )
     }
 }

@@ -131,6 +131,7 @@ impl Net {
                 // Every send is flushed at once here, so no budget fills up and nobody is
                 // paused for long: reading on is as good as honouring the pause.
                 Output::Net(NetOp::Pause { .. } | NetOp::Resume { .. }) => {}
+                Output::Net(NetOp::SendFile { .. }) => panic!("zero_copy is off in these nodes"),
                 Output::Net(NetOp::Close { conn }) => {
                     if let Some((t, tconn)) = self.links.remove(&(h, conn)) {
                         self.links.remove(&(t, tconn));

@@ -98,6 +98,10 @@ pub struct Config {
     /// Most accepted connections from one IP address: one host opening hundreds of silent
     /// connections must not lock the others out.
     pub max_connections_per_ip: usize,
+    /// Serve chunks of shared files with [`super::NetOp::SendFile`] (zero-copy) rather than
+    /// a read and a send; chunks of partial downloads and Python replies are read either way.
+    /// Off in [`Config::new`] (a runtime turns it on when it can send from a file).
+    pub zero_copy: bool,
     /// Planted bugs (simulator tests only).
     pub bugs: Bugs,
 }
@@ -155,6 +159,7 @@ impl Config {
             max_connections: 512,
             max_outbound: 256,
             max_connections_per_ip: 64,
+            zero_copy: false,
             bugs: Bugs::default(),
         }
     }

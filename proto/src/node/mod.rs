@@ -393,6 +393,10 @@ impl Node {
             Input::Closed { conn } => {
                 self.end_session(now, conn, crate::session::CloseReason::Remote, false)
             }
+            Input::SendFileBroken { conn } => {
+                self.stats.zero_copy_broken += 1;
+                self.end_session(now, conn, crate::session::CloseReason::FileBroken, false)
+            }
             Input::ReadDone { read, result } => self.on_read_done(now, read, result),
             Input::PartialOpened { content, result } => {
                 self.on_partial_opened(now, content, result)

@@ -10,6 +10,11 @@
 //! own budget is paused; one whose answers wait for a shared budget is in `starved` and is
 //! served again as soon as any connection flushes or ends. So a peer that asks a lot and reads
 //! slowly costs bounded memory, and cannot take the others' share.
+//!
+//! A chunk of a shared file goes out as [`NetOp::SendFile`] when `Config::zero_copy` is set
+//! (no read, no buffer: the runtime sends it from the file); a chunk of a download in
+//! progress is always read first (`DiskOp::Read`, then `NetOp::Send` in `on_read_done`). Both
+//! take the same serve-window slot and owe the same bytes until `Flushed`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -279,6 +284,10 @@ impl Node {
                 s.start_serving(len);
             }
             self.note_sent(conn, content, index);
+            if let (true, ReadSource::Shared(file)) = (self.cfg.zero_copy, source) {
+                self.send_chunk_file(conn, file, index, offset, len);
+                continue;
+            }
             let read = ReadId(self.next_read);
             self.next_read += 1;
             self.reads.insert(
@@ -298,6 +307,35 @@ impl Node {
                 len,
             }));
         }
+    }
+
+    /// Serves chunk `index` of the shared `file` (started with `start_serving`) zero-copy: the
+    /// runtime sends the header and then the range straight from the file. It counts against
+    /// the budgets exactly as a read chunk does once sent: header and body are owed until
+    /// `Flushed`.
+    fn send_chunk_file(
+        &mut self,
+        conn: ConnId,
+        file: ContentId,
+        index: u32,
+        offset: u64,
+        len: u32,
+    ) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.served(true, len);
+        let header = encode_chunk_header(&file, index, len as usize);
+        s.sent(self.now, header.len() + len as usize);
+        self.stats.chunks_served += 1;
+        self.stats.chunks_sent_zero_copy += 1;
+        self.out.push_back(Output::Net(NetOp::SendFile {
+            conn,
+            header,
+            file,
+            offset,
+            len,
+        }));
     }
 
     /// Tells the runtime to stop reading `conn` while it wants a pause, and to read it again

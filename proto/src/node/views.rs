@@ -134,6 +134,12 @@ pub struct Stats {
     pub claims_refused: u64,
     /// Chunks served from downloads still in progress (part of `chunks_served`).
     pub chunks_served_partial: u64,
+    /// Chunks served zero-copy, straight from the shared file (`NetOp::SendFile`; part of
+    /// `chunks_served`).
+    pub chunks_sent_zero_copy: u64,
+    /// Connections the runtime closed because a zero-copy chunk came short (its file shrank,
+    /// vanished or failed after the header went out: the stream was broken).
+    pub zero_copy_broken: u64,
     /// Chunk requests refused as busy because that chunk just went to another peer (a crowd
     /// fetches it from that peer instead of from us).
     pub requests_spread: u64,

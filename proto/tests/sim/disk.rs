@@ -1,6 +1,7 @@
 //! The disk: a node's disk requests checked (no unverified write, no early finish), then
 //! performed on the host's in-memory [`Store`](super::store::Store) after a latency, with
-//! injected write failures and corrupting reads for misbehaving hosts.
+//! injected write failures and corrupting reads for misbehaving hosts; and zero-copy sends
+//! (`NetOp::SendFile`), performed from the same store like a kernel's `sendfile`.
 
 use super::*;
 
@@ -90,6 +91,53 @@ impl Sim {
             DiskOp::ClosePartial { .. } => {}
         }
         Ok(())
+    }
+
+    /// Performs a zero-copy send of host `h`: the header, then the range read from its store
+    /// at once (the kernel reads the file; no disk latency is modelled), corrupted like a read
+    /// by a corrupting host. A range the store cannot give in full breaks the stream: the
+    /// connection is closed and the node told [`Input::SendFileBroken`].
+    pub(super) fn send_file(
+        &mut self,
+        h: usize,
+        conn: ConnId,
+        header: Vec<u8>,
+        file: ContentId,
+        offset: u64,
+        len: u32,
+    ) {
+        use p2pshare_proto::disk::Storage;
+        let read = self.hosts[h]
+            .store
+            .read(ReadSource::Shared(file), offset, len);
+        match read {
+            Ok(mut d) if d.len() == len as usize => {
+                if let Behaviour::Corrupt(p) = self.hosts[h].behaviour
+                    && !d.is_empty()
+                    && self.rng.chance(p)
+                {
+                    let i = self.rng.below(d.len());
+                    d[i] ^= 1 << self.rng.below(8);
+                }
+                self.send(h, conn, header);
+                self.send(h, conn, d);
+            }
+            _ => {
+                self.log(format!("h{h} send_file {conn:?} broken"));
+                self.send(h, conn, header);
+                self.close(h, conn);
+                let inc = self.hosts[h].inc;
+                self.schedule(
+                    self.now,
+                    Ev::Input {
+                        host: h,
+                        inc,
+                        input: Input::SendFileBroken { conn },
+                        from: None,
+                    },
+                );
+            }
+        }
     }
 
     pub(super) fn disk(&mut self, h: usize, o: DiskOp) {

@@ -770,6 +770,9 @@ impl Sim {
         let mut cfg = Config::new(host.id, instance, seed, 10000);
         cfg.announce_to = vec![BROADCAST];
         cfg.bugs = host.bugs;
+        // Half the hosts serve zero-copy (`NetOp::SendFile`), half through reads: both paths
+        // run in every network, without drawing from the RNG.
+        cfg.zero_copy = h % 2 == 1;
         host.node = Some(
             Node::new(cfg, self.origin + Duration::from_nanos(self.now))
                 .expect("a valid configuration"),
@@ -853,6 +856,13 @@ impl Sim {
             }
             NetOp::Connect { conn, addr } => self.connect(h, conn, addr),
             NetOp::Send { conn, data } => self.send(h, conn, data),
+            NetOp::SendFile {
+                conn,
+                header,
+                file,
+                offset,
+                len,
+            } => self.send_file(h, conn, header, file, offset, len),
             NetOp::Pause { conn } => self.read_pause(h, conn, true),
             NetOp::Resume { conn } => self.read_pause(h, conn, false),
             NetOp::Close { conn } => self.close(h, conn),

@@ -57,7 +57,8 @@ pub struct Script {
     pub files: Vec<FileSpec>,
     /// Configure one static peer (`--peer`) at 10.0.0.9:10000.
     pub static_peer: bool,
-    /// A head start, so that short scripts reach deep states: see [`prologue`].
+    /// A head start, so that short scripts reach deep states: see [`prologue`]; bit 2 also
+    /// makes the node serve zero-copy (`NetOp::SendFile`).
     pub prologue: u8,
     /// The inputs.
     pub ops: Vec<Op>,
@@ -128,6 +129,8 @@ pub enum Op {
     Closed(u8),
     /// `Flushed` for a connection.
     Flushed(u8),
+    /// `SendFileBroken` for a connection (a zero-copy chunk came short; the runtime closed it).
+    SendFileBroken(u8),
     /// Bytes on a connection, in one piece or (split > 0) two.
     Receive {
         /// Which connection.
@@ -495,6 +498,7 @@ impl Harness {
             .collect();
         let mut cfg = Config::new(ME, 1, 7, 10000);
         cfg.announce_to = vec![SocketAddr::from(([10, 0, 0, 255], 9999))];
+        cfg.zero_copy = script.prologue & 4 != 0;
         if script.static_peer {
             cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
         }
@@ -712,6 +716,11 @@ impl Harness {
             Op::Flushed(c) => {
                 let conn = self.conn(*c);
                 self.input(Input::Flushed { conn });
+            }
+            Op::SendFileBroken(c) => {
+                let conn = self.conn(*c);
+                self.mark_closed(conn);
+                self.input(Input::SendFileBroken { conn });
             }
             Op::Receive {
                 conn,
@@ -1138,6 +1147,7 @@ impl Harness {
                 Output::Net(NetOp::Datagram { .. }) => "datagram",
                 Output::Net(NetOp::Connect { .. }) => "connect",
                 Output::Net(NetOp::Send { .. }) => "send",
+                Output::Net(NetOp::SendFile { .. }) => "send_file",
                 Output::Net(NetOp::Pause { .. }) => "pause",
                 Output::Net(NetOp::Resume { .. }) => "resume",
                 Output::Net(NetOp::Close { .. }) => "close",
@@ -1181,6 +1191,33 @@ impl Harness {
                             }
                             Ok(Some(Frame::Chunk { .. })) => {}
                             Ok(Some(Frame::Unreadable)) => panic!("the node sent a bad frame"),
+                            Ok(None) => break,
+                            Err(e) => panic!("the node's stream does not frame: {e}"),
+                        }
+                    }
+                }
+                Output::Net(NetOp::SendFile {
+                    conn,
+                    header,
+                    file,
+                    offset,
+                    len,
+                }) => {
+                    let m = self.manifests.get(&file);
+                    let m = m.unwrap_or_else(|| panic!("send_file of unknown content {file:?}"));
+                    assert!(
+                        offset + u64::from(len) <= m.size(),
+                        "send_file past the end"
+                    );
+                    let c = self.conns.get_mut(&conn);
+                    let c = c.unwrap_or_else(|| panic!("send_file on unknown {conn:?}"));
+                    assert!(!c.closed, "send_file on closed {conn:?}");
+                    c.from_node.push(&header);
+                    c.from_node.push(&vec![0; len as usize]);
+                    loop {
+                        match c.from_node.next_frame() {
+                            Ok(Some(Frame::Chunk { .. })) => {}
+                            Ok(Some(_)) => panic!("send_file carried more than a chunk"),
                             Ok(None) => break,
                             Err(e) => panic!("the node's stream does not frame: {e}"),
                         }
