@@ -555,6 +555,12 @@ fn a_running_peer_is_driven_through_its_folder() {
     let mut runner = Peer::serve(d, &[], &["--runtime", "smol"]);
     let folder = runner.dir.path().to_path_buf();
     let sock = folder.join(".p2pshare.sock");
+    // The socket is bound just after the folder lock is taken (which `serve` waited for).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // Wait until the running peer lists the file (its view, through the socket).
