@@ -264,6 +264,16 @@ pub fn get(
             continue;
         }
         match content_by_name(&snap, name, &opts.shared) {
+            // A Python peer's file cannot be held back from being put in place (see
+            // `provisional`): it waits, as before, until every known peer's catalog is in.
+            Ok(pick)
+                if is_python(&snap, &pick)
+                    && (!snap.answered
+                        || (!snap.settled && started.elapsed() < SETTLE_AT_MOST))
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             // A partial of another file of that name is here: its holder may not have
             // answered yet.
             Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
@@ -296,7 +306,8 @@ pub fn get(
             }
         }
     };
-    let handle = if pick.name.is_some() && !snap_settled(&handle) {
+    let python = handle.snapshot().is_ok_and(|s| is_python(&s, &pick));
+    let handle = if pick.name.is_some() && !python && !snap_settled(&handle) {
         provisional(opts, handle, name, &pick, started, deadline, signals)?
     } else {
         handle
@@ -323,6 +334,14 @@ pub fn get(
 /// True once the peer's view of the LAN has settled (`Snapshot::settled`).
 fn snap_settled(handle: &p2pshare_host::Handle) -> bool {
     handle.snapshot().is_ok_and(|s| s.settled)
+}
+
+/// True when `pick` is a file of Python peers: its download cannot be held
+/// (`Command::Hold` applies to our own peers' files only).
+fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
+    snap.remote
+        .iter()
+        .any(|f| f.content == pick.content && f.python)
 }
 
 /// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
