@@ -346,10 +346,11 @@ fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
 
 /// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
 /// once, held back from being put in place, and watches the view until it settles (at most
-/// [`SETTLE_AT_MOST`] after `started`). If another file of that name shows up meanwhile (or a
-/// partial of another one decides), cancels it, removes the partial file this run began, and
-/// fails as an ambiguous name does; otherwise releases it, and it finishes as soon as it is
-/// complete, and the handle is given back. So the first holder is asked at once, and a small
+/// [`SETTLE_AT_MOST`] after `started`). If another file of that name shows up meanwhile and
+/// no partial of the picked one was here before (one that was decides, as for any ambiguous
+/// name), cancels it, removes the partial file this run began, and fails as an ambiguous name
+/// does; otherwise releases it (it finishes as soon as it is complete) and gives the handle
+/// back. So the first holder is asked at once, and a small
 /// file is still not saved before the other holders could say that the name is not unique.
 fn provisional(
     opts: &Opts,
