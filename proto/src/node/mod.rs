@@ -373,8 +373,7 @@ impl Node {
 
     /// Feeds one thing that happened at `now`. Then drain [`Node::poll_output`].
     pub fn handle_input(&mut self, now: Instant, input: Input) {
-        self.now = self.now.max(now);
-        let now = self.now;
+        let now = self.advance(now);
         if self.shut_down {
             return;
         }
@@ -427,13 +426,24 @@ impl Node {
         self.drain_discovery(now);
     }
 
+    /// Moves the node's clock to `now` (never back) and returns it. `Have`s overdue because the
+    /// runtime hands us something before running our timers (its loop was late) go out first,
+    /// not only when it next runs them.
+    fn advance(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        if !self.shut_down {
+            self.swarm_timers(self.now);
+        }
+        self.now
+    }
+
     /// A TCP connection was accepted from `remote`. Returns the id under which the runtime
     /// reports its events from now on, or `None` when the node refuses it (too many
     /// connections, or too many from that address): then the runtime drops the socket, and no
     /// input about it follows. Then drain [`Node::poll_output`] (the hello goes out).
     #[must_use = "the id names the connection in every later input"]
     pub fn accept(&mut self, now: Instant, remote: std::net::SocketAddr) -> Option<ConnId> {
-        self.now = self.now.max(now);
+        self.advance(now);
         if self.shut_down {
             return None;
         }
@@ -455,7 +465,7 @@ impl Node {
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that
     /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
     pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        self.now = self.now.max(now);
+        self.advance(now);
         if self.py_conns.contains_key(&conn) {
             self.py_received(self.now, conn, data);
         } else if self.py_serving.contains_key(&conn) {
