@@ -345,8 +345,8 @@ fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
 }
 
 /// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
-/// once, held back from being put in place, and watches the view until it settles (at most
-/// [`SETTLE_AT_MOST`] after `started`). If another file of that name shows up meanwhile and
+/// once, held back from being put in place, and waits for the view to settle (at most
+/// [`SETTLE_AT_MOST`] after `started`). If another file of that name is in it then and
 /// no partial of the picked one was here before (one that was decides, as for any ambiguous
 /// name), cancels it, removes the partial file this run began, and fails as an ambiguous name
 /// does; otherwise releases it (it finishes as soon as it is complete) and gives the handle
@@ -380,6 +380,12 @@ fn provisional(
         let snap = handle.snapshot().map_err(failed)?;
         let settled = snap.answered
             && (snap.settled || started.elapsed() >= SETTLE_AT_MOST || Instant::now() >= deadline);
+        if !settled {
+            // Judged once the view has settled, as before: a Python peer's copy of the same
+            // file shows as another file until a peer of ours vouches for its hash.
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         // Another file of that name, and no partial of ours from before to decide (the
         // partial this run began does not count).
         let other = snap
@@ -398,13 +404,10 @@ fn provisional(
                 _ => Err(format!("another file named {name:?} showed up; run `get` again").into()),
             };
         }
-        if settled {
-            handle
-                .request(Request::Release(pick.content))
-                .map_err(failed)?;
-            return Ok(handle);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        handle
+            .request(Request::Release(pick.content))
+            .map_err(failed)?;
+        return Ok(handle);
     }
 }
 
