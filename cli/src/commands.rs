@@ -239,7 +239,7 @@ pub fn get(
     // Only a name that several files carry waits until the view of the LAN has settled (a
     // partial of one of them may decide), and so does a folder (its job is planned once).
     let started = Instant::now();
-    let pick = loop {
+    let (pick, settled, python) = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
             return Err(Failure::Signal(sig));
@@ -279,7 +279,10 @@ pub fn get(
             Ok(pick) if early && other_partial(&opts.shared, name, &pick.content) => {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Ok(pick) => break pick,
+            Ok(pick) => {
+                let python = is_python(&snap, &pick);
+                break (pick, snap.settled, python);
+            }
             Err(Unresolved::Ambiguous(_)) if early => {
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -306,8 +309,7 @@ pub fn get(
             }
         }
     };
-    let python = handle.snapshot().is_ok_and(|s| is_python(&s, &pick));
-    let handle = if pick.name.is_some() && !python && !snap_settled(&handle) {
+    let handle = if pick.name.is_some() && !python && !settled {
         provisional(opts, handle, name, &pick, started, deadline, signals)?
     } else {
         handle
@@ -329,11 +331,6 @@ pub fn get(
         }
     }
     Ok(())
-}
-
-/// True once the peer's view of the LAN has settled (`Snapshot::settled`).
-fn snap_settled(handle: &p2pshare_host::Handle) -> bool {
-    handle.snapshot().is_ok_and(|s| s.settled)
 }
 
 /// True when `pick` is a file of Python peers: its download cannot be held

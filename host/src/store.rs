@@ -529,7 +529,6 @@ impl p2pshare_proto::disk::Storage for Store {
     fn placed(&mut self, name: &str, manifest: Arc<Manifest>) {
         if let Some((placed, stamp)) = self.last_placed.take()
             && placed == name
-            && stamp.size == manifest.size()
         {
             self.adoptions.push(Adoption {
                 name: placed,

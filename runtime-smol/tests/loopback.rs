@@ -3,40 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use p2pshare_host::{Handle, Notice, PeerConfig, StartError};
+use p2pshare_host::{Handle, Notice, StartError};
 use p2pshare_proto::{ContentId, Event, PeerId};
 
-type Start = fn(&PeerConfig) -> Result<Handle, StartError>;
+mod support;
 
-/// A discovery port of this test process, distinct per test (`offset`).
-fn discovery_port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + offset
-}
-
-/// A loopback-only config sharing `dir`.
-fn config(dir: &Path, offset: u16) -> PeerConfig {
-    let mut cfg = PeerConfig::new(dir);
-    cfg.broadcast = vec!["127.255.255.255".parse().unwrap()];
-    cfg.discovery_port = discovery_port(offset);
-    cfg.transfer_port = 0;
-    cfg.interval = Duration::from_secs(1);
-    cfg
-}
+use support::{Start, config};
 
 /// About 3 MiB that differ per `seed` (so two files have two contents).
 fn contents(seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..3 * 1024 * 1024 + 12345)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::contents(seed, 3 * 1024 * 1024 + 12345)
 }
 
 /// Waits (bounded) until `h` sees `name` shared by `holder`; returns its content id.

@@ -8,39 +8,24 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use p2pshare_host::{Handle, Notice, PeerConfig, StartError};
+use p2pshare_host::{Handle, Notice, PeerConfig};
 use p2pshare_proto::{ContentId, Event, PeerId, Stats};
 
-type Start = fn(&PeerConfig) -> Result<Handle, StartError>;
+mod support;
 
-/// A discovery port of this test process, distinct per test (`offset`), apart from the ones
-/// of `loopback.rs` (offsets below 10).
-fn discovery_port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + 10 + offset
-}
+use support::Start;
 
-/// A loopback-only config sharing `dir`, serving zero-copy or not.
+/// A loopback-only config sharing `dir`, serving zero-copy or not; its discovery ports lie
+/// apart from those of `loopback.rs` (offsets below 10).
 fn config(dir: &Path, offset: u16, zero_copy: bool) -> PeerConfig {
-    let mut cfg = PeerConfig::new(dir);
-    cfg.broadcast = vec!["127.255.255.255".parse().unwrap()];
-    cfg.discovery_port = discovery_port(offset);
-    cfg.transfer_port = 0;
-    cfg.interval = Duration::from_secs(1);
+    let mut cfg = support::config(dir, 10 + offset);
     cfg.zero_copy = zero_copy;
     cfg
 }
 
 /// About 5 MiB that differ per `seed`, not a whole number of chunks.
 fn contents(seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..5 * 1024 * 1024 + 4321)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::contents(seed, 5 * 1024 * 1024 + 4321)
 }
 
 struct Peer {
