@@ -251,31 +251,10 @@ macro_rules! scenario_tests {
     )*};
 }
 
-// Item 3 misses its "peers one-shot lists every victim" check whenever the machine has other
-// work (issue 10 stays open for it): a fresh observer holds the seeder unconfirmed until it
-// has connected to it, and the spoofer, claiming the seeder's id from its own address every
-// 50 ms, moves that entry to itself and then says `bye` for it; under load the observer loses
-// that race. Run alone it passed 5 of 5 on a quiet machine (mio) and 12 of 12 beside two busy
-// loops (smol), but 5 of 8 beside one busy loop (mio, with and without sendfile alike), 1 of 2
-// beside other scenarios, and it failed in 3 of the 4 CI rehearsals of this stop that reached it.
-// The fix belongs in discovery (keep both claimed addresses of an unconfirmed id and let a
-// hello decide), not in the bound. Run it with
-// `cargo test -p p2pshare --test hostile h3 -- --ignored`.
-#[test]
-#[ignore = "a fresh observer loses the spoofer's race under load; see issue 10"]
-fn h3_spoofed_discovery_mio() {
-    attack(3, Rt::Mio);
-}
-
-#[test]
-#[ignore = "a fresh observer loses the spoofer's race under load; see issue 10"]
-fn h3_spoofed_discovery_smol() {
-    attack(3, Rt::Smol);
-}
-
 scenario_tests! {
     1 h1_ask_never_read_mio h1_ask_never_read_smol;
     2 h2_impersonation_mio h2_impersonation_smol;
+    3 h3_spoofed_discovery_mio h3_spoofed_discovery_smol;
     4 h4_huge_catalog_mio h4_huge_catalog_smol;
     5 h5_reflection_mio h5_reflection_smol;
     6 h6_slot_exhaustion_mio h6_slot_exhaustion_smol;
@@ -405,9 +384,7 @@ fn check(checks: &mut Vec<Check>, what: impl Into<String>, ok: bool, detail: imp
 /// One scenario at a time: each models a LAN of its own, with hosts that have their CPUs to
 /// themselves, and its bounds (the download within twice its baseline, a newcomer answered
 /// within its second) assume it. Two at once on a 2-core machine share the cores between eight
-/// hosts; then item 3's spoofer, which claims the seeder's id every 50 ms, won the race against
-/// an observer slowed down by the other scenario (two CI rehearsals failed on it, each time
-/// beside another scenario; alone it passed 12 of 12 runs, also under two busy loops).
+/// hosts.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn attack(item: u32, rt: Rt) {

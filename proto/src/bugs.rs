@@ -43,6 +43,10 @@ pub struct Bugs {
     /// Never announce a verified chunk with a `Have`.
     #[cfg(feature = "bugs")]
     pub never_have: bool,
+    /// Move a peer no connection has confirmed yet to any address that announces its id
+    /// (instead of keeping that address as a rival to dial), as discovery did before.
+    #[cfg(feature = "bugs")]
+    pub claims_move_unmet_peers: bool,
 }
 
 macro_rules! switch {
@@ -71,4 +75,5 @@ impl Bugs {
     switch!(no_read_deadline);
     switch!(no_table_cap_per_ip);
     switch!(no_request_deadline);
+    switch!(claims_move_unmet_peers);
 }

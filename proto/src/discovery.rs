@@ -15,14 +15,23 @@
 //! - a host changes only its own entries: once a peer is known, only what comes from the IP
 //!   address it was learned from (an announcement, or a hello on a connection from there)
 //!   refreshes it, moves its port, restarts it or says goodbye for it; the same claims from
-//!   any other address are counted and ignored. One exception: a peer first heard of through
-//!   a hello on a connection it opened to us is only *provisional* (anyone can open a
-//!   connection and claim an id nobody announced yet); the first announcement of that id, or
-//!   hello on a connection we opened, from another address moves it there for good
-//!   ([`Change::Moved`]). A peer that really moved to another address
+//!   any other address are counted and ignored. The exception is a peer no connection has
+//!   confirmed yet (below), which includes one first heard of through a hello on a
+//!   connection it opened to us (*provisional*: anyone can open a connection and claim an id
+//!   nobody announced yet). A peer that really moved to another address
 //!   is forgotten when its old address has been silent past the expiry, and then found anew
 //!   at the new one. Without keys this is what can be had: a host that can spoof a peer's
-//!   source address can still speak for it.
+//!   source address can still speak for it;
+//! - an id announced from several addresses before a connection confirmed any of them is
+//!   *contested*: the address it was first heard at stays listed, and each other address
+//!   (at most `MAX_RIVALS`, one per IP) is kept as a *rival* with its own instance and
+//!   last-seen time ([`Change::Rival`] asks the node to dial it). A hello on a connection we
+//!   opened decides: the address it came from takes the id for good and the others are
+//!   dropped. What a rival's address says (its goodbye, a new instance, a new port) changes
+//!   only that rival, never the listed entry, so a spoofer cannot evict a peer we have heard
+//!   but not yet met, nor keep it out by announcing it first: when the listed address says
+//!   goodbye, goes quiet past the expiry or is found unreachable, the freshest rival takes
+//!   its place ([`Change::Moved`]) instead of the peer being lost.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,6 +50,9 @@ const MAX_PEERS: usize = 1024;
 const MAX_PEERS_PER_IP: usize = 32;
 /// Addresses of unreachable peers remembered at once (the oldest is forgotten first).
 const MAX_SHUNNED: usize = 1024;
+/// Other addresses kept for one contested id (see the module doc): one per claiming host, and
+/// a few hosts claiming the same id is already an attack; more are counted and ignored.
+const MAX_RIVALS: usize = 4;
 const EARLY_ANSWER_GAP: Duration = Duration::from_millis(250);
 /// Slack on top of [`EARLY_ANSWER_GAP`] for the answers to cross the LAN and be read.
 const ANSWER_SLACK: Duration = Duration::from_millis(150);
@@ -67,6 +79,18 @@ pub struct Peer {
     /// A hello from its address (on a connection there) confirmed it speaks there: from then
     /// on no other address can take its id.
     confirmed: bool,
+    /// Other addresses announcing its id while it is unconfirmed, one per IP (see the module
+    /// doc); empty once confirmed.
+    rivals: Vec<Rival>,
+}
+
+/// Another address announcing a contested id: what it said, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rival {
+    addr: SocketAddr,
+    instance: u64,
+    revision: u64,
+    last_seen: Instant,
 }
 
 impl Peer {
@@ -89,9 +113,12 @@ pub enum Change {
     Restarted(PeerId),
     /// A known peer announced a new catalog revision.
     RevisionChanged(PeerId),
-    /// A provisional peer was announced from another address: it is there now, and what was
+    /// A rival address of a contested peer took its place: it is there now, and what was
     /// learned at the old address (connections, catalog) is no longer its.
     Moved(PeerId),
+    /// A contested peer is also announced at this address: dial it, and let its hello decide
+    /// ([`Discovery::confirm`] or [`Discovery::reject_rival`]).
+    Rival(PeerId, SocketAddr),
     /// A peer went quiet past the expiry, or said goodbye.
     Lost(PeerId, SocketAddr),
 }
@@ -191,17 +218,21 @@ impl Discovery {
         if let Some(p) = self.peers.get_mut(&a.peer)
             && p.addr.ip() != from.ip()
         {
-            // Until a connection there confirmed it, an id is not bound to its first address:
-            // a spoofed announcement that came first (pointing at a port nobody answers on)
-            // must not keep the real peer out.
-            let loose = p.provisional || !p.confirmed;
-            if loose && !provisional && !a.bye && !p.retired.contains(&a.instance) {
+            let unmet = !p.is_confirmed() && !provisional;
+            if unmet
+                && self.bugs.claims_move_unmet_peers()
+                && !a.bye
+                && !p.retired.contains(&a.instance)
+            {
                 p.addr = addr;
                 p.instance = a.instance;
                 p.revision = a.revision;
                 p.last_seen = now;
                 p.provisional = false;
                 self.changes.push_back(Change::Moved(a.peer));
+            } else if unmet {
+                let shunned = self.shunned.get(&addr).is_some_and(|&until| now < until);
+                self.contest(now, a, addr, shunned);
             } else {
                 self.drops.claims_elsewhere += 1;
             }
@@ -214,9 +245,8 @@ impl Discovery {
                 .peers
                 .get(&a.peer)
                 .is_some_and(|p| p.instance == a.instance)
-                && let Some(p) = self.peers.remove(&a.peer)
             {
-                self.changes.push_back(Change::Lost(p.id, p.addr));
+                self.remove_or_succeed(now, &a.peer);
             }
             return;
         }
@@ -268,6 +298,7 @@ impl Discovery {
                         retired: Vec::new(),
                         provisional,
                         confirmed: false,
+                        rivals: Vec::new(),
                     },
                 );
                 self.changes.push_back(Change::Found(a.peer));
@@ -276,29 +307,162 @@ impl Discovery {
         }
     }
 
-    /// Forgets `id`, found unreachable (connections to it fail or speak something else), and
-    /// ignores new peers at its address until `until`.
-    pub fn forget_unreachable(&mut self, id: &PeerId, until: Instant) {
-        let Some(p) = self.peers.remove(id) else {
+    /// Announcement `a` about unconfirmed peer `a.peer` came from `addr`, not where it is
+    /// listed: it concerns that address's rival only (see the module doc).
+    fn contest(&mut self, now: Instant, a: &Announce, addr: SocketAddr, shunned: bool) {
+        let there = self.peers.values().filter(|p| p.addr.ip() == addr.ip());
+        let crowded = there.count() >= MAX_PEERS_PER_IP;
+        let Some(p) = self.peers.get_mut(&a.peer) else {
             return;
         };
+        let at = p.rivals.iter().position(|r| r.addr.ip() == addr.ip());
+        match at {
+            Some(i) if a.bye => {
+                if p.rivals[i].instance == a.instance {
+                    p.rivals.remove(i);
+                } else {
+                    self.drops.claims_elsewhere += 1;
+                }
+            }
+            None if a.bye => self.drops.claims_elsewhere += 1,
+            _ if shunned => self.drops.unreachable += 1,
+            Some(i) => {
+                let r = &mut p.rivals[i];
+                let dial = r.addr != addr || r.instance != a.instance;
+                *r = Rival {
+                    addr,
+                    instance: a.instance,
+                    revision: a.revision,
+                    last_seen: now,
+                };
+                if dial {
+                    self.changes.push_back(Change::Rival(a.peer, addr));
+                }
+            }
+            None if p.rivals.len() >= MAX_RIVALS => self.drops.claims_elsewhere += 1,
+            None if crowded => self.drops.per_ip_full += 1,
+            None => {
+                p.rivals.push(Rival {
+                    addr,
+                    instance: a.instance,
+                    revision: a.revision,
+                    last_seen: now,
+                });
+                self.changes.push_back(Change::Rival(a.peer, addr));
+            }
+        }
+    }
+
+    /// True while `addr` is a rival address of contested peer `id` (a [`Change::Rival`] not
+    /// yet decided).
+    pub fn is_rival(&self, id: &PeerId, addr: SocketAddr) -> bool {
+        self.peers
+            .get(id)
+            .is_some_and(|p| p.rivals.iter().any(|r| r.addr == addr))
+    }
+
+    /// A dial to rival address `addr` of `id` failed, or its hello named someone else: that
+    /// address no longer speaks for `id`. With `unreachable` (nothing there speaks our
+    /// protocol) its announcements are ignored until `until`, as a forgotten peer's are.
+    pub fn reject_rival(&mut self, id: &PeerId, addr: SocketAddr, unreachable: Option<Instant>) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.rivals.retain(|r| r.addr != addr);
+        }
+        if let Some(until) = unreachable {
+            self.shun(addr, until);
+        }
+    }
+
+    /// Puts the freshest rival of `id` in its place (a [`Change::Moved`]) and says so, if it
+    /// has one that is not past the expiry at `now` and whose address may hold one more peer.
+    fn succeed(&mut self, now: Instant, id: &PeerId) -> bool {
+        let expiry = self.expiry();
+        let Some(p) = self.peers.get_mut(id) else {
+            return false;
+        };
+        p.rivals
+            .retain(|r| now.saturating_duration_since(r.last_seen) < expiry);
+        let mut rivals = std::mem::take(&mut p.rivals);
+        rivals.retain(|r| {
+            let there = self.peers.values().filter(|q| q.addr.ip() == r.addr.ip());
+            there.count() < MAX_PEERS_PER_IP
+        });
+        rivals.sort_by_key(|r| r.last_seen);
+        let Some(p) = self.peers.get_mut(id) else {
+            return false;
+        };
+        let Some(r) = rivals.pop() else {
+            return false;
+        };
+        p.rivals = rivals;
+        p.addr = r.addr;
+        p.instance = r.instance;
+        p.revision = r.revision;
+        p.last_seen = r.last_seen;
+        p.retired.clear();
+        p.provisional = false;
+        p.confirmed = false;
+        self.changes.push_back(Change::Moved(*id));
+        true
+    }
+
+    fn shun(&mut self, addr: SocketAddr, until: Instant) {
         if self.shunned.len() >= MAX_SHUNNED
             && let Some((&oldest, _)) = self.shunned.iter().min_by_key(|(_, t)| **t)
         {
             self.shunned.remove(&oldest);
         }
-        self.shunned.insert(p.addr, until);
-        self.changes.push_back(Change::Lost(p.id, p.addr));
+        self.shunned.insert(addr, until);
     }
 
-    /// A hello naming `id` came on a connection with `ip`: if that is where `id` is listed, it
-    /// is confirmed there (no other address can take it any more).
-    pub fn confirm(&mut self, id: &PeerId, ip: std::net::IpAddr) {
-        if let Some(p) = self.peers.get_mut(id)
-            && p.addr.ip() == ip
+    /// Removes `id` at `now`, or, when it is contested, moves it to its freshest rival.
+    fn remove_or_succeed(&mut self, now: Instant, id: &PeerId) {
+        if !self.succeed(now, id)
+            && let Some(p) = self.peers.remove(id)
         {
-            p.confirmed = true;
+            self.changes.push_back(Change::Lost(p.id, p.addr));
         }
+    }
+
+    /// Forgets `id`, found unreachable at `now` (connections to it fail or speak something
+    /// else), and ignores new peers at its address until `until`. A contested id moves to its
+    /// freshest rival instead.
+    pub fn forget_unreachable(&mut self, now: Instant, id: &PeerId, until: Instant) {
+        let Some(addr) = self.peers.get(id).map(|p| p.addr) else {
+            return;
+        };
+        self.shun(addr, until);
+        self.remove_or_succeed(now, id);
+    }
+
+    /// A hello naming `id` came on a connection with `ip` (one we opened, for a rival): if
+    /// that is where `id` is listed, or one of its rivals, it is confirmed there (no other
+    /// address can take it any more, and its rivals are dropped).
+    pub fn confirm(&mut self, id: &PeerId, ip: std::net::IpAddr) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if p.addr.ip() == ip {
+            p.confirmed = true;
+            p.rivals.clear();
+            return;
+        }
+        if p.is_confirmed() {
+            return;
+        }
+        let Some(i) = p.rivals.iter().position(|r| r.addr.ip() == ip) else {
+            return;
+        };
+        let r = p.rivals.swap_remove(i);
+        p.rivals.clear();
+        p.addr = r.addr;
+        p.instance = r.instance;
+        p.revision = r.revision;
+        p.last_seen = r.last_seen;
+        p.retired.clear();
+        p.provisional = false;
+        p.confirmed = true;
+        self.changes.push_back(Change::Moved(*id));
     }
 
     /// A hello from `addr` (its IP and announced port) shows a peer is there: it is no longer
@@ -336,15 +500,15 @@ impl Discovery {
         } else {
             expiry
         };
-        let mut lost = Vec::new();
-        self.peers.retain(|_, p| {
-            let keep = now.saturating_duration_since(p.last_seen) < expiry;
-            if !keep {
-                lost.push(Change::Lost(p.id, p.addr));
-            }
-            keep
-        });
-        self.changes.extend(lost);
+        let silent: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| now.saturating_duration_since(p.last_seen) >= expiry)
+            .map(|p| p.id)
+            .collect();
+        for id in silent {
+            self.remove_or_succeed(now, &id);
+        }
         if now >= self.next_announce {
             self.last_announce = Some(now);
             let jitter = 0.9 + 0.2 * rng.next_f64();
@@ -495,18 +659,30 @@ mod tests {
     #[test]
     fn an_id_first_claimed_by_a_connection_moves_to_where_it_is_announced() {
         let t0 = crate::test_epoch();
+        let id = PeerId([2; 16]);
         let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         let impostor: SocketAddr = "127.0.0.66:40000".parse().unwrap();
         d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
-        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([2; 16]))));
-        // The real peer announces from its own address: the id goes there, for good.
+        d.confirm(&id, impostor.ip());
+        assert_eq!(d.poll_change(), Some(Change::Found(id)));
+        assert!(
+            !d.peer(&id).unwrap().is_confirmed(),
+            "an inbound claim proves nothing"
+        );
+        // The real peer announces from its own address: a rival, dialled, whose hello
+        // takes the id there for good.
         d.heard(t0, &ann(2, 1, 1), from());
-        assert_eq!(d.poll_change(), Some(Change::Moved(PeerId([2; 16]))));
-        assert_eq!(d.peer(&PeerId([2; 16])).unwrap().addr.ip(), from().ip());
-        d.confirm(&PeerId([2; 16]), from().ip());
+        assert_eq!(
+            d.poll_change(),
+            Some(Change::Rival(id, SocketAddr::new(from().ip(), 10002)))
+        );
+        d.confirm(&id, from().ip());
+        assert_eq!(d.poll_change(), Some(Change::Moved(id)));
+        assert_eq!(d.peer(&id).unwrap().addr.ip(), from().ip());
+        assert!(d.peer(&id).unwrap().is_confirmed());
         d.heard(t0, &ann(2, 9, 1), impostor);
         d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
-        assert_eq!(d.peer(&PeerId([2; 16])).unwrap().addr.ip(), from().ip());
+        assert_eq!(d.peer(&id).unwrap().addr.ip(), from().ip());
         assert_eq!(d.poll_change(), None);
         assert_eq!(d.drops().claims_elsewhere, 2);
     }
@@ -514,22 +690,91 @@ mod tests {
     #[test]
     fn a_spoofed_announcement_that_came_first_does_not_keep_the_peer_out() {
         let t0 = crate::test_epoch();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let id = PeerId([2; 16]);
+        let real = SocketAddr::new(from().ip(), 10002);
         let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
         let mut spoofed = ann(2, 9, 1);
         spoofed.port = 1;
+        // Decided by a hello from the real address.
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         d.heard(t0, &spoofed, spoofer);
-        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([2; 16]))));
-        // Not confirmed by any connection: the real announcement takes the id.
+        assert_eq!(d.poll_change(), Some(Change::Found(id)));
+        // Not confirmed by any connection: the real announcement is a rival, to be dialled.
         d.heard(t0, &ann(2, 1, 1), from());
-        assert_eq!(d.poll_change(), Some(Change::Moved(PeerId([2; 16]))));
-        d.confirm(&PeerId([2; 16]), from().ip());
+        assert_eq!(d.poll_change(), Some(Change::Rival(id, real)));
+        assert!(d.is_rival(&id, real));
+        d.confirm(&id, from().ip());
+        assert_eq!(d.poll_change(), Some(Change::Moved(id)));
+        let p = d.peer(&id).unwrap();
+        assert_eq!((p.addr, p.instance, p.is_confirmed()), (real, 1, true));
         d.heard(t0, &spoofed, spoofer);
-        assert_eq!(
-            d.peer(&PeerId([2; 16])).unwrap().addr,
-            SocketAddr::new(from().ip(), 10002)
-        );
+        assert_eq!(d.peer(&id).unwrap().addr, real);
         assert_eq!(d.poll_change(), None);
+        // Decided by the listed address failing: the rival takes its place.
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        d.heard(t0, &spoofed, spoofer);
+        d.heard(t0, &ann(2, 1, 1), from());
+        while d.poll_change().is_some() {}
+        d.forget_unreachable(t0, &id, t0 + Duration::from_secs(300));
+        assert_eq!(d.poll_change(), Some(Change::Moved(id)));
+        assert_eq!(d.peer(&id).unwrap().addr, real);
+        // Decided by the spoofer's own goodbye.
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        d.heard(t0, &spoofed, spoofer);
+        d.heard(t0, &ann(2, 1, 1), from());
+        while d.poll_change().is_some() {}
+        let mut bye = spoofed.clone();
+        bye.bye = true;
+        d.heard(t0, &bye, spoofer);
+        assert_eq!(d.poll_change(), Some(Change::Moved(id)));
+        assert_eq!(d.peer(&id).unwrap().addr, real);
+    }
+
+    #[test]
+    fn a_spoofer_cannot_evict_a_peer_not_yet_met() {
+        // Item 3 of issue 10, as its end-to-end test plays it: the real peer is heard, no
+        // connection has confirmed it yet, and another address cycles through a new instance,
+        // its goodbye, the real instance at port 1, and the real instance's goodbye.
+        let t0 = crate::test_epoch();
+        let id = PeerId([2; 16]);
+        let real = SocketAddr::new(from().ip(), 10002);
+        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut rng = Rng::new(4);
+        d.heard(t0, &ann(2, 1, 1), from());
+        assert_eq!(d.poll_change(), Some(Change::Found(id)));
+        let mut dials = 0;
+        for k in 0..80u64 {
+            let now = t0 + Duration::from_millis(50 * k);
+            let fake = 1000 + k / 4;
+            let mut a = match k % 4 {
+                0 | 1 => ann(2, fake, 1),
+                _ => ann(2, 1, 1),
+            };
+            a.bye = k % 2 == 1;
+            if k % 4 == 2 {
+                a.port = 1;
+            }
+            d.heard(now, &a, spoofer);
+            d.handle_timeout(now, &mut rng);
+            while let Some(c) = d.poll_change() {
+                assert!(
+                    matches!(c, Change::Rival(_, at) if at.ip() == spoofer.ip()),
+                    "{c:?}"
+                );
+                dials += 1;
+                // The dial is refused: nothing there speaks for the id.
+                if k % 8 >= 4 {
+                    d.reject_rival(&id, SocketAddr::new(spoofer.ip(), 1), None);
+                }
+            }
+            let p = d.peer(&id).expect("the real peer stays listed");
+            assert_eq!((p.addr, p.instance, p.last_seen), (real, 1, t0));
+        }
+        assert_eq!(
+            dials, 40,
+            "each claim of a new instance or port is dialled once"
+        );
     }
 
     #[test]

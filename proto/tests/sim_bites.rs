@@ -131,3 +131,12 @@ fn never_announcing_have_leaves_verified_chunks_unannounced() {
     };
     finds(bugs, &[Kind::NodeInvariant]);
 }
+
+#[test]
+fn moving_unmet_peers_to_any_claim_lets_a_spoofer_evict_them() {
+    let bugs = Bugs {
+        claims_move_unmet_peers: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Evicted]);
+}

@@ -248,9 +248,17 @@ impl Node {
         if inbound {
             return;
         }
-        if self.statics.iter().any(|st| st.conn == Some(conn))
-            && let Some(s) = self.sessions.get_mut(&conn)
-        {
+        let pinned = self.statics.iter().any(|st| st.conn == Some(conn));
+        let listed_there = self
+            .discovery
+            .peer(&a.peer)
+            .is_some_and(|p| p.addr.ip() == remote.ip());
+        if !pinned && !listed_there {
+            // A dial to a rival address whose hello came after the id was decided elsewhere.
+            self.end_session(now, conn, CloseReason::PeerGone, true);
+            return;
+        }
+        if pinned && let Some(s) = self.sessions.get_mut(&conn) {
             s.pin();
         }
         let link = self.links.entry(a.peer).or_default();
@@ -323,6 +331,19 @@ impl Node {
             }
         }
         let Some(peer) = s.peer() else { return };
+        let remote = s.remote();
+        if !conn.is_inbound()
+            && s.instance().is_none()
+            && self.discovery.is_rival(&peer, remote)
+            && self.links.get(&peer).is_none_or(|l| l.conn != Some(conn))
+        {
+            // A dial to a contested id's rival address ended without the hello that would
+            // have decided for it: that address does not speak for the id. Nothing there
+            // speaking our protocol at all shuns it too; another peer's hello does not.
+            let shun = (why != CloseReason::WrongPeer).then_some(now + UNREACHABLE_FOR);
+            self.discovery.reject_rival(&peer, remote, shun);
+            return;
+        }
         let clean = why.is_clean();
         if let Some(link) = self.links.get_mut(&peer)
             && link.conn == Some(conn)
@@ -343,7 +364,7 @@ impl Node {
                 // Never reached, again and again: refused, silent, or not our protocol. Forget
                 // it (its downloads lose it) and ignore its address for a while.
                 self.discovery
-                    .forget_unreachable(&peer, now + UNREACHABLE_FOR);
+                    .forget_unreachable(now, &peer, now + UNREACHABLE_FOR);
             }
         }
     }
@@ -409,6 +430,34 @@ impl Node {
         if let Some(link) = self.links.get_mut(&peer) {
             link.conn = Some(conn);
         }
+    }
+
+    /// Dials `addr`, where contested `peer` is also announced: the hello decides where the id
+    /// is (see `discovery`). Within the same dial budgets as a link; past them the rival is
+    /// left undecided (it still takes the id's place if the listed address goes).
+    pub(super) fn dial_rival(&mut self, now: Instant, peer: PeerId, addr: SocketAddr) {
+        if !self.discovery.is_rival(&peer, addr) {
+            return;
+        }
+        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
+        let dialing = self
+            .sessions
+            .values()
+            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
+            .filter(|s| s.remote().ip() == addr.ip())
+            .count();
+        let already = self
+            .sessions
+            .values()
+            .any(|s| !s.id().is_inbound() && s.remote() == addr && s.peer() == Some(peer));
+        if already {
+            return;
+        }
+        if outbound >= self.cfg.max_outbound || dialing >= MAX_DIALS_PER_IP {
+            self.stats.connects_deferred += 1;
+            return;
+        }
+        self.open_session(now, addr, Some(peer));
     }
 
     /// Our outbound connection to `peer` is open: send what waited for it.

@@ -621,6 +621,7 @@ impl Node {
                         .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
                     self.want_catalog(now, p);
                 }
+                Change::Rival(p, addr) => self.dial_rival(now, p, addr),
                 Change::Lost(p, addr) => {
                     self.out
                         .push_back(Output::Event(Event::PeerLost { peer: p, addr }));

@@ -18,7 +18,14 @@
 //! - [`Behaviour::TableFlood`] announces batches of [`FLOOD_IDS`] fresh peer ids from its
 //!   address, half of the batches with a port nothing listens on.
 //!
-//! The fourth, [`Behaviour::DripFeed`], is a real node holding files (one of them held by no
+//! - [`Behaviour::Spoofer`] claims, from its own address every 2–12 ms in the first second
+//!   and every 40–120 ms after, the id of one honest
+//!   host after another: a fresh instance at the host's port, that instance's goodbye, the
+//!   host's real instance at port 1, and the real instance's goodbye (issue 10, item 3). It is
+//!   drawn from a stream of its own ([`SPOOFER_STREAM`]), so the worlds that do not draw it
+//!   run as before it existed.
+//!
+//! The fifth, [`Behaviour::DripFeed`], is a real node holding files (one of them held by no
 //! one else, and wanted) whose stream, from its first chunk frame on, trickles out
 //! [`DRIP_BYTES`] every [`DRIP_GAP`]: the connection never stalls, the chunks never arrive.
 //!
@@ -36,6 +43,10 @@ use p2pshare_proto::wire::frame::{ErrorCode, encode_chunk_header, encode_message
 pub const ADVERSARY_STREAM: u64 = 0x4144_5645_5253_4152;
 /// Share of the worlds that have adversaries.
 pub const ADVERSARY_RATE: f64 = 0.2;
+/// Mixed into the seed for the spoofer's own stream.
+pub const SPOOFER_STREAM: u64 = 0x5350_4f4f_4645_5221;
+/// Share of the worlds that have a spoofer.
+pub const SPOOFER_RATE: f64 = 0.2;
 /// An impersonator answers the same requests in flight again only after this long.
 pub const JUNK_REPEAT: Nanos = 100 * MS;
 /// Bytes a drip-feeder lets out at a time...
@@ -68,10 +79,25 @@ pub struct Raw {
     turn: u64,
     /// An impersonator's last junk per connection: what it answered, and when.
     junked: BTreeMap<usize, (Vec<Target>, Nanos)>,
+    /// A spoofer's victim of the current round of four claims, and the instance it made up.
+    spoofing: Option<(usize, u64)>,
 }
 
 /// Adds the adversaries of `sim`'s seed (if it draws any) after the rest of the world.
 pub fn populate(sim: &mut Sim, bugs: Bugs) {
+    populate_others(sim, bugs);
+    let mut r = SimRng::new(sim.seed ^ SPOOFER_STREAM);
+    if r.chance(SPOOFER_RATE) {
+        let h = sim.add_host(Behaviour::Spoofer, bugs);
+        sim.hosts[h].instance = r.u64();
+        sim.raws.insert(h, Raw::default());
+        // From the start: a peer is unmet only until a connection to it completes.
+        let at = r.range(0, 50 * MS);
+        sim.act(at, Act::Adversary { host: h, turn: 0 });
+    }
+}
+
+fn populate_others(sim: &mut Sim, bugs: Bugs) {
     let mut r = SimRng::new(sim.seed ^ ADVERSARY_STREAM);
     if !r.chance(ADVERSARY_RATE) {
         return;
@@ -131,6 +157,16 @@ impl Sim {
             Behaviour::TableFlood => {
                 self.flood(a);
                 self.rng.range(SEC, 3 * SEC)
+            }
+            Behaviour::Spoofer => {
+                self.spoof(a);
+                // Fast while peers are still meeting each other, then at a pace that keeps a
+                // world's run short.
+                if self.now < SEC {
+                    self.rng.range(2 * MS, 12 * MS)
+                } else {
+                    self.rng.range(40 * MS, 120 * MS)
+                }
             }
             _ => return,
         };
@@ -454,6 +490,43 @@ impl Sim {
     }
 
     /// Flooder `a`: a batch of announcements of fresh peer ids from its address.
+    /// The spoofer's next claim (see [`Behaviour::Spoofer`]).
+    fn spoof(&mut self, a: usize) {
+        let honest: Vec<usize> = (0..self.hosts.len())
+            .filter(|&x| self.hosts[x].behaviour == Behaviour::Honest)
+            .collect();
+        let Some(raw) = self.raws.get_mut(&a) else {
+            return;
+        };
+        if honest.is_empty() {
+            return;
+        }
+        let k = raw.cursor;
+        raw.cursor += 1;
+        if k % 4 == 0 || raw.spoofing.is_none() {
+            let victim = honest[self.rng.below(honest.len())];
+            raw.spoofing = Some((victim, self.rng.u64()));
+        }
+        let Some((victim, fake)) = raw.spoofing else {
+            return;
+        };
+        let real = self.hosts[victim].instance;
+        let (instance, port, bye) = match k % 4 {
+            0 => (fake, 10000, false),
+            1 => (fake, 10000, true),
+            2 => (real, 1, false),
+            _ => (real, 10000, true),
+        };
+        let ann = Announce {
+            peer: self.hosts[victim].id,
+            instance,
+            port,
+            revision: 0,
+            bye,
+        };
+        self.broadcast(a, ann.encode());
+    }
+
     fn flood(&mut self, a: usize) {
         let port = if self.rng.chance(0.5) { 10000 } else { 22 };
         for _ in 0..FLOOD_IDS {

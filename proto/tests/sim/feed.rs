@@ -23,14 +23,46 @@ impl Sim {
             self.hosts[h].heard[f] = self.now;
         }
         let now = self.instant();
+        let spoofer = from
+            .filter(|&f| self.hosts[f].behaviour == Behaviour::Spoofer)
+            .filter(|_| matches!(input, Input::Datagram { .. }))
+            .map(|f| IpAddr::V4(self.hosts[f].ip));
         let node = self.hosts[h].node.as_mut().expect("a running node");
+        let before = spoofer.map(|_| node.peers());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             node.handle_input(now, input)
         }));
         if r.is_err() {
             return Err(self.fail(Kind::Panic, format!("h{h} panicked in handle_input")));
         }
+        if let (Some(ip), Some(before)) = (spoofer, before) {
+            self.check_spoof(h, ip, &before)?;
+        }
         self.after(h)
+    }
+
+    /// After a spoofer's datagram from `ip`: every peer host `h` listed at another address
+    /// is still listed there, unchanged.
+    fn check_spoof(&self, h: usize, ip: IpAddr, before: &[p2pshare_proto::PeerView]) -> Res {
+        let Some(node) = self.hosts[h].node.as_ref() else {
+            return Ok(());
+        };
+        let after = node.peers();
+        for p in before.iter().filter(|p| p.addr.ip() != ip && !p.python) {
+            let now = after.iter().find(|q| q.id == p.id);
+            if now.is_none_or(|q| (q.addr, q.last_seen) != (p.addr, p.last_seen)) {
+                return Err(self.fail(
+                    Kind::Evicted,
+                    format!(
+                        "h{h}: a spoofed datagram from {ip} changed {:?} at {} to {:?}",
+                        p.id,
+                        p.addr,
+                        now.map(|q| q.addr)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn timeout(&mut self, h: usize) -> Res {

@@ -30,7 +30,8 @@
 //!   did not send ([`Kind::Framed`]); no node owes more than its send budgets
 //!   ([`Kind::OverBudget`]) or lists more than 32 peers from one address; a connection whose
 //!   queues or budget are full is no longer read ([`Kind::NotPaused`]); one whose reader does
-//!   not read is closed by its deadline ([`Kind::NotReadingKept`]).
+//!   not read is closed by its deadline ([`Kind::NotReadingKept`]); a spoofer's claims about
+//!   a peer never change, nor remove, the entry listed at another address ([`Kind::Evicted`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
@@ -125,6 +126,8 @@ pub enum Kind {
     /// A chunk of a download in progress was read to be served before it was verified and
     /// written.
     UnverifiedServe,
+    /// A datagram from a spoofer changed or removed a peer listed at another address.
+    Evicted,
 }
 
 /// A violated invariant, with enough to replay it.
@@ -206,6 +209,10 @@ pub enum Behaviour {
     DripFeed,
     /// Not a node: announces many fresh peer ids from its address.
     TableFlood,
+    /// Not a node: announces other hosts' ids from its own address — a new instance, its
+    /// goodbye, the real instance at another port, the real instance's goodbye — to evict them
+    /// from the tables of hosts that have not met them yet.
+    Spoofer,
 }
 
 impl Behaviour {
@@ -213,7 +220,10 @@ impl Behaviour {
     pub fn is_raw(self) -> bool {
         matches!(
             self,
-            Behaviour::Impersonator | Behaviour::AskNoRead | Behaviour::TableFlood
+            Behaviour::Impersonator
+                | Behaviour::AskNoRead
+                | Behaviour::TableFlood
+                | Behaviour::Spoofer
         )
     }
 }
