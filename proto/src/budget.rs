@@ -39,9 +39,11 @@ pub const MAX_QUEUED_MANIFESTS: usize = 4;
 /// 41 s for a whole connection budget) is closed, and its slots go to others.
 pub const MIN_READ_RATE: u64 = 256 << 10;
 
-/// Verified chunks of one download handed to the disk and not yet written: past this the
-/// download asks for no more chunks until the disk catches up, so a slow disk slows the
-/// download instead of filling memory (and the disk queue never grows without bound).
+/// Chunks of one download asked for and not yet written (in flight, or verified and handed
+/// to the disk): past this the download asks for no more chunks until the disk catches up,
+/// so a slow disk slows the download instead of filling memory, and the memory a download
+/// holds does not grow with the number of peers it fetches from (each peer's window of
+/// requests comes out of this one budget).
 pub const WRITE_BUDGET_PER_DOWNLOAD: u64 = 16 << 20;
 /// The same for all downloads together.
 pub const WRITE_BUDGET: u64 = 64 << 20;

@@ -714,9 +714,8 @@ impl Download {
 
     /// Picks the next chunk to ask `peer` for, if its window has room, and marks it requested.
     pub fn next_request(&mut self, now: Instant, peer: PeerId) -> Option<u32> {
-        if self.phase != Phase::Running
-            || self.writing_bytes >= crate::budget::WRITE_BUDGET_PER_DOWNLOAD
-        {
+        let budget = crate::budget::WRITE_BUDGET_PER_DOWNLOAD;
+        if self.phase != Phase::Running || self.writing_bytes >= budget {
             return None;
         }
         let part = self.peers.get(&peer)?;
@@ -727,6 +726,9 @@ impl Download {
             part.busy.retain(|_, until| *until > now);
         }
         let index = match self.pick_missing(&peer) {
+            // A new chunk only while the budget has room for it; the endgame's duplicates
+            // (below) add nothing that is held: each chunk is kept once, whoever sends it.
+            Some(_) if self.pipeline_bytes() >= budget => return None,
             Some(i) => {
                 self.missing.remove(&i);
                 self.chunks[i as usize] = ChunkState::Requested {
@@ -1023,6 +1025,17 @@ impl Download {
         self.writing_bytes
     }
 
+    /// Bytes this download may still have to hold: chunks asked for and not yet received
+    /// (each counted at the full chunk size), and verified chunks not yet written. What is
+    /// asked for arrives whether or not the disk keeps up, so it counts as held already.
+    pub fn pipeline_bytes(&self) -> u64 {
+        let chunk = self
+            .manifest
+            .as_ref()
+            .map_or(0, |m| u64::from(m.chunk_size()));
+        self.writing_bytes + self.requested.len() as u64 * chunk
+    }
+
     /// Chunks verified on disk.
     pub fn written_chunks(&self) -> u32 {
         self.written
@@ -1265,8 +1278,8 @@ mod tests {
         }
         assert_eq!(accepted, WRITE_BUDGET_PER_DOWNLOAD);
         assert_eq!(d.writing_bytes(), WRITE_BUDGET_PER_DOWNLOAD);
-        // One write done: asking resumes, until what is being written fills the budget again
-        // (requests in flight add at most a window on top).
+        // One write done: asking resumes, until what is asked for and what is being written
+        // fill the budget again.
         d.written(0, Ok(())).unwrap();
         let i = d.next_request(now, A).unwrap();
         let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
@@ -1276,6 +1289,46 @@ mod tests {
         ));
         assert!(d.next_request(now, A).is_none());
         d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn requests_in_flight_share_the_write_budget_across_peers() {
+        use crate::budget::WRITE_BUDGET_PER_DOWNLOAD;
+        let cs = 1u32 << 20;
+        let data: Vec<u8> = (0..48 * cs as usize).map(|i| (i % 251) as u8).collect();
+        let mut b = ManifestBuilder::new(cs);
+        b.update(&data);
+        let m = b.finish().unwrap();
+        let now = crate::test_epoch();
+        let peers: Vec<PeerId> = (1..=4u8).map(|k| PeerId([k; 16])).collect();
+        let mut d = Download::new(m.id(), "f".into(), peers.clone(), 64, Bugs::default());
+        assert!(d.manifest_asked(now, peers[0]));
+        assert_eq!(
+            d.on_manifest(peers[0], &m.encode()),
+            ManifestVerdict::Accepted
+        );
+        d.opened(0);
+        // Every peer's window grows as it delivers; whatever the windows, what is asked for
+        // and not yet written stays within one budget, not one per peer.
+        let mut asked = Vec::new();
+        for _ in 0..20 {
+            for &p in &peers {
+                while let Some(i) = d.next_request(now, p) {
+                    asked.push((p, i));
+                }
+            }
+            assert!(d.pipeline_bytes() <= WRITE_BUDGET_PER_DOWNLOAD);
+            // Half of what was asked arrives and is written; the rest stays in flight.
+            for (p, i) in std::mem::take(&mut asked).into_iter().step_by(2) {
+                let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
+                if let Received::Accepted { .. } = d.on_chunk(now, p, i, c) {
+                    d.written(i, Ok(())).unwrap();
+                }
+            }
+            d.check_invariants().unwrap();
+        }
+        let in_flight = d.pipeline_bytes();
+        assert!(in_flight > 0 && in_flight <= WRITE_BUDGET_PER_DOWNLOAD);
     }
 
     #[test]

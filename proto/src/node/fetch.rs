@@ -575,7 +575,7 @@ impl Node {
         {
             self.ask_partial_holders(now, content);
         }
-        let writing: u64 = self.downloads.values().map(Download::writing_bytes).sum();
+        let writing: u64 = self.downloads.values().map(Download::pipeline_bytes).sum();
         if writing >= crate::budget::WRITE_BUDGET {
             return;
         }
