@@ -1069,6 +1069,11 @@ impl Download {
         self.requested.len()
     }
 
+    /// Requests in flight to `peer`.
+    pub fn inflight_to(&self, peer: &PeerId) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.inflight.len())
+    }
+
     /// Checks the module invariant; the error says which chunk breaks it.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut written = 0;

@@ -477,3 +477,64 @@ fn a_download_is_saved_under_the_name_most_holders_use_or_the_one_asked() {
         });
     }
 }
+
+#[test]
+fn the_write_budget_is_shared_among_the_holders() {
+    // 40 chunks of 1 MiB: the write budget (16 MiB asked for or being written) is what limits
+    // the requests, not the holders' windows. Each write that frees room must not go to
+    // whichever holder comes first: both deliver a fair part.
+    let mut net = Net::new(3);
+    let cs = 1u32 << 20;
+    let data = file(40 * cs as usize);
+    let mut b = ManifestBuilder::new(cs);
+    b.update(&data);
+    let m = b.finish().unwrap();
+    let id = m.id();
+    for h in [1, 2] {
+        net.hosts[h].store.shared.insert(id, Rc::new(data.clone()));
+        let files = vec![LocalFile {
+            name: "big.bin".into(),
+            manifest: m.clone(),
+        }];
+        net.inbox.push_back((h, Input::CatalogChanged { files }));
+    }
+    net.run_until(Duration::from_secs(3), |n| {
+        n.hosts[0]
+            .node
+            .remote_files()
+            .first()
+            .is_some_and(|f| f.holders.len() == 2)
+    });
+    net.inbox.push_back((
+        0,
+        Input::Command(p2pshare_proto::Command::Get {
+            content: id,
+            name: None,
+        }),
+    ));
+    net.run_until(Duration::from_secs(30), |n| {
+        n.hosts[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::DownloadDone { .. }))
+    });
+    let a = &net.hosts[0];
+    assert_eq!(
+        a.store.finished.get("dl_big.bin").map(|(_, d)| d),
+        Some(&data)
+    );
+    let sources = a
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::DownloadDone { sources, .. } => Some(sources.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let chunks: Vec<u32> = sources.iter().map(|s| s.chunks).collect();
+    assert_eq!(chunks.iter().sum::<u32>(), 40, "{sources:?}");
+    assert!(
+        chunks.len() == 2 && chunks.iter().all(|&c| c >= 12),
+        "one holder got (almost) everything: {sources:?}"
+    );
+}

@@ -564,9 +564,14 @@ impl Node {
 
     /// Asks `peer` for as many chunks of `content` as its window allows.
     pub(super) fn fill(&mut self, now: Instant, content: ContentId, peer: PeerId) {
+        self.fill_up_to(now, content, peer, usize::MAX);
+    }
+
+    /// Asks `peer` for at most `max` chunks of `content`, as its window allows; how many.
+    fn fill_up_to(&mut self, now: Instant, content: ContentId, peer: PeerId, max: usize) -> usize {
         let Some(conn) = self.link_conn(&peer) else {
             self.ensure_link(now, peer);
-            return;
+            return 0;
         };
         if self
             .downloads
@@ -577,23 +582,27 @@ impl Node {
         }
         let writing: u64 = self.downloads.values().map(Download::pipeline_bytes).sum();
         if writing >= crate::budget::WRITE_BUDGET {
-            return;
+            return 0;
         }
         let chunk = self
             .downloads
             .get(&content)
             .and_then(|d| d.manifest())
             .map_or(0, |m| m.chunk_size() as usize);
-        while let Some(index) = self
-            .downloads
-            .get_mut(&content)
-            .and_then(|d| d.next_request(now, peer))
+        let mut asked = 0;
+        while asked < max
+            && let Some(index) = self
+                .downloads
+                .get_mut(&content)
+                .and_then(|d| d.next_request(now, peer))
         {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.request_sent(now, chunk + crate::wire::CHUNK_FRAME_OVERHEAD);
             }
             self.send_msg(conn, &Message::ChunkRequest { content, index });
+            asked += 1;
         }
+        asked
     }
 
     pub(super) fn fill_all(&mut self, now: Instant, content: ContentId) {
@@ -603,9 +612,25 @@ impl Node {
         if d.phase() != Phase::Running {
             return;
         }
-        let peers: Vec<PeerId> = d.usable_peers().copied().collect();
-        for p in peers {
-            self.fill(now, content, p);
+        // One chunk at a time, to the holder with the fewest requests in flight: what the
+        // write budget has room for is shared among the holders (a faster one empties its
+        // window sooner, and so gets more), instead of going to whichever is first.
+        let mut peers: Vec<PeerId> = d.usable_peers().copied().collect();
+        loop {
+            let Some(d) = self.downloads.get(&content) else {
+                return;
+            };
+            peers.sort_by_key(|p| d.inflight_to(p));
+            let mut asked = false;
+            for &p in &peers {
+                if self.fill_up_to(now, content, p, 1) > 0 {
+                    asked = true;
+                    break;
+                }
+            }
+            if !asked {
+                break;
+            }
         }
     }
 
