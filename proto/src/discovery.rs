@@ -435,10 +435,11 @@ impl Discovery {
         self.remove_or_succeed(now, id);
     }
 
-    /// A hello naming `id` came on a connection with `ip` (one we opened, for a rival): if
-    /// that is where `id` is listed, or one of its rivals, it is confirmed there (no other
-    /// address can take it any more, and its rivals are dropped).
-    pub fn confirm(&mut self, id: &PeerId, ip: std::net::IpAddr) {
+    /// A hello naming `id` came on a connection with `ip`: if that is where `id` is listed,
+    /// or, on a connection we `dialled`, one of its rivals, it is confirmed there (no other
+    /// address can take it any more, and its rivals are dropped). A connection opened to us
+    /// decides nothing for a rival: anyone can open one and claim any id.
+    pub fn confirm(&mut self, id: &PeerId, ip: std::net::IpAddr, dialled: bool) {
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };
@@ -447,7 +448,7 @@ impl Discovery {
             p.rivals.clear();
             return;
         }
-        if p.is_confirmed() {
+        if p.is_confirmed() || !dialled {
             return;
         }
         let Some(i) = p.rivals.iter().position(|r| r.addr.ip() == ip) else {
@@ -630,7 +631,7 @@ mod tests {
         let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         d.heard(t0, &ann(2, 1, 1), from());
         // A connection to it confirmed it there (we open one to every peer we hear).
-        d.confirm(&PeerId([2; 16]), from().ip());
+        d.confirm(&PeerId([2; 16]), from().ip(), true);
         while d.poll_change().is_some() {}
         let elsewhere: SocketAddr = "127.0.0.66:9999".parse().unwrap();
         let t1 = t0 + Duration::from_secs(3);
@@ -663,7 +664,7 @@ mod tests {
         let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
         let impostor: SocketAddr = "127.0.0.66:40000".parse().unwrap();
         d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
-        d.confirm(&id, impostor.ip());
+        d.confirm(&id, impostor.ip(), false);
         assert_eq!(d.poll_change(), Some(Change::Found(id)));
         assert!(
             !d.peer(&id).unwrap().is_confirmed(),
@@ -676,7 +677,7 @@ mod tests {
             d.poll_change(),
             Some(Change::Rival(id, SocketAddr::new(from().ip(), 10002)))
         );
-        d.confirm(&id, from().ip());
+        d.confirm(&id, from().ip(), true);
         assert_eq!(d.poll_change(), Some(Change::Moved(id)));
         assert_eq!(d.peer(&id).unwrap().addr.ip(), from().ip());
         assert!(d.peer(&id).unwrap().is_confirmed());
@@ -703,7 +704,7 @@ mod tests {
         d.heard(t0, &ann(2, 1, 1), from());
         assert_eq!(d.poll_change(), Some(Change::Rival(id, real)));
         assert!(d.is_rival(&id, real));
-        d.confirm(&id, from().ip());
+        d.confirm(&id, from().ip(), true);
         assert_eq!(d.poll_change(), Some(Change::Moved(id)));
         let p = d.peer(&id).unwrap();
         assert_eq!((p.addr, p.instance, p.is_confirmed()), (real, 1, true));
@@ -728,6 +729,28 @@ mod tests {
         d.heard(t0, &bye, spoofer);
         assert_eq!(d.poll_change(), Some(Change::Moved(id)));
         assert_eq!(d.peer(&id).unwrap().addr, real);
+    }
+
+    #[test]
+    fn a_hello_on_a_connection_to_us_does_not_decide_for_a_rival() {
+        let t0 = crate::test_epoch();
+        let id = PeerId([2; 16]);
+        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
+        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        d.heard(t0, &ann(2, 1, 1), from());
+        d.heard(t0, &ann(2, 1, 1), spoofer);
+        while d.poll_change().is_some() {}
+        // The spoofer connects to us and says hello as the peer: nothing changes.
+        d.heard_inbound_hello(t0, &ann(2, 1, 1), spoofer);
+        d.confirm(&id, spoofer.ip(), false);
+        assert_eq!(d.poll_change(), None);
+        let p = d.peer(&id).unwrap();
+        assert_eq!(p.addr.ip(), from().ip());
+        assert!(!p.is_confirmed());
+        // Our own connection to the listed address decides.
+        d.confirm(&id, from().ip(), true);
+        assert!(d.peer(&id).unwrap().is_confirmed());
+        assert!(!d.is_rival(&id, SocketAddr::new(spoofer.ip(), 10002)));
     }
 
     #[test]

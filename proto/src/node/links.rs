@@ -243,7 +243,7 @@ impl Node {
         } else {
             self.discovery.heard(now, &a, remote);
         }
-        self.discovery.confirm(&a.peer, remote.ip());
+        self.discovery.confirm(&a.peer, remote.ip(), !inbound);
         self.drain_discovery(now);
         if inbound {
             return;

@@ -740,6 +740,15 @@ impl Harness {
                     return self.check();
                 }
                 let cut = data.len() * usize::from(*split) / 256;
+                // A connection opened to us may claim any id: whatever its bytes say, no
+                // listed peer moves to another address (a dialled hello alone decides).
+                let where_before: Vec<_> = self
+                    .node
+                    .peers()
+                    .iter()
+                    .map(|p| (p.id, p.addr.ip()))
+                    .collect();
+                let inbound = conn.is_inbound();
                 if cut == 0 {
                     self.input(Input::Received { conn, data });
                 } else {
@@ -751,6 +760,17 @@ impl Harness {
                         conn,
                         data: data[cut..].to_vec(),
                     });
+                }
+                if inbound {
+                    for p in self.node.peers() {
+                        let before = where_before.iter().find(|(id, _)| *id == p.id);
+                        assert!(
+                            before.is_none_or(|(_, ip)| *ip == p.addr.ip()),
+                            "bytes on a connection opened to us moved {:?} to {}",
+                            p.id,
+                            p.addr
+                        );
+                    }
                 }
             }
             Op::ReadDone { read, how } => self.read_done(*read, *how),
