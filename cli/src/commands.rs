@@ -249,9 +249,8 @@ pub fn get(
         if folder::is_folder(&snap, name) {
             // A folder: once every peer heard has had its time to send its catalog (at most
             // a second) and our own scan is in (it says what is in place already).
-            let ready = snap.answered
+            let ready = view_ready(&snap, started)
                 && snap.scanned
-                && (snap.settled || started.elapsed() >= SETTLE_AT_MOST)
                 && !folder::files_under(&snap, name).is_empty();
             if ready {
                 return get_folder(opts, handle, name, &snap, deadline, json, signals);
@@ -268,8 +267,7 @@ pub fn get(
             // `provisional`): it waits, as before, until every known peer's catalog is in.
             Ok(pick)
                 if is_python(&snap, &pick)
-                    && (!snap.answered
-                        || (!snap.settled && started.elapsed() < SETTLE_AT_MOST))
+                    && !view_ready(&snap, started)
                     && Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(20));
@@ -333,6 +331,13 @@ pub fn get(
     Ok(())
 }
 
+/// True once the view of the LAN is as complete as a one-shot waits for: every peer heard has
+/// had its time to answer, and either all their catalogs are in or [`SETTLE_AT_MOST`] has
+/// passed since `started`.
+fn view_ready(snap: &Snapshot, started: Instant) -> bool {
+    snap.answered && (snap.settled || started.elapsed() >= SETTLE_AT_MOST)
+}
+
 /// True when `pick` is a file of Python peers: its download cannot be held
 /// (`Command::Hold` applies to our own peers' files only).
 fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
@@ -375,8 +380,7 @@ fn provisional(
             return Err(Failure::Signal(sig));
         }
         let snap = handle.snapshot().map_err(failed)?;
-        let settled = snap.answered
-            && (snap.settled || started.elapsed() >= SETTLE_AT_MOST || Instant::now() >= deadline);
+        let settled = view_ready(&snap, started) || (snap.answered && Instant::now() >= deadline);
         if !settled {
             // Judged once the view has settled, as before: a Python peer's copy of the same
             // file shows as another file until a peer of ours vouches for its hash.

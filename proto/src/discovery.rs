@@ -99,6 +99,17 @@ impl Peer {
     pub fn is_confirmed(&self) -> bool {
         self.confirmed && !self.provisional
     }
+
+    /// Puts rival `r` in the listed entry's place (`confirmed` there, or not yet).
+    fn take(&mut self, r: Rival, confirmed: bool) {
+        self.addr = r.addr;
+        self.instance = r.instance;
+        self.revision = r.revision;
+        self.last_seen = r.last_seen;
+        self.retired.clear();
+        self.provisional = false;
+        self.confirmed = confirmed;
+    }
 }
 
 /// Earlier instances remembered per peer (see [`Peer`]).
@@ -231,7 +242,7 @@ impl Discovery {
                 p.provisional = false;
                 self.changes.push_back(Change::Moved(a.peer));
             } else if unmet {
-                let shunned = self.shunned.get(&addr).is_some_and(|&until| now < until);
+                let shunned = self.is_shunned(now, addr);
                 self.contest(now, a, addr, shunned);
             } else {
                 self.drops.claims_elsewhere += 1;
@@ -278,12 +289,11 @@ impl Discovery {
                     self.drops.table_full += 1;
                     return;
                 }
-                let same_ip = self.peers.values().filter(|p| p.addr.ip() == from.ip());
-                if same_ip.count() >= MAX_PEERS_PER_IP && !self.bugs.no_table_cap_per_ip() {
+                if self.ip_full(from.ip()) {
                     self.drops.per_ip_full += 1;
                     return;
                 }
-                if self.shunned.get(&addr).is_some_and(|&until| now < until) {
+                if self.is_shunned(now, addr) {
                     self.drops.unreachable += 1;
                     return;
                 }
@@ -307,15 +317,39 @@ impl Discovery {
         }
     }
 
+    /// True when `ip` already holds `MAX_PEERS_PER_IP` listed peers.
+    fn ip_full(&self, ip: std::net::IpAddr) -> bool {
+        let there = self.peers.values().filter(|p| p.addr.ip() == ip);
+        there.count() >= MAX_PEERS_PER_IP && !self.bugs.no_table_cap_per_ip()
+    }
+
+    /// True while announcements from `addr` are ignored (found unreachable a moment ago).
+    fn is_shunned(&self, now: Instant, addr: SocketAddr) -> bool {
+        self.shunned.get(&addr).is_some_and(|&until| now < until)
+    }
+
     /// Announcement `a` about unconfirmed peer `a.peer` came from `addr`, not where it is
     /// listed: it concerns that address's rival only (see the module doc).
     fn contest(&mut self, now: Instant, a: &Announce, addr: SocketAddr, shunned: bool) {
-        let there = self.peers.values().filter(|p| p.addr.ip() == addr.ip());
-        let crowded = there.count() >= MAX_PEERS_PER_IP;
+        let same_ip = |r: &Rival| r.addr.ip() == addr.ip();
+        let Some(at) = self
+            .peers
+            .get(&a.peer)
+            .map(|p| p.rivals.iter().position(same_ip))
+        else {
+            return;
+        };
+        // Only a new rival needs the count of what its address holds.
+        let crowded = at.is_none() && !a.bye && self.ip_full(addr.ip());
         let Some(p) = self.peers.get_mut(&a.peer) else {
             return;
         };
-        let at = p.rivals.iter().position(|r| r.addr.ip() == addr.ip());
+        let claim = Rival {
+            addr,
+            instance: a.instance,
+            revision: a.revision,
+            last_seen: now,
+        };
         match at {
             Some(i) if a.bye => {
                 if p.rivals[i].instance == a.instance {
@@ -327,14 +361,9 @@ impl Discovery {
             None if a.bye => self.drops.claims_elsewhere += 1,
             _ if shunned => self.drops.unreachable += 1,
             Some(i) => {
-                let r = &mut p.rivals[i];
-                let dial = r.addr != addr || r.instance != a.instance;
-                *r = Rival {
-                    addr,
-                    instance: a.instance,
-                    revision: a.revision,
-                    last_seen: now,
-                };
+                let known = &mut p.rivals[i];
+                let dial = known.addr != addr || known.instance != a.instance;
+                *known = claim;
                 if dial {
                     self.changes.push_back(Change::Rival(a.peer, addr));
                 }
@@ -342,12 +371,7 @@ impl Discovery {
             None if p.rivals.len() >= MAX_RIVALS => self.drops.claims_elsewhere += 1,
             None if crowded => self.drops.per_ip_full += 1,
             None => {
-                p.rivals.push(Rival {
-                    addr,
-                    instance: a.instance,
-                    revision: a.revision,
-                    last_seen: now,
-                });
+                p.rivals.push(claim);
                 self.changes.push_back(Change::Rival(a.peer, addr));
             }
         }
@@ -383,10 +407,7 @@ impl Discovery {
         p.rivals
             .retain(|r| now.saturating_duration_since(r.last_seen) < expiry);
         let mut rivals = std::mem::take(&mut p.rivals);
-        rivals.retain(|r| {
-            let there = self.peers.values().filter(|q| q.addr.ip() == r.addr.ip());
-            there.count() < MAX_PEERS_PER_IP
-        });
+        rivals.retain(|r| !self.ip_full(r.addr.ip()));
         rivals.sort_by_key(|r| r.last_seen);
         let Some(p) = self.peers.get_mut(id) else {
             return false;
@@ -395,13 +416,7 @@ impl Discovery {
             return false;
         };
         p.rivals = rivals;
-        p.addr = r.addr;
-        p.instance = r.instance;
-        p.revision = r.revision;
-        p.last_seen = r.last_seen;
-        p.retired.clear();
-        p.provisional = false;
-        p.confirmed = false;
+        p.take(r, false);
         self.changes.push_back(Change::Moved(*id));
         true
     }
@@ -456,13 +471,7 @@ impl Discovery {
         };
         let r = p.rivals.swap_remove(i);
         p.rivals.clear();
-        p.addr = r.addr;
-        p.instance = r.instance;
-        p.revision = r.revision;
-        p.last_seen = r.last_seen;
-        p.retired.clear();
-        p.provisional = false;
-        p.confirmed = true;
+        p.take(r, true);
         self.changes.push_back(Change::Moved(*id));
     }
 
@@ -555,11 +564,21 @@ mod tests {
         "127.0.0.5:9999".parse().unwrap()
     }
 
+    /// Another host's address, whose claims about peer 2 are not its own.
+    fn spoofer() -> SocketAddr {
+        "127.0.0.66:9999".parse().unwrap()
+    }
+
+    /// A table for peer 0, announcing every 5 s from `t0`.
+    fn table(t0: Instant) -> Discovery {
+        Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default())
+    }
+
     #[test]
     fn found_restarted_revision_lost() {
         let t0 = crate::test_epoch();
         let mut rng = Rng::new(1);
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         assert!(d.handle_timeout(t0, &mut rng), "announces at start");
         assert!(d.poll_timeout() > t0);
         d.heard(t0, &ann(0, 1, 1), from());
@@ -601,7 +620,7 @@ mod tests {
     #[test]
     fn one_address_cannot_fill_the_table() {
         let t0 = crate::test_epoch();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         for i in 0..100u8 {
             let mut a = ann(1, 1, 1);
             a.peer = PeerId([i.wrapping_add(1); 16]);
@@ -617,7 +636,7 @@ mod tests {
     #[test]
     fn bye_forgets_at_once() {
         let t0 = crate::test_epoch();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         d.heard(t0, &ann(2, 1, 1), from());
         let mut bye = ann(2, 1, 1);
         bye.bye = true;
@@ -628,7 +647,7 @@ mod tests {
     #[test]
     fn only_its_own_address_changes_a_peer() {
         let t0 = crate::test_epoch();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         d.heard(t0, &ann(2, 1, 1), from());
         // A connection to it confirmed it there (we open one to every peer we hear).
         d.confirm(&PeerId([2; 16]), from().ip(), true);
@@ -661,7 +680,7 @@ mod tests {
     fn an_id_first_claimed_by_a_connection_moves_to_where_it_is_announced() {
         let t0 = crate::test_epoch();
         let id = PeerId([2; 16]);
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         let impostor: SocketAddr = "127.0.0.66:40000".parse().unwrap();
         d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
         d.confirm(&id, impostor.ip(), false);
@@ -693,11 +712,11 @@ mod tests {
         let t0 = crate::test_epoch();
         let id = PeerId([2; 16]);
         let real = SocketAddr::new(from().ip(), 10002);
-        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
+        let spoofer = spoofer();
         let mut spoofed = ann(2, 9, 1);
         spoofed.port = 1;
         // Decided by a hello from the real address.
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         d.heard(t0, &spoofed, spoofer);
         assert_eq!(d.poll_change(), Some(Change::Found(id)));
         // Not confirmed by any connection: the real announcement is a rival, to be dialled.
@@ -712,7 +731,7 @@ mod tests {
         assert_eq!(d.peer(&id).unwrap().addr, real);
         assert_eq!(d.poll_change(), None);
         // Decided by the listed address failing: the rival takes its place.
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         d.heard(t0, &spoofed, spoofer);
         d.heard(t0, &ann(2, 1, 1), from());
         while d.poll_change().is_some() {}
@@ -720,7 +739,7 @@ mod tests {
         assert_eq!(d.poll_change(), Some(Change::Moved(id)));
         assert_eq!(d.peer(&id).unwrap().addr, real);
         // Decided by the spoofer's own goodbye.
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         d.heard(t0, &spoofed, spoofer);
         d.heard(t0, &ann(2, 1, 1), from());
         while d.poll_change().is_some() {}
@@ -735,8 +754,8 @@ mod tests {
     fn a_hello_on_a_connection_to_us_does_not_decide_for_a_rival() {
         let t0 = crate::test_epoch();
         let id = PeerId([2; 16]);
-        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let spoofer = spoofer();
+        let mut d = table(t0);
         d.heard(t0, &ann(2, 1, 1), from());
         d.heard(t0, &ann(2, 1, 1), spoofer);
         while d.poll_change().is_some() {}
@@ -761,8 +780,8 @@ mod tests {
         let t0 = crate::test_epoch();
         let id = PeerId([2; 16]);
         let real = SocketAddr::new(from().ip(), 10002);
-        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let spoofer = spoofer();
+        let mut d = table(t0);
         let mut rng = Rng::new(4);
         d.heard(t0, &ann(2, 1, 1), from());
         assert_eq!(d.poll_change(), Some(Change::Found(id)));
@@ -804,7 +823,7 @@ mod tests {
     fn announcements_are_jittered_around_the_interval() {
         let t0 = crate::test_epoch();
         let mut rng = Rng::new(3);
-        let mut d = Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default());
+        let mut d = table(t0);
         let mut now = t0;
         for _ in 0..50 {
             assert!(d.handle_timeout(now, &mut rng));

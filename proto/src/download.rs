@@ -1167,10 +1167,14 @@ mod tests {
     use crate::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 
     fn file(chunks: u32) -> (Vec<u8>, Manifest) {
-        let data: Vec<u8> = (0..chunks as usize * MIN_CHUNK_SIZE as usize)
+        file_of(chunks, MIN_CHUNK_SIZE)
+    }
+
+    fn file_of(chunks: u32, chunk_size: u32) -> (Vec<u8>, Manifest) {
+        let data: Vec<u8> = (0..chunks as usize * chunk_size as usize)
             .map(|i| (i % 253) as u8)
             .collect();
-        let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+        let mut b = ManifestBuilder::new(chunk_size);
         b.update(&data);
         (data, b.finish().unwrap())
     }
@@ -1184,11 +1188,31 @@ mod tests {
     const B: PeerId = PeerId([2; 16]);
 
     fn running(chunks: u32) -> (Vec<u8>, Download, Instant) {
+        running_with(chunks, MIN_CHUNK_SIZE, &[A, B], 8)
+    }
+
+    /// A download of `chunks` chunks of `chunk_size` from `peers` (the first gave the
+    /// manifest), with windows of at most `max_window`, its partial file open.
+    fn running_with(
+        chunks: u32,
+        chunk_size: u32,
+        peers: &[PeerId],
+        max_window: u32,
+    ) -> (Vec<u8>, Download, Instant) {
         let now = crate::test_epoch();
-        let (data, m) = file(chunks);
-        let mut d = Download::new(m.id(), "f".into(), [A, B], 8, Bugs::default());
-        assert!(d.manifest_asked(crate::test_epoch(), A));
-        assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
+        let (data, m) = file_of(chunks, chunk_size);
+        let mut d = Download::new(
+            m.id(),
+            "f".into(),
+            peers.iter().copied(),
+            max_window,
+            Bugs::default(),
+        );
+        assert!(d.manifest_asked(now, peers[0]));
+        assert_eq!(
+            d.on_manifest(peers[0], &m.encode()),
+            ManifestVerdict::Accepted
+        );
         d.opened(0);
         (data, d, now)
     }
@@ -1260,22 +1284,14 @@ mod tests {
     fn a_slow_disk_holds_back_requests_not_memory() {
         use crate::budget::WRITE_BUDGET_PER_DOWNLOAD;
         let cs = 1u32 << 20;
-        let data: Vec<u8> = (0..24 * cs as usize).map(|i| (i % 251) as u8).collect();
-        let mut b = ManifestBuilder::new(cs);
-        b.update(&data);
-        let m = b.finish().unwrap();
-        let now = crate::test_epoch();
-        let mut d = Download::new(m.id(), "f".into(), [A], 64, Bugs::default());
-        assert!(d.manifest_asked(now, A));
-        assert_eq!(d.on_manifest(A, &m.encode()), ManifestVerdict::Accepted);
-        d.opened(0);
+        let (data, mut d, now) = running_with(24, cs, &[A], 64);
+        let m = d.manifest().unwrap().clone();
         // The disk writes nothing: chunks are asked and accepted until the write budget is
         // full, and then no more are asked.
         let mut accepted = 0u64;
         while let Some(i) = d.next_request(now, A) {
-            let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
             assert!(matches!(
-                d.on_chunk(now, A, i, c),
+                d.on_chunk(now, A, i, chunk(&data, &m, i)),
                 Received::Accepted { .. }
             ));
             accepted += u64::from(cs);
@@ -1287,9 +1303,8 @@ mod tests {
         // fill the budget again.
         d.written(0, Ok(())).unwrap();
         let i = d.next_request(now, A).unwrap();
-        let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
         assert!(matches!(
-            d.on_chunk(now, A, i, c),
+            d.on_chunk(now, A, i, chunk(&data, &m, i)),
             Received::Accepted { .. }
         ));
         assert!(d.next_request(now, A).is_none());
@@ -1299,20 +1314,9 @@ mod tests {
     #[test]
     fn requests_in_flight_share_the_write_budget_across_peers() {
         use crate::budget::WRITE_BUDGET_PER_DOWNLOAD;
-        let cs = 1u32 << 20;
-        let data: Vec<u8> = (0..48 * cs as usize).map(|i| (i % 251) as u8).collect();
-        let mut b = ManifestBuilder::new(cs);
-        b.update(&data);
-        let m = b.finish().unwrap();
-        let now = crate::test_epoch();
         let peers: Vec<PeerId> = (1..=4u8).map(|k| PeerId([k; 16])).collect();
-        let mut d = Download::new(m.id(), "f".into(), peers.clone(), 64, Bugs::default());
-        assert!(d.manifest_asked(now, peers[0]));
-        assert_eq!(
-            d.on_manifest(peers[0], &m.encode()),
-            ManifestVerdict::Accepted
-        );
-        d.opened(0);
+        let (data, mut d, now) = running_with(48, 1 << 20, &peers, 64);
+        let m = d.manifest().unwrap().clone();
         // Every peer's window grows as it delivers; whatever the windows, what is asked for
         // and not yet written stays within one budget, not one per peer.
         let mut asked = Vec::new();
@@ -1325,8 +1329,7 @@ mod tests {
             assert!(d.pipeline_bytes() <= WRITE_BUDGET_PER_DOWNLOAD);
             // Half of what was asked arrives and is written; the rest stays in flight.
             for (p, i) in std::mem::take(&mut asked).into_iter().step_by(2) {
-                let c = data[(i * cs) as usize..((i + 1) * cs) as usize].to_vec();
-                if let Received::Accepted { .. } = d.on_chunk(now, p, i, c) {
+                if let Received::Accepted { .. } = d.on_chunk(now, p, i, chunk(&data, &m, i)) {
                     d.written(i, Ok(())).unwrap();
                 }
             }

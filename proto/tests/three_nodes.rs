@@ -68,7 +68,12 @@ impl Net {
     }
 
     fn share(&mut self, h: usize, name: &str, data: &[u8]) -> ContentId {
-        let mut b = ManifestBuilder::new(MIN_CHUNK_SIZE);
+        self.share_chunked(h, name, data, MIN_CHUNK_SIZE)
+    }
+
+    /// Host `h` shares `data` as `name`, in chunks of `chunk` bytes.
+    fn share_chunked(&mut self, h: usize, name: &str, data: &[u8], chunk: u32) -> ContentId {
+        let mut b = ManifestBuilder::new(chunk);
         b.update(data);
         let m = b.finish().unwrap();
         let id = m.id();
@@ -165,6 +170,36 @@ impl Net {
                 Output::Event(e) => host.events.push(e),
             }
         }
+    }
+
+    /// Runs until host 0 lists one file, held by `holders` peers.
+    fn listed_by(&mut self, holders: usize) {
+        self.run_until(Duration::from_secs(3), |n| {
+            n.hosts[0]
+                .node
+                .remote_files()
+                .first()
+                .is_some_and(|f| f.holders.len() == holders)
+        });
+    }
+
+    /// Host 0 asks for `id` and runs until it is done; returns who delivered what.
+    fn get_until_done(&mut self, id: ContentId) -> Vec<p2pshare_proto::Source> {
+        self.inbox.push_back((
+            0,
+            Input::Command(p2pshare_proto::Command::Get {
+                content: id,
+                name: None,
+            }),
+        ));
+        let done = |n: &Net| {
+            n.hosts[0].events.iter().find_map(|e| match e {
+                Event::DownloadDone { sources, .. } => Some(sources.clone()),
+                _ => None,
+            })
+        };
+        self.run_until(Duration::from_secs(30), |n| done(n).is_some());
+        done(self).unwrap_or_default()
     }
 
     /// Host 0 sees `id` listed, asks for it, and runs until some of it is on its disk.
@@ -446,13 +481,7 @@ fn a_download_is_saved_under_the_name_most_holders_use_or_the_one_asked() {
     let id = net.share(1, "aaa_liar.exe", &data);
     net.share(2, "movie.bin", &data);
     net.share(3, "movie.bin", &data);
-    net.run_until(Duration::from_secs(3), |n| {
-        n.hosts[0]
-            .node
-            .remote_files()
-            .first()
-            .is_some_and(|f| f.holders.len() == 3)
-    });
+    net.listed_by(3);
     let started = |n: &Net| {
         n.hosts[0].events.iter().find_map(|e| match e {
             Event::DownloadStarted { name, .. } => Some(name.clone()),
@@ -486,51 +515,18 @@ fn the_write_budget_is_shared_among_the_holders() {
     let mut net = Net::new(3);
     let cs = 1u32 << 20;
     let data = file(40 * cs as usize);
-    let mut b = ManifestBuilder::new(cs);
-    b.update(&data);
-    let m = b.finish().unwrap();
-    let id = m.id();
-    for h in [1, 2] {
-        net.hosts[h].store.shared.insert(id, Rc::new(data.clone()));
-        let files = vec![LocalFile {
-            name: "big.bin".into(),
-            manifest: m.clone(),
-        }];
-        net.inbox.push_back((h, Input::CatalogChanged { files }));
-    }
-    net.run_until(Duration::from_secs(3), |n| {
-        n.hosts[0]
-            .node
-            .remote_files()
-            .first()
-            .is_some_and(|f| f.holders.len() == 2)
-    });
-    net.inbox.push_back((
-        0,
-        Input::Command(p2pshare_proto::Command::Get {
-            content: id,
-            name: None,
-        }),
-    ));
-    net.run_until(Duration::from_secs(30), |n| {
-        n.hosts[0]
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::DownloadDone { .. }))
-    });
-    let a = &net.hosts[0];
+    let id = net.share_chunked(1, "big.bin", &data, cs);
+    assert_eq!(net.share_chunked(2, "big.bin", &data, cs), id);
+    net.listed_by(2);
+    let sources = net.get_until_done(id);
     assert_eq!(
-        a.store.finished.get("dl_big.bin").map(|(_, d)| d),
+        net.hosts[0]
+            .store
+            .finished
+            .get("dl_big.bin")
+            .map(|(_, d)| d),
         Some(&data)
     );
-    let sources = a
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::DownloadDone { sources, .. } => Some(sources.clone()),
-            _ => None,
-        })
-        .unwrap();
     let chunks: Vec<u32> = sources.iter().map(|s| s.chunks).collect();
     assert_eq!(chunks.iter().sum::<u32>(), 40, "{sources:?}");
     assert!(

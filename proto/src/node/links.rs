@@ -408,18 +408,12 @@ impl Node {
         let Some(addr) = self.discovery.peer(&peer).map(|p| p.addr) else {
             return;
         };
-        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
-        let dialing = self
-            .sessions
-            .values()
-            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
-            .filter(|s| s.remote().ip() == addr.ip())
-            .count();
+        let room = self.room_to_dial(addr.ip());
         let link = self.links.entry(peer).or_default();
         if link.conn.is_some() || link.retry_at.is_some_and(|t| t > now) {
             return;
         }
-        if outbound >= self.cfg.max_outbound || dialing >= MAX_DIALS_PER_IP {
+        if !room {
             // Try again in a second (the retry timer asks only while something waits for it).
             link.retry_at = Some(now + OUTBOUND_RETRY);
             self.stats.connects_deferred += 1;
@@ -439,13 +433,6 @@ impl Node {
         if !self.discovery.is_rival(&peer, addr) {
             return;
         }
-        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
-        let dialing = self
-            .sessions
-            .values()
-            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
-            .filter(|s| s.remote().ip() == addr.ip())
-            .count();
         let already = self
             .sessions
             .values()
@@ -453,11 +440,24 @@ impl Node {
         if already {
             return;
         }
-        if outbound >= self.cfg.max_outbound || dialing >= MAX_DIALS_PER_IP {
+        if !self.room_to_dial(addr.ip()) {
             self.stats.connects_deferred += 1;
             return;
         }
         self.open_session(now, addr, Some(peer));
+    }
+
+    /// True while a new outbound connection to `ip` stays within `max_outbound` and within
+    /// `MAX_DIALS_PER_IP` connections being opened to one address.
+    fn room_to_dial(&self, ip: std::net::IpAddr) -> bool {
+        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
+        let dialing = self
+            .sessions
+            .values()
+            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
+            .filter(|s| s.remote().ip() == ip)
+            .count();
+        outbound < self.cfg.max_outbound && dialing < MAX_DIALS_PER_IP
     }
 
     /// Our outbound connection to `peer` is open: send what waited for it.

@@ -742,13 +742,16 @@ impl Harness {
                 let cut = data.len() * usize::from(*split) / 256;
                 // A connection opened to us may claim any id: whatever its bytes say, no
                 // listed peer moves to another address (a dialled hello alone decides).
-                let where_before: Vec<_> = self
-                    .node
-                    .peers()
-                    .iter()
-                    .map(|p| (p.id, p.addr.ip()))
-                    .collect();
                 let inbound = conn.is_inbound();
+                let where_before: Vec<_> = if inbound {
+                    self.node
+                        .peers()
+                        .iter()
+                        .map(|p| (p.id, p.addr.ip()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 if cut == 0 {
                     self.input(Input::Received { conn, data });
                 } else {
