@@ -28,8 +28,8 @@ use sha2::Digest as _;
 /// Bytes read back per step.
 pub const BUFFER: usize = 1 << 20;
 /// Every time the hashed prefix grew by this much, the writeback of that part is started
-/// (and its pages already on the disk are dropped from the cache), so that the fsync before
-/// the rename finds little left to write.
+/// (and its pages already on the disk are dropped from the cache), so that less is left for
+/// the fsync before the rename (on a VM, that fsync still pays for the host's flush).
 pub const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// The running whole-file hash of one partial download.
