@@ -13,6 +13,9 @@
 //!   round to the next, with the page cache dropped (`sync; echo 3 > drop_caches`) before each.
 //! - A download's cost is its downloader's CPU seconds and peak RSS (wait4) and each of its
 //!   tool's seeders' CPU seconds over the download (deltas of /proc/PID/stat).
+//! - p2pshare's time is `get --json`'s `seconds`, and of that its `finish_seconds` (after the
+//!   last chunk was written: the rest of the whole-file hash, the `fsync`, the rename) is
+//!   reported on its own, since libtorrent has no such step.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,6 +73,8 @@ pub struct Run {
     /// The tool's own figure: p2pshare's `in X s` (request to a verified, synced file),
     /// libtorrent's from adding the torrent to the last piece passing its check.
     pub secs: f64,
+    /// p2pshare's finish, part of `secs` (NaN for libtorrent, which does not sync).
+    pub finish: f64,
     /// The downloader process from spawn to exit.
     pub wall: f64,
     pub cpu: f64,
@@ -89,6 +94,11 @@ impl Round {
     /// p2pshare's speed over libtorrent's in this round.
     pub fn ratio(&self) -> f64 {
         self.lt.secs / self.p2p.secs
+    }
+
+    /// The same ratio with p2pshare's finish left out: what the sync at the end costs it.
+    pub fn ratio_before_finish(&self) -> f64 {
+        self.lt.secs / (self.p2p.secs - self.p2p.finish)
     }
 }
 
@@ -181,18 +191,32 @@ impl Swarm<'_> {
             .args(self.ctx.net(self.dport))
             .arg("--shared")
             .arg(&dl)
-            .args(["--runtime", "mio", "get", "big.bin", "--timeout", "900"]));
+            .args([
+                "--runtime",
+                "mio",
+                "get",
+                "big.bin",
+                "--json",
+                "--timeout",
+                "900",
+            ]));
         let seed_cpu = deltas(&self.p2p, &before);
         let got = ["dl_big.bin", "big.bin"]
             .iter()
             .filter_map(|n| std::fs::metadata(dl.join(n)).ok())
             .any(|m| m.len() == self.size);
         let _ = std::fs::remove_dir_all(&dl);
+        let result = serde_json::from_str::<serde_json::Value>(&stdout).ok();
+        let field = |k: &str| result.as_ref().and_then(|r| r[k].as_f64());
+        let (Some(secs), Some(finish)) = (field("seconds"), field("finish_seconds")) else {
+            return Err(format!("p2pshare get failed: {stdout}"));
+        };
         if !cost.ok || !got {
             return Err(format!("p2pshare get failed: {stdout}"));
         }
         Ok(Run {
-            secs: crate::get_secs(&stdout).unwrap_or(cost.wall),
+            secs,
+            finish,
             wall: cost.wall,
             cpu: cost.cpu,
             rss_mib: cost.max_rss_mib,
@@ -220,6 +244,7 @@ impl Swarm<'_> {
         match secs {
             Some(secs) if cost.ok && got => Ok(Run {
                 secs,
+                finish: f64::NAN,
                 wall: cost.wall,
                 cpu: cost.cpu,
                 rss_mib: cost.max_rss_mib,
@@ -316,7 +341,7 @@ pub fn scenario(
         };
         let round = Round { p2p, lt, p2p_first };
         println!(
-            "  round {} ({} first): p2pshare {:.2} s (wall {:.2}, CPU {:.2}, seeders {}, RSS {:.1} MiB); libtorrent {:.2} s (wall {:.2}, CPU {:.2}, seeders {}, RSS {:.1} MiB); p2pshare/libtorrent {:.2}",
+            "  round {} ({} first): p2pshare {:.2} s (finish {:.2}, wall {:.2}, CPU {:.2}, seeders {}, RSS {:.1} MiB); libtorrent {:.2} s (wall {:.2}, CPU {:.2}, seeders {}, RSS {:.1} MiB); p2pshare/libtorrent {:.2}, {:.2} before p2pshare's finish",
             r + 1,
             if round.p2p_first {
                 "p2pshare"
@@ -324,6 +349,7 @@ pub fn scenario(
                 "libtorrent"
             },
             round.p2p.secs,
+            round.p2p.finish,
             round.p2p.wall,
             round.p2p.cpu,
             crate::each(&round.p2p.seed_cpu),
@@ -333,7 +359,8 @@ pub fn scenario(
             round.lt.cpu,
             crate::each(&round.lt.seed_cpu),
             round.lt.rss_mib,
-            round.ratio()
+            round.ratio(),
+            round.ratio_before_finish()
         );
         rounds.push(round);
     }

@@ -15,7 +15,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use p2pshare_host::{Controller, Request, Snapshot};
 use p2pshare_proto::Event;
@@ -249,15 +248,17 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
         Ok(rx) => rx,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
-    let start = Instant::now();
+    let mut timer = crate::download::Timer::start();
     for e in events {
         let answer = match e {
             Event::Progress {
                 done, total, peers, ..
-            } => Answer::Progress { done, total, peers },
+            } => {
+                timer.progress(done, total);
+                Answer::Progress { done, total, peers }
+            }
             end @ (Event::DownloadDone { .. } | Event::DownloadFailed { .. }) => {
-                let secs = start.elapsed().as_secs_f64();
-                let answer = match crate::download::outcome(shared, end, secs) {
+                let answer = match crate::download::outcome(shared, end, timer.end()) {
                     Ok(done) => Answer::Done {
                         line: done.line,
                         json: done.json,

@@ -39,6 +39,39 @@ pub struct Done {
     pub json: serde_json::Value,
 }
 
+/// How long one download took, and how much of that was its finish (the rest of the
+/// whole-file SHA-256, the `fsync`, the rename: everything after the last chunk was written).
+#[derive(Debug, Clone, Copy)]
+pub struct Timer {
+    start: Instant,
+    all_written: Option<Instant>,
+}
+
+impl Timer {
+    /// Starts timing: call when the download is asked for.
+    pub fn start() -> Timer {
+        Timer {
+            start: Instant::now(),
+            all_written: None,
+        }
+    }
+
+    /// Call with each progress event of the download: notes when its last byte was written.
+    pub fn progress(&mut self, done: u64, total: u64) {
+        if done == total {
+            self.all_written.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Seconds since the start, and since the last byte was written (if it was).
+    pub fn end(&self) -> (f64, Option<f64>) {
+        (
+            self.start.elapsed().as_secs_f64(),
+            self.all_written.map(|t| t.elapsed().as_secs_f64()),
+        )
+    }
+}
+
 /// Downloads every pick at once, drawing progress; returns each one's outcome, in order (a
 /// failure as its one-line reason). A signal cancels them all.
 pub fn download_many(
@@ -48,7 +81,7 @@ pub fn download_many(
     deadline: Instant,
     signals: &Signals,
 ) -> Result<Vec<Result<Done, String>>, Stop> {
-    let start = Instant::now();
+    let mut timers = vec![Timer::start(); picks.len()];
     let mut progress = Progress::new(opts.quiet);
     let mut outcomes: Vec<Option<Result<Done, String>>> = vec![None; picks.len()];
     for (pick, label) in picks {
@@ -100,13 +133,17 @@ pub fn download_many(
                 done,
                 total,
                 peers,
-            } => progress.update(&content, done, total, peers),
+            } => {
+                if let Some(i) = slot(&content) {
+                    timers[i].progress(done, total);
+                }
+                progress.update(&content, done, total, peers)
+            }
             Event::ChunkRejected { content, .. } => progress.rejected(&content),
             Event::DownloadDone { content, .. } | Event::DownloadFailed { content, .. } => {
                 if let Some(i) = slot(&content) {
                     progress.finish(&content);
-                    let secs = start.elapsed().as_secs_f64();
-                    outcomes[i] = Some(outcome(&opts.shared, e, secs));
+                    outcomes[i] = Some(outcome(&opts.shared, e, timers[i].end()));
                 }
             }
             _ => {}
@@ -119,9 +156,14 @@ pub fn download_many(
         .collect())
 }
 
-/// What to say when a download ended with `end`: for `DownloadDone`, where the file is, its
-/// hash and who sent what; for `DownloadFailed`, why, as the error.
-pub fn outcome(shared: &Path, end: Event, secs: f64) -> Result<Done, String> {
+/// What to say when a download ended with `end`, `(secs, finish)` after it started (see
+/// [`Timer::end`]): for `DownloadDone`, where the file is, its hash and who sent what; for
+/// `DownloadFailed`, why, as the error.
+pub fn outcome(
+    shared: &Path,
+    end: Event,
+    (secs, finish): (f64, Option<f64>),
+) -> Result<Done, String> {
     let Event::DownloadDone {
         content,
         file,
@@ -174,6 +216,7 @@ pub fn outcome(shared: &Path, end: Event, secs: f64) -> Result<Done, String> {
         "sha256": hex(&file_hash),
         "content": content.to_hex(),
         "seconds": secs,
+        "finish_seconds": finish,
         "reused_chunks": reused,
         "rejected_chunks": rejected,
         "sources": sources.iter().map(|s| json!({
@@ -189,4 +232,25 @@ pub fn outcome(shared: &Path, end: Event, secs: f64) -> Result<Done, String> {
 /// `"s"` unless there is exactly one.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_finish_is_timed_from_the_first_complete_progress() {
+        let mut t = Timer::start();
+        t.progress(5, 10);
+        assert_eq!(t.end().1, None, "not every byte is written yet");
+        t.progress(10, 10);
+        let first = t.all_written;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // A later complete progress (the same download reported again) does not restart it.
+        t.progress(10, 10);
+        assert_eq!(t.all_written, first);
+        let (secs, finish) = t.end();
+        let finish = finish.expect("every byte was written");
+        assert!(finish >= 0.02 && finish <= secs, "{finish} of {secs}");
+    }
 }

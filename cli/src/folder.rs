@@ -176,7 +176,7 @@ pub fn run(
                 }
             }
             Event::DownloadFailed { content, .. } => {
-                let reason = match outcome(&opts.shared, e.clone(), 0.0) {
+                let reason = match outcome(&opts.shared, e.clone(), (0.0, None)) {
                     Err(r) => r,
                     Ok(_) => "failed".into(),
                 };
@@ -261,7 +261,7 @@ pub fn run_watched(
                         break;
                     }
                     Event::DownloadFailed { .. } => {
-                        let reason = outcome(shared, e, 0.0).err().unwrap_or_default();
+                        let reason = outcome(shared, e, (0.0, None)).err().unwrap_or_default();
                         job.on_failed(content, reason);
                         ended.push(*content);
                         break;

@@ -670,6 +670,15 @@ fn s13_progress_lines_without_a_terminal_and_json_result() {
         p2pshare_proto::hex(&p2pshare_proto::sha256(&file))
     );
     assert_eq!(result["sources"].as_array().unwrap().len(), 1, "{result}");
+    // The finish (the last of the whole-file hash, the sync, the rename) is part of the time.
+    let (secs, finish) = (
+        result["seconds"].as_f64(),
+        result["finish_seconds"].as_f64(),
+    );
+    assert!(
+        matches!((secs, finish), (Some(s), Some(f)) if (0.0..=s).contains(&f)),
+        "{result}"
+    );
     assert_eq!(
         std::fs::read(net.shared(2).join("dl_slow.bin")).unwrap(),
         file
