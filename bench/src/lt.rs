@@ -70,10 +70,11 @@ pub fn env() -> Result<LtEnv, String> {
 /// One download: its time, the downloader's cost and its seeders' CPU.
 #[derive(Debug, Clone)]
 pub struct Run {
-    /// The tool's own figure: p2pshare's `in X s` (request to a verified, synced file),
+    /// The tool's own figure: p2pshare's `seconds` (request to a verified, synced file),
     /// libtorrent's from adding the torrent to the last piece passing its check.
     pub secs: f64,
-    /// p2pshare's finish, part of `secs` (NaN for libtorrent, which does not sync).
+    /// p2pshare's finish, part of `secs` (NaN for libtorrent, which does not sync, and if
+    /// p2pshare's `finish_seconds` is null).
     pub finish: f64,
     /// The downloader process from spawn to exit.
     pub wall: f64,
@@ -208,9 +209,10 @@ impl Swarm<'_> {
         let _ = std::fs::remove_dir_all(&dl);
         let result = serde_json::from_str::<serde_json::Value>(&stdout).ok();
         let field = |k: &str| result.as_ref().and_then(|r| r[k].as_f64());
-        let (Some(secs), Some(finish)) = (field("seconds"), field("finish_seconds")) else {
+        let Some(secs) = field("seconds") else {
             return Err(format!("p2pshare get failed: {stdout}"));
         };
+        let finish = field("finish_seconds").unwrap_or(f64::NAN);
         if !cost.ok || !got {
             return Err(format!("p2pshare get failed: {stdout}"));
         }

@@ -63,7 +63,8 @@ impl Timer {
         }
     }
 
-    /// Seconds since the start, and since the last byte was written (if it was).
+    /// Seconds since the start, and since the last byte was written (if a progress notice
+    /// said so: those may be dropped when the CLI falls behind, see `p2pshare_host::outbox`).
     pub fn end(&self) -> (f64, Option<f64>) {
         (
             self.start.elapsed().as_secs_f64(),
