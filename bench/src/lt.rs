@@ -296,23 +296,26 @@ pub fn scenario(
         lt: vec![],
         ns,
     };
+    // Every link first: adding a name to the file changes its ctime, which would make a
+    // p2pshare seeder already running see a changed file and hash it again mid-round.
+    let dir = |tool: &str, i: usize| ctx.work.join(format!("lt-{tool}-seed-{i}"));
+    for i in 0..seeders {
+        link_into(src, &dir("p2p", i), "big.bin")?;
+        link_into(src, &dir("lt", i), "big.bin")?;
+    }
     let wait = Duration::from_secs(300);
     for i in 0..seeders {
-        let dir = ctx.work.join(format!("lt-p2p-seed-{i}"));
-        link_into(src, &dir, "big.bin")?;
         swarm.p2p.push(Seeder::start_until(
             swarm
                 .ns
                 .exec(&ctx.bin)
                 .args(ctx.net(dport))
                 .arg("--shared")
-                .arg(&dir)
+                .arg(dir("p2p", i))
                 .args(["--runtime", "mio", "-v", "serve"]),
             crate::proc::SCANNED,
             wait,
         )?);
-        let dir = ctx.work.join(format!("lt-lt-seed-{i}"));
-        link_into(src, &dir, "big.bin")?;
         swarm.lt.push(Seeder::start_until(
             swarm
                 .ns
@@ -320,7 +323,7 @@ pub fn scenario(
                 .arg(&env.driver)
                 .arg("seed")
                 .arg(&swarm.torrent)
-                .arg(&dir)
+                .arg(dir("lt", i))
                 .arg(seed_addr(i)),
             "seeding",
             wait,
