@@ -7,12 +7,15 @@
 `seed` checks DIR's copy of the torrent's file, prints `seeding` on stderr once it is complete,
 and then serves until it is killed. `get` downloads into DIR from the peers named (given
 directly: no tracker, DHT, local peer discovery, UPnP or NAT-PMP), prints `done SECONDS` on
-stdout (from adding the torrent to the last piece passing its hash check) and exits 0; it exits
-1 on a timeout or error. Both speak TCP only (uTP off) and listen and connect from IP only.
+stdout (from adding the torrent to the last piece passing its hash check), then fsyncs what it
+downloaded and its folder (which libtorrent itself never does, and p2pshare does before it calls
+a download done), prints `synced SECONDS` (from the same start) and exits 0; it exits 1 on a
+timeout or error. Both speak TCP only (uTP off) and listen and connect from IP only.
 Everything else is libtorrent's default, as a user would get it: the default disk I/O (which
 does not fsync), caches and connection limits.
 """
 
+import os
 import sys
 import time
 
@@ -77,6 +80,22 @@ def wait_complete(ses, h, deadline):
     return True
 
 
+def sync_tree(top):
+    """fsyncs every regular file below `top`, then each folder, as p2pshare's download does."""
+    for root, dirs, files in os.walk(top):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def main(argv):
     if len(argv) < 4 or argv[0] not in ("seed", "get") or (argv[0] == "get") != (len(argv) > 4):
         sys.exit(__doc__)
@@ -93,6 +112,8 @@ def main(argv):
     secs = time.monotonic() - start
     if mode == "get":
         print(f"done {secs:.4f}", flush=True)
+        sync_tree(save_path)
+        print(f"synced {time.monotonic() - start:.4f}", flush=True)
         return 0
     print(f"seeding after a {secs:.2f} s check", file=sys.stderr, flush=True)
     while True:

@@ -15,7 +15,9 @@
 //!   tool's seeders' CPU seconds over the download (deltas of /proc/PID/stat).
 //! - p2pshare's time is `get --json`'s `seconds`, and of that its `finish_seconds` (after the
 //!   last chunk was written: the rest of the whole-file hash, the `fsync`, the rename) is
-//!   reported on its own, since libtorrent has no such step.
+//!   reported on its own, since libtorrent has no such step. libtorrent's time is its own
+//!   (`done`); the driver then fsyncs the file and its folder, and that time (`synced`) gives
+//!   a second, like-for-like ratio, printed beside the one the target is on.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,6 +78,9 @@ pub struct Run {
     /// p2pshare's finish, part of `secs` (NaN for libtorrent, which does not sync, and if
     /// p2pshare's `finish_seconds` is null).
     pub finish: f64,
+    /// libtorrent's time to the same point with the file and its folder fsynced afterwards
+    /// by the driver, as p2pshare's `secs` includes (NaN for p2pshare).
+    pub synced: f64,
     /// The downloader process from spawn to exit.
     pub wall: f64,
     pub cpu: f64,
@@ -100,6 +105,11 @@ impl Round {
     /// The same ratio with p2pshare's finish left out: what the sync at the end costs it.
     pub fn ratio_before_finish(&self) -> f64 {
         self.lt.secs / (self.p2p.secs - self.p2p.finish)
+    }
+
+    /// p2pshare's speed over libtorrent's with libtorrent's file synced too: like with like.
+    pub fn ratio_both_synced(&self) -> f64 {
+        self.lt.synced / self.p2p.secs
     }
 }
 
@@ -219,6 +229,7 @@ impl Swarm<'_> {
         Ok(Run {
             secs,
             finish,
+            synced: f64::NAN,
             wall: cost.wall,
             cpu: cost.cpu,
             rss_mib: cost.max_rss_mib,
@@ -247,6 +258,7 @@ impl Swarm<'_> {
             Some(secs) if cost.ok && got => Ok(Run {
                 secs,
                 finish: f64::NAN,
+                synced: parse_line(&stdout, "synced ").unwrap_or(f64::NAN),
                 wall: cost.wall,
                 cpu: cost.cpu,
                 rss_mib: cost.max_rss_mib,
@@ -267,9 +279,14 @@ fn deltas(seeders: &[Seeder], before: &[f64]) -> Vec<f64> {
 
 /// The driver's `done SECONDS` line.
 pub fn parse_done(stdout: &str) -> Option<f64> {
+    parse_line(stdout, "done ")
+}
+
+/// The seconds on the driver's line that starts with `prefix`.
+fn parse_line(stdout: &str, prefix: &str) -> Option<f64> {
     stdout
         .lines()
-        .find_map(|l| l.strip_prefix("done "))
+        .find_map(|l| l.strip_prefix(prefix))
         .and_then(|s| s.trim().parse().ok())
 }
 
@@ -382,7 +399,11 @@ mod tests {
 
     #[test]
     fn parses_the_drivers_line() {
-        assert_eq!(parse_done("done 4.2500\n"), Some(4.25));
+        assert_eq!(parse_done("done 4.2500\nsynced 5.5000\n"), Some(4.25));
+        assert_eq!(
+            parse_line("done 4.2500\nsynced 5.5000\n", "synced "),
+            Some(5.5)
+        );
         assert_eq!(parse_done("lt_driver: not complete\n"), None);
     }
 
@@ -471,7 +492,13 @@ mod tests {
             .arg(format!("127.0.0.1:{LT_PORT}"))
             .arg(seed_addr(0)));
         assert!(cost.ok, "{stdout}");
-        assert!(parse_done(&stdout).is_some_and(|s| s > 0.0), "{stdout}");
+        let done = parse_done(&stdout);
+        assert!(done.is_some_and(|s| s > 0.0), "{stdout}");
+        let synced = parse_line(&stdout, "synced ");
+        assert!(
+            matches!((done, synced), (Some(d), Some(s)) if s >= d),
+            "{stdout}"
+        );
         assert!(cost.cpu > 0.0 && cost.max_rss_mib > 1.0);
         assert!(std::fs::read(dl.join("big.bin")).unwrap() == std::fs::read(&src).unwrap());
         drop(_seeder);

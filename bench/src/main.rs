@@ -565,6 +565,12 @@ fn lt_rows(tag: &str, o: &lt::Outcome) -> Vec<Row> {
         per_round(|r| r.p2p.finish),
         per_round(lt::Round::ratio_before_finish),
     );
+    let x_synced = median(o.rounds.iter().map(lt::Round::ratio_both_synced).collect());
+    println!(
+        "{tag}: libtorrent with its file and folder fsynced after its last piece, as p2pshare's time includes: per round {} s; p2pshare/that {}, median {x_synced:.2}",
+        per_round(|r| r.lt.synced),
+        per_round(lt::Round::ratio_both_synced),
+    );
     vec![
         row(
             "mio",
