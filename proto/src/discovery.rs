@@ -242,8 +242,7 @@ impl Discovery {
                 p.provisional = false;
                 self.changes.push_back(Change::Moved(a.peer));
             } else if unmet {
-                let shunned = self.is_shunned(now, addr);
-                self.contest(now, a, addr, shunned);
+                self.contest(now, a, addr);
             } else {
                 self.drops.claims_elsewhere += 1;
             }
@@ -330,7 +329,8 @@ impl Discovery {
 
     /// Announcement `a` about unconfirmed peer `a.peer` came from `addr`, not where it is
     /// listed: it concerns that address's rival only (see the module doc).
-    fn contest(&mut self, now: Instant, a: &Announce, addr: SocketAddr, shunned: bool) {
+    fn contest(&mut self, now: Instant, a: &Announce, addr: SocketAddr) {
+        let shunned = self.is_shunned(now, addr);
         let same_ip = |r: &Rival| r.addr.ip() == addr.ip();
         let Some(at) = self
             .peers
@@ -401,18 +401,18 @@ impl Discovery {
     /// has one that is not past the expiry at `now` and whose address may hold one more peer.
     fn succeed(&mut self, now: Instant, id: &PeerId) -> bool {
         let expiry = self.expiry();
-        let Some(p) = self.peers.get_mut(id) else {
+        let Some(mut rivals) = self
+            .peers
+            .get_mut(id)
+            .map(|p| std::mem::take(&mut p.rivals))
+        else {
             return false;
         };
-        p.rivals
-            .retain(|r| now.saturating_duration_since(r.last_seen) < expiry);
-        let mut rivals = std::mem::take(&mut p.rivals);
-        rivals.retain(|r| !self.ip_full(r.addr.ip()));
+        rivals.retain(|r| {
+            now.saturating_duration_since(r.last_seen) < expiry && !self.ip_full(r.addr.ip())
+        });
         rivals.sort_by_key(|r| r.last_seen);
-        let Some(p) = self.peers.get_mut(id) else {
-            return false;
-        };
-        let Some(r) = rivals.pop() else {
+        let (Some(r), Some(p)) = (rivals.pop(), self.peers.get_mut(id)) else {
             return false;
         };
         p.rivals = rivals;

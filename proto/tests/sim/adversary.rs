@@ -489,7 +489,6 @@ impl Sim {
         }
     }
 
-    /// Flooder `a`: a batch of announcements of fresh peer ids from its address.
     /// The spoofer's next claim (see [`Behaviour::Spoofer`]).
     fn spoof(&mut self, a: usize) {
         let honest: Vec<usize> = (0..self.hosts.len())
@@ -503,13 +502,13 @@ impl Sim {
         }
         let k = raw.cursor;
         raw.cursor += 1;
-        if k % 4 == 0 || raw.spoofing.is_none() {
-            let victim = honest[self.rng.below(honest.len())];
-            raw.spoofing = Some((victim, self.rng.u64()));
+        if k % 4 == 0 {
+            raw.spoofing = None;
         }
-        let Some((victim, fake)) = raw.spoofing else {
-            return;
-        };
+        let rng = &mut self.rng;
+        let (victim, fake) = *raw
+            .spoofing
+            .get_or_insert_with(|| (honest[rng.below(honest.len())], rng.u64()));
         let real = self.hosts[victim].instance;
         let (instance, port, bye) = match k % 4 {
             0 => (fake, 10000, false),
@@ -527,6 +526,7 @@ impl Sim {
         self.broadcast(a, ann.encode());
     }
 
+    /// Flooder `a`: a batch of announcements of fresh peer ids from its address.
     fn flood(&mut self, a: usize) {
         let port = if self.rng.chance(0.5) { 10000 } else { 22 };
         for _ in 0..FLOOD_IDS {
