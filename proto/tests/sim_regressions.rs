@@ -88,3 +88,14 @@ fn a_restarted_peer_is_not_unreachable_for_its_old_instance_s_failures() {
 fn a_restarted_host_shares_what_it_finished_before() {
     passes(37064063316422);
 }
+
+/// Seed 17156201201390 (a CI rehearsal's window of this stop): a host wanting the two files
+/// of a folder nobody shares asked for the folder once per file and failure, and each `Get`
+/// of the folder failed both files at once: the folder's `Get`s doubled every round (600,000
+/// events per simulated second at 36 s) and the sweep ran for hours. The simulator now keeps
+/// at most one scheduled `Get` per want, and fails a world whose queue runs away
+/// (`Kind::Runaway`) instead of running on.
+#[test]
+fn a_folder_nobody_shares_is_asked_for_once_per_round() {
+    passes(17156201201390);
+}

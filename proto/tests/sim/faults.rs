@@ -62,6 +62,7 @@ impl Sim {
     fn get(&mut self, want: usize) -> Res {
         let w = &mut self.wants[want];
         w.get_pending = false;
+        w.get_scheduled = false;
         let (h, f) = (w.host, w.file);
         if w.done || self.hosts[h].node.is_none() {
             return Ok(());
@@ -69,7 +70,7 @@ impl Sim {
         if self.hosts[h].paused {
             self.wants[want].get_pending = true;
             let at = self.now + SEC;
-            self.act(at, Act::Get { want });
+            self.ask_again(at, want);
             return Ok(());
         }
         if self.is_folder_want(want) {
@@ -140,7 +141,7 @@ impl Sim {
             if self.wants[w].host == host && !self.wants[w].done && !self.wants[w].get_pending {
                 self.wants[w].get_pending = true;
                 let at = self.now + self.rng.range(SEC, 3 * SEC);
-                self.act(at, Act::Get { want: w });
+                self.ask_again(at, w);
             }
         }
         Ok(())

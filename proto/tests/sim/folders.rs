@@ -14,7 +14,7 @@
 use p2pshare_proto::folder::{FileState, FolderJob, JobFile};
 use p2pshare_proto::{Command, ContentId, Input};
 
-use super::{Act, Kind, RETRY_WINDOW, Res, SEC, Sim};
+use super::{Kind, RETRY_WINDOW, Res, SEC, Sim};
 
 /// The folder whose files are fetched as one job.
 pub const FOLDER: &str = "album/";
@@ -125,7 +125,7 @@ impl Sim {
                 {
                     self.wants[x].get_pending = true;
                     let at = self.now + SEC;
-                    self.act(at, Act::Get { want: x });
+                    self.ask_again(at, x);
                 }
             }
         }

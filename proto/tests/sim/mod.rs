@@ -31,7 +31,8 @@
 //!   ([`Kind::OverBudget`]) or lists more than 32 peers from one address; a connection whose
 //!   queues or budget are full is no longer read ([`Kind::NotPaused`]); one whose reader does
 //!   not read is closed by its deadline ([`Kind::NotReadingKept`]); a spoofer's claims about
-//!   a peer never change, nor remove, the entry listed at another address ([`Kind::Evicted`]).
+//!   a peer never change, nor remove, the entry listed at another address ([`Kind::Evicted`]);
+//!   no world lets its queue of events run away ([`Kind::Runaway`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
@@ -89,6 +90,9 @@ pub const ATTEMPT_BOUND: Nanos = 120 * SEC;
 pub const RETRY_WINDOW: Nanos = 30 * SEC;
 /// After the heal, the run ends at the latest this much later.
 pub const HARD_END: Nanos = 150 * SEC;
+/// Events that may wait in the queue at once: 200 times the most seen in a sweep (about 5,000,
+/// in the world of 50 hosts), so that only a runaway reaches it ([`Kind::Runaway`]).
+pub const MAX_QUEUED_EVENTS: usize = 1_000_000;
 
 /// Which check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +132,9 @@ pub enum Kind {
     UnverifiedServe,
     /// A datagram from a spoofer changed or removed a peer listed at another address.
     Evicted,
+    /// More than [`MAX_QUEUED_EVENTS`] events wait at once: something schedules events
+    /// faster than they are used up, and the world would run for hours instead of failing.
+    Runaway,
 }
 
 /// A violated invariant, with enough to replay it.
@@ -521,8 +528,12 @@ pub struct Want {
     pub attempt: Option<Nanos>,
     /// Attempts so far.
     pub attempts: u32,
-    /// A `Get` is scheduled.
+    /// A `Get` is scheduled, or (a folder want) its host's running job will start it.
     pub get_pending: bool,
+    /// An `Act::Get` of this want is in the queue ([`Sim::ask_again`] keeps it to one: a
+    /// folder's `Get` fetches all its missing files, so one per want and failure would
+    /// double the folder's `Get`s at every round of failures).
+    pub get_scheduled: bool,
     /// Why the last attempt failed.
     pub last_fail: Option<String>,
 }
@@ -703,9 +714,17 @@ impl Sim {
             attempt: None,
             attempts: 0,
             get_pending: true,
+            get_scheduled: true,
             last_fail: None,
         });
         self.schedule(at, Ev::Act(Act::Get { want }));
+    }
+
+    /// Schedules the user's next `Get` of want `w` at `at`, unless one is in the queue already.
+    pub(super) fn ask_again(&mut self, at: Nanos, w: usize) {
+        if !std::mem::replace(&mut self.wants[w].get_scheduled, true) {
+            self.act(at, Act::Get { want: w });
+        }
     }
 
     /// Schedules a fault or workload step.
@@ -833,6 +852,10 @@ impl Sim {
                 self.event(ev)?;
             }
             self.check_all()?;
+            if self.queue.len() > MAX_QUEUED_EVENTS {
+                let n = self.queue.len();
+                return Err(self.fail(Kind::Runaway, format!("{n} events queued at once")));
+            }
         }
         self.final_check()?;
         Ok(Report {
@@ -933,7 +956,7 @@ impl Sim {
                     if !want.done && !want.get_pending && self.now < self.heal_at + RETRY_WINDOW {
                         want.get_pending = true;
                         let at = self.now + self.rng.range(SEC, 3 * SEC);
-                        self.act(at, Act::Get { want: w });
+                        self.ask_again(at, w);
                     }
                 }
                 self.folder_ended(h, &content, None)?;
