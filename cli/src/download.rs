@@ -65,11 +65,16 @@ impl Timer {
 
     /// Seconds since the start, and since the last byte was written (if a progress notice
     /// said so: those may be dropped when the CLI falls behind, see `p2pshare_host::outbox`).
+    /// Both are measured from one reading of the clock, so the finish is never longer than the
+    /// whole.
     pub fn end(&self) -> (f64, Option<f64>) {
-        (
-            self.start.elapsed().as_secs_f64(),
-            self.all_written.map(|t| t.elapsed().as_secs_f64()),
-        )
+        self.end_at(Instant::now())
+    }
+
+    /// `end` as of `now`.
+    fn end_at(&self, now: Instant) -> (f64, Option<f64>) {
+        let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
+        (since(self.start), self.all_written.map(since))
     }
 }
 
@@ -253,5 +258,19 @@ mod tests {
         let (secs, finish) = t.end();
         let finish = finish.expect("every byte was written");
         assert!(finish >= 0.02 && finish <= secs, "{finish} of {secs}");
+    }
+
+    #[test]
+    fn the_finish_is_never_longer_than_the_whole() {
+        // Written the instant it started, ended later: both spans come from one clock reading,
+        // so they are equal, not the finish a few nanoseconds longer (the flake of issue 25).
+        let start = Instant::now();
+        let t = Timer {
+            start,
+            all_written: Some(start),
+        };
+        let (secs, finish) = t.end_at(start + std::time::Duration::from_millis(7));
+        assert_eq!(finish, Some(secs));
+        assert_eq!(secs, 0.007);
     }
 }
