@@ -239,24 +239,10 @@ impl Net {
     /// Starts this test binary on host `i` as a helper (`P2PT_HELPER=mode`), with a high open
     /// files limit.
     pub fn spawn_helper(&mut self, i: usize, mode: &str, env: &[(&str, String)]) -> usize {
-        self.spawn_helper_at(i, mode, env, 0)
-    }
-
-    /// [`Net::spawn_helper`] at scheduling priority `nice` (0 = unchanged): an attacker stands
-    /// for another machine on the LAN, so on a small test machine it should not also take the
-    /// honest hosts' CPU from them.
-    #[allow(dead_code)]
-    pub fn spawn_helper_at(
-        &mut self,
-        i: usize,
-        mode: &str,
-        env: &[(&str, String)],
-        nice: i32,
-    ) -> usize {
         let exe = std::env::current_exe().unwrap();
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns(i), "sh", "-c"])
-            .arg(format!("ulimit -n 8192; exec nice -n {nice} \"$0\" \"$@\""))
+            .arg("ulimit -n 8192; exec \"$0\" \"$@\"")
             .arg(exe)
             .args(["helper", "--exact", "--nocapture", "--test-threads", "1"])
             .env("P2PT_HELPER", mode);
