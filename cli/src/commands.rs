@@ -135,8 +135,9 @@ fn observe(
     // Python peers do not answer a newcomer: before saying there is nothing, or when the LAN
     // has Python peers, listen for one of their intervals.
     let py_listen = p2pshare_proto::budget::PY_LISTEN;
-    if (empty(&snap) || snap.python_around) && started.elapsed() < py_listen {
-        std::thread::sleep(py_listen - started.elapsed());
+    let left = py_listen.saturating_sub(started.elapsed());
+    if (empty(&snap) || snap.python_around) && !left.is_zero() {
+        std::thread::sleep(left);
         snap = handle.snapshot().map_err(|e| e.to_string())?;
     }
     handle.shutdown();

@@ -1012,10 +1012,8 @@ mod tests {
         println!(
             "10,000 files in 100 folders: first scan {hashed:?}, restart (cache load + walk) {restart:?}, rescan {rescan_t:?}"
         );
-        assert!(
-            restart < Duration::from_millis(500),
-            "restart took {restart:?}"
-        );
+        // How long the restart takes is the benchmark's (`BENCH_ONLY=scan ./bench.sh`, "restart
+        // scan"), not a bound here: it had one (500 ms), which a busy machine can pass.
     }
 
     #[test]
