@@ -56,7 +56,7 @@ pub struct Net {
     mounts: Vec<PathBuf>,
     pub dir: tempfile::TempDir,
     made: Vec<String>,
-    _turn: Turn,
+    _turn: Option<Turn>,
 }
 
 /// Runs `ip` with `args`, which must succeed.
@@ -83,6 +83,18 @@ impl Net {
         } else {
             Turn::Shared(EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner()))
         };
+        Some(Net::build(test, n, Some(turn)))
+    }
+
+    /// A second LAN of `n` hosts beside this one, for test number `test` (not this one's): no
+    /// route and no broadcast joins the two. It runs under this one's turn (for a control
+    /// measured at the same moment as what this one measures).
+    #[allow(dead_code)]
+    pub fn beside(&self, test: u32, n: usize) -> Net {
+        Net::build(test, n, None)
+    }
+
+    fn build(test: u32, n: usize, turn: Option<Turn>) -> Net {
         let prefix = format!("p{}t{test}-", std::process::id() % 100_000);
         let mut net = Net {
             prefix,
@@ -125,7 +137,7 @@ impl Net {
             ip(&["-n", &h, "route", "add", "default", "dev", "eth0"]);
             std::fs::create_dir_all(net.shared(i)).unwrap();
         }
-        Some(net)
+        net
     }
 
     /// Host `i`'s namespace.
