@@ -11,6 +11,7 @@ mod download;
 mod folder;
 mod format;
 mod input;
+mod meter;
 mod peer;
 mod progress;
 mod prompt;
