@@ -403,3 +403,62 @@ fn summary(
         Err(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2pshare_proto::PeerId;
+    use p2pshare_proto::Source;
+
+    fn done(c: u8, from: &[u8]) -> Event {
+        Event::DownloadDone {
+            content: ContentId([c; 32]),
+            file: format!("dl_{c}"),
+            size: 10,
+            file_hash: [0; 32],
+            fetched: 10,
+            reused: 0,
+            rejected: 0,
+            sources: from
+                .iter()
+                .map(|p| Source {
+                    peer: PeerId([*p; 16]),
+                    addr: None,
+                    chunks: 1,
+                    bytes: 10,
+                })
+                .collect(),
+        }
+    }
+
+    fn progress(c: u8, peers: usize) -> Event {
+        Event::Progress {
+            content: ContentId([c; 32]),
+            done: 10,
+            total: 10,
+            peers,
+        }
+    }
+
+    #[test]
+    fn a_folder_of_small_files_counts_the_peers_that_sent_them() {
+        let mut s = Senders::default();
+        assert_eq!(s.count(), 0);
+        // One-chunk files report with no request out: the old bar said 0 peers throughout.
+        s.on_event(&progress(1, 0));
+        assert_eq!(s.count(), 0, "nothing delivered yet");
+        s.on_event(&done(1, &[7]));
+        s.on_event(&progress(2, 0));
+        s.on_event(&done(2, &[7, 8]));
+        assert_eq!(s.count(), 2);
+        // A big file with three peers busy counts them while it runs.
+        s.on_event(&progress(3, 3));
+        assert_eq!(s.count(), 3);
+        s.on_event(&Event::DownloadFailed {
+            content: ContentId([3; 32]),
+            name: "x".into(),
+            reason: p2pshare_proto::FailReason::Cancelled,
+        });
+        assert_eq!(s.count(), 2);
+    }
+}

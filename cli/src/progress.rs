@@ -245,3 +245,54 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bars drawn nowhere, to look at their state.
+    fn hidden() -> Progress {
+        Progress {
+            multi: Some(MultiProgress::with_draw_target(ProgressDrawTarget::hidden())),
+            total: None,
+            files: BTreeMap::new(),
+            plain: false,
+            next_plain: Instant::now() + PLAIN_EVERY,
+        }
+    }
+
+    fn bar(p: &Progress, c: &ContentId) -> ProgressBar {
+        p.files[c].bar.clone().expect("a bar")
+    }
+
+    #[test]
+    fn no_bytes_and_no_full_bar_before_the_size_is_known() {
+        let mut p = hidden();
+        let (a, b) = (ContentId([1; 32]), ContentId([2; 32]));
+        p.add(a, "a.bin");
+        p.add(b, "b.bin");
+        p.tick();
+        let total = p.total.clone().expect("a total bar for two files");
+        for c in [&a, &b] {
+            let bar = bar(&p, c);
+            assert_eq!(
+                bar.length(),
+                None,
+                "no length: indicatif draws 0 of 0 as full"
+            );
+            assert_eq!(bar.message(), WAITING);
+        }
+        assert_eq!(total.length(), None);
+        // The manifest of `a` verified: its size is known before any byte arrived.
+        p.sized(&a, 64 << 20);
+        assert_eq!(bar(&p, &a).length(), Some(64 << 20));
+        assert_eq!(bar(&p, &a).position(), 0);
+        assert_eq!(bar(&p, &a).message(), "-/s  ETA -  0 peers");
+        assert_eq!(bar(&p, &b).length(), None);
+        assert_eq!(total.length(), Some(64 << 20));
+        p.update(&b, 1 << 20, 2 << 20, 1);
+        assert_eq!(bar(&p, &b).length(), Some(2 << 20));
+        assert_eq!(total.length(), Some(66 << 20));
+        assert_eq!(total.position(), 1 << 20);
+    }
+}
