@@ -16,6 +16,7 @@ mod peer;
 mod progress;
 mod prompt;
 mod signals;
+mod web;
 
 use std::process::ExitCode;
 
