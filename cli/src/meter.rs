@@ -1,11 +1,13 @@
-//! How fast a download goes and when it ends: one definition for the prompt's bars and the web
-//! page, so that both show the same numbers for the same download.
+//! How fast a download goes, when it ends and from how many peers: one definition for the
+//! prompt's bars and the web page, so that both show the same numbers for the same download.
 //!
 //! Invariants: the rate is the bytes verified over the time the kept samples actually cover (at
 //! most a little over [`WINDOW`], from the download's first report on), never over a window the
 //! download has not filled; no rate is claimed before the samples span [`MIN_SPAN`]; samples
-//! recorded while nothing arrives bring the rate to zero within [`WINDOW`]; the samples kept are
-//! bounded (one per [`MIN_GAP`]) however often progress is reported.
+//! recorded while nothing arrives bring the rate to zero within [`WINDOW`]; the peers shown are
+//! the most any report of the window had busy (a report counts the peers with requests in flight
+//! at that instant, which is none whenever the disk lags behind the network); the samples kept
+//! are bounded (one per [`MIN_GAP`]) however often progress is reported.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,42 +26,63 @@ pub const MIN_GAP: Duration = Duration::from_millis(20);
 /// The recent progress of one download (or one folder job).
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
-    /// `(when, bytes done)`, oldest first; the first is the newest sample at least [`WINDOW`]
-    /// old once there is one (the anchor of the window), so the window is always full once
-    /// the download has lasted that long.
-    samples: VecDeque<(Instant, u64)>,
+    /// `(when, bytes done, peers busy)`, oldest first; the first is the newest sample at least
+    /// [`WINDOW`] old once there is one (the anchor of the window), so the window is always full
+    /// once the download has lasted that long.
+    samples: VecDeque<(Instant, u64, usize)>,
 }
 
 impl Meter {
-    /// Notes that `done` bytes were verified as of `now`. Call with every progress report, and
-    /// regularly while the download runs (so a stall shows as a falling rate).
+    /// Notes a progress report: `done` bytes verified as of `now`, `peers` with requests in
+    /// flight.
+    pub fn report(&mut self, now: Instant, done: u64, peers: usize) {
+        self.push(now, done, peers);
+    }
+
+    /// Notes that `done` bytes are verified as of `now`, with no report: call regularly while
+    /// the download runs (so a stall shows as a falling rate and, after a window, no peers).
     pub fn record(&mut self, now: Instant, done: u64) {
-        // The newest sample moves while it is within MIN_GAP of the one before it; the
-        // others stay at least MIN_GAP apart.
+        self.push(now, done, 0);
+    }
+
+    fn push(&mut self, now: Instant, done: u64, peers: usize) {
+        // The newest sample moves while it is within MIN_GAP of the one before it (keeping the
+        // most peers of the two); the others stay at least MIN_GAP apart.
         let n = self.samples.len();
         let merge = n >= 2
             && self
                 .samples
                 .get(n - 2)
-                .is_some_and(|(t, _)| now.saturating_duration_since(*t) < MIN_GAP);
-        if merge {
-            self.samples.pop_back();
+                .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) < MIN_GAP);
+        let mut peers = peers;
+        if merge && let Some((_, _, p)) = self.samples.pop_back() {
+            peers = peers.max(p);
         }
-        self.samples.push_back((now, done));
+        self.samples.push_back((now, done, peers));
         while self.samples.len() > 2
             && self
                 .samples
                 .get(1)
-                .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= WINDOW)
+                .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) >= WINDOW)
         {
             self.samples.pop_front();
         }
     }
 
+    /// The most peers a report of the last [`WINDOW`] had busy.
+    pub fn peers(&self, now: Instant) -> usize {
+        self.samples
+            .iter()
+            .filter(|(t, _, _)| now.saturating_duration_since(*t) < WINDOW)
+            .map(|s| s.2)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Bytes a second as of `now`, over the time the samples cover; `None` until they span
     /// [`MIN_SPAN`].
     pub fn rate(&self, now: Instant) -> Option<f64> {
-        let (&(t0, d0), &(_, d1)) = (self.samples.front()?, self.samples.back()?);
+        let (&(t0, d0, _), &(_, d1, _)) = (self.samples.front()?, self.samples.back()?);
         let span = now.saturating_duration_since(t0);
         (span >= MIN_SPAN).then(|| d1.saturating_sub(d0) as f64 / span.as_secs_f64())
     }
@@ -160,6 +183,29 @@ mod tests {
         }
         assert_eq!(m.rate(now + MS(5100)), Some(0.0));
         assert_eq!(m.eta(now + MS(5100), Some(done * 2)), None);
+    }
+
+    #[test]
+    fn peers_are_the_most_busy_in_the_window() {
+        let t = Instant::now();
+        let mut m = Meter::default();
+        m.report(t, 1 << 20, 2);
+        // The disk lags: later reports find nobody with requests out.
+        m.report(t + MS(300), 2 << 20, 0);
+        m.record(t + MS(400), 2 << 20);
+        assert_eq!(m.peers(t + MS(400)), 2);
+        m.report(t + MS(405), 3 << 20, 3);
+        m.report(t + MS(410), 4 << 20, 1);
+        assert_eq!(
+            m.peers(t + MS(410)),
+            3,
+            "merged samples keep the most peers"
+        );
+        // Nothing reported for a whole window: nobody is sending.
+        for k in 1..=52u64 {
+            m.record(t + MS(410 + 100 * k), 4 << 20);
+        }
+        assert_eq!(m.peers(t + MS(5_610)), 0);
     }
 
     #[test]

@@ -30,7 +30,6 @@ struct File {
     name: String,
     done: u64,
     total: Option<u64>,
-    peers: usize,
     rejected: u32,
     /// Shown after the rate (a folder's file count).
     note: String,
@@ -45,7 +44,7 @@ impl File {
         meter::line(
             self.meter.rate(now),
             self.meter.eta(now, self.total),
-            self.peers,
+            self.meter.peers(now),
             self.rejected,
             &self.note,
         )
@@ -111,7 +110,6 @@ impl Progress {
                 name: name.to_owned(),
                 done: 0,
                 total: None,
-                peers: 0,
                 rejected: 0,
                 note: String::new(),
                 meter: Meter::default(),
@@ -126,9 +124,8 @@ impl Progress {
         if let Some(f) = self.files.get_mut(content) {
             f.done = done;
             f.total = Some(total);
-            f.peers = peers;
             f.reported = true;
-            f.meter.record(Instant::now(), done);
+            f.meter.report(Instant::now(), done, peers);
         }
         self.tick();
     }

@@ -59,7 +59,7 @@ pub enum Msg {
     /// A notice of the peer.
     Notice(Notice),
     /// A page opened its event stream: send it everything, then what changes.
-    Subscribe(SyncSender<Arc<str>>),
+    Subscribe(Page),
     /// Send back the whole state as one JSON object (`GET /api/state`).
     State(Sender<String>),
     /// The page asked for this file.
@@ -102,6 +102,23 @@ pub enum Msg {
     Clear,
     /// Show this error on every page.
     Note(String),
+}
+
+/// A page's event stream, as the hub holds it.
+#[derive(Debug)]
+pub struct Page {
+    /// Its events, each ready to write (an empty one: stop).
+    pub tx: SyncSender<Arc<str>>,
+    /// Set when the hub lets the page go (it did not keep up, or a newer page took its place):
+    /// the stream ends, and the page reconnects and starts afresh.
+    pub dropped: Arc<AtomicBool>,
+}
+
+impl Page {
+    fn drop_it(&self) {
+        self.dropped.store(true, Ordering::Relaxed);
+        let _ = self.tx.try_send(Arc::from(""));
+    }
 }
 
 /// Where a download is.
@@ -151,7 +168,6 @@ struct Row {
     folder: bool,
     done: u64,
     total: Option<u64>,
-    peers: usize,
     rejected: u32,
     /// A folder's files: done (or already there), all, failed.
     files: Option<(usize, usize, usize)>,
@@ -174,7 +190,6 @@ impl Row {
             folder: false,
             done: 0,
             total: None,
-            peers: 0,
             rejected: 0,
             files: None,
             phase: Phase::Manifest,
@@ -198,7 +213,7 @@ impl Row {
             "total": self.total,
             "rate": rate.map(|r| r as u64),
             "eta": self.meter.eta(now, self.total).filter(|_| running),
-            "peers": if running { self.peers } else { 0 },
+            "peers": if running { self.meter.peers(now) } else { 0 },
             "rejected": self.rejected,
             "phase": self.phase.name(),
             "files": self.files.map(|(d, a, f)| json!({"done": d, "all": a, "failed": f})),
@@ -229,7 +244,7 @@ pub struct Hub {
     /// The files of folder jobs started from the page: their events go to the folder's row.
     in_folder: HashMap<ContentId, String>,
     notes: VecDeque<Value>,
-    pages: Vec<SyncSender<Arc<str>>>,
+    pages: Vec<Page>,
     view_dirty: bool,
     live_dirty: bool,
     notes_dirty: bool,
@@ -352,7 +367,7 @@ impl Hub {
             Msg::Notice(n) => self.on_notice(n),
             Msg::Subscribe(page) => {
                 if self.pages.len() >= MAX_PAGES {
-                    self.pages.remove(0);
+                    self.pages.remove(0).drop_it();
                 }
                 self.pages.push(page);
                 let newcomer = self.pages.len() - 1;
@@ -410,9 +425,8 @@ impl Hub {
             } => {
                 if let Some(row) = self.rows.get_mut(&folder_key(&label)) {
                     Self::folder_totals(row, &totals);
-                    row.peers = peers;
                     row.reported = true;
-                    row.meter.record(Instant::now(), row.done);
+                    row.meter.report(Instant::now(), row.done, peers);
                     self.live_dirty = true;
                 }
             }
@@ -542,9 +556,8 @@ impl Hub {
                 let r = self.row(&content);
                 r.done = done;
                 r.total = Some(total);
-                r.peers = peers;
                 r.reported = true;
-                r.meter.record(Instant::now(), done);
+                r.meter.report(Instant::now(), done, peers);
                 r.timer.progress(done, total);
                 r.phase = if done >= total {
                     Phase::Finishing
@@ -608,10 +621,13 @@ impl Hub {
             if !changed && Some(this) != newcomer {
                 return true;
             }
-            match page.try_send(text.clone()) {
+            match page.tx.try_send(text.clone()) {
                 Ok(()) => true,
                 // Full: the page does not keep up; dropped, it reconnects and starts afresh.
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    page.drop_it();
+                    false
+                }
             }
         });
         self.sent.insert(kind, data);

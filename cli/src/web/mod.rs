@@ -22,7 +22,7 @@ pub mod guard;
 pub mod http;
 pub mod hub;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,14 +95,15 @@ pub fn start(
         .local_addr()
         .map_err(|e| format!("web page on {addr}: {e}"))?;
     let token = guard::new_token().map_err(|e| format!("web page: no random token: {e}"))?;
+    // The page shows where files land, whatever the working directory of the terminal that
+    // started the peer: the folder's full path.
+    let shared = std::fs::canonicalize(&shared).unwrap_or(shared);
     let observed = ctl.observe().map_err(|e| format!("web page: {e}"))?;
     let (tx, rx) = mpsc::sync_channel(HUB_QUEUE);
     let hub = Hub::new(
         ctl.clone(),
         Me {
-            // Shown on the page and in its `Saved …` lines: where the files are, whatever the
-            // working directory of the terminal that started the peer.
-            folder: std::fs::canonicalize(&shared).unwrap_or_else(|_| shared.clone()),
+            folder: shared.clone(),
             web: addr,
             discovery_port,
         },
@@ -261,25 +262,54 @@ fn state(web: &Web) -> Response {
 }
 
 /// `GET /events`: the hub's events until the page goes, the hub drops it, or the peer stops.
+/// A second thread reads the connection, which a page never writes to again: the end of it
+/// (the page closed or reloaded) stops the stream at once, not at the next keepalive. The hub
+/// letting the page go stops it too (then the page reconnects).
 fn events(web: &Web, mut s: TcpStream) {
     let (tx, rx) = mpsc::sync_channel(hub::QUEUE);
-    if web.hub.try_send(Msg::Subscribe(tx)).is_err() {
+    let gone = tx.clone();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let page = hub::Page {
+        tx,
+        dropped: dropped.clone(),
+    };
+    if web.hub.try_send(Msg::Subscribe(page)).is_err() {
         let _ = Response::text(503, "busy").write(&mut s);
         return;
     }
     if s.write_all(http::event_stream_head().as_bytes()).is_err() {
         return;
     }
+    let watch = s.try_clone().ok().and_then(|mut r| {
+        std::thread::Builder::new()
+            .name("p2pshare-web-watch".into())
+            .spawn(move || {
+                let _ = r.set_read_timeout(None);
+                let mut buf = [0u8; 512];
+                while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+                // An empty event: the writer stops on it.
+                let _ = gone.send(Arc::from(""));
+            })
+            .ok()
+    });
     loop {
-        let text = match rx.recv_timeout(KEEPALIVE) {
+        let next = rx.recv_timeout(KEEPALIVE);
+        if dropped.load(Ordering::Relaxed) {
+            break;
+        }
+        let text = match next {
+            Ok(t) if t.is_empty() => break,
             Ok(t) => t,
             Err(RecvTimeoutError::Timeout) => Arc::from(": keepalive\n\n"),
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
         if s.write_all(text.as_bytes()).is_err() {
-            return;
+            break;
         }
     }
+    // Ends the reader's wait too.
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    drop(watch);
 }
 
 /// What `--web`/`--no-web` ask for: `None` for no page.
