@@ -147,6 +147,16 @@ function drawMe() {
     (node, r) => setText(node.querySelector("dd"), r[1]),
   );
   setText($("me-short"), me.short);
+  // The counters of dropped and refused input (`serve -v`'s stats line), those not zero.
+  const stats = Object.entries(v.status?.stats ?? {}).filter(([, n]) => n > 0);
+  setText($("stats-summary"), `counters: ${stats.length} not zero, notices dropped ${v.status?.notices_dropped ?? 0}`);
+  sync(
+    $("stats"),
+    stats,
+    ([k]) => k,
+    () => el("li"),
+    (li, [k, n]) => setText(li, `${k}=${n}`),
+  );
   drawPeers();
   drawShared();
 }

@@ -433,8 +433,13 @@ impl Hub {
             Msg::FolderEnded { label, result } => {
                 self.in_folder.retain(|_, l| *l != label);
                 if let Some(row) = self.rows.get_mut(&folder_key(&label)) {
+                    let cancelled = row
+                        .cancel
+                        .as_ref()
+                        .is_some_and(|c| c.load(Ordering::Relaxed));
                     let (phase, done) = match result {
                         Ok(d) => (Phase::Done, d),
+                        Err(d) if cancelled => (Phase::Cancelled, d),
                         Err(d) => (Phase::Failed, d),
                     };
                     row.phase = phase;
