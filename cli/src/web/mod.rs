@@ -8,7 +8,8 @@
 //! socket does; [`assets`] holds the page (HTML, CSS, two JavaScript modules), compiled in.
 //!
 //! Threads, no async runtime: one accepts connections, one runs the hub, one forwards the
-//! peer's notices to it, and each connection gets its own thread while it lasts.
+//! peer's notices to it, and each connection gets its own thread while it lasts (an event
+//! stream two: the writer, and a reader that notices at once when the page goes).
 //!
 //! Invariants: at most [`MAX_CONNECTIONS`] connections are served at once (one more is
 //! answered 503 and closed); a request must arrive whole within [`REQUEST_TIME`] and a write
@@ -45,7 +46,8 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub const REQUEST_TIME: Duration = Duration::from_secs(10);
 /// A write may block this long; then the browser is not reading and the connection closes.
 pub const WRITE_TIME: Duration = Duration::from_secs(10);
-/// An event stream with nothing to say sends a comment this often (so a page gone is noticed).
+/// An event stream with nothing to say sends a comment this often (an idle connection is not
+/// taken for a dead one on the way, and a page that stopped reading is found out).
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Messages that may wait for the hub.
 const HUB_QUEUE: usize = 4096;
