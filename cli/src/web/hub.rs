@@ -8,9 +8,8 @@
 //! - `files`: the control socket's `list --json` files (at most [`FILES_SHOWN`]) and how many
 //!   there are;
 //! - `downloads`: one row per download, running or ended (the [`ENDED_KEPT`] last), with the
-//!   same figures the prompt's bar shows: bytes, size, rate and ETA from the [`Meter`], peers
-//!   with requests in flight, rejected chunks; a folder fetched from the page is one row, as at
-//!   the prompt;
+//!   same figures the prompt's bar shows: bytes, size, rate, ETA and peers from the [`Meter`],
+//!   rejected chunks; a folder fetched from the page is one row, as at the prompt;
 //! - `notes`: the last [`NOTES_KEPT`] errors and warnings (a `get` that found no peer, a scan
 //!   that failed).
 //!
@@ -724,5 +723,206 @@ impl Hub {
 
     fn notes_json(&self) -> Value {
         Value::Array(self.notes.iter().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2pshare_host::Handle;
+    use p2pshare_proto::{PeerId, Source};
+
+    /// A hub whose peer answers nothing (these tests never ask it for a snapshot).
+    fn hub() -> (Hub, Handle) {
+        let (requests, _) = std::sync::mpsc::channel();
+        let (_, notices) = std::sync::mpsc::sync_channel(1);
+        let idle = std::thread::spawn(|| {});
+        let handle = Handle::new(requests, Arc::new(|| {}), notices, idle, 1);
+        let me = Me {
+            folder: PathBuf::from("/shared"),
+            web: "127.0.0.1:1".parse().expect("addr"),
+            discovery_port: 9999,
+        };
+        (Hub::new(handle.controller(), me), handle)
+    }
+
+    fn ev(e: Event) -> Msg {
+        Msg::Notice(Notice::Event(e))
+    }
+
+    const C: ContentId = ContentId([7; 32]);
+
+    fn rows(h: &Hub) -> Vec<Value> {
+        match h.live_json(Instant::now()) {
+            Value::Array(r) => r,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_download_started_elsewhere_gets_a_row_with_the_prompts_figures() {
+        let (mut h, _peer) = hub();
+        h.on(ev(Event::DownloadStarted {
+            content: C,
+            name: "big.bin".into(),
+            size: 64 << 20,
+        }));
+        let r = &rows(&h)[0];
+        assert_eq!(r["name"], "big.bin");
+        assert_eq!(r["phase"], "opening");
+        assert_eq!(r["total"], 64 << 20);
+        assert_eq!(r["rate"], Value::Null, "no rate before a report");
+        for (done, peers) in [(1u64 << 20, 2usize), (2 << 20, 0)] {
+            h.on(ev(Event::Progress {
+                content: C,
+                done,
+                total: 64 << 20,
+                peers,
+            }));
+        }
+        h.on(ev(Event::ChunkRejected {
+            content: C,
+            peer: PeerId([1; 16]),
+            index: 3,
+        }));
+        let r = &rows(&h)[0];
+        assert_eq!(r["phase"], "running");
+        assert_eq!(r["done"], 2 << 20);
+        assert_eq!(
+            r["peers"], 2,
+            "the most busy in the window, as the prompt shows"
+        );
+        assert_eq!(r["rejected"], 1);
+        h.on(ev(Event::DownloadDone {
+            content: C,
+            file: "dl_big.bin".into(),
+            size: 64 << 20,
+            file_hash: [0xab; 32],
+            fetched: 64 << 20,
+            reused: 0,
+            rejected: 1,
+            sources: vec![Source {
+                peer: PeerId([1; 16]),
+                addr: None,
+                chunks: 64,
+                bytes: 64 << 20,
+            }],
+        }));
+        let r = &rows(&h)[0];
+        assert_eq!(r["phase"], "done");
+        assert_eq!(r["done"], 64 << 20);
+        assert_eq!(r["sha256"], "ab".repeat(32));
+        assert_eq!(r["path"], "/shared/dl_big.bin");
+        let line = r["line"].as_str().expect("the Saved line");
+        assert!(
+            line.starts_with("Saved /shared/dl_big.bin (64.0 MiB, sha256 abab"),
+            "{line}"
+        );
+        assert_eq!(
+            (r["rate"].clone(), r["peers"].clone()),
+            (Value::Null, json!(0))
+        );
+        assert!(h.view_dirty, "shared files and downloads changed");
+    }
+
+    #[test]
+    fn a_folder_job_is_one_row_and_its_files_are_not_listed() {
+        let (mut h, _peer) = hub();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let totals = Totals {
+            files: 2,
+            bytes: 20,
+            ..Totals::default()
+        };
+        h.on(Msg::FolderStarted {
+            label: "album/".into(),
+            contents: vec![C],
+            cancel: cancel.clone(),
+            totals,
+        });
+        h.on(ev(Event::DownloadStarted {
+            content: C,
+            name: "album/a.jpg".into(),
+            size: 10,
+        }));
+        h.on(ev(Event::ChunkRejected {
+            content: C,
+            peer: PeerId([1; 16]),
+            index: 0,
+        }));
+        h.on(Msg::FolderProgress {
+            label: "album/".into(),
+            totals: Totals {
+                files: 2,
+                done: 1,
+                bytes: 20,
+                bytes_done: 10,
+                ..Totals::default()
+            },
+            peers: 1,
+        });
+        let all = rows(&h);
+        assert_eq!(all.len(), 1, "{all:?}");
+        let r = &all[0];
+        assert_eq!(r["key"], "folder:album/");
+        assert_eq!(r["folder"], true);
+        assert_eq!(r["rejected"], 1);
+        assert_eq!(r["files"], json!({"done": 1, "all": 2, "failed": 0}));
+        assert_eq!(r["peers"], 1);
+        // Cancel sets the job's flag; the job ends as cancelled.
+        h.on(Msg::Cancel("folder:album/".into()));
+        assert!(cancel.load(Ordering::Relaxed));
+        let summary = Done {
+            line: "Saved 1 of 2 files of album/ …".into(),
+            json: Value::Null,
+        };
+        h.on(Msg::FolderEnded {
+            label: "album/".into(),
+            result: Err(summary),
+        });
+        assert_eq!(rows(&h)[0]["phase"], "cancelled");
+        assert!(h.in_folder.is_empty());
+        h.on(Msg::Clear);
+        assert!(rows(&h).is_empty());
+    }
+
+    #[test]
+    fn ended_rows_are_bounded() {
+        let (mut h, _peer) = hub();
+        for i in 0..ENDED_KEPT + 10 {
+            h.on(ev(Event::DownloadFailed {
+                content: ContentId([i as u8; 32]),
+                name: format!("f{i}"),
+                reason: FailReason::Cancelled,
+            }));
+        }
+        let all = rows(&h);
+        assert_eq!(all.len(), ENDED_KEPT);
+        assert_eq!(
+            all[0]["name"],
+            format!("f{}", ENDED_KEPT + 9),
+            "newest first"
+        );
+        assert_eq!(all[0]["phase"], "cancelled");
+        assert!(all[0]["line"].as_str().expect("why").contains("cancelled"));
+    }
+
+    #[test]
+    fn a_page_that_does_not_keep_up_is_let_go_and_nothing_is_sent_twice() {
+        let (mut h, _peer) = hub();
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let dropped = Arc::new(AtomicBool::new(false));
+        h.pages.push(Page {
+            tx,
+            dropped: dropped.clone(),
+        });
+        h.offer("notes", "{\"notes\":[1]}".into(), None);
+        h.offer("notes", "{\"notes\":[1]}".into(), None);
+        assert_eq!(rx.try_iter().count(), 1, "the same text is not sent again");
+        for i in 0..3 {
+            h.offer("notes", format!("{{\"notes\":[{i}]}}"), None);
+        }
+        assert!(h.pages.is_empty(), "its queue was full: let go");
+        assert!(dropped.load(Ordering::Relaxed));
     }
 }
