@@ -10,6 +10,13 @@ cd "$(dirname "$0")"
 log=${TEST_LOG:-$(mktemp)}
 [[ -n ${TEST_LOG:-} ]] || trap 'rm -f "$log"' EXIT
 
+# The browser test's one npm package (cli/tests/browser/package-lock.json), installed once; the
+# test says what is missing if this cannot run (no npm, no registry).
+if [[ ! -d cli/tests/browser/node_modules ]] && command -v npm >/dev/null 2>&1; then
+  (cd cli/tests/browser && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "test.sh: npm ci in cli/tests/browser failed; the browser test will say what is missing"
+fi
+
 (($# > 0)) || set -- --workspace
 cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -1,6 +1,6 @@
 //! The command line: options shared by every mode, and the one-shot subcommands.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -74,6 +74,15 @@ pub struct Opts {
     /// No progress bars or progress lines.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Where the prompt and `serve` serve their web page, IP:PORT or IP (any free port)
+    /// [default: 127.0.0.1, any free port]; an address beyond loopback is warned about.
+    #[arg(long, global = true, value_name = "ADDR", value_parser = crate::web::parse_addr)]
+    pub web: Option<SocketAddr>,
+
+    /// No web page.
+    #[arg(long, global = true, conflicts_with = "web")]
+    pub no_web: bool,
 }
 
 /// Which event loop to use.

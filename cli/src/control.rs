@@ -211,14 +211,17 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
             let m = format!("no peer shares a folder named {name:?} (see `list`)");
             return drop(send(out, failed(m, None)));
         }
-        let result = crate::folder::run_watched(ctl, shared, name, job, |job| {
+        let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
+            if !news {
+                return Ok(());
+            }
             let t = job.totals();
             let p = Answer::Progress {
                 done: t.bytes_done,
                 total: t.bytes,
-                peers: t.running,
+                peers,
             };
-            send(out, p).is_ok()
+            send(out, p).map_err(|_| "the client went away".to_owned())
         });
         let answer = match result {
             Ok(done) => Answer::Done {

@@ -145,6 +145,7 @@ pub fn download_many(
                 }
                 progress.update(&content, done, total, peers)
             }
+            Event::DownloadStarted { content, size, .. } => progress.sized(&content, size),
             Event::ChunkRejected { content, .. } => progress.rejected(&content),
             Event::DownloadDone { content, .. } | Event::DownloadFailed { content, .. } => {
                 if let Some(i) = slot(&content) {

@@ -31,6 +31,44 @@ use crate::signals::{self, Signals};
 /// The label of a job's one progress bar (no content has this id in practice).
 const BAR: ContentId = ContentId([0xff; 32]);
 
+/// The peers a folder job gets its bytes from, as its bar counts them: the peers that
+/// delivered a file of it so far, or, when more, the most peers one running file has requests
+/// out to now. (Counting only requests in flight, as a single file's bar does, says `0 peers`
+/// for a folder of small files: a one-chunk file has none out by the time it reports.)
+#[derive(Debug, Default)]
+pub struct Senders {
+    delivered: std::collections::BTreeSet<p2pshare_proto::PeerId>,
+    in_flight: std::collections::BTreeMap<ContentId, usize>,
+}
+
+impl Senders {
+    /// Counts what one event of a file of the job says: requests in flight, who delivered.
+    pub fn on_event(&mut self, e: &Event) {
+        match e {
+            Event::Progress { content, peers, .. } => {
+                self.in_flight.insert(*content, *peers);
+            }
+            Event::DownloadDone {
+                content, sources, ..
+            } => {
+                self.in_flight.remove(content);
+                let delivered = sources.iter().filter(|s| s.chunks > 0).map(|s| s.peer);
+                self.delivered.extend(delivered);
+            }
+            Event::DownloadFailed { content, .. } => {
+                self.in_flight.remove(content);
+            }
+            _ => {}
+        }
+    }
+
+    /// The number the bar shows.
+    pub fn count(&self) -> usize {
+        let now = self.in_flight.values().copied().max().unwrap_or(0);
+        now.max(self.delivered.len())
+    }
+}
+
 /// True when `name` designates a folder: it ends with `/`, or no peer lists a file of exactly
 /// that name and some list files under it.
 pub fn is_folder(s: &Snapshot, name: &str) -> bool {
@@ -95,7 +133,7 @@ pub fn run(
     let label = format!("{}/", folder.trim_end_matches('/'));
     progress.add(BAR, &label);
     let mut fetched = 0u64;
-    let mut peers = 0usize;
+    let mut senders = Senders::default();
     let start_more = |job: &mut FolderJob| -> Result<(), Stop> {
         while let Some(f) = job.next_start() {
             handle
@@ -122,7 +160,7 @@ pub fn run(
         );
         progress.update(&BAR, t.bytes_done, t.bytes, peers);
     };
-    show(&mut progress, &job, peers);
+    show(&mut progress, &job, senders.count());
     while !job.is_finished() {
         if let Some(sig) = signals.take() {
             for c in job.stop("interrupted") {
@@ -153,16 +191,9 @@ pub fn run(
             progress.println(&line);
         }
         let Notice::Event(e) = notice else { continue };
+        senders.on_event(&e);
         match e {
-            Event::Progress {
-                content,
-                done,
-                peers: p,
-                ..
-            } => {
-                job.on_progress(&content, done);
-                peers = peers.max(p);
-            }
+            Event::Progress { content, done, .. } => job.on_progress(&content, done),
             Event::ChunkRejected { .. } => progress.rejected(&BAR),
             Event::DownloadDone {
                 content,
@@ -185,7 +216,7 @@ pub fn run(
             _ => continue,
         }
         start_more(&mut job)?;
-        show(&mut progress, &job, peers);
+        show(&mut progress, &job, senders.count());
     }
     progress.clear();
     Ok(summary(
@@ -207,22 +238,26 @@ fn remove_stale_partials(shared: &Path, job: &FolderJob) {
     }
 }
 
-/// Runs `job` (the folder `folder`) for a client of the running peer's control socket: each
-/// file through [`Controller::get_watched`]; `progress` is told the job after every event and
-/// returns false when the client went away (then what runs is cancelled, partials kept).
-/// Returns the summary, as `Err` when a file failed or the client went away.
+/// Runs `job` (the folder `folder`) for a client of the running peer's control socket or its
+/// web page: each file through [`Controller::get_watched`]. `progress` is told the job and the
+/// peers it gets bytes from (see [`Senders`]) with `true` after every event, and with `false`
+/// at least every 100 ms when nothing happened; it returns why to stop when the client went
+/// away or cancelled (then what runs is cancelled, partials kept, and each file not done fails
+/// with that reason). Returns the summary, as `Err` when a file failed or the job was stopped.
 pub fn run_watched(
     ctl: &Controller,
     shared: &Path,
     folder: &str,
     mut job: FolderJob,
-    mut progress: impl FnMut(&FolderJob) -> bool,
+    mut progress: impl FnMut(&FolderJob, usize, bool) -> Result<(), String>,
 ) -> Result<Done, Done> {
     let start = Instant::now();
     remove_stale_partials(shared, &job);
     let label = format!("{}/", folder.trim_end_matches('/'));
     let mut watched: Vec<(ContentId, Receiver<Event>)> = Vec::new();
     let mut fetched = 0u64;
+    let mut senders = Senders::default();
+    let mut quiet_since = Instant::now();
     while !job.is_finished() {
         while let Some(f) = job.next_start() {
             let (content, name) = (f.content, f.name.clone());
@@ -247,6 +282,7 @@ pub fn run_watched(
                     }
                 };
                 any = true;
+                senders.on_event(&e);
                 match e {
                     Event::Progress { done, .. } => job.on_progress(content, done),
                     Event::DownloadDone {
@@ -271,10 +307,16 @@ pub fn run_watched(
             }
         }
         watched.retain(|(c, _)| !ended.contains(c));
-        if any && !progress(&job) {
-            for c in job.stop(&format!("the client went away; {RESUME}")) {
+        let quiet = quiet_since.elapsed() >= Duration::from_millis(100);
+        if (any || quiet)
+            && let Err(why) = progress(&job, senders.count(), any)
+        {
+            for c in job.stop(&format!("{why}; {RESUME}")) {
                 let _ = ctl.request(Request::Cancel(c));
             }
+        }
+        if any || quiet {
+            quiet_since = Instant::now();
         }
         if !any {
             std::thread::sleep(Duration::from_millis(10));
@@ -359,5 +401,64 @@ fn summary(
         Ok(done)
     } else {
         Err(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2pshare_proto::PeerId;
+    use p2pshare_proto::Source;
+
+    fn done(c: u8, from: &[u8]) -> Event {
+        Event::DownloadDone {
+            content: ContentId([c; 32]),
+            file: format!("dl_{c}"),
+            size: 10,
+            file_hash: [0; 32],
+            fetched: 10,
+            reused: 0,
+            rejected: 0,
+            sources: from
+                .iter()
+                .map(|p| Source {
+                    peer: PeerId([*p; 16]),
+                    addr: None,
+                    chunks: 1,
+                    bytes: 10,
+                })
+                .collect(),
+        }
+    }
+
+    fn progress(c: u8, peers: usize) -> Event {
+        Event::Progress {
+            content: ContentId([c; 32]),
+            done: 10,
+            total: 10,
+            peers,
+        }
+    }
+
+    #[test]
+    fn a_folder_of_small_files_counts_the_peers_that_sent_them() {
+        let mut s = Senders::default();
+        assert_eq!(s.count(), 0);
+        // One-chunk files report with no request out: the old bar said 0 peers throughout.
+        s.on_event(&progress(1, 0));
+        assert_eq!(s.count(), 0, "nothing delivered yet");
+        s.on_event(&done(1, &[7]));
+        s.on_event(&progress(2, 0));
+        s.on_event(&done(2, &[7, 8]));
+        assert_eq!(s.count(), 2);
+        // A big file with three peers busy counts them while it runs.
+        s.on_event(&progress(3, 3));
+        assert_eq!(s.count(), 3);
+        s.on_event(&Event::DownloadFailed {
+            content: ContentId([3; 32]),
+            name: "x".into(),
+            reason: p2pshare_proto::FailReason::Cancelled,
+        });
+        assert_eq!(s.count(), 2);
     }
 }

@@ -234,6 +234,7 @@ pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
                 "names": f.names,
                 "size": f.size,
                 "peers": f.holders.len(),
+                "holders": f.holders.iter().map(|h| hex(&h.0)).collect::<Vec<_>>(),
                 "content": f.content.to_hex(),
                 "python": f.python,
             })
@@ -436,6 +437,73 @@ mod tests {
             settled: true,
             answered: true,
             python_around: false,
+        }
+    }
+
+    /// The folder summaries the page's JavaScript is tested with too (`web/test/cases.json`).
+    #[test]
+    fn the_page_summarises_folders_like_list() {
+        let cases: serde_json::Value =
+            serde_json::from_str(include_str!("../web/test/cases.json")).unwrap();
+        let list = &cases["list"];
+        let remote: Vec<RemoteFile> = list["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| RemoteFile {
+                content: p2pshare_proto::ContentId([i as u8 + 1; 32]),
+                size: f["size"].as_u64().unwrap(),
+                names: f["names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+                    .collect(),
+                holders: (0..f["peers"].as_u64().unwrap())
+                    .map(|p| p2pshare_proto::PeerId([p as u8; 16]))
+                    .collect(),
+                local: false,
+                python: f["python"].as_bool().unwrap(),
+            })
+            .collect();
+        let s = Snapshot {
+            remote,
+            ..snapshot(&[])
+        };
+        for level in list["levels"].as_array().unwrap() {
+            let prefix = level["prefix"].as_str().unwrap();
+            let text = list_under(&s, Some(prefix).filter(|p| !p.is_empty()), false);
+            let got: Vec<Vec<String>> = text
+                .lines()
+                .skip(1)
+                .map(|row| {
+                    let cells: Vec<String> = row
+                        .split("  ")
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(String::from)
+                        .collect();
+                    let keep = if cells[0].ends_with('/') { 4 } else { 3 };
+                    cells.into_iter().take(keep).collect()
+                })
+                .collect();
+            let want: Vec<Vec<String>> = level["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| match c {
+                            serde_json::Value::String(t) => t.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                })
+                .collect();
+            assert_eq!(got, want, "level {prefix:?}:\n{text}");
         }
     }
 

@@ -11,10 +11,12 @@ mod download;
 mod folder;
 mod format;
 mod input;
+mod meter;
 mod peer;
 mod progress;
 mod prompt;
 mod signals;
+mod web;
 
 use std::process::ExitCode;
 

@@ -77,8 +77,8 @@ pub fn start(opts: &Opts, port: u16, mode: Mode) -> Result<Handle, String> {
     started.map_err(|e| e.to_string())
 }
 
-/// Starts a sharing peer (the prompt, `serve`) with its control socket, and says where it
-/// serves. Keep the [`ControlServer`] as long as the peer runs (dropping it removes the
+/// Starts a sharing peer (the prompt, `serve`) with its control socket and its web page (see
+/// [`crate::web::start_for`]), and says where it serves. Keep the [`ControlServer`] as long as the peer runs (dropping it removes the
 /// socket); without one (the folder's path is too long for a socket, say) one-shots on this
 /// folder cannot reach the peer, which is said once.
 pub fn start_sharing(
@@ -102,6 +102,7 @@ pub fn start_sharing(
             None
         }
     };
+    crate::web::start_for(opts, handle.controller())?;
     Ok((handle, control))
 }
 

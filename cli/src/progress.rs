@@ -2,12 +2,13 @@
 //! few seconds otherwise, nothing with `-q`.
 //!
 //! Invariants: a terminal is redrawn at most [`HZ`] times a second and never wider than it is
-//! (indicatif truncates); the rate shown is over the last [`WINDOW`], so it falls to zero while
-//! peers stall instead of freezing at its last value; without a terminal (a log, CI, systemd)
-//! one line per file is printed every [`PLAIN_EVERY`]; lines printed while bars are shown go
-//! above them ([`Progress::println`]) and never garble them.
+//! (indicatif truncates); a bar shows bytes only once the file's size is known (before, an
+//! empty bar says what it waits for); the rate and ETA are the [`Meter`]'s, the same the web
+//! page shows; without a terminal (a log, CI, systemd) one line per file is printed every
+//! [`PLAIN_EVERY`]; lines printed while bars are shown go above them ([`Progress::println`])
+//! and never garble them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -15,57 +16,38 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use p2pshare_proto::ContentId;
 
 use crate::format;
+use crate::meter::{self, Meter};
 
 /// Most redraws a second.
 pub const HZ: u8 = 10;
-/// The rate is measured over this much time.
-pub const WINDOW: Duration = Duration::from_secs(5);
 /// Without a terminal, a progress line this often.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
+/// What a bar says before the file's size is known.
+pub const WAITING: &str = "asking for the file's manifest";
 
 /// One file's progress.
 struct File {
     name: String,
     done: u64,
     total: Option<u64>,
-    peers: usize,
     rejected: u32,
     /// Shown after the rate (a folder's file count).
     note: String,
-    samples: VecDeque<(Instant, u64)>,
+    meter: Meter,
+    /// Reported at least once: the meter runs from the first report on.
+    reported: bool,
     bar: Option<ProgressBar>,
 }
 
 impl File {
-    /// Bytes a second over the last [`WINDOW`] (0 while nothing arrives).
-    fn rate(&self, now: Instant) -> f64 {
-        let Some(&(t0, d0)) = self.samples.front() else {
-            return 0.0;
-        };
-        let secs = now.saturating_duration_since(t0).as_secs_f64().max(1.0);
-        (self.done.saturating_sub(d0)) as f64 / secs
-    }
-
     fn line(&self, now: Instant) -> String {
-        let rate = self.rate(now);
-        let eta = match (self.total, rate > 0.0) {
-            (Some(t), true) => format!("ETA {:.0} s", t.saturating_sub(self.done) as f64 / rate),
-            _ => "ETA -".into(),
-        };
-        let mut s = format!(
-            "{}/s  {eta}  {} peer{}",
-            format::size(rate as u64),
-            self.peers,
-            if self.peers == 1 { "" } else { "s" }
-        );
-        if self.rejected > 0 {
-            s.push_str(&format!("  {} rejected", self.rejected));
-        }
-        if !self.note.is_empty() {
-            s.push_str("  ");
-            s.push_str(&self.note);
-        }
-        s
+        meter::line(
+            self.meter.rate(now),
+            self.meter.eta(now, self.total),
+            self.meter.peers(now),
+            self.rejected,
+            &self.note,
+        )
     }
 }
 
@@ -93,11 +75,13 @@ impl Progress {
         }
     }
 
-    fn style(total: bool) -> ProgressStyle {
-        let t = if total {
-            "{prefix:>20.bold} [{bar:30}] {bytes}/{total_bytes}  {msg}"
-        } else {
-            "{prefix:>20} [{bar:30}] {bytes}/{total_bytes}  {msg}"
+    /// A bar's style: with bytes once the size is `known`, else the bar and the message alone.
+    fn style(total: bool, known: bool) -> ProgressStyle {
+        let t = match (total, known) {
+            (true, true) => "{prefix:>20.bold} [{bar:30}] {bytes}/{total_bytes}  {msg}",
+            (true, false) => "{prefix:>20.bold} [{bar:30}] {msg}",
+            (false, true) => "{prefix:>20} [{bar:30}] {bytes}/{total_bytes}  {msg}",
+            (false, false) => "{prefix:>20} [{bar:30}] {msg}",
         };
         ProgressStyle::with_template(t)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -107,15 +91,16 @@ impl Progress {
     /// Follows the download of `content`, called `name`.
     pub fn add(&mut self, content: ContentId, name: &str) {
         let bar = self.multi.as_ref().map(|m| {
-            let b = m.add(ProgressBar::new(0).with_style(Self::style(false)));
+            let b = m.add(ProgressBar::no_length().with_style(Self::style(false, false)));
             let short: String = name.chars().take(20).collect();
             b.set_prefix(short);
+            b.set_message(WAITING);
             b
         });
         if self.files.len() == 1
             && let Some(m) = &self.multi
         {
-            let t = m.add(ProgressBar::new(0).with_style(Self::style(true)));
+            let t = m.add(ProgressBar::no_length().with_style(Self::style(true, false)));
             t.set_prefix("total");
             self.total = Some(t);
         }
@@ -125,10 +110,10 @@ impl Progress {
                 name: name.to_owned(),
                 done: 0,
                 total: None,
-                peers: 0,
                 rejected: 0,
                 note: String::new(),
-                samples: VecDeque::new(),
+                meter: Meter::default(),
+                reported: false,
                 bar,
             },
         );
@@ -139,7 +124,16 @@ impl Progress {
         if let Some(f) = self.files.get_mut(content) {
             f.done = done;
             f.total = Some(total);
-            f.peers = peers;
+            f.reported = true;
+            f.meter.report(Instant::now(), done, peers);
+        }
+        self.tick();
+    }
+
+    /// The size of `content` is known (its manifest verified), before any byte arrived.
+    pub fn sized(&mut self, content: &ContentId, total: u64) {
+        if let Some(f) = self.files.get_mut(content) {
+            f.total.get_or_insert(total);
         }
         self.tick();
     }
@@ -176,26 +170,34 @@ impl Progress {
     /// Refreshes rates and bars; prints the plain line when due. Call at least every 100 ms.
     pub fn tick(&mut self) {
         let now = Instant::now();
-        let (mut done, mut total) = (0, 0);
+        let (mut done, mut total, mut known) = (0, 0, false);
         for f in self.files.values_mut() {
-            f.samples.push_back((now, f.done));
-            while f
-                .samples
-                .front()
-                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > WINDOW)
-            {
-                f.samples.pop_front();
+            if f.reported {
+                f.meter.record(now, f.done);
             }
             done += f.done;
             total += f.total.unwrap_or(0);
+            known |= f.total.is_some();
             if let Some(b) = &f.bar {
-                b.set_length(f.total.unwrap_or(0));
+                if let Some(t) = f.total
+                    && b.length() != Some(t)
+                {
+                    b.set_style(Self::style(false, true));
+                    b.set_length(t);
+                }
                 b.set_position(f.done);
-                b.set_message(f.line(now));
+                if f.total.is_some() {
+                    b.set_message(f.line(now));
+                }
             }
         }
-        if let Some(t) = &self.total {
-            t.set_length(total);
+        if let Some(t) = &self.total
+            && known
+        {
+            if t.length() != Some(total) {
+                t.set_style(Self::style(true, true));
+                t.set_length(total);
+            }
             t.set_position(done);
         }
         if self.plain && now >= self.next_plain {
@@ -205,13 +207,16 @@ impl Progress {
                     .total
                     .filter(|&t| t > 0)
                     .map_or(0.0, |t| f.done as f64 * 100.0 / t as f64);
-                eprintln!(
-                    "p2pshare: {}  {} / {} ({pct:.0}%)  {}",
-                    f.name,
-                    format::size(f.done),
-                    f.total.map_or_else(|| "?".into(), format::size),
-                    f.line(now)
-                );
+                let line = match f.total {
+                    Some(t) => format!(
+                        "{} / {} ({pct:.0}%)  {}",
+                        format::size(f.done),
+                        format::size(t),
+                        f.line(now)
+                    ),
+                    None => WAITING.to_owned(),
+                };
+                eprintln!("p2pshare: {}  {line}", f.name);
             }
         }
     }
@@ -235,5 +240,56 @@ impl Progress {
         if let Some(m) = &self.multi {
             let _ = m.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bars drawn nowhere, to look at their state.
+    fn hidden() -> Progress {
+        Progress {
+            multi: Some(MultiProgress::with_draw_target(ProgressDrawTarget::hidden())),
+            total: None,
+            files: BTreeMap::new(),
+            plain: false,
+            next_plain: Instant::now() + PLAIN_EVERY,
+        }
+    }
+
+    fn bar(p: &Progress, c: &ContentId) -> ProgressBar {
+        p.files[c].bar.clone().expect("a bar")
+    }
+
+    #[test]
+    fn no_bytes_and_no_full_bar_before_the_size_is_known() {
+        let mut p = hidden();
+        let (a, b) = (ContentId([1; 32]), ContentId([2; 32]));
+        p.add(a, "a.bin");
+        p.add(b, "b.bin");
+        p.tick();
+        let total = p.total.clone().expect("a total bar for two files");
+        for c in [&a, &b] {
+            let bar = bar(&p, c);
+            assert_eq!(
+                bar.length(),
+                None,
+                "no length: indicatif draws 0 of 0 as full"
+            );
+            assert_eq!(bar.message(), WAITING);
+        }
+        assert_eq!(total.length(), None);
+        // The manifest of `a` verified: its size is known before any byte arrived.
+        p.sized(&a, 64 << 20);
+        assert_eq!(bar(&p, &a).length(), Some(64 << 20));
+        assert_eq!(bar(&p, &a).position(), 0);
+        assert_eq!(bar(&p, &a).message(), "-/s  ETA -  0 peers");
+        assert_eq!(bar(&p, &b).length(), None);
+        assert_eq!(total.length(), Some(64 << 20));
+        p.update(&b, 1 << 20, 2 << 20, 1);
+        assert_eq!(bar(&p, &b).length(), Some(2 << 20));
+        assert_eq!(total.length(), Some(66 << 20));
+        assert_eq!(total.position(), 1 << 20);
     }
 }

@@ -46,6 +46,7 @@ peers            known peers (ip:port; with -v, the interface)
 get NAME...      download one or more files at once (Tab completes names; Ctrl-C cancels,
                  the partial file is kept and `get` resumes it)
 get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)
+status           this peer: its id, peers, shared files, downloads, counters
 help             this
 quit, q          say goodbye and exit (so do Ctrl-D and Ctrl-C at an idle prompt)";
 
@@ -128,6 +129,10 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 }
                 Err(e) => return Err(e.to_string().into()),
             },
+            "status" => match handle.snapshot() {
+                Ok(s) => println!("{}", format::status(&s)),
+                Err(e) => return Err(e.to_string().into()),
+            },
             "peers" => match handle.snapshot() {
                 Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
@@ -202,7 +207,9 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                     }
                 }
             }
-            other => println!("Unknown command {other:?}: use list, peers, get FILENAME or quit."),
+            other => println!(
+                "Unknown command {other:?}: use list, peers, get FILENAME, status or quit (help lists them)."
+            ),
         }
     }
     handle.shutdown();

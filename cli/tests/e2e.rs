@@ -295,6 +295,11 @@ fn the_prompt_driven_through_stdin() {
     assert!(peers.starts_with("127.0.0.1:"), "{peers}");
     assert!(p.cmd("get").starts_with("Usage: get"));
     assert!(p.cmd("fly away").starts_with("Unknown command"));
+    let status = p.cmd("status");
+    assert!(
+        status.starts_with("peer ") && status.contains("\npeers: 1\n"),
+        "{status}"
+    );
     assert!(p.cmd("get missing.txt").contains("no peer shares"));
     let saved = p.cmd("get notes.txt");
     assert!(saved.starts_with("Saved "), "{saved}");

@@ -144,6 +144,8 @@ pub struct Driver {
     scanner_stop: Arc<AtomicBool>,
     /// Downloads someone follows besides the notices: their events go there too.
     watchers: Vec<(ContentId, Sender<Event>)>,
+    /// Other user interfaces that follow every notice ([`Request::Observe`]).
+    observers: Vec<Outbox>,
     /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
     /// when to look again.
     interfaces: Option<(PeerConfig, Instant)>,
@@ -252,6 +254,7 @@ pub fn start(
         stopped: false,
         scanner_stop,
         watchers: Vec::new(),
+        observers: Vec::new(),
         interfaces: cfg
             .broadcast
             .is_empty()
@@ -304,6 +307,7 @@ impl Driver {
     /// waker fired (calling it more often is harmless).
     pub fn poll_channels(&mut self) {
         self.notices.flush();
+        self.observers.iter_mut().for_each(Outbox::flush);
         let mut answered = false;
         while let Some(input) = self.disk.try_result() {
             self.node.handle_input(Instant::now(), input);
@@ -394,6 +398,7 @@ impl Driver {
             Request::Counters(tx) => {
                 let _ = tx.send((self.node.stats(), self.notices.dropped()));
             }
+            Request::Observe(tx) => self.observers.push(Outbox::new(tx)),
             Request::Shutdown => {
                 if !self.stopped {
                     self.input(Input::Command(Command::Shutdown));
@@ -510,6 +515,9 @@ impl Driver {
     }
 
     fn notify(&mut self, n: Notice) {
+        for o in &mut self.observers {
+            o.send(n.clone());
+        }
         self.notices.send(n);
     }
 

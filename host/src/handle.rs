@@ -4,7 +4,7 @@
 //! [`Snapshot`]s, and reads [`Notice`]s. Dropping the handle shuts the peer down.
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -42,6 +42,10 @@ pub enum Request {
     Snapshot(Sender<Snapshot>),
     /// Send back the counters alone (cheap: no views are built), and the notices dropped.
     Counters(Sender<(Stats, u64)>),
+    /// Send a copy of every notice from now on to this channel too, through an outbox of its
+    /// own (a full channel drops chatter and holds what commands wait for, as for the CLI's):
+    /// how a second user interface (the web page) follows the peer.
+    Observe(SyncSender<Notice>),
     /// Say goodbye and stop.
     Shutdown,
 }
@@ -158,6 +162,14 @@ impl Controller {
     /// (what `serve -v` polls every second, however big the other peers' catalogs are).
     pub fn counters(&self) -> Result<(Stats, u64), Stopped> {
         self.ask(Request::Counters)
+    }
+
+    /// A copy of every notice from now on (see [`Request::Observe`]); the receiver should be
+    /// read promptly, or chatter (progress, peers found) is dropped.
+    pub fn observe(&self) -> Result<Receiver<Notice>, Stopped> {
+        let (tx, rx) = mpsc::sync_channel(crate::outbox::NOTICES);
+        self.request(Request::Observe(tx))?;
+        Ok(rx)
     }
 
     /// Starts downloading `content` (saved under `name` if given); its events come on the
