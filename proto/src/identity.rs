@@ -11,8 +11,8 @@
 //! ("weak") public keys and non-canonical signatures are refused, so one message has one valid
 //! signature per key and a key that would accept every message cannot be presented.
 //!
-//! Cost: signing takes about 20 µs, verifying about 50 µs (`cargo run --release -p
-//! p2pshare-bench --bin crypto` prints this machine's figures). Verification is the costly step
+//! Cost: signing takes 15–35 µs, verifying 50–100 µs on this project's VM (`cargo run
+//! --release -p p2pshare-bench --bin crypto` prints this machine's figures). Verification is the costly step
 //! a remote can make us do, so callers budget it (see [`crate::wire::signed`]).
 
 use std::fmt;
@@ -119,7 +119,7 @@ impl fmt::Debug for Identity {
 
 impl PeerKey {
     /// Checks that `signature` is this key's over `message` for `context`. Costs one Ed25519
-    /// verification (about 50 µs): budget it before calling on bytes from the network.
+    /// verification (50–100 µs): budget it before calling on bytes from the network.
     pub fn verify(
         &self,
         context: Context,

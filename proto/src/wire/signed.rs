@@ -23,7 +23,7 @@
 //! Cost, in the order a receiver should pay it: [`decode`] is cheap (no cryptography, bounded
 //! CBOR), and gives the key and the mark, so our own echo and anything not fresh
 //! ([`Verdict::judge`] with the mark we hold) are dropped before any cryptography.
-//! [`Unverified::verify`] is one Ed25519 verification (about 50 µs): the caller budgets it per
+//! [`Unverified::verify`] is one Ed25519 verification (50–100 µs): the caller budgets it per
 //! source address before calling it. Only a [`Verified`] datagram (made by `verify` alone)
 //! carries content a receiver may act on.
 
@@ -196,7 +196,7 @@ impl Unverified<'_> {
         self.announcement.mark
     }
 
-    /// Checks the signature: one Ed25519 verification (about 50 µs), so budget it first.
+    /// Checks the signature: one Ed25519 verification (50–100 µs), so budget it first.
     pub fn verify(&self) -> Result<Verified, VerifyError> {
         self.key
             .verify(Context::Announce, self.signed, &self.signature)?;
