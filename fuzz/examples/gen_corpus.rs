@@ -7,12 +7,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
+use p2pshare_proto::noise::{Handshake, LocalKeys};
+use p2pshare_proto::rng::KeyRng;
 use p2pshare_proto::wire::frame::{
     CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
 };
 use p2pshare_proto::wire::legacy::{LegacyAnnounce, LegacyFile, LegacyRequest, encode_reply};
+use p2pshare_proto::wire::signed::{self, Announcement, Mark};
 use p2pshare_proto::wire::{Announce, PREAMBLE};
-use p2pshare_proto::{ContentId, PeerId, hex, sha256};
+use p2pshare_proto::{ContentId, Identity, PeerId, hex, sha256};
 
 fn write(dir: &Path, data: &[u8]) {
     fs::create_dir_all(dir).expect("create corpus dir");
@@ -128,5 +131,48 @@ fn main() {
         write(&dir, &all);
         write(&dir, &[0; 64]);
     }
+    // decode_signed: genuine signed datagrams (version 2), cut and extended.
+    let dir = root.join("decode_signed");
+    let id = Identity::generate(&mut KeyRng::new([7; 32]));
+    for (seq, bye) in [(0u64, false), (u64::MAX, true)] {
+        let a = Announcement {
+            mark: Mark {
+                instance: 1_700_000_000_000,
+                seq,
+            },
+            port: 10000,
+            revision: seq / 3,
+            bye,
+        };
+        let d = signed::encode(&a, &id);
+        write(&dir, &d);
+        write(&dir, &d[..d.len() - 1]);
+    }
+
+    // noise: a role byte (mode % 3: 0 acceptor, 1 dialer, 2 transport; bit 2: AES), then
+    // pieces (a length byte each): a dialer's preamble and message 1 for the acceptor, an
+    // acceptor's preamble for the dialer, a record for a transport.
+    let dir = root.join("noise");
+    let mut rng = KeyRng::new([8; 32]);
+    let them = LocalKeys::new(&Identity::generate(&mut rng), &mut rng);
+    let mut d = Handshake::dial(&them, None, true, [9; 32]);
+    let mut first = Vec::new();
+    d.poll_transmit(&mut first);
+    let mut seed = vec![6, first.len() as u8];
+    seed.extend_from_slice(&first);
+    write(&dir, &seed);
+    let mut answer = Vec::new();
+    Handshake::accept(&them, true, [9; 32]).poll_transmit(&mut answer);
+    if d.handle_input(&answer).is_ok() {
+        let mut message1 = Vec::new();
+        d.poll_transmit(&mut message1);
+        seed.push(message1.len() as u8);
+        seed.extend_from_slice(&message1);
+        write(&dir, &seed);
+    }
+    let mut seed = vec![4, answer.len() as u8];
+    seed.extend_from_slice(&answer);
+    write(&dir, &seed);
+    write(&dir, &[2, 2, 0, 20, 20, 0xaa]);
     println!("seed corpora written under {}", root.display());
 }

@@ -1,4 +1,5 @@
-//! Identifiers: who a peer is ([`PeerId`]) and what a file is ([`ContentId`]).
+//! Identifiers: who a peer is ([`PeerId`] today, [`PeerKey`] once connections are
+//! authenticated) and what a file is ([`ContentId`]).
 //!
 //! Invariants: both are fixed-size byte arrays, shown as lower-case hex, and serialized as CBOR
 //! byte strings of exactly their length (any other length is a decode error, never a panic).
@@ -108,6 +109,15 @@ byte_id!(
     /// carry it, so a peer recognises and ignores the echo of its own broadcast.
     PeerId,
     16
+);
+
+byte_id!(
+    /// A peer's long-term public key (Ed25519, 32 bytes): what a peer is, once connections are
+    /// authenticated (issue 28). It signs the peer's discovery datagrams and, through the Noise
+    /// handshake, every connection; see [`crate::identity`] for the key pair and verification.
+    /// `short()` (12 hex digits) is for `peers`, `to_hex()` for `-v` and `--json`.
+    PeerKey,
+    32
 );
 
 byte_id!(

@@ -1,7 +1,16 @@
-//! The node's only source of randomness: a small seeded generator (SplitMix64).
+//! The node's sources of randomness, both seeded by the caller: [`Rng`] (SplitMix64) for
+//! choices such as timer jitter, and [`KeyRng`] (ChaCha20) for everything secret: identity keys,
+//! Noise static and ephemeral keys.
 //!
-//! Invariant: the sequence depends on the seed alone, so a node built with the same seed and fed
-//! the same inputs makes the same choices. Not for cryptography: it only jitters timers.
+//! Invariant: each sequence depends on its seed alone, so a node built with the same seeds and
+//! fed the same inputs makes the same choices and the same keys (which is what lets the
+//! simulator replay a run). [`Rng`] is not for cryptography: its outputs show on the wire (as
+//! jitter) and SplitMix64 is invertible, so it never makes a key. [`KeyRng`] is a CSPRNG: given
+//! a seed of 32 bytes of real entropy (the host reads them from the OS), its outputs are
+//! unpredictable and reveal nothing of each other.
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 /// A seeded pseudo-random generator.
 #[derive(Debug, Clone)]
@@ -28,9 +37,51 @@ impl Rng {
     }
 }
 
+/// The seeded cryptographic generator (ChaCha20) that makes every key and handshake secret.
+///
+/// Seed it once with 32 bytes of OS entropy (or, in the simulator, bytes derived from the run's
+/// seed); draw a fresh [`KeyRng::seed`] for each thing that needs its own stream (a handshake).
+pub struct KeyRng(ChaCha20Rng);
+
+impl KeyRng {
+    /// A generator whose output is fixed by `seed`; unpredictable iff `seed` is.
+    pub fn new(seed: [u8; 32]) -> KeyRng {
+        KeyRng(ChaCha20Rng::from_seed(seed))
+    }
+
+    /// Fills `dest` with random bytes.
+    pub fn fill(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest);
+    }
+
+    /// 32 fresh random bytes: the seed of a sub-generator or a secret key.
+    pub fn seed(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.fill(&mut s);
+        s
+    }
+}
+
+impl std::fmt::Debug for KeyRng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the state: it is every future key.
+        f.write_str("KeyRng(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_rng_is_seeded_and_streams_differ() {
+        let (mut a, mut b) = (KeyRng::new([3; 32]), KeyRng::new([3; 32]));
+        assert_eq!(a.seed(), b.seed());
+        let first = a.seed();
+        assert_ne!(first, a.seed());
+        assert_ne!(KeyRng::new([4; 32]).seed(), KeyRng::new([3; 32]).seed());
+        assert_eq!(format!("{a:?}"), "KeyRng(..)");
+    }
 
     #[test]
     fn same_seed_same_sequence() {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::PeerId;
 
 /// Every datagram of ours starts with these bytes.
-const DATAGRAM_MAGIC: &[u8; 4] = b"P2PS";
+pub(crate) const DATAGRAM_MAGIC: &[u8; 4] = b"P2PS";
 /// The protocol version this code speaks.
 const PROTOCOL_VERSION: u8 = 1;
 /// Largest datagram we send or accept: fits any LAN MTU without fragmentation.
