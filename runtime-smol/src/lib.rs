@@ -8,6 +8,9 @@
 //! - a **datagram task** receives on the discovery socket, an **accept task** takes new
 //!   connections, a **connect task** per outbound connection dials it, and every established
 //!   connection has a **reader task** and a **writer task**;
+//! - a reader task reads again only once the owner has given its last buffer to the node and
+//!   performed what the node said to that (a pause above all), as the mio loop does: see
+//!   [`Gate`];
 //! - the socket tasks report to the owner through one bounded event channel; the owner sends
 //!   a connection's outgoing buffers to its writer through an unbounded per-connection channel
 //!   (the node bounds what it queues, waiting for `Flushed`);
@@ -56,7 +59,8 @@ const DATAGRAM_BUF: usize = 64 << 10;
 /// Capacity of the event channel; a full channel makes the socket tasks wait (backpressure).
 /// Small on purpose: with 64, readers ran up to 16 MiB ahead of the owner, and the allocator
 /// returned and re-faulted that memory over and over (230k page faults per GiB, 0.6 x the
-/// reference pipeline); with 4, 50-90k and 0.9-1.1 x.
+/// reference pipeline); with 4, 50-90k and 0.9-1.1 x. (Since then a reader has at most one
+/// buffer in it, see [`Gate`].)
 const EVENTS: usize = 4;
 /// Pause after a failed accept or receive, so that a lasting error does not spin.
 const RETRY: Duration = Duration::from_millis(50);
@@ -153,32 +157,62 @@ enum Woke {
     Gone,
 }
 
-/// Whether the node lets a connection's reader read (`NetOp::Pause`/`Resume`); the reader
-/// waits on `resumed` while `paused` is set.
+/// Whether a connection's reader may read: not while the node holds it (`NetOp::Pause`), and
+/// not while the last buffer it read is still on its way to the node. The node can pause a
+/// connection only once it has the buffer that fills its queue or budget; a reader that read
+/// on meanwhile handed it one more buffer for every event it was ahead (as many as the event
+/// channel holds, and one waiting to go in). Against 48 sessions that ask and never read, that
+/// was 2-3 buffers of 64 KiB per session after its pause (6.7 of the 8.8 MB of requests the
+/// seeder read), all parsed and refused: three times what the mio loop reads, which reads a
+/// connection again only after the node has taken its last buffer.
 struct Gate {
     paused: Cell<bool>,
-    resume_tx: Sender<()>,
-    resumed: Receiver<()>,
+    /// A `Received` of this connection is in the event channel, not yet given to the node.
+    in_flight: Cell<bool>,
+    open_tx: Sender<()>,
+    opened: Receiver<()>,
 }
 
 impl Gate {
     fn new() -> Rc<Gate> {
-        let (resume_tx, resumed) = channel::bounded(1);
+        let (open_tx, opened) = channel::bounded(1);
         Rc::new(Gate {
             paused: Cell::new(false),
-            resume_tx,
-            resumed,
+            in_flight: Cell::new(false),
+            open_tx,
+            opened,
         })
     }
 
-    /// Waits while paused; false when the gate is gone.
+    /// Waits until the reader may read; false when the gate is gone.
     async fn pass(&self) -> bool {
-        while self.paused.get() {
-            if self.resumed.recv().await.is_err() {
+        while self.paused.get() || self.in_flight.get() {
+            if self.opened.recv().await.is_err() {
                 return false;
             }
         }
         true
+    }
+
+    /// Holds or lets go the reader (`NetOp::Pause`/`Resume`).
+    fn set_paused(&self, paused: bool) {
+        self.paused.set(paused);
+        if !paused {
+            self.wake();
+        }
+    }
+
+    /// The node took the reader's last buffer: it has paused the connection by the time the
+    /// reader runs again, if that buffer made it want to (the owner applies the node's
+    /// operations before it waits, and the reader runs on the same thread).
+    fn taken(&self) {
+        self.in_flight.set(false);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        // A full channel already holds a wake-up for the reader, which looks at both flags.
+        let _ = self.open_tx.try_send(());
     }
 }
 
@@ -297,7 +331,8 @@ impl Owner<'_> {
                 }
             }
             Event::Received { conn, data } => {
-                if self.conns.contains_key(&conn) {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.gate.taken();
                     self.driver.input(Input::Received { conn, data });
                 }
             }
@@ -453,8 +488,9 @@ async fn accept(listener: TcpListener, events: Sender<Event>) {
     }
 }
 
-/// A reader task: what arrives on the connection, up to [`READ_BUF`] bytes per event, then
-/// `Closed` at the end of the stream or on an error.
+/// A reader task: what arrives on the connection, up to [`READ_BUF`] bytes per event and one
+/// event at a time (the next read waits until the node took the last buffer, see [`Gate`]),
+/// then `Closed` at the end of the stream or on an error.
 async fn read_conn(conn: ConnId, mut stream: TcpStream, events: Sender<Event>, gate: Rc<Gate>) {
     let mut buf = vec![0; READ_BUF];
     loop {
@@ -471,6 +507,7 @@ async fn read_conn(conn: ConnId, mut stream: TcpStream, events: Sender<Event>, g
             Err(_) => Event::Closed { conn },
         };
         let closed = matches!(ev, Event::Closed { .. });
+        gate.in_flight.set(!closed);
         if events.send(ev).await.is_err() || closed {
             return;
         }
@@ -558,15 +595,13 @@ impl Network for Owner<'_> {
 
     fn pause(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            c.gate.paused.set(true);
+            c.gate.set_paused(true);
         }
     }
 
     fn resume(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            c.gate.paused.set(false);
-            // A full channel already holds a wake-up for the reader.
-            let _ = c.gate.resume_tx.try_send(());
+            c.gate.set_paused(false);
         }
     }
 
