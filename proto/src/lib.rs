@@ -22,6 +22,7 @@ pub mod folder;
 pub mod ids;
 pub mod manifest;
 pub mod name;
+pub mod net;
 pub mod node;
 pub mod pyfetch;
 pub mod python;

@@ -66,7 +66,7 @@ use p2pshare_proto::download::ChunkState;
 use p2pshare_proto::wire::frame::{self, Frame, Message};
 use p2pshare_proto::{
     Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, Input, LocalFile, Manifest,
-    NetOp, Node, Output, PeerId, ReadSource, sha256,
+    Node, Output, PeerId, ReadSource, sha256,
 };
 
 use rng::SimRng;
@@ -874,32 +874,11 @@ impl Sim {
 
     fn perform(&mut self, h: usize, o: Output) -> Res {
         match o {
-            Output::Net(op) => self.net(h, op),
+            Output::Net(op) => p2pshare_proto::net::perform(op, &mut HostNet { sim: self, h }),
             Output::Disk(op) => self.disk_op(h, op)?,
             Output::Event(e) => self.on_event(h, e)?,
         }
         Ok(())
-    }
-
-    fn net(&mut self, h: usize, op: NetOp) {
-        match op {
-            NetOp::Datagram { to, data } => {
-                assert_eq!(to, BROADCAST, "nodes announce to the configured address");
-                self.broadcast(h, data);
-            }
-            NetOp::Connect { conn, addr } => self.connect(h, conn, addr),
-            NetOp::Send { conn, data } => self.send(h, conn, data),
-            NetOp::SendFile {
-                conn,
-                header,
-                file,
-                offset,
-                len,
-            } => self.send_file(h, conn, header, file, offset, len),
-            NetOp::Pause { conn } => self.read_pause(h, conn, true),
-            NetOp::Resume { conn } => self.read_pause(h, conn, false),
-            NetOp::Close { conn } => self.close(h, conn),
-        }
     }
 
     fn on_event(&mut self, h: usize, e: Event) -> Res {
@@ -1075,5 +1054,43 @@ impl Sim {
             }
             Ev::Act(a) => self.action(a),
         }
+    }
+}
+
+/// Host `h`'s network card on the LAN: what its node's network requests do
+/// (`p2pshare_proto::net::perform` maps each `NetOp` to one of these).
+struct HostNet<'a> {
+    sim: &'a mut Sim,
+    h: usize,
+}
+
+impl p2pshare_proto::net::Network for HostNet<'_> {
+    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
+        assert_eq!(to, BROADCAST, "nodes announce to the configured address");
+        self.sim.broadcast(self.h, data);
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        self.sim.connect(self.h, conn, addr);
+    }
+
+    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        self.sim.send(self.h, conn, data);
+    }
+
+    fn pause(&mut self, conn: ConnId) {
+        self.sim.read_pause(self.h, conn, true);
+    }
+
+    fn resume(&mut self, conn: ConnId) {
+        self.sim.read_pause(self.h, conn, false);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.sim.close(self.h, conn);
+    }
+
+    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32) {
+        self.sim.send_file(self.h, conn, header, file, offset, len);
     }
 }
