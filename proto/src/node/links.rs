@@ -130,7 +130,7 @@ impl Node {
         if self
             .sessions
             .get(&conn)
-            .is_some_and(|s| s.state() == State::Connecting)
+            .is_some_and(|s| matches!(s.state(), State::Connecting { .. }))
         {
             self.start_handshake(now, conn);
         }
@@ -185,7 +185,7 @@ impl Node {
         let state = s.state();
         match (state, frame) {
             (
-                State::Handshaking,
+                State::Handshaking { .. },
                 Frame::Message(Message::Hello {
                     peer,
                     instance,
@@ -203,16 +203,16 @@ impl Node {
                     bye: false,
                 },
             ),
-            (State::Open, Frame::Message(msg)) => self.on_message(now, conn, msg),
+            (State::Open { .. }, Frame::Message(msg)) => self.on_message(now, conn, msg),
             (
-                State::Open,
+                State::Open { .. },
                 Frame::Chunk {
                     content,
                     index,
                     data,
                 },
             ) => self.on_answer(now, conn, content, Answer::Chunk { index, data }),
-            (State::Open, Frame::Unreadable) => self.stats.frames_unreadable += 1,
+            (State::Open { .. }, Frame::Unreadable) => self.stats.frames_unreadable += 1,
             _ => {
                 self.stats.protocol_errors += 1;
                 self.end_session(now, conn, CloseReason::Protocol, true);
@@ -227,7 +227,7 @@ impl Node {
         let opened = if a.peer == self.cfg.peer_id {
             Err(HelloError::WrongPeer)
         } else {
-            s.open(now, a.peer, a.instance)
+            s.open(a.peer, a.instance)
         };
         if opened.is_err() {
             self.end_session(now, conn, CloseReason::WrongPeer, true);
@@ -454,7 +454,7 @@ impl Node {
         let dialing = self
             .sessions
             .values()
-            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
+            .filter(|s| !s.id().is_inbound() && !s.is_open())
             .filter(|s| s.remote().ip() == ip)
             .count();
         outbound < self.cfg.max_outbound && dialing < MAX_DIALS_PER_IP
@@ -516,7 +516,7 @@ impl Node {
         let conn = self.links.get(peer)?.conn?;
         self.sessions
             .get(&conn)
-            .filter(|s| s.state() == State::Open)
+            .filter(|s| s.is_open())
             .map(|_| conn)
     }
 
