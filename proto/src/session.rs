@@ -221,7 +221,7 @@ pub struct Session {
     catalog_out: bool,
     manifest_out: bool,
     /// A catalog page asked for while another was unflushed: sent after the flush.
-    catalog_wanted: Option<u32>,
+    catalog_queued: Option<u32>,
     /// Manifest requests waiting while another manifest is unflushed.
     manifests_wanted: VecDeque<ContentId>,
     /// We told the runtime to stop reading this connection.
@@ -276,7 +276,7 @@ impl Session {
             reading_bytes: 0,
             catalog_out: false,
             manifest_out: false,
-            catalog_wanted: None,
+            catalog_queued: None,
             manifests_wanted: VecDeque::new(),
             paused: false,
             interests: std::collections::BTreeSet::new(),
@@ -561,20 +561,20 @@ impl Session {
         }
     }
 
-    /// Asks for catalog page `page`, answered when no other page is unflushed
-    /// ([`Session::catalog_turn`]); a newer ask replaces a waiting one.
-    pub fn want_catalog(&mut self, page: u32) {
-        self.catalog_wanted = Some(page);
+    /// The peer asked for catalog page `page`: it is sent when no other page is unflushed
+    /// ([`Session::catalog_due`]); a newer ask replaces a waiting one.
+    pub fn queue_catalog(&mut self, page: u32) {
+        self.catalog_queued = Some(page);
     }
 
     /// The catalog page to send now, if one is wanted and none is unflushed.
     pub fn catalog_due(&self) -> Option<u32> {
-        self.catalog_wanted.filter(|_| !self.catalog_out)
+        self.catalog_queued.filter(|_| !self.catalog_out)
     }
 
     /// The page from [`Session::catalog_due`] went out; it counts as unflushed from here.
     pub fn catalog_sent(&mut self) {
-        self.catalog_wanted = None;
+        self.catalog_queued = None;
         self.catalog_out = true;
     }
 
@@ -619,7 +619,7 @@ impl Session {
             || self.serving > 0
             || self.unflushed > 0
             || self.queued_bytes > 0
-            || self.catalog_wanted.is_some()
+            || self.catalog_queued.is_some()
             || !self.manifests_wanted.is_empty()
     }
 
@@ -815,11 +815,11 @@ mod tests {
         let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
         s.start_handshake(t0);
         s.open(PeerId([7; 16]), 1).unwrap();
-        s.want_catalog(0);
+        s.queue_catalog(0);
         assert_eq!(s.catalog_due(), Some(0));
         s.catalog_sent();
         s.sent(t0, 1000);
-        s.want_catalog(1);
+        s.queue_catalog(1);
         assert_eq!(s.catalog_due(), None, "one page unflushed at a time");
         let c = ContentId([3; 32]);
         for _ in 0..MAX_QUEUED_MANIFESTS {

@@ -7,11 +7,10 @@
 //! usable peer left stops with `FailReason::NoPeers`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::catalogs::PageVerdict;
 use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
-use crate::budget::{CATALOG_GAP_FACTOR, MIN_CATALOG_GAP};
 use crate::disk::{DiskError, FinishError};
 use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
 use crate::ids::{ContentId, PeerId};
@@ -54,7 +53,7 @@ impl Node {
     ) -> Option<(PeerId, &mut Download)> {
         let peer = self.sessions.get(&conn)?.peer()?;
         // (The planted `answers_from_any_conn` bug skips this check.)
-        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn)
+        if self.links.get(&peer).and_then(|l| l.conn()) != Some(conn)
             && !self.cfg.bugs.answers_from_any_conn()
         {
             self.stats.frames_unsolicited += 1;
@@ -81,11 +80,10 @@ impl Node {
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
-        if link.conn != Some(conn) || link.catalog_pending != Some(page) {
+        if !link.catalog_answered(conn, page) {
             self.stats.frames_unsolicited += 1;
             return;
         }
-        link.catalog_pending = None;
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -102,9 +100,7 @@ impl Node {
             PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
             PageVerdict::Done => {
                 if let Some(link) = self.links.get_mut(&peer) {
-                    let took = link.catalog_started.map_or(Duration::ZERO, |t| now - t);
-                    let gap = MIN_CATALOG_GAP.max(took * CATALOG_GAP_FACTOR);
-                    link.catalog_not_before = Some(now + gap);
+                    link.catalog_fetched(now);
                 }
             }
         }
@@ -130,8 +126,8 @@ impl Node {
             }
         }
         // Another revision may have been announced meanwhile.
-        if self.links.get(&peer).is_some_and(|l| l.want_catalog) {
-            self.want_catalog(now, peer);
+        if self.links.get(&peer).is_some_and(|l| l.catalog_wanted()) {
+            self.fetch_catalog(now, peer);
         }
     }
 

@@ -1,61 +1,23 @@
 //! Connections: opening them to peers on demand, the handshake, routing frames, timers, and
 //! cleaning up when a connection ends.
 //!
-//! Invariant: a peer has at most one outbound connection of ours at a time (its `Link`), which
-//! carries our requests; requests from others are served on whatever connection they arrive.
-//! A failed link is retried with exponential backoff (1 s … 10 s) while the peer is known.
+//! Invariant: a peer has at most one outbound connection of ours at a time (its [`Link`]),
+//! which carries our requests; requests from others are served on whatever connection they
+//! arrive. A failed link is retried with exponential backoff (1 s … 10 s) while the peer is
+//! known.
+//!
+//! [`Link`]: super::link::Link
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::fetch::Answer;
 use super::{Event, NetOp, Node, Output};
-use crate::budget::{MAX_DIAL_FAILURES, MAX_DIALS_PER_IP, UNREACHABLE_FOR};
+use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
 use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
 use crate::wire::Announce;
 use crate::wire::frame::{Frame, Message, encode_message};
-
-/// Our outbound connection to one peer.
-#[derive(Debug, Default)]
-pub(super) struct Link {
-    pub(super) conn: Option<ConnId>,
-    pub(super) failures: u32,
-    pub(super) retry_at: Option<Instant>,
-    pub(super) want_catalog: bool,
-    /// True once a connection to it completed its handshake.
-    pub(super) opened_once: bool,
-    /// The catalog page asked for on `conn`, not yet answered.
-    pub(super) catalog_pending: Option<u32>,
-    /// When the catalog fetch under way began.
-    pub(super) catalog_started: Option<Instant>,
-    /// No catalog fetch before this (see `budget::MIN_CATALOG_GAP`).
-    pub(super) catalog_not_before: Option<Instant>,
-    /// A fetch put off until then: the timer that asks again.
-    pub(super) catalog_due: Option<Instant>,
-}
-
-/// A `--peer` address we keep a connection to.
-#[derive(Debug)]
-pub(super) struct StaticLink {
-    pub(super) addr: SocketAddr,
-    pub(super) conn: Option<ConnId>,
-    pub(super) retry_at: Instant,
-}
-
-impl StaticLink {
-    /// When to dial it again: while it has no connection.
-    pub(super) fn redial_at(&self) -> Option<Instant> {
-        self.conn.is_none().then_some(self.retry_at)
-    }
-}
-
-/// How long a connection put off by `max_outbound` waits before it is tried again.
-const OUTBOUND_RETRY: Duration = Duration::from_secs(1);
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(500 << failures.min(5)).min(Duration::from_secs(10))
-}
 
 impl Node {
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
@@ -248,7 +210,7 @@ impl Node {
         if inbound {
             return;
         }
-        let pinned = self.statics.iter().any(|st| st.conn == Some(conn));
+        let pinned = self.statics.iter().any(|st| st.is(conn));
         let listed_there = self
             .discovery
             .peer(&a.peer)
@@ -261,12 +223,7 @@ impl Node {
         if pinned && let Some(s) = self.sessions.get_mut(&conn) {
             s.pin();
         }
-        let link = self.links.entry(a.peer).or_default();
-        if link.conn.is_none() || link.conn == Some(conn) {
-            link.conn = Some(conn);
-            link.opened_once = true;
-            link.failures = 0;
-            link.retry_at = None;
+        if self.links.entry(a.peer).or_default().opened(conn) {
             self.link_ready(now, a.peer);
         }
     }
@@ -325,9 +282,8 @@ impl Node {
             self.repause_ip(s.remote().ip());
         }
         for st in &mut self.statics {
-            if st.conn == Some(conn) {
-                st.conn = None;
-                st.retry_at = now + self.cfg.interval;
+            if st.is(conn) {
+                st.closed(now + self.cfg.interval);
             }
         }
         let Some(peer) = s.peer() else { return };
@@ -335,7 +291,7 @@ impl Node {
         if !conn.is_inbound()
             && s.instance().is_none()
             && self.discovery.is_rival(&peer, remote)
-            && self.links.get(&peer).is_none_or(|l| l.conn != Some(conn))
+            && self.links.get(&peer).is_none_or(|l| !l.is(conn))
         {
             // A dial to a contested id's rival address ended without the hello that would
             // have decided for it: that address does not speak for the id. Nothing there
@@ -346,21 +302,14 @@ impl Node {
         }
         let clean = why.is_clean();
         if let Some(link) = self.links.get_mut(&peer)
-            && link.conn == Some(conn)
+            && link.is(conn)
         {
-            link.conn = None;
-            // A catalog request that died with its connection is asked again on the next one.
-            if link.catalog_pending.take().is_some() {
-                link.want_catalog = true;
+            let ended = link.closed(now, clean);
+            if ended.catalog_lost {
                 self.remote.abandon(&peer);
             }
-            if !clean {
-                link.failures += 1;
-                link.retry_at = Some(now + backoff(link.failures));
-            }
-            let unreachable = !link.opened_once && link.failures >= MAX_DIAL_FAILURES;
             self.peer_down_downloads(now, peer, false);
-            if unreachable {
+            if ended.unreachable {
                 // Never reached, again and again: refused, silent, or not our protocol. Forget
                 // it (its downloads lose it) and ignore its address for a while.
                 self.discovery
@@ -410,19 +359,18 @@ impl Node {
         };
         let room = self.room_to_dial(addr.ip());
         let link = self.links.entry(peer).or_default();
-        if link.conn.is_some() || link.retry_at.is_some_and(|t| t > now) {
+        if !link.may_dial(now) {
             return;
         }
         if !room {
             // Try again in a second (the retry timer asks only while something waits for it).
-            link.retry_at = Some(now + OUTBOUND_RETRY);
+            link.put_off(now);
             self.stats.connects_deferred += 1;
             return;
         }
-        link.retry_at = None;
         let conn = self.open_session(now, addr, Some(peer));
         if let Some(link) = self.links.get_mut(&peer) {
-            link.conn = Some(conn);
+            link.dialled(conn);
         }
     }
 
@@ -466,8 +414,10 @@ impl Node {
         self.peer_ready_downloads(now, peer);
     }
 
-    pub(super) fn want_catalog(&mut self, now: Instant, peer: PeerId) {
-        self.links.entry(peer).or_default().want_catalog = true;
+    /// Fetches `peer`'s catalog: now if our link to it is open (and the gap since the last
+    /// fetch has passed), else once it is.
+    pub(super) fn fetch_catalog(&mut self, now: Instant, peer: PeerId) {
+        self.links.entry(peer).or_default().want_catalog();
         if self.link_conn(&peer).is_some() {
             self.send_catalog_request(now, peer);
         } else {
@@ -479,19 +429,13 @@ impl Node {
         let Some(conn) = self.link_conn(&peer) else {
             return;
         };
-        let Some(link) = self.links.get_mut(&peer) else {
-            return;
-        };
-        if !link.want_catalog || link.catalog_pending.is_some() {
-            return;
+        if self
+            .links
+            .get_mut(&peer)
+            .is_some_and(|link| link.start_catalog_fetch(now))
+        {
+            self.request_catalog_page(now, peer, conn, 0);
         }
-        if let Some(t) = link.catalog_not_before.filter(|t| *t > now) {
-            link.catalog_due = Some(t);
-            return;
-        }
-        link.want_catalog = false;
-        link.catalog_started = Some(now);
-        self.request_catalog_page(now, peer, conn, 0);
     }
 
     /// Asks `peer` for catalog page `page` on its link `conn`.
@@ -503,7 +447,7 @@ impl Node {
         page: u32,
     ) {
         if let Some(link) = self.links.get_mut(&peer) {
-            link.catalog_pending = Some(page);
+            link.catalog_asked(page);
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.request_sent(now, 2 * crate::wire::CATALOG_PAGE_BYTES);
@@ -513,7 +457,7 @@ impl Node {
 
     /// The outbound connection to `peer`, once its handshake is done.
     pub(super) fn link_conn(&self, peer: &PeerId) -> Option<ConnId> {
-        let conn = self.links.get(peer)?.conn?;
+        let conn = self.links.get(peer)?.conn()?;
         self.sessions
             .get(&conn)
             .filter(|s| s.is_open())
@@ -538,24 +482,24 @@ impl Node {
         let catalogs: Vec<PeerId> = self
             .links
             .iter()
-            .filter(|(_, l)| l.catalog_due.is_some_and(|t| t <= now))
+            .filter(|(_, l)| l.catalog_retry_at().is_some_and(|t| t <= now))
             .map(|(p, _)| *p)
             .collect();
         for p in catalogs {
             if let Some(l) = self.links.get_mut(&p) {
-                l.catalog_due = None;
+                l.catalog_retry_fired();
             }
-            self.want_catalog(now, p);
+            self.fetch_catalog(now, p);
         }
         let retry: Vec<PeerId> = self
             .links
             .iter()
-            .filter(|(_, l)| l.retry_at.is_some_and(|t| t <= now))
+            .filter(|(_, l)| l.retry_at().is_some_and(|t| t <= now))
             .map(|(p, _)| *p)
             .collect();
         for p in retry {
             if let Some(l) = self.links.get_mut(&p) {
-                l.retry_at = None;
+                l.retry_fired();
             }
             if self.peer_wanted(&p) {
                 self.ensure_link(now, p);
@@ -564,17 +508,16 @@ impl Node {
         for i in 0..self.statics.len() {
             let st = &self.statics[i];
             if st.redial_at().is_some_and(|t| t <= now) {
-                let addr = st.addr;
+                let addr = st.addr();
                 let conn = self.open_session(now, addr, None);
-                self.statics[i].conn = Some(conn);
-                self.statics[i].retry_at = now + self.cfg.interval;
+                self.statics[i].dialled(conn, now + self.cfg.interval);
             }
         }
     }
 
     /// True when something waits for a connection to `peer`.
     fn peer_wanted(&self, peer: &PeerId) -> bool {
-        self.links.get(peer).is_some_and(|l| l.want_catalog)
+        self.links.get(peer).is_some_and(|l| l.catalog_wanted())
             || self
                 .downloads
                 .values()

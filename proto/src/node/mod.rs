@@ -13,6 +13,7 @@ mod catalogs;
 mod config;
 mod fetch;
 mod io;
+mod link;
 mod links;
 mod pyfetch;
 mod pyserve;
@@ -106,8 +107,8 @@ pub struct Node {
     catalog_pages: Vec<Vec<u8>>,
     remote: catalogs::Catalogs,
     sessions: BTreeMap<ConnId, Session>,
-    links: BTreeMap<PeerId, links::Link>,
-    statics: Vec<links::StaticLink>,
+    links: BTreeMap<PeerId, link::Link>,
+    statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
     reads: BTreeMap<ReadId, serve::ReadFor>,
     /// Connections whose answers wait for a shared send budget.
@@ -148,11 +149,7 @@ impl Node {
         let statics = cfg
             .static_peers
             .iter()
-            .map(|&addr| links::StaticLink {
-                addr,
-                conn: None,
-                retry_at: now,
-            })
+            .map(|&addr| link::StaticLink::new(addr, now))
             .collect();
         Ok(Node {
             rng: Rng::new(cfg.seed),
@@ -525,9 +522,9 @@ impl Node {
         let links = self
             .links
             .values()
-            .flat_map(|l| [l.retry_at, l.catalog_due])
+            .flat_map(|l| [l.retry_at(), l.catalog_retry_at()])
             .flatten();
-        let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
+        let statics = self.statics.iter().filter_map(link::StaticLink::redial_at);
         let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
         std::iter::once(self.discovery.poll_timeout())
             .chain(self.python.poll_timeout())
@@ -596,14 +593,12 @@ impl Node {
                         // the failures of the old one (dialled while it was down) are not
                         // its own, so they cannot make it count as unreachable.
                         if let Some(link) = self.links.get_mut(&p) {
-                            link.catalog_not_before = None;
-                            link.failures = 0;
-                            link.retry_at = None;
+                            link.restarted();
                         }
                     }
-                    self.want_catalog(now, p);
+                    self.fetch_catalog(now, p);
                 }
-                Change::RevisionChanged(p) => self.want_catalog(now, p),
+                Change::RevisionChanged(p) => self.fetch_catalog(now, p),
                 Change::Moved(p) => {
                     // What was learned at the old address was someone else's.
                     let Some(addr) = self.discovery.peer(&p).map(|x| x.addr) else {
@@ -613,13 +608,11 @@ impl Node {
                     self.drop_peer_connections_elsewhere(now, p, addr.ip());
                     // Failures at the old address were not its.
                     if let Some(link) = self.links.get_mut(&p) {
-                        link.failures = 0;
-                        link.retry_at = None;
-                        link.opened_once = false;
+                        link.moved();
                     }
                     self.out
                         .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
-                    self.want_catalog(now, p);
+                    self.fetch_catalog(now, p);
                 }
                 Change::Rival(p, addr) => self.dial_rival(now, p, addr),
                 Change::Lost(p, addr) => {

@@ -96,7 +96,7 @@ impl Node {
 
     pub(super) fn serve_catalog(&mut self, conn: ConnId, page: u32) {
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.want_catalog(page);
+            s.queue_catalog(page);
         }
         self.pump_serve(conn);
     }

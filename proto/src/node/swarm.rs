@@ -202,7 +202,7 @@ impl Node {
             .links
             .iter()
             .filter(|(p, l)| {
-                l.conn.is_some() && (!d.peers().contains_key(p) || d.wants_interest(p))
+                l.conn().is_some() && (!d.peers().contains_key(p) || d.wants_interest(p))
             })
             .map(|(p, _)| *p)
             .collect();
@@ -268,7 +268,7 @@ impl Node {
         let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
             return;
         };
-        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
+        if self.links.get(&peer).and_then(|l| l.conn()) != Some(conn) {
             self.stats.frames_unsolicited += 1;
             return;
         }
