@@ -23,7 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::{
-    ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
+    Admission, ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node,
+    Output, PeerId,
 };
 
 use crate::config::PeerConfig;
@@ -383,18 +384,13 @@ impl Driver {
         self.process();
     }
 
-    /// A connection was accepted from `remote`: the id to report its events under, or `None`
-    /// when the node refuses it (drop the socket; nothing more about it is expected).
-    pub fn accept(&mut self, remote: std::net::SocketAddr) -> Option<ConnId> {
-        let conn = self.node.accept(Instant::now(), remote);
+    /// A connection was accepted from `remote`: the node takes it (report its events under the
+    /// id), wants it held for later ([`crate::parked`]), or refuses it (drop the socket;
+    /// nothing more about it is expected).
+    pub fn accept(&mut self, remote: std::net::SocketAddr) -> Admission {
+        let admission = self.node.accept(Instant::now(), remote);
         self.process();
-        conn
-    }
-
-    /// After [`Driver::accept`] refused `remote`: true when the node may take it once a
-    /// connection from its address ends (see [`crate::parked`]).
-    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
-        self.node.accept_later(remote)
+        admission
     }
 
     /// Feeds bytes received on a connection, from the runtime's own buffer.

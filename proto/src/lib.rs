@@ -37,8 +37,8 @@ pub use ids::{ContentId, Digest, PeerId, hex, sha256};
 pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
-    Command, Config, ConfigError, ConnLoad, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
-    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats,
+    Admission, Command, Config, ConfigError, ConnLoad, DiskOp, DownloadView, Event, Input,
+    LocalFile, NetOp, Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats,
 };
 pub use session::ConnId;
 

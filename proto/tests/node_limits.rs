@@ -29,7 +29,7 @@ fn one_address_cannot_take_every_connection() {
     let hostile: SocketAddr = "10.0.0.66:40000".parse().unwrap();
     let mut refused = 0;
     for _ in 0..(per_ip + 50) {
-        match node.accept(now, hostile) {
+        match node.accept(now, hostile).conn() {
             Some(conn) => assert!(conn.is_inbound()),
             None => refused += 1,
         }
@@ -44,7 +44,7 @@ fn one_address_cannot_take_every_connection() {
     assert_eq!(node.stats().connections_refused, 50);
     // Another host still gets in.
     let friend: SocketAddr = "10.0.0.7:40000".parse().unwrap();
-    assert!(node.accept(now, friend).is_some());
+    assert!(node.accept(now, friend).conn().is_some());
     assert_eq!(node.connections(), per_ip + 1);
 }
 
@@ -84,6 +84,7 @@ fn announced_peers_cannot_use_up_the_inbound_slots() {
     assert_eq!(node.stats().connects_deferred, 100);
     assert!(
         node.accept(now, "10.9.9.9:40000".parse().unwrap())
+            .conn()
             .is_some()
     );
 }
@@ -177,7 +178,10 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         port: 10000,
         revision: 0,
     }));
-    let conn = node.accept(t0, "10.0.0.66:40000".parse().unwrap()).unwrap();
+    let conn = node
+        .accept(t0, "10.0.0.66:40000".parse().unwrap())
+        .conn()
+        .unwrap();
     node.handle_received(t0, conn, &hello);
     // The node's own link to that peer opens and says hello (it stays up; it is not what
     // this test is about).

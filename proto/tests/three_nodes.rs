@@ -113,7 +113,7 @@ impl Net {
                         Some(t) => {
                             let remote = SocketAddr::new(self.hosts[h].ip, 40000);
                             let now = self.now;
-                            match self.hosts[t].node.accept(now, remote) {
+                            match self.hosts[t].node.accept(now, remote).conn() {
                                 Some(tconn) => {
                                     self.links.insert((h, conn), (t, tconn));
                                     self.links.insert((t, tconn), (h, conn));
@@ -384,7 +384,7 @@ fn an_impostor_cannot_answer_for_the_holder() {
     net.download_under_way(id);
     let now = net.now;
     let impostor = "10.0.0.66:40000".parse().unwrap();
-    let conn = net.hosts[0].node.accept(now, impostor).unwrap();
+    let conn = net.hosts[0].node.accept(now, impostor).conn().unwrap();
     let mut bytes = PREAMBLE.to_vec();
     let holder = PeerId([2; 16]);
     bytes.extend(encode_message(&Message::Hello {

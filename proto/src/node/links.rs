@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::fetch::Answer;
-use super::{Event, NetOp, Node, Output};
+use super::{Admission, Event, NetOp, Node, Output};
 use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
 use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
@@ -61,13 +61,17 @@ impl Node {
         }
     }
 
-    pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Option<ConnId> {
+    pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Admission {
         let from_ip = self.accepted_from(remote.ip());
-        if self.sessions.len() + self.py_serving.len() >= self.cfg.max_connections
-            || from_ip >= self.cfg.max_connections_per_ip
-        {
+        let full = self.sessions.len() + self.py_serving.len() >= self.cfg.max_connections;
+        if full || from_ip >= self.cfg.max_connections_per_ip {
             self.stats.connections_refused += 1;
-            return None;
+            // Only the address's share spent: room may come when one of its connections ends.
+            return if full {
+                Admission::Refused
+            } else {
+                Admission::Later
+            };
         }
         self.next_inbound += 1;
         let conn = ConnId::inbound(self.next_inbound);
@@ -78,7 +82,7 @@ impl Node {
         // nothing but its answer (see `pyserve`).
         let hello_at = now + crate::budget::PY_SNIFF;
         self.undecided.insert(conn, (Vec::new(), hello_at));
-        Some(conn)
+        Admission::Accepted(conn)
     }
 
     /// Accepted connections from `ip` open now: our sessions and Python requests.

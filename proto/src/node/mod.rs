@@ -29,7 +29,9 @@ pub use config::{
     Config, ConfigError, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT,
     MAX_INTERVAL, MIN_INTERVAL, check_interval,
 };
-pub use io::{Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source};
+pub use io::{
+    Admission, Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source,
+};
 pub use views::{ConnLoad, DownloadView, PeerView, RemoteFile, Stats};
 
 use crate::discovery::Discovery;
@@ -434,29 +436,17 @@ impl Node {
         self.now
     }
 
-    /// A TCP connection was accepted from `remote`. Returns the id under which the runtime
-    /// reports its events from now on, or `None` when the node refuses it (too many
-    /// connections, or too many from that address): then the runtime drops the socket, and no
-    /// input about it follows. Then drain [`Node::poll_output`] (the hello goes out).
-    #[must_use = "the id names the connection in every later input"]
-    pub fn accept(&mut self, now: Instant, remote: std::net::SocketAddr) -> Option<ConnId> {
+    /// A TCP connection was accepted from `remote`: the node takes it (and names it), asks the
+    /// runtime to hold it for later (its address's share of the connection budget is spent), or
+    /// refuses it ([`Admission`]). Then drain [`Node::poll_output`].
+    pub fn accept(&mut self, now: Instant, remote: std::net::SocketAddr) -> Admission {
         self.advance(now);
         if self.shut_down {
-            return None;
+            return Admission::Refused;
         }
-        let conn = self.on_accepted(self.now, remote);
+        let admission = self.on_accepted(self.now, remote);
         self.drain_discovery(self.now);
-        conn
-    }
-
-    /// After [`Node::accept`] refused a connection from `remote`: true when only its address's
-    /// share of the connection budget is spent (a burst of Python chunk requests does this):
-    /// then the runtime may hold the socket unread and offer it again to `accept` when a
-    /// connection ends, instead of dropping it.
-    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
-        !self.shut_down
-            && self.sessions.len() + self.py_serving.len() < self.cfg.max_connections
-            && self.accepted_from(remote.ip()) >= self.cfg.max_connections_per_ip
+        admission
     }
 
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that

@@ -106,7 +106,7 @@ impl Sim {
         let Ok(conn) = r else {
             return Err(self.fail(Kind::Panic, format!("h{h} panicked in accept")));
         };
-        match conn {
+        match conn.conn() {
             Some(conn) => {
                 self.log(format!("h{h} <- Accepted {conn:?} remote={remote}"));
                 self.conns[cid].ends[1].conn = Some(conn);

@@ -692,7 +692,7 @@ impl Harness {
             }
             Op::Accept { n, peer } => {
                 let remote = SocketAddr::new(accept_ip(*peer), 40000 + u16::from(*n));
-                if let Some(conn) = self.node.accept(self.now, remote) {
+                if let Some(conn) = self.node.accept(self.now, remote).conn() {
                     assert!(conn.is_inbound(), "accepted ids have the top bit set");
                     assert!(!self.conns.contains_key(&conn), "the node reused {conn:?}");
                     self.track_conn(conn);
