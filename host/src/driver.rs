@@ -260,12 +260,8 @@ impl Driver {
     /// waker fired (calling it more often is harmless).
     pub fn poll_channels(&mut self) {
         self.notices.flush();
-        let mut answered = false;
         while let Some(input) = self.disk.try_result() {
             self.node.handle_input(Instant::now(), input);
-            answered = true;
-        }
-        if answered {
             self.process();
         }
         loop {

@@ -63,6 +63,7 @@ fn a_python_peer_is_heard_listed_and_forgotten() {
     assert_eq!(files[0].size, 3 * 1024);
     assert_eq!(files[0].holders, [peers[0].id]);
     assert_eq!(n.stats().python_files_rejected, 1, "the name with a space");
+    while n.poll_output().is_some() {}
 
     // We now announce to Python peers too, with our marker.
     let mut sent = Vec::new();

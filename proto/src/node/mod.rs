@@ -429,6 +429,7 @@ impl Node {
     /// runtime hands us something before running our timers (its loop was late) go out first,
     /// not only when it next runs them.
     fn advance(&mut self, now: Instant) -> Instant {
+        self.assert_drained();
         self.now = self.now.max(now);
         if !self.shut_down {
             self.swarm_timers(self.now);
@@ -465,6 +466,7 @@ impl Node {
 
     /// Runs the timers due at `now`. Spurious extra calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.assert_drained();
         self.now = self.now.max(now);
         let now = self.now;
         if self.shut_down {
@@ -489,6 +491,16 @@ impl Node {
             self.announce(false);
         }
         self.drain_discovery(now);
+    }
+
+    /// The calling contract, checked in debug builds: the caller drained `poll_output` after
+    /// the previous call, so the queue never holds more than one call's outputs.
+    fn assert_drained(&self) {
+        debug_assert!(
+            self.out.is_empty(),
+            "{} outputs were not drained (poll_output) before this call",
+            self.out.len()
+        );
     }
 
     // ---- poll ----
