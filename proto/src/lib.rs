@@ -38,7 +38,7 @@ pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
     Admission, Command, Config, ConfigError, ConnLoad, DiskOp, DownloadView, Event, Input,
-    LocalFile, NetOp, Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats,
+    LocalFile, NetOp, Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats, Wake,
 };
 pub use session::ConnId;
 

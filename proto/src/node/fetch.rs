@@ -651,28 +651,20 @@ impl Node {
         }
     }
 
-    /// Takes their requests from the holders past their deadlines (they deliver nothing,
-    /// whatever else they send) and asks the others.
-    pub(super) fn download_timers(&mut self, now: Instant) {
+    /// The deadline of download `c` passed: takes their requests from the holders past their
+    /// deadlines (they deliver nothing, whatever else they send) and asks the others.
+    pub(super) fn download_late(&mut self, now: Instant, c: ContentId) {
         let stall = self.cfg.timeouts.stall;
-        let due: Vec<ContentId> = self
-            .downloads
-            .iter()
-            .filter(|(_, d)| d.deadline(stall).is_some_and(|t| t <= now))
-            .map(|(c, _)| *c)
-            .collect();
-        for c in due {
-            let Some(d) = self.downloads.get_mut(&c) else {
-                continue;
-            };
-            let (late, ask_manifest) = d.expire(now, stall);
-            self.stats.requests_expired += late.len() as u64;
-            if ask_manifest {
-                self.request_manifest(now, c);
-            }
-            self.fill_all(now, c);
-            self.check_peers_left(c);
+        let Some(d) = self.downloads.get_mut(&c) else {
+            return;
+        };
+        let (late, ask_manifest) = d.expire(now, stall);
+        self.stats.requests_expired += late.len() as u64;
+        if ask_manifest {
+            self.request_manifest(now, c);
         }
+        self.fill_all(now, c);
+        self.check_peers_left(c);
     }
 
     /// `peer` can no longer be asked for now (its link failed or closed), or for good

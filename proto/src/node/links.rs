@@ -15,7 +15,7 @@ use super::fetch::Answer;
 use super::{Admission, Event, NetOp, Node, Output};
 use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
-use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
+use crate::session::{CloseReason, ConnId, HelloError, Session, State};
 use crate::wire::Announce;
 use crate::wire::frame::{Frame, Message, encode_message};
 
@@ -468,59 +468,17 @@ impl Node {
             .map(|_| conn)
     }
 
-    pub(super) fn session_timers(&mut self, now: Instant) {
-        let due: Vec<(ConnId, Due)> = self
-            .sessions
-            .iter()
-            .filter_map(|(c, s)| s.due(now, &self.cfg.timeouts).map(|d| (*c, d)))
-            .collect();
-        for (conn, d) in due {
-            match d {
-                Due::Ping => self.send_msg(conn, &Message::Ping),
-                Due::Close(why) => self.end_session(now, conn, why, true),
-            }
-        }
-    }
-
-    pub(super) fn link_timers(&mut self, now: Instant) {
-        let catalogs: Vec<PeerId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.catalog_retry_at().is_some_and(|t| t <= now))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in catalogs {
-            if let Some(l) = self.links.get_mut(&p) {
-                l.catalog_retry_fired();
-            }
-            self.fetch_catalog(now, p);
-        }
-        let retry: Vec<PeerId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.retry_at().is_some_and(|t| t <= now))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in retry {
-            if let Some(l) = self.links.get_mut(&p) {
-                l.retry_fired();
-            }
-            if self.peer_wanted(&p) {
-                self.ensure_link(now, p);
-            }
-        }
-        for i in 0..self.statics.len() {
-            let st = &self.statics[i];
-            if st.redial_at().is_some_and(|t| t <= now) {
-                let addr = st.addr();
-                let conn = self.open_session(now, addr, None);
-                self.statics[i].dialled(conn, now + self.cfg.interval);
-            }
-        }
+    /// Dials static peer `i` again (its timer fired: it has no connection).
+    pub(super) fn redial_static(&mut self, now: Instant, i: usize) {
+        let Some(addr) = self.statics.get(i).map(|st| st.addr()) else {
+            return;
+        };
+        let conn = self.open_session(now, addr, None);
+        self.statics[i].dialled(conn, now + self.cfg.interval);
     }
 
     /// True when something waits for a connection to `peer`.
-    fn peer_wanted(&self, peer: &PeerId) -> bool {
+    pub(super) fn peer_wanted(&self, peer: &PeerId) -> bool {
         self.links.get(peer).is_some_and(|l| l.catalog_wanted())
             || self
                 .downloads

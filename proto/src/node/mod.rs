@@ -20,6 +20,7 @@ mod pyserve;
 mod python;
 mod serve;
 mod swarm;
+mod timers;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -32,6 +33,7 @@ pub use config::{
 pub use io::{
     Admission, Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source,
 };
+pub use timers::Wake;
 pub use views::{ConnLoad, DownloadView, PeerView, RemoteFile, Stats};
 
 use crate::discovery::Discovery;
@@ -432,7 +434,7 @@ impl Node {
         self.assert_drained();
         self.now = self.now.max(now);
         if !self.shut_down {
-            self.swarm_timers(self.now);
+            self.run_due(self.now, timers::Source::Haves);
         }
         self.now
     }
@@ -464,35 +466,6 @@ impl Node {
         }
     }
 
-    /// Runs the timers due at `now`. Spurious extra calls do nothing.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.assert_drained();
-        self.now = self.now.max(now);
-        let now = self.now;
-        if self.shut_down {
-            return;
-        }
-        if self.discovery.handle_timeout(now, &mut self.rng) {
-            self.announce(false);
-        }
-        self.python_timers(now);
-        self.py_fetch_timers(now);
-        self.py_serve_timers(now);
-        self.py_sniff_timers(now);
-        self.drain_discovery(now);
-        self.session_timers(now);
-        self.link_timers(now);
-        self.download_timers(now);
-        self.swarm_timers(now);
-        self.drain_discovery(now);
-        // A timer above may have revised our catalog (a download gave up), which brings the
-        // next announcement forward, possibly to now: send it now, not in a busy loop.
-        if self.discovery.handle_timeout(now, &mut self.rng) {
-            self.announce(false);
-        }
-        self.drain_discovery(now);
-    }
-
     /// The calling contract, checked in debug builds: the caller drained `poll_output` after
     /// the previous call, so the queue never holds more than one call's outputs.
     fn assert_drained(&self) {
@@ -509,36 +482,6 @@ impl Node {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
-    }
-
-    /// When to call [`Node::handle_timeout`] next; `None` after shutdown. The earliest
-    /// deadline of the machines `handle_timeout` runs, each read from the one function that
-    /// machine also uses to decide what is due.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.shut_down {
-            return None;
-        }
-        let t = &self.cfg.timeouts;
-        let sessions = self.sessions.values().filter_map(|s| s.poll_timeout(t));
-        let links = self
-            .links
-            .values()
-            .flat_map(|l| [l.retry_at(), l.catalog_retry_at()])
-            .flatten();
-        let statics = self.statics.iter().filter_map(link::StaticLink::redial_at);
-        let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
-        std::iter::once(self.discovery.poll_timeout())
-            .chain(self.python.poll_timeout())
-            .chain(self.py_fetch_deadline())
-            .chain(self.py_serve_deadline())
-            .chain(self.undecided.values().map(|u| u.1).min())
-            .chain(sessions)
-            .chain(links)
-            .chain(statics)
-            .chain(downloads)
-            .chain(self.have_due)
-            .min()
     }
 
     // ---- discovery ----

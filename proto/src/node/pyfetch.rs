@@ -35,6 +35,13 @@ pub(super) struct PyConn {
     deadline: Instant,
 }
 
+impl PyConn {
+    /// When it is closed if no reply came.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 impl Node {
     /// True when `content` is a Python file that no p2pshare peer holds: `get` fetches it with
     /// the Python protocol.
@@ -365,23 +372,12 @@ impl Node {
         }));
     }
 
-    /// Closes chunk connections past their deadline (from `handle_timeout`).
-    pub(super) fn py_fetch_timers(&mut self, now: Instant) {
-        let late: Vec<ConnId> = self
-            .py_conns
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in late {
+    /// Chunk connection `conn` reached its deadline: closed, the attempt failed.
+    pub(super) fn py_fetch_late(&mut self, now: Instant, conn: ConnId) {
+        if self.py_conns.contains_key(&conn) {
             self.out.push_back(Output::Net(NetOp::Close { conn }));
             self.py_conn_ended(now, conn, None);
         }
-    }
-
-    /// The earliest chunk-connection deadline.
-    pub(super) fn py_fetch_deadline(&self) -> Option<Instant> {
-        self.py_conns.values().map(|c| c.deadline).min()
     }
 
     /// A Python peer announced (again): it holds the files it lists, for the downloads of

@@ -38,6 +38,13 @@ pub(super) enum FirstBytes {
     Native(Vec<u8>),
 }
 
+impl PyServe {
+    /// When it is closed if no whole request came.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 impl Node {
     /// Connections from `ip` that count against its budget: sessions and Python requests.
     pub(super) fn py_serving_from(&self, ip: std::net::IpAddr) -> usize {
@@ -174,45 +181,24 @@ impl Node {
         None
     }
 
-    /// Closes Python request connections past their deadline (from `handle_timeout`).
-    pub(super) fn py_serve_timers(&mut self, now: Instant) {
-        let late: Vec<ConnId> = self
-            .py_serving
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in late {
-            self.stats.python_requests_malformed += 1;
-            self.py_serve_close(conn);
-        }
+    /// Python request connection `conn` reached its deadline: closed as malformed.
+    pub(super) fn py_serve_late(&mut self, conn: ConnId) {
+        self.stats.python_requests_malformed += 1;
+        self.py_serve_close(conn);
     }
 
-    /// Accepted connections silent for [`PY_SNIFF`](crate::budget::PY_SNIFF) are not Python
-    /// requests (those come at once): they get our hello now (from `handle_timeout`).
-    pub(super) fn py_sniff_timers(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
+    /// Accepted connection `conn` was silent for [`PY_SNIFF`](crate::budget::PY_SNIFF): it is no
+    /// Python request (those come at once): it gets our hello now.
+    pub(super) fn sniffed_silence(&mut self, now: Instant, conn: ConnId) {
+        // A stalled start of `chunk ` goes the native way too (and fails there).
+        let held = self
             .undecided
-            .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in due {
-            // A stalled start of `chunk ` goes the native way too (and fails there).
-            let held = self
-                .undecided
-                .remove(&conn)
-                .map(|u| u.0)
-                .unwrap_or_default();
-            self.start_handshake(now, conn);
-            if !held.is_empty() {
-                self.on_received(now, conn, &held);
-            }
+            .remove(&conn)
+            .map(|u| u.0)
+            .unwrap_or_default();
+        self.start_handshake(now, conn);
+        if !held.is_empty() {
+            self.on_received(now, conn, &held);
         }
-    }
-
-    /// The earliest Python request deadline.
-    pub(super) fn py_serve_deadline(&self) -> Option<Instant> {
-        self.py_serving.values().map(|c| c.deadline).min()
     }
 }

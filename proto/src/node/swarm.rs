@@ -360,11 +360,4 @@ impl Node {
                 && self.sessions.get(&to).is_some_and(|s| s.is_fetching(&c))
         })
     }
-
-    /// Runs the `Have` timer.
-    pub(super) fn swarm_timers(&mut self, now: Instant) {
-        if self.have_due.is_some_and(|t| t <= now) {
-            self.flush_haves();
-        }
-    }
 }

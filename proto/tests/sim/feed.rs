@@ -68,6 +68,16 @@ impl Sim {
     pub(super) fn timeout(&mut self, h: usize) -> Res {
         self.log(format!("h{h} timeout"));
         let now = self.instant();
+        if self.tracing {
+            let node = self.hosts[h].node.as_ref().expect("a running node");
+            let why: Vec<String> = node
+                .timers()
+                .into_iter()
+                .filter(|(at, _)| *at <= now)
+                .map(|(_, w)| format!("{w:?}"))
+                .collect();
+            self.note(format!("h{h}    for {}", why.join(", ")));
+        }
         let node = self.hosts[h].node.as_mut().expect("a running node");
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.handle_timeout(now)));
         if r.is_err() {

@@ -768,6 +768,15 @@ impl Sim {
         }
     }
 
+    /// Prints `line` in the trace without hashing it: what follows from the hashed lines (why a
+    /// node woke up), so that hashes stay comparable across builds that only restructure how
+    /// the node computes it.
+    fn note(&self, line: String) {
+        if self.tracing {
+            eprintln!("[{:>11.6}s] {line}", self.now as f64 / SEC as f64);
+        }
+    }
+
     fn log(&mut self, line: String) {
         self.trace_hash = trace::fnv(self.trace_hash, &self.now.to_le_bytes());
         self.trace_hash = trace::fnv(self.trace_hash, line.as_bytes());
