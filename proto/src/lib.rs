@@ -24,7 +24,6 @@ pub mod manifest;
 pub mod name;
 pub mod net;
 pub mod node;
-pub mod pyfetch;
 pub mod python;
 pub mod rng;
 pub mod session;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::budget::{PY_EXPIRY, PY_RECENT};
-use p2pshare_proto::wire::legacy::{LegacyAnnounce, LegacyFile};
+use p2pshare_proto::python::wire::{LegacyAnnounce, LegacyFile};
 use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId, sha256};
 
 #[path = "support/epoch.rs"]
@@ -141,8 +141,8 @@ fn ops(n: &mut Node) -> Vec<Output> {
 
 #[test]
 fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
+    use p2pshare_proto::python::wire::{decode_reply, encode_reply};
     use p2pshare_proto::wire::PREAMBLE;
-    use p2pshare_proto::wire::legacy::{decode_reply, encode_reply};
     use p2pshare_proto::{DiskOp, LocalFile, Manifest, ReadSource};
     let t0 = epoch::test_epoch();
     let mut n = node(t0);

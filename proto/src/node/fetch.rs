@@ -30,7 +30,7 @@ pub(super) enum Answer {
 
 impl Node {
     fn session_peer(&self, conn: ConnId) -> Option<PeerId> {
-        self.sessions.get(&conn).and_then(Session::peer)
+        self.conns.session(&conn).and_then(Session::peer)
     }
 
     /// True when a download of `content` runs and is in `phase`.
@@ -51,7 +51,7 @@ impl Node {
         conn: ConnId,
         content: &ContentId,
     ) -> Option<(PeerId, &mut Download)> {
-        let peer = self.sessions.get(&conn)?.peer()?;
+        let peer = self.conns.session(&conn)?.peer()?;
         // (The planted `answers_from_any_conn` bug skips this check.)
         if self.links.get(&peer).and_then(|l| l.conn()) != Some(conn)
             && !self.cfg.bugs.answers_from_any_conn()
@@ -59,7 +59,7 @@ impl Node {
             self.stats.frames_unsolicited += 1;
             return None;
         }
-        self.sessions.get_mut(&conn)?.request_done();
+        self.conns.session_mut(&conn)?.request_done();
         Some((peer, self.downloads.get_mut(content)?))
     }
 
@@ -84,7 +84,7 @@ impl Node {
             self.stats.frames_unsolicited += 1;
             return;
         }
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         s.request_done();
@@ -233,7 +233,7 @@ impl Node {
             {
                 return;
             }
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.request_sent(now, crate::manifest::MAX_MANIFEST_BYTES + 256);
             }
             self.send_msg(conn, &Message::ManifestRequest { content });
@@ -592,7 +592,7 @@ impl Node {
                 .get_mut(&content)
                 .and_then(|d| d.next_request(now, peer))
         {
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.request_sent(now, chunk + crate::wire::CHUNK_FRAME_OVERHEAD);
             }
             self.send_msg(conn, &Message::ChunkRequest { content, index });

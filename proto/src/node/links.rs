@@ -11,17 +11,19 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::conns::Conn;
 use super::fetch::Answer;
 use super::{Admission, Event, NetOp, Node, Output};
 use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
+use crate::python::Sniff;
 use crate::session::{CloseReason, ConnId, HelloError, Session, State};
 use crate::wire::Announce;
 use crate::wire::frame::{Frame, Message, encode_message};
 
 impl Node {
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.sent(self.now, data.len());
             self.out.push_back(Output::Net(NetOp::Send { conn, data }));
         }
@@ -45,7 +47,7 @@ impl Node {
         self.next_conn += 1;
         let mut s = Session::new(conn, addr, peer, now);
         s.set_bugs(self.cfg.bugs);
-        self.sessions.insert(conn, s);
+        self.conns.insert(conn, Conn::Native(s));
         self.out
             .push_back(Output::Net(NetOp::Connect { conn, addr }));
         conn
@@ -53,7 +55,7 @@ impl Node {
 
     pub(super) fn start_handshake(&mut self, now: Instant, conn: ConnId) {
         let hello = encode_message(&self.hello());
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.start_handshake(now);
             let mut data = Session::preamble().to_vec();
             data.extend_from_slice(&hello);
@@ -63,7 +65,7 @@ impl Node {
 
     pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Admission {
         let from_ip = self.accepted_from(remote.ip());
-        let full = self.sessions.len() + self.py_serving.len() >= self.cfg.max_connections;
+        let full = self.conns.budgeted() >= self.cfg.max_connections;
         if full || from_ip >= self.cfg.max_connections_per_ip {
             self.stats.connections_refused += 1;
             // Only the address's share spent: room may come when one of its connections ends.
@@ -77,46 +79,22 @@ impl Node {
         let conn = ConnId::inbound(self.next_inbound);
         let mut s = Session::new(conn, remote, None, now);
         s.set_bugs(self.cfg.bugs);
-        self.sessions.insert(conn, s);
         // Our hello waits for the first bytes (at most PY_SNIFF): a Python request must get
-        // nothing but its answer (see `pyserve`).
-        let hello_at = now + crate::budget::PY_SNIFF;
-        self.undecided.insert(conn, (Vec::new(), hello_at));
+        // nothing but its answer (see `python::serve`).
+        let sniff = Sniff::new(now);
+        self.conns
+            .insert(conn, Conn::Sniffing { session: s, sniff });
         Admission::Accepted(conn)
     }
 
     /// Accepted connections from `ip` open now: our sessions and Python requests.
     pub(super) fn accepted_from(&self, ip: std::net::IpAddr) -> usize {
-        let sessions = self.sessions.values();
-        let ours = sessions.filter(|s| s.id().is_inbound() && s.remote().ip() == ip);
-        ours.count() + self.py_serving_from(ip)
+        self.conns.accepted_from(ip)
     }
 
-    pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
-        if self
-            .sessions
-            .get(&conn)
-            .is_some_and(|s| matches!(s.state(), State::Connecting { .. }))
-        {
-            self.start_handshake(now, conn);
-        }
-    }
-
-    pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        let first;
-        let data = if self.undecided.contains_key(&conn) {
-            match self.first_bytes(now, conn, data) {
-                super::pyserve::FirstBytes::Wait | super::pyserve::FirstBytes::Python => return,
-                super::pyserve::FirstBytes::Native(bytes) => {
-                    self.start_handshake(now, conn);
-                    first = bytes;
-                    &first[..]
-                }
-            }
-        } else {
-            data
-        };
-        let Some(s) = self.sessions.get_mut(&conn) else {
+    /// Bytes arrived on the session `conn`: its frames, in order.
+    pub(super) fn on_session_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         s.on_bytes(now, data);
@@ -124,7 +102,7 @@ impl Node {
             self.discovery.touch(now, &p, s.remote().ip());
         }
         loop {
-            let Some(s) = self.sessions.get_mut(&conn) else {
+            let Some(s) = self.conns.session_mut(&conn) else {
                 return;
             };
             match s.next_frame() {
@@ -145,7 +123,7 @@ impl Node {
     }
 
     fn on_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) {
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.conns.session(&conn) else {
             return;
         };
         let state = s.state();
@@ -187,7 +165,7 @@ impl Node {
     }
 
     fn on_hello(&mut self, now: Instant, conn: ConnId, a: Announce) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         let opened = if a.peer == self.cfg.peer_id {
@@ -224,7 +202,7 @@ impl Node {
             self.end_session(now, conn, CloseReason::PeerGone, true);
             return;
         }
-        if pinned && let Some(s) = self.sessions.get_mut(&conn) {
+        if pinned && let Some(s) = self.conns.session_mut(&conn) {
             s.pin();
         }
         if self.links.entry(a.peer).or_default().opened(conn) {
@@ -269,8 +247,7 @@ impl Node {
         why: CloseReason,
         notify: bool,
     ) {
-        self.undecided.remove(&conn);
-        let Some(s) = self.sessions.remove(&conn) else {
+        let Some(s) = self.conns.remove_session(&conn) else {
             return;
         };
         if notify {
@@ -327,11 +304,11 @@ impl Node {
     /// instance opened, or answered, survives its own hello.
     pub(super) fn drop_peer_connections(&mut self, now: Instant, peer: PeerId, keep: Option<u64>) {
         let conns: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.peer() == Some(peer))
-            .filter(|(_, s)| keep.is_none() || s.instance().is_some_and(|i| Some(i) != keep))
-            .map(|(c, _)| *c)
+            .conns
+            .sessions()
+            .filter(|s| s.peer() == Some(peer))
+            .filter(|s| keep.is_none() || s.instance().is_some_and(|i| Some(i) != keep))
+            .map(Session::id)
             .collect();
         for c in conns {
             self.end_session(now, c, CloseReason::PeerGone, true);
@@ -346,10 +323,10 @@ impl Node {
         ip: std::net::IpAddr,
     ) {
         let conns: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.peer() == Some(peer) && s.remote().ip() != ip)
-            .map(|(c, _)| *c)
+            .conns
+            .sessions()
+            .filter(|s| s.peer() == Some(peer) && s.remote().ip() != ip)
+            .map(Session::id)
             .collect();
         for c in conns {
             self.end_session(now, c, CloseReason::PeerGone, true);
@@ -386,8 +363,8 @@ impl Node {
             return;
         }
         let already = self
-            .sessions
-            .values()
+            .conns
+            .sessions()
             .any(|s| !s.id().is_inbound() && s.remote() == addr && s.peer() == Some(peer));
         if already {
             return;
@@ -402,10 +379,14 @@ impl Node {
     /// True while a new outbound connection to `ip` stays within `max_outbound` and within
     /// `MAX_DIALS_PER_IP` connections being opened to one address.
     fn room_to_dial(&self, ip: std::net::IpAddr) -> bool {
-        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
+        let outbound = self
+            .conns
+            .sessions()
+            .filter(|s| !s.id().is_inbound())
+            .count();
         let dialing = self
-            .sessions
-            .values()
+            .conns
+            .sessions()
             .filter(|s| !s.id().is_inbound() && !s.is_open())
             .filter(|s| s.remote().ip() == ip)
             .count();
@@ -453,7 +434,7 @@ impl Node {
         if let Some(link) = self.links.get_mut(&peer) {
             link.catalog_asked(page);
         }
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.request_sent(now, 2 * crate::wire::CATALOG_PAGE_BYTES);
         }
         self.send_msg(conn, &Message::CatalogRequest { page });
@@ -462,8 +443,8 @@ impl Node {
     /// The outbound connection to `peer`, once its handshake is done.
     pub(super) fn link_conn(&self, peer: &PeerId) -> Option<ConnId> {
         let conn = self.links.get(peer)?.conn()?;
-        self.sessions
-            .get(&conn)
+        self.conns
+            .session(&conn)
             .filter(|s| s.is_open())
             .map(|_| conn)
     }

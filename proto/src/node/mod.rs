@@ -11,13 +11,11 @@
 
 mod catalogs;
 mod config;
+mod conns;
 mod fetch;
 mod io;
 mod link;
 mod links;
-mod pyfetch;
-mod pyserve;
-mod python;
 mod serve;
 mod swarm;
 mod timers;
@@ -40,8 +38,9 @@ use crate::discovery::Discovery;
 use crate::download::Download;
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
+use crate::python::{Action, Python};
 use crate::rng::Rng;
-use crate::session::{ConnId, Session};
+use crate::session::{CloseReason, ConnId, Session};
 use crate::wire::{Announce, CatalogEntry};
 
 /// A p2pshare peer, without any I/O.
@@ -95,22 +94,15 @@ pub struct Node {
     rng: Rng,
     now: Instant,
     discovery: Discovery,
-    /// The original Python peers we hear (issue 16).
-    python: crate::python::PythonPeers,
-    /// Downloads from Python peers, and their chunk connections.
-    py_downloads: BTreeMap<ContentId, crate::pyfetch::PyDownload>,
-    py_conns: BTreeMap<ConnId, pyfetch::PyConn>,
-    /// Accepted connections whose first bytes have not said yet whether they are ours or a
-    /// Python request; Python requests being served, and their reads.
-    undecided: BTreeMap<ConnId, (Vec<u8>, Instant)>,
-    py_serving: BTreeMap<ConnId, pyserve::PyServe>,
-    py_reads: BTreeMap<ReadId, ConnId>,
+    /// The original Python program's side: its peers, downloads and requests (issue 16).
+    python: Python,
+    /// Every connection, as what it is: the one table of them.
+    conns: conns::Conns,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
     catalog_pages: Vec<Vec<u8>>,
     remote: catalogs::Catalogs,
-    sessions: BTreeMap<ConnId, Session>,
     links: BTreeMap<PeerId, link::Link>,
     statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
@@ -159,17 +151,12 @@ impl Node {
             rng: Rng::new(cfg.seed),
             now,
             discovery,
-            python: crate::python::PythonPeers::default(),
-            py_downloads: BTreeMap::new(),
-            py_conns: BTreeMap::new(),
-            undecided: BTreeMap::new(),
-            py_serving: BTreeMap::new(),
-            py_reads: BTreeMap::new(),
+            python: Python::new(cfg.peer_id),
+            conns: conns::Conns::default(),
             local: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
             remote: catalogs::Catalogs::default(),
-            sessions: BTreeMap::new(),
             links: BTreeMap::new(),
             statics,
             downloads: BTreeMap::new(),
@@ -214,7 +201,7 @@ impl Node {
                 confirmed: p.is_confirmed(),
                 python: false,
             })
-            .chain(self.python_peer_views())
+            .chain(self.python.peer_views())
             .collect()
     }
 
@@ -256,8 +243,33 @@ impl Node {
             r.holders.sort_unstable();
             r.holders.dedup();
         }
-        out.extend(self.python_remote_files());
+        out.extend(self.python.remote_files(
+            |f| self.vouched_native(f),
+            |hash| self.local.values().any(|e| e.manifest.file_hash() == hash),
+        ));
         out
+    }
+
+    /// True when a p2pshare peer vouches that the Python file `f` is one of its native files:
+    /// one of its catalog entries has `f`'s name, and its JSON announcement gave that name
+    /// `f`'s SHA-256. Such a file is listed, and fetched, as the native content.
+    fn vouched_native(&self, f: &crate::python::wire::LegacyFile) -> bool {
+        self.discovery.peers().any(|p| {
+            self.python
+                .vouched_hash(&p.id, p.addr.ip(), &f.name)
+                .is_some_and(|hash| *hash == f.file_hash)
+                && self.remote.get(&p.id).is_some_and(|files| {
+                    files
+                        .iter()
+                        .any(|e| e.name == f.name && e.size.div_ceil(1024) == f.total_chunks)
+                })
+        })
+    }
+
+    /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare peer
+    /// announces to them. They announce only every 5 s, so a one-shot view listens that long.
+    pub fn python_around(&self) -> bool {
+        self.python.any()
     }
 
     /// True once the peers have had time to answer our first announcement (each answers a
@@ -288,7 +300,7 @@ impl Node {
                 peers: d.usable_peers().count(),
                 rejected: d.counters().rejected,
             })
-            .chain(self.py_download_views())
+            .chain(self.python.download_views())
             .collect()
     }
 
@@ -300,6 +312,7 @@ impl Node {
     /// Counters of dropped and refused input.
     pub fn stats(&self) -> Stats {
         let drops = self.discovery.drops();
+        let py = self.python.stats();
         Stats {
             peers_table_full: drops.table_full,
             announcements_stale: drops.stale_instance,
@@ -307,6 +320,13 @@ impl Node {
             claims_elsewhere: drops.claims_elsewhere,
             peers_unreachable: drops.unreachable,
             catalog_entries_dropped: self.remote.dropped,
+            chunks_rejected: self.stats.chunks_rejected + py.chunks_rejected,
+            python_datagrams_dropped: py.datagrams_dropped,
+            python_files_rejected: py.files_rejected,
+            python_peers_full: py.peers_full,
+            python_requests_malformed: py.requests_malformed,
+            python_requests_refused: py.requests_refused,
+            python_chunks_served: py.chunks_served,
             ..self.stats.clone()
         }
     }
@@ -318,23 +338,23 @@ impl Node {
 
     /// Open connections (for the simulator's bounds).
     pub fn connections(&self) -> usize {
-        self.sessions.len()
+        self.conns.sessions().count()
     }
 
     /// Bytes buffered in receive buffers across connections (for the simulator's bounds).
     pub fn buffered_bytes(&self) -> usize {
-        self.sessions.values().map(Session::buffered).sum()
+        self.conns.sessions().map(Session::buffered).sum()
     }
 
     /// Bytes owed across connections: sent and not yet flushed, plus chunk reads in flight to
     /// be sent (what the send budgets count; for the simulator's bounds).
     pub fn owed_bytes(&self) -> usize {
-        self.sessions.values().map(Session::owed).sum()
+        self.conns.sessions().map(Session::owed).sum()
     }
 
     /// What each connection holds of the node's memory (for the simulator's budget checks).
     pub fn connection_loads(&self) -> impl Iterator<Item = ConnLoad> + '_ {
-        self.sessions.values().map(|s| ConnLoad {
+        self.conns.sessions().map(|s| ConnLoad {
             conn: s.id(),
             remote: s.remote(),
             owed: s.owed(),
@@ -348,13 +368,12 @@ impl Node {
         for d in self.downloads.values() {
             d.check_invariants()?;
         }
-        for d in self.py_downloads.values() {
-            d.check_invariants()?;
+        self.python.check_invariants()?;
+        let sessions = self.conns.sessions().count();
+        if sessions > self.cfg.max_connections {
+            return Err(format!("{sessions} sessions over the limit"));
         }
-        if self.sessions.len() > self.cfg.max_connections {
-            return Err(format!("{} sessions over the limit", self.sessions.len()));
-        }
-        for s in self.sessions.values() {
+        for s in self.conns.sessions() {
             if s.queued_requests() > crate::session::MAX_QUEUED_REQUESTS {
                 return Err("serve queue over its bound".into());
             }
@@ -378,26 +397,26 @@ impl Node {
         if self.shut_down {
             return;
         }
-        let Some(input) = self.python_input(now, input) else {
-            self.drain_discovery(now);
-            return;
-        };
+        // The one router: each input goes to the part that owns what it is about (a connection
+        // by what it is in the table, a download by whether it is a Python peer's).
         match input {
             Input::Datagram { from, data } => self.on_datagram(now, from, &data),
             Input::Connected { conn } => self.on_connected(now, conn),
             Input::ConnectFailed { conn } => {
-                self.end_session(now, conn, crate::session::CloseReason::ConnectFailed, false)
+                self.on_conn_gone(now, conn, CloseReason::ConnectFailed)
             }
             Input::Received { conn, data } => self.on_received(now, conn, &data),
-            Input::Flushed { conn } => self.on_flushed(conn),
-            Input::Closed { conn } => {
-                self.end_session(now, conn, crate::session::CloseReason::Remote, false)
-            }
+            Input::Flushed { conn } => self.on_conn_flushed(conn),
+            Input::Closed { conn } => self.on_conn_gone(now, conn, CloseReason::Remote),
             Input::SendFileBroken { conn } => {
                 self.stats.zero_copy_broken += 1;
-                self.end_session(now, conn, crate::session::CloseReason::FileBroken, false)
+                self.end_session(now, conn, CloseReason::FileBroken, false)
             }
             Input::ReadDone { read, result } => self.on_read_done(now, read, result),
+            Input::PartialOpened { content, result } if self.python.downloads(&content) => {
+                self.python.partial_opened(now, content, result);
+                self.drain_python(now);
+            }
             Input::PartialOpened { content, result } => {
                 self.on_partial_opened(now, content, result)
             }
@@ -405,11 +424,31 @@ impl Node {
                 content,
                 index,
                 result,
+            } if self.python.downloads(&content) => {
+                self.python.written(now, content, index, result);
+                self.drain_python(now);
+            }
+            Input::Written {
+                content,
+                index,
+                result,
             } => self.on_written(content, index, result),
+            Input::Finished { content, result } if self.python.downloads(&content) => {
+                self.python.finished(now, content, result);
+                self.drain_python(now);
+            }
             Input::Finished { content, result } => self.on_finished(content, result),
             Input::CatalogChanged { files } => self.on_catalog_changed(now, files),
+            Input::Command(Command::Get { content, name }) if self.is_python_content(&content) => {
+                self.python.start_download(content, name);
+                self.drain_python(now);
+            }
             Input::Command(Command::Get { content, name }) => {
                 self.start_download(now, content, name)
+            }
+            Input::Command(Command::Cancel(content)) if self.python.downloads(&content) => {
+                self.python.cancel(content);
+                self.drain_python(now);
             }
             Input::Command(Command::Cancel(content)) => {
                 self.fail_download(content, crate::download::FailReason::Cancelled)
@@ -455,15 +494,12 @@ impl Node {
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that
     /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
     pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        self.advance(now);
-        if self.py_conns.contains_key(&conn) {
-            self.py_received(self.now, conn, data);
-        } else if self.py_serving.contains_key(&conn) {
-            self.py_serve_received(conn, data);
-        } else if !self.shut_down {
-            self.on_received(self.now, conn, data);
-            self.drain_discovery(self.now);
+        let now = self.advance(now);
+        if self.shut_down {
+            return;
         }
+        self.on_received(now, conn, data);
+        self.drain_discovery(now);
     }
 
     /// The calling contract, checked in debug builds: the caller drained `poll_output` after
@@ -504,15 +540,33 @@ impl Node {
                 data: data.clone(),
             }));
         }
-        if !bye && let Some(json) = self.python_announcement(self.now) {
-            self.send_python_announcement(json);
+        if bye {
+            return;
+        }
+        let files = self
+            .local
+            .values()
+            .flat_map(|e| e.names.iter().map(|n| (n.as_str(), &e.manifest)));
+        let json = self
+            .python
+            .announcement(self.now, self.cfg.transfer_port, files);
+        if let Some(json) = json {
+            for &to in &self.cfg.announce_to {
+                self.out.push_back(Output::Net(NetOp::Datagram {
+                    to,
+                    data: json.clone(),
+                }));
+            }
         }
     }
 
     fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         use crate::wire::DatagramError as E;
-        if crate::wire::legacy::looks_legacy(data) {
-            return self.on_legacy_datagram(now, from, data);
+        if crate::python::wire::looks_legacy(data) {
+            let discovery = &self.discovery;
+            let native_at = |addr| discovery.peers().any(|p| p.addr == addr);
+            self.python.handle_datagram(now, from, data, native_at);
+            return self.drain_python(now);
         }
         match Announce::decode(data) {
             Ok(a) => self.discovery.heard(now, &a, from),
@@ -608,9 +662,9 @@ impl Node {
 
     fn shutdown(&mut self, now: Instant) {
         self.announce(true);
-        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        let conns: Vec<ConnId> = self.conns.sessions().map(Session::id).collect();
         for c in conns {
-            self.end_session(now, c, crate::session::CloseReason::Shutdown, true);
+            self.end_session(now, c, CloseReason::Shutdown, true);
         }
         let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
         for c in contents {
@@ -618,7 +672,50 @@ impl Node {
                 .push_back(Output::Disk(DiskOp::ClosePartial { content: c }));
         }
         self.downloads.clear();
-        self.py_shutdown();
+        // The Python side: the requests being served, the chunk connections, the partial files.
+        let serving = self.conns.ids(|c| matches!(c, conns::Conn::PyServe(_)));
+        let fetching = self.conns.ids(|c| matches!(c, conns::Conn::PyFetch(_)));
+        for conn in serving.into_iter().chain(fetching) {
+            self.conns.remove(&conn);
+            self.out.push_back(Output::Net(NetOp::Close { conn }));
+        }
+        self.python.shutdown();
+        self.drain_python(now);
         self.shut_down = true;
+    }
+
+    /// Does what the Python side asks (after every call into it): outputs pass on; a chunk
+    /// connection to open is named and enters the table; those of a stopped download close.
+    fn drain_python(&mut self, now: Instant) {
+        while let Some(action) = self.python.poll_action() {
+            match action {
+                Action::Output(o) => self.out.push_back(o),
+                Action::Connect(fetch) => {
+                    let conn = self.next_outbound();
+                    let addr = fetch.addr();
+                    self.conns.insert(conn, conns::Conn::PyFetch(fetch));
+                    self.out
+                        .push_back(Output::Net(NetOp::Connect { conn, addr }));
+                }
+                Action::CloseFetches(content) => {
+                    let of = |c: &conns::Conn| matches!(c, conns::Conn::PyFetch(f) if f.content() == content);
+                    for conn in self.conns.ids(of) {
+                        self.conns.remove(&conn);
+                        self.out.push_back(Output::Net(NetOp::Close { conn }));
+                    }
+                }
+                Action::AnnounceSoon => self.discovery.answer_soon(now),
+            }
+        }
+    }
+
+    /// True when `content` is a Python file that no p2pshare peer holds: `get` fetches it with
+    /// the Python protocol.
+    fn is_python_content(&self, content: &ContentId) -> bool {
+        self.python.held(content)
+            && !self
+                .remote
+                .iter()
+                .any(|(_, files)| files.iter().any(|f| f.content == *content))
     }
 }

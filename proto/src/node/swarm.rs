@@ -22,7 +22,7 @@ use crate::availability::ClaimError;
 use crate::download::{Download, Phase};
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
-use crate::session::ConnId;
+use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, MAX_HAVE_BATCH, Message};
 
 /// How long verified chunks wait to be announced together: a tenth of a second is a small
@@ -125,7 +125,7 @@ impl Node {
 
     /// A peer on `conn` asks which chunks of `content` we have.
     pub(super) fn on_interested(&mut self, now: Instant, conn: ConnId, content: ContentId) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.note_fetching(content);
         }
         let bits = if let Some(e) = self.local.get(&content) {
@@ -139,12 +139,12 @@ impl Node {
                 Some(crate::download::ChunkState::Requested { .. }) => early,
                 _ => false,
             });
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.add_interest(content);
             }
             // It downloads this file too (else why ask): ask back, so it becomes a holder of
             // ours as we become one of its.
-            if let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) {
+            if let Some(peer) = self.conns.session(&conn).and_then(|s| s.peer()) {
                 self.ask_interest(now, content, peer);
             }
             bits
@@ -186,7 +186,7 @@ impl Node {
         }
         // Not a request the session waits for: a peer that never answers (another version,
         // a hostile host) leaves the download as it was, and the link is not stalled for it.
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.allow_answer(bits + 128);
         }
         self.send_msg(conn, &Message::Interested { content });
@@ -265,7 +265,7 @@ impl Node {
         stray: bool,
         apply: impl FnOnce(&mut Download, PeerId) -> Result<bool, ClaimError>,
     ) {
-        let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
+        let Some(peer) = self.conns.session(&conn).and_then(|s| s.peer()) else {
             return;
         };
         if self.links.get(&peer).and_then(|l| l.conn()) != Some(conn) {
@@ -291,7 +291,7 @@ impl Node {
     /// Chunk `index` of our download of `content` is verified and on disk: announce it to the
     /// peers that follow this download, with the others of the next [`HAVE_DELAY`].
     pub(super) fn note_verified(&mut self, content: ContentId, index: u32) {
-        if self.sessions.values().any(|s| s.is_interested(&content)) {
+        if self.conns.sessions().any(|s| s.is_interested(&content)) {
             self.unannounced_since.get_or_insert(self.now);
         }
         if self.cfg.bugs.never_have() {
@@ -312,10 +312,10 @@ impl Node {
         self.unannounced_since = None;
         for (content, indices) in std::mem::take(&mut self.haves) {
             let conns: Vec<ConnId> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| s.is_interested(&content))
-                .map(|(c, _)| *c)
+                .conns
+                .sessions()
+                .filter(|s| s.is_interested(&content))
+                .map(Session::id)
                 .collect();
             for conn in conns {
                 if self.over_budget(conn) {
@@ -357,7 +357,7 @@ impl Node {
             c == content
                 && i == index
                 && to != conn
-                && self.sessions.get(&to).is_some_and(|s| s.is_fetching(&c))
+                && self.conns.session(&to).is_some_and(|s| s.is_fetching(&c))
         })
     }
 }

@@ -18,6 +18,7 @@
 use std::time::Instant;
 
 use super::Node;
+use super::conns::Conn;
 use crate::ids::{ContentId, PeerId};
 use crate::session::{ConnId, Due};
 use crate::wire::frame::Message;
@@ -109,24 +110,30 @@ impl Node {
                 }
             }
             Source::PyFetch => {
-                for (conn, c) in &self.py_conns {
-                    f(c.deadline(), Wake::PyFetch(*conn));
+                for (conn, c) in self.conns.iter() {
+                    if let Conn::PyFetch(fetch) = c {
+                        f(fetch.deadline(), Wake::PyFetch(*conn));
+                    }
                 }
             }
             Source::PyServe => {
-                for (conn, c) in &self.py_serving {
-                    f(c.deadline(), Wake::PyServe(*conn));
+                for (conn, c) in self.conns.iter() {
+                    if let Conn::PyServe(serve) = c {
+                        f(serve.deadline(), Wake::PyServe(*conn));
+                    }
                 }
             }
             Source::Sniff => {
-                for (conn, (_, hello_at)) in &self.undecided {
-                    f(*hello_at, Wake::Sniff(*conn));
+                for (conn, c) in self.conns.iter() {
+                    if let Conn::Sniffing { sniff, .. } = c {
+                        f(sniff.hello_at(), Wake::Sniff(*conn));
+                    }
                 }
             }
             Source::Session => {
-                for (conn, s) in &self.sessions {
+                for s in self.conns.sessions() {
                     for (at, due) in s.timers(&self.cfg.timeouts) {
-                        f(at, Wake::Session(*conn, due));
+                        f(at, Wake::Session(s.id(), due));
                     }
                 }
             }
@@ -241,7 +248,10 @@ impl Node {
                     self.announce(false);
                 }
             }
-            Wake::PythonPeers => self.python_timers(now),
+            Wake::PythonPeers => {
+                self.python.handle_timeout(now);
+                self.drain_python(now);
+            }
             Wake::PyFetch(conn) => self.py_fetch_late(now, conn),
             Wake::PyServe(conn) => self.py_serve_late(conn),
             Wake::Sniff(conn) => self.sniffed_silence(now, conn),
