@@ -226,6 +226,9 @@ pub struct Session {
     manifests_wanted: VecDeque<ContentId>,
     /// We told the runtime to stop reading this connection.
     paused: bool,
+    /// Its next answer waits for room in a shared send budget (its address's or the node's):
+    /// it is served again when any connection flushes or ends.
+    starved: bool,
     /// Contents the peer asked to hear about (`Interested`) while we download them: each
     /// chunk we verify is announced to it with a `Have`.
     interests: std::collections::BTreeSet<ContentId>,
@@ -279,6 +282,7 @@ impl Session {
             catalog_queued: None,
             manifests_wanted: VecDeque::new(),
             paused: false,
+            starved: false,
             interests: std::collections::BTreeSet::new(),
             fetching: std::collections::BTreeSet::new(),
             taken: std::collections::BTreeSet::new(),
@@ -386,6 +390,16 @@ impl Session {
     /// was already so.
     pub fn set_paused(&mut self, paused: bool) -> bool {
         std::mem::replace(&mut self.paused, paused) != paused
+    }
+
+    /// True while its next answer waits for room in a shared send budget.
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// Records whether its next answer waits for room in a shared send budget.
+    pub fn set_starved(&mut self, starved: bool) {
+        self.starved = starved;
     }
 
     /// The bytes that open our side of every connection.

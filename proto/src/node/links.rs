@@ -257,7 +257,6 @@ impl Node {
             self.stats.closed_not_reading += 1;
         }
         // What it owed is free for the connections that waited for it.
-        self.starved.remove(&conn);
         if s.owed() > 0 && why != CloseReason::Shutdown {
             self.pump_starved();
             self.repause_ip(s.remote().ip());

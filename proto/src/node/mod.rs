@@ -21,7 +21,7 @@ mod swarm;
 mod timers;
 mod views;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 pub use config::{
@@ -107,8 +107,6 @@ pub struct Node {
     statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
     reads: BTreeMap<ReadId, serve::ReadFor>,
-    /// Connections whose answers wait for a shared send budget.
-    starved: BTreeSet<ConnId>,
     /// Chunks verified since the last `Have`s went out, per download.
     haves: BTreeMap<ContentId, Vec<u32>>,
     /// When the waiting `Have`s go out.
@@ -161,7 +159,6 @@ impl Node {
             statics,
             downloads: BTreeMap::new(),
             reads: BTreeMap::new(),
-            starved: BTreeSet::new(),
             haves: BTreeMap::new(),
             have_due: None,
             unannounced_since: None,

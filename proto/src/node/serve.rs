@@ -7,7 +7,8 @@
 //! page and one manifest are unflushed; an answer starts only while it fits the connection's,
 //! its IP's and the node's send budgets ([`crate::budget`]), except that a connection that
 //! owes nothing may always take one answer within the shared budgets. A connection at its
-//! own budget is paused; one whose answers wait for a shared budget is in `starved` and is
+//! own budget is paused; one whose answers wait for a shared budget is starved (a flag of its
+//! session) and is
 //! served again as soon as any connection flushes or ends. So a peer that asks a lot and reads
 //! slowly costs bounded memory, and cannot take the others' share.
 //!
@@ -90,7 +91,9 @@ impl Node {
             Room::Conn => false,
             Room::Shared => {
                 self.stats.answers_delayed += 1;
-                self.starved.insert(conn);
+                if let Some(s) = self.conns.session_mut(&conn) {
+                    s.set_starved(true);
+                }
                 false
             }
         }
@@ -199,7 +202,7 @@ impl Node {
         }
         // A connection waiting for a shared budget is served when it frees (`pump_starved`):
         // trying again for each of its requests would only cost time.
-        if !self.starved.contains(&conn) {
+        if !self.conns.session(&conn).is_some_and(Session::is_starved) {
             self.pump_serve(conn);
         }
     }
@@ -208,7 +211,9 @@ impl Node {
     /// requests, while the serve window and the send budgets have room; then pauses or
     /// resumes reading the connection.
     fn pump_serve(&mut self, conn: ConnId) {
-        self.starved.remove(&conn);
+        if let Some(s) = self.conns.session_mut(&conn) {
+            s.set_starved(false);
+        }
         self.pump_catalog(conn);
         self.pump_manifests(conn);
         self.pump_chunks(conn);
@@ -374,7 +379,13 @@ impl Node {
     /// Those whose IP, or the node, still has no room stay waiting without being tried: with
     /// many waiting connections of one greedy host, every flush would otherwise try them all.
     pub(super) fn pump_starved(&mut self) {
-        if self.starved.is_empty() {
+        let waiting: Vec<ConnId> = self
+            .conns
+            .sessions()
+            .filter(|s| s.is_starved())
+            .map(Session::id)
+            .collect();
+        if waiting.is_empty() {
             return;
         }
         let mut by_ip: BTreeMap<IpAddr, usize> = BTreeMap::new();
@@ -383,7 +394,11 @@ impl Node {
             *by_ip.entry(s.remote().ip()).or_default() += s.owed();
             all += s.owed();
         }
-        let waiting = std::mem::take(&mut self.starved);
+        for conn in &waiting {
+            if let Some(s) = self.conns.session_mut(conn) {
+                s.set_starved(false);
+            }
+        }
         for conn in waiting {
             let ip = self.conns.session(&conn).map(|s| s.remote().ip());
             let need = self.next_answer_len(conn);
@@ -392,7 +407,9 @@ impl Node {
                 all > 0 && (mine + need > IP_SEND_BUDGET || all + need > NODE_SEND_BUDGET)
             });
             if full {
-                self.starved.insert(conn);
+                if let Some(s) = self.conns.session_mut(&conn) {
+                    s.set_starved(true);
+                }
             } else {
                 self.pump_serve(conn);
             }
