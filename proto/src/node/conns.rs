@@ -132,6 +132,21 @@ impl Conns {
         }
     }
 
+    /// The sniffing connection `conn` turned out to be what `into` makes of its session;
+    /// returns the bytes it held (none if it was not sniffing).
+    fn decide(&mut self, conn: ConnId, into: impl FnOnce(Session) -> Conn) -> Vec<u8> {
+        let Some(Conn::Sniffing { .. }) = self.map.get(&conn) else {
+            return Vec::new();
+        };
+        match self.map.remove(&conn) {
+            Some(Conn::Sniffing { session, sniff }) => {
+                self.map.insert(conn, into(session));
+                sniff.into_held()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Connections that count in the connection budgets: all but our chunk connections to
     /// Python peers.
     pub(super) fn budgeted(&self) -> usize {
@@ -241,35 +256,15 @@ impl Node {
 
     /// The sniffed connection `conn` is ours: it becomes a session. Returns the bytes it held.
     fn sniffed_native(&mut self, conn: ConnId) -> Vec<u8> {
-        match self.conns.remove(&conn) {
-            Some(Conn::Sniffing { session, sniff }) => {
-                self.conns.insert(conn, Conn::Native(session));
-                sniff.into_held()
-            }
-            Some(other) => {
-                self.conns.insert(conn, other);
-                Vec::new()
-            }
-            None => Vec::new(),
-        }
+        self.conns.decide(conn, Conn::Native)
     }
 
     /// The sniffed connection `conn` is a Python request: served until the handshake timeout
     /// at most. Returns the bytes it held.
     fn sniffed_python(&mut self, now: Instant, conn: ConnId) -> Vec<u8> {
-        match self.conns.remove(&conn) {
-            Some(Conn::Sniffing { session, sniff }) => {
-                let deadline = now + self.cfg.timeouts.handshake;
-                let serve = Serve::new(session.remote(), deadline);
-                self.conns.insert(conn, Conn::PyServe(serve));
-                sniff.into_held()
-            }
-            Some(other) => {
-                self.conns.insert(conn, other);
-                Vec::new()
-            }
-            None => Vec::new(),
-        }
+        let deadline = now + self.cfg.timeouts.handshake;
+        self.conns
+            .decide(conn, |s| Conn::PyServe(Serve::new(s.remote(), deadline)))
     }
 
     /// Bytes of a Python request on `conn`: answered (a read of the chunk asked for), or

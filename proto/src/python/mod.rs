@@ -360,11 +360,7 @@ impl Python {
             name,
             size,
         });
-        if complete {
-            self.finish(content);
-        } else {
-            self.pump(now, content);
-        }
+        self.finish_or_pump(now, content, complete);
     }
 
     /// Chunk `index` of `content` was written (or not).
@@ -393,11 +389,7 @@ impl Python {
                 peers,
             });
         }
-        if all {
-            self.finish(content);
-        } else {
-            self.pump(now, content);
-        }
+        self.finish_or_pump(now, content, all);
     }
 
     /// The finish of `content` is done: the file is in place, or the whole file did not
@@ -583,6 +575,16 @@ impl Python {
             if let Some(d) = self.downloads.get_mut(&content) {
                 d.remove_holder(addr);
             }
+            self.pump(now, content);
+        }
+    }
+
+    /// Finishes the download of `content` when every chunk is written (`complete`), else asks
+    /// for more.
+    fn finish_or_pump(&mut self, now: Instant, content: ContentId, complete: bool) {
+        if complete {
+            self.finish(content);
+        } else {
             self.pump(now, content);
         }
     }
