@@ -408,6 +408,7 @@ impl Download {
     }
 
     /// True when `peer` is a partial holder.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_partial(&self, peer: &PeerId) -> bool {
         self.avail.is_partial(peer)
     }
@@ -1021,6 +1022,7 @@ impl Download {
     }
 
     /// Bytes of verified chunks handed to the disk and not yet written.
+    #[cfg(any(test, feature = "testing"))]
     pub fn writing_bytes(&self) -> u64 {
         self.writing_bytes
     }
@@ -1065,6 +1067,7 @@ impl Download {
     }
 
     /// Chunks in flight across all peers.
+    #[cfg(any(test, feature = "testing"))]
     pub fn inflight(&self) -> usize {
         self.requested.len()
     }
@@ -1075,6 +1078,7 @@ impl Download {
     }
 
     /// Checks the module invariant; the error says which chunk breaks it.
+    #[cfg(any(test, feature = "testing"))]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut written = 0;
         for (i, st) in self.chunks.iter().enumerate() {

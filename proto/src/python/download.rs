@@ -426,6 +426,7 @@ impl PyDownload {
     }
 
     /// Checks the invariant of the module doc; the error says what broke.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         let flying = self
             .chunks

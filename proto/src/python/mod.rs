@@ -225,6 +225,7 @@ impl Python {
     }
 
     /// Checks every download's invariant; the error says which broke.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         self.downloads
             .values()
