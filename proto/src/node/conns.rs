@@ -288,7 +288,7 @@ impl Node {
                 offset,
                 len,
             } => {
-                let read = self.next_read_id();
+                let read = self.ids.read();
                 self.reads.insert(read, ReadFor::PyServe { conn });
                 self.out.push_back(Output::Disk(DiskOp::Read {
                     read,
@@ -341,18 +341,45 @@ impl Node {
             self.drain_python(now);
         }
     }
+}
 
-    /// The next read id.
-    pub(super) fn next_read_id(&mut self) -> ReadId {
-        let read = ReadId(self.next_read);
-        self.next_read += 1;
-        read
+/// The ids the node gives: each connection and each read has its own, never used again.
+#[derive(Debug)]
+pub(super) struct Ids {
+    outbound: u64,
+    inbound: u64,
+    read: u64,
+}
+
+impl Default for Ids {
+    fn default() -> Ids {
+        Ids {
+            outbound: 1,
+            inbound: 1,
+            read: 1,
+        }
+    }
+}
+
+impl Ids {
+    /// The id of the next connection we open.
+    pub(super) fn outbound(&mut self) -> ConnId {
+        let conn = ConnId(self.outbound);
+        self.outbound += 1;
+        conn
     }
 
-    /// The next id of a connection we open.
-    pub(super) fn next_outbound(&mut self) -> ConnId {
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
+    /// The id of the next connection we accept.
+    pub(super) fn inbound(&mut self) -> ConnId {
+        let conn = ConnId::inbound(self.inbound);
+        self.inbound += 1;
         conn
+    }
+
+    /// The id of the next read.
+    pub(super) fn read(&mut self) -> ReadId {
+        let read = ReadId(self.read);
+        self.read += 1;
+        read
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::catalogs::PageVerdict;
-use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
+use super::{DiskOp, Event, Node, Output, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
 use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
 use crate::ids::{ContentId, PeerId};
@@ -369,8 +369,7 @@ impl Node {
             .get_mut(&content)
             .and_then(Download::next_check)
         {
-            let read = ReadId(self.next_read);
-            self.next_read += 1;
+            let read = self.ids.read();
             self.reads
                 .insert(read, super::serve::ReadFor::Check { content, index });
             self.out.push_back(Output::Disk(DiskOp::Read {
@@ -528,7 +527,7 @@ impl Node {
             let now = self.now;
             self.catalog_revised(now);
         }
-        self.haves.remove(&content);
+        self.swarm.forget(&content);
         self.emit(Event::DownloadFailed {
             content,
             name: d.name().to_owned(),

@@ -43,8 +43,7 @@ impl Node {
     }
 
     fn open_session(&mut self, now: Instant, addr: SocketAddr, peer: Option<PeerId>) -> ConnId {
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
+        let conn = self.ids.outbound();
         let mut s = Session::new(conn, addr, peer, now);
         s.set_bugs(self.cfg.bugs);
         self.conns.insert(conn, Conn::Native(s));
@@ -75,8 +74,7 @@ impl Node {
                 Admission::Later
             };
         }
-        self.next_inbound += 1;
-        let conn = ConnId::inbound(self.next_inbound);
+        let conn = self.ids.inbound();
         let mut s = Session::new(conn, remote, None, now);
         s.set_bugs(self.cfg.bugs);
         // Our hello waits for the first bytes (at most PY_SNIFF): a Python request must get

@@ -111,23 +111,13 @@ pub struct Node {
     statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
     reads: BTreeMap<ReadId, serve::ReadFor>,
-    /// Chunks verified since the last `Have`s went out, per download.
-    haves: BTreeMap<ContentId, Vec<u32>>,
-    /// When the waiting `Have`s go out.
-    have_due: Option<Instant>,
-    /// Since when a verified chunk that a connection follows waits to be announced (for the
-    /// invariant that none waits past twice the batching delay).
-    unannounced_since: Option<Instant>,
-    /// Chunks we began to serve in the last `swarm::SPREAD_WINDOW`, to which connection, and
-    /// when (oldest first).
-    sent: VecDeque<(Instant, ContentId, u32, ConnId)>,
+    /// The `Have`s waiting to go out, and the chunks we began to serve lately.
+    swarm: swarm::Swarm,
     /// Files our downloads placed, shared under the manifest they were verified against until
     /// a scan lists them (no second hashing before they are served).
     adopted: BTreeMap<ContentId, LocalEntry>,
     out: VecDeque<Output>,
-    next_conn: u64,
-    next_inbound: u64,
-    next_read: u64,
+    ids: conns::Ids,
     stats: Stats,
     shut_down: bool,
 }
@@ -163,15 +153,10 @@ impl Node {
             statics,
             downloads: BTreeMap::new(),
             reads: BTreeMap::new(),
-            haves: BTreeMap::new(),
-            have_due: None,
-            unannounced_since: None,
-            sent: VecDeque::new(),
+            swarm: swarm::Swarm::default(),
             adopted: BTreeMap::new(),
             out: VecDeque::new(),
-            next_conn: 1,
-            next_inbound: 0,
-            next_read: 1,
+            ids: conns::Ids::default(),
             stats: Stats::default(),
             shut_down: false,
             cfg,
@@ -634,7 +619,7 @@ impl Node {
             match action {
                 Action::Output(o) => self.out.push_back(o),
                 Action::Connect(fetch) => {
-                    let conn = self.next_outbound();
+                    let conn = self.ids.outbound();
                     let addr = fetch.addr();
                     self.conns.insert(conn, conns::Conn::PyFetch(fetch));
                     self.out

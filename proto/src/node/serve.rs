@@ -295,8 +295,7 @@ impl Node {
                 self.send_chunk_file(conn, file, index, offset, len);
                 continue;
             }
-            let read = ReadId(self.next_read);
-            self.next_read += 1;
+            let read = self.ids.read();
             self.reads.insert(
                 read,
                 ReadFor::Serve {

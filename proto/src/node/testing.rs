@@ -56,7 +56,7 @@ impl Node {
                 return Err("serve queue over its bound".into());
             }
         }
-        if let Some(t) = self.unannounced_since
+        if let Some(t) = self.swarm.unannounced_since()
             && self.now >= t + 2 * swarm::HAVE_DELAY
         {
             return Err(format!(

@@ -167,7 +167,7 @@ impl Node {
                 }
             }
             Source::Haves => {
-                if let Some(at) = self.have_due {
+                if let Some(at) = self.swarm.have_due() {
                     f(at, Wake::Haves);
                 }
             }
