@@ -38,6 +38,12 @@ pub(crate) fn content_id_of(file_hash: &Digest, total_chunks: u64) -> ContentId 
     ContentId(sha256(&buf))
 }
 
+/// When an entry last heard at `last_seen` expires: the one formula of both the timer and the
+/// expiry.
+fn expires(last_seen: Instant) -> Instant {
+    last_seen + PY_EXPIRY
+}
+
 fn contents_of(files: &[LegacyFile]) -> Vec<ContentId> {
     files
         .iter()
@@ -137,14 +143,13 @@ impl PythonPeers {
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<PyPeer> {
         let mut lost = Vec::new();
         self.peers.retain(|_, p| {
-            let keep = now.saturating_duration_since(p.last_seen) < PY_EXPIRY;
+            let keep = expires(p.last_seen) > now;
             if !keep {
                 lost.push(p.clone());
             }
             keep
         });
-        self.vouched
-            .retain(|_, v| now.saturating_duration_since(v.last_seen) < PY_EXPIRY);
+        self.vouched.retain(|_, v| expires(v.last_seen) > now);
         lost
     }
 
@@ -152,7 +157,7 @@ impl PythonPeers {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.peers.values().map(|p| p.last_seen);
         let vouched = self.vouched.values().map(|v| v.last_seen);
-        peers.chain(vouched).min().map(|t| t + PY_EXPIRY)
+        peers.chain(vouched).min().map(expires)
     }
 
     /// True while a Python peer was heard within [`PY_RECENT`]: only then do we announce to
