@@ -1,5 +1,5 @@
-//! Connections: opening them to peers on demand, the handshake, routing frames, timers, and
-//! cleaning up when a connection ends.
+//! Native sessions: opening them to peers on demand (our links), the handshake, routing their
+//! frames, and cleaning up when one ends.
 //!
 //! Invariant: a peer has at most one outbound connection of ours at a time (its [`Link`]),
 //! which carries our requests; requests from others are served on whatever connection they

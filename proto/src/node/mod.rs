@@ -1,13 +1,25 @@
-//! The node: discovery, sessions, serving and downloads composed behind one sans-IO API.
+//! The node: discovery, connections, serving, downloads and the Python side composed behind
+//! one sans-IO API.
+//!
+//! How it is put together (ARCHITECTURE.md draws it): every input enters through
+//! [`Node::handle_input`] (or [`Node::handle_received`], [`Node::accept`],
+//! [`Node::handle_timeout`]) and is routed once, by what it is about: a datagram to discovery
+//! or the Python side, a connection event to what that connection is in the one connection
+//! table (`conns`: sniffing its first bytes, a native session, a Python request, a Python
+//! chunk), a disk result to its download or read, a command to its download. Every deadline
+//! is in the one timer list (`timers`), each with its reason ([`Wake`]). The parts it owns
+//! keep their own state behind transitions: `Discovery`, `Session`, `Download`, `Link`, the
+//! Python sub-machine (`crate::python`), the catalogs of others.
 //!
 //! Invariants kept by every method:
 //! - every deadline in the machine is visible through [`Node::poll_timeout`]; after
 //!   `handle_timeout(now)` it is later than `now`;
+//! - a connection id is in one place: its entry in the connection table;
 //! - a chunk is written only after it verified against a manifest that verified against its
 //!   content id; a download is finished only after every chunk was written;
 //! - every name that came from the network passed `check_name` before it is stored;
-//! - the output queue is drained by the caller after each call, so it never grows beyond what
-//!   one input produces.
+//! - the output queue is drained by the caller after each call (checked in debug builds), so
+//!   it never grows beyond what one input produces.
 
 mod catalogs;
 mod config;
