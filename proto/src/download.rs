@@ -54,9 +54,8 @@
 //! holders, so the seeder is asked for chunks nobody claims and refuses as `Taken` (once per
 //! chunk and asker) what it just sent to another downloader; it sends about one copy, and the
 //! last downloader is done about `size / U` plus the time a chunk takes to cross the crowd
-//! after it. Measured end to end (`cli/tests/swarm.rs`, debug builds, 60 MB, U = 100 Mbit/s):
-//! N = 6 on a quiet machine, 1.25 × the time one copy took alone, the seeder sending 1.26
-//! copies; on a loaded one 1.5–1.9 ×, 1.02–1.10 copies.
+//! after it (measured by `cli/tests/swarm.rs` and `BENCH_ONLY=crowd ./bench.sh`; the figures
+//! are in BENCHMARKS.md).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
