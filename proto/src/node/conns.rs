@@ -192,6 +192,8 @@ impl Node {
                 };
                 self.fetch_ended(now, conn, ended);
             }
+            // (A connection we accepted is never one whose connect failed.)
+            Some(Conn::PyServe(_)) if why == CloseReason::ConnectFailed => {}
             Some(Conn::PyServe(_)) => {
                 self.conns.remove(&conn);
             }
