@@ -15,8 +15,9 @@
 //!   chunk being re-verified or verified and written (never one merely asked for);
 //! - after `handle_timeout(now)`: no peer silent for the expiry (3½ announcement intervals for
 //!   ours, `PY_EXPIRY` for Python peers; silent since the time the pump says it last heard it)
-//!   is listed, and `poll_timeout()` is later than `now`, or `None` only after a shutdown (no
-//!   busy loop).
+//!   is listed while the node runs (a node shut down runs no timers: its table stays as it
+//!   was), and `poll_timeout()` is later than `now`, or `None` only after a shutdown (no busy
+//!   loop).
 //!
 //! What the node asks of the network is the pump's to perform and to check (its model of the
 //! LAN knows which connections exist); so are the checks that need the whole world (budgets
@@ -184,7 +185,9 @@ impl Checked {
         let node = &mut self.node;
         call("handle_timeout", || node.handle_timeout(now))?;
         let outs = self.after(disk)?;
-        self.check_expiry(now, heard)?;
+        if !self.shut_down {
+            self.check_expiry(now, heard)?;
+        }
         match self.node.poll_timeout() {
             Some(t) if t <= now => Err(Violation::BusyLoop(format!(
                 "poll_timeout {t:?} is not after now {now:?} after handle_timeout (due: {:?})",
