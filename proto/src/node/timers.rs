@@ -10,7 +10,8 @@
 //! before its ping, as in `Session::timers`).
 //!
 //! Invariant: after `handle_timeout(now)` no timer is due at `now` any more, so
-//! `poll_timeout()` is later than `now` (the simulator checks this after every call).
+//! `poll_timeout()` is later than `now` (the tests' checked pump checks this after every
+//! timeout, in the simulator, the scripted harness and the small worlds).
 //!
 //! To add a timer: a [`Wake`] variant, an arm in `each_timer` (its deadline), an arm in
 //! [`Node::wake`] (what it does), and its source's place in [`FIRST`] or [`THEN`].
