@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use p2pshare_proto::wire::legacy::{
+use p2pshare_proto::python::wire::{
     LegacyAnnounce, LegacyRequest, MAX_LEGACY_CHUNKS, MAX_LEGACY_FILES, PY_CHUNK, decode_reply,
     encode_reply, is_requestable,
 };

@@ -6,8 +6,8 @@
 //! 2. the runtime feeds socket events with [`Driver::input`], [`Driver::received`] and
 //!    [`Driver::accept`], and calls [`Driver::poll_channels`] whenever its waker fired;
 //! 3. after each of those it performs every [`NetOp`] from [`Driver::poll_net`] (through
-//!    [`perform`] and its [`Network`]), waits until [`Driver::deadline`] at most, and then
-//!    calls [`Driver::timeout_if_due`];
+//!    proto's [`perform`] and its [`Network`]), waits until [`Driver::deadline`] at most, and
+//!    then calls [`Driver::timeout_if_due`];
 //! 4. it stops when [`Driver::is_stopped`].
 //!
 //! Invariants: disk requests go to the disk thread ([`crate::disk`]), performed in order, and
@@ -16,7 +16,6 @@
 //! the handle's notice channel (dropped silently if the CLI is gone).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -24,7 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::{
-    ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
+    Admission, ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node,
+    Output, PeerId,
 };
 
 use crate::config::PeerConfig;
@@ -35,51 +35,7 @@ use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
 use crate::scan::{Adoption, Scan, ScanError, Scanner};
 use crate::seed;
-
-/// A runtime's network: what it does with each kind of [`NetOp`]. The runtime drains
-/// [`Driver::poll_net`] and hands each operation to [`perform`], which calls the method for
-/// it, so the mapping from the node's requests to socket work is written once.
-pub trait Network {
-    /// Sends a datagram from the discovery socket; a failed send is a lost datagram.
-    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>);
-    /// Opens a connection; feed `Input::Connected` or `Input::ConnectFailed` later.
-    fn connect(&mut self, conn: ConnId, addr: SocketAddr);
-    /// Queues bytes on a connection, after everything queued before; feed `Input::Flushed`
-    /// when its queue is empty again.
-    fn send(&mut self, conn: ConnId, data: Vec<u8>);
-    /// Stops reading a connection until [`Network::resume`]; bytes that arrive meanwhile stay
-    /// in the kernel.
-    fn pause(&mut self, conn: ConnId);
-    /// Reads a paused connection again (what waited meanwhile first).
-    fn resume(&mut self, conn: ConnId);
-    /// Closes a connection at once, discarding what is still queued.
-    fn close(&mut self, conn: ConnId);
-    /// Queues `header`, then `len` bytes at `offset` of the shared file with content `file`
-    /// sent straight from the file ([`crate::zerocopy`]; open it with
-    /// [`Driver::shared_file`]), after everything queued before; they count for
-    /// `Input::Flushed` like any bytes. If the file cannot be opened, or ends before the range,
-    /// close the connection and feed `Input::SendFileBroken`.
-    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32);
-}
-
-/// Performs one network operation of the node on `net`.
-pub fn perform(op: NetOp, net: &mut impl Network) {
-    match op {
-        NetOp::Datagram { to, data } => net.datagram(to, data),
-        NetOp::Connect { conn, addr } => net.connect(conn, addr),
-        NetOp::Send { conn, data } => net.send(conn, data),
-        NetOp::Pause { conn } => net.pause(conn),
-        NetOp::Resume { conn } => net.resume(conn),
-        NetOp::Close { conn } => net.close(conn),
-        NetOp::SendFile {
-            conn,
-            header,
-            file,
-            offset,
-            len,
-        } => net.send_file(conn, header, file, offset, len),
-    }
-}
+pub use p2pshare_proto::net::{Network, perform};
 
 /// Why a peer could not start.
 #[derive(Debug)]
@@ -308,12 +264,8 @@ impl Driver {
     pub fn poll_channels(&mut self) {
         self.notices.flush();
         self.observers.iter_mut().for_each(Outbox::flush);
-        let mut answered = false;
         while let Some(input) = self.disk.try_result() {
             self.node.handle_input(Instant::now(), input);
-            answered = true;
-        }
-        if answered {
             self.process();
         }
         loop {
@@ -433,18 +385,13 @@ impl Driver {
         self.process();
     }
 
-    /// A connection was accepted from `remote`: the id to report its events under, or `None`
-    /// when the node refuses it (drop the socket; nothing more about it is expected).
-    pub fn accept(&mut self, remote: std::net::SocketAddr) -> Option<ConnId> {
-        let conn = self.node.accept(Instant::now(), remote);
+    /// A connection was accepted from `remote`: the node takes it (report its events under the
+    /// id), wants it held for later ([`crate::parked`]), or refuses it (drop the socket;
+    /// nothing more about it is expected).
+    pub fn accept(&mut self, remote: std::net::SocketAddr) -> Admission {
+        let admission = self.node.accept(Instant::now(), remote);
         self.process();
-        conn
-    }
-
-    /// After [`Driver::accept`] refused `remote`: true when the node may take it once a
-    /// connection from its address ends (see [`crate::parked`]).
-    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
-        self.node.accept_later(remote)
+        admission
     }
 
     /// Feeds bytes received on a connection, from the runtime's own buffer.

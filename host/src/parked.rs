@@ -7,14 +7,14 @@
 //! user space). Both runtimes use it with their own stream type.
 //!
 //! Invariants: at most [`MAX_PARKED`] sockets are held, each at most [`PARK_FOR`]; one held
-//! longer, or one the node would no longer take later (`Node::accept_later`), is dropped.
+//! longer, or one the node no longer wants held (`Admission::Refused`), is dropped.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use p2pshare_proto::ConnId;
 use p2pshare_proto::budget::{MAX_PARKED, PARK_FOR};
+use p2pshare_proto::{Admission, ConnId};
 
 use crate::driver::Driver;
 
@@ -35,10 +35,10 @@ impl<S> Default for Parked<S> {
 }
 
 impl<S> Parked<S> {
-    /// The node refused `stream` from `remote`: holds it if the node may take it later and
+    /// The node wants `stream` from `remote` held for later (`Admission::Later`): holds it if
     /// there is room (else it is dropped here).
-    pub fn offer(&mut self, driver: &Driver, stream: S, remote: SocketAddr) {
-        if self.queue.len() < MAX_PARKED && driver.accept_later(remote) {
+    pub fn offer(&mut self, stream: S, remote: SocketAddr) {
+        if self.queue.len() < MAX_PARKED {
             self.queue.push_back((stream, remote, Instant::now()));
         }
     }
@@ -77,12 +77,12 @@ impl<S> Parked<S> {
                 continue;
             }
             match driver.accept(remote) {
-                Some(conn) => taken.push((stream, conn)),
-                None if driver.accept_later(remote) => {
+                Admission::Accepted(conn) => taken.push((stream, conn)),
+                Admission::Later => {
                     full.insert(remote.ip());
                     keep.push_back((stream, remote, at));
                 }
-                None => {}
+                Admission::Refused => {}
             }
         }
         self.queue = keep;

@@ -603,10 +603,10 @@ fn hash_one_thread(file: &File, size: u64, buf: &mut Vec<u8>) -> Result<Manifest
 
 /// This thread only reads blocks; one helper thread hashes the chunks with a [`ChunkHasher`],
 /// another the whole file, each over the same blocks in file order. Reading is a copy out of
-/// the page cache that costs about half as much as one SHA-256 pass on these machines: on the
-/// reading thread beside the chunk hashes it made that thread the bottleneck (1.7 s for a GiB
-/// against 0.9 s for the file-hash thread), while three threads on two cores share the work
-/// evenly. At most [`HASH_BUFFERS`] blocks exist at once.
+/// the page cache that costs about half as much as one SHA-256 pass: on the reading thread
+/// beside the chunk hashes it made that thread the bottleneck, while three threads on two
+/// cores share the work evenly (BENCHMARKS.md has the figures). At most [`HASH_BUFFERS`]
+/// blocks exist at once.
 fn hash_two_threads(file: &File, size: u64, block_size: usize) -> Result<Manifest, HashError> {
     std::thread::scope(|s| {
         let (returned_tx, returned) = mpsc::channel::<Block>();

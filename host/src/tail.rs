@@ -8,10 +8,9 @@
 //! [`Tail::finish`]. The digest is of every byte of the file in order, taken from what was
 //! written or read back, never from what a peer sent.
 //!
-//! Two earlier designs were slower on this project's 2-core test machine: re-reading the
-//! whole file at the end (a second pass over 1 GiB), and a thread reading the prefix back as
-//! it grew (the read-back copy cost as much as the hashing; syncing every 64 MiB from it
-//! stalled the writes, 3.8 s instead of 2.9 s for 1 GiB).
+//! Two earlier designs were slower (BENCHMARKS.md has the figures): re-reading the whole file
+//! at the end (a second pass over it), and a thread reading the prefix back as it grew (the
+//! read-back copy cost as much as the hashing, and syncing from it stalled the writes).
 //!
 //! Invariants: `hashed` only grows while bytes are fed in order; a write into the part already
 //! hashed (a repair) marks the digest stale, and `finish` then rehashes the whole file;

@@ -54,9 +54,8 @@
 //! holders, so the seeder is asked for chunks nobody claims and refuses as `Taken` (once per
 //! chunk and asker) what it just sent to another downloader; it sends about one copy, and the
 //! last downloader is done about `size / U` plus the time a chunk takes to cross the crowd
-//! after it. Measured end to end (`cli/tests/swarm.rs`, debug builds, 60 MB, U = 100 Mbit/s):
-//! N = 6 on a quiet machine, 1.25 × the time one copy took alone, the seeder sending 1.26
-//! copies; on a loaded one 1.5–1.9 ×, 1.02–1.10 copies.
+//! after it (measured by `cli/tests/swarm.rs` and `BENCH_ONLY=crowd ./bench.sh`; the figures
+//! are in BENCHMARKS.md).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -408,6 +407,7 @@ impl Download {
     }
 
     /// True when `peer` is a partial holder.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_partial(&self, peer: &PeerId) -> bool {
         self.avail.is_partial(peer)
     }
@@ -1021,6 +1021,7 @@ impl Download {
     }
 
     /// Bytes of verified chunks handed to the disk and not yet written.
+    #[cfg(any(test, feature = "testing"))]
     pub fn writing_bytes(&self) -> u64 {
         self.writing_bytes
     }
@@ -1065,6 +1066,7 @@ impl Download {
     }
 
     /// Chunks in flight across all peers.
+    #[cfg(any(test, feature = "testing"))]
     pub fn inflight(&self) -> usize {
         self.requested.len()
     }
@@ -1075,6 +1077,7 @@ impl Download {
     }
 
     /// Checks the module invariant; the error says which chunk breaks it.
+    #[cfg(any(test, feature = "testing"))]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut written = 0;
         for (i, st) in self.chunks.iter().enumerate() {

@@ -8,11 +8,18 @@
 //!
 //! The sub-machines, each testable alone: [`wire`] (datagram and frame codecs), [`manifest`]
 //! (chunk hashes, content ids, the verifier), [`discovery`] (announcements and the peer table),
-//! [`session`] (one connection's handshake and timers), [`download`] (the chunk scheduler), and
-//! [`node`] which composes them. See [`Node`] for the calling contract and the run loop.
+//! [`session`] (one connection's handshake and timers), `download` (the chunk scheduler),
+//! [`python`] (the original Python program's protocol), and [`node`] which composes them. See
+//! [`Node`] for the calling contract and the run loop; [`net::perform`] and [`disk::perform`]
+//! map what the node asks for onto a runtime's sockets and files.
+//!
 //! [`identity`] (a peer's Ed25519 key), [`noise`] (the encrypted handshake and record
 //! transport) and [`wire::signed`] (the signed discovery datagram) are built and tested alone;
 //! the node does not use them yet (issue 28).
+//!
+//! The `testing` feature (tests only) adds what the simulator and the model tests read of the
+//! internals: `Node::download`, `Node::check_invariants`, the connection loads, and the
+//! `download` module.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod availability;
@@ -20,15 +27,22 @@ pub mod budget;
 pub mod bugs;
 pub mod discovery;
 pub mod disk;
+// The chunk scheduler of one download. Public only with the `testing` feature (the scheduler's
+// reference-model test and the simulator read it); the API a runtime uses re-exports what it
+// needs of it (`FailReason`, `Phase`).
+#[cfg(feature = "testing")]
 pub mod download;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod download;
 pub mod folder;
 pub mod identity;
 pub mod ids;
 pub mod manifest;
 pub mod name;
+pub mod net;
 pub mod node;
 pub mod noise;
-pub mod pyfetch;
 pub mod python;
 pub mod rng;
 pub mod session;
@@ -36,16 +50,19 @@ pub mod wire;
 
 pub use bugs::Bugs;
 pub use disk::{DiskError, FinishError};
-pub use download::FailReason;
+pub use download::{FailReason, Phase};
 pub use identity::Identity;
 pub use ids::{ContentId, Digest, PeerId, PeerKey, hex, sha256};
 pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
-    Command, Config, ConfigError, ConnLoad, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
-    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats,
+    Admission, Command, Config, ConfigError, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
+    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, Source, Stats, Wake,
 };
 pub use session::ConnId;
+
+#[cfg(any(test, feature = "testing"))]
+pub use node::ConnLoad;
 
 // The unit tests' one clock read (an arbitrary origin) lives with the other test support,
 // outside src/: nothing in src/ reads a clock.

@@ -69,15 +69,33 @@ impl ConnId {
     }
 }
 
-/// Where a session is in its life.
+/// Where a session is in its life, with what it knows there (as quinn's connection `State`
+/// carries each state's data): who it expects before the hello, who said hello after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Outbound, waiting for the runtime's `Connected`.
-    Connecting,
-    /// Preamble and hello sent, waiting for the other side's.
-    Handshaking,
-    /// Hello received from `peer`.
-    Open,
+    /// Outbound, waiting for the runtime's `Connected` (the connect deadline runs from
+    /// `since`).
+    Connecting {
+        /// The peer it is opened to, if known.
+        expected: Option<PeerId>,
+        /// When the connect was asked for.
+        since: Instant,
+    },
+    /// Preamble and hello sent, waiting for the other side's (the handshake deadline runs from
+    /// `since`).
+    Handshaking {
+        /// The peer whose hello is expected, if known (an accepted connection expects anyone).
+        expected: Option<PeerId>,
+        /// When our hello went out (or the connection was accepted).
+        since: Instant,
+    },
+    /// The hello of `peer` arrived.
+    Open {
+        /// Who said hello.
+        peer: PeerId,
+        /// The instance its hello named (a peer that restarts gets a new one).
+        instance: u64,
+    },
 }
 
 /// Why the node ended a session.
@@ -175,16 +193,9 @@ pub struct Session {
     id: ConnId,
     remote: SocketAddr,
     state: State,
-    /// The peer, once its hello arrived (for outbound sessions to a known peer, the peer we
-    /// expect).
-    peer: Option<PeerId>,
-    /// The instance its hello named (a peer that restarts gets a new one).
-    instance: Option<u64>,
     /// True when this session keeps a static peer (`--peer`) in view: pinged, never idle.
     pinned: bool,
     decoder: FrameDecoder,
-    /// When the state last changed (deadlines for connect and handshake run from here).
-    since: Instant,
     last_recv: Instant,
     last_send: Instant,
     /// Our requests on this session not yet answered (chunks, catalog, manifest).
@@ -210,11 +221,14 @@ pub struct Session {
     catalog_out: bool,
     manifest_out: bool,
     /// A catalog page asked for while another was unflushed: sent after the flush.
-    catalog_wanted: Option<u32>,
+    catalog_queued: Option<u32>,
     /// Manifest requests waiting while another manifest is unflushed.
     manifests_wanted: VecDeque<ContentId>,
     /// We told the runtime to stop reading this connection.
     paused: bool,
+    /// Its next answer waits for room in a shared send budget (its address's or the node's):
+    /// it is served again when any connection flushes or ends.
+    starved: bool,
     /// Contents the peer asked to hear about (`Interested`) while we download them: each
     /// chunk we verify is announced to it with a `Have`.
     interests: std::collections::BTreeSet<ContentId>,
@@ -236,19 +250,22 @@ impl Session {
             id,
             remote,
             state: if id.is_inbound() {
-                State::Handshaking
+                State::Handshaking {
+                    expected: peer,
+                    since: now,
+                }
             } else {
-                State::Connecting
+                State::Connecting {
+                    expected: peer,
+                    since: now,
+                }
             },
-            peer,
-            instance: None,
             pinned: false,
             decoder: {
                 let mut d = FrameDecoder::new();
                 d.set_max_len(MAX_HANDSHAKE_FRAME);
                 d
             },
-            since: now,
             last_recv: now,
             last_send: now,
             outstanding: 0,
@@ -262,9 +279,10 @@ impl Session {
             reading_bytes: 0,
             catalog_out: false,
             manifest_out: false,
-            catalog_wanted: None,
+            catalog_queued: None,
             manifests_wanted: VecDeque::new(),
             paused: false,
+            starved: false,
             interests: std::collections::BTreeSet::new(),
             fetching: std::collections::BTreeSet::new(),
             taken: std::collections::BTreeSet::new(),
@@ -295,20 +313,34 @@ impl Session {
         self.state
     }
 
+    /// True once the peer's hello opened the session.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open { .. })
+    }
+
     /// The peer at the other end: the one that said hello, or the one an outbound session was
     /// opened to.
     pub fn peer(&self) -> Option<PeerId> {
-        self.peer
+        match self.state {
+            State::Connecting { expected, .. } | State::Handshaking { expected, .. } => expected,
+            State::Open { peer, .. } => Some(peer),
+        }
     }
 
     /// The peer, once the session is open.
     pub fn open_peer(&self) -> Option<PeerId> {
-        self.peer.filter(|_| self.state == State::Open)
+        match self.state {
+            State::Open { peer, .. } => Some(peer),
+            _ => None,
+        }
     }
 
     /// The instance the peer's hello named.
     pub fn instance(&self) -> Option<u64> {
-        self.instance
+        match self.state {
+            State::Open { instance, .. } => Some(instance),
+            _ => None,
+        }
     }
 
     /// Bytes buffered towards the next frame.
@@ -360,6 +392,16 @@ impl Session {
         std::mem::replace(&mut self.paused, paused) != paused
     }
 
+    /// True while its next answer waits for room in a shared send budget.
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// Records whether its next answer waits for room in a shared send budget.
+    pub fn set_starved(&mut self, starved: bool) {
+        self.starved = starved;
+    }
+
     /// The bytes that open our side of every connection.
     pub fn preamble() -> &'static [u8] {
         PREAMBLE
@@ -370,23 +412,22 @@ impl Session {
     /// The connection is up (outbound) or was accepted (inbound): our preamble and hello go
     /// out now, and the handshake deadline runs from `now`.
     pub fn start_handshake(&mut self, now: Instant) {
-        self.state = State::Handshaking;
-        self.since = now;
+        self.state = State::Handshaking {
+            expected: self.peer(),
+            since: now,
+        };
     }
 
     /// The peer's hello arrived: the session opens, if it was waiting for a hello and the
     /// hello names the peer it expected.
-    pub fn open(&mut self, now: Instant, peer: PeerId, instance: u64) -> Result<(), HelloError> {
-        if self.state != State::Handshaking {
+    pub fn open(&mut self, peer: PeerId, instance: u64) -> Result<(), HelloError> {
+        let State::Handshaking { expected, .. } = self.state else {
             return Err(HelloError::NotExpected);
-        }
-        if self.peer.is_some_and(|p| p != peer) {
+        };
+        if expected.is_some_and(|p| p != peer) {
             return Err(HelloError::WrongPeer);
         }
-        self.peer = Some(peer);
-        self.instance = Some(instance);
-        self.state = State::Open;
-        self.since = now;
+        self.state = State::Open { peer, instance };
         self.decoder.set_max_len(MAX_REQUEST_FRAME);
         Ok(())
     }
@@ -534,20 +575,20 @@ impl Session {
         }
     }
 
-    /// Asks for catalog page `page`, answered when no other page is unflushed
-    /// ([`Session::catalog_turn`]); a newer ask replaces a waiting one.
-    pub fn want_catalog(&mut self, page: u32) {
-        self.catalog_wanted = Some(page);
+    /// The peer asked for catalog page `page`: it is sent when no other page is unflushed
+    /// ([`Session::catalog_due`]); a newer ask replaces a waiting one.
+    pub fn queue_catalog(&mut self, page: u32) {
+        self.catalog_queued = Some(page);
     }
 
     /// The catalog page to send now, if one is wanted and none is unflushed.
     pub fn catalog_due(&self) -> Option<u32> {
-        self.catalog_wanted.filter(|_| !self.catalog_out)
+        self.catalog_queued.filter(|_| !self.catalog_out)
     }
 
     /// The page from [`Session::catalog_due`] went out; it counts as unflushed from here.
     pub fn catalog_sent(&mut self) {
-        self.catalog_wanted = None;
+        self.catalog_queued = None;
         self.catalog_out = true;
     }
 
@@ -592,7 +633,7 @@ impl Session {
             || self.serving > 0
             || self.unflushed > 0
             || self.queued_bytes > 0
-            || self.catalog_wanted.is_some()
+            || self.catalog_queued.is_some()
             || !self.manifests_wanted.is_empty()
     }
 
@@ -611,19 +652,19 @@ impl Session {
     pub fn timers(&self, t: &Timeouts) -> impl Iterator<Item = (Instant, Due)> {
         let close = |at: Instant, why| Some((at, Due::Close(why)));
         let table = match self.state {
-            State::Connecting => [
-                close(self.since + t.connect, CloseReason::ConnectTimeout),
+            State::Connecting { since, .. } => [
+                close(since + t.connect, CloseReason::ConnectTimeout),
                 None,
                 None,
                 None,
             ],
-            State::Handshaking => [
-                close(self.since + t.handshake, CloseReason::HandshakeTimeout),
+            State::Handshaking { since, .. } => [
+                close(since + t.handshake, CloseReason::HandshakeTimeout),
                 None,
                 None,
                 None,
             ],
-            State::Open => [
+            State::Open { .. } => [
                 self.waiting_since
                     .and_then(|w| close(w + t.stall, CloseReason::Stalled)),
                 self.unflushed_since
@@ -678,7 +719,13 @@ mod tests {
         let t0 = crate::test_epoch();
         let t = Timeouts::default();
         let s = Session::new(ConnId(1), addr(), None, t0);
-        assert_eq!(s.state(), State::Connecting);
+        assert_eq!(
+            s.state(),
+            State::Connecting {
+                expected: None,
+                since: t0
+            }
+        );
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.connect));
         assert_eq!(s.due(t0, &t), None);
         assert_eq!(
@@ -686,7 +733,13 @@ mod tests {
             Some(Due::Close(CloseReason::ConnectTimeout))
         );
         let s = Session::new(ConnId::inbound(1), addr(), None, t0);
-        assert_eq!(s.state(), State::Handshaking);
+        assert_eq!(
+            s.state(),
+            State::Handshaking {
+                expected: None,
+                since: t0
+            }
+        );
         assert_eq!(
             s.due(t0 + t.handshake, &t),
             Some(Due::Close(CloseReason::HandshakeTimeout))
@@ -699,7 +752,7 @@ mod tests {
         let t = Timeouts::default();
         let mut s = Session::new(ConnId(1), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(t0, PeerId([7; 16]), 1).unwrap();
+        s.open(PeerId([7; 16]), 1).unwrap();
         s.request_sent(t0, 100);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
         let t1 = t0 + Duration::from_secs(3);
@@ -723,15 +776,22 @@ mod tests {
         let t0 = crate::test_epoch();
         let a = PeerId([1; 16]);
         let mut s = Session::new(ConnId(1), addr(), Some(a), t0);
-        assert_eq!(s.open(t0, a, 1), Err(HelloError::NotExpected));
+        assert_eq!(s.open(a, 1), Err(HelloError::NotExpected));
         s.start_handshake(t0);
-        assert_eq!(s.open(t0, PeerId([2; 16]), 1), Err(HelloError::WrongPeer));
-        assert_eq!(s.open(t0, a, 1), Ok(()));
+        assert_eq!(s.open(PeerId([2; 16]), 1), Err(HelloError::WrongPeer));
+        assert_eq!(s.open(a, 1), Ok(()));
         assert_eq!(
             (s.state(), s.open_peer(), s.instance()),
-            (State::Open, Some(a), Some(1))
+            (
+                State::Open {
+                    peer: a,
+                    instance: 1
+                },
+                Some(a),
+                Some(1)
+            )
         );
-        assert_eq!(s.open(t0, a, 2), Err(HelloError::NotExpected));
+        assert_eq!(s.open(a, 2), Err(HelloError::NotExpected));
     }
 
     #[test]
@@ -768,12 +828,12 @@ mod tests {
         let t = Timeouts::default();
         let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(t0, PeerId([7; 16]), 1).unwrap();
-        s.want_catalog(0);
+        s.open(PeerId([7; 16]), 1).unwrap();
+        s.queue_catalog(0);
         assert_eq!(s.catalog_due(), Some(0));
         s.catalog_sent();
         s.sent(t0, 1000);
-        s.want_catalog(1);
+        s.queue_catalog(1);
         assert_eq!(s.catalog_due(), None, "one page unflushed at a time");
         let c = ContentId([3; 32]);
         for _ in 0..MAX_QUEUED_MANIFESTS {
@@ -809,7 +869,7 @@ mod tests {
         assert_eq!(s.next_frame(), Err(FrameError::BadLength(8 << 20)));
         // After the hello, frames up to the full limit are read.
         let mut s = Session::new(ConnId::inbound(2), addr(), None, t0);
-        s.open(t0, PeerId([9; 16]), 1).unwrap();
+        s.open(PeerId([9; 16]), 1).unwrap();
         let mut data = PREAMBLE.to_vec();
         data.extend_from_slice(&((MAX_HANDSHAKE_FRAME + 1) as u32).to_be_bytes());
         s.on_bytes(t0, &data);
@@ -826,7 +886,7 @@ mod tests {
         };
         let mut s = Session::new(ConnId(3), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(t0, PeerId([9; 16]), 1).unwrap();
+        s.open(PeerId([9; 16]), 1).unwrap();
         s.on_bytes(t0, &big(MAX_REQUEST_FRAME + 1));
         assert_eq!(
             s.next_frame(),
@@ -834,7 +894,7 @@ mod tests {
         );
         let mut s = Session::new(ConnId(4), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(t0, PeerId([9; 16]), 1).unwrap();
+        s.open(PeerId([9; 16]), 1).unwrap();
         s.request_sent(t0, 1 << 20);
         s.on_bytes(t0, &big(1 << 20));
         assert_eq!(s.next_frame(), Ok(None), "an answer we asked for");

@@ -2,10 +2,11 @@
 //! fuzzing.
 //!
 //! Every crash a fuzz target finds becomes a test here, named after its target, with the
-//! crashing input. So far the 10-minute runs of `decode_datagram`, `decode_frames`, `verify`
-//! and `node_inputs` found none; the tests below pin the edge inputs those targets are built
-//! around (limits, truncations, stale ids and answers to work the node no longer wants), each
-//! checked the way its target checks it.
+//! crashing input. The 10-minute runs of `decode_datagram`, `decode_frames`, `verify` and
+//! `node_inputs` found none in the node; `node_inputs` found one in its checks (issue 26: an
+//! expiry check applied to a node shut down), pinned below. The other tests pin the edge
+//! inputs those targets are built around (limits, truncations, stale ids and answers to work
+//! the node no longer wants), each checked the way its target checks it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is an offset from it.
 #![allow(clippy::disallowed_methods)]
@@ -149,6 +150,27 @@ fn verify_counts_and_sizes_at_their_edges() {
     .unwrap();
     assert_eq!(m.chunk_range(1), Some((cs, 1)));
     assert!(m.verify_chunk(1, &[]).is_err());
+}
+
+/// `node_inputs` (issue 26, found by the checked pump's new expiry check): a node shut down
+/// keeps the peers it knew and runs no timers, so its table is not expected to expire; the
+/// check applies while it runs. (The crashing input: prologue 10, a static peer, then
+/// shutdown, 39.68 s, a timeout.)
+#[test]
+fn node_inputs_a_node_shut_down_keeps_its_table_and_runs_no_timers() {
+    let ops = vec![
+        Op::Shutdown,
+        Op::Advance(39680),
+        Op::Timeout,
+        Op::Advance(0),
+    ];
+    let s = Script {
+        static_peer: true,
+        ..script(10, ops)
+    };
+    let h = Harness::run(Instant::now(), &s);
+    assert!(!h.node().peers().is_empty(), "the table is kept");
+    assert_eq!(h.node().poll_timeout(), None, "no timers after shutdown");
 }
 
 fn script(prologue: u8, ops: Vec<Op>) -> Script {

@@ -217,10 +217,10 @@ fn zero_copy_serves_without_reads_within_the_window_and_a_broken_stream_is_count
         ops: ops.clone(),
     };
     let h = Harness::run(Instant::now(), &s);
-    let window = u64::from(h.node.config().serve_window);
+    let window = u64::from(h.node().config().serve_window);
     assert_eq!(h.counts.get("read"), None, "{:?}", h.counts);
     assert_eq!(h.counts.get("send_file"), Some(&window), "{:?}", h.counts);
-    assert_eq!(h.node.stats().chunks_sent_zero_copy, window);
+    assert_eq!(h.node().stats().chunks_sent_zero_copy, window);
     // The same requests without zero-copy: as many reads, no SendFile.
     let s = Script { prologue: 3, ..s };
     let h = Harness::run(Instant::now(), &s);
@@ -237,7 +237,7 @@ fn zero_copy_serves_without_reads_within_the_window_and_a_broken_stream_is_count
     };
     let h = Harness::run(Instant::now(), &s);
     assert_eq!(h.counts.get("send_file"), Some(&6), "{:?}", h.counts);
-    let stats = h.node.stats();
+    let stats = h.node().stats();
     assert_eq!(
         (stats.chunks_sent_zero_copy, stats.zero_copy_broken),
         (6, 1)

@@ -9,6 +9,15 @@ use std::time::Instant;
 
 use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId};
 
+/// Calls `f` on the node and keeps the outputs it leaves in `out`, in order: the node wants its
+/// outputs drained after every call, and these tests read them a few calls later.
+fn call(node: &mut Node, out: &mut Vec<Output>, f: impl FnOnce(&mut Node)) {
+    f(node);
+    while let Some(o) = node.poll_output() {
+        out.push(o);
+    }
+}
+
 fn closes(node: &mut Node) -> usize {
     let mut n = 0;
     while let Some(o) = node.poll_output() {
@@ -29,7 +38,7 @@ fn one_address_cannot_take_every_connection() {
     let hostile: SocketAddr = "10.0.0.66:40000".parse().unwrap();
     let mut refused = 0;
     for _ in 0..(per_ip + 50) {
-        match node.accept(now, hostile) {
+        match node.accept(now, hostile).conn() {
             Some(conn) => assert!(conn.is_inbound()),
             None => refused += 1,
         }
@@ -44,7 +53,7 @@ fn one_address_cannot_take_every_connection() {
     assert_eq!(node.stats().connections_refused, 50);
     // Another host still gets in.
     let friend: SocketAddr = "10.0.0.7:40000".parse().unwrap();
-    assert!(node.accept(now, friend).is_some());
+    assert!(node.accept(now, friend).conn().is_some());
     assert_eq!(node.connections(), per_ip + 1);
 }
 
@@ -84,6 +93,7 @@ fn announced_peers_cannot_use_up_the_inbound_slots() {
     assert_eq!(node.stats().connects_deferred, 100);
     assert!(
         node.accept(now, "10.9.9.9:40000".parse().unwrap())
+            .conn()
             .is_some()
     );
 }
@@ -101,7 +111,8 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
     cfg.announce_to.clear();
     let mut node = Node::new(cfg, t0).unwrap();
     let ids = 32;
-    let announce = |node: &mut Node, now: Instant| {
+    let mut out = Vec::new();
+    let announce = |node: &mut Node, out: &mut Vec<Output>, now: Instant| {
         for i in 0..ids {
             let a = p2pshare_proto::wire::Announce {
                 peer: PeerId((i as u128 + 2).to_be_bytes()),
@@ -112,16 +123,18 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
             };
             let from: SocketAddr = "10.0.0.66:9999".parse().unwrap();
             let data = a.encode();
-            node.handle_input(now, Input::Datagram { from, data });
+            call(node, out, |n| {
+                n.handle_input(now, Input::Datagram { from, data })
+            });
         }
     };
-    announce(&mut node, t0);
+    announce(&mut node, &mut out, t0);
     let mut attempts = 0;
     let mut now = t0;
     let end = t0 + Duration::from_secs(120);
     while now < end {
         let mut dialing = Vec::new();
-        while let Some(o) = node.poll_output() {
+        for o in out.drain(..) {
             if let Output::Net(NetOp::Connect { conn, .. }) = o {
                 dialing.push(conn);
             }
@@ -134,17 +147,17 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
         attempts += dialing.len();
         for conn in dialing {
             node.handle_input(now, Input::ConnectFailed { conn });
+            while node.poll_output().is_some() {}
         }
-        while node.poll_output().is_some() {}
         // The attacker keeps announcing.
         if (now - t0).as_secs().is_multiple_of(5) {
-            announce(&mut node, now);
+            announce(&mut node, &mut out, now);
         }
         now = node
             .poll_timeout()
             .unwrap()
             .min(now + Duration::from_secs(1));
-        node.handle_timeout(now);
+        call(&mut node, &mut out, |n| n.handle_timeout(now));
     }
     assert!(attempts >= ids, "each id was tried: {attempts}");
     assert!(node.peers().is_empty(), "every unreachable id is forgotten");
@@ -177,14 +190,19 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         port: 10000,
         revision: 0,
     }));
-    let conn = node.accept(t0, "10.0.0.66:40000".parse().unwrap()).unwrap();
-    node.handle_received(t0, conn, &hello);
+    let mut out = Vec::new();
+    let mut conn = None;
+    call(&mut node, &mut out, |n| {
+        conn = n.accept(t0, "10.0.0.66:40000".parse().unwrap()).conn()
+    });
+    let conn = conn.unwrap();
+    call(&mut node, &mut out, |n| n.handle_received(t0, conn, &hello));
     // The node's own link to that peer opens and says hello (it stays up; it is not what
     // this test is about).
-    let outputs = |node: &mut Node, now: Instant| -> (bool, bool, usize) {
+    let outputs = |node: &mut Node, out: &mut Vec<Output>, now: Instant| -> (bool, bool, usize) {
         let (mut paused, mut closed, mut sent) = (false, false, 0);
         let mut dial = Vec::new();
-        while let Some(o) = node.poll_output() {
+        for o in out.drain(..) {
             match o {
                 Output::Net(NetOp::Pause { conn: c }) if c == conn => paused = true,
                 Output::Net(NetOp::Close { conn: c }) if c == conn => closed = true,
@@ -195,12 +213,13 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         }
         for c in dial {
             node.handle_input(now, Input::Connected { conn: c });
+            while node.poll_output().is_some() {}
             node.handle_received(now, c, &hello);
             while node.poll_output().is_some() {}
         }
         (paused, closed, sent)
     };
-    let hello_sent = outputs(&mut node, t0).2;
+    let hello_sent = outputs(&mut node, &mut out, t0).2;
     let mut burst = Vec::new();
     for i in 0..1000u32 {
         burst.extend(encode_message(&Message::ChunkRequest {
@@ -215,8 +234,10 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
             sent < 4 * CONN_SEND_BUDGET,
             "never paused after {sent} bytes"
         );
-        node.handle_received(now, conn, &burst);
-        let (p, _, n) = outputs(&mut node, now);
+        call(&mut node, &mut out, |n| {
+            n.handle_received(now, conn, &burst)
+        });
+        let (p, _, n) = outputs(&mut node, &mut out, now);
         paused = p;
         sent += n;
         now += Duration::from_millis(10);
@@ -237,21 +258,23 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
                 bye: false,
             };
             let from = "10.0.0.66:9999".parse().unwrap();
-            node.handle_input(
-                now,
-                Input::Datagram {
-                    from,
-                    data: a.encode(),
-                },
-            );
+            call(&mut node, &mut out, |n| {
+                n.handle_input(
+                    now,
+                    Input::Datagram {
+                        from,
+                        data: a.encode(),
+                    },
+                )
+            });
         }
         now = node
             .poll_timeout()
             .unwrap()
             .min(deadline)
             .min(next_announce);
-        node.handle_timeout(now);
-        closed = outputs(&mut node, now).1;
+        call(&mut node, &mut out, |n| n.handle_timeout(now));
+        closed = outputs(&mut node, &mut out, now).1;
     }
     assert!(closed, "still open at {:?}", now - t0);
     assert_eq!(node.stats().closed_not_reading, 1, "{:?}", node.stats());

@@ -1,4 +1,4 @@
-//! Property tests of the Python-protocol codecs (`wire::legacy`, issue 16):
+//! Property tests of the Python-protocol codecs (`python::wire`, issue 16):
 //! - every announcement of valid files round-trips through encode/decode, and what does not
 //!   fit in `LEGACY_SEND_LIMIT` is left out from the end, never cut in the middle;
 //! - every request line round-trips, and each of its prefixes asks for more bytes;
@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use p2pshare_proto::PeerId;
-use p2pshare_proto::wire::legacy::{
+use p2pshare_proto::python::wire::{
     LEGACY_SEND_LIMIT, LegacyAnnounce, LegacyFile, LegacyRequest, MAX_LEGACY_CHUNKS,
     MAX_LEGACY_FILES, MAX_REPLY, PY_CHUNK, ReplyError, decode_reply, encode_reply, is_requestable,
 };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::budget::{PY_EXPIRY, PY_RECENT};
-use p2pshare_proto::wire::legacy::{LegacyAnnounce, LegacyFile};
+use p2pshare_proto::python::wire::{LegacyAnnounce, LegacyFile};
 use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId, sha256};
 
 #[path = "support/epoch.rs"]
@@ -63,6 +63,7 @@ fn a_python_peer_is_heard_listed_and_forgotten() {
     assert_eq!(files[0].size, 3 * 1024);
     assert_eq!(files[0].holders, [peers[0].id]);
     assert_eq!(n.stats().python_files_rejected, 1, "the name with a space");
+    while n.poll_output().is_some() {}
 
     // We now announce to Python peers too, with our marker.
     let mut sent = Vec::new();
@@ -140,8 +141,8 @@ fn ops(n: &mut Node) -> Vec<Output> {
 
 #[test]
 fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
+    use p2pshare_proto::python::wire::{decode_reply, encode_reply};
     use p2pshare_proto::wire::PREAMBLE;
-    use p2pshare_proto::wire::legacy::{decode_reply, encode_reply};
     use p2pshare_proto::{DiskOp, LocalFile, Manifest, ReadSource};
     let t0 = epoch::test_epoch();
     let mut n = node(t0);
@@ -160,7 +161,7 @@ fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
     let remote: SocketAddr = "10.0.0.7:40000".parse().unwrap();
 
     // A Python request, cut in two: no hello, one read of chunk 3 (the last 952 bytes).
-    let conn = n.accept(t0, remote).unwrap();
+    let conn = n.accept(t0, remote).conn().unwrap();
     assert!(
         ops(&mut n).is_empty(),
         "nothing said before the first bytes"
@@ -200,7 +201,7 @@ fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
 
     // A path, an unknown name, a chunk past the end: closed without a byte, counted.
     for bad in [&b"chunk ../a.txt 1"[..], b"chunk b.txt 1", b"chunk a.txt 4"] {
-        let conn = n.accept(t0, remote).unwrap();
+        let conn = n.accept(t0, remote).conn().unwrap();
         n.handle_received(t0, conn, bad);
         assert_eq!(ops(&mut n), [Output::Net(NetOp::Close { conn })], "{bad:?}");
     }
@@ -211,14 +212,14 @@ fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
     );
 
     // Ours: the hello goes out on the first bytes; a silent client gets it after PY_SNIFF.
-    let conn = n.accept(t0, remote).unwrap();
+    let conn = n.accept(t0, remote).conn().unwrap();
     n.handle_received(t0, conn, PREAMBLE);
     let said = ops(&mut n);
     assert!(
         matches!(said.as_slice(), [Output::Net(NetOp::Send { data, .. }), ..] if data.starts_with(PREAMBLE)),
         "{said:?}"
     );
-    let conn = n.accept(t0, remote).unwrap();
+    let conn = n.accept(t0, remote).conn().unwrap();
     assert!(ops(&mut n).is_empty());
     let t = n.poll_timeout().unwrap();
     assert!(t <= t0 + p2pshare_proto::budget::PY_SNIFF);

@@ -6,7 +6,9 @@
 //! (default: one per core). The sweep runs to the end: every failing seed is printed with its
 //! replay line as it is found (the first 100; all are counted), then a summary (seeds, steps,
 //! seeds/s, failures), and the test fails if any seed did. `./sim-sweep.sh N [BASE]` runs it in
-//! release.
+//! release. `P2PSHARE_SIM_HASHES=FILE` also writes `seed trace-hash steps` of every seed that
+//! passed to FILE, one line each in seed order, so that two builds compare run by run
+//! (`diff` the files: a change that claims no behaviour change leaves them identical).
 mod sim;
 
 use p2pshare_proto::Bugs;
@@ -47,6 +49,17 @@ fn sweep_seeds() {
         s.per_sec,
         s.failures.len()
     );
+    if let Ok(path) = std::env::var("P2PSHARE_SIM_HASHES") {
+        let lines: String = s
+            .hashes
+            .iter()
+            .map(|(seed, hash, steps)| format!("{seed} {hash:016x} {steps}\n"))
+            .collect();
+        // The test's own output file, not the node's: proto's no-file-I/O lint is for src/.
+        #[allow(clippy::disallowed_methods)]
+        std::fs::write(&path, lines).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+        eprintln!("{} trace hashes written to {path}", s.hashes.len());
+    }
     if !s.failures.is_empty() {
         let list: Vec<String> = s
             .failures

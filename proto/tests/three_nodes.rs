@@ -1,6 +1,7 @@
-//! Three nodes wired together by hand: every output of one is pumped into the others' inputs,
-//! with the tests' one in-memory disk per node (`support/mem_store.rs`, as in the simulator)
-//! and a manual clock. Node A discovers B and C and downloads
+//! Three nodes wired together by hand: every output of one is pumped into the others' inputs
+//! through the tests' one checked pump (`support/checked.rs`, as in the simulator: every
+//! post-condition after every call), with the tests' one in-memory disk per node
+//! (`support/mem_store.rs`) and a manual clock; sends arrive and flush at once. Node A discovers B and C and downloads
 //! a multi-chunk file held by both; C serves one corrupt chunk, which A rejects and refetches.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the manual clock's offset.
@@ -13,23 +14,34 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::{
-    Config, ConnId, ContentId, DiskOp, Event, Input, LocalFile, NetOp, Node, Output, PeerId,
-    ReadSource,
+    Config, ConnId, ContentId, DiskOp, Event, Input, LocalFile, Node, Output, PeerId, ReadSource,
 };
 
+#[path = "support/checked.rs"]
+mod checked;
 #[path = "support/mem_store.rs"]
 mod mem_store;
+use checked::Checked;
 use mem_store::Store;
+use p2pshare_proto::net::Network;
 
 const BROADCAST: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255)), 9999);
 
 struct Host {
-    node: Node,
+    /// The node, every call checked (`support/checked.rs`).
+    node: Checked,
     ip: IpAddr,
     store: Store,
     events: Vec<Event>,
     /// Serve the n-th next chunk (0: the next one) with a flipped byte, once.
     corrupt_nth: Option<u32>,
+    /// What the node asked for and the world has not done yet, in order.
+    pending: VecDeque<Output>,
+}
+
+/// The partial file of `content` on `store`, for the checked pump's finish check.
+fn partial(store: &Store) -> impl Fn(&ContentId, u64) -> Option<Vec<u8>> + '_ {
+    |c, _| store.partial.get(c).cloned()
 }
 
 struct Net {
@@ -41,6 +53,79 @@ struct Net {
     sent: Vec<(usize, usize)>,
 }
 
+/// Host `h`'s network card: every send arrives at once and is flushed at once.
+struct Wire<'a> {
+    net: &'a mut Net,
+    h: usize,
+}
+
+impl Network for Wire<'_> {
+    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
+        assert_eq!(to, BROADCAST);
+        let from = SocketAddr::new(self.net.hosts[self.h].ip, 9999);
+        for t in 0..self.net.hosts.len() {
+            self.net.inbox.push_back((
+                t,
+                Input::Datagram {
+                    from,
+                    data: data.clone(),
+                },
+            ));
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let (net, h) = (&mut *self.net, self.h);
+        let Some(t) = net.hosts.iter().position(|x| x.ip == addr.ip()) else {
+            net.inbox.push_back((h, Input::ConnectFailed { conn }));
+            return;
+        };
+        let remote = SocketAddr::new(net.hosts[h].ip, 40000);
+        let target = &mut net.hosts[t];
+        let (admission, outs) = target
+            .node
+            .accept(net.now, remote, &partial(&target.store))
+            .unwrap_or_else(|v| panic!("host {t}: {v}"));
+        target.pending.extend(outs);
+        match admission.conn() {
+            Some(tconn) => {
+                net.links.insert((h, conn), (t, tconn));
+                net.links.insert((t, tconn), (h, conn));
+                net.inbox.push_back((h, Input::Connected { conn }));
+            }
+            None => net.inbox.push_back((h, Input::ConnectFailed { conn })),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        let (net, h) = (&mut *self.net, self.h);
+        net.sent.push((h, data.len()));
+        if let Some(&(t, tconn)) = net.links.get(&(h, conn)) {
+            net.inbox
+                .push_back((t, Input::Received { conn: tconn, data }));
+        }
+        net.inbox.push_back((h, Input::Flushed { conn }));
+    }
+
+    // Every send is flushed at once here, so no budget fills up and nobody is paused for long:
+    // reading on is as good as honouring the pause.
+    fn pause(&mut self, _: ConnId) {}
+
+    fn resume(&mut self, _: ConnId) {}
+
+    fn close(&mut self, conn: ConnId) {
+        let (net, h) = (&mut *self.net, self.h);
+        if let Some((t, tconn)) = net.links.remove(&(h, conn)) {
+            net.links.remove(&(t, tconn));
+            net.inbox.push_back((t, Input::Closed { conn: tconn }));
+        }
+    }
+
+    fn send_file(&mut self, _: ConnId, _: Vec<u8>, _: ContentId, _: u64, _: u32) {
+        panic!("zero_copy is off in these nodes");
+    }
+}
+
 impl Net {
     fn new(n: usize) -> Net {
         let now = Instant::now();
@@ -50,11 +135,12 @@ impl Net {
                     Config::new(PeerId([i as u8 + 1; 16]), 100 + i as u64, i as u64, 10000);
                 cfg.announce_to = vec![BROADCAST];
                 Host {
-                    node: Node::new(cfg, now).unwrap(),
+                    node: Checked::new(Node::new(cfg, now).unwrap(), []),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
                     store: Store::default(),
                     events: Vec::new(),
                     corrupt_nth: None,
+                    pending: VecDeque::new(),
                 }
             })
             .collect();
@@ -77,6 +163,9 @@ impl Net {
         b.update(data);
         let m = b.finish().unwrap();
         let id = m.id();
+        for x in &mut self.hosts {
+            x.node.know(m.clone());
+        }
         self.hosts[h]
             .store
             .shared
@@ -89,60 +178,22 @@ impl Net {
         id
     }
 
+    /// Hands `input` to host `h` (its outputs wait in `pending`).
+    fn input(&mut self, h: usize, input: Input) {
+        let host = &mut self.hosts[h];
+        let outs = host
+            .node
+            .input(self.now, input, &partial(&host.store))
+            .unwrap_or_else(|v| panic!("host {h}: {v}"));
+        host.pending.extend(outs);
+    }
+
     /// Performs every output of host `h`.
     fn drain(&mut self, h: usize) {
-        while let Some(out) = self.hosts[h].node.poll_output() {
+        while let Some(out) = self.hosts[h].pending.pop_front() {
             let host = &mut self.hosts[h];
             match out {
-                Output::Net(NetOp::Datagram { to, data }) => {
-                    assert_eq!(to, BROADCAST);
-                    let from = SocketAddr::new(host.ip, 9999);
-                    for t in 0..self.hosts.len() {
-                        self.inbox.push_back((
-                            t,
-                            Input::Datagram {
-                                from,
-                                data: data.clone(),
-                            },
-                        ));
-                    }
-                }
-                Output::Net(NetOp::Connect { conn, addr }) => {
-                    let target = self.hosts.iter().position(|x| x.ip == addr.ip());
-                    match target {
-                        Some(t) => {
-                            let remote = SocketAddr::new(self.hosts[h].ip, 40000);
-                            let now = self.now;
-                            match self.hosts[t].node.accept(now, remote) {
-                                Some(tconn) => {
-                                    self.links.insert((h, conn), (t, tconn));
-                                    self.links.insert((t, tconn), (h, conn));
-                                    self.inbox.push_back((h, Input::Connected { conn }));
-                                }
-                                None => self.inbox.push_back((h, Input::ConnectFailed { conn })),
-                            }
-                        }
-                        None => self.inbox.push_back((h, Input::ConnectFailed { conn })),
-                    }
-                }
-                Output::Net(NetOp::Send { conn, data }) => {
-                    self.sent.push((h, data.len()));
-                    if let Some(&(t, tconn)) = self.links.get(&(h, conn)) {
-                        self.inbox
-                            .push_back((t, Input::Received { conn: tconn, data }));
-                    }
-                    self.inbox.push_back((h, Input::Flushed { conn }));
-                }
-                // Every send is flushed at once here, so no budget fills up and nobody is
-                // paused for long: reading on is as good as honouring the pause.
-                Output::Net(NetOp::Pause { .. } | NetOp::Resume { .. }) => {}
-                Output::Net(NetOp::SendFile { .. }) => panic!("zero_copy is off in these nodes"),
-                Output::Net(NetOp::Close { conn }) => {
-                    if let Some((t, tconn)) = self.links.remove(&(h, conn)) {
-                        self.links.remove(&(t, tconn));
-                        self.inbox.push_back((t, Input::Closed { conn: tconn }));
-                    }
-                }
+                Output::Net(op) => p2pshare_proto::net::perform(op, &mut Wire { net: self, h }),
                 Output::Disk(op) => {
                     let shared_read = matches!(
                         op,
@@ -229,7 +280,7 @@ impl Net {
             self.drain(h);
         }
         if let Some((h, input)) = self.inbox.pop_front() {
-            self.hosts[h].node.handle_input(self.now, input);
+            self.input(h, input);
             self.drain(h);
             return;
         }
@@ -241,10 +292,14 @@ impl Net {
             .unwrap();
         assert!(next >= self.now, "a deadline in the past");
         self.now = next;
-        for x in &mut self.hosts {
+        for (h, x) in self.hosts.iter_mut().enumerate() {
             if x.node.poll_timeout() <= Some(self.now) {
-                x.node.handle_timeout(self.now);
-                assert!(x.node.poll_timeout().unwrap() > self.now, "busy loop");
+                let heard = |p: &p2pshare_proto::PeerView| p.last_seen;
+                let outs = x
+                    .node
+                    .timeout(self.now, &partial(&x.store), &heard)
+                    .unwrap_or_else(|v| panic!("host {h}: {v}"));
+                x.pending.extend(outs);
             }
         }
     }
@@ -254,9 +309,6 @@ impl Net {
         while !done(self) {
             assert!(self.now < end, "not done within {limit:?}");
             self.step();
-            for x in &self.hosts {
-                x.node.check_invariants().unwrap();
-            }
         }
     }
 }
@@ -384,7 +436,10 @@ fn an_impostor_cannot_answer_for_the_holder() {
     net.download_under_way(id);
     let now = net.now;
     let impostor = "10.0.0.66:40000".parse().unwrap();
-    let conn = net.hosts[0].node.accept(now, impostor).unwrap();
+    let a = &mut net.hosts[0];
+    // (What the node asks for now is dropped: the impostor reads nothing.)
+    let (admission, _) = a.node.accept(now, impostor, &partial(&a.store)).unwrap();
+    let conn = admission.conn().unwrap();
     let mut bytes = PREAMBLE.to_vec();
     let holder = PeerId([2; 16]);
     bytes.extend(encode_message(&Message::Hello {
@@ -402,8 +457,10 @@ fn an_impostor_cannot_answer_for_the_holder() {
     }
     bytes.extend(encode_chunk_header(&id, 39, MIN_CHUNK_SIZE as usize));
     bytes.extend(vec![0u8; MIN_CHUNK_SIZE as usize]);
-    net.hosts[0].node.handle_received(now, conn, &bytes);
-    while net.hosts[0].node.poll_output().is_some() {}
+    let a = &mut net.hosts[0];
+    a.node
+        .received(now, conn, &bytes, &partial(&a.store))
+        .unwrap();
     // The refusals are unsolicited; the junk chunk, a frame bigger than anything a peer may
     // send unasked on a connection it opened, closes the impostor's connection.
     let stats = net.hosts[0].node.stats();

@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use p2pshare_host::parked::Parked;
 use p2pshare_host::zerocopy::{FileRange, Sent};
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
-use p2pshare_proto::{ConnId, ContentId, Input};
+use p2pshare_proto::{Admission, ConnId, ContentId, Input};
 
 const UDP: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -246,10 +246,15 @@ impl Loop {
             match self.listener.accept() {
                 Ok((stream, remote)) => {
                     let _ = stream.set_nodelay(true);
-                    // The node names the connection, or refuses it (the stream is dropped).
-                    let Some(conn) = self.driver.accept(remote) else {
-                        self.parked.offer(&self.driver, stream, remote);
-                        continue;
+                    // The node names the connection, or refuses it: then the stream is held if
+                    // the node may take it later (a burst from one address), else dropped.
+                    let conn = match self.driver.accept(remote) {
+                        Admission::Accepted(conn) => conn,
+                        Admission::Later => {
+                            self.parked.offer(stream, remote);
+                            continue;
+                        }
+                        Admission::Refused => continue,
                     };
                     if !self.register(conn, stream, false) {
                         self.driver.input(Input::Closed { conn });

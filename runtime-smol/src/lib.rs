@@ -43,7 +43,7 @@ use std::time::Duration;
 use p2pshare_host::parked::Parked;
 use p2pshare_host::zerocopy::{FileRange, Sent};
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
-use p2pshare_proto::{ConnId, ContentId, Input};
+use p2pshare_proto::{Admission, ConnId, ContentId, Input};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -304,8 +304,9 @@ impl Owner<'_> {
                 // The node names the connection, or refuses it: then the stream is held if
                 // the node may take it later (a burst from one address), else dropped.
                 match self.driver.accept(remote) {
-                    Some(conn) => self.adopt(conn, stream),
-                    None => self.parked.offer(&self.driver, stream, remote),
+                    Admission::Accepted(conn) => self.adopt(conn, stream),
+                    Admission::Later => self.parked.offer(stream, remote),
+                    Admission::Refused => {}
                 }
             }
             Event::Connected { conn, stream } => {

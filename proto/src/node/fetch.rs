@@ -7,11 +7,10 @@
 //! usable peer left stops with `FailReason::NoPeers`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::catalogs::PageVerdict;
-use super::{DiskOp, Event, Node, Output, ReadId, ReadSource, Source};
-use crate::budget::{CATALOG_GAP_FACTOR, MIN_CATALOG_GAP};
+use super::{DiskOp, Event, Node, Output, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
 use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
 use crate::ids::{ContentId, PeerId};
@@ -31,7 +30,7 @@ pub(super) enum Answer {
 
 impl Node {
     fn session_peer(&self, conn: ConnId) -> Option<PeerId> {
-        self.sessions.get(&conn).and_then(Session::peer)
+        self.conns.session(&conn).and_then(Session::peer)
     }
 
     /// True when a download of `content` runs and is in `phase`.
@@ -52,15 +51,15 @@ impl Node {
         conn: ConnId,
         content: &ContentId,
     ) -> Option<(PeerId, &mut Download)> {
-        let peer = self.sessions.get(&conn)?.peer()?;
+        let peer = self.conns.session(&conn)?.peer()?;
         // (The planted `answers_from_any_conn` bug skips this check.)
-        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn)
+        if self.links.get(&peer).and_then(|l| l.conn()) != Some(conn)
             && !self.cfg.bugs.answers_from_any_conn()
         {
             self.stats.frames_unsolicited += 1;
             return None;
         }
-        self.sessions.get_mut(&conn)?.request_done();
+        self.conns.session_mut(&conn)?.request_done();
         Some((peer, self.downloads.get_mut(content)?))
     }
 
@@ -81,12 +80,11 @@ impl Node {
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
-        if link.conn != Some(conn) || link.catalog_pending != Some(page) {
+        if !link.catalog_answered(conn, page) {
             self.stats.frames_unsolicited += 1;
             return;
         }
-        link.catalog_pending = None;
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         s.request_done();
@@ -102,9 +100,7 @@ impl Node {
             PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
             PageVerdict::Done => {
                 if let Some(link) = self.links.get_mut(&peer) {
-                    let took = link.catalog_started.map_or(Duration::ZERO, |t| now - t);
-                    let gap = MIN_CATALOG_GAP.max(took * CATALOG_GAP_FACTOR);
-                    link.catalog_not_before = Some(now + gap);
+                    link.catalog_fetched(now);
                 }
             }
         }
@@ -130,8 +126,8 @@ impl Node {
             }
         }
         // Another revision may have been announced meanwhile.
-        if self.links.get(&peer).is_some_and(|l| l.want_catalog) {
-            self.want_catalog(now, peer);
+        if self.links.get(&peer).is_some_and(|l| l.catalog_wanted()) {
+            self.fetch_catalog(now, peer);
         }
     }
 
@@ -237,7 +233,7 @@ impl Node {
             {
                 return;
             }
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.request_sent(now, crate::manifest::MAX_MANIFEST_BYTES + 256);
             }
             self.send_msg(conn, &Message::ManifestRequest { content });
@@ -373,8 +369,7 @@ impl Node {
             .get_mut(&content)
             .and_then(Download::next_check)
         {
-            let read = ReadId(self.next_read);
-            self.next_read += 1;
+            let read = self.ids.read();
             self.reads
                 .insert(read, super::serve::ReadFor::Check { content, index });
             self.out.push_back(Output::Disk(DiskOp::Read {
@@ -532,7 +527,7 @@ impl Node {
             let now = self.now;
             self.catalog_revised(now);
         }
-        self.haves.remove(&content);
+        self.swarm.forget(&content);
         self.emit(Event::DownloadFailed {
             content,
             name: d.name().to_owned(),
@@ -596,7 +591,7 @@ impl Node {
                 .get_mut(&content)
                 .and_then(|d| d.next_request(now, peer))
         {
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.request_sent(now, chunk + crate::wire::CHUNK_FRAME_OVERHEAD);
             }
             self.send_msg(conn, &Message::ChunkRequest { content, index });
@@ -655,28 +650,20 @@ impl Node {
         }
     }
 
-    /// Takes their requests from the holders past their deadlines (they deliver nothing,
-    /// whatever else they send) and asks the others.
-    pub(super) fn download_timers(&mut self, now: Instant) {
+    /// The deadline of download `c` passed: takes their requests from the holders past their
+    /// deadlines (they deliver nothing, whatever else they send) and asks the others.
+    pub(super) fn download_late(&mut self, now: Instant, c: ContentId) {
         let stall = self.cfg.timeouts.stall;
-        let due: Vec<ContentId> = self
-            .downloads
-            .iter()
-            .filter(|(_, d)| d.deadline(stall).is_some_and(|t| t <= now))
-            .map(|(c, _)| *c)
-            .collect();
-        for c in due {
-            let Some(d) = self.downloads.get_mut(&c) else {
-                continue;
-            };
-            let (late, ask_manifest) = d.expire(now, stall);
-            self.stats.requests_expired += late.len() as u64;
-            if ask_manifest {
-                self.request_manifest(now, c);
-            }
-            self.fill_all(now, c);
-            self.check_peers_left(c);
+        let Some(d) = self.downloads.get_mut(&c) else {
+            return;
+        };
+        let (late, ask_manifest) = d.expire(now, stall);
+        self.stats.requests_expired += late.len() as u64;
+        if ask_manifest {
+            self.request_manifest(now, c);
         }
+        self.fill_all(now, c);
+        self.check_peers_left(c);
     }
 
     /// `peer` can no longer be asked for now (its link failed or closed), or for good

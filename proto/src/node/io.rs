@@ -159,6 +159,31 @@ pub enum Input {
     },
 }
 
+/// What [`super::Node::accept`] decided about a TCP connection the runtime accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "the id names the connection in every later input; a refused socket is dropped or held"]
+pub enum Admission {
+    /// Taken: the runtime reports the connection's events under this id from now on.
+    Accepted(ConnId),
+    /// Refused for now: only its address's share of the connection budget is spent (a burst of
+    /// Python chunk requests does this). The runtime may hold the socket unread and offer it
+    /// to `accept` again when a connection ends, instead of dropping it.
+    Later,
+    /// Refused (too many connections, or the node is shut down): the runtime drops the
+    /// socket, and no input about it follows.
+    Refused,
+}
+
+impl Admission {
+    /// The connection's id, if it was taken.
+    pub fn conn(self) -> Option<ConnId> {
+        match self {
+            Admission::Accepted(conn) => Some(conn),
+            Admission::Later | Admission::Refused => None,
+        }
+    }
+}
+
 /// Something the runtime must do, from [`super::Node::poll_output`], by kind: a runtime's
 /// event loop performs [`NetOp`]s, its disk thread (or it, inline) performs [`DiskOp`]s, and
 /// [`Event`]s go to the user.

@@ -1,65 +1,29 @@
-//! Connections: opening them to peers on demand, the handshake, routing frames, timers, and
-//! cleaning up when a connection ends.
+//! Native sessions: opening them to peers on demand (our links), the handshake, routing their
+//! frames, and cleaning up when one ends.
 //!
-//! Invariant: a peer has at most one outbound connection of ours at a time (its `Link`), which
-//! carries our requests; requests from others are served on whatever connection they arrive.
-//! A failed link is retried with exponential backoff (1 s … 10 s) while the peer is known.
+//! Invariant: a peer has at most one outbound connection of ours at a time (its [`Link`]),
+//! which carries our requests; requests from others are served on whatever connection they
+//! arrive. A failed link is retried with exponential backoff (1 s … 10 s) while the peer is
+//! known.
+//!
+//! [`Link`]: super::link::Link
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::conns::Conn;
 use super::fetch::Answer;
-use super::{Event, NetOp, Node, Output};
-use crate::budget::{MAX_DIAL_FAILURES, MAX_DIALS_PER_IP, UNREACHABLE_FOR};
+use super::{Admission, Event, NetOp, Node, Output};
+use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
-use crate::session::{CloseReason, ConnId, Due, HelloError, Session, State};
+use crate::python::Sniff;
+use crate::session::{CloseReason, ConnId, HelloError, Session, State};
 use crate::wire::Announce;
 use crate::wire::frame::{Frame, Message, encode_message};
 
-/// Our outbound connection to one peer.
-#[derive(Debug, Default)]
-pub(super) struct Link {
-    pub(super) conn: Option<ConnId>,
-    pub(super) failures: u32,
-    pub(super) retry_at: Option<Instant>,
-    pub(super) want_catalog: bool,
-    /// True once a connection to it completed its handshake.
-    pub(super) opened_once: bool,
-    /// The catalog page asked for on `conn`, not yet answered.
-    pub(super) catalog_pending: Option<u32>,
-    /// When the catalog fetch under way began.
-    pub(super) catalog_started: Option<Instant>,
-    /// No catalog fetch before this (see `budget::MIN_CATALOG_GAP`).
-    pub(super) catalog_not_before: Option<Instant>,
-    /// A fetch put off until then: the timer that asks again.
-    pub(super) catalog_due: Option<Instant>,
-}
-
-/// A `--peer` address we keep a connection to.
-#[derive(Debug)]
-pub(super) struct StaticLink {
-    pub(super) addr: SocketAddr,
-    pub(super) conn: Option<ConnId>,
-    pub(super) retry_at: Instant,
-}
-
-impl StaticLink {
-    /// When to dial it again: while it has no connection.
-    pub(super) fn redial_at(&self) -> Option<Instant> {
-        self.conn.is_none().then_some(self.retry_at)
-    }
-}
-
-/// How long a connection put off by `max_outbound` waits before it is tried again.
-const OUTBOUND_RETRY: Duration = Duration::from_secs(1);
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(500 << failures.min(5)).min(Duration::from_secs(10))
-}
-
 impl Node {
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.sent(self.now, data.len());
             self.out.push_back(Output::Net(NetOp::Send { conn, data }));
         }
@@ -79,11 +43,10 @@ impl Node {
     }
 
     fn open_session(&mut self, now: Instant, addr: SocketAddr, peer: Option<PeerId>) -> ConnId {
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
+        let conn = self.ids.outbound();
         let mut s = Session::new(conn, addr, peer, now);
         s.set_bugs(self.cfg.bugs);
-        self.sessions.insert(conn, s);
+        self.conns.insert(conn, Conn::Native(s));
         self.out
             .push_back(Output::Net(NetOp::Connect { conn, addr }));
         conn
@@ -91,7 +54,7 @@ impl Node {
 
     pub(super) fn start_handshake(&mut self, now: Instant, conn: ConnId) {
         let hello = encode_message(&self.hello());
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.start_handshake(now);
             let mut data = Session::preamble().to_vec();
             data.extend_from_slice(&hello);
@@ -99,58 +62,37 @@ impl Node {
         }
     }
 
-    pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Option<ConnId> {
+    pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Admission {
         let from_ip = self.accepted_from(remote.ip());
-        if self.sessions.len() + self.py_serving.len() >= self.cfg.max_connections
-            || from_ip >= self.cfg.max_connections_per_ip
-        {
+        let full = self.conns.budgeted() >= self.cfg.max_connections;
+        if full || from_ip >= self.cfg.max_connections_per_ip {
             self.stats.connections_refused += 1;
-            return None;
+            // Only the address's share spent: room may come when one of its connections ends.
+            return if full {
+                Admission::Refused
+            } else {
+                Admission::Later
+            };
         }
-        self.next_inbound += 1;
-        let conn = ConnId::inbound(self.next_inbound);
+        let conn = self.ids.inbound();
         let mut s = Session::new(conn, remote, None, now);
         s.set_bugs(self.cfg.bugs);
-        self.sessions.insert(conn, s);
         // Our hello waits for the first bytes (at most PY_SNIFF): a Python request must get
-        // nothing but its answer (see `pyserve`).
-        let hello_at = now + crate::budget::PY_SNIFF;
-        self.undecided.insert(conn, (Vec::new(), hello_at));
-        Some(conn)
+        // nothing but its answer (see `python::serve`).
+        let sniff = Sniff::new(now);
+        self.conns
+            .insert(conn, Conn::Sniffing { session: s, sniff });
+        Admission::Accepted(conn)
     }
 
     /// Accepted connections from `ip` open now: our sessions and Python requests.
     pub(super) fn accepted_from(&self, ip: std::net::IpAddr) -> usize {
-        let sessions = self.sessions.values();
-        let ours = sessions.filter(|s| s.id().is_inbound() && s.remote().ip() == ip);
-        ours.count() + self.py_serving_from(ip)
+        self.conns.accepted_from(ip)
     }
 
-    pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
-        if self
-            .sessions
-            .get(&conn)
-            .is_some_and(|s| s.state() == State::Connecting)
-        {
-            self.start_handshake(now, conn);
-        }
-    }
-
-    pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        let first;
-        let data = if self.undecided.contains_key(&conn) {
-            match self.first_bytes(now, conn, data) {
-                super::pyserve::FirstBytes::Wait | super::pyserve::FirstBytes::Python => return,
-                super::pyserve::FirstBytes::Native(bytes) => {
-                    self.start_handshake(now, conn);
-                    first = bytes;
-                    &first[..]
-                }
-            }
-        } else {
-            data
-        };
-        let Some(s) = self.sessions.get_mut(&conn) else {
+    /// Bytes arrived on the session `conn`: its frames, in order.
+    pub(super) fn on_session_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         s.on_bytes(now, data);
@@ -158,7 +100,7 @@ impl Node {
             self.discovery.touch(now, &p, s.remote().ip());
         }
         loop {
-            let Some(s) = self.sessions.get_mut(&conn) else {
+            let Some(s) = self.conns.session_mut(&conn) else {
                 return;
             };
             match s.next_frame() {
@@ -179,13 +121,13 @@ impl Node {
     }
 
     fn on_frame(&mut self, now: Instant, conn: ConnId, frame: Frame) {
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.conns.session(&conn) else {
             return;
         };
         let state = s.state();
         match (state, frame) {
             (
-                State::Handshaking,
+                State::Handshaking { .. },
                 Frame::Message(Message::Hello {
                     peer,
                     instance,
@@ -203,16 +145,16 @@ impl Node {
                     bye: false,
                 },
             ),
-            (State::Open, Frame::Message(msg)) => self.on_message(now, conn, msg),
+            (State::Open { .. }, Frame::Message(msg)) => self.on_message(now, conn, msg),
             (
-                State::Open,
+                State::Open { .. },
                 Frame::Chunk {
                     content,
                     index,
                     data,
                 },
             ) => self.on_answer(now, conn, content, Answer::Chunk { index, data }),
-            (State::Open, Frame::Unreadable) => self.stats.frames_unreadable += 1,
+            (State::Open { .. }, Frame::Unreadable) => self.stats.frames_unreadable += 1,
             _ => {
                 self.stats.protocol_errors += 1;
                 self.end_session(now, conn, CloseReason::Protocol, true);
@@ -221,13 +163,13 @@ impl Node {
     }
 
     fn on_hello(&mut self, now: Instant, conn: ConnId, a: Announce) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         let opened = if a.peer == self.cfg.peer_id {
             Err(HelloError::WrongPeer)
         } else {
-            s.open(now, a.peer, a.instance)
+            s.open(a.peer, a.instance)
         };
         if opened.is_err() {
             self.end_session(now, conn, CloseReason::WrongPeer, true);
@@ -248,7 +190,7 @@ impl Node {
         if inbound {
             return;
         }
-        let pinned = self.statics.iter().any(|st| st.conn == Some(conn));
+        let pinned = self.statics.iter().any(|st| st.is(conn));
         let listed_there = self
             .discovery
             .peer(&a.peer)
@@ -258,15 +200,10 @@ impl Node {
             self.end_session(now, conn, CloseReason::PeerGone, true);
             return;
         }
-        if pinned && let Some(s) = self.sessions.get_mut(&conn) {
+        if pinned && let Some(s) = self.conns.session_mut(&conn) {
             s.pin();
         }
-        let link = self.links.entry(a.peer).or_default();
-        if link.conn.is_none() || link.conn == Some(conn) {
-            link.conn = Some(conn);
-            link.opened_once = true;
-            link.failures = 0;
-            link.retry_at = None;
+        if self.links.entry(a.peer).or_default().opened(conn) {
             self.link_ready(now, a.peer);
         }
     }
@@ -308,8 +245,7 @@ impl Node {
         why: CloseReason,
         notify: bool,
     ) {
-        self.undecided.remove(&conn);
-        let Some(s) = self.sessions.remove(&conn) else {
+        let Some(s) = self.conns.remove_session(&conn) else {
             return;
         };
         if notify {
@@ -319,15 +255,13 @@ impl Node {
             self.stats.closed_not_reading += 1;
         }
         // What it owed is free for the connections that waited for it.
-        self.starved.remove(&conn);
         if s.owed() > 0 && why != CloseReason::Shutdown {
             self.pump_starved();
             self.repause_ip(s.remote().ip());
         }
         for st in &mut self.statics {
-            if st.conn == Some(conn) {
-                st.conn = None;
-                st.retry_at = now + self.cfg.interval;
+            if st.is(conn) {
+                st.closed(now + self.cfg.interval);
             }
         }
         let Some(peer) = s.peer() else { return };
@@ -335,7 +269,7 @@ impl Node {
         if !conn.is_inbound()
             && s.instance().is_none()
             && self.discovery.is_rival(&peer, remote)
-            && self.links.get(&peer).is_none_or(|l| l.conn != Some(conn))
+            && self.links.get(&peer).is_none_or(|l| !l.is(conn))
         {
             // A dial to a contested id's rival address ended without the hello that would
             // have decided for it: that address does not speak for the id. Nothing there
@@ -346,21 +280,14 @@ impl Node {
         }
         let clean = why.is_clean();
         if let Some(link) = self.links.get_mut(&peer)
-            && link.conn == Some(conn)
+            && link.is(conn)
         {
-            link.conn = None;
-            // A catalog request that died with its connection is asked again on the next one.
-            if link.catalog_pending.take().is_some() {
-                link.want_catalog = true;
+            let ended = link.closed(now, clean);
+            if ended.catalog_lost {
                 self.remote.abandon(&peer);
             }
-            if !clean {
-                link.failures += 1;
-                link.retry_at = Some(now + backoff(link.failures));
-            }
-            let unreachable = !link.opened_once && link.failures >= MAX_DIAL_FAILURES;
             self.peer_down_downloads(now, peer, false);
-            if unreachable {
+            if ended.unreachable {
                 // Never reached, again and again: refused, silent, or not our protocol. Forget
                 // it (its downloads lose it) and ignore its address for a while.
                 self.discovery
@@ -374,11 +301,11 @@ impl Node {
     /// instance opened, or answered, survives its own hello.
     pub(super) fn drop_peer_connections(&mut self, now: Instant, peer: PeerId, keep: Option<u64>) {
         let conns: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.peer() == Some(peer))
-            .filter(|(_, s)| keep.is_none() || s.instance().is_some_and(|i| Some(i) != keep))
-            .map(|(c, _)| *c)
+            .conns
+            .sessions()
+            .filter(|s| s.peer() == Some(peer))
+            .filter(|s| keep.is_none() || s.instance().is_some_and(|i| Some(i) != keep))
+            .map(Session::id)
             .collect();
         for c in conns {
             self.end_session(now, c, CloseReason::PeerGone, true);
@@ -393,10 +320,10 @@ impl Node {
         ip: std::net::IpAddr,
     ) {
         let conns: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.peer() == Some(peer) && s.remote().ip() != ip)
-            .map(|(c, _)| *c)
+            .conns
+            .sessions()
+            .filter(|s| s.peer() == Some(peer) && s.remote().ip() != ip)
+            .map(Session::id)
             .collect();
         for c in conns {
             self.end_session(now, c, CloseReason::PeerGone, true);
@@ -410,19 +337,18 @@ impl Node {
         };
         let room = self.room_to_dial(addr.ip());
         let link = self.links.entry(peer).or_default();
-        if link.conn.is_some() || link.retry_at.is_some_and(|t| t > now) {
+        if !link.may_dial(now) {
             return;
         }
         if !room {
             // Try again in a second (the retry timer asks only while something waits for it).
-            link.retry_at = Some(now + OUTBOUND_RETRY);
+            link.put_off(now);
             self.stats.connects_deferred += 1;
             return;
         }
-        link.retry_at = None;
         let conn = self.open_session(now, addr, Some(peer));
         if let Some(link) = self.links.get_mut(&peer) {
-            link.conn = Some(conn);
+            link.dialled(conn);
         }
     }
 
@@ -434,8 +360,8 @@ impl Node {
             return;
         }
         let already = self
-            .sessions
-            .values()
+            .conns
+            .sessions()
             .any(|s| !s.id().is_inbound() && s.remote() == addr && s.peer() == Some(peer));
         if already {
             return;
@@ -450,11 +376,15 @@ impl Node {
     /// True while a new outbound connection to `ip` stays within `max_outbound` and within
     /// `MAX_DIALS_PER_IP` connections being opened to one address.
     fn room_to_dial(&self, ip: std::net::IpAddr) -> bool {
-        let outbound = self.sessions.keys().filter(|c| !c.is_inbound()).count();
+        let outbound = self
+            .conns
+            .sessions()
+            .filter(|s| !s.id().is_inbound())
+            .count();
         let dialing = self
-            .sessions
-            .values()
-            .filter(|s| !s.id().is_inbound() && s.state() != State::Open)
+            .conns
+            .sessions()
+            .filter(|s| !s.id().is_inbound() && !s.is_open())
             .filter(|s| s.remote().ip() == ip)
             .count();
         outbound < self.cfg.max_outbound && dialing < MAX_DIALS_PER_IP
@@ -466,8 +396,10 @@ impl Node {
         self.peer_ready_downloads(now, peer);
     }
 
-    pub(super) fn want_catalog(&mut self, now: Instant, peer: PeerId) {
-        self.links.entry(peer).or_default().want_catalog = true;
+    /// Fetches `peer`'s catalog: now if our link to it is open (and the gap since the last
+    /// fetch has passed), else once it is.
+    pub(super) fn fetch_catalog(&mut self, now: Instant, peer: PeerId) {
+        self.links.entry(peer).or_default().want_catalog();
         if self.link_conn(&peer).is_some() {
             self.send_catalog_request(now, peer);
         } else {
@@ -479,19 +411,13 @@ impl Node {
         let Some(conn) = self.link_conn(&peer) else {
             return;
         };
-        let Some(link) = self.links.get_mut(&peer) else {
-            return;
-        };
-        if !link.want_catalog || link.catalog_pending.is_some() {
-            return;
+        if self
+            .links
+            .get_mut(&peer)
+            .is_some_and(|link| link.start_catalog_fetch(now))
+        {
+            self.request_catalog_page(now, peer, conn, 0);
         }
-        if let Some(t) = link.catalog_not_before.filter(|t| *t > now) {
-            link.catalog_due = Some(t);
-            return;
-        }
-        link.want_catalog = false;
-        link.catalog_started = Some(now);
-        self.request_catalog_page(now, peer, conn, 0);
     }
 
     /// Asks `peer` for catalog page `page` on its link `conn`.
@@ -503,9 +429,9 @@ impl Node {
         page: u32,
     ) {
         if let Some(link) = self.links.get_mut(&peer) {
-            link.catalog_pending = Some(page);
+            link.catalog_asked(page);
         }
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.request_sent(now, 2 * crate::wire::CATALOG_PAGE_BYTES);
         }
         self.send_msg(conn, &Message::CatalogRequest { page });
@@ -513,68 +439,25 @@ impl Node {
 
     /// The outbound connection to `peer`, once its handshake is done.
     pub(super) fn link_conn(&self, peer: &PeerId) -> Option<ConnId> {
-        let conn = self.links.get(peer)?.conn?;
-        self.sessions
-            .get(&conn)
-            .filter(|s| s.state() == State::Open)
+        let conn = self.links.get(peer)?.conn()?;
+        self.conns
+            .session(&conn)
+            .filter(|s| s.is_open())
             .map(|_| conn)
     }
 
-    pub(super) fn session_timers(&mut self, now: Instant) {
-        let due: Vec<(ConnId, Due)> = self
-            .sessions
-            .iter()
-            .filter_map(|(c, s)| s.due(now, &self.cfg.timeouts).map(|d| (*c, d)))
-            .collect();
-        for (conn, d) in due {
-            match d {
-                Due::Ping => self.send_msg(conn, &Message::Ping),
-                Due::Close(why) => self.end_session(now, conn, why, true),
-            }
-        }
-    }
-
-    pub(super) fn link_timers(&mut self, now: Instant) {
-        let catalogs: Vec<PeerId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.catalog_due.is_some_and(|t| t <= now))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in catalogs {
-            if let Some(l) = self.links.get_mut(&p) {
-                l.catalog_due = None;
-            }
-            self.want_catalog(now, p);
-        }
-        let retry: Vec<PeerId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.retry_at.is_some_and(|t| t <= now))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in retry {
-            if let Some(l) = self.links.get_mut(&p) {
-                l.retry_at = None;
-            }
-            if self.peer_wanted(&p) {
-                self.ensure_link(now, p);
-            }
-        }
-        for i in 0..self.statics.len() {
-            let st = &self.statics[i];
-            if st.redial_at().is_some_and(|t| t <= now) {
-                let addr = st.addr;
-                let conn = self.open_session(now, addr, None);
-                self.statics[i].conn = Some(conn);
-                self.statics[i].retry_at = now + self.cfg.interval;
-            }
-        }
+    /// Dials static peer `i` again (its timer fired: it has no connection).
+    pub(super) fn redial_static(&mut self, now: Instant, i: usize) {
+        let Some(addr) = self.statics.get(i).map(|st| st.addr()) else {
+            return;
+        };
+        let conn = self.open_session(now, addr, None);
+        self.statics[i].dialled(conn, now + self.cfg.interval);
     }
 
     /// True when something waits for a connection to `peer`.
-    fn peer_wanted(&self, peer: &PeerId) -> bool {
-        self.links.get(peer).is_some_and(|l| l.want_catalog)
+    pub(super) fn peer_wanted(&self, peer: &PeerId) -> bool {
+        self.links.get(peer).is_some_and(|l| l.catalog_wanted())
             || self
                 .downloads
                 .values()

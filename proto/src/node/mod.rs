@@ -1,42 +1,62 @@
-//! The node: discovery, sessions, serving and downloads composed behind one sans-IO API.
+//! The node: discovery, connections, serving, downloads and the Python side composed behind
+//! one sans-IO API.
+//!
+//! How it is put together (ARCHITECTURE.md draws it): every input enters through
+//! [`Node::handle_input`] (or [`Node::handle_received`], [`Node::accept`],
+//! [`Node::handle_timeout`]) and is routed once, by what it is about: a datagram to discovery
+//! or the Python side, a connection event to what that connection is in the one connection
+//! table (`conns`: sniffing its first bytes, a native session, a Python request, a Python
+//! chunk), a disk result to its download or read, a command to its download. Every deadline
+//! is in the one timer list (`timers`), each with its reason ([`Wake`]). The parts it owns
+//! keep their own state behind transitions: `Discovery`, `Session`, `Download`, `Link`, the
+//! Python sub-machine (`crate::python`), the catalogs of others.
 //!
 //! Invariants kept by every method:
 //! - every deadline in the machine is visible through [`Node::poll_timeout`]; after
 //!   `handle_timeout(now)` it is later than `now`;
+//! - a connection id is in one place: its entry in the connection table;
 //! - a chunk is written only after it verified against a manifest that verified against its
 //!   content id; a download is finished only after every chunk was written;
 //! - every name that came from the network passed `check_name` before it is stored;
-//! - the output queue is drained by the caller after each call, so it never grows beyond what
-//!   one input produces.
+//! - the output queue is drained by the caller after each call (checked in debug builds), so
+//!   it never grows beyond what one input produces.
 
 mod catalogs;
 mod config;
+mod conns;
 mod fetch;
 mod io;
+mod link;
 mod links;
-mod pyfetch;
-mod pyserve;
-mod python;
 mod serve;
 mod swarm;
+#[cfg(any(test, feature = "testing"))]
+mod testing;
+mod timers;
 mod views;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 pub use config::{
     Config, ConfigError, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT,
     MAX_INTERVAL, MIN_INTERVAL, check_interval,
 };
-pub use io::{Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source};
-pub use views::{ConnLoad, DownloadView, PeerView, RemoteFile, Stats};
+pub use io::{
+    Admission, Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source,
+};
+pub use timers::Wake;
+#[cfg(any(test, feature = "testing"))]
+pub use views::ConnLoad;
+pub use views::{DownloadView, PeerView, RemoteFile, Stats};
 
 use crate::discovery::Discovery;
 use crate::download::Download;
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
+use crate::python::{Action, Python};
 use crate::rng::Rng;
-use crate::session::{ConnId, Session};
+use crate::session::{CloseReason, ConnId, Session};
 use crate::wire::{Announce, CatalogEntry};
 
 /// A p2pshare peer, without any I/O.
@@ -90,45 +110,26 @@ pub struct Node {
     rng: Rng,
     now: Instant,
     discovery: Discovery,
-    /// The original Python peers we hear (issue 16).
-    python: crate::python::PythonPeers,
-    /// Downloads from Python peers, and their chunk connections.
-    py_downloads: BTreeMap<ContentId, crate::pyfetch::PyDownload>,
-    py_conns: BTreeMap<ConnId, pyfetch::PyConn>,
-    /// Accepted connections whose first bytes have not said yet whether they are ours or a
-    /// Python request; Python requests being served, and their reads.
-    undecided: BTreeMap<ConnId, (Vec<u8>, Instant)>,
-    py_serving: BTreeMap<ConnId, pyserve::PyServe>,
-    py_reads: BTreeMap<ReadId, ConnId>,
+    /// The original Python program's side: its peers, downloads and requests (issue 16).
+    python: Python,
+    /// Every connection, as what it is: the one table of them.
+    conns: conns::Conns,
     local: BTreeMap<ContentId, LocalEntry>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
     catalog_pages: Vec<Vec<u8>>,
     remote: catalogs::Catalogs,
-    sessions: BTreeMap<ConnId, Session>,
-    links: BTreeMap<PeerId, links::Link>,
-    statics: Vec<links::StaticLink>,
+    links: BTreeMap<PeerId, link::Link>,
+    statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
     reads: BTreeMap<ReadId, serve::ReadFor>,
-    /// Connections whose answers wait for a shared send budget.
-    starved: BTreeSet<ConnId>,
-    /// Chunks verified since the last `Have`s went out, per download.
-    haves: BTreeMap<ContentId, Vec<u32>>,
-    /// When the waiting `Have`s go out.
-    have_due: Option<Instant>,
-    /// Since when a verified chunk that a connection follows waits to be announced (for the
-    /// invariant that none waits past twice the batching delay).
-    unannounced_since: Option<Instant>,
-    /// Chunks we began to serve in the last `swarm::SPREAD_WINDOW`, to which connection, and
-    /// when (oldest first).
-    sent: VecDeque<(Instant, ContentId, u32, ConnId)>,
+    /// The `Have`s waiting to go out, and the chunks we began to serve lately.
+    swarm: swarm::Swarm,
     /// Files our downloads placed, shared under the manifest they were verified against until
     /// a scan lists them (no second hashing before they are served).
     adopted: BTreeMap<ContentId, LocalEntry>,
     out: VecDeque<Output>,
-    next_conn: u64,
-    next_inbound: u64,
-    next_read: u64,
+    ids: conns::Ids,
     stats: Stats,
     shut_down: bool,
 }
@@ -148,41 +149,26 @@ impl Node {
         let statics = cfg
             .static_peers
             .iter()
-            .map(|&addr| links::StaticLink {
-                addr,
-                conn: None,
-                retry_at: now,
-            })
+            .map(|&addr| link::StaticLink::new(addr, now))
             .collect();
         Ok(Node {
             rng: Rng::new(cfg.seed),
             now,
             discovery,
-            python: crate::python::PythonPeers::default(),
-            py_downloads: BTreeMap::new(),
-            py_conns: BTreeMap::new(),
-            undecided: BTreeMap::new(),
-            py_serving: BTreeMap::new(),
-            py_reads: BTreeMap::new(),
+            python: Python::new(cfg.peer_id),
+            conns: conns::Conns::default(),
             local: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
             remote: catalogs::Catalogs::default(),
-            sessions: BTreeMap::new(),
             links: BTreeMap::new(),
             statics,
             downloads: BTreeMap::new(),
             reads: BTreeMap::new(),
-            starved: BTreeSet::new(),
-            haves: BTreeMap::new(),
-            have_due: None,
-            unannounced_since: None,
-            sent: VecDeque::new(),
+            swarm: swarm::Swarm::default(),
             adopted: BTreeMap::new(),
             out: VecDeque::new(),
-            next_conn: 1,
-            next_inbound: 0,
-            next_read: 1,
+            ids: conns::Ids::default(),
             stats: Stats::default(),
             shut_down: false,
             cfg,
@@ -213,7 +199,7 @@ impl Node {
                 confirmed: p.is_confirmed(),
                 python: false,
             })
-            .chain(self.python_peer_views())
+            .chain(self.python.peer_views())
             .collect()
     }
 
@@ -255,8 +241,33 @@ impl Node {
             r.holders.sort_unstable();
             r.holders.dedup();
         }
-        out.extend(self.python_remote_files());
+        out.extend(self.python.remote_files(
+            |f| self.vouched_native(f),
+            |hash| self.local.values().any(|e| e.manifest.file_hash() == hash),
+        ));
         out
+    }
+
+    /// True when a p2pshare peer vouches that the Python file `f` is one of its native files:
+    /// one of its catalog entries has `f`'s name, and its JSON announcement gave that name
+    /// `f`'s SHA-256. Such a file is listed, and fetched, as the native content.
+    fn vouched_native(&self, f: &crate::python::wire::LegacyFile) -> bool {
+        self.discovery.peers().any(|p| {
+            self.python
+                .vouched_hash(&p.id, p.addr.ip(), &f.name)
+                .is_some_and(|hash| *hash == f.file_hash)
+                && self.remote.get(&p.id).is_some_and(|files| {
+                    files
+                        .iter()
+                        .any(|e| e.name == f.name && e.size.div_ceil(1024) == f.total_chunks)
+                })
+        })
+    }
+
+    /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare peer
+    /// announces to them. They announce only every 5 s, so a one-shot view listens that long.
+    pub fn python_around(&self) -> bool {
+        self.python.any()
     }
 
     /// True once the peers have had time to answer our first announcement (each answers a
@@ -287,18 +298,14 @@ impl Node {
                 peers: d.usable_peers().count(),
                 rejected: d.counters().rejected,
             })
-            .chain(self.py_download_views())
+            .chain(self.python.download_views())
             .collect()
-    }
-
-    /// One download's scheduler (for the simulator's invariant checks).
-    pub fn download(&self, content: &ContentId) -> Option<&Download> {
-        self.downloads.get(content)
     }
 
     /// Counters of dropped and refused input.
     pub fn stats(&self) -> Stats {
         let drops = self.discovery.drops();
+        let py = self.python.stats();
         Stats {
             peers_table_full: drops.table_full,
             announcements_stale: drops.stale_instance,
@@ -306,6 +313,13 @@ impl Node {
             claims_elsewhere: drops.claims_elsewhere,
             peers_unreachable: drops.unreachable,
             catalog_entries_dropped: self.remote.dropped,
+            chunks_rejected: self.stats.chunks_rejected + py.chunks_rejected,
+            python_datagrams_dropped: py.datagrams_dropped,
+            python_files_rejected: py.files_rejected,
+            python_peers_full: py.peers_full,
+            python_requests_malformed: py.requests_malformed,
+            python_requests_refused: py.requests_refused,
+            python_chunks_served: py.chunks_served,
             ..self.stats.clone()
         }
     }
@@ -313,60 +327,6 @@ impl Node {
     /// Our catalog revision (bumped when the shared files change).
     pub fn revision(&self) -> u64 {
         self.revision
-    }
-
-    /// Open connections (for the simulator's bounds).
-    pub fn connections(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Bytes buffered in receive buffers across connections (for the simulator's bounds).
-    pub fn buffered_bytes(&self) -> usize {
-        self.sessions.values().map(Session::buffered).sum()
-    }
-
-    /// Bytes owed across connections: sent and not yet flushed, plus chunk reads in flight to
-    /// be sent (what the send budgets count; for the simulator's bounds).
-    pub fn owed_bytes(&self) -> usize {
-        self.sessions.values().map(Session::owed).sum()
-    }
-
-    /// What each connection holds of the node's memory (for the simulator's budget checks).
-    pub fn connection_loads(&self) -> impl Iterator<Item = ConnLoad> + '_ {
-        self.sessions.values().map(|s| ConnLoad {
-            conn: s.id(),
-            remote: s.remote(),
-            owed: s.owed(),
-            queued_requests: s.queued_requests(),
-            queued_manifests: s.queued_manifests(),
-        })
-    }
-
-    /// Checks internal invariants; the error says which broke.
-    pub fn check_invariants(&self) -> Result<(), String> {
-        for d in self.downloads.values() {
-            d.check_invariants()?;
-        }
-        for d in self.py_downloads.values() {
-            d.check_invariants()?;
-        }
-        if self.sessions.len() > self.cfg.max_connections {
-            return Err(format!("{} sessions over the limit", self.sessions.len()));
-        }
-        for s in self.sessions.values() {
-            if s.queued_requests() > crate::session::MAX_QUEUED_REQUESTS {
-                return Err("serve queue over its bound".into());
-            }
-        }
-        if let Some(t) = self.unannounced_since
-            && self.now >= t + 2 * swarm::HAVE_DELAY
-        {
-            return Err(format!(
-                "a verified chunk followed by a peer is unannounced since {:?}",
-                self.now - t
-            ));
-        }
-        Ok(())
     }
 
     // ---- handle ----
@@ -377,26 +337,26 @@ impl Node {
         if self.shut_down {
             return;
         }
-        let Some(input) = self.python_input(now, input) else {
-            self.drain_discovery(now);
-            return;
-        };
+        // The one router: each input goes to the part that owns what it is about (a connection
+        // by what it is in the table, a download by whether it is a Python peer's).
         match input {
             Input::Datagram { from, data } => self.on_datagram(now, from, &data),
             Input::Connected { conn } => self.on_connected(now, conn),
             Input::ConnectFailed { conn } => {
-                self.end_session(now, conn, crate::session::CloseReason::ConnectFailed, false)
+                self.on_conn_gone(now, conn, CloseReason::ConnectFailed)
             }
             Input::Received { conn, data } => self.on_received(now, conn, &data),
-            Input::Flushed { conn } => self.on_flushed(conn),
-            Input::Closed { conn } => {
-                self.end_session(now, conn, crate::session::CloseReason::Remote, false)
-            }
+            Input::Flushed { conn } => self.on_conn_flushed(conn),
+            Input::Closed { conn } => self.on_conn_gone(now, conn, CloseReason::Remote),
             Input::SendFileBroken { conn } => {
                 self.stats.zero_copy_broken += 1;
-                self.end_session(now, conn, crate::session::CloseReason::FileBroken, false)
+                self.end_session(now, conn, CloseReason::FileBroken, false)
             }
             Input::ReadDone { read, result } => self.on_read_done(now, read, result),
+            Input::PartialOpened { content, result } if self.python.downloads(&content) => {
+                self.python.partial_opened(now, content, result);
+                self.drain_python(now);
+            }
             Input::PartialOpened { content, result } => {
                 self.on_partial_opened(now, content, result)
             }
@@ -404,11 +364,31 @@ impl Node {
                 content,
                 index,
                 result,
+            } if self.python.downloads(&content) => {
+                self.python.written(now, content, index, result);
+                self.drain_python(now);
+            }
+            Input::Written {
+                content,
+                index,
+                result,
             } => self.on_written(content, index, result),
+            Input::Finished { content, result } if self.python.downloads(&content) => {
+                self.python.finished(now, content, result);
+                self.drain_python(now);
+            }
             Input::Finished { content, result } => self.on_finished(content, result),
             Input::CatalogChanged { files } => self.on_catalog_changed(now, files),
+            Input::Command(Command::Get { content, name }) if self.is_python_content(&content) => {
+                self.python.start_download(content, name);
+                self.drain_python(now);
+            }
             Input::Command(Command::Get { content, name }) => {
                 self.start_download(now, content, name)
+            }
+            Input::Command(Command::Cancel(content)) if self.python.downloads(&content) => {
+                self.python.cancel(content);
+                self.drain_python(now);
             }
             Input::Command(Command::Cancel(content)) => {
                 self.fail_download(content, crate::download::FailReason::Cancelled)
@@ -430,78 +410,46 @@ impl Node {
     /// runtime hands us something before running our timers (its loop was late) go out first,
     /// not only when it next runs them.
     fn advance(&mut self, now: Instant) -> Instant {
+        self.assert_drained();
         self.now = self.now.max(now);
         if !self.shut_down {
-            self.swarm_timers(self.now);
+            self.run_due(self.now, timers::Source::Haves);
         }
         self.now
     }
 
-    /// A TCP connection was accepted from `remote`. Returns the id under which the runtime
-    /// reports its events from now on, or `None` when the node refuses it (too many
-    /// connections, or too many from that address): then the runtime drops the socket, and no
-    /// input about it follows. Then drain [`Node::poll_output`] (the hello goes out).
-    #[must_use = "the id names the connection in every later input"]
-    pub fn accept(&mut self, now: Instant, remote: std::net::SocketAddr) -> Option<ConnId> {
+    /// A TCP connection was accepted from `remote`: the node takes it (and names it), asks the
+    /// runtime to hold it for later (its address's share of the connection budget is spent), or
+    /// refuses it ([`Admission`]). Then drain [`Node::poll_output`].
+    pub fn accept(&mut self, now: Instant, remote: std::net::SocketAddr) -> Admission {
         self.advance(now);
         if self.shut_down {
-            return None;
+            return Admission::Refused;
         }
-        let conn = self.on_accepted(self.now, remote);
+        let admission = self.on_accepted(self.now, remote);
         self.drain_discovery(self.now);
-        conn
-    }
-
-    /// After [`Node::accept`] refused a connection from `remote`: true when only its address's
-    /// share of the connection budget is spent (a burst of Python chunk requests does this):
-    /// then the runtime may hold the socket unread and offer it again to `accept` when a
-    /// connection ends, instead of dropping it.
-    pub fn accept_later(&self, remote: std::net::SocketAddr) -> bool {
-        !self.shut_down
-            && self.sessions.len() + self.py_serving.len() < self.cfg.max_connections
-            && self.accepted_from(remote.ip()) >= self.cfg.max_connections_per_ip
+        admission
     }
 
     /// The same as `handle_input(now, Input::Received { conn, data })`, for a runtime that
     /// holds the bytes in a buffer of its own: saves copying them into a `Vec` first.
     pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        self.advance(now);
-        if self.py_conns.contains_key(&conn) {
-            self.py_received(self.now, conn, data);
-        } else if self.py_serving.contains_key(&conn) {
-            self.py_serve_received(conn, data);
-        } else if !self.shut_down {
-            self.on_received(self.now, conn, data);
-            self.drain_discovery(self.now);
-        }
-    }
-
-    /// Runs the timers due at `now`. Spurious extra calls do nothing.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = self.now.max(now);
-        let now = self.now;
+        let now = self.advance(now);
         if self.shut_down {
             return;
         }
-        if self.discovery.handle_timeout(now, &mut self.rng) {
-            self.announce(false);
-        }
-        self.python_timers(now);
-        self.py_fetch_timers(now);
-        self.py_serve_timers(now);
-        self.py_sniff_timers(now);
+        self.on_received(now, conn, data);
         self.drain_discovery(now);
-        self.session_timers(now);
-        self.link_timers(now);
-        self.download_timers(now);
-        self.swarm_timers(now);
-        self.drain_discovery(now);
-        // A timer above may have revised our catalog (a download gave up), which brings the
-        // next announcement forward, possibly to now: send it now, not in a busy loop.
-        if self.discovery.handle_timeout(now, &mut self.rng) {
-            self.announce(false);
-        }
-        self.drain_discovery(now);
+    }
+
+    /// The calling contract, checked in debug builds: the caller drained `poll_output` after
+    /// the previous call, so the queue never holds more than one call's outputs.
+    fn assert_drained(&self) {
+        debug_assert!(
+            self.out.is_empty(),
+            "{} outputs were not drained (poll_output) before this call",
+            self.out.len()
+        );
     }
 
     // ---- poll ----
@@ -510,36 +458,6 @@ impl Node {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
-    }
-
-    /// When to call [`Node::handle_timeout`] next; `None` after shutdown. The earliest
-    /// deadline of the machines `handle_timeout` runs, each read from the one function that
-    /// machine also uses to decide what is due.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.shut_down {
-            return None;
-        }
-        let t = &self.cfg.timeouts;
-        let sessions = self.sessions.values().filter_map(|s| s.poll_timeout(t));
-        let links = self
-            .links
-            .values()
-            .flat_map(|l| [l.retry_at, l.catalog_due])
-            .flatten();
-        let statics = self.statics.iter().filter_map(links::StaticLink::redial_at);
-        let downloads = self.downloads.values().filter_map(|d| d.deadline(t.stall));
-        std::iter::once(self.discovery.poll_timeout())
-            .chain(self.python.poll_timeout())
-            .chain(self.py_fetch_deadline())
-            .chain(self.py_serve_deadline())
-            .chain(self.undecided.values().map(|u| u.1).min())
-            .chain(sessions)
-            .chain(links)
-            .chain(statics)
-            .chain(downloads)
-            .chain(self.have_due)
-            .min()
     }
 
     // ---- discovery ----
@@ -562,15 +480,33 @@ impl Node {
                 data: data.clone(),
             }));
         }
-        if !bye && let Some(json) = self.python_announcement(self.now) {
-            self.send_python_announcement(json);
+        if bye {
+            return;
+        }
+        let files = self
+            .local
+            .values()
+            .flat_map(|e| e.names.iter().map(|n| (n.as_str(), &e.manifest)));
+        let json = self
+            .python
+            .announcement(self.now, self.cfg.transfer_port, files);
+        if let Some(json) = json {
+            for &to in &self.cfg.announce_to {
+                self.out.push_back(Output::Net(NetOp::Datagram {
+                    to,
+                    data: json.clone(),
+                }));
+            }
         }
     }
 
     fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         use crate::wire::DatagramError as E;
-        if crate::wire::legacy::looks_legacy(data) {
-            return self.on_legacy_datagram(now, from, data);
+        if crate::python::wire::looks_legacy(data) {
+            let discovery = &self.discovery;
+            let native_at = |addr| discovery.peers().any(|p| p.addr == addr);
+            self.python.handle_datagram(now, from, data, native_at);
+            return self.drain_python(now);
         }
         match Announce::decode(data) {
             Ok(a) => self.discovery.heard(now, &a, from),
@@ -596,14 +532,12 @@ impl Node {
                         // the failures of the old one (dialled while it was down) are not
                         // its own, so they cannot make it count as unreachable.
                         if let Some(link) = self.links.get_mut(&p) {
-                            link.catalog_not_before = None;
-                            link.failures = 0;
-                            link.retry_at = None;
+                            link.restarted();
                         }
                     }
-                    self.want_catalog(now, p);
+                    self.fetch_catalog(now, p);
                 }
-                Change::RevisionChanged(p) => self.want_catalog(now, p),
+                Change::RevisionChanged(p) => self.fetch_catalog(now, p),
                 Change::Moved(p) => {
                     // What was learned at the old address was someone else's.
                     let Some(addr) = self.discovery.peer(&p).map(|x| x.addr) else {
@@ -613,13 +547,11 @@ impl Node {
                     self.drop_peer_connections_elsewhere(now, p, addr.ip());
                     // Failures at the old address were not its.
                     if let Some(link) = self.links.get_mut(&p) {
-                        link.failures = 0;
-                        link.retry_at = None;
-                        link.opened_once = false;
+                        link.moved();
                     }
                     self.out
                         .push_back(Output::Event(Event::PeerFound { peer: p, addr }));
-                    self.want_catalog(now, p);
+                    self.fetch_catalog(now, p);
                 }
                 Change::Rival(p, addr) => self.dial_rival(now, p, addr),
                 Change::Lost(p, addr) => {
@@ -670,9 +602,9 @@ impl Node {
 
     fn shutdown(&mut self, now: Instant) {
         self.announce(true);
-        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        let conns: Vec<ConnId> = self.conns.sessions().map(Session::id).collect();
         for c in conns {
-            self.end_session(now, c, crate::session::CloseReason::Shutdown, true);
+            self.end_session(now, c, CloseReason::Shutdown, true);
         }
         let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
         for c in contents {
@@ -680,7 +612,50 @@ impl Node {
                 .push_back(Output::Disk(DiskOp::ClosePartial { content: c }));
         }
         self.downloads.clear();
-        self.py_shutdown();
+        // The Python side: the requests being served, the chunk connections, the partial files.
+        let serving = self.conns.ids(|c| matches!(c, conns::Conn::PyServe(_)));
+        let fetching = self.conns.ids(|c| matches!(c, conns::Conn::PyFetch(_)));
+        for conn in serving.into_iter().chain(fetching) {
+            self.conns.remove(&conn);
+            self.out.push_back(Output::Net(NetOp::Close { conn }));
+        }
+        self.python.shutdown();
+        self.drain_python(now);
         self.shut_down = true;
+    }
+
+    /// Does what the Python side asks (after every call into it): outputs pass on; a chunk
+    /// connection to open is named and enters the table; those of a stopped download close.
+    fn drain_python(&mut self, now: Instant) {
+        while let Some(action) = self.python.poll_action() {
+            match action {
+                Action::Output(o) => self.out.push_back(o),
+                Action::Connect(fetch) => {
+                    let conn = self.ids.outbound();
+                    let addr = fetch.addr();
+                    self.conns.insert(conn, conns::Conn::PyFetch(fetch));
+                    self.out
+                        .push_back(Output::Net(NetOp::Connect { conn, addr }));
+                }
+                Action::CloseFetches(content) => {
+                    let of = |c: &conns::Conn| matches!(c, conns::Conn::PyFetch(f) if f.content() == content);
+                    for conn in self.conns.ids(of) {
+                        self.conns.remove(&conn);
+                        self.out.push_back(Output::Net(NetOp::Close { conn }));
+                    }
+                }
+                Action::AnnounceSoon => self.discovery.answer_soon(now),
+            }
+        }
+    }
+
+    /// True when `content` is a Python file that no p2pshare peer holds: `get` fetches it with
+    /// the Python protocol.
+    fn is_python_content(&self, content: &ContentId) -> bool {
+        self.python.held(content)
+            && !self
+                .remote
+                .iter()
+                .any(|(_, files)| files.iter().any(|f| f.content == *content))
     }
 }

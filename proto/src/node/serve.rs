@@ -7,7 +7,8 @@
 //! page and one manifest are unflushed; an answer starts only while it fits the connection's,
 //! its IP's and the node's send budgets ([`crate::budget`]), except that a connection that
 //! owes nothing may always take one answer within the shared budgets. A connection at its
-//! own budget is paused; one whose answers wait for a shared budget is in `starved` and is
+//! own budget is paused; one whose answers wait for a shared budget is starved (a flag of its
+//! session) and is
 //! served again as soon as any connection flushes or ends. So a peer that asks a lot and reads
 //! slowly costs bounded memory, and cannot take the others' share.
 //!
@@ -25,7 +26,7 @@ use super::{DiskOp, NetOp, Node, Output, ReadId, ReadSource};
 use crate::budget::{CONN_SEND_BUDGET, IP_SEND_BUDGET, NODE_SEND_BUDGET};
 use crate::disk::DiskError;
 use crate::ids::ContentId;
-use crate::session::ConnId;
+use crate::session::{ConnId, Session};
 use crate::wire::frame::{
     CHUNK_FRAME_OVERHEAD, CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
 };
@@ -44,6 +45,8 @@ pub(super) enum ReadFor {
     },
     /// A chunk of a partial download to re-verify.
     Check { content: ContentId, index: u32 },
+    /// A chunk to send as the reply to the Python request on a connection.
+    PyServe { conn: ConnId },
 }
 
 /// Whether an answer of some size may start on a connection now.
@@ -59,14 +62,14 @@ enum Room {
 impl Node {
     /// Bytes owed to connections from `ip`, and to all.
     fn owed(&self, ip: IpAddr) -> (usize, usize) {
-        self.sessions.values().fold((0, 0), |(by_ip, all), s| {
+        self.conns.sessions().fold((0, 0), |(by_ip, all), s| {
             let o = s.owed();
             (by_ip + if s.remote().ip() == ip { o } else { 0 }, all + o)
         })
     }
 
     fn room(&self, conn: ConnId, len: usize) -> Room {
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.conns.session(&conn) else {
             return Room::Conn;
         };
         let own = s.owed();
@@ -88,15 +91,17 @@ impl Node {
             Room::Conn => false,
             Room::Shared => {
                 self.stats.answers_delayed += 1;
-                self.starved.insert(conn);
+                if let Some(s) = self.conns.session_mut(&conn) {
+                    s.set_starved(true);
+                }
                 false
             }
         }
     }
 
     pub(super) fn serve_catalog(&mut self, conn: ConnId, page: u32) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.want_catalog(page);
+        if let Some(s) = self.conns.session_mut(&conn) {
+            s.queue_catalog(page);
         }
         self.pump_serve(conn);
     }
@@ -132,7 +137,7 @@ impl Node {
     }
 
     pub(super) fn serve_manifest(&mut self, conn: ConnId, content: ContentId) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         if !s.want_manifest(content) {
@@ -145,7 +150,7 @@ impl Node {
     /// (refusals, pongs) are then dropped, not queued (the connection is paused; one that
     /// reads is never here).
     pub(super) fn over_budget(&self, conn: ConnId) -> bool {
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.conns.session(&conn) else {
             return true;
         };
         if s.owed() >= CONN_SEND_BUDGET {
@@ -182,14 +187,14 @@ impl Node {
         }
         if self.sent_elsewhere(conn, content, index)
             && self
-                .sessions
-                .get_mut(&conn)
+                .conns
+                .session_mut(&conn)
                 .is_some_and(|s| s.take_once(content, index))
         {
             self.stats.requests_spread += 1;
             return self.refuse(conn, ErrorCode::Taken, content, Some(index));
         }
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         if !s.queue_request(content, index) {
@@ -197,7 +202,7 @@ impl Node {
         }
         // A connection waiting for a shared budget is served when it frees (`pump_starved`):
         // trying again for each of its requests would only cost time.
-        if !self.starved.contains(&conn) {
+        if !self.conns.session(&conn).is_some_and(Session::is_starved) {
             self.pump_serve(conn);
         }
     }
@@ -206,7 +211,9 @@ impl Node {
     /// requests, while the serve window and the send budgets have room; then pauses or
     /// resumes reading the connection.
     fn pump_serve(&mut self, conn: ConnId) {
-        self.starved.remove(&conn);
+        if let Some(s) = self.conns.session_mut(&conn) {
+            s.set_starved(false);
+        }
         self.pump_catalog(conn);
         self.pump_manifests(conn);
         self.pump_chunks(conn);
@@ -214,23 +221,23 @@ impl Node {
     }
 
     fn pump_catalog(&mut self, conn: ConnId) {
-        let Some(page) = self.sessions.get(&conn).and_then(|s| s.catalog_due()) else {
+        let Some(page) = self.conns.session(&conn).and_then(|s| s.catalog_due()) else {
             return;
         };
         let frame = self.catalog_page(page);
         if !self.fits(conn, frame.len()) {
             return;
         }
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.catalog_sent();
         }
         self.send(conn, frame);
     }
 
     fn pump_manifests(&mut self, conn: ConnId) {
-        while let Some(content) = self.sessions.get(&conn).and_then(|s| s.manifest_due()) {
+        while let Some(content) = self.conns.session(&conn).and_then(|s| s.manifest_due()) {
             let Some(m) = self.serving_manifest(&content) else {
-                if let Some(s) = self.sessions.get_mut(&conn) {
+                if let Some(s) = self.conns.session_mut(&conn) {
                     s.manifest_answered(false);
                 }
                 self.refuse(conn, ErrorCode::NotFound, content, None);
@@ -243,7 +250,7 @@ impl Node {
             if !self.fits(conn, frame.len()) {
                 return;
             }
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.manifest_answered(true);
             }
             self.send(conn, frame);
@@ -252,7 +259,7 @@ impl Node {
 
     fn pump_chunks(&mut self, conn: ConnId) {
         loop {
-            let Some(s) = self.sessions.get(&conn) else {
+            let Some(s) = self.conns.session(&conn) else {
                 return;
             };
             let Some((content, index)) = s.next_to_serve(self.cfg.serve_window) else {
@@ -266,7 +273,7 @@ impl Node {
                 } => (source, offset, len),
                 other => {
                     // Unshared (or finishing) since it was queued.
-                    if let Some(s) = self.sessions.get_mut(&conn) {
+                    if let Some(s) = self.conns.session_mut(&conn) {
                         s.skip_serving();
                     }
                     let code = match other {
@@ -280,7 +287,7 @@ impl Node {
             if !self.fits(conn, len as usize + CHUNK_FRAME_OVERHEAD) {
                 return;
             }
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.start_serving(len);
             }
             self.note_sent(conn, content, index);
@@ -288,8 +295,7 @@ impl Node {
                 self.send_chunk_file(conn, file, index, offset, len);
                 continue;
             }
-            let read = ReadId(self.next_read);
-            self.next_read += 1;
+            let read = self.ids.read();
             self.reads.insert(
                 read,
                 ReadFor::Serve {
@@ -321,7 +327,7 @@ impl Node {
         offset: u64,
         len: u32,
     ) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         s.served(true, len);
@@ -342,7 +348,7 @@ impl Node {
     /// once it does not.
     pub(super) fn update_pause(&mut self, conn: ConnId) {
         let never = self.cfg.bugs.never_pause(); // planted bug (simulator only)
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.conns.session(&conn) else {
             return;
         };
         // One host's connections share one budget: once its IP has spent it, none of them is
@@ -355,7 +361,7 @@ impl Node {
         } else {
             wants || by_ip >= IP_SEND_BUDGET
         } && !never;
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
         if s.set_paused(pause) {
@@ -372,25 +378,37 @@ impl Node {
     /// Those whose IP, or the node, still has no room stay waiting without being tried: with
     /// many waiting connections of one greedy host, every flush would otherwise try them all.
     pub(super) fn pump_starved(&mut self) {
-        if self.starved.is_empty() {
+        let waiting: Vec<ConnId> = self
+            .conns
+            .sessions()
+            .filter(|s| s.is_starved())
+            .map(Session::id)
+            .collect();
+        if waiting.is_empty() {
             return;
         }
         let mut by_ip: BTreeMap<IpAddr, usize> = BTreeMap::new();
         let mut all = 0;
-        for s in self.sessions.values() {
+        for s in self.conns.sessions() {
             *by_ip.entry(s.remote().ip()).or_default() += s.owed();
             all += s.owed();
         }
-        let waiting = std::mem::take(&mut self.starved);
+        for conn in &waiting {
+            if let Some(s) = self.conns.session_mut(conn) {
+                s.set_starved(false);
+            }
+        }
         for conn in waiting {
-            let ip = self.sessions.get(&conn).map(|s| s.remote().ip());
+            let ip = self.conns.session(&conn).map(|s| s.remote().ip());
             let need = self.next_answer_len(conn);
             let full = ip.is_none_or(|ip| {
                 let mine = by_ip.get(&ip).copied().unwrap_or(0);
                 all > 0 && (mine + need > IP_SEND_BUDGET || all + need > NODE_SEND_BUDGET)
             });
             if full {
-                self.starved.insert(conn);
+                if let Some(s) = self.conns.session_mut(&conn) {
+                    s.set_starved(true);
+                }
             } else {
                 self.pump_serve(conn);
             }
@@ -400,7 +418,7 @@ impl Node {
     /// The size of the smallest answer `conn` waits to be sent (0 if none): what must fit
     /// before trying it is worth the time.
     fn next_answer_len(&self, conn: ConnId) -> usize {
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.conns.session(&conn) else {
             return 0;
         };
         let catalog = s.catalog_due().map(|_| crate::wire::CATALOG_PAGE_BYTES / 4);
@@ -423,7 +441,7 @@ impl Node {
     }
 
     pub(super) fn on_flushed(&mut self, conn: ConnId) {
-        let ip = self.sessions.get_mut(&conn).map(|s| {
+        let ip = self.conns.session_mut(&conn).map(|s| {
             s.flushed();
             s.remote().ip()
         });
@@ -437,10 +455,10 @@ impl Node {
     /// Decides again whether the paused connections from `ip` may be read (its budget moved).
     pub(super) fn repause_ip(&mut self, ip: IpAddr) {
         let paused: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.is_paused() && s.remote().ip() == ip)
-            .map(|(c, _)| *c)
+            .conns
+            .sessions()
+            .filter(|s| s.is_paused() && s.remote().ip() == ip)
+            .map(Session::id)
             .collect();
         for c in paused {
             self.update_pause(c);
@@ -461,7 +479,7 @@ impl Node {
                 len,
                 partial,
             }) => {
-                let Some(s) = self.sessions.get_mut(&conn) else {
+                let Some(s) = self.conns.session_mut(&conn) else {
                     return;
                 };
                 let ok = matches!(&result, Ok(data) if data.len() == len as usize);
@@ -481,6 +499,7 @@ impl Node {
             Some(ReadFor::Check { content, index }) => {
                 self.on_check_done(now, content, index, result)
             }
+            Some(ReadFor::PyServe { conn }) => self.py_read_done(conn, result),
             None => {}
         }
     }

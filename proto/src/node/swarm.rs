@@ -15,6 +15,7 @@
 //! merely claimed; a `Have` names only chunks written here; bitfields and haves count only on
 //! our own link to the peer (as every answer does), and only within the manifest's chunks.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{Node, ReadSource};
@@ -22,7 +23,7 @@ use crate::availability::ClaimError;
 use crate::download::{Download, Phase};
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
-use crate::session::ConnId;
+use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, MAX_HAVE_BATCH, Message};
 
 /// How long verified chunks wait to be announced together: a tenth of a second is a small
@@ -35,6 +36,40 @@ pub(super) const HAVE_DELAY: Duration = Duration::from_millis(100);
 pub(super) const SPREAD_WINDOW: Duration = Duration::from_secs(2);
 /// Chunks remembered for that (a gigabit link sends ~240 chunks of 1 MiB in 2 s).
 const SPREAD_MEMORY: usize = 4096;
+
+/// What the node keeps for swarming: the verified chunks waiting to be announced, and the
+/// chunks it began to serve lately.
+#[derive(Debug, Default)]
+pub(super) struct Swarm {
+    /// Chunks verified since the last `Have`s went out, per download.
+    haves: BTreeMap<ContentId, Vec<u32>>,
+    /// When the waiting `Have`s go out: the timer.
+    have_due: Option<Instant>,
+    /// Since when a verified chunk that a connection follows waits to be announced (for the
+    /// invariant that none waits past twice the batching delay).
+    unannounced_since: Option<Instant>,
+    /// Chunks we began to serve in the last [`SPREAD_WINDOW`], to which connection, and when
+    /// (oldest first).
+    sent: VecDeque<(Instant, ContentId, u32, ConnId)>,
+}
+
+impl Swarm {
+    /// When the waiting `Have`s go out, if any wait.
+    pub(super) fn have_due(&self) -> Option<Instant> {
+        self.have_due
+    }
+
+    /// Since when a verified chunk that a connection follows waits to be announced.
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) fn unannounced_since(&self) -> Option<Instant> {
+        self.unannounced_since
+    }
+
+    /// Forgets the waiting `Have`s of a download that ended.
+    pub(super) fn forget(&mut self, content: &ContentId) {
+        self.haves.remove(content);
+    }
+}
 
 /// Where a chunk we were asked for comes from, if we serve it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +160,7 @@ impl Node {
 
     /// A peer on `conn` asks which chunks of `content` we have.
     pub(super) fn on_interested(&mut self, now: Instant, conn: ConnId, content: ContentId) {
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.note_fetching(content);
         }
         let bits = if let Some(e) = self.local.get(&content) {
@@ -139,12 +174,12 @@ impl Node {
                 Some(crate::download::ChunkState::Requested { .. }) => early,
                 _ => false,
             });
-            if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(s) = self.conns.session_mut(&conn) {
                 s.add_interest(content);
             }
             // It downloads this file too (else why ask): ask back, so it becomes a holder of
             // ours as we become one of its.
-            if let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) {
+            if let Some(peer) = self.conns.session(&conn).and_then(|s| s.peer()) {
                 self.ask_interest(now, content, peer);
             }
             bits
@@ -186,7 +221,7 @@ impl Node {
         }
         // Not a request the session waits for: a peer that never answers (another version,
         // a hostile host) leaves the download as it was, and the link is not stalled for it.
-        if let Some(s) = self.sessions.get_mut(&conn) {
+        if let Some(s) = self.conns.session_mut(&conn) {
             s.allow_answer(bits + 128);
         }
         self.send_msg(conn, &Message::Interested { content });
@@ -202,7 +237,7 @@ impl Node {
             .links
             .iter()
             .filter(|(p, l)| {
-                l.conn.is_some() && (!d.peers().contains_key(p) || d.wants_interest(p))
+                l.conn().is_some() && (!d.peers().contains_key(p) || d.wants_interest(p))
             })
             .map(|(p, _)| *p)
             .collect();
@@ -265,10 +300,10 @@ impl Node {
         stray: bool,
         apply: impl FnOnce(&mut Download, PeerId) -> Result<bool, ClaimError>,
     ) {
-        let Some(peer) = self.sessions.get(&conn).and_then(|s| s.peer()) else {
+        let Some(peer) = self.conns.session(&conn).and_then(|s| s.peer()) else {
             return;
         };
-        if self.links.get(&peer).and_then(|l| l.conn) != Some(conn) {
+        if self.links.get(&peer).and_then(|l| l.conn()) != Some(conn) {
             self.stats.frames_unsolicited += 1;
             return;
         }
@@ -291,31 +326,33 @@ impl Node {
     /// Chunk `index` of our download of `content` is verified and on disk: announce it to the
     /// peers that follow this download, with the others of the next [`HAVE_DELAY`].
     pub(super) fn note_verified(&mut self, content: ContentId, index: u32) {
-        if self.sessions.values().any(|s| s.is_interested(&content)) {
-            self.unannounced_since.get_or_insert(self.now);
+        let now = self.now;
+        if self.conns.sessions().any(|s| s.is_interested(&content)) {
+            self.swarm.unannounced_since.get_or_insert(now);
         }
         if self.cfg.bugs.never_have() {
             return; // planted bug (simulator only)
         }
-        let batch = self.haves.entry(content).or_default();
+        let swarm = &mut self.swarm;
+        let batch = swarm.haves.entry(content).or_default();
         batch.push(index);
         if batch.len() >= MAX_HAVE_BATCH {
             self.flush_haves();
-        } else if self.have_due.is_none() {
-            self.have_due = Some(self.now + HAVE_DELAY);
+        } else if swarm.have_due.is_none() {
+            swarm.have_due = Some(now + HAVE_DELAY);
         }
     }
 
     /// Sends the waiting `Have`s to every connection that follows their download.
     pub(super) fn flush_haves(&mut self) {
-        self.have_due = None;
-        self.unannounced_since = None;
-        for (content, indices) in std::mem::take(&mut self.haves) {
+        self.swarm.have_due = None;
+        self.swarm.unannounced_since = None;
+        for (content, indices) in std::mem::take(&mut self.swarm.haves) {
             let conns: Vec<ConnId> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| s.is_interested(&content))
-                .map(|(c, _)| *c)
+                .conns
+                .sessions()
+                .filter(|s| s.is_interested(&content))
+                .map(Session::id)
                 .collect();
             for conn in conns {
                 if self.over_budget(conn) {
@@ -335,10 +372,11 @@ impl Node {
 
     /// Chunk `index` of `content` starts on its way to `conn`.
     pub(super) fn note_sent(&mut self, conn: ConnId, content: ContentId, index: u32) {
-        if self.sent.len() >= SPREAD_MEMORY {
-            self.sent.pop_front();
+        let sent = &mut self.swarm.sent;
+        if sent.len() >= SPREAD_MEMORY {
+            sent.pop_front();
         }
-        self.sent.push_back((self.now, content, index, conn));
+        sent.push_back((self.now, content, index, conn));
     }
 
     /// True when chunk `index` of `content` began its way, within [`SPREAD_WINDOW`], to
@@ -346,25 +384,15 @@ impl Node {
     /// serve the chunk): `conn`'s peer should take it from there.
     pub(super) fn sent_elsewhere(&mut self, conn: ConnId, content: ContentId, index: u32) -> bool {
         let now = self.now;
-        while self
-            .sent
-            .front()
-            .is_some_and(|s| s.0 + SPREAD_WINDOW <= now)
-        {
-            self.sent.pop_front();
+        let sent = &mut self.swarm.sent;
+        while sent.front().is_some_and(|s| s.0 + SPREAD_WINDOW <= now) {
+            sent.pop_front();
         }
-        self.sent.iter().any(|&(_, c, i, to)| {
+        sent.iter().any(|&(_, c, i, to)| {
             c == content
                 && i == index
                 && to != conn
-                && self.sessions.get(&to).is_some_and(|s| s.is_fetching(&c))
+                && self.conns.session(&to).is_some_and(|s| s.is_fetching(&c))
         })
-    }
-
-    /// Runs the `Have` timer.
-    pub(super) fn swarm_timers(&mut self, now: Instant) {
-        if self.have_due.is_some_and(|t| t <= now) {
-            self.flush_haves();
-        }
     }
 }

@@ -60,7 +60,8 @@ pub struct DownloadView {
     pub rejected: u32,
 }
 
-/// What one connection holds of a node's memory ([`Node::connection_loads`](super::Node::connection_loads)).
+/// What one connection holds of a node's memory (`Node::connection_loads`, for tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLoad {
     /// The connection.

@@ -1,6 +1,6 @@
 //! What crosses the network: the discovery datagram ([`announce`], and its signed version 2,
-//! [`signed`]), the TCP frames ([`frame`]), and the original Python program's JSON datagram,
-//! request line and reply ([`legacy`]).
+//! [`signed`]) and the TCP frames ([`frame`]). The original Python program's JSON datagram,
+//! request line and reply are [`crate::python::wire`]'s.
 //!
 //! Invariants shared by every decoder here: it takes `&[u8]`, never panics, never allocates
 //! more than the hard limit of what it decodes, and tells our bytes from a stranger's by a fixed
@@ -9,7 +9,6 @@
 
 pub mod announce;
 pub mod frame;
-pub mod legacy;
 pub mod signed;
 
 pub use announce::{Announce, DatagramError, MAX_DATAGRAM};

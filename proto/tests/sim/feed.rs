@@ -1,5 +1,7 @@
-//! Feeding nodes: inputs, timeouts and the outputs they produce, with the per-step checks
-//! (invariants, bounds, no busy loop). A paused host's inputs wait in its backlog.
+//! Feeding nodes: inputs, timeouts and the outputs they produce. Every call goes through the
+//! host's checked pump ([`Checked`](super::checked::Checked): invariants, bounds, the disk
+//! requests, expiry and no busy loop); the world's own checks follow after the outputs are
+//! performed. A paused host's inputs wait in its backlog.
 
 use super::*;
 
@@ -27,18 +29,18 @@ impl Sim {
             .filter(|&f| self.hosts[f].behaviour == Behaviour::Spoofer)
             .filter(|_| matches!(input, Input::Datagram { .. }))
             .map(|f| IpAddr::V4(self.hosts[f].ip));
-        let node = self.hosts[h].node.as_mut().expect("a running node");
+        let host = &mut self.hosts[h];
+        let node = host.node.as_mut().expect("a running node");
         let before = spoofer.map(|_| node.peers());
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            node.handle_input(now, input)
-        }));
-        if r.is_err() {
-            return Err(self.fail(Kind::Panic, format!("h{h} panicked in handle_input")));
-        }
+        let store = &host.store;
+        let disk = |c: &ContentId, _size: u64| store.partial.get(c).cloned();
+        let outs = node
+            .input(now, input, &disk)
+            .map_err(|v| self.violated(h, v))?;
         if let (Some(ip), Some(before)) = (spoofer, before) {
             self.check_spoof(h, ip, &before)?;
         }
-        self.after(h)
+        self.after(h, outs)
     }
 
     /// After a spoofer's datagram from `ip`: every peer host `h` listed at another address
@@ -68,41 +70,31 @@ impl Sim {
     pub(super) fn timeout(&mut self, h: usize) -> Res {
         self.log(format!("h{h} timeout"));
         let now = self.instant();
-        let node = self.hosts[h].node.as_mut().expect("a running node");
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.handle_timeout(now)));
-        if r.is_err() {
-            return Err(self.fail(Kind::Panic, format!("h{h} panicked in handle_timeout")));
+        if self.tracing {
+            let node = self.hosts[h].node.as_ref().expect("a running node");
+            let why: Vec<String> = node
+                .timers()
+                .into_iter()
+                .filter(|(at, _)| *at <= now)
+                .map(|(_, w)| format!("{w:?}"))
+                .collect();
+            self.note(format!("h{h}    for {}", why.join(", ")));
         }
-        self.after(h)?;
-        if self.hosts[h].node.is_some() {
-            self.check_expiry(h)?;
-            if let Some(d) = self.hosts[h].deadline
-                && d <= self.now
-            {
-                return Err(self.fail(
-                    Kind::BusyLoop,
-                    format!("h{h}: poll_timeout {d} not after now after handle_timeout"),
-                ));
-            }
-        }
-        Ok(())
+        // The node is out of its host for the call, so that the expiry check can read the
+        // world's account of who was heard when.
+        let mut node = self.hosts[h].node.take().expect("a running node");
+        let store = &self.hosts[h].store;
+        let disk = |c: &ContentId, _size: u64| store.partial.get(c).cloned();
+        let heard = |p: &p2pshare_proto::PeerView| self.heard_at(h, p);
+        let r = node.timeout(now, &disk, &heard);
+        self.hosts[h].node = Some(node);
+        let outs = r.map_err(|v| self.violated(h, v))?;
+        self.after(h, outs)
     }
 
-    /// Drains and performs the outputs of host `h`, then checks its invariants.
-    pub(super) fn after(&mut self, h: usize) -> Res {
-        let mut outs = Vec::new();
-        if let Some(node) = self.hosts[h].node.as_mut() {
-            while let Some(o) = node.poll_output() {
-                outs.push(o);
-            }
-        }
-        let bound = 256 + 64 * self.hosts.len();
-        if outs.len() > bound {
-            return Err(self.fail(
-                Kind::Unbounded,
-                format!("h{h}: {} outputs from one step", outs.len()),
-            ));
-        }
+    /// Performs the outputs of one call of host `h` (checked by its pump), then checks what
+    /// needs the whole world: connections per host, budgets, bans.
+    pub(super) fn after(&mut self, h: usize, outs: Vec<Output>) -> Res {
         for o in outs {
             self.log(format!("h{h} -> {}", trace::output(&o)));
             self.perform(h, o)?;
@@ -110,9 +102,6 @@ impl Sim {
         let Some(node) = self.hosts[h].node.as_ref() else {
             return Ok(());
         };
-        if let Err(e) = node.check_invariants() {
-            return Err(self.fail(Kind::NodeInvariant, format!("h{h}: {e}")));
-        }
         let conns = node.connections();
         // Each flooder's address may hold a table's worth of peers, each with a link.
         let flooders = self
@@ -122,13 +111,6 @@ impl Sim {
             .count();
         if conns > 4 * self.hosts.len() + 16 + adversary::PEERS_PER_IP * flooders {
             return Err(self.fail(Kind::Unbounded, format!("h{h}: {conns} connections")));
-        }
-        let buffered = node.buffered_bytes();
-        if buffered > conns.max(1) * 2 * (64 << 10) {
-            return Err(self.fail(
-                Kind::Unbounded,
-                format!("h{h}: {buffered} bytes buffered in {conns} connections"),
-            ));
         }
         let deadline = node.poll_timeout().map(|t| self.nanos(t));
         self.hosts[h].deadline = deadline;

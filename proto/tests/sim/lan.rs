@@ -101,12 +101,14 @@ impl Sim {
         let remote = SocketAddr::new(IpAddr::V4(self.hosts[a.host].ip), 40000);
         self.hosts[h].heard[a.host] = self.now;
         let now = self.instant();
-        let node = self.hosts[h].node.as_mut().expect("a running node");
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.accept(now, remote)));
-        let Ok(conn) = r else {
-            return Err(self.fail(Kind::Panic, format!("h{h} panicked in accept")));
-        };
-        match conn {
+        let host = &mut self.hosts[h];
+        let node = host.node.as_mut().expect("a running node");
+        let store = &host.store;
+        let disk = |c: &ContentId, _size: u64| store.partial.get(c).cloned();
+        let (admission, outs) = node
+            .accept(now, remote, &disk)
+            .map_err(|v| self.violated(h, v))?;
+        match admission.conn() {
             Some(conn) => {
                 self.log(format!("h{h} <- Accepted {conn:?} remote={remote}"));
                 self.conns[cid].ends[1].conn = Some(conn);
@@ -120,7 +122,7 @@ impl Sim {
                 self.schedule(self.now + lat, Ev::Reset { cid, to: 0 });
             }
         }
-        self.after(h)
+        self.after(h, outs)
     }
 
     pub(super) fn send(&mut self, h: usize, conn: ConnId, data: Vec<u8>) {

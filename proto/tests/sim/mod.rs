@@ -13,7 +13,9 @@
 //! reordering); TCP connections as ordered byte streams cut into arbitrary pieces, paced by the
 //! sender's uplink rate plus a per-host latency, which can be reset, stalled, or half-closed.
 //!
-//! Invariants checked after every step (a violation ends the run with a [`Failure`]):
+//! Invariants checked after every step (a violation ends the run with a [`Failure`]); those of
+//! one node are the checked pump's ([`checked::Checked`], shared with the other tests that drive
+//! nodes), the rest need the whole world:
 //! - no chunk is written whose bytes fail the manifest's hash ([`Kind::CorruptWrite`]);
 //! - no finish is asked before the whole partial file hashes to the file hash
 //!   ([`Kind::EarlyFinish`]);
@@ -22,6 +24,7 @@
 //!   ([`Kind::PeerNotExpired`]);
 //! - `poll_timeout()` after `handle_timeout(now)` is later than `now` ([`Kind::BusyLoop`]);
 //! - connections, receive buffers and outputs per step stay bounded ([`Kind::Unbounded`]);
+//! - reads, opens and zero-copy sends stay inside files the world has ([`Kind::BadRequest`]);
 //! - liveness: a download attempt completes or fails within [`ATTEMPT_BOUND`]
 //!   ([`Kind::Stuck`]); with an honest holder alive after the heal, every wanted file is
 //!   downloaded before the run ends ([`Kind::Liveness`]);
@@ -38,6 +41,8 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod adversary;
+#[path = "../support/checked.rs"]
+pub mod checked;
 mod checks;
 pub mod crowd;
 mod disk;
@@ -62,13 +67,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::download::ChunkState;
 use p2pshare_proto::wire::frame::{self, Frame, Message};
 use p2pshare_proto::{
     Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, Input, LocalFile, Manifest,
-    NetOp, Node, Output, PeerId, ReadSource, sha256,
+    Node, Output, PeerId, ReadSource,
 };
 
+use checked::{Checked, Violation};
 use rng::SimRng;
 use store::Store;
 
@@ -135,6 +140,25 @@ pub enum Kind {
     /// More than [`MAX_QUEUED_EVENTS`] events wait at once: something schedules events
     /// faster than they are used up, and the world would run for hours instead of failing.
     Runaway,
+    /// A disk or network request about a file nobody has, or past its end.
+    BadRequest,
+}
+
+impl Kind {
+    /// The kind of a post-condition the checked pump found broken.
+    fn of(v: &Violation) -> Kind {
+        match v {
+            Violation::Panic(_) => Kind::Panic,
+            Violation::TooManyOutputs(_) | Violation::Buffered { .. } => Kind::Unbounded,
+            Violation::Invariant(_) => Kind::NodeInvariant,
+            Violation::CorruptWrite(_) => Kind::CorruptWrite,
+            Violation::EarlyFinish(_) => Kind::EarlyFinish,
+            Violation::UnverifiedServe(_) => Kind::UnverifiedServe,
+            Violation::BadRequest(_) => Kind::BadRequest,
+            Violation::PeerNotExpired(_) => Kind::PeerNotExpired,
+            Violation::BusyLoop(_) => Kind::BusyLoop,
+        }
+    }
 }
 
 /// A violated invariant, with enough to replay it.
@@ -254,8 +278,8 @@ pub struct Host {
     pub instance: u64,
     /// Its IP address.
     pub ip: Ipv4Addr,
-    /// The running node, `None` while crashed.
-    pub node: Option<Node>,
+    /// The running node, every call checked; `None` while crashed.
+    pub node: Option<Checked>,
     /// Bumped on every crash: deliveries to an older incarnation are dropped.
     pub inc: u32,
     /// Gone for good.
@@ -758,6 +782,11 @@ impl Sim {
         t.saturating_duration_since(self.origin).as_nanos() as Nanos
     }
 
+    /// The failure for a post-condition that broke on host `h`.
+    fn violated(&self, h: usize, v: Violation) -> Failure {
+        self.fail(Kind::of(&v), format!("h{h}: {v}"))
+    }
+
     fn fail(&self, kind: Kind, msg: impl Into<String>) -> Failure {
         Failure {
             seed: self.seed,
@@ -765,6 +794,15 @@ impl Sim {
             at: self.now,
             kind,
             msg: msg.into(),
+        }
+    }
+
+    /// Prints `line` in the trace without hashing it: what follows from the hashed lines (why a
+    /// node woke up), so that hashes stay comparable across builds that only restructure how
+    /// the node computes it.
+    fn note(&self, line: String) {
+        if self.tracing {
+            eprintln!("[{:>11.6}s] {line}", self.now as f64 / SEC as f64);
         }
     }
 
@@ -802,10 +840,13 @@ impl Sim {
         // Half the hosts serve zero-copy (`NetOp::SendFile`), half through reads: both paths
         // run in every network, without drawing from the RNG.
         cfg.zero_copy = h % 2 == 1;
-        host.node = Some(
-            Node::new(cfg, self.origin + Duration::from_nanos(self.now))
-                .expect("a valid configuration"),
-        );
+        let node = Node::new(cfg, self.origin + Duration::from_nanos(self.now))
+            .expect("a valid configuration");
+        let mut node = Checked::new(node, self.files.iter().map(|f| f.manifest.clone()));
+        node.max_outputs = 256 + 64 * n;
+        // One incomplete frame plus one delivery.
+        node.buffered_per_conn = 2 * (64 << 10);
+        host.node = Some(node);
         host.heard = vec![self.now; n];
         host.instance = instance;
         let b = self.hosts[h].behaviour;
@@ -874,32 +915,11 @@ impl Sim {
 
     fn perform(&mut self, h: usize, o: Output) -> Res {
         match o {
-            Output::Net(op) => self.net(h, op),
-            Output::Disk(op) => self.disk_op(h, op)?,
+            Output::Net(op) => p2pshare_proto::net::perform(op, &mut HostNet { sim: self, h }),
+            Output::Disk(op) => self.disk_op(h, op),
             Output::Event(e) => self.on_event(h, e)?,
         }
         Ok(())
-    }
-
-    fn net(&mut self, h: usize, op: NetOp) {
-        match op {
-            NetOp::Datagram { to, data } => {
-                assert_eq!(to, BROADCAST, "nodes announce to the configured address");
-                self.broadcast(h, data);
-            }
-            NetOp::Connect { conn, addr } => self.connect(h, conn, addr),
-            NetOp::Send { conn, data } => self.send(h, conn, data),
-            NetOp::SendFile {
-                conn,
-                header,
-                file,
-                offset,
-                len,
-            } => self.send_file(h, conn, header, file, offset, len),
-            NetOp::Pause { conn } => self.read_pause(h, conn, true),
-            NetOp::Resume { conn } => self.read_pause(h, conn, false),
-            NetOp::Close { conn } => self.close(h, conn),
-        }
     }
 
     fn on_event(&mut self, h: usize, e: Event) -> Res {
@@ -1075,5 +1095,43 @@ impl Sim {
             }
             Ev::Act(a) => self.action(a),
         }
+    }
+}
+
+/// Host `h`'s network card on the LAN: what its node's network requests do
+/// (`p2pshare_proto::net::perform` maps each `NetOp` to one of these).
+struct HostNet<'a> {
+    sim: &'a mut Sim,
+    h: usize,
+}
+
+impl p2pshare_proto::net::Network for HostNet<'_> {
+    fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
+        assert_eq!(to, BROADCAST, "nodes announce to the configured address");
+        self.sim.broadcast(self.h, data);
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        self.sim.connect(self.h, conn, addr);
+    }
+
+    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        self.sim.send(self.h, conn, data);
+    }
+
+    fn pause(&mut self, conn: ConnId) {
+        self.sim.read_pause(self.h, conn, true);
+    }
+
+    fn resume(&mut self, conn: ConnId) {
+        self.sim.read_pause(self.h, conn, false);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.sim.close(self.h, conn);
+    }
+
+    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32) {
+        self.sim.send_file(self.h, conn, header, file, offset, len);
     }
 }

@@ -25,6 +25,9 @@ pub struct Sweep {
     pub per_sec: f64,
     /// Every failure, in seed order.
     pub failures: Vec<Failure>,
+    /// `(seed, trace hash, steps)` of every seed that passed, in seed order: two sweeps of one
+    /// range compare run by run (`P2PSHARE_SIM_HASHES` in `sim_sweep` writes them out).
+    pub hashes: Vec<(u64, u64, u64)>,
 }
 
 impl Sweep {
@@ -72,6 +75,7 @@ pub fn sweep_on(seeds: std::ops::Range<u64>, bugs: Bugs, threads: usize, until: 
                     let mut sim = Sim::new(seed, bugs);
                     match sim.run() {
                         Ok(r) => {
+                            mine.hashes.push((seed, r.trace_hash, r.steps));
                             mine.steps += r.steps;
                             mine.wanted += r.wanted;
                             mine.done += r.done;
@@ -98,11 +102,13 @@ pub fn sweep_on(seeds: std::ops::Range<u64>, bugs: Bugs, threads: usize, until: 
                 t.wanted += mine.wanted;
                 t.done += mine.done;
                 t.failures.append(&mut mine.failures);
+                t.hashes.append(&mut mine.hashes);
             });
         }
     });
     let mut s = total.into_inner().unwrap();
     s.failures.sort_by_key(|f| f.seed);
+    s.hashes.sort_unstable();
     s.per_sec = s.runs as f64 / t0.elapsed().as_secs_f64().max(1e-9);
     s
 }

@@ -3,7 +3,10 @@
 //!
 //! Invariant: a line depends only on the virtual time, the host index and the content of what
 //! crossed the node's API (payloads are summarised by length and a hash), never on addresses in
-//! memory or the wall clock, so equal runs give equal hashes.
+//! memory or the wall clock, so equal runs give equal hashes. Why a node woke up (its due
+//! `Wake`s, from `Node::timers`) is printed after each `timeout` line but not hashed: it follows
+//! from what crossed the API, and leaving it out keeps hashes comparable between builds that
+//! only restructure the node's timers.
 
 use p2pshare_proto::{DiskOp, Input, NetOp, Output, ReadSource};
 

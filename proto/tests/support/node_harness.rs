@@ -7,15 +7,15 @@
 //! on a connection, the result of a read the node asked for), so that a short script reaches deep
 //! states (a download running, chunks being written); others are raw bytes or stale ids.
 //!
-//! After every op [`Harness::apply`] checks:
-//! - `Node::check_invariants` holds;
-//! - after `handle_timeout(now)`, `poll_timeout()` is later than `now` (or `None` after shutdown);
-//! - every `Output::Disk(DiskOp::Write)` carries a chunk that verifies against the manifest the harness made for
-//!   that content, at the right offset (the node can only know manifests the harness made: a
-//!   manifest is trusted only when it hashes to the content id);
-//! - every `Output::Disk(DiskOp::Finish)` comes when the partial file the harness keeps hashes to the file;
-//! - no `Send` or `Close` on a connection the node never had or already closed;
-//! - the outputs of one call and the receive buffers stay bounded.
+//! Every call into the node goes through the tests' one checked pump (`support/checked.rs`),
+//! which checks every post-condition after each call: no panic, `Node::check_invariants`, no
+//! busy loop after `handle_timeout`, every write verifies against the manifest the harness made
+//! for that content (the node can only know manifests the harness made: a manifest is trusted
+//! only when it hashes to the content id), every finish comes when the partial file the harness
+//! keeps hashes to the file, reads and opens stay inside known files, outputs and receive
+//! buffers stay bounded. Performing the outputs, the harness checks its side of the network:
+//! no `Send`, `Pause`, `Resume` or `Close` on a connection the node never had or already
+//! closed, and every byte the node sends frames.
 //!
 //! With `--cfg fuzzing` (cargo-fuzz) the types derive `arbitrary::Arbitrary`.
 #![allow(dead_code)]
@@ -32,11 +32,15 @@ use p2pshare_proto::wire::frame::{
 use p2pshare_proto::wire::{Announce, MAX_FRAME_LEN, PREAMBLE};
 use p2pshare_proto::{
     Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Input, LocalFile, Manifest,
-    NetOp, Node, Output, PeerId, ReadId, ReadSource, sha256,
+    NetOp, Node, Output, PeerId, ReadId, ReadSource,
 };
 
+#[path = "checked.rs"]
+mod checked;
 #[path = "mem_store.rs"]
 mod mem_store;
+
+use checked::Checked;
 
 /// Our node's id.
 pub const ME: PeerId = PeerId([0xaa; 16]);
@@ -344,8 +348,8 @@ struct HConn {
 
 /// The scripted runtime.
 pub struct Harness {
-    /// The node under test.
-    pub node: Node,
+    /// The node under test, every call checked.
+    checked: Checked,
     /// The current time.
     pub now: Instant,
     /// The files.
@@ -361,7 +365,6 @@ pub struct Harness {
     disk: Store,
     /// Outputs seen, by kind (for tests that want to know how deep a run went).
     pub counts: BTreeMap<&'static str, u64>,
-    shut_down: bool,
     /// Bytes held while a connection was paused, to deliver now that it was resumed.
     resumed: Vec<(ConnId, Vec<u8>)>,
 }
@@ -502,8 +505,13 @@ impl Harness {
         if script.static_peer {
             cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
         }
-        let mut h = Harness {
-            node: Node::new(cfg, origin).expect("a valid configuration"),
+        let node = Node::new(cfg, origin).expect("a valid configuration");
+        let mut checked = Checked::new(node, files.iter().map(|f| f.manifest.clone()));
+        checked.max_outputs = MAX_OUTPUTS_PER_CALL;
+        // One incomplete frame plus one push (at most 64 KiB here) per connection.
+        checked.buffered_per_conn = 4 + MAX_FRAME_LEN + (1 << 16);
+        Harness {
+            checked,
             now: origin,
             files,
             manifests,
@@ -515,11 +523,13 @@ impl Harness {
             finishes: Vec::new(),
             disk: Store::default(),
             counts: BTreeMap::new(),
-            shut_down: false,
             resumed: Vec::new(),
-        };
-        h.drain(0);
-        h
+        }
+    }
+
+    /// The node under test.
+    pub fn node(&self) -> &Node {
+        self.checked.node()
     }
 
     /// Runs a whole script, checking after every step.
@@ -574,29 +584,27 @@ impl Harness {
         self.conns.insert(conn, HConn::default());
     }
 
+    /// The partial file of `content` as the harness's disk reads it: what was written, zeros
+    /// past it (an open may claim more bytes than were written).
+    fn partial(disk: &Store, content: &ContentId, size: u64) -> Option<Vec<u8>> {
+        let mut f = disk.partial.get(content).cloned().unwrap_or_default();
+        f.resize(size as usize, 0);
+        Some(f)
+    }
+
     fn input(&mut self, input: Input) {
-        let before = self.node.buffered_bytes();
-        let pushed = match &input {
-            Input::Received { data, .. } => data.len(),
-            _ => 0,
-        };
-        self.node.handle_input(self.now, input);
-        self.drain(pushed);
-        let _ = before;
+        let disk = &self.disk;
+        let partial = |c: &ContentId, size| Self::partial(disk, c, size);
+        let outs = self.checked.input(self.now, input, &partial);
+        self.perform(outs.unwrap_or_else(|v| panic!("{v}")));
     }
 
     fn timeout(&mut self) {
-        self.node.handle_timeout(self.now);
-        self.drain(0);
-        if let Some(t) = self.node.poll_timeout() {
-            assert!(
-                t > self.now,
-                "poll_timeout {t:?} not after now {:?}",
-                self.now
-            );
-        } else {
-            assert!(self.shut_down, "no deadline before shutdown");
-        }
+        let disk = &self.disk;
+        let partial = |c: &ContentId, size| Self::partial(disk, c, size);
+        let heard = |p: &p2pshare_proto::PeerView| p.last_seen;
+        let outs = self.checked.timeout(self.now, &partial, &heard);
+        self.perform(outs.unwrap_or_else(|v| panic!("{v}")));
     }
 
     /// Applies one op and checks the invariants.
@@ -604,7 +612,7 @@ impl Harness {
         match op {
             Op::Advance(ms) => self.now += Duration::from_millis(u64::from(*ms)),
             Op::Deadline => {
-                if let Some(t) = self.node.poll_timeout() {
+                if let Some(t) = self.checked.node().poll_timeout() {
                     self.now = self.now.max(t);
                 }
                 self.timeout();
@@ -643,7 +651,7 @@ impl Harness {
                     revision: 7,
                     bye: *bye,
                 };
-                let before = self.node.peers();
+                let before = self.checked.node().peers();
                 // (At the impostor's own address, the claims are its own entry's.)
                 let firm = before
                     .iter()
@@ -652,7 +660,7 @@ impl Harness {
                     from: SocketAddr::new(IMPOSTOR_IP, 9999),
                     data: a.encode(),
                 });
-                let after = self.node.peers();
+                let after = self.checked.node().peers();
                 let known = |v: &[p2pshare_proto::PeerView]| -> Vec<_> {
                     v.iter()
                         .filter(|p| p.id == a.peer)
@@ -692,12 +700,17 @@ impl Harness {
             }
             Op::Accept { n, peer } => {
                 let remote = SocketAddr::new(accept_ip(*peer), 40000 + u16::from(*n));
-                if let Some(conn) = self.node.accept(self.now, remote) {
-                    assert!(conn.is_inbound(), "accepted ids have the top bit set");
+                let disk = &self.disk;
+                let partial = |c: &ContentId, size| Self::partial(disk, c, size);
+                let (admission, outs) = self
+                    .checked
+                    .accept(self.now, remote, &partial)
+                    .unwrap_or_else(|v| panic!("{v}"));
+                if let Some(conn) = admission.conn() {
                     assert!(!self.conns.contains_key(&conn), "the node reused {conn:?}");
                     self.track_conn(conn);
                 }
-                self.drain(0);
+                self.perform(outs);
             }
             Op::Connected(c) => {
                 let conn = self.conn(*c);
@@ -730,21 +743,22 @@ impl Harness {
                 let conn = self.conn(*conn);
                 let data = self.payload_bytes(conn, payload);
                 if data.is_empty() {
-                    return self.check();
+                    return;
                 }
                 if let Some(c) = self.conns.get_mut(&conn)
                     && c.paused
                 {
                     // As a runtime would: the bytes wait in the kernel until it reads again.
                     c.held.push(data);
-                    return self.check();
+                    return;
                 }
                 let cut = data.len() * usize::from(*split) / 256;
                 // A connection opened to us may claim any id: whatever its bytes say, no
                 // listed peer moves to another address (a dialled hello alone decides).
                 let inbound = conn.is_inbound();
                 let where_before: Vec<_> = if inbound {
-                    self.node
+                    self.checked
+                        .node()
                         .peers()
                         .iter()
                         .map(|p| (p.id, p.addr.ip()))
@@ -765,7 +779,7 @@ impl Harness {
                     });
                 }
                 if inbound {
-                    for p in self.node.peers() {
+                    for p in self.checked.node().peers() {
                         let before = where_before.iter().find(|(id, _)| *id == p.id);
                         assert!(
                             before.is_none_or(|(_, ip)| *ip == p.addr.ip()),
@@ -779,7 +793,7 @@ impl Harness {
             Op::ReadDone { read, how } => self.read_done(*read, *how),
             Op::PartialOpened { which, how } => {
                 if self.opens.is_empty() {
-                    return self.check();
+                    return;
                 }
                 let content = self.opens.remove(usize::from(*which) % self.opens.len());
                 let result = match how {
@@ -795,7 +809,7 @@ impl Harness {
             }
             Op::Written { which, ok } => {
                 if self.writes.is_empty() {
-                    return self.check();
+                    return;
                 }
                 let (content, index, offset, data) =
                     self.writes.remove(usize::from(*which) % self.writes.len());
@@ -821,7 +835,7 @@ impl Harness {
             }
             Op::Finished { which, ok } => {
                 if self.finishes.is_empty() {
-                    return self.check();
+                    return;
                 }
                 let content = self
                     .finishes
@@ -865,32 +879,14 @@ impl Harness {
                 let c = self.content(*f);
                 self.input(Input::Command(Command::Cancel(c)));
             }
-            Op::Shutdown => {
-                self.input(Input::Command(Command::Shutdown));
-                self.shut_down = true;
-            }
+            Op::Shutdown => self.input(Input::Command(Command::Shutdown)),
         }
-        self.check();
     }
 
     fn mark_closed(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.closed = true;
         }
-    }
-
-    fn check(&self) {
-        if let Err(e) = self.node.check_invariants() {
-            panic!("invariant broken: {e}");
-        }
-        let conns = self.node.connections();
-        // Each receive buffer holds at most one incomplete frame plus one push (≤ 64 KiB here).
-        let bound = conns * (4 + MAX_FRAME_LEN + (1 << 16));
-        assert!(
-            self.node.buffered_bytes() <= bound,
-            "{} bytes buffered on {conns} connections",
-            self.node.buffered_bytes()
-        );
     }
 
     fn read_done(&mut self, sel: u8, how: ReadHow) {
@@ -1156,16 +1152,10 @@ impl Harness {
         }
     }
 
-    /// Performs the checks on every output, and records what the node asked for.
-    fn drain(&mut self, pushed: usize) {
-        let _ = pushed;
-        let mut n = 0;
-        while let Some(out) = self.node.poll_output() {
-            n += 1;
-            assert!(
-                n <= MAX_OUTPUTS_PER_CALL,
-                "more than {n} outputs from one call"
-            );
+    /// Performs what the node asked for (the checked pump checked it), as the harness's
+    /// network and disk, and records it.
+    fn perform(&mut self, outs: Vec<Output>) {
+        for out in outs {
             let kind = match &out {
                 Output::Net(NetOp::Datagram { .. }) => "datagram",
                 Output::Net(NetOp::Connect { .. }) => "connect",
@@ -1187,7 +1177,6 @@ impl Harness {
                     assert!(Announce::decode(&data).is_ok(), "we send what we accept");
                 }
                 Output::Net(NetOp::Connect { conn, .. }) => {
-                    assert!(!conn.is_inbound(), "outbound ids have the top bit clear");
                     assert!(
                         self.conns.get(&conn).is_none_or(|c| c.closed),
                         "connect on an id in use"
@@ -1220,18 +1209,8 @@ impl Harness {
                     }
                 }
                 Output::Net(NetOp::SendFile {
-                    conn,
-                    header,
-                    file,
-                    offset,
-                    len,
+                    conn, header, len, ..
                 }) => {
-                    let m = self.manifests.get(&file);
-                    let m = m.unwrap_or_else(|| panic!("send_file of unknown content {file:?}"));
-                    assert!(
-                        offset + u64::from(len) <= m.size(),
-                        "send_file past the end"
-                    );
                     let c = self.conns.get_mut(&conn);
                     let c = c.unwrap_or_else(|| panic!("send_file on unknown {conn:?}"));
                     assert!(!c.closed, "send_file on closed {conn:?}");
@@ -1274,54 +1253,16 @@ impl Harness {
                     offset,
                     len,
                 }) => {
-                    let content = match source {
-                        ReadSource::Shared(c) | ReadSource::Partial(c) => c,
-                    };
-                    let m = self.manifests.get(&content);
-                    let m = m.unwrap_or_else(|| panic!("read of unknown content {content:?}"));
-                    assert!(offset + u64::from(len) <= m.size(), "read past the end");
                     self.reads.push((read, source, offset, len));
                 }
-                Output::Disk(DiskOp::OpenPartial { content, size, .. }) => {
-                    let m = self.manifests.get(&content);
-                    let m = m.unwrap_or_else(|| panic!("open of unknown content {content:?}"));
-                    assert_eq!(m.size(), size);
-                    self.opens.push(content);
-                }
+                Output::Disk(DiskOp::OpenPartial { content, .. }) => self.opens.push(content),
                 Output::Disk(DiskOp::Write {
                     content,
                     index,
                     offset,
                     data,
-                }) => {
-                    let m = self.manifests.get(&content);
-                    let m = m.unwrap_or_else(|| panic!("write of unknown content {content:?}"));
-                    assert_eq!(
-                        m.verify_chunk(index, &data),
-                        Ok(()),
-                        "write of a chunk that fails its manifest"
-                    );
-                    assert_eq!(m.chunk_range(index).map(|r| r.0), Some(offset));
-                    self.writes.push((content, index, offset, data));
-                }
-                Output::Disk(DiskOp::Finish {
-                    content,
-                    size,
-                    file_hash,
-                    ..
-                }) => {
-                    let m = self.manifests.get(&content);
-                    let m = m.unwrap_or_else(|| panic!("finish of unknown content {content:?}"));
-                    assert_eq!((m.size(), m.file_hash()), (size, &file_hash));
-                    let mut f = self.disk.partial.get(&content).cloned().unwrap_or_default();
-                    f.resize(size as usize, 0);
-                    assert_eq!(
-                        sha256(&f),
-                        file_hash,
-                        "finish before every chunk was written"
-                    );
-                    self.finishes.push(content);
-                }
+                }) => self.writes.push((content, index, offset, data)),
+                Output::Disk(DiskOp::Finish { content, .. }) => self.finishes.push(content),
                 Output::Disk(DiskOp::ClosePartial { .. }) | Output::Event(_) => {}
             }
         }

@@ -29,13 +29,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use super::wire::PY_CHUNK;
 use crate::budget::{PY_CONNS_PER_DOWNLOAD, PY_CONNS_PER_PEER, PY_MAX_FAILURES};
 use crate::ids::{ContentId, Digest};
-use crate::wire::legacy::PY_CHUNK;
 
 /// Chunks fetched ahead of the written prefix at most: the memory one slow chunk can make
 /// the others wait in (256 KiB).
-pub const PY_WINDOW_CHUNKS: u32 = 256;
+pub(crate) const PY_WINDOW_CHUNKS: u32 = 256;
 
 /// Where one chunk is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,22 +50,22 @@ enum Chunk {
 
 /// What a holder did for this file.
 #[derive(Debug, Clone, Default)]
-pub struct Holder {
+pub(crate) struct Holder {
     /// Connections open to it for this file.
-    pub in_flight: usize,
+    pub(crate) in_flight: usize,
     /// Failed attempts in a row.
-    pub failures: u32,
+    pub(crate) failures: u32,
     /// No longer asked (failed too often, lied, or left).
-    pub banned: bool,
+    pub(crate) banned: bool,
     /// Chunks it delivered that passed their transport hash.
-    pub delivered: u32,
+    pub(crate) delivered: u32,
     /// Their bytes.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// The chunk's bytes, with a matching transport hash.
     Chunk(Vec<u8>),
     /// Could not connect, was closed before a reply, or took too long: may be busy.
@@ -76,7 +76,7 @@ pub enum Attempt {
 
 /// Where the download is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PyPhase {
+pub(crate) enum PyPhase {
     /// Waiting for the partial file to open.
     Opening,
     /// Fetching chunks.
@@ -87,7 +87,7 @@ pub enum PyPhase {
 
 /// One download from Python peers.
 #[derive(Debug)]
-pub struct PyDownload {
+pub(crate) struct PyDownload {
     content: ContentId,
     name: String,
     file_hash: Digest,
@@ -114,7 +114,7 @@ pub struct PyDownload {
 impl PyDownload {
     /// A download of the Python file `content` (`total` chunks, SHA-256 `file_hash`) saved as
     /// `name`, from `holders`. Then open the partial file and call [`PyDownload::opened`].
-    pub fn new(
+    pub(crate) fn new(
         content: ContentId,
         name: String,
         file_hash: Digest,
@@ -144,37 +144,37 @@ impl PyDownload {
     }
 
     /// Its content id.
-    pub fn content(&self) -> ContentId {
+    pub(crate) fn content(&self) -> ContentId {
         self.content
     }
 
     /// The name it is saved under.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The announced whole-file SHA-256.
-    pub fn file_hash(&self) -> &Digest {
+    pub(crate) fn file_hash(&self) -> &Digest {
         &self.file_hash
     }
 
     /// Chunks in the file.
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         self.total
     }
 
     /// Where it is.
-    pub fn phase(&self) -> PyPhase {
+    pub(crate) fn phase(&self) -> PyPhase {
         self.phase
     }
 
     /// The largest the file can be (what the partial file is opened with).
-    pub fn max_size(&self) -> u64 {
+    pub(crate) fn max_size(&self) -> u64 {
         u64::from(self.total) * PY_CHUNK as u64
     }
 
     /// The file's size, once the last chunk is known (or the file is empty).
-    pub fn size(&self) -> Option<u64> {
+    pub(crate) fn size(&self) -> Option<u64> {
         if self.total == 0 {
             return Some(0);
         }
@@ -183,7 +183,7 @@ impl PyDownload {
     }
 
     /// Bytes confirmed on disk.
-    pub fn written_bytes(&self) -> u64 {
+    pub(crate) fn written_bytes(&self) -> u64 {
         let full = u64::from(self.written) * PY_CHUNK as u64;
         match self.size() {
             Some(s) => full.min(s),
@@ -192,27 +192,32 @@ impl PyDownload {
     }
 
     /// Chunks confirmed on disk.
-    pub fn written_chunks(&self) -> u32 {
+    pub(crate) fn written_chunks(&self) -> u32 {
         self.written
     }
 
     /// Chunks kept from an earlier run.
-    pub fn reused(&self) -> u32 {
+    pub(crate) fn reused(&self) -> u32 {
         self.reused
     }
 
     /// Chunks rejected (protocol broken by their sender).
-    pub fn rejected(&self) -> u32 {
+    pub(crate) fn rejected(&self) -> u32 {
         self.rejected
     }
 
     /// Every holder and what it did.
-    pub fn holders(&self) -> &BTreeMap<SocketAddr, Holder> {
+    pub(crate) fn holders(&self) -> &BTreeMap<SocketAddr, Holder> {
         &self.holders
     }
 
+    /// Chunks asked for and not yet answered: each has a connection of its own.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.holders.values().map(|h| h.in_flight).sum()
+    }
+
     /// Holders that may still be asked.
-    pub fn usable(&self) -> usize {
+    pub(crate) fn usable(&self) -> usize {
         self.holders
             .iter()
             .filter(|(a, h)| !h.banned && self.solo.is_none_or(|s| s == **a))
@@ -220,12 +225,12 @@ impl PyDownload {
     }
 
     /// A Python peer announced the file (again): it is a holder.
-    pub fn add_holder(&mut self, addr: SocketAddr) {
+    pub(crate) fn add_holder(&mut self, addr: SocketAddr) {
         self.holders.entry(addr).or_default();
     }
 
     /// A holder went silent past its expiry: it is no longer asked.
-    pub fn remove_holder(&mut self, addr: SocketAddr) {
+    pub(crate) fn remove_holder(&mut self, addr: SocketAddr) {
         if let Some(h) = self.holders.get_mut(&addr) {
             h.banned = true;
         }
@@ -234,7 +239,7 @@ impl PyDownload {
     /// The partial file is open with `len` bytes from an earlier run: its complete chunks are
     /// kept (a prefix, as chunks are written in order). Returns true when that is the whole
     /// file (then finish it).
-    pub fn opened(&mut self, len: u64) -> bool {
+    pub(crate) fn opened(&mut self, len: u64) -> bool {
         let chunk = PY_CHUNK as u64;
         let full = (len / chunk).min(u64::from(self.total)) as u32;
         let mut keep = full;
@@ -261,7 +266,7 @@ impl PyDownload {
 
     /// The next chunk to ask and whom, if the budgets allow one more: call until `None`,
     /// opening one connection for each.
-    pub fn next_request(&mut self) -> Option<(SocketAddr, u32)> {
+    pub(crate) fn next_request(&mut self) -> Option<(SocketAddr, u32)> {
         if self.phase != PyPhase::Running {
             return None;
         }
@@ -290,7 +295,7 @@ impl PyDownload {
 
     /// The attempt for chunk `index` at `from` ended with `result`. Returns the chunks now
     /// ready to be written, in order (`(index, offset, bytes)`), and whether the sender lied.
-    pub fn on_attempt(
+    pub(crate) fn on_attempt(
         &mut self,
         from: SocketAddr,
         index: u32,
@@ -365,7 +370,7 @@ impl PyDownload {
     }
 
     /// Chunk `index` is written. Returns true when every chunk is (then finish the file).
-    pub fn on_written(&mut self, index: u32) -> bool {
+    pub(crate) fn on_written(&mut self, index: u32) -> bool {
         if index == self.written && index < self.handed {
             self.written += 1;
         }
@@ -377,13 +382,13 @@ impl PyDownload {
     }
 
     /// Moves to finishing right after [`PyDownload::opened`] found the whole file there.
-    pub fn begin_finish(&mut self) {
+    pub(crate) fn begin_finish(&mut self) {
         self.phase = PyPhase::Finishing;
     }
 
     /// The whole file did not match its SHA-256. Returns false when nobody is left to try
     /// (the download fails); else every chunk is fetched again from one holder alone.
-    pub fn on_mismatch(&mut self) -> bool {
+    pub(crate) fn on_mismatch(&mut self) -> bool {
         // Bytes from one holder alone, none kept from before: that holder lied.
         let contributors: Vec<SocketAddr> = self
             .holders
@@ -421,7 +426,8 @@ impl PyDownload {
     }
 
     /// Checks the invariant of the module doc; the error says what broke.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
         let flying = self
             .chunks
             .iter()

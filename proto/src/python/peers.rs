@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use super::wire::{LegacyAnnounce, LegacyFile};
 use crate::budget::{MAX_PY_PEERS, MAX_PY_PEERS_PER_IP, PY_EXPIRY, PY_RECENT};
 use crate::ids::{ContentId, Digest, PeerId, sha256};
-use crate::wire::legacy::{LegacyAnnounce, LegacyFile};
 
 /// The id a Python peer at `addr` has within p2pshare.
-pub fn peer_id_of(addr: SocketAddr) -> PeerId {
+pub(crate) fn peer_id_of(addr: SocketAddr) -> PeerId {
     let d = sha256(format!("p2pshare python peer {addr}").as_bytes());
     let mut id = [0u8; 16];
     id.copy_from_slice(&d[..16]);
@@ -31,11 +31,17 @@ pub fn peer_id_of(addr: SocketAddr) -> PeerId {
 
 /// The content id a Python file has within p2pshare: different from every native content id
 /// (those hash a manifest), the same for every Python peer with the same bytes.
-pub fn content_id_of(file_hash: &Digest, total_chunks: u64) -> ContentId {
+pub(crate) fn content_id_of(file_hash: &Digest, total_chunks: u64) -> ContentId {
     let mut buf = b"p2pshare python content ".to_vec();
     buf.extend_from_slice(file_hash);
     buf.extend_from_slice(&total_chunks.to_be_bytes());
     ContentId(sha256(&buf))
+}
+
+/// When an entry last heard at `last_seen` expires: the one formula of both the timer and the
+/// expiry.
+fn expires(last_seen: Instant) -> Instant {
+    last_seen + PY_EXPIRY
 }
 
 fn contents_of(files: &[LegacyFile]) -> Vec<ContentId> {
@@ -47,17 +53,17 @@ fn contents_of(files: &[LegacyFile]) -> Vec<ContentId> {
 
 /// A Python peer in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PyPeer {
+pub(crate) struct PyPeer {
     /// Its derived id ([`peer_id_of`]).
-    pub id: PeerId,
+    pub(crate) id: PeerId,
     /// Where it serves chunks: its source IP and announced port.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Its files, from its last announcement.
-    pub files: Vec<LegacyFile>,
+    pub(crate) files: Vec<LegacyFile>,
     /// Their content ids ([`content_id_of`]), in the same order, computed once.
     contents: Vec<ContentId>,
     /// When we last heard it.
-    pub last_seen: Instant,
+    pub(crate) last_seen: Instant,
 }
 
 /// What a p2pshare peer's JSON announcement said about its names.
@@ -70,7 +76,7 @@ struct Vouched {
 
 /// What became of one announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heard {
+pub(crate) enum Heard {
     /// A Python peer we did not know.
     New(PeerId),
     /// A known one, refreshed.
@@ -83,7 +89,7 @@ pub enum Heard {
 
 /// Every Python peer we hear.
 #[derive(Debug, Default)]
-pub struct PythonPeers {
+pub(crate) struct PythonPeers {
     peers: BTreeMap<SocketAddr, PyPeer>,
     vouched: BTreeMap<PeerId, Vouched>,
     last_heard: Option<Instant>,
@@ -91,7 +97,7 @@ pub struct PythonPeers {
 
 impl PythonPeers {
     /// Records announcement `a` heard from `from` at `now`.
-    pub fn heard(&mut self, now: Instant, from: SocketAddr, a: LegacyAnnounce) -> Heard {
+    pub(crate) fn heard(&mut self, now: Instant, from: SocketAddr, a: LegacyAnnounce) -> Heard {
         if let Some(origin) = a.origin {
             if !self.vouched.contains_key(&origin) && self.vouched.len() >= MAX_PY_PEERS {
                 return Heard::Full;
@@ -134,53 +140,47 @@ impl PythonPeers {
     }
 
     /// Forgets what went silent past [`PY_EXPIRY`]; returns the Python peers lost.
-    pub fn handle_timeout(&mut self, now: Instant) -> Vec<PyPeer> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<PyPeer> {
         let mut lost = Vec::new();
         self.peers.retain(|_, p| {
-            let keep = now.saturating_duration_since(p.last_seen) < PY_EXPIRY;
+            let keep = expires(p.last_seen) > now;
             if !keep {
                 lost.push(p.clone());
             }
             keep
         });
-        self.vouched
-            .retain(|_, v| now.saturating_duration_since(v.last_seen) < PY_EXPIRY);
+        self.vouched.retain(|_, v| expires(v.last_seen) > now);
         lost
     }
 
     /// The next expiry, if anything can expire.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.peers.values().map(|p| p.last_seen);
         let vouched = self.vouched.values().map(|v| v.last_seen);
-        peers.chain(vouched).min().map(|t| t + PY_EXPIRY)
+        peers.chain(vouched).min().map(expires)
     }
 
     /// True while a Python peer was heard within [`PY_RECENT`]: only then do we announce to
     /// them.
-    pub fn heard_recently(&self, now: Instant) -> bool {
+    pub(crate) fn heard_recently(&self, now: Instant) -> bool {
         self.last_heard
             .is_some_and(|t| now.saturating_duration_since(t) < PY_RECENT)
     }
 
     /// True when a Python peer, or a p2pshare peer's JSON announcement (sent only while it
     /// hears Python peers), is in the table.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         !self.peers.is_empty() || !self.vouched.is_empty()
     }
 
     /// Every Python peer, by address.
-    pub fn peers(&self) -> impl Iterator<Item = &PyPeer> {
+    pub(crate) fn peers(&self) -> impl Iterator<Item = &PyPeer> {
         self.peers.values()
-    }
-
-    /// The Python peer with derived id `id`.
-    pub fn peer(&self, id: &PeerId) -> Option<&PyPeer> {
-        self.peers.values().find(|p| p.id == *id)
     }
 
     /// The file hash the p2pshare peer `peer` (at `ip`) announced for its file `name`, if its
     /// JSON announcement said so from that address.
-    pub fn vouched_hash(&self, peer: &PeerId, ip: IpAddr, name: &str) -> Option<&Digest> {
+    pub(crate) fn vouched_hash(&self, peer: &PeerId, ip: IpAddr, name: &str) -> Option<&Digest> {
         self.vouched
             .get(peer)
             .filter(|v| v.ip == ip)
@@ -189,7 +189,7 @@ impl PythonPeers {
 
     /// What Python peers hold `content` ([`content_id_of`]): each holder's address and the
     /// name it lists it under, and the file (the first holder's entry).
-    pub fn holders(&self, content: &ContentId) -> Vec<(SocketAddr, &LegacyFile)> {
+    pub(crate) fn holders(&self, content: &ContentId) -> Vec<(SocketAddr, &LegacyFile)> {
         self.peers
             .values()
             .flat_map(|p| {
