@@ -422,7 +422,7 @@ mod tests {
             sources: from
                 .iter()
                 .map(|p| Source {
-                    peer: PeerId([*p; 16]),
+                    peer: PeerId([*p; 32]),
                     addr: None,
                     chunks: 1,
                     bytes: 10,

@@ -243,7 +243,8 @@ pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
     json!({ "version": crate::control::VERSION, "files": files }).to_string()
 }
 
-/// The `peers` lines (`ip:port`), or `No peers found.`.
+/// The `peers` lines (`ip:port` and the peer's id, short: the first 12 hex digits of its
+/// key), or `No peers found.`.
 pub fn peers(s: &Snapshot) -> String {
     if s.peers.is_empty() {
         return "No peers found.".into();
@@ -254,7 +255,7 @@ pub fn peers(s: &Snapshot) -> String {
             if p.python {
                 format!("{}  (python)", p.addr)
             } else {
-                p.addr.to_string()
+                format!("{}  {}", p.addr, p.id.short())
             }
         })
         .collect::<Vec<_>>()
@@ -273,7 +274,7 @@ fn interface_of(ifaces: &[LanInterface], ip: IpAddr) -> Option<&str> {
         .map(|i| i.name.as_str())
 }
 
-/// `peers -v`: each peer with the interface it is heard on.
+/// `peers -v`: each peer with its whole key and the interface it is heard on.
 pub fn peers_verbose(s: &Snapshot) -> String {
     if s.peers.is_empty() {
         return "No peers found.".into();
@@ -282,10 +283,14 @@ pub fn peers_verbose(s: &Snapshot) -> String {
     s.peers
         .iter()
         .map(|p| {
-            let kind = if p.python { ", python" } else { "" };
+            let (id, kind) = if p.python {
+                (String::new(), ", python")
+            } else {
+                (format!("  {}", p.id.to_hex()), "")
+            };
             match interface_of(&ifaces, p.addr.ip()) {
-                Some(i) => format!("{}  (on {i}{kind})", p.addr),
-                None => format!("{}  (routed{kind})", p.addr),
+                Some(i) => format!("{}{id}  (on {i}{kind})", p.addr),
+                None => format!("{}{id}  (routed{kind})", p.addr),
             }
         })
         .collect::<Vec<_>>()
@@ -298,7 +303,12 @@ pub fn status(s: &Snapshot) -> String {
     out.push_str(&format!("peers: {}\n", s.peers.len()));
     for p in &s.peers {
         let files = p.files.map_or_else(|| "?".into(), |n| n.to_string());
-        out.push_str(&format!("  {}  {files} files\n", p.addr));
+        let id = if p.python {
+            "python".into()
+        } else {
+            p.id.short()
+        };
+        out.push_str(&format!("  {}  {id}  {files} files\n", p.addr));
     }
     out.push_str(&format!("shared: {}\n", s.shared.len()));
     for f in s.shared.iter().take(50) {
@@ -415,7 +425,7 @@ mod tests {
 
     fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
         Snapshot {
-            me: p2pshare_proto::PeerId([0; 16]),
+            me: p2pshare_proto::PeerId([0; 32]),
             transfer_port: 1,
             peers: Vec::new(),
             remote: files
@@ -424,7 +434,7 @@ mod tests {
                     content: p2pshare_proto::ContentId([*c; 32]),
                     size: *size,
                     names: names.iter().map(|n| n.to_string()).collect(),
-                    holders: vec![p2pshare_proto::PeerId([1; 16])],
+                    holders: vec![p2pshare_proto::PeerId([1; 32])],
                     local: false,
                     python: false,
                 })
@@ -461,7 +471,7 @@ mod tests {
                     .map(|n| n.as_str().unwrap().to_owned())
                     .collect(),
                 holders: (0..f["peers"].as_u64().unwrap())
-                    .map(|p| p2pshare_proto::PeerId([p as u8; 16]))
+                    .map(|p| p2pshare_proto::PeerId([p as u8; 32]))
                     .collect(),
                 local: false,
                 python: f["python"].as_bool().unwrap(),

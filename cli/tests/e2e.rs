@@ -330,7 +330,12 @@ fn a_static_peer_beyond_the_broadcast_domain() {
     // The seeder's transfer port (it took a free one): ask its own broadcast domain.
     let dir = tempfile::tempdir().unwrap();
     let out = p2pshare(dport(5), dir.path(), &["peers", "--wait", "1.5"]);
-    let addr = stdout(&out).trim().to_string();
+    // `ip:port  id`: the address is the first word.
+    let addr = stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let out = p2pshare(
         dport(6),

@@ -915,7 +915,7 @@ fn flood() {
                 // Unknown kinds and unknown messages (valid CBOR we do not speak).
                 // (after a valid hello: before it, any other frame is a protocol error).
                 3 => [
-                    hello(PeerId([k as u8; 16]), 1, 10000, 1),
+                    hello(PeerId([k as u8; 32]), 1, 10000, 1),
                     frame(9, b"what is this"),
                     frame(1, &[0xa1, 0x65, b'B', b'o', b'g', b'u', b's', 0x01]),
                     frame(1, &rng.bytes(64)),
@@ -966,7 +966,7 @@ fn flood() {
 /// victim for its catalog and for the content behind a symlink.
 fn evil() {
     use p2pshare_proto::wire::frame::encode_message;
-    let me = PeerId([0xee; 16]);
+    let me = PeerId([0xee; 32]);
     let victim: Ipv4Addr = std::env::var("P2PT_VICTIM").unwrap().parse().unwrap();
     let secret = ContentId::from_hex(&std::env::var("P2PT_SECRET").unwrap()).unwrap();
     let bad_names = [
@@ -1038,7 +1038,7 @@ fn evil() {
     // As a client of the victim.
     let mut s = TcpStream::connect((victim, 10000)).unwrap();
     s.set_read_timeout(Some(S(10))).unwrap();
-    s.write_all(&hello(PeerId([0xef; 16]), 1, 10000, 1))
+    s.write_all(&hello(PeerId([0xef; 32]), 1, 10000, 1))
         .unwrap();
     let mut dec = FrameDecoder::new();
     s.write_all(&encode_message(&Message::CatalogRequest { page: 0 }))
@@ -1355,7 +1355,7 @@ fn s16_hostile_folders() {
 /// A lying peer: announces itself and serves a catalog of names that try to leave the folder.
 fn liar() {
     use p2pshare_proto::wire::frame::encode_message;
-    let me = PeerId([0xdd; 16]);
+    let me = PeerId([0xdd; 32]);
     let names = [
         "../escape",
         "/abs",

@@ -40,7 +40,7 @@ fn main() {
     let dir = root.join("decode_datagram");
     for (i, bye) in [(0u64, false), (u64::MAX, true), (77, false)] {
         let a = Announce {
-            peer: PeerId([i as u8; 16]),
+            peer: PeerId([i as u8; 32]),
             instance: i,
             port: 10000,
             revision: i / 3,
@@ -74,7 +74,7 @@ fn main() {
     };
     write(&dir, &py.encode());
     let ours = LegacyAnnounce {
-        origin: Some(PeerId([5; 16])),
+        origin: Some(PeerId([5; 32])),
         ..py
     };
     write(&dir, &ours.encode());

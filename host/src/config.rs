@@ -4,8 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use p2pshare_proto::Config;
 use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
-use p2pshare_proto::{Config, PeerId};
 
 /// A peer's configuration. [`PeerConfig::new`] gives the defaults: discovery on UDP
 /// [`DEFAULT_DISCOVERY_PORT`] broadcast on every LAN interface, transfers on TCP
@@ -66,8 +66,8 @@ impl PeerConfig {
     }
 
     /// The node configuration for this peer, once its transfer port is bound.
-    pub fn node_config(&self, peer_id: PeerId, instance: u64, seed: u64, port: u16) -> Config {
-        let mut c = Config::new(peer_id, instance, seed, port);
+    pub fn node_config(&self, instance: u64, seed: u64, port: u16) -> Config {
+        let mut c = Config::new(instance, seed, port);
         c.announce_to = self.announce_to();
         c.static_peers = self.static_peers.clone();
         c.interval = self.interval;

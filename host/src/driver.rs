@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::{
     Admission, ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node,
-    Output, PeerId,
+    Output,
 };
 
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
 use crate::files::SharedFiles;
 use crate::handle::{Notice, Request, SharedFile, Snapshot};
+use crate::keyfile::{self, KeyFileError};
 use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
 use crate::scan::{Adoption, Scan, ScanError, Scanner};
@@ -44,6 +45,8 @@ pub enum StartError {
     Lock(LockError),
     /// The shared folder cannot be read.
     Scan(ScanError),
+    /// The folder's identity key cannot be read or made.
+    Key(KeyFileError),
     /// The configuration cannot run (proto's [`Config::validate`](p2pshare_proto::Config::validate)).
     Config(ConfigError),
     /// A listening socket could not be opened, configured or bound (the port is taken?), or
@@ -71,6 +74,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Lock(e) => write!(f, "{e}"),
             StartError::Scan(e) => write!(f, "{e}"),
+            StartError::Key(e) => write!(f, "{e}"),
             StartError::Config(e) => write!(f, "{e}"),
             StartError::Bind(e) => f.write_str(e),
             StartError::Thread { name, error } => {
@@ -146,20 +150,24 @@ impl Started {
     }
 }
 
-/// Takes the folder, starts the scanner, builds the node for a peer whose transfer socket is
-/// bound to `transfer_port`. `wake` must make the runtime call [`Driver::poll_channels`] soon;
+/// Takes the folder, loads its identity key (made on the first start, see [`keyfile`]),
+/// starts the scanner, builds the node for a peer whose transfer socket is bound to
+/// `transfer_port`. A peer that uses no folder gets a new identity, stored nowhere. `wake` must make the runtime call [`Driver::poll_channels`] soon;
 /// it is called from other threads.
 pub fn start(
     cfg: &PeerConfig,
     transfer_port: u16,
     wake: Arc<dyn Fn() + Send + Sync>,
 ) -> Result<Started, StartError> {
-    let (lock, scanner) = if cfg.use_folder {
+    let (lock, scanner, identity) = if cfg.use_folder {
         let lock = FolderLock::acquire(&cfg.shared).map_err(StartError::Lock)?;
+        let identity = keyfile::load_or_create(&lock)
+            .map_err(StartError::Key)?
+            .identity;
         let scanner = Scanner::new(&cfg.shared).map_err(StartError::Scan)?;
-        (Some(lock), Some(scanner))
+        (Some(lock), Some(scanner), identity)
     } else {
-        (None, None)
+        (None, None, keyfile::ephemeral().map_err(StartError::Key)?)
     };
     let (req_tx, req_rx) = mpsc::channel();
     let (note_tx, note_rx) = mpsc::sync_channel(crate::outbox::NOTICES);
@@ -186,17 +194,11 @@ pub fn start(
             name: "disk",
             error,
         })?;
-    let peer_id = PeerId(seed::random_bytes());
-    let mut node_cfg = cfg.node_config(
-        peer_id,
-        seed::random_u64(),
-        seed::random_u64(),
-        transfer_port,
-    );
+    let mut node_cfg = cfg.node_config(instance_now(), seed::random_u64(), transfer_port);
     if let Some(limit) = crate::fds::raise_limit() {
         crate::fds::fit(&mut node_cfg, limit);
     }
-    let node = Node::new(node_cfg, Instant::now()).map_err(StartError::Config)?;
+    let node = Node::new(node_cfg, identity, Instant::now()).map_err(StartError::Config)?;
     let driver = Driver {
         node,
         disk,
@@ -222,6 +224,14 @@ pub fn start(
         requests: req_tx,
         notices: note_rx,
     })
+}
+
+/// This start's instance: the time in milliseconds since the UNIX epoch, so that a restart
+/// announces a higher instance than the one before it (0 for a clock before 1970).
+fn instance_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Scans every `every` until `stop`, sending each scan that changed something (and the first)

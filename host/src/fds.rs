@@ -54,11 +54,10 @@ pub fn fit(cfg: &mut Config, soft_limit: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p2pshare_proto::PeerId;
 
     #[test]
     fn connections_leave_descriptors_for_files_and_inbound_slots() {
-        let base = Config::new(PeerId([1; 16]), 1, 1, 10000);
+        let base = Config::new(1, 1, 10000);
         let mut c = base.clone();
         fit(&mut c, 1024);
         assert_eq!(

@@ -39,7 +39,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use p2pshare_proto::rng::KeyRng;
-use p2pshare_proto::{Identity, PeerKey, hex};
+use p2pshare_proto::{Identity, PeerId, hex};
 
 use crate::lock::FolderLock;
 
@@ -140,6 +140,16 @@ pub fn load_or_create(lock: &FolderLock) -> Result<Loaded, KeyFileError> {
     })
 }
 
+/// A new identity that is stored nowhere, for a peer that uses no folder (a one-shot `list` or
+/// `peers`): it only looks, so no one needs to recognise it again.
+pub fn ephemeral() -> Result<Identity, KeyFileError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyFileError::NoEntropy(e.to_string()))?;
+    let identity = Identity::generate(&mut KeyRng::new(seed));
+    seed.fill(0);
+    Ok(identity)
+}
+
 enum ReadError {
     Missing,
     Bad(KeyFileError),
@@ -204,12 +214,12 @@ fn parse(text: &str) -> Result<Identity, &'static str> {
     let secret = lines
         .next()
         .and_then(|l| l.strip_prefix("secret "))
-        .and_then(PeerKey::from_hex)
+        .and_then(PeerId::from_hex)
         .ok_or("no secret")?;
     let key = lines
         .next()
         .and_then(|l| l.strip_prefix("key "))
-        .and_then(PeerKey::from_hex)
+        .and_then(PeerId::from_hex)
         .ok_or("no public key")?;
     if lines.next().is_some() || !text.ends_with('\n') {
         return Err("unexpected text at the end");

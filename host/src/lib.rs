@@ -3,8 +3,9 @@
 //!
 //! It runs no event loop and does no network I/O: it binds the two listening sockets
 //! ([`sockets`]) and hands them over. A runtime calls [`start`], which
-//! 1. takes the shared folder with [`FolderLock::acquire`] (one peer per folder);
-//! 2. seeds the node with [`seed::random_u64`] / [`seed::random_bytes`];
+//! 1. takes the shared folder with [`FolderLock::acquire`] (one peer per folder) and loads its
+//!    identity key ([`keyfile`]; made on the first start);
+//! 2. seeds the node with [`seed::random_u64`];
 //! 3. starts a [`Scanner`] thread that scans at start and then every couple of seconds (a scan
 //!    with nothing changed only stats the files);
 //! 4. returns the [`Driver`], which runs the node and performs its disk requests with a

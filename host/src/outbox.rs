@@ -101,7 +101,7 @@ mod tests {
         let mut out = Outbox::new(tx);
         let found = || {
             Notice::Event(Event::PeerFound {
-                peer: PeerId([1; 16]),
+                peer: PeerId([1; 32]),
                 addr: "10.0.0.1:10000".parse().unwrap(),
             })
         };

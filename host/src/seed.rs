@@ -1,4 +1,5 @@
-//! Random seeds for the node (its RNG seed, its peer id), taken from the operating system.
+//! Random seeds for the node (its RNG seed), taken from the operating system. Keys never come
+//! from here (see `keyfile`, which reads `getrandom` and has no fallback).
 //!
 //! Invariant: never panics and always returns. The bytes come from `/dev/urandom`; if that
 //! cannot be read (a chroot without `/dev`, say), they fall back to hashing the time, the process
@@ -17,7 +18,7 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(random_bytes::<8>())
 }
 
-/// `N` random bytes: call at start for ids such as the node's `PeerId` (`random_bytes::<16>()`).
+/// `N` random bytes.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     if urandom(&mut out).is_err() {

@@ -222,7 +222,7 @@ mod tests {
     use super::*;
 
     fn peer(k: u8) -> PeerId {
-        PeerId([k; 16])
+        PeerId([k; 32])
     }
 
     #[test]
@@ -258,9 +258,9 @@ mod tests {
         let mut a = Availability::default();
         a.size(8);
         for k in 0..MAX_PARTIAL_HOLDERS {
-            assert!(a.add(PeerId([k as u8; 16])));
+            assert!(a.add(PeerId([k as u8; 32])));
         }
-        assert!(!a.add(PeerId([0xee; 16])));
+        assert!(!a.add(PeerId([0xee; 32])));
         a.check().unwrap();
     }
 

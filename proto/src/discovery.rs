@@ -552,7 +552,7 @@ mod tests {
 
     fn ann(id: u8, instance: u64, revision: u64) -> Announce {
         Announce {
-            peer: PeerId([id; 16]),
+            peer: PeerId([id; 32]),
             instance,
             port: 10000 + u16::from(id),
             revision,
@@ -571,7 +571,7 @@ mod tests {
 
     /// A table for peer 0, announcing every 5 s from `t0`.
     fn table(t0: Instant) -> Discovery {
-        Discovery::new(PeerId([0; 16]), Duration::from_secs(5), t0, Bugs::default())
+        Discovery::new(PeerId([0; 32]), Duration::from_secs(5), t0, Bugs::default())
     }
 
     #[test]
@@ -584,7 +584,7 @@ mod tests {
         d.heard(t0, &ann(0, 1, 1), from());
         assert_eq!(d.poll_change(), None, "own announcement ignored");
         d.heard(t0, &ann(1, 1, 1), from());
-        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([1; 16]))));
+        assert_eq!(d.poll_change(), Some(Change::Found(PeerId([1; 32]))));
         assert_eq!(
             d.peers().next().unwrap().addr,
             "127.0.0.5:10001".parse().unwrap()
@@ -594,10 +594,10 @@ mod tests {
         d.heard(t0, &ann(1, 1, 2), from());
         assert_eq!(
             d.poll_change(),
-            Some(Change::RevisionChanged(PeerId([1; 16])))
+            Some(Change::RevisionChanged(PeerId([1; 32])))
         );
         d.heard(t0, &ann(1, 2, 2), from());
-        assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([1; 16]))));
+        assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([1; 32]))));
         // A late announcement of the instance it left does not undo the restart.
         d.heard(t0, &ann(1, 1, 2), from());
         assert_eq!(d.poll_change(), None);
@@ -623,7 +623,7 @@ mod tests {
         let mut d = table(t0);
         for i in 0..100u8 {
             let mut a = ann(1, 1, 1);
-            a.peer = PeerId([i.wrapping_add(1); 16]);
+            a.peer = PeerId([i.wrapping_add(1); 32]);
             d.heard(t0, &a, from());
         }
         assert_eq!(d.peers().count(), MAX_PEERS_PER_IP);
@@ -650,7 +650,7 @@ mod tests {
         let mut d = table(t0);
         d.heard(t0, &ann(2, 1, 1), from());
         // A connection to it confirmed it there (we open one to every peer we hear).
-        d.confirm(&PeerId([2; 16]), from().ip(), true);
+        d.confirm(&PeerId([2; 32]), from().ip(), true);
         while d.poll_change().is_some() {}
         let elsewhere: SocketAddr = "127.0.0.66:9999".parse().unwrap();
         let t1 = t0 + Duration::from_secs(3);
@@ -661,25 +661,25 @@ mod tests {
         for claim in [bye, ann(2, 7, 1), moved, ann(2, 1, 9)] {
             d.heard(t1, &claim, elsewhere);
         }
-        let p = d.peer(&PeerId([2; 16])).unwrap();
+        let p = d.peer(&PeerId([2; 32])).unwrap();
         assert_eq!(
             (p.instance, p.revision, p.addr),
             (1, 1, SocketAddr::new(from().ip(), 10002))
         );
         assert_eq!(p.last_seen, t0, "a claim from elsewhere is no sign of life");
-        d.touch(t1, &PeerId([2; 16]), elsewhere.ip());
-        assert_eq!(d.peer(&PeerId([2; 16])).unwrap().last_seen, t0);
+        d.touch(t1, &PeerId([2; 32]), elsewhere.ip());
+        assert_eq!(d.peer(&PeerId([2; 32])).unwrap().last_seen, t0);
         assert_eq!(d.poll_change(), None);
         assert_eq!(d.drops().claims_elsewhere, 4);
         // From its own address, the same changes are taken.
         d.heard(t1, &ann(2, 7, 1), from());
-        assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([2; 16]))));
+        assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([2; 32]))));
     }
 
     #[test]
     fn an_id_first_claimed_by_a_connection_moves_to_where_it_is_announced() {
         let t0 = crate::test_epoch();
-        let id = PeerId([2; 16]);
+        let id = PeerId([2; 32]);
         let mut d = table(t0);
         let impostor: SocketAddr = "127.0.0.66:40000".parse().unwrap();
         d.heard_inbound_hello(t0, &ann(2, 9, 1), impostor);
@@ -710,7 +710,7 @@ mod tests {
     #[test]
     fn a_spoofed_announcement_that_came_first_does_not_keep_the_peer_out() {
         let t0 = crate::test_epoch();
-        let id = PeerId([2; 16]);
+        let id = PeerId([2; 32]);
         let real = SocketAddr::new(from().ip(), 10002);
         let spoofer = spoofer();
         let mut spoofed = ann(2, 9, 1);
@@ -753,7 +753,7 @@ mod tests {
     #[test]
     fn a_hello_on_a_connection_to_us_does_not_decide_for_a_rival() {
         let t0 = crate::test_epoch();
-        let id = PeerId([2; 16]);
+        let id = PeerId([2; 32]);
         let spoofer = spoofer();
         let mut d = table(t0);
         d.heard(t0, &ann(2, 1, 1), from());
@@ -778,7 +778,7 @@ mod tests {
         // connection has confirmed it yet, and another address cycles through a new instance,
         // its goodbye, the real instance at port 1, and the real instance's goodbye.
         let t0 = crate::test_epoch();
-        let id = PeerId([2; 16]);
+        let id = PeerId([2; 32]);
         let real = SocketAddr::new(from().ip(), 10002);
         let spoofer = spoofer();
         let mut d = table(t0);

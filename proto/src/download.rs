@@ -1187,8 +1187,8 @@ mod tests {
         data[off as usize..off as usize + len as usize].to_vec()
     }
 
-    const A: PeerId = PeerId([1; 16]);
-    const B: PeerId = PeerId([2; 16]);
+    const A: PeerId = PeerId([1; 32]);
+    const B: PeerId = PeerId([2; 32]);
 
     fn running(chunks: u32) -> (Vec<u8>, Download, Instant) {
         running_with(chunks, MIN_CHUNK_SIZE, &[A, B], 8)
@@ -1317,7 +1317,7 @@ mod tests {
     #[test]
     fn requests_in_flight_share_the_write_budget_across_peers() {
         use crate::budget::WRITE_BUDGET_PER_DOWNLOAD;
-        let peers: Vec<PeerId> = (1..=4u8).map(|k| PeerId([k; 16])).collect();
+        let peers: Vec<PeerId> = (1..=4u8).map(|k| PeerId([k; 32])).collect();
         let (data, mut d, now) = running_with(48, 1 << 20, &peers, 64);
         let m = d.manifest().unwrap().clone();
         // Every peer's window grows as it delivers; whatever the windows, what is asked for

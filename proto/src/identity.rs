@@ -1,5 +1,5 @@
 //! A peer's long-term identity: an Ed25519 key pair ([`Identity`]) whose public half is the
-//! peer's [`PeerKey`], and the signatures it makes.
+//! peer's [`PeerId`], and the signatures it makes.
 //!
 //! Every signature is over a domain-separation prefix ([`Context`]) followed by the message, so
 //! a signature made for one purpose (binding a Noise static key, signing a discovery datagram)
@@ -19,7 +19,7 @@ use std::fmt;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use crate::ids::PeerKey;
+use crate::ids::PeerId;
 use crate::rng::KeyRng;
 
 /// Length of a signature in bytes.
@@ -70,7 +70,7 @@ impl std::error::Error for VerifyError {}
 /// keep it (the host stores [`Identity::secret_bytes`] in the folder's key file).
 pub struct Identity {
     signing: SigningKey,
-    key: PeerKey,
+    key: PeerId,
 }
 
 impl Identity {
@@ -86,7 +86,7 @@ impl Identity {
     /// stored identity. Every 32-byte value is a valid secret.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Identity {
         let signing = SigningKey::from_bytes(secret);
-        let key = PeerKey(signing.verifying_key().to_bytes());
+        let key = PeerId(signing.verifying_key().to_bytes());
         Identity { signing, key }
     }
 
@@ -97,7 +97,7 @@ impl Identity {
     }
 
     /// The public key: this peer's id.
-    pub fn key(&self) -> PeerKey {
+    pub fn key(&self) -> PeerId {
         self.key
     }
 
@@ -117,7 +117,7 @@ impl fmt::Debug for Identity {
     }
 }
 
-impl PeerKey {
+impl PeerId {
     /// Checks that `signature` is this key's over `message` for `context`. Costs one Ed25519
     /// verification (50–100 µs): budget it before calling on bytes from the network.
     pub fn verify(
@@ -190,14 +190,14 @@ mod tests {
         let mut identity_point = [0u8; 32];
         identity_point[0] = 1;
         assert_eq!(
-            PeerKey(identity_point).verify(Context::Announce, b"x", &sig),
+            PeerId(identity_point).verify(Context::Announce, b"x", &sig),
             Err(VerifyError::BadSignature)
         );
         // Not a point at all (y = 2 has no x on the curve).
         let mut not_a_point = [0u8; 32];
         not_a_point[0] = 2;
         assert_eq!(
-            PeerKey(not_a_point).verify(Context::Announce, b"x", &sig),
+            PeerId(not_a_point).verify(Context::Announce, b"x", &sig),
             Err(VerifyError::BadKey)
         );
     }

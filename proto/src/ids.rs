@@ -1,5 +1,4 @@
-//! Identifiers: who a peer is ([`PeerId`] today, [`PeerKey`] once connections are
-//! authenticated) and what a file is ([`ContentId`]).
+//! Identifiers: who a peer is ([`PeerId`]: its public key) and what a file is ([`ContentId`]).
 //!
 //! Invariants: both are fixed-size byte arrays, shown as lower-case hex, and serialized as CBOR
 //! byte strings of exactly their length (any other length is a decode error, never a panic).
@@ -105,18 +104,13 @@ macro_rules! byte_id {
 }
 
 byte_id!(
-    /// A peer's identity: random, chosen by the runtime when a peer starts. Its own announcements
-    /// carry it, so a peer recognises and ignores the echo of its own broadcast.
+    /// A peer's identity: its long-term Ed25519 public key (32 bytes), made once per shared
+    /// folder and kept (see [`crate::identity`] for the key pair and verification). A peer is
+    /// its key (issue 28): the key signs its discovery datagrams and, through the Noise
+    /// handshake, proves itself on every connection. `short()` (12 hex digits) is for `peers`,
+    /// `to_hex()` for `-v` and `--json`. A Python peer, which has no key, gets one derived from
+    /// its address (never a valid key anyone holds).
     PeerId,
-    16
-);
-
-byte_id!(
-    /// A peer's long-term public key (Ed25519, 32 bytes): what a peer is, once connections are
-    /// authenticated (issue 28). It signs the peer's discovery datagrams and, through the Noise
-    /// handshake, every connection; see [`crate::identity`] for the key pair and verification.
-    /// `short()` (12 hex digits) is for `peers`, `to_hex()` for `-v` and `--json`.
-    PeerKey,
     32
 );
 
@@ -164,10 +158,10 @@ mod tests {
         ciborium::into_writer(&serde_bytes::Bytes::new(&[1, 2, 3]), &mut buf).unwrap();
         assert!(ciborium::from_reader::<PeerId, _>(&buf[..]).is_err());
         let mut buf = Vec::new();
-        ciborium::into_writer(&PeerId([7; 16]), &mut buf).unwrap();
+        ciborium::into_writer(&PeerId([7; 32]), &mut buf).unwrap();
         assert_eq!(
             ciborium::from_reader::<PeerId, _>(&buf[..]).unwrap(),
-            PeerId([7; 16])
+            PeerId([7; 32])
         );
     }
 }

@@ -52,7 +52,7 @@ pub use bugs::Bugs;
 pub use disk::{DiskError, FinishError};
 pub use download::{FailReason, Phase};
 pub use identity::Identity;
-pub use ids::{ContentId, Digest, PeerId, PeerKey, hex, sha256};
+pub use ids::{ContentId, Digest, PeerId, hex, sha256};
 pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{

@@ -752,7 +752,7 @@ mod tests {
         let t = Timeouts::default();
         let mut s = Session::new(ConnId(1), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(PeerId([7; 16]), 1).unwrap();
+        s.open(PeerId([7; 32]), 1).unwrap();
         s.request_sent(t0, 100);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
         let t1 = t0 + Duration::from_secs(3);
@@ -774,11 +774,11 @@ mod tests {
     #[test]
     fn a_hello_opens_only_a_handshaking_session_and_only_from_the_expected_peer() {
         let t0 = crate::test_epoch();
-        let a = PeerId([1; 16]);
+        let a = PeerId([1; 32]);
         let mut s = Session::new(ConnId(1), addr(), Some(a), t0);
         assert_eq!(s.open(a, 1), Err(HelloError::NotExpected));
         s.start_handshake(t0);
-        assert_eq!(s.open(PeerId([2; 16]), 1), Err(HelloError::WrongPeer));
+        assert_eq!(s.open(PeerId([2; 32]), 1), Err(HelloError::WrongPeer));
         assert_eq!(s.open(a, 1), Ok(()));
         assert_eq!(
             (s.state(), s.open_peer(), s.instance()),
@@ -828,7 +828,7 @@ mod tests {
         let t = Timeouts::default();
         let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(PeerId([7; 16]), 1).unwrap();
+        s.open(PeerId([7; 32]), 1).unwrap();
         s.queue_catalog(0);
         assert_eq!(s.catalog_due(), Some(0));
         s.catalog_sent();
@@ -869,7 +869,7 @@ mod tests {
         assert_eq!(s.next_frame(), Err(FrameError::BadLength(8 << 20)));
         // After the hello, frames up to the full limit are read.
         let mut s = Session::new(ConnId::inbound(2), addr(), None, t0);
-        s.open(PeerId([9; 16]), 1).unwrap();
+        s.open(PeerId([9; 32]), 1).unwrap();
         let mut data = PREAMBLE.to_vec();
         data.extend_from_slice(&((MAX_HANDSHAKE_FRAME + 1) as u32).to_be_bytes());
         s.on_bytes(t0, &data);
@@ -886,7 +886,7 @@ mod tests {
         };
         let mut s = Session::new(ConnId(3), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(PeerId([9; 16]), 1).unwrap();
+        s.open(PeerId([9; 32]), 1).unwrap();
         s.on_bytes(t0, &big(MAX_REQUEST_FRAME + 1));
         assert_eq!(
             s.next_frame(),
@@ -894,7 +894,7 @@ mod tests {
         );
         let mut s = Session::new(ConnId(4), addr(), None, t0);
         s.start_handshake(t0);
-        s.open(PeerId([9; 16]), 1).unwrap();
+        s.open(PeerId([9; 32]), 1).unwrap();
         s.request_sent(t0, 1 << 20);
         s.on_bytes(t0, &big(1 << 20));
         assert_eq!(s.next_frame(), Ok(None), "an answer we asked for");

@@ -93,7 +93,7 @@ fn decode_frames_message_with_bytes_after_its_cbor_is_unreadable_not_fatal() {
 #[test]
 fn decode_datagram_trailing_and_truncated_bytes_are_malformed() {
     let a = Announce {
-        peer: PeerId([5; 16]),
+        peer: PeerId([5; 32]),
         instance: u64::MAX,
         port: 0,
         revision: u64::MAX,

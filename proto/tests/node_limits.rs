@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{Config, Identity, Input, NetOp, Node, Output, PeerId};
 
 /// Calls `f` on the node and keeps the outputs it leaves in `out`, in order: the node wants its
 /// outputs drained after every call, and these tests read them a few calls later.
@@ -31,10 +31,10 @@ fn closes(node: &mut Node) -> usize {
 #[test]
 fn one_address_cannot_take_every_connection() {
     let now = Instant::now();
-    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
     let per_ip = cfg.max_connections_per_ip;
-    let mut node = Node::new(cfg, now).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), now).unwrap();
     let hostile: SocketAddr = "10.0.0.66:40000".parse().unwrap();
     let mut refused = 0;
     for _ in 0..(per_ip + 50) {
@@ -62,14 +62,14 @@ fn one_address_cannot_take_every_connection() {
 #[test]
 fn announced_peers_cannot_use_up_the_inbound_slots() {
     let now = Instant::now();
-    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
     let max_outbound = cfg.max_outbound;
-    let mut node = Node::new(cfg, now).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), now).unwrap();
     let mut connects = 0;
     for i in 0..(max_outbound + 100) {
         let a = p2pshare_proto::wire::Announce {
-            peer: PeerId(((i as u128) + 2).to_be_bytes()),
+            peer: PeerId(p2pshare_proto::sha256(&(i as u64 + 2).to_be_bytes())),
             instance: 1,
             port: 10000,
             revision: 1,
@@ -107,15 +107,15 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
     use p2pshare_proto::budget::{MAX_DIAL_FAILURES, MAX_DIALS_PER_IP, UNREACHABLE_FOR};
     use std::time::Duration;
     let t0 = Instant::now();
-    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
-    let mut node = Node::new(cfg, t0).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), t0).unwrap();
     let ids = 32;
     let mut out = Vec::new();
     let announce = |node: &mut Node, out: &mut Vec<Output>, now: Instant| {
         for i in 0..ids {
             let a = p2pshare_proto::wire::Announce {
-                peer: PeerId((i as u128 + 2).to_be_bytes()),
+                peer: PeerId(p2pshare_proto::sha256(&(i as u64 + 2).to_be_bytes())),
                 instance: 1,
                 port: 22 + i as u16,
                 revision: 1,
@@ -179,13 +179,13 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
     use p2pshare_proto::wire::frame::{Message, encode_message};
     use std::time::Duration;
     let t0 = Instant::now();
-    let mut cfg = Config::new(PeerId([1; 16]), 1, 1, 10000);
+    let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
     let stall = cfg.timeouts.stall;
-    let mut node = Node::new(cfg, t0).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), t0).unwrap();
     let mut hello = PREAMBLE.to_vec();
     hello.extend(encode_message(&Message::Hello {
-        peer: PeerId([6; 16]),
+        peer: PeerId([6; 32]),
         instance: 1,
         port: 10000,
         revision: 0,
@@ -251,7 +251,7 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         if now >= next_announce {
             next_announce = now + Duration::from_secs(4);
             let a = p2pshare_proto::wire::Announce {
-                peer: PeerId([6; 16]),
+                peer: PeerId([6; 32]),
                 instance: 1,
                 port: 10000,
                 revision: 0,

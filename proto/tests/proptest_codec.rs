@@ -17,7 +17,7 @@ use p2pshare_proto::{ContentId, PeerId};
 use proptest::prelude::*;
 
 fn peer() -> impl Strategy<Value = PeerId> {
-    any::<[u8; 16]>().prop_map(PeerId)
+    any::<[u8; 32]>().prop_map(PeerId)
 }
 
 fn content() -> impl Strategy<Value = ContentId> {

@@ -34,7 +34,7 @@ fn announce(max: usize) -> impl Strategy<Value = LegacyAnnounce> {
     (
         1..=u16::MAX,
         prop::collection::btree_map(name(), file(), 0..max),
-        prop::option::of(any::<[u8; 16]>()),
+        prop::option::of(any::<[u8; 32]>()),
     )
         .prop_map(|(port, m, origin)| {
             LegacyAnnounce {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::budget::{PY_EXPIRY, PY_RECENT};
 use p2pshare_proto::python::wire::{LegacyAnnounce, LegacyFile};
-use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId, sha256};
+use p2pshare_proto::{Config, Identity, Input, NetOp, Node, Output, PeerId, sha256};
 
 #[path = "support/epoch.rs"]
 mod epoch;
@@ -17,9 +17,9 @@ mod epoch;
 const PY: &str = r#"{"type": "P2P_PEER_DISCOVERY", "port": 10001, "files": {"a.txt": {"total_chunks": 3, "filehash": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}, "has space.txt": {"total_chunks": 1, "filehash": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}}"#;
 
 fn node(t0: Instant) -> Node {
-    let mut cfg = Config::new(PeerId([1; 16]), 7, 42, 10000);
+    let mut cfg = Config::new(7, 42, 10000);
     cfg.announce_to = vec!["10.0.0.255:9999".parse().unwrap()];
-    Node::new(cfg, t0).unwrap()
+    Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), t0).unwrap()
 }
 
 /// The JSON datagrams the node sends now.
@@ -73,7 +73,10 @@ fn a_python_peer_is_heard_listed_and_forgotten() {
         sent = json_sent(&mut n);
     }
     let ours = LegacyAnnounce::decode(&sent[0]).unwrap();
-    assert_eq!((ours.port, ours.origin), (10000, Some(PeerId([1; 16]))));
+    assert_eq!(
+        (ours.port, ours.origin),
+        (10000, Some(Identity::from_secret_bytes(&[1; 32]).key()))
+    );
 
     // Silent past the expiry: gone.
     while n.peers().iter().any(|p| p.python) {
@@ -111,7 +114,7 @@ fn bad_datagrams_are_counted_and_ours_are_ignored() {
     }
     assert_eq!(n.stats().python_datagrams_dropped, 2);
     // Another p2pshare peer's JSON (its origin set) is not a Python peer; nor is our echo.
-    for origin in [PeerId([2; 16]), PeerId([1; 16])] {
+    for origin in [PeerId([2; 32]), Identity::from_secret_bytes(&[1; 32]).key()] {
         let a = LegacyAnnounce {
             port: 10005,
             files: vec![LegacyFile {

@@ -30,10 +30,10 @@ const MAX_WINDOW: u32 = 6;
 /// Peers the random operations speak for.
 const PEERS: u8 = 4;
 /// A peer that appears only at the end, never corrupt.
-const HONEST: PeerId = PeerId([99; 16]);
+const HONEST: PeerId = PeerId([99; 32]);
 
 fn peer(k: u8) -> PeerId {
-    PeerId([k % PEERS + 1; 16])
+    PeerId([k % PEERS + 1; 32])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

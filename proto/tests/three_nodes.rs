@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::{
-    Config, ConnId, ContentId, DiskOp, Event, Input, LocalFile, Node, Output, PeerId, ReadSource,
+    Config, ConnId, ContentId, DiskOp, Event, Identity, Input, LocalFile, Node, Output, PeerId,
+    ReadSource,
 };
 
 #[path = "support/checked.rs"]
@@ -24,6 +25,11 @@ mod mem_store;
 use checked::Checked;
 use mem_store::Store;
 use p2pshare_proto::net::Network;
+
+/// The peer id of host `k - 1` (its key, made from the secret `[k; 32]`).
+fn key(k: u8) -> PeerId {
+    Identity::from_secret_bytes(&[k; 32]).key()
+}
 
 const BROADCAST: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255)), 9999);
 
@@ -131,11 +137,11 @@ impl Net {
         let now = Instant::now();
         let hosts = (0..n)
             .map(|i| {
-                let mut cfg =
-                    Config::new(PeerId([i as u8 + 1; 16]), 100 + i as u64, i as u64, 10000);
+                let mut cfg = Config::new(100 + i as u64, i as u64, 10000);
+                let me = Identity::from_secret_bytes(&[i as u8 + 1; 32]);
                 cfg.announce_to = vec![BROADCAST];
                 Host {
-                    node: Checked::new(Node::new(cfg, now).unwrap(), []),
+                    node: Checked::new(Node::new(cfg, me, now).unwrap(), []),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
                     store: Store::default(),
                     events: Vec::new(),
@@ -374,7 +380,7 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
         .filter(|e| matches!(e, Event::ChunkRejected { .. }))
         .collect();
     assert_eq!(rejected.len(), 1, "the corrupt chunk was rejected");
-    assert!(matches!(rejected[0], Event::ChunkRejected { peer, .. } if *peer == PeerId([3; 16])));
+    assert!(matches!(rejected[0], Event::ChunkRejected { peer, .. } if *peer == key(3)));
     let done = a.events.iter().find_map(|e| match e {
         Event::DownloadDone {
             sources,
@@ -392,7 +398,7 @@ fn discovers_and_downloads_from_two_peers_rejecting_a_corrupt_chunk() {
     let by = |p: u8| {
         sources
             .iter()
-            .find(|s| s.peer == PeerId([p; 16]))
+            .find(|s| s.peer == key(p))
             .map_or(0, |s| s.chunks)
     };
     assert_eq!(by(3), 2);
@@ -441,7 +447,7 @@ fn an_impostor_cannot_answer_for_the_holder() {
     let (admission, _) = a.node.accept(now, impostor, &partial(&a.store)).unwrap();
     let conn = admission.conn().unwrap();
     let mut bytes = PREAMBLE.to_vec();
-    let holder = PeerId([2; 16]);
+    let holder = key(2);
     bytes.extend(encode_message(&Message::Hello {
         peer: holder,
         instance: 101,

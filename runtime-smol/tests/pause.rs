@@ -101,7 +101,7 @@ fn ask_never_read(runtime: Start, offset: u16) -> (Stats, usize) {
     let content = shared(&handle, "big.bin");
     let port = handle.snapshot().unwrap().transfer_port;
 
-    let me = PeerId([offset as u8 + 1; 16]);
+    let me = PeerId([offset as u8 + 1; 32]);
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
     s.write_all(&hello(me, quiet_peer(me))).unwrap();
     // Every request is as long as the first (indexes below 24 take one byte in CBOR).

@@ -149,8 +149,8 @@ impl Phase {
         matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
     }
 
-    fn of(p: p2pshare_proto::download::Phase) -> Phase {
-        use p2pshare_proto::download::Phase as P;
+    fn of(p: p2pshare_proto::Phase) -> Phase {
+        use p2pshare_proto::Phase as P;
         match p {
             P::Manifest => Phase::Manifest,
             P::Opening => Phase::Opening,
@@ -782,7 +782,7 @@ mod tests {
         }
         h.on(ev(Event::ChunkRejected {
             content: C,
-            peer: PeerId([1; 16]),
+            peer: PeerId([1; 32]),
             index: 3,
         }));
         let r = &rows(&h)[0];
@@ -802,7 +802,7 @@ mod tests {
             reused: 0,
             rejected: 1,
             sources: vec![Source {
-                peer: PeerId([1; 16]),
+                peer: PeerId([1; 32]),
                 addr: None,
                 chunks: 64,
                 bytes: 64 << 20,
@@ -847,7 +847,7 @@ mod tests {
         }));
         h.on(ev(Event::ChunkRejected {
             content: C,
-            peer: PeerId([1; 16]),
+            peer: PeerId([1; 32]),
             index: 0,
         }));
         h.on(Msg::FolderProgress {

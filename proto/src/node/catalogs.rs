@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn pages_make_one_catalog_only_when_the_last_arrived() {
         let mut c = Catalogs::default();
-        let p = PeerId([1; 16]);
+        let p = PeerId([1; 32]);
         assert_eq!(
             c.add_page(p, IP, 7, 0, 2, vec![entry("a", 1)]),
             PageVerdict::Next(1)
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn names_per_content_and_memory_are_bounded() {
         let mut c = Catalogs::default();
-        let p = PeerId([1; 16]);
+        let p = PeerId([1; 32]);
         let many: Vec<_> = (0..100).map(|i| entry(&format!("n{i}"), 1)).collect();
         assert_eq!(c.add_page(p, IP, 1, 0, 1, many), PageVerdict::Done);
         assert_eq!(c.get(&p).map(<[_]>::len), Some(MAX_NAMES_PER_CONTENT));
@@ -233,7 +233,7 @@ mod tests {
         };
         let mut total = 0;
         for k in 2..6u8 {
-            let q = PeerId([k; 16]);
+            let q = PeerId([k; 32]);
             let _ = c.add_page(q, IP, 1, 0, 1, files(k));
             total += c.held.get(&q).map_or(0, |h| h.cost);
         }

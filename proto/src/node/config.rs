@@ -1,4 +1,6 @@
-//! A node's configuration: who it is, where it announces, its timers and limits.
+//! A node's configuration: where it announces, its timers and limits. Who it is (its
+//! [`crate::Identity`]) is given to `Node::new` beside it, so the secret never sits in a
+//! `Debug`-printed, cloned configuration.
 //!
 //! Invariant: a [`super::Node`] only ever runs with a configuration that passed
 //! [`Config::validate`] (`Node::new` refuses any other), so no timer of the node can be zero
@@ -8,7 +10,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bugs::Bugs;
-use crate::ids::PeerId;
 use crate::session::Timeouts;
 
 /// Default UDP port of discovery (as the original program).
@@ -69,9 +70,8 @@ pub fn check_interval(interval: Duration) -> Result<(), ConfigError> {
 /// the fields.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// This peer's id (random per start is fine).
-    pub peer_id: PeerId,
-    /// Random per start: lets others notice a restart.
+    /// This start of the peer: its start time in milliseconds since the UNIX epoch (the host
+    /// reads the clock), so that a restart is a higher instance and others notice it.
     pub instance: u64,
     /// Seed of every random choice the node makes.
     pub seed: u64,
@@ -141,9 +141,8 @@ impl Config {
     }
 
     /// A configuration with the defaults: announce to 255.255.255.255:9999 every 5 s.
-    pub fn new(peer_id: PeerId, instance: u64, seed: u64, transfer_port: u16) -> Config {
+    pub fn new(instance: u64, seed: u64, transfer_port: u16) -> Config {
         Config {
-            peer_id,
             instance,
             seed,
             transfer_port,
@@ -171,12 +170,13 @@ mod tests {
 
     #[test]
     fn a_configuration_that_cannot_run_is_refused() {
-        let ok = Config::new(PeerId([1; 16]), 1, 1, 10000);
+        let ok = Config::new(1, 1, 10000);
         assert_eq!(ok.validate(), Ok(()));
         let mut c = ok.clone();
         c.interval = Duration::ZERO;
         assert_eq!(c.validate(), Err(ConfigError::Interval(Duration::ZERO)));
-        assert!(super::super::Node::new(c, crate::test_epoch()).is_err());
+        let me = crate::Identity::from_secret_bytes(&[1; 32]);
+        assert!(super::super::Node::new(c, me, crate::test_epoch()).is_err());
         let mut c = ok.clone();
         c.timeouts.stall = Duration::ZERO;
         assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("stall")));

@@ -35,7 +35,7 @@ impl Node {
 
     fn hello(&self) -> Message {
         Message::Hello {
-            peer: self.cfg.peer_id,
+            peer: self.identity.key(),
             instance: self.cfg.instance,
             port: self.cfg.transfer_port,
             revision: self.revision,
@@ -166,7 +166,7 @@ impl Node {
         let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
-        let opened = if a.peer == self.cfg.peer_id {
+        let opened = if a.peer == self.identity.key() {
             Err(HelloError::WrongPeer)
         } else {
             s.open(a.peer, a.instance)

@@ -52,6 +52,7 @@ pub use views::{DownloadView, PeerView, RemoteFile, Stats};
 
 use crate::discovery::Discovery;
 use crate::download::Download;
+use crate::identity::Identity;
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
 use crate::python::{Action, Python};
@@ -81,10 +82,11 @@ use crate::wire::{Announce, CatalogEntry};
 ///
 /// ```no_run
 /// use std::time::Instant;
-/// use p2pshare_proto::{Config, Input, NetOp, Node, Output, PeerId};
+/// use p2pshare_proto::{Config, Identity, Input, NetOp, Node, Output};
 ///
-/// let cfg = Config::new(PeerId([1; 16]), 7, 42, 10000);
-/// let mut node = Node::new(cfg, Instant::now()).expect("the defaults are valid");
+/// let cfg = Config::new(7, 42, 10000);
+/// let me = Identity::from_secret_bytes(&[1; 32]); // the folder's key, from its key file
+/// let mut node = Node::new(cfg, me, Instant::now()).expect("the defaults are valid");
 /// loop {
 ///     while let Some(out) = node.poll_output() {
 ///         match out {
@@ -107,6 +109,8 @@ use crate::wire::{Announce, CatalogEntry};
 #[derive(Debug)]
 pub struct Node {
     cfg: Config,
+    /// Who this peer is: its key pair.
+    identity: Identity,
     rng: Rng,
     now: Instant,
     discovery: Discovery,
@@ -141,11 +145,12 @@ struct LocalEntry {
 }
 
 impl Node {
-    /// A node that starts announcing at `now`, or why `cfg` cannot run
-    /// ([`Config::validate`]).
-    pub fn new(cfg: Config, now: Instant) -> Result<Node, ConfigError> {
+    /// A node of the peer `identity` (its folder's key pair) that starts announcing at `now`,
+    /// or why `cfg` cannot run ([`Config::validate`]).
+    pub fn new(cfg: Config, identity: Identity, now: Instant) -> Result<Node, ConfigError> {
         cfg.validate()?;
-        let discovery = Discovery::new(cfg.peer_id, cfg.interval, now, cfg.bugs);
+        let me = identity.key();
+        let discovery = Discovery::new(me, cfg.interval, now, cfg.bugs);
         let statics = cfg
             .static_peers
             .iter()
@@ -155,7 +160,7 @@ impl Node {
             rng: Rng::new(cfg.seed),
             now,
             discovery,
-            python: Python::new(cfg.peer_id),
+            python: Python::new(me),
             conns: conns::Conns::default(),
             local: BTreeMap::new(),
             revision: 0,
@@ -172,14 +177,15 @@ impl Node {
             stats: Stats::default(),
             shut_down: false,
             cfg,
+            identity,
         })
     }
 
     // ---- getters ----
 
-    /// This peer's id.
+    /// This peer's id: its public key.
     pub fn peer_id(&self) -> PeerId {
-        self.cfg.peer_id
+        self.identity.key()
     }
 
     /// The configuration.
@@ -464,7 +470,7 @@ impl Node {
 
     fn announcement(&self, bye: bool) -> Announce {
         Announce {
-            peer: self.cfg.peer_id,
+            peer: self.identity.key(),
             instance: self.cfg.instance,
             port: self.cfg.transfer_port,
             revision: self.revision,

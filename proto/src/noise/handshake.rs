@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::ids::PeerKey;
+use crate::ids::PeerId;
 use crate::noise::transport::Transport;
 use crate::noise::{
     FLAG_AES, LocalKeys, MAGIC, PAYLOAD_LEN, PREAMBLE_LEN, Suite, VERSION, resolver, verify_payload,
@@ -56,9 +56,9 @@ pub enum HandshakeError {
     /// The dialer expected one key and the other side proved another.
     WrongPeer {
         /// Whom we meant to reach.
-        expected: PeerKey,
+        expected: PeerId,
         /// Who answered.
-        found: PeerKey,
+        found: PeerId,
     },
     /// The other side is ourselves (our own key): a connection to our own address.
     OwnKey,
@@ -111,7 +111,7 @@ pub struct Established {
     /// Seals and opens the records of this connection.
     pub transport: Transport,
     /// The other side's identity, proven.
-    pub remote: PeerKey,
+    pub remote: PeerId,
     /// The cipher both sides agreed on.
     pub suite: Suite,
 }
@@ -128,7 +128,7 @@ enum Stage {
     /// Finished: the transport is ready.
     Done {
         transport: Box<snow::TransportState>,
-        remote: PeerKey,
+        remote: PeerId,
         suite: Suite,
     },
 }
@@ -136,7 +136,7 @@ enum Stage {
 /// The handshake of one connection; see the module doc.
 pub struct Handshake {
     dialer: bool,
-    expected: Option<PeerKey>,
+    expected: Option<PeerId>,
     local: LocalKeys,
     seed: [u8; 32],
     preamble: [u8; PREAMBLE_LEN],
@@ -171,7 +171,7 @@ impl Handshake {
     /// `seed`: fresh from the node's [`crate::rng::KeyRng`], for the ephemeral key.
     pub fn dial(
         local: &LocalKeys,
-        expected: Option<PeerKey>,
+        expected: Option<PeerId>,
         aes_here: bool,
         seed: [u8; 32],
     ) -> Handshake {
@@ -187,7 +187,7 @@ impl Handshake {
     fn new(
         dialer: bool,
         local: &LocalKeys,
-        expected: Option<PeerKey>,
+        expected: Option<PeerId>,
         aes_here: bool,
         seed: [u8; 32],
     ) -> Handshake {
@@ -215,7 +215,7 @@ impl Handshake {
 
     /// The other side's key once proven (the dialer knows it after message 2, the acceptor
     /// after message 3).
-    pub fn remote(&self) -> Option<PeerKey> {
+    pub fn remote(&self) -> Option<PeerId> {
         match &self.stage {
             Stage::Done { remote, .. } => Some(*remote),
             _ => None,

@@ -1,5 +1,5 @@
 //! Encrypted, authenticated connections: a Noise XX handshake that proves each side's
-//! [`PeerKey`], then a stream of sealed records. Both are pure buffer transforms (sans-IO): bytes
+//! [`PeerId`], then a stream of sealed records. Both are pure buffer transforms (sans-IO): bytes
 //! in, bytes out, no socket, clock or OS randomness.
 //!
 //! # Wire format (transfer protocol version 3)
@@ -19,7 +19,7 @@
 //!   runs AES in software. Both preambles are the Noise prologue, so a flag changed on the way
 //!   fails message 2. It costs one round trip before message 1 (the dialer cannot build its
 //!   handshake state before it knows the protocol name).
-//! - *Identity.* The payload of messages 2 and 3 is the sender's Ed25519 [`PeerKey`] (32 bytes)
+//! - *Identity.* The payload of messages 2 and 3 is the sender's Ed25519 [`PeerId`] (32 bytes)
 //!   and its signature over [`Context::NoiseStaticKey`]'s prefix and the sender's Noise static
 //!   key (64 bytes), as libp2p's Noise handshake binds its static key. Message 1's payload is
 //!   empty (it travels in clear). The dialer that expected a key and meets another stops before
@@ -47,7 +47,7 @@ pub use transport::{
 use std::fmt;
 
 use crate::identity::{Context, Identity, SIGNATURE_LEN, VerifyError};
-use crate::ids::PeerKey;
+use crate::ids::PeerId;
 use crate::rng::KeyRng;
 
 use resolver::SeededResolver;
@@ -133,7 +133,7 @@ pub fn cpu_has_aes() -> bool {
 /// per node, and the identity's signature binding the two. Make it once at start.
 #[derive(Clone)]
 pub struct LocalKeys {
-    key: PeerKey,
+    key: PeerId,
     static_private: [u8; 32],
     payload: [u8; PAYLOAD_LEN],
 }
@@ -160,7 +160,7 @@ impl LocalKeys {
     }
 
     /// This node's identity key.
-    pub fn key(&self) -> PeerKey {
+    pub fn key(&self) -> PeerId {
         self.key
     }
 }
@@ -179,14 +179,14 @@ impl fmt::Debug for LocalKeys {
 
 /// Checks an identity payload against the Noise static key `remote_static` it arrived with:
 /// the key it names, if its signature binds that static key.
-fn verify_payload(payload: &[u8], remote_static: &[u8]) -> Result<PeerKey, HandshakeError> {
+fn verify_payload(payload: &[u8], remote_static: &[u8]) -> Result<PeerId, HandshakeError> {
     let (Ok(key), Ok(sig)) = (
         <[u8; 32]>::try_from(payload.get(..32).unwrap_or_default()),
         <[u8; SIGNATURE_LEN]>::try_from(payload.get(32..).unwrap_or_default()),
     ) else {
         return Err(HandshakeError::BadPayload);
     };
-    let key = PeerKey(key);
+    let key = PeerId(key);
     match key.verify(Context::NoiseStaticKey, remote_static, &sig) {
         Ok(()) => Ok(key),
         Err(VerifyError::BadKey) => Err(HandshakeError::BadPayload),

@@ -23,10 +23,7 @@ use crate::ids::{ContentId, Digest, PeerId, sha256};
 
 /// The id a Python peer at `addr` has within p2pshare.
 pub(crate) fn peer_id_of(addr: SocketAddr) -> PeerId {
-    let d = sha256(format!("p2pshare python peer {addr}").as_bytes());
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&d[..16]);
-    PeerId(id)
+    PeerId(sha256(format!("p2pshare python peer {addr}").as_bytes()))
 }
 
 /// The content id a Python file has within p2pshare: different from every native content id
@@ -266,14 +263,14 @@ mod tests {
         }
         assert_eq!(t.peers().count(), MAX_PY_PEERS_PER_IP);
         let mut ours = ann(10000, &["x"]);
-        ours.origin = Some(PeerId([1; 16]));
+        ours.origin = Some(PeerId([1; 32]));
         let other: SocketAddr = "10.0.0.6:9999".parse().unwrap();
         assert_eq!(t.heard(t0, other, ours), Heard::Native);
         assert_eq!(t.peers().count(), MAX_PY_PEERS_PER_IP);
         assert_eq!(
-            t.vouched_hash(&PeerId([1; 16]), other.ip(), "x"),
+            t.vouched_hash(&PeerId([1; 32]), other.ip(), "x"),
             Some(&sha256(b"x"))
         );
-        assert_eq!(t.vouched_hash(&PeerId([1; 16]), from.ip(), "x"), None);
+        assert_eq!(t.vouched_hash(&PeerId([1; 32]), from.ip(), "x"), None);
     }
 }

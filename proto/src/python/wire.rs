@@ -462,7 +462,7 @@ mod tests {
             port: 10000,
             files,
             rejected: 0,
-            origin: Some(PeerId([3; 16])),
+            origin: Some(PeerId([3; 32])),
         };
         let d = a.encode();
         assert!(d.len() <= LEGACY_SEND_LIMIT);

@@ -95,7 +95,7 @@ mod tests {
 
     fn sample() -> Announce {
         Announce {
-            peer: PeerId([9; 16]),
+            peer: PeerId([9; 32]),
             instance: 77,
             port: 10000,
             revision: 3,

@@ -2,7 +2,7 @@
 //! is only believed when that key signed it and it is newer than what we already believe.
 //!
 //! Layout: the magic `P2PS`, the version byte `2`, a CBOR map ([`Announcement`] and the sender's
-//! [`PeerKey`]), then the sender's 64-byte Ed25519 signature over [`Context::Announce`]'s prefix
+//! [`PeerId`]), then the sender's 64-byte Ed25519 signature over [`Context::Announce`]'s prefix
 //! and every byte before the signature. At most [`MAX_DATAGRAM`] bytes (about 170 in practice).
 //!
 //! Freshness: each datagram carries a [`Mark`], the sender's `instance` (the time it started,
@@ -30,7 +30,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Context, Identity, SIGNATURE_LEN, VerifyError};
-use crate::ids::PeerKey;
+use crate::ids::PeerId;
 use crate::wire::announce::{DATAGRAM_MAGIC, DatagramError, MAX_DATAGRAM};
 
 /// The discovery protocol version of signed datagrams.
@@ -89,7 +89,7 @@ impl Verdict {
 /// The CBOR body: the key that signs it and the announcement's fields, in one flat map.
 #[derive(Serialize, Deserialize)]
 struct Body {
-    key: PeerKey,
+    key: PeerId,
     instance: u64,
     seq: u64,
     port: u16,
@@ -98,7 +98,7 @@ struct Body {
 }
 
 impl Body {
-    fn new(key: PeerKey, a: &Announcement) -> Body {
+    fn new(key: PeerId, a: &Announcement) -> Body {
         Body {
             key,
             instance: a.mark.instance,
@@ -139,7 +139,7 @@ pub fn encode(announcement: &Announcement, identity: &Identity) -> Vec<u8> {
 /// (to drop our own echo and what is not fresh), nothing else until [`Unverified::verify`].
 #[derive(Debug, Clone)]
 pub struct Unverified<'a> {
-    key: PeerKey,
+    key: PeerId,
     announcement: Announcement,
     signed: &'a [u8],
     signature: [u8; SIGNATURE_LEN],
@@ -148,7 +148,7 @@ pub struct Unverified<'a> {
 /// A datagram whose signature verified: its key said this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
-    key: PeerKey,
+    key: PeerId,
     announcement: Announcement,
 }
 
@@ -187,7 +187,7 @@ pub fn decode(data: &[u8]) -> Result<Unverified<'_>, DatagramError> {
 
 impl Unverified<'_> {
     /// The key it claims to come from (not proven yet).
-    pub fn key(&self) -> PeerKey {
+    pub fn key(&self) -> PeerId {
         self.key
     }
 
@@ -209,7 +209,7 @@ impl Unverified<'_> {
 
 impl Verified {
     /// The key that signed it.
-    pub fn key(&self) -> PeerKey {
+    pub fn key(&self) -> PeerId {
         self.key
     }
 

@@ -530,8 +530,8 @@ impl Sim {
     fn flood(&mut self, a: usize) {
         let port = if self.rng.chance(0.5) { 10000 } else { 22 };
         for _ in 0..FLOOD_IDS {
-            let mut id = [0xff; 16];
-            id[8..].copy_from_slice(&self.rng.u64().to_le_bytes());
+            let mut id = [0xff; 32];
+            id[8..16].copy_from_slice(&self.rng.u64().to_le_bytes());
             let ann = Announce {
                 peer: PeerId(id),
                 instance: self.rng.u64(),

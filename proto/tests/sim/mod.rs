@@ -272,8 +272,10 @@ pub struct FileSpec {
 
 /// One host: a node (while it runs), its store, and its place on the LAN.
 pub struct Host {
-    /// Its peer id (kept across restarts).
+    /// Its peer id (kept across restarts): the public key of `secret`.
     pub id: PeerId,
+    /// Its identity's secret (its folder's key file), drawn from the seed.
+    pub secret: [u8; 32],
     /// The instance of its running node (what its announcements carry).
     pub instance: u64,
     /// Its IP address.
@@ -577,6 +579,8 @@ pub struct Sim {
     seq: u64,
     /// The hosts.
     pub hosts: Vec<Host>,
+    /// Each host's index, by its peer id.
+    by_id: BTreeMap<PeerId, usize>,
     conns: Vec<SimConn>,
     conn_of: BTreeMap<(usize, ConnId), usize>,
     /// The files of the world.
@@ -623,6 +627,7 @@ impl Sim {
             queue: BTreeMap::new(),
             seq: 0,
             hosts: Vec::new(),
+            by_id: BTreeMap::new(),
             conns: Vec::new(),
             conn_of: BTreeMap::new(),
             files: Vec::new(),
@@ -673,14 +678,18 @@ impl Sim {
         };
         let lat = self.rng.range(20_000, 2 * MS);
         let disk_lat = self.rng.range(10_000, MS);
+        // The key is derived from the seed, the host and one draw (the draw the 16-byte ids of
+        // before keys took), so the rest of every world is drawn as it was.
+        let mut material = self.seed.to_le_bytes().to_vec();
+        material.extend((i as u64).to_le_bytes());
+        material.extend(self.rng.u64().to_le_bytes());
+        let secret = p2pshare_proto::sha256(&material);
+        let id = p2pshare_proto::Identity::from_secret_bytes(&secret).key();
+        self.by_id.insert(id, i);
         self.hosts.push(Host {
             instance: 0,
-            id: PeerId({
-                let mut id = [0u8; 16];
-                id[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-                id[8..].copy_from_slice(&self.rng.u64().to_le_bytes());
-                id
-            }),
+            id,
+            secret,
             ip: Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200) as u8 + 1),
             node: None,
             inc: 0,
@@ -815,8 +824,7 @@ impl Sim {
     }
 
     fn host_of_peer(&self, id: &PeerId) -> Option<usize> {
-        let i = u64::from_be_bytes(id.0[..8].try_into().ok()?) as usize;
-        (i >= 1 && i <= self.hosts.len() && self.hosts[i - 1].id == *id).then(|| i - 1)
+        self.by_id.get(id).copied()
     }
 
     fn link_lat(&self, a: usize, b: usize) -> Nanos {
@@ -834,13 +842,14 @@ impl Sim {
         let seed = self.rng.u64();
         let n = self.hosts.len();
         let host = &mut self.hosts[h];
-        let mut cfg = Config::new(host.id, instance, seed, 10000);
+        let mut cfg = Config::new(instance, seed, 10000);
         cfg.announce_to = vec![BROADCAST];
         cfg.bugs = host.bugs;
         // Half the hosts serve zero-copy (`NetOp::SendFile`), half through reads: both paths
         // run in every network, without drawing from the RNG.
         cfg.zero_copy = h % 2 == 1;
-        let node = Node::new(cfg, self.origin + Duration::from_nanos(self.now))
+        let me = p2pshare_proto::Identity::from_secret_bytes(&host.secret);
+        let node = Node::new(cfg, me, self.origin + Duration::from_nanos(self.now))
             .expect("a valid configuration");
         let mut node = Checked::new(node, self.files.iter().map(|f| f.manifest.clone()));
         node.max_outputs = 256 + 64 * n;

@@ -31,8 +31,8 @@ use p2pshare_proto::wire::frame::{
 };
 use p2pshare_proto::wire::{Announce, MAX_FRAME_LEN, PREAMBLE};
 use p2pshare_proto::{
-    Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Input, LocalFile, Manifest,
-    NetOp, Node, Output, PeerId, ReadId, ReadSource,
+    Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Identity, Input, LocalFile,
+    Manifest, NetOp, Node, Output, PeerId, ReadId, ReadSource,
 };
 
 #[path = "checked.rs"]
@@ -42,8 +42,13 @@ mod mem_store;
 
 use checked::Checked;
 
+/// Our node's secret key (its id is the public half: [`me`]).
+pub const ME_SECRET: [u8; 32] = [0xaa; 32];
+
 /// Our node's id.
-pub const ME: PeerId = PeerId([0xaa; 16]);
+pub fn me() -> PeerId {
+    Identity::from_secret_bytes(&ME_SECRET).key()
+}
 /// Remote peers the script can speak as.
 pub const PEERS: u8 = 4;
 /// Most files a script shares.
@@ -432,7 +437,11 @@ pub fn prologue(level: u8) -> Vec<Op> {
 }
 
 fn peer_id(k: u8) -> PeerId {
-    if k >= PEERS { ME } else { PeerId([k + 1; 16]) }
+    if k >= PEERS {
+        me()
+    } else {
+        PeerId([k + 1; 32])
+    }
 }
 
 fn peer_ip(k: u8) -> IpAddr {
@@ -499,13 +508,14 @@ impl Harness {
             .iter()
             .map(|f| (f.manifest.id(), f.manifest.clone()))
             .collect();
-        let mut cfg = Config::new(ME, 1, 7, 10000);
+        let mut cfg = Config::new(1, 7, 10000);
         cfg.announce_to = vec![SocketAddr::from(([10, 0, 0, 255], 9999))];
         cfg.zero_copy = script.prologue & 4 != 0;
         if script.static_peer {
             cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
         }
-        let node = Node::new(cfg, origin).expect("a valid configuration");
+        let me = Identity::from_secret_bytes(&ME_SECRET);
+        let node = Node::new(cfg, me, origin).expect("a valid configuration");
         let mut checked = Checked::new(node, files.iter().map(|f| f.manifest.clone()));
         checked.max_outputs = MAX_OUTPUTS_PER_CALL;
         // One incomplete frame plus one push (at most 64 KiB here) per connection.
@@ -679,7 +689,7 @@ impl Harness {
             }
             Op::Echo => {
                 let a = Announce {
-                    peer: ME,
+                    peer: me(),
                     instance: 1,
                     port: 10000,
                     revision: 0,

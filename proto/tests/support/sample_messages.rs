@@ -11,7 +11,7 @@ pub(crate) fn messages() -> Vec<Message> {
     let c = ContentId([3; 32]);
     vec![
         Message::Hello {
-            peer: PeerId([1; 16]),
+            peer: PeerId([1; 32]),
             instance: 5,
             port: 10000,
             revision: 2,

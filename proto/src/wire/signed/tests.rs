@@ -44,7 +44,7 @@ fn round_trip_and_size() {
 #[test]
 fn other_versions_and_strangers_are_told_apart() {
     let v1 = Announce {
-        peer: crate::ids::PeerId([1; 16]),
+        peer: crate::ids::PeerId([1; 32]),
         instance: 1,
         port: 1,
         revision: 1,
@@ -114,7 +114,7 @@ fn verdicts() {
 /// what verified. Returns what it believes of `key` after each datagram.
 #[derive(Default)]
 struct Receiver {
-    believed: std::collections::BTreeMap<PeerKey, Announcement>,
+    believed: std::collections::BTreeMap<PeerId, Announcement>,
     verifications: usize,
 }
 
