@@ -29,6 +29,8 @@ pub fn stats(s: &Stats) -> String {
         datagrams_foreign,
         datagrams_malformed,
         datagrams_unknown_version,
+        datagrams_unverified,
+        datagrams_forged,
         frames_unreadable,
         frames_unsolicited,
         peers_table_full,
@@ -38,6 +40,11 @@ pub fn stats(s: &Stats) -> String {
         peers_unreachable,
         connects_deferred,
         protocol_errors,
+        handshake_old_version,
+        handshake_wrong_peer,
+        handshake_failed,
+        hellos_refused,
+        records_failed,
         connections_refused,
         bad_names,
         requests_refused,
@@ -51,8 +58,6 @@ pub fn stats(s: &Stats) -> String {
         requests_expired,
         claims_refused,
         chunks_served_partial,
-        chunks_sent_zero_copy,
-        zero_copy_broken,
         requests_spread,
         python_datagrams_dropped,
         python_files_rejected,
@@ -64,12 +69,16 @@ pub fn stats(s: &Stats) -> String {
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
          datagrams_unknown_version={datagrams_unknown_version} \
+         datagrams_unverified={datagrams_unverified} datagrams_forged={datagrams_forged} \
          frames_unreadable={frames_unreadable} frames_unsolicited={frames_unsolicited} \
          peers_table_full={peers_table_full} announcements_stale={announcements_stale} \
          peers_per_ip_full={peers_per_ip_full} claims_elsewhere={claims_elsewhere} \
          peers_unreachable={peers_unreachable} \
          connects_deferred={connects_deferred} \
          protocol_errors={protocol_errors} \
+         handshake_old_version={handshake_old_version} \
+         handshake_wrong_peer={handshake_wrong_peer} handshake_failed={handshake_failed} \
+         hellos_refused={hellos_refused} records_failed={records_failed} \
          connections_refused={connections_refused} bad_names={bad_names} \
          requests_refused={requests_refused} chunks_served={chunks_served} \
          chunks_rejected={chunks_rejected} \
@@ -78,7 +87,6 @@ pub fn stats(s: &Stats) -> String {
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired} claims_refused={claims_refused} \
          chunks_served_partial={chunks_served_partial} \
-         chunks_sent_zero_copy={chunks_sent_zero_copy} zero_copy_broken={zero_copy_broken} \
          requests_spread={requests_spread} \
          python_datagrams_dropped={python_datagrams_dropped} \
          python_files_rejected={python_files_rejected} python_peers_full={python_peers_full} \

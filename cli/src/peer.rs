@@ -42,19 +42,7 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     for p in &opts.peers {
         cfg.static_peers.push(peer_addr(p)?);
     }
-    cfg.zero_copy = zero_copy(std::env::var("P2PSHARE_ZERO_COPY").ok().as_deref())?;
     Ok(cfg)
-}
-
-/// Whether to serve zero-copy, from `P2PSHARE_ZERO_COPY` (unset or `1`: yes; `0`: every
-/// chunk is read and sent from a buffer, to compare the two paths or to work around a file
-/// system where `sendfile(2)` misbehaves).
-fn zero_copy(var: Option<&str>) -> Result<bool, String> {
-    match var {
-        None | Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        Some(v) => Err(format!("P2PSHARE_ZERO_COPY={v} must be 0 or 1")),
-    }
 }
 
 /// The first IPv4 address a `--peer HOST:PORT` names (a host name is looked up).

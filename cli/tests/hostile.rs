@@ -90,11 +90,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hosts::{Net, Rng, data, hello, last_stats, read_frame, sources, stat};
+use hosts::secure::{Key, Secure};
+use hosts::{Net, Rng, data, hello, last_stats, sources, stat};
 use p2pshare_proto::wire::frame::{CATALOG_PAGE_BYTES, encode_chunk_header, encode_message};
-use p2pshare_proto::wire::{
-    Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, PREAMBLE,
-};
+use p2pshare_proto::wire::{Announce, CatalogEntry, ErrorCode, Frame, Message};
 use p2pshare_proto::{ContentId, Manifest, PeerId};
 
 const MIB: usize = 1 << 20;
@@ -168,7 +167,7 @@ const SCENARIOS: [Scenario; 9] = [
         mode: "impersonate",
         victims: &[DOWNLOADER],
         counters: &[],
-        downloader_counters: &["frames_unsolicited"],
+        downloader_counters: &["hellos_refused"],
         missing: "",
         long_counters: &[],
     },
@@ -176,8 +175,8 @@ const SCENARIOS: [Scenario; 9] = [
         name: "spoofed-discovery",
         mode: "spoof",
         victims: &[DOWNLOADER, SEEDER],
-        counters: &["claims_elsewhere"],
-        downloader_counters: &["claims_elsewhere"],
+        counters: &["announcements_stale", "datagrams_forged"],
+        downloader_counters: &["announcements_stale", "datagrams_forged"],
         missing: "",
         long_counters: &[],
     },
@@ -988,8 +987,28 @@ fn progress_until(deadline: Instant) {
     std::process::exit(0);
 }
 
-fn fresh_id(rng: &mut Rng) -> PeerId {
-    PeerId(rng.bytes(16).try_into().unwrap())
+/// A fresh key the attacker holds (a peer id it can prove).
+fn fresh_key(rng: &mut Rng) -> Key {
+    Key::of(rng.bytes(32).try_into().unwrap())
+}
+
+/// Dials `to` under `key` and runs the handshake; `None` (counted) if either fails.
+fn dial(to: SocketAddr, key: &Key) -> Option<Secure> {
+    let Ok(s) = TcpStream::connect_timeout(&to, S(2)) else {
+        add("connect_failed", 1);
+        return None;
+    };
+    s.set_read_timeout(Some(S(5))).unwrap();
+    match Secure::dial(s, key, None) {
+        Ok(sec) => {
+            let _ = sec.stream.set_read_timeout(None);
+            Some(sec)
+        }
+        Err(_) => {
+            add("handshake_failed", 1);
+            None
+        }
+    }
 }
 
 fn seed() -> u64 {
@@ -1000,26 +1019,24 @@ fn seed() -> u64 {
 struct Who {
     peer: PeerId,
     instance: u64,
-    port: u16,
     revision: u64,
 }
 
 fn whois(ip: Ipv4Addr) -> Who {
     for _ in 0..50 {
-        if let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from((ip, 10000)), S(2)) {
-            s.set_read_timeout(Some(S(3))).unwrap();
-            let mut dec = FrameDecoder::new();
+        let me = fresh_key(&mut Rng(seed() ^ 0x3e11));
+        if let Some(mut s) = dial(SocketAddr::from((ip, 10000)), &me) {
+            s.stream.set_read_timeout(Some(S(3))).unwrap();
             if let Some(Frame::Message(Message::Hello {
                 peer,
                 instance,
-                port,
                 revision,
-            })) = read_frame(&mut s, &mut dec)
+                ..
+            })) = s.read_frame()
             {
                 return Who {
                     peer,
                     instance,
-                    port,
                     revision,
                 };
             }
@@ -1035,8 +1052,21 @@ fn broadcast_socket() -> UdpSocket {
     udp
 }
 
-fn announce(udp: &UdpSocket, a: &Announce) {
-    if udp.send_to(&a.encode(), "255.255.255.255:9999").is_ok() {
+/// Broadcasts `a` as the holder of `key` (whose id `a` names), signed, the `seq`-th
+/// announcement of its instance.
+fn announce(udp: &UdpSocket, key: &Key, a: &Announce, seq: u64) {
+    let signed = p2pshare_proto::wire::signed::Announcement {
+        mark: p2pshare_proto::wire::signed::Mark {
+            instance: a.instance,
+            seq,
+        },
+        port: a.port,
+        revision: a.revision,
+        bye: a.bye,
+    };
+    let me = p2pshare_proto::Identity::from_secret_bytes(&key.secret);
+    let data = p2pshare_proto::wire::signed::encode(&signed, &me);
+    if udp.send_to(&data, "255.255.255.255:9999").is_ok() {
         add("datagrams", 1);
     }
 }
@@ -1061,9 +1091,9 @@ fn write_through(s: &mut TcpStream, data: &[u8]) -> bool {
     true
 }
 
-/// Serves connections on `listener` as a fake peer: sends `hello(local port)`, then answers
-/// each frame with `answer(frame)` (nothing when empty).
-fn fake_peer<H, A>(listener: TcpListener, hello: H, answer: A)
+/// Serves connections on `listener` as a fake peer holding `key`: the handshake, then
+/// `hello(local port)`, then answers each frame with `answer(frame)` (nothing when empty).
+fn fake_peer<H, A>(listener: TcpListener, key: Key, hello: H, answer: A)
 where
     H: Fn(u16) -> Vec<u8> + Send + Sync + 'static,
     A: Fn(&Frame) -> Vec<u8> + Send + Sync + 'static,
@@ -1075,17 +1105,22 @@ where
         .stack_size(64 << 10)
         .spawn(move || {
             for s in listener.incoming() {
-                let Ok(mut s) = s else { continue };
+                let Ok(s) = s else { continue };
                 add("fake_sessions", 1);
                 let (hello, answer) = (hello.clone(), answer.clone());
                 let _ = thread::Builder::new().stack_size(256 << 10).spawn(move || {
-                    if s.write_all(&hello(port)).is_err() {
+                    let _ = s.set_read_timeout(Some(S(5)));
+                    let Ok(mut s) = Secure::accept(s, &key) else {
+                        add("fake_handshakes_failed", 1);
+                        return;
+                    };
+                    let _ = s.stream.set_read_timeout(None);
+                    if s.send(&hello(port)).is_err() {
                         return;
                     }
-                    let mut dec = FrameDecoder::new();
-                    while let Some(f) = read_frame(&mut s, &mut dec) {
+                    while let Some(f) = s.read_frame() {
                         let out = answer(&f);
-                        if !out.is_empty() && s.write_all(&out).is_err() {
+                        if !out.is_empty() && s.send(&out).is_err() {
                             return;
                         }
                     }
@@ -1098,11 +1133,13 @@ where
 /// A fresh id that answers on our port 10000 as a peer sharing nothing: the victims dial the
 /// port a hello names, and a peer they cannot reach is forgotten with its sessions, which would
 /// end an attack by itself.
-fn quiet_peer() -> PeerId {
-    let me = fresh_id(&mut Rng(seed() ^ 0x9e37));
+fn quiet_peer() -> Key {
+    let me = fresh_key(&mut Rng(seed() ^ 0x9e37));
+    let id = me.id;
     fake_peer(
         TcpListener::bind("0.0.0.0:10000").unwrap(),
-        move |port| hello(me, 1, port, 1),
+        me,
+        move |port| hello(id, 1, port, 1),
         |f| match f {
             Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
                 revision: 1,
@@ -1137,19 +1174,22 @@ fn ask() {
                 }));
             }
             loop {
-                let Ok(mut s) =
-                    TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
-                else {
-                    add("connect_failed", 1);
+                let Some(mut s) = dial(SocketAddr::from((seeder, 10000)), &me) else {
                     thread::sleep(MS(200));
                     continue;
                 };
                 add("sessions", 1);
-                s.set_write_timeout(Some(MS(500))).unwrap();
-                if !write_through(&mut s, &hello(me, 1, 10000, 1)) {
+                s.stream.set_write_timeout(Some(MS(500))).unwrap();
+                let sealed = s.seal(&hello(me.id, 1, 10000, 1));
+                if !write_through(&mut s.stream, &sealed) {
                     continue;
                 }
-                while write_through(&mut s, &batch) {}
+                loop {
+                    let sealed = s.seal(&batch);
+                    if !write_through(&mut s.stream, &sealed) {
+                        break;
+                    }
+                }
                 add("closed_by_victim", 1);
             }
         });
@@ -1164,10 +1204,14 @@ fn impersonate() {
     let content = content();
     let size = file_size();
     let (peer, instance, revision) = (s.peer, s.instance, s.revision);
+    // It holds only a key of its own: every handshake proves that one, whatever its hellos
+    // claim.
+    let me = fresh_key(&mut Rng(seed() ^ 0x1be5));
     // Our own port 10000 answers as the seeder too, refusing everything.
     let listener = TcpListener::bind("0.0.0.0:10000").unwrap();
     fake_peer(
         listener,
+        me,
         move |port| hello(peer, instance, port, revision),
         move |f| match f {
             Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
@@ -1234,18 +1278,15 @@ fn impersonate() {
                 } else {
                     instance
                 };
-                let Ok(mut c) =
-                    TcpStream::connect_timeout(&SocketAddr::from((victim, 10000)), S(2))
-                else {
-                    add("connect_failed", 1);
+                let Some(mut c) = dial(SocketAddr::from((victim, 10000)), &me) else {
                     thread::sleep(MS(100));
                     continue;
                 };
                 add("sessions", 1);
-                c.set_write_timeout(Some(S(1))).unwrap();
+                c.stream.set_write_timeout(Some(S(1))).unwrap();
                 let mut burst = hello(peer, inst, 10000, revision);
                 burst.extend_from_slice(&lies);
-                let _ = c.write_all(&burst);
+                let _ = c.send(&burst);
                 thread::sleep(MS(100));
             }
         });
@@ -1253,52 +1294,48 @@ fn impersonate() {
     thread::sleep(MS(300));
 }
 
-/// 3. Datagrams from our own address claiming the seeder's and the downloader's ids.
+/// 3. The seeder's and the downloader's own signed datagrams, captured and sent again from
+///    our address: the oldest (a replay), the latest (a relay), and a goodbye in their name,
+///    newer than the latest, signed by a key of ours (a forgery). Without their keys that is
+///    all a spoofer can say.
 fn spoof() {
-    let who = [
-        whois(env_ip("P2PT_SEEDER")),
-        whois(env_ip("P2PT_DOWNLOADER")),
-    ];
+    let victims = [env_ip("P2PT_SEEDER"), env_ip("P2PT_DOWNLOADER")];
+    let capture = UdpSocket::bind("0.0.0.0:9999").unwrap();
+    // (oldest, latest) of each victim.
+    type Kept = BTreeMap<Ipv4Addr, (Vec<u8>, Vec<u8>)>;
+    let kept: Arc<Mutex<Kept>> = Arc::default();
+    let k2 = kept.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = capture.recv_from(&mut buf) {
+            let std::net::IpAddr::V4(ip) = from.ip() else {
+                continue;
+            };
+            if victims.contains(&ip) && buf[..n].starts_with(b"P2PS\x02") {
+                add("captured", 1);
+                let d = buf[..n].to_vec();
+                let mut k = k2.lock().unwrap();
+                let first = d.clone();
+                k.entry(ip).or_insert_with(|| (first, Vec::new())).1 = d;
+            }
+        }
+    });
     let udp = broadcast_socket();
-    let mut rng = Rng(seed());
-    let mut fake = [rng.next(), rng.next()];
     thread::spawn(move || {
         for k in 0u64.. {
-            for (w, p) in who.iter().enumerate() {
-                let a = match k % 4 {
-                    0 => {
-                        fake[w] = rng.next();
-                        Announce {
-                            peer: p.peer,
-                            instance: fake[w],
-                            port: p.port,
-                            revision: p.revision,
-                            bye: false,
-                        }
-                    }
-                    1 => Announce {
-                        peer: p.peer,
-                        instance: fake[w],
-                        port: p.port,
-                        revision: p.revision,
-                        bye: true,
-                    },
-                    2 => Announce {
-                        peer: p.peer,
-                        instance: p.instance,
-                        port: 1,
-                        revision: p.revision,
-                        bye: false,
-                    },
-                    _ => Announce {
-                        peer: p.peer,
-                        instance: p.instance,
-                        port: p.port,
-                        revision: p.revision,
-                        bye: true,
+            let now: Vec<(Vec<u8>, Vec<u8>)> = kept.lock().unwrap().values().cloned().collect();
+            for (oldest, latest) in now {
+                let d = match k % 3 {
+                    0 => oldest,
+                    1 => latest,
+                    _ => match forge_bye(&latest, k) {
+                        Some(f) => f,
+                        None => continue,
                     },
                 };
-                announce(&udp, &a);
+                if udp.send_to(&d, "255.255.255.255:9999").is_ok() {
+                    add("datagrams", 1);
+                }
             }
             thread::sleep(MS(50));
         }
@@ -1306,12 +1343,35 @@ fn spoof() {
     thread::sleep(MS(200));
 }
 
+/// A goodbye naming the key of `genuine` (a captured datagram), newer than it (so it is not
+/// dropped as stale but checked), signed by a key of ours: a forgery.
+fn forge_bye(genuine: &[u8], k: u64) -> Option<Vec<u8>> {
+    use p2pshare_proto::wire::signed::{Announcement, Mark, decode, encode};
+    let u = decode(genuine).ok()?;
+    let (victim, mark) = (u.key(), u.mark());
+    let ours = p2pshare_proto::Identity::from_secret_bytes(&[0x5f; 32]);
+    let a = Announcement {
+        mark: Mark {
+            instance: mark.instance,
+            seq: mark.seq + 1_000 + k,
+        },
+        port: 1,
+        revision: 0,
+        bye: true,
+    };
+    let mut d = encode(&a, &ours);
+    let at = d.windows(32).position(|w| w == ours.key().0)?;
+    d[at..at + 32].copy_from_slice(&victim.0);
+    Some(d)
+}
+
 /// 4. A catalog of 50 pages, each as big as a page may be (twice `CATALOG_PAGE_BYTES`), ~240k
 ///    entries in all, asked for again every 300 ms.
 fn huge_catalog() {
     const PAGES: u32 = 50;
     let mut rng = Rng(seed());
-    let me = fresh_id(&mut rng);
+    let key = fresh_key(&mut rng);
+    let me = key.id;
     let one = ContentId([0xc0; 32]);
     let build = |page: u32, n: usize, rng: &mut Rng| {
         let files: Vec<CatalogEntry> = (0..n)
@@ -1364,6 +1424,7 @@ fn huge_catalog() {
     let r = revision.clone();
     fake_peer(
         TcpListener::bind("0.0.0.0:10000").unwrap(),
+        key,
         move |port| hello(me, 1, port, r.load(Ordering::Relaxed)),
         move |f| match f {
             Frame::Message(Message::CatalogRequest { page }) => match frames.get(*page as usize) {
@@ -1383,6 +1444,7 @@ fn huge_catalog() {
             let rev = revision.fetch_add(1, Ordering::Relaxed) + 1;
             announce(
                 &udp,
+                &key,
                 &Announce {
                     peer: me,
                     instance: 1,
@@ -1390,6 +1452,7 @@ fn huge_catalog() {
                     revision: rev,
                     bye: false,
                 },
+                rev,
             );
             thread::sleep(MS(300));
         }
@@ -1415,14 +1478,15 @@ fn reflect() {
         loop {
             let round = Instant::now();
             for k in 0..1024 {
+                let key = fresh_key(&mut rng);
                 let a = Announce {
-                    peer: fresh_id(&mut rng),
+                    peer: key.id,
                     instance: rng.next(),
                     port: 2222,
                     revision: 1,
                     bye: false,
                 };
-                announce(&udp, &a);
+                announce(&udp, &key, &a, 0);
                 if k % 64 == 63 {
                     thread::sleep(MS(10));
                 }
@@ -1436,15 +1500,17 @@ fn reflect() {
 /// 6. 1024 ids, each answering hello on its own port, and 200 inbound sessions that sit.
 fn slots(deadline: Instant) {
     let mut rng = Rng(seed());
-    let ids: Vec<PeerId> = (0..1024).map(|_| fresh_id(&mut rng)).collect();
-    for (k, &id) in ids.iter().enumerate() {
+    let keys: Vec<Key> = (0..1024).map(|_| fresh_key(&mut rng)).collect();
+    for (k, &key) in keys.iter().enumerate() {
         let port = 20000 + k as u16;
         let Ok(l) = TcpListener::bind(("0.0.0.0", port)) else {
             add("bind_failed", 1);
             continue;
         };
+        let id = key.id;
         fake_peer(
             l,
+            key,
             move |port| hello(id, 1, port, 1),
             |f| match f {
                 Frame::Message(Message::CatalogRequest { .. }) => {
@@ -1469,20 +1535,22 @@ fn slots(deadline: Instant) {
         );
     }
     let udp = broadcast_socket();
-    let announced = ids.clone();
+    let announced = keys.clone();
     thread::spawn(move || {
-        loop {
+        for seq in 0u64.. {
             let round = Instant::now();
-            for (k, &id) in announced.iter().enumerate() {
+            for (k, key) in announced.iter().enumerate() {
                 announce(
                     &udp,
+                    key,
                     &Announce {
-                        peer: id,
+                        peer: key.id,
                         instance: 1,
                         port: 20000 + k as u16,
                         revision: 1,
                         bye: false,
                     },
+                    seq,
                 );
                 if k % 64 == 63 {
                     thread::sleep(MS(10));
@@ -1513,15 +1581,14 @@ fn slots(deadline: Instant) {
                 open
             });
             while held.len() < 200 {
-                let Ok(mut s) =
-                    TcpStream::connect_timeout(&SocketAddr::from((seeder, 10000)), S(2))
-                else {
+                let key = fresh_key(&mut rng);
+                let Some(mut s) = dial(SocketAddr::from((seeder, 10000)), &key) else {
                     add("inbound_connect_failed", 1);
                     break;
                 };
-                let _ = s.write_all(&hello(fresh_id(&mut rng), 1, 10000, 1));
+                let _ = s.send(&hello(key.id, 1, 10000, 1));
                 add("inbound_opened", 1);
-                held.push(s);
+                held.push(s.stream);
             }
             thread::sleep(MS(500));
         }
@@ -1541,13 +1608,12 @@ fn disk() {
         thread::spawn(move || {
             // A session the victim closes is opened again: the pressure stays.
             loop {
-                let Ok(w) = TcpStream::connect_timeout(&to, S(2)) else {
-                    add("connect_failed", 1);
+                let Some(w) = dial(to, &me) else {
                     thread::sleep(MS(200));
                     continue;
                 };
                 add("sessions", 1);
-                greedy_session(w, me, content, chunks, k * 4);
+                greedy_session(w, me.id, content, chunks, k * 4);
                 add("closed_by_victim", 1);
             }
         });
@@ -1560,13 +1626,15 @@ fn disk() {
 /// new session if the victim closes it).
 fn probe() {
     let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
-    let me = fresh_id(&mut Rng(seed()));
+    let key = fresh_key(&mut Rng(seed()));
+    let me = key.id;
     // The seeder dials the port our hello names: answer there as a quiet peer, so that it
     // never counts us unreachable and closes the probe for that.
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     fake_peer(
         listener,
+        key,
         move |port| hello(me, 1, port, 1),
         |f| match f {
             Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
@@ -1581,23 +1649,22 @@ fn probe() {
     );
     thread::spawn(move || {
         loop {
-            let Ok(mut s) = TcpStream::connect_timeout(&to, S(2)) else {
+            let Some(mut s) = dial(to, &key) else {
                 add("probe_connect_failed", 1);
                 thread::sleep(MS(200));
                 continue;
             };
-            s.set_read_timeout(Some(S(5))).unwrap();
-            let mut dec = FrameDecoder::new();
-            if s.write_all(&hello(me, 1, port, 1)).is_err() {
+            s.stream.set_read_timeout(Some(S(5))).unwrap();
+            if s.send(&hello(me, 1, port, 1)).is_err() {
                 continue;
             }
             'session: loop {
                 let t = Instant::now();
-                if s.write_all(&encode_message(&Message::Ping)).is_err() {
+                if s.send(&encode_message(&Message::Ping)).is_err() {
                     break 'session;
                 }
                 loop {
-                    match read_frame(&mut s, &mut dec) {
+                    match s.read_frame() {
                         Some(Frame::Message(Message::Pong)) => break,
                         Some(_) => {}
                         None => {
@@ -1621,13 +1688,12 @@ fn probe() {
 
 /// One session of the disk attack: keeps ~300 chunk requests in flight and reads everything,
 /// until the victim closes it.
-fn greedy_session(mut w: TcpStream, me: PeerId, content: ContentId, chunks: u32, first: u32) {
+fn greedy_session(mut w: Secure, me: PeerId, content: ContentId, chunks: u32, first: u32) {
     let mut r = w.try_clone().unwrap();
     let inflight = Arc::new(AtomicI64::new(0));
     let seen = inflight.clone();
     let reader = thread::spawn(move || {
-        let mut dec = FrameDecoder::new();
-        while let Some(f) = read_frame(&mut r, &mut dec) {
+        while let Some(f) = r.read_frame() {
             match f {
                 Frame::Chunk { .. } => {
                     add("chunks_received", 1);
@@ -1642,7 +1708,7 @@ fn greedy_session(mut w: TcpStream, me: PeerId, content: ContentId, chunks: u32,
         }
         seen.store(i64::MIN, Ordering::Relaxed);
     });
-    if w.write_all(&hello(me, 1, 10000, 1)).is_err() {
+    if w.send(&hello(me, 1, 10000, 1)).is_err() {
         return;
     }
     let mut i = first;
@@ -1664,11 +1730,11 @@ fn greedy_session(mut w: TcpStream, me: PeerId, content: ContentId, chunks: u32,
             i += 1;
         }
         inflight.fetch_add(32, Ordering::Relaxed);
-        if w.write_all(&batch).is_err() {
+        if w.send(&batch).is_err() {
             break;
         }
     }
-    let _ = w.shutdown(std::net::Shutdown::Both);
+    let _ = w.stream.shutdown(std::net::Shutdown::Both);
     let _ = reader.join();
 }
 
@@ -1679,21 +1745,24 @@ fn drip() {
     let size = file_size();
     let manifest = std::fs::read(env("P2PT_MANIFEST")).unwrap();
     let mut rng = Rng(seed());
-    let me = fresh_id(&mut rng);
+    let key = fresh_key(&mut rng);
+    let me = key.id;
     let listener = TcpListener::bind("0.0.0.0:10000").unwrap();
     thread::spawn(move || {
         for (k, s) in listener.incoming().enumerate() {
-            let Ok(mut r) = s else { continue };
+            let Ok(s) = s else { continue };
             add("holder_sessions", 1);
-            let w = Arc::new(Mutex::new(r.try_clone().unwrap()));
             let manifest = manifest.clone();
             let pinger = k % 2 == 0;
             thread::spawn(move || {
-                if w.lock()
-                    .unwrap()
-                    .write_all(&hello(me, 1, 10000, 1))
-                    .is_err()
-                {
+                let _ = s.set_read_timeout(Some(S(5)));
+                let Ok(mut r) = Secure::accept(s, &key) else {
+                    return;
+                };
+                let _ = r.stream.set_read_timeout(None);
+                // One writer: each seal and its write under one lock, in order.
+                let w = Arc::new(Mutex::new(r.try_clone().unwrap()));
+                if w.lock().unwrap().send(&hello(me, 1, 10000, 1)).is_err() {
                     return;
                 }
                 if pinger {
@@ -1703,7 +1772,7 @@ fn drip() {
                             thread::sleep(S(1));
                             if w.lock()
                                 .unwrap()
-                                .write_all(&encode_message(&Message::Ping))
+                                .send(&encode_message(&Message::Ping))
                                 .is_err()
                             {
                                 return;
@@ -1713,8 +1782,7 @@ fn drip() {
                     });
                 }
                 let mut dripping = false;
-                let mut dec = FrameDecoder::new();
-                while let Some(f) = read_frame(&mut r, &mut dec) {
+                while let Some(f) = r.read_frame() {
                     let out = match f {
                         Frame::Message(Message::CatalogRequest { .. }) => {
                             encode_message(&Message::Catalog {
@@ -1743,12 +1811,13 @@ fn drip() {
                                 let w = w.clone();
                                 thread::spawn(move || {
                                     let head = encode_chunk_header(&content, index, MIB);
-                                    if w.lock().unwrap().write_all(&head).is_err() {
+                                    if w.lock().unwrap().send(&head).is_err() {
                                         return;
                                     }
                                     loop {
                                         thread::sleep(MS(500));
-                                        if w.lock().unwrap().write_all(&[0x42]).is_err() {
+                                        // A byte of the frame in a record of its own.
+                                        if w.lock().unwrap().send(&[0x42]).is_err() {
                                             return;
                                         }
                                         add("drip_bytes", 1);
@@ -1763,7 +1832,7 @@ fn drip() {
                         }
                         _ => Vec::new(),
                     };
-                    if !out.is_empty() && w.lock().unwrap().write_all(&out).is_err() {
+                    if !out.is_empty() && w.lock().unwrap().send(&out).is_err() {
                         return;
                     }
                 }
@@ -1772,9 +1841,10 @@ fn drip() {
     });
     let udp = broadcast_socket();
     thread::spawn(move || {
-        loop {
+        for seq in 0u64.. {
             announce(
                 &udp,
+                &key,
                 &Announce {
                     peer: me,
                     instance: 1,
@@ -1782,6 +1852,7 @@ fn drip() {
                     revision: 1,
                     bye: false,
                 },
+                seq,
             );
             thread::sleep(S(1));
         }
@@ -1790,22 +1861,23 @@ fn drip() {
     let seeder = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
     let chunks = chunks();
     for _ in 0..48 {
-        let id = fresh_id(&mut rng);
+        let key = fresh_key(&mut rng);
         thread::spawn(move || {
             loop {
-                let Ok(mut s) = TcpStream::connect_timeout(&seeder, S(2)) else {
+                let Some(mut sec) = dial(seeder, &key) else {
                     add("requester_connect_failed", 1);
                     thread::sleep(MS(200));
                     continue;
                 };
                 add("requester_sessions", 1);
-                let mut ask = hello(id, 1, 10000, 1);
+                let mut ask = hello(key.id, 1, 10000, 1);
                 for index in 0..chunks {
                     ask.extend(encode_message(&Message::ChunkRequest { content, index }));
                 }
-                if s.write_all(&ask).is_err() {
+                if sec.send(&ask).is_err() {
                     continue;
                 }
+                let s = sec.stream;
                 // Sit, never reading, until the victim closes the session.
                 s.set_nonblocking(false).unwrap();
                 let mut probe = [0u8; 1];
@@ -1824,29 +1896,29 @@ fn drip() {
     thread::sleep(MS(300));
 }
 
-/// 9. Sessions sending a length prefix of nearly 8 MiB before any hello (every fourth after a
-///    hello, unasked), then a byte at a time.
+/// 9. Sessions sending a length prefix of nearly 8 MiB (sealed, after the handshake) before any
+///    hello (every fourth after a hello, unasked), then a byte at a time (a record each).
 fn big_frames(deadline: Instant) {
     let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
     let mut rng = Rng(seed());
     let mut k = 0u64;
-    let mut open = move |s: &mut Vec<TcpStream>| {
-        let Ok(mut c) = TcpStream::connect_timeout(&to, S(2)) else {
-            add("connect_failed", 1);
+    let mut open = move |s: &mut Vec<Secure>| {
+        let key = fresh_key(&mut rng);
+        let Some(mut c) = dial(to, &key) else {
             return;
         };
         // Most sessions before any hello; every fourth after a hello, unasked.
         k += 1;
         let mut head = if k.is_multiple_of(4) {
             add("after_hello", 1);
-            hello(fresh_id(&mut rng), 1, 10000, 1)
+            hello(key.id, 1, 10000, 1)
         } else {
-            PREAMBLE.to_vec()
+            Vec::new()
         };
         head.extend_from_slice(&((8 * MIB - 16) as u32).to_be_bytes());
         head.push(1);
-        if c.write_all(&head).is_ok() {
-            c.set_nonblocking(true).unwrap();
+        if c.send(&head).is_ok() {
+            c.stream.set_nonblocking(true).unwrap();
             add("sessions", 1);
             s.push(c);
         }
@@ -1854,19 +1926,22 @@ fn big_frames(deadline: Instant) {
     thread::spawn(move || {
         let mut held = Vec::new();
         while Instant::now() < deadline {
-            held.retain_mut(|c: &mut TcpStream| {
+            held.retain_mut(|c: &mut Secure| {
                 // The victim's hello comes first; an end of stream or an error means it closed.
                 let mut b = [0u8; 4096];
                 let mut ok = loop {
-                    match c.read(&mut b) {
+                    match c.stream.read(&mut b) {
                         Ok(0) => break false,
                         Ok(_) => {}
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
                         Err(_) => break false,
                     }
                 };
+                // One more byte of the frame, in a record of its own (19 bytes: the socket
+                // takes it whole or not at all here).
+                let record = c.seal(&[0x42]);
                 ok = ok
-                    && match c.write(&[0x42]) {
+                    && match c.stream.write(&record) {
                         Ok(_) => true,
                         Err(e) => e.kind() == ErrorKind::WouldBlock,
                     };

@@ -17,15 +17,15 @@
 
 mod hosts;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use hosts::{
-    Net, Rng, data, hello, ip, names, number_after, read_frame, saved_secs, sources, stat,
-};
-use p2pshare_proto::wire::{Announce, CatalogEntry, ErrorCode, Frame, FrameDecoder, Message};
-use p2pshare_proto::{ContentId, Manifest, PeerId};
+use hosts::secure::{Key, Secure};
+use hosts::{Net, Rng, data, hello, ip, names, number_after, saved_secs, sources, stat};
+use p2pshare_proto::wire::{CatalogEntry, ErrorCode, Frame, Message};
+use p2pshare_proto::{ContentId, Manifest};
 
 const MIB: usize = 1 << 20;
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -358,6 +358,9 @@ fn s07_hostile_input_during_download() {
             "datagrams_unknown_version",
             "frames_unreadable",
             "protocol_errors",
+            "handshake_old_version",
+            "handshake_failed",
+            "records_failed",
         ] {
             assert!(
                 stat(&stats, key) > 0,
@@ -838,6 +841,37 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     f
 }
 
+/// The `seq`-th announcement of `key`'s instance 1 (port 10000, revision 1), signed.
+fn signed_announce(key: &Key, seq: u64) -> Vec<u8> {
+    use p2pshare_proto::wire::signed::{Announcement, Mark, encode};
+    let a = Announcement {
+        mark: Mark { instance: 1, seq },
+        port: 10000,
+        revision: 1,
+        bye: false,
+    };
+    encode(
+        &a,
+        &p2pshare_proto::Identity::from_secret_bytes(&key.secret),
+    )
+}
+
+/// Dials `to` as the holder of `key`, runs the handshake, sends `plain` sealed and then `raw`
+/// as it is, then closes it.
+fn send_secure(to: SocketAddr, key: &Key, plain: &[u8], raw: &[u8]) -> bool {
+    let Ok(s) = TcpStream::connect_timeout(&to, S(2)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(S(2))).unwrap();
+    let Ok(mut s) = Secure::dial(s, key, None) else {
+        return false;
+    };
+    let _ = s.send(plain);
+    let _ = s.stream.write_all(raw);
+    std::thread::sleep(Duration::from_millis(5));
+    true
+}
+
 /// Sends `bytes` on a new connection to `to`, then closes it.
 fn send_conn(to: SocketAddr, bytes: &[u8]) -> bool {
     match TcpStream::connect_timeout(&to, S(2)) {
@@ -890,47 +924,64 @@ fn flood() {
         }
         // Frames.
         for k in 0..200 {
-            let bytes = match k % 6 {
+            let key = Key::of(rng.bytes(32).try_into().unwrap());
+            let (plain, raw) = match k % 7 {
                 // Not even our preamble.
                 0 => {
                     let n = 1 + rng.below(2000) as usize;
-                    rng.bytes(n)
+                    if send_conn(tcp, &rng.bytes(n)) {
+                        conns += 1;
+                    }
+                    continue;
                 }
-                // Preamble, then random frames of any kind.
+                // The old, unencrypted protocol (version 2) and a frame.
                 1 => {
-                    let mut b = p2pshare_proto::wire::PREAMBLE.to_vec();
+                    let b = [b"P2PT\x02".to_vec(), frame(1, &[0xf6])].concat();
+                    if send_conn(tcp, &b) {
+                        conns += 1;
+                    }
+                    continue;
+                }
+                // Random frames of any kind, sealed.
+                2 => {
+                    let mut b = Vec::new();
                     for _ in 0..20 {
                         let n = rng.below(500) as usize;
                         b.extend(frame(rng.next() as u8, &rng.bytes(n)));
                     }
-                    b
+                    (b, Vec::new())
                 }
-                // Truncated frame: says 1000 bytes, sends 10, closes.
-                2 => [
-                    p2pshare_proto::wire::PREAMBLE.to_vec(),
-                    1000u32.to_be_bytes().to_vec(),
-                    vec![1; 10],
-                ]
-                .concat(),
+                // Records that do not open: garbage after the handshake; then a truncated
+                // frame (says 1000 bytes, sends 10, closes) on another.
+                3 => {
+                    // A whole record (its length right) whose tag cannot verify.
+                    let n = 20 + rng.below(2000) as usize;
+                    let garbage = [(n as u16).to_be_bytes().to_vec(), rng.bytes(n)].concat();
+                    let key2 = Key::of(rng.bytes(32).try_into().unwrap());
+                    let truncated = [1000u32.to_be_bytes().to_vec(), vec![1; 10]].concat();
+                    if send_secure(tcp, &key2, &truncated, &[]) {
+                        conns += 1;
+                    }
+                    (Vec::new(), garbage)
+                }
                 // Unknown kinds and unknown messages (valid CBOR we do not speak).
                 // (after a valid hello: before it, any other frame is a protocol error).
-                3 => [
-                    hello(PeerId([k as u8; 32]), 1, 10000, 1),
-                    frame(9, b"what is this"),
-                    frame(1, &[0xa1, 0x65, b'B', b'o', b'g', b'u', b's', 0x01]),
-                    frame(1, &rng.bytes(64)),
-                ]
-                .concat(),
+                4 => (
+                    [
+                        hello(key.id, 1, 10000, 1),
+                        frame(9, b"what is this"),
+                        frame(1, &[0xa1, 0x65, b'B', b'o', b'g', b'u', b's', 0x01]),
+                        frame(1, &rng.bytes(64)),
+                    ]
+                    .concat(),
+                    Vec::new(),
+                ),
                 // A 4 GiB length prefix.
-                4 => [
-                    p2pshare_proto::wire::PREAMBLE.to_vec(),
-                    vec![0xff, 0xff, 0xff, 0xff, 1],
-                ]
-                .concat(),
+                5 => (vec![0xff, 0xff, 0xff, 0xff, 1], Vec::new()),
                 // A chunk frame too short for its header.
-                _ => [p2pshare_proto::wire::PREAMBLE.to_vec(), frame(2, &[0; 10])].concat(),
+                _ => (frame(2, &[0; 10]), Vec::new()),
             };
-            if send_conn(tcp, &bytes) {
+            if send_secure(tcp, &key, &plain, &raw) {
                 conns += 1;
             }
         }
@@ -966,7 +1017,8 @@ fn flood() {
 /// victim for its catalog and for the content behind a symlink.
 fn evil() {
     use p2pshare_proto::wire::frame::encode_message;
-    let me = PeerId([0xee; 32]);
+    let key = Key::of([0xee; 32]);
+    let me = key.id;
     let victim: Ipv4Addr = std::env::var("P2PT_VICTIM").unwrap().parse().unwrap();
     let secret = ContentId::from_hex(&std::env::var("P2PT_SECRET").unwrap()).unwrap();
     let bad_names = [
@@ -1006,14 +1058,18 @@ fn evil() {
     let listener = std::net::TcpListener::bind("0.0.0.0:10000").unwrap();
     std::thread::spawn(move || {
         for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
+            let Ok(s) = s else { continue };
             let catalog = catalog.clone();
             std::thread::spawn(move || {
-                let mut dec = FrameDecoder::new();
-                let _ = s.write_all(&hello(me, 1, 10000, 1));
-                while let Some(f) = read_frame(&mut s, &mut dec) {
+                let _ = s.set_read_timeout(Some(S(5)));
+                let Ok(mut s) = Secure::accept(s, &key) else {
+                    return;
+                };
+                let _ = s.stream.set_read_timeout(None);
+                let _ = s.send(&hello(me, 1, 10000, 1));
+                while let Some(f) = s.read_frame() {
                     if let Frame::Message(Message::CatalogRequest { .. }) = f {
-                        let _ = s.write_all(&catalog);
+                        let _ = s.send(&catalog);
                     }
                 }
             });
@@ -1021,40 +1077,32 @@ fn evil() {
     });
     let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
     udp.set_broadcast(true).unwrap();
-    let ann = Announce {
-        peer: me,
-        instance: 1,
-        port: 10000,
-        revision: 1,
-        bye: false,
-    }
-    .encode();
     let announcer = std::thread::spawn(move || {
-        for _ in 0..40 {
-            let _ = udp.send_to(&ann, "255.255.255.255:9999");
+        for seq in 0..40 {
+            let _ = udp.send_to(&signed_announce(&key, seq), "255.255.255.255:9999");
             std::thread::sleep(Duration::from_millis(250));
         }
     });
     // As a client of the victim.
-    let mut s = TcpStream::connect((victim, 10000)).unwrap();
+    let client = Key::of([0xef; 32]);
+    let s = TcpStream::connect((victim, 10000)).unwrap();
     s.set_read_timeout(Some(S(10))).unwrap();
-    s.write_all(&hello(PeerId([0xef; 32]), 1, 10000, 1))
+    let mut s = Secure::dial(s, &client, None).unwrap();
+    s.send(&hello(client.id, 1, 10000, 1)).unwrap();
+    s.send(&encode_message(&Message::CatalogRequest { page: 0 }))
         .unwrap();
-    let mut dec = FrameDecoder::new();
-    s.write_all(&encode_message(&Message::CatalogRequest { page: 0 }))
-        .unwrap();
-    s.write_all(&encode_message(&Message::ChunkRequest {
+    s.send(&encode_message(&Message::ChunkRequest {
         content: secret,
         index: 0,
     }))
     .unwrap();
-    s.write_all(&encode_message(&Message::ManifestRequest {
+    s.send(&encode_message(&Message::ManifestRequest {
         content: secret,
     }))
     .unwrap();
     let (mut cat, mut chunk, mut manifest) = (false, false, false);
     while !(cat && chunk && manifest) {
-        let Some(f) = read_frame(&mut s, &mut dec) else {
+        let Some(f) = s.read_frame() else {
             break;
         };
         match f {
@@ -1355,7 +1403,8 @@ fn s16_hostile_folders() {
 /// A lying peer: announces itself and serves a catalog of names that try to leave the folder.
 fn liar() {
     use p2pshare_proto::wire::frame::encode_message;
-    let me = PeerId([0xdd; 32]);
+    let key = Key::of([0xdd; 32]);
+    let me = key.id;
     let names = [
         "../escape",
         "/abs",
@@ -1383,14 +1432,18 @@ fn liar() {
     let listener = std::net::TcpListener::bind("0.0.0.0:10000").unwrap();
     std::thread::spawn(move || {
         for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
+            let Ok(s) = s else { continue };
             let catalog = catalog.clone();
             std::thread::spawn(move || {
-                let mut dec = FrameDecoder::new();
-                let _ = s.write_all(&hello(me, 1, 10000, 1));
-                while let Some(f) = read_frame(&mut s, &mut dec) {
+                let _ = s.set_read_timeout(Some(S(5)));
+                let Ok(mut s) = Secure::accept(s, &key) else {
+                    return;
+                };
+                let _ = s.stream.set_read_timeout(None);
+                let _ = s.send(&hello(me, 1, 10000, 1));
+                while let Some(f) = s.read_frame() {
                     if let Frame::Message(Message::CatalogRequest { .. }) = f {
-                        let _ = s.write_all(&catalog);
+                        let _ = s.send(&catalog);
                     }
                 }
             });
@@ -1398,16 +1451,199 @@ fn liar() {
     });
     let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
     udp.set_broadcast(true).unwrap();
-    let ann = Announce {
-        peer: me,
-        instance: 1,
-        port: 10000,
-        revision: 1,
-        bye: false,
-    }
-    .encode();
-    for _ in 0..120 {
-        let _ = udp.send_to(&ann, "255.255.255.255:9999");
+    for seq in 0..120 {
+        let _ = udp.send_to(&signed_announce(&key, seq), "255.255.255.255:9999");
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// tcpdump capturing in a namespace, killed (by its pid) when dropped.
+struct Capture {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Capture {
+    /// Starts capturing every TCP packet on host `i`'s `eth0` into a pcap file.
+    fn start(net: &Net, i: usize) -> Capture {
+        let file = net.dir.path().join(format!("h{i}.pcap"));
+        let child = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.ns(i),
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-U",
+                "-s",
+                "0",
+            ])
+            // A 64 MiB buffer: a busy machine must not make it drop what it should see.
+            .args(["-B", "65536"])
+            .args(["-w", file.to_str().unwrap(), "tcp"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tcpdump runs (as root, install it: apt-get install tcpdump)");
+        let cap = Capture { child, file };
+        // tcpdump writes the file's header once it listens.
+        let deadline = Instant::now() + S(10);
+        while std::fs::metadata(&cap.file).map_or(true, |m| m.len() < 24) {
+            assert!(Instant::now() < deadline, "tcpdump never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cap
+    }
+
+    /// Stops it and returns the TCP payload of each flow (source, destination), in capture
+    /// order.
+    fn finish(mut self) -> BTreeMap<(SocketAddr, SocketAddr), Vec<u8>> {
+        // SIGINT flushes what is buffered.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        tcp_flows(&std::fs::read(&self.file).unwrap())
+    }
+}
+
+/// The TCP payloads of a pcap file (Ethernet or Linux cooked link layer), by flow.
+fn tcp_flows(pcap: &[u8]) -> BTreeMap<(SocketAddr, SocketAddr), Vec<u8>> {
+    assert!(pcap.len() >= 24, "no pcap header");
+    let le = match pcap[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => panic!("not a pcap file"),
+    };
+    let u32_at = |b: &[u8], at: usize| {
+        let x: [u8; 4] = b[at..at + 4].try_into().unwrap();
+        if le {
+            u32::from_le_bytes(x)
+        } else {
+            u32::from_be_bytes(x)
+        }
+    };
+    let link = match u32_at(pcap, 20) {
+        1 => 14,
+        113 => 16,
+        276 => 20,
+        other => panic!("link type {other}"),
+    };
+    let mut flows: BTreeMap<(SocketAddr, SocketAddr), Vec<u8>> = BTreeMap::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let len = u32_at(pcap, at + 8) as usize;
+        let Some(frame) = pcap.get(at + 16..at + 16 + len) else {
+            break;
+        };
+        at += 16 + len;
+        let Some(ip) = frame.get(link..) else {
+            continue;
+        };
+        if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 6 {
+            continue;
+        }
+        let ihl = usize::from(ip[0] & 15) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+        let Some(tcp) = ip.get(ihl..total) else {
+            continue;
+        };
+        if tcp.len() < 20 {
+            continue;
+        }
+        let off = usize::from(tcp[12] >> 4) * 4;
+        let src = SocketAddr::from((
+            Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            u16::from_be_bytes([tcp[0], tcp[1]]),
+        ));
+        let dst = SocketAddr::from((
+            Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            u16::from_be_bytes([tcp[2], tcp[3]]),
+        ));
+        if let Some(payload) = tcp.get(off..)
+            && !payload.is_empty()
+        {
+            flows
+                .entry((src, dst))
+                .or_default()
+                .extend_from_slice(payload);
+        }
+    }
+    flows
+}
+
+/// Where in `haystack` a 32-byte block of `file` at a multiple of 32 appears, if anywhere:
+/// any 64 bytes of the file in a row contain such a block, so none found means no 64-byte
+/// run of the file is there.
+fn file_block_in(file: &[u8], haystack: &[u8]) -> Option<usize> {
+    let blocks: std::collections::HashSet<&[u8]> = file.chunks_exact(32).collect();
+    haystack.windows(32).position(|w| blocks.contains(w))
+}
+
+/// 17. Encrypted on the wire: a capture (tcpdump in the downloader's namespace) of a 4 MiB
+///     download from a seeder holds the handshake (our `P2PT` version 3 preamble first, both
+///     ways) and no 64-byte run of the file, while the download completes byte-identical.
+#[test]
+fn s17_a_capture_of_a_download_holds_no_plaintext() {
+    let Some(mut net) = Net::new(17, "s17", 2, false) else {
+        return;
+    };
+    let file = data(4 * MIB, 17);
+    // The checker finds a 64-byte run of the file hidden in noise (it can fail).
+    let mut noise = Rng(17).bytes(10_000);
+    noise.splice(4321..4321, file[777_777..777_777 + 64].iter().copied());
+    assert!(
+        file_block_in(&file, &noise).is_some(),
+        "the checker misses plaintext"
+    );
+    // A LAN link's pace, so that the capture keeps up on a busy machine.
+    net.cap(1, "100mbit");
+    let _seeder = net.seeder(1, &[("movie.bin", &file)], &[]);
+    let cap = Capture::start(&net, 2);
+    let g = net.spawn(2, &["get", "movie.bin", "--timeout", "60"]);
+    let st = net.wait_exit(g, S(90));
+    assert!(st.success(), "{}", net.stderr(g));
+    assert!(std::fs::read(net.shared(2).join("dl_movie.bin")).unwrap() == file);
+    let flows = cap.finish();
+    let seeder: SocketAddr = "10.99.0.1:10000".parse().unwrap();
+    let down: Vec<&Vec<u8>> = flows
+        .iter()
+        .filter(|((src, _), _)| *src == seeder)
+        .map(|(_, p)| p)
+        .collect();
+    let up: Vec<&Vec<u8>> = flows
+        .iter()
+        .filter(|((_, dst), _)| *dst == seeder)
+        .map(|(_, p)| p)
+        .collect();
+    let carried: usize = down.iter().map(|p| p.len()).sum();
+    println!(
+        "s17: {} flows, {carried} bytes from the seeder for a file of {}",
+        flows.len(),
+        file.len()
+    );
+    assert!(carried >= file.len(), "the capture missed the transfer");
+    assert!(!down.is_empty() && !up.is_empty());
+    for p in down.iter().chain(&up) {
+        assert!(
+            p.starts_with(b"P2PT\x03"),
+            "a connection without our handshake"
+        );
+    }
+    for ((src, dst), p) in &flows {
+        assert_eq!(
+            file_block_in(&file, p),
+            None,
+            "{src} -> {dst} carries the file in clear"
+        );
+    }
+    net.assert_no_panic();
 }

@@ -14,7 +14,7 @@ use p2pshare_proto::wire::frame::{
     CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
 };
 use p2pshare_proto::wire::signed::{self, Announcement, Mark};
-use p2pshare_proto::wire::{Announce, PREAMBLE};
+use p2pshare_proto::wire::Announce;
 use p2pshare_proto::{ContentId, Identity, PeerId, hex, sha256};
 
 fn write(dir: &Path, data: &[u8]) {
@@ -108,7 +108,6 @@ fn main() {
     seed.extend_from_slice(&all);
     write(&dir, &seed);
     let mut seed = vec![0x00];
-    seed.extend_from_slice(PREAMBLE);
     seed.extend_from_slice(&all[..all.len() / 2]);
     write(&dir, &seed);
     write(&dir, &[0x80, 0, 0, 0, 0]);

@@ -30,11 +30,6 @@ pub struct PeerConfig {
     pub interval: Duration,
     /// How often the shared folder is rescanned for new, changed and removed files.
     pub rescan: Duration,
-    /// Serve chunks of shared files zero-copy (`sendfile(2)` from the file to the socket, no
-    /// read into memory); off, every chunk is read by the disk thread and sent from a buffer,
-    /// as chunks of downloads in progress and replies to Python peers always are. On by
-    /// default; tests turn it off to compare the two paths.
-    pub zero_copy: bool,
 }
 
 impl PeerConfig {
@@ -49,7 +44,6 @@ impl PeerConfig {
             static_peers: Vec::new(),
             interval: DEFAULT_INTERVAL,
             rescan: Duration::from_secs(2),
-            zero_copy: true,
         }
     }
 
@@ -71,7 +65,7 @@ impl PeerConfig {
         c.announce_to = self.announce_to();
         c.static_peers = self.static_peers.clone();
         c.interval = self.interval;
-        c.zero_copy = self.zero_copy;
+        c.aes = p2pshare_proto::noise::cpu_has_aes();
         c
     }
 }

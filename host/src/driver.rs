@@ -198,7 +198,9 @@ pub fn start(
     if let Some(limit) = crate::fds::raise_limit() {
         crate::fds::fit(&mut node_cfg, limit);
     }
-    let node = Node::new(node_cfg, identity, Instant::now()).map_err(StartError::Config)?;
+    let key_seed = keyfile::key_seed().map_err(StartError::Key)?;
+    let node =
+        Node::new(node_cfg, identity, key_seed, Instant::now()).map_err(StartError::Config)?;
     let driver = Driver {
         node,
         disk,

@@ -1,5 +1,4 @@
-//! The shared files by content, opened on demand and kept open: one cache for the disk
-//! thread's reads and the runtime's zero-copy sends (`NetOp::SendFile`).
+//! The shared files by content, opened on demand and kept open for the disk thread's reads.
 //!
 //! Invariants:
 //! - A content maps to the first valid name a scan listed it under, or to the file a download
@@ -13,9 +12,9 @@
 //!   cache.
 //! - [`SharedFiles::set_files`] closes the handles of contents no longer shared or now shared
 //!   under another name, so a file the scanner dropped or found changed is opened afresh (or
-//!   not at all). A file changed in place between two scans is still sent from the old
-//!   handle: the downloader's chunk hash catches changed bytes, and a file that shrank breaks
-//!   the stream (`Input::SendFileBroken`).
+//!   not at all). A file changed in place between two scans is still read from the old
+//!   handle: the downloader's chunk hash catches changed bytes, and a read past its new end
+//!   fails (the chunk is refused).
 //! - The lock is never held while a file is opened: the event loop waits on it at most for a
 //!   map lookup, never for the disk.
 

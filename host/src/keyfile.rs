@@ -140,6 +140,14 @@ pub fn load_or_create(lock: &FolderLock) -> Result<Loaded, KeyFileError> {
     })
 }
 
+/// 32 bytes from the operating system's generator: the seed of the node's
+/// [`KeyRng`] (its Noise static key and every handshake's ephemeral key). No weak fallback.
+pub fn key_seed() -> Result<[u8; 32], KeyFileError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyFileError::NoEntropy(e.to_string()))?;
+    Ok(seed)
+}
+
 /// A new identity that is stored nowhere, for a peer that uses no folder (a one-shot `list` or
 /// `peers`): it only looks, so no one needs to recognise it again.
 pub fn ephemeral() -> Result<Identity, KeyFileError> {

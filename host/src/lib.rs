@@ -37,7 +37,6 @@ pub mod seed;
 pub mod sockets;
 pub mod store;
 pub mod tail;
-pub mod zerocopy;
 
 pub use config::PeerConfig;
 pub use driver::{Driver, Network, StartError, Started, perform, start};

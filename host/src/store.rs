@@ -21,7 +21,7 @@
 //!   unrelated files, and the user's file is never touched).
 //! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
 //!   [`crate::tail::BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open
-//!   (in the [`SharedFiles`] cache the runtime's zero-copy sends use too).
+//!   (in the [`SharedFiles`] cache).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -62,7 +62,7 @@ struct Partial {
 /// Executes the node's disk requests inside one shared folder. See the module doc.
 pub struct Store {
     dir: PathBuf,
-    /// The shared files, by content (shared with the runtime's zero-copy sends). Files
+    /// The shared files, by content. Files
     /// [`Store::finish`] placed are adopted there: served by content at once and until a scan
     /// lists them (the node shares them under the manifest they were verified against
     /// meanwhile).

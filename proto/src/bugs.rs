@@ -43,10 +43,13 @@ pub struct Bugs {
     /// Never announce a verified chunk with a `Have`.
     #[cfg(feature = "bugs")]
     pub never_have: bool,
-    /// Move a peer no connection has confirmed yet to any address that announces its id
-    /// (instead of keeping that address as a rival to dial), as discovery did before.
+    /// Believe a discovery datagram whose mark is not newer than the one held (a replay).
     #[cfg(feature = "bugs")]
-    pub claims_move_unmet_peers: bool,
+    pub accept_stale_mark: bool,
+    /// Take the peer a connection's hello names without checking it against the key its
+    /// handshake proved (and dial without expecting the key of the peer we meant to reach).
+    #[cfg(feature = "bugs")]
+    pub skip_identity_check: bool,
 }
 
 macro_rules! switch {
@@ -75,5 +78,20 @@ impl Bugs {
     switch!(no_read_deadline);
     switch!(no_table_cap_per_ip);
     switch!(no_request_deadline);
-    switch!(claims_move_unmet_peers);
+    switch!(skip_identity_check);
+    switch!(accept_stale_mark);
+}
+
+/// A planted misbehaviour of a whole node (simulator only): what it sends on a native
+/// connection passes through this before it is sealed (the simulator's liars drop or falsify
+/// answers this way, since nothing on the wire can once it is encrypted). Given the connection
+/// and the plaintext of one send, it returns the plaintext to seal instead.
+#[cfg(feature = "bugs")]
+pub struct Tamper(pub Box<dyn FnMut(crate::session::ConnId, Vec<u8>) -> Vec<u8> + Send>);
+
+#[cfg(feature = "bugs")]
+impl std::fmt::Debug for Tamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tamper(..)")
+    }
 }

@@ -12,26 +12,32 @@
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
 //! - the table holds at most `MAX_PEERS` (1024) peers, and at most `MAX_PEERS_PER_IP` (32) from
 //!   one address: beyond that, new peers are counted and ignored until an entry expires;
-//! - a host changes only its own entries: once a peer is known, only what comes from the IP
-//!   address it was learned from (an announcement, or a hello on a connection from there)
-//!   refreshes it, moves its port, restarts it or says goodbye for it; the same claims from
-//!   any other address are counted and ignored. The exception is a peer no connection has
-//!   confirmed yet (below), which includes one first heard of through a hello on a
-//!   connection it opened to us (*provisional*: anyone can open a connection and claim an id
-//!   nobody announced yet). A peer that really moved to another address
-//!   is forgotten when its old address has been silent past the expiry, and then found anew
-//!   at the new one. Without keys this is what can be had: a host that can spoof a peer's
-//!   source address can still speak for it;
+//! - what an announcement says is the peer's own: every datagram is signed by the key it
+//!   names ([`crate::wire::signed`]), and the node believes one only if its mark (the
+//!   sender's instance and sequence number) is newer than the [`Peer::mark`] held, dropping
+//!   the rest before the signature is even checked. So no replayed, reordered, late or
+//!   forged datagram changes anything here — not even one sent from the peer's own address by
+//!   a host that spoofs it. A hello counts as much (its connection's handshake proved the
+//!   key);
+//! - what is not signed is the source address: a genuine datagram relayed from elsewhere, or
+//!   a peer that moved. So a host changes only its own entries' *address*: once a peer is
+//!   known, only what comes from the IP address it was learned from refreshes it, moves its
+//!   port, restarts it or says goodbye for it; the same datagram from any other address is
+//!   counted and ignored. The exception is a peer no connection has confirmed yet (below),
+//!   which includes one first heard of through a hello on a connection it opened to us
+//!   (*provisional*). A peer that really moved to another address is forgotten when its old
+//!   address has been silent past the expiry, and then found anew at the new one;
 //! - an id announced from several addresses before a connection confirmed any of them is
 //!   *contested*: the address it was first heard at stays listed, and each other address
 //!   (at most `MAX_RIVALS`, one per IP) is kept as a *rival* with its own instance and
 //!   last-seen time ([`Change::Rival`] asks the node to dial it). A hello on a connection we
-//!   opened decides: the address it came from takes the id for good and the others are
-//!   dropped. What a rival's address says (its goodbye, a new instance, a new port) changes
-//!   only that rival, never the listed entry, so a spoofer cannot evict a peer we have heard
-//!   but not yet met, nor keep it out by announcing it first: when the listed address says
-//!   goodbye, goes quiet past the expiry or is found unreachable, the freshest rival takes
-//!   its place ([`Change::Moved`]) instead of the peer being lost.
+//!   opened decides (its handshake proved the key at that address): the address it came from
+//!   takes the id for good and the others are dropped. What a rival's address relays changes
+//!   only that rival, never the listed entry, so a relaying host cannot evict a peer we have
+//!   heard but not yet met, nor keep it out by relaying it first: when the listed address
+//!   says goodbye, goes quiet past the expiry or is found unreachable, the freshest rival
+//!   takes its place ([`Change::Moved`]) instead of the peer being lost. (Signatures made
+//!   the per-instance history of each peer unnecessary: one mark replaces it.)
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,6 +47,7 @@ use crate::bugs::Bugs;
 use crate::ids::PeerId;
 use crate::rng::Rng;
 use crate::wire::Announce;
+use crate::wire::signed::{Mark, Verified};
 
 /// The most peers the table holds.
 const MAX_PEERS: usize = 1024;
@@ -70,9 +77,10 @@ pub struct Peer {
     pub revision: u64,
     /// When we last heard from it.
     pub last_seen: Instant,
-    /// Its earlier instances, newest last: an announcement still carrying one of them is late
-    /// (reordered or delayed on the way) and is ignored, so a restart is never undone.
-    retired: Vec<u64>,
+    /// The mark of the newest signed datagram believed from it at its address: only a newer
+    /// one is believed (the node drops the others before verifying them), so a replayed,
+    /// late or old instance's datagram never undoes anything.
+    pub mark: Option<Mark>,
     /// Known only from a hello on a connection it opened to us: an announcement from another
     /// address may still move it (see the module doc).
     provisional: bool,
@@ -91,6 +99,7 @@ struct Rival {
     instance: u64,
     revision: u64,
     last_seen: Instant,
+    mark: Option<Mark>,
 }
 
 impl Peer {
@@ -106,14 +115,11 @@ impl Peer {
         self.instance = r.instance;
         self.revision = r.revision;
         self.last_seen = r.last_seen;
-        self.retired.clear();
+        self.mark = r.mark;
         self.provisional = false;
         self.confirmed = confirmed;
     }
 }
-
-/// Earlier instances remembered per peer (see [`Peer`]).
-const RETIRED_INSTANCES: usize = 4;
 
 /// What changed in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +161,6 @@ pub struct Discovery {
 pub struct Drops {
     /// New peers ignored because the table was full.
     pub table_full: u64,
-    /// Announcements ignored because they carried an instance the peer had already left.
-    pub stale_instance: u64,
     /// New peers ignored because their address already holds `MAX_PEERS_PER_IP` entries.
     pub per_ip_full: u64,
     /// Announcements or hellos about a known peer from another address than its own.
@@ -212,16 +216,39 @@ impl Discovery {
     /// Records that announcement `a` was heard from `from` (or a hello on a connection we
     /// opened to `from`).
     pub fn heard(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
-        self.learn(now, a, from, false);
+        self.learn(now, a, from, false, None);
+    }
+
+    /// Records a signed datagram heard from `from` (its signature verified, its mark newer
+    /// than the one held for its key).
+    pub fn heard_signed(&mut self, now: Instant, v: &Verified, from: SocketAddr) {
+        let s = v.announcement();
+        let a = Announce {
+            peer: v.key(),
+            instance: s.mark.instance,
+            port: s.port,
+            revision: s.revision,
+            bye: s.bye,
+        };
+        self.learn(now, &a, from, false, Some(s.mark));
     }
 
     /// Records a hello `a` on a connection `from` opened to us: it makes a new peer only
     /// provisional (see the module doc).
     pub fn heard_inbound_hello(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
-        self.learn(now, a, from, true);
+        self.learn(now, a, from, true, None);
     }
 
-    fn learn(&mut self, now: Instant, a: &Announce, from: SocketAddr, provisional: bool) {
+    /// `mark`: a signed datagram's (a hello has none: it came on a connection whose handshake
+    /// proved the key).
+    fn learn(
+        &mut self,
+        now: Instant,
+        a: &Announce,
+        from: SocketAddr,
+        provisional: bool,
+        mark: Option<Mark>,
+    ) {
         if a.peer == self.me {
             return;
         }
@@ -230,50 +257,28 @@ impl Discovery {
             && p.addr.ip() != from.ip()
         {
             let unmet = !p.is_confirmed() && !provisional;
-            if unmet
-                && self.bugs.claims_move_unmet_peers()
-                && !a.bye
-                && !p.retired.contains(&a.instance)
-            {
-                p.addr = addr;
-                p.instance = a.instance;
-                p.revision = a.revision;
-                p.last_seen = now;
-                p.provisional = false;
-                self.changes.push_back(Change::Moved(a.peer));
-            } else if unmet {
-                self.contest(now, a, addr);
+            if unmet {
+                self.contest(now, a, addr, mark);
             } else {
                 self.drops.claims_elsewhere += 1;
             }
             return;
         }
         if a.bye {
-            // Only the instance that is listed may say goodbye: a late `bye` of an instance
-            // that has since restarted must not drop the new one.
-            if self
-                .peers
-                .get(&a.peer)
-                .is_some_and(|p| p.instance == a.instance)
-            {
+            // Signed and newer than anything held of it (the node dropped the rest): the
+            // peer's own goodbye.
+            if self.peers.contains_key(&a.peer) {
                 self.remove_or_succeed(now, &a.peer);
             }
             return;
         }
         match self.peers.get_mut(&a.peer) {
             Some(p) => {
-                if p.retired.contains(&a.instance) {
-                    self.drops.stale_instance += 1;
-                    return;
-                }
                 p.provisional &= provisional;
                 p.last_seen = now;
                 p.addr = addr;
+                p.mark = mark.or(p.mark);
                 if p.instance != a.instance {
-                    if p.retired.len() == RETIRED_INSTANCES {
-                        p.retired.remove(0);
-                    }
-                    p.retired.push(p.instance);
                     p.instance = a.instance;
                     p.revision = a.revision;
                     self.changes.push_back(Change::Restarted(a.peer));
@@ -304,7 +309,7 @@ impl Discovery {
                         instance: a.instance,
                         revision: a.revision,
                         last_seen: now,
-                        retired: Vec::new(),
+                        mark,
                         provisional,
                         confirmed: false,
                         rivals: Vec::new(),
@@ -329,7 +334,7 @@ impl Discovery {
 
     /// Announcement `a` about unconfirmed peer `a.peer` came from `addr`, not where it is
     /// listed: it concerns that address's rival only (see the module doc).
-    fn contest(&mut self, now: Instant, a: &Announce, addr: SocketAddr) {
+    fn contest(&mut self, now: Instant, a: &Announce, addr: SocketAddr, mark: Option<Mark>) {
         let shunned = self.is_shunned(now, addr);
         let same_ip = |r: &Rival| r.addr.ip() == addr.ip();
         let Some(at) = self
@@ -349,6 +354,7 @@ impl Discovery {
             instance: a.instance,
             revision: a.revision,
             last_seen: now,
+            mark,
         };
         match at {
             Some(i) if a.bye => {
@@ -598,11 +604,8 @@ mod tests {
         );
         d.heard(t0, &ann(1, 2, 2), from());
         assert_eq!(d.poll_change(), Some(Change::Restarted(PeerId([1; 32]))));
-        // A late announcement of the instance it left does not undo the restart.
-        d.heard(t0, &ann(1, 1, 2), from());
-        assert_eq!(d.poll_change(), None);
-        assert_eq!(d.peers().next().unwrap().instance, 2);
-        assert_eq!(d.drops().stale_instance, 1);
+        // (A late announcement of the instance it left never gets here: the node drops it by
+        // its mark before verifying it; see `tests/signed_discovery.rs`.)
         // Silent past the expiry: gone, at the deadline poll_timeout gave.
         let mut now;
         loop {

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 
-use crate::ids::ContentId;
 use crate::node::NetOp;
 use crate::session::ConnId;
 
@@ -30,11 +29,6 @@ pub trait Network {
     fn resume(&mut self, conn: ConnId);
     /// Closes a connection at once, discarding what is still queued.
     fn close(&mut self, conn: ConnId);
-    /// Queues `header`, then `len` bytes at `offset` of the shared file with content `file`
-    /// sent straight from the file (`sendfile(2)`), after everything queued before; they count
-    /// for `Input::Flushed` like any bytes. If the file cannot be opened, or ends before the
-    /// range, close the connection and feed `Input::SendFileBroken`.
-    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32);
 }
 
 /// Performs one network request of the node on `net`.
@@ -46,12 +40,5 @@ pub fn perform(op: NetOp, net: &mut impl Network) {
         NetOp::Pause { conn } => net.pause(conn),
         NetOp::Resume { conn } => net.resume(conn),
         NetOp::Close { conn } => net.close(conn),
-        NetOp::SendFile {
-            conn,
-            header,
-            file,
-            offset,
-            len,
-        } => net.send_file(conn, header, file, offset, len),
     }
 }

@@ -1,8 +1,11 @@
 //! One TCP connection: its handshake, framing, serving queue and timers.
 //!
 //! Life of a session: an outbound one is `Connecting` until the runtime reports it connected;
-//! both ends then send [`PREAMBLE`] and a `Hello` and wait for the other's (`Handshaking`);
-//! after a valid `Hello` the session is `Open` and carries requests both ways.
+//! both ends then run the Noise handshake ([`Channel`]: preambles, three messages, each side's
+//! key proven), send a `Hello` sealed and wait for the other's (`Handshaking`, under one
+//! deadline); after a valid `Hello` from the key the handshake proved, the session is `Open`
+//! and carries requests both ways. Every frame travels sealed: [`Session::on_bytes`] opens the
+//! records before the frame decoder sees a byte, [`Session::seal`] seals what goes out.
 //!
 //! The node drives a session only through its transitions ([`Session::start_handshake`],
 //! [`Session::open`], [`Session::request_sent`], [`Session::next_to_serve`], …); its fields are
@@ -14,7 +17,9 @@
 //!   one is closed after `idle` (static-peer sessions are pinged instead). One table,
 //!   [`Session::timers`], holds them: both "when to wake" ([`Session::poll_timeout`]) and
 //!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
-//! - a session is `Open` only after a hello from the peer it expected (if it expected one);
+//! - a session is `Open` only after a hello from the key its handshake proved (and that key is
+//!   the peer it expected, if it expected one); no frame is decoded before the handshake is
+//!   done;
 //! - the receive buffer holds at most one incomplete frame ([`FrameDecoder`]), of at most
 //!   `MAX_HANDSHAKE_FRAME` (1 KiB) until the peer's hello opened the session, then of at most
 //!   [`MAX_REQUEST_FRAME`] (4 KiB) or the largest answer we asked for on it;
@@ -32,8 +37,9 @@ use std::time::{Duration, Instant};
 use crate::budget::{self, CONN_SEND_BUDGET, MAX_QUEUED_MANIFESTS};
 use crate::bugs::Bugs;
 use crate::ids::{ContentId, PeerId};
+use crate::noise::{Channel, ChannelError};
 use crate::wire::frame::{Frame, FrameError};
-use crate::wire::{FrameDecoder, MAX_FRAME_LEN, PREAMBLE};
+use crate::wire::{FrameDecoder, MAX_FRAME_LEN};
 
 /// Most chunk requests a peer may queue on one connection; more are answered `Busy`.
 pub const MAX_QUEUED_REQUESTS: usize = 256;
@@ -123,9 +129,6 @@ pub enum CloseReason {
     WrongPeer,
     /// This node is shutting down.
     Shutdown,
-    /// A chunk we sent straight from its file came short (the file shrank or vanished under
-    /// us): the stream is broken. The peer did nothing wrong.
-    FileBroken,
 }
 
 impl CloseReason {
@@ -133,10 +136,7 @@ impl CloseReason {
     pub fn is_clean(self) -> bool {
         matches!(
             self,
-            CloseReason::Idle
-                | CloseReason::Shutdown
-                | CloseReason::PeerGone
-                | CloseReason::FileBroken
+            CloseReason::Idle | CloseReason::Shutdown | CloseReason::PeerGone
         )
     }
 }
@@ -195,6 +195,10 @@ pub struct Session {
     state: State,
     /// True when this session keeps a static peer (`--peer`) in view: pinged, never idle.
     pinned: bool,
+    /// The connection's handshake and records, from [`Session::start_handshake`] on.
+    channel: Option<Channel>,
+    /// Plaintext just opened, on its way to the decoder (kept to reuse its allocation).
+    plain: Vec<u8>,
     decoder: FrameDecoder,
     last_recv: Instant,
     last_send: Instant,
@@ -261,6 +265,8 @@ impl Session {
                 }
             },
             pinned: false,
+            channel: None,
+            plain: Vec::new(),
             decoder: {
                 let mut d = FrameDecoder::new();
                 d.set_max_len(MAX_HANDSHAKE_FRAME);
@@ -343,9 +349,14 @@ impl Session {
         }
     }
 
-    /// Bytes buffered towards the next frame.
+    /// Bytes buffered towards the next frame (and the next record or handshake message).
     pub fn buffered(&self) -> usize {
-        self.decoder.buffered()
+        self.decoder.buffered() + self.channel.as_ref().map_or(0, Channel::buffered)
+    }
+
+    /// The key the handshake proved, once it is done.
+    pub fn proven(&self) -> Option<PeerId> {
+        self.channel.as_ref().and_then(Channel::remote)
     }
 
     /// Chunk requests waiting to be served.
@@ -402,20 +413,35 @@ impl Session {
         self.starved = starved;
     }
 
-    /// The bytes that open our side of every connection.
-    pub fn preamble() -> &'static [u8] {
-        PREAMBLE
-    }
-
     // ---- transitions ----
 
-    /// The connection is up (outbound) or was accepted (inbound): our preamble and hello go
-    /// out now, and the handshake deadline runs from `now`.
-    pub fn start_handshake(&mut self, now: Instant) {
+    /// The connection is up (outbound) or was accepted (inbound, and its first bytes are
+    /// ours): its handshake starts with `channel` (made to expect [`Session::peer`], if we
+    /// dialled a known peer), and the handshake deadline runs from `now`.
+    pub fn start_handshake(&mut self, now: Instant, channel: Channel) {
         self.state = State::Handshaking {
             expected: self.peer(),
             since: now,
         };
+        self.channel = Some(channel);
+    }
+
+    /// Appends the handshake bytes to send now (in clear) to `out`.
+    pub fn transmit(&mut self, out: &mut Vec<u8>) {
+        if let Some(c) = &mut self.channel {
+            c.poll_transmit(out);
+        }
+    }
+
+    /// Seals `plaintext` (whole frames, or pieces of one in order) into `out`. An error before
+    /// the handshake is done, or once the channel failed: the connection must end.
+    pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), ChannelError> {
+        match &mut self.channel {
+            Some(c) => c.seal(plaintext, out),
+            None => Err(ChannelError::Transport(
+                crate::noise::TransportError::Internal,
+            )),
+        }
     }
 
     /// The peer's hello arrived: the session opens, if it was waiting for a hello and the
@@ -437,13 +463,31 @@ impl Session {
         self.pinned = true;
     }
 
-    /// Records received bytes (for the stall and idle clocks) and buffers them.
-    pub fn on_bytes(&mut self, now: Instant, data: &[u8]) {
+    /// Records received bytes (for the stall and idle clocks), passes them through the
+    /// handshake or opens their records, and buffers the plaintext for
+    /// [`Session::next_frame`]. Returns the other side's key when these bytes finished the
+    /// handshake (from then on it is the peer whose hello is expected); an error ends the
+    /// connection.
+    pub fn on_bytes(&mut self, now: Instant, data: &[u8]) -> Result<Option<PeerId>, ChannelError> {
         self.last_recv = now;
         if self.waiting_since.is_some() {
             self.waiting_since = Some(now);
         }
-        self.decoder.push(data);
+        let Some(channel) = &mut self.channel else {
+            return Err(ChannelError::Transport(
+                crate::noise::TransportError::Internal,
+            ));
+        };
+        let done = channel.receive(data, &mut self.plain)?;
+        if let (Some(key), State::Handshaking { expected, .. }) = (done, &mut self.state)
+            && !self.bugs.skip_identity_check()
+        {
+            // A dial to a known peer already made the handshake prove that key.
+            expected.get_or_insert(key);
+        }
+        self.decoder.push(&self.plain);
+        self.plain.clear();
+        Ok(done)
     }
 
     /// The next whole frame received, if any.
@@ -714,6 +758,49 @@ mod tests {
         "127.0.0.1:10000".parse().unwrap()
     }
 
+    fn keys(k: u8) -> crate::noise::LocalKeys {
+        let me = crate::Identity::from_secret_bytes(&[k; 32]);
+        crate::noise::LocalKeys::new(&me, &mut crate::rng::KeyRng::new([k; 32]))
+    }
+
+    /// A channel for `s` that is never completed (tests of what needs no bytes).
+    fn channel(s: &Session) -> Channel {
+        if s.id().is_inbound() {
+            Channel::accept(&keys(1), false, [1; 32])
+        } else {
+            Channel::dial(&keys(1), None, false, [1; 32])
+        }
+    }
+
+    /// Starts `s`'s handshake and completes it with a peer holding key `k`; returns that
+    /// peer's channel (to seal what it says) and its id.
+    fn handshake(s: &mut Session, now: Instant, k: u8) -> (Channel, PeerId) {
+        let inbound = s.id().is_inbound();
+        s.start_handshake(now, channel(s));
+        let mut remote = if inbound {
+            Channel::dial(&keys(k), None, true, [k; 32])
+        } else {
+            Channel::accept(&keys(k), true, [k; 32])
+        };
+        for _ in 0..4 {
+            let mut to_s = Vec::new();
+            remote.poll_transmit(&mut to_s);
+            s.on_bytes(now, &to_s).unwrap();
+            let mut to_remote = Vec::new();
+            s.transmit(&mut to_remote);
+            remote.receive(&to_remote, &mut Vec::new()).unwrap();
+        }
+        assert!(remote.is_open());
+        let id = s.proven().expect("the handshake is done");
+        (remote, id)
+    }
+
+    fn sealed(remote: &mut Channel, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        remote.seal(plain, &mut out).unwrap();
+        out
+    }
+
     #[test]
     fn connect_and_handshake_deadlines() {
         let t0 = crate::test_epoch();
@@ -751,12 +838,12 @@ mod tests {
         let t0 = crate::test_epoch();
         let t = Timeouts::default();
         let mut s = Session::new(ConnId(1), addr(), None, t0);
-        s.start_handshake(t0);
-        s.open(PeerId([7; 32]), 1).unwrap();
+        let (mut remote, id) = handshake(&mut s, t0, 7);
+        s.open(id, 1).unwrap();
         s.request_sent(t0, 100);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
         let t1 = t0 + Duration::from_secs(3);
-        s.on_bytes(t1, b"P2P");
+        s.on_bytes(t1, &sealed(&mut remote, b"P2P")).unwrap();
         assert_eq!(s.due(t0 + t.stall, &t), None);
         assert_eq!(
             s.due(t1 + t.stall, &t),
@@ -777,7 +864,7 @@ mod tests {
         let a = PeerId([1; 32]);
         let mut s = Session::new(ConnId(1), addr(), Some(a), t0);
         assert_eq!(s.open(a, 1), Err(HelloError::NotExpected));
-        s.start_handshake(t0);
+        s.start_handshake(t0, channel(&s));
         assert_eq!(s.open(PeerId([2; 32]), 1), Err(HelloError::WrongPeer));
         assert_eq!(s.open(a, 1), Ok(()));
         assert_eq!(
@@ -827,7 +914,7 @@ mod tests {
         let t0 = crate::test_epoch();
         let t = Timeouts::default();
         let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
-        s.start_handshake(t0);
+        s.start_handshake(t0, channel(&s));
         s.open(PeerId([7; 32]), 1).unwrap();
         s.queue_catalog(0);
         assert_eq!(s.catalog_due(), Some(0));
@@ -863,40 +950,40 @@ mod tests {
         use crate::wire::frame::FrameError;
         let t0 = crate::test_epoch();
         let mut s = Session::new(ConnId::inbound(1), addr(), None, t0);
-        let mut data = PREAMBLE.to_vec();
-        data.extend_from_slice(&(8u32 << 20).to_be_bytes());
-        s.on_bytes(t0, &data);
+        let (mut remote, _) = handshake(&mut s, t0, 9);
+        let data = sealed(&mut remote, &(8u32 << 20).to_be_bytes());
+        s.on_bytes(t0, &data).unwrap();
         assert_eq!(s.next_frame(), Err(FrameError::BadLength(8 << 20)));
         // After the hello, frames up to the full limit are read.
         let mut s = Session::new(ConnId::inbound(2), addr(), None, t0);
-        s.open(PeerId([9; 32]), 1).unwrap();
-        let mut data = PREAMBLE.to_vec();
-        data.extend_from_slice(&((MAX_HANDSHAKE_FRAME + 1) as u32).to_be_bytes());
-        s.on_bytes(t0, &data);
+        let (mut remote, id) = handshake(&mut s, t0, 9);
+        s.open(id, 1).unwrap();
+        let data = sealed(
+            &mut remote,
+            &((MAX_HANDSHAKE_FRAME + 1) as u32).to_be_bytes(),
+        );
+        s.on_bytes(t0, &data).unwrap();
         assert_eq!(
             s.next_frame(),
             Ok(None),
             "waits for the rest of a big frame"
         );
         // Unasked, a frame over MAX_REQUEST_FRAME is refused; one we asked for is read.
-        let big = |n: usize| {
-            let mut d = PREAMBLE.to_vec();
-            d.extend_from_slice(&(n as u32).to_be_bytes());
-            d
-        };
+        let big = |remote: &mut Channel, n: usize| sealed(remote, &(n as u32).to_be_bytes());
         let mut s = Session::new(ConnId(3), addr(), None, t0);
-        s.start_handshake(t0);
-        s.open(PeerId([9; 32]), 1).unwrap();
-        s.on_bytes(t0, &big(MAX_REQUEST_FRAME + 1));
+        let (mut remote, id) = handshake(&mut s, t0, 9);
+        s.open(id, 1).unwrap();
+        s.on_bytes(t0, &big(&mut remote, MAX_REQUEST_FRAME + 1))
+            .unwrap();
         assert_eq!(
             s.next_frame(),
             Err(FrameError::BadLength(MAX_REQUEST_FRAME as u32 + 1))
         );
         let mut s = Session::new(ConnId(4), addr(), None, t0);
-        s.start_handshake(t0);
-        s.open(PeerId([9; 32]), 1).unwrap();
+        let (mut remote, id) = handshake(&mut s, t0, 9);
+        s.open(id, 1).unwrap();
         s.request_sent(t0, 1 << 20);
-        s.on_bytes(t0, &big(1 << 20));
+        s.on_bytes(t0, &big(&mut remote, 1 << 20)).unwrap();
         assert_eq!(s.next_frame(), Ok(None), "an answer we asked for");
     }
 

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, Manifest};
 use p2pshare_proto::wire::frame::{self, Frame, FrameDecoder, FrameError, Message, encode_message};
-use p2pshare_proto::wire::{Announce, DatagramError, MAX_FRAME_LEN, PREAMBLE};
+use p2pshare_proto::wire::{Announce, DatagramError, MAX_FRAME_LEN};
 use p2pshare_proto::{ContentId, PeerId, sha256};
 use support::node_harness::{Harness, Op, OpenHow, Payload, ReadHow, Script};
 
@@ -49,7 +49,7 @@ fn frames_both_ways(stream: &[u8]) -> (Vec<Frame>, Option<FrameError>) {
 
 #[test]
 fn decode_frames_length_one_past_the_limit_fails_on_its_prefix() {
-    let mut s = PREAMBLE.to_vec();
+    let mut s = Vec::new();
     s.extend(((MAX_FRAME_LEN + 1) as u32).to_be_bytes());
     let bad = FrameError::BadLength(MAX_FRAME_LEN as u32 + 1);
     assert_eq!(frames_both_ways(&s), (Vec::new(), Some(bad)));
@@ -57,7 +57,7 @@ fn decode_frames_length_one_past_the_limit_fails_on_its_prefix() {
 
 #[test]
 fn decode_frames_chunk_one_byte_short_of_its_header() {
-    let mut s = PREAMBLE.to_vec();
+    let mut s = Vec::new();
     s.extend(encode_message(&Message::Ping));
     s.extend(36u32.to_be_bytes());
     s.push(2);
@@ -77,7 +77,7 @@ fn decode_frames_message_with_bytes_after_its_cbor_is_unreadable_not_fatal() {
     ping.push(0);
     let len = (ping.len() - 4) as u32;
     ping[..4].copy_from_slice(&len.to_be_bytes());
-    let mut s = PREAMBLE.to_vec();
+    let mut s = Vec::new();
     s.extend(ping);
     s.extend(encode_message(&Message::Pong));
     assert_eq!(

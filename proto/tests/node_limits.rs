@@ -7,7 +7,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use p2pshare_proto::{Config, Identity, Input, NetOp, Node, Output, PeerId};
+use p2pshare_proto::{Config, Identity, Input, NetOp, Node, Output};
+
+#[path = "support/peer.rs"]
+mod peer;
+use peer::TestPeer;
 
 /// Calls `f` on the node and keeps the outputs it leaves in `out`, in order: the node wants its
 /// outputs drained after every call, and these tests read them a few calls later.
@@ -16,6 +20,20 @@ fn call(node: &mut Node, out: &mut Vec<Output>, f: impl FnOnce(&mut Node)) {
     while let Some(o) = node.poll_output() {
         out.push(o);
     }
+}
+
+/// The `seq`-th announcement of instance 1 of peer `i`'s key (its secret derived from `i`),
+/// at `port`, signed.
+fn announced(i: u64, seq: u64, port: u16) -> Vec<u8> {
+    use p2pshare_proto::wire::signed::{Announcement, Mark, encode};
+    let key = Identity::from_secret_bytes(&p2pshare_proto::sha256(&i.to_be_bytes()));
+    let a = Announcement {
+        mark: Mark { instance: 1, seq },
+        port,
+        revision: 1,
+        bye: false,
+    };
+    encode(&a, &key)
 }
 
 fn closes(node: &mut Node) -> usize {
@@ -34,7 +52,7 @@ fn one_address_cannot_take_every_connection() {
     let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
     let per_ip = cfg.max_connections_per_ip;
-    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), now).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), [1; 32], now).unwrap();
     let hostile: SocketAddr = "10.0.0.66:40000".parse().unwrap();
     let mut refused = 0;
     for _ in 0..(per_ip + 50) {
@@ -65,22 +83,15 @@ fn announced_peers_cannot_use_up_the_inbound_slots() {
     let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
     let max_outbound = cfg.max_outbound;
-    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), now).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), [1; 32], now).unwrap();
     let mut connects = 0;
     for i in 0..(max_outbound + 100) {
-        let a = p2pshare_proto::wire::Announce {
-            peer: PeerId(p2pshare_proto::sha256(&(i as u64 + 2).to_be_bytes())),
-            instance: 1,
-            port: 10000,
-            revision: 1,
-            bye: false,
-        };
         let from = SocketAddr::from(([10, 1, (i / 200) as u8, (i % 200) as u8 + 1], 9999));
         node.handle_input(
             now,
             Input::Datagram {
                 from,
-                data: a.encode(),
+                data: announced(i as u64 + 2, 0, 10000),
             },
         );
         while let Some(o) = node.poll_output() {
@@ -109,20 +120,15 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
     let t0 = Instant::now();
     let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
-    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), t0).unwrap();
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), [1; 32], t0).unwrap();
     let ids = 32;
     let mut out = Vec::new();
-    let announce = |node: &mut Node, out: &mut Vec<Output>, now: Instant| {
+    let mut round = 0;
+    let mut announce = |node: &mut Node, out: &mut Vec<Output>, now: Instant| {
+        round += 1;
         for i in 0..ids {
-            let a = p2pshare_proto::wire::Announce {
-                peer: PeerId(p2pshare_proto::sha256(&(i as u64 + 2).to_be_bytes())),
-                instance: 1,
-                port: 22 + i as u16,
-                revision: 1,
-                bye: false,
-            };
             let from: SocketAddr = "10.0.0.66:9999".parse().unwrap();
-            let data = a.encode();
+            let data = announced(i as u64 + 2, round, 22 + i as u16);
             call(node, out, |n| {
                 n.handle_input(now, Input::Datagram { from, data })
             });
@@ -175,28 +181,23 @@ fn announced_ids_that_refuse_get_a_trickle_of_attempts_and_are_forgotten() {
 #[test]
 fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
     use p2pshare_proto::budget::{CONN_SEND_BUDGET, read_deadline};
-    use p2pshare_proto::wire::PREAMBLE;
     use p2pshare_proto::wire::frame::{Message, encode_message};
     use std::time::Duration;
     let t0 = Instant::now();
     let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to.clear();
     let stall = cfg.timeouts.stall;
-    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), t0).unwrap();
-    let mut hello = PREAMBLE.to_vec();
-    hello.extend(encode_message(&Message::Hello {
-        peer: PeerId([6; 32]),
-        instance: 1,
-        port: 10000,
-        revision: 0,
-    }));
+    let mut node = Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), [1; 32], t0).unwrap();
     let mut out = Vec::new();
     let mut conn = None;
     call(&mut node, &mut out, |n| {
         conn = n.accept(t0, "10.0.0.66:40000".parse().unwrap()).conn()
     });
     let conn = conn.unwrap();
-    call(&mut node, &mut out, |n| n.handle_received(t0, conn, &hello));
+    let mut reader = TestPeer::dialer([6; 32], None);
+    let (_, others) = reader.handshake(&mut node, t0, conn, 1);
+    out.extend(others);
+    let reader_id = reader.id;
     // The node's own link to that peer opens and says hello (it stays up; it is not what
     // this test is about).
     let outputs = |node: &mut Node, out: &mut Vec<Output>, now: Instant| -> (bool, bool, usize) {
@@ -213,13 +214,14 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         }
         for c in dial {
             node.handle_input(now, Input::Connected { conn: c });
-            while node.poll_output().is_some() {}
-            node.handle_received(now, c, &hello);
+            TestPeer::acceptor([6; 32]).handshake(node, now, c, 1);
             while node.poll_output().is_some() {}
         }
         (paused, closed, sent)
     };
-    let hello_sent = outputs(&mut node, &mut out, t0).2;
+    // (What it sent during the handshake, its hello included, is owed too.)
+    let hello_sent = reader.received_bytes + outputs(&mut node, &mut out, t0).2;
+    let burst_of = |reader: &mut TestPeer, burst: &[u8]| reader.seal(burst);
     let mut burst = Vec::new();
     for i in 0..1000u32 {
         burst.extend(encode_message(&Message::ChunkRequest {
@@ -235,7 +237,7 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
             "never paused after {sent} bytes"
         );
         call(&mut node, &mut out, |n| {
-            n.handle_received(now, conn, &burst)
+            n.handle_received(now, conn, &burst_of(&mut reader, &burst))
         });
         let (p, _, n) = outputs(&mut node, &mut out, now);
         paused = p;
@@ -251,7 +253,7 @@ fn a_reader_that_asks_for_nothing_we_have_is_paused_and_closed() {
         if now >= next_announce {
             next_announce = now + Duration::from_secs(4);
             let a = p2pshare_proto::wire::Announce {
-                peer: PeerId([6; 32]),
+                peer: reader_id,
                 instance: 1,
                 port: 10000,
                 revision: 0,

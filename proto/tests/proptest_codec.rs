@@ -12,7 +12,7 @@ use p2pshare_proto::wire::frame::{
     self, CatalogEntry, ErrorCode, Frame, FrameDecoder, FrameError, Message, encode_chunk_header,
     encode_message,
 };
-use p2pshare_proto::wire::{Announce, MAX_DATAGRAM, MAX_FRAME_LEN, PREAMBLE};
+use p2pshare_proto::wire::{Announce, MAX_DATAGRAM, MAX_FRAME_LEN};
 use p2pshare_proto::{ContentId, PeerId};
 use proptest::prelude::*;
 
@@ -263,13 +263,12 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_into_frame_decoder_never_panic(
-        preamble in any::<bool>(),
         pieces in prop::collection::vec(
             prop_oneof![prop::collection::vec(any::<u8>(), 0..64), framed_garbage()],
             0..8,
         ),
     ) {
-        let mut stream = if preamble { PREAMBLE.to_vec() } else { Vec::new() };
+        let mut stream = Vec::new();
         let mut cuts = Vec::new();
         for p in pieces {
             stream.extend(p);
@@ -284,7 +283,7 @@ proptest! {
         frames in prop::collection::vec(prop_oneof![message().prop_map(Frame::Message), chunk()], 0..8),
         raw_cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
     ) {
-        let mut stream = PREAMBLE.to_vec();
+        let mut stream = Vec::new();
         for f in &frames {
             stream.extend(encode(f));
         }
@@ -301,7 +300,7 @@ proptest! {
         tail in framed_garbage(),
         raw_cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
     ) {
-        let mut stream = PREAMBLE.to_vec();
+        let mut stream = Vec::new();
         for f in &frames {
             stream.extend(encode(f));
         }
@@ -337,7 +336,6 @@ fn the_limit_is_exact() {
         Err(FrameError::BadLength(MAX_FRAME_LEN as u32 + 1))
     );
     let mut d = FrameDecoder::new();
-    d.push(PREAMBLE);
     d.push(&over);
     assert_eq!(
         d.next_frame(),

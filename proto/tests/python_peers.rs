@@ -19,7 +19,7 @@ const PY: &str = r#"{"type": "P2P_PEER_DISCOVERY", "port": 10001, "files": {"a.t
 fn node(t0: Instant) -> Node {
     let mut cfg = Config::new(7, 42, 10000);
     cfg.announce_to = vec!["10.0.0.255:9999".parse().unwrap()];
-    Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), t0).unwrap()
+    Node::new(cfg, Identity::from_secret_bytes(&[1; 32]), [1; 32], t0).unwrap()
 }
 
 /// The JSON datagrams the node sends now.
@@ -145,7 +145,8 @@ fn ops(n: &mut Node) -> Vec<Output> {
 #[test]
 fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
     use p2pshare_proto::python::wire::{decode_reply, encode_reply};
-    use p2pshare_proto::wire::PREAMBLE;
+    // Our preamble (transfer protocol 3, no AES): what every native connection starts with.
+    const PREAMBLE: &[u8] = b"P2PT\x03\x00";
     use p2pshare_proto::{DiskOp, LocalFile, Manifest, ReadSource};
     let t0 = epoch::test_epoch();
     let mut n = node(t0);
@@ -214,12 +215,13 @@ fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
         (1, 2)
     );
 
-    // Ours: the hello goes out on the first bytes; a silent client gets it after PY_SNIFF.
+    // Ours: the handshake (our preamble first) starts on the first bytes; a silent client
+    // gets our preamble after PY_SNIFF.
     let conn = n.accept(t0, remote).conn().unwrap();
     n.handle_received(t0, conn, PREAMBLE);
     let said = ops(&mut n);
     assert!(
-        matches!(said.as_slice(), [Output::Net(NetOp::Send { data, .. }), ..] if data.starts_with(PREAMBLE)),
+        matches!(said.as_slice(), [Output::Net(NetOp::Send { data, .. }), ..] if data.starts_with(b"P2PT\x03")),
         "{said:?}"
     );
     let conn = n.accept(t0, remote).conn().unwrap();
@@ -229,7 +231,7 @@ fn a_python_request_gets_only_its_answer_and_others_get_our_hello() {
     n.handle_timeout(t0 + p2pshare_proto::budget::PY_SNIFF);
     let said = ops(&mut n);
     assert!(
-        said.iter().any(|o| matches!(o, Output::Net(NetOp::Send { conn: c, data }) if *c == conn && data.starts_with(PREAMBLE))),
+        said.iter().any(|o| matches!(o, Output::Net(NetOp::Send { conn: c, data }) if *c == conn && data.starts_with(b"P2PT\x03"))),
         "{said:?}"
     );
     assert!(n.poll_timeout().unwrap() > t0 + p2pshare_proto::budget::PY_SNIFF);

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::{
-    Config, ConnId, ContentId, DiskOp, Event, Identity, Input, LocalFile, Node, Output, PeerId,
-    ReadSource,
+    Config, ConnId, ContentId, DiskOp, Event, Identity, Input, LocalFile, NetOp, Node, Output,
+    PeerId, ReadSource,
 };
 
 #[path = "support/checked.rs"]
@@ -25,6 +25,10 @@ mod mem_store;
 use checked::Checked;
 use mem_store::Store;
 use p2pshare_proto::net::Network;
+
+#[path = "support/peer.rs"]
+mod peer;
+use peer::TestPeer;
 
 /// The peer id of host `k - 1` (its key, made from the secret `[k; 32]`).
 fn key(k: u8) -> PeerId {
@@ -126,10 +130,6 @@ impl Network for Wire<'_> {
             net.inbox.push_back((t, Input::Closed { conn: tconn }));
         }
     }
-
-    fn send_file(&mut self, _: ConnId, _: Vec<u8>, _: ContentId, _: u64, _: u32) {
-        panic!("zero_copy is off in these nodes");
-    }
 }
 
 impl Net {
@@ -141,7 +141,7 @@ impl Net {
                 let me = Identity::from_secret_bytes(&[i as u8 + 1; 32]);
                 cfg.announce_to = vec![BROADCAST];
                 Host {
-                    node: Checked::new(Node::new(cfg, me, now).unwrap(), []),
+                    node: Checked::new(Node::new(cfg, me, [i as u8; 32], now).unwrap(), []),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
                     store: Store::default(),
                     events: Vec::new(),
@@ -429,12 +429,12 @@ fn download_stops_with_a_reason_when_the_only_holder_leaves() {
     assert!(net.hosts[0].store.finished.is_empty());
 }
 
-/// A host that connects in and claims the holder's peer id cannot answer for it: its "not
-/// found"s are unsolicited, its junk chunk ends its connection, the holder is neither banned
-/// nor blamed, and the download completes from the real holder.
+/// A host that connects in and claims the holder's peer id in its hello cannot answer for
+/// it: its handshake proved its own key, so the hello naming another is refused and its
+/// connection closed before any of its answers is read; the holder is neither banned nor
+/// blamed, and the download completes from the real holder.
 #[test]
 fn an_impostor_cannot_answer_for_the_holder() {
-    use p2pshare_proto::wire::PREAMBLE;
     use p2pshare_proto::wire::frame::{ErrorCode, Message, encode_chunk_header, encode_message};
     let mut net = Net::new(2);
     let data = file(40 * MIN_CHUNK_SIZE as usize);
@@ -443,17 +443,43 @@ fn an_impostor_cannot_answer_for_the_holder() {
     let now = net.now;
     let impostor = "10.0.0.66:40000".parse().unwrap();
     let a = &mut net.hosts[0];
-    // (What the node asks for now is dropped: the impostor reads nothing.)
+    // (What the node asks for now is dropped: the impostor reads nothing but its handshake.)
     let (admission, _) = a.node.accept(now, impostor, &partial(&a.store)).unwrap();
     let conn = admission.conn().unwrap();
-    let mut bytes = PREAMBLE.to_vec();
+    let mut imp = TestPeer::dialer([0x66; 32], None);
+    let mut to_node = imp.transmit();
+    let mut closed = false;
+    for _ in 0..8 {
+        if to_node.is_empty() {
+            break;
+        }
+        let a = &mut net.hosts[0];
+        let outs = a
+            .node
+            .received(now, conn, &std::mem::take(&mut to_node), &partial(&a.store))
+            .unwrap();
+        for o in outs {
+            match o {
+                Output::Net(NetOp::Send { conn: c, data }) if c == conn => {
+                    imp.receive(&data);
+                    to_node.extend(imp.transmit());
+                }
+                Output::Net(NetOp::Close { conn: c }) if c == conn => closed = true,
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        imp.is_open() && !closed,
+        "the impostor's own handshake completes"
+    );
     let holder = key(2);
-    bytes.extend(encode_message(&Message::Hello {
+    let mut bytes = encode_message(&Message::Hello {
         peer: holder,
         instance: 101,
         port: 10000,
         revision: 1,
-    }));
+    });
     for index in [None, Some(0), Some(39)] {
         bytes.extend(encode_message(&Message::Error {
             code: ErrorCode::NotFound,
@@ -463,15 +489,22 @@ fn an_impostor_cannot_answer_for_the_holder() {
     }
     bytes.extend(encode_chunk_header(&id, 39, MIN_CHUNK_SIZE as usize));
     bytes.extend(vec![0u8; MIN_CHUNK_SIZE as usize]);
+    let sealed = imp.seal(&bytes);
     let a = &mut net.hosts[0];
-    a.node
-        .received(now, conn, &bytes, &partial(&a.store))
+    let outs = a
+        .node
+        .received(now, conn, &sealed, &partial(&a.store))
         .unwrap();
-    // The refusals are unsolicited; the junk chunk, a frame bigger than anything a peer may
-    // send unasked on a connection it opened, closes the impostor's connection.
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Net(NetOp::Close { conn: c }) if *c == conn)),
+        "the hello naming another key than the one proven closes the connection: {outs:?}"
+    );
     let stats = net.hosts[0].node.stats();
-    assert!(stats.frames_unsolicited >= 3, "{stats:?}");
-    assert_eq!(stats.protocol_errors, 1, "{stats:?}");
+    assert_eq!(
+        stats.frames_unsolicited, 0,
+        "nothing after the hello was read: {stats:?}"
+    );
     net.run_until(Duration::from_secs(30), |n| {
         n.hosts[0]
             .events

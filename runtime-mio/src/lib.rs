@@ -5,25 +5,19 @@
 //! [`p2pshare_host::Driver`]. Invariants: the node is touched only by the loop thread; the loop
 //! never sleeps past the node's deadline and feeds `Instant::now()` (not the deadline) when it
 //! wakes; a connection's unsent bytes stay in its queue until the socket takes them, and are
-//! written once per turn of the node's operations (small frames merged), never once per frame;
-//! a zero-copy chunk (`NetOp::SendFile`) is queued as its header (merged like any small frame)
-//! followed by its file range, which `sendfile(2)` sends when its turn in the queue comes and
-//! the socket takes it, so the header always precedes the body and both follow what was queued
-//! before. A range whose file ends early closes the connection (`Input::SendFileBroken`).
+//! written once per turn of the node's operations (small frames merged), never once per frame.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use p2pshare_host::parked::Parked;
-use p2pshare_host::zerocopy::{FileRange, Sent};
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
-use p2pshare_proto::{Admission, ConnId, ContentId, Input};
+use p2pshare_proto::{Admission, ConnId, Input};
 
 const UDP: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -86,20 +80,13 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
     })
 }
 
-/// One entry of a connection's send queue.
-enum Out {
-    /// Bytes in memory (small frames merged).
-    Bytes(Vec<u8>),
-    /// A range of a shared file, sent with `sendfile(2)`.
-    File(FileRange),
-}
-
 struct Conn {
     stream: TcpStream,
     token: Token,
     connecting: bool,
-    queue: VecDeque<Out>,
-    /// Bytes of the queue's front already written (when it is `Out::Bytes`).
+    /// What waits to be written (small frames merged).
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes of the queue's front already written.
     sent: usize,
     /// The node asked not to read it for now (`NetOp::Pause`).
     paused: bool,
@@ -320,33 +307,19 @@ impl Loop {
                 self.driver.input(Input::Flushed { conn });
                 return;
             };
-            match front {
-                Out::Bytes(front) => match c.stream.write(&front[c.sent..]) {
-                    Ok(n) => {
-                        c.sent += n;
-                        if c.sent == front.len() {
-                            c.queue.pop_front();
-                            c.sent = 0;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        return self.lost(conn, Input::Closed { conn });
-                    }
-                },
-                Out::File(range) => match range.send(c.stream.as_fd()) {
-                    Ok(Sent::Done) => {
+            match c.stream.write(&front[c.sent..]) {
+                Ok(n) => {
+                    c.sent += n;
+                    if c.sent == front.len() {
                         c.queue.pop_front();
+                        c.sent = 0;
                     }
-                    Ok(Sent::Blocked) => return,
-                    Ok(Sent::Broken) => {
-                        return self.lost(conn, Input::SendFileBroken { conn });
-                    }
-                    Err(_) => {
-                        return self.lost(conn, Input::Closed { conn });
-                    }
-                },
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return self.lost(conn, Input::Closed { conn });
+                }
             }
         }
     }
@@ -425,12 +398,10 @@ impl Network for Loop {
             // Small frames join the small buffer before them (appending leaves the written
             // part of a partly written front as it is), so that the flush writes them at once.
             match c.queue.back_mut() {
-                Some(Out::Bytes(last))
-                    if data.len() <= COALESCE && last.len() + data.len() <= COALESCE =>
-                {
+                Some(last) if data.len() <= COALESCE && last.len() + data.len() <= COALESCE => {
                     last.extend_from_slice(&data)
                 }
-                _ => c.queue.push_back(Out::Bytes(data)),
+                _ => c.queue.push_back(data),
             }
             if !c.connecting && !self.dirty.contains(&conn) {
                 self.dirty.push(conn);
@@ -456,23 +427,5 @@ impl Network for Loop {
 
     fn close(&mut self, conn: ConnId) {
         self.drop_conn(conn);
-    }
-
-    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32) {
-        if !self.conns.contains_key(&conn) {
-            return;
-        }
-        let file = match self.driver.shared_file(&file) {
-            Ok(f) => f,
-            // Gone or unreadable since the node listed it: nothing was sent for this chunk,
-            // but the asker waits for it; the connection ends like a broken one.
-            Err(_) => return self.lost(conn, Input::SendFileBroken { conn }),
-        };
-        // The header joins the small frames before it; the range follows it in the queue.
-        self.send(conn, header);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.queue
-                .push_back(Out::File(FileRange::new(file, offset, u64::from(len))));
-        }
     }
 }

@@ -14,18 +14,13 @@
 //! - the socket tasks report to the owner through one bounded event channel; the owner sends
 //!   a connection's outgoing buffers to its writer through an unbounded per-connection channel
 //!   (the node bounds what it queues, waiting for `Flushed`);
-//! - a zero-copy chunk (`NetOp::SendFile`) reaches the writer as two items in that queue, its
-//!   header and then its file range; the writer sends the range with `sendfile(2)` on the
-//!   socket's descriptor, waiting for it to be writable (`Async::writable`) whenever it is
-//!   full, on the executor's thread;
 //! - the owner waits on three things at once: the event channel, the wake channel (the `wake`
 //!   closure given to the host, called by the handle and the scanner) and a [`smol::Timer`] at
 //!   the driver's deadline.
 //!
 //! Invariants: the node is touched by the owner task only; the owner never sleeps past the
 //! node's deadline and feeds `Instant::now()` (not the deadline) when it wakes; `Flushed` is fed
-//! exactly when every buffer (and file range) sent on a connection has been written to its
-//! socket; a range whose file ends early closes the connection (`SendFileBroken`); no input
+//! exactly when every buffer sent on a connection has been written to its socket; no input
 //! about a connection reaches the node after the node closed it (or was told it closed), since
 //! events of unknown connections are dropped and connection ids are never reused; when the
 //! driver stops, its remaining network work (goodbye datagrams included) is performed before
@@ -35,15 +30,13 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use p2pshare_host::parked::Parked;
-use p2pshare_host::zerocopy::{FileRange, Sent};
 use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
-use p2pshare_proto::{Admission, ConnId, ContentId, Input};
+use p2pshare_proto::{Admission, ConnId, Input};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -135,18 +128,6 @@ enum Event {
     Closed {
         conn: ConnId,
     },
-    /// The writer's file range ended early (its file shrank): the stream is broken.
-    Broken {
-        conn: ConnId,
-    },
-}
-
-/// One item of a writer's queue.
-enum Out {
-    /// Bytes in memory.
-    Bytes(Vec<u8>),
-    /// A range of a shared file, sent with `sendfile(2)`.
-    File(FileRange),
 }
 
 /// Why the owner woke up.
@@ -222,9 +203,9 @@ struct Conn {
     /// Lets the reader read, or holds it (`NetOp::Pause`).
     gate: Rc<Gate>,
     /// The writer's queue.
-    out: Sender<Out>,
+    out: Sender<Vec<u8>>,
     /// The writer's end of `out`, until the connection is established.
-    pending: Option<Receiver<Out>>,
+    pending: Option<Receiver<Vec<u8>>>,
     /// Items sent to the writer and not yet written.
     queued: usize,
     connect: Option<Task<()>>,
@@ -351,12 +332,6 @@ impl Owner<'_> {
                     self.driver.input(Input::Closed { conn });
                 }
             }
-            Event::Broken { conn } => {
-                if self.conns.contains_key(&conn) {
-                    self.drop_conn(conn);
-                    self.driver.input(Input::SendFileBroken { conn });
-                }
-            }
         }
     }
 
@@ -392,7 +367,7 @@ impl Owner<'_> {
         &self,
         conn: ConnId,
         stream: TcpStream,
-        out: Receiver<Out>,
+        out: Receiver<Vec<u8>>,
         gate: Rc<Gate>,
     ) -> (Task<()>, Task<()>) {
         let reader = self.ex.spawn(read_conn(
@@ -515,36 +490,18 @@ async fn read_conn(conn: ConnId, mut stream: TcpStream, events: Sender<Event>, g
     }
 }
 
-/// A writer task: writes the queued buffers and file ranges in order, reporting each one
-/// written; `Closed` on an error, `Broken` for a range whose file ended early. Ends when the
-/// owner drops the queue and it is written.
+/// A writer task: writes the queued buffers in order, reporting each one written; `Closed` on
+/// an error. Ends when the owner drops the queue and it is written.
 async fn write_conn(
     conn: ConnId,
     mut stream: TcpStream,
-    out: Receiver<Out>,
+    out: Receiver<Vec<u8>>,
     events: Sender<Event>,
 ) {
-    // The socket under the stream, for `sendfile` on its descriptor and waiting until it is
-    // writable (the same registration: no second reactor source).
-    let sock: Arc<Async<std::net::TcpStream>> = stream.clone().into();
-    while let Ok(item) = out.recv().await {
-        let ev = match item {
-            Out::Bytes(data) => match stream.write_all(&data).await {
-                Ok(()) => Event::Written { conn },
-                Err(_) => Event::Closed { conn },
-            },
-            Out::File(mut range) => loop {
-                match range.send(sock.get_ref().as_fd()) {
-                    Ok(Sent::Done) => break Event::Written { conn },
-                    Ok(Sent::Blocked) => {
-                        if sock.writable().await.is_err() {
-                            break Event::Closed { conn };
-                        }
-                    }
-                    Ok(Sent::Broken) => break Event::Broken { conn },
-                    Err(_) => break Event::Closed { conn },
-                }
-            },
+    while let Ok(data) = out.recv().await {
+        let ev = match stream.write_all(&data).await {
+            Ok(()) => Event::Written { conn },
+            Err(_) => Event::Closed { conn },
         };
         let closed = !matches!(ev, Event::Written { .. });
         if events.send(ev).await.is_err() || closed {
@@ -566,29 +523,7 @@ impl Network for Owner<'_> {
 
     fn send(&mut self, conn: ConnId, data: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn)
-            && c.out.try_send(Out::Bytes(data)).is_ok()
-        {
-            c.queued += 1;
-        }
-    }
-
-    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32) {
-        if !self.conns.contains_key(&conn) {
-            return;
-        }
-        let file = match self.driver.shared_file(&file) {
-            Ok(f) => f,
-            // Gone or unreadable since the node listed it: the asker waits for a chunk that
-            // cannot come; the connection ends like a broken one.
-            Err(_) => {
-                self.drop_conn(conn);
-                return self.driver.input(Input::SendFileBroken { conn });
-            }
-        };
-        self.send(conn, header);
-        let range = FileRange::new(file, offset, u64::from(len));
-        if let Some(c) = self.conns.get_mut(&conn)
-            && c.out.try_send(Out::File(range)).is_ok()
+            && c.out.try_send(data).is_ok()
         {
             c.queued += 1;
         }

@@ -7,49 +7,52 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use p2pshare_host::Handle;
+use p2pshare_proto::noise::MAX_RECORD_PLAINTEXT;
+use p2pshare_proto::wire::Frame;
 use p2pshare_proto::wire::frame::{Message, encode_message};
-use p2pshare_proto::wire::{Frame, FrameDecoder, PREAMBLE};
 use p2pshare_proto::{ContentId, PeerId, Stats};
 
+#[path = "../../proto/tests/support/secure.rs"]
+mod secure;
 mod support;
 
+use secure::{Key, Secure};
 use support::Start;
 
 /// What both runtimes read from a socket at most per `Received` input (their `READ_BUF`).
 const READ_BUF: usize = 64 << 10;
 
 fn hello(peer: PeerId, port: u16) -> Vec<u8> {
-    let hello = encode_message(&Message::Hello {
+    encode_message(&Message::Hello {
         peer,
         instance: 1,
         port,
         revision: 1,
-    });
-    [PREAMBLE.to_vec(), hello].concat()
+    })
 }
 
 /// Answers as `me` on a loopback port, sharing nothing, so that the node can reach the peer
 /// whose hello names that port (one it cannot reach is forgotten with its sessions).
-fn quiet_peer(me: PeerId) -> u16 {
+fn quiet_peer(me: Key) -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
+            let Ok(s) = s else { continue };
             std::thread::spawn(move || {
-                if s.write_all(&hello(me, port)).is_err() {
+                let Ok(mut s) = Secure::accept(s, &me) else {
+                    return;
+                };
+                if s.send(&hello(me.id, port)).is_err() {
                     return;
                 }
-                let mut dec = FrameDecoder::new();
-                let mut buf = [0; 4096];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    dec.push(&buf[..n]);
-                    while let Ok(Some(f)) = dec.next_frame() {
+                {
+                    while let Some(f) = s.read_frame() {
                         let answer = match f {
                             Frame::Message(Message::CatalogRequest { .. }) => {
                                 encode_message(&Message::Catalog {
@@ -62,7 +65,7 @@ fn quiet_peer(me: PeerId) -> u16 {
                             Frame::Message(Message::Ping) => encode_message(&Message::Pong),
                             _ => continue,
                         };
-                        if s.write_all(&answer).is_err() {
+                        if s.send(&answer).is_err() {
                             return;
                         }
                     }
@@ -101,21 +104,32 @@ fn ask_never_read(runtime: Start, offset: u16) -> (Stats, usize) {
     let content = shared(&handle, "big.bin");
     let port = handle.snapshot().unwrap().transfer_port;
 
-    let me = PeerId([offset as u8 + 1; 32]);
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    s.write_all(&hello(me, quiet_peer(me))).unwrap();
+    let me = Key::of([offset as u8 + 1; 32]);
+    let s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    let mut s = Secure::dial(s, &me, None).unwrap();
+    s.send(&hello(me.id, quiet_peer(me))).unwrap();
     // Every request is as long as the first (indexes below 24 take one byte in CBOR).
     let requests: Vec<Vec<u8>> = (0..chunks as u32)
         .map(|index| encode_message(&Message::ChunkRequest { content, index }))
         .collect();
     let batch = requests.concat().repeat(4096);
-    s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.stream
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
     let until = Instant::now() + Duration::from_secs(60);
+    // Sealed batch after sealed batch (a sealed record is never sent twice).
+    let mut sealed = s.seal(&batch);
     let mut off = 0;
     loop {
         assert!(Instant::now() < until, "the seeder never stopped reading");
-        match s.write(&batch[off..]) {
-            Ok(n) => off = (off + n) % batch.len(),
+        match s.stream.write(&sealed[off..]) {
+            Ok(n) => {
+                off += n;
+                if off == sealed.len() {
+                    sealed = s.seal(&batch);
+                    off = 0;
+                }
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 // Not read for a second: paused, or only slow (a busy machine)?
                 let stats = handle.snapshot().unwrap().stats;
@@ -133,9 +147,11 @@ fn ask_never_read(runtime: Start, offset: u16) -> (Stats, usize) {
 fn reads_nothing_past_a_pause(runtime: Start, offset: u16) {
     let (stats, request) = ask_never_read(runtime, offset);
     // The buffer that fills the queue holds at most this many requests (one may begin in the
-    // buffer before it): those after the one that filled it are refused (or dropped, once the
-    // session's budget is spent). A resume reads again, once per later pause.
-    let per_read = READ_BUF / request + 1;
+    // buffer before it; and a read may complete a sealed record begun in the read before it,
+    // whose plaintext comes out with it): those after the one that filled it are refused (or
+    // dropped, once the session's budget is spent). A resume reads again, once per later
+    // pause.
+    let per_read = (READ_BUF + MAX_RECORD_PLAINTEXT) / request + 1;
     let refused = stats.requests_refused + stats.answers_dropped;
     assert!(stats.chunks_served > 0, "nothing served: {stats:?}");
     assert!(

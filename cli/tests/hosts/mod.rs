@@ -619,36 +619,19 @@ pub fn stat(stats: &[(String, u64)], key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The preamble and a hello as peer `peer`: how a hostile helper opens a connection.
+/// A hello as peer `peer` (sealed by the caller's [`secure::Secure`] after its handshake):
+/// the first frame a hostile helper sends.
 pub fn hello(peer: p2pshare_proto::PeerId, instance: u64, port: u16, revision: u64) -> Vec<u8> {
     use p2pshare_proto::wire::frame::{Message, encode_message};
-    [
-        p2pshare_proto::wire::PREAMBLE.to_vec(),
-        encode_message(&Message::Hello {
-            peer,
-            instance,
-            port,
-            revision,
-        }),
-    ]
-    .concat()
+    encode_message(&Message::Hello {
+        peer,
+        instance,
+        port,
+        revision,
+    })
 }
 
-/// The next frame on `s` (reading as needed), or `None` at its end or on a framing error.
-pub fn read_frame(
-    s: &mut std::net::TcpStream,
-    dec: &mut p2pshare_proto::wire::FrameDecoder,
-) -> Option<p2pshare_proto::wire::Frame> {
-    loop {
-        match dec.next_frame() {
-            Ok(Some(f)) => return Some(f),
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        let mut b = [0u8; 65536];
-        match s.read(&mut b) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => dec.push(&b[..n]),
-        }
-    }
-}
+/// Real connections to a peer: a Noise handshake under a key the test holds, then sealed
+/// frames.
+#[path = "../../../proto/tests/support/secure.rs"]
+pub mod secure;

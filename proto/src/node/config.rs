@@ -98,10 +98,11 @@ pub struct Config {
     /// Most accepted connections from one IP address: one host opening hundreds of silent
     /// connections must not lock the others out.
     pub max_connections_per_ip: usize,
-    /// Serve chunks of shared files with [`super::NetOp::SendFile`] (zero-copy) rather than
-    /// a read and a send; chunks of partial downloads and Python replies are read either way.
-    /// Off in [`Config::new`] (a runtime turns it on when it can send from a file).
-    pub zero_copy: bool,
+    /// This machine runs AES-GCM in hardware ([`crate::noise::cpu_has_aes`]): connections
+    /// where both sides say so are sealed with AES-256-GCM, the others with
+    /// ChaCha20-Poly1305. Off in [`Config::new`] (the host sets what the CPU has; the
+    /// simulator mixes both).
+    pub aes: bool,
     /// Planted bugs (simulator tests only).
     pub bugs: Bugs,
 }
@@ -158,7 +159,7 @@ impl Config {
             max_connections: 512,
             max_outbound: 256,
             max_connections_per_ip: 64,
-            zero_copy: false,
+            aes: false,
             bugs: Bugs::default(),
         }
     }
@@ -176,7 +177,7 @@ mod tests {
         c.interval = Duration::ZERO;
         assert_eq!(c.validate(), Err(ConfigError::Interval(Duration::ZERO)));
         let me = crate::Identity::from_secret_bytes(&[1; 32]);
-        assert!(super::super::Node::new(c, me, crate::test_epoch()).is_err());
+        assert!(super::super::Node::new(c, me, [1; 32], crate::test_epoch()).is_err());
         let mut c = ok.clone();
         c.timeouts.stall = Duration::ZERO;
         assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("stall")));

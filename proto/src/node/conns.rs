@@ -15,9 +15,9 @@
 //! connection budgets (`max_connections`, `max_connections_per_ip`), every other connection
 //! does.
 //!
-//! A native connection is first a handshake, then a session: today both are states of one
-//! [`Session`]; an authenticated handshake can become a variant of its own here, between
-//! `Sniffing` and `Native`.
+//! A native connection is first a Noise handshake, then a session of sealed frames: both live
+//! in one [`Session`] (its `Channel` holds the handshake, then the transport; its `State`
+//! stays `Handshaking` until the hello of the key the handshake proved).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -166,7 +166,7 @@ impl Conns {
 }
 
 impl Node {
-    /// `Connected`: a chunk connection sends its request; a session its preamble and hello.
+    /// `Connected`: a chunk connection sends its request; a session starts its handshake.
     pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
         match self.conns.get(&conn) {
             Some(Conn::PyFetch(f)) => {

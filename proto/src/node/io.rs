@@ -5,15 +5,10 @@
 //! `Write` with `Written`, `Finish` with `Finished`. Answers to work the node no longer wants
 //! (a closed connection, a cancelled download) are ignored.
 //!
-//! A chunk is served one of two ways. **Zero-copy** ([`NetOp::SendFile`], when
-//! [`super::Config::zero_copy`] is set): the node names the shared file, offset and length and
-//! the runtime sends the range straight from the file to the socket (`sendfile(2)`) after the
-//! frame header; nothing passes through user space, and no `ReadDone` comes back. **Buffered**
-//! ([`DiskOp::Read`] then [`NetOp::Send`]): used for chunks of downloads still in progress
-//! (`ReadSource::Partial`: the disk thread owns those files while it writes them), for every
-//! chunk served to Python peers (their reply starts with the chunk's SHA-256, so the bytes
-//! must be read), and for every chunk when `zero_copy` is off. Both count the same bytes
-//! against the send budgets until `Flushed`.
+//! A chunk is served by a read ([`DiskOp::Read`]), then a [`NetOp::Send`] of it sealed (native
+//! peers: every byte on a native connection is encrypted, so `sendfile(2)` cannot carry it) or
+//! with its SHA-256 in front (Python peers). Its bytes count against the send budgets until
+//! `Flushed`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,13 +99,6 @@ pub enum Input {
     },
     /// The connection was closed or reset by the other side (or failed).
     Closed {
-        /// Which.
-        conn: ConnId,
-    },
-    /// A [`NetOp::SendFile`] could not send all the bytes it promised after its header (the
-    /// file is gone, unreadable, or shorter than the range): the stream is broken, and the
-    /// runtime has closed the connection. No other input about it follows.
-    SendFileBroken {
         /// Which.
         conn: ConnId,
     },
@@ -221,23 +209,6 @@ pub enum NetOp {
         conn: ConnId,
         /// The bytes.
         data: Vec<u8>,
-    },
-    /// Send `header`, then `len` bytes at `offset` of the shared file with content `file`
-    /// straight from the file (`sendfile(2)`), after everything sent before on the connection;
-    /// these bytes count for `Flushed` like those of [`NetOp::Send`]. If the file cannot be
-    /// opened or gives fewer bytes than `len`, close the connection and answer with
-    /// [`Input::SendFileBroken`].
-    SendFile {
-        /// Which connection.
-        conn: ConnId,
-        /// The frame header, sent first.
-        header: Vec<u8>,
-        /// The shared file, by content.
-        file: ContentId,
-        /// Where the range starts in the file.
-        offset: u64,
-        /// Its length.
-        len: u32,
     },
     /// Stop reading a connection: leave what arrives in the kernel's buffer (so TCP's window
     /// pushes back on the sender) until [`NetOp::Resume`]. The node pauses a connection whose

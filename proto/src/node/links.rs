@@ -16,14 +16,65 @@ use super::fetch::Answer;
 use super::{Admission, Event, NetOp, Node, Output};
 use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
 use crate::ids::PeerId;
+use crate::noise::{Channel, ChannelError, HandshakeError};
 use crate::python::Sniff;
 use crate::session::{CloseReason, ConnId, HelloError, Session, State};
 use crate::wire::Announce;
 use crate::wire::frame::{Frame, Message, encode_message};
 
 impl Node {
+    /// Sends `data` (whole frames) on session `conn`, sealed.
     pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
-        if let Some(s) = self.conns.session_mut(&conn) {
+        self.send_parts(conn, &[&data]);
+    }
+
+    /// Sends `parts` (frames, or a frame in pieces: a chunk's header and its payload) on
+    /// session `conn`, sealed into one buffer: each byte is copied once, by the seal. A
+    /// session whose handshake is not done has nothing to seal with: nothing is sent (no
+    /// caller sends before the hello, which follows the handshake).
+    pub(super) fn send_parts(&mut self, conn: ConnId, parts: &[&[u8]]) {
+        #[cfg(feature = "bugs")]
+        if let Some(t) = &mut self.tamper {
+            let plain = (t.0)(conn, parts.concat());
+            let Some(s) = self.conns.session_mut(&conn) else {
+                return;
+            };
+            let mut data = Vec::with_capacity(crate::noise::sealed_len(plain.len()));
+            // (Nothing left is still a send: the runtime reports it flushed, as a liar's
+            // runtime would report the bytes it did send.)
+            if s.seal(&plain, &mut data).is_err() {
+                return;
+            }
+            s.sent(self.now, data.len());
+            self.out.push_back(Output::Net(NetOp::Send { conn, data }));
+            return;
+        }
+        let Some(s) = self.conns.session_mut(&conn) else {
+            return;
+        };
+        let len: usize = parts
+            .iter()
+            .map(|p| crate::noise::sealed_len(p.len()))
+            .sum();
+        let mut data = Vec::with_capacity(len);
+        for p in parts {
+            if s.seal(p, &mut data).is_err() {
+                // Only before the handshake or after a failure, and no caller sends then.
+                return;
+            }
+        }
+        s.sent(self.now, data.len());
+        self.out.push_back(Output::Net(NetOp::Send { conn, data }));
+    }
+
+    /// Sends the handshake bytes session `conn` has ready, in clear.
+    fn send_handshake(&mut self, conn: ConnId) {
+        let Some(s) = self.conns.session_mut(&conn) else {
+            return;
+        };
+        let mut data = Vec::new();
+        s.transmit(&mut data);
+        if !data.is_empty() {
             s.sent(self.now, data.len());
             self.out.push_back(Output::Net(NetOp::Send { conn, data }));
         }
@@ -52,14 +103,50 @@ impl Node {
         conn
     }
 
+    /// The connection is up (we dialled it) or its first bytes are ours (we accepted it): its
+    /// Noise handshake starts, with our preamble. A dial to a known peer expects its key.
     pub(super) fn start_handshake(&mut self, now: Instant, conn: ConnId) {
+        let seed = self.key_rng.seed();
+        let Some(s) = self.conns.session_mut(&conn) else {
+            return;
+        };
+        let channel = if conn.is_inbound() {
+            Channel::accept(&self.keys, self.cfg.aes, seed)
+        } else {
+            let expected = s.peer().filter(|_| !self.cfg.bugs.skip_identity_check());
+            Channel::dial(&self.keys, expected, self.cfg.aes, seed)
+        };
+        s.start_handshake(now, channel);
+        self.send_handshake(conn);
+    }
+
+    /// The handshake of `conn` is done: our hello goes out, sealed.
+    fn handshake_done(&mut self, conn: ConnId) {
         let hello = encode_message(&self.hello());
-        if let Some(s) = self.conns.session_mut(&conn) {
-            s.start_handshake(now);
-            let mut data = Session::preamble().to_vec();
-            data.extend_from_slice(&hello);
-            self.send(conn, data);
-        }
+        self.send(conn, hello);
+    }
+
+    /// The channel of `conn` failed: counted by kind, and the session ends.
+    fn channel_failed(&mut self, now: Instant, conn: ConnId, e: ChannelError) {
+        let why = match e {
+            ChannelError::Handshake(HandshakeError::WrongPeer { .. }) => {
+                self.stats.handshake_wrong_peer += 1;
+                CloseReason::WrongPeer
+            }
+            ChannelError::Handshake(HandshakeError::OldVersion) => {
+                self.stats.handshake_old_version += 1;
+                CloseReason::Protocol
+            }
+            ChannelError::Handshake(_) => {
+                self.stats.handshake_failed += 1;
+                CloseReason::Protocol
+            }
+            ChannelError::Transport(_) => {
+                self.stats.records_failed += 1;
+                CloseReason::Protocol
+            }
+        };
+        self.end_session(now, conn, why, true);
     }
 
     pub(super) fn on_accepted(&mut self, now: Instant, remote: SocketAddr) -> Admission {
@@ -95,9 +182,15 @@ impl Node {
         let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
-        s.on_bytes(now, data);
+        let received = s.on_bytes(now, data);
         if let Some(p) = s.open_peer() {
             self.discovery.touch(now, &p, s.remote().ip());
+        }
+        self.send_handshake(conn);
+        match received {
+            Ok(None) => {}
+            Ok(Some(_)) => self.handshake_done(conn),
+            Err(e) => return self.channel_failed(now, conn, e),
         }
         loop {
             let Some(s) = self.conns.session_mut(&conn) else {
@@ -166,12 +259,15 @@ impl Node {
         let Some(s) = self.conns.session_mut(&conn) else {
             return;
         };
-        let opened = if a.peer == self.identity.key() {
+        // The hello must name the key the handshake proved (a planted bug skips that).
+        let proven = s.proven() == Some(a.peer) || self.cfg.bugs.skip_identity_check();
+        let opened = if a.peer == self.identity.key() || !proven {
             Err(HelloError::WrongPeer)
         } else {
             s.open(a.peer, a.instance)
         };
         if opened.is_err() {
+            self.stats.hellos_refused += 1;
             self.end_session(now, conn, CloseReason::WrongPeer, true);
             return;
         }

@@ -33,6 +33,7 @@ mod swarm;
 #[cfg(any(test, feature = "testing"))]
 mod testing;
 mod timers;
+mod verify;
 mod views;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -55,10 +56,12 @@ use crate::download::Download;
 use crate::identity::Identity;
 use crate::ids::{ContentId, PeerId};
 use crate::manifest::Manifest;
+use crate::noise::LocalKeys;
 use crate::python::{Action, Python};
+use crate::rng::KeyRng;
 use crate::rng::Rng;
 use crate::session::{CloseReason, ConnId, Session};
-use crate::wire::{Announce, CatalogEntry};
+use crate::wire::{CatalogEntry, signed};
 
 /// A p2pshare peer, without any I/O.
 ///
@@ -86,7 +89,8 @@ use crate::wire::{Announce, CatalogEntry};
 ///
 /// let cfg = Config::new(7, 42, 10000);
 /// let me = Identity::from_secret_bytes(&[1; 32]); // the folder's key, from its key file
-/// let mut node = Node::new(cfg, me, Instant::now()).expect("the defaults are valid");
+/// let key_seed = [7; 32]; // 32 bytes from the OS's generator
+/// let mut node = Node::new(cfg, me, key_seed, Instant::now()).expect("the defaults are valid");
 /// loop {
 ///     while let Some(out) = node.poll_output() {
 ///         match out {
@@ -111,6 +115,17 @@ pub struct Node {
     cfg: Config,
     /// Who this peer is: its key pair.
     identity: Identity,
+    /// Its Noise static key, signed by `identity`: what every handshake proves.
+    keys: LocalKeys,
+    /// Every handshake's secrets come from here (never from `rng`, whose outputs show).
+    key_rng: KeyRng,
+    /// Announcements sent by this instance: the `seq` of the next one's mark.
+    seq: u64,
+    /// How many discovery signatures may be checked, per source address and in all.
+    verify: verify::VerifyBudget,
+    /// A planted misbehaviour of what it sends (simulator only).
+    #[cfg(feature = "bugs")]
+    tamper: Option<crate::bugs::Tamper>,
     rng: Rng,
     now: Instant,
     discovery: Discovery,
@@ -146,10 +161,19 @@ struct LocalEntry {
 
 impl Node {
     /// A node of the peer `identity` (its folder's key pair) that starts announcing at `now`,
-    /// or why `cfg` cannot run ([`Config::validate`]).
-    pub fn new(cfg: Config, identity: Identity, now: Instant) -> Result<Node, ConfigError> {
+    /// or why `cfg` cannot run ([`Config::validate`]). `key_seed` seeds every secret the node
+    /// makes (its Noise static key, each handshake's ephemeral key): 32 bytes from the
+    /// operating system's generator (the simulator derives them from its seed).
+    pub fn new(
+        cfg: Config,
+        identity: Identity,
+        key_seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
         cfg.validate()?;
         let me = identity.key();
+        let mut key_rng = KeyRng::new(key_seed);
+        let keys = LocalKeys::new(&identity, &mut key_rng);
         let discovery = Discovery::new(me, cfg.interval, now, cfg.bugs);
         let statics = cfg
             .static_peers
@@ -178,7 +202,20 @@ impl Node {
             shut_down: false,
             cfg,
             identity,
+            keys,
+            key_rng,
+            seq: 0,
+            verify: verify::VerifyBudget::new(now),
+            #[cfg(feature = "bugs")]
+            tamper: None,
         })
+    }
+
+    /// Plants a misbehaviour: every plaintext this node sends on a native connection passes
+    /// through `tamper` before it is sealed (simulator only).
+    #[cfg(feature = "bugs")]
+    pub fn set_tamper(&mut self, tamper: crate::bugs::Tamper) {
+        self.tamper = Some(tamper);
     }
 
     // ---- getters ----
@@ -203,6 +240,7 @@ impl Node {
                 files: self.remote.get(&p.id).map(<[_]>::len),
                 last_seen: p.last_seen,
                 confirmed: p.is_confirmed(),
+                mark: p.mark,
                 python: false,
             })
             .chain(self.python.peer_views())
@@ -314,7 +352,6 @@ impl Node {
         let py = self.python.stats();
         Stats {
             peers_table_full: drops.table_full,
-            announcements_stale: drops.stale_instance,
             peers_per_ip_full: drops.per_ip_full,
             claims_elsewhere: drops.claims_elsewhere,
             peers_unreachable: drops.unreachable,
@@ -354,10 +391,6 @@ impl Node {
             Input::Received { conn, data } => self.on_received(now, conn, &data),
             Input::Flushed { conn } => self.on_conn_flushed(conn),
             Input::Closed { conn } => self.on_conn_gone(now, conn, CloseReason::Remote),
-            Input::SendFileBroken { conn } => {
-                self.stats.zero_copy_broken += 1;
-                self.end_session(now, conn, CloseReason::FileBroken, false)
-            }
             Input::ReadDone { read, result } => self.on_read_done(now, read, result),
             Input::PartialOpened { content, result } if self.python.downloads(&content) => {
                 self.python.partial_opened(now, content, result);
@@ -468,18 +501,23 @@ impl Node {
 
     // ---- discovery ----
 
-    fn announcement(&self, bye: bool) -> Announce {
-        Announce {
-            peer: self.identity.key(),
-            instance: self.cfg.instance,
+    /// Our next announcement, signed: its mark is this instance and the count of those before.
+    fn announcement(&mut self, bye: bool) -> Vec<u8> {
+        let a = signed::Announcement {
+            mark: signed::Mark {
+                instance: self.cfg.instance,
+                seq: self.seq,
+            },
             port: self.cfg.transfer_port,
             revision: self.revision,
             bye,
-        }
+        };
+        self.seq += 1;
+        signed::encode(&a, &self.identity)
     }
 
     fn announce(&mut self, bye: bool) {
-        let data = self.announcement(bye).encode();
+        let data = self.announcement(bye);
         for &to in &self.cfg.announce_to {
             self.out.push_back(Output::Net(NetOp::Datagram {
                 to,
@@ -514,12 +552,31 @@ impl Node {
             self.python.handle_datagram(now, from, data, native_at);
             return self.drain_python(now);
         }
-        match Announce::decode(data) {
-            Ok(a) => self.discovery.heard(now, &a, from),
-            Err(E::Foreign) => self.stats.datagrams_foreign += 1,
-            Err(E::UnknownVersion(_)) => self.stats.datagrams_unknown_version += 1,
-            Err(E::TooLong | E::Malformed) => self.stats.datagrams_malformed += 1,
+        let u = match signed::decode(data) {
+            Ok(u) => u,
+            Err(E::Foreign) => return self.stats.datagrams_foreign += 1,
+            // (Version 1, unsigned, is an old p2pshare peer: counted here and ignored.)
+            Err(E::UnknownVersion(_)) => return self.stats.datagrams_unknown_version += 1,
+            Err(E::TooLong | E::Malformed) => return self.stats.datagrams_malformed += 1,
+        };
+        if u.key() == self.identity.key() {
+            // Our own broadcast's echo (or a copy of it).
+            return;
         }
+        // Cheapest first: what is not newer than what we believe of that key changes
+        // nothing, whoever sent it (a replay, a duplicate, a late or an old instance's).
+        let held = self.discovery.peer(&u.key()).and_then(|p| p.mark);
+        let stale = signed::Verdict::judge(held, u.mark()) == signed::Verdict::Stale;
+        if stale && !self.cfg.bugs.accept_stale_mark() {
+            return self.stats.announcements_stale += 1;
+        }
+        if !self.verify.take(now, from.ip()) {
+            return self.stats.datagrams_unverified += 1;
+        }
+        let Ok(v) = u.verify() else {
+            return self.stats.datagrams_forged += 1;
+        };
+        self.discovery.heard_signed(now, &v, from);
     }
 
     fn drain_discovery(&mut self, now: Instant) {

@@ -12,10 +12,9 @@
 //! served again as soon as any connection flushes or ends. So a peer that asks a lot and reads
 //! slowly costs bounded memory, and cannot take the others' share.
 //!
-//! A chunk of a shared file goes out as [`NetOp::SendFile`] when `Config::zero_copy` is set
-//! (no read, no buffer: the runtime sends it from the file); a chunk of a download in
-//! progress is always read first (`DiskOp::Read`, then `NetOp::Send` in `on_read_done`). Both
-//! take the same serve-window slot and owe the same bytes until `Flushed`.
+//! A chunk is read (`DiskOp::Read`), then sealed and sent (`NetOp::Send` in `on_read_done`):
+//! the sealed buffer is the only copy of it (`sendfile` cannot carry encrypted bytes). It
+//! takes a serve-window slot and owes its sealed bytes until `Flushed`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -291,10 +290,6 @@ impl Node {
                 s.start_serving(len);
             }
             self.note_sent(conn, content, index);
-            if let (true, ReadSource::Shared(file)) = (self.cfg.zero_copy, source) {
-                self.send_chunk_file(conn, file, index, offset, len);
-                continue;
-            }
             let read = self.ids.read();
             self.reads.insert(
                 read,
@@ -313,35 +308,6 @@ impl Node {
                 len,
             }));
         }
-    }
-
-    /// Serves chunk `index` of the shared `file` (started with `start_serving`) zero-copy: the
-    /// runtime sends the header and then the range straight from the file. It counts against
-    /// the budgets exactly as a read chunk does once sent: header and body are owed until
-    /// `Flushed`.
-    fn send_chunk_file(
-        &mut self,
-        conn: ConnId,
-        file: ContentId,
-        index: u32,
-        offset: u64,
-        len: u32,
-    ) {
-        let Some(s) = self.conns.session_mut(&conn) else {
-            return;
-        };
-        s.served(true, len);
-        let header = encode_chunk_header(&file, index, len as usize);
-        s.sent(self.now, header.len() + len as usize);
-        self.stats.chunks_served += 1;
-        self.stats.chunks_sent_zero_copy += 1;
-        self.out.push_back(Output::Net(NetOp::SendFile {
-            conn,
-            header,
-            file,
-            offset,
-            len,
-        }));
     }
 
     /// Tells the runtime to stop reading `conn` while it wants a pause, and to read it again
@@ -489,8 +455,7 @@ impl Node {
                         self.stats.chunks_served += 1;
                         self.stats.chunks_served_partial += u64::from(partial);
                         let header = encode_chunk_header(&content, index, data.len());
-                        self.send(conn, header);
-                        self.send(conn, data);
+                        self.send_parts(conn, &[&header, &data]);
                     }
                     _ => self.refuse(conn, ErrorCode::ReadFailed, content, Some(index)),
                 }

@@ -19,6 +19,15 @@ impl Node {
         self.conns.sessions().count()
     }
 
+    /// Each open session and the peer it is open to (for the simulator's identity check).
+    pub fn session_peers(
+        &self,
+    ) -> impl Iterator<Item = (crate::session::ConnId, crate::PeerId)> + '_ {
+        self.conns
+            .sessions()
+            .filter_map(|s| s.open_peer().map(|p| (s.id(), p)))
+    }
+
     /// Bytes buffered in receive buffers across connections (for the simulator's bounds).
     pub fn buffered_bytes(&self) -> usize {
         self.conns.sessions().map(Session::buffered).sum()

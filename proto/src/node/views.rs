@@ -19,6 +19,10 @@ pub struct PeerView {
     pub last_seen: Instant,
     /// A connection at its address confirmed it (its id is bound to that address now).
     pub confirmed: bool,
+    /// The mark (instance, sequence) of the newest signed announcement believed from it:
+    /// only a newer one is believed. `None` for a peer known only from a hello, or a Python
+    /// peer.
+    pub mark: Option<crate::wire::signed::Mark>,
     /// An original Python peer (its id is derived from its address).
     pub python: bool,
 }
@@ -91,8 +95,15 @@ pub struct Stats {
     pub frames_unsolicited: u64,
     /// New peers ignored because the peer table was full.
     pub peers_table_full: u64,
-    /// Announcements ignored because they carried an instance the peer had already left.
+    /// Discovery datagrams dropped unverified because their mark is not newer than what we
+    /// believe of their key: replays, duplicates, late ones, an old instance's.
     pub announcements_stale: u64,
+    /// Discovery datagrams dropped unverified because their source address (or the node) had
+    /// spent its budget of signature checks: a flood.
+    pub datagrams_unverified: u64,
+    /// Discovery datagrams whose signature did not verify: forged, altered, or signed by
+    /// another key than the one they name.
+    pub datagrams_forged: u64,
     /// New peers ignored because their address already holds as many as one address may.
     pub peers_per_ip_full: u64,
     /// Announcements and hellos about a known peer from another address than its own
@@ -105,6 +116,21 @@ pub struct Stats {
     pub connects_deferred: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
+    /// Connections whose first bytes were `P2PT` version 2: an old, unencrypted p2pshare
+    /// peer, which cannot talk to us.
+    pub handshake_old_version: u64,
+    /// Connections we dialled to a peer whose key we knew, where another key answered (an
+    /// impostor, or another peer at that address now): closed before we said who we are.
+    pub handshake_wrong_peer: u64,
+    /// Handshakes that failed otherwise: not our protocol, an unknown version, a forged,
+    /// altered, truncated or replayed message, a bad identity, our own key.
+    pub handshake_failed: u64,
+    /// Hellos refused: naming another key than the one the connection's handshake proved
+    /// (an impostor claiming a peer's id), or our own.
+    pub hellos_refused: u64,
+    /// Connections closed because a sealed record failed (altered, replayed, reordered, or
+    /// cut inside a record).
+    pub records_failed: u64,
     /// Connections refused because too many were open.
     pub connections_refused: u64,
     /// Names refused (in catalogs received or files offered).
@@ -135,12 +161,6 @@ pub struct Stats {
     pub claims_refused: u64,
     /// Chunks served from downloads still in progress (part of `chunks_served`).
     pub chunks_served_partial: u64,
-    /// Chunks served zero-copy, straight from the shared file (`NetOp::SendFile`; part of
-    /// `chunks_served`).
-    pub chunks_sent_zero_copy: u64,
-    /// Connections the runtime closed because a zero-copy chunk came short (its file shrank,
-    /// vanished or failed after the header went out: the stream was broken).
-    pub zero_copy_broken: u64,
     /// Chunk requests refused as busy because that chunk just went to another peer (a crowd
     /// fetches it from that peer instead of from us).
     pub requests_spread: u64,

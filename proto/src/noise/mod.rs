@@ -34,10 +34,12 @@
 //! [`crate::rng::KeyRng`] per handshake ([`resolver`]), the static Noise key from the same
 //! generator once per node ([`LocalKeys::new`]).
 
+mod channel;
 mod handshake;
 mod resolver;
 mod transport;
 
+pub use channel::{Channel, ChannelError};
 pub use handshake::{Established, Handshake, HandshakeError};
 pub use transport::{
     MAX_RECORD, MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD, TAG_LEN, Transport, TransportError,

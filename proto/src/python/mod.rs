@@ -161,6 +161,7 @@ impl Python {
             files: Some(p.files.len()),
             last_seen: p.last_seen,
             confirmed: false,
+            mark: None,
             python: true,
         })
     }

@@ -1,8 +1,8 @@
 //! TCP framing and the messages peers exchange on a connection.
 //!
-//! A connection starts, in each direction, with the 5-byte [`PREAMBLE`] (`P2PT` and the protocol
-//! version), then carries frames: a `u32` big-endian length `L` (1 ≤ `L` ≤ [`MAX_FRAME_LEN`]),
-//! a kind byte, and `L - 1` bytes of body.
+//! Frames travel inside a connection's sealed records ([`crate::noise`]: the connection's
+//! `P2PT` preamble and handshake come first, in clear): each is a `u32` big-endian length `L`
+//! (1 ≤ `L` ≤ [`MAX_FRAME_LEN`]), a kind byte, and `L - 1` bytes of body.
 //!
 //! - kind 1, a control [`Message`] in CBOR;
 //! - kind 2, a chunk: the 32-byte content id, the chunk index (`u32` BE), then the chunk's raw
@@ -21,8 +21,6 @@ use crate::ids::ContentId;
 use crate::ids::PeerId;
 use crate::manifest::MAX_CHUNK_SIZE;
 
-/// First bytes of every connection, in both directions.
-pub const PREAMBLE: &[u8; 5] = b"P2PT\x02";
 /// Largest frame (kind byte and body) accepted: a chunk of [`MAX_CHUNK_SIZE`] plus its header.
 /// Control messages share the limit: a manifest of 128k chunks, a catalog page.
 pub const MAX_FRAME_LEN: usize = MAX_CHUNK_SIZE as usize + 64;
@@ -184,8 +182,6 @@ pub enum Frame {
 /// Why a byte stream cannot be framed; the connection must be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
-    /// The stream does not start with [`PREAMBLE`] (another program, or another version).
-    Foreign,
     /// A length prefix of 0 or above [`MAX_FRAME_LEN`].
     BadLength(u32),
     /// A chunk frame too short to hold its header.
@@ -195,7 +191,6 @@ pub enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameError::Foreign => f.write_str("not a p2pshare connection"),
             FrameError::BadLength(n) => write!(f, "frame length {n} outside 1..={MAX_FRAME_LEN}"),
             FrameError::ShortChunk => f.write_str("chunk frame shorter than its header"),
         }
@@ -316,7 +311,6 @@ pub struct FrameDecoder {
     max_len: usize,
     buf: Vec<u8>,
     start: usize,
-    preamble_seen: bool,
     failed: Option<FrameError>,
     /// A chunk frame whose payload is being filled.
     chunk: Option<PartialChunk>,
@@ -341,13 +335,12 @@ impl Default for FrameDecoder {
 const OWN_BUFFER: usize = 64 << 10;
 
 impl FrameDecoder {
-    /// A decoder expecting [`PREAMBLE`] first, accepting frames up to [`MAX_FRAME_LEN`].
+    /// A decoder of the plaintext inside a connection's records, accepting frames up to [`MAX_FRAME_LEN`].
     pub fn new() -> FrameDecoder {
         FrameDecoder {
             max_len: MAX_FRAME_LEN,
             buf: Vec::new(),
             start: 0,
-            preamble_seen: false,
             failed: None,
             chunk: None,
         }
@@ -398,18 +391,6 @@ impl FrameDecoder {
                     data: c.data,
                 }));
             }
-        }
-        let pending = &self.buf[self.start..];
-        if !self.preamble_seen {
-            let n = pending.len().min(PREAMBLE.len());
-            if pending[..n] != PREAMBLE[..n] {
-                return Err(self.fail(FrameError::Foreign));
-            }
-            if n < PREAMBLE.len() {
-                return Ok(None);
-            }
-            self.preamble_seen = true;
-            self.start += PREAMBLE.len();
         }
         if let Some(len) = self.buf.get(self.start..self.start + 4) {
             let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
@@ -553,7 +534,7 @@ mod tests {
     fn long_chunk_frames_split_anywhere() {
         let c = ContentId([5; 32]);
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
-        let mut stream = PREAMBLE.to_vec();
+        let mut stream = Vec::new();
         for index in 0..3 {
             stream.extend(encode_chunk_header(&c, index, payload.len()));
             stream.extend_from_slice(&payload);
@@ -579,8 +560,8 @@ mod tests {
     }
 
     #[test]
-    fn stream_with_preamble() {
-        let mut stream = PREAMBLE.to_vec();
+    fn message_stream_split_anywhere() {
+        let mut stream = Vec::new();
         for m in samples() {
             stream.extend(encode_message(&m));
         }
@@ -594,9 +575,5 @@ mod tests {
                     .collect::<Vec<_>>()
             );
         }
-        let mut d = FrameDecoder::new();
-        d.push(b"chunk /etc/passwd 1\n");
-        assert_eq!(d.next_frame(), Err(FrameError::Foreign));
-        assert_eq!(d.next_frame(), Err(FrameError::Foreign));
     }
 }

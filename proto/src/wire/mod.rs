@@ -14,5 +14,5 @@ pub mod signed;
 pub use announce::{Announce, DatagramError, MAX_DATAGRAM};
 pub use frame::{
     CATALOG_PAGE_BYTES, CHUNK_FRAME_OVERHEAD, CatalogEntry, ErrorCode, Frame, FrameDecoder,
-    FrameError, MAX_FRAME_LEN, Message, PREAMBLE, catalog_pages,
+    FrameError, MAX_FRAME_LEN, Message, catalog_pages,
 };

@@ -1,9 +1,11 @@
 //! Adversaries: hosts on the LAN that speak the protocol and misbehave on purpose (issue 10).
 //!
 //! Three are no node at all: the simulator speaks for them, on connections whose end 0 is
-//! theirs (`SimConn::raw`) and with datagrams from their address.
+//! theirs (`SimConn::raw`: a real handshake under the adversary's own key, then sealed
+//! records) and with datagrams from their address.
 //! - [`Behaviour::Impersonator`] connects to hosts that still want a file, each time saying
-//!   hello under the id of a holder of that file (the holder's real instance, or a fresh one),
+//!   hello under the id of a holder of that file (the holder's real instance, or a fresh one)
+//!   after a handshake that proved its own key (it holds no other),
 //!   and every few milliseconds while the victim downloads answers what it has in flight to
 //!   that holder (it peeks: an
 //!   attacker that times its junk perfectly) with junk: a corrupt chunk and then a "not
@@ -18,12 +20,14 @@
 //! - [`Behaviour::TableFlood`] announces batches of [`FLOOD_IDS`] fresh peer ids from its
 //!   address, half of the batches with a port nothing listens on.
 //!
-//! - [`Behaviour::Spoofer`] claims, from its own address every 2–12 ms in the first second
-//!   and every 40–120 ms after, the id of one honest
-//!   host after another: a fresh instance at the host's port, that instance's goodbye, the
-//!   host's real instance at port 1, and the real instance's goodbye (issue 10, item 3). It is
-//!   drawn from a stream of its own ([`SPOOFER_STREAM`]), so the worlds that do not draw it
-//!   run as before it existed.
+//! - [`Behaviour::Spoofer`] holds no honest host's key: every 2–12 ms in the first second and
+//!   every 40–120 ms after, it replays one honest host's captured signed datagrams after
+//!   another: the oldest it kept and the latest from its own address, a goodbye in the
+//!   victim's name newer than its latest but signed by the spoofer's own key (a forgery), and
+//!   the oldest from the victim's own address (a spoofed
+//!   source: what no address rule can stop; only the marks do). It is drawn from a stream of
+//!   its own ([`SPOOFER_STREAM`]), so the worlds that do not draw it run as before it
+//!   existed.
 //!
 //! The fifth, [`Behaviour::DripFeed`], is a real node holding files (one of them held by no
 //! one else, and wanted) whose stream, from its first chunk frame on, trickles out
@@ -36,8 +40,10 @@
 
 use super::*;
 use p2pshare_proto::manifest::MIN_CHUNK_SIZE;
-use p2pshare_proto::wire::Announce;
+use p2pshare_proto::noise::LocalKeys;
+use p2pshare_proto::rng::KeyRng;
 use p2pshare_proto::wire::frame::{ErrorCode, encode_chunk_header, encode_message};
+use p2pshare_proto::wire::signed::{self, Announcement, Mark};
 
 /// Mixed into the seed for the adversary stream, so the rest of a world does not depend on it.
 pub const ADVERSARY_STREAM: u64 = 0x4144_5645_5253_4152;
@@ -197,15 +203,56 @@ impl Sim {
         }
     }
 
-    /// An event on an adversary's end: bytes are read and dropped (or held, by one that does
-    /// not read); a close or reset ends its side.
+    /// An event on an adversary's end: its handshake goes on; after it, bytes are read and
+    /// dropped (or held, by one that does not read); a close or reset ends its side.
     pub(super) fn raw_event(&mut self, ev: Ev) {
         match ev {
-            Ev::Bytes { cid, data, .. } if self.conns[cid].holding[0] => {
+            Ev::Bytes { cid, data, .. }
+                if self.conns[cid].holding[0]
+                    && self.conns[cid].adv.as_ref().is_some_and(|c| c.is_open()) =>
+            {
                 self.conns[cid].held[0].push_back(Some(data));
+            }
+            Ev::Bytes { cid, data, .. } => {
+                let c = &mut self.conns[cid];
+                let Some(adv) = c.adv.as_mut() else {
+                    return;
+                };
+                let mut plain = Vec::new();
+                let r = adv.receive(&data, &mut plain);
+                let mut out = Vec::new();
+                adv.poll_transmit(&mut out);
+                if r.as_ref().is_ok_and(Option::is_some) {
+                    let said = std::mem::take(&mut c.adv_out);
+                    if adv.seal(&said, &mut out).is_err() {
+                        out.clear();
+                    }
+                }
+                if !out.is_empty() {
+                    self.transmit(cid, 0, out);
+                }
             }
             Ev::Fin { cid, .. } | Ev::Reset { cid, .. } => self.conns[cid].ends[0].open = false,
             _ => {}
+        }
+    }
+
+    /// True once the adversary's handshake on `cid` is done.
+    fn raw_open(&self, cid: usize) -> bool {
+        self.conns[cid].adv.as_ref().is_some_and(|c| c.is_open())
+    }
+
+    /// Adversary end of `cid` says `plain`: sealed if its handshake is done, else once it is.
+    fn raw_send(&mut self, cid: usize, plain: Vec<u8>) {
+        let c = &mut self.conns[cid];
+        match c.adv.as_mut() {
+            Some(adv) if adv.is_open() => {
+                let mut out = Vec::new();
+                if adv.seal(&plain, &mut out).is_ok() {
+                    self.transmit(cid, 0, out);
+                }
+            }
+            _ => c.adv_out.extend(plain),
         }
     }
 
@@ -264,26 +311,41 @@ impl Sim {
                 open: true,
             },
         ];
-        let mut c = SimConn::new(ends, [self.hosts[a].behaviour, self.hosts[v].behaviour]);
+        let mut c = SimConn::new(ends);
         c.raw = true;
         c.holding[0] = hold;
         let cid = self.conns.len();
+        // Its own key (the only one it has), its secrets drawn from the seed and the
+        // connection (no draw from the world's stream); it expects the victim's key.
+        let mut material = self.hosts[a].secret.to_vec();
+        material.extend((cid as u64).to_le_bytes());
+        let mut rng = KeyRng::new(p2pshare_proto::sha256(&material));
+        let me = p2pshare_proto::Identity::from_secret_bytes(&self.hosts[a].secret);
+        let keys = LocalKeys::new(&me, &mut rng);
+        let mut adv = Channel::dial(
+            &keys,
+            Some(self.hosts[v].id),
+            cid.is_multiple_of(2),
+            rng.seed(),
+        );
+        let mut first = Vec::new();
+        adv.poll_transmit(&mut first);
+        c.adv = Some(Box::new(adv));
         self.conns.push(c);
         self.log(format!("adversary h{a} connects to h{v} (c{cid})"));
         self.schedule(self.now + self.link_lat(a, v), Ev::Accepted { cid });
+        self.transmit(cid, 0, first);
         Some(cid)
     }
 
-    /// Our preamble and a hello claiming `peer`.
+    /// A hello claiming `peer`.
     fn raw_hello(peer: PeerId, instance: u64) -> Vec<u8> {
-        let mut data = frame::PREAMBLE.to_vec();
-        data.extend(encode_message(&Message::Hello {
+        encode_message(&Message::Hello {
             peer,
             instance,
             port: 10000,
             revision: 0,
-        }));
-        data
+        })
     }
 
     /// Forgets adversary `a`'s connections that either side has closed; returns how many.
@@ -350,7 +412,7 @@ impl Sim {
                 if let Some(cid) = self.raw_connect(a, v, false) {
                     self.log(format!("adversary h{a} claims to be h{x} to h{v}"));
                     let hello = Self::raw_hello(self.hosts[x].id, instance);
-                    self.transmit(cid, 0, hello);
+                    self.raw_send(cid, hello);
                     self.raws
                         .get_mut(&a)
                         .unwrap()
@@ -363,6 +425,9 @@ impl Sim {
         let conns = self.raws[&a].conns.clone();
         let mut watching = false;
         for (cid, v, x, files) in conns {
+            if !self.raw_open(cid) {
+                continue;
+            }
             let claimed = self.hosts[x].id;
             let mut junk = Vec::new();
             let mut targets = Vec::new();
@@ -414,7 +479,7 @@ impl Sim {
                 .is_some_and(|(t, at)| *t == targets && self.now < at + JUNK_REPEAT);
             if !junk.is_empty() && !repeat {
                 raw.junked.insert(cid, (targets, self.now));
-                self.transmit(cid, 0, junk);
+                self.raw_send(cid, junk);
             }
         }
         watching
@@ -451,7 +516,7 @@ impl Sim {
                 };
                 if let Some(cid) = self.raw_connect(a, v, true) {
                     let hello = Self::raw_hello(self.hosts[a].id, self.hosts[a].instance);
-                    self.transmit(cid, 0, hello);
+                    self.raw_send(cid, hello);
                     self.raws
                         .get_mut(&a)
                         .unwrap()
@@ -463,7 +528,8 @@ impl Sim {
         }
         let conns = self.raws[&a].conns.clone();
         for (cid, _, _, files) in conns {
-            if self.conns[cid].held_bytes(1) > KERNEL_BUF {
+            // (Nothing before its handshake is done, as a client blocked on it.)
+            if self.conns[cid].held_bytes(1) > KERNEL_BUF || !self.raw_open(cid) {
                 continue;
             }
             let chunks: Vec<(ContentId, u32)> = files
@@ -485,19 +551,20 @@ impl Sim {
                 };
                 burst.extend(encode_message(&msg));
             }
-            self.transmit(cid, 0, burst);
+            self.raw_send(cid, burst);
         }
     }
 
-    /// The spoofer's next claim (see [`Behaviour::Spoofer`]).
+    /// The spoofer's next replay (see [`Behaviour::Spoofer`]).
     fn spoof(&mut self, a: usize) {
-        let honest: Vec<usize> = (0..self.hosts.len())
+        let victims: Vec<usize> = (0..self.hosts.len())
             .filter(|&x| self.hosts[x].behaviour == Behaviour::Honest)
+            .filter(|x| self.captured.get(x).is_some_and(|c| !c.is_empty()))
             .collect();
         let Some(raw) = self.raws.get_mut(&a) else {
             return;
         };
-        if honest.is_empty() {
+        if victims.is_empty() {
             return;
         }
         let k = raw.cursor;
@@ -506,40 +573,66 @@ impl Sim {
             raw.spoofing = None;
         }
         let rng = &mut self.rng;
-        let (victim, fake) = *raw
+        let (victim, _) = *raw
             .spoofing
-            .get_or_insert_with(|| (honest[rng.below(honest.len())], rng.u64()));
-        let real = self.hosts[victim].instance;
-        let (instance, port, bye) = match k % 4 {
-            0 => (fake, 10000, false),
-            1 => (fake, 10000, true),
-            2 => (real, 1, false),
-            _ => (real, 10000, true),
+            .get_or_insert_with(|| (victims[rng.below(victims.len())], 0));
+        let Some(kept) = self.captured.get(&victim) else {
+            return;
         };
-        let ann = Announce {
-            peer: self.hosts[victim].id,
-            instance,
-            port,
-            revision: 0,
-            bye,
+        let (Some(oldest), Some(latest)) = (kept.front().cloned(), kept.back().cloned()) else {
+            return;
         };
-        self.broadcast(a, ann.encode());
+        match k % 4 {
+            0 => self.broadcast(a, oldest),
+            1 => self.broadcast(a, latest),
+            2 => {
+                // A goodbye in the victim's name, newer than its latest (so it is checked, not
+                // dropped as stale), signed by the spoofer's own key.
+                let Ok(u) = signed::decode(&latest) else {
+                    return;
+                };
+                let (victim_key, mark) = (u.key(), u.mark());
+                let ours = p2pshare_proto::Identity::from_secret_bytes(&self.hosts[a].secret);
+                let bye = Announcement {
+                    mark: Mark {
+                        instance: mark.instance,
+                        seq: mark.seq + 1 + k as u64,
+                    },
+                    port: 10000,
+                    revision: 0,
+                    bye: true,
+                };
+                let mut forged = signed::encode(&bye, &ours);
+                if let Some(at) = forged.windows(32).position(|w| w == ours.key().0) {
+                    forged[at..at + 32].copy_from_slice(&victim_key.0);
+                }
+                self.broadcast(a, forged);
+            }
+            _ => {
+                let ip = self.hosts[victim].ip;
+                self.broadcast_from(a, ip, oldest);
+            }
+        }
     }
 
     /// Flooder `a`: a batch of announcements of fresh peer ids from its address.
     fn flood(&mut self, a: usize) {
         let port = if self.rng.chance(0.5) { 10000 } else { 22 };
         for _ in 0..FLOOD_IDS {
-            let mut id = [0xff; 32];
-            id[8..16].copy_from_slice(&self.rng.u64().to_le_bytes());
-            let ann = Announce {
-                peer: PeerId(id),
-                instance: self.rng.u64(),
+            // A fresh key per id (keys cost nothing to make), each datagram signed by it.
+            let mut secret = [0xff; 32];
+            secret[8..16].copy_from_slice(&self.rng.u64().to_le_bytes());
+            let ann = Announcement {
+                mark: Mark {
+                    instance: self.rng.u64(),
+                    seq: 0,
+                },
                 port,
                 revision: 0,
                 bye: false,
             };
-            self.broadcast(a, ann.encode());
+            let key = p2pshare_proto::Identity::from_secret_bytes(&secret);
+            self.broadcast(a, signed::encode(&ann, &key));
         }
     }
 }

@@ -241,6 +241,39 @@ impl Sim {
     /// No download of host `h` holds an honest holder guilty of what only a liar does: a
     /// corrupt chunk, a manifest that does not hash, a "not found" for what it shares. (An
     /// impersonator's junk counted as the holder's answer does exactly that.)
+    /// Every session host `h`'s node has open is open to the peer at its other end: the id
+    /// its hello named is the id of the host that holds that end (an impersonator holds only
+    /// its own key, and the handshake proves keys).
+    pub(super) fn check_identities(&mut self, h: usize) -> Res {
+        let Some(node) = self.hosts[h].node.as_ref() else {
+            return Ok(());
+        };
+        let open: Vec<_> = node.session_peers().collect();
+        for (conn, peer) in open {
+            let Some(&cid) = self.conn_of.get(&(h, conn)) else {
+                continue;
+            };
+            let other = self.conns[cid]
+                .ends
+                .iter()
+                .find(|e| !(e.host == h && e.conn == Some(conn)))
+                .map(|e| e.host);
+            if let Some(x) = other
+                && self.hosts[x].id != peer
+            {
+                let claimed = self.host_of_peer(&peer);
+                return Err(self.fail(
+                    Kind::Impersonated,
+                    format!(
+                        "h{h} has {conn:?} open to {} (h{claimed:?}), but h{x} is at its other end",
+                        peer.short()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn check_bans(&mut self, h: usize) -> Res {
         use p2pshare_proto::download::Ban;
         let Some(node) = self.hosts[h].node.as_ref() else {

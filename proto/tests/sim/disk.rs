@@ -1,7 +1,6 @@
 //! The disk: a node's disk requests (checked by its pump: no unverified write, no early
 //! finish) performed on the host's in-memory [`Store`](super::store::Store) after a latency, with
-//! injected write failures and corrupting reads for misbehaving hosts; and zero-copy sends
-//! (`NetOp::SendFile`), performed from the same store like a kernel's `sendfile`.
+//! injected write failures and corrupting reads for misbehaving hosts.
 
 use super::*;
 
@@ -11,53 +10,6 @@ impl Sim {
     pub(super) fn disk_op(&mut self, h: usize, o: DiskOp) {
         if !matches!(o, DiskOp::ClosePartial { .. }) {
             self.disk(h, o);
-        }
-    }
-
-    /// Performs a zero-copy send of host `h`: the header, then the range read from its store
-    /// at once (the kernel reads the file; no disk latency is modelled), corrupted like a read
-    /// by a corrupting host. A range the store cannot give in full breaks the stream: the
-    /// connection is closed and the node told [`Input::SendFileBroken`].
-    pub(super) fn send_file(
-        &mut self,
-        h: usize,
-        conn: ConnId,
-        header: Vec<u8>,
-        file: ContentId,
-        offset: u64,
-        len: u32,
-    ) {
-        use p2pshare_proto::disk::Storage;
-        let read = self.hosts[h]
-            .store
-            .read(ReadSource::Shared(file), offset, len);
-        match read {
-            Ok(mut d) if d.len() == len as usize => {
-                if let Behaviour::Corrupt(p) = self.hosts[h].behaviour
-                    && !d.is_empty()
-                    && self.rng.chance(p)
-                {
-                    let i = self.rng.below(d.len());
-                    d[i] ^= 1 << self.rng.below(8);
-                }
-                self.send(h, conn, header);
-                self.send(h, conn, d);
-            }
-            _ => {
-                self.log(format!("h{h} send_file {conn:?} broken"));
-                self.send(h, conn, header);
-                self.close(h, conn);
-                let inc = self.hosts[h].inc;
-                self.schedule(
-                    self.now,
-                    Ev::Input {
-                        host: h,
-                        inc,
-                        input: Input::SendFileBroken { conn },
-                        from: None,
-                    },
-                );
-            }
         }
     }
 

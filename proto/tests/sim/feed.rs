@@ -29,6 +29,21 @@ impl Sim {
             .filter(|&f| self.hosts[f].behaviour == Behaviour::Spoofer)
             .filter(|_| matches!(input, Input::Datagram { .. }))
             .map(|f| IpAddr::V4(self.hosts[f].ip));
+        // What the datagram claims to be (a replay is genuine, of some key and mark).
+        let claims = match &input {
+            Input::Datagram { data, .. } if spoofer.is_some() => {
+                p2pshare_proto::wire::signed::decode(data)
+                    .ok()
+                    .map(|u| (u.key(), u.mark()))
+            }
+            _ => None,
+        };
+        // A relayed genuine datagram of host x is x's own words: a node may keep x listed on
+        // it as on x's own (the ghost a replay makes of a peer the node forgot lasts one
+        // expiry at most; see the design note's "marks of forgotten keys").
+        if let Some(x) = claims.and_then(|(key, _)| self.host_of_peer(&key)) {
+            self.hosts[h].heard[x] = self.now;
+        }
         let host = &mut self.hosts[h];
         let node = host.node.as_mut().expect("a running node");
         let before = spoofer.map(|_| node.peers());
@@ -38,19 +53,33 @@ impl Sim {
             .input(now, input, &disk)
             .map_err(|v| self.violated(h, v))?;
         if let (Some(ip), Some(before)) = (spoofer, before) {
-            self.check_spoof(h, ip, &before)?;
+            self.check_spoof(h, ip, &before, claims)?;
         }
         self.after(h, outs)
     }
 
-    /// After a spoofer's datagram from `ip`: every peer host `h` listed at another address
-    /// is still listed there, unchanged.
-    fn check_spoof(&self, h: usize, ip: IpAddr, before: &[p2pshare_proto::PeerView]) -> Res {
+    /// After a spoofer's datagram (sent from its own address `ip`, or from a victim's it
+    /// spoofs): every peer host `h` listed at another address than `ip` is still listed there,
+    /// unchanged — unless the datagram is a genuine one of that peer newer than any `h` had
+    /// believed (a relay of what `h` missed is news, whoever relays it).
+    fn check_spoof(
+        &self,
+        h: usize,
+        ip: IpAddr,
+        before: &[p2pshare_proto::PeerView],
+        claims: Option<(PeerId, p2pshare_proto::wire::signed::Mark)>,
+    ) -> Res {
         let Some(node) = self.hosts[h].node.as_ref() else {
             return Ok(());
         };
         let after = node.peers();
-        for p in before.iter().filter(|p| p.addr.ip() != ip && !p.python) {
+        let news = |p: &p2pshare_proto::PeerView| {
+            claims.is_some_and(|(key, mark)| key == p.id && p.mark.is_none_or(|m| m < mark))
+        };
+        for p in before
+            .iter()
+            .filter(|p| p.addr.ip() != ip && !p.python && !news(p))
+        {
             let now = after.iter().find(|q| q.id == p.id);
             if now.is_none_or(|q| (q.addr, q.last_seen) != (p.addr, p.last_seen)) {
                 return Err(self.fail(
@@ -116,6 +145,7 @@ impl Sim {
         self.hosts[h].deadline = deadline;
         self.check_budgets(h)?;
         self.check_bans(h)?;
+        self.check_identities(h)?;
         self.refresh_expiry(h);
         Ok(())
     }

@@ -1,13 +1,26 @@
 //! The LAN: broadcast datagrams with loss, duplication and jitter, and TCP connections as
 //! ordered byte streams paced by the sender's uplink, which can be refused, reset, stalled or
-//! half-closed. Misbehaving hosts' streams pass through a [`Rewriter`].
+//! half-closed. Misbehaving nodes' plaintext passes through a [`Rewriter`] before it is sealed.
 
 use super::*;
 use std::collections::VecDeque;
 
 impl Sim {
     pub(super) fn broadcast(&mut self, h: usize, data: Vec<u8>) {
-        let from = SocketAddr::new(IpAddr::V4(self.hosts[h].ip), 9999);
+        let ip = self.hosts[h].ip;
+        if self.hosts[h].behaviour == Behaviour::Honest && data.starts_with(b"P2PS\x02") {
+            let kept = self.captured.entry(h).or_default();
+            if kept.len() == 8 {
+                kept.pop_front();
+            }
+            kept.push_back(data.clone());
+        }
+        self.broadcast_from(h, ip, data);
+    }
+
+    /// Host `h` broadcasts `data` with `ip` as its source address (its own, or one it spoofs).
+    pub(super) fn broadcast_from(&mut self, h: usize, ip: Ipv4Addr, data: Vec<u8>) {
+        let from = SocketAddr::new(IpAddr::V4(ip), 9999);
         for t in 0..self.hosts.len() {
             if self.hosts[t].node.is_none() || self.hosts[t].group != self.hosts[h].group {
                 continue;
@@ -81,10 +94,7 @@ impl Sim {
                 open: true,
             },
         ];
-        self.conns.push(SimConn::new(
-            ends,
-            [self.hosts[h].behaviour, self.hosts[t].behaviour],
-        ));
+        self.conns.push(SimConn::new(ends));
         self.conn_of.insert((h, conn), cid);
         self.schedule(self.now + lat, Ev::Accepted { cid });
         self.schedule(self.now + 2 * lat, Ev::Connected { cid });
@@ -158,17 +168,22 @@ impl Sim {
         if !raw {
             self.schedule(end, Ev::Flushed { cid, end: e });
         }
-        // Misbehaviour of the sending host.
-        if let Some(rw) = self.conns[cid].rewrite[e].as_mut() {
-            data = rw.rewrite(self.hosts[h].behaviour, &data);
-            if !rw.dripped.is_empty() {
-                let dripped = std::mem::take(&mut rw.dripped);
-                // Past what would ever trickle out in a run, the rest is dropped.
-                let room = adversary::DRIP_MAX.saturating_sub(self.conns[cid].drip[e].len());
-                self.conns[cid].drip[e].extend(dripped.into_iter().take(room));
-                if !std::mem::replace(&mut self.conns[cid].dripping[e], true) {
-                    self.schedule(self.now + adversary::DRIP_GAP, Ev::Drip { cid, end: e });
-                }
+        // A drip-feeder: from the send that started a chunk on, its sealed bytes trickle.
+        let dripping = !raw
+            && self.conns[cid].ends[e].conn.is_some_and(|conn| {
+                self.hosts[h]
+                    .drip_marks
+                    .lock()
+                    .expect("one thread")
+                    .contains(&conn)
+            });
+        if dripping {
+            let dripped = std::mem::take(&mut data);
+            // Past what would ever trickle out in a run, the rest is dropped.
+            let room = adversary::DRIP_MAX.saturating_sub(self.conns[cid].drip[e].len());
+            self.conns[cid].drip[e].extend(dripped.into_iter().take(room));
+            if !std::mem::replace(&mut self.conns[cid].dripping[e], true) {
+                self.schedule(self.now + adversary::DRIP_GAP, Ev::Drip { cid, end: e });
             }
         }
         let mut close_after = false;
@@ -335,27 +350,21 @@ impl Sim {
 }
 
 impl SimConn {
-    /// A connection between two ends, with the rewriters their hosts' misbehaviour needs.
-    pub(super) fn new(ends: [End; 2], behaviours: [Behaviour; 2]) -> SimConn {
-        let rewrite = |b: Behaviour| {
-            matches!(
-                b,
-                Behaviour::Mute | Behaviour::ManifestLiar | Behaviour::DripFeed
-            )
-            .then(Rewriter::default)
-        };
+    /// A connection between two ends.
+    pub(super) fn new(ends: [End; 2]) -> SimConn {
         SimConn {
             ends,
             reset: false,
             last_arrival: [0; 2],
             flush_at: [0; 2],
             stall_until: [0; 2],
-            rewrite: behaviours.map(rewrite),
             holding: [false; 2],
             held: [VecDeque::new(), VecDeque::new()],
             flush_owed: [false; 2],
             withheld_since: [None; 2],
             raw: false,
+            adv: None,
+            adv_out: Vec::new(),
             drip: [Vec::new(), Vec::new()],
             dripping: [false; 2],
         }
@@ -363,29 +372,12 @@ impl SimConn {
 }
 
 impl Rewriter {
-    /// Passes whole frames on, falsifying or dropping what `b` misbehaves on; a drip-feeder's
-    /// first chunk frame and everything after it go to `dripped` instead.
+    /// Passes whole frames on, falsifying or dropping what `b` misbehaves on.
     pub(super) fn rewrite(&mut self, b: Behaviour, data: &[u8]) -> Vec<u8> {
-        if self.drip {
-            self.dripped.extend_from_slice(data);
-            return Vec::new();
-        }
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
-        if !self.preamble_done {
-            if self.buf.len() < frame::PREAMBLE.len() {
-                return out;
-            }
-            out.extend(self.buf.drain(..frame::PREAMBLE.len()));
-            self.preamble_done = true;
-        }
         loop {
             match frame::decode(&self.buf) {
-                Ok(Some((Frame::Chunk { .. }, _))) if b == Behaviour::DripFeed => {
-                    self.drip = true;
-                    self.dripped.append(&mut self.buf);
-                    return out;
-                }
                 Ok(Some((f, used))) => {
                     let raw: Vec<u8> = self.buf.drain(..used).collect();
                     match (b, f) {

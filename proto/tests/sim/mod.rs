@@ -24,7 +24,7 @@
 //!   ([`Kind::PeerNotExpired`]);
 //! - `poll_timeout()` after `handle_timeout(now)` is later than `now` ([`Kind::BusyLoop`]);
 //! - connections, receive buffers and outputs per step stay bounded ([`Kind::Unbounded`]);
-//! - reads, opens and zero-copy sends stay inside files the world has ([`Kind::BadRequest`]);
+//! - reads and opens stay inside files the world has ([`Kind::BadRequest`]);
 //! - liveness: a download attempt completes or fails within [`ATTEMPT_BOUND`]
 //!   ([`Kind::Stuck`]); with an honest holder alive after the heal, every wanted file is
 //!   downloaded before the run ends ([`Kind::Liveness`]);
@@ -61,12 +61,14 @@ pub mod trace;
 #[allow(unused_imports)]
 pub use sweep::{Sweep, Until, run_seed, sweep, sweep_on};
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use p2pshare_proto::noise::Channel;
 use p2pshare_proto::wire::frame::{self, Frame, Message};
 use p2pshare_proto::{
     Bugs, Command, Config, ConnId, ContentId, DiskError, DiskOp, Event, Input, LocalFile, Manifest,
@@ -142,6 +144,8 @@ pub enum Kind {
     Runaway,
     /// A disk or network request about a file nobody has, or past its end.
     BadRequest,
+    /// A session is open under the id of another host than the one at its other end.
+    Impersonated,
 }
 
 impl Kind {
@@ -240,9 +244,10 @@ pub enum Behaviour {
     DripFeed,
     /// Not a node: announces many fresh peer ids from its address.
     TableFlood,
-    /// Not a node: announces other hosts' ids from its own address — a new instance, its
-    /// goodbye, the real instance at another port, the real instance's goodbye — to evict them
-    /// from the tables of hosts that have not met them yet.
+    /// Not a node, and no key of theirs: replays other hosts' signed announcements — an old
+    /// one and the latest from its own address, a forged one (a bit of its signature flipped),
+    /// and an old one from the victim's own address (it spoofs the source) — to evict them or
+    /// turn back what others believe of them.
     Spoofer,
 }
 
@@ -276,6 +281,9 @@ pub struct Host {
     pub id: PeerId,
     /// Its identity's secret (its folder's key file), drawn from the seed.
     pub secret: [u8; 32],
+    /// A drip-feeder's connections (its node's ids) that started a chunk: their sealed bytes
+    /// trickle out from there on.
+    drip_marks: Arc<Mutex<BTreeSet<ConnId>>>,
     /// The instance of its running node (what its announcements carry).
     pub instance: u64,
     /// Its IP address.
@@ -340,14 +348,12 @@ enum Arrival {
     Event(Ev),
 }
 
-/// Re-frames one direction of a misbehaving host's stream to drop or falsify answers.
+/// Re-frames the plaintext a misbehaving node sends on one connection (before its node seals
+/// it: [`Node::set_tamper`]) to drop or falsify answers; a drip-feeder's only marks the
+/// connection once a chunk starts (its sealed bytes trickle from there, see `lan.rs`).
 #[derive(Debug, Default)]
 struct Rewriter {
     buf: Vec<u8>,
-    preamble_done: bool,
-    /// A drip-feeder started a chunk: everything from there on goes to `dripped`.
-    drip: bool,
-    dripped: Vec<u8>,
 }
 
 struct SimConn {
@@ -359,7 +365,6 @@ struct SimConn {
     flush_at: [Nanos; 2],
     /// Per sending end: held back until.
     stall_until: [Nanos; 2],
-    rewrite: [Option<Rewriter>; 2],
     /// Per receiving end: its node stopped reading (`NetOp::Pause`); what arrives waits in
     /// `held` until `NetOp::Resume`.
     holding: [bool; 2],
@@ -373,6 +378,11 @@ struct SimConn {
     withheld_since: [Option<Nanos>; 2],
     /// End 0 is no node: an adversary the simulator speaks for ([`Behaviour::is_raw`]).
     raw: bool,
+    /// The adversary's end of a raw connection: its handshake (under its own key), then its
+    /// records.
+    adv: Option<Box<Channel>>,
+    /// What the adversary said before its handshake was done: sealed once it is.
+    adv_out: Vec<u8>,
     /// Per sending end of a [`Behaviour::DripFeed`] host: everything from its first chunk on,
     /// trickling out.
     drip: [Vec<u8>; 2],
@@ -581,6 +591,9 @@ pub struct Sim {
     pub hosts: Vec<Host>,
     /// Each host's index, by its peer id.
     by_id: BTreeMap<PeerId, usize>,
+    /// The last signed datagrams each honest host broadcast, oldest first: what a spoofer
+    /// replays (it hears every broadcast, as any host on the LAN does).
+    pub captured: BTreeMap<usize, VecDeque<Vec<u8>>>,
     conns: Vec<SimConn>,
     conn_of: BTreeMap<(usize, ConnId), usize>,
     /// The files of the world.
@@ -628,6 +641,7 @@ impl Sim {
             seq: 0,
             hosts: Vec::new(),
             by_id: BTreeMap::new(),
+            captured: BTreeMap::new(),
             conns: Vec::new(),
             conn_of: BTreeMap::new(),
             files: Vec::new(),
@@ -690,6 +704,7 @@ impl Sim {
             instance: 0,
             id,
             secret,
+            drip_marks: Arc::default(),
             ip: Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200) as u8 + 1),
             node: None,
             inc: 0,
@@ -845,16 +860,28 @@ impl Sim {
         let mut cfg = Config::new(instance, seed, 10000);
         cfg.announce_to = vec![BROADCAST];
         cfg.bugs = host.bugs;
-        // Half the hosts serve zero-copy (`NetOp::SendFile`), half through reads: both paths
-        // run in every network, without drawing from the RNG.
-        cfg.zero_copy = h % 2 == 1;
+        // Half the hosts have AES in hardware: both suites run in every network, without
+        // drawing from the RNG.
+        cfg.aes = h % 2 == 1;
         let me = p2pshare_proto::Identity::from_secret_bytes(&host.secret);
-        let node = Node::new(cfg, me, self.origin + Duration::from_nanos(self.now))
-            .expect("a valid configuration");
+        // Its secrets' seed: from its key and this start's instance (no draw).
+        let mut material = host.secret.to_vec();
+        material.extend(instance.to_le_bytes());
+        let key_seed = p2pshare_proto::sha256(&material);
+        let mut node = Node::new(
+            cfg,
+            me,
+            key_seed,
+            self.origin + Duration::from_nanos(self.now),
+        )
+        .expect("a valid configuration");
+        if let Some(t) = tamper(host.behaviour, &host.drip_marks) {
+            node.set_tamper(t);
+        }
         let mut node = Checked::new(node, self.files.iter().map(|f| f.manifest.clone()));
         node.max_outputs = 256 + 64 * n;
-        // One incomplete frame plus one delivery.
-        node.buffered_per_conn = 2 * (64 << 10);
+        // One incomplete frame plus one delivery, and one incomplete sealed record.
+        node.buffered_per_conn = 2 * (64 << 10) + 2 + 65_535;
         host.node = Some(node);
         host.heard = vec![self.now; n];
         host.instance = instance;
@@ -1139,8 +1166,29 @@ impl p2pshare_proto::net::Network for HostNet<'_> {
     fn close(&mut self, conn: ConnId) {
         self.sim.close(self.h, conn);
     }
+}
 
-    fn send_file(&mut self, conn: ConnId, header: Vec<u8>, file: ContentId, offset: u64, len: u32) {
-        self.sim.send_file(self.h, conn, header, file, offset, len);
+/// What a misbehaving node does to its plaintext before sealing it (see [`Rewriter`]).
+fn tamper(
+    b: Behaviour,
+    marks: &Arc<Mutex<BTreeSet<ConnId>>>,
+) -> Option<p2pshare_proto::bugs::Tamper> {
+    match b {
+        Behaviour::Mute | Behaviour::ManifestLiar => {
+            let mut rewriters: BTreeMap<ConnId, Rewriter> = BTreeMap::new();
+            Some(p2pshare_proto::bugs::Tamper(Box::new(move |conn, data| {
+                rewriters.entry(conn).or_default().rewrite(b, &data)
+            })))
+        }
+        Behaviour::DripFeed => {
+            let marks = Arc::clone(marks);
+            Some(p2pshare_proto::bugs::Tamper(Box::new(move |conn, data| {
+                if matches!(frame::decode(&data), Ok(Some((Frame::Chunk { .. }, _)))) {
+                    marks.lock().expect("one thread").insert(conn);
+                }
+                data
+            })))
+        }
+        _ => None,
     }
 }

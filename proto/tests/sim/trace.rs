@@ -42,7 +42,6 @@ pub fn input(i: &Input) -> String {
         Input::Received { conn, data } => format!("Received {conn:?} {}", blob(data)),
         Input::Flushed { conn } => format!("Flushed {conn:?}"),
         Input::Closed { conn } => format!("Closed {conn:?}"),
-        Input::SendFileBroken { conn } => format!("SendFileBroken {conn:?}"),
         Input::ReadDone { read, result } => match result {
             Ok(d) => format!("ReadDone {read:?} ok {}", blob(d)),
             Err(e) => format!("ReadDone {read:?} err {e}"),
@@ -74,17 +73,6 @@ pub fn output(o: &Output) -> String {
         Output::Net(NetOp::Datagram { to, data }) => format!("Datagram to={to} {}", blob(data)),
         Output::Net(NetOp::Connect { conn, addr }) => format!("Connect {conn:?} {addr}"),
         Output::Net(NetOp::Send { conn, data }) => format!("Send {conn:?} {}", blob(data)),
-        Output::Net(NetOp::SendFile {
-            conn,
-            header,
-            file,
-            offset,
-            len,
-        }) => format!(
-            "SendFile {conn:?} {} {} @{offset}+{len}",
-            blob(header),
-            file.short()
-        ),
         Output::Net(NetOp::Pause { conn }) => format!("Pause {conn:?}"),
         Output::Net(NetOp::Resume { conn }) => format!("Resume {conn:?}"),
         Output::Net(NetOp::Close { conn }) => format!("Close {conn:?}"),

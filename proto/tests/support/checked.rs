@@ -252,7 +252,7 @@ impl Checked {
         })
     }
 
-    /// `what` (a read, a zero-copy send) of `len` bytes at `offset` stays inside `content`.
+    /// `what` (a read) of `len` bytes at `offset` stays inside `content`.
     fn inside(&self, content: &ContentId, offset: u64, len: u32, what: &str) -> Checks {
         let m = self.manifest(content, what)?;
         if offset + u64::from(len) > m.size() {
@@ -345,9 +345,6 @@ impl Checked {
                     )));
                 }
             }
-            Output::Net(NetOp::SendFile {
-                file, offset, len, ..
-            }) => self.inside(file, *offset, *len, "send_file")?,
             Output::Net(NetOp::Connect { conn, .. }) if conn.is_inbound() => {
                 return Err(Violation::BadRequest(format!(
                     "connects {conn:?} with the inbound bit set"

@@ -15,7 +15,14 @@
 //! keeps hashes to the file, reads and opens stay inside known files, outputs and receive
 //! buffers stay bounded. Performing the outputs, the harness checks its side of the network:
 //! no `Send`, `Pause`, `Resume` or `Close` on a connection the node never had or already
-//! closed, and every byte the node sends frames.
+//! closed, and every byte the node sends is a handshake the remote peer's own [`Channel`]
+//! completes, then records that open and frame.
+//!
+//! Each connection has a remote end with a real key: peer `k`'s (`[k + 1; 32]` as its secret)
+//! at its address, a stranger's at the impostor's or the static peer's. Its handshake runs by
+//! itself: the node's handshake bytes are answered as they come (outbound: from `Connected`;
+//! inbound: from the first payload that is not raw bytes), and every payload after it is
+//! sealed. Raw bytes go unsealed, wherever they fall.
 //!
 //! With `--cfg fuzzing` (cargo-fuzz) the types derive `arbitrary::Arbitrary`.
 #![allow(dead_code)]
@@ -26,10 +33,13 @@ use std::time::{Duration, Instant};
 
 use mem_store::Store;
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
+use p2pshare_proto::noise::{Channel, LocalKeys};
+use p2pshare_proto::rng::KeyRng;
+use p2pshare_proto::wire::MAX_FRAME_LEN;
 use p2pshare_proto::wire::frame::{
     CatalogEntry, ErrorCode, Frame, FrameDecoder, Message, encode_chunk_header, encode_message,
 };
-use p2pshare_proto::wire::{Announce, MAX_FRAME_LEN, PREAMBLE};
+use p2pshare_proto::wire::signed::{self, Announcement, Mark};
 use p2pshare_proto::{
     Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Identity, Input, LocalFile,
     Manifest, NetOp, Node, Output, PeerId, ReadId, ReadSource,
@@ -67,7 +77,7 @@ pub struct Script {
     /// Configure one static peer (`--peer`) at 10.0.0.9:10000.
     pub static_peer: bool,
     /// A head start, so that short scripts reach deep states: see [`prologue`]; bit 2 also
-    /// makes the node serve zero-copy (`NetOp::SendFile`).
+    /// makes the node say its CPU has AES (the remote ends alternate).
     pub prologue: u8,
     /// The inputs.
     pub ops: Vec<Op>,
@@ -109,8 +119,10 @@ pub enum Op {
     Echo,
     /// Arbitrary bytes on the discovery port.
     RawDatagram(Vec<u8>),
-    /// An announcement about peer `peer % PEERS` from the address of another host (the
-    /// impostor's, 10.0.0.66): a spoofed goodbye, instance or port, which must change nothing.
+    /// A datagram about peer `peer % PEERS` from the address of another host (the
+    /// impostor's, 10.0.0.66): a relay of that peer's last signed datagram (or, with `bye`,
+    /// a forgery of it: a bit of its signature flipped), which must change nothing. (The
+    /// instance and port claimed are no longer the impostor's to choose.)
     Claim {
         /// About which peer.
         peer: u8,
@@ -138,8 +150,6 @@ pub enum Op {
     Closed(u8),
     /// `Flushed` for a connection.
     Flushed(u8),
-    /// `SendFileBroken` for a connection (a zero-copy chunk came short; the runtime closed it).
-    SendFileBroken(u8),
     /// Bytes on a connection, in one piece or (split > 0) two.
     Receive {
         /// Which connection.
@@ -200,9 +210,9 @@ pub enum Op {
 pub enum Payload {
     /// Arbitrary bytes.
     Raw(Vec<u8>),
-    /// The preamble alone.
+    /// The preamble of the previous, unencrypted protocol (version 2): an old peer.
     Preamble,
-    /// A hello (after the preamble, if this connection has not had one yet).
+    /// A hello.
     Hello {
         /// As which peer (`PEERS` or more: our own id).
         peer: u8,
@@ -337,12 +347,14 @@ pub struct HFile {
 
 #[derive(Debug, Default)]
 struct HConn {
-    /// Bytes from the node, decoded (after its preamble).
+    /// The remote end's handshake and records (made when its handshake starts).
+    remote: Option<Channel>,
+    /// Which key the remote end has: peer `k`, or `PEERS` for a stranger.
+    who: u8,
+    /// Bytes from the node, opened, decoded.
     from_node: FrameDecoder,
     /// Requests the node sent and the script has not answered.
     requests: Vec<Message>,
-    /// The script has sent our preamble on it.
-    preamble_sent: bool,
     /// The node closed it (or was told it closed).
     closed: bool,
     /// The node asked not to read it (`NetOp::Pause`): bytes for it wait in `held`.
@@ -372,6 +384,10 @@ pub struct Harness {
     pub counts: BTreeMap<&'static str, u64>,
     /// Bytes held while a connection was paused, to deliver now that it was resumed.
     resumed: Vec<(ConnId, Vec<u8>)>,
+    /// Each remote peer's announcements so far (its next one's `seq`) and its last datagram.
+    announced: BTreeMap<u8, (u64, Vec<u8>)>,
+    /// Announcements of our own (for the echo).
+    echoes: u64,
 }
 
 /// The ops a script starts with (`level` modulo 4): 0, none; 1, peer 0 is found, our link to it
@@ -436,12 +452,28 @@ pub fn prologue(level: u8) -> Vec<Op> {
     ops
 }
 
-fn peer_id(k: u8) -> PeerId {
+/// Remote peer `k`'s identity (`PEERS` or more: a stranger's, the impostor's or the static
+/// peer's).
+pub fn remote_identity(k: u8) -> Identity {
+    if k >= PEERS {
+        Identity::from_secret_bytes(&[0x66; 32])
+    } else {
+        Identity::from_secret_bytes(&[k + 1; 32])
+    }
+}
+
+/// Remote peer `k`'s id (`PEERS` or more: our own id, which a hello may claim).
+pub fn peer_id(k: u8) -> PeerId {
     if k >= PEERS {
         me()
     } else {
-        PeerId([k + 1; 32])
+        remote_identity(k).key()
     }
+}
+
+/// Whose key the host at `ip` holds.
+fn who_at(ip: IpAddr) -> u8 {
+    (0..PEERS).find(|&k| peer_ip(k) == ip).unwrap_or(PEERS)
 }
 
 fn peer_ip(k: u8) -> IpAddr {
@@ -510,16 +542,17 @@ impl Harness {
             .collect();
         let mut cfg = Config::new(1, 7, 10000);
         cfg.announce_to = vec![SocketAddr::from(([10, 0, 0, 255], 9999))];
-        cfg.zero_copy = script.prologue & 4 != 0;
+        cfg.aes = script.prologue & 4 != 0;
         if script.static_peer {
             cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
         }
         let me = Identity::from_secret_bytes(&ME_SECRET);
-        let node = Node::new(cfg, me, origin).expect("a valid configuration");
+        let node = Node::new(cfg, me, [0xab; 32], origin).expect("a valid configuration");
         let mut checked = Checked::new(node, files.iter().map(|f| f.manifest.clone()));
         checked.max_outputs = MAX_OUTPUTS_PER_CALL;
-        // One incomplete frame plus one push (at most 64 KiB here) per connection.
-        checked.buffered_per_conn = 4 + MAX_FRAME_LEN + (1 << 16);
+        // One incomplete frame plus one push (at most 64 KiB here) per connection, and one
+        // incomplete record.
+        checked.buffered_per_conn = 4 + MAX_FRAME_LEN + (1 << 16) + 2 + 65_535;
         Harness {
             checked,
             now: origin,
@@ -534,6 +567,8 @@ impl Harness {
             disk: Store::default(),
             counts: BTreeMap::new(),
             resumed: Vec::new(),
+            announced: BTreeMap::new(),
+            echoes: 0,
         }
     }
 
@@ -635,45 +670,43 @@ impl Harness {
                 bye,
             } => {
                 let k = peer % PEERS;
-                let a = Announce {
-                    peer: peer_id(k),
-                    instance: u64::from(*instance),
+                let seq = self.announced.get(&k).map_or(0, |(n, _)| *n);
+                let a = Announcement {
+                    mark: Mark {
+                        instance: u64::from(*instance),
+                        seq,
+                    },
                     port: 10000,
                     revision: u64::from(*revision),
                     bye: *bye,
                 };
+                let data = signed::encode(&a, &remote_identity(k));
+                self.announced.insert(k, (seq + 1, data.clone()));
                 let from = SocketAddr::new(peer_ip(k), 9999);
-                self.input(Input::Datagram {
-                    from,
-                    data: a.encode(),
-                });
+                self.input(Input::Datagram { from, data });
             }
-            Op::Claim {
-                peer,
-                instance,
-                port,
-                bye,
-            } => {
-                let a = Announce {
-                    peer: peer_id(peer % PEERS),
-                    instance: u64::from(*instance),
-                    port: u16::from(*port),
-                    revision: 7,
-                    bye: *bye,
+            Op::Claim { peer, bye, .. } => {
+                let k = peer % PEERS;
+                let Some((_, mut data)) = self.announced.get(&k).cloned() else {
+                    return;
                 };
+                if *bye && let Some(x) = data.last_mut() {
+                    *x ^= 1;
+                }
+                let id = peer_id(k);
                 let before = self.checked.node().peers();
                 // (At the impostor's own address, the claims are its own entry's.)
                 let firm = before
                     .iter()
-                    .any(|p| p.id == a.peer && p.confirmed && p.addr.ip() != IMPOSTOR_IP);
+                    .any(|p| p.id == id && p.confirmed && p.addr.ip() != IMPOSTOR_IP);
                 self.input(Input::Datagram {
                     from: SocketAddr::new(IMPOSTOR_IP, 9999),
-                    data: a.encode(),
+                    data,
                 });
                 let after = self.checked.node().peers();
                 let known = |v: &[p2pshare_proto::PeerView]| -> Vec<_> {
                     v.iter()
-                        .filter(|p| p.id == a.peer)
+                        .filter(|p| p.id == id)
                         .map(|p| (p.addr, p.last_seen))
                         .collect()
                 };
@@ -688,17 +721,20 @@ impl Harness {
                 }
             }
             Op::Echo => {
-                let a = Announce {
-                    peer: me(),
-                    instance: 1,
+                let a = Announcement {
+                    mark: Mark {
+                        instance: 1,
+                        seq: self.echoes,
+                    },
                     port: 10000,
                     revision: 0,
                     bye: false,
                 };
+                self.echoes += 1;
                 let from = SocketAddr::from(([10, 0, 0, 1], 9999));
                 self.input(Input::Datagram {
                     from,
-                    data: a.encode(),
+                    data: signed::encode(&a, &Identity::from_secret_bytes(&ME_SECRET)),
                 });
             }
             Op::RawDatagram(data) => {
@@ -719,6 +755,9 @@ impl Harness {
                 if let Some(conn) = admission.conn() {
                     assert!(!self.conns.contains_key(&conn), "the node reused {conn:?}");
                     self.track_conn(conn);
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.who = who_at(remote.ip());
+                    }
                 }
                 self.perform(outs);
             }
@@ -739,11 +778,6 @@ impl Harness {
             Op::Flushed(c) => {
                 let conn = self.conn(*c);
                 self.input(Input::Flushed { conn });
-            }
-            Op::SendFileBroken(c) => {
-                let conn = self.conn(*c);
-                self.mark_closed(conn);
-                self.input(Input::SendFileBroken { conn });
             }
             Op::Receive {
                 conn,
@@ -1013,16 +1047,36 @@ impl Harness {
         Message::Manifest { content, bytes }
     }
 
+    /// Starts the remote end's handshake on a connection opened to the node (the remote
+    /// dials), and runs it as far as it goes now.
+    fn ensure_handshake(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !conn.is_inbound() || c.closed {
+            return;
+        }
+        let who = c.who;
+        let remote = c
+            .remote
+            .get_or_insert_with(|| remote_channel(who, true, conn));
+        let mut first = Vec::new();
+        remote.poll_transmit(&mut first);
+        if !first.is_empty() {
+            self.resumed.push((conn, first));
+        }
+        self.deliver_resumed();
+    }
+
     fn payload_bytes(&mut self, conn: ConnId, p: &Payload) -> Vec<u8> {
-        let preamble_sent = self.conns.get(&conn).is_some_and(|c| c.preamble_sent);
+        if !matches!(p, Payload::Raw(_) | Payload::Preamble) {
+            self.ensure_handshake(conn);
+        }
         let mut out = Vec::new();
         match p {
-            Payload::Raw(b) => out.extend_from_slice(b),
-            Payload::Preamble => out.extend_from_slice(PREAMBLE),
+            Payload::Raw(b) => return b.clone(),
+            Payload::Preamble => return b"P2PT\x02".to_vec(),
             Payload::Hello { peer, instance } => {
-                if !preamble_sent {
-                    out.extend_from_slice(PREAMBLE);
-                }
                 out.extend(encode_message(&Message::Hello {
                     peer: peer_id(*peer % (PEERS + 1)),
                     instance: u64::from(*instance),
@@ -1119,12 +1173,15 @@ impl Harness {
                 }
             }
         }
-        if (out.starts_with(PREAMBLE) || preamble_sent)
-            && let Some(c) = self.conns.get_mut(&conn)
-        {
-            c.preamble_sent = true;
+        // Sealed once the handshake is done; before it, the frames go in clear (and break it).
+        match self.conns.get_mut(&conn).and_then(|c| c.remote.as_mut()) {
+            Some(r) if r.is_open() => {
+                let mut sealed = Vec::new();
+                r.seal(&out, &mut sealed).expect("the remote end seals");
+                sealed
+            }
+            _ => out,
         }
-        out
     }
 
     fn answer(&self, req: &Message, how: u8) -> Vec<u8> {
@@ -1170,7 +1227,6 @@ impl Harness {
                 Output::Net(NetOp::Datagram { .. }) => "datagram",
                 Output::Net(NetOp::Connect { .. }) => "connect",
                 Output::Net(NetOp::Send { .. }) => "send",
-                Output::Net(NetOp::SendFile { .. }) => "send_file",
                 Output::Net(NetOp::Pause { .. }) => "pause",
                 Output::Net(NetOp::Resume { .. }) => "resume",
                 Output::Net(NetOp::Close { .. }) => "close",
@@ -1184,20 +1240,42 @@ impl Harness {
             *self.counts.entry(kind).or_default() += 1;
             match out {
                 Output::Net(NetOp::Datagram { data, .. }) => {
-                    assert!(Announce::decode(&data).is_ok(), "we send what we accept");
+                    assert!(
+                        signed::decode(&data).is_ok_and(|u| u.verify().is_ok()),
+                        "we send what we accept"
+                    );
                 }
-                Output::Net(NetOp::Connect { conn, .. }) => {
+                Output::Net(NetOp::Connect { conn, addr }) => {
                     assert!(
                         self.conns.get(&conn).is_none_or(|c| c.closed),
                         "connect on an id in use"
                     );
                     self.track_conn(conn);
+                    let who = who_at(addr.ip());
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.who = who;
+                        c.remote = Some(remote_channel(who, false, conn));
+                    }
                 }
                 Output::Net(NetOp::Send { conn, data }) => {
                     let c = self.conns.get_mut(&conn);
                     let c = c.unwrap_or_else(|| panic!("send on unknown {conn:?}"));
                     assert!(!c.closed, "send on closed {conn:?}");
-                    c.from_node.push(&data);
+                    // (An accepted connection's remote end starts when the node speaks first.)
+                    let who = c.who;
+                    let remote = c
+                        .remote
+                        .get_or_insert_with(|| remote_channel(who, conn.is_inbound(), conn));
+                    let mut plain = Vec::new();
+                    if let Err(e) = remote.receive(&data, &mut plain) {
+                        panic!("the node's handshake or records on {conn:?} fail: {e}");
+                    }
+                    let mut reply = Vec::new();
+                    remote.poll_transmit(&mut reply);
+                    if !reply.is_empty() {
+                        self.resumed.push((conn, reply));
+                    }
+                    c.from_node.push(&plain);
                     loop {
                         match c.from_node.next_frame() {
                             Ok(Some(Frame::Message(m))) => {
@@ -1213,23 +1291,6 @@ impl Harness {
                             }
                             Ok(Some(Frame::Chunk { .. })) => {}
                             Ok(Some(Frame::Unreadable)) => panic!("the node sent a bad frame"),
-                            Ok(None) => break,
-                            Err(e) => panic!("the node's stream does not frame: {e}"),
-                        }
-                    }
-                }
-                Output::Net(NetOp::SendFile {
-                    conn, header, len, ..
-                }) => {
-                    let c = self.conns.get_mut(&conn);
-                    let c = c.unwrap_or_else(|| panic!("send_file on unknown {conn:?}"));
-                    assert!(!c.closed, "send_file on closed {conn:?}");
-                    c.from_node.push(&header);
-                    c.from_node.push(&vec![0; len as usize]);
-                    loop {
-                        match c.from_node.next_frame() {
-                            Ok(Some(Frame::Chunk { .. })) => {}
-                            Ok(Some(_)) => panic!("send_file carried more than a chunk"),
                             Ok(None) => break,
                             Err(e) => panic!("the node's stream does not frame: {e}"),
                         }
@@ -1276,5 +1337,21 @@ impl Harness {
                 Output::Disk(DiskOp::ClosePartial { .. }) | Output::Event(_) => {}
             }
         }
+    }
+}
+
+/// The remote end of `conn` with peer `who`'s key: the dialer (expecting our key) on a
+/// connection opened to the node, the acceptor on one the node opened. Its AES flag and
+/// its handshake's randomness come from the connection's id, so a run replays exactly.
+fn remote_channel(who: u8, dials: bool, conn: ConnId) -> Channel {
+    let mut seed = [who; 32];
+    seed[..8].copy_from_slice(&conn.0.to_le_bytes());
+    let mut rng = KeyRng::new(seed);
+    let keys = LocalKeys::new(&remote_identity(who), &mut rng);
+    let aes = conn.0.is_multiple_of(2);
+    if dials {
+        Channel::dial(&keys, Some(me()), aes, rng.seed())
+    } else {
+        Channel::accept(&keys, aes, rng.seed())
     }
 }
