@@ -14,8 +14,9 @@
 //! map what the node asks for onto a runtime's sockets and files.
 //!
 //! [`identity`] (a peer's Ed25519 key), [`noise`] (the encrypted handshake and record
-//! transport) and [`wire::signed`] (the signed discovery datagram) are built and tested alone;
-//! the node does not use them yet (issue 28).
+//! transport: every native connection of the node goes through a [`noise::Channel`]) and
+//! [`wire::signed`] (the signed discovery datagram the node sends and believes) make a peer its
+//! key (issue 28).
 //!
 //! The `testing` feature (tests only) adds what the simulator and the model tests read of the
 //! internals: `Node::download`, `Node::check_invariants`, the connection loads, and the
