@@ -132,6 +132,12 @@ pub struct Stats {
     /// Bitfields and haves refused for claiming chunks the file does not have (the
     /// claimant is banned for that download).
     pub claims_refused: u64,
+    /// Partial holders' claims dropped because the claimant refused the chunk (busy, taken)
+    /// when we asked for it: each costs the claimant, not us (see `download.rs`).
+    pub claims_dropped: u64,
+    /// Partial holders no longer believed for a download after refusing or stalling
+    /// `MAX_CLAIM_STRIKES` of the chunks they claimed.
+    pub claimants_disbelieved: u64,
     /// Chunks served from downloads still in progress (part of `chunks_served`).
     pub chunks_served_partial: u64,
     /// Chunks served zero-copy, straight from the shared file (`NetOp::SendFile`; part of
