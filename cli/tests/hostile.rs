@@ -251,7 +251,7 @@ const SCENARIOS: [Scenario; 10] = [
         mode: "claims",
         victims: &[DOWNLOADER],
         counters: &[],
-        downloader_counters: &["claims_dropped", "claimants_disbelieved"],
+        downloader_counters: &["claim_strikes", "claimants_disbelieved"],
         missing: "",
         long_counters: &[],
     },

@@ -216,9 +216,12 @@ pub enum Refused {
     Unsolicited,
     /// The chunk went back to the pool (the peer may be paused).
     Released,
-    /// The chunk went back, and the partial holder's claim on it was dropped.
+    /// The chunk went back, and the partial holder's claim on it was dropped (a first
+    /// `Taken`: what an honest claimant of a crowd says once per chunk and asker).
     ClaimDropped,
-    /// ... and the claimant is no longer believed for this content.
+    /// ... and the refusal was a strike against the claimant (`Busy`, a repeated `Taken`).
+    Struck,
+    /// ... and that strike was its last: it is no longer believed for this content.
     Disbelieved,
     /// The peer is no longer a holder (a "not found": its catalog lied or is stale).
     Dropped,
@@ -1080,11 +1083,12 @@ impl Download {
         if self.avail.drop_claim(peer, index) {
             self.counters.claims_dropped += 1;
         }
-        if strike {
-            self.strike_claims(peer, 1);
+        if !strike {
+            return Refused::ClaimDropped;
         }
+        self.strike_claims(peer, 1);
         if self.peers.contains_key(peer) {
-            Refused::ClaimDropped
+            Refused::Struck
         } else {
             Refused::Disbelieved
         }
@@ -1725,7 +1729,7 @@ mod tests {
         // Each refusal drops that claim and is a strike; the first pauses the liar, whose
         // claims then shield nothing: the seeder takes what it claimed.
         for &i in &lied {
-            assert_eq!(d.chunk_refused(t0, L, i, true), Refused::ClaimDropped);
+            assert_eq!(d.chunk_refused(t0, L, i, true), Refused::Struck);
         }
         assert_eq!(d.peers()[&L].claim_strikes, 4);
         assert_eq!(d.counters().claims_dropped, 4);
@@ -1736,7 +1740,7 @@ mod tests {
         // strikes it is not believed. Three rounds, 1.5 s.
         let mut now = t0;
         let mut refused = 4;
-        let mut last = Refused::ClaimDropped;
+        let mut last = Refused::Struck;
         for round in 0.. {
             assert!(round < 3, "still believed after {refused} refusals");
             now = d.peers()[&L].paused_until.unwrap();

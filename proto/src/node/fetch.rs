@@ -266,12 +266,12 @@ impl Node {
                         };
                         match verdict {
                             Refused::Unsolicited => self.stats.frames_unsolicited += 1,
-                            Refused::ClaimDropped => self.stats.claims_dropped += 1,
+                            Refused::Struck => self.stats.claim_strikes += 1,
                             Refused::Disbelieved => {
-                                self.stats.claims_dropped += 1;
+                                self.stats.claim_strikes += 1;
                                 self.stats.claimants_disbelieved += 1;
                             }
-                            Refused::Released | Refused::Dropped => {}
+                            Refused::Released | Refused::ClaimDropped | Refused::Dropped => {}
                         }
                         false
                     }
