@@ -115,9 +115,10 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(8);
 pub const MAX_REFUSAL_RUN: u32 = 16;
 /// Strikes against a partial holder's claims (a `Busy`, a repeated `Taken`, a request lost in
 /// a stall), with no verified chunk from it in between, after which it is not believed for
-/// this content: twice the initial window, so a claimant that refuses everything is let go
-/// after two rounds, and an honest one that finishes its own download while we ask (it says
-/// busy then) at worst loses its partial claims, which its complete listing replaces.
+/// this content: twice the initial window, so a claimant that answers everything busy is let
+/// go after three rounds (4 requests, then 2 and 2 as its window halves; 1.5 s of pauses),
+/// and an honest one that finishes its own download while we ask (it says busy then) at worst
+/// loses its partial claims, which its complete listing replaces.
 pub const MAX_CLAIM_STRIKES: u32 = 8;
 /// How long a partial holder may owe a chunk (since its last delivery, or since it was asked
 /// when it had nothing in flight) before its claims stop counting: half a second is a 1 MiB
