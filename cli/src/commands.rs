@@ -125,7 +125,7 @@ fn observe(
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     // The running peer of the folder knows already: no need to listen.
-    if let Some(stream) = control::connect(&opts.shared) {
+    if let Some(stream) = control::connect(&opts.shared)? {
         return print_view(stream, ask, json);
     }
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
@@ -192,7 +192,7 @@ fn print_view(stream: std::os::unix::net::UnixStream, ask: Ask, json: bool) -> R
 
 /// `p2pshare status`: what the running peer of the folder is doing.
 pub fn status(opts: &Opts, json: bool) -> Result<(), String> {
-    match control::connect(&opts.shared) {
+    match control::connect(&opts.shared)? {
         Some(stream) => print_view(stream, Ask::Status, json),
         None => Err(format!(
             "no peer runs on {} (start one with `p2pshare serve` or the prompt)",
@@ -231,7 +231,7 @@ pub fn get(
 ) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
-    if let Some(stream) = control::connect(&opts.shared) {
+    if let Some(stream) = control::connect(&opts.shared)? {
         return get_through(opts, stream, name, json, signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;

@@ -696,3 +696,120 @@ fn a_folder_is_listed_and_fetched_whole() {
         "only what lies under album/2024/"
     );
 }
+
+/// Runs `args` of p2pshare as user `nobody` (65534); `None` when `setpriv` cannot (not root).
+fn as_nobody(dport: u16, shared: &Path, args: &[&str]) -> Option<Command> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|r| r.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !uid || !setpriv.exists() {
+        println!("SKIPPED: needs root and setpriv(1) to run a process as another user");
+        return None;
+    }
+    let mut c = Command::new(setpriv);
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(net_args(dport))
+        .arg("--shared")
+        .arg(shared)
+        .args(args);
+    Some(c)
+}
+
+/// Issue 27, item 9: the control socket talks only to our own user (or root), both ways, and
+/// a peer that cannot bind it says so in one line and runs on.
+#[test]
+fn the_control_socket_talks_only_to_our_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dport(11);
+    // A peer of another user: a one-shot of ours does not take its word.
+    let theirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(theirs.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let Some(mut c) = as_nobody(d, theirs.path(), &["--no-web", "serve"]) else {
+        return;
+    };
+    let mut other = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = theirs.path().join(".p2pshare.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = p2pshare(d, theirs.path(), &["status"]);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("another user's (uid 65534)") && err.lines().count() == 1,
+        "{err}"
+    );
+    // Our peer, its socket opened to everyone (as a careless chmod would): another user's
+    // one-shot is closed unanswered; ours is served.
+    let ours = Peer::serve(d, &[], &[]);
+    let sock = ours.dir.path().join(".p2pshare.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::set_permissions(ours.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody(d, ours.dir.path(), &["status"])
+        .unwrap()
+        .output()
+        .unwrap();
+    // (Closed before the request was written, or after: "Broken pipe" or "without an
+    // answer".)
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with("p2pshare: the running peer") && stdout(&out).is_empty(),
+        "{}",
+        stderr(&out)
+    );
+    let out = p2pshare(d, ours.dir.path(), &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Something in the way of the socket: one line, and the peer runs on.
+    let blocked = tempfile::tempdir().unwrap();
+    std::fs::create_dir(blocked.path().join(".p2pshare.sock")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(blocked.path())
+        .args(["--no-web", "serve"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the peer runs on");
+    kill(child.id(), "-TERM");
+    exit_within(&mut child, Duration::from_secs(2));
+    let err = reader.join().unwrap();
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("control socket"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains("one-shot commands cannot reach this peer"),
+        "{err}"
+    );
+}

@@ -26,6 +26,7 @@ pub mod fds;
 pub mod files;
 pub mod handle;
 pub mod interfaces;
+pub mod local;
 pub mod lock;
 pub mod nofollow;
 pub mod outbox;

@@ -179,7 +179,12 @@ impl Store {
                         "{file_name} is not a regular file; refusing to write through it"
                     )));
                 }
-                let f = nofollow::open_read_write(&path).map_err(|e| disk_err(e, &file_name))?;
+                // A partial with another name (a hard link planted to a file elsewhere, or
+                // the file a killed finish placed already) is never written through.
+                let f = nofollow::open_read_write(&path).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidInput => DiskError::Other(format!("{file_name}: {e}")),
+                    _ => disk_err(e, &file_name),
+                })?;
                 if !same_inode(&f, &meta) {
                     return Err(DiskError::Other(format!("{file_name} was replaced")));
                 }
@@ -891,6 +896,20 @@ mod tests {
             store.write_partial(&id, 0, b"x"),
             Err(DiskError::Other(_))
         ));
+        // A hard link planted as a partial (the same file system: here, the folder itself).
+        let elsewhere = dir.join("victim-2");
+        fs::write(&elsewhere, b"victim").unwrap();
+        fs::hard_link(&elsewhere, dir.join(partial_name("y", &id))).unwrap();
+        let e = store.open_partial(&id, "y", 3).unwrap_err();
+        assert!(
+            matches!(&e, DiskError::Other(m) if m.contains("hard links")),
+            "{e:?}"
+        );
+        assert_eq!(
+            fs::read(&elsewhere).unwrap(),
+            b"victim",
+            "not cut to 3 bytes"
+        );
     }
 
     #[test]
