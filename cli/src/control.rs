@@ -62,6 +62,10 @@ pub enum Ask {
     Get {
         /// The name or prefix.
         name: String,
+        /// Fetch a folder over the size or file count a person is asked about
+        /// ([`crate::folder::Preview`]); without it such a folder is refused.
+        #[serde(default)]
+        yes: bool,
     },
 }
 
@@ -95,6 +99,11 @@ pub enum Answer {
     /// Nothing to do (we share that file already).
     Said {
         /// What to print.
+        text: String,
+    },
+    /// A line to show before what follows (what a folder download is about to fetch).
+    Note {
+        /// What to print, on stderr.
         text: String,
     },
     /// The request failed; the one-shot exits 1.
@@ -198,9 +207,9 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
             detail: None,
         },
         Ok(Envelope {
-            body: Ask::Get { name },
+            body: Ask::Get { name, yes },
             ..
-        }) => return get(&mut out, ctl, shared, &name),
+        }) => return get(&mut out, ctl, shared, &name, yes),
         Ok(Envelope { body: ask, .. }) => match ctl.snapshot() {
             Ok(s) => view(&ask, &s),
             Err(e) => Answer::Failed {
@@ -232,8 +241,9 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
 }
 
 /// A `get` through the running peer: resolves the name against its view, starts the
-/// download, streams its progress, and ends with its outcome.
-fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
+/// download, streams its progress, and ends with its outcome. A folder is shown first, and
+/// refused when the disk has no room for it or when it is big and `yes` is not given.
+fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: bool) {
     let failed = |error: String, detail: Option<String>| Answer::Failed { error, detail };
     let snap = match ctl.snapshot() {
         Ok(s) => s,
@@ -244,6 +254,25 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
         if job.totals().files == 0 {
             let m = format!("no peer shares a folder named {name:?} (see `list`)");
             return drop(send(out, failed(m, None)));
+        }
+        let preview = crate::folder::preview(&snap, shared, name, &job);
+        if send(
+            out,
+            Answer::Note {
+                text: preview.line(),
+            },
+        )
+        .is_err()
+        {
+            return;
+        }
+        let refused = match preview.room(shared) {
+            Err(e) => Some(e),
+            Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
+            Ok(()) => None,
+        };
+        if let Some(e) = refused {
+            return drop(send(out, failed(e, None)));
         }
         let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
             if !news {
@@ -495,10 +524,23 @@ mod tests {
     fn requests_and_answers_are_versioned_json_lines() {
         let a = serde_json::to_string(&Envelope {
             version: VERSION,
-            body: Ask::Get { name: "x".into() },
+            body: Ask::Get {
+                name: "x".into(),
+                yes: false,
+            },
         })
         .unwrap_or_default();
-        assert_eq!(a, r#"{"version":1,"cmd":"get","name":"x"}"#);
+        assert_eq!(a, r#"{"version":1,"cmd":"get","name":"x","yes":false}"#);
+        // A client that does not know `yes` asks without it.
+        let old: Envelope<Ask> =
+            serde_json::from_str(r#"{"version":1,"cmd":"get","name":"x"}"#).expect("old ask");
+        assert_eq!(
+            old.body,
+            Ask::Get {
+                name: "x".into(),
+                yes: false
+            }
+        );
         let p = serde_json::to_string(&Envelope {
             version: VERSION,
             body: Answer::Progress {
