@@ -331,6 +331,8 @@ impl Store {
             .ok()
             .map(|m| (final_name.clone(), Stamp::of(&m)));
         self.partials.remove(content);
+        // (A Python download refetched after a mismatch, and now right.)
+        self.spoiled.remove(content);
         self.files.adopt(*content, final_name.clone());
         Ok(final_name)
     }
