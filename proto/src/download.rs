@@ -670,17 +670,21 @@ impl Download {
             .min()
     }
 
-    /// Which claimants count at `now` (see [`CLAIM_PATIENCE`]), and the pauses that ended.
+    /// Which claimants count at `now` (see [`CLAIM_PATIENCE`]), and their pauses that ended
+    /// (a complete holder's end in [`Download::expire`]). At most
+    /// [`crate::availability::MAX_PARTIAL_HOLDERS`] steps, whatever the number of holders.
     fn recount(&mut self, now: Instant) {
-        for (id, p) in &mut self.peers {
+        let partial: Vec<PeerId> = self.avail.partial_holders().copied().collect();
+        for id in partial {
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
             if p.paused_until.is_some_and(|t| t <= now) {
                 p.paused_until = None;
             }
-            if self.avail.is_partial(id) {
-                let overdue = p.progress_at.is_some_and(|t| now >= t + CLAIM_PATIENCE);
-                self.avail
-                    .set_counted(id, p.paused_until.is_none() && !overdue);
-            }
+            let overdue = p.progress_at.is_some_and(|t| now >= t + CLAIM_PATIENCE);
+            self.avail
+                .set_counted(&id, p.paused_until.is_none() && !overdue);
         }
     }
 
@@ -690,6 +694,9 @@ impl Download {
     pub fn expire(&mut self, now: Instant, stall: Duration) -> (Vec<PeerId>, bool) {
         for p in self.peers.values_mut() {
             p.busy.retain(|_, until| *until > now);
+            if p.paused_until.is_some_and(|t| t <= now) {
+                p.paused_until = None;
+            }
         }
         self.recount(now);
         let mut late: Vec<PeerId> = self
