@@ -21,13 +21,13 @@
 //! - every claim costs the claimant, not us. A partial holder's claims count (keep complete
 //!   holders off those chunks) only while it keeps up: not paused, and not owing a chunk for
 //!   longer than [`CLAIM_PATIENCE`]; so a download never waits only on claimants while a
-//!   complete holder has room. A refusal (`Busy`, `Taken`) of a claimed chunk drops that claim
-//!   (a first `Taken` of a chunk is the crowd's normal "get it from the one I just sent it
-//!   to" and costs only the claim), a `Busy`, a repeated `Taken` and a stall (its requests
-//!   lost with it) are strikes; after [`MAX_CLAIM_STRIKES`] strikes with no verified chunk
-//!   from it in between, the claimant is not believed for this content (its bitfields, haves
-//!   and partial listings are ignored until the download ends; a complete listing still makes
-//!   it a holder);
+//!   complete holder has room. A `Busy`, a repeated `Taken` of one chunk and a stall (its
+//!   requests lost with it) are strikes against the claims (the refused claim is dropped; a
+//!   first `Taken` is the crowd's normal "get it from the one I just sent it to": the chunk
+//!   is not asked of it for [`BUSY_BACKOFF`], its claim stays); after [`MAX_CLAIM_STRIKES`]
+//!   strikes with no verified chunk from it in between, the claimant is not believed for this
+//!   content (its bitfields, haves and partial listings are ignored until the download ends;
+//!   a complete listing still makes it a holder);
 //! - `Busy` from any holder pauses it (nothing asked of it for [`BUSY_BACKOFF`], doubling per
 //!   pause up to [`MAX_PAUSE`], until it delivers a verified chunk), and so do
 //!   [`MAX_REFUSAL_RUN`] refusals in a row; a chunk refused as `Taken` by a complete holder (it
@@ -215,12 +215,12 @@ pub enum Ban {
 pub enum Refused {
     /// Not about a chunk asked of it (a late answer, say): nothing changes.
     Unsolicited,
-    /// The chunk went back to the pool (the peer may be paused).
+    /// The chunk went back to the pool (the peer may be paused, or not asked for it for a
+    /// moment: a first `Taken`, what an honest claimant of a crowd says once per chunk and
+    /// asker).
     Released,
-    /// The chunk went back, and the partial holder's claim on it was dropped (a first
-    /// `Taken`: what an honest claimant of a crowd says once per chunk and asker).
-    ClaimDropped,
-    /// ... and the refusal was a strike against the claimant (`Busy`, a repeated `Taken`).
+    /// The chunk went back, the partial holder's claim on it was dropped, and the refusal was
+    /// a strike against it (`Busy`, a repeated `Taken`).
     Struck,
     /// ... and that strike was its last: it is no longer believed for this content.
     Disbelieved,
@@ -1009,17 +1009,17 @@ impl Download {
             return Refused::Released; // planted bug (simulator only): refusals cost nothing
         }
         self.pause(now, &peer);
-        let verdict = self.strike_claim(&peer, index, true);
+        let verdict = self.strike_claim(&peer, index);
         self.recount(now);
         verdict
     }
 
     /// `peer` answered our request for chunk `index` with "taken" at `now`: it just sent
     /// that chunk to another downloader, from whom we should get it. The chunk goes back to
-    /// the pool; a complete holder is not asked for it again for [`BUSY_BACKOFF`] (its window
-    /// stays: it is not overloaded), a partial holder's claim on it is dropped (a second
-    /// `Taken` of the same chunk is a strike: an honest holder says it once per chunk and
-    /// asker). [`MAX_REFUSAL_RUN`] refusals in a row pause the peer.
+    /// the pool and is not asked of that peer again for [`BUSY_BACKOFF`] (its window stays: it
+    /// is not overloaded); a second `Taken` of the same chunk from a partial holder is a
+    /// strike that drops its claim (an honest holder says it once per chunk and asker).
+    /// [`MAX_REFUSAL_RUN`] refusals in a row pause the peer.
     pub fn chunk_taken(&mut self, now: Instant, peer: PeerId, index: u32) -> Refused {
         if !self.asked(&peer, index) {
             return Refused::Unsolicited;
@@ -1037,21 +1037,27 @@ impl Download {
             return Refused::Released;
         };
         let run = p.refusals + 1 >= MAX_REFUSAL_RUN;
-        let again = if partial {
+        // A first `Taken` of a chunk from a claimant is the crowd's normal hint: its claim
+        // stays, the chunk is not asked of it for a moment. A second one is a strike.
+        let again = partial && {
             if p.taken.len() >= 4096 {
                 p.taken.clear();
             }
             !p.taken.insert(index)
-        } else {
-            p.busy.insert(index, now + BUSY_BACKOFF);
-            false
         };
+        if !again {
+            p.busy.insert(index, now + BUSY_BACKOFF);
+        }
         if run {
             self.pause(now, &peer);
         } else if let Some(p) = self.peers.get_mut(&peer) {
             p.refusals += 1;
         }
-        let verdict = self.strike_claim(&peer, index, again);
+        let verdict = if again {
+            self.strike_claim(&peer, index)
+        } else {
+            Refused::Released
+        };
         self.recount(now);
         verdict
     }
@@ -1082,17 +1088,14 @@ impl Download {
     }
 
     /// Partial holder `peer` did not honour its claim on chunk `index`: the claim is dropped,
-    /// and with `strike` it counts toward [`MAX_CLAIM_STRIKES`], past which the claimant is
-    /// not believed for this content. A complete holder's refusal costs it no claim.
-    fn strike_claim(&mut self, peer: &PeerId, index: u32, strike: bool) -> Refused {
+    /// and the strike counts toward [`MAX_CLAIM_STRIKES`], past which the claimant is not
+    /// believed for this content. A complete holder's refusal costs it no claim.
+    fn strike_claim(&mut self, peer: &PeerId, index: u32) -> Refused {
         if !self.avail.is_partial(peer) {
             return Refused::Released;
         }
         if self.avail.drop_claim(peer, index) {
             self.counters.claims_dropped += 1;
-        }
-        if !strike {
-            return Refused::ClaimDropped;
         }
         self.strike_claims(peer, 1);
         if self.peers.contains_key(peer) {
@@ -1791,34 +1794,60 @@ mod tests {
     }
 
     #[test]
-    fn a_taken_costs_the_claim_and_a_second_taken_of_one_chunk_is_a_strike() {
+    fn a_second_taken_of_one_chunk_is_a_strike_and_refusals_in_a_row_pause() {
         let (_, mut d, t0) = with_liar(40);
         let asked = ask_all(&mut d, t0, L);
         assert_eq!(asked, vec![0, 1, 2, 3]);
         // A first `Taken` (what an honest claimant of a crowd says once per chunk and asker):
-        // the claim goes, no strike, no pause.
+        // not asked for that chunk for a moment; its claim stays; no strike, no pause.
         for &i in &asked {
-            assert_eq!(d.chunk_taken(t0, L, i), Refused::ClaimDropped);
+            assert_eq!(d.chunk_taken(t0, L, i), Refused::Released);
         }
         assert_eq!(d.peers()[&L].claim_strikes, 0);
-        assert!(!d.avail.has(&L, 0));
-        // It claims chunk 0 again and says `Taken` again: a strike.
-        d.on_have(L, &[0]).unwrap();
-        let again = ask_all(&mut d, t0, L);
-        assert_eq!(again[0], 0, "{again:?}");
-        for &i in &again {
+        assert!(d.avail.has(&L, 0));
+        let next = ask_all(&mut d, t0, L);
+        assert_eq!(next, vec![4, 5, 6, 7], "not 0 to 3 again at once");
+        for &i in &next {
             d.chunk_taken(t0, L, i);
         }
+        // Past the backoff it is asked for chunk 0 again and says `Taken` again: a strike,
+        // and the claim goes.
+        let t1 = t0 + BUSY_BACKOFF;
+        d.expire(t1, Duration::from_secs(5));
+        let again = ask_all(&mut d, t1, L);
+        assert_eq!(again[0], 0, "{again:?}");
+        assert_eq!(d.chunk_taken(t1, L, 0), Refused::Struck);
         assert_eq!(d.peers()[&L].claim_strikes, 1);
-        // Refusals in a row pause it: a claimant of 39 chunks that refuses them all is asked
-        // about MAX_REFUSAL_RUN of them before its pause, not 39 at the speed of the link.
-        let mut refused = asked.len() + again.len();
-        while let Some(i) = d.next_request(t0, L) {
-            d.chunk_taken(t0, L, i);
+        assert!(!d.avail.has(&L, 0));
+        // The others again: at MAX_CLAIM_STRIKES repeated `Taken`s it is not believed, after
+        // 16 refusals in all (not one per claimed chunk and round trip, for ever).
+        let mut refused = asked.len() + next.len() + 1;
+        for &i in &again[1..] {
+            d.chunk_taken(t1, L, i);
             refused += 1;
         }
-        assert_eq!(refused, MAX_REFUSAL_RUN as usize);
-        assert!(d.peers()[&L].paused(t0));
+        while let Some(i) = d.next_request(t1, L) {
+            d.chunk_taken(t1, L, i);
+            refused += 1;
+        }
+        assert_eq!(refused, 16);
+        assert!(!d.peers().contains_key(&L));
+        assert_eq!(d.counters().disbelieved, 1);
+        d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn refusals_in_a_row_pause_a_holder() {
+        // A complete holder that says `Taken` to every chunk: MAX_REFUSAL_RUN of them, then a
+        // pause, not every chunk of the file at link speed.
+        let (_, mut d, t0) = running_with(100, MIN_CHUNK_SIZE, &[A], 8);
+        let mut refused = 0;
+        while let Some(i) = d.next_request(t0, A) {
+            assert_eq!(d.chunk_taken(t0, A, i), Refused::Released);
+            refused += 1;
+        }
+        assert_eq!(refused, MAX_REFUSAL_RUN);
+        assert!(d.peers()[&A].paused(t0));
         d.check_invariants().unwrap();
     }
 

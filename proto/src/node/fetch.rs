@@ -271,7 +271,7 @@ impl Node {
                                 self.stats.claim_strikes += 1;
                                 self.stats.claimants_disbelieved += 1;
                             }
-                            Refused::Released | Refused::ClaimDropped | Refused::Dropped => {}
+                            Refused::Released | Refused::Dropped => {}
                         }
                         false
                     }
