@@ -1,5 +1,6 @@
 //! A hostile peer, for real (issue 10, "How it is checked"): one scenario per attack 1–9 of the
-//! issue, each against the real `p2pshare` binary on both runtimes, in network namespaces.
+//! issue, and of the attacks of issue 27 that a host on the LAN can make (10), each against the
+//! real `p2pshare` binary on both runtimes, in network namespaces.
 //!
 //! Every scenario builds the same little LAN: host 1 seeds two 64 MiB files (`serve -v`, its
 //! upload capped at 400 Mbit/s like a LAN link), host 2 downloads them at its prompt, host 3
@@ -53,7 +54,14 @@
 //!    and never read;
 //! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
 //!    preamble and a length prefix of nearly 8 MiB before any hello (every fourth one after a
-//!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms.
+//!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms;
+//! 10. `claims` — downloader (issue 27, item 1): two ids on the attacker's address (ports
+//!     10000 and 10001) list `movie-b.bin` as partial in their catalogs, give its true
+//!     manifest, answer `Interested` with a `Bitfield` of every chunk but the last, and refuse
+//!     every `ChunkRequest`: one with `Busy`, the other with `Taken`, after which it claims the
+//!     chunk again with a `Have` (an honest holder says `Taken` once per chunk). Before issue
+//!     27 the seeder was never asked for a claimed chunk and the refusals cost nothing: the
+//!     download stood still in a request/refusal loop.
 //!
 //! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
 //! and `peers` checks run again, with the counters that move only after minutes (a reader that
@@ -68,11 +76,11 @@
 //!
 //! Safety rules (as in `netns.rs`):
 //! - every peer and every attacker runs inside a namespace this test created
-//!   (`p<pid>t<n>-h<i>`, n = 40…57, on its own bridge namespace), with the default discovery
-//!   settings (the broadcast address of each interface, port 9999; the attacker sends to
-//!   255.255.255.255:9999), which reach only that bridge; nothing runs in the root namespace,
-//!   nothing is sent anywhere but 10.99.0.0/24 of that bridge; the attacker points other hosts
-//!   only at its own address;
+//!   (`p<pid>t<n>-h<i>`, n = 40…59, and 140…159 for the controls, each on its own bridge
+//!   namespace), with the default discovery settings (the broadcast address of each
+//!   interface, port 9999; the attacker sends to 255.255.255.255:9999), which reach only that
+//!   bridge; nothing runs in the root namespace, nothing is sent anywhere but 10.99.0.0/24 of
+//!   that bridge; the attacker points other hosts only at its own address;
 //! - the guard ([`hosts::Net`]) kills the processes it started (by pid) and deletes its
 //!   namespaces on success and on failure; the RSS watchdog kills only a victim this test
 //!   started, by its pid, before the guard reaps it;
@@ -153,7 +161,7 @@ struct Scenario {
     long_counters: &'static [&'static str],
 }
 
-const SCENARIOS: [Scenario; 9] = [
+const SCENARIOS: [Scenario; 10] = [
     Scenario {
         name: "ask-never-read",
         mode: "ask",
@@ -238,6 +246,17 @@ const SCENARIOS: [Scenario; 9] = [
         missing: "",
         long_counters: &[],
     },
+    Scenario {
+        name: "claim-liars",
+        mode: "claims",
+        victims: &[DOWNLOADER],
+        counters: &[],
+        // (`claimants_disbelieved` too, when the download lasts past the liars' third round:
+        // ~1.5 s; shown in the row.)
+        downloader_counters: &["claim_strikes"],
+        missing: "",
+        long_counters: &[],
+    },
 ];
 
 macro_rules! scenario_tests {
@@ -263,6 +282,7 @@ scenario_tests! {
     7 h7_disk_queue_mio h7_disk_queue_smol;
     8 h8_drip_feed_mio h8_drip_feed_smol;
     9 h9_big_frames_before_hello_mio h9_big_frames_before_hello_smol;
+    10 h10_claim_liars_mio h10_claim_liars_smol;
 }
 
 /// Above this RSS the test kills a victim (by its pid; it is our child): an attack that works
@@ -911,6 +931,7 @@ fn helper() {
         "disk" => disk(),
         "probe" => probe(),
         "drip" => drip(),
+        "claims" => claim_liars(),
         "bigframe" => big_frames(deadline),
         other => panic!("unknown helper mode {other}"),
     }
@@ -1821,6 +1842,40 @@ fn drip() {
             }
         });
     }
+    thread::sleep(MS(300));
+}
+
+/// 10. Two ids that list the file as partial, claim every chunk but the last and refuse every
+///     chunk request: one with `Busy`, one with `Taken` (and then claim it again with a `Have`).
+fn claim_liars() {
+    let file = ("movie-b.bin", content(), file_size(), chunks());
+    let manifest = std::fs::read(env("P2PT_MANIFEST")).unwrap();
+    let mut rng = Rng(seed());
+    let udp = broadcast_socket();
+    let mut ids = Vec::new();
+    for (port, code) in [(10000u16, ErrorCode::Busy), (10001, ErrorCode::Taken)] {
+        let me = fresh_id(&mut rng);
+        ids.push((me, port));
+        let reclaim = code == ErrorCode::Taken;
+        hosts::claim_liar(me, port, file, manifest.clone(), code, reclaim, add);
+    }
+    thread::spawn(move || {
+        loop {
+            for &(peer, port) in &ids {
+                announce(
+                    &udp,
+                    &Announce {
+                        peer,
+                        instance: 1,
+                        port,
+                        revision: 1,
+                        bye: false,
+                    },
+                );
+            }
+            thread::sleep(S(1));
+        }
+    });
     thread::sleep(MS(300));
 }
 
