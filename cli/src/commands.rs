@@ -245,7 +245,9 @@ pub fn get(
             handle.shutdown();
             return Err(Failure::Signal(sig));
         }
-        let snap = handle.snapshot().map_err(|e| e.to_string())?;
+        let snap = handle
+            .snapshot_where(|n, c| could_mean(name, n, c))
+            .map_err(|e| e.to_string())?;
         let early = !snap.settled && Instant::now() < deadline;
         if folder::is_folder(&snap, name) {
             // A folder: once every peer heard has had its time to send its catalog (at most
@@ -380,7 +382,9 @@ fn provisional(
             handle.shutdown();
             return Err(Failure::Signal(sig));
         }
-        let snap = handle.snapshot().map_err(failed)?;
+        let snap = handle
+            .snapshot_where(|n, c| could_mean(name, n, c))
+            .map_err(failed)?;
         let settled = view_ready(&snap, started) || (snap.answered && Instant::now() >= deadline);
         if !settled {
             // Judged once the view has settled, as before: a Python peer's copy of the same
@@ -587,6 +591,18 @@ pub struct Pick {
     pub name: Option<String>,
 }
 
+/// True when `get QUERY` could mean the file named `name` with content `content`, as
+/// [`content_by_name`] and `folder::is_folder` resolve a query: the name itself, a file under
+/// it as a folder, or (4 hex digits or more) a prefix of the content id. What a snapshot for
+/// a `get` keeps ([`p2pshare_host::Handle::snapshot_where`]).
+pub fn could_mean(query: &str, name: &str, content: &ContentId) -> bool {
+    name == query
+        || p2pshare_proto::name::is_under(name, query)
+        || (query.len() >= 4
+            && query.bytes().all(|b| b.is_ascii_hexdigit())
+            && content.to_hex().starts_with(&query.to_ascii_lowercase()))
+}
+
 /// Finds the one remote file `name` designates: by name, else by content-id prefix. When
 /// several different files carry that name and the shared folder `shared` holds a partial
 /// download of exactly one of them, that one (getting it again resumes it).
@@ -671,5 +687,26 @@ pub fn content_by_name(s: &Snapshot, name: &str, shared: &Path) -> Result<Pick, 
                     .collect(),
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_get_could_mean_the_name_a_file_under_it_or_an_id_prefix() {
+        let id = ContentId([0xab; 32]);
+        assert!(could_mean("movie.bin", "movie.bin", &id));
+        assert!(!could_mean("movie.bin", "movie.bin.part", &id));
+        assert!(could_mean("photos", "photos/2024/a.jpg", &id));
+        assert!(could_mean("photos/", "photos/a.jpg", &id));
+        assert!(!could_mean("photo", "photos/a.jpg", &id));
+        assert!(could_mean("ABAB", "x", &id), "an id prefix, in either case");
+        assert!(
+            !could_mean("aba", "x", &id),
+            "fewer than 4 digits is no prefix"
+        );
+        assert!(!could_mean("abcd", "x", &id));
     }
 }

@@ -210,7 +210,7 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
             body: Ask::Get { name, yes },
             ..
         }) => return get(&mut out, ctl, shared, &name, yes),
-        Ok(Envelope { body: ask, .. }) => match ctl.snapshot() {
+        Ok(Envelope { body: ask, .. }) => match taken_for(&ask, ctl) {
             Ok(s) => view(&ask, &s),
             Err(e) => Answer::Failed {
                 error: e.to_string(),
@@ -223,6 +223,15 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
         },
     };
     let _ = send(&mut out, answer);
+}
+
+/// The snapshot `ask` is answered from: the other peers' files only for a list (a LAN's
+/// catalogs may hold a hundred thousand of them).
+fn taken_for(ask: &Ask, ctl: &Controller) -> Result<Snapshot, p2pshare_host::Stopped> {
+    match ask {
+        Ask::List { .. } => ctl.snapshot(),
+        _ => ctl.state(),
+    }
 }
 
 fn view(ask: &Ask, s: &Snapshot) -> Answer {
@@ -245,7 +254,7 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
 /// refused when the disk has no room for it or when it is big and `yes` is not given.
 fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: bool) {
     let failed = |error: String, detail: Option<String>| Answer::Failed { error, detail };
-    let snap = match ctl.snapshot() {
+    let snap = match ctl.snapshot_where(|n, c| crate::commands::could_mean(name, n, c)) {
         Ok(s) => s,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };

@@ -129,18 +129,25 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 }
                 Err(e) => return Err(e.to_string().into()),
             },
-            "status" => match handle.snapshot() {
+            "status" => match handle.state() {
                 Ok(s) => println!("{}", format::status(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
-            "peers" => match handle.snapshot() {
+            "peers" => match handle.state() {
                 Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
             "get" if arg.is_empty() => println!("Usage: get FILENAME... (see `list`)"),
             "get" => {
-                let snap = handle.snapshot().map_err(|e| e.to_string())?;
+                // Only the files these names could mean: resolving a name on a LAN of a
+                // hundred thousand files needs no view of all of them.
+                let snap = handle
+                    .snapshot_where(|n, c| {
+                        arg.split_whitespace()
+                            .any(|q| commands::could_mean(q, n, c))
+                    })
+                    .map_err(|e| e.to_string())?;
                 let mut picks: Vec<(Pick, String)> = Vec::new();
                 for name in arg.split_whitespace() {
                     if folder::is_folder(&snap, name) {
@@ -208,6 +215,8 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                         picks.push((p, name.to_owned()));
                     }
                 }
+                // The view (every file of every peer) is not kept for the download's length.
+                drop(snap);
                 if picks.is_empty() {
                     continue;
                 }

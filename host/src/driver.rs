@@ -30,7 +30,7 @@ use p2pshare_proto::{
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
 use crate::files::SharedFiles;
-use crate::handle::{Notice, Request, SharedFile, Snapshot};
+use crate::handle::{Notice, Request, SharedFile, Snapshot, Taken};
 use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
 use crate::scan::{Adoption, Scan, ScanError, Scanner};
@@ -345,7 +345,7 @@ impl Driver {
             Request::Hold(c) => self.input(Input::Command(Command::Hold(c))),
             Request::Release(c) => self.input(Input::Command(Command::Release(c))),
             Request::Snapshot(tx) => {
-                let _ = tx.send(self.snapshot());
+                let _ = tx.send(self.take_snapshot());
             }
             Request::Counters(tx) => {
                 let _ = tx.send((self.node.stats(), self.notices.dropped()));
@@ -361,13 +361,21 @@ impl Driver {
         }
     }
 
-    /// The peer's state now.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The peer's state now, but for the grouping of the other peers' files, which the asker
+    /// does ([`Taken::finish`]).
+    pub fn take_snapshot(&self) -> Taken {
+        Taken {
+            snapshot: self.snapshot_without_files(),
+            remote: self.node.remote_view(),
+        }
+    }
+
+    fn snapshot_without_files(&self) -> Snapshot {
         Snapshot {
             me: self.node.peer_id(),
             transfer_port: self.node.config().transfer_port,
             peers: self.node.peers(),
-            remote: self.node.remote_files(),
+            remote: Vec::new(),
             downloads: self.node.downloads(),
             shared: self.shared.clone(),
             stats: self.node.stats(),

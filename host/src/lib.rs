@@ -42,7 +42,7 @@ pub mod zerocopy;
 pub use config::PeerConfig;
 pub use driver::{Driver, Network, StartError, Started, perform, start};
 pub use files::SharedFiles;
-pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped};
+pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped, Taken};
 pub use lock::{FolderLock, LockError};
 pub use p2pshare_proto::NetOp;
 pub use scan::{HashError, Scan, ScanError, ScannedFile, Scanner, hash_beneath, hash_file};

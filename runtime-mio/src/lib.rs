@@ -154,7 +154,13 @@ impl Loop {
                 match ev.token() {
                     UDP => self.read_datagrams(),
                     LISTENER => self.accept(),
-                    WAKER => self.driver.poll_channels(),
+                    // A question about the view (a snapshot) is answered after every
+                    // datagram that arrived before it was asked: a newcomer's answer waiting
+                    // in the socket is not left out of a `peers` asked at that moment.
+                    WAKER => {
+                        self.read_datagrams();
+                        self.driver.poll_channels();
+                    }
                     _ => continue,
                 }
                 self.perform();

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::budget::{
     CATALOG_IP_BUDGET, CATALOG_NODE_BUDGET, CATALOG_PEER_BUDGET, MAX_NAMES_PER_CONTENT, entry_cost,
@@ -24,7 +25,9 @@ use crate::wire::CatalogEntry;
 #[derive(Debug, Default)]
 struct Held {
     ip: Option<IpAddr>,
-    files: Vec<CatalogEntry>,
+    /// Shared with the views handed out ([`Catalogs::shared`]): a view costs the loop a
+    /// reference count per peer, never a copy of the entries.
+    files: Arc<Vec<CatalogEntry>>,
     cost: usize,
 }
 
@@ -61,12 +64,20 @@ pub(super) struct Catalogs {
 impl Catalogs {
     /// The complete catalog of `peer`, if one arrived.
     pub(super) fn get(&self, peer: &PeerId) -> Option<&[CatalogEntry]> {
-        self.held.get(peer).map(|h| h.files.as_slice())
+        self.held.get(peer).map(|h| &h.files[..])
     }
 
     /// Every complete catalog.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&PeerId, &[CatalogEntry])> {
-        self.held.iter().map(|(p, h)| (p, h.files.as_slice()))
+        self.held.iter().map(|(p, h)| (p, &h.files[..]))
+    }
+
+    /// Every complete catalog, shared: what a view takes away to be grouped on another thread.
+    pub(super) fn shared(&self) -> Vec<(PeerId, Arc<Vec<CatalogEntry>>)> {
+        self.held
+            .iter()
+            .map(|(p, h)| (*p, Arc::clone(&h.files)))
+            .collect()
     }
 
     /// True once a complete catalog of `peer` arrived.
@@ -157,12 +168,14 @@ impl Catalogs {
         if a.next_page < pages && a.cost < room {
             return PageVerdict::Next(a.next_page);
         }
-        if let Some(a) = self.assembling.remove(&peer) {
+        if let Some(mut a) = self.assembling.remove(&peer) {
+            // Kept for as long as the peer is: without the slack of a vector grown by pushes.
+            a.files.shrink_to_fit();
             self.held.insert(
                 peer,
                 Held {
                     ip: Some(ip),
-                    files: a.files,
+                    files: Arc::new(a.files),
                     cost: a.cost,
                 },
             );
@@ -185,6 +198,26 @@ mod tests {
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+
+    #[test]
+    fn a_view_shares_the_catalogs_it_shows() {
+        let mut c = Catalogs::default();
+        let p = PeerId([1; 16]);
+        let files: Vec<_> = (0..200u8).map(|i| entry(&format!("f{i}"), i)).collect();
+        assert_eq!(c.add_page(p, IP, 1, 0, 1, files), PageVerdict::Done);
+        let (a, b) = (c.shared(), c.shared());
+        assert_eq!(a.len(), 1);
+        // The same entries, not a copy: a view costs the loop a count per peer.
+        assert!(Arc::ptr_eq(&a[0].1, &b[0].1));
+        assert_eq!(a[0].1.len(), c.get(&p).map_or(0, <[_]>::len));
+        // A view taken before the next catalog keeps the old one; the table holds the new.
+        assert_eq!(
+            c.add_page(p, IP, 2, 0, 1, vec![entry("g", 2)]),
+            PageVerdict::Done
+        );
+        assert_eq!(a[0].1.len(), 200);
+        assert_eq!(c.get(&p).map(<[_]>::len), Some(1));
+    }
 
     #[test]
     fn pages_make_one_catalog_only_when_the_last_arrived() {

@@ -48,7 +48,7 @@ pub use io::{
 pub use timers::Wake;
 #[cfg(any(test, feature = "testing"))]
 pub use views::ConnLoad;
-pub use views::{DownloadView, PeerView, RemoteFile, Stats};
+pub use views::{DownloadView, PeerView, RemoteFile, RemoteView, Stats};
 
 use crate::discovery::Discovery;
 use crate::download::Download;
@@ -57,7 +57,7 @@ use crate::manifest::Manifest;
 use crate::python::{Action, Python};
 use crate::rng::Rng;
 use crate::session::{CloseReason, ConnId, Session};
-use crate::wire::{Announce, CatalogEntry};
+use crate::wire::Announce;
 
 /// A p2pshare peer, without any I/O.
 ///
@@ -203,49 +203,26 @@ impl Node {
             .collect()
     }
 
-    /// Files other peers share, grouped by content, by content id; names sorted, holders by
-    /// peer id. Built in O(n log n) over the n catalog entries by sorting one vector of
-    /// references and grouping runs of it: no map node per content, so a view of a hundred
-    /// thousand files costs little more than the files themselves.
+    /// Files other peers share, grouped by content (see [`RemoteView::files`]). Costs
+    /// O(n log n) over the n catalog entries: a caller on the event loop's thread should take
+    /// [`Node::remote_view`] and group it elsewhere.
     pub fn remote_files(&self) -> Vec<RemoteFile> {
-        let mut all: Vec<(&CatalogEntry, PeerId)> = self
-            .remote
-            .iter()
-            .flat_map(|(peer, files)| files.iter().map(move |f| (f, *peer)))
-            .collect();
-        all.sort_unstable_by(|a, b| {
-            (a.0.content, &a.0.name, a.1).cmp(&(b.0.content, &b.0.name, b.1))
-        });
-        let mut out: Vec<RemoteFile> = Vec::new();
-        for (f, peer) in all {
-            match out.last_mut() {
-                Some(r) if r.content == f.content => {
-                    if r.names.last() != Some(&f.name) {
-                        r.names.push(f.name.clone());
-                    }
-                    if !r.holders.contains(&peer) {
-                        r.holders.push(peer);
-                    }
-                }
-                _ => out.push(RemoteFile {
-                    content: f.content,
-                    size: f.size,
-                    names: vec![f.name.clone()],
-                    holders: vec![peer],
-                    local: self.local.contains_key(&f.content),
-                    python: false,
-                }),
-            }
+        self.remote_view().files()
+    }
+
+    /// What [`Node::remote_files`] is built from, taken cheaply: a reference to each peer's
+    /// catalog (shared, not copied), our own content ids and the Python peers' files. So the
+    /// loop that owns the node pays per peer, not per catalog entry, however big the catalogs
+    /// a remote peer sent, and the grouping runs on the thread that asked for the view.
+    pub fn remote_view(&self) -> RemoteView {
+        RemoteView {
+            catalogs: self.remote.shared(),
+            local: self.local.keys().copied().collect(),
+            python: self.python.remote_files(
+                |f| self.vouched_native(f),
+                |hash| self.local.values().any(|e| e.manifest.file_hash() == hash),
+            ),
         }
-        for r in &mut out {
-            r.holders.sort_unstable();
-            r.holders.dedup();
-        }
-        out.extend(self.python.remote_files(
-            |f| self.vouched_native(f),
-            |hash| self.local.values().any(|e| e.manifest.file_hash() == hash),
-        ));
-        out
     }
 
     /// True when a p2pshare peer vouches that the Python file `f` is one of its native files:
