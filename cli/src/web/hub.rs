@@ -149,8 +149,8 @@ impl Phase {
         matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
     }
 
-    fn of(p: p2pshare_proto::download::Phase) -> Phase {
-        use p2pshare_proto::download::Phase as P;
+    fn of(p: p2pshare_proto::Phase) -> Phase {
+        use p2pshare_proto::Phase as P;
         match p {
             P::Manifest => Phase::Manifest,
             P::Opening => Phase::Opening,
