@@ -251,7 +251,7 @@ impl Loop {
                     let conn = match self.driver.accept(remote) {
                         Admission::Accepted(conn) => conn,
                         Admission::Later => {
-                            self.parked.offer(stream, remote);
+                            self.parked.offer(stream, remote, &mut self.driver);
                             continue;
                         }
                         Admission::Refused => continue,

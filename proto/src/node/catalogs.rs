@@ -8,8 +8,13 @@
 //! Invariants: every stored name passed `check_name`; a peer's catalog lists at most
 //! [`MAX_NAMES_PER_CONTENT`] names per content; the cost ([`entry_cost`]) of the catalogs from
 //! one peer, from one IP address, and from all peers together stays within
-//! [`CATALOG_PEER_BUDGET`], [`CATALOG_IP_BUDGET`] and [`CATALOG_NODE_BUDGET`] (pages in
-//! assembly included). What does not fit is dropped and counted, never an error.
+//! [`CATALOG_PEER_BUDGET`], [`CATALOG_IP_BUDGET`] and [`CATALOG_NODE_BUDGET`], pages in
+//! assembly included from the first entry of a peer's first catalog (charged to the address
+//! the pages came from; issue 27, item 4: six fresh ids from one address, each holding back
+//! its last page, held the whole node budget). The costs per address and in all are kept as
+//! running sums (`ip_cost`, `total`), so a page costs its entries, not a walk of every peer.
+//! What does not fit is dropped and counted, never an error. A complete catalog has a name
+//! index ([`Catalogs::named`]): a lookup by name is a binary search.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,16 +26,19 @@ use crate::ids::{ContentId, PeerId};
 use crate::wire::CatalogEntry;
 
 /// One peer's catalog.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Held {
-    ip: Option<IpAddr>,
+    ip: IpAddr,
     files: Vec<CatalogEntry>,
+    /// Positions in `files`, sorted by name.
+    by_name: Vec<u32>,
     cost: usize,
 }
 
 /// A catalog being assembled.
 #[derive(Debug)]
 struct Assembly {
+    ip: IpAddr,
     revision: u64,
     next_page: u32,
     files: Vec<CatalogEntry>,
@@ -54,6 +62,10 @@ pub(super) enum PageVerdict {
 pub(super) struct Catalogs {
     held: BTreeMap<PeerId, Held>,
     assembling: BTreeMap<PeerId, Assembly>,
+    /// Cost held and in assembly, per address the pages came from.
+    ip_cost: BTreeMap<IpAddr, usize>,
+    /// Cost held and in assembly, in all.
+    total: usize,
     /// Entries dropped for a budget (names per content, or memory).
     pub(super) dropped: u64,
 }
@@ -74,33 +86,67 @@ impl Catalogs {
         self.held.contains_key(peer)
     }
 
-    /// Forgets `peer`'s catalog (it left), and any half-assembled one.
-    pub(super) fn remove(&mut self, peer: &PeerId) {
-        self.held.remove(peer);
-        self.assembling.remove(peer);
+    /// The entries of `peer`'s complete catalog named `name`: a binary search.
+    pub(super) fn named<'a>(
+        &'a self,
+        peer: &PeerId,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a CatalogEntry> + 'a {
+        let held = self.held.get(peer);
+        let (files, idx): (&[CatalogEntry], &[u32]) =
+            held.map_or((&[], &[]), |h| (h.files.as_slice(), h.by_name.as_slice()));
+        let at = |i: &u32| files[*i as usize].name.as_str();
+        let start = idx.partition_point(|i| at(i) < name);
+        idx[start..]
+            .iter()
+            .take_while(move |i| at(i) == name)
+            .map(move |i| &files[*i as usize])
+    }
+
+    fn charge(&mut self, ip: IpAddr, cost: usize) {
+        *self.ip_cost.entry(ip).or_default() += cost;
+        self.total += cost;
+    }
+
+    fn refund(&mut self, ip: IpAddr, cost: usize) {
+        if let Some(c) = self.ip_cost.get_mut(&ip) {
+            *c = c.saturating_sub(cost);
+            if *c == 0 {
+                self.ip_cost.remove(&ip);
+            }
+        }
+        self.total = self.total.saturating_sub(cost);
+    }
+
+    fn drop_held(&mut self, peer: &PeerId) {
+        if let Some(h) = self.held.remove(peer) {
+            self.refund(h.ip, h.cost);
+        }
     }
 
     /// Forgets a half-assembled catalog (its connection ended).
     pub(super) fn abandon(&mut self, peer: &PeerId) {
-        self.assembling.remove(peer);
+        if let Some(a) = self.assembling.remove(peer) {
+            self.refund(a.ip, a.cost);
+        }
+    }
+
+    /// Forgets `peer`'s catalog (it left), and any half-assembled one.
+    pub(super) fn remove(&mut self, peer: &PeerId) {
+        self.drop_held(peer);
+        self.abandon(peer);
     }
 
     /// Memory held for peers other than `peer`: at `ip`, and in all.
     fn cost_beside(&self, peer: &PeerId, ip: IpAddr) -> (usize, usize) {
-        let mut at_ip = 0;
-        let mut all = 0;
-        let held = self.held.iter().map(|(p, h)| (p, h.cost, h.ip));
-        let asm = self.assembling.iter().map(|(p, a)| {
-            let ip = self.held.get(p).and_then(|h| h.ip);
-            (p, a.cost, ip)
-        });
-        for (p, cost, pip) in held.chain(asm) {
-            if p == peer {
-                continue;
-            }
-            all += cost;
-            if pip == Some(ip) {
-                at_ip += cost;
+        let mut at_ip = self.ip_cost.get(&ip).copied().unwrap_or(0);
+        let mut all = self.total;
+        let held = self.held.get(peer).map(|h| (h.ip, h.cost));
+        let asm = self.assembling.get(peer).map(|a| (a.ip, a.cost));
+        for (pip, cost) in held.into_iter().chain(asm) {
+            all = all.saturating_sub(cost);
+            if pip == ip {
+                at_ip = at_ip.saturating_sub(cost);
             }
         }
         (at_ip, all)
@@ -118,9 +164,11 @@ impl Catalogs {
         files: Vec<CatalogEntry>,
     ) -> PageVerdict {
         if page == 0 {
+            self.abandon(&peer);
             self.assembling.insert(
                 peer,
                 Assembly {
+                    ip,
                     revision,
                     next_page: 0,
                     files: Vec::new(),
@@ -133,8 +181,8 @@ impl Catalogs {
         let Some(a) = self.assembling.get_mut(&peer) else {
             return PageVerdict::Restart;
         };
-        if a.revision != revision || a.next_page != page {
-            self.assembling.remove(&peer);
+        if a.revision != revision || a.next_page != page || a.ip != ip {
+            self.abandon(&peer);
             return PageVerdict::Restart;
         }
         // Room left for this peer: its own budget, and what its IP and the node have left
@@ -142,6 +190,7 @@ impl Catalogs {
         let room = CATALOG_PEER_BUDGET
             .min(CATALOG_IP_BUDGET.saturating_sub(at_ip))
             .min(CATALOG_NODE_BUDGET.saturating_sub(all));
+        let before = a.cost;
         for f in files {
             let names = a.names.entry(f.content).or_default();
             let cost = entry_cost(&f);
@@ -153,21 +202,44 @@ impl Catalogs {
             a.cost += cost;
             a.files.push(f);
         }
+        let added = a.cost - before;
         a.next_page = page + 1;
-        if a.next_page < pages && a.cost < room {
-            return PageVerdict::Next(a.next_page);
+        let more = a.next_page < pages && a.cost < room;
+        self.charge(ip, added);
+        if more {
+            return PageVerdict::Next(page + 1);
         }
         if let Some(a) = self.assembling.remove(&peer) {
+            // Its cost moves from the assembly to the catalog; the old catalog goes.
+            self.drop_held(&peer);
+            let mut by_name: Vec<u32> = (0..a.files.len() as u32).collect();
+            by_name.sort_by(|x, y| a.files[*x as usize].name.cmp(&a.files[*y as usize].name));
             self.held.insert(
                 peer,
                 Held {
-                    ip: Some(ip),
+                    ip: a.ip,
                     files: a.files,
+                    by_name,
                     cost: a.cost,
                 },
             );
         }
         PageVerdict::Done
+    }
+
+    /// Checks that the running sums are the sums (tests).
+    #[cfg(test)]
+    fn check_sums(&self) {
+        let mut ip_cost: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let held = self.held.values().map(|h| (h.ip, h.cost));
+        let asm = self.assembling.values().map(|a| (a.ip, a.cost));
+        for (ip, c) in held.chain(asm) {
+            if c > 0 {
+                *ip_cost.entry(ip).or_default() += c;
+            }
+        }
+        assert_eq!(ip_cost, self.ip_cost);
+        assert_eq!(ip_cost.values().sum::<usize>(), self.total);
     }
 }
 
@@ -238,5 +310,69 @@ mod tests {
             total += c.held.get(&q).map_or(0, |h| h.cost);
         }
         assert!(total <= CATALOG_IP_BUDGET, "{total} over the IP budget");
+        c.check_sums();
+    }
+
+    #[test]
+    fn first_catalogs_in_assembly_count_against_their_address() {
+        // Issue 27, item 4: fresh ids at one address, each holding back its last page.
+        let mut c = Catalogs::default();
+        let big = "y".repeat(200);
+        let per_page = 1000;
+        let page = |k: u8, n: usize| -> Vec<CatalogEntry> {
+            (0..per_page)
+                .map(|i| {
+                    let mut id = [k; 32];
+                    id[..8].copy_from_slice(&((n * per_page + i) as u64).to_be_bytes());
+                    CatalogEntry {
+                        name: format!("{big}{n}-{i}"),
+                        size: 1,
+                        content: ContentId(id),
+                        partial: false,
+                    }
+                })
+                .collect()
+        };
+        for k in 10..16u8 {
+            let q = PeerId([k; 16]);
+            for n in 0..100 {
+                match c.add_page(q, IP, 1, n as u32, 1000, page(k, n)) {
+                    PageVerdict::Next(_) => {}
+                    _ => break,
+                }
+            }
+        }
+        c.check_sums();
+        assert!(
+            c.ip_cost[&IP] <= CATALOG_IP_BUDGET,
+            "{} held in assembly at one address",
+            c.ip_cost[&IP]
+        );
+        // An honest peer elsewhere still gets its whole catalog, with a name index.
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+        let h = PeerId([1; 16]);
+        assert_eq!(
+            c.add_page(
+                h,
+                other,
+                1,
+                0,
+                1,
+                vec![entry("b", 1), entry("a", 2), entry("b", 3)]
+            ),
+            PageVerdict::Done
+        );
+        assert_eq!(c.named(&h, "b").count(), 2);
+        assert_eq!(
+            c.named(&h, "a").map(|e| e.content).collect::<Vec<_>>(),
+            [ContentId([2; 32])]
+        );
+        assert_eq!(c.named(&h, "c").count(), 0);
+        for k in 10..16u8 {
+            c.remove(&PeerId([k; 16]));
+        }
+        c.remove(&h);
+        c.check_sums();
+        assert_eq!(c.total, 0);
     }
 }

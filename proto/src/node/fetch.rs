@@ -102,6 +102,8 @@ impl Node {
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.catalog_fetched(now);
                 }
+                // Its JSON's claims can be checked now that its names have contents.
+                self.check_vouches(now, peer);
             }
         }
         // Per content we download: whether this peer has it whole (any entry not marked
@@ -488,6 +490,7 @@ impl Node {
                         }
                     })
                     .or_insert(entry);
+                self.index_local();
                 let now = self.now;
                 self.catalog_revised(now);
                 let sources = d

@@ -39,7 +39,7 @@ use crate::ids::{ContentId, Digest, PeerId};
 use crate::manifest::Manifest;
 use crate::node::{DiskOp, DownloadView, Event, Output, PeerView, RemoteFile, Source};
 use download::{PyDownload, PyPhase};
-use peers::{Heard, PythonPeers, content_id_of, peer_id_of};
+use peers::{Heard, PythonPeers, peer_id_of};
 use wire::{LegacyAnnounce, LegacyFile, PY_CHUNK};
 
 /// Chunks written between two progress events.
@@ -57,6 +57,9 @@ pub(crate) enum Action {
     CloseFetches(ContentId),
     /// The first Python peer in a while was heard: our next announcement should come soon.
     AnnounceSoon,
+    /// The p2pshare peer sent its JSON announcement from where it is listed: check its claims
+    /// (`Python::vouches_of`) against its verified manifests.
+    Vouched(PeerId),
 }
 
 /// What to do with a Python request connection after its bytes ([`Python::serve_received`]).
@@ -94,6 +97,8 @@ pub(crate) struct PyStats {
     pub(crate) chunks_served: u64,
     /// Chunks rejected (a lie about a chunk, or a whole file that did not match).
     pub(crate) chunks_rejected: u64,
+    /// JSON announcements naming a p2pshare peer the node does not list at their address.
+    pub(crate) claims_elsewhere: u64,
 }
 
 /// The Python side of a node.
@@ -126,6 +131,11 @@ impl Python {
         self.stats
     }
 
+    /// File entries dropped from Python announcements for their address's share.
+    pub(crate) fn files_over_budget(&self) -> u64 {
+        self.peers.over_budget
+    }
+
     /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare
     /// peer announces to them.
     pub(crate) fn any(&self) -> bool {
@@ -139,18 +149,14 @@ impl Python {
 
     /// True when some Python peer holds `content`.
     pub(crate) fn held(&self, content: &ContentId) -> bool {
-        !self.peers.holders(content).is_empty()
+        self.peers.contents().contains_key(content)
     }
 
-    /// The file hash the p2pshare peer `peer` (at `ip`) announced for its file `name`, if its
-    /// JSON announcement said so from that address.
-    pub(crate) fn vouched_hash(
-        &self,
-        peer: &PeerId,
-        ip: std::net::IpAddr,
-        name: &str,
-    ) -> Option<&Digest> {
-        self.peers.vouched_hash(peer, ip, name)
+    /// What the p2pshare peer `peer` claims of its names in its JSON announcement (from the
+    /// address it is listed at): each name and the file hash it gave it, for the hashes some
+    /// Python peer lists. Claims only: the node checks them against verified manifests.
+    pub(crate) fn vouches_of(&self, peer: &PeerId) -> Vec<(String, Digest)> {
+        self.peers.vouches_of(peer)
     }
 
     /// The Python peers, for the node's peer view.
@@ -166,45 +172,43 @@ impl Python {
     }
 
     /// The Python peers' files: one entry per (SHA-256, chunk count), size shown as its upper
-    /// bound (`total_chunks` × 1 KiB); files for which `native` is true (a p2pshare peer also
-    /// holds them) are left out: they are listed, and fetched, as the native content. `local`
-    /// says whether we share a file with that SHA-256.
+    /// bound (`total_chunks` × 1 KiB); files for which `native(hash, total_chunks)` is true
+    /// (a p2pshare peer holds the same bytes, as a verified manifest showed) are left out: they
+    /// are listed, and fetched, as the native content. `local` says whether we share a file
+    /// with that SHA-256. Built from the index of contents: O(n log n) over the n entries.
     pub(crate) fn remote_files(
         &self,
-        native: impl Fn(&LegacyFile) -> bool,
+        native: impl Fn(&Digest, u64) -> bool,
         local: impl Fn(&Digest) -> bool,
     ) -> Vec<RemoteFile> {
-        let mut by_content: BTreeMap<ContentId, RemoteFile> = BTreeMap::new();
-        for p in self.peers.peers() {
-            for f in &p.files {
-                if native(f) {
-                    continue;
-                }
-                let content = content_id_of(&f.file_hash, f.total_chunks);
-                let r = by_content.entry(content).or_insert_with(|| RemoteFile {
-                    content,
-                    size: f.total_chunks.saturating_mul(PY_CHUNK as u64),
-                    names: Vec::new(),
-                    holders: Vec::new(),
-                    local: local(&f.file_hash),
-                    python: true,
-                });
-                if !r.names.contains(&f.name) {
-                    r.names.push(f.name.clone());
-                }
-                if !r.holders.contains(&p.id) {
-                    r.holders.push(p.id);
-                }
+        let mut out = Vec::new();
+        for (content, holders) in self.peers.contents() {
+            let entries: Vec<(PeerId, &LegacyFile)> = holders
+                .keys()
+                .filter_map(|a| self.peers.holders_entry(*a, content))
+                .collect();
+            let Some((_, first)) = entries.first() else {
+                continue;
+            };
+            if native(&first.file_hash, first.total_chunks) {
+                continue;
             }
+            let mut names: Vec<String> = entries.iter().map(|(_, f)| f.name.clone()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let mut holders: Vec<PeerId> = entries.iter().map(|(p, _)| *p).collect();
+            holders.sort_unstable();
+            holders.dedup();
+            out.push(RemoteFile {
+                content: *content,
+                size: first.total_chunks.saturating_mul(PY_CHUNK as u64),
+                names,
+                holders,
+                local: local(&first.file_hash),
+                python: true,
+            });
         }
-        by_content
-            .into_values()
-            .map(|mut r| {
-                r.names.sort();
-                r.holders.sort_unstable();
-                r
-            })
-            .collect()
+        out
     }
 
     /// The downloads, for the node's download view.
@@ -265,13 +269,16 @@ impl Python {
 
     /// A datagram that looks like JSON arrived from `from`: a Python peer's announcement, or a
     /// p2pshare peer's for them. `native_at` says whether a p2pshare peer is listed at an
-    /// address (an announcement from there without our marker is still heard natively).
+    /// address (an announcement from there without our marker is still heard natively);
+    /// `listed_at(peer, ip)` whether the p2pshare peer `peer` is listed at `ip` (only then is
+    /// a JSON announcement carrying its id taken as its).
     pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         data: &[u8],
         native_at: impl Fn(SocketAddr) -> bool,
+        listed_at: impl Fn(&PeerId, std::net::IpAddr) -> bool,
     ) {
         let a = match LegacyAnnounce::decode(data) {
             Ok(a) => a,
@@ -290,14 +297,18 @@ impl Python {
             return;
         }
         let was_recent = self.peers.heard_recently(now);
-        match self.peers.heard(now, from, a) {
+        match self.peers.heard(now, from, a, listed_at) {
             Heard::New(peer) => {
                 self.emit(Event::PeerFound { peer, addr });
                 self.holders_heard(now, addr);
             }
             Heard::Again(_) => self.holders_heard(now, addr),
-            Heard::Native => {}
+            Heard::Native(peer, _) => self.actions.push_back(Action::Vouched(peer)),
+            Heard::Elsewhere => self.stats.claims_elsewhere += 1,
             Heard::Full => self.stats.peers_full += 1,
+        }
+        for peer in self.peers.take_recheck() {
+            self.actions.push_back(Action::Vouched(peer));
         }
         if !was_recent && self.peers.heard_recently(now) {
             // The first Python peer in a while: it hears of us at the next announcement, soon.
@@ -560,7 +571,7 @@ impl Python {
     fn holders_heard(&mut self, now: Instant, addr: SocketAddr) {
         let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
         for content in contents {
-            if self.peers.holders(&content).iter().any(|(a, _)| *a == addr)
+            if self.peers.holds(addr, &content)
                 && let Some(d) = self.downloads.get_mut(&content)
             {
                 d.add_holder(addr);
