@@ -349,7 +349,8 @@ fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
 
 /// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
 /// once, held back from being put in place, and waits for the view to settle (at most
-/// [`SETTLE_AT_MOST`] after `started`). If another file of that name is in it then and
+/// [`SETTLE_AT_MOST`] after `started`, and, on a LAN with Python peers, one of their intervals,
+/// [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN)). If another file of that name is in it then and
 /// no partial of the picked one was here before (one that was decides, as for any ambiguous
 /// name), cancels it, removes the partial file this run began, and fails as an ambiguous name
 /// does; otherwise releases it (it finishes as soon as it is complete) and gives the handle
@@ -381,10 +382,16 @@ fn provisional(
             return Err(Failure::Signal(sig));
         }
         let snap = handle.snapshot().map_err(failed)?;
-        let settled = view_ready(&snap, started) || (snap.answered && Instant::now() >= deadline);
+        // Python peers do not answer a newcomer: on a LAN with them, another file of that
+        // name may be one of theirs, heard only within one of their intervals.
+        let listened =
+            !snap.python_around || started.elapsed() >= p2pshare_proto::budget::PY_LISTEN;
+        let settled = (view_ready(&snap, started) && listened)
+            || (snap.answered && Instant::now() >= deadline);
         if !settled {
             // Judged once the view has settled, as before: a Python peer's copy of the same
-            // file shows as another file until a peer of ours vouches for its hash.
+            // file shows as another file until a peer of ours proves, with its verified
+            // manifest, that its file has that hash.
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }

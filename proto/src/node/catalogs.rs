@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use crate::budget::{
     CATALOG_IP_BUDGET, CATALOG_NODE_BUDGET, CATALOG_PEER_BUDGET, MAX_NAMES_PER_CONTENT, entry_cost,
 };
-use crate::ids::{ContentId, PeerId};
+use crate::ids::PeerId;
 use crate::wire::CatalogEntry;
 
 /// One peer's catalog.
@@ -42,7 +42,6 @@ struct Assembly {
     revision: u64,
     next_page: u32,
     files: Vec<CatalogEntry>,
-    names: BTreeMap<ContentId, usize>,
     cost: usize,
 }
 
@@ -68,6 +67,24 @@ pub(super) struct Catalogs {
     total: usize,
     /// Entries dropped for a budget (names per content, or memory).
     pub(super) dropped: u64,
+}
+
+/// The positions, ascending, of the entries past the [`MAX_NAMES_PER_CONTENT`]th name of
+/// their content (in catalog order): what a complete catalog drops.
+fn names_over(files: &[CatalogEntry]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..files.len() as u32).collect();
+    order.sort_by_key(|&i| (files[i as usize].content, i));
+    let mut extra = Vec::new();
+    let mut run = 0;
+    for (k, &i) in order.iter().enumerate() {
+        let same = k > 0 && files[order[k - 1] as usize].content == files[i as usize].content;
+        run = if same { run + 1 } else { 1 };
+        if run > MAX_NAMES_PER_CONTENT {
+            extra.push(i);
+        }
+    }
+    extra.sort_unstable();
+    extra
 }
 
 impl Catalogs {
@@ -172,7 +189,6 @@ impl Catalogs {
                     revision,
                     next_page: 0,
                     files: Vec::new(),
-                    names: BTreeMap::new(),
                     cost: 0,
                 },
             );
@@ -191,14 +207,14 @@ impl Catalogs {
             .min(CATALOG_IP_BUDGET.saturating_sub(at_ip))
             .min(CATALOG_NODE_BUDGET.saturating_sub(all));
         let before = a.cost;
+        // Grown by what arrives, not doubled: the memory is what the budget says.
+        a.files.reserve_exact(files.len());
         for f in files {
-            let names = a.names.entry(f.content).or_default();
             let cost = entry_cost(&f);
-            if *names >= MAX_NAMES_PER_CONTENT || a.cost + cost > room {
+            if a.cost + cost > room {
                 self.dropped += 1;
                 continue;
             }
-            *names += 1;
             a.cost += cost;
             a.files.push(f);
         }
@@ -209,9 +225,27 @@ impl Catalogs {
         if more {
             return PageVerdict::Next(page + 1);
         }
-        if let Some(a) = self.assembling.remove(&peer) {
+        if let Some(mut a) = self.assembling.remove(&peer) {
             // Its cost moves from the assembly to the catalog; the old catalog goes.
             self.drop_held(&peer);
+            let extra = names_over(&a.files);
+            if !extra.is_empty() {
+                let mut cut = 0;
+                let mut k = 0;
+                a.files.retain(|_| {
+                    let keep = extra.get(cut) != Some(&k);
+                    if !keep {
+                        cut += 1;
+                    }
+                    k += 1;
+                    keep
+                });
+                self.dropped += extra.len() as u64;
+                let cost: usize = a.files.iter().map(entry_cost).sum();
+                self.refund(a.ip, a.cost - cost);
+                a.cost = cost;
+            }
+            a.files.shrink_to_fit();
             let mut by_name: Vec<u32> = (0..a.files.len() as u32).collect();
             by_name.sort_by(|x, y| a.files[*x as usize].name.cmp(&a.files[*y as usize].name));
             self.held.insert(
@@ -246,6 +280,7 @@ impl Catalogs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::ContentId;
 
     fn entry(name: &str, content: u8) -> CatalogEntry {
         CatalogEntry {

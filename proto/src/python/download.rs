@@ -472,6 +472,31 @@ mod tests {
     }
 
     #[test]
+    fn state_is_the_window_whatever_total_chunks_claims() {
+        // Issue 27, item 6: 16,777,216 claimed chunks allocated 32 bytes each up front.
+        let mut d = PyDownload::new(ContentId([1; 32]), "f".into(), [0; 32], 1 << 24, [a(1)]);
+        assert!(!d.opened(0));
+        while d.next_request().is_some() {}
+        assert_eq!(
+            d.flying.len(),
+            PY_CONNS_PER_PEER,
+            "one holder's share in flight"
+        );
+        // Chunks arrive out of order: only the window past the prefix waits in memory.
+        let asked: Vec<u32> = d.flying.keys().copied().collect();
+        for &i in asked.iter().skip(1) {
+            let (w, _) = d.on_attempt(a(1), i, Attempt::Chunk(vec![0; 1024]));
+            assert!(w.is_empty());
+        }
+        assert_eq!((d.flying.len(), d.ready.len()), (1, PY_CONNS_PER_PEER - 1));
+        let (w, _) = d.on_attempt(a(1), 0, Attempt::Chunk(vec![0; 1024]));
+        assert_eq!(w.len(), PY_CONNS_PER_PEER);
+        assert!(d.ready.is_empty() && d.flying.is_empty());
+        d.check_invariants().unwrap();
+        assert_eq!(d.max_size(), (1u64 << 24) * 1024);
+    }
+
+    #[test]
     fn resumes_a_prefix_and_isolates_a_liar_after_a_mismatch() {
         let mut d = PyDownload::new(ContentId([1; 32]), "f".into(), [0; 32], 3, [a(1), a(2)]);
         assert!(!d.opened(1024 + 5), "one complete chunk kept");

@@ -149,7 +149,7 @@ impl Python {
 
     /// True when some Python peer holds `content`.
     pub(crate) fn held(&self, content: &ContentId) -> bool {
-        self.peers.contents().contains_key(content)
+        self.peers.has_content(content)
     }
 
     /// What the p2pshare peer `peer` claims of its names in its JSON announcement (from the
@@ -182,11 +182,8 @@ impl Python {
         local: impl Fn(&Digest) -> bool,
     ) -> Vec<RemoteFile> {
         let mut out = Vec::new();
-        for (content, holders) in self.peers.contents() {
-            let entries: Vec<(PeerId, &LegacyFile)> = holders
-                .keys()
-                .filter_map(|a| self.peers.holders_entry(*a, content))
-                .collect();
+        for content in self.peers.contents() {
+            let entries = self.peers.entries(content);
             let Some((_, first)) = entries.first() else {
                 continue;
             };

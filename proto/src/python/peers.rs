@@ -27,7 +27,8 @@ use std::time::Instant;
 
 use super::wire::{LegacyAnnounce, LegacyFile};
 use crate::budget::{
-    MAX_PY_FILES, MAX_PY_FILES_PER_IP, MAX_PY_PEERS, MAX_PY_PEERS_PER_IP, PY_EXPIRY, PY_RECENT,
+    MAX_NAMES_PER_CONTENT, MAX_PY_FILES, MAX_PY_FILES_PER_IP, MAX_PY_PEERS, MAX_PY_PEERS_PER_IP,
+    PY_EXPIRY, PY_RECENT,
 };
 use crate::ids::{ContentId, Digest, PeerId, sha256};
 
@@ -116,7 +117,7 @@ pub(crate) struct PythonPeers {
     /// File entries held in all.
     files: usize,
     /// Who holds each content: the holder's address and its entry's position in its files.
-    holders: BTreeMap<ContentId, BTreeMap<SocketAddr, usize>>,
+    holders: BTreeMap<ContentId, BTreeMap<SocketAddr, Vec<usize>>>,
     /// How many entries have each file hash.
     hashes: BTreeMap<Digest, usize>,
     vouched: BTreeMap<PeerId, Vouched>,
@@ -214,13 +215,17 @@ impl PythonPeers {
         share.files += p.files.len();
         self.files += p.files.len();
         for (i, (f, c)) in p.files.iter().zip(&p.contents).enumerate() {
-            // Names are distinct within an announcement; one content under two names keeps
-            // the first.
-            self.holders
+            // Names are distinct within an announcement; one content is listed under at most
+            // MAX_NAMES_PER_CONTENT of them, as in a native catalog.
+            let at = self
+                .holders
                 .entry(*c)
                 .or_default()
                 .entry(p.addr)
-                .or_insert(i);
+                .or_default();
+            if at.len() < MAX_NAMES_PER_CONTENT {
+                at.push(i);
+            }
             let n = self.hashes.entry(f.file_hash).or_default();
             *n += 1;
             if *n == 1
@@ -356,24 +361,27 @@ impl PythonPeers {
     }
 
     /// What Python peers hold `content` ([`content_id_of`]): each holder's address and the
-    /// name it lists it under, and the file (the first holder's entry). An index lookup.
+    /// (first) name it lists it under, and the file. An index lookup.
     pub(crate) fn holders(&self, content: &ContentId) -> Vec<(SocketAddr, &LegacyFile)> {
         self.holders.get(content).map_or_else(Vec::new, |h| {
             h.iter()
-                .filter_map(|(a, &i)| Some((*a, self.peers.get(a)?.files.get(i)?)))
+                .filter_map(|(a, at)| Some((*a, self.peers.get(a)?.files.get(*at.first()?)?)))
                 .collect()
         })
     }
 
-    /// The Python peer at `addr`'s id and its entry for `content`, if it holds it.
-    pub(crate) fn holders_entry(
-        &self,
-        addr: SocketAddr,
-        content: &ContentId,
-    ) -> Option<(PeerId, &LegacyFile)> {
-        let i = *self.holders.get(content)?.get(&addr)?;
-        let p = self.peers.get(&addr)?;
-        Some((p.id, p.files.get(i)?))
+    /// Every entry of `content` (at most [`MAX_NAMES_PER_CONTENT`] per holder), with its
+    /// holder's id: what a listing shows of it. An index lookup.
+    pub(crate) fn entries(&self, content: &ContentId) -> Vec<(PeerId, &LegacyFile)> {
+        let Some(h) = self.holders.get(content) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (a, at) in h {
+            let Some(p) = self.peers.get(a) else { continue };
+            out.extend(at.iter().filter_map(|i| Some((p.id, p.files.get(*i)?))));
+        }
+        out
     }
 
     /// True when the Python peer at `addr` holds `content`.
@@ -384,8 +392,13 @@ impl PythonPeers {
     }
 
     /// The contents held by some Python peer, each once: the keys of the index.
-    pub(crate) fn contents(&self) -> &BTreeMap<ContentId, BTreeMap<SocketAddr, usize>> {
-        &self.holders
+    pub(crate) fn contents(&self) -> impl Iterator<Item = &ContentId> {
+        self.holders.keys()
+    }
+
+    /// True when some Python peer holds `content`.
+    pub(crate) fn has_content(&self, content: &ContentId) -> bool {
+        self.holders.contains_key(content)
     }
 
     /// The addresses holding an entry, for tests.
@@ -527,7 +540,7 @@ mod tests {
         assert_eq!(t.holders(&c).len(), 3);
         let later = t0 + PY_EXPIRY;
         assert_eq!(t.handle_timeout(later).len(), 5);
-        assert!(t.contents().is_empty() && t.held_addrs().is_empty());
+        assert!(t.contents().next().is_none() && t.held_addrs().is_empty());
         assert!(!t.has_hash(&sha256(b"z")));
         assert_eq!((t.files, t.shares.len()), (0, 0));
     }
