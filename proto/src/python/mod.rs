@@ -304,6 +304,13 @@ impl Python {
             Heard::Elsewhere => self.stats.claims_elsewhere += 1,
             Heard::Full => self.stats.peers_full += 1,
         }
+        for p in self.peers.take_evicted() {
+            self.emit(Event::PeerLost {
+                peer: p.id,
+                addr: p.addr,
+            });
+            self.holder_lost(now, p.addr);
+        }
         for peer in self.peers.take_recheck() {
             self.actions.push_back(Action::Vouched(peer));
         }

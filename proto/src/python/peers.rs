@@ -102,9 +102,11 @@ pub(crate) enum Heard {
 }
 
 /// What one IP address holds in the table.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Share {
-    peers: usize,
+    /// Its peers (their addresses).
+    peers: BTreeSet<SocketAddr>,
+    /// Their file entries.
     files: usize,
 }
 
@@ -114,6 +116,13 @@ pub(crate) struct PythonPeers {
     peers: BTreeMap<SocketAddr, PyPeer>,
     /// What each address holds (peers, file entries): its budget.
     shares: BTreeMap<IpAddr, Share>,
+    /// The addresses by the file entries they hold, and by their peers: who gives way when
+    /// the table is full.
+    by_files: BTreeSet<(usize, IpAddr)>,
+    by_peers: BTreeSet<(usize, IpAddr)>,
+    /// Peers evicted to make room for an address holding less, since the last
+    /// [`PythonPeers::take_evicted`].
+    evicted: Vec<PyPeer>,
     /// File entries held in all.
     files: usize,
     /// Who holds each content: the holder's address and its entry's position in its files.
@@ -171,10 +180,20 @@ impl PythonPeers {
             return Heard::Native(origin, changed);
         }
         let addr = SocketAddr::new(from.ip(), a.port);
+        let ip = addr.ip();
         let known = self.peers.contains_key(&addr);
-        let share = self.shares.get(&addr.ip()).copied().unwrap_or_default();
-        if !known && (self.peers.len() >= MAX_PY_PEERS || share.peers >= MAX_PY_PEERS_PER_IP) {
-            return Heard::Full;
+        if !known {
+            let mine = self.shares.get(&ip).map_or(0, |s| s.peers.len());
+            // A full table makes room for an address holding fewer peers than another.
+            while self.peers.len() >= MAX_PY_PEERS
+                && let Some(&(most, big)) = self.by_peers.last()
+                && most > mine + 1
+            {
+                self.evict_largest(big);
+            }
+            if self.peers.len() >= MAX_PY_PEERS || mine >= MAX_PY_PEERS_PER_IP {
+                return Heard::Full;
+            }
         }
         self.last_heard = Some(now);
         // Its previous files go; the new ones take what its address and the table have left.
@@ -184,10 +203,17 @@ impl PythonPeers {
             before.extend(p.files.iter().map(|f| f.file_hash));
             self.unindex(&p);
         }
-        let at_ip = self.shares.get(&addr.ip()).map_or(0, |s| s.files);
-        let room = MAX_PY_FILES_PER_IP
-            .saturating_sub(at_ip)
-            .min(MAX_PY_FILES.saturating_sub(self.files));
+        let at_ip = self.shares.get(&ip).map_or(0, |s| s.files);
+        let want = a.files.len().min(MAX_PY_FILES_PER_IP.saturating_sub(at_ip));
+        // A full table makes room for an address that would hold fewer entries than another.
+        while self.files + want > MAX_PY_FILES
+            && let Some(&(most, big)) = self.by_files.last()
+            && big != ip
+            && most > at_ip + want
+        {
+            self.evict_largest(big);
+        }
+        let room = want.min(MAX_PY_FILES.saturating_sub(self.files));
         if a.files.len() > room {
             self.over_budget += (a.files.len() - room) as u64;
             a.files.truncate(room);
@@ -209,10 +235,50 @@ impl PythonPeers {
         }
     }
 
+    /// Evicts the peer with the most entries at `ip` (to make room for an address holding
+    /// less).
+    fn evict_largest(&mut self, ip: IpAddr) {
+        let Some(share) = self.shares.get(&ip) else {
+            return;
+        };
+        let largest = share
+            .peers
+            .iter()
+            .filter_map(|a| self.peers.get(a))
+            .max_by_key(|p| p.files.len())
+            .map(|p| p.addr);
+        if let Some(p) = largest.and_then(|a| self.peers.remove(&a)) {
+            self.unindex(&p);
+            self.over_budget += p.files.len() as u64;
+            self.evicted.push(p);
+        }
+    }
+
+    /// The peers evicted since the last call (they are lost).
+    pub(crate) fn take_evicted(&mut self) -> Vec<PyPeer> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Changes the share of `ip` by `change`, keeping the orders by size.
+    fn reshare(&mut self, ip: IpAddr, change: impl FnOnce(&mut Share)) {
+        let share = self.shares.entry(ip).or_default();
+        self.by_files.remove(&(share.files, ip));
+        self.by_peers.remove(&(share.peers.len(), ip));
+        change(share);
+        if share.peers.is_empty() {
+            self.shares.remove(&ip);
+        } else {
+            self.by_files.insert((share.files, ip));
+            self.by_peers.insert((share.peers.len(), ip));
+        }
+    }
+
     fn index(&mut self, p: &PyPeer, before: &BTreeSet<Digest>) {
-        let share = self.shares.entry(p.addr.ip()).or_default();
-        share.peers += 1;
-        share.files += p.files.len();
+        let (addr, n) = (p.addr, p.files.len());
+        self.reshare(addr.ip(), |s| {
+            s.peers.insert(addr);
+            s.files += n;
+        });
         self.files += p.files.len();
         for (i, (f, c)) in p.files.iter().zip(&p.contents).enumerate() {
             // Names are distinct within an announcement; one content is listed under at most
@@ -238,13 +304,11 @@ impl PythonPeers {
     }
 
     fn unindex(&mut self, p: &PyPeer) {
-        if let Some(share) = self.shares.get_mut(&p.addr.ip()) {
-            share.peers -= 1;
-            share.files -= p.files.len();
-            if share.peers == 0 {
-                self.shares.remove(&p.addr.ip());
-            }
-        }
+        let (addr, n) = (p.addr, p.files.len());
+        self.reshare(addr.ip(), |s| {
+            s.peers.remove(&addr);
+            s.files -= n;
+        });
         self.files -= p.files.len();
         for (f, c) in p.files.iter().zip(&p.contents) {
             if let Some(h) = self.holders.get_mut(c) {
@@ -507,6 +571,60 @@ mod tests {
         );
         t.heard(t0, third, ann(1, &["x"]), nobody);
         assert!(t.take_recheck().is_empty());
+    }
+
+    #[test]
+    fn a_full_table_makes_room_for_an_address_holding_less() {
+        // Issue 27, item 2: 16 addresses of 16 Python peers each fill both the peer table and
+        // the entries; an honest Python peer elsewhere is still heard, with its files.
+        let t0 = crate::test_epoch();
+        let mut t = PythonPeers::default();
+        let names: Vec<String> = (0..600).map(|i| format!("n{i:04}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        for ip in 0..16u8 {
+            let from = SocketAddr::from(([10, 0, 1, ip], 9999));
+            for port in 1..=16 {
+                t.heard(t0, from, ann(port, &names), nobody);
+            }
+        }
+        // (The later addresses took entries from the earlier ones: evicted peers.)
+        assert_eq!(t.files, MAX_PY_FILES);
+        t.take_evicted();
+        let honest = SocketAddr::from(([10, 0, 2, 1], 9999));
+        let heard = t.heard(t0, honest, ann(7, &["mine", "yours"]), nobody);
+        assert!(matches!(heard, Heard::New(_)), "{heard:?}");
+        let p = t.peers().find(|p| p.addr.ip() == honest.ip()).unwrap();
+        assert_eq!(p.files.len(), 2);
+        assert!(!t.take_evicted().is_empty());
+        // The evicted ones, back, do not evict each other in turn.
+        for ip in 0..16u8 {
+            let from = SocketAddr::from(([10, 0, 1, ip], 9999));
+            for port in 1..=16 {
+                t.heard(t0, from, ann(port, &names), nobody);
+            }
+        }
+        assert!(
+            t.peers()
+                .any(|p| p.addr.ip() == honest.ip() && p.files.len() == 2)
+        );
+        assert!(t.peers().count() <= MAX_PY_PEERS && t.files <= MAX_PY_FILES);
+        // The peer table, full of one-file peers from 16 addresses, makes room the same way.
+        let mut t = PythonPeers::default();
+        for ip in 0..16u8 {
+            let from = SocketAddr::from(([10, 0, 1, ip], 9999));
+            for port in 1..=16 {
+                t.heard(t0, from, ann(port, &["x"]), nobody);
+            }
+        }
+        assert_eq!(t.peers().count(), MAX_PY_PEERS);
+        assert!(matches!(
+            t.heard(t0, honest, ann(7, &["mine"]), nobody),
+            Heard::New(_)
+        ));
+        assert_eq!(t.take_evicted().len(), 1);
+        let back = SocketAddr::from(([10, 0, 1, 15], 9999));
+        assert_eq!(t.heard(t0, back, ann(16, &["x"]), nobody), Heard::Full);
+        assert_eq!(t.peers().count(), MAX_PY_PEERS);
     }
 
     #[test]
