@@ -277,8 +277,17 @@ impl Python {
         native_at: impl Fn(SocketAddr) -> bool,
         listed_at: impl Fn(&PeerId, std::net::IpAddr) -> bool,
     ) {
-        let a = match LegacyAnnounce::decode(data) {
-            Ok(a) => a,
+        // Entries past the address's share are not even checked.
+        let peers = &self.peers;
+        let room = |port, origin: Option<&PeerId>| match origin {
+            Some(_) => wire::MAX_LEGACY_FILES,
+            None => peers.room_for(from.ip(), port),
+        };
+        let a = match LegacyAnnounce::decode_within(data, room) {
+            Ok((a, past)) => {
+                self.peers.over_budget += past as u64;
+                a
+            }
             Err(_) => {
                 self.stats.datagrams_dropped += 1;
                 return;

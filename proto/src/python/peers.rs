@@ -235,6 +235,17 @@ impl PythonPeers {
         }
     }
 
+    /// How many file entries an announcement from `ip` for `port` may bring: its address's
+    /// share, less what its other peers hold (its own previous entries are replaced).
+    pub(crate) fn room_for(&self, ip: IpAddr, port: u16) -> usize {
+        let at_ip = self.shares.get(&ip).map_or(0, |s| s.files);
+        let own = self
+            .peers
+            .get(&SocketAddr::new(ip, port))
+            .map_or(0, |p| p.files.len());
+        MAX_PY_FILES_PER_IP.saturating_sub(at_ip - own)
+    }
+
     /// Evicts the peer with the most entries at `ip` (to make room for an address holding
     /// less).
     fn evict_largest(&mut self, ip: IpAddr) {

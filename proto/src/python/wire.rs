@@ -153,6 +153,20 @@ fn file_entry(name: &str, info: &Value) -> Option<LegacyFile> {
 impl LegacyAnnounce {
     /// Decodes one datagram. Entries that break a rule are dropped and counted in `rejected`.
     pub fn decode(data: &[u8]) -> Result<LegacyAnnounce, LegacyError> {
+        Self::decode_within(data, |_, _| MAX_LEGACY_FILES).map(|(mut a, past)| {
+            a.rejected = a.rejected.saturating_add(past as u32);
+            a
+        })
+    }
+
+    /// As [`LegacyAnnounce::decode`], with at most `room(port, origin)` file entries checked
+    /// and kept (the others are counted, in the second field, and not looked at): a datagram
+    /// from an address whose share of the table is spent costs its parse, not the checks of
+    /// every entry.
+    pub fn decode_within(
+        data: &[u8],
+        room: impl FnOnce(u16, Option<&PeerId>) -> usize,
+    ) -> Result<(LegacyAnnounce, usize), LegacyError> {
         if data.len() > MAX_LEGACY_DATAGRAM {
             return Err(LegacyError::TooLong);
         }
@@ -168,20 +182,6 @@ impl LegacyAnnounce {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|&p| p != 0)
             .ok_or(LegacyError::Malformed)?;
-        let mut files = Vec::new();
-        let mut rejected = 0u32;
-        match obj.get("files") {
-            None => {}
-            Some(Value::Object(map)) => {
-                for (name, info) in map {
-                    match file_entry(name, info) {
-                        Some(f) if files.len() < MAX_LEGACY_FILES => files.push(f),
-                        _ => rejected += 1,
-                    }
-                }
-            }
-            Some(_) => return Err(LegacyError::Malformed),
-        }
         let origin = match obj.get(ORIGIN_KEY) {
             None => None,
             Some(v) => Some(
@@ -190,15 +190,36 @@ impl LegacyAnnounce {
                     .ok_or(LegacyError::Malformed)?,
             ),
         };
+        let room = room(port, origin.as_ref()).min(MAX_LEGACY_FILES);
+        let mut files = Vec::new();
+        let mut rejected = 0u32;
+        let mut skipped = 0;
+        match obj.get("files") {
+            None => {}
+            Some(Value::Object(map)) => {
+                for (name, info) in map {
+                    if files.len() >= room {
+                        skipped += 1;
+                        continue;
+                    }
+                    match file_entry(name, info) {
+                        Some(f) => files.push(f),
+                        None => rejected += 1,
+                    }
+                }
+            }
+            Some(_) => return Err(LegacyError::Malformed),
+        }
         // serde_json's map keeps one value per key, sorted by key: names are distinct and sorted.
         files.sort_by(|a, b| a.name.cmp(&b.name));
         files.dedup_by(|a, b| a.name == b.name);
-        Ok(LegacyAnnounce {
+        let a = LegacyAnnounce {
             port,
             files,
             rejected,
             origin,
-        })
+        };
+        Ok((a, skipped))
     }
 
     /// Encodes the announcement as the Python peer does, with as many of `files` (in their
