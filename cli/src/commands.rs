@@ -125,7 +125,7 @@ fn observe(
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     // The running peer of the folder knows already: no need to listen.
-    if let Some(stream) = control::connect(&opts.shared) {
+    if let Some(stream) = control::connect(&opts.shared)? {
         return print_view(stream, ask, json);
     }
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
@@ -192,7 +192,7 @@ fn print_view(stream: std::os::unix::net::UnixStream, ask: Ask, json: bool) -> R
 
 /// `p2pshare status`: what the running peer of the folder is doing.
 pub fn status(opts: &Opts, json: bool) -> Result<(), String> {
-    match control::connect(&opts.shared) {
+    match control::connect(&opts.shared)? {
         Some(stream) => print_view(stream, Ask::Status, json),
         None => Err(format!(
             "no peer runs on {} (start one with `p2pshare serve` or the prompt)",
@@ -220,19 +220,19 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
-/// verified file is in place.
+/// verified file is in place. `yes`: a folder over the size or file count a person is asked
+/// about is fetched (see [`folder::Preview`]); without it, refused.
 pub fn get(
     opts: &Opts,
     port: Option<u16>,
     name: &str,
-    timeout: f64,
-    json: bool,
+    (timeout, json, yes): (f64, bool, bool),
     signals: &Signals,
 ) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
-    if let Some(stream) = control::connect(&opts.shared) {
-        return get_through(opts, stream, name, json, signals);
+    if let Some(stream) = control::connect(&opts.shared)? {
+        return get_through(opts, stream, name, (json, yes), signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Start as soon as one holder lists the file, with no fixed wait: the download begins on
@@ -254,7 +254,7 @@ pub fn get(
                 && snap.scanned
                 && !folder::files_under(&snap, name).is_empty();
             if ready {
-                return get_folder(opts, handle, name, &snap, deadline, json, signals);
+                return get_folder(opts, handle, name, &snap, deadline, (json, yes), signals);
             }
             if Instant::now() >= deadline {
                 handle.shutdown();
@@ -428,10 +428,24 @@ fn get_folder(
     name: &str,
     snap: &Snapshot,
     deadline: Instant,
-    json: bool,
+    (json, yes): (bool, bool),
     signals: &Signals,
 ) -> Result<(), Failure> {
     let job = folder::plan(snap, &opts.shared, name);
+    // What it is about to fetch (on stderr: stdout is the summary), and whether it may.
+    let preview = folder::preview(snap, &opts.shared, name, &job);
+    if !opts.quiet {
+        eprintln!("{}", preview.line());
+    }
+    let refused = match preview.room(&opts.shared) {
+        Err(e) => Some(e),
+        Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
+        Ok(()) => None,
+    };
+    if let Some(e) = refused {
+        handle.shutdown();
+        return Err(e.into());
+    }
     let result = folder::run(opts, &handle, name, job, deadline, signals);
     handle.shutdown();
     let print = |d: &crate::download::Done| {
@@ -483,7 +497,7 @@ fn get_through(
     opts: &Opts,
     stream: std::os::unix::net::UnixStream,
     name: &str,
-    json: bool,
+    (json, yes): (bool, bool),
     signals: &Signals,
 ) -> Result<(), Failure> {
     let mut progress = Progress::new(opts.quiet);
@@ -495,6 +509,7 @@ fn get_through(
         stream,
         Ask::Get {
             name: name.to_owned(),
+            yes,
         },
         || match signals.take() {
             // Closing the connection makes the running peer cancel the download.
@@ -521,6 +536,12 @@ fn get_through(
             Answer::Said { text } => {
                 progress.clear();
                 println!("{text}");
+                Ok(())
+            }
+            Answer::Note { text } => {
+                if !opts.quiet {
+                    progress.println(&text);
+                }
                 Ok(())
             }
             Answer::Failed { error, detail } => {

@@ -50,6 +50,8 @@ pub fn stats(s: &Stats) -> String {
         closed_not_reading,
         requests_expired,
         claims_refused,
+        claim_strikes,
+        claimants_disbelieved,
         chunks_served_partial,
         chunks_sent_zero_copy,
         zero_copy_broken,
@@ -83,6 +85,7 @@ pub fn stats(s: &Stats) -> String {
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired} claims_refused={claims_refused} \
+         claim_strikes={claim_strikes} claimants_disbelieved={claimants_disbelieved} \
          chunks_served_partial={chunks_served_partial} \
          chunks_sent_zero_copy={chunks_sent_zero_copy} zero_copy_broken={zero_copy_broken} \
          requests_spread={requests_spread} \

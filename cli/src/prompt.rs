@@ -149,6 +149,26 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                             println!("no peer shares a folder named {name:?} (see `list`)");
                             continue;
                         }
+                        // What it is about to fetch, and whether it fits (issue 27, item 7).
+                        let preview = folder::preview(&snap, &opts.shared, name, &job);
+                        println!("{}", preview.line());
+                        if let Err(e) = preview.room(&opts.shared) {
+                            println!("{e}; nothing downloaded.");
+                            continue;
+                        }
+                        if preview.big() {
+                            let answer = match read("Fetch it? [y/N] ", &mut input) {
+                                Ok(answer) => answer.unwrap_or_default(),
+                                Err(e) => {
+                                    handle.shutdown();
+                                    return Err(e);
+                                }
+                            };
+                            if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+                                println!("Nothing downloaded.");
+                                continue;
+                            }
+                        }
                         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
                         match folder::run(opts, &handle, name, job, far, signals) {
                             Ok(Ok(done) | Err(done)) => println!("{}", done.line),

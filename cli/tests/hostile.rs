@@ -1,5 +1,6 @@
 //! A hostile peer, for real (issue 10, "How it is checked"): one scenario per attack 1–9 of the
-//! issue, each against the real `p2pshare` binary on both runtimes, in network namespaces.
+//! issue, and of the attacks of issue 27 that a host on the LAN can make (10–12), each against the
+//! real `p2pshare` binary on both runtimes, in network namespaces.
 //!
 //! Every scenario builds the same little LAN: host 1 seeds two 64 MiB files (`serve -v`, its
 //! upload capped at 400 Mbit/s like a LAN link), host 2 downloads them at its prompt, host 3
@@ -54,7 +55,14 @@
 //! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
 //!    preamble and a length prefix of nearly 8 MiB before any hello (every fourth one after a
 //!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms;
-//! 10. `pytables` — seeder and downloader (and everyone; issue 27, items 2, 3, 4 and 10): the
+//! 10. `claims` — downloader (issue 27, item 1): two ids on the attacker's address (ports
+//!     10000 and 10001) list `movie-b.bin` as partial in their catalogs, give its true
+//!     manifest, answer `Interested` with a `Bitfield` of every chunk but the last, and refuse
+//!     every `ChunkRequest`: one with `Busy`, the other with `Taken`, after which it claims the
+//!     chunk again with a `Have` (an honest holder says `Taken` once per chunk). Before issue
+//!     27 the seeder was never asked for a claimed chunk and the refusals cost nothing: the
+//!     download stood still in a request/refusal loop;
+//! 11. `pytables` — seeder and downloader (and everyone; issue 27, items 2, 3, 4 and 10): the
 //!     tables a remote grows. The attacker takes 15 more addresses on its link (a host may
 //!     answer for many; no spoofing) and from each of its 16 announces 16 Python peers of ~600
 //!     names each (all of one content, every name different), every 5 s as main.py does; one
@@ -66,7 +74,7 @@
 //!     last page. Meanwhile the seeder's catalog changes (`late/one.bin`): the downloader must
 //!     list it (an honest peer's refreshed catalog loses nothing to the assemblies), and a
 //!     one-shot `get report.txt` on host 3 must not save the attacker's bytes;
-//! 11. `pytransfers` — seeder and downloader (issue 27, items 6 and 8): a Python peer on the
+//! 12. `pytransfers` — seeder and downloader (issue 27, items 6 and 8): a Python peer on the
 //!     attacker announces `huge.bin` of 16,777,216 chunks (16 GiB) and serves a chunk every
 //!     200 ms per connection, and the downloader's running peer is asked (one-shot `get`
 //!     through its control socket) to fetch it; the attacker also keeps ~6,000 silent
@@ -74,7 +82,7 @@
 //!     fake of main.py on host 3 fetches the seeder's 1 MiB `py.bin` the Python way (1,024
 //!     connections at once, 5 tries each) again and again: it must succeed.
 //!
-//! In the Python scenarios (10, 11) a one-shot `peers` listens for Python peers' 5 s
+//! In the Python scenarios (11, 12) a one-shot `peers` listens for Python peers' 5 s
 //! (`PY_LISTEN`), so it no longer shows a victim's loop answering within a second: a probe on
 //! host 3 measures each victim's pong round trip every 100 ms instead (its largest must stay
 //! under 1 s).
@@ -92,12 +100,11 @@
 //!
 //! Safety rules (as in `netns.rs`):
 //! - every peer and every attacker runs inside a namespace this test created
-//!   (`p<pid>t<n>-h<i>`, n = 40…61, and 140…161 for the controls, each on its own bridge
-//!   namespace), with the default discovery
-//!   settings (the broadcast address of each interface, port 9999; the attacker sends to
-//!   255.255.255.255:9999), which reach only that bridge; nothing runs in the root namespace,
-//!   nothing is sent anywhere but 10.99.0.0/24 of that bridge; the attacker points other hosts
-//!   only at its own address;
+//!   (`p<pid>t<n>-h<i>`, n = 40…63, and 140…163 for the controls, each on its own bridge
+//!   namespace), with the default discovery settings (the broadcast address of each
+//!   interface, port 9999; the attacker sends to 255.255.255.255:9999), which reach only that
+//!   bridge; nothing runs in the root namespace, nothing is sent anywhere but 10.99.0.0/24 of
+//!   that bridge; the attacker points other hosts only at its own address;
 //! - the guard ([`hosts::Net`]) kills the processes it started (by pid) and deletes its
 //!   namespaces on success and on failure; the RSS watchdog kills only a victim this test
 //!   started, by its pid, before the guard reaps it;
@@ -179,7 +186,7 @@ struct Scenario {
     long_counters: &'static [&'static str],
 }
 
-const SCENARIOS: [Scenario; 11] = [
+const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "ask-never-read",
         mode: "ask",
@@ -265,6 +272,17 @@ const SCENARIOS: [Scenario; 11] = [
         long_counters: &[],
     },
     Scenario {
+        name: "claim-liars",
+        mode: "claims",
+        victims: &[DOWNLOADER],
+        counters: &[],
+        // (`claimants_disbelieved` too, when the download lasts past the liars' third round:
+        // ~1.5 s; shown in the row.)
+        downloader_counters: &["claim_strikes"],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
         name: "python-tables",
         mode: "pytables",
         victims: &[SEEDER, DOWNLOADER],
@@ -316,8 +334,9 @@ scenario_tests! {
     7 h7_disk_queue_mio h7_disk_queue_smol;
     8 h8_drip_feed_mio h8_drip_feed_smol;
     9 h9_big_frames_before_hello_mio h9_big_frames_before_hello_smol;
-    10 h10_python_tables_mio h10_python_tables_smol;
-    11 h11_python_transfers_mio h11_python_transfers_smol;
+    10 h10_claim_liars_mio h10_claim_liars_smol;
+    11 h11_python_tables_mio h11_python_tables_smol;
+    12 h12_python_transfers_mio h12_python_transfers_smol;
 }
 
 /// Above this RSS the test kills a victim (by its pid; it is our child): an attack that works
@@ -1113,6 +1132,7 @@ fn helper() {
         "disk" => disk(),
         "probe" => probe(),
         "drip" => drip(),
+        "claims" => claim_liars(),
         "pytables" => py_tables(),
         "pyhonest" => py_honest(deadline),
         "pytransfers" => py_transfers(deadline),
@@ -2047,6 +2067,40 @@ fn drip() {
     thread::sleep(MS(300));
 }
 
+/// 10. Two ids that list the file as partial, claim every chunk but the last and refuse every
+///     chunk request: one with `Busy`, one with `Taken` (and then claim it again with a `Have`).
+fn claim_liars() {
+    let file = ("movie-b.bin", content(), file_size(), chunks());
+    let manifest = std::fs::read(env("P2PT_MANIFEST")).unwrap();
+    let mut rng = Rng(seed());
+    let udp = broadcast_socket();
+    let mut ids = Vec::new();
+    for (port, code) in [(10000u16, ErrorCode::Busy), (10001, ErrorCode::Taken)] {
+        let me = fresh_id(&mut rng);
+        ids.push((me, port));
+        let reclaim = code == ErrorCode::Taken;
+        hosts::claim_liar(me, port, file, manifest.clone(), code, reclaim, add);
+    }
+    thread::spawn(move || {
+        loop {
+            for &(peer, port) in &ids {
+                announce(
+                    &udp,
+                    &Announce {
+                        peer,
+                        instance: 1,
+                        port,
+                        revision: 1,
+                        bye: false,
+                    },
+                );
+            }
+            thread::sleep(S(1));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
 /// 9. Sessions sending a length prefix of nearly 8 MiB before any hello (every fourth after a
 ///    hello, unasked), then a byte at a time.
 fn big_frames(deadline: Instant) {
@@ -2154,7 +2208,7 @@ fn py_datagram(
 
 const LAN_BROADCAST: &str = "10.99.0.255:9999";
 
-/// 10. The tables a remote grows: Python peers from 16 addresses, a p2pshare id that vouches
+/// 11. The tables a remote grows: Python peers from 16 addresses, a p2pshare id that vouches
 ///     for a Python peer's file with its own, vouches under the victims' ids, and six catalogs
 ///     that never end.
 fn py_tables() {
@@ -2372,7 +2426,7 @@ fn py_honest(_deadline: Instant) {
     std::mem::forget(py);
 }
 
-/// 11. A Python peer with a 16 GiB file served a chunk per 200 ms per connection, and ~6,000
+/// 12. A Python peer with a 16 GiB file served a chunk per 200 ms per connection, and ~6,000
 ///     silent connections kept open to the seeder's port.
 fn py_transfers(deadline: Instant) {
     use p2pshare_proto::python::wire::LegacyFile;

@@ -27,6 +27,7 @@ pub mod files;
 pub mod handle;
 pub mod interfaces;
 pub mod keyfile;
+pub mod local;
 pub mod lock;
 pub mod nofollow;
 pub mod outbox;

@@ -47,6 +47,10 @@ pub struct Bugs {
     /// (instead of keeping that address as a rival to dial), as discovery did before.
     #[cfg(feature = "bugs")]
     pub claims_move_unmet_peers: bool,
+    /// A partial holder that refuses (busy, taken) or stalls a chunk it claimed loses nothing:
+    /// no pause, no dropped claim, no strike; it is asked again at once.
+    #[cfg(feature = "bugs")]
+    pub no_claim_strike: bool,
 }
 
 macro_rules! switch {
@@ -76,4 +80,5 @@ impl Bugs {
     switch!(no_table_cap_per_ip);
     switch!(no_request_deadline);
     switch!(claims_move_unmet_peers);
+    switch!(no_claim_strike);
 }

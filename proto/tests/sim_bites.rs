@@ -140,3 +140,12 @@ fn moving_unmet_peers_to_any_claim_lets_a_spoofer_evict_them() {
     };
     finds(bugs, &[Kind::Evicted]);
 }
+
+#[test]
+fn refusals_that_cost_nothing_let_a_claim_liar_be_asked_at_every_round_trip() {
+    let bugs = Bugs {
+        no_claim_strike: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Unpunished]);
+}

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::catalogs::PageVerdict;
 use super::{DiskOp, Event, Node, Output, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
-use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
+use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received, Refused};
 use crate::ids::{ContentId, PeerId};
 use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
@@ -258,14 +258,18 @@ impl Node {
             Answer::Refused { code, index } => {
                 let ask_manifest = match index {
                     Some(i) => {
-                        let taken = code == ErrorCode::Taken;
-                        let busy = code == ErrorCode::Busy;
-                        if taken {
-                            if !d.chunk_taken(now, peer, i) {
-                                self.stats.frames_unsolicited += 1;
+                        let verdict = match code {
+                            ErrorCode::Taken => d.chunk_taken(now, peer, i),
+                            _ => d.chunk_refused(now, peer, i, code == ErrorCode::Busy),
+                        };
+                        match verdict {
+                            Refused::Unsolicited => self.stats.frames_unsolicited += 1,
+                            Refused::Struck => self.stats.claim_strikes += 1,
+                            Refused::Disbelieved => {
+                                self.stats.claim_strikes += 1;
+                                self.stats.claimants_disbelieved += 1;
                             }
-                        } else if !d.chunk_refused(peer, i, busy) {
-                            self.stats.frames_unsolicited += 1;
+                            Refused::Released | Refused::Dropped => {}
                         }
                         false
                     }

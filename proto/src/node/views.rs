@@ -133,6 +133,13 @@ pub struct Stats {
     /// Bitfields and haves refused for claiming chunks the file does not have (the
     /// claimant is banned for that download).
     pub claims_refused: u64,
+    /// Refusals of chunks a partial holder claimed that count against it (a `Busy`, a second
+    /// `Taken` of one chunk): each drops the claim and costs the claimant, not us (see
+    /// `download.rs`; a first `Taken`, a crowd's normal hint, drops the claim only).
+    pub claim_strikes: u64,
+    /// Partial holders no longer believed for a download after refusing or stalling
+    /// `MAX_CLAIM_STRIKES` of the chunks they claimed.
+    pub claimants_disbelieved: u64,
     /// Chunks served from downloads still in progress (part of `chunks_served`).
     pub chunks_served_partial: u64,
     /// Chunks served zero-copy, straight from the shared file (`NetOp::SendFile`; part of

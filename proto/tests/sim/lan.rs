@@ -3,6 +3,7 @@
 //! half-closed. Misbehaving hosts' streams pass through a [`Rewriter`].
 
 use super::*;
+use p2pshare_proto::wire::frame::ErrorCode;
 use std::collections::VecDeque;
 
 impl Sim {
@@ -159,8 +160,10 @@ impl Sim {
             self.schedule(end, Ev::Flushed { cid, end: e });
         }
         // Misbehaviour of the sending host.
+        let mut refused = 0;
         if let Some(rw) = self.conns[cid].rewrite[e].as_mut() {
             data = rw.rewrite(self.hosts[h].behaviour, &data);
+            refused = std::mem::take(&mut rw.refused);
             if !rw.dripped.is_empty() {
                 let dripped = std::mem::take(&mut rw.dripped);
                 // Past what would ever trickle out in a run, the rest is dropped.
@@ -170,6 +173,11 @@ impl Sim {
                     self.schedule(self.now + adversary::DRIP_GAP, Ev::Drip { cid, end: e });
                 }
             }
+        }
+        // (What an adversary asks, in a loop and never reading, is no node's doing.)
+        if refused > 0 && !self.conns[cid].raw {
+            let asker = self.conns[cid].hosts()[o];
+            self.note_refused(h, asker, refused);
         }
         let mut close_after = false;
         if let Behaviour::Closer(p) = self.hosts[h].behaviour
@@ -340,7 +348,10 @@ impl SimConn {
         let rewrite = |b: Behaviour| {
             matches!(
                 b,
-                Behaviour::Mute | Behaviour::ManifestLiar | Behaviour::DripFeed
+                Behaviour::Mute
+                    | Behaviour::ManifestLiar
+                    | Behaviour::DripFeed
+                    | Behaviour::ClaimLiar(_)
             )
             .then(Rewriter::default)
         };
@@ -391,6 +402,37 @@ impl Rewriter {
                     match (b, f) {
                         (Behaviour::Mute, Frame::Chunk { .. })
                         | (Behaviour::Mute, Frame::Message(Message::Manifest { .. })) => {}
+                        (
+                            Behaviour::ClaimLiar(_),
+                            Frame::Message(Message::Bitfield { content, mut bits }),
+                        ) if !bits.is_empty() => {
+                            // Every chunk, but those of the last byte (the exact count is
+                            // not in the frame; a bit past the end would get it banned).
+                            let n = bits.len() - 1;
+                            bits[..n].fill(0xff);
+                            out.extend(frame::encode_message(&Message::Bitfield { content, bits }));
+                        }
+                        (Behaviour::ClaimLiar(how), Frame::Chunk { content, index, .. })
+                        | (
+                            Behaviour::ClaimLiar(how),
+                            Frame::Message(Message::Error {
+                                content,
+                                index: Some(index),
+                                ..
+                            }),
+                        ) => {
+                            let code = match how {
+                                Liar::Busy => ErrorCode::Busy,
+                                Liar::Taken => ErrorCode::Taken,
+                                Liar::Stall => continue,
+                            };
+                            self.refused += 1;
+                            out.extend(frame::encode_message(&Message::Error {
+                                code,
+                                content,
+                                index: Some(index),
+                            }));
+                        }
                         (
                             Behaviour::ManifestLiar,
                             Frame::Message(Message::Manifest { content, mut bytes }),

@@ -35,7 +35,10 @@
 //!   queues or budget are full is no longer read ([`Kind::NotPaused`]); one whose reader does
 //!   not read is closed by its deadline ([`Kind::NotReadingKept`]); a spoofer's claims about
 //!   a peer never change, nor remove, the entry listed at another address ([`Kind::Evicted`]);
-//!   no world lets its queue of events run away ([`Kind::Runaway`]).
+//!   no world lets its queue of events run away ([`Kind::Runaway`]);
+//! - against the claim liars of crowds ([`crowd`]): a partial holder that refuses what it
+//!   claimed costs itself, not its victims: no host sends it more than [`MAX_REFUSED_PER_SEC`]
+//!   requests in a second that it refuses ([`Kind::Unpunished`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
@@ -142,6 +145,9 @@ pub enum Kind {
     Runaway,
     /// A disk or network request about a file nobody has, or past its end.
     BadRequest,
+    /// A host asked a claim liar for more than [`MAX_REFUSED_PER_SEC`] chunks in a second that
+    /// the liar refused: its refusals cost it nothing.
+    Unpunished,
 }
 
 impl Kind {
@@ -160,6 +166,14 @@ impl Kind {
         }
     }
 }
+
+/// Refusals one host may draw from one claim liar in any second of virtual time. Refusals
+/// cost the liar: a partial holder is paused at its first `Busy`, loses each refused claim
+/// and is not believed after `MAX_CLAIM_STRIKES`, and any holder is paused after
+/// `MAX_REFUSAL_RUN` refusals in a row, pauses doubling; so a download sees a few windows of
+/// refusals, a run of 16 and what a restart begins again, not one refusal per round trip
+/// (hundreds a second on the simulated LAN).
+pub const MAX_REFUSED_PER_SEC: usize = 64;
 
 /// A violated invariant, with enough to replay it.
 #[derive(Debug, Clone)]
@@ -244,6 +258,22 @@ pub enum Behaviour {
     /// goodbye, the real instance at another port, the real instance's goodbye — to evict them
     /// from the tables of hosts that have not met them yet.
     Spoofer,
+    /// A node of a crowd that downloads honestly but lies about what it has (issue 27, item
+    /// 1): every bitfield it sends claims every chunk (but those of its last byte), and every
+    /// chunk it is asked for (one it has or not) is refused as `Busy` or `Taken`, or never
+    /// answered (a stall).
+    ClaimLiar(Liar),
+}
+
+/// How a [`Behaviour::ClaimLiar`] fails to honour its claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liar {
+    /// It answers every chunk request with `Error{Busy}`.
+    Busy,
+    /// ... with `Error{Taken}`.
+    Taken,
+    /// It never answers a chunk request.
+    Stall,
 }
 
 impl Behaviour {
@@ -346,6 +376,8 @@ struct Rewriter {
     /// A drip-feeder started a chunk: everything from there on goes to `dripped`.
     drip: bool,
     dripped: Vec<u8>,
+    /// Chunk requests a claim liar refused since the sender last looked.
+    refused: u32,
 }
 
 struct SimConn {
@@ -376,6 +408,13 @@ struct SimConn {
     drip: [Vec<u8>; 2],
     /// Per sending end: an `Ev::Drip` is scheduled.
     dripping: [bool; 2],
+}
+
+impl SimConn {
+    /// The hosts of its two ends.
+    fn hosts(&self) -> [usize; 2] {
+        [self.ends[0].host, self.ends[1].host]
+    }
 }
 
 /// What a receiving kernel buffers for a connection its process does not read: a sender's
@@ -601,6 +640,11 @@ pub struct Sim {
     raws: BTreeMap<usize, adversary::Raw>,
     /// Sending ends whose `Flushed` is withheld (their reader does not read): (conn, end).
     withheld: std::collections::BTreeSet<(usize, usize)>,
+    /// When each claim liar refused a request of each host, over the last second: (liar,
+    /// asker).
+    refused: BTreeMap<(usize, usize), VecDeque<Nanos>>,
+    /// A failure found where no `Res` could carry it, returned by the next check.
+    found: Option<Failure>,
     /// Print every step to stderr.
     pub tracing: bool,
     next_op: u64,
@@ -639,6 +683,8 @@ impl Sim {
             trace_hash: trace::FNV0,
             raws: BTreeMap::new(),
             withheld: std::collections::BTreeSet::new(),
+            refused: BTreeMap::new(),
+            found: None,
             tracing: false,
             next_op: 0,
         };
