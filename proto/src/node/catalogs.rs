@@ -169,8 +169,11 @@ impl Catalogs {
         (at_ip, all)
     }
 
-    /// Adds page `page` of `pages` of `peer`'s catalog (revision `revision`), whose names
-    /// already passed `check_name`; `ip` is the address it came from.
+    /// Adds page `page` of `pages` of `peer`'s catalog (revision `revision`); `ip` is the
+    /// address it came from. Only the entries that fit the budgets have their names checked
+    /// (`check_name`; those that fail are counted in `bad_names`): a page past its budget
+    /// costs its decoding, not a check of every name.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add_page(
         &mut self,
         peer: PeerId,
@@ -179,6 +182,7 @@ impl Catalogs {
         page: u32,
         pages: u32,
         files: Vec<CatalogEntry>,
+        bad_names: &mut u64,
     ) -> PageVerdict {
         if page == 0 {
             self.abandon(&peer);
@@ -213,6 +217,10 @@ impl Catalogs {
             let cost = entry_cost(&f);
             if a.cost + cost > room {
                 self.dropped += 1;
+                continue;
+            }
+            if crate::name::check_name(&f.name).is_err() {
+                *bad_names += 1;
                 continue;
             }
             a.cost += cost;
@@ -298,18 +306,24 @@ mod tests {
         let mut c = Catalogs::default();
         let p = PeerId([1; 16]);
         assert_eq!(
-            c.add_page(p, IP, 7, 0, 2, vec![entry("a", 1)]),
+            c.add_page(p, IP, 7, 0, 2, vec![entry("a", 1)], &mut 0),
             PageVerdict::Next(1)
         );
         assert!(!c.contains(&p), "half a catalog is not shown");
         assert_eq!(
-            c.add_page(p, IP, 7, 1, 2, vec![entry("b", 2)]),
+            c.add_page(p, IP, 7, 1, 2, vec![entry("b", 2)], &mut 0),
             PageVerdict::Done
         );
         assert_eq!(c.get(&p).map(<[_]>::len), Some(2));
         // A page of another revision restarts.
-        assert_eq!(c.add_page(p, IP, 8, 0, 2, vec![]), PageVerdict::Next(1));
-        assert_eq!(c.add_page(p, IP, 9, 1, 2, vec![]), PageVerdict::Restart);
+        assert_eq!(
+            c.add_page(p, IP, 8, 0, 2, vec![], &mut 0),
+            PageVerdict::Next(1)
+        );
+        assert_eq!(
+            c.add_page(p, IP, 9, 1, 2, vec![], &mut 0),
+            PageVerdict::Restart
+        );
         assert_eq!(c.get(&p).map(<[_]>::len), Some(2), "the old one stays");
     }
 
@@ -318,7 +332,7 @@ mod tests {
         let mut c = Catalogs::default();
         let p = PeerId([1; 16]);
         let many: Vec<_> = (0..100).map(|i| entry(&format!("n{i}"), 1)).collect();
-        assert_eq!(c.add_page(p, IP, 1, 0, 1, many), PageVerdict::Done);
+        assert_eq!(c.add_page(p, IP, 1, 0, 1, many, &mut 0), PageVerdict::Done);
         assert_eq!(c.get(&p).map(<[_]>::len), Some(MAX_NAMES_PER_CONTENT));
         assert_eq!(c.dropped, 100 - MAX_NAMES_PER_CONTENT as u64);
         // Peers at one IP share one budget.
@@ -341,7 +355,7 @@ mod tests {
         let mut total = 0;
         for k in 2..6u8 {
             let q = PeerId([k; 16]);
-            let _ = c.add_page(q, IP, 1, 0, 1, files(k));
+            let _ = c.add_page(q, IP, 1, 0, 1, files(k), &mut 0);
             total += c.held.get(&q).map_or(0, |h| h.cost);
         }
         assert!(total <= CATALOG_IP_BUDGET, "{total} over the IP budget");
@@ -371,7 +385,7 @@ mod tests {
         for k in 10..16u8 {
             let q = PeerId([k; 16]);
             for n in 0..100 {
-                match c.add_page(q, IP, 1, n as u32, 1000, page(k, n)) {
+                match c.add_page(q, IP, 1, n as u32, 1000, page(k, n), &mut 0) {
                     PageVerdict::Next(_) => {}
                     _ => break,
                 }
@@ -393,7 +407,8 @@ mod tests {
                 1,
                 0,
                 1,
-                vec![entry("b", 1), entry("a", 2), entry("b", 3)]
+                vec![entry("b", 1), entry("a", 2), entry("b", 3)],
+                &mut 0
             ),
             PageVerdict::Done
         );

@@ -89,13 +89,11 @@ impl Node {
         };
         s.request_done();
         let ip = s.remote().ip();
-        let before = files.len();
-        let files: Vec<CatalogEntry> = files
-            .into_iter()
-            .filter(|f| crate::name::check_name(&f.name).is_ok())
-            .collect();
-        self.stats.bad_names += (before - files.len()) as u64;
-        match self.remote.add_page(peer, ip, revision, page, pages, files) {
+        let bad = &mut self.stats.bad_names;
+        match self
+            .remote
+            .add_page(peer, ip, revision, page, pages, files, bad)
+        {
             PageVerdict::Next(next) => return self.request_catalog_page(now, peer, conn, next),
             PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
             PageVerdict::Done => {
