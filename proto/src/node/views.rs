@@ -177,7 +177,8 @@ pub struct Stats {
     pub python_vouches_refuted: u64,
     /// Such claims not checked for their address's share of checks.
     pub python_vouch_checks_over_budget: u64,
-    /// Accepted connections the runtime dropped instead of holding them for later, their
-    /// address's share (or all) of the held ones being in use (`host::parked`).
+    /// Accepted connections the runtime dropped instead of holding them for later (their
+    /// address's share, or all, of the held ones in use), or after holding them past
+    /// `PARK_FOR` (`host::parked`).
     pub connections_parked_dropped: u64,
 }
