@@ -213,9 +213,13 @@ impl Catalogs {
         let before = a.cost;
         // Grown by what arrives, not doubled: the memory is what the budget says.
         a.files.reserve_exact(files.len());
+        let mut full = false;
         for f in files {
             let cost = entry_cost(&f);
-            if a.cost + cost > room {
+            if full || a.cost + cost > room {
+                // Past the budget: the rest of the page, and the pages after it, are not
+                // wanted (they would cost their transfer and decoding for nothing).
+                full = true;
                 self.dropped += 1;
                 continue;
             }
@@ -228,7 +232,7 @@ impl Catalogs {
         }
         let added = a.cost - before;
         a.next_page = page + 1;
-        let more = a.next_page < pages && a.cost < room;
+        let more = a.next_page < pages && !full;
         self.charge(ip, added);
         if more {
             return PageVerdict::Next(page + 1);
@@ -382,15 +386,24 @@ mod tests {
                 })
                 .collect()
         };
+        let mut pages_taken = 0;
         for k in 10..16u8 {
             let q = PeerId([k; 16]);
             for n in 0..100 {
+                pages_taken += 1;
                 match c.add_page(q, IP, 1, n as u32, 1000, page(k, n), &mut 0) {
                     PageVerdict::Next(_) => {}
                     _ => break,
                 }
             }
         }
+        // A page that did not fit ends the assembly: the address's budget, then one page for
+        // each id after it, not every page each of them offers.
+        let fit = CATALOG_IP_BUDGET / (per_page * (big.len() + 134)) + 1;
+        assert!(
+            pages_taken <= fit + 6,
+            "{pages_taken} pages asked for (budget: {fit})"
+        );
         c.check_sums();
         assert!(
             c.ip_cost[&IP] <= CATALOG_IP_BUDGET,

@@ -13,9 +13,12 @@
 //!
 //! Invariants: a Python datagram is decoded only within its hard limit and every entry that
 //! breaks a rule is counted; the JSON announcement is sent only while a Python peer was heard
-//! within [`PY_RECENT`](crate::budget::PY_RECENT); a Python file that a p2pshare peer vouches
-//! for (same name, same whole-file SHA-256 in its JSON announcement) is listed once, as that
-//! native content; a chunk is written only after its transport hash matched and its length
+//! within [`PY_RECENT`](crate::budget::PY_RECENT); a Python file is listed once, as a native
+//! content, only when that content's own manifest, fetched and verified against its content id,
+//! has the file's SHA-256 (a p2pshare peer's JSON claims only start that check:
+//! `node::vouches`); the tables a remote grows are budgeted by address from the first entry
+//! and indexed (`peers`); the state of a download is its window, whatever `total_chunks` it was
+//! told; a chunk is written only after its transport hash matched and its length
 //! fits; a file appears only after the disk checked the whole file's SHA-256 against the
 //! announced one (`DiskOp::Finish`); the chunk connections of a download are exactly its chunks
 //! in flight (`PyDownload::in_flight`).
