@@ -280,6 +280,11 @@ impl Python {
         native_at: impl Fn(SocketAddr) -> bool,
         listed_at: impl Fn(&PeerId, std::net::IpAddr) -> bool,
     ) {
+        // The same bytes as its peer's last datagram: that peer, refreshed, without decoding.
+        let digest = crate::ids::sha256(data);
+        if let Some((_, addr)) = self.peers.heard_again(now, from, &digest) {
+            return self.holders_heard(now, addr);
+        }
         // Entries past the address's share are not even checked.
         let peers = &self.peers;
         let room = |port, origin: Option<&PeerId>| match origin {
@@ -308,10 +313,14 @@ impl Python {
         let was_recent = self.peers.heard_recently(now);
         match self.peers.heard(now, from, a, listed_at) {
             Heard::New(peer) => {
+                self.peers.remember(addr, digest);
                 self.emit(Event::PeerFound { peer, addr });
                 self.holders_heard(now, addr);
             }
-            Heard::Again(_) => self.holders_heard(now, addr),
+            Heard::Again(_) => {
+                self.peers.remember(addr, digest);
+                self.holders_heard(now, addr);
+            }
             Heard::Native(peer, _) => self.actions.push_back(Action::Vouched(peer)),
             Heard::Elsewhere => self.stats.claims_elsewhere += 1,
             Heard::Full => self.stats.peers_full += 1,

@@ -123,6 +123,11 @@ pub(crate) struct PythonPeers {
     /// Peers evicted to make room for an address holding less, since the last
     /// [`PythonPeers::take_evicted`].
     evicted: Vec<PyPeer>,
+    /// The SHA-256 of each peer's last datagram, and the peer of each such digest: a datagram
+    /// that repeats its peer's last one (the Python program sends the same list every 5 s) is
+    /// one lookup, not a decoding.
+    digests: BTreeMap<SocketAddr, Digest>,
+    by_digest: BTreeMap<Digest, SocketAddr>,
     /// File entries held in all.
     files: usize,
     /// Who holds each content: the holder's address and its entry's position in its files.
@@ -314,7 +319,43 @@ impl PythonPeers {
         }
     }
 
+    /// The datagram with SHA-256 `digest` from `from` repeats the last one of the peer it came
+    /// from: that peer is refreshed (its id and address returned) with no decoding.
+    pub(crate) fn heard_again(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        digest: &Digest,
+    ) -> Option<(PeerId, SocketAddr)> {
+        let addr = *self.by_digest.get(digest)?;
+        if addr.ip() != from.ip() {
+            return None;
+        }
+        let p = self.peers.get_mut(&addr)?;
+        p.last_seen = now;
+        self.last_heard = Some(now);
+        Some((p.id, addr))
+    }
+
+    /// The peer at `addr` was just heard in a datagram with SHA-256 `digest`.
+    pub(crate) fn remember(&mut self, addr: SocketAddr, digest: Digest) {
+        if !self.peers.contains_key(&addr) {
+            return;
+        }
+        if let Some(old) = self.digests.insert(addr, digest)
+            && self.by_digest.get(&old) == Some(&addr)
+        {
+            self.by_digest.remove(&old);
+        }
+        self.by_digest.insert(digest, addr);
+    }
+
     fn unindex(&mut self, p: &PyPeer) {
+        if let Some(old) = self.digests.remove(&p.addr)
+            && self.by_digest.get(&old) == Some(&p.addr)
+        {
+            self.by_digest.remove(&old);
+        }
         let (addr, n) = (p.addr, p.files.len());
         self.reshare(addr.ip(), |s| {
             s.peers.remove(&addr);
@@ -582,6 +623,30 @@ mod tests {
         );
         t.heard(t0, third, ann(1, &["x"]), nobody);
         assert!(t.take_recheck().is_empty());
+    }
+
+    #[test]
+    fn a_repeated_datagram_refreshes_its_peer_without_decoding() {
+        let t0 = crate::test_epoch();
+        let mut t = PythonPeers::default();
+        let from: SocketAddr = "10.0.0.5:9999".parse().unwrap();
+        let addr: SocketAddr = "10.0.0.5:7".parse().unwrap();
+        let d = sha256(b"the datagram");
+        assert_eq!(t.heard_again(t0, from, &d), None);
+        t.heard(t0, from, ann(7, &["a"]), nobody);
+        t.remember(addr, d);
+        let later = t0 + std::time::Duration::from_secs(5);
+        assert_eq!(
+            t.heard_again(later, from, &d),
+            Some((peer_id_of(addr), addr))
+        );
+        assert_eq!(t.peers().next().unwrap().last_seen, later);
+        // Not from another address; not once the peer is gone.
+        let other: SocketAddr = "10.0.0.6:9999".parse().unwrap();
+        assert_eq!(t.heard_again(later, other, &d), None);
+        t.handle_timeout(later + PY_EXPIRY);
+        assert_eq!(t.heard_again(later, from, &d), None);
+        assert!(t.digests.is_empty() && t.by_digest.is_empty());
     }
 
     #[test]
