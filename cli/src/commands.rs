@@ -240,7 +240,7 @@ pub fn get(
     // Only a name that several files carry waits until the view of the LAN has settled (a
     // partial of one of them may decide), and so does a folder (its job is planned once).
     let started = Instant::now();
-    let (pick, settled, python) = loop {
+    let (pick, settled, python, python_around) = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
             return Err(Failure::Signal(sig));
@@ -282,7 +282,7 @@ pub fn get(
             }
             Ok(pick) => {
                 let python = is_python(&snap, &pick);
-                break (pick, snap.settled, python);
+                break (pick, snap.settled, python, snap.python_around);
             }
             Err(Unresolved::Ambiguous(_)) if early => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -310,7 +310,11 @@ pub fn get(
             }
         }
     };
-    let handle = if pick.name.is_some() && !python && !settled {
+    // On a LAN with Python peers a settled view may still lack one of their files of that
+    // name (they announce only every 5 s): held back from placement until one of their
+    // intervals has passed, as an unsettled view is.
+    let unheard = python_around && started.elapsed() < p2pshare_proto::budget::PY_LISTEN;
+    let handle = if pick.name.is_some() && !python && (!settled || unheard) {
         provisional(opts, handle, name, &pick, started, deadline, signals)?
     } else {
         handle
@@ -349,9 +353,11 @@ fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
         .any(|f| f.content == pick.content && f.python)
 }
 
-/// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
+/// A one-shot `get` picked `pick` for `name` before the view of the LAN settled (or, on a LAN
+/// with Python peers, before one of their intervals passed): starts it at
 /// once, held back from being put in place, and waits for the view to settle (at most
-/// [`SETTLE_AT_MOST`] after `started`). If another file of that name is in it then and
+/// [`SETTLE_AT_MOST`] after `started`, and, on a LAN with Python peers, one of their intervals,
+/// [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN)). If another file of that name is in it then and
 /// no partial of the picked one was here before (one that was decides, as for any ambiguous
 /// name), cancels it, removes the partial file this run began, and fails as an ambiguous name
 /// does; otherwise releases it (it finishes as soon as it is complete) and gives the handle
@@ -385,10 +391,16 @@ fn provisional(
         let snap = handle
             .snapshot_where(|n, c| could_mean(name, n, c))
             .map_err(failed)?;
-        let settled = view_ready(&snap, started) || (snap.answered && Instant::now() >= deadline);
+        // Python peers do not answer a newcomer: on a LAN with them, another file of that
+        // name may be one of theirs, heard only within one of their intervals.
+        let listened =
+            !snap.python_around || started.elapsed() >= p2pshare_proto::budget::PY_LISTEN;
+        let settled = (view_ready(&snap, started) && listened)
+            || (snap.answered && Instant::now() >= deadline);
         if !settled {
             // Judged once the view has settled, as before: a Python peer's copy of the same
-            // file shows as another file until a peer of ours vouches for its hash.
+            // file shows as another file until a peer of ours proves, with its verified
+            // manifest, that its file has that hash.
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }

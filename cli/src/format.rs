@@ -62,6 +62,12 @@ pub fn stats(s: &Stats) -> String {
         python_requests_malformed,
         python_requests_refused,
         python_chunks_served,
+        python_files_over_budget,
+        python_claims_elsewhere,
+        python_vouches_believed,
+        python_vouches_refuted,
+        python_vouch_checks_over_budget,
+        connections_parked_dropped,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -87,7 +93,13 @@ pub fn stats(s: &Stats) -> String {
          python_files_rejected={python_files_rejected} python_peers_full={python_peers_full} \
          python_requests_malformed={python_requests_malformed} \
          python_requests_refused={python_requests_refused} \
-         python_chunks_served={python_chunks_served}"
+         python_chunks_served={python_chunks_served} \
+         python_files_over_budget={python_files_over_budget} \
+         python_claims_elsewhere={python_claims_elsewhere} \
+         python_vouches_believed={python_vouches_believed} \
+         python_vouches_refuted={python_vouches_refuted} \
+         python_vouch_checks_over_budget={python_vouch_checks_over_budget} \
+         connections_parked_dropped={connections_parked_dropped}"
     )
 }
 

@@ -105,6 +105,8 @@ pub struct Driver {
     /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
     /// when to look again.
     interfaces: Option<(PeerConfig, Instant)>,
+    /// Accepted connections the runtime dropped instead of holding them ([`crate::parked`]).
+    parked_dropped: u64,
     _lock: Option<FolderLock>,
 }
 
@@ -211,6 +213,7 @@ pub fn start(
         scanner_stop,
         watchers: Vec::new(),
         observers: Vec::new(),
+        parked_dropped: 0,
         interfaces: cfg
             .broadcast
             .is_empty()
@@ -348,7 +351,7 @@ impl Driver {
                 let _ = tx.send(self.take_snapshot());
             }
             Request::Counters(tx) => {
-                let _ = tx.send((self.node.stats(), self.notices.dropped()));
+                let _ = tx.send((self.stats(), self.notices.dropped()));
             }
             Request::Observe(tx) => self.observers.push(Outbox::new(tx)),
             Request::Shutdown => {
@@ -359,6 +362,20 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// The node's counters, with the runtime's.
+    fn stats(&self) -> p2pshare_proto::Stats {
+        p2pshare_proto::Stats {
+            connections_parked_dropped: self.parked_dropped,
+            ..self.node.stats()
+        }
+    }
+
+    /// The runtime dropped an accepted connection instead of holding it for later (its
+    /// address's share, or all, of the held ones in use; or held too long).
+    pub fn parked_dropped(&mut self) {
+        self.parked_dropped += 1;
     }
 
     /// The peer's state now, but for the grouping of the other peers' files, which the asker
@@ -378,7 +395,7 @@ impl Driver {
             remote: Vec::new(),
             downloads: self.node.downloads(),
             shared: self.shared.clone(),
-            stats: self.node.stats(),
+            stats: self.stats(),
             notices_dropped: self.notices.dropped(),
             scanned: self.scanned,
             settled: self.node.is_settled(Instant::now()),

@@ -89,19 +89,22 @@ impl Node {
         };
         s.request_done();
         let ip = s.remote().ip();
-        let before = files.len();
-        let files: Vec<CatalogEntry> = files
-            .into_iter()
-            .filter(|f| crate::name::check_name(&f.name).is_ok())
-            .collect();
-        self.stats.bad_names += (before - files.len()) as u64;
-        match self.remote.add_page(peer, ip, revision, page, pages, files) {
+        let bad = &mut self.stats.bad_names;
+        match self
+            .remote
+            .add_page(peer, ip, revision, page, pages, files, bad)
+        {
             PageVerdict::Next(next) => return self.request_catalog_page(now, peer, conn, next),
             PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
             PageVerdict::Done => {
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.catalog_fetched(now);
                 }
+                // Its JSON's claims can be checked now that its names have contents; what
+                // was verified of its previous catalog counts no more (a view lists a Python
+                // file as native only through a check of the voucher's current catalog).
+                self.vouches.forget(&peer);
+                self.check_vouches(now, peer);
             }
         }
         // Per content we download: whether this peer has it whole (any entry not marked
@@ -492,6 +495,7 @@ impl Node {
                         }
                     })
                     .or_insert(entry);
+                self.index_local();
                 let now = self.now;
                 self.catalog_revised(now);
                 let sources = d

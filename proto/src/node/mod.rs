@@ -34,6 +34,7 @@ mod swarm;
 mod testing;
 mod timers;
 mod views;
+mod vouches;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -115,10 +116,14 @@ pub struct Node {
     /// Every connection, as what it is: the one table of them.
     conns: conns::Conns,
     local: BTreeMap<ContentId, LocalEntry>,
+    /// `local`'s names, each with its content: a Python request's name is one lookup.
+    local_names: BTreeMap<String, ContentId>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
     catalog_pages: Vec<Vec<u8>>,
     remote: catalogs::Catalogs,
+    /// Which native contents are a Python peer's file: claims checked against manifests.
+    vouches: vouches::Vouches,
     links: BTreeMap<PeerId, link::Link>,
     statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
@@ -158,9 +163,11 @@ impl Node {
             python: Python::new(cfg.peer_id),
             conns: conns::Conns::default(),
             local: BTreeMap::new(),
+            local_names: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
             remote: catalogs::Catalogs::default(),
+            vouches: vouches::Vouches::default(),
             links: BTreeMap::new(),
             statics,
             downloads: BTreeMap::new(),
@@ -218,27 +225,21 @@ impl Node {
         RemoteView {
             catalogs: self.remote.shared(),
             local: self.local.keys().copied().collect(),
-            python: self.python.remote_files(
-                |f| self.vouched_native(f),
-                |hash| self.local.values().any(|e| e.manifest.file_hash() == hash),
-            ),
+            // A Python file is listed as the native content whose verified manifest has its
+            // hash (and chunk count); a check counts only for the voucher's current catalog
+            // (its checks are forgotten when its catalog is replaced).
+            python: {
+                let local: std::collections::BTreeSet<&crate::ids::Digest> = self
+                    .local
+                    .values()
+                    .map(|e| e.manifest.file_hash())
+                    .collect();
+                self.python.remote_files(
+                    |hash, chunks| self.vouches.native(hash, chunks).next().is_some(),
+                    |hash| local.contains(hash),
+                )
+            },
         }
-    }
-
-    /// True when a p2pshare peer vouches that the Python file `f` is one of its native files:
-    /// one of its catalog entries has `f`'s name, and its JSON announcement gave that name
-    /// `f`'s SHA-256. Such a file is listed, and fetched, as the native content.
-    fn vouched_native(&self, f: &crate::python::wire::LegacyFile) -> bool {
-        self.discovery.peers().any(|p| {
-            self.python
-                .vouched_hash(&p.id, p.addr.ip(), &f.name)
-                .is_some_and(|hash| *hash == f.file_hash)
-                && self.remote.get(&p.id).is_some_and(|files| {
-                    files
-                        .iter()
-                        .any(|e| e.name == f.name && e.size.div_ceil(1024) == f.total_chunks)
-                })
-        })
     }
 
     /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare peer
@@ -255,11 +256,14 @@ impl Node {
     }
 
     /// True once the view of the LAN has settled at `now`: the peers have had time to answer
-    /// our first announcement, and every peer in the table has sent its catalog. A one-shot
+    /// our first announcement, every peer in the table has sent its catalog, and no manifest
+    /// asked for to check a peer's claim that its file is a Python peer's is still due. A one-shot
     /// `get` waits for this before it picks a file by name, so that every holder takes part
     /// from the first chunk.
     pub fn is_settled(&self, now: Instant) -> bool {
-        self.has_been_answered(now) && self.discovery.peers().all(|p| self.remote.contains(&p.id))
+        self.has_been_answered(now)
+            && self.discovery.peers().all(|p| self.remote.contains(&p.id))
+            && !self.vouches.pending(now)
     }
 
     /// Downloads in progress.
@@ -297,6 +301,11 @@ impl Node {
             python_requests_malformed: py.requests_malformed,
             python_requests_refused: py.requests_refused,
             python_chunks_served: py.chunks_served,
+            python_files_over_budget: self.python.files_over_budget(),
+            python_claims_elsewhere: py.claims_elsewhere,
+            python_vouches_believed: self.vouches.believed,
+            python_vouches_refuted: self.vouches.refuted,
+            python_vouch_checks_over_budget: self.vouches.over_budget,
             ..self.stats.clone()
         }
     }
@@ -482,7 +491,10 @@ impl Node {
         if crate::python::wire::looks_legacy(data) {
             let discovery = &self.discovery;
             let native_at = |addr| discovery.peers().any(|p| p.addr == addr);
-            self.python.handle_datagram(now, from, data, native_at);
+            let listed_at =
+                |peer: &PeerId, ip| discovery.peer(peer).is_some_and(|p| p.addr.ip() == ip);
+            self.python
+                .handle_datagram(now, from, data, native_at, listed_at);
             return self.drain_python(now);
         }
         match Announce::decode(data) {
@@ -521,6 +533,7 @@ impl Node {
                         continue;
                     };
                     self.remote.remove(&p);
+                    self.vouches.forget(&p);
                     self.drop_peer_connections_elsewhere(now, p, addr.ip());
                     // Failures at the old address were not its.
                     if let Some(link) = self.links.get_mut(&p) {
@@ -535,6 +548,7 @@ impl Node {
                     self.out
                         .push_back(Output::Event(Event::PeerLost { peer: p, addr }));
                     self.remote.remove(&p);
+                    self.vouches.forget(&p);
                     self.drop_peer_connections(now, p, None);
                     self.links.remove(&p);
                     self.peer_down_downloads(now, p, true);
@@ -574,7 +588,17 @@ impl Node {
             return;
         }
         self.local = local;
+        self.index_local();
         self.catalog_revised(now);
+    }
+
+    /// Rebuilds `local_names` from `local` (after every change of it).
+    fn index_local(&mut self) {
+        self.local_names = self
+            .local
+            .iter()
+            .flat_map(|(c, e)| e.names.iter().map(move |n| (n.clone(), *c)))
+            .collect();
     }
 
     fn shutdown(&mut self, now: Instant) {
@@ -622,6 +646,7 @@ impl Node {
                     }
                 }
                 Action::AnnounceSoon => self.discovery.answer_soon(now),
+                Action::Vouched(peer) => self.check_vouches(now, peer),
             }
         }
     }

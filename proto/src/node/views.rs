@@ -248,6 +248,24 @@ pub struct Stats {
     pub python_requests_refused: u64,
     /// Chunks served to Python peers.
     pub python_chunks_served: u64,
+    /// File entries dropped from Python announcements past their address's share (or the
+    /// table's).
+    pub python_files_over_budget: u64,
+    /// JSON announcements carrying the id of a p2pshare peer not listed at their address
+    /// (another peer's claims, sent from here): dropped.
+    pub python_claims_elsewhere: u64,
+    /// A p2pshare peer's claim (in its JSON) that its file is a Python peer's, confirmed by its
+    /// own manifest, verified against its content id.
+    pub python_vouches_believed: u64,
+    /// Such claims that its verified manifest contradicted, or whose manifest did not verify:
+    /// the two files are listed apart.
+    pub python_vouches_refuted: u64,
+    /// Such claims not checked for their address's share of checks.
+    pub python_vouch_checks_over_budget: u64,
+    /// Accepted connections the runtime dropped instead of holding them for later (their
+    /// address's share, or all, of the held ones in use), or after holding them past
+    /// `PARK_FOR` (`host::parked`).
+    pub connections_parked_dropped: u64,
 }
 
 #[cfg(test)]
