@@ -144,5 +144,9 @@ pub enum Cmd {
         /// Print the result as JSON: path, size, sha256, content id, seconds, sources.
         #[arg(long)]
         json: bool,
+        /// Fetch a folder over 1 GiB or 1,000 files (the prompt asks; a one-shot cannot, and
+        /// without this refuses it).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }

@@ -125,7 +125,7 @@ fn observe(
 ) -> Result<(), String> {
     let wait = peer::seconds("--wait", wait)?;
     // The running peer of the folder knows already: no need to listen.
-    if let Some(stream) = control::connect(&opts.shared) {
+    if let Some(stream) = control::connect(&opts.shared)? {
         return print_view(stream, ask, json);
     }
     let handle = peer::start(opts, port.unwrap_or(0), Mode::Observe)?;
@@ -192,7 +192,7 @@ fn print_view(stream: std::os::unix::net::UnixStream, ask: Ask, json: bool) -> R
 
 /// `p2pshare status`: what the running peer of the folder is doing.
 pub fn status(opts: &Opts, json: bool) -> Result<(), String> {
-    match control::connect(&opts.shared) {
+    match control::connect(&opts.shared)? {
         Some(stream) => print_view(stream, Ask::Status, json),
         None => Err(format!(
             "no peer runs on {} (start one with `p2pshare serve` or the prompt)",
@@ -220,19 +220,19 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
 }
 
 /// `p2pshare get NAME`: waits for a peer that shares NAME, downloads it, exits 0 only when the
-/// verified file is in place.
+/// verified file is in place. `yes`: a folder over the size or file count a person is asked
+/// about is fetched (see [`folder::Preview`]); without it, refused.
 pub fn get(
     opts: &Opts,
     port: Option<u16>,
     name: &str,
-    timeout: f64,
-    json: bool,
+    (timeout, json, yes): (f64, bool, bool),
     signals: &Signals,
 ) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
-    if let Some(stream) = control::connect(&opts.shared) {
-        return get_through(opts, stream, name, json, signals);
+    if let Some(stream) = control::connect(&opts.shared)? {
+        return get_through(opts, stream, name, (json, yes), signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Start as soon as one holder lists the file, with no fixed wait: the download begins on
@@ -240,12 +240,14 @@ pub fn get(
     // Only a name that several files carry waits until the view of the LAN has settled (a
     // partial of one of them may decide), and so does a folder (its job is planned once).
     let started = Instant::now();
-    let (pick, settled, python) = loop {
+    let (pick, settled, python, python_around) = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
             return Err(Failure::Signal(sig));
         }
-        let snap = handle.snapshot().map_err(|e| e.to_string())?;
+        let snap = handle
+            .snapshot_where(|n, c| could_mean(name, n, c))
+            .map_err(|e| e.to_string())?;
         let early = !snap.settled && Instant::now() < deadline;
         if folder::is_folder(&snap, name) {
             // A folder: once every peer heard has had its time to send its catalog (at most
@@ -254,7 +256,7 @@ pub fn get(
                 && snap.scanned
                 && !folder::files_under(&snap, name).is_empty();
             if ready {
-                return get_folder(opts, handle, name, &snap, deadline, json, signals);
+                return get_folder(opts, handle, name, &snap, deadline, (json, yes), signals);
             }
             if Instant::now() >= deadline {
                 handle.shutdown();
@@ -280,7 +282,7 @@ pub fn get(
             }
             Ok(pick) => {
                 let python = is_python(&snap, &pick);
-                break (pick, snap.settled, python);
+                break (pick, snap.settled, python, snap.python_around);
             }
             Err(Unresolved::Ambiguous(_)) if early => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -308,7 +310,11 @@ pub fn get(
             }
         }
     };
-    let handle = if pick.name.is_some() && !python && !settled {
+    // On a LAN with Python peers a settled view may still lack one of their files of that
+    // name (they announce only every 5 s): held back from placement until one of their
+    // intervals has passed, as an unsettled view is.
+    let unheard = python_around && started.elapsed() < p2pshare_proto::budget::PY_LISTEN;
+    let handle = if pick.name.is_some() && !python && (!settled || unheard) {
         provisional(opts, handle, name, &pick, started, deadline, signals)?
     } else {
         handle
@@ -347,9 +353,11 @@ fn is_python(snap: &Snapshot, pick: &Pick) -> bool {
         .any(|f| f.content == pick.content && f.python)
 }
 
-/// A one-shot `get` picked `pick` for `name` before the view of the LAN settled: starts it at
+/// A one-shot `get` picked `pick` for `name` before the view of the LAN settled (or, on a LAN
+/// with Python peers, before one of their intervals passed): starts it at
 /// once, held back from being put in place, and waits for the view to settle (at most
-/// [`SETTLE_AT_MOST`] after `started`). If another file of that name is in it then and
+/// [`SETTLE_AT_MOST`] after `started`, and, on a LAN with Python peers, one of their intervals,
+/// [`PY_LISTEN`](p2pshare_proto::budget::PY_LISTEN)). If another file of that name is in it then and
 /// no partial of the picked one was here before (one that was decides, as for any ambiguous
 /// name), cancels it, removes the partial file this run began, and fails as an ambiguous name
 /// does; otherwise releases it (it finishes as soon as it is complete) and gives the handle
@@ -380,11 +388,19 @@ fn provisional(
             handle.shutdown();
             return Err(Failure::Signal(sig));
         }
-        let snap = handle.snapshot().map_err(failed)?;
-        let settled = view_ready(&snap, started) || (snap.answered && Instant::now() >= deadline);
+        let snap = handle
+            .snapshot_where(|n, c| could_mean(name, n, c))
+            .map_err(failed)?;
+        // Python peers do not answer a newcomer: on a LAN with them, another file of that
+        // name may be one of theirs, heard only within one of their intervals.
+        let listened =
+            !snap.python_around || started.elapsed() >= p2pshare_proto::budget::PY_LISTEN;
+        let settled = (view_ready(&snap, started) && listened)
+            || (snap.answered && Instant::now() >= deadline);
         if !settled {
             // Judged once the view has settled, as before: a Python peer's copy of the same
-            // file shows as another file until a peer of ours vouches for its hash.
+            // file shows as another file until a peer of ours proves, with its verified
+            // manifest, that its file has that hash.
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
@@ -421,10 +437,24 @@ fn get_folder(
     name: &str,
     snap: &Snapshot,
     deadline: Instant,
-    json: bool,
+    (json, yes): (bool, bool),
     signals: &Signals,
 ) -> Result<(), Failure> {
     let job = folder::plan(snap, &opts.shared, name);
+    // What it is about to fetch (on stderr: stdout is the summary), and whether it may.
+    let preview = folder::preview(snap, &opts.shared, name, &job);
+    if !opts.quiet {
+        eprintln!("{}", preview.line());
+    }
+    let refused = match preview.room(&opts.shared) {
+        Err(e) => Some(e),
+        Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
+        Ok(()) => None,
+    };
+    if let Some(e) = refused {
+        handle.shutdown();
+        return Err(e.into());
+    }
     let result = folder::run(opts, &handle, name, job, deadline, signals);
     handle.shutdown();
     let print = |d: &crate::download::Done| {
@@ -476,7 +506,7 @@ fn get_through(
     opts: &Opts,
     stream: std::os::unix::net::UnixStream,
     name: &str,
-    json: bool,
+    (json, yes): (bool, bool),
     signals: &Signals,
 ) -> Result<(), Failure> {
     let mut progress = Progress::new(opts.quiet);
@@ -488,6 +518,7 @@ fn get_through(
         stream,
         Ask::Get {
             name: name.to_owned(),
+            yes,
         },
         || match signals.take() {
             // Closing the connection makes the running peer cancel the download.
@@ -514,6 +545,12 @@ fn get_through(
             Answer::Said { text } => {
                 progress.clear();
                 println!("{text}");
+                Ok(())
+            }
+            Answer::Note { text } => {
+                if !opts.quiet {
+                    progress.println(&text);
+                }
                 Ok(())
             }
             Answer::Failed { error, detail } => {
@@ -564,6 +601,18 @@ pub struct Pick {
     /// The name the user asked for (to save it under), or `None` when picked by id prefix
     /// (then the peer saves it under the name most holders use).
     pub name: Option<String>,
+}
+
+/// True when `get QUERY` could mean the file named `name` with content `content`, as
+/// [`content_by_name`] and `folder::is_folder` resolve a query: the name itself, a file under
+/// it as a folder, or (4 hex digits or more) a prefix of the content id. What a snapshot for
+/// a `get` keeps ([`p2pshare_host::Handle::snapshot_where`]).
+pub fn could_mean(query: &str, name: &str, content: &ContentId) -> bool {
+    name == query
+        || p2pshare_proto::name::is_under(name, query)
+        || (query.len() >= 4
+            && query.bytes().all(|b| b.is_ascii_hexdigit())
+            && content.to_hex().starts_with(&query.to_ascii_lowercase()))
 }
 
 /// Finds the one remote file `name` designates: by name, else by content-id prefix. When
@@ -650,5 +699,26 @@ pub fn content_by_name(s: &Snapshot, name: &str, shared: &Path) -> Result<Pick, 
                     .collect(),
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_get_could_mean_the_name_a_file_under_it_or_an_id_prefix() {
+        let id = ContentId([0xab; 32]);
+        assert!(could_mean("movie.bin", "movie.bin", &id));
+        assert!(!could_mean("movie.bin", "movie.bin.part", &id));
+        assert!(could_mean("photos", "photos/2024/a.jpg", &id));
+        assert!(could_mean("photos/", "photos/a.jpg", &id));
+        assert!(!could_mean("photo", "photos/a.jpg", &id));
+        assert!(could_mean("ABAB", "x", &id), "an id prefix, in either case");
+        assert!(
+            !could_mean("aba", "x", &id),
+            "fewer than 4 digits is no prefix"
+        );
+        assert!(!could_mean("abcd", "x", &id));
     }
 }

@@ -6,16 +6,22 @@
 //! with JSON lines ([`Answer`], each with a `version`) and closes. A `get` streams progress
 //! and ends with `done` (the verified file is in place) or `failed`.
 //!
-//! Invariants: the socket is owner-only (0600) and lives in the folder the peer locked, so it
-//! is the running peer's; a stale one (the peer was killed) is replaced by the next peer; a
-//! request line longer than [`MAX_ASK`] is refused; a client that goes away while its `get`
-//! runs cancels that download (the partial file is kept).
+//! Invariants: the socket is owner-only (0600) from the moment it has its name: it is bound in
+//! a fresh private folder beside it (0700, so the umask never opens a window), made 0600 there
+//! and renamed into place, which replaces a stale one (the peer was killed) or anything else
+//! planted at that name without following it; nothing is ever changed through a path another
+//! user could swap. A connection is served only when the kernel says (`SO_PEERCRED`) that its
+//! process runs as our user or as root, and a client talks only to a listener of its own user
+//! or root, reading at most [`MAX_ANSWER`] bytes per answer line. A request line longer than
+//! [`MAX_ASK`] is refused; a client that goes away while its `get` runs cancels that download
+//! (the partial file is kept).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use p2pshare_host::local;
 use p2pshare_host::{Controller, Request, Snapshot};
 use p2pshare_proto::Event;
 use serde::{Deserialize, Serialize};
@@ -30,6 +36,10 @@ pub const SOCKET: &str = ".p2pshare.sock";
 pub const VERSION: u32 = 1;
 /// Longest request line.
 pub const MAX_ASK: u64 = 64 << 10;
+/// Longest answer line a client reads: a view holds at most what a node keeps of other
+/// peers' catalogs (64 MiB, `budget.rs`) twice over, as text and as JSON, with escaping; past
+/// this a listener is not a p2pshare peer, and the client stops instead of filling memory.
+pub const MAX_ANSWER: u64 = 256 << 20;
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +62,10 @@ pub enum Ask {
     Get {
         /// The name or prefix.
         name: String,
+        /// Fetch a folder over the size or file count a person is asked about
+        /// ([`crate::folder::Preview`]); without it such a folder is refused.
+        #[serde(default)]
+        yes: bool,
     },
 }
 
@@ -87,6 +101,11 @@ pub enum Answer {
         /// What to print.
         text: String,
     },
+    /// A line to show before what follows (what a folder download is about to fetch).
+    Note {
+        /// What to print, on stderr.
+        text: String,
+    },
     /// The request failed; the one-shot exits 1.
     Failed {
         /// One line.
@@ -116,19 +135,21 @@ impl Drop for ControlServer {
 }
 
 /// Listens on the socket in `opts.shared` for the peer `ctl` drives. Call only while holding
-/// the folder lock: any socket already there is stale and replaced.
+/// the folder lock: whatever is at the socket's name is stale and replaced (never followed).
+/// Connections from another user than ours (or root) are closed unanswered.
 pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
     let path = opts.shared.join(SOCKET);
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
+    let listener = bind_private(&opts.shared, &path)?;
     let server = ControlServer { path: path.clone() };
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let shared = opts.shared.clone();
     std::thread::Builder::new()
         .name("p2pshare-control".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                if !local::peer_uid(&stream).is_ok_and(local::trusted) {
+                    continue; // another user's process: closed unanswered
+                }
                 let (ctl, shared) = (ctl.clone(), shared.clone());
                 let _ = std::thread::Builder::new()
                     .name("p2pshare-client".into())
@@ -136,6 +157,28 @@ pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
             }
         })?;
     Ok(server)
+}
+
+/// Binds a listening socket at `path` (in `dir`) that no other user can reach at any moment:
+/// bound in a fresh private folder in `dir` (created 0700, whatever the umask: it can only take
+/// bits away), made 0600 there (a path only we can write, so no symlink can be swapped in),
+/// then renamed to `path`, which atomically replaces a stale socket, or a symlink planted
+/// there, without following it. The private folder is removed.
+fn bind_private(dir: &Path, path: &Path) -> std::io::Result<UnixListener> {
+    let private = dir.join(format!(
+        ".p2ps-{:08x}",
+        p2pshare_host::seed::random_u64() as u32
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let tmp = private.join("s");
+    let bound = UnixListener::bind(&tmp).and_then(|l| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 fn send(w: &mut impl Write, a: Answer) -> std::io::Result<()> {
@@ -164,10 +207,10 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
             detail: None,
         },
         Ok(Envelope {
-            body: Ask::Get { name },
+            body: Ask::Get { name, yes },
             ..
-        }) => return get(&mut out, ctl, shared, &name),
-        Ok(Envelope { body: ask, .. }) => match ctl.snapshot() {
+        }) => return get(&mut out, ctl, shared, &name, yes),
+        Ok(Envelope { body: ask, .. }) => match taken_for(&ask, ctl) {
             Ok(s) => view(&ask, &s),
             Err(e) => Answer::Failed {
                 error: e.to_string(),
@@ -180,6 +223,15 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
         },
     };
     let _ = send(&mut out, answer);
+}
+
+/// The snapshot `ask` is answered from: the other peers' files only for a list (a LAN's
+/// catalogs may hold a hundred thousand of them).
+fn taken_for(ask: &Ask, ctl: &Controller) -> Result<Snapshot, p2pshare_host::Stopped> {
+    match ask {
+        Ask::List { .. } => ctl.snapshot(),
+        _ => ctl.state(),
+    }
 }
 
 fn view(ask: &Ask, s: &Snapshot) -> Answer {
@@ -198,10 +250,11 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
 }
 
 /// A `get` through the running peer: resolves the name against its view, starts the
-/// download, streams its progress, and ends with its outcome.
-fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
+/// download, streams its progress, and ends with its outcome. A folder is shown first, and
+/// refused when the disk has no room for it or when it is big and `yes` is not given.
+fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: bool) {
     let failed = |error: String, detail: Option<String>| Answer::Failed { error, detail };
-    let snap = match ctl.snapshot() {
+    let snap = match ctl.snapshot_where(|n, c| crate::commands::could_mean(name, n, c)) {
         Ok(s) => s,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
@@ -210,6 +263,25 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
         if job.totals().files == 0 {
             let m = format!("no peer shares a folder named {name:?} (see `list`)");
             return drop(send(out, failed(m, None)));
+        }
+        let preview = crate::folder::preview(&snap, shared, name, &job);
+        if send(
+            out,
+            Answer::Note {
+                text: preview.line(),
+            },
+        )
+        .is_err()
+        {
+            return;
+        }
+        let refused = match preview.room(shared) {
+            Err(e) => Some(e),
+            Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
+            Ok(()) => None,
+        };
+        if let Some(e) = refused {
+            return drop(send(out, failed(e, None)));
         }
         let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
             if !news {
@@ -280,16 +352,40 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str) {
     }
 }
 
-/// The running peer of `shared`, if one listens.
-pub fn connect(shared: &Path) -> Option<UnixStream> {
-    UnixStream::connect(shared.join(SOCKET)).ok()
+/// The running peer of `shared`, if one listens (`None`: no one does). A listener that runs
+/// as another user than ours (or root) is an error: it is not our peer, and nothing it says
+/// can be trusted.
+pub fn connect(shared: &Path) -> Result<Option<UnixStream>, String> {
+    let Ok(stream) = UnixStream::connect(shared.join(SOCKET)) else {
+        return Ok(None);
+    };
+    match local::peer_uid(&stream) {
+        Ok(uid) if local::trusted(uid) => Ok(Some(stream)),
+        Ok(uid) => Err(format!(
+            "the control socket in {} is another user's (uid {uid}); not talking to it",
+            shared.display()
+        )),
+        Err(e) => Err(format!("the control socket in {}: {e}", shared.display())),
+    }
 }
 
 /// Sends `ask` on `stream` and calls `each` with every answer until the peer closes; calls
-/// `tick` whenever nothing came for [`crate::signals::POLL`], and stops with its error.
+/// `tick` whenever nothing came for [`crate::signals::POLL`], and stops with its error. An
+/// answer line longer than [`MAX_ANSWER`], or a close before any answer, is an error.
 pub fn ask(
     stream: UnixStream,
     ask: Ask,
+    tick: impl FnMut() -> Result<(), String>,
+    each: impl FnMut(Answer) -> Result<(), String>,
+) -> Result<(), String> {
+    ask_within(stream, ask, MAX_ANSWER, tick, each)
+}
+
+/// [`ask`], reading at most `limit` bytes per answer line.
+fn ask_within(
+    stream: UnixStream,
+    ask: Ask,
+    limit: u64,
     mut tick: impl FnMut() -> Result<(), String>,
     mut each: impl FnMut(Answer) -> Result<(), String>,
 ) -> Result<(), String> {
@@ -305,13 +401,22 @@ pub fn ask(
     stream
         .set_read_timeout(Some(crate::signals::POLL))
         .map_err(|e| format!("the running peer: {e}"))?;
-    let mut r = BufReader::new(stream);
+    let mut r = BufReader::new(stream.take(limit));
     let mut line = Vec::new();
+    let mut answered = false;
     loop {
         // Bytes read before a timeout stay in `line`: a line may come in pieces.
         match r.read_until(b'\n', &mut line) {
-            Ok(0) => return Ok(()),
+            Ok(0) if line.is_empty() && answered => return Ok(()),
+            Ok(0) if line.is_empty() => {
+                return Err("the running peer closed the connection without an answer".into());
+            }
             Ok(_) if line.ends_with(b"\n") => {}
+            Ok(_) if r.get_ref().limit() == 0 => {
+                return Err(format!(
+                    "the running peer's answer is longer than {limit} bytes"
+                ));
+            }
             Ok(_) => return Err("the running peer stopped mid-answer".into()),
             Err(e)
                 if matches!(
@@ -335,6 +440,9 @@ pub fn ask(
             ));
         }
         line.clear();
+        // The limit is per line (what the buffer read ahead was counted already).
+        r.get_mut().set_limit(limit);
+        answered = true;
         each(env.body)?;
     }
 }
@@ -342,15 +450,106 @@ pub fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    /// Names in `dir` other than the socket's.
+    fn others(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != SOCKET)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_socket_is_bound_private_and_replaces_what_was_planted_without_following_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let path = dir.join(SOCKET);
+        // A symlink planted at the socket's name, to a file of someone else's.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"x").expect("write");
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        let listener = bind_private(dir, &path).expect("bound");
+        let meta = std::fs::symlink_metadata(&path).expect("socket");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let victim_mode = std::fs::metadata(&victim)
+            .expect("victim")
+            .permissions()
+            .mode();
+        assert_eq!(
+            victim_mode & 0o777,
+            0o644,
+            "not chmod'ed through the symlink"
+        );
+        assert_eq!(
+            others(dir),
+            vec!["victim".to_owned()],
+            "no private folder left"
+        );
+        let c = UnixStream::connect(&path).expect("connect");
+        assert_eq!(local::peer_uid(&c).ok(), Some(local::my_uid()));
+        drop(listener);
+        // A stale socket is replaced; a folder at that name is an error, left as it is.
+        bind_private(dir, &path).expect("over a stale socket");
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("mkdir");
+        assert!(bind_private(dir, &path).is_err());
+        assert!(path.is_dir());
+        assert_eq!(others(dir), vec!["victim".to_owned()]);
+    }
+
+    #[test]
+    fn a_client_reads_a_bounded_line_and_wants_an_answer() {
+        // A listener that sends an endless line: the client stops at the limit.
+        let (client, mut server) = UnixStream::pair().expect("pair");
+        let writer = std::thread::spawn(move || {
+            let junk = vec![b'x'; 4096];
+            while server.write_all(&junk).is_ok() {}
+        });
+        let e = ask_within(client, Ask::Status, 1 << 20, || Ok(()), |_| Ok(()));
+        assert_eq!(
+            e,
+            Err("the running peer's answer is longer than 1048576 bytes".into())
+        );
+        writer.join().expect("writer");
+        // One that reads the request and closes without a word.
+        let (client, server) = UnixStream::pair().expect("pair");
+        server
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        let e = ask_within(client, Ask::Status, 1 << 20, || Ok(()), |_| Ok(()));
+        assert!(e.is_err_and(|e| e.contains("without an answer")));
+        drop(server);
+    }
 
     #[test]
     fn requests_and_answers_are_versioned_json_lines() {
         let a = serde_json::to_string(&Envelope {
             version: VERSION,
-            body: Ask::Get { name: "x".into() },
+            body: Ask::Get {
+                name: "x".into(),
+                yes: false,
+            },
         })
         .unwrap_or_default();
-        assert_eq!(a, r#"{"version":1,"cmd":"get","name":"x"}"#);
+        assert_eq!(a, r#"{"version":1,"cmd":"get","name":"x","yes":false}"#);
+        // A client that does not know `yes` asks without it.
+        let old: Envelope<Ask> =
+            serde_json::from_str(r#"{"version":1,"cmd":"get","name":"x"}"#).expect("old ask");
+        assert_eq!(
+            old.body,
+            Ask::Get {
+                name: "x".into(),
+                yes: false
+            }
+        );
         let p = serde_json::to_string(&Envelope {
             version: VERSION,
             body: Answer::Progress {

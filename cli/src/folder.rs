@@ -8,6 +8,15 @@
 //! fetched again, so a second `get` of the folder fetches only what is missing, and the
 //! partial files of the rest resume; a signal or the deadline cancels what runs and keeps the
 //! partials.
+//!
+//! A folder is the union of what every peer lists under its path, so a stranger can make it
+//! as big as it likes (issue 27, item 7). Before anything is fetched, [`Preview`] says what
+//! will be (files, bytes, holders): a job that needs more than the shared folder's file
+//! system has free (less [`KEEP_FREE`]) is refused, and one over [`CONFIRM_BYTES`] or
+//! [`CONFIRM_FILES`] is asked about at the prompt, and refused by a one-shot without `--yes`.
+//! (The web page's Get of a folder shows its size and file count on the row it is clicked on,
+//! and is refused only for room.) The host removes partial files nobody completes
+//! (`Store::sweep_partials`).
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -30,6 +39,130 @@ use crate::signals::{self, Signals};
 
 /// The label of a job's one progress bar (no content has this id in practice).
 const BAR: ContentId = ContentId([0xff; 32]);
+
+/// A folder download whose files to fetch weigh more than this (or number more than
+/// [`CONFIRM_FILES`]) is shown and confirmed first: at the prompt a question, for a one-shot
+/// `--yes`. 1 GiB is more than a folder of documents or an afternoon's photos, and a minute
+/// and a half of a 100 Mbit/s LAN: past it, a folder a stranger filled should not start
+/// writing on a typo.
+pub const CONFIRM_BYTES: u64 = 1 << 30;
+/// ... or number more than this: more files than a screen of `list --all` shows.
+pub const CONFIRM_FILES: usize = 1_000;
+/// What a folder download always leaves free on the shared folder's file system: room for the
+/// manifest cache, the lock and the machine's other programs.
+pub const KEEP_FREE: u64 = 64 << 20;
+
+/// What a folder job is about to fetch: shown before it starts, and checked against the room
+/// on the disk. See the module doc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The folder, as `photos/`.
+    pub label: String,
+    /// Files to fetch.
+    pub files: usize,
+    /// Files in place already.
+    pub skipped: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes still to write: `bytes` less what their partial files hold already.
+    pub need: u64,
+    /// Peers that hold them.
+    pub peers: usize,
+    /// Bytes free for us on the shared folder's file system (`None`: unknown).
+    pub free: Option<u64>,
+}
+
+impl Preview {
+    /// The line shown before a folder download starts.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "{}: {} file{}, {} to fetch from {} peer{}",
+            self.label,
+            self.files,
+            plural(self.files),
+            format::size(self.bytes),
+            self.peers,
+            plural(self.peers)
+        );
+        if self.need < self.bytes {
+            line.push_str(&format!(
+                " ({} on disk already)",
+                format::size(self.bytes - self.need)
+            ));
+        }
+        if self.skipped > 0 {
+            line.push_str(&format!("; {} in place already", self.skipped));
+        }
+        line
+    }
+
+    /// True when it is over [`CONFIRM_BYTES`] or [`CONFIRM_FILES`]: ask first.
+    pub fn big(&self) -> bool {
+        self.bytes > CONFIRM_BYTES || self.files > CONFIRM_FILES
+    }
+
+    /// Why it must not start for want of room on `shared`'s file system, if so.
+    pub fn room(&self, shared: &Path) -> Result<(), String> {
+        match self.free {
+            Some(free) if self.need.saturating_add(KEEP_FREE) > free => Err(format!(
+                "not enough room for {}: it needs {}, and {} has {} free ({} are kept free)",
+                self.label,
+                format::size(self.need),
+                shared.display(),
+                format::size(free),
+                format::size(KEEP_FREE)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// What a one-shot says when it is [`big`](Preview::big) and not confirmed.
+    pub fn unconfirmed(&self) -> String {
+        format!(
+            "{} is {} in {} file{} (over {} or {} files); pass --yes to fetch it",
+            self.label,
+            format::size(self.bytes),
+            self.files,
+            plural(self.files),
+            format::size(CONFIRM_BYTES),
+            CONFIRM_FILES
+        )
+    }
+}
+
+/// What `job` (the folder `folder`, as `s` lists it) is about to fetch into `shared`.
+pub fn preview(s: &Snapshot, shared: &Path, folder: &str, job: &FolderJob) -> Preview {
+    use std::os::unix::fs::MetadataExt;
+    let (mut files, mut skipped, mut bytes, mut need) = (0, 0, 0u64, 0u64);
+    let mut holders = std::collections::BTreeSet::new();
+    for (f, st) in job.files() {
+        if *st == FileState::Skipped {
+            skipped += 1;
+            continue;
+        }
+        files += 1;
+        bytes += f.size;
+        // What a partial of it holds already (allocated: a partial is written at chunk
+        // offsets, so its length may run ahead of its blocks).
+        let held = std::fs::symlink_metadata(shared.join(partial_file_name(&f.name, &f.content)))
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .map_or(0, |m| m.blocks().saturating_mul(512));
+        need += f.size.saturating_sub(held);
+        if let Some(r) = s.remote.iter().find(|r| r.content == f.content) {
+            holders.extend(r.holders.iter().copied());
+        }
+    }
+    Preview {
+        label: format!("{}/", folder.trim_end_matches('/')),
+        files,
+        skipped,
+        bytes,
+        need,
+        peers: holders.len(),
+        free: p2pshare_host::local::free_bytes(shared).ok(),
+    }
+}
 
 /// The peers a folder job gets its bytes from, as its bar counts them: the peers that
 /// delivered a file of it so far, or, when more, the most peers one running file has requests
@@ -409,6 +542,49 @@ mod tests {
     use super::*;
     use p2pshare_proto::PeerId;
     use p2pshare_proto::Source;
+
+    fn preview_of(bytes: u64, files: usize, need: u64, free: Option<u64>) -> Preview {
+        Preview {
+            label: "photos/".into(),
+            files,
+            skipped: 2,
+            bytes,
+            need,
+            peers: 3,
+            free,
+        }
+    }
+
+    #[test]
+    fn a_folder_is_shown_asked_about_when_big_and_refused_without_room() {
+        let p = preview_of(5 << 20, 3, 4 << 20, Some(10 << 30));
+        assert_eq!(
+            p.line(),
+            "photos/: 3 files, 5.0 MiB to fetch from 3 peers (1.0 MiB on disk already); 2 in \
+             place already"
+        );
+        assert!(!p.big());
+        assert!(p.room(Path::new("/s")).is_ok());
+        assert!(preview_of(CONFIRM_BYTES + 1, 1, 0, None).big());
+        assert!(preview_of(1, CONFIRM_FILES + 1, 0, None).big());
+        assert!(!preview_of(CONFIRM_BYTES, CONFIRM_FILES, 0, None).big());
+        let e = preview_of(3 << 30, 10, 3 << 30, Some(2 << 30))
+            .room(Path::new("/s"))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "not enough room for photos/: it needs 3.0 GiB, and /s has 2.0 GiB free (64.0 MiB \
+             are kept free)"
+        );
+        // Room for it, but not for it and what is kept free.
+        let tight = preview_of(100, 1, 100, Some(KEEP_FREE + 99));
+        assert!(tight.room(Path::new("/s")).is_err());
+        assert!(preview_of(100, 1, 100, None).room(Path::new("/s")).is_ok());
+        assert_eq!(
+            preview_of(3 << 30, 10, 0, None).unconfirmed(),
+            "photos/ is 3.0 GiB in 10 files (over 1.0 GiB or 1000 files); pass --yes to fetch it"
+        );
+    }
 
     fn done(c: u8, from: &[u8]) -> Event {
         Event::DownloadDone {

@@ -57,6 +57,8 @@ pub fn stats(s: &Stats) -> String {
         closed_not_reading,
         requests_expired,
         claims_refused,
+        claim_strikes,
+        claimants_disbelieved,
         chunks_served_partial,
         requests_spread,
         python_datagrams_dropped,
@@ -65,6 +67,12 @@ pub fn stats(s: &Stats) -> String {
         python_requests_malformed,
         python_requests_refused,
         python_chunks_served,
+        python_files_over_budget,
+        python_claims_elsewhere,
+        python_vouches_believed,
+        python_vouches_refuted,
+        python_vouch_checks_over_budget,
+        connections_parked_dropped,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -86,13 +94,20 @@ pub fn stats(s: &Stats) -> String {
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
          requests_expired={requests_expired} claims_refused={claims_refused} \
+         claim_strikes={claim_strikes} claimants_disbelieved={claimants_disbelieved} \
          chunks_served_partial={chunks_served_partial} \
          requests_spread={requests_spread} \
          python_datagrams_dropped={python_datagrams_dropped} \
          python_files_rejected={python_files_rejected} python_peers_full={python_peers_full} \
          python_requests_malformed={python_requests_malformed} \
          python_requests_refused={python_requests_refused} \
-         python_chunks_served={python_chunks_served}"
+         python_chunks_served={python_chunks_served} \
+         python_files_over_budget={python_files_over_budget} \
+         python_claims_elsewhere={python_claims_elsewhere} \
+         python_vouches_believed={python_vouches_believed} \
+         python_vouches_refuted={python_vouches_refuted} \
+         python_vouch_checks_over_budget={python_vouch_checks_over_budget} \
+         connections_parked_dropped={connections_parked_dropped}"
     )
 }
 

@@ -88,12 +88,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             name,
             timeout,
             json,
+            yes,
         }) => commands::get(
             opts,
             port,
             &name,
-            timeout,
-            json,
+            (timeout, json, yes),
             &signals::Signals::install()?,
         ),
     }

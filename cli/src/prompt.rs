@@ -129,18 +129,25 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 }
                 Err(e) => return Err(e.to_string().into()),
             },
-            "status" => match handle.snapshot() {
+            "status" => match handle.state() {
                 Ok(s) => println!("{}", format::status(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
-            "peers" => match handle.snapshot() {
+            "peers" => match handle.state() {
                 Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
             "get" if arg.is_empty() => println!("Usage: get FILENAME... (see `list`)"),
             "get" => {
-                let snap = handle.snapshot().map_err(|e| e.to_string())?;
+                // Only the files these names could mean: resolving a name on a LAN of a
+                // hundred thousand files needs no view of all of them.
+                let snap = handle
+                    .snapshot_where(|n, c| {
+                        arg.split_whitespace()
+                            .any(|q| commands::could_mean(q, n, c))
+                    })
+                    .map_err(|e| e.to_string())?;
                 let mut picks: Vec<(Pick, String)> = Vec::new();
                 for name in arg.split_whitespace() {
                     if folder::is_folder(&snap, name) {
@@ -148,6 +155,26 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                         if job.totals().files == 0 {
                             println!("no peer shares a folder named {name:?} (see `list`)");
                             continue;
+                        }
+                        // What it is about to fetch, and whether it fits (issue 27, item 7).
+                        let preview = folder::preview(&snap, &opts.shared, name, &job);
+                        println!("{}", preview.line());
+                        if let Err(e) = preview.room(&opts.shared) {
+                            println!("{e}; nothing downloaded.");
+                            continue;
+                        }
+                        if preview.big() {
+                            let answer = match read("Fetch it? [y/N] ", &mut input) {
+                                Ok(answer) => answer.unwrap_or_default(),
+                                Err(e) => {
+                                    handle.shutdown();
+                                    return Err(e);
+                                }
+                            };
+                            if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+                                println!("Nothing downloaded.");
+                                continue;
+                            }
                         }
                         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
                         match folder::run(opts, &handle, name, job, far, signals) {
@@ -188,6 +215,8 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                         picks.push((p, name.to_owned()));
                     }
                 }
+                // The view (every file of every peer) is not kept for the download's length.
+                drop(snap);
                 if picks.is_empty() {
                     continue;
                 }

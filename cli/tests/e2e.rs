@@ -701,3 +701,272 @@ fn a_folder_is_listed_and_fetched_whole() {
         "only what lies under album/2024/"
     );
 }
+
+/// Runs `args` of p2pshare as user `nobody` (65534); `None` when `setpriv` cannot (not root).
+fn as_nobody(dport: u16, shared: &Path, args: &[&str]) -> Option<Command> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|r| r.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !uid || !setpriv.exists() {
+        println!("SKIPPED: needs root and setpriv(1) to run a process as another user");
+        return None;
+    }
+    let mut c = Command::new(setpriv);
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(net_args(dport))
+        .arg("--shared")
+        .arg(shared)
+        .args(args);
+    Some(c)
+}
+
+/// Issue 27, item 9: the control socket talks only to our own user (or root), both ways, and
+/// a peer that cannot bind it says so in one line and runs on.
+#[test]
+fn the_control_socket_talks_only_to_our_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dport(11);
+    // A peer of another user: a one-shot of ours does not take its word.
+    let theirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(theirs.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let Some(mut c) = as_nobody(d, theirs.path(), &["--no-web", "serve"]) else {
+        return;
+    };
+    let mut other = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = theirs.path().join(".p2pshare.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = p2pshare(d, theirs.path(), &["status"]);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("another user's (uid 65534)") && err.lines().count() == 1,
+        "{err}"
+    );
+    // Our peer, its socket opened to everyone (as a careless chmod would): another user's
+    // one-shot is closed unanswered; ours is served.
+    let ours = Peer::serve(d, &[], &[]);
+    let sock = ours.dir.path().join(".p2pshare.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::set_permissions(ours.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody(d, ours.dir.path(), &["status"])
+        .unwrap()
+        .output()
+        .unwrap();
+    // (Closed before the request was written, or after: "Broken pipe" or "without an
+    // answer".)
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with("p2pshare: the running peer") && stdout(&out).is_empty(),
+        "{}",
+        stderr(&out)
+    );
+    let out = p2pshare(d, ours.dir.path(), &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Something in the way of the socket: one line, and the peer runs on.
+    let blocked = tempfile::tempdir().unwrap();
+    std::fs::create_dir(blocked.path().join(".p2pshare.sock")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(blocked.path())
+        .args(["--no-web", "serve"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the peer runs on");
+    kill(child.id(), "-TERM");
+    exit_within(&mut child, Duration::from_secs(2));
+    let err = reader.join().unwrap();
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("control socket"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains("one-shot commands cannot reach this peer"),
+        "{err}"
+    );
+}
+
+/// True when this test runs as root (mounts, other users).
+fn root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|r| r.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Issue 27, item 7: a folder `get` says what it is about to fetch; one over 1,000 files (or
+/// 1 GiB) is asked about at the prompt and refused by a one-shot without `--yes`; one the
+/// disk has no room for is refused.
+#[test]
+fn a_big_folder_is_shown_and_confirmed_and_one_without_room_is_refused() {
+    let d = dport(12);
+    let tiny: Vec<(String, Vec<u8>)> = (0..1001)
+        .map(|k| (format!("big/f{k:04}.txt"), data(16, 500 + k)))
+        .collect();
+    let small = data(1 << 20, 77);
+    let mut files: Vec<(&str, &[u8])> = tiny
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    files.push(("small/one.bin", &small));
+    let _seeder = Peer::serve(d, &files, &[]);
+    let mut p = PromptProc::start(d);
+    let start = Instant::now();
+    while !p.cmd("list").contains("1001 files") {
+        assert!(start.elapsed() < Duration::from_secs(20), "never listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // At the prompt: shown, asked, declined.
+    writeln!(p.stdin, "get big/\nn").unwrap();
+    let out = p.next();
+    assert!(
+        out.contains("big/: 1001 files, 15.6 KiB to fetch from 1 peer")
+            && out.contains("Fetch it? [y/N]")
+            && out.contains("Nothing downloaded."),
+        "{out}"
+    );
+    assert!(!p.dir.path().join("dl_big").exists());
+    // A one-shot through the running prompt, without --yes: refused, one line.
+    let out = p2pshare(d, p.dir.path(), &["get", "big/"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("big/ is 15.6 KiB in 1001 files (over 1.0 GiB or 1000 files); pass --yes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("big/: 1001 files"),
+        "shown first: {}",
+        stderr(&out)
+    );
+    // Standalone with --yes: fetched whole.
+    let fresh = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let out = p2pshare(
+        d,
+        fresh.path(),
+        &["get", "big/", "--yes", "--timeout", "120"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    println!("1001 small files standalone: {:?}", t.elapsed());
+    for (n, b) in tiny.iter().step_by(97) {
+        assert_eq!(
+            &std::fs::read(fresh.path().join(format!("dl_{n}"))).unwrap(),
+            b
+        );
+    }
+    // No room: a folder on an 8 MiB file system is refused a 1 MiB folder (64 MiB are kept
+    // free), before anything is written.
+    if !root() {
+        println!("SKIPPED the room check: mounting a small file system needs root");
+        return;
+    }
+    let tight = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(tight.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let out = p2pshare(d, tight.path(), &["get", "small/", "--yes"]);
+    let listing: Vec<String> = std::fs::read_dir(tight.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let _ = Command::new("umount").arg(tight.path()).status();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not enough room for small/: it needs 1.0 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !listing
+            .iter()
+            .any(|n| n.starts_with("dl_") || n.ends_with(".part")),
+        "{listing:?}"
+    );
+}
+
+/// Issue 27, item 7: a partial file nobody wrote for a week goes when a peer starts (the disk
+/// thread sweeps at start and every hour); a recent one stays.
+#[test]
+fn partials_nobody_completes_are_removed() {
+    let d = dport(13);
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir
+        .path()
+        .join(format!(".dl_gone.bin.{}.part", "ab".repeat(32)));
+    let recent = dir
+        .path()
+        .join(format!(".dl_kept.bin.{}.part", "cd".repeat(32)));
+    for f in [&old, &recent] {
+        std::fs::write(f, b"half a file").unwrap();
+    }
+    let week = std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(week)
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(dir.path())
+        .args(["--no-web", "serve"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while old.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the stale partial stayed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(recent.exists(), "a recent partial stays");
+}

@@ -1,5 +1,6 @@
 //! A hostile peer, for real (issue 10, "How it is checked"): one scenario per attack 1–9 of the
-//! issue, each against the real `p2pshare` binary on both runtimes, in network namespaces.
+//! issue, and of the attacks of issue 27 that a host on the LAN can make (10–12), each against the
+//! real `p2pshare` binary on both runtimes, in network namespaces.
 //!
 //! Every scenario builds the same little LAN: host 1 seeds two 64 MiB files (`serve -v`, its
 //! upload capped at 400 Mbit/s like a LAN link), host 2 downloads them at its prompt, host 3
@@ -53,7 +54,38 @@
 //!    and never read;
 //! 9. `bigframe` — seeder: 100 sessions (more than one address may open) each sending the
 //!    preamble and a length prefix of nearly 8 MiB before any hello (every fourth one after a
-//!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms.
+//!    hello, unasked, under a fresh id that answers nowhere), then a byte every 200 ms;
+//! 10. `claims` — downloader (issue 27, item 1): two ids on the attacker's address (ports
+//!     10000 and 10001) list `movie-b.bin` as partial in their catalogs, give its true
+//!     manifest, answer `Interested` with a `Bitfield` of every chunk but the last, and refuse
+//!     every `ChunkRequest`: one with `Busy`, the other with `Taken`, after which it claims the
+//!     chunk again with a `Have` (an honest holder says `Taken` once per chunk). Before issue
+//!     27 the seeder was never asked for a claimed chunk and the refusals cost nothing: the
+//!     download stood still in a request/refusal loop;
+//! 11. `pytables` — seeder and downloader (and everyone; issue 27, items 2, 3, 4 and 10): the
+//!     tables a remote grows. The attacker takes 15 more addresses on its link (a host may
+//!     answer for many; no spoofing) and from each of its 16 announces 16 Python peers of ~600
+//!     names each (all of one content, every name different), every 5 s as main.py does; one
+//!     p2pshare id with a catalog of 100,000 entries and a `report.txt` of its own vouches, in
+//!     its JSON, that its `report.txt` has the SHA-256 of an honest Python peer's `report.txt`
+//!     (a fake of main.py on host 3), and that all the flood's names are its too; its JSON
+//!     also claims the seeder's and the downloader's ids (another peer's vouch record); six
+//!     fresh ids on its address each serve a catalog just under a peer's budget and never its
+//!     last page. Meanwhile the seeder's catalog changes (`late/one.bin`): the downloader must
+//!     list it (an honest peer's refreshed catalog loses nothing to the assemblies), and a
+//!     one-shot `get report.txt` on host 3 must not save the attacker's bytes;
+//! 12. `pytransfers` — seeder and downloader (issue 27, items 6 and 8): a Python peer on the
+//!     attacker announces `huge.bin` of 16,777,216 chunks (16 GiB) and serves a chunk every
+//!     200 ms per connection, and the downloader's running peer is asked (one-shot `get`
+//!     through its control socket) to fetch it; the attacker also keeps ~6,000 silent
+//!     connections open to the seeder's port (more than the 4,096 a runtime parks), while a
+//!     fake of main.py on host 3 fetches the seeder's 1 MiB `py.bin` the Python way (1,024
+//!     connections at once, 5 tries each) again and again: it must succeed.
+//!
+//! In the Python scenarios (11, 12) a one-shot `peers` listens for Python peers' 5 s
+//! (`PY_LISTEN`), so it no longer shows a victim's loop answering within a second: a probe on
+//! host 3 measures each victim's pong round trip every 100 ms instead (its largest must stay
+//! under 1 s).
 //!
 //! With `P2PT_HOSTILE_LONG=SECS`, each attack then goes on for SECS seconds more, and the RSS
 //! and `peers` checks run again, with the counters that move only after minutes (a reader that
@@ -68,17 +100,18 @@
 //!
 //! Safety rules (as in `netns.rs`):
 //! - every peer and every attacker runs inside a namespace this test created
-//!   (`p<pid>t<n>-h<i>`, n = 40…57, on its own bridge namespace), with the default discovery
-//!   settings (the broadcast address of each interface, port 9999; the attacker sends to
-//!   255.255.255.255:9999), which reach only that bridge; nothing runs in the root namespace,
-//!   nothing is sent anywhere but 10.99.0.0/24 of that bridge; the attacker points other hosts
-//!   only at its own address;
+//!   (`p<pid>t<n>-h<i>`, n = 40…63, and 140…163 for the controls, each on its own bridge
+//!   namespace), with the default discovery settings (the broadcast address of each
+//!   interface, port 9999; the attacker sends to 255.255.255.255:9999), which reach only that
+//!   bridge; nothing runs in the root namespace, nothing is sent anywhere but 10.99.0.0/24 of
+//!   that bridge; the attacker points other hosts only at its own address;
 //! - the guard ([`hosts::Net`]) kills the processes it started (by pid) and deletes its
 //!   namespaces on success and on failure; the RSS watchdog kills only a victim this test
 //!   started, by its pid, before the guard reaps it;
 //! - without root or without `ip netns`, every test prints why and passes without running.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fake_python;
 #[allow(dead_code)]
 mod hosts;
 
@@ -152,7 +185,7 @@ struct Scenario {
     long_counters: &'static [&'static str],
 }
 
-const SCENARIOS: [Scenario; 9] = [
+const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "ask-never-read",
         mode: "ask",
@@ -237,6 +270,44 @@ const SCENARIOS: [Scenario; 9] = [
         missing: "",
         long_counters: &[],
     },
+    Scenario {
+        name: "claim-liars",
+        mode: "claims",
+        victims: &[DOWNLOADER],
+        counters: &[],
+        // (`claimants_disbelieved` too, when the download lasts past the liars' third round:
+        // ~1.5 s; shown in the row.)
+        downloader_counters: &["claim_strikes"],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "python-tables",
+        mode: "pytables",
+        victims: &[SEEDER, DOWNLOADER],
+        counters: &[
+            "python_files_over_budget",
+            "python_claims_elsewhere",
+            "catalog_entries_dropped",
+        ],
+        downloader_counters: &[
+            "python_files_over_budget",
+            "python_claims_elsewhere",
+            "python_vouches_refuted",
+            "catalog_entries_dropped",
+        ],
+        missing: "",
+        long_counters: &[],
+    },
+    Scenario {
+        name: "python-transfers",
+        mode: "pytransfers",
+        victims: &[SEEDER, DOWNLOADER],
+        counters: &["connections_parked_dropped"],
+        downloader_counters: &[],
+        missing: "",
+        long_counters: &[],
+    },
 ];
 
 macro_rules! scenario_tests {
@@ -262,6 +333,9 @@ scenario_tests! {
     7 h7_disk_queue_mio h7_disk_queue_smol;
     8 h8_drip_feed_mio h8_drip_feed_smol;
     9 h9_big_frames_before_hello_mio h9_big_frames_before_hello_smol;
+    10 h10_claim_liars_mio h10_claim_liars_smol;
+    11 h11_python_tables_mio h11_python_tables_smol;
+    12 h12_python_transfers_mio h12_python_transfers_smol;
 }
 
 /// Above this RSS the test kills a victim (by its pid; it is our child): an attack that works
@@ -342,7 +416,7 @@ struct PeersSeen {
 fn peers_check(net: &mut Net, victims: &[usize]) -> PeersSeen {
     let t = Instant::now();
     let p = net.spawn(OBSERVER, &["peers", "--wait", "1"]);
-    net.wait_exit(p, S(20));
+    wait_or_kill(net, p, S(20));
     seen_by(net, p, t.elapsed(), victims)
 }
 
@@ -397,6 +471,37 @@ fn check(checks: &mut Vec<Check>, what: impl Into<String>, ok: bool, detail: imp
     });
 }
 
+/// The honest Python peer's `report.txt` (scenario 10): 3 chunks of 1 KiB (the last short).
+fn honest_report() -> Vec<u8> {
+    data(2900, 0x7e9)
+}
+
+/// Waits for process `p` to exit, at most `within`; then kills it (by its pid: our child).
+/// True when it exited by itself. A one-shot stuck in its loop must not end the test that
+/// reports it.
+fn wait_or_kill(net: &mut Net, p: usize, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while net.running(p) && Instant::now() < deadline {
+        thread::sleep(MS(20));
+    }
+    if net.running(p) {
+        net.signal(p, "KILL");
+        let _ = net.wait_exit(p, S(5));
+        return false;
+    }
+    true
+}
+
+/// Runs p2pshare on host `i` to the end, or kills it after `within`; what it printed on
+/// stdout.
+fn run_within(net: &mut Net, i: usize, args: &[&str], within: Duration) -> String {
+    let p = net.spawn(i, args);
+    if !wait_or_kill(net, p, within) {
+        return format!("(no answer within {within:?})");
+    }
+    net.stdout(p)
+}
+
 /// One scenario at a time: each models a LAN of its own, with hosts that have their CPUs to
 /// themselves, and its bounds (the download within twice its control, a newcomer answered
 /// within its second) assume it. Two at once on a 2-core machine share the cores between eight
@@ -425,11 +530,14 @@ fn attack(item: u32, rt: Rt) {
         net.cap(SEEDER, &rate);
     }
     let rt_args = ["--runtime", rt.name()];
-    let seeder = net.seeder(
-        SEEDER,
-        &[("movie-a.bin", &a), ("movie-b.bin", &b)],
-        &rt_args,
-    );
+    let python = matches!(sc.mode, "pytables" | "pytransfers");
+    // What a Python peer fetches from the seeder in `pytransfers`.
+    let py_file = data(MIB, 7);
+    let mut files: Vec<(&str, &[u8])> = vec![("movie-a.bin", &a), ("movie-b.bin", &b)];
+    if sc.mode == "pytransfers" {
+        files.push(("py.bin", &py_file));
+    }
+    let seeder = net.seeder(SEEDER, &files, &rt_args);
     let mut d = net.prompt(DOWNLOADER, &["-v", "--runtime", rt.name()]);
     let t = Instant::now();
     loop {
@@ -493,6 +601,15 @@ fn attack(item: u32, rt: Rt) {
         ("P2PT_SIZE", FILE.to_string()),
         ("P2PT_MANIFEST", manifest.display().to_string()),
         ("P2PT_SECS", "120".to_string()),
+        ("P2PT_PY_HASH", fake_python::sha(&honest_report())),
+        (
+            "P2PT_PROBE",
+            sc.victims
+                .iter()
+                .map(|v| format!("10.99.0.{v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ];
     let pids: Vec<u32> = sc.victims.iter().map(|&v| net.pid(proc_of(v))).collect();
     let watchdog = Watchdog::start(pids.clone());
@@ -508,7 +625,11 @@ fn attack(item: u32, rt: Rt) {
         .chain([("P2PT_NICE", "19".into())])
         .collect();
     let h = net.spawn_helper(ATTACKER, sc.mode, &attacker_env);
-    let probe = (sc.mode == "disk").then(|| net.spawn_helper(OBSERVER, "probe", &env));
+    let probe = (sc.mode == "disk" || python).then(|| net.spawn_helper(OBSERVER, "probe", &env));
+    // The honest Python peer whose file the vouching liar claims.
+    if sc.mode == "pytables" {
+        net.spawn_helper(OBSERVER, "pyhonest", &env);
+    }
     let t = Instant::now();
     while !net.stdout(h).contains("ENGAGED") {
         assert!(
@@ -520,6 +641,21 @@ fn attack(item: u32, rt: Rt) {
         thread::sleep(MS(20));
     }
     thread::sleep(S(2)); // let it take hold
+    let mut pyfetch = None;
+    match sc.mode {
+        // The seeder's catalog changes under the attack: the downloader fetches it again.
+        "pytables" => {
+            std::fs::create_dir_all(net.shared(SEEDER).join("late")).unwrap();
+            std::fs::write(net.shared(SEEDER).join("late/one.bin"), data(5000, 9)).unwrap();
+        }
+        // The 16 GiB Python file, asked of the downloader's running peer; a Python peer
+        // fetching from the seeder.
+        "pytransfers" => {
+            net.spawn(DOWNLOADER, &["get", "huge.bin", "--timeout", "100"]);
+            pyfetch = Some(net.spawn_helper(OBSERVER, "pyfetch", &env));
+        }
+        _ => {}
+    }
 
     // The honest download under attack, the control's at the same moment, and a `peers`
     // one-shot meanwhile. Given up at twice the bound plus 10 s: the bound of the baseline
@@ -572,7 +708,7 @@ fn attack(item: u32, rt: Rt) {
     );
     let control_took = control_took.unwrap_or(f64::INFINITY);
     let limit = 2.0 * control_took.max(1.0);
-    net.wait_exit(observer, S(20));
+    wait_or_kill(&mut net, observer, S(20));
     let during = seen_by(&net, observer, observed.unwrap_or(t.elapsed()), sc.victims);
     let after = peers_check(&mut net, sc.victims);
     let view = match got {
@@ -581,7 +717,7 @@ fn attack(item: u32, rt: Rt) {
     };
     // What a `list` at the attacked prompt costs (shown, not checked: item 4's table).
     let listed = match (&got, sc.mode) {
-        (Some(_), "catalog") => {
+        (Some(_), "catalog" | "pytables") => {
             let t = Instant::now();
             let out = d.try_next_after("list", S(30));
             format!(
@@ -611,7 +747,7 @@ fn attack(item: u32, rt: Rt) {
     }
     let stats = last_stats(&net.stderr(seeder));
     // The downloader's counters, through its control socket.
-    let dstatus = String::from_utf8_lossy(&net.run(DOWNLOADER, &["status"]).stdout).into_owned();
+    let dstatus = run_within(&mut net, DOWNLOADER, &["status"], S(20));
     let dstats = last_stats(&dstatus);
     let attacker = progress(&net.stdout(h));
     let probed = probe.map(|p| progress(&net.stdout(p))).unwrap_or_default();
@@ -733,6 +869,78 @@ fn attack(item: u32, rt: Rt) {
                 format!("its peers: {:?}", view.lines().collect::<Vec<_>>()),
             );
         }
+        "pytables" => {
+            // An honest peer's refreshed catalog loses nothing to the assemblies.
+            let t = Instant::now();
+            let mut late = String::new();
+            while got.is_some() && t.elapsed() < S(20) {
+                late = d.try_next_after("list late/", S(20)).unwrap_or_default();
+                if late.contains("one.bin") {
+                    break;
+                }
+                thread::sleep(MS(500));
+            }
+            check(
+                &mut checks,
+                "the downloader lists the seeder's changed catalog (late/one.bin)",
+                late.contains("one.bin"),
+                format!(
+                    "after {} ms: {:?}",
+                    t.elapsed().as_millis(),
+                    late.lines().take(3).collect::<Vec<_>>()
+                ),
+            );
+            // A native peer's vouch does not replace the Python peer's file.
+            let dir = net.dir.path().join("report-get");
+            std::fs::create_dir_all(&dir).unwrap();
+            let t = Instant::now();
+            let out = net.run_in(OBSERVER, &dir, &["get", "report.txt", "--timeout", "20"]);
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let saved = std::fs::read(dir.join("dl_report.txt")).ok();
+            check(
+                &mut checks,
+                "a one-shot get report.txt does not save the attacker's bytes",
+                saved.as_ref().is_none_or(|x| *x == honest_report())
+                    && (out.status.success() == saved.is_some()),
+                format!(
+                    "exit {:?} in {} ms, {}: {}",
+                    out.status.code(),
+                    t.elapsed().as_millis(),
+                    match &saved {
+                        None => "nothing saved",
+                        Some(x) if *x == honest_report() => "the honest bytes saved",
+                        Some(_) => "THE ATTACKER'S BYTES SAVED",
+                    },
+                    said.lines().take(4).collect::<Vec<_>>().join(" / ")
+                ),
+            );
+        }
+        "pytransfers" => {
+            let fetched = pyfetch
+                .map(|p| progress(&net.stdout(p)))
+                .unwrap_or_default();
+            check(
+                &mut checks,
+                "a Python peer fetches the seeder's 1 MiB file the Python way",
+                fetched.get("py_fetch_ok").is_some_and(|&n| n > 0),
+                format!("{fetched:?}"),
+            );
+            check(
+                &mut checks,
+                "the downloader fetches huge.bin (the attack engaged)",
+                dstatus.contains("huge.bin"),
+                dstatus
+                    .lines()
+                    .skip_while(|l| !l.starts_with("downloads:"))
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            );
+        }
         "disk" => {
             let rtt = probed.get("rtt_max_ms").copied();
             check(
@@ -748,6 +956,19 @@ fn attack(item: u32, rt: Rt) {
         }
         _ => {}
     }
+    if python {
+        for &v in sc.victims {
+            let rtt = probed.get(&format!("rtt_max_ms_10.99.0.{v}")).copied();
+            let pings = probed.get(&format!("pings_10.99.0.{v}")).copied();
+            check(
+                &mut checks,
+                format!("host {v}'s pong round trip (from host 3) stays under 1 s"),
+                rtt.is_some_and(|r| r < 1000) && pings.is_some_and(|n| n > 10),
+                format!("max {rtt:?} ms over {pings:?} pings"),
+            );
+        }
+    }
+
     if let Ok(secs) = std::env::var("P2PT_HOSTILE_LONG") {
         // The long variant: the attack goes on, then the bounds again and the slow counters.
         let secs: u64 = secs.parse().expect("P2PT_HOSTILE_LONG is seconds");
@@ -910,6 +1131,11 @@ fn helper() {
         "disk" => disk(),
         "probe" => probe(),
         "drip" => drip(),
+        "claims" => claim_liars(),
+        "pytables" => py_tables(),
+        "pyhonest" => py_honest(deadline),
+        "pytransfers" => py_transfers(deadline),
+        "pyfetch" => py_fetch(),
         "bigframe" => big_frames(deadline),
         other => panic!("unknown helper mode {other}"),
     }
@@ -1621,11 +1847,17 @@ fn disk() {
     thread::sleep(MS(300));
 }
 
-/// Measures the seeder's loop from a host of its own (the observer's, so that the attacker's
-/// queues are not on its path): a ping every 100 ms on a session, its pong's round trip (on a
-/// new session if the victim closes it).
+/// Measures the victims' loops (`P2PT_PROBE`, addresses separated by commas; the seeder if
+/// unset) from a host of its own (the observer's, so that the attacker's queues are not on its
+/// path): a ping every 100 ms on a session to each, its pong's round trip (on a new session if
+/// the victim closes it). Counts `rtt_max_ms` and `pings` over all, and per victim
+/// (`rtt_max_ms_<ip>`, `pings_<ip>`).
 fn probe() {
-    let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    let targets: Vec<Ipv4Addr> = std::env::var("P2PT_PROBE")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(|t| t.split(',').map(|ip| ip.parse().unwrap()).collect())
+        .unwrap_or_else(|| vec![env_ip("P2PT_SEEDER")]);
     let key = fresh_key(&mut Rng(seed()));
     let me = key.id;
     // The seeder dials the port our hello names: answer there as a quiet peer, so that it
@@ -1647,43 +1879,55 @@ fn probe() {
             _ => Vec::new(),
         },
     );
-    thread::spawn(move || {
-        loop {
-            let Some(mut s) = dial(to, &key) else {
-                add("probe_connect_failed", 1);
-                thread::sleep(MS(200));
-                continue;
-            };
-            s.stream.set_read_timeout(Some(S(5))).unwrap();
-            if s.send(&hello(me, 1, port, 1)).is_err() {
-                continue;
+    for ip in targets {
+        thread::spawn(move || probe_one(key, port, ip));
+    }
+    thread::sleep(MS(300));
+}
+
+/// The pings of [`probe`] to one victim at `ip`, as the holder of `key` (answering on
+/// `port`).
+fn probe_one(key: Key, port: u16, ip: Ipv4Addr) {
+    let to = SocketAddr::from((ip, 10000));
+    let rtt = |ms: u64| {
+        set_max("rtt_max_ms", ms);
+        set_max(&format!("rtt_max_ms_{ip}"), ms);
+    };
+    loop {
+        let Some(mut s) = dial(to, &key) else {
+            add("probe_connect_failed", 1);
+            thread::sleep(MS(200));
+            continue;
+        };
+        s.stream.set_read_timeout(Some(S(5))).unwrap();
+        if s.send(&hello(key.id, 1, port, 1)).is_err() {
+            continue;
+        }
+        'session: loop {
+            let t = Instant::now();
+            if s.send(&encode_message(&Message::Ping)).is_err() {
+                break 'session;
             }
-            'session: loop {
-                let t = Instant::now();
-                if s.send(&encode_message(&Message::Ping)).is_err() {
-                    break 'session;
-                }
-                loop {
-                    match s.read_frame() {
-                        Some(Frame::Message(Message::Pong)) => break,
-                        Some(_) => {}
-                        None => {
-                            if t.elapsed() >= S(5) {
-                                // A read timeout: no pong for 5 s.
-                                set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
-                            }
-                            break 'session;
+            loop {
+                match s.read_frame() {
+                    Some(Frame::Message(Message::Pong)) => break,
+                    Some(_) => {}
+                    None => {
+                        if t.elapsed() >= S(5) {
+                            // A read timeout: no pong for 5 s.
+                            rtt(t.elapsed().as_millis() as u64);
                         }
+                        break 'session;
                     }
                 }
-                set_max("rtt_max_ms", t.elapsed().as_millis() as u64);
-                add("pings", 1);
-                thread::sleep(MS(100));
             }
-            add("probe_closed", 1);
+            rtt(t.elapsed().as_millis() as u64);
+            add("pings", 1);
+            add(&format!("pings_{ip}"), 1);
+            thread::sleep(MS(100));
         }
-    });
-    thread::sleep(MS(300));
+        add("probe_closed", 1);
+    }
 }
 
 /// One session of the disk attack: keeps ~300 chunk requests in flight and reads everything,
@@ -1896,6 +2140,42 @@ fn drip() {
     thread::sleep(MS(300));
 }
 
+/// 10. Two ids that list the file as partial, claim every chunk but the last and refuse every
+///     chunk request: one with `Busy`, one with `Taken` (and then claim it again with a `Have`).
+fn claim_liars() {
+    let file = ("movie-b.bin", content(), file_size(), chunks());
+    let manifest = std::fs::read(env("P2PT_MANIFEST")).unwrap();
+    let mut rng = Rng(seed());
+    let udp = broadcast_socket();
+    let mut ids = Vec::new();
+    for (port, code) in [(10000u16, ErrorCode::Busy), (10001, ErrorCode::Taken)] {
+        let me = fresh_key(&mut rng);
+        ids.push((me, port));
+        let reclaim = code == ErrorCode::Taken;
+        hosts::claim_liar(me, port, file, manifest.clone(), code, reclaim, add);
+    }
+    thread::spawn(move || {
+        for seq in 0u64.. {
+            for (key, port) in &ids {
+                announce(
+                    &udp,
+                    key,
+                    &Announce {
+                        peer: key.id,
+                        instance: 1,
+                        port: *port,
+                        revision: 1,
+                        bye: false,
+                    },
+                    seq,
+                );
+            }
+            thread::sleep(S(1));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
 /// 9. Sessions sending a length prefix of nearly 8 MiB (sealed, after the handshake) before any
 ///    hello (every fourth after a hello, unasked), then a byte at a time (a record each).
 fn big_frames(deadline: Instant) {
@@ -1960,6 +2240,380 @@ fn big_frames(deadline: Instant) {
                 }
             }
             thread::sleep(MS(200));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
+/// The catalog `files` as `Catalog` frames of revision 1, `per_page` entries a page (the last
+/// page may be shorter), `pages` saying how many there are (more than built: those are never
+/// answered).
+fn catalog_frames(files: Vec<CatalogEntry>, per_page: usize, pages: Option<u32>) -> Vec<Vec<u8>> {
+    let chunks: Vec<Vec<CatalogEntry>> = files.chunks(per_page).map(<[_]>::to_vec).collect();
+    let pages = pages.unwrap_or(chunks.len() as u32);
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(page, files)| {
+            let frame = encode_message(&Message::Catalog {
+                revision: 1,
+                page: page as u32,
+                pages,
+                files,
+            });
+            assert!(frame.len() <= 2 * CATALOG_PAGE_BYTES, "a page too big");
+            add("catalog_bytes", frame.len() as u64);
+            frame
+        })
+        .collect()
+}
+
+/// A JSON announcement for Python peers (and, with `origin`, a p2pshare peer's), to the
+/// directed broadcast address of the test's LAN.
+fn py_datagram(
+    port: u16,
+    files: Vec<p2pshare_proto::python::wire::LegacyFile>,
+    origin: Option<PeerId>,
+) -> Vec<u8> {
+    p2pshare_proto::python::wire::LegacyAnnounce {
+        port,
+        files,
+        rejected: 0,
+        origin,
+    }
+    .encode()
+}
+
+const LAN_BROADCAST: &str = "10.99.0.255:9999";
+
+/// 11. The tables a remote grows: Python peers from 16 addresses, a p2pshare id that vouches
+///     for a Python peer's file with its own, vouches under the victims' ids, and six catalogs
+///     that never end.
+fn py_tables() {
+    use p2pshare_proto::python::wire::LegacyFile;
+    let mut rng = Rng(seed());
+    // 15 more addresses on our link: a host may answer for many (no spoofing).
+    let mut ips = vec![Ipv4Addr::new(10, 99, 0, 4)];
+    for k in 0..15u8 {
+        let ip = Ipv4Addr::new(10, 99, 0, 100 + k);
+        let st = std::process::Command::new("ip")
+            .args(["addr", "add", &format!("{ip}/24"), "dev", "eth0"])
+            .status();
+        if st.is_ok_and(|s| s.success()) {
+            ips.push(ip);
+        } else {
+            add("addr_add_failed", 1);
+        }
+    }
+    // 16 Python peers per address (announced ports 20000..20016), each with as many names as
+    // a datagram holds (~500), every name different, all of one content.
+    let flood_hash: [u8; 32] = rng.bytes(32).try_into().unwrap();
+    let flood_name = |ip: usize, port: usize, n: usize| format!("p{ip:02}{port:02}-{n:04}.bin");
+    for (i, &ip) in ips.iter().enumerate() {
+        let datagrams: Vec<Vec<u8>> = (0..16)
+            .map(|port| {
+                let files = (0..700)
+                    .map(|n| LegacyFile {
+                        name: flood_name(i, port, n),
+                        total_chunks: 1000,
+                        file_hash: flood_hash,
+                    })
+                    .collect();
+                py_datagram(20000 + port as u16, files, None)
+            })
+            .collect();
+        let udp = UdpSocket::bind((ip, 0)).unwrap();
+        udp.set_broadcast(true).unwrap();
+        thread::spawn(move || {
+            loop {
+                let round = Instant::now();
+                for d in &datagrams {
+                    if udp.send_to(d, LAN_BROADCAST).is_ok() {
+                        add("python_datagrams", 1);
+                    }
+                    thread::sleep(MS(100));
+                }
+                thread::sleep(S(5).saturating_sub(round.elapsed()));
+            }
+        });
+    }
+
+    // The vouching liar: a catalog of 100,000 entries and a report.txt of its own.
+    let liar_key = fresh_key(&mut rng);
+    let liar = liar_key.id;
+    let mine = data(2900, 0xbad);
+    let mm = Manifest::of_bytes(&mine);
+    let report = mm.id();
+    // report.txt first: the rest may pass the budget of its address.
+    let mut files = vec![CatalogEntry {
+        name: "report.txt".into(),
+        size: mine.len() as u64,
+        content: report,
+        partial: false,
+    }];
+    files.extend((0..100_000).map(|k| CatalogEntry {
+        name: format!("f-{k:06}-{}.bin", "x".repeat(24)),
+        size: 1 << 20,
+        content: ContentId(rng.bytes(32).try_into().unwrap()),
+        partial: false,
+    }));
+    let frames = Arc::new(catalog_frames(files, 4000, None));
+    let manifest = encode_message(&Message::Manifest {
+        content: report,
+        bytes: mm.encode(),
+    });
+    let mut chunk = encode_chunk_header(&report, 0, mine.len());
+    chunk.extend_from_slice(&mine);
+    fake_peer(
+        TcpListener::bind("0.0.0.0:10000").unwrap(),
+        liar_key,
+        move |port| hello(liar, 1, port, 1),
+        move |f| match f {
+            Frame::Message(Message::CatalogRequest { page }) => {
+                add("liar_catalog_pages", 1);
+                frames.get(*page as usize).cloned().unwrap_or_default()
+            }
+            Frame::Message(Message::ManifestRequest { content }) if *content == report => {
+                add("liar_manifests", 1);
+                manifest.clone()
+            }
+            Frame::Message(Message::ChunkRequest { content, .. }) if *content == report => {
+                add("liar_chunks", 1);
+                chunk.clone()
+            }
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        },
+    );
+    // Its JSON: report.txt has the honest Python peer's hash; the flood's names are its too.
+    let honest: [u8; 32] = p2pshare_proto::ids::Digest::try_from(
+        (0..32)
+            .map(|i| u8::from_str_radix(&env("P2PT_PY_HASH")[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let mut vouched = vec![LegacyFile {
+        name: "report.txt".into(),
+        total_chunks: 3,
+        file_hash: honest,
+    }];
+    vouched.extend((0..600).map(|n| LegacyFile {
+        name: flood_name(0, n / 40, n % 40),
+        total_chunks: 1000,
+        file_hash: flood_hash,
+    }));
+    let vouch = py_datagram(10000, vouched, Some(liar));
+    // And JSON under the victims' ids, from here: their vouch records, emptied.
+    let victims = [
+        whois(env_ip("P2PT_SEEDER")).peer,
+        whois(env_ip("P2PT_DOWNLOADER")).peer,
+    ];
+    let spoofed: Vec<Vec<u8>> = victims
+        .iter()
+        .map(|&v| py_datagram(10000, Vec::new(), Some(v)))
+        .collect();
+
+    // Six fresh ids, each a catalog just under a peer's budget (80,000 entries of 200 bytes
+    // by `entry_cost`), whose last page never comes (pings keep the session from stalling).
+    let withheld: Vec<CatalogEntry> = (0..80_000)
+        .map(|k| CatalogEntry {
+            name: format!("w-{k:06}-{}.bin", "w".repeat(60)),
+            size: 1 << 20,
+            content: ContentId(rng.bytes(32).try_into().unwrap()),
+            partial: false,
+        })
+        .collect();
+    let pages = Arc::new(catalog_frames(withheld, 2600, Some(32)));
+    let mut ids = vec![(liar_key, 10000u16)];
+    for k in 0..6u16 {
+        let me = fresh_key(&mut rng);
+        let port = 10001 + k;
+        ids.push((me, port));
+        let pages = pages.clone();
+        let listener = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(s) = s else { continue };
+                let pages = pages.clone();
+                thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(S(5)));
+                    let Ok(mut s) = Secure::accept(s, &me) else {
+                        add("fake_handshakes_failed", 1);
+                        return;
+                    };
+                    let _ = s.stream.set_read_timeout(None);
+                    if s.send(&hello(me.id, 1, port, 1)).is_err() {
+                        return;
+                    }
+                    while let Some(f) = s.read_frame() {
+                        let out = match f {
+                            Frame::Message(Message::CatalogRequest { page }) => {
+                                match pages.get(page as usize) {
+                                    Some(p) => p.clone(),
+                                    None => {
+                                        // The last page: never; pings keep it alive.
+                                        add("withheld_last_pages", 1);
+                                        while s.send(&encode_message(&Message::Ping)).is_ok() {
+                                            thread::sleep(S(2));
+                                        }
+                                        return;
+                                    }
+                                }
+                            }
+                            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+                            _ => Vec::new(),
+                        };
+                        if !out.is_empty() && s.send(&out).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let udp = broadcast_socket();
+    thread::spawn(move || {
+        for seq in 0u64.. {
+            for (key, port) in &ids {
+                announce(
+                    &udp,
+                    key,
+                    &Announce {
+                        peer: key.id,
+                        instance: 1,
+                        port: *port,
+                        revision: 1,
+                        bye: false,
+                    },
+                    seq,
+                );
+            }
+            for d in std::iter::once(&vouch).chain(&spoofed) {
+                if udp.send_to(d, LAN_BROADCAST).is_ok() {
+                    add("vouch_datagrams", 1);
+                }
+            }
+            thread::sleep(S(1));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
+/// The honest Python peer of scenario 10, on host 3: main.py sharing `report.txt`.
+fn py_honest(_deadline: Instant) {
+    let py = fake_python::FakePython::start(
+        "10.99.0.3",
+        LAN_BROADCAST.parse().unwrap(),
+        &[("report.txt", &honest_report())],
+        fake_python::Lie::Honest,
+        S(5),
+        None,
+    );
+    // It runs as long as this process does.
+    std::mem::forget(py);
+}
+
+/// 12. A Python peer with a 16 GiB file served a chunk per 200 ms per connection, and ~6,000
+///     silent connections kept open to the seeder's port.
+fn py_transfers(deadline: Instant) {
+    use p2pshare_proto::python::wire::LegacyFile;
+    let mut rng = Rng(seed());
+    let listener = TcpListener::bind("0.0.0.0:20000").unwrap();
+    thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                let _ = s.set_read_timeout(Some(S(5)));
+                let Ok(n) = s.read(&mut buf) else { return };
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let index: u64 = req
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(1);
+                thread::sleep(MS(200));
+                let chunk = data(1024, index);
+                let mut out = fake_python::sha(&chunk).into_bytes();
+                out.extend_from_slice(&chunk);
+                if s.write_all(&out).is_ok() {
+                    add("huge_chunks_served", 1);
+                }
+            });
+        }
+    });
+    let huge = py_datagram(
+        20000,
+        vec![LegacyFile {
+            name: "huge.bin".into(),
+            total_chunks: 1 << 24,
+            file_hash: rng.bytes(32).try_into().unwrap(),
+        }],
+        None,
+    );
+    let udp = broadcast_socket();
+    thread::spawn(move || {
+        loop {
+            if udp.send_to(&huge, LAN_BROADCAST).is_ok() {
+                add("python_datagrams", 1);
+            }
+            thread::sleep(S(1));
+        }
+    });
+    // The park flood: silent connections, as many as 6,000, topped up as the victim drops them.
+    let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        while Instant::now() < deadline {
+            let round = Instant::now();
+            held.retain_mut(|s| {
+                let mut b = [0u8; 4096];
+                let open = loop {
+                    match s.read(&mut b) {
+                        Ok(0) => break false,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+                        Err(_) => break false,
+                    }
+                };
+                if !open {
+                    add("flood_closed_by_victim", 1);
+                }
+                open
+            });
+            while held.len() < 6000 && round.elapsed() < MS(500) {
+                match TcpStream::connect_timeout(&to, S(1)) {
+                    Ok(s) => {
+                        s.set_nonblocking(true).unwrap();
+                        add("flood_opened", 1);
+                        held.push(s);
+                    }
+                    Err(_) => add("flood_connect_failed", 1),
+                }
+            }
+            set_max("flood_held_max", held.len() as u64);
+            thread::sleep(MS(100));
+        }
+    });
+    thread::sleep(MS(300));
+}
+
+/// The Python downloader of scenario 11, on host 3: fetches the seeder's `py.bin` as main.py
+/// does (1,024 connections at once, 5 tries each), again and again.
+fn py_fetch() {
+    let to = SocketAddr::from((env_ip("P2PT_SEEDER"), 10000));
+    let want = data(MIB, 7);
+    thread::spawn(move || {
+        loop {
+            let t = Instant::now();
+            match fake_python::fetch_file(to, "py.bin", 1024) {
+                Some(got) if got == want => {
+                    add("py_fetch_ok", 1);
+                    set_max("py_fetch_ms_max", t.elapsed().as_millis() as u64);
+                }
+                _ => add("py_fetch_failed", 1),
+            }
+            thread::sleep(MS(500));
         }
     });
     thread::sleep(MS(300));

@@ -13,17 +13,24 @@
 //! (`p2pshare_proto::budget`: reads within the send budgets, writes within the write
 //! budgets, a few re-verification reads per download); every request's answer comes back
 //! exactly once through [`Disk::try_result`], and the runtime is woken for it; the thread ends
-//! when the [`Disk`] is dropped.
+//! when the [`Disk`] is dropped. Between jobs, at start and every [`SWEEP_EVERY`], it removes
+//! the partial files nobody completes ([`Store::sweep_partials`]; never one a download has
+//! open: the store knows which).
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
+use std::time::{Duration, Instant, SystemTime};
 
 use p2pshare_proto::{DiskOp, Input};
 
 use crate::files::SharedFiles;
 use crate::scan::Adoption;
-use crate::store::Store;
+use crate::store::{PARTIAL_MAX_AGE, Store};
+
+/// How often the disk thread looks for stale partial files (and once at start): partials age
+/// in days, so an hour late costs nothing.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Work for the disk thread.
 #[derive(Debug)]
@@ -87,7 +94,18 @@ fn run(
     wake: Arc<dyn Fn() + Send + Sync>,
     adopt: Option<Sender<Adoption>>,
 ) {
-    for job in jobs {
+    let mut next_sweep = Instant::now();
+    loop {
+        if Instant::now() >= next_sweep {
+            store.sweep_partials(SystemTime::now(), PARTIAL_MAX_AGE);
+            next_sweep = Instant::now() + SWEEP_EVERY;
+        }
+        let wait = next_sweep.saturating_duration_since(Instant::now());
+        let job = match jobs.recv_timeout(wait) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let answer = match job {
             Job::Node(op) => p2pshare_proto::disk::perform(&mut store, op),
         };

@@ -30,7 +30,7 @@ use p2pshare_proto::{
 use crate::config::PeerConfig;
 use crate::disk::{Disk, Job};
 use crate::files::SharedFiles;
-use crate::handle::{Notice, Request, SharedFile, Snapshot};
+use crate::handle::{Notice, Request, SharedFile, Snapshot, Taken};
 use crate::keyfile::{self, KeyFileError};
 use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
@@ -109,6 +109,8 @@ pub struct Driver {
     /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
     /// when to look again.
     interfaces: Option<(PeerConfig, Instant)>,
+    /// Accepted connections the runtime dropped instead of holding them ([`crate::parked`]).
+    parked_dropped: u64,
     _lock: Option<FolderLock>,
 }
 
@@ -215,6 +217,7 @@ pub fn start(
         scanner_stop,
         watchers: Vec::new(),
         observers: Vec::new(),
+        parked_dropped: 0,
         interfaces: cfg
             .broadcast
             .is_empty()
@@ -357,10 +360,10 @@ impl Driver {
             Request::Hold(c) => self.input(Input::Command(Command::Hold(c))),
             Request::Release(c) => self.input(Input::Command(Command::Release(c))),
             Request::Snapshot(tx) => {
-                let _ = tx.send(self.snapshot());
+                let _ = tx.send(self.take_snapshot());
             }
             Request::Counters(tx) => {
-                let _ = tx.send((self.node.stats(), self.notices.dropped()));
+                let _ = tx.send((self.stats(), self.notices.dropped()));
             }
             Request::Observe(tx) => self.observers.push(Outbox::new(tx)),
             Request::Shutdown => {
@@ -373,16 +376,38 @@ impl Driver {
         }
     }
 
-    /// The peer's state now.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The node's counters, with the runtime's.
+    fn stats(&self) -> p2pshare_proto::Stats {
+        p2pshare_proto::Stats {
+            connections_parked_dropped: self.parked_dropped,
+            ..self.node.stats()
+        }
+    }
+
+    /// The runtime dropped an accepted connection instead of holding it for later (its
+    /// address's share, or all, of the held ones in use; or held too long).
+    pub fn parked_dropped(&mut self) {
+        self.parked_dropped += 1;
+    }
+
+    /// The peer's state now, but for the grouping of the other peers' files, which the asker
+    /// does ([`Taken::finish`]).
+    pub fn take_snapshot(&self) -> Taken {
+        Taken {
+            snapshot: self.snapshot_without_files(),
+            remote: self.node.remote_view(),
+        }
+    }
+
+    fn snapshot_without_files(&self) -> Snapshot {
         Snapshot {
             me: self.node.peer_id(),
             transfer_port: self.node.config().transfer_port,
             peers: self.node.peers(),
-            remote: self.node.remote_files(),
+            remote: Vec::new(),
             downloads: self.node.downloads(),
             shared: self.shared.clone(),
-            stats: self.node.stats(),
+            stats: self.stats(),
             notices_dropped: self.notices.dropped(),
             scanned: self.scanned,
             settled: self.node.is_settled(Instant::now()),

@@ -8,7 +8,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use p2pshare_proto::{ContentId, DownloadView, Event, PeerId, PeerView, RemoteFile, Stats};
+use p2pshare_proto::{
+    ContentId, DownloadView, Event, PeerId, PeerView, RemoteFile, RemoteView, Stats,
+};
 
 /// What the CLI asks of a running peer.
 #[derive(Debug)]
@@ -38,8 +40,8 @@ pub enum Request {
     Hold(ContentId),
     /// Put a held download in place as soon as it is complete.
     Release(ContentId),
-    /// Send back a [`Snapshot`].
-    Snapshot(Sender<Snapshot>),
+    /// Send back a [`Snapshot`], its file list still to be grouped ([`Taken::finish`]).
+    Snapshot(Sender<Taken>),
     /// Send back the counters alone (cheap: no views are built), and the notices dropped.
     Counters(Sender<(Stats, u64)>),
     /// Send a copy of every notice from now on to this channel too, through an outbox of its
@@ -90,6 +92,43 @@ pub struct Snapshot {
     /// True once a Python peer, or a p2pshare peer announcing to Python peers, was heard: the
     /// LAN has Python peers, which announce only every 5 s (`Node::python_around`).
     pub python_around: bool,
+}
+
+/// A [`Snapshot`] as the event loop takes it: everything but the other peers' files, which
+/// come as the node's [`RemoteView`] (a reference to each catalog). The loop pays per peer;
+/// grouping the files, O(n log n) in the entries a remote peer may grow to hundreds of
+/// thousands, is left to [`Taken::finish`] on the asking thread, so a `list` or a web page
+/// asking for the view never holds up the loop (and a newcomer's answer) for it.
+#[derive(Debug)]
+pub struct Taken {
+    /// The snapshot, with `remote` empty.
+    pub(crate) snapshot: Snapshot,
+    /// The other peers' files, to be grouped.
+    pub(crate) remote: RemoteView,
+}
+
+impl Taken {
+    /// Groups the other peers' files into the snapshot: call on the thread that asked.
+    pub fn finish(self) -> Snapshot {
+        Snapshot {
+            remote: self.remote.files(),
+            ..self.snapshot
+        }
+    }
+
+    /// The snapshot without the other peers' files (`remote` empty).
+    pub fn without_files(self) -> Snapshot {
+        self.snapshot
+    }
+
+    /// As [`Taken::finish`], with only the files `keep` accepts by one of their names
+    /// ([`RemoteView::files_where`]).
+    pub fn finish_where(self, keep: impl Fn(&str, &ContentId) -> bool) -> Snapshot {
+        Snapshot {
+            remote: self.remote.files_where(keep),
+            ..self.snapshot
+        }
+    }
 }
 
 /// What the peer tells the CLI as it happens.
@@ -155,7 +194,23 @@ impl Controller {
 
     /// The peer's current state.
     pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
-        self.ask(Request::Snapshot)
+        self.ask(Request::Snapshot).map(Taken::finish)
+    }
+
+    /// The peer's current state without the other peers' files (`remote` empty): what
+    /// `peers` and `status` show, at no cost in the size of the LAN's catalogs.
+    pub fn state(&self) -> Result<Snapshot, Stopped> {
+        self.ask(Request::Snapshot).map(Taken::without_files)
+    }
+
+    /// The peer's current state with only the other peers' files `keep` accepts by one of
+    /// their names (and content id): enough to resolve what a `get` names, without the
+    /// memory of a view of every file on the LAN.
+    pub fn snapshot_where(
+        &self,
+        keep: impl Fn(&str, &ContentId) -> bool,
+    ) -> Result<Snapshot, Stopped> {
+        self.ask(Request::Snapshot).map(|t| t.finish_where(keep))
     }
 
     /// The counters of dropped input and the notices dropped, without building the views
@@ -246,6 +301,20 @@ impl Handle {
     /// The peer's current state.
     pub fn snapshot(&self) -> Result<Snapshot, Stopped> {
         self.ctl.snapshot()
+    }
+
+    /// The peer's current state without the other peers' files ([`Controller::state`]).
+    pub fn state(&self) -> Result<Snapshot, Stopped> {
+        self.ctl.state()
+    }
+
+    /// The peer's current state with only some of the other peers' files
+    /// ([`Controller::snapshot_where`]).
+    pub fn snapshot_where(
+        &self,
+        keep: impl Fn(&str, &ContentId) -> bool,
+    ) -> Result<Snapshot, Stopped> {
+        self.ctl.snapshot_where(keep)
     }
 
     /// The counters of dropped input and the notices dropped (see [`Controller::counters`]).

@@ -93,7 +93,8 @@ impl FolderLock {
             return Err(LockError::Unreadable(dir.to_path_buf(), e));
         }
         let path = dir.join(LOCK_FILE);
-        // A symlink at the lock's path is refused, never followed.
+        // A symlink at the lock's path is refused, never followed, and so is a file with
+        // another name (a hard link to a file elsewhere would have our pid written into it).
         let mut file = crate::nofollow::open_or_create(&path)
             .map_err(|e| LockError::LockFile(path.clone(), e))?;
         match file.try_lock() {
@@ -156,6 +157,20 @@ mod tests {
         drop(lock);
         let again = FolderLock::acquire(&dir).unwrap();
         drop(again);
+    }
+
+    #[test]
+    fn a_lock_file_linked_to_a_file_elsewhere_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shared");
+        fs::create_dir(&dir).unwrap();
+        let victim = tmp.path().join("passwd");
+        fs::write(&victim, b"root:x:0:0\n").unwrap();
+        fs::hard_link(&victim, dir.join(LOCK_FILE)).unwrap();
+        let err = FolderLock::acquire(&dir).unwrap_err();
+        assert!(matches!(err, LockError::LockFile(..)), "{err:?}");
+        assert!(err.to_string().contains("hard links"), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"root:x:0:0\n");
     }
 
     #[test]

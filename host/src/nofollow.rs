@@ -5,10 +5,13 @@
 //! as the last component fails instead of being followed) and `O_NONBLOCK` (opening a FIFO
 //! returns at once instead of waiting for a writer, which would stall the disk thread), then
 //! checks with `fstat` on the open descriptor that it is a regular file. `O_NONBLOCK` changes
-//! nothing for reads and writes of regular files.
+//! nothing for reads and writes of regular files. A file opened for writing must also have no
+//! other name (`st_nlink == 1`): a hard link planted in the folder (anyone who can write there
+//! can link to any file of the same file system they can see, say `/etc/passwd`) would
+//! otherwise have the lock's pid or a download's chunks written through it.
 //!
 //! Invariant: a `File` returned here is a regular file that was opened through no symlink in its
-//! last component.
+//! last component; one opened for writing is the only name of its file.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -20,9 +23,10 @@ pub fn open_read(path: &Path) -> io::Result<File> {
     regular(options().read(true).open(path)?)
 }
 
-/// Opens the existing regular file at `path` for reading and writing.
+/// Opens the existing regular file at `path` for reading and writing; refused if the file has
+/// another name (a hard link).
 pub fn open_read_write(path: &Path) -> io::Result<File> {
-    regular(options().read(true).write(true).open(path)?)
+    only_name(regular(options().read(true).write(true).open(path)?)?)
 }
 
 /// Creates a new file at `path` for reading and writing; fails if anything exists there, a
@@ -32,22 +36,36 @@ pub fn create_new(path: &Path) -> io::Result<File> {
 }
 
 /// Opens the regular file at `path` for reading and writing, creating it if it is missing; a
-/// symlink there is refused, not followed.
+/// symlink there is refused, not followed, and so is a file with another name (a hard link).
 pub fn open_or_create(path: &Path) -> io::Result<File> {
-    regular(
+    only_name(regular(
         options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)?,
-    )
+    )?)
 }
 
 fn options() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     o
+}
+
+/// `file` if no other name links to it (checked on the descriptor).
+fn only_name(file: File) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let links = file.metadata()?.nlink();
+    if links == 1 {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it has {links} names (hard links); refusing to write through it"),
+        ))
+    }
 }
 
 /// `file` if it is a regular file (checked on the descriptor, so nothing can be swapped in).
@@ -100,5 +118,22 @@ mod tests {
             "never over an existing path"
         );
         assert!(open_or_create(&dir.join("made")).is_ok());
+    }
+
+    #[test]
+    fn a_file_with_another_name_is_not_opened_for_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let elsewhere = dir.join("elsewhere");
+        std::fs::write(&elsewhere, b"keep me").unwrap();
+        std::fs::hard_link(&elsewhere, dir.join("planted")).unwrap();
+        let e = open_read_write(&dir.join("planted")).unwrap_err();
+        assert!(e.to_string().contains("hard links"), "{e}");
+        assert!(open_or_create(&dir.join("planted")).is_err());
+        assert!(
+            open_read(&dir.join("planted")).is_ok(),
+            "reading is harmless"
+        );
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"keep me");
     }
 }

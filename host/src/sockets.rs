@@ -32,13 +32,22 @@ fn any(port: u16) -> socket2::SockAddr {
     SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into()
 }
 
-/// The discovery socket: UDP on `0.0.0.0:port`, non-blocking.
+/// Receive buffer asked for the discovery socket (the kernel caps it at `net.core.rmem_max`).
+pub const DISCOVERY_RECV_BUFFER: usize = 4 << 20;
+
+/// The discovery socket: UDP on `0.0.0.0:port`, non-blocking, with a receive buffer of
+/// [`DISCOVERY_RECV_BUFFER`] if the kernel allows.
 pub fn discovery(port: u16) -> Result<std::net::UdpSocket, StartError> {
     let s = socket(Type::DGRAM, Protocol::UDP, "UDP", port)?;
     s.set_reuse_port(true)
         .map_err(|e| err("reuse UDP", port, e))?;
     s.set_broadcast(true)
         .map_err(|e| err("broadcast on UDP", port, e))?;
+    // Room for a burst: Python peers' announcements are up to 64 KiB each, and the default
+    // buffer (~208 KiB) holds three, so a flood of them made the kernel drop the small
+    // announcements of honest peers arriving meanwhile. The kernel caps it at `rmem_max`;
+    // failing to raise it is no reason not to run.
+    let _ = s.set_recv_buffer_size(DISCOVERY_RECV_BUFFER);
     s.bind(&any(port)).map_err(|e| err("bind UDP", port, e))?;
     Ok(s.into())
 }

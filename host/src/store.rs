@@ -22,6 +22,12 @@
 //! - Memory is bounded: reads are limited to [`MAX_READ`] bytes, the finish check uses one
 //!   [`crate::tail::BUFFER`]-byte buffer, and at most [`MAX_OPEN_SHARED`] shared files stay open
 //!   (in the [`SharedFiles`] cache).
+//! - Partial files nobody completes do not stay (issue 27, item 7): a download whose every
+//!   chunk verified but whose whole file did not match its manifest (a manifest made to lie:
+//!   a resume would verify the same chunks and fail the same way) loses its partial when it is
+//!   closed, and [`Store::sweep_partials`] removes the partials no download has open that were
+//!   not written for [`PARTIAL_MAX_AGE`], or that have another name. A partial that is open
+//!   (a download in progress) is never removed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,6 +55,10 @@ pub const MAX_READ: u32 = MAX_CHUNK_SIZE;
 pub use crate::files::MAX_OPEN_SHARED;
 /// How many `dl_` names [`Store::finish`] tries before giving up.
 pub const MAX_NAME_TRIES: u32 = 10_000;
+/// A partial file not written for this long, and open by no download, is removed by
+/// [`Store::sweep_partials`]: a week, so that a download stopped on Friday resumes on Monday,
+/// and the room a folder of a stranger's that never completes took is back within one.
+pub const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 struct Partial {
     path: PathBuf,
@@ -73,6 +83,8 @@ pub struct Store {
     last_placed: Option<(String, Stamp)>,
     /// Placed files with their verified manifests, for the scanner ([`Store::take_adoptions`]).
     adoptions: Vec<Adoption>,
+    /// Downloads whose whole file failed its hash: their partial goes when they are closed.
+    spoiled: std::collections::BTreeSet<ContentId>,
 }
 
 impl std::fmt::Debug for Store {
@@ -103,6 +115,7 @@ impl Store {
             partials: BTreeMap::new(),
             last_placed: None,
             adoptions: Vec::new(),
+            spoiled: std::collections::BTreeSet::new(),
         }
     }
 
@@ -179,7 +192,12 @@ impl Store {
                         "{file_name} is not a regular file; refusing to write through it"
                     )));
                 }
-                let f = nofollow::open_read_write(&path).map_err(|e| disk_err(e, &file_name))?;
+                // A partial with another name (a hard link planted to a file elsewhere, or
+                // the file a killed finish placed already) is never written through.
+                let f = nofollow::open_read_write(&path).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidInput => DiskError::Other(format!("{file_name}: {e}")),
+                    _ => disk_err(e, &file_name),
+                })?;
                 if !same_inode(&f, &meta) {
                     return Err(DiskError::Other(format!("{file_name} was replaced")));
                 }
@@ -285,6 +303,9 @@ impl Store {
             Err(e) => return Err(err(e)),
         };
         if digest != *file_hash {
+            // Every chunk verified, the whole does not: a resume would fail the same way (or
+            // the disk changed it under us). Removed when the download is closed.
+            self.spoiled.insert(*content);
             return Err(FinishError::HashMismatch);
         }
         p.file.sync_all().map_err(err)?;
@@ -310,14 +331,62 @@ impl Store {
             .ok()
             .map(|m| (final_name.clone(), Stamp::of(&m)));
         self.partials.remove(content);
+        // (A Python download refetched after a mismatch, and now right.)
+        self.spoiled.remove(content);
         self.files.adopt(*content, final_name.clone());
         Ok(final_name)
     }
 
     /// Closes an open partial download but keeps its file for a later resume: call when a
-    /// download is cancelled or stops without a peer.
+    /// download is cancelled or stops without a peer. The partial of a download whose whole
+    /// file failed its hash is removed instead (no resume could complete it).
     pub fn close_partial(&mut self, content: &ContentId) {
-        self.partials.remove(content);
+        let closed = self.partials.remove(content);
+        if self.spoiled.remove(content)
+            && let Some(p) = closed
+        {
+            let on_disk = fs::symlink_metadata(&p.path);
+            if on_disk.is_ok_and(|m| same_inode(&p.file, &m)) {
+                let _ = fs::remove_file(&p.path);
+            }
+        }
+    }
+
+    /// Removes the hidden partial files of the folder that no download has open and that
+    /// nobody completes: not written for `max_age` before `now` ([`PARTIAL_MAX_AGE`]), or with
+    /// another name (a finish killed between placing the file and removing its partial, or a
+    /// link planted there). Call at start and now and then; returns the names removed.
+    pub fn sweep_partials(
+        &mut self,
+        now: std::time::SystemTime,
+        max_age: std::time::Duration,
+    ) -> Vec<String> {
+        let open: Vec<&Path> = self.partials.values().map(|p| p.path.as_path()).collect();
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with(".dl_") && name.ends_with(".part")) {
+                continue;
+            }
+            let path = e.path();
+            if open.contains(&path.as_path()) {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let stale = meta.modified().is_ok_and(|t| t + max_age <= now);
+            if meta.file_type().is_file()
+                && (stale || meta.nlink() > 1)
+                && fs::remove_file(&path).is_ok()
+            {
+                removed.push(name);
+            }
+        }
+        removed
     }
 
     fn partial(&self, content: &ContentId) -> Result<&Partial, DiskError> {
@@ -798,6 +867,74 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_whose_whole_file_fails_its_hash_goes_when_closed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let bytes = data(50_000, 5);
+        let mut store = Store::new(dir);
+        let m = download(&mut store, "a.txt", &bytes);
+        let id = m.id();
+        // The manifest's file hash is not the hash of the chunks (a lying manifest).
+        let other = [7u8; 32];
+        assert_eq!(
+            store.finish(&id, &other, m.size()),
+            Err(FinishError::HashMismatch)
+        );
+        assert!(dir.join(partial_name("a.txt", &id)).is_file());
+        store.close_partial(&id);
+        assert!(!dir.join(partial_name("a.txt", &id)).exists());
+        assert!(!dir.join("dl_a.txt").exists());
+    }
+
+    #[test]
+    fn stale_partials_go_and_open_or_recent_ones_stay() {
+        use std::time::{Duration, SystemTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut store = Store::new(dir);
+        let age = PARTIAL_MAX_AGE;
+        let old = SystemTime::now() - age - Duration::from_secs(60);
+        let plant = |name: &str, when: SystemTime| {
+            fs::write(dir.join(name), b"partial").unwrap();
+            File::options()
+                .write(true)
+                .open(dir.join(name))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        };
+        let (a, b) = (ContentId([1; 32]), ContentId([2; 32]));
+        plant(&partial_name("old", &a), old);
+        plant(&partial_name("recent", &a), SystemTime::now());
+        plant(&partial_name("open", &b), old);
+        plant(".dl_not-a-partial", old);
+        plant("shared-file.part", old);
+        fs::hard_link(
+            dir.join("shared-file.part"),
+            dir.join(partial_name("linked", &a)),
+        )
+        .unwrap();
+        // A download in progress holds its partial, however old.
+        store.open_partial(&b, "open", 7).unwrap();
+        let mut removed = store.sweep_partials(SystemTime::now(), age);
+        removed.sort();
+        assert_eq!(
+            removed,
+            vec![partial_name("linked", &a), partial_name("old", &a)]
+        );
+        assert!(dir.join(partial_name("recent", &a)).exists());
+        assert!(dir.join(partial_name("open", &b)).exists());
+        assert!(dir.join(".dl_not-a-partial").exists());
+        assert_eq!(fs::read(dir.join("shared-file.part")).unwrap(), b"partial");
+        // Once closed and still untouched, it goes too.
+        store.close_partial(&b);
+        assert_eq!(
+            store.sweep_partials(SystemTime::now(), age),
+            vec![partial_name("open", &b)]
+        );
+    }
+
+    #[test]
     fn short_or_long_partial() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
@@ -891,6 +1028,20 @@ mod tests {
             store.write_partial(&id, 0, b"x"),
             Err(DiskError::Other(_))
         ));
+        // A hard link planted as a partial (the same file system: here, the folder itself).
+        let elsewhere = dir.join("victim-2");
+        fs::write(&elsewhere, b"victim").unwrap();
+        fs::hard_link(&elsewhere, dir.join(partial_name("y", &id))).unwrap();
+        let e = store.open_partial(&id, "y", 3).unwrap_err();
+        assert!(
+            matches!(&e, DiskError::Other(m) if m.contains("hard links")),
+            "{e:?}"
+        );
+        assert_eq!(
+            fs::read(&elsewhere).unwrap(),
+            b"victim",
+            "not cut to 3 bytes"
+        );
     }
 
     #[test]

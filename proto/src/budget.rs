@@ -93,8 +93,9 @@ pub const PY_INTERVAL: Duration = Duration::from_secs(5);
 /// A Python peer silent this long is forgotten: 3½ of its intervals, as for our own peers.
 pub const PY_EXPIRY: Duration = Duration::from_millis(17_500);
 /// We announce to Python peers (in their JSON) only while one was heard this recently: a LAN
-/// without Python peers carries no extra traffic.
-pub const PY_RECENT: Duration = Duration::from_secs(600);
+/// without Python peers carries no extra traffic, and one datagram that looks like a Python
+/// peer's buys at most this long of our announcements (three or four), not minutes of them.
+pub const PY_RECENT: Duration = PY_EXPIRY;
 /// How long a one-shot command listens for Python peers before it says nobody shares a file:
 /// one of their intervals and a margin for the datagram to arrive and be read.
 pub const PY_LISTEN: Duration = Duration::from_millis(5_600);
@@ -103,6 +104,12 @@ pub const MAX_PY_PEERS: usize = 256;
 /// Python peers remembered per IP address (one per port it serves on): one host cannot fill
 /// the table.
 pub const MAX_PY_PEERS_PER_IP: usize = 16;
+/// File entries of Python peers remembered per IP address, from the first one it announces:
+/// three full announcements of the Python program (about 600 entries each). What one host
+/// announces past it is dropped and counted, so a listing costs at most [`MAX_PY_FILES`].
+pub const MAX_PY_FILES_PER_IP: usize = 2048;
+/// File entries of Python peers remembered in all: eight addresses' shares.
+pub const MAX_PY_FILES: usize = 16_384;
 /// Chunk connections in flight to one Python peer: its server answers each in a thread of
 /// its own behind a listen backlog of a few dozen, which a burst must not overflow.
 pub const PY_CONNS_PER_PEER: usize = 8;
@@ -118,6 +125,9 @@ pub const PY_MAX_FAILURES: u32 = 3;
 /// connection budget is spent (a Python downloader's burst: one connection per chunk, all
 /// at once): a 1 MiB file from each of a few Python peers at once.
 pub const MAX_PARKED: usize = 4096;
+/// Accepted connections a runtime holds for one address, from the first: a Python
+/// downloader's burst for a 1 MiB file; the other three quarters stay for other addresses.
+pub const MAX_PARKED_PER_IP: usize = MAX_PARKED / 4;
 /// Longest a held connection waits: a Python downloader gives up on a reply after 5 s.
 pub const PARK_FOR: Duration = Duration::from_secs(5);
 /// How long an accepted connection waits for its first bytes before we send our hello: a

@@ -50,6 +50,10 @@ pub struct Bugs {
     /// handshake proved (and dial without expecting the key of the peer we meant to reach).
     #[cfg(feature = "bugs")]
     pub skip_identity_check: bool,
+    /// A partial holder that refuses (busy, taken) or stalls a chunk it claimed loses nothing:
+    /// no pause, no dropped claim, no strike; it is asked again at once.
+    #[cfg(feature = "bugs")]
+    pub no_claim_strike: bool,
 }
 
 macro_rules! switch {
@@ -80,6 +84,7 @@ impl Bugs {
     switch!(no_request_deadline);
     switch!(skip_identity_check);
     switch!(accept_stale_mark);
+    switch!(no_claim_strike);
 }
 
 /// A planted misbehaviour of a whole node (simulator only): what it sends on a native

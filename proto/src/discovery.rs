@@ -9,6 +9,9 @@
 //! - a peer not heard from for longer than `expiry()` (3½ intervals: three missed announcements
 //!   plus jitter) is gone from [`Discovery::peers`]; expiry is driven by
 //!   [`Discovery::handle_timeout`], never by the arrival of a packet;
+//! - a peer that said goodbye is gone at once, and for one expiry nothing more of the
+//!   instance that said it (a late announcement, or its hello on a connection read after the
+//!   datagram) lists it again; a new instance does;
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
 //! - the table holds at most `MAX_PEERS` (1024) peers, and at most `MAX_PEERS_PER_IP` (32) from
 //!   one address: beyond that, new peers are counted and ignored until an entry expires;
@@ -153,6 +156,10 @@ pub struct Discovery {
     drops: Drops,
     /// Addresses of peers forgotten as unreachable, until when they are ignored.
     shunned: BTreeMap<SocketAddr, Instant>,
+    /// Peers that said goodbye: the instance that did, and until when (one expiry) a word of
+    /// that instance does not bring it back. A hello travels on a connection, the goodbye as
+    /// a datagram, so the hello can be read after it; at most `MAX_PEERS` are remembered.
+    gone: BTreeMap<PeerId, (u64, Instant)>,
     bugs: Bugs,
 }
 
@@ -183,6 +190,7 @@ impl Discovery {
             changes: VecDeque::new(),
             drops: Drops::default(),
             shunned: BTreeMap::new(),
+            gone: BTreeMap::new(),
             bugs,
         }
     }
@@ -269,6 +277,9 @@ impl Discovery {
             // peer's own goodbye.
             if self.peers.contains_key(&a.peer) {
                 self.remove_or_succeed(now, &a.peer);
+                if !self.peers.contains_key(&a.peer) && self.gone.len() < MAX_PEERS {
+                    self.gone.insert(a.peer, (a.instance, now + self.expiry()));
+                }
             }
             return;
         }
@@ -289,6 +300,14 @@ impl Discovery {
                 }
             }
             None => {
+                if self
+                    .gone
+                    .get(&a.peer)
+                    .is_some_and(|&(instance, until)| instance == a.instance && now < until)
+                {
+                    self.drops.stale_instance += 1;
+                    return;
+                }
                 if self.peers.len() >= MAX_PEERS {
                     self.drops.table_full += 1;
                     return;
@@ -525,6 +544,7 @@ impl Discovery {
         for id in silent {
             self.remove_or_succeed(now, &id);
         }
+        self.gone.retain(|_, &mut (_, until)| now < until);
         if now >= self.next_announce {
             self.last_announce = Some(now);
             let jitter = 0.9 + 0.2 * rng.next_f64();
@@ -645,6 +665,31 @@ mod tests {
         bye.bye = true;
         d.heard(t0, &bye, from());
         assert_eq!(d.peers().count(), 0);
+        // Its hello, on a connection read after the datagram, or a late announcement of the
+        // instance that left, does not bring it back; a new instance does.
+        let t1 = t0 + Duration::from_millis(10);
+        d.heard_inbound_hello(t1, &ann(2, 1, 1), from());
+        d.heard(t1, &ann(2, 1, 1), from());
+        assert_eq!(d.peers().count(), 0);
+        assert_eq!(d.drops().stale_instance, 2);
+        d.heard(t1, &ann(2, 2, 1), from());
+        assert_eq!(d.peers().count(), 1);
+    }
+
+    #[test]
+    fn a_goodbye_is_remembered_for_one_expiry() {
+        let t0 = crate::test_epoch();
+        let mut d = table(t0);
+        let mut rng = Rng::new(1);
+        d.heard(t0, &ann(2, 1, 1), from());
+        let mut bye = ann(2, 1, 1);
+        bye.bye = true;
+        d.heard(t0, &bye, from());
+        let later = t0 + d.expiry();
+        d.handle_timeout(later, &mut rng);
+        assert!(d.gone.is_empty(), "forgotten after the expiry");
+        d.heard(later, &ann(2, 1, 1), from());
+        assert_eq!(d.peers().count(), 1);
     }
 
     #[test]

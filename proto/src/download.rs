@@ -16,11 +16,23 @@
 //!   partial holder is asked only for chunks it claims; with no partial holder, chunks go
 //!   lowest index first (so the whole-file hash keeps up with the written prefix); with any,
 //!   rarest first among the partial holders' claims, ties in an order shuffled per download,
-//!   and a complete holder is asked only for chunks no partial holder claims (but for the last
-//!   `TAIL_CHUNKS`): a crowd behind one seeder spends its upload about once;
-//! - a chunk refused as `Taken` (the holder just sent it to another downloader) goes back to the
-//!   pool and is not asked of that holder for [`BUSY_BACKOFF`]; a partial holder that refuses a
-//!   chunk it claimed loses its claims and takes a strike;
+//!   and a complete holder is asked only for chunks no *counted* claim covers (but for the
+//!   last `TAIL_CHUNKS`): a crowd behind one seeder spends its upload about once;
+//! - every claim costs the claimant, not us. A partial holder's claims count (keep complete
+//!   holders off those chunks) only while it keeps up: not paused, and not owing a chunk for
+//!   longer than [`CLAIM_PATIENCE`]; so a download never waits only on claimants while a
+//!   complete holder has room. A `Busy`, a repeated `Taken` of one chunk and a stall (its
+//!   requests lost with it) are strikes against the claims (the refused claim is dropped; a
+//!   first `Taken` is the crowd's normal "get it from the one I just sent it to": the chunk
+//!   is not asked of it for [`BUSY_BACKOFF`], its claim stays); after [`MAX_CLAIM_STRIKES`]
+//!   strikes with no verified chunk from it in between, the claimant is not believed for this
+//!   content (its bitfields, haves and partial listings are ignored until the download ends;
+//!   a complete listing still makes it a holder);
+//! - `Busy` from any holder pauses it (nothing asked of it for [`BUSY_BACKOFF`], doubling per
+//!   pause up to [`MAX_PAUSE`], until it delivers a verified chunk), and so do
+//!   [`MAX_REFUSAL_RUN`] refusals in a row; a chunk refused as `Taken` by a complete holder (it
+//!   just sent it to another downloader) goes back to the pool and is not asked of that holder
+//!   for [`BUSY_BACKOFF`];
 //! - a chunk failing its hash bans the peer for this download; its chunks go back to the pool;
 //! - a peer that fails, stalls or closes gives its chunks back ([`Download::peer_down`]);
 //! - endgame: when no chunk is missing, an idle peer may duplicate the oldest outstanding
@@ -61,7 +73,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::availability::{Availability, ClaimError};
+use crate::availability::{Availability, ClaimError, Need};
 use crate::bugs::Bugs;
 use crate::disk::{DiskError, FinishError};
 use crate::ids::{ContentId, PeerId};
@@ -88,9 +100,33 @@ pub const STRANDED_GRACE: Duration = Duration::from_secs(5);
 /// Missing chunks below which a complete holder is asked even for chunks partial holders
 /// claim (see `pick_missing`).
 const TAIL_CHUNKS: usize = 4;
-/// How long a chunk a peer refused as busy is not asked of that peer again: long enough for
-/// the peer that got it instead to announce it, short enough to cost little if it does not.
+/// How long a chunk a peer refused as taken is not asked of that peer again (long enough for
+/// the peer that got it instead to announce it, short enough to cost little if it does not),
+/// and the first pause of a peer that answered busy.
 pub const BUSY_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest pause of a peer that keeps answering busy (each pause in a row doubles, from
+/// [`BUSY_BACKOFF`]): a holder that refuses everything costs one round of refusals per 8 s.
+pub const MAX_PAUSE: Duration = Duration::from_secs(8);
+/// Refusals in a row, with no verified chunk in between, after which a holder is paused as if
+/// it had answered busy: a holder that says `Taken` to everything is asked about one window
+/// of chunks per pause, not every chunk of the file at the speed of the link (a seeder
+/// spreading a crowd says it for a few chunks in a row at most).
+pub const MAX_REFUSAL_RUN: u32 = 16;
+/// Strikes against a partial holder's claims (a `Busy`, a repeated `Taken`, a request lost in
+/// a stall), with no verified chunk from it in between, after which it is not believed for
+/// this content: twice the initial window, so a claimant that answers everything busy is let
+/// go after three rounds (4 requests, then 2 and 2 as its window halves; 1.5 s of pauses),
+/// and an honest one that finishes its own download while we ask (it says busy then) at worst
+/// loses its partial claims, which its complete listing replaces.
+pub const MAX_CLAIM_STRIKES: u32 = 8;
+/// How long a partial holder may owe a chunk (since its last delivery, or since it was asked
+/// when it had nothing in flight) before its claims stop counting: half a second is a 1 MiB
+/// chunk on a 20 Mbit/s link, and on a LAN a claimant that keeps up delivers well within it.
+/// Past it, complete holders are asked for what it claims.
+pub const CLAIM_PATIENCE: Duration = Duration::from_millis(500);
+/// Claimants not believed per download, at most (a host minting ids is bounded by the peer
+/// table's cap per address; past this, a new liar costs its strikes again).
+const MAX_DISBELIEVED: usize = 4 * crate::availability::MAX_PARTIAL_HOLDERS;
 
 /// The state of one chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +209,24 @@ pub enum Ban {
     BadClaim,
 }
 
+/// What a refusal of one of our chunk requests cost the peer that refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not about a chunk asked of it (a late answer, say): nothing changes.
+    Unsolicited,
+    /// The chunk went back to the pool (the peer may be paused, or not asked for it for a
+    /// moment: a first `Taken`, what an honest claimant of a crowd says once per chunk and
+    /// asker).
+    Released,
+    /// The chunk went back, the partial holder's claim on it was dropped, and the refusal was
+    /// a strike against it (`Busy`, a repeated `Taken`).
+    Struck,
+    /// ... and that strike was its last: it is no longer believed for this content.
+    Disbelieved,
+    /// The peer is no longer a holder (a "not found": its catalog lied or is stale).
+    Dropped,
+}
+
 /// What became of a received chunk.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
@@ -212,9 +266,26 @@ pub struct PeerPart {
     rate: f64,
     /// A partial holder: we asked it which chunks it has, on the link we have now.
     interest_sent: bool,
-    /// Chunks it refused as busy, not asked of it again before the time given (a seeder
-    /// spreading a crowd's requests says busy for a chunk it just sent to another).
+    /// Chunks it refused as taken, not asked of it again before the time given (a seeder
+    /// spreading a crowd's requests says taken for a chunk it just sent to another).
     busy: BTreeMap<u32, Instant>,
+    /// Not asked anything before this (it answered busy).
+    paused_until: Option<Instant>,
+    /// Pauses since its last verified chunk (each doubles the next).
+    pauses: u32,
+    /// Refusals in a row since its last verified chunk.
+    refusals: u32,
+    /// As a partial holder: strikes against its claims since its last verified chunk.
+    pub claim_strikes: u32,
+    /// As a partial holder: chunks it refused as taken (a second `Taken` of one is a strike);
+    /// bounded, like the seeder's own record.
+    taken: BTreeSet<u32>,
+}
+
+impl PeerPart {
+    fn paused(&self, now: Instant) -> bool {
+        self.paused_until.is_some_and(|t| t > now)
+    }
 }
 
 /// Statistics of a download.
@@ -226,6 +297,10 @@ pub struct Counters {
     pub unsolicited: u32,
     /// Chunks found valid in the partial file at resume.
     pub reused: u32,
+    /// Partial holders' claims dropped for a refusal or a stall.
+    pub claims_dropped: u32,
+    /// Claimants no longer believed for this content.
+    pub disbelieved: u32,
     /// Bytes fetched over the network and accepted.
     pub fetched_bytes: u64,
 }
@@ -267,12 +342,11 @@ pub struct Download {
     peers: BTreeMap<PeerId, PeerPart>,
     /// What the partial holders among `peers` claim to have.
     avail: Availability,
-    /// Orders chunks of equal rarity (0: lowest index first; else a per-download shuffle, so
-    /// that a crowd fetching one file from one seeder asks it for different chunks).
-    salt: u64,
     /// Peers not (yet) holders that we asked which chunks they have: each is asked once, so
     /// that `Interested` arriving in a loop makes us ask back once, not in a loop.
     prospects: BTreeSet<PeerId>,
+    /// Partial holders not believed for this content (see [`MAX_CLAIM_STRIKES`]).
+    disbelieved: BTreeSet<PeerId>,
     /// Since when no holder left has anything this download needs (only partial ones that
     /// claim nothing missing): it stops after [`STRANDED_GRACE`].
     stranded_since: Option<Instant>,
@@ -310,8 +384,8 @@ impl Download {
             writing_bytes: 0,
             peers: BTreeMap::new(),
             avail: Availability::default(),
-            salt: 0,
             prospects: BTreeSet::new(),
+            disbelieved: BTreeSet::new(),
             stranded_since: None,
             max_window: max_window.max(MIN_WINDOW),
             held: false,
@@ -333,7 +407,9 @@ impl Download {
     /// The same download, with chunks of equal rarity taken in an order shuffled by `salt`
     /// (a node passes a random one; 0 keeps lowest index first). Call right after `new`.
     pub fn salted(mut self, salt: u64) -> Download {
-        self.salt = salt;
+        // Chunks of equal rarity: a per-download shuffle, so that a crowd fetching one file
+        // from one seeder asks it for different chunks.
+        self.avail.set_salt(salt);
         self
     }
 
@@ -388,12 +464,13 @@ impl Download {
 
     /// A peer that is downloading this content too (its catalog lists it as partial, or it
     /// answered our interest with a bitfield): asked only for the chunks it claims. A peer
-    /// already known is left as it is. False when the table of partial holders is full.
+    /// already known is left as it is. False when the table of partial holders is full, or
+    /// the peer is not believed for this content.
     pub fn add_partial_holder(&mut self, peer: PeerId) -> bool {
         if self.peers.contains_key(&peer) {
             return true;
         }
-        if !self.avail.add(peer) {
+        if self.disbelieved.contains(&peer) || !self.avail.add(peer) {
             return false;
         }
         self.peers.insert(
@@ -441,11 +518,13 @@ impl Download {
     }
 
     /// `peer` answered our interest with its bitfield: an empty one means it neither has nor
-    /// downloads the file (false is returned, nothing changes); otherwise it becomes a partial
-    /// holder (or, claiming every chunk, a complete one) and true is returned. A bitfield
-    /// that does not fit the manifest bans it.
+    /// downloads the file, and one from a claimant not believed for this content is ignored
+    /// (false is returned, nothing changes); otherwise it becomes a partial holder (or,
+    /// claiming every chunk, a complete one) and true is returned. A bitfield that does not
+    /// fit the manifest bans it. Costs the bitfield's length.
     pub fn on_bitfield(&mut self, peer: PeerId, bits: &[u8]) -> Result<bool, ClaimError> {
-        if bits.is_empty() {
+        if bits.is_empty() || (self.disbelieved.contains(&peer) && !self.peers.contains_key(&peer))
+        {
             return Ok(false);
         }
         if self.manifest.is_none() {
@@ -468,7 +547,8 @@ impl Download {
     }
 
     /// `peer` says it verified `indices` since. A claim past the end bans it; one from a
-    /// peer that is not a partial holder of this download is ignored (false).
+    /// peer that is not a partial holder of this download is ignored (false). Costs the
+    /// indices (times the log of the chunk count), never a walk of the file's chunks.
     pub fn on_have(&mut self, peer: PeerId, indices: &[u32]) -> Result<bool, ClaimError> {
         if !self.avail.is_partial(&peer) {
             return Ok(false);
@@ -489,7 +569,7 @@ impl Download {
 
     /// True when `peer` could give this download something now: not banned, and a complete
     /// holder, or a partial one claiming a chunk not yet verified here (before the manifest
-    /// is known, any holder: partial ones serve manifests too).
+    /// is known, any holder: partial ones serve manifests too). One lookup.
     pub fn is_useful(&self, peer: &PeerId) -> bool {
         if self.peers.get(peer).is_none_or(|p| p.banned.is_some()) {
             return false;
@@ -497,10 +577,7 @@ impl Download {
         if !self.avail.is_partial(peer) || self.manifest.is_none() {
             return true;
         }
-        self.missing
-            .iter()
-            .chain(&self.requested)
-            .any(|&i| self.avail.has(peer, i))
+        self.avail.claims_needed(peer)
     }
 
     /// Decides, at `now`, whether the download must stop for want of holders: `useful` says
@@ -571,18 +648,44 @@ impl Download {
             .stranded_since
             .filter(|_| self.phase != Phase::Finishing)
             .map(|t| t + STRANDED_GRACE);
-        // A chunk refused as taken may be asked of that peer again then.
+        // A chunk refused as taken may be asked of that peer again then; a paused peer may
+        // be asked again, and its claims count again.
         let busy = self
             .peers
             .values()
             .filter(|p| p.banned.is_none())
-            .flat_map(|p| p.busy.values().copied());
+            .flat_map(|p| p.busy.values().copied().chain(p.paused_until));
+        // A counted claimant that owes a chunk stops counting then.
+        let patience = self
+            .peers
+            .iter()
+            .filter(|(id, _)| self.avail.is_counted(id))
+            .filter_map(|(_, p)| Some(p.progress_at? + CLAIM_PATIENCE));
         self.manifest_deadline(stall)
             .into_iter()
             .chain(peers)
             .chain(stranded)
             .chain(busy)
+            .chain(patience)
             .min()
+    }
+
+    /// Which claimants count at `now` (see [`CLAIM_PATIENCE`]), and their pauses that ended
+    /// (a complete holder's end in [`Download::expire`]). At most
+    /// [`crate::availability::MAX_PARTIAL_HOLDERS`] steps, whatever the number of holders.
+    fn recount(&mut self, now: Instant) {
+        let partial: Vec<PeerId> = self.avail.partial_holders().copied().collect();
+        for id in partial {
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if p.paused_until.is_some_and(|t| t <= now) {
+                p.paused_until = None;
+            }
+            let overdue = p.progress_at.is_some_and(|t| now >= t + CLAIM_PATIENCE);
+            self.avail
+                .set_counted(&id, p.paused_until.is_none() && !overdue);
+        }
     }
 
     /// Takes their requests from the peers past their deadline at `now`, as if they had
@@ -591,7 +694,11 @@ impl Download {
     pub fn expire(&mut self, now: Instant, stall: Duration) -> (Vec<PeerId>, bool) {
         for p in self.peers.values_mut() {
             p.busy.retain(|_, until| *until > now);
+            if p.paused_until.is_some_and(|t| t <= now) {
+                p.paused_until = None;
+            }
         }
+        self.recount(now);
         let mut late: Vec<PeerId> = self
             .peers
             .iter()
@@ -612,6 +719,7 @@ impl Download {
                 part.window = MIN_WINDOW;
             }
         }
+        self.recount(now);
         (late, manifest_lost)
     }
 
@@ -669,6 +777,7 @@ impl Download {
             } else {
                 self.chunks.push(ChunkState::Missing);
                 self.missing.insert(i);
+                self.avail.set_need(i, Need::Missing);
             }
         }
         self.phase = Phase::Running;
@@ -701,6 +810,7 @@ impl Download {
         } else {
             self.chunks[index as usize] = ChunkState::Missing;
             self.missing.insert(index);
+            self.avail.set_need(index, Need::Missing);
         }
     }
 
@@ -718,8 +828,9 @@ impl Download {
         if self.phase != Phase::Running || self.writing_bytes >= budget {
             return None;
         }
+        self.recount(now);
         let part = self.peers.get(&peer)?;
-        if part.banned.is_some() || part.inflight.len() as u32 >= part.window {
+        if part.banned.is_some() || part.inflight.len() as u32 >= part.window || part.paused(now) {
             return None;
         }
         if let Some(part) = self.peers.get_mut(&peer) {
@@ -736,6 +847,7 @@ impl Download {
                     since: now,
                 };
                 self.requested.insert(i);
+                self.avail.set_need(i, Need::Requested);
                 i
             }
             // Chunks are missing, none of them claimed by this partial holder: nothing for it.
@@ -767,29 +879,20 @@ impl Download {
         Some(index)
     }
 
-    /// The missing chunk to ask `peer` for: among those it has, the rarest among the partial
-    /// holders (a chunk few peers have is fetched first, so the crowd's copies diversify and
-    /// the seeder's upload is spent on what nobody else can give); among equally rare ones,
-    /// the lowest index, or with a salt the first in this download's own shuffled order. With
-    /// no partial holder at all, simply the lowest missing index.
-    fn pick_missing(&self, peer: &PeerId) -> Option<u32> {
-        // Without partial holders every chunk is as rare as the next: lowest index first, so
-        // that the whole-file hash, taken over the written prefix, keeps up with the download.
-        if !self.avail.any_partial() {
-            return self.missing.first().copied();
-        }
-        let salt = self.salt;
-        // A complete holder (the seeder of a crowd, whose upload is what everyone waits for)
-        // is asked only for chunks no partial holder can give: the rest comes from them, but
-        // for the last few, which anyone may give (a tail waits on nobody).
-        let complete = !self.avail.is_partial(peer) && self.missing.len() > TAIL_CHUNKS;
+    /// The missing chunk to ask `peer` for (see [`Availability::pick`]): with no partial
+    /// holder, the lowest missing index (the whole-file hash, taken over the written prefix,
+    /// keeps up with the download); with some, among those it has, the rarest among the
+    /// counted claims, ties in this download's own shuffled order; a complete holder only
+    /// what no counted claim covers, but for the last few chunks (a tail waits on nobody).
+    /// Never a chunk this peer refused as taken a moment ago.
+    fn pick_missing(&mut self, peer: &PeerId) -> Option<u32> {
         let busy = self.peers.get(peer).map(|p| &p.busy);
-        self.missing
-            .iter()
-            .copied()
-            .filter(|&i| self.avail.has(peer, i) && !(complete && self.avail.rarity(i) > 0))
-            .filter(|i| busy.is_none_or(|b| !b.contains_key(i)))
-            .min_by_key(|&i| (self.avail.rarity(i), shuffle(salt, i)))
+        let skip = |i: u32| busy.is_some_and(|b| b.contains_key(&i));
+        if !self.avail.any_partial() {
+            return self.missing.iter().copied().find(|&i| !skip(i));
+        }
+        let tail = self.missing.len() <= TAIL_CHUNKS;
+        self.avail.pick(peer, tail, skip)
     }
 
     /// Removes `peer` from the owners of chunk `index`; back to `Missing` if it was the last.
@@ -806,6 +909,7 @@ impl Download {
                 self.chunks[index as usize] = ChunkState::Missing;
                 self.requested.remove(&index);
                 self.missing.insert(index);
+                self.avail.set_need(index, Need::Missing);
             }
         }
     }
@@ -850,11 +954,15 @@ impl Download {
         }
         self.requested.remove(&index);
         self.chunks[index as usize] = ChunkState::Writing;
+        self.avail.set_need(index, Need::Had);
         self.writing_bytes += u64::from(len);
         self.counters.fetched_bytes += u64::from(len);
         let max_window = self.max_window;
         if let Some(part) = self.peers.get_mut(&peer) {
             part.strikes = 0;
+            part.claim_strikes = 0;
+            part.refusals = 0;
+            part.pauses = 0;
             part.chunks += 1;
             part.bytes += u64::from(len);
             let elapsed = part
@@ -869,55 +977,158 @@ impl Download {
             let want = 1.0 + rate * WINDOW_TIME.as_secs_f64() / f64::from(m.chunk_size());
             part.window = (want as u32).clamp(MIN_WINDOW, max_window);
         }
+        self.recount(now);
         Received::Accepted { offset, data }
     }
 
-    /// The peer answered our request for chunk `index` with an error. `busy`: the chunk goes
-    /// back to the pool and the peer's window shrinks; any other refusal bans the peer for this
-    /// file (its catalog lied). An error about a chunk not asked of this peer (a late answer
-    /// to an earlier download of the same file, say) is unsolicited: nothing changes, and false
-    /// is returned.
-    pub fn chunk_refused(&mut self, peer: PeerId, index: u32, busy: bool) -> bool {
-        let asked = self
-            .peers
-            .get(&peer)
-            .is_some_and(|p| p.inflight.contains(&index));
-        if !asked {
-            return false;
+    /// The peer answered our request for chunk `index` with an error at `now`. `busy`: the
+    /// chunk goes back to the pool, the peer's window shrinks and it is paused (see
+    /// [`BUSY_BACKOFF`]); a partial holder's claim on the chunk is dropped and it takes a
+    /// strike. Any other refusal makes a partial holder no holder at all (its own download
+    /// stopped, or it claimed what it does not serve: its catalog or its answer to our
+    /// interest must make it one again) and bans a complete one for this file (its catalog
+    /// lied). An error about a chunk not asked of this peer (a late answer to an earlier
+    /// download of the same file, say) is unsolicited: nothing changes.
+    pub fn chunk_refused(&mut self, now: Instant, peer: PeerId, index: u32, busy: bool) -> Refused {
+        if !self.asked(&peer, index) {
+            return Refused::Unsolicited;
         }
-        if busy {
-            self.release(&peer, index);
-            if let Some(part) = self.peers.get_mut(&peer) {
-                part.window = (part.window / 2).max(MIN_WINDOW);
+        if !busy {
+            if self.avail.is_partial(&peer) {
+                self.remove_peer(&peer);
+            } else {
+                self.ban(peer, Ban::NotFound);
             }
-        } else if self.avail.is_partial(&peer) {
-            // A partial holder whose own download stopped, or that claimed what it does not
-            // serve: no longer a holder (its catalog or its answer to our interest must make
-            // it one again).
-            self.remove_peer(&peer);
-        } else {
-            self.ban(peer, Ban::NotFound);
+            return Refused::Dropped;
         }
-        true
+        self.release(&peer, index);
+        if let Some(part) = self.peers.get_mut(&peer) {
+            part.window = (part.window / 2).max(MIN_WINDOW);
+        }
+        if self.bugs.no_claim_strike() && self.avail.is_partial(&peer) {
+            return Refused::Released; // planted bug (simulator only): refusals cost nothing
+        }
+        self.pause(now, &peer);
+        let verdict = self.strike_claim(&peer, index);
+        self.recount(now);
+        verdict
     }
 
     /// `peer` answered our request for chunk `index` with "taken" at `now`: it just sent
     /// that chunk to another downloader, from whom we should get it. The chunk goes back to
-    /// the pool and is not asked of `peer` again for [`BUSY_BACKOFF`]; its window stays (it is
-    /// not overloaded). False (nothing changes) for a chunk not asked of it.
-    pub fn chunk_taken(&mut self, now: Instant, peer: PeerId, index: u32) -> bool {
-        if !self
-            .peers
-            .get(&peer)
-            .is_some_and(|p| p.inflight.contains(&index))
-        {
-            return false;
+    /// the pool and is not asked of that peer again for [`BUSY_BACKOFF`] (its window stays: it
+    /// is not overloaded); a second `Taken` of the same chunk from a partial holder is a
+    /// strike that drops its claim (an honest holder says it once per chunk and asker).
+    /// [`MAX_REFUSAL_RUN`] refusals in a row pause the peer.
+    pub fn chunk_taken(&mut self, now: Instant, peer: PeerId, index: u32) -> Refused {
+        if !self.asked(&peer, index) {
+            return Refused::Unsolicited;
         }
         self.release(&peer, index);
-        if let Some(p) = self.peers.get_mut(&peer) {
+        let partial = self.avail.is_partial(&peer);
+        if partial && self.bugs.no_claim_strike() {
+            // Planted bug (simulator only): refusals cost nothing.
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.busy.insert(index, now + BUSY_BACKOFF);
+            }
+            return Refused::Released;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Refused::Released;
+        };
+        let run = p.refusals + 1 >= MAX_REFUSAL_RUN;
+        // A first `Taken` of a chunk from a claimant is the crowd's normal hint: its claim
+        // stays, the chunk is not asked of it for a moment. A second one is a strike.
+        let again = partial && {
+            if p.taken.len() >= 4096 {
+                p.taken.clear();
+            }
+            !p.taken.insert(index)
+        };
+        if !again {
             p.busy.insert(index, now + BUSY_BACKOFF);
         }
-        true
+        if run {
+            self.pause(now, &peer);
+        } else if let Some(p) = self.peers.get_mut(&peer) {
+            p.refusals += 1;
+        }
+        let verdict = if again {
+            self.strike_claim(&peer, index)
+        } else {
+            Refused::Released
+        };
+        self.recount(now);
+        verdict
+    }
+
+    /// True when chunk `index` is in flight to `peer`.
+    fn asked(&self, peer: &PeerId, index: u32) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|p| p.inflight.contains(&index))
+    }
+
+    /// `peer` refused (it answered busy, or refused too often in a row): not asked anything
+    /// for its pause, which doubles with every pause since its last verified chunk. A refusal
+    /// of a request sent before the pause began does not lengthen it.
+    fn pause(&mut self, now: Instant, peer: &PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.refusals += 1;
+        if p.paused(now) {
+            return;
+        }
+        let pause = BUSY_BACKOFF
+            .saturating_mul(1 << p.pauses.min(5))
+            .min(MAX_PAUSE);
+        p.pauses += 1;
+        p.paused_until = Some(now + pause);
+    }
+
+    /// Partial holder `peer` did not honour its claim on chunk `index`: the claim is dropped,
+    /// and the strike counts toward [`MAX_CLAIM_STRIKES`], past which the claimant is not
+    /// believed for this content. A complete holder's refusal costs it no claim.
+    fn strike_claim(&mut self, peer: &PeerId, index: u32) -> Refused {
+        if !self.avail.is_partial(peer) {
+            return Refused::Released;
+        }
+        if self.avail.drop_claim(peer, index) {
+            self.counters.claims_dropped += 1;
+        }
+        self.strike_claims(peer, 1);
+        if self.peers.contains_key(peer) {
+            Refused::Struck
+        } else {
+            Refused::Disbelieved
+        }
+    }
+
+    /// `n` strikes against partial holder `peer`'s claims; at [`MAX_CLAIM_STRIKES`] it is
+    /// removed from this download (its chunks go back to the pool) and its later claims are
+    /// ignored.
+    fn strike_claims(&mut self, peer: &PeerId, n: u32) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.claim_strikes += n;
+        if p.claim_strikes < MAX_CLAIM_STRIKES || !self.avail.is_partial(peer) {
+            return;
+        }
+        let inflight: Vec<u32> = p.inflight.iter().copied().collect();
+        for i in inflight {
+            self.release(peer, i);
+        }
+        if self.manifest_from == Some(*peer) {
+            self.manifest_from = None;
+        }
+        self.peers.remove(peer);
+        self.avail.remove(peer);
+        if self.disbelieved.len() < MAX_DISBELIEVED {
+            self.disbelieved.insert(*peer);
+        }
+        self.counters.disbelieved += 1;
     }
 
     /// The result of writing chunk `index`. A failure stops the download.
@@ -936,6 +1147,7 @@ impl Download {
             Err(e) => {
                 self.chunks[index as usize] = ChunkState::Missing;
                 self.missing.insert(index);
+                self.avail.set_need(index, Need::Missing);
                 Err(FailReason::Disk(e))
             }
         }
@@ -958,6 +1170,11 @@ impl Download {
             part.interest_sent = false;
         }
         // What it claimed is asked again on its next link; meanwhile it counts for nothing.
+        let claimed = inflight
+            .iter()
+            .filter(|&&i| self.avail.has(peer, i))
+            .count() as u32;
+        let partial = self.avail.is_partial(peer);
         self.avail.clear(peer);
         if let Some(part) = self.peers.get_mut(peer).filter(|_| asked) {
             part.strikes += 1;
@@ -972,6 +1189,15 @@ impl Download {
             for i in inflight {
                 self.release(peer, i);
             }
+        }
+        // Each claimed chunk it held when it failed is a strike against its claims.
+        if partial
+            && claimed > 0
+            && !self.bugs.no_claim_strike()
+            && !self.bugs.keep_chunks_of_dead_peers()
+        {
+            self.counters.claims_dropped += claimed;
+            self.strike_claims(peer, claimed);
         }
         manifest_lost
     }
@@ -1150,18 +1376,6 @@ impl Download {
         }
         Ok(())
     }
-}
-
-/// A chunk's place in the shuffled order of a download with `salt` (0: its index).
-fn shuffle(salt: u64, index: u32) -> u64 {
-    if salt == 0 {
-        return u64::from(index);
-    }
-    // splitmix64 of the pair: a fixed permutation per salt, no state to keep.
-    let mut z = salt ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -1496,6 +1710,269 @@ mod tests {
         assert_eq!(d.peers()[&A].banned, Some(Ban::NotFound));
         assert_eq!(d.usable_peers().count(), 0);
         assert_eq!(d.begin_finish(), None);
+    }
+
+    const L: PeerId = PeerId([7; 32]);
+    const P: PeerId = PeerId([8; 32]);
+
+    /// A download of `chunks` 16 KiB chunks from complete holder A (salt 0: lowest index
+    /// first among equals), with partial holder L claiming every chunk but the last.
+    fn with_liar(chunks: u32) -> (Vec<u8>, Download, Instant) {
+        let (data, mut d, t0) = running_with(chunks, MIN_CHUNK_SIZE, &[A], 8);
+        assert!(d.add_partial_holder(L));
+        let bits = crate::availability::encode_bits(chunks, |i| i + 1 < chunks);
+        assert_eq!(d.on_bitfield(L, &bits), Ok(true));
+        (data, d, t0)
+    }
+
+    fn ask_all(d: &mut Download, now: Instant, p: PeerId) -> Vec<u32> {
+        std::iter::from_fn(|| d.next_request(now, p)).collect()
+    }
+
+    /// Issue 27, item 1: a partial holder that claims every chunk but the last and answers
+    /// every request with `Busy`. Before, the seeder was asked only for the last chunk, and
+    /// the liar again at once after each refusal, for ever.
+    #[test]
+    fn a_claimant_that_answers_busy_is_paused_struck_and_then_not_believed() {
+        let (data, mut d, t0) = with_liar(16);
+        let m = d.manifest().unwrap().clone();
+        // Believed at first: the seeder is asked only for what nobody claims.
+        assert_eq!(ask_all(&mut d, t0, A), vec![15]);
+        let lied = ask_all(&mut d, t0, L);
+        assert_eq!(lied, vec![0, 1, 2, 3]);
+        // Each refusal drops that claim and is a strike; the first pauses the liar, whose
+        // claims then shield nothing: the seeder takes what it claimed.
+        for &i in &lied {
+            assert_eq!(d.chunk_refused(t0, L, i, true), Refused::Struck);
+        }
+        assert_eq!(d.peers()[&L].claim_strikes, 4);
+        assert_eq!(d.counters().claims_dropped, 4);
+        assert_eq!(d.next_request(t0, L), None, "paused");
+        assert_eq!(ask_all(&mut d, t0, A), vec![0, 1, 2]);
+        d.check_invariants().unwrap();
+        // Each pause ends; the liar (its window halved) refuses again: at MAX_CLAIM_STRIKES
+        // strikes it is not believed. Three rounds, 1.5 s.
+        let mut now = t0;
+        let mut refused = 4;
+        let mut last = Refused::Struck;
+        for round in 0.. {
+            assert!(round < 3, "still believed after {refused} refusals");
+            now = d.peers()[&L].paused_until.unwrap();
+            assert!(d.deadline(Duration::from_secs(5)).is_some_and(|t| t <= now));
+            d.expire(now, Duration::from_secs(5));
+            for i in ask_all(&mut d, now, L) {
+                last = d.chunk_refused(now, L, i, true);
+                refused += 1;
+            }
+            if last == Refused::Disbelieved {
+                break;
+            }
+        }
+        assert_eq!(refused, MAX_CLAIM_STRIKES);
+        assert_eq!(now - t0, BUSY_BACKOFF * 3);
+        let t1 = now;
+        assert!(!d.peers().contains_key(&L) && !d.is_partial(&L));
+        assert_eq!(d.counters().disbelieved, 1);
+        // Its claims are ignored from now on, whatever it says.
+        assert!(!d.add_partial_holder(L));
+        let bits = crate::availability::encode_bits(16, |_| true);
+        assert_eq!(d.on_bitfield(L, &bits), Ok(false));
+        assert_eq!(d.on_have(L, &[1]), Ok(false));
+        d.check_invariants().unwrap();
+        // The seeder finishes the file.
+        let mut rounds = 0;
+        while !d.is_complete() {
+            rounds += 1;
+            assert!(rounds < 100);
+            for i in d.peers()[&A].inflight.clone() {
+                if let Received::Accepted { .. } = d.on_chunk(t1, A, i, chunk(&data, &m, i)) {
+                    d.written(i, Ok(())).unwrap();
+                }
+            }
+            ask_all(&mut d, t1, A);
+        }
+        // A complete listing still makes it a holder (its own download finished).
+        d.add_holder(L);
+        assert!(d.peers().contains_key(&L) && !d.is_partial(&L));
+    }
+
+    #[test]
+    fn a_second_taken_of_one_chunk_is_a_strike_and_refusals_in_a_row_pause() {
+        let (_, mut d, t0) = with_liar(40);
+        let asked = ask_all(&mut d, t0, L);
+        assert_eq!(asked, vec![0, 1, 2, 3]);
+        // A first `Taken` (what an honest claimant of a crowd says once per chunk and asker):
+        // not asked for that chunk for a moment; its claim stays; no strike, no pause.
+        for &i in &asked {
+            assert_eq!(d.chunk_taken(t0, L, i), Refused::Released);
+        }
+        assert_eq!(d.peers()[&L].claim_strikes, 0);
+        assert!(d.avail.has(&L, 0));
+        let next = ask_all(&mut d, t0, L);
+        assert_eq!(next, vec![4, 5, 6, 7], "not 0 to 3 again at once");
+        for &i in &next {
+            d.chunk_taken(t0, L, i);
+        }
+        // Past the backoff it is asked for chunk 0 again and says `Taken` again: a strike,
+        // and the claim goes.
+        let t1 = t0 + BUSY_BACKOFF;
+        d.expire(t1, Duration::from_secs(5));
+        let again = ask_all(&mut d, t1, L);
+        assert_eq!(again[0], 0, "{again:?}");
+        assert_eq!(d.chunk_taken(t1, L, 0), Refused::Struck);
+        assert_eq!(d.peers()[&L].claim_strikes, 1);
+        assert!(!d.avail.has(&L, 0));
+        // The others again: at MAX_CLAIM_STRIKES repeated `Taken`s it is not believed, after
+        // 16 refusals in all (not one per claimed chunk and round trip, for ever).
+        let mut refused = asked.len() + next.len() + 1;
+        for &i in &again[1..] {
+            d.chunk_taken(t1, L, i);
+            refused += 1;
+        }
+        while let Some(i) = d.next_request(t1, L) {
+            d.chunk_taken(t1, L, i);
+            refused += 1;
+        }
+        assert_eq!(refused, 16);
+        assert!(!d.peers().contains_key(&L));
+        assert_eq!(d.counters().disbelieved, 1);
+        d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn refusals_in_a_row_pause_a_holder() {
+        // A complete holder that says `Taken` to every chunk: MAX_REFUSAL_RUN of them, then a
+        // pause, not every chunk of the file at link speed.
+        let (_, mut d, t0) = running_with(100, MIN_CHUNK_SIZE, &[A], 8);
+        let mut refused = 0;
+        while let Some(i) = d.next_request(t0, A) {
+            assert_eq!(d.chunk_taken(t0, A, i), Refused::Released);
+            refused += 1;
+        }
+        assert_eq!(refused, MAX_REFUSAL_RUN);
+        assert!(d.peers()[&A].paused(t0));
+        d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_claimant_that_stalls_stops_counting_and_the_seeder_takes_its_claims() {
+        let (_, mut d, t0) = with_liar(16);
+        let stall = Duration::from_secs(5);
+        assert_eq!(ask_all(&mut d, t0, A), vec![15]);
+        assert_eq!(ask_all(&mut d, t0, L).len(), 4);
+        // It answers nothing: its claims count for CLAIM_PATIENCE, not longer.
+        let t1 = t0 + CLAIM_PATIENCE;
+        assert_eq!(d.deadline(stall), Some(t1));
+        assert_eq!(
+            d.expire(t1 - Duration::from_millis(1), stall),
+            (vec![], false)
+        );
+        assert!(d.next_request(t1 - Duration::from_millis(1), A).is_none());
+        assert_eq!(d.expire(t1, stall), (vec![], false));
+        assert_eq!(ask_all(&mut d, t1, A), vec![4, 5, 6]);
+        // The session's stall gives its chunks back: each was a strike against its claims.
+        d.peer_down(&L);
+        assert_eq!(d.peers()[&L].claim_strikes, 4);
+        assert_eq!(d.counters().claims_dropped, 4);
+        d.check_invariants().unwrap();
+    }
+
+    /// The flash crowd's rule stays: while a claimant delivers, the seeder is asked only for
+    /// what nobody claims (and for the tail).
+    #[test]
+    fn a_claimant_that_keeps_up_keeps_the_seeder_on_unclaimed_chunks() {
+        let (data, mut d, t0) = running_with(12, MIN_CHUNK_SIZE, &[A], 8);
+        let m = d.manifest().unwrap().clone();
+        assert!(d.add_partial_holder(P));
+        let bits = crate::availability::encode_bits(12, |i| i < 8);
+        assert_eq!(d.on_bitfield(P, &bits), Ok(true));
+        let mut now = t0;
+        for _ in 0..3 {
+            for i in ask_all(&mut d, now, A) {
+                assert!(
+                    i >= 8 || d.missing.len() <= TAIL_CHUNKS,
+                    "seeder asked for {i}"
+                );
+            }
+            now += Duration::from_millis(100);
+            for i in d.peers()[&P].inflight.clone() {
+                assert!(matches!(
+                    d.on_chunk(now, P, i, chunk(&data, &m, i)),
+                    Received::Accepted { .. }
+                ));
+                d.written(i, Ok(())).unwrap();
+            }
+            ask_all(&mut d, now, P);
+            d.check_invariants().unwrap();
+        }
+        assert!(d.peers()[&P].chunks >= 8);
+    }
+
+    #[test]
+    fn a_busy_holder_is_paused_longer_each_time_until_it_delivers() {
+        let (data, mut d, t0) = running(8);
+        let m = d.manifest().unwrap().clone();
+        let mut now = t0;
+        let mut pauses = Vec::new();
+        for _ in 0..6 {
+            let i = d.next_request(now, A).expect("asked after its pause");
+            assert_eq!(d.chunk_refused(now, A, i, true), Refused::Released);
+            let until = d.peers()[&A].paused_until.unwrap();
+            pauses.push(until - now);
+            assert_eq!(d.next_request(now, A), None);
+            now = until;
+        }
+        let ms: Vec<u128> = pauses.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![500, 1000, 2000, 4000, 8000, 8000]);
+        // A verified chunk ends the run: the next pause is short again.
+        let i = d.next_request(now, A).unwrap();
+        assert!(matches!(
+            d.on_chunk(now, A, i, chunk(&data, &m, i)),
+            Received::Accepted { .. }
+        ));
+        let j = d.next_request(now, A).unwrap();
+        d.chunk_refused(now, A, j, true);
+        assert_eq!(d.peers()[&A].paused_until, Some(now + BUSY_BACKOFF));
+        d.check_invariants().unwrap();
+    }
+
+    /// Issue 27, item 5: what a one-index `Have` costs does not grow with the file (it walked
+    /// every chunk twice: ~99 µs at 131,072 chunks).
+    #[test]
+    fn a_have_costs_the_same_for_a_small_and_a_huge_file() {
+        let cost = |chunks: u32| {
+            // A manifest of that many chunks, made up (no 2 GiB of data to hash).
+            let mut bytes = b"P2PSMAN1".to_vec();
+            bytes.extend((u64::from(chunks) * u64::from(MIN_CHUNK_SIZE)).to_be_bytes());
+            bytes.extend(MIN_CHUNK_SIZE.to_be_bytes());
+            bytes.extend(chunks.to_be_bytes());
+            bytes.extend(vec![0u8; 32 * (1 + chunks as usize)]);
+            let m = Manifest::decode(&bytes).unwrap();
+            let t0 = crate::test_epoch();
+            let mut d = Download::new(m.id(), "f".into(), [A], 8, Bugs::default());
+            assert!(d.manifest_asked(t0, A));
+            assert_eq!(d.on_manifest(A, &bytes), ManifestVerdict::Accepted);
+            d.opened(0);
+            for k in 0..4u8 {
+                let p = PeerId([20 + k; 32]);
+                assert!(d.add_partial_holder(p));
+                let bits = crate::availability::encode_bits(chunks, |i| i % 4 != u32::from(k));
+                d.on_bitfield(p, &bits).unwrap();
+            }
+            ask_all(&mut d, t0, A);
+            let p = PeerId([20; 32]);
+            let before = d.avail.ops();
+            for i in (0..chunks).step_by(4).take(1000) {
+                assert_eq!(d.on_have(p, &[i]), Ok(true));
+                assert!(d.is_useful(&p));
+            }
+            (d.avail.ops() - before) as f64 / 1000.0
+        };
+        let (small, huge) = (cost(4_096), cost(131_072));
+        assert!(
+            small <= 4.0 && huge <= 4.0,
+            "{small} and {huge} steps a Have"
+        );
     }
 
     #[test]

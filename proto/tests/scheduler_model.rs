@@ -4,13 +4,15 @@
 //! instant); verified and being written; written. And for every peer: known or not, banned or
 //! not, the chunks it was asked for. Random operations are applied to both:
 //! request for a peer, deliver a good chunk, deliver a corrupt chunk, lose a peer's responses
-//! (`peer_down`), a peer joins (`add_holder`) or leaves (`remove_peer`), a peer refuses (`Busy`),
-//! a write succeeds or fails, time passes (slow peers: the windows change).
+//! (`peer_down`), a peer joins (`add_holder`) or leaves (`remove_peer`), a peer refuses (`Busy`:
+//! it is then paused, for `BUSY_BACKOFF` doubling per pause up to `MAX_PAUSE`, until it delivers
+//! a verified chunk), a write succeeds or fails, time passes (slow peers: the windows change).
 //!
 //! After every step the scheduler and the model agree on every chunk's state (through
 //! `Download::chunk`) and every peer's in-flight set and ban, and `check_invariants` holds. The
 //! model predicts which chunk `next_request` picks (lowest missing first; in endgame the oldest
-//! request with a single owner that is not this peer), and when it must pick none. At the end
+//! request with a single owner that is not this peer), and when it must pick none (a banned or
+//! paused peer, a full window). At the end
 //! an honest peer joins and all honest peers are driven to completion: every chunk is then
 //! written exactly once (successful writes counted per index) and nothing more was accepted
 //! than those writes and the failed ones.
@@ -21,7 +23,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use p2pshare_proto::download::{ChunkState, Download, MAX_STRIKES, ManifestVerdict, Received};
+use p2pshare_proto::download::{
+    BUSY_BACKOFF, ChunkState, Download, MAX_PAUSE, MAX_STRIKES, ManifestVerdict, Received, Refused,
+};
 use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, Manifest, ManifestBuilder};
 use p2pshare_proto::{Bugs, DiskError, PeerId};
 use proptest::prelude::*;
@@ -53,6 +57,10 @@ struct MPeer {
     inflight: BTreeSet<u32>,
     /// Losses in a row with requests outstanding; `MAX_STRIKES` of them ban the peer.
     strikes: u32,
+    /// Not asked before this (it answered busy).
+    paused_until: Option<Instant>,
+    /// Pauses since its last verified chunk.
+    pauses: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -178,7 +186,10 @@ impl World {
     fn predict_request(&self, p: PeerId) -> Option<u32> {
         let mp = self.peers.get(&p)?;
         let window = self.d.peers()[&p].window;
-        if mp.banned || mp.inflight.len() as u32 >= window {
+        if mp.banned
+            || mp.inflight.len() as u32 >= window
+            || mp.paused_until.is_some_and(|t| t > self.now)
+        {
             return None;
         }
         if let Some(i) = self.chunks.iter().position(|c| *c == MChunk::Missing) {
@@ -240,8 +251,10 @@ impl World {
             let offset = self.m.chunk_range(i).unwrap().0;
             assert_eq!(got, Received::Accepted { offset, data });
             self.accepted += 1;
-            // A verified chunk clears the sender's strikes.
-            self.peers.get_mut(&p).unwrap().strikes = 0;
+            // A verified chunk clears the sender's strikes and pauses.
+            let mp = self.peers.get_mut(&p).unwrap();
+            mp.strikes = 0;
+            mp.pauses = 0;
             if let MChunk::Requested { from, .. } = &self.chunks[i as usize] {
                 for q in from.clone() {
                     self.peers.get_mut(&q).unwrap().inflight.remove(&i);
@@ -321,12 +334,24 @@ impl World {
                 let p = peer(k);
                 match self.asked_of(p, s) {
                     Some(i) => {
-                        self.d.chunk_refused(p, i, true);
+                        let now = self.now;
+                        assert_eq!(self.d.chunk_refused(now, p, i, true), Refused::Released);
                         self.release(p, i);
+                        // Busy: paused, unless a pause runs (then it is not lengthened).
+                        let mp = self.peers.get_mut(&p).unwrap();
+                        if mp.paused_until.is_none_or(|t| t <= now) {
+                            let pause = BUSY_BACKOFF
+                                .saturating_mul(1 << mp.pauses.min(5))
+                                .min(MAX_PAUSE);
+                            mp.pauses += 1;
+                            mp.paused_until = Some(now + pause);
+                        }
                     }
                     // Refusing what was not asked changes nothing.
                     None => {
-                        self.d.chunk_refused(p, u32::from(s), true);
+                        let now = self.now;
+                        let verdict = self.d.chunk_refused(now, p, u32::from(s), true);
+                        assert_eq!(verdict, Refused::Unsolicited);
                     }
                 }
             }

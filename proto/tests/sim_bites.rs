@@ -156,3 +156,12 @@ fn never_announcing_have_leaves_verified_chunks_unannounced() {
     };
     finds(bugs, &[Kind::NodeInvariant]);
 }
+
+#[test]
+fn refusals_that_cost_nothing_let_a_claim_liar_be_asked_at_every_round_trip() {
+    let bugs = Bugs {
+        no_claim_strike: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Unpunished]);
+}

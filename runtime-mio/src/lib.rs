@@ -20,6 +20,8 @@ use p2pshare_host::{Driver, Handle, Network, PeerConfig, StartError};
 use p2pshare_proto::{Admission, ConnId, Input};
 
 const UDP: Token = Token(0);
+/// Datagrams read in one turn at most (see `Loop::read_datagrams`).
+const DATAGRAMS_PER_TURN: usize = 16;
 const LISTENER: Token = Token(1);
 const WAKER: Token = Token(2);
 const FIRST_CONN: usize = 3;
@@ -73,6 +75,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             next_token: FIRST_CONN,
             buf: vec![0; READ_BUF],
             unread: VecDeque::new(),
+            udp_unread: false,
             dirty: Vec::new(),
             parked: Parked::default(),
         }
@@ -103,6 +106,8 @@ struct Loop {
     buf: Vec<u8>,
     /// Connections left readable when their turn ended.
     unread: VecDeque<ConnId>,
+    /// The discovery socket may hold more datagrams than one turn reads.
+    udp_unread: bool,
     /// Connections given bytes since the last flush: written once the node's operations of
     /// this turn are all performed, so that a turn that answers a thousand small requests
     /// costs one `write` per connection, not a thousand.
@@ -121,7 +126,7 @@ impl Loop {
             if self.driver.is_stopped() {
                 return;
             }
-            let timeout = if self.unread.is_empty() {
+            let timeout = if self.unread.is_empty() && !self.udp_unread {
                 self.driver
                     .deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
@@ -134,6 +139,11 @@ impl Loop {
             {
                 return;
             }
+            // Datagrams a turn left unread (edge-triggered: no new event says so).
+            if self.udp_unread {
+                self.read_datagrams();
+                self.perform();
+            }
             // Discovery, new connections and the other threads first; then the connections,
             // each followed by a look at discovery and the timers, so that a flood on many
             // connections cannot keep a newcomer waiting for our answer.
@@ -141,7 +151,13 @@ impl Loop {
                 match ev.token() {
                     UDP => self.read_datagrams(),
                     LISTENER => self.accept(),
-                    WAKER => self.driver.poll_channels(),
+                    // A question about the view (a snapshot) is answered after every
+                    // datagram that arrived before it was asked: a newcomer's answer waiting
+                    // in the socket is not left out of a `peers` asked at that moment.
+                    WAKER => {
+                        self.read_datagrams();
+                        self.driver.poll_channels();
+                    }
                     _ => continue,
                 }
                 self.perform();
@@ -238,7 +254,7 @@ impl Loop {
                     let conn = match self.driver.accept(remote) {
                         Admission::Accepted(conn) => conn,
                         Admission::Later => {
-                            self.parked.offer(stream, remote);
+                            self.parked.offer(stream, remote, &mut self.driver);
                             continue;
                         }
                         Admission::Refused => continue,
@@ -255,15 +271,22 @@ impl Loop {
         }
     }
 
+    /// Reads at most [`DATAGRAMS_PER_TURN`] datagrams (the rest wait for the next turn: the
+    /// loop does not sleep while some may be left). A burst of datagrams that are each costly
+    /// to read (Python peers' 60 KiB announcements) cannot hold the connections' turns up.
     fn read_datagrams(&mut self) {
-        loop {
+        self.udp_unread = true;
+        for _ in 0..DATAGRAMS_PER_TURN {
             match self.udp.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     let data = self.buf[..n].to_vec();
                     self.driver.input(Input::Datagram { from, data });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(_) => {
+                    self.udp_unread = false;
+                    return;
+                }
             }
         }
     }

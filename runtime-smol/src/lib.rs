@@ -286,7 +286,7 @@ impl Owner<'_> {
                 // the node may take it later (a burst from one address), else dropped.
                 match self.driver.accept(remote) {
                     Admission::Accepted(conn) => self.adopt(conn, stream),
-                    Admission::Later => self.parked.offer(stream, remote),
+                    Admission::Later => self.parked.offer(stream, remote, &mut self.driver),
                     Admission::Refused => {}
                 }
             }

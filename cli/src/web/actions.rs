@@ -134,6 +134,11 @@ fn get_folder(cx: &Ctx<'_>, snap: &p2pshare_host::Snapshot, name: &str) -> Respo
     if totals.files == 0 {
         return cx.fail(404, format!("no peer shares a folder named {name:?}"));
     }
+    // The row clicked shows the folder's size and file count (no question past the prompt's
+    // threshold), but a folder the disk has no room for is refused.
+    if let Err(e) = folder::preview(snap, cx.shared, name, &job).room(cx.shared) {
+        return cx.fail(507, e);
+    }
     let label = format!("{}/", name.trim_end_matches('/'));
     {
         let Ok(mut running) = cx.folders.lock() else {

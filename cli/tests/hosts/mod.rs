@@ -357,6 +357,22 @@ impl Net {
         }
     }
 
+    /// Waits until process `p`'s stdout contains `what`.
+    #[allow(dead_code)]
+    pub fn wait_stdout(&self, p: usize, what: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.stdout(p).contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "host {} never printed {what:?}: {}{}",
+                self.procs[p].host,
+                self.stdout(p),
+                self.stderr(p)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts `p2pshare -v serve` on host `i` with `files` and waits until it has scanned them.
     pub fn seeder(&mut self, i: usize, files: &[(&str, &[u8])], args: &[&str]) -> usize {
         for (name, bytes) in files {
@@ -635,3 +651,102 @@ pub fn hello(peer: p2pshare_proto::PeerId, instance: u64, port: u16, revision: u
 /// frames.
 #[path = "../../../proto/tests/support/secure.rs"]
 pub mod secure;
+
+/// A claim liar (issue 27, item 1), for the helper processes of the hostile and swarm tests:
+/// the holder of key `me` listens on `port` (it must be the port its announcements name) and,
+/// on every connection, runs the Noise handshake under `me`, says hello (sealed, as every frame
+/// after it), lists `name` (`content`, `size`) as a partial download in its
+/// catalog, gives the true `manifest`, answers `Interested` with a bitfield of every chunk
+/// but the last (of `chunks`), and refuses every chunk request with `code` (`Busy` or
+/// `Taken`); with `reclaim`, it claims each refused chunk again with a `Have` at once (an
+/// honest holder says `Taken` once per chunk and asker). `tally(what, n)` counts what it did.
+/// Returns at once; threads serve.
+#[allow(dead_code, clippy::too_many_arguments)]
+pub fn claim_liar(
+    me: secure::Key,
+    port: u16,
+    (name, content, size, chunks): (&str, p2pshare_proto::ContentId, u64, u32),
+    manifest: Vec<u8>,
+    code: p2pshare_proto::wire::ErrorCode,
+    reclaim: bool,
+    tally: fn(&str, u64),
+) {
+    use p2pshare_proto::wire::frame::{Message, encode_message};
+    use p2pshare_proto::wire::{CatalogEntry, ErrorCode, Frame};
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    let name = name.to_owned();
+    let label = if code == ErrorCode::Busy {
+        "refused_busy"
+    } else {
+        "refused_taken"
+    };
+    let answer = move |f: &Frame| -> Vec<u8> {
+        match f {
+            Frame::Message(Message::CatalogRequest { .. }) => encode_message(&Message::Catalog {
+                revision: 1,
+                page: 0,
+                pages: 1,
+                files: vec![CatalogEntry {
+                    name: name.clone(),
+                    size,
+                    content,
+                    partial: true,
+                }],
+            }),
+            Frame::Message(Message::ManifestRequest { content: c }) if *c == content => {
+                tally("manifests_sent", 1);
+                encode_message(&Message::Manifest {
+                    content,
+                    bytes: manifest.clone(),
+                })
+            }
+            Frame::Message(Message::Interested { content: c }) if *c == content => {
+                tally("bitfields_sent", 1);
+                let bits = p2pshare_proto::availability::encode_bits(chunks, |i| i + 1 < chunks);
+                encode_message(&Message::Bitfield { content, bits })
+            }
+            Frame::Message(Message::ChunkRequest { content: c, index }) => {
+                tally(label, 1);
+                let mut out = encode_message(&Message::Error {
+                    code,
+                    content: *c,
+                    index: Some(*index),
+                });
+                if reclaim {
+                    out.extend(encode_message(&Message::Have {
+                        content: *c,
+                        indices: vec![*index],
+                    }));
+                }
+                out
+            }
+            Frame::Message(Message::Ping) => encode_message(&Message::Pong),
+            _ => Vec::new(),
+        }
+    };
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { continue };
+            tally("liar_sessions", 1);
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let Ok(mut s) = secure::Secure::accept(s, &me) else {
+                    tally("liar_handshakes_failed", 1);
+                    return;
+                };
+                let _ = s.stream.set_read_timeout(None);
+                if s.send(&hello(me.id, 1, port, 1)).is_err() {
+                    return;
+                }
+                while let Some(f) = s.read_frame() {
+                    let out = answer(&f);
+                    if !out.is_empty() && s.send(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}

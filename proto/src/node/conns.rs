@@ -275,12 +275,10 @@ impl Node {
         let Some(Conn::PyServe(serve)) = self.conns.map.get_mut(&conn) else {
             return;
         };
-        let local = &self.local;
+        let (local, names) = (&self.local, &self.local_names);
         let step = self.python.serve_received(serve, data, |name| {
-            local
-                .iter()
-                .find(|(_, e)| e.names.iter().any(|n| n == name))
-                .map(|(c, e)| (*c, e.manifest.size()))
+            let c = names.get(name)?;
+            Some((*c, local.get(c)?.manifest.size()))
         });
         match step {
             ServeStep::Wait => {}

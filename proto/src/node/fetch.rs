@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::catalogs::PageVerdict;
 use super::{DiskOp, Event, Node, Output, ReadSource, Source};
 use crate::disk::{DiskError, FinishError};
-use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received};
+use crate::download::{Download, FailReason, ManifestVerdict, Phase, Received, Refused};
 use crate::ids::{ContentId, PeerId};
 use crate::session::{ConnId, Session};
 use crate::wire::frame::{CatalogEntry, ErrorCode, Message};
@@ -89,19 +89,22 @@ impl Node {
         };
         s.request_done();
         let ip = s.remote().ip();
-        let before = files.len();
-        let files: Vec<CatalogEntry> = files
-            .into_iter()
-            .filter(|f| crate::name::check_name(&f.name).is_ok())
-            .collect();
-        self.stats.bad_names += (before - files.len()) as u64;
-        match self.remote.add_page(peer, ip, revision, page, pages, files) {
+        let bad = &mut self.stats.bad_names;
+        match self
+            .remote
+            .add_page(peer, ip, revision, page, pages, files, bad)
+        {
             PageVerdict::Next(next) => return self.request_catalog_page(now, peer, conn, next),
             PageVerdict::Restart => return self.request_catalog_page(now, peer, conn, 0),
             PageVerdict::Done => {
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.catalog_fetched(now);
                 }
+                // Its JSON's claims can be checked now that its names have contents; what
+                // was verified of its previous catalog counts no more (a view lists a Python
+                // file as native only through a check of the voucher's current catalog).
+                self.vouches.forget(&peer);
+                self.check_vouches(now, peer);
             }
         }
         // Per content we download: whether this peer has it whole (any entry not marked
@@ -256,14 +259,18 @@ impl Node {
             Answer::Refused { code, index } => {
                 let ask_manifest = match index {
                     Some(i) => {
-                        let taken = code == ErrorCode::Taken;
-                        let busy = code == ErrorCode::Busy;
-                        if taken {
-                            if !d.chunk_taken(now, peer, i) {
-                                self.stats.frames_unsolicited += 1;
+                        let verdict = match code {
+                            ErrorCode::Taken => d.chunk_taken(now, peer, i),
+                            _ => d.chunk_refused(now, peer, i, code == ErrorCode::Busy),
+                        };
+                        match verdict {
+                            Refused::Unsolicited => self.stats.frames_unsolicited += 1,
+                            Refused::Struck => self.stats.claim_strikes += 1,
+                            Refused::Disbelieved => {
+                                self.stats.claim_strikes += 1;
+                                self.stats.claimants_disbelieved += 1;
                             }
-                        } else if !d.chunk_refused(peer, i, busy) {
-                            self.stats.frames_unsolicited += 1;
+                            Refused::Released | Refused::Dropped => {}
                         }
                         false
                     }
@@ -488,6 +495,7 @@ impl Node {
                         }
                     })
                     .or_insert(entry);
+                self.index_local();
                 let now = self.now;
                 self.catalog_revised(now);
                 let sources = d

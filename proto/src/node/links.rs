@@ -319,6 +319,14 @@ impl Node {
                 pages,
                 files,
             } => self.on_catalog(now, conn, revision, page, pages, files),
+            Message::Manifest { content, bytes } if self.vouch_answer(conn, &content) => {
+                self.on_vouch_answer(conn, content, Some(&bytes));
+            }
+            Message::Error {
+                content,
+                index: None,
+                ..
+            } if self.vouch_answer(conn, &content) => self.on_vouch_answer(conn, content, None),
             Message::Manifest { content, bytes } => {
                 self.on_answer(now, conn, content, Answer::Manifest(bytes))
             }

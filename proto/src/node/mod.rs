@@ -35,6 +35,7 @@ mod testing;
 mod timers;
 mod verify;
 mod views;
+mod vouches;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -49,7 +50,7 @@ pub use io::{
 pub use timers::Wake;
 #[cfg(any(test, feature = "testing"))]
 pub use views::ConnLoad;
-pub use views::{DownloadView, PeerView, RemoteFile, Stats};
+pub use views::{DownloadView, PeerView, RemoteFile, RemoteView, Stats};
 
 use crate::discovery::Discovery;
 use crate::download::Download;
@@ -61,7 +62,7 @@ use crate::python::{Action, Python};
 use crate::rng::KeyRng;
 use crate::rng::Rng;
 use crate::session::{CloseReason, ConnId, Session};
-use crate::wire::{CatalogEntry, signed};
+use crate::wire::signed;
 
 /// A p2pshare peer, without any I/O.
 ///
@@ -134,10 +135,14 @@ pub struct Node {
     /// Every connection, as what it is: the one table of them.
     conns: conns::Conns,
     local: BTreeMap<ContentId, LocalEntry>,
+    /// `local`'s names, each with its content: a Python request's name is one lookup.
+    local_names: BTreeMap<String, ContentId>,
     revision: u64,
     /// Our catalog, encoded in pages (built on first request after a change).
     catalog_pages: Vec<Vec<u8>>,
     remote: catalogs::Catalogs,
+    /// Which native contents are a Python peer's file: claims checked against manifests.
+    vouches: vouches::Vouches,
     links: BTreeMap<PeerId, link::Link>,
     statics: Vec<link::StaticLink>,
     downloads: BTreeMap<ContentId, Download>,
@@ -187,9 +192,11 @@ impl Node {
             python: Python::new(me),
             conns: conns::Conns::default(),
             local: BTreeMap::new(),
+            local_names: BTreeMap::new(),
             revision: 0,
             catalog_pages: Vec::new(),
             remote: catalogs::Catalogs::default(),
+            vouches: vouches::Vouches::default(),
             links: BTreeMap::new(),
             statics,
             downloads: BTreeMap::new(),
@@ -247,65 +254,36 @@ impl Node {
             .collect()
     }
 
-    /// Files other peers share, grouped by content, by content id; names sorted, holders by
-    /// peer id. Built in O(n log n) over the n catalog entries by sorting one vector of
-    /// references and grouping runs of it: no map node per content, so a view of a hundred
-    /// thousand files costs little more than the files themselves.
+    /// Files other peers share, grouped by content (see [`RemoteView::files`]). Costs
+    /// O(n log n) over the n catalog entries: a caller on the event loop's thread should take
+    /// [`Node::remote_view`] and group it elsewhere.
     pub fn remote_files(&self) -> Vec<RemoteFile> {
-        let mut all: Vec<(&CatalogEntry, PeerId)> = self
-            .remote
-            .iter()
-            .flat_map(|(peer, files)| files.iter().map(move |f| (f, *peer)))
-            .collect();
-        all.sort_unstable_by(|a, b| {
-            (a.0.content, &a.0.name, a.1).cmp(&(b.0.content, &b.0.name, b.1))
-        });
-        let mut out: Vec<RemoteFile> = Vec::new();
-        for (f, peer) in all {
-            match out.last_mut() {
-                Some(r) if r.content == f.content => {
-                    if r.names.last() != Some(&f.name) {
-                        r.names.push(f.name.clone());
-                    }
-                    if !r.holders.contains(&peer) {
-                        r.holders.push(peer);
-                    }
-                }
-                _ => out.push(RemoteFile {
-                    content: f.content,
-                    size: f.size,
-                    names: vec![f.name.clone()],
-                    holders: vec![peer],
-                    local: self.local.contains_key(&f.content),
-                    python: false,
-                }),
-            }
-        }
-        for r in &mut out {
-            r.holders.sort_unstable();
-            r.holders.dedup();
-        }
-        out.extend(self.python.remote_files(
-            |f| self.vouched_native(f),
-            |hash| self.local.values().any(|e| e.manifest.file_hash() == hash),
-        ));
-        out
+        self.remote_view().files()
     }
 
-    /// True when a p2pshare peer vouches that the Python file `f` is one of its native files:
-    /// one of its catalog entries has `f`'s name, and its JSON announcement gave that name
-    /// `f`'s SHA-256. Such a file is listed, and fetched, as the native content.
-    fn vouched_native(&self, f: &crate::python::wire::LegacyFile) -> bool {
-        self.discovery.peers().any(|p| {
-            self.python
-                .vouched_hash(&p.id, p.addr.ip(), &f.name)
-                .is_some_and(|hash| *hash == f.file_hash)
-                && self.remote.get(&p.id).is_some_and(|files| {
-                    files
-                        .iter()
-                        .any(|e| e.name == f.name && e.size.div_ceil(1024) == f.total_chunks)
-                })
-        })
+    /// What [`Node::remote_files`] is built from, taken cheaply: a reference to each peer's
+    /// catalog (shared, not copied), our own content ids and the Python peers' files. So the
+    /// loop that owns the node pays per peer, not per catalog entry, however big the catalogs
+    /// a remote peer sent, and the grouping runs on the thread that asked for the view.
+    pub fn remote_view(&self) -> RemoteView {
+        RemoteView {
+            catalogs: self.remote.shared(),
+            local: self.local.keys().copied().collect(),
+            // A Python file is listed as the native content whose verified manifest has its
+            // hash (and chunk count); a check counts only for the voucher's current catalog
+            // (its checks are forgotten when its catalog is replaced).
+            python: {
+                let local: std::collections::BTreeSet<&crate::ids::Digest> = self
+                    .local
+                    .values()
+                    .map(|e| e.manifest.file_hash())
+                    .collect();
+                self.python.remote_files(
+                    |hash, chunks| self.vouches.native(hash, chunks).next().is_some(),
+                    |hash| local.contains(hash),
+                )
+            },
+        }
     }
 
     /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare peer
@@ -322,11 +300,14 @@ impl Node {
     }
 
     /// True once the view of the LAN has settled at `now`: the peers have had time to answer
-    /// our first announcement, and every peer in the table has sent its catalog. A one-shot
+    /// our first announcement, every peer in the table has sent its catalog, and no manifest
+    /// asked for to check a peer's claim that its file is a Python peer's is still due. A one-shot
     /// `get` waits for this before it picks a file by name, so that every holder takes part
     /// from the first chunk.
     pub fn is_settled(&self, now: Instant) -> bool {
-        self.has_been_answered(now) && self.discovery.peers().all(|p| self.remote.contains(&p.id))
+        self.has_been_answered(now)
+            && self.discovery.peers().all(|p| self.remote.contains(&p.id))
+            && !self.vouches.pending(now)
     }
 
     /// Downloads in progress.
@@ -363,6 +344,11 @@ impl Node {
             python_requests_malformed: py.requests_malformed,
             python_requests_refused: py.requests_refused,
             python_chunks_served: py.chunks_served,
+            python_files_over_budget: self.python.files_over_budget(),
+            python_claims_elsewhere: py.claims_elsewhere,
+            python_vouches_believed: self.vouches.believed,
+            python_vouches_refuted: self.vouches.refuted,
+            python_vouch_checks_over_budget: self.vouches.over_budget,
             ..self.stats.clone()
         }
     }
@@ -549,7 +535,10 @@ impl Node {
         if crate::python::wire::looks_legacy(data) {
             let discovery = &self.discovery;
             let native_at = |addr| discovery.peers().any(|p| p.addr == addr);
-            self.python.handle_datagram(now, from, data, native_at);
+            let listed_at =
+                |peer: &PeerId, ip| discovery.peer(peer).is_some_and(|p| p.addr.ip() == ip);
+            self.python
+                .handle_datagram(now, from, data, native_at, listed_at);
             return self.drain_python(now);
         }
         let u = match signed::decode(data) {
@@ -607,6 +596,7 @@ impl Node {
                         continue;
                     };
                     self.remote.remove(&p);
+                    self.vouches.forget(&p);
                     self.drop_peer_connections_elsewhere(now, p, addr.ip());
                     // Failures at the old address were not its.
                     if let Some(link) = self.links.get_mut(&p) {
@@ -621,6 +611,7 @@ impl Node {
                     self.out
                         .push_back(Output::Event(Event::PeerLost { peer: p, addr }));
                     self.remote.remove(&p);
+                    self.vouches.forget(&p);
                     self.drop_peer_connections(now, p, None);
                     self.links.remove(&p);
                     self.peer_down_downloads(now, p, true);
@@ -660,7 +651,17 @@ impl Node {
             return;
         }
         self.local = local;
+        self.index_local();
         self.catalog_revised(now);
+    }
+
+    /// Rebuilds `local_names` from `local` (after every change of it).
+    fn index_local(&mut self) {
+        self.local_names = self
+            .local
+            .iter()
+            .flat_map(|(c, e)| e.names.iter().map(move |n| (n.clone(), *c)))
+            .collect();
     }
 
     fn shutdown(&mut self, now: Instant) {
@@ -708,6 +709,7 @@ impl Node {
                     }
                 }
                 Action::AnnounceSoon => self.discovery.answer_soon(now),
+                Action::Vouched(peer) => self.check_vouches(now, peer),
             }
         }
     }

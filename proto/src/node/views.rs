@@ -1,10 +1,13 @@
 //! Read-only views of a node for the user interface, and its counters of dropped input.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::download::Phase;
 use crate::ids::{ContentId, PeerId};
+use crate::wire::CatalogEntry;
 
 /// A known peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,88 @@ pub struct RemoteFile {
     /// Held by original Python peers only: `size` is the upper bound `total_chunks` × 1 KiB,
     /// and the content id is derived from the file's SHA-256.
     pub python: bool,
+}
+
+/// Other peers' files as a node holds them, taken by [`crate::Node::remote_view`] without
+/// copying a catalog entry; [`RemoteView::files`] groups them, on whichever thread calls it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteView {
+    pub(crate) catalogs: Vec<(PeerId, Arc<Vec<CatalogEntry>>)>,
+    pub(crate) local: BTreeSet<ContentId>,
+    pub(crate) python: Vec<RemoteFile>,
+}
+
+impl RemoteView {
+    /// Files other peers share, grouped by content, by content id; names sorted, holders by
+    /// peer id; then the Python peers' files. Built in O(n log n) over the n catalog entries by
+    /// sorting one vector of references and grouping runs of it: no map node per content, so
+    /// a view of a hundred thousand files costs little more than the files themselves.
+    pub fn files(self) -> Vec<RemoteFile> {
+        self.grouped(|_| true)
+    }
+
+    /// Only the files one of whose names `keep` (given the name and the content id) accepts,
+    /// each with all its names and holders, grouped as [`RemoteView::files`] does. One pass
+    /// over the entries and a view only as big as the answer: what resolving the name of a
+    /// `get` needs, where the whole view of a big LAN would cost memory for nothing.
+    pub fn files_where(mut self, keep: impl Fn(&str, &ContentId) -> bool) -> Vec<RemoteFile> {
+        let wanted: BTreeSet<ContentId> = self
+            .catalogs
+            .iter()
+            .flat_map(|(_, files)| files.iter())
+            .filter(|e| keep(&e.name, &e.content))
+            .map(|e| e.content)
+            .collect();
+        self.python
+            .retain(|f| f.names.iter().any(|n| keep(n, &f.content)));
+        self.grouped(|e| wanted.contains(&e.content))
+    }
+
+    fn grouped(self, include: impl Fn(&CatalogEntry) -> bool) -> Vec<RemoteFile> {
+        let mut all: Vec<(&CatalogEntry, PeerId)> = self
+            .catalogs
+            .iter()
+            .flat_map(|(peer, files)| files.iter().map(move |f| (f, *peer)))
+            .filter(|(f, _)| include(f))
+            .collect();
+        all.sort_unstable_by(|a, b| {
+            (a.0.content, &a.0.name, a.1).cmp(&(b.0.content, &b.0.name, b.1))
+        });
+        // Sized once (a vector grown by doubling would hold up to twice the view at its
+        // last step, and a view of a LAN may hold a hundred thousand files).
+        let groups = usize::from(!all.is_empty())
+            + all
+                .windows(2)
+                .filter(|w| w[0].0.content != w[1].0.content)
+                .count();
+        let mut out: Vec<RemoteFile> = Vec::with_capacity(groups + self.python.len());
+        for (f, peer) in all {
+            match out.last_mut() {
+                Some(r) if r.content == f.content => {
+                    if r.names.last() != Some(&f.name) {
+                        r.names.push(f.name.clone());
+                    }
+                    if !r.holders.contains(&peer) {
+                        r.holders.push(peer);
+                    }
+                }
+                _ => out.push(RemoteFile {
+                    content: f.content,
+                    size: f.size,
+                    names: vec![f.name.clone()],
+                    holders: vec![peer],
+                    local: self.local.contains(&f.content),
+                    python: false,
+                }),
+            }
+        }
+        for r in &mut out {
+            r.holders.sort_unstable();
+            r.holders.dedup();
+        }
+        out.extend(self.python);
+        out
+    }
 }
 
 /// A download in progress.
@@ -159,6 +244,13 @@ pub struct Stats {
     /// Bitfields and haves refused for claiming chunks the file does not have (the
     /// claimant is banned for that download).
     pub claims_refused: u64,
+    /// Refusals of chunks a partial holder claimed that count against it (a `Busy`, a second
+    /// `Taken` of one chunk): each drops the claim and costs the claimant, not us (see
+    /// `download.rs`; a first `Taken`, a crowd's normal hint, drops the claim only).
+    pub claim_strikes: u64,
+    /// Partial holders no longer believed for a download after refusing or stalling
+    /// `MAX_CLAIM_STRIKES` of the chunks they claimed.
+    pub claimants_disbelieved: u64,
     /// Chunks served from downloads still in progress (part of `chunks_served`).
     pub chunks_served_partial: u64,
     /// Chunk requests refused as busy because that chunk just went to another peer (a crowd
@@ -176,4 +268,70 @@ pub struct Stats {
     pub python_requests_refused: u64,
     /// Chunks served to Python peers.
     pub python_chunks_served: u64,
+    /// File entries dropped from Python announcements past their address's share (or the
+    /// table's).
+    pub python_files_over_budget: u64,
+    /// JSON announcements carrying the id of a p2pshare peer not listed at their address
+    /// (another peer's claims, sent from here): dropped.
+    pub python_claims_elsewhere: u64,
+    /// A p2pshare peer's claim (in its JSON) that its file is a Python peer's, confirmed by its
+    /// own manifest, verified against its content id.
+    pub python_vouches_believed: u64,
+    /// Such claims that its verified manifest contradicted, or whose manifest did not verify:
+    /// the two files are listed apart.
+    pub python_vouches_refuted: u64,
+    /// Such claims not checked for their address's share of checks.
+    pub python_vouch_checks_over_budget: u64,
+    /// Accepted connections the runtime dropped instead of holding them for later (their
+    /// address's share, or all, of the held ones in use), or after holding them past
+    /// `PARK_FOR` (`host::parked`).
+    pub connections_parked_dropped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, content: u8) -> CatalogEntry {
+        CatalogEntry {
+            name: name.into(),
+            size: 1,
+            content: ContentId([content; 32]),
+            partial: false,
+        }
+    }
+
+    fn view() -> RemoteView {
+        let a = vec![entry("a.txt", 1), entry("docs/b.txt", 2), entry("c.txt", 3)];
+        let b = vec![entry("other-a.txt", 1), entry("d.txt", 4)];
+        RemoteView {
+            catalogs: vec![
+                (PeerId([1; 32]), Arc::new(a)),
+                (PeerId([2; 32]), Arc::new(b)),
+            ],
+            local: [ContentId([3; 32])].into_iter().collect(),
+            python: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn files_groups_every_content_with_its_names_and_holders() {
+        let all = view().files();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].names, ["a.txt", "other-a.txt"]);
+        assert_eq!(all[0].holders, [PeerId([1; 32]), PeerId([2; 32])]);
+        assert!(all[2].local && !all[0].local);
+    }
+
+    #[test]
+    fn files_where_keeps_only_what_a_name_matches_but_all_of_it() {
+        let some = view().files_where(|n, _| n == "a.txt" || n.starts_with("docs/"));
+        // The content named a.txt keeps its other name and its other holder.
+        assert_eq!(some.len(), 2);
+        assert_eq!(some[0].names, ["a.txt", "other-a.txt"]);
+        assert_eq!(some[0].holders.len(), 2);
+        assert_eq!(some[1].names, ["docs/b.txt"]);
+        assert!(view().files_where(|_, _| false).is_empty());
+        assert_eq!(view().files_where(|_, _| true), view().files());
+    }
 }

@@ -24,7 +24,10 @@
 //! Invariant (checked by [`PyDownload::check_invariants`]): every chunk is in exactly one
 //! state; the in-flight counts of the holders add up to the chunks in flight; the chunks
 //! handed to the disk are exactly the prefix `0..handed`, and only ready chunks wait in memory,
-//! at most [`PY_WINDOW_CHUNKS`] of them.
+//! at most [`PY_WINDOW_CHUNKS`] of them. State is kept only for the window past the prefix
+//! (chunks in flight, ready): its memory is bounded by what was received and asked for, never
+//! by the announced `total_chunks` (a claim: issue 27, item 6, 16,777,216 of them made one
+//! `get` allocate 512 MiB up front).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,17 +39,6 @@ use crate::ids::{ContentId, Digest};
 /// Chunks fetched ahead of the written prefix at most: the memory one slow chunk can make
 /// the others wait in (256 KiB).
 pub(crate) const PY_WINDOW_CHUNKS: u32 = 256;
-
-/// Where one chunk is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    Missing,
-    InFlight(SocketAddr),
-    /// Received and checked, waiting in `ready` for the prefix to reach it.
-    Ready,
-    /// Handed to the disk (or on disk from an earlier run).
-    Handed,
-}
 
 /// What a holder did for this file.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +84,9 @@ pub(crate) struct PyDownload {
     name: String,
     file_hash: Digest,
     total: u32,
-    chunks: Vec<Chunk>,
+    /// Chunks asked for, each of one holder (all within the window).
+    flying: BTreeMap<u32, SocketAddr>,
+    /// Chunks received and checked, waiting for the prefix to reach them.
     ready: BTreeMap<u32, Vec<u8>>,
     /// Chunks `0..handed` are handed to the disk, in order.
     handed: u32,
@@ -126,7 +120,7 @@ impl PyDownload {
             name,
             file_hash,
             total,
-            chunks: vec![Chunk::Missing; total as usize],
+            flying: BTreeMap::new(),
             ready: BTreeMap::new(),
             handed: 0,
             written: 0,
@@ -250,9 +244,6 @@ impl PyDownload {
         } else if full == self.total && self.total > 0 {
             self.last_len = Some(PY_CHUNK);
         }
-        for c in &mut self.chunks[..keep as usize] {
-            *c = Chunk::Handed;
-        }
         self.handed = keep;
         self.written = keep;
         self.reused = keep;
@@ -275,7 +266,8 @@ impl PyDownload {
             return None;
         }
         let end = self.handed.saturating_add(PY_WINDOW_CHUNKS).min(self.total);
-        let index = (self.handed..end).find(|&i| self.chunks[i as usize] == Chunk::Missing)?;
+        let index = (self.handed..end)
+            .find(|i| !self.flying.contains_key(i) && !self.ready.contains_key(i))?;
         let avoid = self.avoid.get(&index).copied();
         let solo = self.solo;
         let pick = self
@@ -289,7 +281,7 @@ impl PyDownload {
         if let Some(h) = self.holders.get_mut(&pick) {
             h.in_flight += 1;
         }
-        self.chunks[index as usize] = Chunk::InFlight(pick);
+        self.flying.insert(index, pick);
         Some((pick, index))
     }
 
@@ -301,9 +293,10 @@ impl PyDownload {
         index: u32,
         result: Attempt,
     ) -> (Vec<(u32, u64, Vec<u8>)>, bool) {
-        if self.chunks.get(index as usize) != Some(&Chunk::InFlight(from)) {
+        if self.flying.get(&index) != Some(&from) {
             return (Vec::new(), false);
         }
+        self.flying.remove(&index);
         if let Some(h) = self.holders.get_mut(&from) {
             h.in_flight = h.in_flight.saturating_sub(1);
         }
@@ -313,7 +306,6 @@ impl PyDownload {
         };
         let Some(h) = self.holders.get_mut(&from) else {
             // Holders are never removed, only banned; kept total for safety.
-            self.chunks[index as usize] = Chunk::Missing;
             return (Vec::new(), false);
         };
         match result {
@@ -324,7 +316,6 @@ impl PyDownload {
                 if index + 1 == self.total {
                     self.last_len = Some(data.len());
                 }
-                self.chunks[index as usize] = Chunk::Ready;
                 self.ready.insert(index, data);
                 self.avoid.remove(&index);
                 (self.take_writes(), false)
@@ -334,14 +325,12 @@ impl PyDownload {
                 if h.failures >= PY_MAX_FAILURES {
                     h.banned = true;
                 }
-                self.chunks[index as usize] = Chunk::Missing;
                 self.avoid.insert(index, from);
                 (Vec::new(), false)
             }
             Attempt::Lied => {
                 h.banned = true;
                 self.rejected += 1;
-                self.chunks[index as usize] = Chunk::Missing;
                 self.avoid.insert(index, from);
                 (Vec::new(), true)
             }
@@ -362,7 +351,6 @@ impl PyDownload {
         let mut out = Vec::new();
         while let Some(data) = self.ready.remove(&self.handed) {
             let i = self.handed;
-            self.chunks[i as usize] = Chunk::Handed;
             out.push((i, u64::from(i) * PY_CHUNK as u64, data));
             self.handed += 1;
         }
@@ -414,7 +402,7 @@ impl PyDownload {
             h.bytes = 0;
         }
         // Finishing, every chunk was handed to the disk: none is in flight.
-        self.chunks.iter_mut().for_each(|c| *c = Chunk::Missing);
+        self.flying.clear();
         self.ready.clear();
         self.avoid.clear();
         self.handed = 0;
@@ -428,25 +416,21 @@ impl PyDownload {
     /// Checks the invariant of the module doc; the error says what broke.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
-        let flying = self
-            .chunks
-            .iter()
-            .filter(|c| matches!(c, Chunk::InFlight(_)))
-            .count();
         let counted: usize = self.holders.values().map(|h| h.in_flight).sum();
-        if flying != counted {
+        if self.flying.len() != counted {
             return Err(format!(
-                "{flying} chunks in flight, holders count {counted}"
+                "{} chunks in flight, holders count {counted}",
+                self.flying.len()
             ));
         }
-        for (i, c) in self.chunks.iter().enumerate() {
-            let below = (i as u32) < self.handed;
-            if below != (*c == Chunk::Handed) {
-                return Err(format!("chunk {i} is {c:?} with {} handed", self.handed));
+        let window = self.handed..self.handed.saturating_add(PY_WINDOW_CHUNKS).min(self.total);
+        for i in self.flying.keys().chain(self.ready.keys()) {
+            if !window.contains(i) {
+                return Err(format!("chunk {i} outside the window {window:?}"));
             }
-            if (*c == Chunk::Ready) != self.ready.contains_key(&(i as u32)) {
-                return Err(format!("chunk {i} is {c:?}, ready map disagrees"));
-            }
+        }
+        if self.flying.keys().any(|i| self.ready.contains_key(i)) {
+            return Err("a chunk both in flight and ready".into());
         }
         if self.ready.len() > PY_WINDOW_CHUNKS as usize || self.written > self.handed {
             return Err("ready chunks over the window, or written past handed".into());
@@ -485,6 +469,31 @@ mod tests {
         let (w, _) = d.on_attempt(who, 0, Attempt::Chunk(vec![0; 1024]));
         assert_eq!(w.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1]);
         d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn state_is_the_window_whatever_total_chunks_claims() {
+        // Issue 27, item 6: 16,777,216 claimed chunks allocated 32 bytes each up front.
+        let mut d = PyDownload::new(ContentId([1; 32]), "f".into(), [0; 32], 1 << 24, [a(1)]);
+        assert!(!d.opened(0));
+        while d.next_request().is_some() {}
+        assert_eq!(
+            d.flying.len(),
+            PY_CONNS_PER_PEER,
+            "one holder's share in flight"
+        );
+        // Chunks arrive out of order: only the window past the prefix waits in memory.
+        let asked: Vec<u32> = d.flying.keys().copied().collect();
+        for &i in asked.iter().skip(1) {
+            let (w, _) = d.on_attempt(a(1), i, Attempt::Chunk(vec![0; 1024]));
+            assert!(w.is_empty());
+        }
+        assert_eq!((d.flying.len(), d.ready.len()), (1, PY_CONNS_PER_PEER - 1));
+        let (w, _) = d.on_attempt(a(1), 0, Attempt::Chunk(vec![0; 1024]));
+        assert_eq!(w.len(), PY_CONNS_PER_PEER);
+        assert!(d.ready.is_empty() && d.flying.is_empty());
+        d.check_invariants().unwrap();
+        assert_eq!(d.max_size(), (1u64 << 24) * 1024);
     }
 
     #[test]

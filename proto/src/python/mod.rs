@@ -13,9 +13,12 @@
 //!
 //! Invariants: a Python datagram is decoded only within its hard limit and every entry that
 //! breaks a rule is counted; the JSON announcement is sent only while a Python peer was heard
-//! within [`PY_RECENT`](crate::budget::PY_RECENT); a Python file that a p2pshare peer vouches
-//! for (same name, same whole-file SHA-256 in its JSON announcement) is listed once, as that
-//! native content; a chunk is written only after its transport hash matched and its length
+//! within [`PY_RECENT`](crate::budget::PY_RECENT); a Python file is listed once, as a native
+//! content, only when that content's own manifest, fetched and verified against its content id,
+//! has the file's SHA-256 (a p2pshare peer's JSON claims only start that check:
+//! `node::vouches`); the tables a remote grows are budgeted by address from the first entry
+//! and indexed (`peers`); the state of a download is its window, whatever `total_chunks` it was
+//! told; a chunk is written only after its transport hash matched and its length
 //! fits; a file appears only after the disk checked the whole file's SHA-256 against the
 //! announced one (`DiskOp::Finish`); the chunk connections of a download are exactly its chunks
 //! in flight (`PyDownload::in_flight`).
@@ -39,7 +42,7 @@ use crate::ids::{ContentId, Digest, PeerId};
 use crate::manifest::Manifest;
 use crate::node::{DiskOp, DownloadView, Event, Output, PeerView, RemoteFile, Source};
 use download::{PyDownload, PyPhase};
-use peers::{Heard, PythonPeers, content_id_of, peer_id_of};
+use peers::{Heard, PythonPeers, peer_id_of};
 use wire::{LegacyAnnounce, LegacyFile, PY_CHUNK};
 
 /// Chunks written between two progress events.
@@ -57,6 +60,9 @@ pub(crate) enum Action {
     CloseFetches(ContentId),
     /// The first Python peer in a while was heard: our next announcement should come soon.
     AnnounceSoon,
+    /// The p2pshare peer sent its JSON announcement from where it is listed: check its claims
+    /// (`Python::vouches_of`) against its verified manifests.
+    Vouched(PeerId),
 }
 
 /// What to do with a Python request connection after its bytes ([`Python::serve_received`]).
@@ -94,6 +100,8 @@ pub(crate) struct PyStats {
     pub(crate) chunks_served: u64,
     /// Chunks rejected (a lie about a chunk, or a whole file that did not match).
     pub(crate) chunks_rejected: u64,
+    /// JSON announcements naming a p2pshare peer the node does not list at their address.
+    pub(crate) claims_elsewhere: u64,
 }
 
 /// The Python side of a node.
@@ -126,6 +134,11 @@ impl Python {
         self.stats
     }
 
+    /// File entries dropped from Python announcements for their address's share.
+    pub(crate) fn files_over_budget(&self) -> u64 {
+        self.peers.over_budget
+    }
+
     /// True when the LAN has Python peers as far as we know: one was heard, or a p2pshare
     /// peer announces to them.
     pub(crate) fn any(&self) -> bool {
@@ -139,18 +152,14 @@ impl Python {
 
     /// True when some Python peer holds `content`.
     pub(crate) fn held(&self, content: &ContentId) -> bool {
-        !self.peers.holders(content).is_empty()
+        self.peers.has_content(content)
     }
 
-    /// The file hash the p2pshare peer `peer` (at `ip`) announced for its file `name`, if its
-    /// JSON announcement said so from that address.
-    pub(crate) fn vouched_hash(
-        &self,
-        peer: &PeerId,
-        ip: std::net::IpAddr,
-        name: &str,
-    ) -> Option<&Digest> {
-        self.peers.vouched_hash(peer, ip, name)
+    /// What the p2pshare peer `peer` claims of its names in its JSON announcement (from the
+    /// address it is listed at): each name and the file hash it gave it, for the hashes some
+    /// Python peer lists. Claims only: the node checks them against verified manifests.
+    pub(crate) fn vouches_of(&self, peer: &PeerId) -> Vec<(String, Digest)> {
+        self.peers.vouches_of(peer)
     }
 
     /// The Python peers, for the node's peer view.
@@ -167,45 +176,40 @@ impl Python {
     }
 
     /// The Python peers' files: one entry per (SHA-256, chunk count), size shown as its upper
-    /// bound (`total_chunks` × 1 KiB); files for which `native` is true (a p2pshare peer also
-    /// holds them) are left out: they are listed, and fetched, as the native content. `local`
-    /// says whether we share a file with that SHA-256.
+    /// bound (`total_chunks` × 1 KiB); files for which `native(hash, total_chunks)` is true
+    /// (a p2pshare peer holds the same bytes, as a verified manifest showed) are left out: they
+    /// are listed, and fetched, as the native content. `local` says whether we share a file
+    /// with that SHA-256. Built from the index of contents: O(n log n) over the n entries.
     pub(crate) fn remote_files(
         &self,
-        native: impl Fn(&LegacyFile) -> bool,
+        native: impl Fn(&Digest, u64) -> bool,
         local: impl Fn(&Digest) -> bool,
     ) -> Vec<RemoteFile> {
-        let mut by_content: BTreeMap<ContentId, RemoteFile> = BTreeMap::new();
-        for p in self.peers.peers() {
-            for f in &p.files {
-                if native(f) {
-                    continue;
-                }
-                let content = content_id_of(&f.file_hash, f.total_chunks);
-                let r = by_content.entry(content).or_insert_with(|| RemoteFile {
-                    content,
-                    size: f.total_chunks.saturating_mul(PY_CHUNK as u64),
-                    names: Vec::new(),
-                    holders: Vec::new(),
-                    local: local(&f.file_hash),
-                    python: true,
-                });
-                if !r.names.contains(&f.name) {
-                    r.names.push(f.name.clone());
-                }
-                if !r.holders.contains(&p.id) {
-                    r.holders.push(p.id);
-                }
+        let mut out = Vec::new();
+        for content in self.peers.contents() {
+            let entries = self.peers.entries(content);
+            let Some((_, first)) = entries.first() else {
+                continue;
+            };
+            if native(&first.file_hash, first.total_chunks) {
+                continue;
             }
+            let mut names: Vec<String> = entries.iter().map(|(_, f)| f.name.clone()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let mut holders: Vec<PeerId> = entries.iter().map(|(p, _)| *p).collect();
+            holders.sort_unstable();
+            holders.dedup();
+            out.push(RemoteFile {
+                content: *content,
+                size: first.total_chunks.saturating_mul(PY_CHUNK as u64),
+                names,
+                holders,
+                local: local(&first.file_hash),
+                python: true,
+            });
         }
-        by_content
-            .into_values()
-            .map(|mut r| {
-                r.names.sort();
-                r.holders.sort_unstable();
-                r
-            })
-            .collect()
+        out
     }
 
     /// The downloads, for the node's download view.
@@ -266,16 +270,33 @@ impl Python {
 
     /// A datagram that looks like JSON arrived from `from`: a Python peer's announcement, or a
     /// p2pshare peer's for them. `native_at` says whether a p2pshare peer is listed at an
-    /// address (an announcement from there without our marker is still heard natively).
+    /// address (an announcement from there without our marker is still heard natively);
+    /// `listed_at(peer, ip)` whether the p2pshare peer `peer` is listed at `ip` (only then is
+    /// a JSON announcement carrying its id taken as its).
     pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         data: &[u8],
         native_at: impl Fn(SocketAddr) -> bool,
+        listed_at: impl Fn(&PeerId, std::net::IpAddr) -> bool,
     ) {
-        let a = match LegacyAnnounce::decode(data) {
-            Ok(a) => a,
+        // The same bytes as its peer's last datagram: that peer, refreshed, without decoding.
+        let digest = crate::ids::sha256(data);
+        if let Some((_, addr)) = self.peers.heard_again(now, from, &digest) {
+            return self.holders_heard(now, addr);
+        }
+        // Entries past the address's share are not even checked.
+        let peers = &self.peers;
+        let room = |port, origin: Option<&PeerId>| match origin {
+            Some(_) => wire::MAX_LEGACY_FILES,
+            None => peers.room_for(from.ip(), port),
+        };
+        let a = match LegacyAnnounce::decode_within(data, room) {
+            Ok((a, past)) => {
+                self.peers.over_budget += past as u64;
+                a
+            }
             Err(_) => {
                 self.stats.datagrams_dropped += 1;
                 return;
@@ -291,14 +312,29 @@ impl Python {
             return;
         }
         let was_recent = self.peers.heard_recently(now);
-        match self.peers.heard(now, from, a) {
+        match self.peers.heard(now, from, a, listed_at) {
             Heard::New(peer) => {
+                self.peers.remember(addr, digest);
                 self.emit(Event::PeerFound { peer, addr });
                 self.holders_heard(now, addr);
             }
-            Heard::Again(_) => self.holders_heard(now, addr),
-            Heard::Native => {}
+            Heard::Again(_) => {
+                self.peers.remember(addr, digest);
+                self.holders_heard(now, addr);
+            }
+            Heard::Native(peer, _) => self.actions.push_back(Action::Vouched(peer)),
+            Heard::Elsewhere => self.stats.claims_elsewhere += 1,
             Heard::Full => self.stats.peers_full += 1,
+        }
+        for p in self.peers.take_evicted() {
+            self.emit(Event::PeerLost {
+                peer: p.id,
+                addr: p.addr,
+            });
+            self.holder_lost(now, p.addr);
+        }
+        for peer in self.peers.take_recheck() {
+            self.actions.push_back(Action::Vouched(peer));
         }
         if !was_recent && self.peers.heard_recently(now) {
             // The first Python peer in a while: it hears of us at the next announcement, soon.
@@ -561,7 +597,7 @@ impl Python {
     fn holders_heard(&mut self, now: Instant, addr: SocketAddr) {
         let contents: Vec<ContentId> = self.downloads.keys().copied().collect();
         for content in contents {
-            if self.peers.holders(&content).iter().any(|(a, _)| *a == addr)
+            if self.peers.holds(addr, &content)
                 && let Some(d) = self.downloads.get_mut(&content)
             {
                 d.add_holder(addr);

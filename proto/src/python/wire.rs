@@ -150,39 +150,189 @@ fn file_entry(name: &str, info: &Value) -> Option<LegacyFile> {
     })
 }
 
+/// The top of a Python datagram as read in one pass: the small values as they are, the files
+/// as far as `room` allowed.
+struct Top {
+    kind: Option<Value>,
+    port: Option<Value>,
+    origin: Option<Value>,
+    files: Option<Files>,
+}
+
+/// The `files` of a datagram.
+enum Files {
+    /// An object: its entries that passed the rules (at most the room), those that broke one,
+    /// and those past the room (skipped unread).
+    Map {
+        files: Vec<LegacyFile>,
+        rejected: u32,
+        skipped: usize,
+    },
+    /// Something else.
+    NotAMap,
+}
+
+struct TopVisitor<R> {
+    room: Option<R>,
+}
+
+impl<'de, R: FnOnce(u16, Option<&PeerId>) -> usize> serde::de::Visitor<'de> for TopVisitor<R> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Top, A::Error> {
+        let mut top = Top {
+            kind: None,
+            port: None,
+            origin: None,
+            files: None,
+        };
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => top.kind = Some(map.next_value()?),
+                "port" => top.port = Some(map.next_value()?),
+                ORIGIN_KEY => top.origin = Some(map.next_value()?),
+                "files" => {
+                    let port = top
+                        .port
+                        .as_ref()
+                        .and_then(Value::as_u64)
+                        .and_then(|p| u16::try_from(p).ok());
+                    let origin = top
+                        .origin
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        .and_then(PeerId::from_hex);
+                    let room = match (self.room.take(), port) {
+                        (Some(room), Some(port)) => room(port, origin.as_ref()),
+                        _ => MAX_LEGACY_FILES,
+                    };
+                    top.files = Some(map.next_value_seed(FilesSeed {
+                        room: room.min(MAX_LEGACY_FILES),
+                    })?);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(top)
+    }
+}
+
+struct FilesSeed {
+    room: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FilesSeed {
+    type Value = Files;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Files, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FilesSeed {
+    type Value = Files;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the files")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Files, A::Error> {
+        let mut files = Vec::new();
+        let (mut rejected, mut skipped) = (0u32, 0usize);
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if files.len() >= self.room {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                skipped += 1;
+                continue;
+            }
+            let info: Value = map.next_value()?;
+            match file_entry(&name, &info) {
+                Some(f) => files.push(f),
+                None => rejected += 1,
+            }
+        }
+        Ok(Files::Map {
+            files,
+            rejected,
+            skipped,
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Files, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Files::NotAMap)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Files, E> {
+        Ok(Files::NotAMap)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Files, E> {
+        Ok(Files::NotAMap)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Files, E> {
+        Ok(Files::NotAMap)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Files, E> {
+        Ok(Files::NotAMap)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Files, E> {
+        Ok(Files::NotAMap)
+    }
+
+    fn visit_unit<E>(self) -> Result<Files, E> {
+        Ok(Files::NotAMap)
+    }
+}
+
 impl LegacyAnnounce {
     /// Decodes one datagram. Entries that break a rule are dropped and counted in `rejected`.
     pub fn decode(data: &[u8]) -> Result<LegacyAnnounce, LegacyError> {
+        Self::decode_within(data, |_, _| MAX_LEGACY_FILES).map(|(mut a, past)| {
+            a.rejected = a.rejected.saturating_add(past as u32);
+            a
+        })
+    }
+
+    /// As [`LegacyAnnounce::decode`], with at most `room(port, origin)` file entries checked
+    /// and kept (the others are counted, in the second field, and skipped unread): a datagram
+    /// from an address whose share of the table is spent costs a scan of its bytes, not a tree
+    /// of every entry and the checks of each. The datagram is read in one pass, in its order:
+    /// `room` sees the port and origin that came before `files` (the Python program sends
+    /// `type`, `port`, `files`), else `None` and `None`... as far as they are known then.
+    pub fn decode_within(
+        data: &[u8],
+        room: impl FnOnce(u16, Option<&PeerId>) -> usize,
+    ) -> Result<(LegacyAnnounce, usize), LegacyError> {
         if data.len() > MAX_LEGACY_DATAGRAM {
             return Err(LegacyError::TooLong);
         }
         let text = std::str::from_utf8(data).map_err(|_| LegacyError::NotJson)?;
-        let v: Value = serde_json::from_str(text).map_err(|_| LegacyError::NotJson)?;
-        let obj = v.as_object().ok_or(LegacyError::NotJson)?;
-        if obj.get("type").and_then(Value::as_str) != Some(DISCOVERY_TYPE) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let top =
+            serde::de::Deserializer::deserialize_map(&mut de, TopVisitor { room: Some(room) })
+                .map_err(|_| LegacyError::NotJson)?;
+        de.end().map_err(|_| LegacyError::NotJson)?;
+        if top.kind.as_ref().and_then(Value::as_str) != Some(DISCOVERY_TYPE) {
             return Err(LegacyError::OtherType);
         }
-        let port = obj
-            .get("port")
+        let port = top
+            .port
+            .as_ref()
             .and_then(Value::as_u64)
             .and_then(|p| u16::try_from(p).ok())
             .filter(|&p| p != 0)
             .ok_or(LegacyError::Malformed)?;
-        let mut files = Vec::new();
-        let mut rejected = 0u32;
-        match obj.get("files") {
-            None => {}
-            Some(Value::Object(map)) => {
-                for (name, info) in map {
-                    match file_entry(name, info) {
-                        Some(f) if files.len() < MAX_LEGACY_FILES => files.push(f),
-                        _ => rejected += 1,
-                    }
-                }
-            }
-            Some(_) => return Err(LegacyError::Malformed),
-        }
-        let origin = match obj.get(ORIGIN_KEY) {
+        let origin = match &top.origin {
             None => None,
             Some(v) => Some(
                 v.as_str()
@@ -190,15 +340,24 @@ impl LegacyAnnounce {
                     .ok_or(LegacyError::Malformed)?,
             ),
         };
-        // serde_json's map keeps one value per key, sorted by key: names are distinct and sorted.
+        let (mut files, rejected, skipped) = match top.files {
+            None => (Vec::new(), 0, 0),
+            Some(Files::Map {
+                files,
+                rejected,
+                skipped,
+            }) => (files, rejected, skipped),
+            Some(Files::NotAMap) => return Err(LegacyError::Malformed),
+        };
         files.sort_by(|a, b| a.name.cmp(&b.name));
         files.dedup_by(|a, b| a.name == b.name);
-        Ok(LegacyAnnounce {
+        let a = LegacyAnnounce {
             port,
             files,
             rejected,
             origin,
-        })
+        };
+        Ok((a, skipped))
     }
 
     /// Encodes the announcement as the Python peer does, with as many of `files` (in their

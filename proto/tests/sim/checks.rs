@@ -123,6 +123,9 @@ impl Sim {
 
     /// The checks that concern every host at the current time.
     pub(super) fn check_all(&mut self) -> Res {
+        if let Some(f) = self.found.take() {
+            return Err(f);
+        }
         if !self.withheld.is_empty() {
             self.check_not_reading()?;
         }
@@ -346,5 +349,30 @@ impl Sim {
             self.withheld.remove(&k);
         }
         res
+    }
+}
+
+impl Sim {
+    /// Claim liar `liar` just refused `n` chunk requests of host `asker`: past
+    /// [`MAX_REFUSED_PER_SEC`] in the last second, its refusals cost it nothing
+    /// ([`Kind::Unpunished`]).
+    pub(super) fn note_refused(&mut self, liar: usize, asker: usize, n: u32) {
+        let now = self.now;
+        let times = self.refused.entry((liar, asker)).or_default();
+        times.extend(std::iter::repeat_n(now, n as usize));
+        while times.front().is_some_and(|&t| t + SEC <= now) {
+            times.pop_front();
+        }
+        let count = times.len();
+        if count > MAX_REFUSED_PER_SEC && self.found.is_none() {
+            let f = self.fail(
+                Kind::Unpunished,
+                format!(
+                    "h{asker} asked claim liar h{liar} for {count} chunks in one second, all \
+                     refused (at most {MAX_REFUSED_PER_SEC})"
+                ),
+            );
+            self.found = Some(f);
+        }
     }
 }

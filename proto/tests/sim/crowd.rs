@@ -9,17 +9,28 @@
 //! leaves for good midway. The usual checks apply (nothing unverified written or served,
 //! every honest download completes); a crowd makes the swarm's paths run: partial holders,
 //! bitfields and haves, rarest-first, "taken" refusals, serving from partial files.
+//!
+//! Two crowds in three (drawn from a stream of their own, [`LIAR_STREAM`], so a crowd without
+//! one replays as before) have a claim liar among them (issue 27, item 1): a member that
+//! downloads the file like the others but claims every chunk in its bitfields and refuses
+//! each request (`Busy`, or `Taken`), or never answers one (a stall). The crowd must still
+//! finish, and no member may be asked for more than `MAX_REFUSED_PER_SEC` refused chunks a
+//! second by it ([`super::Kind::Unpunished`]: its refusals must cost it).
 
 use p2pshare_proto::Bugs;
 use p2pshare_proto::manifest::MIN_CHUNK_SIZE;
 
 use super::rng::SimRng;
-use super::{Act, Behaviour, MS, SEC, Sim};
+use super::{Act, Behaviour, Liar, MS, SEC, Sim};
 
 /// The stream crowds are drawn from.
 pub const CROWD_STREAM: u64 = 0x4352_4f57_4453_5f31;
 /// The share of worlds with a crowd.
 pub const CROWD_RATE: f64 = 0.15;
+/// The stream that says whether a crowd has a claim liar, and which.
+pub const LIAR_STREAM: u64 = 0x4c49_4152_5f4f_4e45;
+/// The share of crowds with a claim liar.
+pub const LIAR_RATE: f64 = 0.67;
 
 /// Maybe adds a crowd to `sim` (`big`: a world given its number of hosts, up to 30 wanting).
 pub fn populate(sim: &mut Sim, bugs: Bugs, big: bool) {
@@ -41,6 +52,16 @@ pub fn populate(sim: &mut Sim, bugs: Bugs, big: bool) {
         let h = sim.add_host(Behaviour::Honest, bugs);
         sim.want(h, f, at + r.range(0, 200 * MS));
         crowd.push(h);
+    }
+    let mut l = SimRng::new(sim.seed ^ LIAR_STREAM);
+    if l.chance(LIAR_RATE) {
+        let how = match l.below(6) {
+            0..=3 => Liar::Busy,
+            4 => Liar::Taken,
+            _ => Liar::Stall,
+        };
+        let h = sim.add_host(Behaviour::ClaimLiar(how), bugs);
+        sim.want(h, f, at + l.range(0, 200 * MS));
     }
     if r.chance(0.3) {
         // One of them leaves midway, for good.

@@ -3,6 +3,7 @@
 //! half-closed. Misbehaving nodes' plaintext passes through a [`Rewriter`] before it is sealed.
 
 use super::*;
+use p2pshare_proto::wire::frame::ErrorCode;
 use std::collections::VecDeque;
 
 impl Sim {
@@ -185,6 +186,23 @@ impl Sim {
             if !std::mem::replace(&mut self.conns[cid].dripping[e], true) {
                 self.schedule(self.now + adversary::DRIP_GAP, Ev::Drip { cid, end: e });
             }
+        }
+        // A claim liar's refusals, counted by its node's tamper before it sealed them.
+        let refused = self.conns[cid].ends[e]
+            .conn
+            .filter(|_| !raw)
+            .and_then(|conn| {
+                self.hosts[h]
+                    .refusals
+                    .lock()
+                    .expect("one thread")
+                    .remove(&conn)
+            })
+            .unwrap_or(0);
+        // (What an adversary asks, in a loop and never reading, is no node's doing.)
+        if refused > 0 && !self.conns[cid].raw {
+            let asker = self.conns[cid].hosts()[o];
+            self.note_refused(h, asker, refused);
         }
         let mut close_after = false;
         if let Behaviour::Closer(p) = self.hosts[h].behaviour
@@ -383,6 +401,37 @@ impl Rewriter {
                     match (b, f) {
                         (Behaviour::Mute, Frame::Chunk { .. })
                         | (Behaviour::Mute, Frame::Message(Message::Manifest { .. })) => {}
+                        (
+                            Behaviour::ClaimLiar(_),
+                            Frame::Message(Message::Bitfield { content, mut bits }),
+                        ) if !bits.is_empty() => {
+                            // Every chunk, but those of the last byte (the exact count is
+                            // not in the frame; a bit past the end would get it banned).
+                            let n = bits.len() - 1;
+                            bits[..n].fill(0xff);
+                            out.extend(frame::encode_message(&Message::Bitfield { content, bits }));
+                        }
+                        (Behaviour::ClaimLiar(how), Frame::Chunk { content, index, .. })
+                        | (
+                            Behaviour::ClaimLiar(how),
+                            Frame::Message(Message::Error {
+                                content,
+                                index: Some(index),
+                                ..
+                            }),
+                        ) => {
+                            let code = match how {
+                                Liar::Busy => ErrorCode::Busy,
+                                Liar::Taken => ErrorCode::Taken,
+                                Liar::Stall => continue,
+                            };
+                            self.refused += 1;
+                            out.extend(frame::encode_message(&Message::Error {
+                                code,
+                                content,
+                                index: Some(index),
+                            }));
+                        }
                         (
                             Behaviour::ManifestLiar,
                             Frame::Message(Message::Manifest { content, mut bytes }),

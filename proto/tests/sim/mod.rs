@@ -35,7 +35,10 @@
 //!   queues or budget are full is no longer read ([`Kind::NotPaused`]); one whose reader does
 //!   not read is closed by its deadline ([`Kind::NotReadingKept`]); a spoofer's claims about
 //!   a peer never change, nor remove, the entry listed at another address ([`Kind::Evicted`]);
-//!   no world lets its queue of events run away ([`Kind::Runaway`]).
+//!   no world lets its queue of events run away ([`Kind::Runaway`]);
+//! - against the claim liars of crowds ([`crowd`]): a partial holder that refuses what it
+//!   claimed costs itself, not its victims: no host sends it more than [`MAX_REFUSED_PER_SEC`]
+//!   requests in a second that it refuses ([`Kind::Unpunished`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
@@ -146,6 +149,9 @@ pub enum Kind {
     BadRequest,
     /// A session is open under the id of another host than the one at its other end.
     Impersonated,
+    /// A host asked a claim liar for more than [`MAX_REFUSED_PER_SEC`] chunks in a second that
+    /// the liar refused: its refusals cost it nothing.
+    Unpunished,
 }
 
 impl Kind {
@@ -164,6 +170,14 @@ impl Kind {
         }
     }
 }
+
+/// Refusals one host may draw from one claim liar in any second of virtual time. Refusals
+/// cost the liar: a partial holder is paused at its first `Busy`, loses each refused claim
+/// and is not believed after `MAX_CLAIM_STRIKES`, and any holder is paused after
+/// `MAX_REFUSAL_RUN` refusals in a row, pauses doubling; so a download sees a few windows of
+/// refusals, a run of 16 and what a restart begins again, not one refusal per round trip
+/// (hundreds a second on the simulated LAN).
+pub const MAX_REFUSED_PER_SEC: usize = 64;
 
 /// A violated invariant, with enough to replay it.
 #[derive(Debug, Clone)]
@@ -249,6 +263,22 @@ pub enum Behaviour {
     /// and an old one from the victim's own address (it spoofs the source) — to evict them or
     /// turn back what others believe of them.
     Spoofer,
+    /// A node of a crowd that downloads honestly but lies about what it has (issue 27, item
+    /// 1): every bitfield it sends claims every chunk (but those of its last byte), and every
+    /// chunk it is asked for (one it has or not) is refused as `Busy` or `Taken`, or never
+    /// answered (a stall).
+    ClaimLiar(Liar),
+}
+
+/// How a [`Behaviour::ClaimLiar`] fails to honour its claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liar {
+    /// It answers every chunk request with `Error{Busy}`.
+    Busy,
+    /// ... with `Error{Taken}`.
+    Taken,
+    /// It never answers a chunk request.
+    Stall,
 }
 
 impl Behaviour {
@@ -284,6 +314,9 @@ pub struct Host {
     /// A drip-feeder's connections (its node's ids) that started a chunk: their sealed bytes
     /// trickle out from there on.
     drip_marks: Arc<Mutex<BTreeSet<ConnId>>>,
+    /// A claim liar's connections (its node's ids) and the chunk requests it refused on each
+    /// since the LAN last looked (the `Unpunished` check counts them per asker).
+    refusals: Arc<Mutex<BTreeMap<ConnId, u32>>>,
     /// The instance of its running node (what its announcements carry).
     pub instance: u64,
     /// Its IP address.
@@ -350,10 +383,13 @@ enum Arrival {
 
 /// Re-frames the plaintext a misbehaving node sends on one connection (before its node seals
 /// it: [`Node::set_tamper`]) to drop or falsify answers; a drip-feeder's only marks the
-/// connection once a chunk starts (its sealed bytes trickle from there, see `lan.rs`).
+/// connection once a chunk starts (its sealed bytes trickle from there, see `lan.rs`), and a
+/// claim liar's counts the chunk requests it refused.
 #[derive(Debug, Default)]
 struct Rewriter {
     buf: Vec<u8>,
+    /// Chunk requests a claim liar refused since its host last looked (see `refusals`).
+    refused: u32,
 }
 
 struct SimConn {
@@ -388,6 +424,13 @@ struct SimConn {
     drip: [Vec<u8>; 2],
     /// Per sending end: an `Ev::Drip` is scheduled.
     dripping: [bool; 2],
+}
+
+impl SimConn {
+    /// The hosts of its two ends.
+    fn hosts(&self) -> [usize; 2] {
+        [self.ends[0].host, self.ends[1].host]
+    }
 }
 
 /// What a receiving kernel buffers for a connection its process does not read: a sender's
@@ -618,6 +661,11 @@ pub struct Sim {
     raws: BTreeMap<usize, adversary::Raw>,
     /// Sending ends whose `Flushed` is withheld (their reader does not read): (conn, end).
     withheld: std::collections::BTreeSet<(usize, usize)>,
+    /// When each claim liar refused a request of each host, over the last second: (liar,
+    /// asker).
+    refused: BTreeMap<(usize, usize), VecDeque<Nanos>>,
+    /// A failure found where no `Res` could carry it, returned by the next check.
+    found: Option<Failure>,
     /// Print every step to stderr.
     pub tracing: bool,
     next_op: u64,
@@ -658,6 +706,8 @@ impl Sim {
             trace_hash: trace::FNV0,
             raws: BTreeMap::new(),
             withheld: std::collections::BTreeSet::new(),
+            refused: BTreeMap::new(),
+            found: None,
             tracing: false,
             next_op: 0,
         };
@@ -705,6 +755,7 @@ impl Sim {
             id,
             secret,
             drip_marks: Arc::default(),
+            refusals: Arc::default(),
             ip: Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200) as u8 + 1),
             node: None,
             inc: 0,
@@ -875,7 +926,7 @@ impl Sim {
             self.origin + Duration::from_nanos(self.now),
         )
         .expect("a valid configuration");
-        if let Some(t) = tamper(host.behaviour, &host.drip_marks) {
+        if let Some(t) = tamper(host.behaviour, &host.drip_marks, &host.refusals) {
             node.set_tamper(t);
         }
         let mut node = Checked::new(node, self.files.iter().map(|f| f.manifest.clone()));
@@ -1172,12 +1223,20 @@ impl p2pshare_proto::net::Network for HostNet<'_> {
 fn tamper(
     b: Behaviour,
     marks: &Arc<Mutex<BTreeSet<ConnId>>>,
+    refusals: &Arc<Mutex<BTreeMap<ConnId, u32>>>,
 ) -> Option<p2pshare_proto::bugs::Tamper> {
     match b {
-        Behaviour::Mute | Behaviour::ManifestLiar => {
+        Behaviour::Mute | Behaviour::ManifestLiar | Behaviour::ClaimLiar(_) => {
+            let refusals = Arc::clone(refusals);
             let mut rewriters: BTreeMap<ConnId, Rewriter> = BTreeMap::new();
             Some(p2pshare_proto::bugs::Tamper(Box::new(move |conn, data| {
-                rewriters.entry(conn).or_default().rewrite(b, &data)
+                let rw = rewriters.entry(conn).or_default();
+                let out = rw.rewrite(b, &data);
+                if rw.refused > 0 {
+                    *refusals.lock().expect("one thread").entry(conn).or_default() +=
+                        std::mem::take(&mut rw.refused);
+                }
+                out
             })))
         }
         Behaviour::DripFeed => {
