@@ -31,8 +31,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hosts::{Net, data, last_stats, stat};
+use p2pshare_proto::Manifest;
 use p2pshare_proto::wire::ErrorCode;
-use p2pshare_proto::{Manifest, PeerId};
 
 const MB: usize = 1_000_000;
 const S: fn(u64) -> Duration = Duration::from_secs;

@@ -174,6 +174,9 @@ pub struct Drops {
     pub claims_elsewhere: u64,
     /// New peers ignored because their address was found unreachable a moment ago.
     pub unreachable: u64,
+    /// Hellos (and, with a planted bug, announcements) of an instance that said goodbye less
+    /// than one expiry ago.
+    pub after_goodbye: u64,
 }
 
 impl Discovery {
@@ -219,6 +222,24 @@ impl Discovery {
     /// One peer.
     pub fn peer(&self, id: &PeerId) -> Option<&Peer> {
         self.peers.get(id)
+    }
+
+    /// The mark a signed datagram of `id` must be newer than to be believed at `now`: the
+    /// listed peer's, or, for one expiry after it said goodbye, past every announcement of the
+    /// instance that said it (so a late or replayed one is dropped before its signature is
+    /// checked, and only a new instance lists it again).
+    pub fn held_mark(&self, now: Instant, id: &PeerId) -> Option<Mark> {
+        match self.peers.get(id) {
+            Some(p) => p.mark,
+            None => self
+                .gone
+                .get(id)
+                .filter(|&&(_, until)| now < until)
+                .map(|&(instance, _)| Mark {
+                    instance,
+                    seq: u64::MAX,
+                }),
+        }
     }
 
     /// Records that announcement `a` was heard from `from` (or a hello on a connection we
@@ -305,7 +326,7 @@ impl Discovery {
                     .get(&a.peer)
                     .is_some_and(|&(instance, until)| instance == a.instance && now < until)
                 {
-                    self.drops.stale_instance += 1;
+                    self.drops.after_goodbye += 1;
                     return;
                 }
                 if self.peers.len() >= MAX_PEERS {
@@ -671,7 +692,19 @@ mod tests {
         d.heard_inbound_hello(t1, &ann(2, 1, 1), from());
         d.heard(t1, &ann(2, 1, 1), from());
         assert_eq!(d.peers().count(), 0);
-        assert_eq!(d.drops().stale_instance, 2);
+        assert_eq!(d.drops().after_goodbye, 2);
+        // The node drops that instance's datagrams as stale, before their signatures.
+        let id = ann(2, 1, 1).peer;
+        let held = d.held_mark(t1, &id);
+        assert_eq!(held.map(|m| m.instance), Some(1));
+        let late = Mark {
+            instance: 1,
+            seq: 1 << 40,
+        };
+        assert_eq!(
+            crate::wire::signed::Verdict::judge(held, late),
+            crate::wire::signed::Verdict::Stale
+        );
         d.heard(t1, &ann(2, 2, 1), from());
         assert_eq!(d.peers().count(), 1);
     }
@@ -688,6 +721,7 @@ mod tests {
         let later = t0 + d.expiry();
         d.handle_timeout(later, &mut rng);
         assert!(d.gone.is_empty(), "forgotten after the expiry");
+        assert_eq!(d.held_mark(later, &ann(2, 1, 1).peer), None);
         d.heard(later, &ann(2, 1, 1), from());
         assert_eq!(d.peers().count(), 1);
     }

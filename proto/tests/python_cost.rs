@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use p2pshare_proto::python::wire::{LegacyAnnounce, LegacyFile};
-use p2pshare_proto::{Config, Input, Node, PeerId};
+use p2pshare_proto::{Config, Identity, Input, Node};
 
 fn node(t0: Instant) -> Node {
-    let mut cfg = Config::new(PeerId([7; 32]), 1, 1, 10000);
+    let mut cfg = Config::new(1, 1, 10000);
     cfg.announce_to = vec!["10.99.0.255:9999".parse().unwrap()];
-    Node::new(cfg, t0).unwrap()
+    Node::new(cfg, Identity::from_secret_bytes(&[7; 32]), [7; 32], t0).unwrap()
 }
 
 fn drain(n: &mut Node) {

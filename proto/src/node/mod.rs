@@ -554,7 +554,7 @@ impl Node {
         }
         // Cheapest first: what is not newer than what we believe of that key changes
         // nothing, whoever sent it (a replay, a duplicate, a late or an old instance's).
-        let held = self.discovery.peer(&u.key()).and_then(|p| p.mark);
+        let held = self.discovery.held_mark(now, &u.key());
         let stale = signed::Verdict::judge(held, u.mark()) == signed::Verdict::Stale;
         if stale && !self.cfg.bugs.accept_stale_mark() {
             return self.stats.announcements_stale += 1;

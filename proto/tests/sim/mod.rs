@@ -1233,8 +1233,11 @@ fn tamper(
                 let rw = rewriters.entry(conn).or_default();
                 let out = rw.rewrite(b, &data);
                 if rw.refused > 0 {
-                    *refusals.lock().expect("one thread").entry(conn).or_default() +=
-                        std::mem::take(&mut rw.refused);
+                    *refusals
+                        .lock()
+                        .expect("one thread")
+                        .entry(conn)
+                        .or_default() += std::mem::take(&mut rw.refused);
                 }
                 out
             })))
