@@ -926,6 +926,8 @@ impl Sim {
             self.origin + Duration::from_nanos(self.now),
         )
         .expect("a valid configuration");
+        // (A new node's connection ids name new connections: no count of an old one's.)
+        host.refusals.lock().expect("one thread").clear();
         if let Some(t) = tamper(host.behaviour, &host.drip_marks, &host.refusals) {
             node.set_tamper(t);
         }
