@@ -10,8 +10,9 @@
 //!   plus jitter) is gone from [`Discovery::peers`]; expiry is driven by
 //!   [`Discovery::handle_timeout`], never by the arrival of a packet;
 //! - a peer that said goodbye is gone at once, and for one expiry nothing more of the
-//!   instance that said it (a late announcement, or its hello on a connection read after the
-//!   datagram) lists it again; a new instance does;
+//!   instance that said it from the address it said it from (a late announcement, or its
+//!   hello on a connection read after the datagram) lists it again; a new instance does, and
+//!   so does the same instance from another address (a spoofer's goodbye keeps out nobody);
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
 //! - the table holds at most `MAX_PEERS` (1024) peers, and at most `MAX_PEERS_PER_IP` (32) from
 //!   one address: beyond that, new peers are counted and ignored until an entry expires;
@@ -150,10 +151,12 @@ pub struct Discovery {
     drops: Drops,
     /// Addresses of peers forgotten as unreachable, until when they are ignored.
     shunned: BTreeMap<SocketAddr, Instant>,
-    /// Peers that said goodbye: the instance that did, and until when (one expiry) a word of
-    /// that instance does not bring it back. A hello travels on a connection, the goodbye as
-    /// a datagram, so the hello can be read after it; at most `MAX_PEERS` are remembered.
-    gone: BTreeMap<PeerId, (u64, Instant)>,
+    /// Peers that said goodbye: the instance that did, the address it said it from, and until
+    /// when (one expiry) a word of that instance from that address does not bring it back. A
+    /// hello travels on a connection, the goodbye as a datagram, so the hello can be read
+    /// after it. Only that address: a spoofer that lists a peer at its own address and says
+    /// goodbye for it there must not keep the real one out. At most `MAX_PEERS` are kept.
+    gone: BTreeMap<PeerId, (u64, std::net::IpAddr, Instant)>,
     bugs: Bugs,
 }
 
@@ -266,7 +269,8 @@ impl Discovery {
             {
                 self.remove_or_succeed(now, &a.peer);
                 if !self.peers.contains_key(&a.peer) && self.gone.len() < MAX_PEERS {
-                    self.gone.insert(a.peer, (a.instance, now + self.expiry()));
+                    self.gone
+                        .insert(a.peer, (a.instance, from.ip(), now + self.expiry()));
                 }
             }
             return;
@@ -298,7 +302,9 @@ impl Discovery {
                 if self
                     .gone
                     .get(&a.peer)
-                    .is_some_and(|&(instance, until)| instance == a.instance && now < until)
+                    .is_some_and(|&(instance, ip, until)| {
+                        instance == a.instance && ip == from.ip() && now < until
+                    })
                 {
                     self.drops.stale_instance += 1;
                     return;
@@ -538,7 +544,7 @@ impl Discovery {
         for id in silent {
             self.remove_or_succeed(now, &id);
         }
-        self.gone.retain(|_, &mut (_, until)| now < until);
+        self.gone.retain(|_, &mut (_, _, until)| now < until);
         if now >= self.next_announce {
             self.last_announce = Some(now);
             let jitter = 0.9 + 0.2 * rng.next_f64();
@@ -671,6 +677,22 @@ mod tests {
         assert_eq!(d.drops().stale_instance, 2);
         d.heard(t1, &ann(2, 2, 1), from());
         assert_eq!(d.peers().count(), 1);
+    }
+
+    #[test]
+    fn a_goodbye_said_elsewhere_keeps_the_real_peer_in() {
+        let t0 = crate::test_epoch();
+        let mut d = table(t0);
+        // A spoofer lists peer 2 at its own address (nobody had it yet) and says goodbye there.
+        let spoofer: SocketAddr = "127.0.0.66:9999".parse().unwrap();
+        d.heard(t0, &ann(2, 1, 1), spoofer);
+        let mut bye = ann(2, 1, 1);
+        bye.bye = true;
+        d.heard(t0, &bye, spoofer);
+        assert_eq!(d.peers().count(), 0);
+        // The real peer's own announcement still lists it.
+        d.heard(t0, &ann(2, 1, 1), from());
+        assert_eq!(d.peers().next().map(|p| p.addr.ip()), Some(from().ip()));
     }
 
     #[test]
