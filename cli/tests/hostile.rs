@@ -1185,6 +1185,19 @@ fn chunks() -> u32 {
 /// What the attacker counted, printed as `PROGRESS k=v ...` every half second.
 static TALLY: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
+/// Reads (and drops) whatever the victim sent on non-blocking `s`: false once it closed it.
+fn still_open(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 fn add(key: &str, n: u64) {
     *TALLY.lock().unwrap().entry(key.to_string()).or_default() += n;
 }
@@ -1791,16 +1804,8 @@ fn slots(deadline: Instant) {
         while Instant::now() < deadline {
             // Drop what the victim closed, then top up to 200.
             held.retain_mut(|s| {
-                let mut b = [0u8; 4096];
                 s.set_nonblocking(true).unwrap();
-                let open = loop {
-                    match s.read(&mut b) {
-                        Ok(0) => break false,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
-                        Err(_) => break false,
-                    }
-                };
+                let open = still_open(s);
                 if !open {
                     add("inbound_closed_by_victim", 1);
                 }
@@ -2208,15 +2213,7 @@ fn big_frames(deadline: Instant) {
         while Instant::now() < deadline {
             held.retain_mut(|c: &mut Secure| {
                 // The victim's hello comes first; an end of stream or an error means it closed.
-                let mut b = [0u8; 4096];
-                let mut ok = loop {
-                    match c.stream.read(&mut b) {
-                        Ok(0) => break false,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
-                        Err(_) => break false,
-                    }
-                };
+                let mut ok = still_open(&mut c.stream);
                 // One more byte of the frame, in a record of its own (19 bytes: the socket
                 // takes it whole or not at all here).
                 let record = c.seal(&[0x42]);
@@ -2567,15 +2564,7 @@ fn py_transfers(deadline: Instant) {
         while Instant::now() < deadline {
             let round = Instant::now();
             held.retain_mut(|s| {
-                let mut b = [0u8; 4096];
-                let open = loop {
-                    match s.read(&mut b) {
-                        Ok(0) => break false,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
-                        Err(_) => break false,
-                    }
-                };
+                let open = still_open(s);
                 if !open {
                     add("flood_closed_by_victim", 1);
                 }

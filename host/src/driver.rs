@@ -362,6 +362,9 @@ impl Driver {
             Request::Snapshot(tx) => {
                 let _ = tx.send(self.take_snapshot());
             }
+            Request::State(tx) => {
+                let _ = tx.send(self.snapshot_without_files());
+            }
             Request::Counters(tx) => {
                 let _ = tx.send((self.stats(), self.notices.dropped()));
             }

@@ -42,6 +42,9 @@ pub enum Request {
     Release(ContentId),
     /// Send back a [`Snapshot`], its file list still to be grouped ([`Taken::finish`]).
     Snapshot(Sender<Taken>),
+    /// Send back a [`Snapshot`] without the other peers' files (`remote` empty): the loop
+    /// takes no view of their catalogs at all.
+    State(Sender<Snapshot>),
     /// Send back the counters alone (cheap: no views are built), and the notices dropped.
     Counters(Sender<(Stats, u64)>),
     /// Send a copy of every notice from now on to this channel too, through an outbox of its
@@ -114,11 +117,6 @@ impl Taken {
             remote: self.remote.files(),
             ..self.snapshot
         }
-    }
-
-    /// The snapshot without the other peers' files (`remote` empty).
-    pub fn without_files(self) -> Snapshot {
-        self.snapshot
     }
 
     /// As [`Taken::finish`], with only the files `keep` accepts by one of their names
@@ -200,7 +198,7 @@ impl Controller {
     /// The peer's current state without the other peers' files (`remote` empty): what
     /// `peers` and `status` show, at no cost in the size of the LAN's catalogs.
     pub fn state(&self) -> Result<Snapshot, Stopped> {
-        self.ask(Request::Snapshot).map(Taken::without_files)
+        self.ask(Request::State)
     }
 
     /// The peer's current state with only the other peers' files `keep` accepts by one of

@@ -11,7 +11,8 @@
 //!   [`Discovery::handle_timeout`], never by the arrival of a packet;
 //! - a peer that said goodbye is gone at once, and for one expiry nothing more of the
 //!   instance that said it (a late announcement, or its hello on a connection read after the
-//!   datagram) lists it again; a new instance does;
+//!   datagram) lists it again; a new instance does. A goodbye is signed, so it is the peer's
+//!   own words whatever address it came from;
 //! - after `handle_timeout(now)`, [`Discovery::poll_timeout`] is later than `now`;
 //! - the table holds at most `MAX_PEERS` (1024) peers, and at most `MAX_PEERS_PER_IP` (32) from
 //!   one address: beyond that, new peers are counted and ignored until an entry expires;

@@ -301,11 +301,12 @@ impl Catalogs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ids::ContentId;
 
-    fn entry(name: &str, content: u8) -> CatalogEntry {
+    /// A complete catalog entry of size 1 (also for the views' tests).
+    pub(in crate::node) fn entry(name: &str, content: u8) -> CatalogEntry {
         CatalogEntry {
             name: name.into(),
             size: 1,

@@ -291,15 +291,7 @@ pub struct Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(name: &str, content: u8) -> CatalogEntry {
-        CatalogEntry {
-            name: name.into(),
-            size: 1,
-            content: ContentId([content; 32]),
-            partial: false,
-        }
-    }
+    use crate::node::catalogs::tests::entry;
 
     fn view() -> RemoteView {
         let a = vec![entry("a.txt", 1), entry("docs/b.txt", 2), entry("c.txt", 3)];
