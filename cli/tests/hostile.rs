@@ -82,6 +82,14 @@
 //!     fake of main.py on host 3 fetches the seeder's 1 MiB `py.bin` the Python way (1,024
 //!     connections at once, 5 tries each) again and again: it must succeed.
 //!
+//! 13. `ipspoof` — downloader and observer (issue 28): the test gives the seeder's own address
+//!     to the attacker's interface (ARP off there: no neighbour table moves) and the attacker
+//!     sends, from that address, the seeder's first signed datagram again and again (a
+//!     replay), and newer datagrams in the seeder's name signed by another key (forgeries):
+//!     its goodbye and its announcement at port 1. Before keys, a datagram from the seeder's
+//!     address saying it was the seeder was believed: the download and the tables stay as
+//!     they were, the replays counted stale and the forgeries forged.
+//!
 //! In the Python scenarios (11, 12) a one-shot `peers` listens for Python peers' 5 s
 //! (`PY_LISTEN`), so it no longer shows a victim's loop answering within a second: a probe on
 //! host 3 measures each victim's pong round trip every 100 ms instead (its largest must stay
@@ -100,7 +108,7 @@
 //!
 //! Safety rules (as in `netns.rs`):
 //! - every peer and every attacker runs inside a namespace this test created
-//!   (`p<pid>t<n>-h<i>`, n = 40…63, and 140…163 for the controls, each on its own bridge
+//!   (`p<pid>t<n>-h<i>`, n = 40…65, and 140…165 for the controls, each on its own bridge
 //!   namespace), with the default discovery settings (the broadcast address of each
 //!   interface, port 9999; the attacker sends to 255.255.255.255:9999), which reach only that
 //!   bridge; nothing runs in the root namespace, nothing is sent anywhere but 10.99.0.0/24 of
@@ -185,7 +193,7 @@ struct Scenario {
     long_counters: &'static [&'static str],
 }
 
-const SCENARIOS: [Scenario; 12] = [
+const SCENARIOS: [Scenario; 13] = [
     Scenario {
         name: "ask-never-read",
         mode: "ask",
@@ -308,6 +316,17 @@ const SCENARIOS: [Scenario; 12] = [
         missing: "",
         long_counters: &[],
     },
+    Scenario {
+        name: "seeder-address-spoof",
+        mode: "ipspoof",
+        // The observer must still list both at their own addresses; the seeder ignores its
+        // own key's datagrams before it counts them.
+        victims: &[DOWNLOADER, SEEDER],
+        counters: &[],
+        downloader_counters: &["announcements_stale", "datagrams_forged"],
+        missing: "",
+        long_counters: &[],
+    },
 ];
 
 macro_rules! scenario_tests {
@@ -336,6 +355,7 @@ scenario_tests! {
     10 h10_claim_liars_mio h10_claim_liars_smol;
     11 h11_python_tables_mio h11_python_tables_smol;
     12 h12_python_transfers_mio h12_python_transfers_smol;
+    13 h13_seeder_address_spoof_mio h13_seeder_address_spoof_smol;
 }
 
 /// Above this RSS the test kills a victim (by its pid; it is our child): an attack that works
@@ -625,6 +645,19 @@ fn attack(item: u32, rt: Rt) {
         .chain([("P2PT_NICE", "19".into())])
         .collect();
     let h = net.spawn_helper(ATTACKER, sc.mode, &attacker_env);
+    if sc.mode == "ipspoof" {
+        // Once it heard the seeder (a kernel drops what comes from one of its own addresses),
+        // the seeder's address on the attacker's interface, which answers no ARP at all (so
+        // no host's neighbour table moves: what is tested is what the datagrams say, not ARP
+        // spoofing, which takes the address's traffic from any protocol).
+        net.wait_stdout(h, "CAPTURED", S(30));
+        let ns = net.ns(ATTACKER);
+        for (key, value) in [("arp_ignore", "8"), ("arp_announce", "2")] {
+            let set = format!("net.ipv4.conf.eth0.{key}={value}");
+            hosts::ip(&["netns", "exec", &ns, "sysctl", "-qw", &set]);
+        }
+        hosts::ip(&["-n", &ns, "addr", "add", "10.99.0.1/32", "dev", "eth0"]);
+    }
     let probe = (sc.mode == "disk" || python).then(|| net.spawn_helper(OBSERVER, "probe", &env));
     // The honest Python peer whose file the vouching liar claims.
     if sc.mode == "pytables" {
@@ -852,7 +885,7 @@ fn attack(item: u32, rt: Rt) {
     }
     let src = sources(&saved);
     match sc.mode {
-        "impersonate" | "spoof" => {
+        "impersonate" | "spoof" | "ipspoof" => {
             check(
                 &mut checks,
                 "every chunk came from the seeder, none rejected",
@@ -1125,6 +1158,7 @@ fn helper() {
         "ask" => ask(),
         "impersonate" => impersonate(),
         "spoof" => spoof(),
+        "ipspoof" => ip_spoof(),
         "catalog" => huge_catalog(),
         "reflect" => reflect(),
         "slots" => slots(deadline),
@@ -1582,9 +1616,64 @@ fn spoof() {
     thread::sleep(MS(200));
 }
 
+/// 13. From the seeder's own IP address (the test gives it to our interface once we heard the
+///     seeder, with ARP off, so nothing but these datagrams ever leaves us under it): the
+///     seeder's first signed datagram we heard, again and again (a replay), and newer ones in
+///     its name signed by a key of ours (forgeries): its goodbye, and its announcement at
+///     port 1. Before issue 28 a host that could send from the seeder's address could say all
+///     this as the seeder.
+fn ip_spoof() {
+    let seeder = env_ip("P2PT_SEEDER");
+    let capture = UdpSocket::bind("0.0.0.0:9999").unwrap();
+    capture.set_read_timeout(Some(S(20))).unwrap();
+    let mut buf = [0u8; 2048];
+    let genuine = loop {
+        let (n, from) = capture
+            .recv_from(&mut buf)
+            .expect("no datagram of the seeder in 20 s");
+        if from.ip() == std::net::IpAddr::V4(seeder) && buf[..n].starts_with(b"P2PS\x02") {
+            add("captured", 1);
+            break buf[..n].to_vec();
+        }
+    };
+    // The test now gives us the seeder's address.
+    println!("CAPTURED");
+    let t = Instant::now();
+    let udp = loop {
+        match UdpSocket::bind((seeder, 0)) {
+            Ok(u) => break u,
+            Err(e) => assert!(t.elapsed() < S(30), "the seeder's address never came: {e}"),
+        }
+        thread::sleep(MS(20));
+    };
+    udp.set_broadcast(true).unwrap();
+    thread::spawn(move || {
+        for k in 0u64.. {
+            let d = match k % 3 {
+                0 => Some(genuine.clone()),
+                1 => forge(&genuine, k, true),
+                _ => forge(&genuine, k, false),
+            };
+            if let Some(d) = d
+                && udp.send_to(&d, "255.255.255.255:9999").is_ok()
+            {
+                add("datagrams_from_the_seeders_address", 1);
+            }
+            thread::sleep(MS(50));
+        }
+    });
+    thread::sleep(MS(200));
+}
+
 /// A goodbye naming the key of `genuine` (a captured datagram), newer than it (so it is not
 /// dropped as stale but checked), signed by a key of ours: a forgery.
 fn forge_bye(genuine: &[u8], k: u64) -> Option<Vec<u8>> {
+    forge(genuine, k, true)
+}
+
+/// An announcement (or goodbye) naming the key of `genuine` at port 1, newer than it, signed
+/// by a key of ours: a forgery.
+fn forge(genuine: &[u8], k: u64, bye: bool) -> Option<Vec<u8>> {
     use p2pshare_proto::wire::signed::{Announcement, Mark, decode, encode};
     let u = decode(genuine).ok()?;
     let (victim, mark) = (u.key(), u.mark());
@@ -1596,7 +1685,7 @@ fn forge_bye(genuine: &[u8], k: u64) -> Option<Vec<u8>> {
         },
         port: 1,
         revision: 0,
-        bye: true,
+        bye,
     };
     let mut d = encode(&a, &ours);
     let at = d.windows(32).position(|w| w == ours.key().0)?;
