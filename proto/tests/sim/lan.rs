@@ -166,6 +166,7 @@ impl Sim {
         let end = start + ((u128::from(wire) * u128::from(SEC)) / u128::from(rate)) as Nanos;
         self.hosts[h].tx_busy = end;
         self.conns[cid].flush_at[e] = end;
+        self.conns[cid].unflushed[e] += data.len() as u64;
         if !raw {
             self.schedule(end, Ev::Flushed { cid, end: e });
         }
@@ -380,6 +381,7 @@ impl SimConn {
             held: [VecDeque::new(), VecDeque::new()],
             flush_owed: [false; 2],
             withheld_since: [None; 2],
+            unflushed: [0; 2],
             raw: false,
             adv: None,
             adv_out: Vec::new(),

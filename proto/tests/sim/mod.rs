@@ -412,6 +412,10 @@ struct SimConn {
     flush_owed: [bool; 2],
     /// Per sending end: since when its `Flushed` is withheld.
     withheld_since: [Option<Nanos>; 2],
+    /// Per sending end: bytes written since its node was last told `Flushed`. None: what it
+    /// wrote since was empty (a misbehaving node's tamper may leave nothing of a send), and
+    /// a kernel takes an empty write at once, full buffer or not.
+    unflushed: [u64; 2],
     /// End 0 is no node: an adversary the simulator speaks for ([`Behaviour::is_raw`]).
     raw: bool,
     /// The adversary's end of a raw connection: its handshake (under its own key), then its
@@ -1168,13 +1172,14 @@ impl Sim {
                 let Some(conn) = e.conn.filter(|_| e.open && c.flush_at[end] <= self.now) else {
                     return Ok(());
                 };
-                if c.held_bytes(1 - end) > KERNEL_BUF {
+                if c.unflushed[end] > 0 && c.held_bytes(1 - end) > KERNEL_BUF {
                     let c = &mut self.conns[cid];
                     c.flush_owed[end] = true;
                     c.withheld_since[end].get_or_insert(self.now);
                     self.withheld.insert((cid, end));
                     return Ok(());
                 }
+                self.conns[cid].unflushed[end] = 0;
                 self.deliver(e.host, e.inc, Input::Flushed { conn }, None)
             }
             Ev::Disk { host, inc, op } => self.disk_done(host, inc, op),
