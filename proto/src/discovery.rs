@@ -282,7 +282,7 @@ impl Discovery {
         if a.peer == self.me {
             return;
         }
-        let addr = SocketAddr::new(from.ip(), a.port);
+        let addr = crate::addr::with_port(from, a.port);
         if let Some(p) = self.peers.get_mut(&a.peer)
             && p.addr.ip() != from.ip()
         {
