@@ -228,7 +228,7 @@ pub fn outcome(
         "rejected_chunks": rejected,
         "sources": sources.iter().map(|s| json!({
             "peer": hex(&s.peer.0),
-            "addr": s.addr.map(|a| a.to_string()),
+            "addr": s.addr.map(p2pshare_host::interfaces::show),
             "chunks": s.chunks,
             "bytes": s.bytes,
         })).collect::<Vec<_>>(),
