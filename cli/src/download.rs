@@ -209,7 +209,9 @@ pub fn outcome(
         ));
     }
     for s in &sources {
-        let who = s.addr.map_or_else(|| s.peer.to_string(), p2pshare_host::interfaces::show);
+        let who = s
+            .addr
+            .map_or_else(|| s.peer.to_string(), p2pshare_host::interfaces::show);
         line.push_str(&format!(
             "\n  {who}: {} chunk{}",
             s.chunks,

@@ -1,11 +1,12 @@
 //! Drives a p2pshare peer with one `mio::Poll` loop on one thread.
 //!
-//! The loop owns the discovery UDP sockets (IPv4, and IPv6 when it multicasts), the TCP listener, every connection and a waker;
-//! everything else (the node, disk work, scanning, the handle's channels) is the shared
-//! [`p2pshare_host::Driver`]. Invariants: the node is touched only by the loop thread; the loop
-//! never sleeps past the node's deadline and feeds `Instant::now()` (not the deadline) when it
-//! wakes; a connection's unsent bytes stay in its queue until the socket takes them, and are
-//! written once per turn of the node's operations (small frames merged), never once per frame.
+//! The loop owns the discovery UDP sockets (IPv4, and IPv6 when it multicasts), the TCP
+//! listener, every connection and a waker; everything else (the node, disk work, scanning, the
+//! handle's channels) is the shared [`p2pshare_host::Driver`]. Invariants: the node is touched
+//! only by the loop thread; the loop never sleeps past the node's deadline and feeds
+//! `Instant::now()` (not the deadline) when it wakes; a connection's unsent bytes stay in its
+//! queue until the socket takes them, and are written once per turn of the node's operations
+//! (small frames merged), never once per frame.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -45,11 +46,10 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         error,
     })?;
     let mut udp = UdpSocket::from_std(p2pshare_host::sockets::discovery(cfg.discovery_port)?);
-    let (udp6, groups) = match p2pshare_host::sockets::discovery6_for(cfg)? {
+    let (mut udp6, groups) = match p2pshare_host::sockets::discovery6_for(cfg)? {
         Some((s, g)) => (Some(UdpSocket::from_std(s)), Some(g)),
         None => (None, None),
     };
-    let mut udp6 = udp6;
     let mut listener = TcpListener::from_std(p2pshare_host::sockets::listener(cfg.transfer_port)?);
     let port = listener
         .local_addr()
