@@ -29,6 +29,7 @@ pub fn stats(s: &Stats) -> String {
         datagrams_foreign,
         datagrams_malformed,
         datagrams_unknown_version,
+        datagrams_unanswerable,
         datagrams_unverified,
         datagrams_forged,
         frames_unreadable,
@@ -77,6 +78,7 @@ pub fn stats(s: &Stats) -> String {
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
          datagrams_unknown_version={datagrams_unknown_version} \
+         datagrams_unanswerable={datagrams_unanswerable} \
          datagrams_unverified={datagrams_unverified} datagrams_forged={datagrams_forged} \
          frames_unreadable={frames_unreadable} frames_unsolicited={frames_unsolicited} \
          peers_table_full={peers_table_full} announcements_stale={announcements_stale} \

@@ -246,3 +246,46 @@ fn i4_a_peer_heard_on_both_families_is_listed_once() {
     assert!(stale >= 3, "no IPv6 copy arrived: {stats:?}");
     net.assert_no_panic();
 }
+
+/// A dual-stack peer whose IPv4 address goes away is found again over IPv6: listed at its IPv4
+/// address first, it is forgotten there after the expiry (3½ intervals: its IPv6 copies do not
+/// keep an entry at another address alive) and listed at its link-local address with its next
+/// datagram, and a download from it works there.
+#[test]
+fn i5_a_dual_stack_peer_that_loses_ipv4_is_found_again_over_ipv6() {
+    let Some(mut net) = Net::new(65, "i5", 2, false) else {
+        return;
+    };
+    link_local(&net, 1, false);
+    link_local(&net, 2, false);
+    let file = data(2 * MIB + 3, 65);
+    let _seeder = net.seeder(
+        2,
+        &[("f.bin", &file)],
+        &["--no-web", "--interval", "1", "--runtime", "smol"],
+    );
+    let start = Instant::now();
+    let mut d = net.prompt(1, &["--no-web", "--interval", "1"]);
+    let (line, after) = listed(&mut d, "10.99.0.2:10000", start, S(10));
+    println!("i5: {line} listed {after:?} after start");
+    let h2 = net.ns(2);
+    ip(&["-n", &h2, "-4", "addr", "flush", "dev", "eth0"]);
+    ip(&["-n", &h2, "-4", "route", "flush", "table", "main"]);
+    let cut = Instant::now();
+    let (line, after) = listed(&mut d, "[fe80::2%eth0]:10000", cut, S(10));
+    println!("i5: {line} listed {after:?} after host 2 lost IPv4 (expiry 3.5 s)");
+    let out = d.cmd("peers", S(5));
+    assert_eq!(
+        out.lines().filter(|l| l.contains(":10000")).count(),
+        1,
+        "{out}"
+    );
+    listed_file(&mut d, "f.bin", cut, S(15));
+    d.send("get f.bin");
+    let out = d.next(S(60));
+    assert!(out.contains("[fe80::2%eth0]:10000: 3 chunks"), "{out}");
+    assert!(std::fs::read(net.shared(1).join("dl_f.bin")).unwrap() == file);
+    d.send("quit");
+    assert!(net.wait_exit(d.proc, S(10)).success());
+    net.assert_no_panic();
+}

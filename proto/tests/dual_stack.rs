@@ -96,6 +96,23 @@ fn one_key_heard_over_both_families_is_one_peer() {
 }
 
 #[test]
+fn a_datagram_from_no_address_lists_nobody() {
+    let t0 = Instant::now();
+    let mut n = node(t0, &[]);
+    drain(&mut n);
+    let dave = Identity::from_secret_bytes(&[6; 32]);
+    for (seq, from) in ["0.0.0.0:9999", "[::]:9999", "[::ffff:0.0.0.0]:9999"]
+        .into_iter()
+        .enumerate()
+    {
+        let (found, dials) = feed(&mut n, t0, from, datagram(&dave, seq as u64));
+        assert!(found.is_empty() && dials.is_empty(), "{from}");
+    }
+    assert_eq!(n.stats().datagrams_unanswerable, 3);
+    assert!(n.peers().is_empty());
+}
+
+#[test]
 fn an_ipv4_mapped_source_is_its_ipv4_address() {
     let t0 = Instant::now();
     let mut n = node(t0, &[]);

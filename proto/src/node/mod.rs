@@ -535,6 +535,10 @@ impl Node {
 
     fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         use crate::wire::DatagramError as E;
+        if from.ip().is_unspecified() {
+            // Nothing can be dialled there (a host whose address is not ready yet).
+            return self.stats.datagrams_unanswerable += 1;
+        }
         if crate::python::wire::looks_legacy(data) {
             if from.is_ipv6() {
                 // The Python program speaks IPv4 only: JSON over IPv6 is no peer of ours.
