@@ -49,7 +49,17 @@ pub struct Opts {
     #[arg(long, global = true, value_name = "ADDR")]
     pub broadcast: Vec<IpAddr>,
 
-    /// A peer beyond the broadcast domain, by its transfer address (repeatable).
+    /// Interface IPv6 announcements are multicast on (repeatable) [default: every up
+    /// multicast-capable interface, followed as they come and go; none with --broadcast].
+    #[arg(long = "multicast-if", global = true, value_name = "IFACE")]
+    pub multicast_if: Vec<String>,
+
+    /// No IPv6 multicast discovery (IPv4 broadcast only).
+    #[arg(long, global = true, conflicts_with = "multicast_if")]
+    pub no_multicast: bool,
+
+    /// A peer beyond the broadcast domain, by its transfer address (repeatable):
+    /// HOST:PORT, [IPv6]:PORT or [fe80::…%IFACE]:PORT.
     #[arg(long = "peer", global = true, value_name = "HOST:PORT")]
     pub peers: Vec<String>,
 

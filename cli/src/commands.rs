@@ -86,8 +86,14 @@ pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
     match n {
         Notice::Warning(w) => Some(format!("p2pshare: warning: {w}")),
         Notice::Event(e) if opts.verbose > 0 => match e {
-            Event::PeerFound { addr, .. } => Some(format!("peer found: {addr}")),
-            Event::PeerLost { addr, .. } => Some(format!("peer lost: {addr}")),
+            Event::PeerFound { addr, .. } => Some(format!(
+                "peer found: {}",
+                p2pshare_host::interfaces::show(*addr)
+            )),
+            Event::PeerLost { addr, .. } => Some(format!(
+                "peer lost: {}",
+                p2pshare_host::interfaces::show(*addr)
+            )),
             Event::CatalogUpdated { peer, files } => {
                 Some(format!("catalog of {peer}: {files} files"))
             }

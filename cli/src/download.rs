@@ -209,7 +209,9 @@ pub fn outcome(
         ));
     }
     for s in &sources {
-        let who = s.addr.map_or_else(|| s.peer.to_string(), |a| a.to_string());
+        let who = s
+            .addr
+            .map_or_else(|| s.peer.to_string(), p2pshare_host::interfaces::show);
         line.push_str(&format!(
             "\n  {who}: {} chunk{}",
             s.chunks,
@@ -228,7 +230,7 @@ pub fn outcome(
         "rejected_chunks": rejected,
         "sources": sources.iter().map(|s| json!({
             "peer": hex(&s.peer.0),
-            "addr": s.addr.map(|a| a.to_string()),
+            "addr": s.addr.map(p2pshare_host::interfaces::show),
             "chunks": s.chunks,
             "bytes": s.bytes,
         })).collect::<Vec<_>>(),

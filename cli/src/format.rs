@@ -1,9 +1,9 @@
 //! How things look on the terminal and in JSON.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use p2pshare_host::Snapshot;
-use p2pshare_host::interfaces::{LanInterface, lan_interfaces};
+use p2pshare_host::interfaces::{self, LanInterface, lan_interfaces, show};
 use p2pshare_proto::{RemoteFile, Stats, hex};
 use serde_json::json;
 
@@ -29,6 +29,7 @@ pub fn stats(s: &Stats) -> String {
         datagrams_foreign,
         datagrams_malformed,
         datagrams_unknown_version,
+        datagrams_unanswerable,
         datagrams_unverified,
         datagrams_forged,
         frames_unreadable,
@@ -77,6 +78,7 @@ pub fn stats(s: &Stats) -> String {
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
          datagrams_unknown_version={datagrams_unknown_version} \
+         datagrams_unanswerable={datagrams_unanswerable} \
          datagrams_unverified={datagrams_unverified} datagrams_forged={datagrams_forged} \
          frames_unreadable={frames_unreadable} frames_unsolicited={frames_unsolicited} \
          peers_table_full={peers_table_full} announcements_stale={announcements_stale} \
@@ -276,25 +278,34 @@ pub fn peers(s: &Snapshot) -> String {
         .iter()
         .map(|p| {
             if p.python {
-                format!("{}  (python)", p.addr)
+                format!("{}  (python)", show(p.addr))
             } else {
-                format!("{}  {}", p.addr, p.id.short())
+                format!("{}  {}", show(p.addr), p.id.short())
             }
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// The interface a peer at `ip` is heard on: the LAN interface whose subnet holds it.
-fn interface_of(ifaces: &[LanInterface], ip: IpAddr) -> Option<&str> {
-    let IpAddr::V4(v4) = ip else { return None };
+/// The interface a peer at `addr` is heard on: the LAN interface whose subnet holds it, or an
+/// IPv6 link-local address's own (its scope).
+fn interface_of(ifaces: &[LanInterface], addr: SocketAddr) -> Option<String> {
+    let v4 = match addr {
+        SocketAddr::V4(a) => *a.ip(),
+        SocketAddr::V6(a) if a.ip().is_loopback() => return Some("lo".into()),
+        SocketAddr::V6(a) if a.scope_id() != 0 => {
+            let index = a.scope_id();
+            return Some(interfaces::name_of(index).unwrap_or_else(|| index.to_string()));
+        }
+        SocketAddr::V6(_) => return None,
+    };
     if v4.is_loopback() {
-        return Some("lo");
+        return Some("lo".into());
     }
     ifaces
         .iter()
         .find(|i| i.contains(v4))
-        .map(|i| i.name.as_str())
+        .map(|i| i.name.clone())
 }
 
 /// `peers -v`: each peer with its whole key and the interface it is heard on.
@@ -311,9 +322,9 @@ pub fn peers_verbose(s: &Snapshot) -> String {
             } else {
                 (format!("  {}", p.id.to_hex()), "")
             };
-            match interface_of(&ifaces, p.addr.ip()) {
-                Some(i) => format!("{}{id}  (on {i}{kind})", p.addr),
-                None => format!("{}{id}  (routed{kind})", p.addr),
+            match interface_of(&ifaces, p.addr) {
+                Some(i) => format!("{}{id}  (on {i}{kind})", show(p.addr)),
+                None => format!("{}{id}  (routed{kind})", show(p.addr)),
             }
         })
         .collect::<Vec<_>>()
@@ -331,7 +342,7 @@ pub fn status(s: &Snapshot) -> String {
         } else {
             p.id.short()
         };
-        out.push_str(&format!("  {}  {id}  {files} files\n", p.addr));
+        out.push_str(&format!("  {}  {id}  {files} files\n", show(p.addr)));
     }
     out.push_str(&format!("shared: {}\n", s.shared.len()));
     for f in s.shared.iter().take(50) {
@@ -411,10 +422,10 @@ pub fn peers_json(s: &Snapshot) -> String {
         .iter()
         .map(|p| {
             json!({
-                "addr": p.addr.to_string(),
+                "addr": show(p.addr),
                 "id": hex(&p.id.0),
                 "files": p.files,
-                "interface": interface_of(&ifaces, p.addr.ip()),
+                "interface": interface_of(&ifaces, p.addr),
                 "python": p.python,
             })
         })

@@ -1,9 +1,9 @@
 //! Starting a peer from the command-line options, on either runtime.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use p2pshare_host::{Handle, PeerConfig};
+use p2pshare_host::{Handle, Multicast, PeerConfig};
 use p2pshare_proto::node::{MAX_INTERVAL, MIN_INTERVAL, check_interval};
 
 use crate::args::{Opts, Runtime};
@@ -24,10 +24,18 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     cfg.use_folder = mode == Mode::Share;
     cfg.transfer_port = port;
     cfg.discovery_port = opts.discovery_port;
-    // Without --broadcast, PeerConfig's default (the limited broadcast address) stands.
+    // Without --broadcast, PeerConfig's default (every LAN interface's) stands; with it,
+    // multicast goes only where --multicast-if says.
     if !opts.broadcast.is_empty() {
         cfg.broadcast = opts.broadcast.clone();
     }
+    cfg.multicast = if opts.no_multicast {
+        Multicast::Off
+    } else if opts.multicast_if.is_empty() {
+        Multicast::Auto
+    } else {
+        Multicast::On(opts.multicast_if.clone())
+    };
     // Proto decides what interval can run; a negative or not-a-number one is no duration.
     let interval = Duration::try_from_secs_f64(opts.interval).unwrap_or(Duration::MAX);
     check_interval(interval).map_err(|_| {
@@ -45,14 +53,10 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     Ok(cfg)
 }
 
-/// The first IPv4 address a `--peer HOST:PORT` names (a host name is looked up).
+/// The address a `--peer` names: `HOST:PORT` (a host name is looked up: its first IPv4
+/// address, else its first IPv6 one), `[IPv6]:PORT`, `[fe80::…%IFACE]:PORT`.
 fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
-    let addrs = peer
-        .to_socket_addrs()
-        .map_err(|e| format!("--peer {peer}: {e}"))?;
-    let mut v4 = addrs.filter(SocketAddr::is_ipv4);
-    v4.next()
-        .ok_or_else(|| format!("--peer {peer}: no IPv4 address"))
+    p2pshare_host::interfaces::parse_addr(peer).map_err(|e| format!("--peer {e}"))
 }
 
 /// Starts the peer on the runtime the options name.

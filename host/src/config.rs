@@ -8,7 +8,8 @@ use p2pshare_proto::Config;
 use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
 
 /// A peer's configuration. [`PeerConfig::new`] gives the defaults: discovery on UDP
-/// [`DEFAULT_DISCOVERY_PORT`] broadcast on every LAN interface, transfers on TCP
+/// [`DEFAULT_DISCOVERY_PORT`] broadcast on every LAN interface and multicast on every IPv6 one,
+/// transfers on TCP
 /// [`DEFAULT_TRANSFER_PORT`], an announcement every [`DEFAULT_INTERVAL`].
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -24,6 +25,8 @@ pub struct PeerConfig {
     /// Where announcements go (with the discovery port); empty: the directed broadcast address
     /// of every LAN interface, followed as interfaces come and go ([`crate::interfaces`]).
     pub broadcast: Vec<IpAddr>,
+    /// Where IPv6 announcements go (link-local multicast, [`Multicast`]).
+    pub multicast: Multicast,
     /// Peers outside the broadcast domain, by transfer address.
     pub static_peers: Vec<SocketAddr>,
     /// Announcement interval.
@@ -41,31 +44,78 @@ impl PeerConfig {
             transfer_port: DEFAULT_TRANSFER_PORT,
             discovery_port: DEFAULT_DISCOVERY_PORT,
             broadcast: Vec::new(),
+            multicast: Multicast::Auto,
             static_peers: Vec::new(),
             interval: DEFAULT_INTERVAL,
             rescan: Duration::from_secs(2),
         }
     }
 
-    /// Where announcements go now: the configured addresses, or every LAN interface's.
-    pub fn announce_to(&self) -> Vec<SocketAddr> {
+    /// True when IPv6 discovery is on: [`Multicast::On`], or [`Multicast::Auto`] while
+    /// `broadcast` is not pinned.
+    pub fn uses_multicast(&self) -> bool {
+        match &self.multicast {
+            Multicast::Auto => self.broadcast.is_empty(),
+            Multicast::Off => false,
+            Multicast::On(_) => true,
+        }
+    }
+
+    /// True when where announcements go follows the interfaces as they come and go.
+    pub fn follows_interfaces(&self) -> bool {
+        self.broadcast.is_empty() || matches!(self.multicast, Multicast::On(_))
+    }
+
+    /// The interfaces IPv6 announcements go out on now (none when multicast is off).
+    pub fn multicast_interfaces(&self) -> Vec<crate::interfaces::MulticastInterface> {
+        match &self.multicast {
+            _ if !self.uses_multicast() => Vec::new(),
+            Multicast::On(names) => crate::interfaces::named_interfaces(names),
+            _ => crate::interfaces::multicast_interfaces(),
+        }
+    }
+
+    /// Where announcements go now: the configured broadcast addresses (or every LAN
+    /// interface's), then the multicast group on each interface of `joined` (indexes).
+    pub fn announce_to(&self, joined: &[u32]) -> Vec<SocketAddr> {
         let ips = if self.broadcast.is_empty() {
             crate::interfaces::broadcast_targets(&crate::interfaces::lan_interfaces())
         } else {
             self.broadcast.clone()
         };
-        ips.into_iter()
-            .map(|ip| SocketAddr::new(ip, self.discovery_port))
-            .collect()
+        let broadcast = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, self.discovery_port));
+        let multicast = joined
+            .iter()
+            .map(|&i| p2pshare_proto::addr::multicast_on(i, self.discovery_port));
+        broadcast.chain(multicast).collect()
     }
 
     /// The node configuration for this peer, once its transfer port is bound.
-    pub fn node_config(&self, instance: u64, seed: u64, port: u16) -> Config {
+    /// `joined`: the interfaces the multicast group was joined on.
+    pub fn node_config(&self, instance: u64, seed: u64, port: u16, joined: &[u32]) -> Config {
         let mut c = Config::new(instance, seed, port);
-        c.announce_to = self.announce_to();
+        c.announce_to = self.announce_to(joined);
         c.static_peers = self.static_peers.clone();
         c.interval = self.interval;
         c.aes = p2pshare_proto::noise::cpu_has_aes();
         c
     }
+}
+
+/// Where IPv6 announcements go. Each goes to the group
+/// [`p2pshare_proto::addr::MULTICAST_GROUP`] on the discovery port, once per interface, and
+/// the group is joined on each of those interfaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Multicast {
+    /// Every up, multicast-capable interface with IPv6 but loopback
+    /// ([`crate::interfaces::multicast_interfaces`]), followed as interfaces come and go — but
+    /// none while [`PeerConfig::broadcast`] is pinned: a peer whose broadcast was pinned (to
+    /// loopback, say) sends nothing anywhere else unless its multicast is pinned too.
+    Auto,
+    /// None: IPv4 broadcast only.
+    Off,
+    /// These interfaces, by name (followed: an interface that appears later is joined then).
+    On(Vec<String>),
 }

@@ -106,9 +106,11 @@ pub struct Driver {
     watchers: Vec<(ContentId, Sender<Event>)>,
     /// Other user interfaces that follow every notice ([`Request::Observe`]).
     observers: Vec<Outbox>,
-    /// Follows the LAN interfaces for announcements (no `--broadcast` given): the config, and
-    /// when to look again.
+    /// Follows the LAN interfaces for announcements (no `--broadcast` given, or multicast on
+    /// named interfaces): the config, and when to look again.
     interfaces: Option<(PeerConfig, Instant)>,
+    /// The IPv6 discovery socket's multicast memberships (none: no IPv6 discovery).
+    groups: Option<crate::sockets::Groups>,
     /// Accepted connections the runtime dropped instead of holding them ([`crate::parked`]).
     parked_dropped: u64,
     _lock: Option<FolderLock>,
@@ -155,11 +157,14 @@ impl Started {
 /// Takes the folder, loads its identity key (made on the first start, see [`keyfile`]),
 /// starts the scanner, builds the node for a peer whose transfer socket is bound to
 /// `transfer_port`. A peer that uses no folder gets a new identity, stored nowhere. `wake` must make the runtime call [`Driver::poll_channels`] soon;
-/// it is called from other threads.
+/// it is called from other threads. `groups`: the memberships of the IPv6 discovery socket the
+/// runtime reads ([`crate::sockets::discovery6`]), joined here on the interfaces the
+/// configuration names and followed as they come and go; `None`: no IPv6 discovery.
 pub fn start(
     cfg: &PeerConfig,
     transfer_port: u16,
     wake: Arc<dyn Fn() + Send + Sync>,
+    mut groups: Option<crate::sockets::Groups>,
 ) -> Result<Started, StartError> {
     let (lock, scanner, identity) = if cfg.use_folder {
         let lock = FolderLock::acquire(&cfg.shared).map_err(StartError::Lock)?;
@@ -196,7 +201,11 @@ pub fn start(
             name: "disk",
             error,
         })?;
-    let mut node_cfg = cfg.node_config(instance_now(), seed::random_u64(), transfer_port);
+    let joined = match &mut groups {
+        Some(g) => g.follow(&cfg.multicast_interfaces()),
+        None => Vec::new(),
+    };
+    let mut node_cfg = cfg.node_config(instance_now(), seed::random_u64(), transfer_port, &joined);
     if let Some(limit) = crate::fds::raise_limit() {
         crate::fds::fit(&mut node_cfg, limit);
     }
@@ -219,9 +228,9 @@ pub fn start(
         observers: Vec::new(),
         parked_dropped: 0,
         interfaces: cfg
-            .broadcast
-            .is_empty()
+            .follows_interfaces()
             .then(|| (cfg.clone(), Instant::now() + INTERFACES_EVERY)),
+        groups,
         _lock: lock,
     };
     Ok(Started {
@@ -448,7 +457,11 @@ impl Driver {
             && *at <= now
         {
             *at = now + INTERFACES_EVERY;
-            let to = cfg.announce_to();
+            let joined = match &mut self.groups {
+                Some(g) => g.follow(&cfg.multicast_interfaces()),
+                None => Vec::new(),
+            };
+            let to = cfg.announce_to(&joined);
             self.node.handle_input(now, Input::AnnounceTo { to });
             self.process();
         }

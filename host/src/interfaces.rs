@@ -1,5 +1,9 @@
 //! The LAN interfaces a peer announces on: every up, broadcast-capable IPv4 interface that is
-//! not loopback, by its directed broadcast address.
+//! not loopback, by its directed broadcast address; and every up, multicast-capable interface
+//! with IPv6 that is not loopback, by its index (IPv6 announcements go to
+//! [`p2pshare_proto::addr::MULTICAST_GROUP`] on each, see [`multicast_interfaces`]). Also the
+//! names of interfaces for addresses a person reads and types (`[fe80::1%eth0]:10000`:
+//! [`show`], [`parse_addr`]).
 //!
 //! 255.255.255.255 leaves by the default-route interface only: with a VPN up, or the default
 //! route on another card, nobody on the LAN would hear us. Directed broadcasts (10.1.2.255 for
@@ -7,9 +11,11 @@
 //!
 //! Invariant: [`broadcast_targets`] never returns an empty list (with no such interface it
 //! falls back to 255.255.255.255, which then simply goes nowhere useful), and never a
-//! loopback address.
+//! loopback address; [`multicast_interfaces`] never returns loopback or a point-to-point link.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+
+use p2pshare_proto::addr::needs_scope;
 
 /// One interface we announce on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +80,167 @@ pub fn broadcast_targets(ifaces: &[LanInterface]) -> Vec<IpAddr> {
     v
 }
 
+/// An interface IPv6 announcements go out on (and the multicast group is joined on).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MulticastInterface {
+    /// Its index (an IPv6 scope id).
+    pub index: u32,
+    /// Its name (`eth0`).
+    pub name: String,
+}
+
+/// `IFF_UP | IFF_MULTICAST` of Linux's interface flags.
+const UP_AND_MULTICAST: u32 = 0x1 | 0x1000;
+
+/// True unless the kernel says the interface `name` is down or cannot multicast (its flags in
+/// `/sys/class/net`; where they cannot be read, it is taken as able).
+fn can_multicast(name: &str) -> bool {
+    let Ok(flags) = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")) else {
+        return true;
+    };
+    let flags = flags.trim().trim_start_matches("0x");
+    u32::from_str_radix(flags, 16).is_ok_and(|f| f & UP_AND_MULTICAST == UP_AND_MULTICAST)
+}
+
+/// The up, multicast-capable interfaces with an IPv6 address that are neither loopback nor
+/// point-to-point (a VPN tunnel; none if they cannot be read), one entry each, by index.
+pub fn multicast_interfaces() -> Vec<MulticastInterface> {
+    let Ok(all) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<MulticastInterface> = all
+        .into_iter()
+        .filter(|i| {
+            use if_addrs::IfOperStatus as S;
+            let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
+            let v6 = matches!(i.addr, if_addrs::IfAddr::V6(_));
+            v6 && !i.is_loopback() && !i.is_p2p() && !down && i.name != "lo"
+        })
+        .filter_map(|i| {
+            Some(MulticastInterface {
+                index: i.index?,
+                name: i.name,
+            })
+        })
+        .filter(|i| can_multicast(&i.name))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The interfaces called `names` that exist now (with an address of either family), by index:
+/// where `--multicast-if` pins IPv6 discovery.
+pub fn named_interfaces(names: &[String]) -> Vec<MulticastInterface> {
+    let Ok(all) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<MulticastInterface> = all
+        .into_iter()
+        .filter(|i| names.contains(&i.name))
+        .filter_map(|i| {
+            Some(MulticastInterface {
+                index: i.index?,
+                name: i.name,
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The name of the interface with index `index`, if it has an address now.
+pub fn name_of(index: u32) -> Option<String> {
+    let all = if_addrs::get_if_addrs().ok()?;
+    all.into_iter()
+        .find(|i| i.index == Some(index))
+        .map(|i| i.name)
+}
+
+/// The index of the interface called `name`, if it has an address now.
+pub fn index_of(name: &str) -> Option<u32> {
+    let all = if_addrs::get_if_addrs().ok()?;
+    all.into_iter()
+        .find(|i| i.name == name)
+        .and_then(|i| i.index)
+}
+
+/// `addr` as a person reads it: an address that needs a scope (link-local) with its interface's
+/// name, `[fe80::1%eth0]:10000` (the index if the interface is gone); any other as std prints
+/// it (`10.0.0.1:10000`, `[2001:db8::1]:10000`).
+pub fn show(addr: SocketAddr) -> String {
+    show_with(addr, name_of)
+}
+
+/// [`show`] with the names of interfaces from `name_of`.
+pub fn show_with(addr: SocketAddr, name_of: impl Fn(u32) -> Option<String>) -> String {
+    match addr {
+        SocketAddr::V6(a) if a.scope_id() != 0 && needs_scope(IpAddr::V6(*a.ip())) => {
+            let scope = name_of(a.scope_id()).unwrap_or_else(|| a.scope_id().to_string());
+            format!("[{}%{scope}]:{}", a.ip(), a.port())
+        }
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(_) => addr.to_string(),
+    }
+}
+
+/// Parses what a person typed for a peer's transfer address: `IPv4:PORT`, `[IPv6]:PORT`,
+/// `[IPv6%IFACE]:PORT` (an interface name or index; a link-local address needs one), or
+/// `HOST:PORT` (looked up: its first IPv4 address, else its first IPv6 one). The error says
+/// what is wrong, in words.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    parse_addr_with(s, index_of)
+}
+
+/// [`parse_addr`] with the indexes of interfaces from `index_of`.
+pub fn parse_addr_with(
+    s: &str,
+    index_of: impl Fn(&str) -> Option<u32>,
+) -> Result<SocketAddr, String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (inside, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| format!("{s}: an IPv6 address is written [ADDRESS]:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{s}: {port:?} is not a port number"))?;
+        let (ip, scope) = match inside.split_once('%') {
+            Some((ip, scope)) => (ip, Some(scope)),
+            None => (inside, None),
+        };
+        let ip: std::net::Ipv6Addr = ip
+            .parse()
+            .map_err(|_| format!("{s}: {ip:?} is not an IPv6 address"))?;
+        let scope_id = match scope {
+            None if needs_scope(IpAddr::V6(ip)) => {
+                return Err(format!(
+                    "{s}: a link-local address needs its interface, as in [{ip}%eth0]:{port}"
+                ));
+            }
+            None => 0,
+            Some(scope) => match scope.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => index_of(scope).ok_or_else(|| format!("{s}: no interface {scope:?}"))?,
+            },
+        };
+        return Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id)));
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s}: no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +275,50 @@ mod tests {
         assert!(b.contains([192, 168, 200, 1].into()));
         // Whatever this machine has, loopback is never among them.
         assert!(lan_interfaces().iter().all(|i| !i.ip.is_loopback()));
+        assert!(multicast_interfaces().iter().all(|i| i.name != "lo"));
+    }
+
+    fn names(i: u32) -> Option<String> {
+        (i == 2).then(|| "eth0".to_string())
+    }
+
+    fn indexes(n: &str) -> Option<u32> {
+        (n == "eth0").then_some(2)
+    }
+
+    #[test]
+    fn addresses_print_with_their_interface_and_parse_back() {
+        for (a, shown) in [
+            ("[fe80::1%2]:10000", "[fe80::1%eth0]:10000"),
+            ("[fe80::1%9]:10000", "[fe80::1%9]:10000"),
+            ("[2001:db8::1]:10000", "[2001:db8::1]:10000"),
+            ("[::1]:7", "[::1]:7"),
+            ("10.0.0.1:10000", "10.0.0.1:10000"),
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(show_with(a, names), shown);
+            assert_eq!(parse_addr_with(shown, indexes), Ok(a), "{shown}");
+        }
+        // A global address keeps no scope worth printing.
+        let g = SocketAddr::V6(SocketAddrV6::new("2001:db8::1".parse().unwrap(), 1, 0, 2));
+        assert_eq!(show_with(g, names), "[2001:db8::1]:1");
+    }
+
+    #[test]
+    fn bad_addresses_say_what_is_wrong() {
+        let err = |s: &str| parse_addr_with(s, indexes).unwrap_err();
+        assert!(err("[fe80::1]:10000").contains("needs its interface"));
+        assert!(err("[fe80::1%wlan9]:10000").contains("no interface \"wlan9\""));
+        assert!(err("[fe80::1%eth0]").contains("[ADDRESS]:PORT"));
+        assert!(err("[fe80::1%eth0]:x").contains("not a port"));
+        assert!(err("[10.0.0.1]:1").contains("not an IPv6 address"));
+        assert_eq!(
+            parse_addr_with("[fe80::1%0]:1", indexes).unwrap_err(),
+            "[fe80::1%0]:1: no interface \"0\""
+        );
+        assert_eq!(
+            parse_addr_with("127.0.0.1:5", indexes),
+            Ok("127.0.0.1:5".parse().unwrap())
+        );
     }
 }

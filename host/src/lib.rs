@@ -39,7 +39,7 @@ pub mod sockets;
 pub mod store;
 pub mod tail;
 
-pub use config::PeerConfig;
+pub use config::{Multicast, PeerConfig};
 pub use driver::{Driver, Network, StartError, Started, perform, start};
 pub use files::SharedFiles;
 pub use handle::{Controller, Handle, Notice, Request, SharedFile, Snapshot, Stopped, Taken};

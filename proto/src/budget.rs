@@ -11,6 +11,15 @@
 //! - peer-table entries: 1,024 in all, 32 per source IP (`discovery`);
 //! - connections: `Config::max_connections`, `max_outbound`, `max_connections_per_ip`.
 //!
+//! *Per IP* means per address in both families (an IPv6 scope id aside). Not per IPv6 /64,
+//! though a host can take any number of addresses in its /64: on one link every peer's
+//! link-local address is in the same `fe80::/64`, so a /64 budget would make the whole LAN
+//! share one IP's share, and the first hostile host on it would starve every honest IPv6 peer.
+//! A host with many addresses is what an IPv4 host with a whole subnet already is (ARP lets it
+//! answer for 254 addresses of a /24): the per-node budgets bound it (the peer table, the
+//! connections, the signature checks of `node/verify.rs`, its tracked addresses), and the
+//! per-address budgets keep it from crowding out peers one address at a time.
+//!
 //! Send budgets count what the node has handed the runtime and not yet seen flushed, plus the
 //! chunk reads in flight to be sent: that is the memory a reader that does not read makes us
 //! hold. A connection at its own budget is no longer read (`NetOp::Pause`), so its requests

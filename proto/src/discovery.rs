@@ -42,6 +42,13 @@
 //!   says goodbye, goes quiet past the expiry or is found unreachable, the freshest rival
 //!   takes its place ([`Change::Moved`]) instead of the peer being lost. (Signatures made
 //!   the per-instance history of each peer unnecessary: one mark replaces it.)
+//! - a peer heard over both families is one peer (one key, one entry): it sends each round's
+//!   signed datagram to every IPv4 broadcast address and to the IPv6 multicast group, so the
+//!   copy that arrives second carries a mark already held and the node drops it as stale. The
+//!   peer is listed, and dialled, at the address of the first copy believed (IPv4 as a rule:
+//!   it goes out first); an address keeps its IPv6 scope (`crate::addr::with_port`). Falling
+//!   back to the other family follows the address rules above: at once through a rival while
+//!   the peer is unmet, else after the listed address has been silent past the expiry.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -282,7 +289,7 @@ impl Discovery {
         if a.peer == self.me {
             return;
         }
-        let addr = SocketAddr::new(from.ip(), a.port);
+        let addr = crate::addr::with_port(from, a.port);
         if let Some(p) = self.peers.get_mut(&a.peer)
             && p.addr.ip() != from.ip()
         {

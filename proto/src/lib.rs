@@ -23,6 +23,7 @@
 //! `download` module.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod addr;
 pub mod availability;
 pub mod budget;
 pub mod bugs;

@@ -1,11 +1,12 @@
 //! Drives a p2pshare peer with one `mio::Poll` loop on one thread.
 //!
-//! The loop owns the discovery UDP socket, the TCP listener, every connection and a waker;
-//! everything else (the node, disk work, scanning, the handle's channels) is the shared
-//! [`p2pshare_host::Driver`]. Invariants: the node is touched only by the loop thread; the loop
-//! never sleeps past the node's deadline and feeds `Instant::now()` (not the deadline) when it
-//! wakes; a connection's unsent bytes stay in its queue until the socket takes them, and are
-//! written once per turn of the node's operations (small frames merged), never once per frame.
+//! The loop owns the discovery UDP sockets (IPv4, and IPv6 when it multicasts), the TCP
+//! listener, every connection and a waker; everything else (the node, disk work, scanning, the
+//! handle's channels) is the shared [`p2pshare_host::Driver`]. Invariants: the node is touched
+//! only by the loop thread; the loop never sleeps past the node's deadline and feeds
+//! `Instant::now()` (not the deadline) when it wakes; a connection's unsent bytes stay in its
+//! queue until the socket takes them, and are written once per turn of the node's operations
+//! (small frames merged), never once per frame.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -24,7 +25,8 @@ const UDP: Token = Token(0);
 const DATAGRAMS_PER_TURN: usize = 16;
 const LISTENER: Token = Token(1);
 const WAKER: Token = Token(2);
-const FIRST_CONN: usize = 3;
+const UDP6: Token = Token(3);
+const FIRST_CONN: usize = 4;
 /// Bytes read from a socket per `Received` input: a host that floods requests makes the node
 /// work through at most this much of them per read (and per turn, `READS_PER_TURN` times)
 /// before the loop turns to timers and other sockets.
@@ -44,6 +46,10 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         error,
     })?;
     let mut udp = UdpSocket::from_std(p2pshare_host::sockets::discovery(cfg.discovery_port)?);
+    let (mut udp6, groups) = match p2pshare_host::sockets::discovery6_for(cfg)? {
+        Some((s, g)) => (Some(UdpSocket::from_std(s)), Some(g)),
+        None => (None, None),
+    };
     let mut listener = TcpListener::from_std(p2pshare_host::sockets::listener(cfg.transfer_port)?);
     let port = listener
         .local_addr()
@@ -58,16 +64,21 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         .map_err(register)?;
     reg.register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(register)?;
+    if let Some(u) = &mut udp6 {
+        reg.register(u, UDP6, Interest::READABLE)
+            .map_err(register)?;
+    }
     let waker = Arc::new(Waker::new(reg, WAKER).map_err(register)?);
     let w = waker.clone();
     let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         let _ = w.wake();
     });
-    let started = p2pshare_host::start(cfg, port, wake.clone())?;
+    let started = p2pshare_host::start(cfg, port, wake.clone(), groups)?;
     started.spawn("mio", wake, port, move |driver| {
         Loop {
             poll,
             udp,
+            udp6,
             listener,
             driver,
             conns: BTreeMap::new(),
@@ -98,6 +109,8 @@ struct Conn {
 struct Loop {
     poll: Poll,
     udp: UdpSocket,
+    /// The IPv6 discovery socket (multicast), if IPv6 discovery is on.
+    udp6: Option<UdpSocket>,
     listener: TcpListener,
     driver: Driver,
     conns: BTreeMap<ConnId, Conn>,
@@ -149,7 +162,7 @@ impl Loop {
             // connections cannot keep a newcomer waiting for our answer.
             for ev in events.iter() {
                 match ev.token() {
-                    UDP => self.read_datagrams(),
+                    UDP | UDP6 => self.read_datagrams(),
                     LISTENER => self.accept(),
                     // A question about the view (a snapshot) is answered after every
                     // datagram that arrived before it was asked: a newcomer's answer waiting
@@ -249,6 +262,8 @@ impl Loop {
             match self.listener.accept() {
                 Ok((stream, remote)) => {
                     let _ = stream.set_nodelay(true);
+                    // The listener is dual-stack: an IPv4 peer is an IPv4 address from here on.
+                    let remote = p2pshare_proto::addr::canonical(remote);
                     // The node names the connection, or refuses it: then the stream is held if
                     // the node may take it later (a burst from one address), else dropped.
                     let conn = match self.driver.accept(remote) {
@@ -271,24 +286,17 @@ impl Loop {
         }
     }
 
-    /// Reads at most [`DATAGRAMS_PER_TURN`] datagrams (the rest wait for the next turn: the
-    /// loop does not sleep while some may be left). A burst of datagrams that are each costly
-    /// to read (Python peers' 60 KiB announcements) cannot hold the connections' turns up.
+    /// Reads at most [`DATAGRAMS_PER_TURN`] datagrams from each discovery socket (the rest
+    /// wait for the next turn: the loop does not sleep while some may be left). A burst of
+    /// datagrams that are each costly to read (Python peers' 60 KiB announcements) cannot hold
+    /// the connections' turns up.
     fn read_datagrams(&mut self) {
-        self.udp_unread = true;
-        for _ in 0..DATAGRAMS_PER_TURN {
-            match self.udp.recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    let data = self.buf[..n].to_vec();
-                    self.driver.input(Input::Datagram { from, data });
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.udp_unread = false;
-                    return;
-                }
-            }
-        }
+        let v4 = read_from(&self.udp, &mut self.buf, &mut self.driver);
+        let v6 = match &self.udp6 {
+            Some(u) => read_from(u, &mut self.buf, &mut self.driver),
+            None => false,
+        };
+        self.udp_unread = v4 || v6;
     }
 
     fn on_writable(&mut self, conn: ConnId) {
@@ -408,8 +416,14 @@ impl Loop {
 
 impl Network for Loop {
     fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
-        // A failed send (no route, say) is like a lost datagram.
-        let _ = self.udp.send_to(&data, to);
+        // A failed send (no route, a full buffer, no IPv6 socket) is a lost datagram.
+        let socket = match to {
+            SocketAddr::V4(_) => Some(&self.udp),
+            SocketAddr::V6(_) => self.udp6.as_ref(),
+        };
+        if let Some(s) = socket {
+            let _ = s.send_to(&data, to);
+        }
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -451,4 +465,20 @@ impl Network for Loop {
     fn close(&mut self, conn: ConnId) {
         self.drop_conn(conn);
     }
+}
+
+/// Reads at most [`DATAGRAMS_PER_TURN`] datagrams from `udp` into the driver; true when some
+/// may be left.
+fn read_from(udp: &UdpSocket, buf: &mut [u8], driver: &mut Driver) -> bool {
+    for _ in 0..DATAGRAMS_PER_TURN {
+        match udp.recv_from(buf) {
+            Ok((n, from)) => {
+                let data = buf[..n].to_vec();
+                driver.input(Input::Datagram { from, data });
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }

@@ -5,7 +5,8 @@
 //! named `p2pshare-smol`. On it:
 //! - one **owner task** holds the shared [`p2pshare_host::Driver`] (the node, disk work,
 //!   scanner and the handle's channels) and is the only code that touches it;
-//! - a **datagram task** receives on the discovery socket, an **accept task** takes new
+//! - a **datagram task** receives on each discovery socket (IPv4, and IPv6 when it
+//!   multicasts), an **accept task** takes new
 //!   connections, a **connect task** per outbound connection dials it, and every established
 //!   connection has a **reader task** and a **writer task**;
 //! - a reader task reads again only once the owner has given its last buffer to the node and
@@ -68,6 +69,10 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
     let udp = Arc::new(
         Async::new(p2pshare_host::sockets::discovery(cfg.discovery_port)?).map_err(register)?,
     );
+    let (udp6, groups) = match p2pshare_host::sockets::discovery6_for(cfg)? {
+        Some((s, g)) => (Some(Arc::new(Async::new(s).map_err(register)?)), Some(g)),
+        None => (None, None),
+    };
     let listener = TcpListener::try_from(p2pshare_host::sockets::listener(cfg.transfer_port)?)
         .map_err(register)?;
     let port = listener
@@ -80,7 +85,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
         // A full channel means a wake-up is already pending.
         let _ = wake_tx.try_send(());
     });
-    let started = p2pshare_host::start(cfg, port, wake.clone())?;
+    let started = p2pshare_host::start(cfg, port, wake.clone(), groups)?;
     started.spawn("smol", wake, port, move |driver| {
         let ex = LocalExecutor::new();
         let (events_tx, events) = channel::bounded(EVENTS);
@@ -88,6 +93,7 @@ pub fn start(cfg: &PeerConfig) -> Result<Handle, StartError> {
             ex: &ex,
             driver,
             udp,
+            udp6,
             events_tx,
             events,
             wake: wake_rx,
@@ -217,6 +223,8 @@ struct Owner<'ex> {
     ex: &'ex LocalExecutor<'static>,
     driver: Driver,
     udp: Arc<Async<std::net::UdpSocket>>,
+    /// The IPv6 discovery socket (multicast), if IPv6 discovery is on.
+    udp6: Option<Arc<Async<std::net::UdpSocket>>>,
     /// Cloned into every socket task.
     events_tx: Sender<Event>,
     events: Receiver<Event>,
@@ -233,6 +241,10 @@ impl Owner<'_> {
         let _datagrams = self
             .ex
             .spawn(recv_datagrams(self.udp.clone(), self.events_tx.clone()));
+        let _datagrams6 = self
+            .udp6
+            .clone()
+            .map(|u| self.ex.spawn(recv_datagrams(u, self.events_tx.clone())));
         let _accept = self.ex.spawn(accept(listener, self.events_tx.clone()));
         self.driver.poll_channels();
         loop {
@@ -447,6 +459,8 @@ async fn accept(listener: TcpListener, events: Sender<Event>) {
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let _ = stream.set_nodelay(true);
+                // The listener is dual-stack: an IPv4 peer is an IPv4 address from here on.
+                let remote = p2pshare_proto::addr::canonical(remote);
                 if events
                     .send(Event::Accepted { stream, remote })
                     .await
@@ -512,9 +526,15 @@ async fn write_conn(
 
 impl Network for Owner<'_> {
     fn datagram(&mut self, to: SocketAddr, data: Vec<u8>) {
-        // Sent at once, without waiting: a failed send (no route, a full buffer) is like a lost
-        // datagram.
-        let _ = self.udp.get_ref().send_to(&data, to);
+        // Sent at once, without waiting: a failed send (no route, a full buffer, no IPv6
+        // socket) is like a lost datagram.
+        let socket = match to {
+            SocketAddr::V4(_) => Some(&self.udp),
+            SocketAddr::V6(_) => self.udp6.as_ref(),
+        };
+        if let Some(s) = socket {
+            let _ = s.get_ref().send_to(&data, to);
+        }
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {

@@ -77,7 +77,9 @@ pub struct Config {
     pub seed: u64,
     /// The TCP port this peer serves on (announced to others).
     pub transfer_port: u16,
-    /// Where announcements go: broadcast addresses with the discovery port.
+    /// Where announcements go: broadcast addresses with the discovery port, and IPv6
+    /// multicast destinations (`[ff12::7032:7073%ifindex]:port`, [`crate::addr::multicast_on`]).
+    /// JSON announcements for Python peers go to the IPv4 ones only.
     pub announce_to: Vec<SocketAddr>,
     /// Peers outside the broadcast domain, by their transfer address: connected to directly and
     /// kept in view by pings.

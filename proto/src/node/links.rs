@@ -275,7 +275,7 @@ impl Node {
         let inbound = conn.is_inbound();
         // A hello is as good as an announcement: this is how static peers (and peers that
         // reach us across routers) enter the table; and a peer speaks at that address.
-        self.discovery.vouch(SocketAddr::new(remote.ip(), a.port));
+        self.discovery.vouch(crate::addr::with_port(remote, a.port));
         if inbound {
             self.discovery.heard_inbound_hello(now, &a, remote);
         } else {

@@ -369,7 +369,9 @@ impl Node {
         // The one router: each input goes to the part that owns what it is about (a connection
         // by what it is in the table, a download by whether it is a Python peer's).
         match input {
-            Input::Datagram { from, data } => self.on_datagram(now, from, &data),
+            Input::Datagram { from, data } => {
+                self.on_datagram(now, crate::addr::canonical(from), &data)
+            }
             Input::Connected { conn } => self.on_connected(now, conn),
             Input::ConnectFailed { conn } => {
                 self.on_conn_gone(now, conn, CloseReason::ConnectFailed)
@@ -451,7 +453,7 @@ impl Node {
         if self.shut_down {
             return Admission::Refused;
         }
-        let admission = self.on_accepted(self.now, remote);
+        let admission = self.on_accepted(self.now, crate::addr::canonical(remote));
         self.drain_discovery(self.now);
         admission
     }
@@ -521,7 +523,8 @@ impl Node {
             .python
             .announcement(self.now, self.cfg.transfer_port, files);
         if let Some(json) = json {
-            for &to in &self.cfg.announce_to {
+            // The Python program listens on IPv4 only.
+            for &to in self.cfg.announce_to.iter().filter(|to| to.is_ipv4()) {
                 self.out.push_back(Output::Net(NetOp::Datagram {
                     to,
                     data: json.clone(),
@@ -532,7 +535,15 @@ impl Node {
 
     fn on_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         use crate::wire::DatagramError as E;
+        if from.ip().is_unspecified() {
+            // Nothing can be dialled there (a host whose address is not ready yet).
+            return self.stats.datagrams_unanswerable += 1;
+        }
         if crate::python::wire::looks_legacy(data) {
+            if from.is_ipv6() {
+                // The Python program speaks IPv4 only: JSON over IPv6 is no peer of ours.
+                return self.stats.datagrams_foreign += 1;
+            }
             let discovery = &self.discovery;
             let native_at = |addr| discovery.peers().any(|p| p.addr == addr);
             let listed_at =

@@ -174,6 +174,9 @@ pub struct Stats {
     pub datagrams_malformed: u64,
     /// Datagrams of a protocol version we do not speak.
     pub datagrams_unknown_version: u64,
+    /// Datagrams from an unspecified source address (`0.0.0.0`, `::`: a host with no usable
+    /// address yet): no peer can be reached there, so none is listed there.
+    pub datagrams_unanswerable: u64,
     /// Frames with a body we could not read (unknown kind or message).
     pub frames_unreadable: u64,
     /// Well-formed frames nobody asked for: a catalog we did not request, a second hello.
