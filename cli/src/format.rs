@@ -48,6 +48,7 @@ pub fn stats(s: &Stats) -> String {
         connections_refused,
         bad_names,
         requests_refused,
+        requests_not_allowed,
         chunks_served,
         chunks_rejected,
         catalog_entries_dropped,
@@ -73,6 +74,7 @@ pub fn stats(s: &Stats) -> String {
         python_vouches_refuted,
         python_vouch_checks_over_budget,
         connections_parked_dropped,
+        known_peers_reset,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -88,7 +90,8 @@ pub fn stats(s: &Stats) -> String {
          handshake_wrong_peer={handshake_wrong_peer} handshake_failed={handshake_failed} \
          hellos_refused={hellos_refused} records_failed={records_failed} \
          connections_refused={connections_refused} bad_names={bad_names} \
-         requests_refused={requests_refused} chunks_served={chunks_served} \
+         requests_refused={requests_refused} requests_not_allowed={requests_not_allowed} \
+         chunks_served={chunks_served} \
          chunks_rejected={chunks_rejected} \
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
          answers_dropped={answers_dropped} \
@@ -107,7 +110,8 @@ pub fn stats(s: &Stats) -> String {
          python_vouches_believed={python_vouches_believed} \
          python_vouches_refuted={python_vouches_refuted} \
          python_vouch_checks_over_budget={python_vouch_checks_over_budget} \
-         connections_parked_dropped={connections_parked_dropped}"
+         connections_parked_dropped={connections_parked_dropped} \
+         known_peers_reset={known_peers_reset}"
     )
 }
 
@@ -278,11 +282,20 @@ pub fn peers(s: &Snapshot) -> String {
             if p.python {
                 format!("{}  (python)", p.addr)
             } else {
-                format!("{}  {}", p.addr, p.id.short())
+                format!("{}  {}{}", p.addr, p.id.short(), new_mark(s, p))
             }
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `  new` after a peer this folder had not met before this run, else nothing.
+fn new_mark(s: &Snapshot, p: &p2pshare_proto::PeerView) -> &'static str {
+    if s.new_peers.contains(&p.id) {
+        "  new"
+    } else {
+        ""
+    }
 }
 
 /// The interface a peer at `ip` is heard on: the LAN interface whose subnet holds it.
@@ -309,7 +322,7 @@ pub fn peers_verbose(s: &Snapshot) -> String {
             let (id, kind) = if p.python {
                 (String::new(), ", python")
             } else {
-                (format!("  {}", p.id.to_hex()), "")
+                (format!("  {}{}", p.id.to_hex(), new_mark(s, p)), "")
             };
             match interface_of(&ifaces, p.addr.ip()) {
                 Some(i) => format!("{}{id}  (on {i}{kind})", p.addr),
@@ -331,7 +344,11 @@ pub fn status(s: &Snapshot) -> String {
         } else {
             p.id.short()
         };
-        out.push_str(&format!("  {}  {id}  {files} files\n", p.addr));
+        out.push_str(&format!(
+            "  {}  {id}  {files} files{}\n",
+            p.addr,
+            new_mark(s, p)
+        ));
     }
     out.push_str(&format!("shared: {}\n", s.shared.len()));
     for f in s.shared.iter().take(50) {
@@ -416,6 +433,7 @@ pub fn peers_json(s: &Snapshot) -> String {
                 "files": p.files,
                 "interface": interface_of(&ifaces, p.addr.ip()),
                 "python": p.python,
+                "new": s.new_peers.contains(&p.id),
             })
         })
         .collect();
@@ -451,6 +469,7 @@ mod tests {
             me: p2pshare_proto::PeerId([0; 32]),
             transfer_port: 1,
             peers: Vec::new(),
+            new_peers: Default::default(),
             remote: files
                 .iter()
                 .map(|(names, size, c)| RemoteFile {
@@ -471,6 +490,34 @@ mod tests {
             answered: true,
             python_around: false,
         }
+    }
+
+    #[test]
+    fn peers_met_for_the_first_time_are_marked_new() {
+        let peer = |n: u8, port: u16| p2pshare_proto::PeerView {
+            id: p2pshare_proto::PeerId([n; 32]),
+            addr: std::net::SocketAddr::from(([10, 0, 0, n], port)),
+            files: Some(1),
+            last_seen: std::time::Instant::now(),
+            confirmed: true,
+            mark: None,
+            python: false,
+        };
+        let s = Snapshot {
+            peers: vec![peer(1, 10001), peer(2, 10002)],
+            new_peers: [p2pshare_proto::PeerId([2; 32])].into_iter().collect(),
+            ..snapshot(&[])
+        };
+        let text = peers(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(!lines[0].ends_with("new"), "{text}");
+        assert!(lines[1].ends_with("  new"), "{text}");
+        assert!(peers_verbose(&s).lines().nth(1).unwrap().contains(" new "));
+        assert!(status(&s).contains("1 files  new"));
+        let json: serde_json::Value = serde_json::from_str(&peers_json(&s)).unwrap();
+        assert_eq!(json["peers"][0]["new"], false);
+        assert_eq!(json["peers"][1]["new"], true);
     }
 
     /// The folder summaries the page's JavaScript is tested with too (`web/test/cases.json`).

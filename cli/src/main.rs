@@ -76,6 +76,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         None => prompt::run(opts, port, &signals::Signals::install()?),
         Some(Cmd::Serve) => commands::serve(opts, port, &signals::Signals::install()?),
+        Some(Cmd::Id) => Ok(commands::id(opts)?),
         Some(Cmd::List {
             folder,
             all,

@@ -4,6 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use p2pshare_host::{Handle, PeerConfig};
+use p2pshare_proto::StaticPeer;
 use p2pshare_proto::node::{MAX_INTERVAL, MIN_INTERVAL, check_interval};
 
 use crate::args::{Opts, Runtime};
@@ -40,19 +41,38 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     })?;
     cfg.interval = interval;
     for p in &opts.peers {
-        cfg.static_peers.push(peer_addr(p)?);
+        cfg.static_peers.push(static_peer(p)?);
     }
+    cfg.allow = opts.allow.iter().copied().collect();
+    cfg.allow_files = opts.allow_files.clone();
     Ok(cfg)
 }
 
-/// The first IPv4 address a `--peer HOST:PORT` names (a host name is looked up).
-fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
+/// A `--peer [KEY@]HOST:PORT`: the key it must present, if given, and the first IPv4
+/// address the rest names (a host name is looked up).
+pub fn static_peer(spec: &str) -> Result<StaticPeer, String> {
+    let (key, addr) = match spec.split_once('@') {
+        Some((key, addr)) => {
+            let key =
+                p2pshare_host::allow::parse_key(key).map_err(|e| format!("--peer {spec}: {e}"))?;
+            (Some(key), addr)
+        }
+        None => (None, spec),
+    };
+    Ok(StaticPeer {
+        addr: peer_addr(spec, addr)?,
+        key,
+    })
+}
+
+/// The first IPv4 address `peer` (of the option `spec`) names.
+fn peer_addr(spec: &str, peer: &str) -> Result<SocketAddr, String> {
     let addrs = peer
         .to_socket_addrs()
-        .map_err(|e| format!("--peer {peer}: {e}"))?;
+        .map_err(|e| format!("--peer {spec}: {e}"))?;
     let mut v4 = addrs.filter(SocketAddr::is_ipv4);
     v4.next()
-        .ok_or_else(|| format!("--peer {peer}: no IPv4 address"))
+        .ok_or_else(|| format!("--peer {spec}: no IPv4 address"))
 }
 
 /// Starts the peer on the runtime the options name.

@@ -970,3 +970,207 @@ fn partials_nobody_completes_are_removed() {
     let _ = child.wait();
     assert!(recent.exists(), "a recent partial stays");
 }
+
+/// A `p2pshare serve` on the folder `dir` (which outlives it: a restart keeps its state),
+/// with `extra` options; killed (by its pid) when dropped.
+struct Served(Child);
+
+impl Served {
+    fn start(dport: u16, dir: &Path, extra: &[&str]) -> Served {
+        let lock = dir.join(".p2pshare.lock");
+        let _ = std::fs::remove_file(&lock);
+        let child = Command::new(BIN)
+            .args(net_args(dport))
+            .arg("--shared")
+            .arg(dir)
+            .args(extra)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(&lock).map_or(true, |b| b.is_empty()) {
+            assert!(Instant::now() < deadline, "peer did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Served(child)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The folder's key, whole, from `p2pshare id` (made on first use).
+fn key_of(dir: &Path) -> String {
+    let out = Command::new(BIN)
+        .arg("--shared")
+        .arg(dir)
+        .arg("id")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = stdout(&out).trim().to_string();
+    assert_eq!(key.len(), 64, "{key}");
+    key
+}
+
+/// Asks the running peer of `dir` for `peers --json` until `done` holds of it.
+fn peers_until(d: u16, dir: &Path, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = p2pshare(d, dir, &["peers", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn peers_met_for_the_first_time_are_new_and_remembered() {
+    let d = dport(14);
+    let a = Peer::serve(d, &[("a.txt", b"a")], &[]);
+    let a_key = key_of(a.dir.path());
+    let root = tempfile::tempdir().unwrap();
+    let b_dir = root.path().join("b");
+    std::fs::create_dir(&b_dir).unwrap();
+    let b = Served::start(d, &b_dir, &[]);
+    let listed = |v: &serde_json::Value, new: bool| {
+        v["peers"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["id"] == a_key.as_str() && p["new"] == new)
+        })
+    };
+    peers_until(d, &b_dir, |v| listed(v, true));
+    // The text view says so too.
+    let text = stdout(&p2pshare(d, &b_dir, &["peers"]));
+    assert!(text.lines().any(|l| l.ends_with("  new")), "{text}");
+    // Remembered within a moment (owner-only, hidden: never shared), so a peer killed
+    // without a goodbye keeps it too.
+    let known = b_dir.join(".p2pshare-known");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&known).is_ok_and(|t| t.contains(&a_key)) {
+        assert!(Instant::now() < deadline, "never saved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&known).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(b);
+    // After a restart, A is an old friend.
+    let _b = Served::start(d, &b_dir, &[]);
+    let v = peers_until(d, &b_dir, |v| listed(v, false));
+    assert!(!listed(&v, true));
+    let text = stdout(&p2pshare(d, &b_dir, &["peers"]));
+    assert!(!text.contains(" new"), "{text}");
+    // A damaged file is a counted reset with a warning, never a failed start.
+    drop(_b);
+    std::fs::write(&known, "not ours\n").unwrap();
+    let out = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(&b_dir)
+        .args(["get", "a.txt", "--timeout", "10"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("known peers"), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&known).unwrap().contains(&a_key));
+}
+
+#[test]
+fn a_static_peer_given_with_its_key_must_present_it() {
+    // Two discovery ports: only --peer joins them.
+    let seeder = Peer::serve(dport(15), &[("far.txt", b"from far away")], &[]);
+    let key = key_of(seeder.dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pshare(dport(15), dir.path(), &["peers", "--wait", "1.5"]);
+    let addr = stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    // Another key expected there: nothing is fetched from it.
+    let wrong = format!("{}@{addr}", "ab".repeat(32));
+    let out = p2pshare(
+        dport(16),
+        dir.path(),
+        &["--peer", &wrong, "get", "far.txt", "--timeout", "3"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!dir.path().join("dl_far.txt").exists());
+    // Its own key: fetched.
+    let right = format!("{key}@{addr}");
+    let out = p2pshare(
+        dport(16),
+        dir.path(),
+        &["--peer", &right, "get", "far.txt", "--timeout", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("dl_far.txt")).unwrap(),
+        b"from far away"
+    );
+    // A bad spec is one line and a non-zero exit.
+    for bad in ["zz@127.0.0.1:1", "@127.0.0.1:1", "abc@nowhere"] {
+        let out = p2pshare(dport(16), dir.path(), &["--peer", bad, "peers"]);
+        assert_ne!(out.status.code(), Some(0), "{bad}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("--peer"), "{}", stderr(&out));
+    }
+    drop(seeder);
+}
+
+#[test]
+fn a_peer_with_allow_serves_its_friend_and_refuses_a_third() {
+    let d = dport(17);
+    let friend = tempfile::tempdir().unwrap();
+    let stranger = tempfile::tempdir().unwrap();
+    let friend_key = key_of(friend.path());
+    let seeder = Peer::serve(
+        d,
+        &[("secret.txt", b"for friends only\n")],
+        &["--allow", &friend_key],
+    );
+    // The stranger sees the peer, but no file: its catalog is empty for it.
+    let out = p2pshare(d, stranger.path(), &["get", "secret.txt", "--timeout", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no peer shares a file named"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stranger.path().join("dl_secret.txt").exists());
+    let out = p2pshare(d, stranger.path(), &["list", "--json", "--wait", "1.5"]);
+    assert!(!stdout(&out).contains("secret.txt"), "{}", stdout(&out));
+    // The friend fetches it.
+    let out = p2pshare(d, friend.path(), &["get", "secret.txt", "--timeout", "10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(friend.path().join("dl_secret.txt")).unwrap(),
+        b"for friends only\n"
+    );
+    // The refusals were counted.
+    let out = p2pshare(d, seeder.dir.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        v["stats"]["requests_not_allowed"].as_u64() >= Some(1),
+        "{}",
+        v["stats"]
+    );
+    // A bad key is one line and a usage error.
+    let out = p2pshare(d, stranger.path(), &["--allow", "nope", "peers"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}

@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub transfer_port: u16,
     /// Known peers.
     pub peers: Vec<PeerView>,
+    /// The native peers in `peers` this folder had not met before this run (its memory of the
+    /// peers it met: [`crate::known`]): `peers` marks them new.
+    pub new_peers: std::collections::BTreeSet<p2pshare_proto::PeerId>,
     /// Files other peers share.
     pub remote: Vec<RemoteFile>,
     /// Downloads in progress.

@@ -544,7 +544,7 @@ impl Harness {
         cfg.announce_to = vec![SocketAddr::from(([10, 0, 0, 255], 9999))];
         cfg.aes = script.prologue & 4 != 0;
         if script.static_peer {
-            cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
+            cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000)).into()];
         }
         let me = Identity::from_secret_bytes(&ME_SECRET);
         let node = Node::new(cfg, me, [0xab; 32], origin).expect("a valid configuration");
