@@ -119,6 +119,16 @@ pub enum Cmd {
     /// Print this folder's key (its peer id, 64 hex digits), made on first use: what another
     /// peer gives to --allow or --peer KEY@HOST:PORT.
     Id,
+    /// Pair with a peer on another machine: each adds the other's key to its folder's allow
+    /// file (<shared>/.p2pshare-allow). Without CODE, prints a code and waits; with the CODE
+    /// the other side printed, finds it on the LAN and pairs. A wrong code fails at once.
+    Pair {
+        /// The code the other side printed (NNNN-NNNN).
+        code: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+        timeout: f64,
+    },
     /// Print the files other peers share: the top level, each folder summarised in one row
     /// (files, bytes); `list FOLDER/` shows what lies under a folder the same way.
     List {

@@ -336,6 +336,12 @@ pub fn peers_verbose(s: &Snapshot) -> String {
 /// `status`: who we are, the peers, our shared files, the downloads, the counters.
 pub fn status(s: &Snapshot) -> String {
     let mut out = format!("peer {} on TCP port {}\n", s.me.short(), s.transfer_port);
+    if let Some(n) = s.allowed {
+        out.push_str(&format!(
+            "sharing privately: only with {n} allowed key{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
     out.push_str(&format!("peers: {}\n", s.peers.len()));
     for p in &s.peers {
         let files = p.files.map_or_else(|| "?".into(), |n| n.to_string());
@@ -411,6 +417,7 @@ pub fn status_json(s: &Snapshot) -> String {
         "version": crate::control::VERSION,
         "me": hex(&s.me.0),
         "transfer_port": s.transfer_port,
+        "allowed": s.allowed,
         "peers": peers,
         "shared": shared,
         "downloads": downloads,
@@ -489,6 +496,7 @@ mod tests {
             settled: true,
             answered: true,
             python_around: false,
+            allowed: None,
         }
     }
 

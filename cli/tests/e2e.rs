@@ -1174,3 +1174,113 @@ fn a_peer_with_allow_serves_its_friend_and_refuses_a_third() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// `p2pshare pair` (the waiting side) on folder `dir`, and the code it printed.
+fn pair_waiter(d: u16, dir: &Path) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(dir)
+        .args(["pair", "--timeout", "20"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let code = line.trim().to_string();
+    assert_eq!(code.len(), 9, "{code:?}");
+    (child, code)
+}
+
+fn allow_file(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".p2pshare-allow")).unwrap_or_default()
+}
+
+#[test]
+fn pairing_lets_the_paired_peer_download_from_a_private_peer() {
+    let d = dport(18);
+    let seeder = Peer::serve(d, &[("secret.txt", b"paired only\n")], &[]);
+    let (a, b, c) = (
+        seeder.dir.path(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a_key, b_key) = (key_of(a), key_of(b.path()));
+    // The seeder's folder waits (beside its running peer); B joins with the code.
+    let (waiter, code) = pair_waiter(d, a);
+    let t = Instant::now();
+    let out = p2pshare(d, b.path(), &["pair", &code, "--timeout", "10"]);
+    let took = t.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        a_key,
+        "the joiner learned the waiter's key"
+    );
+    let w = waiter.wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert!(stdout(&w).contains(&b_key), "{}", stdout(&w));
+    eprintln!("pairing took {took:?} (joiner start to exit; offers every second)");
+    // Each side's allow file has the other's key (owner-only, hidden).
+    assert!(allow_file(a).contains(&b_key));
+    assert!(allow_file(b.path()).contains(&a_key));
+    // The running seeder follows its allow file: private now, with one key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = p2pshare(d, a, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if v["allowed"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never private: {}", stdout(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A third peer gets nothing; the paired one its file.
+    let out = p2pshare(d, c.path(), &["get", "secret.txt", "--timeout", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!c.path().join("dl_secret.txt").exists());
+    let out = p2pshare(d, b.path(), &["get", "secret.txt", "--timeout", "10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(b.path().join("dl_secret.txt")).unwrap(),
+        b"paired only\n"
+    );
+}
+
+#[test]
+fn pairing_with_a_wrong_code_fails_on_both_sides_after_one_try() {
+    let d = dport(19);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (waiter, code) = pair_waiter(d, a.path());
+    // One digit off.
+    let last = code.chars().last().unwrap();
+    let other = if last == '9' {
+        '0'
+    } else {
+        char::from(last as u8 + 1)
+    };
+    let wrong = format!("{}{other}", &code[..code.len() - 1]);
+    let out = p2pshare(d, b.path(), &["pair", &wrong, "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrong code"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // The waiter stops at that one try, with an error of its own.
+    let w = waiter.wait_with_output().unwrap();
+    assert_eq!(w.status.code(), Some(1));
+    let werr = String::from_utf8_lossy(&w.stderr);
+    assert!(werr.contains("wrong code"), "{werr}");
+    assert!(allow_file(a.path()).is_empty() && allow_file(b.path()).is_empty());
+    // A code that is not one is a usage error of one line.
+    let out = p2pshare(d, b.path(), &["pair", "12-34", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a pairing code"),
+        "{}",
+        stderr(&out)
+    );
+}

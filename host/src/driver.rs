@@ -477,6 +477,7 @@ impl Driver {
             settled: self.node.is_settled(Instant::now()),
             answered: self.node.has_been_answered(Instant::now()),
             python_around: self.node.python_around(),
+            allowed: self.node.config().allow.as_ref().map(|a| a.len()),
         }
     }
 

@@ -98,6 +98,9 @@ pub struct Snapshot {
     /// True once a Python peer, or a p2pshare peer announcing to Python peers, was heard: the
     /// LAN has Python peers, which announce only every 5 s (`Node::python_around`).
     pub python_around: bool,
+    /// Sharing privately with this many keys (`--allow`, the allow files), or with everyone
+    /// (`None`).
+    pub allowed: Option<usize>,
 }
 
 /// A [`Snapshot`] as the event loop takes it: everything but the other peers' files, which

@@ -44,6 +44,7 @@ pub mod name;
 pub mod net;
 pub mod node;
 pub mod noise;
+pub mod pair;
 pub mod python;
 pub mod rng;
 pub mod session;
