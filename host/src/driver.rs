@@ -244,7 +244,7 @@ pub fn start(
     };
     let node =
         Node::new(node_cfg, identity, key_seed, Instant::now()).map_err(StartError::Config)?;
-    let driver = Driver {
+    let mut driver = Driver {
         node,
         disk,
         files,
@@ -267,7 +267,6 @@ pub fn start(
             .then(|| (cfg.clone(), Instant::now() + INTERFACES_EVERY)),
         _lock: lock,
     };
-    let mut driver = driver;
     if let (Some(why), true) = (loaded.reset, cfg.use_folder) {
         driver.notify(Notice::Warning(format!("known peers: {why}")));
     }
