@@ -1225,7 +1225,7 @@ fn pairing_lets_the_paired_peer_download_from_a_private_peer() {
     let w = waiter.wait_with_output().unwrap();
     assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
     assert!(stdout(&w).contains(&b_key), "{}", stdout(&w));
-    eprintln!("pairing took {took:?} (joiner start to exit; offers every second)");
+    eprintln!("pairing took {took:?} (joiner start to exit; offers every 250 ms)");
     // Each side's allow file has the other's key (owner-only, hidden).
     assert!(allow_file(a).contains(&b_key));
     assert!(allow_file(b.path()).contains(&a_key));

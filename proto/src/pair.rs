@@ -53,7 +53,7 @@ pub const ACCEPTED: u8 = 1;
 /// How many digits a code has.
 pub const CODE_DIGITS: usize = 8;
 
-/// The waiting side's offer, broadcast on the discovery port every second while it waits:
+/// The waiting side's offer, broadcast on the discovery port (four times a second) while it waits:
 /// "a pairing waits at this TCP port of my address". It carries nothing secret (the code
 /// never travels), so whoever hears it may connect: a wrong code costs that one try.
 pub fn offer(port: u16) -> Vec<u8> {
