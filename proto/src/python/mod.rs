@@ -33,13 +33,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// True when `peer` is the id the node gives the Python peer at `addr` (derived from the
-/// address, not a key): an [`Event::PeerFound`](crate::Event) of such a peer proves no key,
-/// so the host does not remember it among the peers it met.
-pub fn is_python_peer(peer: &crate::ids::PeerId, addr: SocketAddr) -> bool {
-    peers::peer_id_of(addr) == *peer
-}
-
 pub(crate) use fetch::{Ended, Fetch};
 pub(crate) use serve::{FirstBytes, Request, Serve, Sniff};
 
@@ -51,6 +44,13 @@ use crate::node::{DiskOp, DownloadView, Event, Output, PeerView, RemoteFile, Sou
 use download::{PyDownload, PyPhase};
 use peers::{Heard, PythonPeers, peer_id_of};
 use wire::{LegacyAnnounce, LegacyFile, PY_CHUNK};
+
+/// True when `peer` is the id the node gives the Python peer at `addr` (derived from the
+/// address, not a key): an [`Event::PeerFound`](crate::Event) of such a peer proves no key,
+/// so the host does not remember it among the peers it met.
+pub fn is_python_peer(peer: &PeerId, addr: SocketAddr) -> bool {
+    peer_id_of(addr) == *peer
+}
 
 /// Chunks written between two progress events.
 const PROGRESS_EVERY: u32 = 1024;
