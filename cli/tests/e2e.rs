@@ -1006,14 +1006,22 @@ impl Drop for Served {
     }
 }
 
-/// The folder's key, whole, from `p2pshare id` (made on first use).
+/// The folder's key, whole, from `p2pshare id` (made on first use). A peer that has just
+/// taken the folder may not have written its key file yet: asked again until it has.
 fn key_of(dir: &Path) -> String {
-    let out = Command::new(BIN)
-        .arg("--shared")
-        .arg(dir)
-        .arg("id")
-        .output()
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = Command::new(BIN)
+            .arg("--shared")
+            .arg(dir)
+            .arg("id")
+            .output()
+            .unwrap();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(out.status.success(), "{}", stderr(&out));
     let key = stdout(&out).trim().to_string();
     assert_eq!(key.len(), 64, "{key}");
