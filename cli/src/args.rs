@@ -58,10 +58,22 @@ pub struct Opts {
     #[arg(long, global = true, conflicts_with = "multicast_if")]
     pub no_multicast: bool,
 
-    /// A peer beyond the broadcast domain, by its transfer address (repeatable):
-    /// HOST:PORT, [IPv6]:PORT or [fe80::…%IFACE]:PORT.
-    #[arg(long = "peer", global = true, value_name = "HOST:PORT")]
+    /// A peer beyond the broadcast domain, by its transfer address (repeatable): HOST:PORT,
+    /// [IPv6]:PORT or [fe80::…%IFACE]:PORT; given as KEY@ADDRESS, it must present that key
+    /// (64 hex digits, as `p2pshare id` prints).
+    #[arg(long = "peer", global = true, value_name = "[KEY@]HOST:PORT")]
     pub peers: Vec<String>,
+
+    /// Share privately: serve the catalog and files only to this key (repeatable; 64 hex
+    /// digits, as `p2pshare id` prints). Keys in <shared>/.p2pshare-allow (what `pair`
+    /// writes) are allowed too.
+    #[arg(long = "allow", global = true, value_name = "KEY", value_parser = parse_key)]
+    pub allow: Vec<p2pshare_proto::PeerId>,
+
+    /// Share privately with the keys in FILE (one a line, # comments; repeatable); followed
+    /// while the peer runs.
+    #[arg(long = "allow-file", global = true, value_name = "FILE")]
+    pub allow_files: Vec<PathBuf>,
 
     /// Which event loop drives the peer.
     #[arg(long, global = true, value_enum, default_value_t = Runtime::Mio)]
@@ -95,6 +107,11 @@ pub struct Opts {
     pub no_web: bool,
 }
 
+/// A key on the command line.
+fn parse_key(s: &str) -> Result<p2pshare_proto::PeerId, String> {
+    p2pshare_host::allow::parse_key(s)
+}
+
 /// Which event loop to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Runtime {
@@ -109,6 +126,19 @@ pub enum Runtime {
 pub enum Cmd {
     /// Share the folder and serve other peers until killed (no prompt).
     Serve,
+    /// Print this folder's key (its peer id, 64 hex digits), made on first use: what another
+    /// peer gives to --allow or --peer KEY@HOST:PORT.
+    Id,
+    /// Pair with a peer on another machine: each adds the other's key to its folder's allow
+    /// file (<shared>/.p2pshare-allow). Without CODE, prints a code and waits; with the CODE
+    /// the other side printed, finds it on the LAN and pairs. A wrong code fails at once.
+    Pair {
+        /// The code the other side printed (NNNN-NNNN).
+        code: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+        timeout: f64,
+    },
     /// Print the files other peers share: the top level, each folder summarised in one row
     /// (files, bytes); `list FOLDER/` shows what lies under a folder the same way.
     List {

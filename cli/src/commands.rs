@@ -207,6 +207,13 @@ pub fn status(opts: &Opts, json: bool) -> Result<(), String> {
     }
 }
 
+/// `p2pshare id`: the folder's key, whole (made on first use).
+pub fn id(opts: &Opts) -> Result<(), String> {
+    let identity = p2pshare_host::keyfile::of_folder(&opts.shared)?;
+    println!("{}", identity.key().to_hex());
+    Ok(())
+}
+
 /// `p2pshare peers`.
 pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<(), String> {
     let text = if opts.verbose > 0 {

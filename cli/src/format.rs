@@ -49,6 +49,7 @@ pub fn stats(s: &Stats) -> String {
         connections_refused,
         bad_names,
         requests_refused,
+        requests_not_allowed,
         chunks_served,
         chunks_rejected,
         catalog_entries_dropped,
@@ -74,6 +75,7 @@ pub fn stats(s: &Stats) -> String {
         python_vouches_refuted,
         python_vouch_checks_over_budget,
         connections_parked_dropped,
+        known_peers_reset,
     } = s;
     format!(
         "datagrams_foreign={datagrams_foreign} datagrams_malformed={datagrams_malformed} \
@@ -90,7 +92,8 @@ pub fn stats(s: &Stats) -> String {
          handshake_wrong_peer={handshake_wrong_peer} handshake_failed={handshake_failed} \
          hellos_refused={hellos_refused} records_failed={records_failed} \
          connections_refused={connections_refused} bad_names={bad_names} \
-         requests_refused={requests_refused} chunks_served={chunks_served} \
+         requests_refused={requests_refused} requests_not_allowed={requests_not_allowed} \
+         chunks_served={chunks_served} \
          chunks_rejected={chunks_rejected} \
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
          answers_dropped={answers_dropped} \
@@ -109,7 +112,8 @@ pub fn stats(s: &Stats) -> String {
          python_vouches_believed={python_vouches_believed} \
          python_vouches_refuted={python_vouches_refuted} \
          python_vouch_checks_over_budget={python_vouch_checks_over_budget} \
-         connections_parked_dropped={connections_parked_dropped}"
+         connections_parked_dropped={connections_parked_dropped} \
+         known_peers_reset={known_peers_reset}"
     )
 }
 
@@ -189,7 +193,7 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
             .filter(|n| here(n))
             .collect();
         let id = match f.python {
-            true => format!("{}  (python)", f.content.short()),
+            true => format!("{}  (python, unauthenticated)", f.content.short()),
             false => f.content.short(),
         };
         (names_cell(&names), list_size(f), f.holders.len(), id)
@@ -215,7 +219,7 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
 }
 
 /// The SIZE cell: a Python peer's file shows its upper bound (it announces only its number of
-/// 1 KiB chunks), marked `≤`, and `(python)` after the id says who holds it.
+/// 1 KiB chunks), marked `≤`, and `(python, unauthenticated)` after the id says who holds it (a Python peer has no key).
 fn list_size(f: &p2pshare_proto::RemoteFile) -> String {
     if f.python {
         format!("≤{}", size(f.size))
@@ -278,13 +282,22 @@ pub fn peers(s: &Snapshot) -> String {
         .iter()
         .map(|p| {
             if p.python {
-                format!("{}  (python)", show(p.addr))
+                format!("{}  (python, unauthenticated)", show(p.addr))
             } else {
-                format!("{}  {}", show(p.addr), p.id.short())
+                format!("{}  {}{}", show(p.addr), p.id.short(), new_mark(s, p))
             }
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `  new` after a peer this folder had not met before this run, else nothing.
+fn new_mark(s: &Snapshot, p: &p2pshare_proto::PeerView) -> &'static str {
+    if s.new_peers.contains(&p.id) {
+        "  new"
+    } else {
+        ""
+    }
 }
 
 /// The interface a peer at `addr` is heard on: the LAN interface whose subnet holds it, or an
@@ -318,9 +331,9 @@ pub fn peers_verbose(s: &Snapshot) -> String {
         .iter()
         .map(|p| {
             let (id, kind) = if p.python {
-                (String::new(), ", python")
+                (String::new(), ", python, unauthenticated")
             } else {
-                (format!("  {}", p.id.to_hex()), "")
+                (format!("  {}{}", p.id.to_hex(), new_mark(s, p)), "")
             };
             match interface_of(&ifaces, p.addr) {
                 Some(i) => format!("{}{id}  (on {i}{kind})", show(p.addr)),
@@ -334,15 +347,25 @@ pub fn peers_verbose(s: &Snapshot) -> String {
 /// `status`: who we are, the peers, our shared files, the downloads, the counters.
 pub fn status(s: &Snapshot) -> String {
     let mut out = format!("peer {} on TCP port {}\n", s.me.short(), s.transfer_port);
+    if let Some(n) = s.allowed {
+        out.push_str(&format!(
+            "sharing privately: only with {n} allowed key{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
     out.push_str(&format!("peers: {}\n", s.peers.len()));
     for p in &s.peers {
         let files = p.files.map_or_else(|| "?".into(), |n| n.to_string());
         let id = if p.python {
-            "python".into()
+            "python, unauthenticated".into()
         } else {
             p.id.short()
         };
-        out.push_str(&format!("  {}  {id}  {files} files\n", show(p.addr)));
+        out.push_str(&format!(
+            "  {}  {id}  {files} files{}\n",
+            show(p.addr),
+            new_mark(s, p)
+        ));
     }
     out.push_str(&format!("shared: {}\n", s.shared.len()));
     for f in s.shared.iter().take(50) {
@@ -405,6 +428,7 @@ pub fn status_json(s: &Snapshot) -> String {
         "version": crate::control::VERSION,
         "me": hex(&s.me.0),
         "transfer_port": s.transfer_port,
+        "allowed": s.allowed,
         "peers": peers,
         "shared": shared,
         "downloads": downloads,
@@ -427,6 +451,7 @@ pub fn peers_json(s: &Snapshot) -> String {
                 "files": p.files,
                 "interface": interface_of(&ifaces, p.addr),
                 "python": p.python,
+                "new": s.new_peers.contains(&p.id),
             })
         })
         .collect();
@@ -462,6 +487,7 @@ mod tests {
             me: p2pshare_proto::PeerId([0; 32]),
             transfer_port: 1,
             peers: Vec::new(),
+            new_peers: Default::default(),
             remote: files
                 .iter()
                 .map(|(names, size, c)| RemoteFile {
@@ -481,7 +507,36 @@ mod tests {
             settled: true,
             answered: true,
             python_around: false,
+            allowed: None,
         }
+    }
+
+    #[test]
+    fn peers_met_for_the_first_time_are_marked_new() {
+        let peer = |n: u8, port: u16| p2pshare_proto::PeerView {
+            id: p2pshare_proto::PeerId([n; 32]),
+            addr: std::net::SocketAddr::from(([10, 0, 0, n], port)),
+            files: Some(1),
+            last_seen: std::time::Instant::now(),
+            confirmed: true,
+            mark: None,
+            python: false,
+        };
+        let s = Snapshot {
+            peers: vec![peer(1, 10001), peer(2, 10002)],
+            new_peers: [p2pshare_proto::PeerId([2; 32])].into_iter().collect(),
+            ..snapshot(&[])
+        };
+        let text = peers(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(!lines[0].ends_with("new"), "{text}");
+        assert!(lines[1].ends_with("  new"), "{text}");
+        assert!(peers_verbose(&s).lines().nth(1).unwrap().contains(" new "));
+        assert!(status(&s).contains("1 files  new"));
+        let json: serde_json::Value = serde_json::from_str(&peers_json(&s)).unwrap();
+        assert_eq!(json["peers"][0]["new"], false);
+        assert_eq!(json["peers"][1]["new"], true);
     }
 
     /// The folder summaries the page's JavaScript is tested with too (`web/test/cases.json`).

@@ -12,6 +12,7 @@ mod folder;
 mod format;
 mod input;
 mod meter;
+mod pair;
 mod peer;
 mod progress;
 mod prompt;
@@ -76,6 +77,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         None => prompt::run(opts, port, &signals::Signals::install()?),
         Some(Cmd::Serve) => commands::serve(opts, port, &signals::Signals::install()?),
+        Some(Cmd::Id) => Ok(commands::id(opts)?),
+        Some(Cmd::Pair { code, timeout }) => Ok(pair::run(opts, code.as_deref(), timeout)?),
         Some(Cmd::List {
             folder,
             all,

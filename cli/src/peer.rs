@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use p2pshare_host::{Handle, Multicast, PeerConfig};
+use p2pshare_proto::StaticPeer;
 use p2pshare_proto::node::{MAX_INTERVAL, MIN_INTERVAL, check_interval};
 
 use crate::args::{Opts, Runtime};
@@ -48,13 +49,32 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     })?;
     cfg.interval = interval;
     for p in &opts.peers {
-        cfg.static_peers.push(peer_addr(p)?);
+        cfg.static_peers.push(static_peer(p)?);
     }
+    cfg.allow = opts.allow.iter().copied().collect();
+    cfg.allow_files = opts.allow_files.clone();
     Ok(cfg)
 }
 
-/// The address a `--peer` names: `HOST:PORT` (a host name is looked up: its first IPv4
-/// address, else its first IPv6 one), `[IPv6]:PORT`, `[fe80::…%IFACE]:PORT`.
+/// A `--peer [KEY@]ADDRESS`: the key it must present, if given, and the address the rest
+/// names: `HOST:PORT` (a host name is looked up: its first IPv4 address, else its first IPv6
+/// one), `[IPv6]:PORT`, `[fe80::…%IFACE]:PORT`.
+pub fn static_peer(spec: &str) -> Result<StaticPeer, String> {
+    let (key, addr) = match spec.split_once('@') {
+        Some((key, addr)) => {
+            let key =
+                p2pshare_host::allow::parse_key(key).map_err(|e| format!("--peer {spec}: {e}"))?;
+            (Some(key), addr)
+        }
+        None => (None, spec),
+    };
+    Ok(StaticPeer {
+        addr: peer_addr(addr)?,
+        key,
+    })
+}
+
+/// The address of a `--peer` (without its key).
 fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
     p2pshare_host::interfaces::parse_addr(peer).map_err(|e| format!("--peer {e}"))
 }

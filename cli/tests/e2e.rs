@@ -970,3 +970,325 @@ fn partials_nobody_completes_are_removed() {
     let _ = child.wait();
     assert!(recent.exists(), "a recent partial stays");
 }
+
+/// A `p2pshare serve` on the folder `dir` (which outlives it: a restart keeps its state),
+/// with `extra` options; killed (by its pid) when dropped.
+struct Served(Child);
+
+impl Served {
+    fn start(dport: u16, dir: &Path, extra: &[&str]) -> Served {
+        let lock = dir.join(".p2pshare.lock");
+        let _ = std::fs::remove_file(&lock);
+        let child = Command::new(BIN)
+            .args(net_args(dport))
+            .arg("--shared")
+            .arg(dir)
+            .args(extra)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(&lock).map_or(true, |b| b.is_empty()) {
+            assert!(Instant::now() < deadline, "peer did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Served(child)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The folder's key, whole, from `p2pshare id` (made on first use). A peer that has just
+/// taken the folder may not have written its key file yet: asked again until it has.
+fn key_of(dir: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = Command::new(BIN)
+            .arg("--shared")
+            .arg(dir)
+            .arg("id")
+            .output()
+            .unwrap();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = stdout(&out).trim().to_string();
+    assert_eq!(key.len(), 64, "{key}");
+    key
+}
+
+/// Asks the running peer of `dir` for `peers --json` until `done` holds of it.
+fn peers_until(d: u16, dir: &Path, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = p2pshare(d, dir, &["peers", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn peers_met_for_the_first_time_are_new_and_remembered() {
+    let d = dport(14);
+    let a = Peer::serve(d, &[("a.txt", b"a")], &[]);
+    let a_key = key_of(a.dir.path());
+    let root = tempfile::tempdir().unwrap();
+    let b_dir = root.path().join("b");
+    std::fs::create_dir(&b_dir).unwrap();
+    let b = Served::start(d, &b_dir, &[]);
+    let listed = |v: &serde_json::Value, new: bool| {
+        v["peers"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["id"] == a_key.as_str() && p["new"] == new)
+        })
+    };
+    peers_until(d, &b_dir, |v| listed(v, true));
+    // The text view says so too.
+    let text = stdout(&p2pshare(d, &b_dir, &["peers"]));
+    assert!(text.lines().any(|l| l.ends_with("  new")), "{text}");
+    // Remembered within a moment (owner-only, hidden: never shared), so a peer killed
+    // without a goodbye keeps it too.
+    let known = b_dir.join(".p2pshare-known");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&known).is_ok_and(|t| t.contains(&a_key)) {
+        assert!(Instant::now() < deadline, "never saved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&known).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(b);
+    // After a restart, A is an old friend.
+    let _b = Served::start(d, &b_dir, &[]);
+    let v = peers_until(d, &b_dir, |v| listed(v, false));
+    assert!(!listed(&v, true));
+    let text = stdout(&p2pshare(d, &b_dir, &["peers"]));
+    assert!(!text.contains(" new"), "{text}");
+    // A damaged file is a counted reset with a warning, never a failed start.
+    drop(_b);
+    std::fs::write(&known, "not ours\n").unwrap();
+    let out = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(&b_dir)
+        .args(["get", "a.txt", "--timeout", "10"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("known peers"), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&known).unwrap().contains(&a_key));
+}
+
+#[test]
+fn a_static_peer_given_with_its_key_must_present_it() {
+    // Two discovery ports: only --peer joins them.
+    let seeder = Peer::serve(dport(15), &[("far.txt", b"from far away")], &[]);
+    let key = key_of(seeder.dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pshare(dport(15), dir.path(), &["peers", "--wait", "1.5"]);
+    let addr = stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    // Another key expected there: nothing is fetched from it.
+    let wrong = format!("{}@{addr}", "ab".repeat(32));
+    let out = p2pshare(
+        dport(16),
+        dir.path(),
+        &["--peer", &wrong, "get", "far.txt", "--timeout", "3"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!dir.path().join("dl_far.txt").exists());
+    // Its own key: fetched.
+    let right = format!("{key}@{addr}");
+    let out = p2pshare(
+        dport(16),
+        dir.path(),
+        &["--peer", &right, "get", "far.txt", "--timeout", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("dl_far.txt")).unwrap(),
+        b"from far away"
+    );
+    // A bad spec is one line and a non-zero exit.
+    for bad in ["zz@127.0.0.1:1", "@127.0.0.1:1", "abc@nowhere"] {
+        let out = p2pshare(dport(16), dir.path(), &["--peer", bad, "peers"]);
+        assert_ne!(out.status.code(), Some(0), "{bad}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("--peer"), "{}", stderr(&out));
+    }
+    drop(seeder);
+}
+
+#[test]
+fn a_peer_with_allow_serves_its_friend_and_refuses_a_third() {
+    let d = dport(17);
+    let friend = tempfile::tempdir().unwrap();
+    let stranger = tempfile::tempdir().unwrap();
+    let friend_key = key_of(friend.path());
+    let seeder = Peer::serve(
+        d,
+        &[("secret.txt", b"for friends only\n")],
+        &["--allow", &friend_key],
+    );
+    // The stranger sees the peer, but no file: its catalog is empty for it.
+    let out = p2pshare(d, stranger.path(), &["get", "secret.txt", "--timeout", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no peer shares a file named"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stranger.path().join("dl_secret.txt").exists());
+    let out = p2pshare(d, stranger.path(), &["list", "--json", "--wait", "1.5"]);
+    assert!(!stdout(&out).contains("secret.txt"), "{}", stdout(&out));
+    // The friend fetches it.
+    let out = p2pshare(d, friend.path(), &["get", "secret.txt", "--timeout", "10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(friend.path().join("dl_secret.txt")).unwrap(),
+        b"for friends only\n"
+    );
+    // The refusals were counted.
+    let out = p2pshare(d, seeder.dir.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        v["stats"]["requests_not_allowed"].as_u64() >= Some(1),
+        "{}",
+        v["stats"]
+    );
+    // A bad key is one line and a usage error.
+    let out = p2pshare(d, stranger.path(), &["--allow", "nope", "peers"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+/// `p2pshare pair` (the waiting side) on folder `dir`, and the code it printed.
+fn pair_waiter(d: u16, dir: &Path) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(net_args(d))
+        .arg("--shared")
+        .arg(dir)
+        .args(["pair", "--timeout", "20"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let code = line.trim().to_string();
+    assert_eq!(code.len(), 9, "{code:?}");
+    (child, code)
+}
+
+fn allow_file(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".p2pshare-allow")).unwrap_or_default()
+}
+
+#[test]
+fn pairing_lets_the_paired_peer_download_from_a_private_peer() {
+    let d = dport(18);
+    let seeder = Peer::serve(d, &[("secret.txt", b"paired only\n")], &[]);
+    let (a, b, c) = (
+        seeder.dir.path(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a_key, b_key) = (key_of(a), key_of(b.path()));
+    // The seeder's folder waits (beside its running peer); B joins with the code.
+    let (waiter, code) = pair_waiter(d, a);
+    let t = Instant::now();
+    let out = p2pshare(d, b.path(), &["pair", &code, "--timeout", "10"]);
+    let took = t.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        a_key,
+        "the joiner learned the waiter's key"
+    );
+    let w = waiter.wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert!(stdout(&w).contains(&b_key), "{}", stdout(&w));
+    eprintln!("pairing took {took:?} (joiner start to exit; offers every 250 ms)");
+    // Each side's allow file has the other's key (owner-only, hidden).
+    assert!(allow_file(a).contains(&b_key));
+    assert!(allow_file(b.path()).contains(&a_key));
+    // The running seeder follows its allow file: private now, with one key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = p2pshare(d, a, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if v["allowed"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never private: {}", stdout(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A third peer gets nothing; the paired one its file.
+    let out = p2pshare(d, c.path(), &["get", "secret.txt", "--timeout", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!c.path().join("dl_secret.txt").exists());
+    let out = p2pshare(d, b.path(), &["get", "secret.txt", "--timeout", "10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(b.path().join("dl_secret.txt")).unwrap(),
+        b"paired only\n"
+    );
+}
+
+#[test]
+fn pairing_with_a_wrong_code_fails_on_both_sides_after_one_try() {
+    let d = dport(19);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (waiter, code) = pair_waiter(d, a.path());
+    // One digit off.
+    let last = code.chars().last().unwrap();
+    let other = if last == '9' {
+        '0'
+    } else {
+        char::from(last as u8 + 1)
+    };
+    let wrong = format!("{}{other}", &code[..code.len() - 1]);
+    let out = p2pshare(d, b.path(), &["pair", &wrong, "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrong code"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // The waiter stops at that one try, with an error of its own.
+    let w = waiter.wait_with_output().unwrap();
+    assert_eq!(w.status.code(), Some(1));
+    let werr = String::from_utf8_lossy(&w.stderr);
+    assert!(werr.contains("wrong code"), "{werr}");
+    assert!(allow_file(a.path()).is_empty() && allow_file(b.path()).is_empty());
+    // A code that is not one is a usage error of one line.
+    let out = p2pshare(d, b.path(), &["pair", "12-34", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a pairing code"),
+        "{}",
+        stderr(&out)
+    );
+}

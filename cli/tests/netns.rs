@@ -1666,3 +1666,79 @@ fn s17_a_capture_of_a_download_holds_no_plaintext() {
     }
     net.assert_no_panic();
 }
+
+/// The code a waiting `pair` (process `w`) printed: its first line.
+fn pairing_code(net: &Net, w: usize) -> String {
+    net.wait_stdout(w, "\n", S(10));
+    let code = net
+        .stdout(w)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert_eq!(code.len(), 9, "{code:?}");
+    code
+}
+
+/// 18. Private sharing across hosts (issue 28): host 1 shares and pairs by code, its offer
+///     broadcast on the LAN and the code typed on the other host. A wrong code (host 3) fails
+///     on both sides after one try; the right one (host 2) adds each key to the other's allow
+///     file, and the running seeder then serves host 2 and refuses host 3 (counted).
+#[test]
+fn s18_pairing_and_private_sharing() {
+    let Some(mut net) = Net::new(18, "s18", 3, false) else {
+        return;
+    };
+    let file = data(3 * MIB, 18);
+    let _seeder = net.seeder(1, &[("private.bin", &file)], &["--interval", "1"]);
+    // A wrong code: one try, and both sides stop with an error.
+    let w = net.spawn(1, &["pair", "--timeout", "30"]);
+    let code = pairing_code(&net, w);
+    let last = code.chars().last().unwrap();
+    let wrong = format!(
+        "{}{}",
+        &code[..8],
+        if last == '9' {
+            '0'
+        } else {
+            char::from(last as u8 + 1)
+        }
+    );
+    let out = net.run(3, &["pair", &wrong, "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("wrong code"), "{}", text(&out));
+    assert!(!net.wait_exit(w, S(10)).success());
+    assert!(net.stderr(w).contains("wrong code"), "{}", net.stderr(w));
+    // The right code, across the bridge.
+    let w = net.spawn(1, &["pair", "--timeout", "30"]);
+    let code = pairing_code(&net, w);
+    let t = Instant::now();
+    let out = net.run(2, &["pair", &code, "--timeout", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    println!("s18: paired across the bridge in {:?}", t.elapsed());
+    assert!(net.wait_exit(w, S(10)).success(), "{}", net.stderr(w));
+    // The seeder follows its allow file: private, one key.
+    let deadline = Instant::now() + S(10);
+    loop {
+        let out = net.run(1, &["status", "--json"]);
+        if String::from_utf8_lossy(&out.stdout).contains("\"allowed\":1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never private: {}", text(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = net.run(3, &["get", "private.bin", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!net.shared(3).join("dl_private.bin").exists());
+    let out = net.run(2, &["get", "private.bin", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(std::fs::read(net.shared(2).join("dl_private.bin")).unwrap() == file);
+    let out = net.run(1, &["status", "--json"]);
+    let refused = number_after(
+        &String::from_utf8_lossy(&out.stdout),
+        "\"requests_not_allowed\":",
+    );
+    assert!(refused.is_some_and(|n| n >= 1), "{}", text(&out));
+    net.assert_no_panic();
+}

@@ -167,7 +167,10 @@ fn lists_and_downloads_with_a_liar(n: u16, runtime: &str) {
     let out = p2pshare(d, dl.path(), &["peers", "--wait", "1.5"]);
     let peers = String::from_utf8_lossy(&out.stdout).into_owned();
     for p in [&honest, &liar] {
-        assert!(peers.contains(&format!("{}  (python)", p.addr)), "{peers}");
+        assert!(
+            peers.contains(&format!("{}  (python, unauthenticated)", p.addr)),
+            "{peers}"
+        );
     }
 
     // One lies about every chunk's hash: banned, its chunks fetched from the other.

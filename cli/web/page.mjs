@@ -180,7 +180,9 @@ function drawPeers() {
       ),
     (node, p) => {
       setText(node.querySelector(".addr"), p.addr);
-      setText(node.querySelector(".kind"), [p.python ? "python" : "", p.interface ? `on ${p.interface}` : ""].filter(Boolean).join(", "));
+      // "new": a key this folder had not met before this run (README: known peers).
+      const kind = [p.python ? "python" : "", p.new ? "new" : "", p.interface ? `on ${p.interface}` : ""];
+      setText(node.querySelector(".kind"), kind.filter(Boolean).join(", "));
       setText(node.querySelector(".id"), short(p.id));
       const files = p.files == null ? "catalog not fetched yet" : `shares ${p.files} file${plural(p.files)}`;
       setText(node.querySelector("summary"), files);

@@ -4,8 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use p2pshare_proto::Config;
+use std::collections::BTreeSet;
+
 use p2pshare_proto::node::{DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT};
+use p2pshare_proto::{Config, PeerId, StaticPeer};
 
 /// A peer's configuration. [`PeerConfig::new`] gives the defaults: discovery on UDP
 /// [`DEFAULT_DISCOVERY_PORT`] broadcast on every LAN interface and multicast on every IPv6 one,
@@ -27,8 +29,16 @@ pub struct PeerConfig {
     pub broadcast: Vec<IpAddr>,
     /// Where IPv6 announcements go (link-local multicast, [`Multicast`]).
     pub multicast: Multicast,
-    /// Peers outside the broadcast domain, by transfer address.
-    pub static_peers: Vec<SocketAddr>,
+    /// Peers outside the broadcast domain, by transfer address (and the key each must
+    /// present, if given).
+    pub static_peers: Vec<StaticPeer>,
+    /// Private sharing: serve only these keys (`--allow`, `--allow-file`), besides those in
+    /// the folder's own allow file ([`crate::allow`]), which is followed while the peer runs.
+    /// Empty, with no allow file in the folder: everyone is served.
+    pub allow: BTreeSet<PeerId>,
+    /// More files of allowed keys (`--allow-file`), read at start and followed like the
+    /// folder's own.
+    pub allow_files: Vec<PathBuf>,
     /// Announcement interval.
     pub interval: Duration,
     /// How often the shared folder is rescanned for new, changed and removed files.
@@ -46,6 +56,8 @@ impl PeerConfig {
             broadcast: Vec::new(),
             multicast: Multicast::Auto,
             static_peers: Vec::new(),
+            allow: BTreeSet::new(),
+            allow_files: Vec::new(),
             interval: DEFAULT_INTERVAL,
             rescan: Duration::from_secs(2),
         }

@@ -37,6 +37,15 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 pub enum Job {
     /// A disk request of the node.
     Node(DiskOp),
+    /// Replace the folder's file of known peers (`dir`) with these bytes
+    /// ([`crate::known::write`]). Nothing answers it: a failed save leaves the old file, and
+    /// the next save tries again.
+    SaveKnown {
+        /// The shared folder.
+        dir: std::path::PathBuf,
+        /// The file's new contents.
+        bytes: Vec<u8>,
+    },
 }
 
 /// The handle to the disk thread.
@@ -108,6 +117,10 @@ fn run(
         };
         let answer = match job {
             Job::Node(op) => p2pshare_proto::disk::perform(&mut store, op),
+            Job::SaveKnown { dir, bytes } => {
+                let _ = crate::known::write(&dir, &bytes);
+                None
+            }
         };
         for a in store.take_adoptions() {
             if let Some(adopt) = &adopt {

@@ -32,6 +32,7 @@ use crate::disk::{Disk, Job};
 use crate::files::SharedFiles;
 use crate::handle::{Notice, Request, SharedFile, Snapshot, Taken};
 use crate::keyfile::{self, KeyFileError};
+use crate::known::Known;
 use crate::lock::{FolderLock, LockError};
 use crate::outbox::Outbox;
 use crate::scan::{Adoption, Scan, ScanError, Scanner};
@@ -47,6 +48,8 @@ pub enum StartError {
     Scan(ScanError),
     /// The folder's identity key cannot be read or made.
     Key(KeyFileError),
+    /// An allow file cannot be used ([`crate::allow`]).
+    Allow(crate::allow::AllowError),
     /// The configuration cannot run (proto's [`Config::validate`](p2pshare_proto::Config::validate)).
     Config(ConfigError),
     /// A listening socket could not be opened, configured or bound (the port is taken?), or
@@ -75,6 +78,7 @@ impl std::fmt::Display for StartError {
             StartError::Lock(e) => write!(f, "{e}"),
             StartError::Scan(e) => write!(f, "{e}"),
             StartError::Key(e) => write!(f, "{e}"),
+            StartError::Allow(e) => write!(f, "{e}"),
             StartError::Config(e) => write!(f, "{e}"),
             StartError::Bind(e) => f.write_str(e),
             StartError::Thread { name, error } => {
@@ -113,11 +117,33 @@ pub struct Driver {
     groups: Option<crate::sockets::Groups>,
     /// Accepted connections the runtime dropped instead of holding them ([`crate::parked`]).
     parked_dropped: u64,
+    /// The peers this folder has met ([`crate::known`]).
+    known: KnownPeers,
+    /// The allowed keys' files, and when to look at them again ([`crate::allow`]).
+    allow: (crate::allow::Watch, Instant),
     _lock: Option<FolderLock>,
 }
 
 /// How often the LAN interfaces are looked at again (one `getifaddrs`).
 const INTERFACES_EVERY: Duration = Duration::from_secs(5);
+/// How soon a key met for the first time is saved (a few met together make one write).
+const KNOWN_SAVE_SOON: Duration = Duration::from_secs(1);
+/// How often the last-seen times of the peers still around are saved.
+const KNOWN_REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+/// The peers this folder has met, and when they are saved next.
+struct KnownPeers {
+    known: Known,
+    /// The shared folder, where the file is saved; `None` for a peer that uses no folder (it
+    /// reads the folder's memory, to say who is new, and never writes it).
+    dir: Option<std::path::PathBuf>,
+    /// Times the file was started afresh (unreadable or damaged).
+    resets: u64,
+    /// A save soon: a key was met for the first time.
+    save_at: Option<Instant>,
+    /// The next save of the last-seen times.
+    refresh_at: Instant,
+}
 
 /// What [`start`] gives the runtime: the driver for its loop, and the ends of the handle's
 /// channels for [`crate::Handle::new`].
@@ -210,9 +236,24 @@ pub fn start(
         crate::fds::fit(&mut node_cfg, limit);
     }
     let key_seed = keyfile::key_seed().map_err(StartError::Key)?;
+    let allow = crate::allow::Watch::start(
+        cfg.allow.clone(),
+        cfg.use_folder.then_some(cfg.shared.as_path()),
+        &cfg.allow_files,
+    )
+    .map_err(StartError::Allow)?;
+    node_cfg.allow = allow.allowed();
+    let loaded = Known::load(&cfg.shared, unix_now());
+    let known = KnownPeers {
+        known: loaded.known,
+        dir: cfg.use_folder.then(|| cfg.shared.clone()),
+        resets: u64::from(loaded.reset.is_some() && cfg.use_folder),
+        save_at: None,
+        refresh_at: Instant::now() + KNOWN_REFRESH_EVERY,
+    };
     let node =
         Node::new(node_cfg, identity, key_seed, Instant::now()).map_err(StartError::Config)?;
-    let driver = Driver {
+    let mut driver = Driver {
         node,
         disk,
         files,
@@ -227,17 +268,29 @@ pub fn start(
         watchers: Vec::new(),
         observers: Vec::new(),
         parked_dropped: 0,
+        known,
+        allow: (allow, Instant::now() + crate::allow::WATCH_EVERY),
         interfaces: cfg
             .follows_interfaces()
             .then(|| (cfg.clone(), Instant::now() + INTERFACES_EVERY)),
         groups,
         _lock: lock,
     };
+    if let (Some(why), true) = (loaded.reset, cfg.use_folder) {
+        driver.notify(Notice::Warning(format!("known peers: {why}")));
+    }
     Ok(Started {
         driver,
         requests: req_tx,
         notices: note_rx,
     })
+}
+
+/// Seconds since the UNIX epoch (0 for a clock before 1970): the known peers' times.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// This start's instance: the time in milliseconds since the UNIX epoch, so that a restart
@@ -380,6 +433,11 @@ impl Driver {
             Request::Observe(tx) => self.observers.push(Outbox::new(tx)),
             Request::Shutdown => {
                 if !self.stopped {
+                    // Last: who was still around, written before the loop ends (on this
+                    // thread: the disk thread may not outlive it).
+                    if let Some((dir, bytes)) = self.known_save(true) {
+                        let _ = crate::known::write(&dir, &bytes);
+                    }
                     self.input(Input::Command(Command::Shutdown));
                     self.stopped = true;
                     self.scanner_stop.store(true, Ordering::Relaxed);
@@ -392,6 +450,7 @@ impl Driver {
     fn stats(&self) -> p2pshare_proto::Stats {
         p2pshare_proto::Stats {
             connections_parked_dropped: self.parked_dropped,
+            known_peers_reset: self.known.resets,
             ..self.node.stats()
         }
     }
@@ -415,6 +474,7 @@ impl Driver {
         Snapshot {
             me: self.node.peer_id(),
             transfer_port: self.node.config().transfer_port,
+            new_peers: self.new_peers(),
             peers: self.node.peers(),
             remote: Vec::new(),
             downloads: self.node.downloads(),
@@ -425,6 +485,7 @@ impl Driver {
             settled: self.node.is_settled(Instant::now()),
             answered: self.node.has_been_answered(Instant::now()),
             python_around: self.node.python_around(),
+            allowed: self.node.config().allow.as_ref().map(|a| a.len()),
         }
     }
 
@@ -469,15 +530,70 @@ impl Driver {
             self.node.handle_timeout(now);
             self.process();
         }
+        if self.allow.1 <= now {
+            self.allow.1 = now + crate::allow::WATCH_EVERY;
+            match self.allow.0.poll() {
+                Ok(false) => {}
+                Ok(true) => {
+                    let keys = self.allow.0.allowed();
+                    self.node.handle_input(now, Input::Allow { keys });
+                    self.process();
+                }
+                Err(e) => self.notify(Notice::Warning(format!(
+                    "{e}; still serving the keys allowed before"
+                ))),
+            }
+        }
+        let k = &self.known;
+        if (k.save_at.is_some_and(|t| t <= now) || k.refresh_at <= now)
+            && let Some((dir, bytes)) = self.known_save(false)
+        {
+            self.disk.submit(Job::SaveKnown { dir, bytes });
+        }
+    }
+
+    /// The native peers listed now that this folder had not met before this run.
+    fn new_peers(&self) -> std::collections::BTreeSet<p2pshare_proto::PeerId> {
+        self.node
+            .peers()
+            .into_iter()
+            .filter(|p| !p.python && self.known.known.is_new(&p.id))
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// The known peers' file to write now, if there is a folder to write it in and anything to
+    /// say: the peers listed now were seen now. `all` writes even what did not change.
+    fn known_save(&mut self, all: bool) -> Option<(std::path::PathBuf, Vec<u8>)> {
+        let now = Instant::now();
+        let k = &mut self.known;
+        k.save_at = None;
+        k.refresh_at = now + KNOWN_REFRESH_EVERY;
+        let dir = k.dir.clone()?;
+        let t = unix_now();
+        for p in self.node.peers() {
+            if !p.python {
+                k.known.seen(&p.id, t);
+            }
+        }
+        k.known.age(t);
+        (all || k.known.is_dirty()).then(|| k.known.take_save(&dir))
     }
 
     /// When to call [`Driver::timeout_if_due`] next.
     pub fn deadline(&self) -> Option<Instant> {
         let interfaces = self.interfaces.as_ref().map(|(_, at)| *at);
-        match (self.node.poll_timeout(), interfaces) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let k = &self.known;
+        let known = k.dir.as_ref().map(|_| k.save_at.unwrap_or(k.refresh_at));
+        [
+            self.node.poll_timeout(),
+            interfaces,
+            known,
+            Some(self.allow.1),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The open shared file with `content`, for a [`Network::send_file`]: from the cache the
@@ -530,6 +646,13 @@ impl Driver {
                 Output::Net(op) => self.net.push_back(op),
                 Output::Disk(op) => self.disk.submit(Job::Node(op)),
                 Output::Event(e) => {
+                    if let Event::PeerFound { peer, addr } = &e
+                        && !p2pshare_proto::python::is_python_peer(peer, *addr)
+                        && self.known.known.met(*peer, *addr, unix_now())
+                    {
+                        let soon = Instant::now() + KNOWN_SAVE_SOON;
+                        self.known.save_at = Some(self.known.save_at.map_or(soon, |t| t.min(soon)));
+                    }
                     self.watch(&e);
                     self.notify(Notice::Event(e))
                 }

@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub transfer_port: u16,
     /// Known peers.
     pub peers: Vec<PeerView>,
+    /// The native peers in `peers` this folder had not met before this run (its memory of the
+    /// peers it met: [`crate::known`]): `peers` marks them new.
+    pub new_peers: std::collections::BTreeSet<p2pshare_proto::PeerId>,
     /// Files other peers share.
     pub remote: Vec<RemoteFile>,
     /// Downloads in progress.
@@ -95,6 +98,9 @@ pub struct Snapshot {
     /// True once a Python peer, or a p2pshare peer announcing to Python peers, was heard: the
     /// LAN has Python peers, which announce only every 5 s (`Node::python_around`).
     pub python_around: bool,
+    /// Sharing privately with this many keys (`--allow`, the allow files), or with everyone
+    /// (`None`).
+    pub allowed: Option<usize>,
 }
 
 /// A [`Snapshot`] as the event loop takes it: everything but the other peers' files, which

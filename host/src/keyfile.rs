@@ -140,6 +140,26 @@ pub fn load_or_create(lock: &FolderLock) -> Result<Loaded, KeyFileError> {
     })
 }
 
+/// The identity of the folder `dir` for a command that runs no peer (`p2pshare id`, `pair`):
+/// made under the folder's lock if the folder has none yet, or read as it is while a running
+/// peer holds the lock.
+pub fn of_folder(dir: &Path) -> Result<Identity, String> {
+    match FolderLock::acquire(dir) {
+        Ok(lock) => load_or_create(&lock)
+            .map(|l| l.identity)
+            .map_err(|e| e.to_string()),
+        Err(crate::lock::LockError::Busy { .. }) => match read(&dir.join(KEY_FILE)) {
+            Ok(identity) => Ok(identity),
+            Err(ReadError::Missing) => Err(format!(
+                "{} has no key file yet, and a running peer holds the folder",
+                dir.display()
+            )),
+            Err(ReadError::Bad(e)) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// 32 bytes from the operating system's generator: the seed of the node's
 /// [`KeyRng`] (its Noise static key and every handshake's ephemeral key). No weak fallback.
 pub fn key_seed() -> Result<[u8; 32], KeyFileError> {

@@ -19,6 +19,7 @@
 //! way); a finished download never overwrites an existing file; memory stays bounded whatever
 //! the file sizes.
 
+pub mod allow;
 pub mod beneath;
 pub mod config;
 pub mod disk;
@@ -28,6 +29,7 @@ pub mod files;
 pub mod handle;
 pub mod interfaces;
 pub mod keyfile;
+pub mod known;
 pub mod local;
 pub mod lock;
 pub mod nofollow;

@@ -33,6 +33,8 @@ pub enum Context {
     NoiseStaticKey,
     /// A discovery datagram (version 2): the signature covers every byte before it.
     Announce,
+    /// A pairing proof (`crate::pair`): the run's transcript, the sender's role and key.
+    Pair,
 }
 
 impl Context {
@@ -41,6 +43,7 @@ impl Context {
         match self {
             Context::NoiseStaticKey => b"p2pshare-noise-static-key:",
             Context::Announce => b"p2pshare-announce-v2:",
+            Context::Pair => b"p2pshare-pair-v1:",
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod name;
 pub mod net;
 pub mod node;
 pub mod noise;
+pub mod pair;
 pub mod python;
 pub mod rng;
 pub mod session;
@@ -59,7 +60,8 @@ pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
     Admission, Command, Config, ConfigError, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
-    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, RemoteView, Source, Stats, Wake,
+    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, RemoteView, Source, StaticPeer, Stats,
+    Wake,
 };
 pub use session::ConnId;
 

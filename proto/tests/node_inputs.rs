@@ -99,6 +99,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::Share),
         2 => (0..4u8).prop_map(Op::Get),
         1 => (0..4u8).prop_map(Op::Cancel),
+        1 => any::<u8>().prop_map(Op::Allow),
         1 => prop::bool::weighted(0.02).prop_map(|stop| if stop { Op::Shutdown } else { Op::Timeout }),
     ]
 }

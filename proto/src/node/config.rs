@@ -6,10 +6,12 @@
 //! [`Config::validate`] (`Node::new` refuses any other), so no timer of the node can be zero
 //! (a busy loop) and no window or limit can be zero (a node that never asks or never serves).
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bugs::Bugs;
+use crate::ids::PeerId;
 use crate::session::Timeouts;
 
 /// Default UDP port of discovery (as the original program).
@@ -66,6 +68,24 @@ pub fn check_interval(interval: Duration) -> Result<(), ConfigError> {
     }
 }
 
+/// A peer beyond the broadcast domain (`--peer`): its transfer address, and the key it must
+/// present if one was given (`--peer KEY@HOST:PORT`). Without a key, whatever key answers
+/// there is taken (trust on first use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticPeer {
+    /// Its transfer address.
+    pub addr: SocketAddr,
+    /// The key it must prove in the handshake: a dial that meets another key is closed before
+    /// we say who we are, and counted (`handshake_wrong_peer`).
+    pub key: Option<PeerId>,
+}
+
+impl From<SocketAddr> for StaticPeer {
+    fn from(addr: SocketAddr) -> StaticPeer {
+        StaticPeer { addr, key: None }
+    }
+}
+
 /// Everything a [`super::Node`] needs to know at start. Build with [`Config::new`] and adjust
 /// the fields.
 #[derive(Debug, Clone)]
@@ -83,7 +103,13 @@ pub struct Config {
     pub announce_to: Vec<SocketAddr>,
     /// Peers outside the broadcast domain, by their transfer address: connected to directly and
     /// kept in view by pings.
-    pub static_peers: Vec<SocketAddr>,
+    pub static_peers: Vec<StaticPeer>,
+    /// Private sharing (`--allow`): when set, our catalog, manifests and chunks are served only
+    /// to these keys (others get an empty catalog and `NotFound`, counted as
+    /// `requests_not_allowed`), and nothing is offered to Python peers (they cannot prove a
+    /// key): no JSON announcement with our files, no `chunk` request answered. `None`: every
+    /// peer is served. Changed while running with [`crate::Input::Allow`].
+    pub allow: Option<BTreeSet<PeerId>>,
     /// Announcement interval.
     pub interval: Duration,
     /// Connection timers.
@@ -154,6 +180,7 @@ impl Config {
                 DEFAULT_DISCOVERY_PORT,
             ))],
             static_peers: Vec::new(),
+            allow: None,
             interval: DEFAULT_INTERVAL,
             timeouts: Timeouts::default(),
             max_window: 16,

@@ -272,6 +272,11 @@ impl Node {
     /// Bytes of a Python request on `conn`: answered (a read of the chunk asked for), or
     /// closed.
     fn py_serve_received(&mut self, conn: ConnId, data: &[u8]) {
+        if self.cfg.allow.is_some() {
+            // Private sharing: a Python peer proves no key, so it is never allowed.
+            self.stats.requests_not_allowed += 1;
+            return self.py_serve_close(conn);
+        }
         let Some(Conn::PyServe(serve)) = self.conns.map.get_mut(&conn) else {
             return;
         };

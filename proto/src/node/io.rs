@@ -139,6 +139,13 @@ pub enum Input {
     },
     /// The user asked for something.
     Command(Command),
+    /// Private sharing changed (the allow file was edited, a pairing added a key): from now
+    /// on only these keys are served, or everyone (`None`); see [`super::Config::allow`].
+    /// Requests already being served finish.
+    Allow {
+        /// The keys allowed.
+        keys: Option<std::collections::BTreeSet<PeerId>>,
+    },
     /// Announcements go to these addresses from now on (the LAN interfaces changed: a cable
     /// plugged in, a VPN up); a changed list is announced on at once.
     AnnounceTo {

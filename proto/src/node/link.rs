@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::budget::{CATALOG_GAP_FACTOR, MAX_DIAL_FAILURES, MIN_CATALOG_GAP};
+use crate::ids::PeerId;
 use crate::session::ConnId;
 
 /// How long a connection put off by `max_outbound` waits before it is tried again.
@@ -208,16 +209,19 @@ impl Link {
 #[derive(Debug)]
 pub(super) struct StaticLink {
     addr: SocketAddr,
+    /// The key it must present, if one was given.
+    key: Option<PeerId>,
     conn: Option<ConnId>,
     /// When to dial it again while it has no connection.
     retry_at: Instant,
 }
 
 impl StaticLink {
-    /// A static peer at `addr`, first dialled at `now`.
-    pub(super) fn new(addr: SocketAddr, now: Instant) -> StaticLink {
+    /// A static peer at `addr` (that must present `key`, if given), first dialled at `now`.
+    pub(super) fn new(addr: SocketAddr, key: Option<PeerId>, now: Instant) -> StaticLink {
         StaticLink {
             addr,
+            key,
             conn: None,
             retry_at: now,
         }
@@ -226,6 +230,11 @@ impl StaticLink {
     /// Its address.
     pub(super) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The key it must present, if one was given.
+    pub(super) fn key(&self) -> Option<PeerId> {
+        self.key
     }
 
     /// True when `conn` is its connection.

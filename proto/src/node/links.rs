@@ -20,7 +20,7 @@ use crate::noise::{Channel, ChannelError, HandshakeError};
 use crate::python::Sniff;
 use crate::session::{CloseReason, ConnId, HelloError, Session, State};
 use crate::wire::Announce;
-use crate::wire::frame::{Frame, Message, encode_message};
+use crate::wire::frame::{ErrorCode, Frame, Message, encode_message};
 
 impl Node {
     /// Sends `data` (whole frames) on session `conn`, sealed.
@@ -310,6 +310,21 @@ impl Node {
             Message::Ping if self.over_budget(conn) => self.stats.answers_dropped += 1,
             Message::Ping => self.send_msg(conn, &Message::Pong),
             Message::Pong => {}
+            Message::CatalogRequest { page } if !self.allowed(conn) => {
+                self.refuse_catalog(conn, page)
+            }
+            Message::ManifestRequest { content } if !self.allowed(conn) => {
+                self.stats.requests_not_allowed += 1;
+                self.refuse(conn, ErrorCode::NotFound, content, None);
+            }
+            Message::ChunkRequest { content, index } if !self.allowed(conn) => {
+                self.stats.requests_not_allowed += 1;
+                self.refuse(conn, ErrorCode::NotFound, content, Some(index));
+            }
+            Message::Interested { .. } if !self.allowed(conn) => {
+                // Our bitfield would say what we download: not for strangers.
+                self.stats.requests_not_allowed += 1;
+            }
             Message::CatalogRequest { page } => self.serve_catalog(conn, page),
             Message::ManifestRequest { content } => self.serve_manifest(conn, content),
             Message::ChunkRequest { content, index } => self.serve_chunk(conn, content, index),
@@ -552,10 +567,11 @@ impl Node {
 
     /// Dials static peer `i` again (its timer fired: it has no connection).
     pub(super) fn redial_static(&mut self, now: Instant, i: usize) {
-        let Some(addr) = self.statics.get(i).map(|st| st.addr()) else {
+        let Some((addr, key)) = self.statics.get(i).map(|st| (st.addr(), st.key())) else {
             return;
         };
-        let conn = self.open_session(now, addr, None);
+        // A key given with it is expected: the handshake fails on any other.
+        let conn = self.open_session(now, addr, key);
         self.statics[i].dialled(conn, now + self.cfg.interval);
     }
 

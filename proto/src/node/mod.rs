@@ -42,7 +42,7 @@ use std::time::Instant;
 
 pub use config::{
     Config, ConfigError, DEFAULT_DISCOVERY_PORT, DEFAULT_INTERVAL, DEFAULT_TRANSFER_PORT,
-    MAX_INTERVAL, MIN_INTERVAL, check_interval,
+    MAX_INTERVAL, MIN_INTERVAL, StaticPeer, check_interval,
 };
 pub use io::{
     Admission, Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source,
@@ -183,7 +183,7 @@ impl Node {
         let statics = cfg
             .static_peers
             .iter()
-            .map(|&addr| link::StaticLink::new(addr, now))
+            .map(|&p| link::StaticLink::new(p.addr, p.key, now))
             .collect();
         Ok(Node {
             rng: Rng::new(cfg.seed),
@@ -423,6 +423,7 @@ impl Node {
             Input::Command(Command::Hold(content)) => self.hold(content, true),
             Input::Command(Command::Release(content)) => self.hold(content, false),
             Input::Command(Command::Shutdown) => self.shutdown(now),
+            Input::Allow { keys } => self.cfg.allow = keys,
             Input::AnnounceTo { to } => {
                 if to != self.cfg.announce_to {
                     self.cfg.announce_to = to;
@@ -512,7 +513,8 @@ impl Node {
                 data: data.clone(),
             }));
         }
-        if bye {
+        if bye || self.cfg.allow.is_some() {
+            // Private sharing offers Python peers nothing: they cannot prove a key.
             return;
         }
         let files = self

@@ -98,6 +98,34 @@ impl Node {
         }
     }
 
+    /// True when the peer on `conn` may be served: no allow list, or its proven key is on it.
+    pub(super) fn allowed(&self, conn: ConnId) -> bool {
+        let Some(allow) = &self.cfg.allow else {
+            return true;
+        };
+        self.conns
+            .session(&conn)
+            .and_then(Session::open_peer)
+            .is_some_and(|p| allow.contains(&p))
+    }
+
+    /// A catalog request from a peer not allowed: an empty catalog (what we share is not its
+    /// business), counted. Under the budgets as any small answer.
+    pub(super) fn refuse_catalog(&mut self, conn: ConnId, page: u32) {
+        self.stats.requests_not_allowed += 1;
+        if self.over_budget(conn) {
+            self.stats.answers_dropped += 1;
+            return;
+        }
+        let empty = Message::Catalog {
+            revision: self.revision,
+            page,
+            pages: 1,
+            files: Vec::new(),
+        };
+        self.send_msg(conn, &empty);
+    }
+
     pub(super) fn serve_catalog(&mut self, conn: ConnId, page: u32) {
         if let Some(s) = self.conns.session_mut(&conn) {
             s.queue_catalog(page);
@@ -159,7 +187,13 @@ impl Node {
         s.owed() > 0 && (by_ip >= IP_SEND_BUDGET || all >= NODE_SEND_BUDGET)
     }
 
-    fn refuse(&mut self, conn: ConnId, code: ErrorCode, content: ContentId, index: Option<u32>) {
+    pub(super) fn refuse(
+        &mut self,
+        conn: ConnId,
+        code: ErrorCode,
+        content: ContentId,
+        index: Option<u32>,
+    ) {
         if self.over_budget(conn) {
             self.stats.answers_dropped += 1;
             return;

@@ -225,6 +225,9 @@ pub struct Stats {
     pub bad_names: u64,
     /// Chunk requests refused (unknown content, bad index, busy).
     pub requests_refused: u64,
+    /// Catalog, manifest, chunk and swarm requests refused because the asker's key is not
+    /// allowed (`--allow`), and Python requests while sharing privately.
+    pub requests_not_allowed: u64,
     /// Chunks served.
     pub chunks_served: u64,
     /// Chunks rejected for a bad hash.
@@ -289,6 +292,9 @@ pub struct Stats {
     /// address's share, or all, of the held ones in use), or after holding them past
     /// `PARK_FOR` (`host::parked`).
     pub connections_parked_dropped: u64,
+    /// Times the folder's file of known peers could not be read or was damaged, and was
+    /// started afresh (`host::known`).
+    pub known_peers_reset: u64,
 }
 
 #[cfg(test)]

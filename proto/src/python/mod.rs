@@ -45,6 +45,13 @@ use download::{PyDownload, PyPhase};
 use peers::{Heard, PythonPeers, peer_id_of};
 use wire::{LegacyAnnounce, LegacyFile, PY_CHUNK};
 
+/// True when `peer` is the id the node gives the Python peer at `addr` (derived from the
+/// address, not a key): an [`Event::PeerFound`](crate::Event) of such a peer proves no key,
+/// so the host does not remember it among the peers it met.
+pub fn is_python_peer(peer: &PeerId, addr: SocketAddr) -> bool {
+    peer_id_of(addr) == *peer
+}
+
 /// Chunks written between two progress events.
 const PROGRESS_EVERY: u32 = 1024;
 

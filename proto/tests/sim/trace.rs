@@ -64,6 +64,7 @@ pub fn input(i: &Input) -> String {
         }
         Input::Command(c) => format!("Command {c:?}"),
         Input::AnnounceTo { to } => format!("AnnounceTo {to:?}"),
+        Input::Allow { keys } => format!("Allow {:?}", keys.as_ref().map(|k| k.len())),
     }
 }
 

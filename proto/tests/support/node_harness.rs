@@ -200,6 +200,9 @@ pub enum Op {
     Get(u8),
     /// `cancel` a file's download.
     Cancel(u8),
+    /// Private sharing changes: serve only the remote peers in this bit mask (bits 0 to
+    /// `PEERS - 1`), or everyone (bit 7).
+    Allow(u8),
     /// Shut down.
     Shutdown,
 }
@@ -544,7 +547,7 @@ impl Harness {
         cfg.announce_to = vec![SocketAddr::from(([10, 0, 0, 255], 9999))];
         cfg.aes = script.prologue & 4 != 0;
         if script.static_peer {
-            cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000))];
+            cfg.static_peers = vec![SocketAddr::from(([10, 0, 0, 9], 10000)).into()];
         }
         let me = Identity::from_secret_bytes(&ME_SECRET);
         let node = Node::new(cfg, me, [0xab; 32], origin).expect("a valid configuration");
@@ -922,6 +925,15 @@ impl Harness {
             Op::Cancel(f) => {
                 let c = self.content(*f);
                 self.input(Input::Command(Command::Cancel(c)));
+            }
+            Op::Allow(mask) => {
+                let keys = (mask & 0x80 == 0).then(|| {
+                    (0..PEERS)
+                        .filter(|k| mask & (1 << k) != 0)
+                        .map(|k| remote_identity(k).key())
+                        .collect()
+                });
+                self.input(Input::Allow { keys });
             }
             Op::Shutdown => self.input(Input::Command(Command::Shutdown)),
         }
