@@ -10,11 +10,11 @@ use p2pshare_proto::manifest::{MIN_CHUNK_SIZE, ManifestBuilder};
 use p2pshare_proto::noise::{Handshake, LocalKeys};
 use p2pshare_proto::python::wire::{LegacyAnnounce, LegacyFile, LegacyRequest, encode_reply};
 use p2pshare_proto::rng::KeyRng;
+use p2pshare_proto::wire::Announce;
 use p2pshare_proto::wire::frame::{
     CatalogEntry, ErrorCode, Message, encode_chunk_header, encode_message,
 };
 use p2pshare_proto::wire::signed::{self, Announcement, Mark};
-use p2pshare_proto::wire::Announce;
 use p2pshare_proto::{ContentId, Identity, PeerId, hex, sha256};
 
 fn write(dir: &Path, data: &[u8]) {

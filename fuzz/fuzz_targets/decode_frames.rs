@@ -11,8 +11,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use p2pshare_proto::wire::frame::{self, Frame, FrameDecoder, FrameError, encode_message};
 use p2pshare_proto::wire::MAX_FRAME_LEN;
+use p2pshare_proto::wire::frame::{self, Frame, FrameDecoder, FrameError, encode_message};
 
 /// The frames of a whole stream, and how it ends (`None`: cleanly or mid-frame).
 fn reference(stream: &[u8]) -> (Vec<Frame>, Option<FrameError>) {
