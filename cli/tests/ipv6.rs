@@ -116,6 +116,7 @@ fn link_local_only(test: u32, name: &str, rt_serve: &str, rt_get: &str) {
     let Some(mut net) = Net::new(test, name, 2, false) else {
         return;
     };
+    net.multicast = true;
     link_local(&net, 1, true);
     link_local(&net, 2, true);
     let file = data(64 * MIB, u64::from(test));
@@ -160,6 +161,7 @@ fn i3_a_static_link_local_peer_is_dialled_with_its_interface() {
     let Some(mut net) = Net::new(63, "i3", 2, false) else {
         return;
     };
+    net.multicast = true;
     link_local(&net, 1, true);
     link_local(&net, 2, true);
     let file = data(3 * MIB + 5, 63);
@@ -215,6 +217,7 @@ fn i4_a_peer_heard_on_both_families_is_listed_once() {
     let Some(mut net) = Net::new(64, "i4", 2, false) else {
         return;
     };
+    net.multicast = true;
     link_local(&net, 1, false);
     link_local(&net, 2, false);
     let a = net.seeder(1, &[], &["--no-web", "--interval", "1"]);
@@ -256,6 +259,7 @@ fn i5_a_dual_stack_peer_that_loses_ipv4_is_found_again_over_ipv6() {
     let Some(mut net) = Net::new(65, "i5", 2, false) else {
         return;
     };
+    net.multicast = true;
     link_local(&net, 1, false);
     link_local(&net, 2, false);
     let file = data(2 * MIB + 3, 65);

@@ -57,6 +57,11 @@ pub struct Net {
     pub dir: tempfile::TempDir,
     made: Vec<String>,
     _turn: Option<Turn>,
+    /// Whether its peers multicast IPv6 announcements (only `ipv6.rs` turns it on). Off, every
+    /// p2pshare command here gets `--no-multicast`: the hosts have IPv6 link-local addresses
+    /// too, and a peer heard over both families is listed at the address whose copy came
+    /// first, which the IPv4 scenarios' address checks (`10.99.0.i:PORT`) must not race with.
+    pub multicast: bool,
 }
 
 /// Runs `ip` with `args`, which must succeed.
@@ -103,6 +108,7 @@ impl Net {
             dir: tempfile::tempdir().unwrap(),
             made: Vec::new(),
             _turn: turn,
+            multicast: false,
         };
         let br = format!("{}br", net.prefix);
         ip(&["netns", "add", &br]);
@@ -210,7 +216,11 @@ impl Net {
     /// The p2pshare command on host `i`, sharing its folder, defaults otherwise.
     fn p2pshare(&self, i: usize, args: &[&str]) -> Command {
         let mut c = self.command(i, Path::new(BIN), &[]);
-        c.arg("--shared").arg(self.shared(i)).args(args);
+        c.arg("--shared").arg(self.shared(i));
+        if !self.multicast {
+            c.arg("--no-multicast");
+        }
+        c.args(args);
         c
     }
 
@@ -224,13 +234,12 @@ impl Net {
 
     /// Runs p2pshare on host `i` to the end, sharing `dir` instead of the host's folder.
     pub fn run_in(&self, i: usize, dir: &Path, args: &[&str]) -> Output {
-        self.command(i, Path::new(BIN), &[])
-            .arg("--shared")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        let mut c = self.command(i, Path::new(BIN), &[]);
+        c.arg("--shared").arg(dir);
+        if !self.multicast {
+            c.arg("--no-multicast");
+        }
+        c.args(args).stdin(Stdio::null()).output().unwrap()
     }
 
     fn logs(&self, i: usize) -> (PathBuf, PathBuf) {
