@@ -98,6 +98,19 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The address of the one peer a `peers` one-shot on discovery port `port` hears (`ip:port  id`:
+/// the first word), which must be on loopback.
+fn lone_peer(port: u16, dir: &Path) -> String {
+    let out = p2pshare(port, dir, &["peers", "--wait", "1.5"]);
+    let addr = stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    addr
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -329,14 +342,7 @@ fn a_static_peer_beyond_the_broadcast_domain() {
     let seeder = Peer::serve(dport(5), &[("far.txt", b"from far away")], &[]);
     // The seeder's transfer port (it took a free one): ask its own broadcast domain.
     let dir = tempfile::tempdir().unwrap();
-    let out = p2pshare(dport(5), dir.path(), &["peers", "--wait", "1.5"]);
-    // `ip:port  id`: the address is the first word.
-    let addr = stdout(&out)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let addr = lone_peer(dport(5), dir.path());
     let out = p2pshare(
         dport(6),
         dir.path(),
@@ -1102,13 +1108,7 @@ fn a_static_peer_given_with_its_key_must_present_it() {
     let seeder = Peer::serve(dport(15), &[("far.txt", b"from far away")], &[]);
     let key = key_of(seeder.dir.path());
     let dir = tempfile::tempdir().unwrap();
-    let out = p2pshare(dport(15), dir.path(), &["peers", "--wait", "1.5"]);
-    let addr = stdout(&out)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let addr = lone_peer(dport(15), dir.path());
     // Another key expected there: nothing is fetched from it.
     let wrong = format!("{}@{addr}", "ab".repeat(32));
     let out = p2pshare(

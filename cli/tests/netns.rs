@@ -1018,7 +1018,6 @@ fn flood() {
 fn evil() {
     use p2pshare_proto::wire::frame::encode_message;
     let key = Key::of([0xee; 32]);
-    let me = key.id;
     let victim: Ipv4Addr = std::env::var("P2PT_VICTIM").unwrap().parse().unwrap();
     let secret = ContentId::from_hex(&std::env::var("P2PT_SECRET").unwrap()).unwrap();
     let bad_names = [
@@ -1055,26 +1054,7 @@ fn evil() {
         files,
     });
     // Serve: answer hello and catalog requests on every connection.
-    let listener = std::net::TcpListener::bind("0.0.0.0:10000").unwrap();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(s) = s else { continue };
-            let catalog = catalog.clone();
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(S(5)));
-                let Ok(mut s) = Secure::accept(s, &key) else {
-                    return;
-                };
-                let _ = s.stream.set_read_timeout(None);
-                let _ = s.send(&hello(me, 1, 10000, 1));
-                while let Some(f) = s.read_frame() {
-                    if let Frame::Message(Message::CatalogRequest { .. }) = f {
-                        let _ = s.send(&catalog);
-                    }
-                }
-            });
-        }
-    });
+    serve_catalog(key, catalog);
     let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
     udp.set_broadcast(true).unwrap();
     let announcer = std::thread::spawn(move || {
@@ -1404,7 +1384,6 @@ fn s16_hostile_folders() {
 fn liar() {
     use p2pshare_proto::wire::frame::encode_message;
     let key = Key::of([0xdd; 32]);
-    let me = key.id;
     let names = [
         "../escape",
         "/abs",
@@ -1429,6 +1408,18 @@ fn liar() {
         pages: 1,
         files,
     });
+    serve_catalog(key, catalog);
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    udp.set_broadcast(true).unwrap();
+    for seq in 0..120 {
+        let _ = udp.send_to(&signed_announce(&key, seq), "255.255.255.255:9999");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A fake peer under `key` on TCP port 10000: it accepts every connection (Noise, as the
+/// acceptor), says hello and answers every catalog request with `catalog` (an encoded frame).
+fn serve_catalog(key: Key, catalog: Vec<u8>) {
     let listener = std::net::TcpListener::bind("0.0.0.0:10000").unwrap();
     std::thread::spawn(move || {
         for s in listener.incoming() {
@@ -1440,7 +1431,7 @@ fn liar() {
                     return;
                 };
                 let _ = s.stream.set_read_timeout(None);
-                let _ = s.send(&hello(me, 1, 10000, 1));
+                let _ = s.send(&hello(key.id, 1, 10000, 1));
                 while let Some(f) = s.read_frame() {
                     if let Frame::Message(Message::CatalogRequest { .. }) = f {
                         let _ = s.send(&catalog);
@@ -1449,12 +1440,6 @@ fn liar() {
             });
         }
     });
-    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
-    udp.set_broadcast(true).unwrap();
-    for seq in 0..120 {
-        let _ = udp.send_to(&signed_announce(&key, seq), "255.255.255.255:9999");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// tcpdump capturing in a namespace, killed (by its pid) when dropped.

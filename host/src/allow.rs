@@ -24,12 +24,14 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use p2pshare_proto::PeerId;
+
+use crate::scan::Stamp;
 
 /// The folder's own allow file (hidden, so never shared).
 pub const ALLOW_FILE: &str = ".p2pshare-allow";
@@ -77,16 +79,22 @@ pub fn parse_key(s: &str) -> Result<PeerId, String> {
 }
 
 /// What a file's stat says, to notice an edit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+/// Reads an allow file: its keys and its stamp, `Ok(None)` if it does not exist.
+fn read(path: &Path) -> Result<Option<(BTreeSet<PeerId>, Stamp)>, AllowError> {
+    let Some((text, meta)) = read_text(path)? else {
+        return Ok(None);
+    };
+    Ok(Some((parse_in(path, &text)?, Stamp::of(&meta))))
 }
 
-/// Reads an allow file: `Ok(None)` if it does not exist.
-fn read(path: &Path) -> Result<Option<(BTreeSet<PeerId>, Stamp)>, AllowError> {
+/// The keys of `text`, read from `path` (named in the error).
+fn parse_in(path: &Path, text: &str) -> Result<BTreeSet<PeerId>, AllowError> {
+    parse(text).map_err(|(line, why)| AllowError(format!("{}: line {line}: {why}", path.display())))
+}
+
+/// An allow file's text and metadata, once it passed every check (see the module doc);
+/// `Ok(None)` if it does not exist.
+fn read_text(path: &Path) -> Result<Option<(String, fs::Metadata)>, AllowError> {
     let err = |why: String| AllowError(format!("{}: {why}", path.display()));
     let mut file = match OpenOptions::new()
         .read(true)
@@ -127,25 +135,12 @@ fn read(path: &Path) -> Result<Option<(BTreeSet<PeerId>, Stamp)>, AllowError> {
         .take(MAX_LEN + 1)
         .read_to_string(&mut text)
         .map_err(|e| err(format!("cannot read it: {e}")))?;
-    let keys = parse(&text).map_err(|(line, why)| err(format!("line {line}: {why}")))?;
-    let stamp = Stamp {
-        ino: meta.ino(),
-        size: meta.len(),
-        mtime: (meta.mtime(), meta.mtime_nsec()),
-        ctime: (meta.ctime(), meta.ctime_nsec()),
-    };
-    Ok(Some((keys, stamp)))
+    Ok(Some((text, meta)))
 }
 
 /// The stamp of `path` now (`None`: missing or unreadable).
 fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = fs::symlink_metadata(path).ok()?;
-    Some(Stamp {
-        ino: meta.ino(),
-        size: meta.len(),
-        mtime: (meta.mtime(), meta.mtime_nsec()),
-        ctime: (meta.ctime(), meta.ctime_nsec()),
-    })
+    fs::symlink_metadata(path).ok().map(|m| Stamp::of(&m))
 }
 
 /// The allowed keys of a peer, and the files they come from, followed while it runs.
@@ -230,9 +225,9 @@ impl Watch {
 /// module doc). False when the key was already in it.
 pub fn add(path: &Path, key: &PeerId, note: &str) -> Result<bool, AllowError> {
     let err = |e: io::Error| AllowError(format!("cannot write {}: {e}", path.display()));
-    let mut text = match read(path)? {
-        Some((keys, _)) if keys.contains(key) => return Ok(false),
-        Some(_) => fs::read_to_string(path).map_err(err)?,
+    let mut text = match read_text(path)? {
+        Some((text, _)) if parse_in(path, &text)?.contains(key) => return Ok(false),
+        Some((text, _)) => text,
         None => "# keys this peer serves (p2pshare --allow); one a line, # for comments\n".into(),
     };
     if !text.is_empty() && !text.ends_with('\n') {
@@ -251,27 +246,7 @@ pub fn add(path: &Path, key: &PeerId, note: &str) -> Result<bool, AllowError> {
     } else {
         format!(".{name}.new")
     });
-    match fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)
-        .map_err(err)?;
-    let written = file
-        .write_all(text.as_bytes())
-        .and_then(|()| file.sync_all());
-    drop(file);
-    let renamed = written.and_then(|()| fs::rename(&temp, path));
-    if renamed.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    renamed.map_err(err)?;
+    crate::nofollow::replace_private(&temp, path, text.as_bytes()).map_err(err)?;
     Ok(true)
 }
 

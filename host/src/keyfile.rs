@@ -34,7 +34,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -263,25 +263,11 @@ fn parse(text: &str) -> Result<Identity, &'static str> {
 fn create(dir: &Path, path: &Path, identity: &Identity) -> Result<(), KeyFileError> {
     let temp = dir.join(TEMP_FILE);
     let err = |e| KeyFileError::Create(path.to_path_buf(), e);
-    // A temporary file left by a crash during an earlier creation (we hold the folder lock, so
-    // no one else writes it). Unlinking never follows a symlink.
-    match fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)
-        .map_err(err)?;
-    let written = file
-        .write_all(format(identity).as_bytes())
-        .and_then(|()| file.sync_all());
-    drop(file);
-    let linked = written.and_then(|()| fs::hard_link(&temp, path));
+    // A temporary file left by a crash during an earlier creation is replaced (we hold the
+    // folder lock, so no one else writes it).
+    crate::nofollow::write_private(&temp, format(identity).as_bytes()).map_err(err)?;
+    // A link never replaces: a key file that appeared meanwhile is kept.
+    let linked = fs::hard_link(&temp, path);
     let _ = fs::remove_file(&temp);
     linked.map_err(err)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(err)

@@ -29,8 +29,8 @@
 //!   costs only the memory of which peers are old friends.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::OpenOptions;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -242,27 +242,7 @@ impl Known {
 
 /// Replaces `<dir>/.p2pshare-known` with `bytes`, atomically (see the module doc).
 pub fn write(dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temp = dir.join(TEMP_FILE);
-    // A temporary file left by a crash (or a symlink planted there): removed, never followed.
-    match fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_data());
-    drop(file);
-    // rename(2) replaces the name itself, a symlink there included, never what it points at.
-    let renamed = written.and_then(|()| fs::rename(&temp, dir.join(KNOWN_FILE)));
-    if renamed.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    renamed
+    crate::nofollow::replace_private(&dir.join(TEMP_FILE), &dir.join(KNOWN_FILE), bytes)
 }
 
 /// The file's text, `None` if there is none, or why it cannot be used.
@@ -355,6 +335,7 @@ fn parse(text: &str) -> Result<BTreeMap<PeerId, KnownPeer>, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;

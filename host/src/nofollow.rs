@@ -10,11 +10,14 @@
 //! can link to any file of the same file system they can see, say `/etc/passwd`) would
 //! otherwise have the lock's pid or a download's chunks written through it.
 //!
+//! The folder's own owner-only state files (the key, the known peers, the allow list) are
+//! written the same careful way ([`write_private`], [`replace_private`]).
+//!
 //! Invariant: a `File` returned here is a regular file that was opened through no symlink in its
 //! last component; one opened for writing is the only name of its file.
 
-use std::fs::{File, OpenOptions};
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -46,6 +49,42 @@ pub fn open_or_create(path: &Path) -> io::Result<File> {
             .truncate(false)
             .open(path)?,
     )?)
+}
+
+/// Writes `bytes` to a new owner-only (0600) file at `temp` and syncs it: call before putting
+/// it in place (a rename, or a link that never replaces). A file a crash left at `temp`, or a
+/// symlink planted there, is removed first (unlinking never follows), and `O_CREAT | O_EXCL |
+/// O_NOFOLLOW` never writes through one. On failure nothing is left at `temp`.
+pub fn write_private(temp: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::remove_file(temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(temp)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    if written.is_err() {
+        let _ = fs::remove_file(temp);
+    }
+    written
+}
+
+/// Replaces `path` with `bytes`, whole or not at all, through [`write_private`] at `temp` and a
+/// rename: a crash leaves the old file or the new one, and rename(2) replaces the name itself
+/// (a symlink there included), never what it points at.
+pub fn replace_private(temp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_private(temp, bytes)?;
+    let renamed = fs::rename(temp, path);
+    if renamed.is_err() {
+        let _ = fs::remove_file(temp);
+    }
+    renamed
 }
 
 fn options() -> OpenOptions {
