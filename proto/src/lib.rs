@@ -52,6 +52,7 @@ pub mod session;
 pub mod wire;
 
 pub use bugs::Bugs;
+pub use discovery::Found;
 pub use disk::{DiskError, FinishError};
 pub use download::{FailReason, Phase};
 pub use identity::Identity;
