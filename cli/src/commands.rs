@@ -227,7 +227,9 @@ pub fn peers(opts: &Opts, port: Option<u16>, wait: f64, json: bool) -> Result<()
         wait,
         json,
         (&text, &format::peers_json),
-        Ask::Peers,
+        Ask::Peers {
+            verbose: opts.verbose > 0,
+        },
         |s| s.peers.is_empty(),
     )
 }

@@ -56,8 +56,13 @@ pub enum Ask {
         #[serde(default)]
         all: bool,
     },
-    /// Known peers.
-    Peers,
+    /// Known peers (with `verbose`, as `peers -v` prints them: whole keys, the interface each
+    /// is reached over and how it was found).
+    Peers {
+        /// `peers -v`.
+        #[serde(default)]
+        verbose: bool,
+    },
     /// Download a file by name or content-id prefix.
     Get {
         /// The name or prefix.
@@ -240,7 +245,8 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
             format::list_under(s, folder.as_deref(), *all),
             format::list_json_under(s, folder.as_deref()),
         ),
-        Ask::Peers => (format::peers(s), format::peers_json(s)),
+        Ask::Peers { verbose: false } => (format::peers(s), format::peers_json(s)),
+        Ask::Peers { verbose: true } => (format::peers_verbose(s), format::peers_json(s)),
         _ => (format::status(s), format::status_json(s)),
     };
     Answer::View {
@@ -550,6 +556,10 @@ mod tests {
                 yes: false
             }
         );
+        // A client that does not know `verbose` asks for the plain peers.
+        let old: Envelope<Ask> =
+            serde_json::from_str(r#"{"version":1,"cmd":"peers"}"#).expect("old ask");
+        assert_eq!(old.body, Ask::Peers { verbose: false });
         let p = serde_json::to_string(&Envelope {
             version: VERSION,
             body: Answer::Progress {

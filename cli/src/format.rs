@@ -1,9 +1,7 @@
 //! How things look on the terminal and in JSON.
 
-use std::net::SocketAddr;
-
 use p2pshare_host::Snapshot;
-use p2pshare_host::interfaces::{self, LanInterface, lan_interfaces, show};
+use p2pshare_host::interfaces::{self, Route, show};
 use p2pshare_proto::{RemoteFile, Stats, hex};
 use serde_json::json;
 
@@ -302,33 +300,25 @@ fn new_mark(s: &Snapshot, p: &p2pshare_proto::PeerView) -> &'static str {
     }
 }
 
-/// The interface a peer at `addr` is heard on: the LAN interface whose subnet holds it, or an
-/// IPv6 link-local address's own (its scope).
-fn interface_of(ifaces: &[LanInterface], addr: SocketAddr) -> Option<String> {
-    let v4 = match addr {
-        SocketAddr::V4(a) => *a.ip(),
-        SocketAddr::V6(a) if a.ip().is_loopback() => return Some("lo".into()),
-        SocketAddr::V6(a) if a.scope_id() != 0 => {
-            let index = a.scope_id();
-            return Some(interfaces::name_of(index).unwrap_or_else(|| index.to_string()));
+/// `on eth0` (the peer is on that interface's subnet or link), `routed via eth0` (a router is
+/// between), or nothing (no route now).
+fn reach(route: Option<&Route>) -> Option<String> {
+    route.map(|r| {
+        if r.routed {
+            format!("routed via {}", r.interface)
+        } else {
+            format!("on {}", r.interface)
         }
-        SocketAddr::V6(_) => return None,
-    };
-    if v4.is_loopback() {
-        return Some("lo".into());
-    }
-    ifaces
-        .iter()
-        .find(|i| i.contains(v4))
-        .map(|i| i.name.clone())
+    })
 }
 
-/// `peers -v`: each peer with its whole key and the interface it is heard on.
+/// `peers -v`: each peer with its whole key, the interface it is reached over and how it was
+/// found: `10.0.0.5:10000  <key>  (on eth0, broadcast)`.
 pub fn peers_verbose(s: &Snapshot) -> String {
     if s.peers.is_empty() {
         return "No peers found.".into();
     }
-    let ifaces = lan_interfaces();
+    let assigned = interfaces::assigned();
     s.peers
         .iter()
         .map(|p| {
@@ -337,10 +327,11 @@ pub fn peers_verbose(s: &Snapshot) -> String {
             } else {
                 (format!("  {}{}", p.id.to_hex(), new_mark(s, p)), "")
             };
-            match interface_of(&ifaces, p.addr) {
-                Some(i) => format!("{}{id}  (on {i}{kind})", show(p.addr)),
-                None => format!("{}{id}  (routed{kind})", show(p.addr)),
-            }
+            let how = match reach(interfaces::route_to(p.addr, &assigned).as_ref()) {
+                Some(r) => format!("{r}, {}", p.found),
+                None => p.found.to_string(),
+            };
+            format!("{}{id}  ({how}{kind})", show(p.addr))
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -364,8 +355,9 @@ pub fn status(s: &Snapshot) -> String {
             p.id.short()
         };
         out.push_str(&format!(
-            "  {}  {id}  {files} files{}\n",
+            "  {}  {id}  {files} files  {}{}\n",
             show(p.addr),
+            p.found,
             new_mark(s, p)
         ));
     }
@@ -440,18 +432,22 @@ pub fn status_json(s: &Snapshot) -> String {
     .to_string()
 }
 
-/// `peers --json`.
+/// `peers --json`: `interface` is the one a peer is reached over (null: no route now),
+/// `routed` whether a router is between, `found` how it came into view.
 pub fn peers_json(s: &Snapshot) -> String {
-    let ifaces = lan_interfaces();
+    let assigned = interfaces::assigned();
     let peers: Vec<_> = s
         .peers
         .iter()
         .map(|p| {
+            let route = interfaces::route_to(p.addr, &assigned);
             json!({
                 "addr": show(p.addr),
                 "id": hex(&p.id.0),
                 "files": p.files,
-                "interface": interface_of(&ifaces, p.addr),
+                "interface": route.as_ref().map(|r| r.interface.as_str()),
+                "routed": route.as_ref().map(|r| r.routed),
+                "found": p.found.as_str(),
                 "python": p.python,
                 "new": s.new_peers.contains(&p.id),
             })
@@ -525,8 +521,10 @@ mod tests {
             found: p2pshare_proto::Found::Broadcast,
             python: false,
         };
+        let mut known = peer(2, 10002);
+        known.found = p2pshare_proto::Found::Known;
         let s = Snapshot {
-            peers: vec![peer(1, 10001), peer(2, 10002)],
+            peers: vec![peer(1, 10001), known],
             new_peers: [p2pshare_proto::PeerId([2; 32])].into_iter().collect(),
             ..snapshot(&[])
         };
@@ -536,10 +534,41 @@ mod tests {
         assert!(!lines[0].ends_with("new"), "{text}");
         assert!(lines[1].ends_with("  new"), "{text}");
         assert!(peers_verbose(&s).lines().nth(1).unwrap().contains(" new "));
-        assert!(status(&s).contains("1 files  new"));
         let json: serde_json::Value = serde_json::from_str(&peers_json(&s)).unwrap();
         assert_eq!(json["peers"][0]["new"], false);
         assert_eq!(json["peers"][1]["new"], true);
+        // How each was found: in -v's parentheses, in the JSON, and in `status`.
+        let verbose = peers_verbose(&s);
+        let lines: Vec<&str> = verbose.lines().collect();
+        assert!(lines[0].ends_with("broadcast)"), "{verbose}");
+        assert!(lines[1].ends_with("known)"), "{verbose}");
+        assert_eq!(json["peers"][0]["found"], "broadcast");
+        assert_eq!(json["peers"][1]["found"], "known");
+        assert!(status(&s).contains("1 files  known  new"), "{}", status(&s));
+    }
+
+    #[test]
+    fn a_peer_on_loopback_is_on_lo_and_not_routed() {
+        let p = p2pshare_proto::PeerView {
+            id: p2pshare_proto::PeerId([7; 32]),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 10007)),
+            files: None,
+            last_seen: std::time::Instant::now(),
+            confirmed: true,
+            mark: None,
+            found: p2pshare_proto::Found::Static,
+            python: false,
+        };
+        let s = Snapshot {
+            peers: vec![p],
+            ..snapshot(&[])
+        };
+        let verbose = peers_verbose(&s);
+        assert!(verbose.ends_with("(on lo, static)"), "{verbose}");
+        let json: serde_json::Value = serde_json::from_str(&peers_json(&s)).unwrap();
+        assert_eq!(json["peers"][0]["interface"], "lo");
+        assert_eq!(json["peers"][0]["routed"], false);
+        assert_eq!(json["peers"][0]["found"], "static");
     }
 
     /// The folder summaries the page's JavaScript is tested with too (`web/test/cases.json`).

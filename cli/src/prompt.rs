@@ -42,7 +42,7 @@ pub const PROMPT: &str = "Command (list / peers / get [filename] / quit): ";
 const HELP: &str = "\
 list, l          files other peers share that you do not have, folders in one row each
 list FOLDER/     what lies under a folder (`list --all`: every path)
-peers            known peers (ip:port; with -v, the interface)
+peers            known peers (ip:port; with -v, the interface and how each was found)
 get NAME...      download one or more files at once (Tab completes names; Ctrl-C cancels,
                  the partial file is kept and `get` resumes it)
 get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)

@@ -181,7 +181,9 @@ function drawPeers() {
     (node, p) => {
       setText(node.querySelector(".addr"), p.addr);
       // "new": a key this folder had not met before this run (README: known peers).
-      const kind = [p.python ? "python" : "", p.new ? "new" : "", p.interface ? `on ${p.interface}` : ""];
+      // How it is reached and how it was found (README: Finding peers).
+      const reach = p.interface ? `${p.routed ? "routed via" : "on"} ${p.interface}` : "";
+      const kind = [p.python ? "python" : "", p.new ? "new" : "", reach, p.found ?? ""];
       setText(node.querySelector(".kind"), kind.filter(Boolean).join(", "));
       setText(node.querySelector(".id"), short(p.id));
       const files = p.files == null ? "catalog not fetched yet" : `shares ${p.files} file${plural(p.files)}`;

@@ -23,8 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pshare_proto::{
-    Admission, ConfigError, ConnId, ContentId, DiskError, Event, Input, LocalFile, NetOp, Node,
-    Output,
+    Admission, Command, ConfigError, ConnId, ContentId, DiskError, Event, Found, Input, LocalFile,
+    NetOp, Node, Output,
 };
 
 use crate::config::PeerConfig;
@@ -251,8 +251,22 @@ pub fn start(
         save_at: None,
         refresh_at: Instant::now() + KNOWN_REFRESH_EVERY,
     };
-    let node =
+    let me = identity.key();
+    let mut node =
         Node::new(node_cfg, identity, key_seed, Instant::now()).map_err(StartError::Config)?;
+    // The peers met in earlier runs are looked for where they were last met (issue 29): a
+    // peer no broadcast reaches (another subnet, a VPN) comes back with no flag. The node
+    // probes only while a key is not listed, so the LAN's peers cost nothing. Only here, at
+    // the start: what this run meets the node keeps in its own view.
+    let now = Instant::now();
+    for (key, addr) in known.known.to_probe(&me) {
+        let probe = Command::AddPeer {
+            addr,
+            key: Some(key),
+            found: Found::Known,
+        };
+        node.handle_input(now, Input::Command(probe));
+    }
     let mut driver = Driver {
         node,
         disk,
@@ -279,6 +293,7 @@ pub fn start(
     if let (Some(why), true) = (loaded.reset, cfg.use_folder) {
         driver.notify(Notice::Warning(format!("known peers: {why}")));
     }
+    driver.process();
     Ok(Started {
         driver,
         requests: req_tx,
@@ -405,7 +420,6 @@ impl Driver {
     }
 
     fn on_request(&mut self, r: Request) {
-        use p2pshare_proto::Command;
         match r {
             Request::Get { content, name } => {
                 self.input(Input::Command(Command::Get { content, name }))

@@ -150,6 +150,110 @@ pub fn named_interfaces(names: &[String]) -> Vec<MulticastInterface> {
     out
 }
 
+/// How this machine reaches a peer: out of which interface, and whether a router is between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The interface packets to the peer leave by (`eth0`, `tun0`, `lo`).
+    pub interface: String,
+    /// True when the peer is not on that interface's subnet: a router is between (or the
+    /// interface is a point-to-point tunnel whose far end forwards).
+    pub routed: bool,
+}
+
+/// One address of one interface: what [`route_in`] matches against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    /// The interface's name.
+    pub name: String,
+    /// Our address on it.
+    pub ip: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+}
+
+/// Every address of every interface now (none if they cannot be read): what [`route_to`]
+/// needs, read once for many peers.
+pub fn assigned() -> Vec<Assigned> {
+    let Ok(all) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    all.into_iter()
+        .map(|i| {
+            let (ip, prefix) = match i.addr {
+                if_addrs::IfAddr::V4(a) => (IpAddr::V4(a.ip), a.prefixlen),
+                if_addrs::IfAddr::V6(a) => (IpAddr::V6(a.ip), a.prefixlen),
+            };
+            Assigned {
+                name: i.name,
+                ip,
+                prefix,
+            }
+        })
+        .collect()
+}
+
+/// How `addr` is reached now, as the kernel would send to it, or `None` when there is no
+/// route. A link-local IPv6 address is on the interface of its scope; any other is asked of
+/// the kernel's routing: a UDP socket connected to `addr` (nothing is sent) says which of our
+/// addresses it would leave from, and that address's interface (in `assigned`) is the one.
+pub fn route_to(addr: SocketAddr, assigned: &[Assigned]) -> Option<Route> {
+    if let SocketAddr::V6(a) = addr
+        && a.scope_id() != 0
+        && needs_scope(IpAddr::V6(*a.ip()))
+    {
+        let index = a.scope_id();
+        return Some(Route {
+            interface: name_of(index).unwrap_or_else(|| index.to_string()),
+            routed: false,
+        });
+    }
+    let local = local_address_to(addr)?;
+    route_in(addr.ip(), local, assigned)
+}
+
+/// The route to `peer` that leaves from our address `local`: its interface in `assigned`, and
+/// whether `peer` lies outside that address's subnet.
+pub fn route_in(peer: IpAddr, local: IpAddr, assigned: &[Assigned]) -> Option<Route> {
+    let a = assigned.iter().find(|a| a.ip == local)?;
+    Some(Route {
+        interface: a.name.clone(),
+        routed: !same_subnet(peer, a.ip, a.prefix),
+    })
+}
+
+/// True when `x` and `y` share their first `prefix` bits (and their family).
+fn same_subnet(x: IpAddr, y: IpAddr, prefix: u8) -> bool {
+    fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+        let keep = u32::from(prefix).min(width);
+        if keep == 0 {
+            return 0;
+        }
+        bits >> (width - keep)
+    }
+    match (x, y) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => {
+            masked(u32::from(x).into(), 32, prefix) == masked(u32::from(y).into(), 32, prefix)
+        }
+        (IpAddr::V6(x), IpAddr::V6(y)) => {
+            masked(u128::from(x), 128, prefix) == masked(u128::from(y), 128, prefix)
+        }
+        _ => false,
+    }
+}
+
+/// Our address packets to `addr` would leave from (a connected UDP socket's own address; a
+/// UDP connect sends nothing), or `None` when there is no route.
+fn local_address_to(addr: SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(addr).ok()?;
+    let local = socket.local_addr().ok()?.ip();
+    (!local.is_unspecified()).then_some(local)
+}
+
 /// The name of the interface with index `index`, if it has an address now.
 pub fn name_of(index: u32) -> Option<String> {
     let all = if_addrs::get_if_addrs().ok()?;
@@ -276,6 +380,54 @@ mod tests {
         // Whatever this machine has, loopback is never among them.
         assert!(lan_interfaces().iter().all(|i| !i.ip.is_loopback()));
         assert!(multicast_interfaces().iter().all(|i| i.name != "lo"));
+    }
+
+    #[test]
+    fn a_route_names_its_interface_and_whether_a_router_is_between() {
+        let a = |name: &str, ip: &str, prefix| Assigned {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+            prefix,
+        };
+        let mine = [
+            a("lo", "127.0.0.1", 8),
+            a("eth0", "10.99.0.1", 24),
+            a("tun0", "172.16.5.2", 32),
+            a("eth0", "2001:db8:1::7", 64),
+        ];
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let route = |peer, local| route_in(ip(peer), ip(local), &mine);
+        let on = |i: &str| {
+            Some(Route {
+                interface: i.into(),
+                routed: false,
+            })
+        };
+        let via = |i: &str| {
+            Some(Route {
+                interface: i.into(),
+                routed: true,
+            })
+        };
+        assert_eq!(route("10.99.0.3", "10.99.0.1"), on("eth0"));
+        assert_eq!(route("10.98.0.2", "10.99.0.1"), via("eth0"));
+        assert_eq!(route("172.16.0.9", "172.16.5.2"), via("tun0"));
+        assert_eq!(route("127.0.0.1", "127.0.0.1"), on("lo"));
+        assert_eq!(route("2001:db8:1::9", "2001:db8:1::7"), on("eth0"));
+        assert_eq!(route("2001:db8:2::9", "2001:db8:1::7"), via("eth0"));
+        assert_eq!(route("10.99.0.3", "10.0.0.1"), None, "not one of ours");
+        // The kernel's answer for loopback, on any machine.
+        let lo = route_to("127.0.0.1:9".parse().unwrap(), &assigned()).unwrap();
+        assert!(!lo.routed, "{lo:?}");
+        // A link-local address is on its scope's interface.
+        let ll = route_to("[fe80::1%9999]:1".parse().unwrap(), &[]).unwrap();
+        assert_eq!(
+            ll,
+            Route {
+                interface: "9999".into(),
+                routed: false
+            }
+        );
     }
 
     fn names(i: u32) -> Option<String> {

@@ -52,6 +52,11 @@ pub const MAX_ADDRS: usize = 4;
 pub const MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
 /// A file larger than this is not ours (a full one is about 200 KiB).
 const MAX_LEN: u64 = 1 << 20;
+/// Most keys a start probes ([`Known::to_probe`]): the ones seen most recently.
+pub const PROBE_KEYS: usize = 64;
+/// Most addresses a start probes, over all keys: half the node's bound on the peers it dials
+/// (256), so that `--peer` and `peers add` always find room beside them.
+pub const PROBE_ADDRS: usize = 128;
 
 /// One remembered peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +192,35 @@ impl Known {
     /// Every remembered peer, by key: what a start can look for at their last addresses.
     pub fn peers(&self) -> impl Iterator<Item = &KnownPeer> {
         self.peers.values()
+    }
+
+    /// What a start looks for at the last addresses (a probe each: issue 29): the
+    /// [`PROBE_KEYS`] keys seen most recently, newest first (ties: by key), never `me`; every
+    /// such key's newest address first, then every key's second newest, and so on, at most
+    /// [`PROBE_ADDRS`] in all, so that each key is tried at least where it was last met. An
+    /// address that cannot be dialled (no address, port 0) is left out.
+    pub fn to_probe(&self, me: &PeerId) -> Vec<(PeerId, SocketAddr)> {
+        let dialable = |a: &&SocketAddr| !a.ip().is_unspecified() && a.port() != 0;
+        let mut recent: Vec<(&KnownPeer, Vec<SocketAddr>)> = self
+            .peers
+            .values()
+            .filter(|p| p.key != *me)
+            .map(|p| (p, p.addrs.iter().filter(dialable).copied().collect()))
+            .filter(|(_, addrs): &(_, Vec<_>)| !addrs.is_empty())
+            .collect();
+        recent.sort_by_key(|(p, _)| (std::cmp::Reverse(p.last_seen), p.key));
+        recent.truncate(PROBE_KEYS);
+        let mut out = Vec::new();
+        for rank in 0..MAX_ADDRS {
+            for (p, addrs) in &recent {
+                if let Some(a) = addrs.get(rank)
+                    && out.len() < PROBE_ADDRS
+                {
+                    out.push((p.key, *a));
+                }
+            }
+        }
+        out
     }
 
     /// How many keys are remembered.
@@ -427,6 +461,40 @@ mod tests {
         }
         assert!(full.encode().len() < 300 * 1024, "{}", full.encode().len());
         assert_eq!(parse(&full.encode()).expect("parses").len(), MAX_KNOWN);
+    }
+
+    #[test]
+    fn a_start_probes_the_most_recent_keys_each_where_last_met_first() {
+        let t = 1_800_000_000;
+        let mut known = Known::default();
+        // 100 keys, key n last seen at t + n, each met at four addresses (newest: n * 4 + 3).
+        for n in 0..100u16 {
+            for a in 0..4 {
+                known.met(key(n), addr(n * 4 + a), t + u64::from(n));
+            }
+        }
+        let me = key(99);
+        known.met(key(200), addr(999), t + 50);
+        known.met(key(201), "0.0.0.0:10000".parse().expect("addr"), t + 500);
+        let mut port0 = addr(998);
+        port0.set_port(0);
+        known.met(key(202), port0, t + 500);
+        let probe = known.to_probe(&me);
+        assert_eq!(probe.len(), PROBE_ADDRS);
+        let keys: BTreeSet<PeerId> = probe.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys.len(), PROBE_KEYS, "every chosen key is tried");
+        assert!(!keys.contains(&me), "never ourselves");
+        assert!(!keys.contains(&key(201)) && !keys.contains(&key(202)));
+        // The most recent that can be dialled: 98 down to 36, and 200 (seen at t + 50).
+        assert!(keys.contains(&key(98)) && keys.contains(&key(36)) && keys.contains(&key(200)));
+        assert!(!keys.contains(&key(35)));
+        // Newest first, each key's newest address in the first round.
+        assert_eq!(probe[0], (key(98), addr(98 * 4 + 3)));
+        assert_eq!(probe[1], (key(97), addr(97 * 4 + 3)));
+        assert_eq!(probe[PROBE_KEYS], (key(98), addr(98 * 4 + 2)));
+        let firsts: Vec<_> = probe[..PROBE_KEYS].iter().map(|(k, _)| *k).collect();
+        assert_eq!(firsts.iter().collect::<BTreeSet<_>>().len(), PROBE_KEYS);
+        assert!(Known::default().to_probe(&me).is_empty());
     }
 
     #[test]

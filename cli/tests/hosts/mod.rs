@@ -56,6 +56,8 @@ pub struct Net {
     mounts: Vec<PathBuf>,
     pub dir: tempfile::TempDir,
     made: Vec<String>,
+    /// How many hosts (`1..=hosts`).
+    hosts: usize,
     _turn: Option<Turn>,
     /// Whether its peers multicast IPv6 announcements (only `ipv6.rs` turns it on). Off, every
     /// p2pshare command here gets `--no-multicast`: the hosts have IPv6 link-local addresses
@@ -107,6 +109,7 @@ impl Net {
             mounts: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             made: Vec::new(),
+            hosts: n,
             _turn: turn,
             multicast: false,
         };
@@ -144,6 +147,77 @@ impl Net {
             std::fs::create_dir_all(net.shared(i)).unwrap();
         }
         net
+    }
+
+    /// Splits the LAN in two IPv4 subnets joined by a router (issue 29): the hosts in `second`
+    /// move to a second bridge at `10.98.0.i/24`; a router namespace (`<prefix>r`, removed on
+    /// drop with the others) has a leg on each subnet (`10.99.0.254`, `10.98.0.254`) and
+    /// forwards unicast between them, and every host's default route goes through it. No
+    /// broadcast crosses: a router forwards neither 255.255.255.255 nor a directed broadcast
+    /// (`bc_forwarding` stays 0), and the hosts' link-local IPv6 stays on its link.
+    #[allow(dead_code)]
+    pub fn route_between(&mut self, second: &[usize]) {
+        let br = format!("{}br", self.prefix);
+        ip(&["-n", &br, "link", "add", "br1", "type", "bridge"]);
+        ip(&["-n", &br, "link", "set", "br1", "up"]);
+        let r = format!("{}r", self.prefix);
+        ip(&["netns", "add", &r]);
+        self.made.push(r.clone());
+        ip(&["-n", &r, "link", "set", "lo", "up"]);
+        for (leg, bridge, addr) in [
+            ("eth0", "br0", "10.99.0.254/24"),
+            ("eth1", "br1", "10.98.0.254/24"),
+        ] {
+            let v = format!("r{leg}");
+            ip(&[
+                "link", "add", leg, "netns", &r, "type", "veth", "peer", "name", &v, "netns", &br,
+            ]);
+            ip(&["-n", &br, "link", "set", &v, "master", bridge, "up"]);
+            ip(&["-n", &r, "addr", "add", addr, "dev", leg]);
+            ip(&["-n", &r, "link", "set", leg, "up"]);
+        }
+        let forward = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &r,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            forward.status.success(),
+            "sysctl: {}",
+            String::from_utf8_lossy(&forward.stderr)
+        );
+        for i in 1..=self.hosts {
+            let h = self.ns(i);
+            let gateway = if second.contains(&i) {
+                let v = format!("v{i}");
+                ip(&["-n", &br, "link", "set", &v, "master", "br1"]);
+                ip(&["-n", &h, "-4", "addr", "flush", "dev", "eth0"]);
+                let addr = format!("10.98.0.{i}/24");
+                ip(&[
+                    "-n",
+                    &h,
+                    "addr",
+                    "add",
+                    &addr,
+                    "brd",
+                    "10.98.0.255",
+                    "dev",
+                    "eth0",
+                ]);
+                "10.98.0.254"
+            } else {
+                "10.99.0.254"
+            };
+            ip(&[
+                "-n", &h, "route", "replace", "default", "via", gateway, "dev", "eth0",
+            ]);
+        }
     }
 
     /// Host `i`'s namespace.
