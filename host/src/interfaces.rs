@@ -13,9 +13,9 @@
 //! falls back to 255.255.255.255, which then simply goes nowhere useful), and never a
 //! loopback address; [`multicast_interfaces`] never returns loopback or a point-to-point link.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
-use p2pshare_proto::addr::needs_scope;
+use p2pshare_proto::addr::{AddrError, needs_scope, parse_literal};
 
 /// One interface we announce on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,52 +198,50 @@ pub fn parse_addr_with(
     s: &str,
     index_of: impl Fn(&str) -> Option<u32>,
 ) -> Result<SocketAddr, String> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (inside, port) = rest
-            .split_once("]:")
-            .ok_or_else(|| format!("{s}: an IPv6 address is written [ADDRESS]:PORT"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("{s}: {port:?} is not a port number"))?;
-        let (ip, scope) = match inside.split_once('%') {
-            Some((ip, scope)) => (ip, Some(scope)),
-            None => (inside, None),
-        };
-        let ip: std::net::Ipv6Addr = ip
-            .parse()
-            .map_err(|_| format!("{s}: {ip:?} is not an IPv6 address"))?;
-        let scope_id = match scope {
-            None if needs_scope(IpAddr::V6(ip)) => {
-                return Err(format!(
-                    "{s}: a link-local address needs its interface, as in [{ip}%eth0]:{port}"
-                ));
-            }
-            None => 0,
-            Some(scope) => match scope.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => index_of(scope).ok_or_else(|| format!("{s}: no interface {scope:?}"))?,
-            },
-        };
-        return Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id)));
+    match parse_literal(s) {
+        Ok(l) => scoped(l.addr, l.zone, index_of).map_err(|e| format!("{s}: {e}")),
+        Err(AddrError::NeedsZone) => Err(format!(
+            "{s}: {}, as in [fe80::1%eth0]:PORT",
+            AddrError::NeedsZone
+        )),
+        Err(e) if s.starts_with('[') => Err(format!("{s}: {e}")),
+        Err(_) => {
+            let addrs: Vec<SocketAddr> = s
+                .to_socket_addrs()
+                .map_err(|e| format!("{s}: {e}"))?
+                .collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| addrs.first())
+                .copied()
+                .ok_or_else(|| format!("{s}: no address"))
+        }
     }
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let addrs: Vec<SocketAddr> = s
-        .to_socket_addrs()
-        .map_err(|e| format!("{s}: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| format!("{s}: no address"))
+}
+
+/// `addr` (an address literal's, scope id 0) with the interface `zone` names as its scope id:
+/// an index (`3`) or a name (`eth0`) that `index_of` knows. The error names the zone.
+pub fn scoped(
+    addr: SocketAddr,
+    zone: Option<&str>,
+    index_of: impl Fn(&str) -> Option<u32>,
+) -> Result<SocketAddr, String> {
+    let (SocketAddr::V6(mut a), Some(zone)) = (addr, zone) else {
+        return Ok(addr);
+    };
+    let index = match zone.parse::<u32>() {
+        Ok(n) if n > 0 => n,
+        _ => index_of(zone).ok_or_else(|| format!("no interface {zone:?}"))?,
+    };
+    a.set_scope_id(index);
+    Ok(SocketAddr::V6(a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddrV6;
 
     fn iface(ip: [u8; 4], prefix: u8, brd: [u8; 4]) -> LanInterface {
         LanInterface {
