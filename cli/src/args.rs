@@ -162,6 +162,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a link to a file or folder this peer shares, for someone on another network:
+    /// `p2pshare://…` with this peer's key and addresses (every up interface, both families,
+    /// with its transfer port), then on a second line the short form (the key alone, for a
+    /// peer that can find this one already). `get LINK` fetches it.
+    Link {
+        /// A file's name (its path in the shared folder) or a folder's (`photos/`).
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the known peers as ip:port.
     Peers {
         /// Seconds to listen for peers before printing.

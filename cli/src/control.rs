@@ -1,5 +1,5 @@
 //! The control socket: a running peer (the prompt, `serve`) listens on a Unix socket inside
-//! its shared folder, and the one-shot `list`, `peers`, `status` and `get` given that folder
+//! its shared folder, and the one-shot `list`, `peers`, `status`, `link` and `get` given that folder
 //! talk to it instead of starting a second peer (which the folder lock would refuse anyway).
 //!
 //! Protocol: the client sends one JSON line, an [`Ask`] with a `version`; the peer answers
@@ -58,6 +58,11 @@ pub enum Ask {
     },
     /// Known peers.
     Peers,
+    /// The link to a file or folder we share (`crate::link`).
+    Link {
+        /// Its name.
+        name: String,
+    },
     /// Download a file by name or content-id prefix.
     Get {
         /// The name or prefix.
@@ -210,6 +215,25 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
             body: Ask::Get { name, yes },
             ..
         }) => return get(&mut out, ctl, shared, &name, yes),
+        Ok(Envelope {
+            body: Ask::Link { name },
+            ..
+        }) => match ctl.state() {
+            Ok(s) => match crate::link::of_snapshot(&s, &name) {
+                Ok(made) => Answer::View {
+                    text: made.text(),
+                    json: made.json(),
+                },
+                Err(error) => Answer::Failed {
+                    error,
+                    detail: None,
+                },
+            },
+            Err(e) => Answer::Failed {
+                error: e.to_string(),
+                detail: None,
+            },
+        },
         Ok(Envelope { body: ask, .. }) => match taken_for(&ask, ctl) {
             Ok(s) => view(&ask, &s),
             Err(e) => Answer::Failed {

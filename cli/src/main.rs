@@ -11,6 +11,7 @@ mod download;
 mod folder;
 mod format;
 mod input;
+mod link;
 mod meter;
 mod pair;
 mod peer;
@@ -85,6 +86,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             wait,
             json,
         }) => Ok(commands::list(opts, port, folder, all, wait, json)?),
+        Some(Cmd::Link { name, json }) => Ok(link::run(opts, port, &name, json)?),
         Some(Cmd::Peers { wait, json }) => Ok(commands::peers(opts, port, wait, json)?),
         Some(Cmd::Status { json }) => Ok(commands::status(opts, json)?),
         Some(Cmd::Get {

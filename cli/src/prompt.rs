@@ -47,6 +47,7 @@ get NAME...      download one or more files at once (Tab completes names; Ctrl-C
                  the partial file is kept and `get` resumes it)
 get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)
 status           this peer: its id, peers, shared files, downloads, counters
+link NAME        a link to a file or folder you share, for someone on another network
 help             this
 quit, q          say goodbye and exit (so do Ctrl-D and Ctrl-C at an idle prompt)";
 
@@ -136,6 +137,19 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             "peers" => match handle.state() {
                 Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
+                Err(e) => return Err(e.to_string().into()),
+            },
+            "link" if arg.is_empty() => println!("Usage: link NAME (a file or folder you share)"),
+            "link" => match handle.state() {
+                Ok(s) => match crate::link::of_snapshot(&s, arg) {
+                    Ok(made) => {
+                        println!("{}", made.text());
+                        if let Some(note) = made.note() {
+                            println!("({note})");
+                        }
+                    }
+                    Err(e) => println!("{e}"),
+                },
                 Err(e) => return Err(e.to_string().into()),
             },
             "get" if arg.is_empty() => println!("Usage: get FILENAME... (see `list`)"),
@@ -237,7 +251,7 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 }
             }
             other => println!(
-                "Unknown command {other:?}: use list, peers, get FILENAME, status or quit (help lists them)."
+                "Unknown command {other:?}: use list, peers, get FILENAME, link NAME, status or quit (help lists them)."
             ),
         }
     }

@@ -129,6 +129,45 @@ pub fn multicast_interfaces() -> Vec<MulticastInterface> {
     out
 }
 
+/// The addresses a link names for this host ([`p2pshare_proto::share_link`]), and whether they
+/// are loopback only: the addresses of every up interface, both families, IPv4 first (see
+/// [`link_ips_of`]). None if the interfaces cannot be read.
+pub fn link_ips() -> (Vec<IpAddr>, bool) {
+    let Ok(all) = if_addrs::get_if_addrs() else {
+        return (Vec::new(), false);
+    };
+    link_ips_of(all.into_iter().filter_map(|i| {
+        use if_addrs::IfOperStatus as S;
+        let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
+        (!down).then(|| i.ip())
+    }))
+}
+
+/// Of the addresses of the up interfaces, those a peer elsewhere can dial: every one but
+/// loopback, link-local IPv6 (it needs the sender's interface, which names nothing on the
+/// receiver's machine) and unspecified ones, IPv4 first, each once. A tunnel's (VPN) is among
+/// them: it is how a peer across the VPN reaches us. When that leaves nothing (a host with
+/// loopback only, as the tests' are), its loopback addresses, and `true`: such a link works on
+/// this host only.
+pub fn link_ips_of(addrs: impl IntoIterator<Item = IpAddr>) -> (Vec<IpAddr>, bool) {
+    let mut all: Vec<IpAddr> = addrs
+        .into_iter()
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    all.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    all.dedup();
+    let reachable: Vec<IpAddr> = all
+        .iter()
+        .copied()
+        .filter(|ip| !ip.is_loopback() && !needs_scope(*ip))
+        .collect();
+    if reachable.is_empty() {
+        (all.into_iter().filter(IpAddr::is_loopback).collect(), true)
+    } else {
+        (reachable, false)
+    }
+}
+
 /// The interfaces called `names` that exist now (with an address of either family), by index:
 /// where `--multicast-if` pins IPv6 discovery.
 pub fn named_interfaces(names: &[String]) -> Vec<MulticastInterface> {
@@ -274,6 +313,30 @@ mod tests {
         // Whatever this machine has, loopback is never among them.
         assert!(lan_interfaces().iter().all(|i| !i.ip.is_loopback()));
         assert!(multicast_interfaces().iter().all(|i| i.name != "lo"));
+    }
+
+    #[test]
+    fn a_link_names_every_address_but_loopback_and_link_local_or_loopback_alone() {
+        let ips = |v: &[&str]| -> Vec<IpAddr> { v.iter().map(|s| s.parse().unwrap()).collect() };
+        let (picked, only_loopback) = link_ips_of(ips(&[
+            "fe80::1",
+            "2001:db8::7",
+            "127.0.0.1",
+            "::1",
+            "10.0.0.7",
+            "0.0.0.0",
+            "10.8.0.2",
+            "10.0.0.7",
+        ]));
+        assert_eq!(picked, ips(&["10.0.0.7", "10.8.0.2", "2001:db8::7"]));
+        assert!(!only_loopback);
+        let (picked, only_loopback) = link_ips_of(ips(&["::1", "fe80::1", "127.0.0.1"]));
+        assert_eq!(picked, ips(&["127.0.0.1", "::1"]));
+        assert!(only_loopback);
+        // This machine's: never link-local, and loopback only when alone.
+        let (mine, only) = link_ips();
+        assert!(mine.iter().all(|ip| !needs_scope(*ip)));
+        assert!(only || mine.iter().all(|ip| !ip.is_loopback()));
     }
 
     fn names(i: u32) -> Option<String> {
