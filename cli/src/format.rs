@@ -43,6 +43,7 @@ pub fn stats(s: &Stats) -> String {
         protocol_errors,
         handshake_old_version,
         handshake_wrong_peer,
+        peers_add_refused,
         handshake_failed,
         hellos_refused,
         records_failed,
@@ -90,6 +91,7 @@ pub fn stats(s: &Stats) -> String {
          protocol_errors={protocol_errors} \
          handshake_old_version={handshake_old_version} \
          handshake_wrong_peer={handshake_wrong_peer} handshake_failed={handshake_failed} \
+         peers_add_refused={peers_add_refused} \
          hellos_refused={hellos_refused} records_failed={records_failed} \
          connections_refused={connections_refused} bad_names={bad_names} \
          requests_refused={requests_refused} requests_not_allowed={requests_not_allowed} \
@@ -520,6 +522,7 @@ mod tests {
             last_seen: std::time::Instant::now(),
             confirmed: true,
             mark: None,
+            found: p2pshare_proto::Found::Broadcast,
             python: false,
         };
         let s = Snapshot {

@@ -75,6 +75,52 @@ const EARLY_ANSWER_GAP: Duration = Duration::from_millis(250);
 /// Slack on top of [`EARLY_ANSWER_GAP`] for the answers to cross the LAN and be read.
 const ANSWER_SLACK: Duration = Duration::from_millis(150);
 
+/// How a peer came into view: what `peers -v` shows. Set when the peer enters the table and
+/// kept while it stays there (a peer found again after it expired is found anew).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Found {
+    /// Its signed datagram, over IPv4 (the subnet's broadcast).
+    Broadcast,
+    /// Its signed datagram, over IPv6 (the link-local multicast group).
+    Multicast,
+    /// Its hello on a connection it opened to us.
+    Inbound,
+    /// Our probe of a peer this folder met before (its known-peers store).
+    Known,
+    /// A link named it (`get LINK`).
+    Link,
+    /// Named by the user: `--peer`, `peers add`.
+    Static,
+}
+
+impl Found {
+    /// Its name as `peers -v` and `--json` print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Found::Broadcast => "broadcast",
+            Found::Multicast => "multicast",
+            Found::Inbound => "inbound",
+            Found::Known => "known",
+            Found::Link => "link",
+            Found::Static => "static",
+        }
+    }
+
+    /// How a datagram from `from` found its peer: by its family.
+    fn by_datagram(from: SocketAddr) -> Found {
+        match crate::addr::canonical(from).ip() {
+            std::net::IpAddr::V4(_) => Found::Broadcast,
+            std::net::IpAddr::V6(_) => Found::Multicast,
+        }
+    }
+}
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A peer in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -92,6 +138,8 @@ pub struct Peer {
     /// one is believed (the node drops the others before verifying them), so a replayed,
     /// late or old instance's datagram never undoes anything.
     pub mark: Option<Mark>,
+    /// How it came into the table.
+    pub found: Found,
     /// Known only from a hello on a connection it opened to us: an announcement from another
     /// address may still move it (see the module doc).
     provisional: bool,
@@ -127,6 +175,7 @@ impl Peer {
         self.revision = r.revision;
         self.last_seen = r.last_seen;
         self.mark = r.mark;
+        self.found = Found::by_datagram(r.addr);
         self.provisional = false;
         self.confirmed = confirmed;
     }
@@ -253,7 +302,13 @@ impl Discovery {
     /// Records that announcement `a` was heard from `from` (or a hello on a connection we
     /// opened to `from`).
     pub fn heard(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
-        self.learn(now, a, from, false, None);
+        self.learn(now, a, from, false, None, Found::by_datagram(from));
+    }
+
+    /// Records a hello `a` on a connection we opened to `from` because of how `found` (a
+    /// `--peer`, a link, a known peer's probe): a new entry says so.
+    pub fn heard_via(&mut self, now: Instant, a: &Announce, from: SocketAddr, found: Found) {
+        self.learn(now, a, from, false, None, found);
     }
 
     /// Records a signed datagram heard from `from` (its signature verified, its mark newer
@@ -267,17 +322,17 @@ impl Discovery {
             revision: s.revision,
             bye: s.bye,
         };
-        self.learn(now, &a, from, false, Some(s.mark));
+        self.learn(now, &a, from, false, Some(s.mark), Found::by_datagram(from));
     }
 
     /// Records a hello `a` on a connection `from` opened to us: it makes a new peer only
     /// provisional (see the module doc).
     pub fn heard_inbound_hello(&mut self, now: Instant, a: &Announce, from: SocketAddr) {
-        self.learn(now, a, from, true, None);
+        self.learn(now, a, from, true, None, Found::Inbound);
     }
 
     /// `mark`: a signed datagram's (a hello has none: it came on a connection whose handshake
-    /// proved the key).
+    /// proved the key). `found`: how a new entry came.
     fn learn(
         &mut self,
         now: Instant,
@@ -285,6 +340,7 @@ impl Discovery {
         from: SocketAddr,
         provisional: bool,
         mark: Option<Mark>,
+        found: Found,
     ) {
         if a.peer == self.me {
             return;
@@ -358,6 +414,7 @@ impl Discovery {
                         revision: a.revision,
                         last_seen: now,
                         mark,
+                        found,
                         provisional,
                         confirmed: false,
                         rivals: Vec::new(),

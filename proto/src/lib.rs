@@ -56,6 +56,7 @@ pub mod share_link;
 pub mod wire;
 
 pub use bugs::Bugs;
+pub use discovery::Found;
 pub use disk::{DiskError, FinishError};
 pub use download::{FailReason, Phase};
 pub use identity::Identity;

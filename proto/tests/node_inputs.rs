@@ -100,6 +100,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4u8).prop_map(Op::Get),
         1 => (0..4u8).prop_map(Op::Cancel),
         1 => any::<u8>().prop_map(Op::Allow),
+        1 => (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(at, key, found)| Op::AddPeer { at, key, found }),
         1 => prop::bool::weighted(0.02).prop_map(|stop| if stop { Op::Shutdown } else { Op::Timeout }),
     ]
 }

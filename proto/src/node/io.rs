@@ -63,6 +63,20 @@ pub enum Command {
     Release(ContentId),
     /// Say goodbye to the other peers and close every connection.
     Shutdown,
+    /// Dial this address, expecting `key` if given, because of how `found` says: a `--peer`
+    /// or `peers add` ([`Found::Static`]) or a link's peer ([`Found::Link`]) is kept in view
+    /// (dialled every interval while it has no connection); a peer this folder met before
+    /// ([`Found::Known`], `key` required) is probed while its key is not listed. Any other
+    /// `found`, our own key, an address nothing can reach, or more than the node holds is
+    /// counted (`peers_add_refused`) and ignored. See `node/targets.rs`.
+    AddPeer {
+        /// Its transfer address.
+        addr: SocketAddr,
+        /// The key it must present (the handshake fails on any other).
+        key: Option<PeerId>,
+        /// Why we dial it.
+        found: crate::discovery::Found,
+    },
 }
 
 /// Something that happened, for [`super::Node::handle_input`].

@@ -1,6 +1,7 @@
-//! The node's record of its outbound connection to one peer ([`Link`]) and to one `--peer`
-//! address ([`StaticLink`]): private fields, changed only through the transitions below, so
-//! the rules hold wherever the node uses them.
+//! The node's record of its outbound connection to one peer ([`Link`]): private fields,
+//! changed only through the transitions below, so the rules hold wherever the node uses them.
+//! (An address we dial without having heard it, a `--peer` or a known peer, is a
+//! [`super::targets::Target`].)
 //!
 //! Invariants of a [`Link`]:
 //! - it holds at most one connection, ours, which carries our requests to the peer;
@@ -12,11 +13,9 @@
 //!   the last fetch's time) after the last one ended; a fetch put off by that gap has a timer
 //!   ([`Link::catalog_retry_at`]) that asks again.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::budget::{CATALOG_GAP_FACTOR, MAX_DIAL_FAILURES, MIN_CATALOG_GAP};
-use crate::ids::PeerId;
 use crate::session::ConnId;
 
 /// How long a connection put off by `max_outbound` waits before it is tried again.
@@ -202,60 +201,5 @@ impl Link {
     /// The timer of a put-off catalog fetch fired.
     pub(super) fn catalog_retry_fired(&mut self) {
         self.catalog_retry_at = None;
-    }
-}
-
-/// A `--peer` address we keep a connection to.
-#[derive(Debug)]
-pub(super) struct StaticLink {
-    addr: SocketAddr,
-    /// The key it must present, if one was given.
-    key: Option<PeerId>,
-    conn: Option<ConnId>,
-    /// When to dial it again while it has no connection.
-    retry_at: Instant,
-}
-
-impl StaticLink {
-    /// A static peer at `addr` (that must present `key`, if given), first dialled at `now`.
-    pub(super) fn new(addr: SocketAddr, key: Option<PeerId>, now: Instant) -> StaticLink {
-        StaticLink {
-            addr,
-            key,
-            conn: None,
-            retry_at: now,
-        }
-    }
-
-    /// Its address.
-    pub(super) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The key it must present, if one was given.
-    pub(super) fn key(&self) -> Option<PeerId> {
-        self.key
-    }
-
-    /// True when `conn` is its connection.
-    pub(super) fn is(&self, conn: ConnId) -> bool {
-        self.conn == Some(conn)
-    }
-
-    /// When to dial it again: while it has no connection. Its timer.
-    pub(super) fn redial_at(&self) -> Option<Instant> {
-        self.conn.is_none().then_some(self.retry_at)
-    }
-
-    /// We dialled it on `conn`; should that end, it is dialled again no sooner than `retry_at`.
-    pub(super) fn dialled(&mut self, conn: ConnId, retry_at: Instant) {
-        self.conn = Some(conn);
-        self.retry_at = retry_at;
-    }
-
-    /// Its connection ended: it is dialled again at `retry_at`.
-    pub(super) fn closed(&mut self, retry_at: Instant) {
-        self.conn = None;
-        self.retry_at = retry_at;
     }
 }

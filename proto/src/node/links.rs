@@ -93,7 +93,12 @@ impl Node {
         }
     }
 
-    fn open_session(&mut self, now: Instant, addr: SocketAddr, peer: Option<PeerId>) -> ConnId {
+    pub(super) fn open_session(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        peer: Option<PeerId>,
+    ) -> ConnId {
         let conn = self.ids.outbound();
         let mut s = Session::new(conn, addr, peer, now);
         s.set_bugs(self.cfg.bugs);
@@ -276,8 +281,15 @@ impl Node {
         // A hello is as good as an announcement: this is how static peers (and peers that
         // reach us across routers) enter the table; and a peer speaks at that address.
         self.discovery.vouch(crate::addr::with_port(remote, a.port));
+        let target = self.targets.iter_mut().find(|t| t.is(conn));
+        // A probe is kept only where its key is listed; a `--peer` or a link's peer wherever
+        // the user (or the link) said.
+        let pinned = target.as_ref().map(|t| !t.is_probe());
         if inbound {
             self.discovery.heard_inbound_hello(now, &a, remote);
+        } else if let Some(t) = target {
+            t.opened();
+            self.discovery.heard_via(now, &a, remote, t.found());
         } else {
             self.discovery.heard(now, &a, remote);
         }
@@ -286,17 +298,19 @@ impl Node {
         if inbound {
             return;
         }
-        let pinned = self.statics.iter().any(|st| st.is(conn));
         let listed_there = self
             .discovery
             .peer(&a.peer)
             .is_some_and(|p| p.addr.ip() == remote.ip());
-        if !pinned && !listed_there {
-            // A dial to a rival address whose hello came after the id was decided elsewhere.
+        if pinned != Some(true) && !listed_there {
+            // A dial to a rival address whose hello came after the id was decided elsewhere,
+            // or a probe of a known peer heard meanwhile at another address.
             self.end_session(now, conn, CloseReason::PeerGone, true);
             return;
         }
-        if pinned && let Some(s) = self.conns.session_mut(&conn) {
+        if pinned.is_some()
+            && let Some(s) = self.conns.session_mut(&conn)
+        {
             s.pin();
         }
         if self.links.entry(a.peer).or_default().opened(conn) {
@@ -378,9 +392,10 @@ impl Node {
             self.pump_starved();
             self.repause_ip(s.remote().ip());
         }
-        for st in &mut self.statics {
-            if st.is(conn) {
-                st.closed(now + self.cfg.interval);
+        let interval = self.cfg.interval;
+        for t in &mut self.targets {
+            if t.is(conn) {
+                t.closed(now, interval);
             }
         }
         let Some(peer) = s.peer() else { return };
@@ -454,9 +469,20 @@ impl Node {
         let Some(addr) = self.discovery.peer(&peer).map(|p| p.addr) else {
             return;
         };
+        // A connection there already (a `--peer`'s, a probe's, a link's peer's) carries the
+        // link too: no second one.
+        let already = self
+            .conns
+            .sessions()
+            .find(|s| !s.id().is_inbound() && s.remote() == addr && s.peer() == Some(peer))
+            .map(|s| s.id());
         let room = self.room_to_dial(addr.ip());
         let link = self.links.entry(peer).or_default();
         if !link.may_dial(now) {
+            return;
+        }
+        if let Some(conn) = already {
+            link.dialled(conn);
             return;
         }
         if !room {
@@ -494,7 +520,7 @@ impl Node {
 
     /// True while a new outbound connection to `ip` stays within `max_outbound` and within
     /// `MAX_DIALS_PER_IP` connections being opened to one address.
-    fn room_to_dial(&self, ip: std::net::IpAddr) -> bool {
+    pub(super) fn room_to_dial(&self, ip: std::net::IpAddr) -> bool {
         let outbound = self
             .conns
             .sessions()
@@ -563,16 +589,6 @@ impl Node {
             .session(&conn)
             .filter(|s| s.is_open())
             .map(|_| conn)
-    }
-
-    /// Dials static peer `i` again (its timer fired: it has no connection).
-    pub(super) fn redial_static(&mut self, now: Instant, i: usize) {
-        let Some((addr, key)) = self.statics.get(i).map(|st| (st.addr(), st.key())) else {
-            return;
-        };
-        // A key given with it is expected: the handshake fails on any other.
-        let conn = self.open_session(now, addr, key);
-        self.statics[i].dialled(conn, now + self.cfg.interval);
     }
 
     /// True when something waits for a connection to `peer`.

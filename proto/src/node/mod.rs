@@ -30,6 +30,7 @@ mod link;
 mod links;
 mod serve;
 mod swarm;
+mod targets;
 #[cfg(any(test, feature = "testing"))]
 mod testing;
 mod timers;
@@ -52,7 +53,7 @@ pub use timers::Wake;
 pub use views::ConnLoad;
 pub use views::{DownloadView, PeerView, RemoteFile, RemoteView, Stats};
 
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, Found};
 use crate::download::Download;
 use crate::identity::Identity;
 use crate::ids::{ContentId, PeerId};
@@ -144,7 +145,8 @@ pub struct Node {
     /// Which native contents are a Python peer's file: claims checked against manifests.
     vouches: vouches::Vouches,
     links: BTreeMap<PeerId, link::Link>,
-    statics: Vec<link::StaticLink>,
+    /// Addresses we dial without having heard them: `--peer`s, links' peers, known peers.
+    targets: Vec<targets::Target>,
     downloads: BTreeMap<ContentId, Download>,
     reads: BTreeMap<ReadId, serve::ReadFor>,
     /// The `Have`s waiting to go out, and the chunks we began to serve lately.
@@ -180,10 +182,11 @@ impl Node {
         let mut key_rng = KeyRng::new(key_seed);
         let keys = LocalKeys::new(&identity, &mut key_rng);
         let discovery = Discovery::new(me, cfg.interval, now, cfg.bugs);
-        let statics = cfg
+        let targets = cfg
             .static_peers
             .iter()
-            .map(|&p| link::StaticLink::new(p.addr, p.key, now))
+            .take(targets::MAX_TARGETS)
+            .map(|&p| targets::Target::new(p.addr, p.key, Found::Static, now))
             .collect();
         Ok(Node {
             rng: Rng::new(cfg.seed),
@@ -198,7 +201,7 @@ impl Node {
             remote: catalogs::Catalogs::default(),
             vouches: vouches::Vouches::default(),
             links: BTreeMap::new(),
-            statics,
+            targets,
             downloads: BTreeMap::new(),
             reads: BTreeMap::new(),
             swarm: swarm::Swarm::default(),
@@ -248,6 +251,7 @@ impl Node {
                 last_seen: p.last_seen,
                 confirmed: p.is_confirmed(),
                 mark: p.mark,
+                found: p.found,
                 python: false,
             })
             .chain(self.python.peer_views())
@@ -423,6 +427,9 @@ impl Node {
             Input::Command(Command::Hold(content)) => self.hold(content, true),
             Input::Command(Command::Release(content)) => self.hold(content, false),
             Input::Command(Command::Shutdown) => self.shutdown(now),
+            Input::Command(Command::AddPeer { addr, key, found }) => {
+                self.add_target(now, addr, key, found);
+            }
             Input::Allow { keys } => self.cfg.allow = keys,
             Input::AnnounceTo { to } => {
                 if to != self.cfg.announce_to {

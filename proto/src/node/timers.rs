@@ -44,8 +44,9 @@ pub enum Wake {
     CatalogRetry(PeerId),
     /// A link's backoff (or a dial put off) ended: dial again if something waits for it.
     Redial(PeerId),
-    /// A static peer (`--peer`, by its place in the list) without a connection is dialled.
-    StaticRedial(usize),
+    /// A target (a `--peer`, a link's peer, a known peer's probe; by its place in the list)
+    /// without a connection is dialled.
+    Target(usize),
     /// A download's request deadlines: a holder that delivered nothing in time loses its
     /// requests (or a stranded download's grace ends, or a chunk refused as taken may be asked
     /// again).
@@ -75,7 +76,7 @@ pub(super) enum Source {
     Session,
     CatalogRetry,
     Redial,
-    StaticRedial,
+    Targets,
     Download,
     Haves,
 }
@@ -94,7 +95,7 @@ const THEN: [Source; 6] = [
     Source::Session,
     Source::CatalogRetry,
     Source::Redial,
-    Source::StaticRedial,
+    Source::Targets,
     Source::Download,
     Source::Haves,
 ];
@@ -152,10 +153,10 @@ impl Node {
                     }
                 }
             }
-            Source::StaticRedial => {
-                for (i, st) in self.statics.iter().enumerate() {
-                    if let Some(at) = st.redial_at() {
-                        f(at, Wake::StaticRedial(i));
+            Source::Targets => {
+                for (i, t) in self.targets.iter().enumerate() {
+                    if let Some(at) = t.redial_at() {
+                        f(at, Wake::Target(i));
                     }
                 }
             }
@@ -272,7 +273,7 @@ impl Node {
                     self.ensure_link(now, peer);
                 }
             }
-            Wake::StaticRedial(i) => self.redial_static(now, i),
+            Wake::Target(i) => self.redial_target(now, i),
             Wake::Download(content) => self.download_late(now, content),
             Wake::Haves => self.flush_haves(),
         }

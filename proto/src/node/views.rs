@@ -26,6 +26,8 @@ pub struct PeerView {
     /// only a newer one is believed. `None` for a peer known only from a hello, or a Python
     /// peer.
     pub mark: Option<crate::wire::signed::Mark>,
+    /// How it came into view (an original Python peer: by broadcast).
+    pub found: crate::discovery::Found,
     /// An original Python peer (its id is derived from its address).
     pub python: bool,
 }
@@ -210,6 +212,9 @@ pub struct Stats {
     /// Connections we dialled to a peer whose key we knew, where another key answered (an
     /// impostor, or another peer at that address now): closed before we said who we are.
     pub handshake_wrong_peer: u64,
+    /// Peers the user (or the known-peers store) asked us to dial that we refused: our own
+    /// key, an address nothing can reach, a known peer without a key, more than the node holds.
+    pub peers_add_refused: u64,
     /// Handshakes that failed otherwise: not our protocol, an unknown version, a forged,
     /// altered, truncated or replayed message, a bad identity, our own key.
     pub handshake_failed: u64,

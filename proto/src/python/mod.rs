@@ -178,6 +178,7 @@ impl Python {
             last_seen: p.last_seen,
             confirmed: false,
             mark: None,
+            found: crate::discovery::Found::Broadcast,
             python: true,
         })
     }

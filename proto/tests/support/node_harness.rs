@@ -41,8 +41,8 @@ use p2pshare_proto::wire::frame::{
 };
 use p2pshare_proto::wire::signed::{self, Announcement, Mark};
 use p2pshare_proto::{
-    Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Identity, Input, LocalFile,
-    Manifest, NetOp, Node, Output, PeerId, ReadId, ReadSource,
+    Command, Config, ConnId, ContentId, DiskError, DiskOp, FinishError, Found, Identity, Input,
+    LocalFile, Manifest, NetOp, Node, Output, PeerId, ReadId, ReadSource,
 };
 
 #[path = "checked.rs"]
@@ -203,6 +203,18 @@ pub enum Op {
     /// Private sharing changes: serve only the remote peers in this bit mask (bits 0 to
     /// `PEERS - 1`), or everyone (bit 7).
     Allow(u8),
+    /// `Command::AddPeer`: dial the host at `at` (`at % (PEERS + 1) == PEERS`: the
+    /// impostor's), expecting the key of peer `key % (PEERS + 2)` (`PEERS`: a stranger's,
+    /// `PEERS + 1`: none), found as `found % 6` says (the first three are discovery's own and
+    /// refused).
+    AddPeer {
+        /// Whose address.
+        at: u8,
+        /// Which key is expected.
+        key: u8,
+        /// Which `Found`.
+        found: u8,
+    },
     /// Shut down.
     Shutdown,
 }
@@ -934,6 +946,23 @@ impl Harness {
                         .collect()
                 });
                 self.input(Input::Allow { keys });
+            }
+            Op::AddPeer { at, key, found } => {
+                let addr = SocketAddr::new(accept_ip(*at), 10000);
+                let key = match key % (PEERS + 2) {
+                    k if k < PEERS => Some(remote_identity(k).key()),
+                    k if k == PEERS => Some(PeerId([0xee; 32])),
+                    _ => None,
+                };
+                let found = [
+                    Found::Broadcast,
+                    Found::Multicast,
+                    Found::Inbound,
+                    Found::Known,
+                    Found::Link,
+                    Found::Static,
+                ][usize::from(found % 6)];
+                self.input(Input::Command(Command::AddPeer { addr, key, found }));
             }
             Op::Shutdown => self.input(Input::Command(Command::Shutdown)),
         }

@@ -1,0 +1,228 @@
+//! Addresses the node dials without having heard them: a `--peer` or `peers add` (static), a
+//! link's peers, and the peers this folder met in earlier runs (known), each a [`Target`].
+//! This is how a peer beyond the broadcast domain (another subnet, a VPN) comes into view:
+//! nothing announces it to us, so we go and ask, and its hello on our connection lists it
+//! (`Discovery::heard_via`, marked with how it was found).
+//!
+//! Invariants:
+//! - at most [`MAX_TARGETS`] targets, one per (address, expected key); more are counted
+//!   (`peers_add_refused`) and ignored, as is a target we could never reach (port 0, an
+//!   unspecified, multicast or broadcast address), our own key, or one that says it was found
+//!   by a datagram or a hello (only discovery says that);
+//! - a target has at most one connection, ours; a key given with it is expected, so a dial
+//!   answered by another key is closed before we say who we are and counted
+//!   (`handshake_wrong_peer`), and changes nothing;
+//! - a *kept* target (static, link) is dialled at once, and again every interval while it has
+//!   no connection; its connection is pinned once its hello came (never closed for being idle),
+//!   so a peer that no broadcast reaches stays listed;
+//! - a *probe* (a known peer) is dialled only while its key is not listed (a peer heard on the
+//!   LAN needs no probe): first [`PROBE_DELAY`] after it was added, so the LAN's answers to our
+//!   first announcement come first, then after each dial that did not open with a backoff that
+//!   doubles from one interval up to 2^[`PROBE_BACKOFF_STEPS`] intervals; once its handshake
+//!   proved the key it is kept like a static target while that connection lasts;
+//! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
+//!   and at most [`MAX_PROBE_DIALS`] probes are being dialled at once: a thousand remembered
+//!   peers cost a few connection attempts per interval, not a thousand.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::Node;
+use crate::discovery::Found;
+use crate::ids::PeerId;
+use crate::session::ConnId;
+
+/// The most targets a node holds: `--peer`s, links' peers and known peers' addresses together
+/// (the known-peers store gives at most 64 keys of 4 addresses each).
+pub(crate) const MAX_TARGETS: usize = 256;
+/// How long after it is added a probe waits before its first dial: the LAN's peers answer our
+/// first announcement within `EARLY_ANSWER_GAP` plus a round trip, and a peer listed by then
+/// needs no probe.
+pub(crate) const PROBE_DELAY: Duration = Duration::from_millis(500);
+/// Probes being dialled (connections not yet open) at once, at most.
+pub(crate) const MAX_PROBE_DIALS: usize = 8;
+/// A probe that keeps failing is dialled every interval × 2^this at the least often.
+pub(crate) const PROBE_BACKOFF_STEPS: u32 = 4;
+/// A dial put off for want of room is tried again this much later.
+const PUT_OFF: Duration = Duration::from_secs(1);
+
+/// One address we dial without having heard it.
+#[derive(Debug)]
+pub(super) struct Target {
+    addr: SocketAddr,
+    /// The key it must present, if one was given.
+    key: Option<PeerId>,
+    /// Why we dial it: static, link (kept) or known (a probe).
+    found: Found,
+    conn: Option<ConnId>,
+    /// When to dial it again while it has no connection.
+    due: Instant,
+    /// Dials in a row that did not open (probes only).
+    failures: u32,
+}
+
+impl Target {
+    /// A target at `addr` (that must present `key`, if given), found as `found`, added at
+    /// `now`.
+    pub(super) fn new(addr: SocketAddr, key: Option<PeerId>, found: Found, now: Instant) -> Target {
+        let due = if found == Found::Known {
+            now + PROBE_DELAY
+        } else {
+            now
+        };
+        Target {
+            addr,
+            key,
+            found,
+            conn: None,
+            due,
+            failures: 0,
+        }
+    }
+
+    /// Its address.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The key it must present, if one was given.
+    pub(super) fn key(&self) -> Option<PeerId> {
+        self.key
+    }
+
+    /// How it was found: what a peer listed through it is marked with.
+    pub(super) fn found(&self) -> Found {
+        self.found
+    }
+
+    /// A probe of a known peer (dialled only while its key is not listed), not a kept target.
+    pub(super) fn is_probe(&self) -> bool {
+        self.found == Found::Known
+    }
+
+    /// True when `conn` is its connection.
+    pub(super) fn is(&self, conn: ConnId) -> bool {
+        self.conn == Some(conn)
+    }
+
+    /// Its connection, open or being opened.
+    pub(super) fn conn(&self) -> Option<ConnId> {
+        self.conn
+    }
+
+    /// When to dial it again: while it has no connection. Its timer.
+    pub(super) fn redial_at(&self) -> Option<Instant> {
+        self.conn.is_none().then_some(self.due)
+    }
+
+    /// We dialled it on `conn`.
+    pub(super) fn dialled(&mut self, conn: ConnId) {
+        self.conn = Some(conn);
+    }
+
+    /// Its dial is not made now (its key is listed, or there is no room): look again at `at`.
+    pub(super) fn put_off(&mut self, at: Instant) {
+        self.due = at;
+    }
+
+    /// Its connection's hello came: the peer is there, and a probe's backoff starts over.
+    pub(super) fn opened(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Its connection ended (or never opened) at `now`: dialled again one interval later, a
+    /// probe later still after each dial in a row that did not open.
+    pub(super) fn closed(&mut self, now: Instant, interval: Duration) {
+        self.conn = None;
+        self.due = if self.is_probe() {
+            let gap = interval * (1 << self.failures.min(PROBE_BACKOFF_STEPS));
+            self.failures = self.failures.saturating_add(1);
+            now + gap
+        } else {
+            now + interval
+        };
+    }
+
+    /// A kept target named like `other` (same address and key) replaces a probe: `found`
+    /// becomes the stronger reason, and it is due at once.
+    fn upgrade(&mut self, found: Found, now: Instant) {
+        if self.is_probe() && found != Found::Known {
+            self.found = found;
+            self.due = self.due.min(now);
+        }
+    }
+}
+
+/// True for an address no connection can reach: port 0, unspecified, multicast, broadcast.
+fn unreachable(addr: SocketAddr) -> bool {
+    let ip = crate::addr::canonical(addr).ip();
+    addr.port() == 0
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+}
+
+impl Node {
+    /// `Command::AddPeer`: dial `addr` (expecting `key`, if given) as `found` says (see the
+    /// module doc). Idempotent: a target already held is not added twice.
+    pub(super) fn add_target(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        key: Option<PeerId>,
+        found: Found,
+    ) {
+        let addr = crate::addr::canonical(addr);
+        let by_user = matches!(found, Found::Static | Found::Link | Found::Known);
+        let ours = key == Some(self.identity.key());
+        if !by_user || ours || unreachable(addr) || (found == Found::Known && key.is_none()) {
+            self.stats.peers_add_refused += 1;
+            return;
+        }
+        if let Some(t) = self
+            .targets
+            .iter_mut()
+            .find(|t| t.addr() == addr && t.key() == key)
+        {
+            t.upgrade(found, now);
+            return;
+        }
+        if self.targets.len() >= MAX_TARGETS {
+            self.stats.peers_add_refused += 1;
+            return;
+        }
+        self.targets.push(Target::new(addr, key, found, now));
+    }
+
+    /// Target `i`'s timer fired (it has no connection): dial it, unless it is a probe whose key
+    /// is listed already, or there is no room to dial now.
+    pub(super) fn redial_target(&mut self, now: Instant, i: usize) {
+        let Some(t) = self.targets.get(i) else {
+            return;
+        };
+        let (addr, key, probe) = (t.addr(), t.key(), t.is_probe());
+        if probe {
+            let listed = key.is_some_and(|k| self.discovery.peer(&k).is_some());
+            if listed {
+                // Heard by other means: look again once it might have gone quiet.
+                self.targets[i].put_off(now + self.discovery.expiry());
+                return;
+            }
+            let dialing = self
+                .targets
+                .iter()
+                .filter(|t| t.is_probe())
+                .filter_map(Target::conn)
+                .filter(|c| self.conns.session(c).is_some_and(|s| !s.is_open()))
+                .count();
+            if dialing >= MAX_PROBE_DIALS || !self.room_to_dial(addr.ip()) {
+                self.stats.connects_deferred += 1;
+                self.targets[i].put_off(now + PUT_OFF);
+                return;
+            }
+        }
+        // A key given with it is expected: the handshake fails on any other.
+        let conn = self.open_session(now, addr, key);
+        self.targets[i].dialled(conn);
+    }
+}

@@ -1,0 +1,259 @@
+//! Addresses a node dials without having heard them (`Command::AddPeer`, issue 29): a known
+//! peer is probed only while its key is not listed, first after `PROBE_DELAY`, again with a
+//! backoff; a probe answered by another key is counted and lists nobody; a link's or a static
+//! peer is dialled at once; and what no one may ask (our own key, a port 0, a known peer
+//! without a key, a found-by that only discovery sets) is counted and ignored.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// One clock read gives the origin instant; every later time is an offset from it.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use p2pshare_proto::wire::frame::{Frame, Message};
+use p2pshare_proto::wire::signed::{self, Announcement, Mark};
+use p2pshare_proto::{
+    Command, Config, ConnId, Found, Identity, Input, NetOp, Node, Output, PeerId,
+};
+
+#[path = "support/peer.rs"]
+mod peer;
+use peer::TestPeer;
+
+const INTERVAL: Duration = Duration::from_secs(5);
+
+fn identity(secret: u8) -> Identity {
+    Identity::from_secret_bytes(&[secret; 32])
+}
+
+fn key(secret: u8) -> PeerId {
+    identity(secret).key()
+}
+
+fn node(now: Instant) -> Node {
+    let mut cfg = Config::new(1, 1, 10000);
+    cfg.announce_to = vec!["10.0.0.255:9999".parse().unwrap()];
+    cfg.interval = INTERVAL;
+    Node::new(cfg, identity(1), [1; 32], now).unwrap()
+}
+
+fn add(n: &mut Node, now: Instant, addr: &str, key: Option<PeerId>, found: Found) {
+    let addr = addr.parse().unwrap();
+    drain(n);
+    n.handle_input(now, Input::Command(Command::AddPeer { addr, key, found }));
+}
+
+fn drain(n: &mut Node) -> Vec<Output> {
+    std::iter::from_fn(|| n.poll_output()).collect()
+}
+
+/// Runs the node's timers up to `until`: the connections it dialled, with when and where.
+fn run_until(n: &mut Node, from: Instant, until: Instant) -> Vec<(Instant, ConnId, SocketAddr)> {
+    let mut dials = Vec::new();
+    let mut at = from;
+    loop {
+        while let Some(o) = n.poll_output() {
+            if let Output::Net(NetOp::Connect { conn, addr }) = o {
+                dials.push((at, conn, addr));
+            }
+        }
+        let next = n.poll_timeout().unwrap();
+        if next > until {
+            return dials;
+        }
+        at = next.max(at);
+        n.handle_timeout(at);
+    }
+}
+
+/// Runs the node's timers until it dials (before `until`): when, which, where.
+fn next_dial(n: &mut Node, from: Instant, until: Instant) -> Option<(Instant, ConnId, SocketAddr)> {
+    let mut at = from;
+    loop {
+        for o in drain(n) {
+            if let Output::Net(NetOp::Connect { conn, addr }) = o {
+                return Some((at, conn, addr));
+            }
+        }
+        let next = n.poll_timeout().unwrap();
+        if next > until {
+            return None;
+        }
+        at = next.max(at);
+        n.handle_timeout(at);
+    }
+}
+
+/// Answers what the node sent on `conn` as a live peer with an empty catalog does (and what
+/// it sends on in turn): reads it all (`Flushed`), pongs its pings, gives it the catalog.
+fn answer(n: &mut Node, now: Instant, conn: ConnId, them: &mut TestPeer, frames: Vec<Frame>) {
+    let mut frames = frames;
+    while !frames.is_empty() {
+        for f in std::mem::take(&mut frames) {
+            let reply = match f {
+                Frame::Message(Message::Ping) => Message::Pong,
+                Frame::Message(Message::CatalogRequest { page }) => Message::Catalog {
+                    revision: 0,
+                    page,
+                    pages: 1,
+                    files: Vec::new(),
+                },
+                _ => continue,
+            };
+            let sealed = them.seal_msg(&reply);
+            n.handle_received(now, conn, &sealed);
+        }
+        for o in drain(n) {
+            if let Output::Net(NetOp::Send { conn: c, data }) = o
+                && c == conn
+            {
+                frames.extend(them.receive(&data));
+            }
+        }
+        n.handle_input(now, Input::Flushed { conn });
+    }
+}
+
+#[test]
+fn a_known_peer_is_probed_after_the_lans_answers_and_listed_as_known() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
+    let (at, conn, addr) = next_dial(&mut n, t0, t0 + Duration::from_secs(2)).expect("probed");
+    assert_eq!(addr, "192.168.9.2:10000".parse().unwrap());
+    assert!(
+        at >= t0 + Duration::from_millis(500),
+        "not before the LAN answered"
+    );
+    n.handle_input(at, Input::Connected { conn });
+    let mut them = TestPeer::acceptor([2; 32]);
+    let (frames, others) = them.handshake(&mut n, at, conn, 7);
+    assert!(
+        !others
+            .iter()
+            .any(|o| matches!(o, Output::Net(NetOp::Connect { .. }))),
+        "the probe's connection carries the catalog too: no second one"
+    );
+    answer(&mut n, at, conn, &mut them, frames);
+    assert!(
+        !others
+            .iter()
+            .any(|o| matches!(o, Output::Net(NetOp::Close { conn: c }) if *c == conn)),
+        "the probe's connection is kept"
+    );
+    let listed = n.peers();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, key(2));
+    assert_eq!(listed[0].found, Found::Known);
+    // Kept: no idle close, so a peer no broadcast reaches stays listed.
+    let later = at + INTERVAL * 10;
+    let mut closes = 0;
+    let mut dials = 0;
+    let mut t = at;
+    while t < later {
+        t += Duration::from_secs(1);
+        n.handle_timeout(t);
+        for o in drain(&mut n) {
+            match o {
+                Output::Net(NetOp::Close { conn: c }) if c == conn => closes += 1,
+                Output::Net(NetOp::Connect { .. }) => dials += 1,
+                Output::Net(NetOp::Send { conn: c, data }) if c == conn => {
+                    let frames = them.receive(&data);
+                    answer(&mut n, t, conn, &mut them, frames);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((closes, dials), (0, 0), "one connection carries it all");
+    assert_eq!(n.peers().len(), 1, "still listed after ten intervals");
+}
+
+#[test]
+fn a_known_peer_heard_on_the_lan_is_not_probed() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    let a = Announcement {
+        mark: Mark {
+            instance: 7,
+            seq: 1,
+        },
+        port: 10001,
+        revision: 1,
+        bye: false,
+    };
+    let from: SocketAddr = "10.0.0.2:9999".parse().unwrap();
+    n.handle_input(
+        t0,
+        Input::Datagram {
+            from,
+            data: signed::encode(&a, &identity(2)),
+        },
+    );
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
+    let dials = run_until(&mut n, t0, t0 + Duration::from_secs(3));
+    assert!(
+        dials.iter().all(|&(_, _, a)| a.ip() == from.ip()),
+        "only its LAN address is dialled (for its catalog): {dials:?}"
+    );
+    assert_eq!(n.peers()[0].found, Found::Broadcast);
+}
+
+#[test]
+fn a_probe_answered_by_another_key_is_counted_and_backs_off() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
+    let mut dial_times = Vec::new();
+    let mut at = t0;
+    for _ in 0..3 {
+        let (when, conn, _) = next_dial(&mut n, at, at + INTERVAL * 8).expect("probed again");
+        dial_times.push(when);
+        n.handle_input(when, Input::Connected { conn });
+        let mut impostor = TestPeer::acceptor([9; 32]);
+        let (frames, _) = impostor.handshake(&mut n, when, conn, 7);
+        assert!(frames.is_empty(), "we never said who we are");
+        at = when;
+    }
+    assert_eq!(n.stats().handshake_wrong_peer, 3);
+    assert!(n.peers().is_empty(), "nobody listed");
+    let gaps: Vec<Duration> = dial_times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] >= INTERVAL, "{gaps:?}");
+    assert!(
+        gaps[1] >= gaps[0] * 2 - Duration::from_millis(1),
+        "{gaps:?}"
+    );
+}
+
+#[test]
+fn a_links_peer_is_dialled_at_once_and_listed_as_link() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "[2001:db8::2]:10000", Some(key(2)), Found::Link);
+    // The same target twice is one target.
+    add(&mut n, t0, "[2001:db8::2]:10000", Some(key(2)), Found::Link);
+    let dials = run_until(&mut n, t0, t0 + Duration::from_millis(100));
+    assert_eq!(dials.len(), 1, "one target, dialled at once: {dials:?}");
+    let (at, conn, _) = dials[0];
+    n.handle_input(at, Input::Connected { conn });
+    let mut them = TestPeer::acceptor([2; 32]);
+    them.handshake(&mut n, at, conn, 7);
+    assert_eq!(n.peers()[0].found, Found::Link);
+    assert_eq!(n.stats().peers_add_refused, 0);
+}
+
+#[test]
+fn what_no_one_may_ask_is_counted_and_never_dialled() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(1)), Found::Static); // our own key
+    add(&mut n, t0, "192.168.9.2:0", Some(key(2)), Found::Static); // port 0
+    add(&mut n, t0, "0.0.0.0:10000", None, Found::Link); // unspecified
+    add(&mut n, t0, "[ff12::1]:10000", None, Found::Link); // multicast
+    add(&mut n, t0, "192.168.9.2:10000", None, Found::Known); // a known peer has a key
+    for found in [Found::Broadcast, Found::Multicast, Found::Inbound] {
+        add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), found);
+    }
+    assert_eq!(n.stats().peers_add_refused, 8);
+    assert!(run_until(&mut n, t0, t0 + INTERVAL * 4).is_empty());
+}
