@@ -112,6 +112,20 @@ fn parse_key(s: &str) -> Result<p2pshare_proto::PeerId, String> {
     p2pshare_host::allow::parse_key(s)
 }
 
+/// What `peers` does besides printing them.
+#[derive(Debug, Subcommand)]
+pub enum PeersAction {
+    /// Keep a peer beyond the broadcast domain: dialled now by the running peer of the folder
+    /// (which must meet its key), and looked for there at every start (the folder's known
+    /// peers).
+    Add {
+        /// KEY@HOST:PORT, KEY@[IPv6]:PORT, or a link (`p2pshare link` prints them): its
+        /// addresses, each with its key.
+        #[arg(value_name = "LINK|KEY@ADDRESS")]
+        spec: String,
+    },
+}
+
 /// Which event loop to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Runtime {
@@ -173,8 +187,11 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Print the known peers as ip:port.
+    /// Print the known peers as ip:port; `peers add` keeps one that no broadcast reaches.
     Peers {
+        /// What to do instead of printing them.
+        #[command(subcommand)]
+        action: Option<PeersAction>,
         /// Seconds to listen for peers before printing.
         #[arg(long, default_value_t = 2.0, value_name = "SECS")]
         wait: f64,

@@ -1,5 +1,6 @@
 //! The control socket: a running peer (the prompt, `serve`) listens on a Unix socket inside
-//! its shared folder, and the one-shot `list`, `peers`, `status`, `link` and `get` given that folder
+//! its shared folder, and the one-shot `list`, `peers`, `peers add`, `status`, `link` and
+//! `get` given that folder
 //! talk to it instead of starting a second peer (which the folder lock would refuse anyway).
 //!
 //! Protocol: the client sends one JSON line, an [`Ask`] with a `version`; the peer answers
@@ -20,6 +21,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use p2pshare_host::local;
 use p2pshare_host::{Controller, Request, Snapshot};
@@ -29,11 +31,15 @@ use serde::{Deserialize, Serialize};
 use crate::args::Opts;
 use crate::commands::{self, Unresolved};
 use crate::format;
+use crate::get_link::Resolved;
 
 /// The socket's name in the shared folder (hidden: never scanned, never shared).
 pub const SOCKET: &str = ".p2pshare.sock";
 /// Version of the protocol (and of the JSON shapes it carries).
 pub const VERSION: u32 = 1;
+/// Longest a `get LINK` through the socket waits for the link's peers, whatever the client
+/// asked: the client may have gone, and nothing tells the running peer until it answers.
+pub const MAX_LINK_WAIT: Duration = Duration::from_secs(3600);
 /// Longest request line.
 pub const MAX_ASK: u64 = 64 << 10;
 /// Longest answer line a client reads: a view holds at most what a node keeps of other
@@ -58,10 +64,25 @@ pub enum Ask {
     },
     /// Known peers.
     Peers,
+    /// Keep a peer: `peers add LINK|KEY@ADDRESS` (`crate::add_peer`).
+    AddPeer {
+        /// The link or `KEY@ADDRESS`.
+        spec: String,
+    },
     /// The link to a file or folder we share (`crate::link`).
     Link {
         /// Its name.
         name: String,
+    },
+    /// Download what a link names (`crate::get_link`), as `Get` does.
+    GetLink {
+        /// The link.
+        link: String,
+        /// As `Get`'s.
+        #[serde(default)]
+        yes: bool,
+        /// Milliseconds the link's peers have to answer.
+        timeout_ms: u64,
     },
     /// Download a file by name or content-id prefix.
     Get {
@@ -147,6 +168,7 @@ pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
     let listener = bind_private(&opts.shared, &path)?;
     let server = ControlServer { path: path.clone() };
     let shared = opts.shared.clone();
+    let interval = opts.interval;
     std::thread::Builder::new()
         .name("p2pshare-control".into())
         .spawn(move || {
@@ -158,7 +180,7 @@ pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
                 let (ctl, shared) = (ctl.clone(), shared.clone());
                 let _ = std::thread::Builder::new()
                     .name("p2pshare-client".into())
-                    .spawn(move || client(stream, &ctl, &shared));
+                    .spawn(move || client(stream, &ctl, &shared, interval));
             }
         })?;
     Ok(server)
@@ -195,8 +217,9 @@ fn send(w: &mut impl Write, a: Answer) -> std::io::Result<()> {
     w.flush()
 }
 
-/// Serves one client: one request, its answers.
-fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
+/// Serves one client: one request, its answers (`interval`: the peer's announcement
+/// interval, what a link's peers are given to answer in).
+fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
@@ -215,6 +238,30 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
             body: Ask::Get { name, yes },
             ..
         }) => return get(&mut out, ctl, shared, &name, yes),
+        Ok(Envelope {
+            body:
+                Ask::GetLink {
+                    link,
+                    yes,
+                    timeout_ms,
+                },
+            ..
+        }) => {
+            let timeout = Duration::from_millis(timeout_ms);
+            return get_link(&mut out, ctl, (shared, interval), &link, (yes, timeout));
+        }
+        Ok(Envelope {
+            body: Ask::AddPeer { spec },
+            ..
+        }) => match crate::add_peer::parse(&spec)
+            .and_then(|peers| crate::add_peer::keep_running(ctl, &peers))
+        {
+            Ok(text) => Answer::Said { text },
+            Err(error) => Answer::Failed {
+                error,
+                detail: None,
+            },
+        },
         Ok(Envelope {
             body: Ask::Link { name },
             ..
@@ -273,22 +320,81 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
     }
 }
 
+/// A `get LINK` through the running peer: its peers dialled, what it names waited for (at
+/// most `timeout` seconds), then fetched as a `get` is.
+fn get_link(
+    out: &mut UnixStream,
+    ctl: &Controller,
+    (shared, interval): (&Path, f64),
+    link: &str,
+    (yes, timeout): (bool, Duration),
+) {
+    let wanted = match crate::get_link::Wanted::read(link) {
+        Ok(w) => w,
+        Err(e) => return drop(send(out, failed(e, None))),
+    };
+    let grace = crate::get_link::grace(interval);
+    let deadline = Instant::now() + timeout.min(MAX_LINK_WAIT);
+    match crate::get_link::resolve(ctl, &wanted, grace, deadline, None) {
+        Ok(Resolved::Content(content)) => {
+            let pick = commands::Pick {
+                content,
+                name: None,
+            };
+            get_content(out, ctl, shared, pick);
+        }
+        Ok(Resolved::Folder(path, snap)) => get_folder(out, ctl, shared, &path, &snap, yes),
+        Ok(Resolved::Have(text)) => drop(send(out, Answer::Said { text })),
+        Err((e, _)) => drop(send(out, failed(e, None))),
+    }
+}
+
 /// A `get` through the running peer: resolves the name against its view, starts the
 /// download, streams its progress, and ends with its outcome. A folder is shown first, and
 /// refused when the disk has no room for it or when it is big and `yes` is not given.
 fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: bool) {
-    let failed = |error: String, detail: Option<String>| Answer::Failed { error, detail };
     let snap = match ctl.snapshot_where(|n, c| crate::commands::could_mean(name, n, c)) {
         Ok(s) => s,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
     if crate::folder::is_folder(&snap, name) {
-        let job = crate::folder::plan(&snap, shared, name);
+        return get_folder(out, ctl, shared, name, &snap, yes);
+    }
+    let pick = match commands::content_by_name(&snap, name, shared) {
+        Ok(p) => p,
+        Err(Unresolved::Unknown(m)) => return drop(send(out, failed(m, None))),
+        Err(Unresolved::Have(m)) => return drop(send(out, Answer::Said { text: m })),
+        Err(Unresolved::Ambiguous(a)) => {
+            let error = format!("{}; use `get <id prefix>`", a.what);
+            let detail = format!("{}:\n{}", a.what, a.list);
+            return drop(send(out, failed(error, Some(detail))));
+        }
+    };
+    get_content(out, ctl, shared, pick);
+}
+
+/// A failure's answer.
+fn failed(error: String, detail: Option<String>) -> Answer {
+    Answer::Failed { error, detail }
+}
+
+/// The folder `name` as `snap` lists it, fetched as one job: shown first, refused when the
+/// disk has no room for it or when it is big and `yes` is not given.
+fn get_folder(
+    out: &mut UnixStream,
+    ctl: &Controller,
+    shared: &Path,
+    name: &str,
+    snap: &Snapshot,
+    yes: bool,
+) {
+    {
+        let job = crate::folder::plan(snap, shared, name);
         if job.totals().files == 0 {
             let m = format!("no peer shares a folder named {name:?} (see `list`)");
             return drop(send(out, failed(m, None)));
         }
-        let preview = crate::folder::preview(&snap, shared, name, &job);
+        let preview = crate::folder::preview(snap, shared, name, &job);
         if send(
             out,
             Answer::Note {
@@ -330,18 +436,12 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: b
                 failed(error, Some(done.line))
             }
         };
-        return drop(send(out, answer));
+        drop(send(out, answer));
     }
-    let pick = match commands::content_by_name(&snap, name, shared) {
-        Ok(p) => p,
-        Err(Unresolved::Unknown(m)) => return drop(send(out, failed(m, None))),
-        Err(Unresolved::Have(m)) => return drop(send(out, Answer::Said { text: m })),
-        Err(Unresolved::Ambiguous(a)) => {
-            let error = format!("{}; use `get <id prefix>`", a.what);
-            let detail = format!("{}:\n{}", a.what, a.list);
-            return drop(send(out, failed(error, Some(detail))));
-        }
-    };
+}
+
+/// The download of `pick`: started, its progress streamed, its outcome the last answer.
+fn get_content(out: &mut UnixStream, ctl: &Controller, shared: &Path, pick: commands::Pick) {
     let content = pick.content;
     let events = match ctl.get_watched(content, pick.name) {
         Ok(rx) => rx,

@@ -164,15 +164,24 @@ fn is_zone(z: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// True for an address no connection can reach: port 0, or an unspecified, multicast or
+/// broadcast IP (an IPv4-mapped one judged as the IPv4 address it is).
+pub fn unreachable(a: SocketAddr) -> bool {
+    let ip = canonical(a).ip();
+    a.port() == 0
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+}
+
 /// Checks that `a` (canonical, see [`canonical`]) with `zone` is an address a peer could
 /// listen on: not unspecified, multicast or broadcast, not port 0; with a zone exactly when it
 /// needs one ([`needs_scope`]), and a zone that may name an interface.
 pub fn check_dialable(a: SocketAddr, zone: Option<&str>) -> Result<(), AddrError> {
-    let ip = a.ip();
-    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-    if a.port() == 0 || ip.is_unspecified() || ip.is_multicast() || broadcast {
+    if unreachable(a) {
         return Err(AddrError::Unreachable);
     }
+    let ip = a.ip();
     match zone {
         None if needs_scope(ip) => Err(AddrError::NeedsZone),
         Some(_) if !needs_scope(ip) => Err(AddrError::StrayZone),

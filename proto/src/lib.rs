@@ -65,8 +65,8 @@ pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
     Admission, Command, Config, ConfigError, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
-    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, RemoteView, Source, StaticPeer, Stats,
-    Wake,
+    Node, Output, PeerView, Reach, ReadId, ReadSource, RemoteFile, RemoteView, Source, StaticPeer,
+    Stats, TargetView, Wake,
 };
 pub use session::ConnId;
 
