@@ -89,17 +89,28 @@ pub struct MulticastInterface {
     pub name: String,
 }
 
-/// `IFF_UP | IFF_MULTICAST` of Linux's interface flags.
-const UP_AND_MULTICAST: u32 = 0x1 | 0x1000;
+/// `IFF_UP` of Linux's interface flags.
+const UP: u32 = 0x1;
+/// `IFF_UP | IFF_MULTICAST`.
+const UP_AND_MULTICAST: u32 = UP | 0x1000;
 
-/// True unless the kernel says the interface `name` is down or cannot multicast (its flags in
-/// `/sys/class/net`; where they cannot be read, it is taken as able).
+/// The kernel's flags of the interface `name` (`/sys/class/net`), if they can be read.
+fn flags(name: &str) -> Option<u32> {
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).ok()?;
+    u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()
+}
+
+/// True unless the kernel says the interface `name` is down or cannot multicast (where its
+/// flags cannot be read, it is taken as able).
 fn can_multicast(name: &str) -> bool {
-    let Ok(flags) = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")) else {
-        return true;
-    };
-    let flags = flags.trim().trim_start_matches("0x");
-    u32::from_str_radix(flags, 16).is_ok_and(|f| f & UP_AND_MULTICAST == UP_AND_MULTICAST)
+    flags(name).is_none_or(|f| f & UP_AND_MULTICAST == UP_AND_MULTICAST)
+}
+
+/// True unless the kernel says the interface `name` is down (where its flags cannot be read,
+/// it is taken as up). `getifaddrs` lists the addresses of an interface set down too, and
+/// some drivers never report an operational state.
+fn is_up(name: &str) -> bool {
+    flags(name).is_none_or(|f| f & UP == UP)
 }
 
 /// The up, multicast-capable interfaces with an IPv6 address that are neither loopback nor
@@ -139,7 +150,7 @@ pub fn link_ips() -> (Vec<IpAddr>, bool) {
     link_ips_of(all.into_iter().filter_map(|i| {
         use if_addrs::IfOperStatus as S;
         let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
-        (!down).then(|| i.ip())
+        (!down && is_up(&i.name)).then(|| i.ip())
     }))
 }
 
