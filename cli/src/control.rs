@@ -1,7 +1,7 @@
 //! The control socket: a running peer (the prompt, `serve`) listens on a Unix socket inside
 //! its shared folder, and the one-shot `list`, `peers`, `peers add`, `status`, `link` and
-//! `get` given that folder
-//! talk to it instead of starting a second peer (which the folder lock would refuse anyway).
+//! `get` given that folder talk to it instead of starting a second peer (which the folder lock
+//! would refuse anyway).
 //!
 //! Protocol: the client sends one JSON line, an [`Ask`] with a `version`; the peer answers
 //! with JSON lines ([`Answer`], each with a `version`) and closes. A `get` streams progress
@@ -257,10 +257,7 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
             .and_then(|peers| crate::add_peer::keep_running(ctl, &peers))
         {
             Ok(text) => Answer::Said { text },
-            Err(error) => Answer::Failed {
-                error,
-                detail: None,
-            },
+            Err(error) => failed(error, None),
         },
         Ok(Envelope {
             body: Ask::Link { name },
@@ -271,15 +268,9 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
                     text: made.text(),
                     json: made.json(),
                 },
-                Err(error) => Answer::Failed {
-                    error,
-                    detail: None,
-                },
+                Err(error) => failed(error, None),
             },
-            Err(e) => Answer::Failed {
-                error: e.to_string(),
-                detail: None,
-            },
+            Err(e) => failed(e.to_string(), None),
         },
         Ok(Envelope { body: ask, .. }) => match taken_for(&ask, ctl) {
             Ok(s) => view(&ask, &s),
@@ -321,7 +312,7 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
 }
 
 /// A `get LINK` through the running peer: its peers dialled, what it names waited for (at
-/// most `timeout` seconds), then fetched as a `get` is.
+/// most `timeout`, and [`MAX_LINK_WAIT`]), then fetched as a `get` is.
 fn get_link(
     out: &mut UnixStream,
     ctl: &Controller,
@@ -388,56 +379,54 @@ fn get_folder(
     snap: &Snapshot,
     yes: bool,
 ) {
-    {
-        let job = crate::folder::plan(snap, shared, name);
-        if job.totals().files == 0 {
-            let m = format!("no peer shares a folder named {name:?} (see `list`)");
-            return drop(send(out, failed(m, None)));
-        }
-        let preview = crate::folder::preview(snap, shared, name, &job);
-        if send(
-            out,
-            Answer::Note {
-                text: preview.line(),
-            },
-        )
-        .is_err()
-        {
-            return;
-        }
-        let refused = match preview.room(shared) {
-            Err(e) => Some(e),
-            Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
-            Ok(()) => None,
-        };
-        if let Some(e) = refused {
-            return drop(send(out, failed(e, None)));
-        }
-        let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
-            if !news {
-                return Ok(());
-            }
-            let t = job.totals();
-            let p = Answer::Progress {
-                done: t.bytes_done,
-                total: t.bytes,
-                peers,
-            };
-            send(out, p).map_err(|_| "the client went away".to_owned())
-        });
-        let answer = match result {
-            Ok(done) => Answer::Done {
-                line: done.line,
-                json: done.json,
-            },
-            Err(done) => {
-                let n = done.json["failed"].as_array().map_or(0, Vec::len);
-                let error = format!("{n} file{} of {name} failed", crate::download::plural(n));
-                failed(error, Some(done.line))
-            }
-        };
-        drop(send(out, answer));
+    let job = crate::folder::plan(snap, shared, name);
+    if job.totals().files == 0 {
+        let m = format!("no peer shares a folder named {name:?} (see `list`)");
+        return drop(send(out, failed(m, None)));
     }
+    let preview = crate::folder::preview(snap, shared, name, &job);
+    if send(
+        out,
+        Answer::Note {
+            text: preview.line(),
+        },
+    )
+    .is_err()
+    {
+        return;
+    }
+    let refused = match preview.room(shared) {
+        Err(e) => Some(e),
+        Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
+        Ok(()) => None,
+    };
+    if let Some(e) = refused {
+        return drop(send(out, failed(e, None)));
+    }
+    let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
+        if !news {
+            return Ok(());
+        }
+        let t = job.totals();
+        let p = Answer::Progress {
+            done: t.bytes_done,
+            total: t.bytes,
+            peers,
+        };
+        send(out, p).map_err(|_| "the client went away".to_owned())
+    });
+    let answer = match result {
+        Ok(done) => Answer::Done {
+            line: done.line,
+            json: done.json,
+        },
+        Err(done) => {
+            let n = done.json["failed"].as_array().map_or(0, Vec::len);
+            let error = format!("{n} file{} of {name} failed", crate::download::plural(n));
+            failed(error, Some(done.line))
+        }
+    };
+    drop(send(out, answer));
 }
 
 /// The download of `pick`: started, its progress streamed, its outcome the last answer.

@@ -47,7 +47,8 @@ const HELP: &str = "\
 list, l          files other peers share that you do not have, folders in one row each
 list FOLDER/     what lies under a folder (`list --all`: every path)
 peers            known peers (ip:port; with -v, the interface)
-peers add LINK|KEY@ADDRESS   keep a peer no broadcast reaches (dialled now, and at every start)
+peers add LINK|KEY@ADDRESS
+                 keep a peer no broadcast reaches (dialled now, and looked for at every start)
 get NAME...      download one or more files at once (Tab completes names; Ctrl-C cancels,
                  the partial file is kept and `get` resumes it)
 get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)
@@ -97,6 +98,42 @@ fn get_folder(
         Err(Stop::Interrupted(_)) => println!("Download cancelled; {}.", download::RESUME),
     }
     Ok(())
+}
+
+/// `get LINK` at the prompt: its peers dialled and waited for (Ctrl-C stops the wait); a
+/// folder fetched at once as `get FOLDER/` is; a file given back, to download with the other
+/// names of the line. What went wrong is printed; `Err` only when reading an answer ended the
+/// program.
+fn get_link(
+    opts: &Opts,
+    handle: &Handle,
+    text: &str,
+    asked: (&mut Input, Read<'_>),
+    signals: &Signals,
+) -> Result<Option<(Pick, String)>, Failure> {
+    let w = match Wanted::read(text) {
+        Ok(w) => w,
+        Err(e) => {
+            println!("{e}");
+            return Ok(None);
+        }
+    };
+    let grace = get_link::grace(opts.interval);
+    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    match get_link::resolve(&handle.controller(), &w, grace, far, Some(signals)) {
+        Ok(Resolved::Content(content)) => {
+            let pick = Pick {
+                content,
+                name: None,
+            };
+            return Ok(Some((pick, w.label())));
+        }
+        Ok(Resolved::Folder(path, snap)) => get_folder(opts, handle, &snap, &path, asked, signals)?,
+        Ok(Resolved::Have(m)) => println!("{m}"),
+        Err((_, Some(_))) => println!("Nothing downloaded."),
+        Err((e, None)) => println!("{e}"),
+    }
+    Ok(None)
 }
 
 /// Runs a peer and its prompt until `quit`, end of input, or a signal.
@@ -221,38 +258,16 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 let mut picks: Vec<(Pick, String)> = Vec::new();
                 for name in arg.split_whitespace() {
                     if ShareLink::looks_like(name) {
-                        let w = match Wanted::read(name) {
-                            Ok(w) => w,
+                        let asked: (&mut Input, Read<'_>) = (&mut input, &read);
+                        match get_link(opts, &handle, name, asked, signals) {
+                            Ok(Some(p)) if !picks.iter().any(|(q, _)| q.content == p.0.content) => {
+                                picks.push(p)
+                            }
+                            Ok(_) => {}
                             Err(e) => {
-                                println!("{e}");
-                                continue;
+                                handle.shutdown();
+                                return Err(e);
                             }
-                        };
-                        let grace = get_link::grace(opts.interval);
-                        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                        let ctl = handle.controller();
-                        match get_link::resolve(&ctl, &w, grace, far, Some(signals)) {
-                            Ok(Resolved::Content(content)) => {
-                                if !picks.iter().any(|(q, _)| q.content == content) {
-                                    let pick = Pick {
-                                        content,
-                                        name: None,
-                                    };
-                                    picks.push((pick, w.label()));
-                                }
-                            }
-                            Ok(Resolved::Folder(path, snap)) => {
-                                let asked: (&mut Input, Read<'_>) = (&mut input, &read);
-                                if let Err(e) =
-                                    get_folder(opts, &handle, &snap, &path, asked, signals)
-                                {
-                                    handle.shutdown();
-                                    return Err(e);
-                                }
-                            }
-                            Ok(Resolved::Have(m)) => println!("{m}"),
-                            Err((_, Some(_))) => println!("Cancelled."),
-                            Err((e, None)) => println!("{e}"),
                         }
                         continue;
                     }

@@ -3,7 +3,8 @@
 //! with IPv6 that is not loopback, by its index (IPv6 announcements go to
 //! [`p2pshare_proto::addr::MULTICAST_GROUP`] on each, see [`multicast_interfaces`]). Also the
 //! names of interfaces for addresses a person reads and types (`[fe80::1%eth0]:10000`:
-//! [`show`], [`parse_addr`]).
+//! [`show`], [`parse_addr`], [`scoped`]), and the addresses a link names for this host
+//! ([`link_ips`]).
 //!
 //! 255.255.255.255 leaves by the default-route interface only: with a VPN up, or the default
 //! route on another card, nobody on the LAN would hear us. Directed broadcasts (10.1.2.255 for
