@@ -54,6 +54,11 @@ pub struct Bugs {
     /// no pause, no dropped claim, no strike; it is asked again at once.
     #[cfg(feature = "bugs")]
     pub no_claim_strike: bool,
+    /// Skip a known peer's probe while its key is listed at all (heard by datagram, even one
+    /// relayed), not only while a connection with it is open: a peer whose datagrams reach us
+    /// but ours not it never lists us.
+    #[cfg(feature = "bugs")]
+    pub probe_only_unlisted: bool,
 }
 
 macro_rules! switch {
@@ -85,6 +90,7 @@ impl Bugs {
     switch!(skip_identity_check);
     switch!(accept_stale_mark);
     switch!(no_claim_strike);
+    switch!(probe_only_unlisted);
 }
 
 /// A planted misbehaviour of a whole node (simulator only): what it sends on a native

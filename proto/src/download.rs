@@ -29,7 +29,8 @@
 //!   content (its bitfields, haves and partial listings are ignored until the download ends;
 //!   a complete listing still makes it a holder);
 //! - `Busy` from any holder pauses it (nothing asked of it for [`BUSY_BACKOFF`], doubling per
-//!   pause up to [`MAX_PAUSE`], until it delivers a verified chunk), and so do
+//!   pause up to [`MAX_PAUSE`], until it delivers a verified chunk; after
+//!   [`MAX_BARREN_PAUSES`] pauses with none it is banned for the download), and so do
 //!   [`MAX_REFUSAL_RUN`] refusals in a row; a chunk refused as `Taken` by a complete holder (it
 //!   just sent it to another downloader) goes back to the pool and is not asked of that holder
 //!   for [`BUSY_BACKOFF`];
@@ -49,7 +50,8 @@
 //!
 //! Liveness (with the node's side in `node/fetch.rs`): a holder is banned only for its own
 //! fault — a corrupt chunk, a bad manifest, a "not found" from a complete holder, a claim past
-//! the manifest, or [`MAX_STRIKES`] failures in a row with a request of ours outstanding — and
+//! the manifest, [`MAX_STRIKES`] failures in a row with a request of ours outstanding, or
+//! [`MAX_BARREN_PAUSES`] pauses for refusing with no verified chunk between them — and
 //! while any holder not banned for this download is in the peer table that is complete, or
 //! partial and claiming a chunk still missing here (for [`STRANDED_GRACE`] after the last such
 //! one, any partial holder), the download goes on: the manifest is asked of the open holder with the
@@ -107,6 +109,9 @@ pub const BUSY_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest pause of a peer that keeps answering busy (each pause in a row doubles, from
 /// [`BUSY_BACKOFF`]): a holder that refuses everything costs one round of refusals per 8 s.
 pub const MAX_PAUSE: Duration = Duration::from_secs(8);
+/// Pauses in a row, with no verified chunk from the holder in between, after which it is
+/// banned for the download ([`Ban::Refusing`]): about 40 s of refusals at the longest pauses.
+pub const MAX_BARREN_PAUSES: u32 = 8;
 /// Refusals in a row, with no verified chunk in between, after which a holder is paused as if
 /// it had answered busy: a holder that says `Taken` to everything is asked about one window
 /// of chunks per pause, not every chunk of the file at the speed of the link (a seeder
@@ -207,6 +212,10 @@ pub enum Ban {
     Unresponsive,
     /// As a partial holder it claimed chunks the manifest does not have.
     BadClaim,
+    /// It refused so long, [`MAX_BARREN_PAUSES`] pauses with no verified chunk in between,
+    /// that it is no source: a holder that says `Busy` or `Taken` to everything would keep a
+    /// download it alone holds waiting forever.
+    Refusing,
 }
 
 /// What a refusal of one of our chunk requests cost the peer that refused.
@@ -1085,6 +1094,10 @@ impl Download {
             .min(MAX_PAUSE);
         p.pauses += 1;
         p.paused_until = Some(now + pause);
+        if p.pauses >= MAX_BARREN_PAUSES {
+            // Refusals cost the refuser: past this, it is no source for this download.
+            self.ban(*peer, Ban::Refusing);
+        }
     }
 
     /// Partial holder `peer` did not honour its claim on chunk `index`: the claim is dropped,
@@ -1851,6 +1864,37 @@ mod tests {
         }
         assert_eq!(refused, MAX_REFUSAL_RUN);
         assert!(d.peers()[&A].paused(t0));
+        d.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_holder_that_only_refuses_is_banned_after_its_barren_pauses() {
+        // Its only holder says `Taken` to everything, pause after pause: the download must not
+        // wait for it forever.
+        let (_, mut d, mut now) = running_with(100, MIN_CHUNK_SIZE, &[A], 8);
+        let mut pauses = 0;
+        let mut rounds = 0;
+        while d.peers()[&A].banned.is_none() {
+            let asked: Vec<u32> = std::iter::from_fn(|| d.next_request(now, A)).collect();
+            assert!(!asked.is_empty(), "asked again once its pause is over");
+            for i in asked {
+                d.chunk_taken(now, A, i);
+            }
+            if d.peers()[&A].paused(now) {
+                pauses += 1;
+            }
+            rounds += 1;
+            assert!(rounds <= 4 * MAX_BARREN_PAUSES, "banned long before");
+            now += MAX_PAUSE;
+            d.expire(now, Duration::from_secs(5));
+        }
+        assert_eq!(pauses, MAX_BARREN_PAUSES);
+        assert_eq!(d.peers()[&A].banned, Some(Ban::Refusing));
+        assert_eq!(
+            d.usable_peers().count(),
+            0,
+            "no source left: the node fails it"
+        );
         d.check_invariants().unwrap();
     }
 

@@ -13,7 +13,10 @@
 //!
 //! Invariants:
 //! - every state has a deadline or a liveness rule: connect and handshake time out; an open
-//!   session with requests outstanding and no byte received for `stall` is stalled; an idle
+//!   session with requests outstanding and no answer for `stall` (no answer frame, and no
+//!   byte of a record or frame still arriving) is stalled: pings, pongs, hellos and other frames that
+//!   answer nothing do not keep it alive, so a peer that answers our pings but never our
+//!   request cannot hold a download forever; an idle
 //!   one is closed after `idle` (static-peer sessions are pinged instead). One table,
 //!   [`Session::timers`], holds them: both "when to wake" ([`Session::poll_timeout`]) and
 //!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
@@ -207,7 +210,7 @@ pub struct Session {
     /// The longest frame accepted after the hello: [`MAX_REQUEST_FRAME`], or the largest
     /// answer we asked for.
     answer_max: usize,
-    /// Since when we wait for an answer with no byte received (stall clock).
+    /// Since when we wait for an answer with none arriving (stall clock).
     waiting_since: Option<Instant>,
     /// Chunk requests received and not yet read.
     serve_queue: VecDeque<(ContentId, u32)>,
@@ -470,15 +473,16 @@ impl Session {
     /// connection.
     pub fn on_bytes(&mut self, now: Instant, data: &[u8]) -> Result<Option<PeerId>, ChannelError> {
         self.last_recv = now;
-        if self.waiting_since.is_some() {
-            self.waiting_since = Some(now);
-        }
         let Some(channel) = &mut self.channel else {
             return Err(ChannelError::Transport(
                 crate::noise::TransportError::Internal,
             ));
         };
         let done = channel.receive(data, &mut self.plain)?;
+        if channel.buffered() > 0 && self.waiting_since.is_some() {
+            // A record still arriving (a large answer on a slow link) is progress.
+            self.waiting_since = Some(now);
+        }
         if let (Some(key), State::Handshaking { expected, .. }) = (done, &mut self.state)
             && !self.bugs.skip_identity_check()
         {
@@ -491,8 +495,15 @@ impl Session {
     }
 
     /// The next whole frame received, if any.
+    /// A frame still arriving when the whole ones are taken (a large answer on a slow link)
+    /// is progress: the stall clock starts again from its last bytes.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        self.decoder.next_frame()
+        let frame = self.decoder.next_frame();
+        if matches!(frame, Ok(None)) && self.decoder.buffered() > 0 && self.waiting_since.is_some()
+        {
+            self.waiting_since = Some(self.last_recv);
+        }
+        frame
     }
 
     /// Records that we sent `bytes` (for the idle and ping clocks and the send budget).
@@ -532,9 +543,7 @@ impl Session {
     /// Records that one outstanding request was answered (or abandoned).
     pub fn request_done(&mut self) {
         self.outstanding = self.outstanding.saturating_sub(1);
-        if self.outstanding == 0 {
-            self.waiting_since = None;
-        }
+        self.waiting_since = (self.outstanding > 0).then_some(self.last_recv);
     }
 
     // ---- swarming ----
@@ -834,7 +843,7 @@ mod tests {
     }
 
     #[test]
-    fn stall_clock_runs_only_while_waiting_and_resets_on_bytes() {
+    fn stall_clock_runs_only_while_waiting_and_resets_on_answers() {
         let t0 = crate::test_epoch();
         let t = Timeouts::default();
         let mut s = Session::new(ConnId(1), addr(), None, t0);
@@ -842,8 +851,17 @@ mod tests {
         s.open(id, 1).unwrap();
         s.request_sent(t0, 100);
         assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
+        // A whole frame that answers nothing (a pong) is no progress.
+        let pong = crate::wire::frame::encode_message(&crate::wire::frame::Message::Pong);
+        let t_pong = t0 + Duration::from_secs(1);
+        s.on_bytes(t_pong, &sealed(&mut remote, &pong)).unwrap();
+        assert!(matches!(s.next_frame(), Ok(Some(_))));
+        assert!(matches!(s.next_frame(), Ok(None)));
+        assert_eq!(s.poll_timeout(&t), Some(t0 + t.stall));
+        // The first bytes of a frame still arriving are.
         let t1 = t0 + Duration::from_secs(3);
         s.on_bytes(t1, &sealed(&mut remote, b"P2P")).unwrap();
+        assert!(matches!(s.next_frame(), Ok(None)));
         assert_eq!(s.due(t0 + t.stall, &t), None);
         assert_eq!(
             s.due(t1 + t.stall, &t),
@@ -856,6 +874,21 @@ mod tests {
         assert_eq!(s.due(t1 + t.idle, &t), Some(Due::Close(CloseReason::Idle)));
         s.pin();
         assert_eq!(s.due(t1 + t.idle, &t), Some(Due::Ping));
+    }
+
+    #[test]
+    fn a_record_still_arriving_keeps_a_waiting_session_from_stalling() {
+        let t0 = crate::test_epoch();
+        let t = Timeouts::default();
+        let mut s = Session::new(ConnId(1), addr(), None, t0);
+        let (mut remote, id) = handshake(&mut s, t0, 7);
+        s.open(id, 1).unwrap();
+        s.request_sent(t0, 100_000);
+        let record = sealed(&mut remote, &[0u8; 1000]);
+        let t1 = t0 + Duration::from_secs(4);
+        s.on_bytes(t1, &record[..record.len() / 2]).unwrap();
+        assert!(matches!(s.next_frame(), Ok(None)));
+        assert_eq!(s.poll_timeout(&t), Some(t1 + t.stall));
     }
 
     #[test]

@@ -165,3 +165,12 @@ fn refusals_that_cost_nothing_let_a_claim_liar_be_asked_at_every_round_trip() {
     };
     finds(bugs, &[Kind::Unpunished]);
 }
+
+#[test]
+fn skipping_a_known_peers_probe_while_it_is_listed_leaves_it_not_listing_us() {
+    let bugs = Bugs {
+        probe_only_unlisted: true,
+        ..Bugs::default()
+    };
+    finds(bugs, &[Kind::Unlisted]);
+}

@@ -1,5 +1,5 @@
 //! Addresses a node dials without having heard them (`Command::AddPeer`, issue 29): a known
-//! peer is probed only while its key is not listed, first after `PROBE_DELAY`, again with a
+//! peer is probed only while no connection with its key is open, first after `PROBE_DELAY`, again with a
 //! backoff; a probe answered by another key is counted and lists nobody; a link's or a static
 //! peer is dialled at once; and what no one may ask (our own key, a port 0, a known peer
 //! without a key, a found-by that only discovery sets) is counted and ignored.
@@ -170,7 +170,7 @@ fn a_known_peer_is_probed_after_the_lans_answers_and_listed_as_known() {
 }
 
 #[test]
-fn a_known_peer_heard_on_the_lan_is_not_probed() {
+fn a_known_peer_connected_on_the_lan_is_not_probed() {
     let t0 = Instant::now();
     let mut n = node(t0);
     let a = Announcement {
@@ -178,11 +178,12 @@ fn a_known_peer_heard_on_the_lan_is_not_probed() {
             instance: 7,
             seq: 1,
         },
-        port: 10001,
+        port: 10000,
         revision: 1,
         bye: false,
     };
     let from: SocketAddr = "10.0.0.2:9999".parse().unwrap();
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
     n.handle_input(
         t0,
         Input::Datagram {
@@ -190,11 +191,17 @@ fn a_known_peer_heard_on_the_lan_is_not_probed() {
             data: signed::encode(&a, &identity(2)),
         },
     );
-    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
-    let dials = run_until(&mut n, t0, t0 + Duration::from_secs(3));
+    // Heard on the LAN: dialled there for its catalog, and that connection opens.
+    let (at, conn, addr) = next_dial(&mut n, t0, t0 + Duration::from_millis(100)).expect("link");
+    assert_eq!(addr.ip(), from.ip());
+    n.handle_input(at, Input::Connected { conn });
+    let mut them = TestPeer::acceptor([2; 32]);
+    let (frames, _) = them.handshake(&mut n, at, conn, 7);
+    answer(&mut n, at, conn, &mut them, frames);
+    let dials = run_until(&mut n, at, t0 + Duration::from_secs(3));
     assert!(
-        dials.iter().all(|&(_, _, a)| a.ip() == from.ip()),
-        "only its LAN address is dialled (for its catalog): {dials:?}"
+        dials.is_empty(),
+        "no probe while a connection is open: {dials:?}"
     );
     assert_eq!(n.peers()[0].found, Found::Broadcast);
 }
@@ -295,4 +302,76 @@ fn a_targets_view_says_what_came_of_its_dials() {
     assert_eq!(reach(&n, wrong).reach, Reach::WrongKey);
     assert_eq!(reach(&n, silent).reach, Reach::Failed);
     assert_eq!(n.stats().handshake_wrong_peer, 1);
+}
+
+#[test]
+fn a_new_revision_reaches_a_peer_known_only_over_its_connection() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
+    let (at, conn, _) = next_dial(&mut n, t0, t0 + Duration::from_secs(2)).expect("probed");
+    n.handle_input(at, Input::Connected { conn });
+    let mut them = TestPeer::acceptor([2; 32]);
+    let (frames, _) = them.handshake(&mut n, at, conn, 7);
+    answer(&mut n, at, conn, &mut them, frames);
+    // Our catalog changes: no datagram of ours reaches it beyond its router, so a hello with
+    // the new revision goes on its connection.
+    let mut b = p2pshare_proto::ManifestBuilder::new(p2pshare_proto::manifest::MIN_CHUNK_SIZE);
+    b.update(b"new file");
+    let files = vec![p2pshare_proto::LocalFile {
+        name: "new.bin".into(),
+        manifest: b.finish().unwrap(),
+    }];
+    drain(&mut n);
+    n.handle_input(at, Input::CatalogChanged { files });
+    let told: Vec<Frame> = drain(&mut n)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Net(NetOp::Send { conn: c, data }) if c == conn => Some(them.receive(&data)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        told.iter().any(|f| matches!(
+            f,
+            Frame::Message(Message::Hello { revision, .. }) if *revision > 0
+        )),
+        "{told:?}"
+    );
+    // Its own new revision, told the same way, makes us fetch its catalog again.
+    let later = at + Duration::from_secs(30);
+    let hello = them.seal_msg(&Message::Hello {
+        peer: key(2),
+        instance: 7,
+        port: 10000,
+        revision: 5,
+    });
+    n.handle_received(later, conn, &hello);
+    let asked: Vec<Frame> = drain(&mut n)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Net(NetOp::Send { conn: c, data }) if c == conn => Some(them.receive(&data)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|f| matches!(f, Frame::Message(Message::CatalogRequest { .. }))),
+        "{asked:?}"
+    );
+    assert_eq!(n.stats().frames_unsolicited, 0);
+    n.handle_input(later, Input::Flushed { conn });
+    drain(&mut n);
+    // A hello naming another instance on that connection is nobody's news: counted.
+    let odd = them.seal_msg(&Message::Hello {
+        peer: key(2),
+        instance: 8,
+        port: 10000,
+        revision: 6,
+    });
+    n.handle_received(later, conn, &odd);
+    assert_eq!(n.stats().frames_unsolicited, 1);
 }

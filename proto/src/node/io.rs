@@ -66,7 +66,8 @@ pub enum Command {
     /// Dial this address, expecting `key` if given, because of how `found` says: a `--peer`
     /// or `peers add` ([`Found::Static`]) or a link's peer ([`Found::Link`]) is kept in view
     /// (dialled every interval while it has no connection); a peer this folder met before
-    /// ([`Found::Known`], `key` required) is probed while its key is not listed. Any other
+    /// ([`Found::Known`], `key` required) is probed while no connection with its key is open.
+    /// Any other
     /// `found`, our own key, an address nothing can reach, or more than the node holds is
     /// counted (`peers_add_refused`) and ignored. See `node/targets.rs`.
     AddPeer {

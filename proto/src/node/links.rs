@@ -15,6 +15,7 @@ use super::conns::Conn;
 use super::fetch::Answer;
 use super::{Admission, Event, NetOp, Node, Output};
 use crate::budget::{MAX_DIALS_PER_IP, UNREACHABLE_FOR};
+use crate::discovery::Found;
 use crate::ids::PeerId;
 use crate::noise::{Channel, ChannelError, HandshakeError};
 use crate::python::Sniff;
@@ -318,9 +319,67 @@ impl Node {
         }
     }
 
+    /// A hello on a session already open: the peer's catalog revision changed, and it tells
+    /// the peers that may not hear its datagrams (across a router) on their connection
+    /// ([`Node::tell_revision`]). The same peer and instance as the session's first hello, or
+    /// it is counted (`frames_unsolicited`) and ignored.
+    fn on_hello_again(&mut self, now: Instant, conn: ConnId, a: Announce) {
+        let Some(s) = self.conns.session(&conn) else {
+            return;
+        };
+        if s.open_peer() != Some(a.peer) || s.instance() != Some(a.instance) {
+            self.stats.frames_unsolicited += 1;
+            return;
+        }
+        let remote = s.remote();
+        if conn.is_inbound() {
+            self.discovery.heard_inbound_hello(now, &a, remote);
+        } else {
+            self.discovery.heard(now, &a, remote);
+        }
+        self.drain_discovery(now);
+    }
+
+    /// Our catalog has a new revision: the peers we know only over a connection (one that
+    /// dialled us, a known peer, a link's, a `--peer`: none heard by datagram, so perhaps
+    /// beyond a router that drops ours) hear of it as a hello on that connection, one per peer.
+    pub(super) fn tell_revision(&mut self) {
+        let mut told = std::collections::BTreeSet::new();
+        let conns: Vec<ConnId> = self
+            .conns
+            .sessions()
+            .filter_map(|s| Some((s.id(), s.open_peer()?)))
+            .filter(|(_, p)| {
+                self.discovery
+                    .peer(p)
+                    .is_some_and(|e| !matches!(e.found, Found::Broadcast | Found::Multicast))
+            })
+            .filter(|&(_, p)| told.insert(p))
+            .map(|(c, _)| c)
+            .collect();
+        for conn in conns {
+            let hello = self.hello();
+            self.send_msg(conn, &hello);
+        }
+    }
+
     fn on_message(&mut self, now: Instant, conn: ConnId, msg: Message) {
         match msg {
-            Message::Hello { .. } => self.stats.frames_unsolicited += 1,
+            Message::Hello {
+                peer,
+                instance,
+                port,
+                revision,
+            } => {
+                let a = Announce {
+                    peer,
+                    instance,
+                    port,
+                    revision,
+                    bye: false,
+                };
+                self.on_hello_again(now, conn, a);
+            }
             Message::Ping if self.over_budget(conn) => self.stats.answers_dropped += 1,
             Message::Ping => self.send_msg(conn, &Message::Pong),
             Message::Pong => {}
@@ -470,19 +529,26 @@ impl Node {
             return;
         };
         // A connection there already (a `--peer`'s, a probe's, a link's peer's) carries the
-        // link too: no second one.
+        // link too: no second one, and no backoff to wait for (nothing is dialled).
         let already = self
             .conns
             .sessions()
             .find(|s| !s.id().is_inbound() && s.remote() == addr && s.peer() == Some(peer))
-            .map(|s| s.id());
+            .map(|s| (s.id(), s.is_open()));
+        if let Some((conn, open)) = already {
+            let link = self.links.entry(peer).or_default();
+            if link.conn().is_none() {
+                link.dialled(conn);
+                // Open already: its hello came and went, so it is ready now.
+                if open && link.opened(conn) {
+                    self.link_ready(now, peer);
+                }
+            }
+            return;
+        }
         let room = self.room_to_dial(addr.ip());
         let link = self.links.entry(peer).or_default();
         if !link.may_dial(now) {
-            return;
-        }
-        if let Some(conn) = already {
-            link.dialled(conn);
             return;
         }
         if !room {

@@ -156,6 +156,7 @@ impl Node {
         self.revision += 1;
         self.catalog_pages.clear();
         self.discovery.answer_soon(now);
+        self.tell_revision();
     }
 
     /// A peer on `conn` asks which chunks of `content` we have.

@@ -15,11 +15,16 @@
 //! - a *kept* target (static, link) is dialled at once, and again every interval while it has
 //!   no connection; its connection is pinned once its hello came (never closed for being idle),
 //!   so a peer that no broadcast reaches stays listed;
-//! - a *probe* (a known peer) is dialled only while its key is not listed (a peer heard on the
-//!   LAN needs no probe): first [`PROBE_DELAY`] after it was added, so the LAN's answers to our
-//!   first announcement come first, then after each dial that did not open with a backoff that
-//!   doubles from one interval up to 2^[`PROBE_BACKOFF_STEPS`] intervals; once its handshake
-//!   proved the key it is kept like a static target while that connection lasts;
+//! - a *probe* (a known peer) is dialled only while no connection with its key is open (a
+//!   peer on the LAN has one for its catalog at first): first [`PROBE_DELAY`] after it was
+//!   added, so the LAN's answers to our first announcement come first, then after each dial
+//!   that did not open with a backoff that doubles from one interval up to
+//!   2^[`PROBE_BACKOFF_STEPS`] intervals; once its handshake proved the key where the key is
+//!   listed it is kept like a static target while that connection lasts. Being *listed* is not
+//!   enough to skip it: hearing a peer's datagrams does not mean it hears ours (a router that
+//!   forwards one way, a relay of its genuine datagrams), and only a connection lists us on
+//!   its side. So a known peer on the LAN also ends up with one kept connection, once its
+//!   catalog connection went idle: a ping every interval;
 //! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
 //!   and at most [`MAX_PROBE_DIALS`] probes are being dialled at once: a thousand remembered
 //!   peers cost a few connection attempts per interval, not a thousand.
@@ -33,7 +38,7 @@ use crate::ids::PeerId;
 use crate::session::ConnId;
 
 /// The most targets a node holds: `--peer`s, links' peers and known peers' addresses together
-/// (the known-peers store gives at most 64 keys of 4 addresses each).
+/// (the host gives at most 128 known peers' addresses, so `--peer`s and links keep room).
 pub(crate) const MAX_TARGETS: usize = 256;
 /// How long after it is added a probe waits before its first dial: the LAN's peers answer our
 /// first announcement within `EARLY_ANSWER_GAP` plus a round trip, and a peer listed by then
@@ -125,7 +130,8 @@ impl Target {
         self.found
     }
 
-    /// A probe of a known peer (dialled only while its key is not listed), not a kept target.
+    /// A probe of a known peer (dialled only while no connection with its key is open), not a
+    /// kept target.
     pub(super) fn is_probe(&self) -> bool {
         self.found == Found::Known
     }
@@ -180,8 +186,8 @@ impl Target {
         };
     }
 
-    /// A kept target named like `other` (same address and key) replaces a probe: `found`
-    /// becomes the stronger reason, and it is due at once.
+    /// The user (or a link) named this probe's address and key again: it becomes a kept
+    /// target, found as `found`, due at once.
     fn upgrade(&mut self, found: Found, now: Instant) {
         if self.is_probe() && found != Found::Known {
             self.found = found;
@@ -241,17 +247,21 @@ impl Node {
     }
 
     /// Target `i`'s timer fired (it has no connection): dial it, unless it is a probe whose key
-    /// is listed already, or there is no room to dial now.
+    /// has a connection open already, or there is no room to dial now.
     pub(super) fn redial_target(&mut self, now: Instant, i: usize) {
         let Some(t) = self.targets.get(i) else {
             return;
         };
         let (addr, key, probe) = (t.addr(), t.key(), t.is_probe());
         if probe {
-            let listed = key.is_some_and(|k| self.discovery.peer(&k).is_some());
-            if listed {
-                // Heard by other means: look again once it might have gone quiet.
-                self.targets[i].put_off(now + self.discovery.expiry());
+            let connected = key.is_some_and(|k| {
+                self.conns.sessions().any(|s| s.open_peer() == Some(k))
+                    || (self.cfg.bugs.probe_only_unlisted() && self.discovery.peer(&k).is_some())
+            });
+            if connected {
+                // In view over a connection already (ours or its): look again an interval
+                // later.
+                self.targets[i].put_off(now + self.cfg.interval);
                 return;
             }
             let dialing = self

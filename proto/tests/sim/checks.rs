@@ -57,6 +57,7 @@ impl Sim {
                         && x.catalog.iter().any(|f| f.manifest.id() == c)
                         && x.shares_since.get(&c).is_some_and(|&t| t <= last_ask)
                 })
+                .filter(|&h| self.reachable(w.host, h))
                 .collect();
             if !honest.is_empty() {
                 return Err(self.fail(

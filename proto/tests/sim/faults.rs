@@ -73,10 +73,12 @@ impl Sim {
             self.ask_again(at, want);
             return Ok(());
         }
+        let c = self.files[f].manifest.id();
+        // The user was handed a link to it (a routed world: its holders beyond the subnet).
+        self.feed_link(h, &c)?;
         if self.is_folder_want(want) {
             return self.folder_get(want);
         }
-        let c = self.files[f].manifest.id();
         if self.hosts[h]
             .node
             .as_ref()

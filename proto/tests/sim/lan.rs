@@ -26,6 +26,9 @@ impl Sim {
             if self.hosts[t].node.is_none() || self.hosts[t].group != self.hosts[h].group {
                 continue;
             }
+            if self.hosts[t].subnet != self.hosts[h].subnet {
+                continue; // routers drop broadcast
+            }
             if t != h && self.rng.chance(self.loss) {
                 continue;
             }
@@ -63,7 +66,7 @@ impl Sim {
             return;
         };
         let lat = self.link_lat(h, t);
-        if self.hosts[t].group != self.hosts[h].group {
+        if self.hosts[t].group != self.hosts[h].group || !self.routed(h, t) {
             return; // the SYN is lost: the node's connect timeout decides
         }
         if self.hosts[t].node.is_none() {

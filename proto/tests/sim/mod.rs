@@ -38,7 +38,12 @@
 //!   no world lets its queue of events run away ([`Kind::Runaway`]);
 //! - against the claim liars of crowds ([`crowd`]): a partial holder that refuses what it
 //!   claimed costs itself, not its victims: no host sends it more than [`MAX_REFUSED_PER_SEC`]
-//!   requests in a second that it refuses ([`Kind::Unpunished`]).
+//!   requests in a second that it refuses ([`Kind::Unpunished`]);
+//! - in routed worlds ([`subnets`]: several subnets, routers that drop broadcast, hosts that
+//!   learn each other through links and the peers they met before, restarts among the
+//!   faults): a holder counts for liveness only where a route and a way to learn it exist, and
+//!   every pair of settled honest hosts a router joins, one of which knows the other, lists
+//!   each other ([`Kind::Unlisted`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
@@ -57,6 +62,7 @@ pub mod rng;
 pub mod scenario;
 #[path = "../support/mem_store.rs"]
 pub mod store;
+pub mod subnets;
 mod sweep;
 pub mod trace;
 
@@ -152,6 +158,9 @@ pub enum Kind {
     /// A host asked a claim liar for more than [`MAX_REFUSED_PER_SEC`] chunks in a second that
     /// the liar refused: its refusals cost it nothing.
     Unpunished,
+    /// In a routed world, two hosts a router joins, one of which knows the other (a link, a
+    /// peer met before), do not list each other long after the last fault.
+    Unlisted,
 }
 
 impl Kind {
@@ -345,6 +354,15 @@ pub struct Host {
     pub bugs: Bugs,
     /// Partition group (equal groups hear each other).
     pub group: u8,
+    /// Its subnet (a routed world's; 0 otherwise): broadcast reaches only its own.
+    pub subnet: u8,
+    /// Hosts it was told of beyond its subnet: met in an earlier run, or named by a link (what
+    /// the liveness oracle counts as a way to learn a host no broadcast reaches).
+    pub contacts: BTreeSet<usize>,
+    /// Hosts its node met (its known-peers store: probed on every start, routed worlds only).
+    pub met: BTreeSet<usize>,
+    /// When its node last started.
+    pub started_at: Nanos,
     /// Uplink rate, bytes per second.
     pub up_rate: u64,
     tx_busy: Nanos,
@@ -638,6 +656,8 @@ pub struct Sim {
     pub hosts: Vec<Host>,
     /// Each host's index, by its peer id.
     by_id: BTreeMap<PeerId, usize>,
+    /// Which subnets a router joins, by subnet (empty: one subnet, see `subnets`).
+    pub routes: Vec<Vec<bool>>,
     /// The last signed datagrams each honest host broadcast, oldest first: what a spoofer
     /// replays (it hears every broadcast, as any host on the LAN does).
     pub captured: BTreeMap<usize, VecDeque<Vec<u8>>>,
@@ -693,6 +713,7 @@ impl Sim {
             seq: 0,
             hosts: Vec::new(),
             by_id: BTreeMap::new(),
+            routes: Vec::new(),
             captured: BTreeMap::new(),
             conns: Vec::new(),
             conn_of: BTreeMap::new(),
@@ -773,6 +794,10 @@ impl Sim {
             behaviour,
             bugs,
             group: 0,
+            subnet: 0,
+            contacts: BTreeSet::new(),
+            met: BTreeSet::new(),
+            started_at: 0,
             up_rate,
             tx_busy: 0,
             lat,
@@ -942,10 +967,12 @@ impl Sim {
         host.node = Some(node);
         host.heard = vec![self.now; n];
         host.instance = instance;
+        host.started_at = self.now;
         let b = self.hosts[h].behaviour;
         self.log(format!("h{h} start instance={instance:016x} {b:?}"));
         let files = self.hosts[h].catalog.clone();
-        self.feed(h, Input::CatalogChanged { files }, None)
+        self.feed(h, Input::CatalogChanged { files }, None)?;
+        self.feed_known(h)
     }
 
     /// Starts every host and runs until the end; checks the invariants after every step.
@@ -992,6 +1019,7 @@ impl Sim {
             }
         }
         self.final_check()?;
+        self.check_routed_pairs()?;
         Ok(Report {
             seed: self.seed,
             trace_hash: self.trace_hash,
@@ -1073,6 +1101,11 @@ impl Sim {
                     }
                 }
                 self.folder_ended(h, &content, None)?;
+            }
+            Event::PeerFound { peer, .. } => {
+                if let Some(x) = self.host_of_peer(&peer) {
+                    self.met(h, x);
+                }
             }
             _ => {}
         }

@@ -163,4 +163,5 @@ pub fn populate(sim: &mut Sim, bugs: Bugs, hosts: Option<usize>) {
         super::adversary::populate(sim, bugs);
     }
     super::crowd::populate(sim, bugs, hosts.is_some());
+    super::subnets::populate(sim);
 }
