@@ -457,7 +457,7 @@ pub fn peers_json(s: &Snapshot) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -480,7 +480,9 @@ mod tests {
         );
     }
 
-    fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
+    /// A snapshot of a settled view with `files` (names, size, content byte), each held by
+    /// `PeerId([1; 32])`: for the tests of this crate.
+    pub(crate) fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
         Snapshot {
             me: p2pshare_proto::PeerId([0; 32]),
             transfer_port: 1,
@@ -506,6 +508,7 @@ mod tests {
             answered: true,
             python_around: false,
             allowed: None,
+            targets: Vec::new(),
         }
     }
 
