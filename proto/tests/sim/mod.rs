@@ -42,7 +42,7 @@
 //! - in routed worlds ([`subnets`]: several subnets, routers that drop broadcast, hosts that
 //!   learn each other through links and the peers they met before, restarts among the
 //!   faults): a holder counts for liveness only where a route and a way to learn it exist, and
-//!   every pair of settled honest hosts a router joins, one of which knows the other, lists
+//!   every pair of settled honest hosts a router joins, one whose running node was told of the other, lists
 //!   each other ([`Kind::Unlisted`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
@@ -158,7 +158,7 @@ pub enum Kind {
     /// A host asked a claim liar for more than [`MAX_REFUSED_PER_SEC`] chunks in a second that
     /// the liar refused: its refusals cost it nothing.
     Unpunished,
-    /// In a routed world, two hosts a router joins, one of which knows the other (a link, a
+    /// In a routed world, two hosts a router joins, one whose running node was told of the other (a link, a
     /// peer met before), do not list each other long after the last fault.
     Unlisted,
 }
@@ -361,6 +361,10 @@ pub struct Host {
     pub contacts: BTreeSet<usize>,
     /// Hosts its node met (its known-peers store: probed on every start, routed worlds only).
     pub met: BTreeSet<usize>,
+    /// Hosts beyond its subnet its running node was told of (probed at its start, or a link's
+    /// peers since): what the `Unlisted` check holds it to. A link given before a crash is
+    /// not remembered unless it was met, as a real peer's is not.
+    pub told: BTreeSet<usize>,
     /// When its node last started.
     pub started_at: Nanos,
     /// Uplink rate, bytes per second.
@@ -797,6 +801,7 @@ impl Sim {
             subnet: 0,
             contacts: BTreeSet::new(),
             met: BTreeSet::new(),
+            told: BTreeSet::new(),
             started_at: 0,
             up_rate,
             tx_busy: 0,
@@ -968,6 +973,7 @@ impl Sim {
         host.heard = vec![self.now; n];
         host.instance = instance;
         host.started_at = self.now;
+        host.told.clear();
         let b = self.hosts[h].behaviour;
         self.log(format!("h{h} start instance={instance:016x} {b:?}"));
         let files = self.hosts[h].catalog.clone();

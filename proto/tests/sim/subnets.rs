@@ -13,8 +13,9 @@
 //!
 //! What is checked, besides every usual check: the liveness oracle counts an honest holder
 //! as a source only where a route and a way to learn it exist ([`Sim::reachable`]); and at
-//! the end of the run, every pair of honest running hosts on routed subnets where one knows
-//! the other lists each other, once both have run for [`SETTLE`] past the last fault
+//! the end of the run, every pair of honest running hosts on routed subnets where one's
+//! running node was told of the other (the known peers its start probed, a link since) lists
+//! each other, once both have run for [`SETTLE`] past the last fault
 //! ([`Kind::Unlisted`]).
 
 use p2pshare_proto::{Command, Found, Input};
@@ -99,6 +100,7 @@ impl Sim {
         }
         let met: Vec<usize> = self.hosts[h].met.iter().copied().collect();
         for x in met {
+            self.hosts[h].told.insert(x);
             let addr = std::net::SocketAddr::new(std::net::IpAddr::V4(self.hosts[x].ip), 10000);
             let key = Some(self.hosts[x].id);
             let add = Command::AddPeer {
@@ -123,6 +125,7 @@ impl Sim {
             .collect();
         for x in holders {
             self.hosts[h].contacts.insert(x);
+            self.hosts[h].told.insert(x);
             let addr = std::net::SocketAddr::new(std::net::IpAddr::V4(self.hosts[x].ip), 10000);
             let add = Command::AddPeer {
                 addr,
@@ -143,8 +146,8 @@ impl Sim {
     }
 
     /// At the end of a routed run: every pair of honest hosts, running since `SETTLE` before
-    /// the end and past the heal, on routed subnets where one knows the other, lists each
-    /// other.
+    /// the end and past the heal, on routed subnets where one's running node was told of the
+    /// other (its start's known peers, a link since), lists each other.
     pub(super) fn check_routed_pairs(&self) -> Res {
         if !self.is_routed() || self.now < self.heal_at + SETTLE {
             return Ok(());
@@ -162,7 +165,7 @@ impl Sim {
                 if a == b || !settled(a) || !settled(b) || !self.beyond(a, b) {
                     continue;
                 }
-                if !self.routed(a, b) || !self.hosts[a].contacts.contains(&b) {
+                if !self.routed(a, b) || !self.hosts[a].told.contains(&b) {
                     continue;
                 }
                 for (x, y) in [(a, b), (b, a)] {
@@ -174,8 +177,8 @@ impl Sim {
                         return Err(self.fail(
                             Kind::Unlisted,
                             format!(
-                                "h{x} (subnet {}) does not list h{y} (subnet {}) though h{a} \
-                                 knows h{b} and a router joins them",
+                                "h{x} (subnet {}) does not list h{y} (subnet {}) though h{a} was \
+                                 told of h{b} and a router joins them",
                                 self.hosts[x].subnet, self.hosts[y].subnet
                             ),
                         ));
