@@ -42,8 +42,8 @@
 //! - in routed worlds ([`subnets`]: several subnets, routers that drop broadcast, hosts that
 //!   learn each other through links and the peers they met before, restarts among the
 //!   faults): a holder counts for liveness only where a route and a way to learn it exist, and
-//!   every pair of settled honest hosts a router joins, one whose running node was told of the other, lists
-//!   each other ([`Kind::Unlisted`]).
+//!   every pair of settled honest hosts a router joins, one whose running node was told of
+//!   the other, lists each other ([`Kind::Unlisted`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 // One clock read gives the origin instant; every later time is the virtual clock's offset.
 #![allow(clippy::disallowed_methods)]
@@ -158,8 +158,8 @@ pub enum Kind {
     /// A host asked a claim liar for more than [`MAX_REFUSED_PER_SEC`] chunks in a second that
     /// the liar refused: its refusals cost it nothing.
     Unpunished,
-    /// In a routed world, two hosts a router joins, one whose running node was told of the other (a link, a
-    /// peer met before), do not list each other long after the last fault.
+    /// In a routed world, two hosts a router joins, one whose running node was told of the
+    /// other (a link, a peer met before), do not list each other long after the last fault.
     Unlisted,
 }
 
