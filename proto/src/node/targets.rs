@@ -24,7 +24,7 @@
 //!   enough to skip it: hearing a peer's datagrams does not mean it hears ours (a router that
 //!   forwards one way, a relay of its genuine datagrams), and only a connection lists us on
 //!   its side. So a known peer on the LAN also ends up with one kept connection, once its
-//!   catalog connection went idle: a ping every interval;
+//!   catalog connection went idle: a ping every `Timeouts::ping` (5 s);
 //! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
 //!   and at most [`MAX_PROBE_DIALS`] probes are being dialled at once: a thousand remembered
 //!   peers cost a few connection attempts per interval, not a thousand.
@@ -41,8 +41,8 @@ use crate::session::ConnId;
 /// (the host gives at most 128 known peers' addresses, so `--peer`s and links keep room).
 pub(crate) const MAX_TARGETS: usize = 256;
 /// How long after it is added a probe waits before its first dial: the LAN's peers answer our
-/// first announcement within `EARLY_ANSWER_GAP` plus a round trip, and a peer listed by then
-/// needs no probe.
+/// first announcement within `EARLY_ANSWER_GAP` plus a round trip, and a peer whose catalog
+/// connection is open by then needs no probe.
 pub(crate) const PROBE_DELAY: Duration = Duration::from_millis(500);
 /// Probes being dialled (connections not yet open) at once, at most.
 pub(crate) const MAX_PROBE_DIALS: usize = 8;
