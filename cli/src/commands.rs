@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use p2pshare_host::store::partial_file_name;
-use p2pshare_host::{Notice, Request, Snapshot};
+use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::{ContentId, Event};
 
@@ -109,6 +109,50 @@ pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
         } if opts.verbose > 0 => Some(format!(
             "sharing {files} files (hashed {hashed_files} files, {})",
             format::size(*hashed_bytes)
+        )),
+        Notice::Dht(r) => dht_line(opts, r),
+        _ => None,
+    }
+}
+
+/// The line for what the DHT did: what a lookup found always (a `get` asked for it), the
+/// announces with -v.
+fn dht_line(opts: &Opts, r: &p2pshare_host::dht::Report) -> Option<String> {
+    use p2pshare_host::dht::Report;
+    match r {
+        Report::Holders {
+            content,
+            addrs,
+            after,
+        } => Some(format!(
+            "dht: {} holder{} of {} after {:.3} s: {}",
+            addrs.len(),
+            if addrs.len() == 1 { "" } else { "s" },
+            content.short(),
+            after.as_secs_f64(),
+            addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        Report::LookupDone {
+            content,
+            holders,
+            took,
+        } if opts.verbose > 0 || *holders == 0 => Some(format!(
+            "dht: lookup of {} done in {:.3} s, {holders} holders",
+            content.short(),
+            took.as_secs_f64()
+        )),
+        Report::Announced { content, took } if opts.verbose > 0 => Some(format!(
+            "dht: announced {} ({:.3} s)",
+            content.short(),
+            took.as_secs_f64()
+        )),
+        Report::AnnounceFailed { content, error } if opts.verbose > 0 => Some(format!(
+            "dht: announce of {} failed: {error}",
+            content.short()
         )),
         _ => None,
     }
@@ -255,6 +299,7 @@ pub fn get(
     // Only a name that several files carry waits until the view of the LAN has settled (a
     // partial of one of them may decide), and so does a folder (its job is planned once).
     let started = Instant::now();
+    let mut dht_ask = DhtAsk::default();
     let (pick, settled, python, python_around) = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
@@ -315,6 +360,7 @@ pub fn get(
                 if Instant::now() >= deadline {
                     return Err(msg.into());
                 }
+                dht_ask.ask(opts, &handle, name, started);
                 // Look again as soon as something happens (a catalog arrived), not after a
                 // fixed sleep.
                 match handle.next_notice(Duration::from_millis(50)) {
@@ -351,6 +397,43 @@ pub fn get(
         }
     }
     Ok(())
+}
+
+/// How long a `get` of a content id waits for a holder on the LAN before it asks the DHT too
+/// (`--dht`): the LAN's peers answer our first announcement well within this.
+pub const DHT_AFTER: Duration = Duration::from_secs(1);
+
+/// A `get`'s asks to the DHT: the first [`DHT_AFTER`] after the start, then every
+/// [`LOOKUP_AGAIN_AFTER`](p2pshare_host::dht::LOOKUP_AGAIN_AFTER) while no holder is in view.
+#[derive(Debug, Default)]
+pub struct DhtAsk {
+    last: Option<Instant>,
+}
+
+impl DhtAsk {
+    /// Asks the DHT for the holders of `name` when it is a whole content id, `--dht` is on
+    /// and it is time (see the type's doc); says so the first time.
+    pub fn ask(&mut self, opts: &Opts, handle: &Handle, name: &str, started: Instant) {
+        let Some(content) = ContentId::from_hex(name) else {
+            return;
+        };
+        let now = Instant::now();
+        let due = match self.last {
+            None => started + DHT_AFTER,
+            Some(t) => t + p2pshare_host::dht::LOOKUP_AGAIN_AFTER,
+        };
+        if !opts.dht || now < due {
+            return;
+        }
+        if self.last.is_none() && !opts.quiet {
+            eprintln!(
+                "p2pshare: no holder of {} on the LAN yet; looking in the DHT too",
+                content.short()
+            );
+        }
+        self.last = Some(now);
+        let _ = handle.request(Request::Lookup(content));
+    }
 }
 
 /// True once the view of the LAN is as complete as a one-shot waits for: every peer heard has
