@@ -261,8 +261,9 @@ pub fn start(
         Node::new(node_cfg, identity, key_seed, Instant::now()).map_err(StartError::Config)?;
     // The peers met in earlier runs are looked for where they were last met (issue 29): a
     // peer no broadcast reaches (another subnet, a VPN) comes back with no flag. The node
-    // probes only while a key is not listed, so the LAN's peers cost nothing. Only here, at
-    // the start: what this run meets the node keeps in its own view.
+    // probes only while no connection with a key is open, so the LAN's peers cost at most one
+    // kept connection each. Only here, at the start: what this run meets the node keeps in
+    // its own view.
     let now = Instant::now();
     for (key, addr) in known.known.to_probe(&me) {
         let probe = Command::AddPeer {
