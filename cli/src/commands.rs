@@ -436,6 +436,36 @@ impl DhtAsk {
     }
 }
 
+/// How long the prompt waits for a holder the DHT names before it says none was found.
+pub const DHT_WAIT: Duration = Duration::from_secs(10);
+
+/// At the prompt, with `--dht`: `name`, a whole content id, is held by no peer in view; asks
+/// the DHT and waits (at most [`DHT_WAIT`], or until `cancelled`) for a holder it names to list
+/// it. The pick, or `None` (the DHT is off, `name` is no content id, or nothing came in time).
+pub fn through_dht(
+    opts: &Opts,
+    handle: &Handle,
+    name: &str,
+    cancelled: impl Fn() -> bool,
+) -> Option<Pick> {
+    let content = ContentId::from_hex(name).filter(|_| opts.dht)?;
+    println!(
+        "No holder of {} on the LAN; looking in the DHT (at most {} s).",
+        content.short(),
+        DHT_WAIT.as_secs()
+    );
+    handle.request(Request::Lookup(content)).ok()?;
+    let deadline = Instant::now() + DHT_WAIT;
+    while Instant::now() < deadline && !cancelled() {
+        let snap = handle.snapshot_where(|n, c| could_mean(name, n, c)).ok()?;
+        if let Ok(pick) = content_by_name(&snap, name, &opts.shared) {
+            return Some(pick);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 /// True once the view of the LAN is as complete as a one-shot waits for: every peer heard has
 /// had its time to answer, and either all their catalogs are in or [`SETTLE_AT_MOST`] has
 /// passed since `started`.

@@ -120,8 +120,8 @@ impl Peer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `status --json` through its control socket.
-    fn status(&self) -> serde_json::Value {
+    /// `status --json` through its control socket (`None` while the socket is not up yet).
+    fn status(&self) -> Option<serde_json::Value> {
         let out = Command::new(BIN)
             .arg("--shared")
             .arg(self.dir.path())
@@ -129,8 +129,9 @@ impl Peer {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str(&stdout(&out)).unwrap()
+        out.status
+            .success()
+            .then(|| serde_json::from_str(&stdout(&out)).unwrap())
     }
 
     /// Waits until its status satisfies `done` (10 s at most).
@@ -142,12 +143,12 @@ impl Peer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let s = self.status();
-            if done(&s) {
-                return s;
+            if let Some(s) = s.as_ref().filter(|s| done(s)) {
+                return s.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "no {what} within 10 s: {s}\n{}",
+                "no {what} within 10 s: {s:?}\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -230,6 +231,12 @@ fn a_get_by_content_id_finds_its_holder_through_the_dht() {
     );
     assert!(err.contains("looking in the DHT"), "{err}");
     let first = first_holder_after(&err).expect("a dht holders line");
+    let announce = seeder
+        .log()
+        .lines()
+        .find_map(|l| l.find("dht: announced").map(|i| l[i..].to_owned()))
+        .unwrap_or_default();
+    println!("DHT_ANNOUNCE seeder: {announce}");
     println!(
         "DHT_FIRST_HOLDER seconds={first:.3} get_seconds={:.3} (lookup start to first holder; \
          the get waits {:?} for the LAN first)",
@@ -238,7 +245,7 @@ fn a_get_by_content_id_finds_its_holder_through_the_dht() {
     );
     let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(j["content"], content);
-    let port = seeder.status()["transfer_port"].as_u64().unwrap();
+    let port = seeder.status().unwrap()["transfer_port"].as_u64().unwrap();
     assert_eq!(j["sources"][0]["addr"], format!("127.0.0.1:{port}"), "{j}");
     file_equals(dir.path(), "far.bin", &bytes);
 }
@@ -334,4 +341,37 @@ fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
         n <= 2 * lookups,
         "{n} dials of a holder that speaks nothing"
     );
+}
+
+#[test]
+fn the_prompt_asks_the_dht_and_peers_v_says_dht() {
+    let testnet = testnet(10);
+    let bytes = data(1 << 20, 32);
+    let (_seeder, content) = announced_seeder(dport(5), &testnet, "prompt.bin", &bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(net_args(dport(6)))
+        .arg("--shared")
+        .arg(dir.path())
+        .args(dht_args(&testnet))
+        .args(["--no-web", "-v"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = format!("get {content}\npeers\nstatus\nquit\n");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("looking in the DHT"), "{text}");
+    assert!(text.contains("Saved "), "{text}");
+    file_equals(dir.path(), "prompt.bin", &bytes);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("127.0.0.1:") && l.ends_with(", dht)")),
+        "peers -v does not say dht: {text}"
+    );
+    assert!(text.contains("dht: node on UDP"), "{text}");
 }

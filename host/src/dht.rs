@@ -143,7 +143,7 @@ pub struct DhtStatus {
     pub local: Option<SocketAddrV4>,
     /// Contents shared now (each announced in turn).
     pub shared: usize,
-    /// Announces that succeeded, and failed.
+    /// Announces that succeeded.
     pub announced: u64,
     /// Announces that failed.
     pub announce_failures: u64,
