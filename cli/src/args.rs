@@ -128,6 +128,20 @@ fn parse_key(s: &str) -> Result<p2pshare_proto::PeerId, String> {
     p2pshare_host::allow::parse_key(s)
 }
 
+/// What `peers` does besides printing them.
+#[derive(Debug, Subcommand)]
+pub enum PeersAction {
+    /// Keep a peer beyond the broadcast domain: dialled now by the running peer of the folder
+    /// (which must meet its key), and looked for there at every start (the folder's known
+    /// peers).
+    Add {
+        /// KEY@HOST:PORT, KEY@[IPv6]:PORT, or a link (`p2pshare link` prints them): its
+        /// addresses, each with its key.
+        #[arg(value_name = "LINK|KEY@ADDRESS")]
+        spec: String,
+    },
+}
+
 /// Which event loop to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Runtime {
@@ -178,8 +192,22 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Print the known peers as ip:port.
+    /// Print a link to a file or folder this peer shares, for someone on another network:
+    /// `p2pshare://…` with this peer's key and addresses (every up interface, both families,
+    /// with its transfer port), then on a second line the short form (the key alone, for a
+    /// peer that can find this one already). `get LINK` fetches it.
+    Link {
+        /// A file's name (its path in the shared folder) or a folder's (`photos/`).
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the known peers as ip:port; `peers add` keeps one that no broadcast reaches.
     Peers {
+        /// What to do instead of printing them.
+        #[command(subcommand)]
+        action: Option<PeersAction>,
         /// Seconds to listen for peers before printing.
         #[arg(long, default_value_t = 2.0, value_name = "SECS")]
         wait: f64,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use p2pshare_host::store::partial_file_name;
 use p2pshare_host::{Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
+use p2pshare_proto::share_link::ShareLink;
 use p2pshare_proto::{ContentId, Event};
 
 use crate::Failure;
@@ -14,6 +15,7 @@ use crate::control::{self, Answer, Ask};
 use crate::download::{RESUME, Stop, download_many};
 use crate::folder;
 use crate::format;
+use crate::get_link::{self, Resolved, Wanted};
 use crate::peer::{self, Mode};
 use crate::progress::Progress;
 use crate::signals::{self, Signals};
@@ -290,8 +292,15 @@ pub fn get(
 ) -> Result<(), Failure> {
     let timeout = peer::seconds("--timeout", timeout)?;
     let deadline = Instant::now() + timeout;
+    if ShareLink::looks_like(name) {
+        return get_link(opts, port, name, (timeout, deadline), (json, yes), signals);
+    }
     if let Some(stream) = control::connect(&opts.shared)? {
-        return get_through(opts, stream, name, (json, yes), signals);
+        let ask = Ask::Get {
+            name: name.to_owned(),
+            yes,
+        };
+        return get_through(opts, stream, ask, name, json, signals);
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     // Start as soon as one holder lists the file, with no fixed wait: the download begins on
@@ -380,8 +389,27 @@ pub fn get(
     } else {
         handle
     };
-    let picks = [(pick, name.to_owned())];
-    let result = download_many(opts, &handle, &picks, deadline, signals);
+    fetch(
+        opts,
+        handle,
+        (pick, name.to_owned()),
+        deadline,
+        json,
+        signals,
+    )
+}
+
+/// Downloads `pick` (shown as its label) with the one-shot's `handle`, stops the peer, and
+/// prints the outcome (as JSON with `json`).
+fn fetch(
+    opts: &Opts,
+    handle: p2pshare_host::Handle,
+    pick: (Pick, String),
+    deadline: Instant,
+    json: bool,
+    signals: &Signals,
+) -> Result<(), Failure> {
+    let result = download_many(opts, &handle, &[pick], deadline, signals);
     handle.shutdown();
     match result {
         Ok(mut outcomes) => match outcomes.pop() {
@@ -464,6 +492,65 @@ pub fn through_dht(
         std::thread::sleep(Duration::from_millis(50));
     }
     None
+}
+
+/// `p2pshare get LINK`: through the running peer of the folder if one listens, else with a
+/// peer of its own that dials the link's peers; see [`crate::get_link`].
+fn get_link(
+    opts: &Opts,
+    port: Option<u16>,
+    text: &str,
+    (timeout, deadline): (Duration, Instant),
+    (json, yes): (bool, bool),
+    signals: &Signals,
+) -> Result<(), Failure> {
+    // A bad link is said before anything starts.
+    let wanted = Wanted::read(text)?;
+    if let Some(stream) = control::connect(&opts.shared)? {
+        let ask = Ask::GetLink {
+            link: text.to_owned(),
+            yes,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        return get_through(opts, stream, ask, &wanted.label(), json, signals);
+    }
+    let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
+    let grace = get_link::grace(opts.interval);
+    let resolved = get_link::resolve(
+        &handle.controller(),
+        &wanted,
+        grace,
+        deadline,
+        Some(signals),
+    );
+    match resolved {
+        Ok(Resolved::Content(content)) => {
+            let pick = Pick {
+                content,
+                name: None,
+            };
+            fetch(
+                opts,
+                handle,
+                (pick, wanted.label()),
+                deadline,
+                json,
+                signals,
+            )
+        }
+        Ok(Resolved::Folder(path, snap)) => {
+            get_folder(opts, handle, &path, &snap, deadline, (json, yes), signals)
+        }
+        Ok(Resolved::Have(msg)) => {
+            handle.shutdown();
+            println!("{msg}");
+            Ok(())
+        }
+        Err((e, sig)) => {
+            handle.shutdown();
+            Err(sig.map_or(Failure::Msg(e), Failure::Signal))
+        }
+    }
 }
 
 /// True once the view of the LAN is as complete as a one-shot waits for: every peer heard has
@@ -629,12 +716,14 @@ fn other_partial(shared: &Path, name: &str, content: &ContentId) -> bool {
     })
 }
 
-/// `get` through the running peer of the folder: same output and exit status as standalone.
+/// `get` (`ask`: a name or a link, shown as `name` until the running peer has resolved it)
+/// through the running peer of the folder: same output and exit status as standalone.
 fn get_through(
     opts: &Opts,
     stream: std::os::unix::net::UnixStream,
+    ask: Ask,
     name: &str,
-    (json, yes): (bool, bool),
+    json: bool,
     signals: &Signals,
 ) -> Result<(), Failure> {
     let mut progress = Progress::new(opts.quiet);
@@ -644,10 +733,7 @@ fn get_through(
     let mut interrupted = None;
     let result = control::ask(
         stream,
-        Ask::Get {
-            name: name.to_owned(),
-            yes,
-        },
+        ask,
         || match signals.take() {
             // Closing the connection makes the running peer cancel the download.
             Some(sig) => {

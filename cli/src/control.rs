@@ -1,6 +1,7 @@
 //! The control socket: a running peer (the prompt, `serve`) listens on a Unix socket inside
-//! its shared folder, and the one-shot `list`, `peers`, `status` and `get` given that folder
-//! talk to it instead of starting a second peer (which the folder lock would refuse anyway).
+//! its shared folder, and the one-shot `list`, `peers`, `peers add`, `status`, `link` and
+//! `get` given that folder talk to it instead of starting a second peer (which the folder lock
+//! would refuse anyway).
 //!
 //! Protocol: the client sends one JSON line, an [`Ask`] with a `version`; the peer answers
 //! with JSON lines ([`Answer`], each with a `version`) and closes. A `get` streams progress
@@ -20,6 +21,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use p2pshare_host::local;
 use p2pshare_host::{Controller, Request, Snapshot};
@@ -29,11 +31,15 @@ use serde::{Deserialize, Serialize};
 use crate::args::Opts;
 use crate::commands::{self, Unresolved};
 use crate::format;
+use crate::get_link::Resolved;
 
 /// The socket's name in the shared folder (hidden: never scanned, never shared).
 pub const SOCKET: &str = ".p2pshare.sock";
 /// Version of the protocol (and of the JSON shapes it carries).
 pub const VERSION: u32 = 1;
+/// Longest a `get LINK` through the socket waits for the link's peers, whatever the client
+/// asked: the client may have gone, and nothing tells the running peer until it answers.
+pub const MAX_LINK_WAIT: Duration = Duration::from_secs(3600);
 /// Longest request line.
 pub const MAX_ASK: u64 = 64 << 10;
 /// Longest answer line a client reads: a view holds at most what a node keeps of other
@@ -62,6 +68,26 @@ pub enum Ask {
         /// `peers -v`.
         #[serde(default)]
         verbose: bool,
+    },
+    /// Keep a peer: `peers add LINK|KEY@ADDRESS` (`crate::add_peer`).
+    AddPeer {
+        /// The link or `KEY@ADDRESS`.
+        spec: String,
+    },
+    /// The link to a file or folder we share (`crate::link`).
+    Link {
+        /// Its name.
+        name: String,
+    },
+    /// Download what a link names (`crate::get_link`), as `Get` does.
+    GetLink {
+        /// The link.
+        link: String,
+        /// As `Get`'s.
+        #[serde(default)]
+        yes: bool,
+        /// Milliseconds the link's peers have to answer.
+        timeout_ms: u64,
     },
     /// Download a file by name or content-id prefix.
     Get {
@@ -147,6 +173,7 @@ pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
     let listener = bind_private(&opts.shared, &path)?;
     let server = ControlServer { path: path.clone() };
     let shared = opts.shared.clone();
+    let interval = opts.interval;
     std::thread::Builder::new()
         .name("p2pshare-control".into())
         .spawn(move || {
@@ -158,7 +185,7 @@ pub fn serve(opts: &Opts, ctl: Controller) -> std::io::Result<ControlServer> {
                 let (ctl, shared) = (ctl.clone(), shared.clone());
                 let _ = std::thread::Builder::new()
                     .name("p2pshare-client".into())
-                    .spawn(move || client(stream, &ctl, &shared));
+                    .spawn(move || client(stream, &ctl, &shared, interval));
             }
         })?;
     Ok(server)
@@ -195,8 +222,9 @@ fn send(w: &mut impl Write, a: Answer) -> std::io::Result<()> {
     w.flush()
 }
 
-/// Serves one client: one request, its answers.
-fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
+/// Serves one client: one request, its answers (`interval`: the peer's announcement
+/// interval, what a link's peers are given to answer in).
+fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
@@ -215,6 +243,40 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path) {
             body: Ask::Get { name, yes },
             ..
         }) => return get(&mut out, ctl, shared, &name, yes),
+        Ok(Envelope {
+            body:
+                Ask::GetLink {
+                    link,
+                    yes,
+                    timeout_ms,
+                },
+            ..
+        }) => {
+            let timeout = Duration::from_millis(timeout_ms);
+            return get_link(&mut out, ctl, (shared, interval), &link, (yes, timeout));
+        }
+        Ok(Envelope {
+            body: Ask::AddPeer { spec },
+            ..
+        }) => match crate::add_peer::parse(&spec)
+            .and_then(|peers| crate::add_peer::keep_running(ctl, &peers))
+        {
+            Ok(text) => Answer::Said { text },
+            Err(error) => failed(error, None),
+        },
+        Ok(Envelope {
+            body: Ask::Link { name },
+            ..
+        }) => match ctl.state() {
+            Ok(s) => match crate::link::of_snapshot(&s, &name) {
+                Ok(made) => Answer::View {
+                    text: made.text(),
+                    json: made.json(),
+                },
+                Err(error) => failed(error, None),
+            },
+            Err(e) => failed(e.to_string(), None),
+        },
         Ok(Envelope { body: ask, .. }) => match taken_for(&ask, ctl) {
             Ok(s) => view(&ask, &s),
             Err(e) => Answer::Failed {
@@ -255,64 +317,45 @@ fn view(ask: &Ask, s: &Snapshot) -> Answer {
     }
 }
 
+/// A `get LINK` through the running peer: its peers dialled, what it names waited for (at
+/// most `timeout`, and [`MAX_LINK_WAIT`]), then fetched as a `get` is.
+fn get_link(
+    out: &mut UnixStream,
+    ctl: &Controller,
+    (shared, interval): (&Path, f64),
+    link: &str,
+    (yes, timeout): (bool, Duration),
+) {
+    let wanted = match crate::get_link::Wanted::read(link) {
+        Ok(w) => w,
+        Err(e) => return drop(send(out, failed(e, None))),
+    };
+    let grace = crate::get_link::grace(interval);
+    let deadline = Instant::now() + timeout.min(MAX_LINK_WAIT);
+    match crate::get_link::resolve(ctl, &wanted, grace, deadline, None) {
+        Ok(Resolved::Content(content)) => {
+            let pick = commands::Pick {
+                content,
+                name: None,
+            };
+            get_content(out, ctl, shared, pick);
+        }
+        Ok(Resolved::Folder(path, snap)) => get_folder(out, ctl, shared, &path, &snap, yes),
+        Ok(Resolved::Have(text)) => drop(send(out, Answer::Said { text })),
+        Err((e, _)) => drop(send(out, failed(e, None))),
+    }
+}
+
 /// A `get` through the running peer: resolves the name against its view, starts the
 /// download, streams its progress, and ends with its outcome. A folder is shown first, and
 /// refused when the disk has no room for it or when it is big and `yes` is not given.
 fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: bool) {
-    let failed = |error: String, detail: Option<String>| Answer::Failed { error, detail };
     let snap = match ctl.snapshot_where(|n, c| crate::commands::could_mean(name, n, c)) {
         Ok(s) => s,
         Err(e) => return drop(send(out, failed(e.to_string(), None))),
     };
     if crate::folder::is_folder(&snap, name) {
-        let job = crate::folder::plan(&snap, shared, name);
-        if job.totals().files == 0 {
-            let m = format!("no peer shares a folder named {name:?} (see `list`)");
-            return drop(send(out, failed(m, None)));
-        }
-        let preview = crate::folder::preview(&snap, shared, name, &job);
-        if send(
-            out,
-            Answer::Note {
-                text: preview.line(),
-            },
-        )
-        .is_err()
-        {
-            return;
-        }
-        let refused = match preview.room(shared) {
-            Err(e) => Some(e),
-            Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
-            Ok(()) => None,
-        };
-        if let Some(e) = refused {
-            return drop(send(out, failed(e, None)));
-        }
-        let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
-            if !news {
-                return Ok(());
-            }
-            let t = job.totals();
-            let p = Answer::Progress {
-                done: t.bytes_done,
-                total: t.bytes,
-                peers,
-            };
-            send(out, p).map_err(|_| "the client went away".to_owned())
-        });
-        let answer = match result {
-            Ok(done) => Answer::Done {
-                line: done.line,
-                json: done.json,
-            },
-            Err(done) => {
-                let n = done.json["failed"].as_array().map_or(0, Vec::len);
-                let error = format!("{n} file{} of {name} failed", crate::download::plural(n));
-                failed(error, Some(done.line))
-            }
-        };
-        return drop(send(out, answer));
+        return get_folder(out, ctl, shared, name, &snap, yes);
     }
     let pick = match commands::content_by_name(&snap, name, shared) {
         Ok(p) => p,
@@ -324,6 +367,76 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: b
             return drop(send(out, failed(error, Some(detail))));
         }
     };
+    get_content(out, ctl, shared, pick);
+}
+
+/// A failure's answer.
+fn failed(error: String, detail: Option<String>) -> Answer {
+    Answer::Failed { error, detail }
+}
+
+/// The folder `name` as `snap` lists it, fetched as one job: shown first, refused when the
+/// disk has no room for it or when it is big and `yes` is not given.
+fn get_folder(
+    out: &mut UnixStream,
+    ctl: &Controller,
+    shared: &Path,
+    name: &str,
+    snap: &Snapshot,
+    yes: bool,
+) {
+    let job = crate::folder::plan(snap, shared, name);
+    if job.totals().files == 0 {
+        let m = format!("no peer shares a folder named {name:?} (see `list`)");
+        return drop(send(out, failed(m, None)));
+    }
+    let preview = crate::folder::preview(snap, shared, name, &job);
+    if send(
+        out,
+        Answer::Note {
+            text: preview.line(),
+        },
+    )
+    .is_err()
+    {
+        return;
+    }
+    let refused = match preview.room(shared) {
+        Err(e) => Some(e),
+        Ok(()) if preview.big() && !yes => Some(preview.unconfirmed()),
+        Ok(()) => None,
+    };
+    if let Some(e) = refused {
+        return drop(send(out, failed(e, None)));
+    }
+    let result = crate::folder::run_watched(ctl, shared, name, job, |job, peers, news| {
+        if !news {
+            return Ok(());
+        }
+        let t = job.totals();
+        let p = Answer::Progress {
+            done: t.bytes_done,
+            total: t.bytes,
+            peers,
+        };
+        send(out, p).map_err(|_| "the client went away".to_owned())
+    });
+    let answer = match result {
+        Ok(done) => Answer::Done {
+            line: done.line,
+            json: done.json,
+        },
+        Err(done) => {
+            let n = done.json["failed"].as_array().map_or(0, Vec::len);
+            let error = format!("{n} file{} of {name} failed", crate::download::plural(n));
+            failed(error, Some(done.line))
+        }
+    };
+    drop(send(out, answer));
+}
+
+/// The download of `pick`: started, its progress streamed, its outcome the last answer.
+fn get_content(out: &mut UnixStream, ctl: &Controller, shared: &Path, pick: commands::Pick) {
     let content = pick.content;
     let events = match ctl.get_watched(content, pick.name) {
         Ok(rx) => rx,

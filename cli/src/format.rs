@@ -483,7 +483,7 @@ pub fn peers_json(s: &Snapshot) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -506,7 +506,9 @@ mod tests {
         );
     }
 
-    fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
+    /// A snapshot of a settled view with `files` (names, size, content byte), each held by
+    /// `PeerId([1; 32])`: for the tests of this crate.
+    pub(crate) fn snapshot(files: &[(&[&str], u64, u8)]) -> Snapshot {
         Snapshot {
             me: p2pshare_proto::PeerId([0; 32]),
             transfer_port: 1,
@@ -533,6 +535,7 @@ mod tests {
             python_around: false,
             allowed: None,
             dht: None,
+            targets: Vec::new(),
         }
     }
 

@@ -4,13 +4,16 @@
 //! Invariant: every failure reaches the user as one line on stderr and a non-zero exit
 //! (2 for bad usage, 1 for everything else); nothing here panics on user or network input.
 
+mod add_peer;
 mod args;
 mod commands;
 mod control;
 mod download;
 mod folder;
 mod format;
+mod get_link;
 mod input;
+mod link;
 mod meter;
 mod pair;
 mod peer;
@@ -85,7 +88,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             wait,
             json,
         }) => Ok(commands::list(opts, port, folder, all, wait, json)?),
-        Some(Cmd::Peers { wait, json }) => Ok(commands::peers(opts, port, wait, json)?),
+        Some(Cmd::Link { name, json }) => Ok(link::run(opts, port, &name, json)?),
+        Some(Cmd::Peers {
+            action: Some(args::PeersAction::Add { spec }),
+            ..
+        }) => Ok(add_peer::run(opts, &spec)?),
+        Some(Cmd::Peers {
+            action: None,
+            wait,
+            json,
+        }) => Ok(commands::peers(opts, port, wait, json)?),
         Some(Cmd::Status { json }) => Ok(commands::status(opts, json)?),
         Some(Cmd::Get {
             name,

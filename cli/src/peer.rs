@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use p2pshare_host::{Handle, Multicast, PeerConfig};
-use p2pshare_proto::StaticPeer;
 use p2pshare_proto::node::{MAX_INTERVAL, MIN_INTERVAL, check_interval};
+use p2pshare_proto::{PeerId, StaticPeer};
 
 use crate::args::{Opts, Runtime};
 use crate::control::{self, ControlServer};
@@ -64,26 +64,26 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
 }
 
 /// A `--peer [KEY@]ADDRESS`: the key it must present, if given, and the address the rest
-/// names: `HOST:PORT` (a host name is looked up: its first IPv4 address, else its first IPv6
-/// one), `[IPv6]:PORT`, `[fe80::…%IFACE]:PORT`.
+/// names (see [`keyed_addr`]).
 pub fn static_peer(spec: &str) -> Result<StaticPeer, String> {
+    let (key, addr) = keyed_addr(spec, "--peer")?;
+    Ok(StaticPeer { addr, key })
+}
+
+/// A `[KEY@]ADDRESS` (`what` names where it was given, for the error): the key (64 hex
+/// digits) and the address the rest names: `HOST:PORT` (a host name is looked up: its first
+/// IPv4 address, else its first IPv6 one), `[IPv6]:PORT`, `[fe80::…%IFACE]:PORT`.
+pub fn keyed_addr(spec: &str, what: &str) -> Result<(Option<PeerId>, SocketAddr), String> {
     let (key, addr) = match spec.split_once('@') {
         Some((key, addr)) => {
             let key =
-                p2pshare_host::allow::parse_key(key).map_err(|e| format!("--peer {spec}: {e}"))?;
+                p2pshare_host::allow::parse_key(key).map_err(|e| format!("{what} {spec}: {e}"))?;
             (Some(key), addr)
         }
         None => (None, spec),
     };
-    Ok(StaticPeer {
-        addr: peer_addr(addr)?,
-        key,
-    })
-}
-
-/// The address of a `--peer` (without its key).
-fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
-    p2pshare_host::interfaces::parse_addr(peer).map_err(|e| format!("--peer {e}"))
+    let addr = p2pshare_host::interfaces::parse_addr(addr).map_err(|e| format!("{what} {e}"))?;
+    Ok((key, addr))
 }
 
 /// Starts the peer on the runtime the options name.

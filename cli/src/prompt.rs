@@ -8,12 +8,16 @@
 
 use std::time::{Duration, Instant};
 
+use p2pshare_host::{Handle, Snapshot};
+use p2pshare_proto::share_link::ShareLink;
+
 use crate::Failure;
 use crate::args::Opts;
 use crate::commands::{self, Ambiguity, Pick, Unresolved};
 use crate::download::{self, Stop};
 use crate::folder;
 use crate::format;
+use crate::get_link::{self, Resolved, Wanted};
 use crate::input::{Input, Line};
 use crate::peer;
 use crate::signals::{self, Signals};
@@ -43,12 +47,94 @@ const HELP: &str = "\
 list, l          files other peers share that you do not have, folders in one row each
 list FOLDER/     what lies under a folder (`list --all`: every path)
 peers            known peers (ip:port; with -v, the interface and how each was found)
+peers add LINK|KEY@ADDRESS
+                 keep a peer no broadcast reaches (dialled now, and looked for at every start)
 get NAME...      download one or more files at once (Tab completes names; Ctrl-C cancels,
                  the partial file is kept and `get` resumes it)
 get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)
+get LINK         download what a p2pshare:// link names, from its peers (and the LAN's)
 status           this peer: its id, peers, shared files, downloads, counters
+link NAME        a link to a file or folder you share, for someone on another network
 help             this
 quit, q          say goodbye and exit (so do Ctrl-D and Ctrl-C at an idle prompt)";
+
+/// How the prompt reads an answer to a question (see `run`).
+type Read<'a> = &'a dyn Fn(&str, &mut Input) -> Result<Option<String>, Failure>;
+
+/// `get FOLDER/` at the prompt, as `snap` lists the folder: shown, asked about when big,
+/// refused without room, then fetched as one job. `Err` only when reading the answer ended
+/// the program (a signal).
+fn get_folder(
+    opts: &Opts,
+    handle: &Handle,
+    snap: &Snapshot,
+    name: &str,
+    (input, read): (&mut Input, Read<'_>),
+    signals: &Signals,
+) -> Result<(), Failure> {
+    let job = folder::plan(snap, &opts.shared, name);
+    if job.totals().files == 0 {
+        println!("no peer shares a folder named {name:?} (see `list`)");
+        return Ok(());
+    }
+    // What it is about to fetch, and whether it fits (issue 27, item 7).
+    let preview = folder::preview(snap, &opts.shared, name, &job);
+    println!("{}", preview.line());
+    if let Err(e) = preview.room(&opts.shared) {
+        println!("{e}; nothing downloaded.");
+        return Ok(());
+    }
+    if preview.big() {
+        let answer = read("Fetch it? [y/N] ", input)?.unwrap_or_default();
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            println!("Nothing downloaded.");
+            return Ok(());
+        }
+    }
+    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    match folder::run(opts, handle, name, job, far, signals) {
+        Ok(Ok(done) | Err(done)) => println!("{}", done.line),
+        Err(Stop::Failed(e)) => println!("{e}"),
+        Err(Stop::Interrupted(_)) => println!("Download cancelled; {}.", download::RESUME),
+    }
+    Ok(())
+}
+
+/// `get LINK` at the prompt: its peers dialled and waited for (Ctrl-C stops the wait); a
+/// folder fetched at once as `get FOLDER/` is; a file given back, to download with the other
+/// names of the line. What went wrong is printed; `Err` only when reading an answer ended the
+/// program.
+fn get_link(
+    opts: &Opts,
+    handle: &Handle,
+    text: &str,
+    asked: (&mut Input, Read<'_>),
+    signals: &Signals,
+) -> Result<Option<(Pick, String)>, Failure> {
+    let w = match Wanted::read(text) {
+        Ok(w) => w,
+        Err(e) => {
+            println!("{e}");
+            return Ok(None);
+        }
+    };
+    let grace = get_link::grace(opts.interval);
+    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    match get_link::resolve(&handle.controller(), &w, grace, far, Some(signals)) {
+        Ok(Resolved::Content(content)) => {
+            let pick = Pick {
+                content,
+                name: None,
+            };
+            return Ok(Some((pick, w.label())));
+        }
+        Ok(Resolved::Folder(path, snap)) => get_folder(opts, handle, &snap, &path, asked, signals)?,
+        Ok(Resolved::Have(m)) => println!("{m}"),
+        Err((_, Some(_))) => println!("Nothing downloaded."),
+        Err((e, None)) => println!("{e}"),
+    }
+    Ok(None)
+}
 
 /// Runs a peer and its prompt until `quit`, end of input, or a signal.
 pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Failure> {
@@ -133,9 +219,30 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 Ok(s) => println!("{}", format::status(&s)),
                 Err(e) => return Err(e.to_string().into()),
             },
+            "peers" if arg.split_whitespace().next() == Some("add") => {
+                let spec = arg["add".len()..].trim();
+                let kept = crate::add_peer::parse(spec)
+                    .and_then(|p| crate::add_peer::keep_running(&handle.controller(), &p));
+                match kept {
+                    Ok(line) | Err(line) => println!("{line}"),
+                }
+            }
             "peers" => match handle.state() {
                 Ok(s) if opts.verbose > 0 => println!("{}", format::peers_verbose(&s)),
                 Ok(s) => println!("{}", format::peers(&s)),
+                Err(e) => return Err(e.to_string().into()),
+            },
+            "link" if arg.is_empty() => println!("Usage: link NAME (a file or folder you share)"),
+            "link" => match handle.state() {
+                Ok(s) => match crate::link::of_snapshot(&s, arg) {
+                    Ok(made) => {
+                        println!("{}", made.text());
+                        if let Some(note) = made.note() {
+                            println!("({note})");
+                        }
+                    }
+                    Err(e) => println!("{e}"),
+                },
                 Err(e) => return Err(e.to_string().into()),
             },
             "get" if arg.is_empty() => println!("Usage: get FILENAME... (see `list`)"),
@@ -150,39 +257,25 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                     .map_err(|e| e.to_string())?;
                 let mut picks: Vec<(Pick, String)> = Vec::new();
                 for name in arg.split_whitespace() {
+                    if ShareLink::looks_like(name) {
+                        let asked: (&mut Input, Read<'_>) = (&mut input, &read);
+                        match get_link(opts, &handle, name, asked, signals) {
+                            Ok(Some(p)) if !picks.iter().any(|(q, _)| q.content == p.0.content) => {
+                                picks.push(p)
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                handle.shutdown();
+                                return Err(e);
+                            }
+                        }
+                        continue;
+                    }
                     if folder::is_folder(&snap, name) {
-                        let job = folder::plan(&snap, &opts.shared, name);
-                        if job.totals().files == 0 {
-                            println!("no peer shares a folder named {name:?} (see `list`)");
-                            continue;
-                        }
-                        // What it is about to fetch, and whether it fits (issue 27, item 7).
-                        let preview = folder::preview(&snap, &opts.shared, name, &job);
-                        println!("{}", preview.line());
-                        if let Err(e) = preview.room(&opts.shared) {
-                            println!("{e}; nothing downloaded.");
-                            continue;
-                        }
-                        if preview.big() {
-                            let answer = match read("Fetch it? [y/N] ", &mut input) {
-                                Ok(answer) => answer.unwrap_or_default(),
-                                Err(e) => {
-                                    handle.shutdown();
-                                    return Err(e);
-                                }
-                            };
-                            if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-                                println!("Nothing downloaded.");
-                                continue;
-                            }
-                        }
-                        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                        match folder::run(opts, &handle, name, job, far, signals) {
-                            Ok(Ok(done) | Err(done)) => println!("{}", done.line),
-                            Err(Stop::Failed(e)) => println!("{e}"),
-                            Err(Stop::Interrupted(_)) => {
-                                println!("Download cancelled; {}.", download::RESUME)
-                            }
+                        let asked: (&mut Input, Read<'_>) = (&mut input, &read);
+                        if let Err(e) = get_folder(opts, &handle, &snap, name, asked, signals) {
+                            handle.shutdown();
+                            return Err(e);
                         }
                         continue;
                     }
@@ -246,7 +339,7 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                 }
             }
             other => println!(
-                "Unknown command {other:?}: use list, peers, get FILENAME, status or quit (help lists them)."
+                "Unknown command {other:?}: use list, peers, get FILENAME, link NAME, status or quit (help lists them)."
             ),
         }
     }

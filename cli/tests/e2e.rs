@@ -1292,3 +1292,73 @@ fn pairing_with_a_wrong_code_fails_on_both_sides_after_one_try() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bad_links_and_unknown_names_are_one_line_before_any_peer_starts() {
+    // Nothing here starts a peer (so its discovery port is never bound): a link is read, and
+    // a name looked up, first.
+    let d = dport(19);
+    let dir = tempfile::tempdir().unwrap();
+    let id = "ab".repeat(32);
+    let key = "01".repeat(32);
+    for (link, says) in [
+        (
+            "p2pshare://zz".to_owned(),
+            "bad link: bad content id at char 12",
+        ),
+        (
+            "https://example.com/a".to_owned(),
+            "bad link: unknown scheme \"https\"",
+        ),
+        (
+            format!("p2pshare://{id}?peer=12"),
+            "bad link: bad key at char 82",
+        ),
+        (
+            format!("p2pshare://{id}?peer={key}@10.0.0.1"),
+            "bad link: bad address at char 147",
+        ),
+        (
+            format!("p2pshare://{id}?peer={key}@[fe80::1]:1"),
+            "needs its interface",
+        ),
+        (
+            format!("p2pshare://{id}?peer={key}@[fe80::1%25nosuch9]:1"),
+            "no interface \"nosuch9\"",
+        ),
+        (
+            format!("p2pshare://{id}?name=x"),
+            "bad link: unknown parameter at char 77",
+        ),
+        (
+            "p2pshare://.hidden/".to_owned(),
+            "bad link: bad folder name at char 12",
+        ),
+        (
+            format!("p2pshare://{}/", "a".repeat(9000)),
+            "bad link: the link is 9012 bytes long; at most 8192",
+        ),
+    ] {
+        let out = p2pshare(d, dir.path(), &["get", &link, "--timeout", "5"]);
+        assert_eq!(out.status.code(), Some(1), "{link}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
+        let out = p2pshare(d, dir.path(), &["peers", "add", &link]);
+        assert_eq!(out.status.code(), Some(1), "{link}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
+    }
+    assert!(
+        !dir.path().join(".p2pshare.lock").exists(),
+        "no peer started"
+    );
+    // `link` of a name the folder does not share, and `link` without a name (usage: 2).
+    let out = p2pshare(d, dir.path(), &["link", "nothing.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "p2pshare: you share no file or folder named \"nothing.txt\"\n"
+    );
+    let out = p2pshare(d, dir.path(), &["link"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}

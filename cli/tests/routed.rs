@@ -3,7 +3,9 @@
 //! and no broadcast. Peer A (subnet 1) meets peer B (subnet 2) once through `--peer KEY@HOST:PORT`;
 //! both quit; started again with no flag, each finds the other from its folder's known peers
 //! within two intervals, while a third peer on A's subnet that never met B hears A by broadcast
-//! and never lists B. The time each path took is printed (`--nocapture`, `grep ROUTED`).
+//! and never lists B. And a link made on one subnet fetches its file on the other (r3: `link`
+//! through the seeder's running peer, a one-shot `get LINK` from a folder that never met it).
+//! The time each path took is printed (`--nocapture`, `grep ROUTED`).
 //!
 //! Safety rules these tests follow (as `netns.rs`):
 //! - every peer runs inside a namespace this test created (`p<pid>t<n>-h<i>`, on its own bridge
@@ -217,4 +219,44 @@ fn r1_known_peers_meet_again_across_a_router_mio_smol() {
 #[test]
 fn r2_known_peers_meet_again_across_a_router_smol_mio() {
     known_across_a_router(71, "r2", "smol", "mio");
+}
+
+/// 3. A link across the router: B (subnet 2) shares 16 MiB and makes a link through its
+///    running peer; A (subnet 1), a fresh folder that never met B and hears no broadcast of it,
+///    fetches the file with a one-shot `get LINK`, byte for byte. Both runtimes, one each side.
+#[test]
+fn r3_get_link_across_a_router() {
+    let Some(mut net) = Net::new(72, "r3", 2, false) else {
+        return;
+    };
+    net.route_between(&[2]);
+    let bytes = hosts::data(16 << 20, 29);
+    let b = net.seeder(2, &[("across.bin", &bytes)], &["--runtime", "smol"]);
+    let out = net.run(2, &["link", "across.bin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let long = stdout.lines().next().unwrap_or_default().to_owned();
+    assert!(long.starts_with("p2pshare://"), "{stdout}");
+    assert!(
+        long.contains("@10.98.0.2:10000"),
+        "names B's address: {long}"
+    );
+    let t0 = Instant::now();
+    let got = net.run(1, &["--runtime", "mio", "get", &long, "--timeout", "60"]);
+    let took = t0.elapsed();
+    assert!(
+        got.status.success(),
+        "get LINK: {}{}",
+        String::from_utf8_lossy(&got.stdout),
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let saved = std::fs::read(net.shared(1).join("dl_across.bin")).unwrap();
+    assert!(saved == bytes, "the file arrived byte for byte");
+    println!("ROUTED r3: get LINK of 16 MiB across the router, one-shot: {took:?}");
+    stop(&mut net, b);
+    net.assert_no_panic();
 }

@@ -173,5 +173,23 @@ fn main() {
     seed.extend_from_slice(&answer);
     write(&dir, &seed);
     write(&dir, &[2, 2, 0, 20, 20, 0xaa]);
+    // link: links of every form (a file and a folder, both families, a zone, the short
+    // form), and near misses.
+    let dir = root.join("link");
+    let id = ContentId([0xab; 32]).to_hex();
+    let key = PeerId([1; 32]).to_hex();
+    for l in [
+        format!("p2pshare://{id}?peer={key}@10.0.0.2:10000&peer={key}@[2001:db8::2]:10000"),
+        format!("p2pshare://{id}?peer={key}"),
+        format!("p2pshare://{id}"),
+        format!("p2pshare://my%20photos/2024/?peer={key}@[fe80::1%25eth0]:10000"),
+        format!("p2pshare://{id}?peer={key}@[::ffff:10.0.0.9]:5&peer={key}@127.0.0.1:1"),
+        format!("P2PSHARE://{id}/?peer={key}&peer={key}"),
+        format!("p2pshare://{id}?peer={key}@[fe80::1%eth0]:1"),
+        format!("p2pshare://{id}?name=x&peer={key}@host:1"),
+        "https://example.com/a%zz/".to_owned(),
+    ] {
+        write(&dir, l.as_bytes());
+    }
     println!("seed corpora written under {}", root.display());
 }

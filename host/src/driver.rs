@@ -150,6 +150,15 @@ struct KnownPeers {
     refresh_at: Instant,
 }
 
+impl KnownPeers {
+    /// A key was met for the first time, or kept: save within [`KNOWN_SAVE_SOON`] (a few
+    /// together make one write).
+    fn save_soon(&mut self) {
+        let soon = Instant::now() + KNOWN_SAVE_SOON;
+        self.save_at = Some(self.save_at.map_or(soon, |t| t.min(soon)));
+    }
+}
+
 /// What [`start`] gives the runtime: the driver for its loop, and the ends of the handle's
 /// channels for [`crate::Handle::new`].
 pub struct Started {
@@ -315,7 +324,7 @@ pub fn start(
 }
 
 /// Seconds since the UNIX epoch (0 for a clock before 1970): the known peers' times.
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -469,6 +478,18 @@ impl Driver {
                 self.watchers.push((content, events));
                 self.input(Input::Command(Command::Get { content, name }))
             }
+            Request::AddPeer {
+                addr,
+                key,
+                found,
+                remember,
+            } => {
+                if let (true, Some(k)) = (remember, key) {
+                    self.known.known.keep(k, addr, unix_now());
+                    self.known.save_soon();
+                }
+                self.input(Input::Command(Command::AddPeer { addr, key, found }))
+            }
             Request::Cancel(c) => self.input(Input::Command(Command::Cancel(c))),
             Request::Hold(c) => self.input(Input::Command(Command::Hold(c))),
             Request::Release(c) => self.input(Input::Command(Command::Release(c))),
@@ -533,6 +554,7 @@ impl Driver {
             transfer_port: self.node.config().transfer_port,
             new_peers: self.new_peers(),
             peers: self.node.peers(),
+            targets: self.node.targets(),
             remote: Vec::new(),
             downloads: self.node.downloads(),
             shared: self.shared.clone(),
@@ -708,8 +730,7 @@ impl Driver {
                         && !p2pshare_proto::python::is_python_peer(peer, *addr)
                         && self.known.known.met(*peer, *addr, unix_now())
                     {
-                        let soon = Instant::now() + KNOWN_SAVE_SOON;
-                        self.known.save_at = Some(self.known.save_at.map_or(soon, |t| t.min(soon)));
+                        self.known.save_soon();
                     }
                     self.watch(&e);
                     self.notify(Notice::Event(e))

@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use p2pshare_proto::{
-    ContentId, DownloadView, Event, PeerId, PeerView, RemoteFile, RemoteView, Stats,
+    ContentId, DownloadView, Event, Found, PeerId, PeerView, RemoteFile, RemoteView, Stats,
+    TargetView,
 };
 
 /// What the CLI asks of a running peer.
@@ -32,6 +33,19 @@ pub enum Request {
         name: Option<String>,
         /// Where its events go; the sender is dropped after the last one.
         events: Sender<Event>,
+    },
+    /// Dial a peer at `addr` and keep it (`p2pshare_proto::Command::AddPeer`): a link's peer
+    /// (`found: Link`), `peers add` (`Static`). With `remember` (and a key), it is also kept in
+    /// the folder's known peers ([`crate::known`]), so a later start looks for it there.
+    AddPeer {
+        /// Its transfer address.
+        addr: std::net::SocketAddr,
+        /// The key it must present.
+        key: Option<PeerId>,
+        /// Why it is dialled.
+        found: Found,
+        /// Keep it among the folder's known peers too.
+        remember: bool,
     },
     /// Stop downloading it (the partial file is kept).
     Cancel(ContentId),
@@ -79,6 +93,9 @@ pub struct Snapshot {
     pub transfer_port: u16,
     /// Known peers.
     pub peers: Vec<PeerView>,
+    /// The addresses dialled without having been heard (`--peer`, `peers add`, links' peers,
+    /// probes of known peers) and what came of their dials.
+    pub targets: Vec<TargetView>,
     /// The native peers in `peers` this folder had not met before this run (its memory of the
     /// peers it met: [`crate::known`]): `peers` marks them new.
     pub new_peers: std::collections::BTreeSet<p2pshare_proto::PeerId>,

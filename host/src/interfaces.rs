@@ -3,7 +3,8 @@
 //! with IPv6 that is not loopback, by its index (IPv6 announcements go to
 //! [`p2pshare_proto::addr::MULTICAST_GROUP`] on each, see [`multicast_interfaces`]). Also the
 //! names of interfaces for addresses a person reads and types (`[fe80::1%eth0]:10000`:
-//! [`show`], [`parse_addr`]).
+//! [`show`], [`parse_addr`], [`scoped`]), and the addresses a link names for this host
+//! ([`link_ips`]).
 //!
 //! 255.255.255.255 leaves by the default-route interface only: with a VPN up, or the default
 //! route on another card, nobody on the LAN would hear us. Directed broadcasts (10.1.2.255 for
@@ -13,9 +14,9 @@
 //! falls back to 255.255.255.255, which then simply goes nowhere useful), and never a
 //! loopback address; [`multicast_interfaces`] never returns loopback or a point-to-point link.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
-use p2pshare_proto::addr::needs_scope;
+use p2pshare_proto::addr::{AddrError, needs_scope, parse_literal};
 
 /// One interface we announce on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,17 +90,28 @@ pub struct MulticastInterface {
     pub name: String,
 }
 
-/// `IFF_UP | IFF_MULTICAST` of Linux's interface flags.
-const UP_AND_MULTICAST: u32 = 0x1 | 0x1000;
+/// `IFF_UP` of Linux's interface flags.
+const UP: u32 = 0x1;
+/// `IFF_UP | IFF_MULTICAST`.
+const UP_AND_MULTICAST: u32 = UP | 0x1000;
 
-/// True unless the kernel says the interface `name` is down or cannot multicast (its flags in
-/// `/sys/class/net`; where they cannot be read, it is taken as able).
+/// The kernel's flags of the interface `name` (`/sys/class/net`), if they can be read.
+fn flags(name: &str) -> Option<u32> {
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).ok()?;
+    u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()
+}
+
+/// True unless the kernel says the interface `name` is down or cannot multicast (where its
+/// flags cannot be read, it is taken as able).
 fn can_multicast(name: &str) -> bool {
-    let Ok(flags) = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")) else {
-        return true;
-    };
-    let flags = flags.trim().trim_start_matches("0x");
-    u32::from_str_radix(flags, 16).is_ok_and(|f| f & UP_AND_MULTICAST == UP_AND_MULTICAST)
+    flags(name).is_none_or(|f| f & UP_AND_MULTICAST == UP_AND_MULTICAST)
+}
+
+/// True unless the kernel says the interface `name` is down (where its flags cannot be read,
+/// it is taken as up). `getifaddrs` lists the addresses of an interface set down too, and
+/// some drivers never report an operational state.
+fn is_up(name: &str) -> bool {
+    flags(name).is_none_or(|f| f & UP == UP)
 }
 
 /// The up, multicast-capable interfaces with an IPv6 address that are neither loopback nor
@@ -127,6 +139,45 @@ pub fn multicast_interfaces() -> Vec<MulticastInterface> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The addresses a link names for this host ([`p2pshare_proto::share_link`]), and whether they
+/// are loopback only: the addresses of every up interface, both families, IPv4 first (see
+/// [`link_ips_of`]). None if the interfaces cannot be read.
+pub fn link_ips() -> (Vec<IpAddr>, bool) {
+    let Ok(all) = if_addrs::get_if_addrs() else {
+        return (Vec::new(), false);
+    };
+    link_ips_of(all.into_iter().filter_map(|i| {
+        use if_addrs::IfOperStatus as S;
+        let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
+        (!down && is_up(&i.name)).then(|| i.ip())
+    }))
+}
+
+/// Of the addresses of the up interfaces, those a peer elsewhere can dial: every one but
+/// loopback, link-local IPv6 (it needs the sender's interface, which names nothing on the
+/// receiver's machine) and unspecified ones, IPv4 first, each once. A tunnel's (VPN) is among
+/// them: it is how a peer across the VPN reaches us. When that leaves nothing (a host with
+/// loopback only, as the tests' are), its loopback addresses, and `true`: such a link works on
+/// this host only.
+pub fn link_ips_of(addrs: impl IntoIterator<Item = IpAddr>) -> (Vec<IpAddr>, bool) {
+    let mut all: Vec<IpAddr> = addrs
+        .into_iter()
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    all.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    all.dedup();
+    let reachable: Vec<IpAddr> = all
+        .iter()
+        .copied()
+        .filter(|ip| !ip.is_loopback() && !needs_scope(*ip))
+        .collect();
+    if reachable.is_empty() {
+        (all.into_iter().filter(IpAddr::is_loopback).collect(), true)
+    } else {
+        (reachable, false)
+    }
 }
 
 /// The interfaces called `names` that exist now (with an address of either family), by index:
@@ -302,52 +353,50 @@ pub fn parse_addr_with(
     s: &str,
     index_of: impl Fn(&str) -> Option<u32>,
 ) -> Result<SocketAddr, String> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (inside, port) = rest
-            .split_once("]:")
-            .ok_or_else(|| format!("{s}: an IPv6 address is written [ADDRESS]:PORT"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("{s}: {port:?} is not a port number"))?;
-        let (ip, scope) = match inside.split_once('%') {
-            Some((ip, scope)) => (ip, Some(scope)),
-            None => (inside, None),
-        };
-        let ip: std::net::Ipv6Addr = ip
-            .parse()
-            .map_err(|_| format!("{s}: {ip:?} is not an IPv6 address"))?;
-        let scope_id = match scope {
-            None if needs_scope(IpAddr::V6(ip)) => {
-                return Err(format!(
-                    "{s}: a link-local address needs its interface, as in [{ip}%eth0]:{port}"
-                ));
-            }
-            None => 0,
-            Some(scope) => match scope.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => index_of(scope).ok_or_else(|| format!("{s}: no interface {scope:?}"))?,
-            },
-        };
-        return Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id)));
+    match parse_literal(s) {
+        Ok(l) => scoped(l.addr, l.zone, index_of).map_err(|e| format!("{s}: {e}")),
+        Err(AddrError::NeedsZone) => Err(format!(
+            "{s}: {}, as in [fe80::1%eth0]:PORT",
+            AddrError::NeedsZone
+        )),
+        Err(e) if s.starts_with('[') => Err(format!("{s}: {e}")),
+        Err(_) => {
+            let addrs: Vec<SocketAddr> = s
+                .to_socket_addrs()
+                .map_err(|e| format!("{s}: {e}"))?
+                .collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| addrs.first())
+                .copied()
+                .ok_or_else(|| format!("{s}: no address"))
+        }
     }
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let addrs: Vec<SocketAddr> = s
-        .to_socket_addrs()
-        .map_err(|e| format!("{s}: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| format!("{s}: no address"))
+}
+
+/// `addr` (an address literal's, scope id 0) with the interface `zone` names as its scope id:
+/// an index (`3`) or a name (`eth0`) that `index_of` knows. The error names the zone.
+pub fn scoped(
+    addr: SocketAddr,
+    zone: Option<&str>,
+    index_of: impl Fn(&str) -> Option<u32>,
+) -> Result<SocketAddr, String> {
+    let (SocketAddr::V6(mut a), Some(zone)) = (addr, zone) else {
+        return Ok(addr);
+    };
+    let index = match zone.parse::<u32>() {
+        Ok(n) if n > 0 => n,
+        _ => index_of(zone).ok_or_else(|| format!("no interface {zone:?}"))?,
+    };
+    a.set_scope_id(index);
+    Ok(SocketAddr::V6(a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddrV6;
 
     fn iface(ip: [u8; 4], prefix: u8, brd: [u8; 4]) -> LanInterface {
         LanInterface {
@@ -428,6 +477,30 @@ mod tests {
                 routed: false
             }
         );
+    }
+
+    #[test]
+    fn a_link_names_every_address_but_loopback_and_link_local_or_loopback_alone() {
+        let ips = |v: &[&str]| -> Vec<IpAddr> { v.iter().map(|s| s.parse().unwrap()).collect() };
+        let (picked, only_loopback) = link_ips_of(ips(&[
+            "fe80::1",
+            "2001:db8::7",
+            "127.0.0.1",
+            "::1",
+            "10.0.0.7",
+            "0.0.0.0",
+            "10.8.0.2",
+            "10.0.0.7",
+        ]));
+        assert_eq!(picked, ips(&["10.0.0.7", "10.8.0.2", "2001:db8::7"]));
+        assert!(!only_loopback);
+        let (picked, only_loopback) = link_ips_of(ips(&["::1", "fe80::1", "127.0.0.1"]));
+        assert_eq!(picked, ips(&["127.0.0.1", "::1"]));
+        assert!(only_loopback);
+        // This machine's: never link-local, and loopback only when alone.
+        let (mine, only) = link_ips();
+        assert!(mine.iter().all(|ip| !needs_scope(*ip)));
+        assert!(only || mine.iter().all(|ip| !ip.is_loopback()));
     }
 
     fn names(i: u32) -> Option<String> {

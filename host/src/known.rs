@@ -5,7 +5,8 @@
 //! remembered here with the addresses it was met at and when it was first and last seen, so
 //! that `peers` can say which peers are new (met for the first time in this run) and a later
 //! start can look for the peers it knows at their last addresses ([`Known::peers`] gives each
-//! key's addresses, newest first).
+//! key's addresses, newest first). A peer a person adds (`peers add KEY@ADDR`, a link) is
+//! remembered the same way before any dial reached it ([`Known::keep`]).
 //!
 //! Format (text, so a person can read it; integers are seconds since the UNIX epoch):
 //!
@@ -166,6 +167,13 @@ impl Known {
             },
         );
         true
+    }
+
+    /// A person asked to keep `key` at `addr` (`peers add`), at `now`: remembered as if met
+    /// there now (that address first), so that a later start looks for it there. Its key is
+    /// proven only when a dial reaches it; a dial answered by another key changes nothing.
+    pub fn keep(&mut self, key: PeerId, addr: SocketAddr, now: u64) {
+        self.met(key, addr, now);
     }
 
     /// `key` is still around at `now` (listed by discovery): its last-seen time moves on.

@@ -18,6 +18,9 @@
 //! [`wire::signed`] (the signed discovery datagram the node sends and believes) make a peer its
 //! key (issue 28).
 //!
+//! [`share_link`] reads and prints the `p2pshare://` links a person sends to fetch a file or a
+//! folder from named peers (issue 29); [`addr`] holds the one parser of address literals.
+//!
 //! The `testing` feature (tests only) adds what the simulator and the model tests read of the
 //! internals: `Node::download`, `Node::check_invariants`, the connection loads, and the
 //! `download` module.
@@ -49,6 +52,7 @@ pub mod pair;
 pub mod python;
 pub mod rng;
 pub mod session;
+pub mod share_link;
 pub mod wire;
 
 pub use bugs::Bugs;
@@ -61,8 +65,8 @@ pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
     Admission, Command, Config, ConfigError, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
-    Node, Output, PeerView, ReadId, ReadSource, RemoteFile, RemoteView, Source, StaticPeer, Stats,
-    Wake,
+    Node, Output, PeerView, Reach, ReadId, ReadSource, RemoteFile, RemoteView, Source, StaticPeer,
+    Stats, TargetView, Wake,
 };
 pub use session::ConnId;
 

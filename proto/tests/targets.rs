@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use p2pshare_proto::wire::frame::{Frame, Message};
 use p2pshare_proto::wire::signed::{self, Announcement, Mark};
 use p2pshare_proto::{
-    Command, Config, ConnId, Found, Identity, Input, NetOp, Node, Output, PeerId,
+    Command, Config, ConnId, Found, Identity, Input, NetOp, Node, Output, PeerId, Reach,
 };
 
 #[path = "support/peer.rs"]
@@ -357,6 +357,45 @@ fn what_no_one_may_ask_is_counted_and_never_dialled() {
     }
     assert_eq!(n.stats().peers_add_refused, 8);
     assert!(run_until(&mut n, t0, t0 + INTERVAL * 4).is_empty());
+}
+
+#[test]
+fn a_targets_view_says_what_came_of_its_dials() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    let right = "10.1.0.2:10000";
+    let wrong = "10.1.0.3:10000";
+    let silent = "10.1.0.4:10000";
+    for addr in [right, wrong, silent] {
+        add(&mut n, t0, addr, Some(key(2)), Found::Link);
+    }
+    let reach = |n: &Node, addr: &str| {
+        let addr: SocketAddr = addr.parse().unwrap();
+        n.targets().into_iter().find(|t| t.addr == addr).unwrap()
+    };
+    assert_eq!(reach(&n, right).reach, Reach::Trying);
+    assert_eq!(reach(&n, right).found, Found::Link);
+    assert_eq!(reach(&n, right).key, Some(key(2)));
+    let dials = run_until(&mut n, t0, t0 + Duration::from_millis(100));
+    assert_eq!(dials.len(), 3, "{dials:?}");
+    for (at, conn, addr) in dials {
+        match addr.to_string().as_str() {
+            a if a == right => {
+                n.handle_input(at, Input::Connected { conn });
+                TestPeer::acceptor([2; 32]).handshake(&mut n, at, conn, 7);
+            }
+            a if a == wrong => {
+                n.handle_input(at, Input::Connected { conn });
+                TestPeer::acceptor([9; 32]).handshake(&mut n, at, conn, 7);
+            }
+            _ => n.handle_input(at, Input::ConnectFailed { conn }),
+        }
+        drain(&mut n);
+    }
+    assert_eq!(reach(&n, right).reach, Reach::Open);
+    assert_eq!(reach(&n, wrong).reach, Reach::WrongKey);
+    assert_eq!(reach(&n, silent).reach, Reach::Failed);
+    assert_eq!(n.stats().handshake_wrong_peer, 1);
 }
 
 #[test]

@@ -454,7 +454,7 @@ impl Node {
         let interval = self.cfg.interval;
         for t in &mut self.targets {
             if t.is(conn) {
-                t.closed(now, interval);
+                t.closed(now, interval, why == CloseReason::WrongPeer);
             }
         }
         let Some(peer) = s.peer() else { return };

@@ -48,6 +48,7 @@ pub use config::{
 pub use io::{
     Admission, Command, DiskOp, Event, Input, LocalFile, NetOp, Output, ReadId, ReadSource, Source,
 };
+pub use targets::{Reach, TargetView};
 pub use timers::Wake;
 #[cfg(any(test, feature = "testing"))]
 pub use views::ConnLoad;

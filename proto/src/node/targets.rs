@@ -31,10 +31,10 @@
 //!   [`MAX_DHT_TARGETS`] of them, a spent one's slot taken by a new one. So an address that
 //!   speaks nothing, or another key, costs a bounded number of dials per lookup;
 //! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
-//!   and at most [`MAX_PROBE_DIALS`] probes and DHT holders are being dialled at once: a thousand remembered
-//!   peers cost a few connection attempts per interval, not a thousand.
+//!   and at most [`MAX_PROBE_DIALS`] probes and DHT holders are being dialled at once: a
+//!   thousand remembered peers cost a few connection attempts per interval, not a thousand.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Node;
@@ -60,6 +60,33 @@ pub(crate) const MAX_DHT_TARGETS: usize = 64;
 /// A dial put off for want of room is tried again this much later.
 const PUT_OFF: Duration = Duration::from_secs(1);
 
+/// What came of a target's dials so far, for the user ([`TargetView`]): how `get LINK` tells
+/// a link whose peer is not there, or is another peer now, from one still being dialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// No dial of it has ended yet.
+    Trying,
+    /// Its connection's hello came: the peer is there (and listed).
+    Open,
+    /// Its last connection ended or never opened: refused, silent, not our protocol, closed.
+    Failed,
+    /// Its last dial was answered by another key than the one it must present.
+    WrongKey,
+}
+
+/// A target as [`Node::targets`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetView {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The key it must present, if one was given.
+    pub key: Option<PeerId>,
+    /// Why we dial it: static, link or known.
+    pub found: Found,
+    /// What came of its dials so far.
+    pub reach: Reach,
+}
+
 /// One address we dial without having heard it.
 #[derive(Debug)]
 pub(super) struct Target {
@@ -75,6 +102,8 @@ pub(super) struct Target {
     failures: u32,
     /// Dials left (a holder the DHT named); `None`: no limit.
     dials_left: Option<u32>,
+    /// What came of its dials so far.
+    reach: Reach,
 }
 
 impl Target {
@@ -94,6 +123,7 @@ impl Target {
             due,
             failures: 0,
             dials_left: (found == Found::Dht).then_some(DHT_DIALS),
+            reach: Reach::Trying,
         }
     }
 
@@ -155,12 +185,19 @@ impl Target {
     /// Its connection's hello came: the peer is there, and a probe's backoff starts over.
     pub(super) fn opened(&mut self) {
         self.failures = 0;
+        self.reach = Reach::Open;
     }
 
-    /// Its connection ended (or never opened) at `now`: dialled again one interval later, a
-    /// probe later still after each dial in a row that did not open.
-    pub(super) fn closed(&mut self, now: Instant, interval: Duration) {
+    /// Its connection ended (or never opened) at `now`, answered by another key than its own
+    /// if `wrong_key`: dialled again one interval later, a probe later still after each dial in
+    /// a row that did not open.
+    pub(super) fn closed(&mut self, now: Instant, interval: Duration, wrong_key: bool) {
         self.conn = None;
+        self.reach = if wrong_key {
+            Reach::WrongKey
+        } else {
+            Reach::Failed
+        };
         self.due = if self.is_probe() {
             let gap = interval * (1 << self.failures.min(PROBE_BACKOFF_STEPS));
             self.failures = self.failures.saturating_add(1);
@@ -186,16 +223,21 @@ impl Target {
     }
 }
 
-/// True for an address no connection can reach: port 0, unspecified, multicast, broadcast.
-fn unreachable(addr: SocketAddr) -> bool {
-    let ip = crate::addr::canonical(addr).ip();
-    addr.port() == 0
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
-}
-
 impl Node {
+    /// The targets (`--peer`, `peers add`, links' peers, probes of known peers) and what came
+    /// of their dials: what `get LINK` waits on.
+    pub fn targets(&self) -> Vec<TargetView> {
+        self.targets
+            .iter()
+            .map(|t| TargetView {
+                addr: t.addr,
+                key: t.key,
+                found: t.found,
+                reach: t.reach,
+            })
+            .collect()
+    }
+
     /// `Command::AddPeer`: dial `addr` (expecting `key`, if given) as `found` says (see the
     /// module doc). Idempotent: a target already held is not added twice.
     pub(super) fn add_target(
@@ -211,7 +253,11 @@ impl Node {
             Found::Static | Found::Link | Found::Known | Found::Dht
         );
         let ours = key == Some(self.identity.key());
-        if !by_user || ours || unreachable(addr) || (found == Found::Known && key.is_none()) {
+        if !by_user
+            || ours
+            || crate::addr::unreachable(addr)
+            || (found == Found::Known && key.is_none())
+        {
             self.stats.peers_add_refused += 1;
             return;
         }
