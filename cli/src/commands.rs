@@ -516,12 +516,18 @@ fn get_link(
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     let grace = get_link::grace(opts.interval);
+    let quiet = opts.quiet;
     let resolved = get_link::resolve(
         &handle.controller(),
         &wanted,
         grace,
         deadline,
         Some(signals),
+        &mut |line| {
+            if !quiet {
+                eprintln!("p2pshare: {line}");
+            }
+        },
     );
     match resolved {
         Ok(Resolved::Content(content)) => {

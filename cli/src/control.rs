@@ -332,7 +332,15 @@ fn get_link(
     };
     let grace = crate::get_link::grace(interval);
     let deadline = Instant::now() + timeout.min(MAX_LINK_WAIT);
-    match crate::get_link::resolve(ctl, &wanted, grace, deadline, None) {
+    let resolved = crate::get_link::resolve(ctl, &wanted, grace, deadline, None, &mut |line| {
+        let _ = send(
+            out,
+            Answer::Note {
+                text: line.to_owned(),
+            },
+        );
+    });
+    match resolved {
         Ok(Resolved::Content(content)) => {
             let pick = commands::Pick {
                 content,

@@ -120,7 +120,15 @@ fn get_link(
     };
     let grace = get_link::grace(opts.interval);
     let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-    match get_link::resolve(&handle.controller(), &w, grace, far, Some(signals)) {
+    let resolved = get_link::resolve(
+        &handle.controller(),
+        &w,
+        grace,
+        far,
+        Some(signals),
+        &mut |line| println!("{line}"),
+    );
+    match resolved {
         Ok(Resolved::Content(content)) => {
             let pick = Pick {
                 content,

@@ -375,3 +375,37 @@ fn the_prompt_asks_the_dht_and_peers_v_says_dht() {
     );
     assert!(text.contains("dht: node on UDP"), "{text}");
 }
+
+#[test]
+fn a_link_by_content_id_alone_finds_its_holder_through_the_dht() {
+    let testnet = testnet(10);
+    let bytes = data(2 << 20, 33);
+    let (seeder, content) = announced_seeder(dport(7), &testnet, "linked.bin", &bytes);
+    let link = format!("p2pshare://{content}");
+    // A one-shot with a peer of its own.
+    let (out, dir, _) = get(dport(8), &testnet, &link);
+    let err = stderr(&out);
+    assert!(
+        out.status.success(),
+        "get LINK failed: {err}\nseeder:\n{}",
+        seeder.log()
+    );
+    assert!(err.contains("looking in the DHT"), "{err}");
+    file_equals(dir.path(), "linked.bin", &bytes);
+    // Through a running peer's control socket.
+    let mut extra = dht_args(&testnet);
+    extra.push("--no-web".into());
+    let running = Peer::serve(dport(9), &[], &extra);
+    running.status_until("control socket", |_| true);
+    let out = Command::new(BIN)
+        .arg("--shared")
+        .arg(running.dir.path())
+        .args(["get", &link, "--timeout", "60"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}\n{}", running.log());
+    assert!(text.contains("looking in the DHT"), "{text}");
+    file_equals(running.dir.path(), "linked.bin", &bytes);
+}
