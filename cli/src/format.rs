@@ -404,9 +404,15 @@ fn dht_status(d: &p2pshare_host::dht::DhtStatus) -> String {
         .last_announce
         .map_or_else(String::new, |t| format!(", last {} s ago", t.as_secs()));
     format!(
-        "dht: node on UDP {local}; {} shared, {} announces ({} failed{last}); {} lookups \
-         ({} refused), {} holders found\n",
-        d.shared, d.announced, d.announce_failures, d.lookups, d.lookups_refused, d.holders_found
+        "dht: node on UDP {local}, {} nodes in its routing table; {} shared, {} announces \
+         ({} failed{last}); {} lookups ({} refused), {} holders found\n",
+        d.routing,
+        d.shared,
+        d.announced,
+        d.announce_failures,
+        d.lookups,
+        d.lookups_refused,
+        d.holders_found
     )
 }
 
@@ -441,6 +447,7 @@ pub fn status_json(s: &Snapshot) -> String {
         "allowed": s.allowed,
         "dht": s.dht.as_ref().map(|d| json!({
             "local": d.local.map(|a| a.to_string()),
+            "routing": d.routing,
             "shared": d.shared,
             "announced": d.announced,
             "announce_failures": d.announce_failures,

@@ -178,6 +178,10 @@ fn announced_seeder(dport: u16, testnet: &Testnet, name: &str, bytes: &[u8]) -> 
         s["dht"]["announced"].as_u64().unwrap_or(0) >= 1
     });
     let content = s["shared"][0]["content"].as_str().unwrap().to_owned();
+    // Its routing table holds testnet nodes (the size is read every 5 s).
+    seeder.status_until("routing table", |s| {
+        s["dht"]["routing"].as_u64().unwrap_or(0) > 0
+    });
     (seeder, content)
 }
 

@@ -46,6 +46,9 @@ pub const ANNOUNCES_PER_HOUR: u32 = 360;
 pub const ANNOUNCE_BURST: u32 = 16;
 /// A failed announce (no DHT node answered yet) is tried again this much later.
 pub const ANNOUNCE_RETRY: Duration = Duration::from_secs(30);
+/// How often the routing table's size is read for `status` (first a second after the start:
+/// the bootstrap's answers are in by then on a LAN).
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
 /// The most holder addresses taken from one lookup.
 pub const MAX_HOLDERS: usize = 16;
 /// The most lookups a minute (a lookup is one `get_peers` walk).
@@ -134,6 +137,8 @@ pub enum Report {
         /// What mainline said.
         error: String,
     },
+    /// The DHT node's routing table holds this many nodes now (read every 5 s).
+    Routing(usize),
 }
 
 /// What the DHT node did so far: `status` prints it.
@@ -141,6 +146,9 @@ pub enum Report {
 pub struct DhtStatus {
     /// The DHT node's UDP address.
     pub local: Option<SocketAddrV4>,
+    /// Nodes in its routing table (as last read; 0 before the first reading, or when no DHT
+    /// node answers).
+    pub routing: usize,
     /// Contents shared now (each announced in turn).
     pub shared: usize,
     /// Announces that succeeded.
@@ -426,6 +434,7 @@ impl DhtNode {
                 self.last_announce = Some(Instant::now());
             }
             Report::AnnounceFailed { .. } => self.status.announce_failures += 1,
+            Report::Routing(n) => self.status.routing = *n,
             Report::LookupDone { .. } => {}
         }
         Some(r)
@@ -441,7 +450,8 @@ impl DhtNode {
 }
 
 /// The announcer thread: announces what [`Schedule`] says, taking the shared contents from
-/// `shared` between announces; ends when the [`DhtNode`] is dropped.
+/// `shared` between announces, and reads the routing table's size every [`HEALTH_EVERY`]; ends
+/// when the [`DhtNode`] is dropped.
 fn announce_loop(
     dht: &AsyncDht,
     port: u16,
@@ -450,8 +460,17 @@ fn announce_loop(
     wake: &(dyn Fn() + Send + Sync),
 ) {
     let mut schedule = Schedule::new(Instant::now());
+    let mut health_at = Instant::now() + Duration::from_secs(1);
     loop {
         let now = Instant::now();
+        if health_at <= now {
+            health_at = now + HEALTH_EVERY;
+            let n = futures_lite::future::block_on(dht.to_bootstrap()).len();
+            if reports.send(Report::Routing(n)).is_err() {
+                return;
+            }
+            wake();
+        }
         let wait = match schedule.next(now) {
             Next::Announce(content) => {
                 let key = Id::from(content_key(&content));
@@ -473,16 +492,12 @@ fn announce_loop(
                     return;
                 }
                 wake();
-                Some(Duration::ZERO)
+                Duration::ZERO
             }
-            Next::Wait(at) => Some(at.saturating_duration_since(now)),
-            Next::Idle => None,
+            Next::Wait(at) => at.min(health_at).saturating_duration_since(now),
+            Next::Idle => health_at.saturating_duration_since(now),
         };
-        let got = match wait {
-            Some(d) => shared.recv_timeout(d),
-            None => shared.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match got {
+        match shared.recv_timeout(wait) {
             Ok(contents) => schedule.set_shared(contents),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
