@@ -448,8 +448,12 @@ impl Driver {
     }
 
     /// A report of the DHT's threads: holders found become targets found by the DHT (only
-    /// claims: the handshake and the content check decide), and every report is a notice.
+    /// claims: the handshake and the content check decide), and every report but the routing
+    /// table's size (in the status only) is a notice.
     fn on_dht(&mut self, r: crate::dht::Report) {
+        if let crate::dht::Report::Routing(_) = r {
+            return;
+        }
         if let crate::dht::Report::Holders { addrs, .. } = &r {
             let now = Instant::now();
             for &addr in addrs {
