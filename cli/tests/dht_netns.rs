@@ -94,8 +94,9 @@ fn a_holder_on_another_subnet_is_found_through_the_dht_alone() {
     net.route_between(&[2]);
     let dht = testnet_on(&mut net, 3, "10.99.0.3", 12, 120);
     let dht: Vec<&str> = dht.iter().map(String::as_str).collect();
-    let bytes = data(8 << 20, 40);
+    let bytes = data(64 << 20, 40);
     let seeder = net.seeder(1, &[("far.bin", &bytes)], &dht);
+    drop(bytes);
     let s = status_until(&net, 1, S(20), |s| {
         s["dht"]["announced"].as_u64().unwrap_or(0) >= 1
     });
@@ -127,9 +128,10 @@ fn a_holder_on_another_subnet_is_found_through_the_dht_alone() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["sources"][0]["addr"], "10.99.0.1:10000", "{j}");
     let got = std::fs::read(net.shared(2).join("dl_far.bin")).unwrap();
-    assert!(got == bytes, "dl_far.bin differs");
+    let shared = std::fs::read(net.shared(1).join("far.bin")).unwrap();
+    assert!(got == shared, "dl_far.bin differs from far.bin");
     println!(
-        "DHT_NETNS first_holder={first:.3}s get={:.3}s (8 MiB across a router, found by the DHT only)",
+        "DHT_NETNS first_holder={first:.3}s get={:.3}s (64 MiB across a router, found by the DHT only)",
         took.as_secs_f64()
     );
     net.assert_no_panic();

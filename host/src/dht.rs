@@ -102,6 +102,23 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<SocketAddrV4>, String> {
     Ok(v4)
 }
 
+/// True for a holder address worth dialling: on the public DHT (`public`), never one of this
+/// machine's or of a private network (loopback, private, link-local, shared, unspecified,
+/// broadcast, multicast), so a hostile DHT node cannot turn a lookup into dials of services
+/// on our side of the NAT; on a private DHT (`--dht-bootstrap`), any but the unspecified,
+/// broadcast and multicast ones and port 0.
+pub fn worth_dialling(addr: SocketAddrV4, public: bool) -> bool {
+    let ip = addr.ip();
+    let never = ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || addr.port() == 0;
+    let local = ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_documentation()
+        // 100.64.0.0/10, carrier-grade NAT's shared space.
+        || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64);
+    !(never || (public && local))
+}
+
 /// What the DHT threads tell the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
@@ -387,9 +404,10 @@ impl DhtNode {
                 .name("p2pshare-dht-announce".into())
                 .spawn(move || announce_loop(&dht, port, &shared_rx, &reports, &*wake))?;
         }
+        let public = cfg.bootstrap.is_empty();
         thread::Builder::new()
             .name("p2pshare-dht-lookup".into())
-            .spawn(move || lookup_loop(&dht, &lookup_rx, &report_tx, &*wake))?;
+            .spawn(move || lookup_loop(&dht, public, &lookup_rx, &report_tx, &*wake))?;
         let now = Instant::now();
         Ok(DhtNode {
             shared,
@@ -510,9 +528,11 @@ fn announce_loop(
 }
 
 /// The lookup thread: one lookup at a time, each holder batch reported as it comes, at most
-/// [`MAX_HOLDERS`] addresses a lookup; ends when the [`DhtNode`] is dropped.
+/// [`MAX_HOLDERS`] addresses a lookup, each [`worth_dialling`] (`public`: the public DHT); ends
+/// when the [`DhtNode`] is dropped.
 fn lookup_loop(
     dht: &AsyncDht,
+    public: bool,
     lookups: &Receiver<ContentId>,
     reports: &Sender<Report>,
     wake: &(dyn Fn() + Send + Sync),
@@ -526,6 +546,7 @@ fn lookup_loop(
             while let Some(batch) = stream.next().await {
                 let addrs: Vec<SocketAddr> = batch
                     .into_iter()
+                    .filter(|a| worth_dialling(*a, public))
                     .map(SocketAddr::V4)
                     .filter(|a| seen.len() < MAX_HOLDERS && seen.insert(*a))
                     .collect();
@@ -581,6 +602,32 @@ mod tests {
         // Nor the untagged hash (the id hashed alone, as another program might).
         assert_ne!(key[..], Sha256::digest(id.0)[..20]);
         assert_ne!(content_key(&c(1)), content_key(&c(2)));
+    }
+
+    #[test]
+    fn the_public_dht_never_names_a_local_holder() {
+        let a = |s: &str| s.parse::<SocketAddrV4>().unwrap();
+        for local in [
+            "127.0.0.1:10000",
+            "10.1.2.3:10000",
+            "192.168.1.5:10000",
+            "172.16.0.1:10000",
+            "169.254.1.1:10000",
+            "100.64.0.1:10000",
+        ] {
+            assert!(!worth_dialling(a(local), true), "{local}");
+            assert!(worth_dialling(a(local), false), "{local} on a private DHT");
+        }
+        for never in [
+            "0.0.0.0:10000",
+            "255.255.255.255:10000",
+            "224.0.0.1:10000",
+            "8.8.8.8:0",
+        ] {
+            assert!(!worth_dialling(a(never), false), "{never}");
+        }
+        assert!(worth_dialling(a("198.51.99.7:10000"), true));
+        assert!(worth_dialling(a("100.128.0.1:10000"), true));
     }
 
     #[test]
