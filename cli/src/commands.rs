@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use p2pshare_host::store::partial_file_name;
-use p2pshare_host::{Handle, Notice, Request, Snapshot};
+use p2pshare_host::{Controller, Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::share_link::ShareLink;
 use p2pshare_proto::{ContentId, Event};
@@ -464,29 +464,33 @@ impl DhtAsk {
     }
 }
 
-/// How long the prompt waits for a holder the DHT names before it says none was found.
+/// How long `get` at the prompt or through a running peer waits for a holder the DHT names
+/// before it says none was found.
 pub const DHT_WAIT: Duration = Duration::from_secs(10);
 
-/// At the prompt, with `--dht`: `name`, a whole content id, is held by no peer in view; asks
-/// the DHT and waits (at most [`DHT_WAIT`], or until `cancelled`) for a holder it names to list
-/// it. The pick, or `None` (the DHT is off, `name` is no content id, or nothing came in time).
+/// `name`, a whole content id, is held by no peer in view of the peer `ctl` drives: if that
+/// peer runs a DHT node (`--dht`), says so through `say`, asks the DHT and waits (at most
+/// [`DHT_WAIT`], or until `cancelled`) for a holder it names to list it. The pick, or `None`
+/// (no DHT, `name` is no content id, or nothing came in time).
 pub fn through_dht(
-    opts: &Opts,
-    handle: &Handle,
+    ctl: &Controller,
+    shared: &Path,
     name: &str,
-    cancelled: impl Fn() -> bool,
+    say: &mut dyn FnMut(&str),
+    cancelled: &dyn Fn() -> bool,
 ) -> Option<Pick> {
-    let content = ContentId::from_hex(name).filter(|_| opts.dht)?;
-    println!(
-        "No holder of {} on the LAN; looking in the DHT (at most {} s).",
+    let content = ContentId::from_hex(name)?;
+    ctl.state().ok()?.dht?;
+    say(&format!(
+        "No holder of {} in view; looking in the DHT (at most {} s).",
         content.short(),
         DHT_WAIT.as_secs()
-    );
-    handle.request(Request::Lookup(content)).ok()?;
+    ));
+    ctl.request(Request::Lookup(content)).ok()?;
     let deadline = Instant::now() + DHT_WAIT;
     while Instant::now() < deadline && !cancelled() {
-        let snap = handle.snapshot_where(|n, c| could_mean(name, n, c)).ok()?;
-        if let Ok(pick) = content_by_name(&snap, name, &opts.shared) {
+        let snap = ctl.snapshot_where(|n, c| could_mean(name, n, c)).ok()?;
+        if let Ok(pick) = content_by_name(&snap, name, shared) {
             return Some(pick);
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -290,9 +290,13 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                     let picked = match commands::content_by_name(&snap, name, &opts.shared) {
                         Ok(pick) => Some(pick),
                         Err(Unresolved::Unknown(m)) => {
-                            let found = commands::through_dht(opts, &handle, name, || {
-                                signals.take().is_some()
-                            });
+                            let found = commands::through_dht(
+                                &handle.controller(),
+                                &opts.shared,
+                                name,
+                                &mut |line| println!("{line}"),
+                                &|| signals.take().is_some(),
+                            );
                             if found.is_none() {
                                 println!("{m}");
                             }

@@ -381,7 +381,7 @@ fn the_prompt_asks_the_dht_and_peers_v_says_dht() {
 }
 
 #[test]
-fn a_link_by_content_id_alone_finds_its_holder_through_the_dht() {
+fn a_link_or_an_id_through_a_running_peer_finds_its_holder_through_the_dht() {
     let testnet = testnet(10);
     let bytes = data(2 << 20, 33);
     let (seeder, content) = announced_seeder(dport(7), &testnet, "linked.bin", &bytes);
@@ -396,20 +396,26 @@ fn a_link_by_content_id_alone_finds_its_holder_through_the_dht() {
     );
     assert!(err.contains("looking in the DHT"), "{err}");
     file_equals(dir.path(), "linked.bin", &bytes);
-    // Through a running peer's control socket.
-    let mut extra = dht_args(&testnet);
-    extra.push("--no-web".into());
-    let running = Peer::serve(dport(9), &[], &extra);
-    running.status_until("control socket", |_| true);
-    let out = Command::new(BIN)
-        .arg("--shared")
-        .arg(running.dir.path())
-        .args(["get", &link, "--timeout", "60"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{text}\n{}", running.log());
-    assert!(text.contains("looking in the DHT"), "{text}");
-    file_equals(running.dir.path(), "linked.bin", &bytes);
+    // Through a running peer's control socket: the link, and the bare content id.
+    for (n, what) in [(9, link.as_str()), (10, content.as_str())] {
+        let mut extra = dht_args(&testnet);
+        extra.push("--no-web".into());
+        let running = Peer::serve(dport(n), &[], &extra);
+        running.status_until("control socket", |_| true);
+        let out = Command::new(BIN)
+            .arg("--shared")
+            .arg(running.dir.path())
+            .args(["get", what, "--timeout", "60"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "get {what}: {text}\n{}",
+            running.log()
+        );
+        assert!(text.contains("looking in the DHT"), "{text}");
+        file_equals(running.dir.path(), "linked.bin", &bytes);
+    }
 }
