@@ -419,3 +419,33 @@ fn a_link_or_an_id_through_a_running_peer_finds_its_holder_through_the_dht() {
         file_equals(running.dir.path(), "linked.bin", &bytes);
     }
 }
+
+#[test]
+fn bad_dht_flags_are_one_line_and_start_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["--dht", "--dht-bootstrap", "nonsense"],
+            "--dht-bootstrap nonsense",
+        ),
+        (
+            vec!["--dht", "--dht-bootstrap", "[::1]:6881"],
+            "the DHT is IPv4",
+        ),
+        (vec!["--dht-bootstrap", "127.0.0.1:1"], "--dht"),
+    ] {
+        let out = Command::new(BIN)
+            .args(net_args(dport(11)))
+            .arg("--shared")
+            .arg(dir.path())
+            .args(&args)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} started: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.trim().lines().count() <= 3, "{args:?}: {err}");
+    }
+}
