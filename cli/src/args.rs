@@ -112,8 +112,8 @@ pub struct Opts {
     #[arg(long, global = true)]
     pub dht: bool,
 
-    /// A DHT node to join through, HOST:PORT (repeatable; IPv4; needs --dht): replaces the public
-    /// bootstrap nodes (a private or test DHT).
+    /// A DHT node to join through, HOST:PORT (repeatable; IPv4; needs --dht): replaces the
+    /// public bootstrap nodes (a private or test DHT).
     #[arg(long = "dht-bootstrap", global = true, value_name = "HOST:PORT")]
     pub dht_bootstrap: Vec<String>,
 }
