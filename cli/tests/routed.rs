@@ -221,9 +221,9 @@ fn r2_known_peers_meet_again_across_a_router_smol_mio() {
     known_across_a_router(71, "r2", "smol", "mio");
 }
 
-/// 3. A link across the router: B (subnet 2) shares 16 MiB and makes a link through its
-///    running peer; A (subnet 1), a fresh folder that never met B and hears no broadcast of it,
-///    fetches the file with a one-shot `get LINK`, byte for byte. Both runtimes, one each side.
+/// A link across the router (3.): B (subnet 2) shares 16 MiB and makes a link through its
+/// running peer; A (subnet 1), a fresh folder that never met B and hears no broadcast of it,
+/// fetches the file with a one-shot `get LINK`, byte for byte. Both runtimes, one each side.
 #[test]
 fn r3_get_link_across_a_router() {
     let Some(mut net) = Net::new(72, "r3", 2, false) else {
