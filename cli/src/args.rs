@@ -105,6 +105,17 @@ pub struct Opts {
     /// No web page.
     #[arg(long, global = true, conflicts_with = "web")]
     pub no_web: bool,
+
+    /// Find holders beyond the LAN through the BitTorrent mainline DHT, and announce there
+    /// what this folder shares: the content ids (hashed with a tag of ours) and this peer's
+    /// address and transfer port become public; names and files never do. Off by default.
+    #[arg(long, global = true)]
+    pub dht: bool,
+
+    /// A DHT node to join through, HOST:PORT (repeatable; IPv4; needs --dht): replaces the
+    /// public bootstrap nodes (a private or test DHT).
+    #[arg(long = "dht-bootstrap", global = true, value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
 }
 
 /// A key on the command line.

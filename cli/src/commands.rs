@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use p2pshare_host::store::partial_file_name;
-use p2pshare_host::{Notice, Request, Snapshot};
+use p2pshare_host::{Controller, Handle, Notice, Request, Snapshot};
 use p2pshare_proto::node::DEFAULT_TRANSFER_PORT;
 use p2pshare_proto::share_link::ShareLink;
 use p2pshare_proto::{ContentId, Event};
@@ -111,6 +111,50 @@ pub fn notice_line(opts: &Opts, n: &Notice) -> Option<String> {
         } if opts.verbose > 0 => Some(format!(
             "sharing {files} files (hashed {hashed_files} files, {})",
             format::size(*hashed_bytes)
+        )),
+        Notice::Dht(r) => dht_line(opts, r),
+        _ => None,
+    }
+}
+
+/// The line for what the DHT did: what a lookup found always (a `get` asked for it), the
+/// announces with -v.
+fn dht_line(opts: &Opts, r: &p2pshare_host::dht::Report) -> Option<String> {
+    use p2pshare_host::dht::Report;
+    match r {
+        Report::Holders {
+            content,
+            addrs,
+            after,
+        } => Some(format!(
+            "dht: {} holder{} of {} after {:.3} s: {}",
+            addrs.len(),
+            if addrs.len() == 1 { "" } else { "s" },
+            content.short(),
+            after.as_secs_f64(),
+            addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        Report::LookupDone {
+            content,
+            holders,
+            took,
+        } if opts.verbose > 0 || *holders == 0 => Some(format!(
+            "dht: lookup of {} done in {:.3} s, {holders} holders",
+            content.short(),
+            took.as_secs_f64()
+        )),
+        Report::Announced { content, took } if opts.verbose > 0 => Some(format!(
+            "dht: announced {} ({:.3} s)",
+            content.short(),
+            took.as_secs_f64()
+        )),
+        Report::AnnounceFailed { content, error } if opts.verbose > 0 => Some(format!(
+            "dht: announce of {} failed: {error}",
+            content.short()
         )),
         _ => None,
     }
@@ -264,6 +308,7 @@ pub fn get(
     // Only a name that several files carry waits until the view of the LAN has settled (a
     // partial of one of them may decide), and so does a folder (its job is planned once).
     let started = Instant::now();
+    let mut dht_ask = DhtAsk::default();
     let (pick, settled, python, python_around) = loop {
         if let Some(sig) = signals.take() {
             handle.shutdown();
@@ -324,6 +369,7 @@ pub fn get(
                 if Instant::now() >= deadline {
                     return Err(msg.into());
                 }
+                dht_ask.ask(opts, &handle, name, started);
                 // Look again as soon as something happens (a catalog arrived), not after a
                 // fixed sleep.
                 match handle.next_notice(Duration::from_millis(50)) {
@@ -381,6 +427,77 @@ fn fetch(
     Ok(())
 }
 
+/// How long a `get` of a content id waits for a holder on the LAN before it asks the DHT too
+/// (`--dht`): the LAN's peers answer our first announcement well within this.
+pub const DHT_AFTER: Duration = Duration::from_secs(1);
+
+/// A `get`'s asks to the DHT: the first [`DHT_AFTER`] after the start, then every
+/// [`LOOKUP_AGAIN_AFTER`](p2pshare_host::dht::LOOKUP_AGAIN_AFTER) while no holder is in view.
+#[derive(Debug, Default)]
+pub struct DhtAsk {
+    last: Option<Instant>,
+}
+
+impl DhtAsk {
+    /// Asks the DHT for the holders of `name` when it is a whole content id, `--dht` is on
+    /// and it is time (see the type's doc); says so the first time.
+    pub fn ask(&mut self, opts: &Opts, handle: &Handle, name: &str, started: Instant) {
+        let Some(content) = ContentId::from_hex(name) else {
+            return;
+        };
+        let now = Instant::now();
+        let due = match self.last {
+            None => started + DHT_AFTER,
+            Some(t) => t + p2pshare_host::dht::LOOKUP_AGAIN_AFTER,
+        };
+        if !opts.dht || now < due {
+            return;
+        }
+        if self.last.is_none() && !opts.quiet {
+            eprintln!(
+                "p2pshare: no holder of {} on the LAN yet; looking in the DHT too",
+                content.short()
+            );
+        }
+        self.last = Some(now);
+        let _ = handle.request(Request::Lookup(content));
+    }
+}
+
+/// How long `get` at the prompt or through a running peer waits for a holder the DHT names
+/// before it says none was found.
+pub const DHT_WAIT: Duration = Duration::from_secs(10);
+
+/// `name`, a whole content id, is held by no peer in view of the peer `ctl` drives: if that
+/// peer runs a DHT node (`--dht`), says so through `say`, asks the DHT and waits (at most
+/// [`DHT_WAIT`], or until `cancelled`) for a holder it names to list it. The pick, or `None`
+/// (no DHT, `name` is no content id, or nothing came in time).
+pub fn through_dht(
+    ctl: &Controller,
+    shared: &Path,
+    name: &str,
+    say: &mut dyn FnMut(&str),
+    cancelled: &dyn Fn() -> bool,
+) -> Option<Pick> {
+    let content = ContentId::from_hex(name)?;
+    ctl.state().ok()?.dht?;
+    say(&format!(
+        "No holder of {} in view; looking in the DHT (at most {} s).",
+        content.short(),
+        DHT_WAIT.as_secs()
+    ));
+    ctl.request(Request::Lookup(content)).ok()?;
+    let deadline = Instant::now() + DHT_WAIT;
+    while Instant::now() < deadline && !cancelled() {
+        let snap = ctl.snapshot_where(|n, c| could_mean(name, n, c)).ok()?;
+        if let Ok(pick) = content_by_name(&snap, name, shared) {
+            return Some(pick);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 /// `p2pshare get LINK`: through the running peer of the folder if one listens, else with a
 /// peer of its own that dials the link's peers; see [`crate::get_link`].
 fn get_link(
@@ -403,12 +520,18 @@ fn get_link(
     }
     let handle = peer::start(opts, port.unwrap_or(DEFAULT_TRANSFER_PORT), Mode::Share)?;
     let grace = get_link::grace(opts.interval);
+    let quiet = opts.quiet;
     let resolved = get_link::resolve(
         &handle.controller(),
         &wanted,
         grace,
         deadline,
         Some(signals),
+        &mut |line| {
+            if !quiet {
+                eprintln!("p2pshare: {line}");
+            }
+        },
     );
     match resolved {
         Ok(Resolved::Content(content)) => {

@@ -332,7 +332,15 @@ fn get_link(
     };
     let grace = crate::get_link::grace(interval);
     let deadline = Instant::now() + timeout.min(MAX_LINK_WAIT);
-    match crate::get_link::resolve(ctl, &wanted, grace, deadline, None) {
+    let resolved = crate::get_link::resolve(ctl, &wanted, grace, deadline, None, &mut |line| {
+        let _ = send(
+            out,
+            Answer::Note {
+                text: line.to_owned(),
+            },
+        );
+    });
+    match resolved {
         Ok(Resolved::Content(content)) => {
             let pick = commands::Pick {
                 content,
@@ -359,7 +367,21 @@ fn get(out: &mut UnixStream, ctl: &Controller, shared: &Path, name: &str, yes: b
     }
     let pick = match commands::content_by_name(&snap, name, shared) {
         Ok(p) => p,
-        Err(Unresolved::Unknown(m)) => return drop(send(out, failed(m, None))),
+        Err(Unresolved::Unknown(m)) => {
+            // With `--dht`, a content id no peer in view holds is looked for there too.
+            let mut say = |line: &str| {
+                let _ = send(
+                    out,
+                    Answer::Note {
+                        text: line.to_owned(),
+                    },
+                );
+            };
+            match commands::through_dht(ctl, shared, name, &mut say, &|| false) {
+                Some(p) => p,
+                None => return drop(send(out, failed(m, None))),
+            }
+        }
         Err(Unresolved::Have(m)) => return drop(send(out, Answer::Said { text: m })),
         Err(Unresolved::Ambiguous(a)) => {
             let error = format!("{}; use `get <id prefix>`", a.what);

@@ -346,6 +346,9 @@ pub fn status(s: &Snapshot) -> String {
             if n == 1 { "" } else { "s" }
         ));
     }
+    if let Some(d) = &s.dht {
+        out.push_str(&dht_status(d));
+    }
     out.push_str(&format!("peers: {}\n", s.peers.len()));
     for p in &s.peers {
         let files = p.files.map_or_else(|| "?".into(), |n| n.to_string());
@@ -394,6 +397,25 @@ pub fn status(s: &Snapshot) -> String {
     out
 }
 
+/// `status`'s DHT line: the node's address, the announces, the lookups.
+fn dht_status(d: &p2pshare_host::dht::DhtStatus) -> String {
+    let local = d.local.map_or_else(|| "?".into(), |a| a.to_string());
+    let last = d
+        .last_announce
+        .map_or_else(String::new, |t| format!(", last {} s ago", t.as_secs()));
+    format!(
+        "dht: node on UDP {local}, {} nodes in its routing table; {} shared, {} announces \
+         ({} failed{last}); {} lookups ({} refused), {} holders found\n",
+        d.routing,
+        d.shared,
+        d.announced,
+        d.announce_failures,
+        d.lookups,
+        d.lookups_refused,
+        d.holders_found
+    )
+}
+
 /// `status --json`.
 pub fn status_json(s: &Snapshot) -> String {
     let downloads: Vec<_> = s
@@ -423,6 +445,17 @@ pub fn status_json(s: &Snapshot) -> String {
         "me": hex(&s.me.0),
         "transfer_port": s.transfer_port,
         "allowed": s.allowed,
+        "dht": s.dht.as_ref().map(|d| json!({
+            "local": d.local.map(|a| a.to_string()),
+            "routing": d.routing,
+            "shared": d.shared,
+            "announced": d.announced,
+            "announce_failures": d.announce_failures,
+            "last_announce_seconds": d.last_announce.map(|t| t.as_secs_f64()),
+            "lookups": d.lookups,
+            "lookups_refused": d.lookups_refused,
+            "holders_found": d.holders_found,
+        })),
         "peers": peers,
         "shared": shared,
         "downloads": downloads,
@@ -508,6 +541,7 @@ pub(crate) mod tests {
             answered: true,
             python_around: false,
             allowed: None,
+            dht: None,
             targets: Vec::new(),
         }
     }

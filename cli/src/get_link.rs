@@ -10,6 +10,12 @@
 //! key answered (a stale or wrong link: at once), an address where nothing answered (after
 //! [`grace`], so a peer's redial gets its turn), a key with no address that is neither listed
 //! nor probed (the short form, useful only to a peer that can find that key already).
+//!
+//! With `--dht` (the running peer has a DHT node), a link to a file whose content no peer in
+//! view lists after [`DHT_AFTER`](crate::commands::DHT_AFTER) is looked up in the DHT too
+//! (again every `LOOKUP_AGAIN_AFTER` while nothing lists it), and the wait goes on for
+//! [`DHT_WAIT`](crate::commands::DHT_WAIT) before it fails: a link by content id alone, with
+//! no address, finds a holder anywhere that announced it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -248,13 +254,15 @@ fn why(target: &Target, standings: &[(PeerId, Standing)]) -> String {
 
 /// Adds the link's peers to the peer `ctl` drives and waits until what the link names can
 /// start ([`judge`]), until `deadline`, or a signal (`Err(Some(sig))` then). The view it
-/// returns for a folder holds only the files the link's peers list.
+/// returns for a folder holds only the files the link's peers list. `say` tells the user
+/// when the wait looks beyond the LAN (the DHT, see the module doc).
 pub fn resolve(
     ctl: &Controller,
     w: &Wanted,
     grace: Duration,
     deadline: Instant,
     signals: Option<&Signals>,
+    say: &mut dyn FnMut(&str),
 ) -> Result<Resolved, (String, Option<i32>)> {
     let fail = |e: String| (e, None);
     if let Target::Content(c) = w.link.target() {
@@ -270,6 +278,7 @@ pub fn resolve(
     let started = Instant::now();
     let keys = w.link.keys();
     let target = w.link.target().clone();
+    let mut dht_asked: Option<Instant> = None;
     loop {
         if let Some(sig) = signals.and_then(Signals::take) {
             return Err(("interrupted".into(), Some(sig)));
@@ -281,7 +290,33 @@ pub fn resolve(
             })
             .map_err(|e| fail(e.to_string()))?;
         let waited = started.elapsed();
+        // The DHT too, when the peer runs one and nothing lists the file yet.
+        let dht = snap.dht.is_some() && matches!(target, Target::Content(_));
+        if let (Target::Content(c), true) = (&target, dht) {
+            let due = dht_asked.map_or(started + crate::commands::DHT_AFTER, |t| {
+                t + p2pshare_host::dht::LOOKUP_AGAIN_AFTER
+            });
+            if Instant::now() >= due {
+                if dht_asked.is_none() {
+                    say(&format!(
+                        "no holder of {} in view yet; looking in the DHT too",
+                        c.short()
+                    ));
+                }
+                dht_asked = Some(Instant::now());
+                ctl.request(Request::Lookup(*c))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        let dht_wait = crate::commands::DHT_AFTER + crate::commands::DHT_WAIT;
         match judge(&snap, w, waited, grace) {
+            // What the DHT names is still being dialled.
+            Verdict::Fail(_) if dht && waited < dht_wait && Instant::now() < deadline => {
+                std::thread::sleep(signals::POLL.min(Duration::from_millis(50)))
+            }
+            Verdict::Fail(why) if dht_asked.is_some() => {
+                return Err(fail(format!("{why}; the DHT named no holder that has it")));
+            }
             Verdict::Ready => {
                 return Ok(match target {
                     Target::Content(c) => Resolved::Content(c),

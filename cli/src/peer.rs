@@ -53,6 +53,16 @@ pub fn config(opts: &Opts, port: u16, mode: Mode) -> Result<PeerConfig, String> 
     }
     cfg.allow = opts.allow.iter().copied().collect();
     cfg.allow_files = opts.allow_files.clone();
+    if !opts.dht && !opts.dht_bootstrap.is_empty() {
+        return Err("--dht-bootstrap needs --dht (the DHT is off unless --dht is given)".into());
+    }
+    if opts.dht {
+        let mut bootstrap = Vec::new();
+        for b in &opts.dht_bootstrap {
+            bootstrap.extend(p2pshare_host::dht::parse_bootstrap(b)?);
+        }
+        cfg.dht = Some(p2pshare_host::dht::DhtConfig { bootstrap });
+    }
     Ok(cfg)
 }
 

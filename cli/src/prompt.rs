@@ -120,7 +120,15 @@ fn get_link(
     };
     let grace = get_link::grace(opts.interval);
     let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-    match get_link::resolve(&handle.controller(), &w, grace, far, Some(signals)) {
+    let resolved = get_link::resolve(
+        &handle.controller(),
+        &w,
+        grace,
+        far,
+        Some(signals),
+        &mut |line| println!("{line}"),
+    );
+    match resolved {
         Ok(Resolved::Content(content)) => {
             let pick = Pick {
                 content,
@@ -281,7 +289,20 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
                     }
                     let picked = match commands::content_by_name(&snap, name, &opts.shared) {
                         Ok(pick) => Some(pick),
-                        Err(Unresolved::Unknown(m) | Unresolved::Have(m)) => {
+                        Err(Unresolved::Unknown(m)) => {
+                            let found = commands::through_dht(
+                                &handle.controller(),
+                                &opts.shared,
+                                name,
+                                &mut |line| println!("{line}"),
+                                &|| signals.take().is_some(),
+                            );
+                            if found.is_none() {
+                                println!("{m}");
+                            }
+                            found
+                        }
+                        Err(Unresolved::Have(m)) => {
                             println!("{m}");
                             None
                         }

@@ -43,6 +43,9 @@ pub struct PeerConfig {
     pub interval: Duration,
     /// How often the shared folder is rescanned for new, changed and removed files.
     pub rescan: Duration,
+    /// The mainline DHT (`--dht`, [`crate::dht`]): off by default; a peer that uses no folder
+    /// never runs one.
+    pub dht: Option<crate::dht::DhtConfig>,
 }
 
 impl PeerConfig {
@@ -60,6 +63,7 @@ impl PeerConfig {
             allow_files: Vec::new(),
             interval: DEFAULT_INTERVAL,
             rescan: Duration::from_secs(2),
+            dht: None,
         }
     }
 

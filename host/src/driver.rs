@@ -62,6 +62,8 @@ pub enum StartError {
         /// What the OS said.
         error: std::io::Error,
     },
+    /// The DHT node (`--dht`) could not start: its UDP socket or a thread.
+    Dht(std::io::Error),
     /// The runtime's event loop (mio's poll, smol's reactor) could not be created, or refused
     /// to watch a socket or a waker.
     EventLoop {
@@ -81,6 +83,7 @@ impl std::fmt::Display for StartError {
             StartError::Allow(e) => write!(f, "{e}"),
             StartError::Config(e) => write!(f, "{e}"),
             StartError::Bind(e) => f.write_str(e),
+            StartError::Dht(e) => write!(f, "cannot start the DHT node: {e}"),
             StartError::Thread { name, error } => {
                 write!(f, "cannot start the {name} thread: {error}")
             }
@@ -121,6 +124,8 @@ pub struct Driver {
     known: KnownPeers,
     /// The allowed keys' files, and when to look at them again ([`crate::allow`]).
     allow: (crate::allow::Watch, Instant),
+    /// The mainline DHT node (`--dht`, [`crate::dht`]).
+    dht: Option<crate::dht::DhtNode>,
     _lock: Option<FolderLock>,
 }
 
@@ -277,6 +282,12 @@ pub fn start(
         };
         node.handle_input(now, Input::Command(probe));
     }
+    let dht = match (&cfg.dht, cfg.use_folder) {
+        (Some(d), true) => Some(
+            crate::dht::DhtNode::start(d, transfer_port, wake.clone()).map_err(StartError::Dht)?,
+        ),
+        _ => None,
+    };
     let mut driver = Driver {
         node,
         disk,
@@ -294,6 +305,7 @@ pub fn start(
         parked_dropped: 0,
         known,
         allow: (allow, Instant::now() + crate::allow::WATCH_EVERY),
+        dht,
         interfaces: cfg
             .follows_interfaces()
             .then(|| (cfg.clone(), Instant::now() + INTERFACES_EVERY)),
@@ -377,6 +389,9 @@ impl Driver {
                 Err(_) => break,
             }
         }
+        while let Some(r) = self.dht.as_mut().and_then(crate::dht::DhtNode::try_report) {
+            self.on_dht(r);
+        }
         loop {
             match self.requests.try_recv() {
                 Ok(r) => self.on_request(r),
@@ -392,6 +407,9 @@ impl Driver {
     fn on_scan(&mut self, scan: Scan) {
         // Before the node hears of them, so that every read and send it asks for finds them.
         self.files.set_files(&scan.files);
+        if let Some(dht) = &mut self.dht {
+            dht.set_shared(scan.files.iter().map(|f| f.manifest.id()).collect());
+        }
         self.shared = scan
             .files
             .iter()
@@ -427,6 +445,28 @@ impl Driver {
                 scan.left_out
             )));
         }
+    }
+
+    /// A report of the DHT's threads: holders found become targets found by the DHT (only
+    /// claims: the handshake and the content check decide), and every report but the routing
+    /// table's size (in the status only) is a notice.
+    fn on_dht(&mut self, r: crate::dht::Report) {
+        if let crate::dht::Report::Routing(_) = r {
+            return;
+        }
+        if let crate::dht::Report::Holders { addrs, .. } = &r {
+            let now = Instant::now();
+            for &addr in addrs {
+                let add = Command::AddPeer {
+                    addr,
+                    key: None,
+                    found: Found::Dht,
+                };
+                self.node.handle_input(now, Input::Command(add));
+            }
+            self.process();
+        }
+        self.notify(Notice::Dht(r));
     }
 
     fn on_request(&mut self, r: Request) {
@@ -467,6 +507,12 @@ impl Driver {
                 let _ = tx.send((self.stats(), self.notices.dropped()));
             }
             Request::Observe(tx) => self.observers.push(Outbox::new(tx)),
+            Request::Lookup(content) => {
+                if let Some(dht) = &mut self.dht {
+                    // Refused by the bounds: a lookup of it is under way or just was.
+                    let _ = dht.lookup(content, Instant::now());
+                }
+            }
             Request::Shutdown => {
                 if !self.stopped {
                     // Last: who was still around, written before the loop ends (on this
@@ -523,6 +569,7 @@ impl Driver {
             answered: self.node.has_been_answered(Instant::now()),
             python_around: self.node.python_around(),
             allowed: self.node.config().allow.as_ref().map(|a| a.len()),
+            dht: self.dht.as_ref().map(crate::dht::DhtNode::status),
         }
     }
 

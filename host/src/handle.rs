@@ -65,6 +65,10 @@ pub enum Request {
     /// own (a full channel drops chatter and holds what commands wait for, as for the CLI's):
     /// how a second user interface (the web page) follows the peer.
     Observe(SyncSender<Notice>),
+    /// Look this content's holders up beyond the LAN, in the DHT (`--dht`; a peer without
+    /// it ignores this): a `get` found no holder on the LAN. Holders found come as
+    /// [`Notice::Dht`] and are dialled as peers found by the DHT.
+    Lookup(ContentId),
     /// Say goodbye and stop.
     Shutdown,
 }
@@ -118,6 +122,8 @@ pub struct Snapshot {
     /// Sharing privately with this many keys (`--allow`, the allow files), or with everyone
     /// (`None`).
     pub allowed: Option<usize>,
+    /// What the DHT node did (`--dht`; `None` without it).
+    pub dht: Option<crate::dht::DhtStatus>,
 }
 
 /// A [`Snapshot`] as the event loop takes it: everything but the other peers' files, which
@@ -169,6 +175,8 @@ pub enum Notice {
     /// Something the user should know that is not an error of a command (e.g. the folder
     /// could not be scanned this time).
     Warning(String),
+    /// What the DHT node did (`--dht`): holders found, a lookup ended, an announce.
+    Dht(crate::dht::Report),
 }
 
 /// The peer has stopped.

@@ -22,6 +22,7 @@
 pub mod allow;
 pub mod beneath;
 pub mod config;
+pub mod dht;
 pub mod disk;
 pub mod driver;
 pub mod fds;

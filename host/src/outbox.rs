@@ -35,6 +35,7 @@ fn must_deliver(n: &Notice) -> bool {
                 | Event::DownloadFailed { .. }
         ),
         Notice::Scanned { .. } | Notice::Warning(_) => true,
+        Notice::Dht(_) => false,
     }
 }
 

@@ -91,6 +91,9 @@ pub enum Found {
     Link,
     /// Named by the user: `--peer`, `peers add`.
     Static,
+    /// A lookup in the mainline DHT (`--dht`) said it holds a content we look for: only a
+    /// claim, dialled a bounded number of times.
+    Dht,
 }
 
 impl Found {
@@ -103,6 +106,7 @@ impl Found {
             Found::Known => "known",
             Found::Link => "link",
             Found::Static => "static",
+            Found::Dht => "dht",
         }
     }
 

@@ -250,6 +250,100 @@ fn a_links_peer_is_dialled_at_once_and_listed_as_link() {
 }
 
 #[test]
+fn a_dht_holder_is_dialled_at_once_then_at_most_twice_per_lookup() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.0.2.7:10000", None, Found::Dht);
+    // Its dials fail (nothing there): the first at once, then one more, then none, however
+    // long we wait.
+    let mut at = t0;
+    let mut dials = Vec::new();
+    while let Some((when, conn, addr)) = next_dial(&mut n, at, t0 + INTERVAL * 40) {
+        n.handle_input(when, Input::ConnectFailed { conn });
+        dials.push((when, addr));
+        at = when;
+    }
+    assert_eq!(dials.len(), 2, "{dials:?}");
+    assert_eq!(dials[0].0, t0, "dialled at once");
+    // A later lookup that names it again gives it its dials again, at once.
+    let later = t0 + INTERVAL * 41;
+    add(&mut n, later, "192.0.2.7:10000", None, Found::Dht);
+    let again = run_until(&mut n, later, later + Duration::from_millis(1));
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(n.stats().peers_add_refused, 0);
+}
+
+#[test]
+fn a_dht_holder_that_answers_is_listed_as_dht() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.0.2.8:10000", None, Found::Dht);
+    let (at, conn, _) = next_dial(&mut n, t0, t0 + INTERVAL).expect("dialled");
+    n.handle_input(at, Input::Connected { conn });
+    let mut them = TestPeer::acceptor([2; 32]);
+    them.handshake(&mut n, at, conn, 7);
+    assert_eq!(n.peers()[0].found, Found::Dht);
+    assert_eq!(Found::Dht.as_str(), "dht");
+}
+
+#[test]
+fn dht_holders_take_at_most_their_share_of_the_targets() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    // 64 holders that never open: their dials go within the 8-at-once limit; then each is
+    // spent, and a new one takes a spent one's slot.
+    for i in 0..64u16 {
+        add(
+            &mut n,
+            t0,
+            &format!("192.0.2.9:{}", 1000 + i),
+            None,
+            Found::Dht,
+        );
+    }
+    add(&mut n, t0, "192.0.2.9:2000", None, Found::Dht);
+    assert_eq!(
+        n.stats().peers_add_refused,
+        1,
+        "all 64 still have dials left"
+    );
+    // Every dial fails as soon as it is made.
+    let mut at = t0;
+    let mut dials = 0;
+    let until = t0 + INTERVAL * 100;
+    loop {
+        let failed: Vec<ConnId> = drain(&mut n)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Net(NetOp::Connect { conn, .. }) => Some(conn),
+                _ => None,
+            })
+            .collect();
+        dials += failed.len();
+        for conn in failed {
+            n.handle_input(at, Input::ConnectFailed { conn });
+        }
+        match n.poll_timeout() {
+            Some(next) if next <= until => {
+                at = next.max(at);
+                n.handle_timeout(at);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(dials, 64 * 2);
+    add(&mut n, at, "192.0.2.9:2000", None, Found::Dht);
+    assert_eq!(n.stats().peers_add_refused, 1, "a spent slot was taken");
+    assert_eq!(
+        run_until(&mut n, at, at + Duration::from_millis(1)).len(),
+        1
+    );
+    // A user's target is not refused for them.
+    add(&mut n, at, "192.0.2.10:10000", Some(key(2)), Found::Static);
+    assert_eq!(n.stats().peers_add_refused, 1);
+}
+
+#[test]
 fn what_no_one_may_ask_is_counted_and_never_dialled() {
     let t0 = Instant::now();
     let mut n = node(t0);

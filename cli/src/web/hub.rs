@@ -516,6 +516,7 @@ impl Hub {
                 return;
             }
             Notice::Warning(w) => return self.note("warning", w),
+            Notice::Dht(_) => return,
         };
         // A file of a folder job started here: its folder's row says it all, but for this.
         let content = match &e {

@@ -66,8 +66,9 @@ pub enum Command {
     /// Dial this address, expecting `key` if given, because of how `found` says: a `--peer`
     /// or `peers add` ([`Found::Static`]) or a link's peer ([`Found::Link`]) is kept in view
     /// (dialled every interval while it has no connection); a peer this folder met before
-    /// ([`Found::Known`], `key` required) is probed while no connection with its key is open.
-    /// Any other
+    /// ([`Found::Known`], `key` required) is probed while no connection with its key is open;
+    /// a holder the DHT named ([`Found::Dht`], usually no key) is dialled at once, at most
+    /// twice for each time it is added, and kept while its connection lasts. Any other
     /// `found`, our own key, an address nothing can reach, or more than the node holds is
     /// counted (`peers_add_refused`) and ignored. See `node/targets.rs`.
     AddPeer {

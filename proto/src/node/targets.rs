@@ -25,9 +25,14 @@
 //!   forwards one way, a relay of its genuine datagrams), and only a connection lists us on
 //!   its side. So a known peer on the LAN also ends up with one kept connection, once its
 //!   catalog connection went idle: a ping every `Timeouts::ping` (5 s);
+//! - a holder a DHT lookup named (`Found::Dht`, usually with no key: only a claim) is dialled
+//!   at once and at most [`DHT_DIALS`] times for each time it is added (a later lookup that
+//!   names it again re-arms it), kept like a static target while a connection lasts; at most
+//!   [`MAX_DHT_TARGETS`] of them, a spent one's slot taken by a new one. So an address that
+//!   speaks nothing, or another key, costs a bounded number of dials per lookup;
 //! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
-//!   and at most [`MAX_PROBE_DIALS`] probes are being dialled at once: a thousand remembered
-//!   peers cost a few connection attempts per interval, not a thousand.
+//!   and at most [`MAX_PROBE_DIALS`] probes and DHT holders are being dialled at once: a
+//!   thousand remembered peers cost a few connection attempts per interval, not a thousand.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -48,6 +53,10 @@ pub(crate) const PROBE_DELAY: Duration = Duration::from_millis(500);
 pub(crate) const MAX_PROBE_DIALS: usize = 8;
 /// A probe that keeps failing is dialled every interval × 2^this at the least often.
 pub(crate) const PROBE_BACKOFF_STEPS: u32 = 4;
+/// Dials of a holder the DHT named, for each time a lookup names it.
+pub(crate) const DHT_DIALS: u32 = 2;
+/// Targets the DHT named, at most (of [`MAX_TARGETS`]).
+pub(crate) const MAX_DHT_TARGETS: usize = 64;
 /// A dial put off for want of room is tried again this much later.
 const PUT_OFF: Duration = Duration::from_secs(1);
 
@@ -91,6 +100,8 @@ pub(super) struct Target {
     due: Instant,
     /// Dials in a row that did not open (probes only).
     failures: u32,
+    /// Dials left (a holder the DHT named); `None`: no limit.
+    dials_left: Option<u32>,
     /// What came of its dials so far.
     reach: Reach,
 }
@@ -111,6 +122,7 @@ impl Target {
             conn: None,
             due,
             failures: 0,
+            dials_left: (found == Found::Dht).then_some(DHT_DIALS),
             reach: Reach::Trying,
         }
     }
@@ -148,12 +160,21 @@ impl Target {
 
     /// When to dial it again: while it has no connection. Its timer.
     pub(super) fn redial_at(&self) -> Option<Instant> {
-        self.conn.is_none().then_some(self.due)
+        (self.conn.is_none() && self.dials_left != Some(0)).then_some(self.due)
+    }
+
+    /// A holder the DHT named whose dials are used up and that has no connection: its slot
+    /// may go to another.
+    fn is_spent(&self) -> bool {
+        self.conn.is_none() && self.dials_left == Some(0)
     }
 
     /// We dialled it on `conn`.
     pub(super) fn dialled(&mut self, conn: ConnId) {
         self.conn = Some(conn);
+        if let Some(n) = &mut self.dials_left {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Its dial is not made now (its key is listed, or there is no room): look again at `at`.
@@ -186,11 +207,17 @@ impl Target {
         };
     }
 
-    /// The user (or a link) named this probe's address and key again: it becomes a kept
-    /// target, found as `found`, due at once.
+    /// This target's address and key were named again, as `found`: the user (or a link)
+    /// makes a probe or a DHT holder a kept target, due at once; a DHT lookup gives a DHT
+    /// holder its dials again.
     fn upgrade(&mut self, found: Found, now: Instant) {
-        if self.is_probe() && found != Found::Known {
+        let claim = self.is_probe() || self.found == Found::Dht;
+        if claim && !matches!(found, Found::Known | Found::Dht) {
             self.found = found;
+            self.dials_left = None;
+            self.due = self.due.min(now);
+        } else if self.found == Found::Dht && found == Found::Dht {
+            self.dials_left = Some(DHT_DIALS);
             self.due = self.due.min(now);
         }
     }
@@ -221,7 +248,10 @@ impl Node {
         found: Found,
     ) {
         let addr = crate::addr::canonical(addr);
-        let by_user = matches!(found, Found::Static | Found::Link | Found::Known);
+        let by_user = matches!(
+            found,
+            Found::Static | Found::Link | Found::Known | Found::Dht
+        );
         let ours = key == Some(self.identity.key());
         if !by_user
             || ours
@@ -239,11 +269,27 @@ impl Node {
             t.upgrade(found, now);
             return;
         }
+        let target = Target::new(addr, key, found, now);
+        if found == Found::Dht
+            && self
+                .targets
+                .iter()
+                .filter(|t| t.found() == Found::Dht)
+                .count()
+                >= MAX_DHT_TARGETS
+        {
+            // Full of DHT holders: a spent one's slot, or none.
+            match self.targets.iter_mut().find(|t| t.is_spent()) {
+                Some(t) => *t = target,
+                None => self.stats.peers_add_refused += 1,
+            }
+            return;
+        }
         if self.targets.len() >= MAX_TARGETS {
             self.stats.peers_add_refused += 1;
             return;
         }
-        self.targets.push(Target::new(addr, key, found, now));
+        self.targets.push(target);
     }
 
     /// Target `i`'s timer fired (it has no connection): dial it, unless it is a probe whose key
@@ -253,6 +299,7 @@ impl Node {
             return;
         };
         let (addr, key, probe) = (t.addr(), t.key(), t.is_probe());
+        let claim = probe || t.found() == Found::Dht;
         if probe {
             let connected = key.is_some_and(|k| {
                 self.conns.sessions().any(|s| s.open_peer() == Some(k))
@@ -264,10 +311,12 @@ impl Node {
                 self.targets[i].put_off(now + self.cfg.interval);
                 return;
             }
+        }
+        if claim {
             let dialing = self
                 .targets
                 .iter()
-                .filter(|t| t.is_probe())
+                .filter(|t| t.is_probe() || t.found() == Found::Dht)
                 .filter_map(Target::conn)
                 .filter(|c| self.conns.session(c).is_some_and(|s| !s.is_open()))
                 .count();

@@ -961,7 +961,8 @@ impl Harness {
                     Found::Known,
                     Found::Link,
                     Found::Static,
-                ][usize::from(found % 6)];
+                    Found::Dht,
+                ][usize::from(found % 7)];
                 self.input(Input::Command(Command::AddPeer { addr, key, found }));
             }
             Op::Shutdown => self.input(Input::Command(Command::Shutdown)),

@@ -1,0 +1,233 @@
+//! `--dht` between hosts in network namespaces (issue 30): a mainline DHT testnet runs on a host
+//! of its own (this test binary as a helper), a seeder on one IPv4 subnet and a downloader on
+//! another behind a router namespace (unicast forwarded, no broadcast across), with no known
+//! peers and no `--peer`: the downloader's `get <content id>` can only find the seeder through
+//! the DHT. `grep DHT_NETNS` prints how long it took.
+//!
+//! `P2PSHARE_DHT_COST=SECS` also runs the cost measurement: a peer sharing 1,000 files with
+//! `--dht` for SECS seconds, its DHT traffic counted on its only interface (discovery stays on
+//! its loopback), the figures for an hour printed (`grep DHT_COST`).
+//!
+//! Safety (as the other namespace tests): every process runs in a namespace this test made,
+//! the DHT nodes know only each other (every peer is given `--dht-bootstrap` at the testnet),
+//! and a guard ([`hosts::Net`]) kills what it started (by pid) and removes the namespaces, on
+//! success and on failure; without root or `ip netns` the tests print why and pass.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)] // the helpers the other namespace tests use
+mod hosts;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use hosts::Net;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+/// Starts the testnet helper on host `i` (`nodes` DHT nodes bound to `ip`, for `secs`
+/// seconds): its bootstrap arguments for p2pshare.
+fn testnet_on(net: &mut Net, i: usize, ip: &str, nodes: usize, secs: u64) -> Vec<String> {
+    let p = net.spawn_helper(
+        i,
+        "testnet",
+        &[
+            ("P2PT_BIND", ip.to_owned()),
+            ("P2PT_NODES", nodes.to_string()),
+            ("P2PT_SECS", secs.to_string()),
+        ],
+    );
+    net.wait_stdout(p, "BOOTSTRAP ", S(20));
+    let out = net.stdout(p);
+    // After the test harness's own words on that line.
+    let line = out
+        .lines()
+        .find_map(|l| l.find("BOOTSTRAP ").map(|k| &l[k..]))
+        .unwrap();
+    let mut args = vec!["--dht".to_owned()];
+    for b in line.split_whitespace().skip(1) {
+        assert!(b.starts_with(ip), "a testnet node off its host: {b}");
+        args.push("--dht-bootstrap".into());
+        args.push(b.to_owned());
+    }
+    args
+}
+
+/// The status of host `i`'s running peer, once `done` holds (`within` at most).
+fn status_until(
+    net: &Net,
+    i: usize,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = net.run(i, &["status", "--json"]);
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if done(&v) {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "host {i}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_holder_on_another_subnet_is_found_through_the_dht_alone() {
+    let Some(mut net) = Net::new(1, "a_holder_on_another_subnet_…", 3, false) else {
+        return;
+    };
+    // Hosts 1 (the seeder) and 3 (the DHT) on 10.99.0.0/24, host 2 on 10.98.0.0/24.
+    net.route_between(&[2]);
+    let dht = testnet_on(&mut net, 3, "10.99.0.3", 12, 120);
+    let dht: Vec<&str> = dht.iter().map(String::as_str).collect();
+    let bytes = data(64 << 20, 40);
+    let seeder = net.seeder(1, &[("far.bin", &bytes)], &dht);
+    drop(bytes);
+    let s = status_until(&net, 1, S(20), |s| {
+        s["dht"]["announced"].as_u64().unwrap_or(0) >= 1
+    });
+    let content = s["shared"][0]["content"].as_str().unwrap().to_owned();
+    let mut args = dht.clone();
+    args.extend(["get", &content, "--json", "--timeout", "60"]);
+    let start = Instant::now();
+    let out = net.run(2, &args);
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "get failed: {err}\nseeder: {}",
+        net.stderr(seeder)
+    );
+    assert!(err.contains("looking in the DHT"), "{err}");
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("dht: ") && l.contains(" after "))
+        .and_then(|l| {
+            l.split(" after ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .expect("a dht holders line");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["sources"][0]["addr"], "10.99.0.1:10000", "{j}");
+    let got = std::fs::read(net.shared(2).join("dl_far.bin")).unwrap();
+    let shared = std::fs::read(net.shared(1).join("far.bin")).unwrap();
+    assert!(got == shared, "dl_far.bin differs from far.bin");
+    println!(
+        "DHT_NETNS first_holder={first:.3}s get={:.3}s (64 MiB across a router, found by the DHT only)",
+        took.as_secs_f64()
+    );
+    net.assert_no_panic();
+}
+
+/// Host `i`'s eth0 counters: (rx packets, rx bytes, tx packets, tx bytes).
+fn eth0(net: &Net, i: usize) -> [u64; 4] {
+    let path = |what: &str| format!("/sys/class/net/eth0/statistics/{what}");
+    let read = |what: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &net.ns(i), "cat", &path(what)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"].map(read)
+}
+
+#[test]
+fn what_announcing_1000_files_costs() {
+    let Ok(secs) = std::env::var("P2PSHARE_DHT_COST") else {
+        println!("SKIPPED what_announcing_1000_files_costs: set P2PSHARE_DHT_COST=SECS");
+        return;
+    };
+    let secs: u64 = secs.parse().unwrap();
+    let Some(mut net) = Net::new(2, "what_announcing_1000_files_costs", 2, false) else {
+        return;
+    };
+    let dht = testnet_on(&mut net, 2, "10.99.0.2", 50, secs + 120);
+    for k in 0..1000u32 {
+        let name = format!("f{k:04}.txt");
+        std::fs::write(net.shared(1).join(name), format!("file {k}\n")).unwrap();
+    }
+    let mut args: Vec<&str> = vec!["--broadcast", "127.255.255.255"];
+    args.extend(dht.iter().map(String::as_str));
+    let seeder = net.seeder(1, &[], &args);
+    // From the first announce on: the burst, then the hourly rate.
+    let s0 = status_until(&net, 1, S(30), |s| {
+        s["dht"]["announced"].as_u64().unwrap_or(0) >= 1
+    });
+    let (t0, c0) = (Instant::now(), eth0(&net, 1));
+    std::thread::sleep(S(secs));
+    let s1 = status_until(&net, 1, S(5), |_| true);
+    let (dt, c1) = (t0.elapsed().as_secs_f64(), eth0(&net, 1));
+    let d: Vec<u64> = c0.iter().zip(c1).map(|(a, b)| b - a).collect();
+    let announces =
+        s1["dht"]["announced"].as_u64().unwrap() - s0["dht"]["announced"].as_u64().unwrap();
+    let failed = s1["dht"]["announce_failures"].as_u64().unwrap();
+    let per = |x: u64| x as f64 / announces.max(1) as f64;
+    let hour = |x: u64| x as f64 * 3600.0 / dt;
+    println!(
+        "DHT_COST window={dt:.0}s shared={} announces={announces} failed={failed}; \
+         packets out={} in={} ({:.1} out, {:.1} in per announce); bytes out={} in={} \
+         ({:.0} out, {:.0} in per announce)",
+        s1["dht"]["shared"],
+        d[2],
+        d[0],
+        per(d[2]),
+        per(d[0]),
+        d[3],
+        d[1],
+        per(d[3]),
+        per(d[1]),
+    );
+    println!(
+        "DHT_COST per hour at this rate: {:.0} announces, {:.0} packets out, {:.0} in, \
+         {:.0} KiB out, {:.0} KiB in",
+        announces as f64 * 3600.0 / dt,
+        hour(d[2]),
+        hour(d[0]),
+        hour(d[3]) / 1024.0,
+        hour(d[1]) / 1024.0,
+    );
+    assert!(announces > 0, "{}", net.stderr(seeder));
+    net.assert_no_panic();
+}
+
+/// The helper this binary runs on a host (`P2PT_HELPER=testnet`): a testnet of `P2PT_NODES`
+/// DHT nodes bound to `P2PT_BIND`, its addresses printed, kept for `P2PT_SECS`.
+#[test]
+fn helper() {
+    let Ok(mode) = std::env::var("P2PT_HELPER") else {
+        return;
+    };
+    assert_eq!(mode, "testnet");
+    let var = |k: &str| std::env::var(k).unwrap();
+    let bind: Ipv4Addr = var("P2PT_BIND").parse().unwrap();
+    let nodes: usize = var("P2PT_NODES").parse().unwrap();
+    let secs: u64 = var("P2PT_SECS").parse().unwrap();
+    let testnet = mainline::Testnet::builder(nodes)
+        .bind_address(bind)
+        .build()
+        .unwrap();
+    println!("BOOTSTRAP {}", testnet.bootstrap.join(" "));
+    std::thread::sleep(S(secs));
+}
