@@ -23,9 +23,9 @@
 //!   (temporary file, owner-only, then renamed over it) by [`add`].
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -95,25 +95,15 @@ fn parse_in(path: &Path, text: &str) -> Result<BTreeSet<PeerId>, AllowError> {
 /// An allow file's text and metadata, once it passed every check (see the module doc);
 /// `Ok(None)` if it does not exist.
 fn read_text(path: &Path) -> Result<Option<(String, fs::Metadata)>, AllowError> {
+    use crate::nofollow::{PrivateError, open_private};
     let err = |why: String| AllowError(format!("{}: {why}", path.display()));
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(err("is a symlink; give the file itself".into()));
-        }
-        Err(e) => return Err(err(format!("cannot read it: {e}"))),
+    let (mut file, meta) = match open_private(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(None),
+        Err(PrivateError::Symlink) => return Err(err("is a symlink; give the file itself".into())),
+        Err(PrivateError::NotAFile) => return Err(err("is not a regular file".into())),
+        Err(PrivateError::Io(e)) => return Err(err(format!("cannot read it: {e}"))),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| err(format!("cannot read it: {e}")))?;
-    if !meta.is_file() {
-        return Err(err("is not a regular file".into()));
-    }
     let me = rustix::process::geteuid();
     if meta.uid() != me.as_raw() && !me.is_root() {
         return Err(err(format!(

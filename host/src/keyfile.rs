@@ -33,9 +33,9 @@
 //!   losing it means a new identity, nothing worse.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use p2pshare_proto::rng::KeyRng;
@@ -185,25 +185,15 @@ enum ReadError {
 
 fn read(path: &Path) -> Result<Identity, ReadError> {
     let bad = |e| Err(ReadError::Bad(e));
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ReadError::Missing),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+    use crate::nofollow::{PrivateError, open_private};
+    let (mut file, meta) = match open_private(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Err(ReadError::Missing),
+        Err(PrivateError::Symlink | PrivateError::NotAFile) => {
             return bad(KeyFileError::NotAFile(path.to_path_buf()));
         }
-        Err(e) => return bad(KeyFileError::Unreadable(path.to_path_buf(), e)),
+        Err(PrivateError::Io(e)) => return bad(KeyFileError::Unreadable(path.to_path_buf(), e)),
     };
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => return bad(KeyFileError::Unreadable(path.to_path_buf(), e)),
-    };
-    if !meta.is_file() {
-        return bad(KeyFileError::NotAFile(path.to_path_buf()));
-    }
     if meta.uid() != rustix::process::geteuid().as_raw() {
         return bad(KeyFileError::NotOwned(path.to_path_buf(), meta.uid()));
     }

@@ -30,10 +30,9 @@
 //!   costs only the memory of which peers are old friends.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -289,22 +288,14 @@ pub fn write(dir: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// The file's text, `None` if there is none, or why it cannot be used.
 fn read(path: &Path) -> Result<Option<String>, String> {
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("a symlink".into()),
-        Err(e) => return Err(format!("cannot read it: {e}")),
+    use crate::nofollow::{PrivateError, open_private};
+    let (mut file, meta) = match open_private(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(None),
+        Err(PrivateError::Symlink) => return Err("a symlink".into()),
+        Err(PrivateError::NotAFile) => return Err("not a regular file".into()),
+        Err(PrivateError::Io(e)) => return Err(format!("cannot read it: {e}")),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
     if meta.uid() != rustix::process::geteuid().as_raw() {
         return Err(format!("it belongs to user {}", meta.uid()));
     }

@@ -87,6 +87,34 @@ pub fn replace_private(temp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()>
     renamed
 }
 
+/// Why one of the folder's private state files could not be opened ([`open_private`]).
+#[derive(Debug)]
+pub enum PrivateError {
+    /// A symlink is where the file should be (never followed).
+    Symlink,
+    /// Something other than a regular file is there (a FIFO, a folder, a device).
+    NotAFile,
+    /// It could not be opened or looked at.
+    Io(io::Error),
+}
+
+/// Opens the folder's private state file at `path` (the key, the known peers, an allow file)
+/// for reading, with its metadata read on the open descriptor, or `Ok(None)` when there is
+/// none. The callers check owner, mode and length on that metadata, each by its own rules.
+pub fn open_private(path: &Path) -> Result<Option<(File, fs::Metadata)>, PrivateError> {
+    let file = match options().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(PrivateError::Symlink),
+        Err(e) => return Err(PrivateError::Io(e)),
+    };
+    let meta = file.metadata().map_err(PrivateError::Io)?;
+    if !meta.is_file() {
+        return Err(PrivateError::NotAFile);
+    }
+    Ok(Some((file, meta)))
+}
+
 fn options() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
