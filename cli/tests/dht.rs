@@ -5,6 +5,9 @@
 //! reaches the public DHT.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // the test data and the helpers of the namespace tests
+mod hosts;
+
 use std::fs::File;
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
@@ -60,18 +63,6 @@ fn testnet(n: usize) -> Testnet {
         .bind_address(Ipv4Addr::LOCALHOST)
         .build()
         .unwrap()
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// A `p2pshare serve` with its own folder, its stderr in a file there; killed (by its pid)
@@ -223,7 +214,7 @@ fn file_equals(dir: &Path, name: &str, bytes: &[u8]) {
 #[test]
 fn a_get_by_content_id_finds_its_holder_through_the_dht() {
     let testnet = testnet(10);
-    let bytes = data(3 << 20, 30);
+    let bytes = hosts::data(3 << 20, 30);
     let (seeder, content) = announced_seeder(dport(0), &testnet, "far.bin", &bytes);
     // Another discovery port: no broadcast of the seeder reaches the downloader.
     let (out, dir, took) = get(dport(1), &testnet, &content);
@@ -279,7 +270,7 @@ fn mute_holder() -> (u16, Arc<AtomicUsize>) {
 #[allow(deprecated)] // mainline's blocking API: the test's own announce of a fake holder
 fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
     let testnet = testnet(10);
-    let bytes = data(1 << 20, 31);
+    let bytes = hosts::data(1 << 20, 31);
     // The file's content id, from a peer that shares it without the DHT.
     let content = {
         let p = Peer::serve(dport(4), &[("honest.bin", &bytes)], &[]);
@@ -350,7 +341,7 @@ fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
 #[test]
 fn the_prompt_asks_the_dht_and_peers_v_says_dht() {
     let testnet = testnet(10);
-    let bytes = data(1 << 20, 32);
+    let bytes = hosts::data(1 << 20, 32);
     let (_seeder, content) = announced_seeder(dport(5), &testnet, "prompt.bin", &bytes);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
@@ -383,7 +374,7 @@ fn the_prompt_asks_the_dht_and_peers_v_says_dht() {
 #[test]
 fn a_link_or_an_id_through_a_running_peer_finds_its_holder_through_the_dht() {
     let testnet = testnet(10);
-    let bytes = data(2 << 20, 33);
+    let bytes = hosts::data(2 << 20, 33);
     let (seeder, content) = announced_seeder(dport(7), &testnet, "linked.bin", &bytes);
     let link = format!("p2pshare://{content}");
     // A one-shot with a peer of its own.

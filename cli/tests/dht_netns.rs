@@ -73,18 +73,6 @@ fn status_until(
     }
 }
 
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_holder_on_another_subnet_is_found_through_the_dht_alone() {
     let Some(mut net) = Net::new(1, "a_holder_on_another_subnet_…", 3, false) else {
@@ -94,7 +82,7 @@ fn a_holder_on_another_subnet_is_found_through_the_dht_alone() {
     net.route_between(&[2]);
     let dht = testnet_on(&mut net, 3, "10.99.0.3", 12, 120);
     let dht: Vec<&str> = dht.iter().map(String::as_str).collect();
-    let bytes = data(64 << 20, 40);
+    let bytes = hosts::data(64 << 20, 40);
     let seeder = net.seeder(1, &[("far.bin", &bytes)], &dht);
     drop(bytes);
     let s = status_until(&net, 1, S(20), |s| {

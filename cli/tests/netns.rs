@@ -585,17 +585,7 @@ fn s12_every_interface_vpn_and_two_lans() {
         ]);
         ip(&["-n", &br, "link", "set", &v, "master", "br1", "up"]);
         let addr = format!("10.98.0.{i}/24");
-        ip(&[
-            "-n",
-            &h,
-            "addr",
-            "add",
-            &addr,
-            "brd",
-            "10.98.0.255",
-            "dev",
-            "eth1",
-        ]);
+        hosts::add_ipv4(&h, &addr, "10.98.0.255", "eth1");
         ip(&["-n", &h, "link", "set", "eth1", "up"]);
     }
     // Host 4 leaves the first LAN.

@@ -66,6 +66,11 @@ pub struct Net {
     pub multicast: bool,
 }
 
+/// Gives interface `dev` of namespace `ns` the IPv4 address `cidr` with broadcast `brd`.
+pub fn add_ipv4(ns: &str, cidr: &str, brd: &str, dev: &str) {
+    ip(&["-n", ns, "addr", "add", cidr, "brd", brd, "dev", dev]);
+}
+
 /// Runs `ip` with `args`, which must succeed.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
@@ -131,17 +136,7 @@ impl Net {
             ip(&["-n", &br, "link", "set", &v, "master", "br0", "up"]);
             ip(&["-n", &h, "link", "set", "lo", "up"]);
             let addr = format!("10.99.0.{i}/24");
-            ip(&[
-                "-n",
-                &h,
-                "addr",
-                "add",
-                &addr,
-                "brd",
-                "10.99.0.255",
-                "dev",
-                "eth0",
-            ]);
+            add_ipv4(&h, &addr, "10.99.0.255", "eth0");
             ip(&["-n", &h, "link", "set", "eth0", "up"]);
             ip(&["-n", &h, "route", "add", "default", "dev", "eth0"]);
             std::fs::create_dir_all(net.shared(i)).unwrap();
@@ -199,17 +194,7 @@ impl Net {
                 ip(&["-n", &br, "link", "set", &v, "master", "br1"]);
                 ip(&["-n", &h, "-4", "addr", "flush", "dev", "eth0"]);
                 let addr = format!("10.98.0.{i}/24");
-                ip(&[
-                    "-n",
-                    &h,
-                    "addr",
-                    "add",
-                    &addr,
-                    "brd",
-                    "10.98.0.255",
-                    "dev",
-                    "eth0",
-                ]);
+                add_ipv4(&h, &addr, "10.98.0.255", "eth0");
                 "10.98.0.254"
             } else {
                 "10.99.0.254"
