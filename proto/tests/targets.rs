@@ -84,6 +84,33 @@ fn next_dial(n: &mut Node, from: Instant, until: Instant) -> Option<(Instant, Co
     }
 }
 
+/// The frames of what the node sent on `conn` among its outputs now, opened by `them` (the
+/// other outputs are dropped).
+fn sent_to(n: &mut Node, conn: ConnId, them: &mut TestPeer) -> Vec<Frame> {
+    drain(n)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Net(NetOp::Send { conn: c, data }) if c == conn => Some(them.receive(&data)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The node's dial `conn` is connected and answered by the holder of `secret`: its handshake
+/// and hellos, with the frames it sent and its other outputs.
+fn answered_by(
+    n: &mut Node,
+    at: Instant,
+    conn: ConnId,
+    secret: u8,
+) -> (TestPeer, Vec<Frame>, Vec<Output>) {
+    n.handle_input(at, Input::Connected { conn });
+    let mut them = TestPeer::acceptor([secret; 32]);
+    let (frames, others) = them.handshake(n, at, conn, 7);
+    (them, frames, others)
+}
+
 /// Answers what the node sent on `conn` as a live peer with an empty catalog does (and what
 /// it sends on in turn): reads it all (`Flushed`), pongs its pings, gives it the catalog.
 fn answer(n: &mut Node, now: Instant, conn: ConnId, them: &mut TestPeer, frames: Vec<Frame>) {
@@ -103,13 +130,7 @@ fn answer(n: &mut Node, now: Instant, conn: ConnId, them: &mut TestPeer, frames:
             let sealed = them.seal_msg(&reply);
             n.handle_received(now, conn, &sealed);
         }
-        for o in drain(n) {
-            if let Output::Net(NetOp::Send { conn: c, data }) = o
-                && c == conn
-            {
-                frames.extend(them.receive(&data));
-            }
-        }
+        frames.extend(sent_to(n, conn, them));
         n.handle_input(now, Input::Flushed { conn });
     }
 }
@@ -125,9 +146,7 @@ fn a_known_peer_is_probed_after_the_lans_answers_and_listed_as_known() {
         at >= t0 + Duration::from_millis(500),
         "not before the LAN answered"
     );
-    n.handle_input(at, Input::Connected { conn });
-    let mut them = TestPeer::acceptor([2; 32]);
-    let (frames, others) = them.handshake(&mut n, at, conn, 7);
+    let (mut them, frames, others) = answered_by(&mut n, at, conn, 2);
     assert!(
         !others
             .iter()
@@ -194,9 +213,7 @@ fn a_known_peer_connected_on_the_lan_is_not_probed() {
     // Heard on the LAN: dialled there for its catalog, and that connection opens.
     let (at, conn, addr) = next_dial(&mut n, t0, t0 + Duration::from_millis(100)).expect("link");
     assert_eq!(addr.ip(), from.ip());
-    n.handle_input(at, Input::Connected { conn });
-    let mut them = TestPeer::acceptor([2; 32]);
-    let (frames, _) = them.handshake(&mut n, at, conn, 7);
+    let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
     answer(&mut n, at, conn, &mut them, frames);
     let dials = run_until(&mut n, at, t0 + Duration::from_secs(3));
     assert!(
@@ -242,9 +259,7 @@ fn a_links_peer_is_dialled_at_once_and_listed_as_link() {
     let dials = run_until(&mut n, t0, t0 + Duration::from_millis(100));
     assert_eq!(dials.len(), 1, "one target, dialled at once: {dials:?}");
     let (at, conn, _) = dials[0];
-    n.handle_input(at, Input::Connected { conn });
-    let mut them = TestPeer::acceptor([2; 32]);
-    them.handshake(&mut n, at, conn, 7);
+    answered_by(&mut n, at, conn, 2);
     assert_eq!(n.peers()[0].found, Found::Link);
     assert_eq!(n.stats().peers_add_refused, 0);
 }
@@ -279,9 +294,7 @@ fn a_dht_holder_that_answers_is_listed_as_dht() {
     let mut n = node(t0);
     add(&mut n, t0, "192.0.2.8:10000", None, Found::Dht);
     let (at, conn, _) = next_dial(&mut n, t0, t0 + INTERVAL).expect("dialled");
-    n.handle_input(at, Input::Connected { conn });
-    let mut them = TestPeer::acceptor([2; 32]);
-    them.handshake(&mut n, at, conn, 7);
+    answered_by(&mut n, at, conn, 2);
     assert_eq!(n.peers()[0].found, Found::Dht);
     assert_eq!(Found::Dht.as_str(), "dht");
 }
@@ -404,9 +417,7 @@ fn a_new_revision_reaches_a_peer_known_only_over_its_connection() {
     let mut n = node(t0);
     add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
     let (at, conn, _) = next_dial(&mut n, t0, t0 + Duration::from_secs(2)).expect("probed");
-    n.handle_input(at, Input::Connected { conn });
-    let mut them = TestPeer::acceptor([2; 32]);
-    let (frames, _) = them.handshake(&mut n, at, conn, 7);
+    let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
     answer(&mut n, at, conn, &mut them, frames);
     // Our catalog changes: no datagram of ours reaches it beyond its router, so a hello with
     // the new revision goes on its connection.
@@ -418,14 +429,7 @@ fn a_new_revision_reaches_a_peer_known_only_over_its_connection() {
     }];
     drain(&mut n);
     n.handle_input(at, Input::CatalogChanged { files });
-    let told: Vec<Frame> = drain(&mut n)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Net(NetOp::Send { conn: c, data }) if c == conn => Some(them.receive(&data)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let told: Vec<Frame> = sent_to(&mut n, conn, &mut them);
     assert!(
         told.iter().any(|f| matches!(
             f,
@@ -442,14 +446,7 @@ fn a_new_revision_reaches_a_peer_known_only_over_its_connection() {
         revision: 5,
     });
     n.handle_received(later, conn, &hello);
-    let asked: Vec<Frame> = drain(&mut n)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Net(NetOp::Send { conn: c, data }) if c == conn => Some(them.receive(&data)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let asked: Vec<Frame> = sent_to(&mut n, conn, &mut them);
     assert!(
         asked
             .iter()
