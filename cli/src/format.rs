@@ -438,8 +438,7 @@ pub fn status_json(s: &Snapshot) -> String {
         .iter()
         .map(|f| json!({ "name": f.name, "size": f.size, "content": f.content.to_hex() }))
         .collect();
-    let peers: serde_json::Value = serde_json::from_str::<serde_json::Value>(&peers_json(s))
-        .map_or(serde_json::Value::Null, |v| v["peers"].clone());
+    let peers = peers_value(s);
     json!({
         "version": crate::control::VERSION,
         "me": hex(&s.me.0),
@@ -468,6 +467,11 @@ pub fn status_json(s: &Snapshot) -> String {
 /// `peers --json`: `interface` is the one a peer is reached over (null: no route now),
 /// `routed` whether a router is between, `found` how it came into view.
 pub fn peers_json(s: &Snapshot) -> String {
+    json!({ "version": crate::control::VERSION, "peers": peers_value(s) }).to_string()
+}
+
+/// The peers as `peers --json` and `status --json` list them.
+fn peers_value(s: &Snapshot) -> serde_json::Value {
     let assigned = interfaces::assigned();
     let peers: Vec<_> = s
         .peers
@@ -486,7 +490,7 @@ pub fn peers_json(s: &Snapshot) -> String {
             })
         })
         .collect();
-    json!({ "version": crate::control::VERSION, "peers": peers }).to_string()
+    serde_json::Value::Array(peers)
 }
 
 #[cfg(test)]
