@@ -102,8 +102,17 @@ fn a_link_fetches_a_file_and_a_folder_from_beyond_discovery() {
         long.contains(&format!("peer={key}@10.99.0.1:10000")),
         "{long}"
     );
+    // (Its addresses only: a hex key or id may hold "fe80" by chance.)
+    let addrs: Vec<&str> = long
+        .split(['?', '&'])
+        .filter_map(|part| part.strip_prefix("peer="))
+        .filter_map(|entry| entry.split_once('@').map(|(_, at)| at))
+        .collect();
+    assert!(!addrs.is_empty(), "{long}");
     assert!(
-        !long.contains("127.0.0.1") && !long.contains("fe80"),
+        addrs
+            .iter()
+            .all(|a| !a.starts_with("127.") && !a.starts_with("[::1]") && !a.starts_with("[fe80")),
         "{long}"
     );
     let id = long["p2pshare://".len()..].split('?').next().unwrap();
