@@ -56,6 +56,7 @@ pub fn stats(s: &Stats) -> String {
         answers_dropped,
         connections_paused,
         closed_not_reading,
+        closed_unanswered,
         requests_expired,
         claims_refused,
         claim_strikes,
@@ -98,6 +99,7 @@ pub fn stats(s: &Stats) -> String {
          catalog_entries_dropped={catalog_entries_dropped} answers_delayed={answers_delayed} \
          answers_dropped={answers_dropped} \
          connections_paused={connections_paused} closed_not_reading={closed_not_reading} \
+         closed_unanswered={closed_unanswered} \
          requests_expired={requests_expired} claims_refused={claims_refused} \
          claim_strikes={claim_strikes} claimants_disbelieved={claimants_disbelieved} \
          chunks_served_partial={chunks_served_partial} \

@@ -14,10 +14,11 @@
 //! Invariants:
 //! - every state has a deadline or a liveness rule: connect and handshake time out; an open
 //!   session with requests outstanding and no answer for `stall` (no answer frame, and no
-//!   byte of a record or frame still arriving) is stalled: pings, pongs, hellos and other frames that
-//!   answer nothing do not keep it alive, so a peer that answers our pings but never our
-//!   request cannot hold a download forever; an idle
-//!   one is closed after `idle` (static-peer sessions are pinged instead). One table,
+//!   byte of a record or frame still arriving) is stalled: pings, pongs, hellos and other
+//!   frames that answer nothing do not keep it alive, so a peer that answers our pings but
+//!   never our request cannot hold a download forever; an idle one is closed after `idle`
+//!   (static-peer sessions are pinged instead, and closed as [`CloseReason::Unanswered`] when
+//!   [`UNANSWERED_PINGS`] ping intervals pass with nothing received after a ping). One table,
 //!   [`Session::timers`], holds them: both "when to wake" ([`Session::poll_timeout`]) and
 //!   "what is due" ([`Session::due`]) read it, so the two cannot drift apart;
 //! - a session is `Open` only after a hello from the key its handshake proved (and that key is
@@ -57,6 +58,11 @@ pub const MAX_REQUEST_FRAME: usize = 4096;
 /// Contents one connection may follow with `Interested` at once: more downloads at a time
 /// than a person starts, not a list every verified chunk must be checked against at length.
 pub const MAX_INTERESTS: usize = 64;
+/// Ping intervals a pinned session may go with a ping unanswered and nothing received before
+/// it is closed as [`CloseReason::Unanswered`]: a kept peer's connection whose other end
+/// vanished (a half-open TCP connection writes without error for many minutes) is dialled
+/// again after 15 s instead of being listed for ever.
+pub const UNANSWERED_PINGS: u32 = 3;
 
 /// Identifies a connection between the node and its runtime. The node numbers every one:
 /// outbound ones (in `NetOp::Connect`) with the top bit clear, accepted ones (from
@@ -126,6 +132,10 @@ pub enum CloseReason {
     Remote,
     /// What we sent stayed unflushed past its deadline: the other side does not read.
     NotReading,
+    /// A pinned session's pings went unanswered, nothing at all arriving for
+    /// [`UNANSWERED_PINGS`] ping intervals: its other end vanished without closing it (a
+    /// half-open connection), so it is closed and its target dialled again.
+    Unanswered,
     /// The peer expired or said goodbye.
     PeerGone,
     /// The hello named another peer than expected.
@@ -198,6 +208,8 @@ pub struct Session {
     state: State,
     /// True when this session keeps a static peer (`--peer`) in view: pinged, never idle.
     pinned: bool,
+    /// Since when a ping of ours has gone out with nothing received after it.
+    ping_unanswered: Option<Instant>,
     /// The connection's handshake and records, from [`Session::start_handshake`] on.
     channel: Option<Channel>,
     /// Plaintext just opened, on its way to the decoder (kept to reuse its allocation).
@@ -268,6 +280,7 @@ impl Session {
                 }
             },
             pinned: false,
+            ping_unanswered: None,
             channel: None,
             plain: Vec::new(),
             decoder: {
@@ -466,6 +479,12 @@ impl Session {
         self.pinned = true;
     }
 
+    /// A ping went out: unless something arrives within [`UNANSWERED_PINGS`] ping intervals,
+    /// the session is closed as [`CloseReason::Unanswered`].
+    pub fn ping_sent(&mut self, now: Instant) {
+        self.ping_unanswered.get_or_insert(now);
+    }
+
     /// Records received bytes (for the stall and idle clocks), passes them through the
     /// handshake or opens their records, and buffers the plaintext for
     /// [`Session::next_frame`]. Returns the other side's key when these bytes finished the
@@ -473,6 +492,7 @@ impl Session {
     /// connection.
     pub fn on_bytes(&mut self, now: Instant, data: &[u8]) -> Result<Option<PeerId>, ChannelError> {
         self.last_recv = now;
+        self.ping_unanswered = None;
         let Some(channel) = &mut self.channel else {
             return Err(ChannelError::Transport(
                 crate::noise::TransportError::Internal,
@@ -710,9 +730,11 @@ impl Session {
                 None,
                 None,
                 None,
+                None,
             ],
             State::Handshaking { since, .. } => [
                 close(since + t.handshake, CloseReason::HandshakeTimeout),
+                None,
                 None,
                 None,
                 None,
@@ -741,6 +763,8 @@ impl Session {
                             CloseReason::Idle,
                         )
                     }),
+                self.ping_unanswered
+                    .and_then(|p| close(p + t.ping * UNANSWERED_PINGS, CloseReason::Unanswered)),
                 self.pinned.then(|| (self.last_send + t.ping, Due::Ping)),
             ],
         };

@@ -265,6 +265,74 @@ fn a_links_peer_is_dialled_at_once_and_listed_as_link() {
 }
 
 #[test]
+fn a_kept_connection_whose_pings_go_unanswered_is_closed_and_dialled_again() {
+    // The connection's other end is gone without a word (a NAT or firewall forgot it, the
+    // peer's end was reset unseen): our pings flush without error and nothing comes back on
+    // it. The peer's announcements still arrive (or an old one is replayed to us), so the
+    // table keeps it: only the connection itself can tell it is dead.
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Link);
+    let (at, conn, addr) = next_dial(&mut n, t0, t0 + Duration::from_millis(100)).unwrap();
+    let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
+    answer(&mut n, at, conn, &mut them, frames);
+    assert_eq!(n.peers().len(), 1);
+    // Its announcements, each newer than the last (a replay of an old one is refused).
+    let announcement = |seq| {
+        let a = Announcement {
+            mark: Mark { instance: 7, seq },
+            port: 10000,
+            revision: 0,
+            bye: false,
+        };
+        signed::encode(&a, &identity(2))
+    };
+    let mut first_ping = None;
+    let mut closed_at = None;
+    let mut t = at;
+    while closed_at.is_none() && t < at + INTERVAL * 10 {
+        t += Duration::from_millis(100);
+        let since = (t - at).as_millis();
+        if since % INTERVAL.as_millis() == 0 {
+            let seq = u64::try_from(since / INTERVAL.as_millis()).unwrap();
+            n.handle_input(
+                t,
+                Input::Datagram {
+                    from: "192.168.9.2:9999".parse().unwrap(),
+                    data: announcement(seq),
+                },
+            );
+        }
+        n.handle_timeout(t);
+        for o in drain(&mut n) {
+            match o {
+                Output::Net(NetOp::Send { conn: c, data }) if c == conn => {
+                    if them.receive(&data).contains(&Frame::Message(Message::Ping)) {
+                        first_ping.get_or_insert(t);
+                    }
+                    n.handle_input(t, Input::Flushed { conn });
+                }
+                Output::Net(NetOp::Close { conn: c }) if c == conn => closed_at = Some(t),
+                _ => {}
+            }
+        }
+    }
+    let first_ping = first_ping.expect("a kept connection is pinged");
+    let closed_at = closed_at.expect("closed once its pings went unanswered");
+    assert_eq!(
+        closed_at - first_ping,
+        INTERVAL * p2pshare_proto::session::UNANSWERED_PINGS,
+        "closed {UNANSWERED} intervals after the first unanswered ping",
+        UNANSWERED = p2pshare_proto::session::UNANSWERED_PINGS
+    );
+    assert_eq!(n.stats().closed_unanswered, 1);
+    let (_, again, to) = next_dial(&mut n, closed_at, closed_at + INTERVAL * 2)
+        .expect("its target is dialled again");
+    assert_ne!(again, conn);
+    assert_eq!(to, addr);
+}
+
+#[test]
 fn a_dht_holder_is_dialled_at_once_then_at_most_twice_per_lookup() {
     let t0 = Instant::now();
     let mut n = node(t0);

@@ -443,8 +443,10 @@ impl Node {
         if notify {
             self.out.push_back(Output::Net(NetOp::Close { conn }));
         }
-        if why == CloseReason::NotReading {
-            self.stats.closed_not_reading += 1;
+        match why {
+            CloseReason::NotReading => self.stats.closed_not_reading += 1,
+            CloseReason::Unanswered => self.stats.closed_unanswered += 1,
+            _ => {}
         }
         // What it owed is free for the connections that waited for it.
         if s.owed() > 0 && why != CloseReason::Shutdown {

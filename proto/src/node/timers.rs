@@ -257,7 +257,12 @@ impl Node {
             Wake::PyFetch(conn) => self.py_fetch_late(now, conn),
             Wake::PyServe(conn) => self.py_serve_late(conn),
             Wake::Sniff(conn) => self.sniffed_silence(now, conn),
-            Wake::Session(conn, Due::Ping) => self.send_msg(conn, &Message::Ping),
+            Wake::Session(conn, Due::Ping) => {
+                if let Some(s) = self.conns.session_mut(&conn) {
+                    s.ping_sent(now);
+                }
+                self.send_msg(conn, &Message::Ping);
+            }
             Wake::Session(conn, Due::Close(why)) => self.end_session(now, conn, why, true),
             Wake::CatalogRetry(peer) => {
                 if let Some(l) = self.links.get_mut(&peer) {

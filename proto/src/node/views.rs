@@ -250,6 +250,9 @@ pub struct Stats {
     pub connections_paused: u64,
     /// Connections closed because what we sent them stayed unread past its deadline.
     pub closed_not_reading: u64,
+    /// Kept peers' connections closed because their pings went unanswered (a half-open
+    /// connection), and dialled again.
+    pub closed_unanswered: u64,
     /// Times a holder lost its requests for delivering nothing by their deadline.
     pub requests_expired: u64,
     /// Bitfields and haves refused for claiming chunks the file does not have (the
