@@ -8,7 +8,14 @@
 //!   ([`Schedule`]);
 //! - looks a content up when asked ([`DhtNode::lookup`]: a `get` found no holder on the LAN),
 //!   at most [`LOOKUPS_PER_MINUTE`] lookups a minute, one per content per
-//!   [`LOOKUP_AGAIN_AFTER`], and takes at most [`MAX_HOLDERS`] addresses from each.
+//!   [`LOOKUP_AGAIN_AFTER`], and takes at most [`MAX_HOLDERS`] addresses from each;
+//! - publishes where it can be dialled ([`crate::addr_record`]) as a BEP 44 mutable item
+//!   signed with the folder's own key, salted with [`addr_record::SALT`]: at the start, when
+//!   the addresses change (looked at every [`HEALTH_EVERY`]) and every [`REPUBLISH_EVERY`],
+//!   at most [`PUTS_PER_HOUR`] puts an hour ([`RecordSchedule`]);
+//! - looks a peer's record up by its key alone when asked ([`DhtNode::resolve`]: a link's
+//!   peer does not answer where the link says, or the link gives no address), within the
+//!   same bounds as a content's lookup, and takes at most [`MAX_HOLDERS`] addresses from it.
 //!
 //! Invariants: the event loop never waits on the DHT. The DHT node runs on threads of its own
 //! (mainline's actor, our announcer, our lookup thread); the driver hands them work through
@@ -17,7 +24,9 @@
 //! as a target found by the DHT (`Found::Dht`), and the handshake and the content id check
 //! decide, as for any peer. Names and files never go into the DHT: only the derived keys, and
 //! (by the protocol) our address and transfer port. A node started with
-//! [`DhtConfig::bootstrap`] empty talks to the public DHT: tests always give local nodes.
+//! [`DhtConfig::bootstrap`] empty talks to the public DHT: tests always give local nodes. On
+//! the public DHT our record leaves out, and a resolve drops, every address that is not
+//! [`worth_dialling_addr`]; on a private DHT they stay (the tests' peers are on loopback).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
@@ -28,8 +37,10 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use mainline::async_dht::AsyncDht;
-use mainline::{Dht, Id, ServerSettings};
-use p2pshare_proto::ContentId;
+use mainline::{Dht, Id, MutableItem, ServerSettings, SigningKey};
+use p2pshare_proto::{ContentId, Identity, PeerId};
+
+use crate::addr_record;
 use sha2::{Digest, Sha256};
 
 /// The domain tag hashed before a content id into its DHT key: our keys are ours alone.
@@ -48,7 +59,18 @@ pub const ANNOUNCE_BURST: u32 = 16;
 pub const ANNOUNCE_RETRY: Duration = Duration::from_secs(30);
 /// How often the routing table's size is read for `status` (first a second after the start:
 /// the bootstrap's answers are in by then on a LAN).
-const HEALTH_EVERY: Duration = Duration::from_secs(5);
+pub const HEALTH_EVERY: Duration = Duration::from_secs(5);
+/// How often our address record is put again when nothing changed: BEP 44's storing nodes
+/// drop an item after about two hours, so this keeps it there with room for a lost put.
+pub const REPUBLISH_EVERY: Duration = Duration::from_secs(30 * 60);
+/// The most puts of our address record an hour (each a `get` walk to the closest nodes, then
+/// a `put` to them): the two [`REPUBLISH_EVERY`] asks for, and room for address changes; a
+/// host whose addresses flap publishes its latest set within this.
+pub const PUTS_PER_HOUR: u32 = 12;
+/// Puts that may go at once when the budget was unused.
+pub const PUT_BURST: u32 = 3;
+/// A failed put (no DHT node answered yet) is tried again this much later.
+pub const PUT_RETRY: Duration = Duration::from_secs(30);
 /// The most holder addresses taken from one lookup.
 pub const MAX_HOLDERS: usize = 16;
 /// The most lookups a minute (a lookup is one `get_peers` walk).
@@ -100,6 +122,29 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<SocketAddrV4>, String> {
         ));
     }
     Ok(v4)
+}
+
+/// [`worth_dialling`] for either family: on the public DHT (`public`) an IPv6 address on
+/// loopback, link-local (fe80::/10), unique local (fc00::/7) or documentation (2001:db8::/32)
+/// space is left out too; unspecified, multicast and port 0 never are worth it. An IPv4-mapped
+/// IPv6 address is judged as IPv4.
+pub fn worth_dialling_addr(addr: SocketAddr, public: bool) -> bool {
+    match addr {
+        SocketAddr::V4(a) => worth_dialling(a, public),
+        SocketAddr::V6(a) => {
+            let ip = a.ip();
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return worth_dialling(SocketAddrV4::new(v4, a.port()), public);
+            }
+            let seg = ip.segments();
+            let never = ip.is_unspecified() || ip.is_multicast() || a.port() == 0;
+            let local = ip.is_loopback()
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8);
+            !(never || (public && local))
+        }
+    }
 }
 
 /// True for a holder address worth dialling: on the public DHT (`public`), never one of this
@@ -156,6 +201,52 @@ pub enum Report {
     },
     /// The DHT node's routing table holds this many nodes now (read every 5 s).
     Routing(usize),
+    /// Our address record was put.
+    Published {
+        /// Its sequence number.
+        seq: i64,
+        /// How many addresses it holds.
+        addrs: usize,
+        /// The record's length (the item's value), in bytes.
+        bytes: usize,
+        /// How long the put took.
+        took: Duration,
+    },
+    /// A put of our address record failed (tried again [`PUT_RETRY`] later).
+    PublishFailed {
+        /// What mainline said.
+        error: String,
+    },
+    /// A peer's record (signed by its key, newer than any this resolve saw before) named these
+    /// addresses (new ones of this resolve), `after` its start.
+    PeerAddrs {
+        /// Whose.
+        key: PeerId,
+        /// The record's sequence number.
+        seq: i64,
+        /// Where it says it can be dialled.
+        addrs: Vec<SocketAddr>,
+        /// Since the resolve started.
+        after: Duration,
+    },
+    /// A record signed by the key, but not one of ours (see [`addr_record::RecordError`]).
+    BadRecord {
+        /// Whose.
+        key: PeerId,
+        /// What is wrong with it.
+        error: addr_record::RecordError,
+    },
+    /// A resolve ended.
+    ResolveDone {
+        /// Whose record was looked up.
+        key: PeerId,
+        /// The newest record's sequence number, if one was found.
+        seq: Option<i64>,
+        /// Addresses it gave in all.
+        addrs: usize,
+        /// How long it took.
+        took: Duration,
+    },
 }
 
 /// What the DHT node did so far: `status` prints it.
@@ -180,6 +271,29 @@ pub struct DhtStatus {
     pub lookups_refused: u64,
     /// Holder addresses the lookups gave.
     pub holders_found: u64,
+    /// Our address record as last put, if it was.
+    pub record: Option<RecordStatus>,
+    /// Puts of our address record that succeeded.
+    pub record_puts: u64,
+    /// Puts of our address record that failed.
+    pub record_failures: u64,
+    /// Peers' records looked up (within the lookups' bounds: counted in `lookups` too).
+    pub resolves: u64,
+    /// Addresses peers' records gave.
+    pub peer_addrs_found: u64,
+}
+
+/// Our address record as last put: `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStatus {
+    /// Its sequence number (unix seconds when it was made, or one past the last).
+    pub seq: i64,
+    /// How many addresses it holds.
+    pub addrs: usize,
+    /// Its length in bytes.
+    pub bytes: usize,
+    /// How long ago it was put (as of the snapshot).
+    pub ago: Duration,
 }
 
 /// A token bucket: `cap` tokens at most, refilled at `per_sec`.
@@ -324,6 +438,73 @@ impl Schedule {
     }
 }
 
+/// When our address record is put: at once, whenever the addresses differ from the ones last
+/// put, and again [`REPUBLISH_EVERY`]; a failed put again [`PUT_RETRY`] later; all within
+/// [`PUTS_PER_HOUR`] (a bucket of [`PUT_BURST`]). Its sequence numbers are the unix time in
+/// seconds, or one past the last if that is not later: they grow across restarts (with a
+/// clock that does not go back) and within a run. Pure: both clocks come in as arguments.
+#[derive(Debug, Clone)]
+pub struct RecordSchedule {
+    /// The addresses last put, and when.
+    published: Option<(Vec<SocketAddr>, Instant)>,
+    /// The last sequence number given out.
+    seq: Option<i64>,
+    /// No put before this (a put failed).
+    retry_at: Option<Instant>,
+    bucket: Bucket,
+}
+
+impl RecordSchedule {
+    /// Nothing put yet, a full budget at `now`.
+    pub fn new(now: Instant) -> RecordSchedule {
+        RecordSchedule {
+            published: None,
+            seq: None,
+            retry_at: None,
+            bucket: Bucket::full(PUT_BURST, PUTS_PER_HOUR, now),
+        }
+    }
+
+    /// Whether to put a record of `addrs` now (`unix`: seconds since the epoch): its sequence
+    /// number if so (the budget's token is taken). Nothing while there is no address.
+    pub fn due(&mut self, addrs: &[SocketAddr], now: Instant, unix: u64) -> Option<i64> {
+        if addrs.is_empty() || self.retry_at.is_some_and(|t| now < t) {
+            return None;
+        }
+        let wanted = match &self.published {
+            None => true,
+            Some((last, at)) => last != addrs || now >= *at + REPUBLISH_EVERY,
+        };
+        if !wanted || !self.bucket.take(now) {
+            return None;
+        }
+        let unix = i64::try_from(unix).unwrap_or(i64::MAX);
+        let seq = match self.seq {
+            Some(last) if last >= unix => last.saturating_add(1),
+            _ => unix,
+        };
+        self.seq = Some(seq);
+        Some(seq)
+    }
+
+    /// The put of `addrs` begun at `at` ended, `ok` or not.
+    pub fn done(&mut self, addrs: &[SocketAddr], ok: bool, at: Instant) {
+        if ok {
+            self.published = Some((addrs.to_vec(), at));
+            self.retry_at = None;
+        } else {
+            self.retry_at = Some(at + PUT_RETRY);
+        }
+    }
+}
+
+/// What the lookup thread looks up: a content's holders, or a peer's address record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lookup {
+    Holders(ContentId),
+    Peer(PeerId),
+}
+
 /// Why a lookup was not started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -333,10 +514,11 @@ pub enum Refused {
     Busy,
 }
 
-/// The bounds on lookups: per content and per minute. Pure.
+/// The bounds on lookups (of holders and of peers' records together): per content or key, and
+/// per minute. Pure.
 #[derive(Debug, Clone)]
 struct LookupBounds {
-    last: HashMap<ContentId, Instant>,
+    last: HashMap<Lookup, Instant>,
     bucket: Bucket,
 }
 
@@ -348,16 +530,16 @@ impl LookupBounds {
         }
     }
 
-    fn admit(&mut self, content: ContentId, now: Instant) -> Result<(), Refused> {
+    fn admit(&mut self, what: Lookup, now: Instant) -> Result<(), Refused> {
         self.last
             .retain(|_, at| now.saturating_duration_since(*at) < LOOKUP_AGAIN_AFTER);
-        if self.last.contains_key(&content) {
+        if self.last.contains_key(&what) {
             return Err(Refused::TooSoon);
         }
         if !self.bucket.take(now) {
             return Err(Refused::Busy);
         }
-        self.last.insert(content, now);
+        self.last.insert(what, now);
         Ok(())
     }
 }
@@ -366,20 +548,25 @@ impl LookupBounds {
 /// request each is in, if any) and then mainline's.
 pub struct DhtNode {
     shared: Sender<Vec<ContentId>>,
-    lookups: SyncSender<ContentId>,
+    lookups: SyncSender<Lookup>,
     reports: Receiver<Report>,
+    /// Never sent on: dropping it ends the record thread.
+    _record_stop: Sender<()>,
     bounds: LookupBounds,
     status: DhtStatus,
     last_announce: Option<Instant>,
+    last_put: Option<Instant>,
 }
 
 impl DhtNode {
     /// Starts a DHT node joining through `cfg`'s bootstrap nodes, announcing at transfer port
-    /// `port`; `wake` is called (from the DHT's threads) whenever a [`Report`] is waiting.
-    /// Fails when its UDP socket cannot be bound or a thread cannot start.
+    /// `port` and publishing our address record signed by `identity`; `wake` is called (from
+    /// the DHT's threads) whenever a [`Report`] is waiting. Fails when its UDP socket cannot
+    /// be bound or a thread cannot start.
     pub fn start(
         cfg: &DhtConfig,
         port: u16,
+        identity: &Identity,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<DhtNode, std::io::Error> {
         let mut builder = Dht::builder();
@@ -405,6 +592,16 @@ impl DhtNode {
                 .spawn(move || announce_loop(&dht, port, &shared_rx, &reports, &*wake))?;
         }
         let public = cfg.bootstrap.is_empty();
+        let (record_stop, stop_rx) = mpsc::channel();
+        {
+            let (dht, reports, wake) = (dht.clone(), report_tx.clone(), wake.clone());
+            let signer = SigningKey::from_bytes(&identity.secret_bytes());
+            thread::Builder::new()
+                .name("p2pshare-dht-record".into())
+                .spawn(move || {
+                    record_loop(&dht, &signer, port, public, &stop_rx, &reports, &*wake)
+                })?;
+        }
         thread::Builder::new()
             .name("p2pshare-dht-lookup".into())
             .spawn(move || lookup_loop(&dht, public, &lookup_rx, &report_tx, &*wake))?;
@@ -413,12 +610,14 @@ impl DhtNode {
             shared,
             lookups,
             reports,
+            _record_stop: record_stop,
             bounds: LookupBounds::new(now),
             status: DhtStatus {
                 local: Some(local),
                 ..DhtStatus::default()
             },
             last_announce: None,
+            last_put: None,
         })
     }
 
@@ -430,8 +629,22 @@ impl DhtNode {
 
     /// Looks `content`'s holders up, within the bounds; they come as [`Report::Holders`].
     pub fn lookup(&mut self, content: ContentId, now: Instant) -> Result<(), Refused> {
-        let admitted = self.bounds.admit(content, now).and_then(|()| {
-            self.lookups.try_send(content).map_err(|e| match e {
+        self.ask(Lookup::Holders(content), now)
+    }
+
+    /// Looks `key`'s address record up, within the same bounds as [`DhtNode::lookup`]; its
+    /// addresses come as [`Report::PeerAddrs`].
+    pub fn resolve(&mut self, key: PeerId, now: Instant) -> Result<(), Refused> {
+        let r = self.ask(Lookup::Peer(key), now);
+        if r.is_ok() {
+            self.status.resolves += 1;
+        }
+        r
+    }
+
+    fn ask(&mut self, what: Lookup, now: Instant) -> Result<(), Refused> {
+        let admitted = self.bounds.admit(what, now).and_then(|()| {
+            self.lookups.try_send(what).map_err(|e| match e {
                 TrySendError::Full(_) | TrySendError::Disconnected(_) => Refused::Busy,
             })
         });
@@ -453,15 +666,36 @@ impl DhtNode {
             }
             Report::AnnounceFailed { .. } => self.status.announce_failures += 1,
             Report::Routing(n) => self.status.routing = *n,
-            Report::LookupDone { .. } => {}
+            Report::Published {
+                seq, addrs, bytes, ..
+            } => {
+                self.status.record_puts += 1;
+                self.last_put = Some(Instant::now());
+                self.status.record = Some(RecordStatus {
+                    seq: *seq,
+                    addrs: *addrs,
+                    bytes: *bytes,
+                    ago: Duration::ZERO,
+                });
+            }
+            Report::PublishFailed { .. } => self.status.record_failures += 1,
+            Report::PeerAddrs { addrs, .. } => {
+                self.status.peer_addrs_found += addrs.len() as u64;
+            }
+            Report::LookupDone { .. } | Report::BadRecord { .. } | Report::ResolveDone { .. } => {}
         }
         Some(r)
     }
 
     /// What the DHT node did so far.
     pub fn status(&self) -> DhtStatus {
+        let mut record = self.status.record;
+        if let (Some(r), Some(at)) = (&mut record, self.last_put) {
+            r.ago = at.elapsed();
+        }
         DhtStatus {
             last_announce: self.last_announce.map(|t| t.elapsed()),
+            record,
             ..self.status.clone()
         }
     }
@@ -527,17 +761,89 @@ fn announce_loop(
     }
 }
 
-/// The lookup thread: one lookup at a time, each holder batch reported as it comes, at most
-/// [`MAX_HOLDERS`] addresses a lookup, each [`worth_dialling`] (`public`: the public DHT); ends
-/// when the [`DhtNode`] is dropped.
-fn lookup_loop(
+/// Where this host can be dialled at transfer port `port`: the addresses a link names
+/// ([`crate::interfaces::link_ips`]), each [`worth_dialling_addr`] (`public`: the public DHT),
+/// at most [`addr_record::MAX_ADDRS`].
+pub fn our_addrs(port: u16, public: bool) -> Vec<SocketAddr> {
+    let (ips, _) = crate::interfaces::link_ips();
+    let addrs: Vec<SocketAddr> = ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .filter(|a| worth_dialling_addr(*a, public))
+        .collect();
+    addr_record::normalize(&addrs)
+}
+
+/// Seconds since the UNIX epoch (0 for a clock before 1970): the records' sequence numbers.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The record thread: every [`HEALTH_EVERY`] reads our addresses ([`our_addrs`], one
+/// `getifaddrs`) and puts our record when [`RecordSchedule`] says so; ends when the
+/// [`DhtNode`] is dropped (`stop` disconnects).
+fn record_loop(
     dht: &AsyncDht,
+    signer: &SigningKey,
+    port: u16,
     public: bool,
-    lookups: &Receiver<ContentId>,
+    stop: &Receiver<()>,
     reports: &Sender<Report>,
     wake: &(dyn Fn() + Send + Sync),
 ) {
-    while let Ok(content) = lookups.recv() {
+    let mut schedule = RecordSchedule::new(Instant::now());
+    loop {
+        let addrs = our_addrs(port, public);
+        let now = Instant::now();
+        if let Some(seq) = schedule.due(&addrs, now, unix_now()) {
+            let value = addr_record::encode(&addrs);
+            let item = MutableItem::new(signer.clone(), &value, seq, Some(addr_record::SALT));
+            let r = futures_lite::future::block_on(dht.put_mutable(item, None));
+            schedule.done(&addrs, r.is_ok(), now);
+            let report = match r {
+                Ok(_) => Report::Published {
+                    seq,
+                    addrs: addrs.len(),
+                    bytes: value.len(),
+                    took: now.elapsed(),
+                },
+                Err(e) => Report::PublishFailed {
+                    error: e.to_string(),
+                },
+            };
+            if reports.send(report).is_err() {
+                return;
+            }
+            wake();
+        }
+        if let Err(RecvTimeoutError::Disconnected) = stop.recv_timeout(HEALTH_EVERY) {
+            return;
+        }
+    }
+}
+
+/// The lookup thread: one lookup at a time, each holder batch reported as it comes, at most
+/// [`MAX_HOLDERS`] addresses a lookup, each [`worth_dialling`] (`public`: the public DHT);
+/// a peer's record likewise ([`resolve`]); ends when the [`DhtNode`] is dropped.
+fn lookup_loop(
+    dht: &AsyncDht,
+    public: bool,
+    lookups: &Receiver<Lookup>,
+    reports: &Sender<Report>,
+    wake: &(dyn Fn() + Send + Sync),
+) {
+    while let Ok(what) = lookups.recv() {
+        let content = match what {
+            Lookup::Holders(content) => content,
+            Lookup::Peer(key) => {
+                if !resolve(dht, key, public, reports, wake) {
+                    return;
+                }
+                continue;
+            }
+        };
         let start = Instant::now();
         let key = Id::from(content_key(&content));
         let mut stream = dht.get_peers(key);
@@ -580,6 +886,67 @@ fn lookup_loop(
         }
         wake();
     }
+}
+
+/// Looks `key`'s address record up: each record signed by `key` (mainline checks the
+/// signature and that the item is the one of `key` and our salt; we check the key once more)
+/// that is newer than any seen before in this resolve is decoded, and its new addresses
+/// [`worth_dialling_addr`] reported, at most [`MAX_HOLDERS`] in all. False when the driver is
+/// gone.
+fn resolve(
+    dht: &AsyncDht,
+    key: PeerId,
+    public: bool,
+    reports: &Sender<Report>,
+    wake: &(dyn Fn() + Send + Sync),
+) -> bool {
+    let start = Instant::now();
+    let mut stream = dht.get_mutable(&key.0, Some(addr_record::SALT), None);
+    let mut seen = BTreeSet::new();
+    let mut newest: Option<i64> = None;
+    let ok = futures_lite::future::block_on(async {
+        while let Some(item) = stream.next().await {
+            if item.key() != &key.0 || newest.is_some_and(|n| item.seq() <= n) {
+                continue;
+            }
+            newest = Some(item.seq());
+            let report = match addr_record::decode(item.value()) {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs
+                        .into_iter()
+                        .filter(|a| worth_dialling_addr(*a, public))
+                        .filter(|a| seen.len() < MAX_HOLDERS && seen.insert(*a))
+                        .collect();
+                    if addrs.is_empty() {
+                        continue;
+                    }
+                    Report::PeerAddrs {
+                        key,
+                        seq: item.seq(),
+                        addrs,
+                        after: start.elapsed(),
+                    }
+                }
+                Err(error) => Report::BadRecord { key, error },
+            };
+            if reports.send(report).is_err() {
+                return false;
+            }
+            wake();
+        }
+        true
+    });
+    let done = Report::ResolveDone {
+        key,
+        seq: newest,
+        addrs: seen.len(),
+        took: start.elapsed(),
+    };
+    if !ok || reports.send(done).is_err() {
+        return false;
+    }
+    wake();
+    true
 }
 
 #[cfg(test)]
@@ -691,13 +1058,136 @@ mod tests {
     fn lookups_are_bounded_per_content_and_per_minute() {
         let t0 = Instant::now();
         let mut b = LookupBounds::new(t0);
-        assert_eq!(b.admit(c(0), t0), Ok(()));
-        assert_eq!(b.admit(c(0), t0), Err(Refused::TooSoon));
+        let h = |b: u8| Lookup::Holders(c(b));
+        assert_eq!(b.admit(h(0), t0), Ok(()));
+        assert_eq!(b.admit(h(0), t0), Err(Refused::TooSoon));
         for i in 1..LOOKUPS_PER_MINUTE {
-            assert_eq!(b.admit(c(i as u8), t0), Ok(()));
+            assert_eq!(b.admit(h(i as u8), t0), Ok(()));
         }
-        assert_eq!(b.admit(c(200), t0), Err(Refused::Busy));
+        assert_eq!(b.admit(h(200), t0), Err(Refused::Busy));
         let later = t0 + LOOKUP_AGAIN_AFTER;
-        assert_eq!(b.admit(c(0), later), Ok(()));
+        assert_eq!(b.admit(h(0), later), Ok(()));
+    }
+
+    #[test]
+    fn resolves_share_the_lookups_bounds() {
+        let t0 = Instant::now();
+        let mut b = LookupBounds::new(t0);
+        let p = |b: u8| Lookup::Peer(PeerId([b; 32]));
+        assert_eq!(b.admit(p(1), t0), Ok(()));
+        // The same key again only after LOOKUP_AGAIN_AFTER; a content of the same bytes is
+        // another lookup.
+        assert_eq!(b.admit(p(1), t0), Err(Refused::TooSoon));
+        assert_eq!(b.admit(Lookup::Holders(c(1)), t0), Ok(()));
+        for i in 2..LOOKUPS_PER_MINUTE {
+            assert_eq!(b.admit(p(i as u8), t0), Ok(()));
+        }
+        // The minute's budget is spent by both kinds together.
+        assert_eq!(b.admit(p(100), t0), Err(Refused::Busy));
+        assert_eq!(b.admit(p(100), t0 + Duration::from_secs(10)), Ok(()));
+        assert_eq!(b.admit(p(1), t0 + LOOKUP_AGAIN_AFTER), Ok(()));
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_record_is_put_at_once_on_a_change_and_every_half_hour() {
+        let t0 = Instant::now();
+        let unix = 1_800_000_000;
+        let mut r = RecordSchedule::new(t0);
+        assert_eq!(r.due(&[], t0, unix), None, "no address: nothing to put");
+        let a = [sa("10.0.0.2:10000")];
+        let b = [sa("10.0.0.3:10000")];
+        assert_eq!(r.due(&a, t0, unix), Some(unix as i64));
+        r.done(&a, true, t0);
+        assert_eq!(r.due(&a, t0 + Duration::from_secs(5), unix + 5), None);
+        // Changed: at once, and the same second still gives a larger seq.
+        let t1 = t0 + Duration::from_secs(6);
+        assert_eq!(r.due(&b, t1, unix), Some(unix as i64 + 1));
+        r.done(&b, true, t1);
+        assert_eq!(
+            r.due(&b, t1 + REPUBLISH_EVERY - Duration::from_secs(1), unix),
+            None
+        );
+        let t2 = t1 + REPUBLISH_EVERY;
+        assert_eq!(r.due(&b, t2, unix + 1806), Some(unix as i64 + 1806));
+        // A failed put waits PUT_RETRY.
+        r.done(&b, false, t2);
+        assert_eq!(
+            r.due(&b, t2 + PUT_RETRY - Duration::from_secs(1), unix + 1830),
+            None
+        );
+        assert_eq!(
+            r.due(&b, t2 + PUT_RETRY, unix + 1836),
+            Some(unix as i64 + 1836)
+        );
+    }
+
+    #[test]
+    fn flapping_addresses_stay_within_the_hourly_puts() {
+        let t0 = Instant::now();
+        let mut r = RecordSchedule::new(t0);
+        let mut puts = 0;
+        let mut last = None;
+        // A new address set every HEALTH_EVERY for an hour.
+        for i in 0..720u32 {
+            let now = t0 + HEALTH_EVERY * i;
+            let addrs = [SocketAddr::new(
+                [10, 0, (i / 256) as u8, i as u8].into(),
+                10000,
+            )];
+            if let Some(seq) = r.due(&addrs, now, 1_800_000_000 + u64::from(i) * 5) {
+                assert!(last.is_none_or(|l| seq > l), "seq grows");
+                last = Some(seq);
+                r.done(&addrs, true, now);
+                puts += 1;
+            }
+        }
+        assert!(puts <= PUT_BURST + PUTS_PER_HOUR, "{puts}");
+        assert!(puts >= PUTS_PER_HOUR, "{puts}");
+    }
+
+    #[test]
+    fn the_public_dht_keeps_no_local_ipv6_either() {
+        for local in [
+            "[::1]:1",
+            "[fe80::1]:1",
+            "[fd00::1]:1",
+            "[2001:db8::1]:1",
+            "[::ffff:10.0.0.1]:1",
+        ] {
+            assert!(!worth_dialling_addr(sa(local), true), "{local}");
+            assert!(
+                worth_dialling_addr(sa(local), false),
+                "{local} on a private DHT"
+            );
+        }
+        for never in ["[::]:1", "[ff02::1]:1", "[2a00::1]:0"] {
+            assert!(!worth_dialling_addr(sa(never), false), "{never}");
+        }
+        assert!(worth_dialling_addr(sa("[2a00:1450::1]:10000"), true));
+        assert!(worth_dialling_addr(sa("198.51.99.7:10000"), true));
+    }
+
+    #[test]
+    fn the_folders_key_signs_the_record_and_names_its_target() {
+        let id = Identity::from_secret_bytes(&[7; 32]);
+        let signer = SigningKey::from_bytes(&id.secret_bytes());
+        // mainline's ed25519 key of our secret is our PeerId.
+        assert_eq!(signer.verifying_key().to_bytes(), id.key().0);
+        let value = addr_record::encode(&[sa("10.0.0.2:10000")]);
+        let item = MutableItem::new(signer, &value, 5, Some(addr_record::SALT));
+        assert_eq!(
+            *item.target(),
+            MutableItem::target_from_key(&id.key().0, Some(addr_record::SALT)),
+            "a resolver needs the key alone"
+        );
+        assert_ne!(
+            *item.target(),
+            MutableItem::target_from_key(&id.key().0, None)
+        );
+        assert!(value.len() < 1000);
     }
 }

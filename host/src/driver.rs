@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use p2pshare_proto::{
     Admission, Command, ConfigError, ConnId, ContentId, DiskError, Event, Found, Input, LocalFile,
-    NetOp, Node, Output,
+    NetOp, Node, Output, PeerId,
 };
 
 use crate::config::PeerConfig;
@@ -265,6 +265,14 @@ pub fn start(
         save_at: None,
         refresh_at: Instant::now() + KNOWN_REFRESH_EVERY,
     };
+    // Before the node takes the identity: the DHT node signs our address record with it.
+    let dht = match (&cfg.dht, cfg.use_folder) {
+        (Some(d), true) => Some(
+            crate::dht::DhtNode::start(d, transfer_port, &identity, wake.clone())
+                .map_err(StartError::Dht)?,
+        ),
+        _ => None,
+    };
     let me = identity.key();
     let mut node =
         Node::new(node_cfg, identity, key_seed, Instant::now()).map_err(StartError::Config)?;
@@ -282,12 +290,6 @@ pub fn start(
         };
         node.handle_input(now, Input::Command(probe));
     }
-    let dht = match (&cfg.dht, cfg.use_folder) {
-        (Some(d), true) => Some(
-            crate::dht::DhtNode::start(d, transfer_port, wake.clone()).map_err(StartError::Dht)?,
-        ),
-        _ => None,
-    };
     let mut driver = Driver {
         node,
         disk,
@@ -454,12 +456,21 @@ impl Driver {
         if let crate::dht::Report::Routing(_) = r {
             return;
         }
-        if let crate::dht::Report::Holders { addrs, .. } = &r {
+        // A holder is a claim with no key; a peer's record names where its key (signed by
+        // it) can be dialled: each address expects that key.
+        let found: Vec<(std::net::SocketAddr, Option<PeerId>)> = match &r {
+            crate::dht::Report::Holders { addrs, .. } => addrs.iter().map(|a| (*a, None)).collect(),
+            crate::dht::Report::PeerAddrs { key, addrs, .. } => {
+                addrs.iter().map(|a| (*a, Some(*key))).collect()
+            }
+            _ => Vec::new(),
+        };
+        if !found.is_empty() {
             let now = Instant::now();
-            for &addr in addrs {
+            for (addr, key) in found {
                 let add = Command::AddPeer {
                     addr,
-                    key: None,
+                    key,
                     found: Found::Dht,
                 };
                 self.node.handle_input(now, Input::Command(add));
@@ -511,6 +522,12 @@ impl Driver {
                 if let Some(dht) = &mut self.dht {
                     // Refused by the bounds: a lookup of it is under way or just was.
                     let _ = dht.lookup(content, Instant::now());
+                }
+            }
+            Request::Resolve(key) => {
+                if let Some(dht) = &mut self.dht {
+                    // Refused likewise.
+                    let _ = dht.resolve(key, Instant::now());
                 }
             }
             Request::Shutdown => {

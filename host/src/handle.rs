@@ -69,6 +69,10 @@ pub enum Request {
     /// it ignores this): a `get` found no holder on the LAN. Holders found come as
     /// [`Notice::Dht`] and are dialled as peers found by the DHT.
     Lookup(ContentId),
+    /// Look a peer's address record up in the DHT (`--dht`): a link names its key and its
+    /// addresses (if any) do not answer. The addresses it gives become targets expecting that
+    /// key. Within the DHT's lookup bounds; ignored without a DHT node.
+    Resolve(PeerId),
     /// Say goodbye and stop.
     Shutdown,
 }

@@ -19,6 +19,7 @@
 //! way); a finished download never overwrites an existing file; memory stays bounded whatever
 //! the file sizes.
 
+pub mod addr_record;
 pub mod allow;
 pub mod beneath;
 pub mod config;
