@@ -156,6 +156,54 @@ fn dht_line(opts: &Opts, r: &p2pshare_host::dht::Report) -> Option<String> {
             "dht: announce of {} failed: {error}",
             content.short()
         )),
+        Report::PeerAddrs {
+            key,
+            seq,
+            addrs,
+            after,
+        } => Some(format!(
+            "dht: {} is at {} (its record, seq {seq}, after {:.3} s)",
+            key.short(),
+            addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            after.as_secs_f64()
+        )),
+        Report::BadRecord { key, error } => Some(format!(
+            "dht: the record of {} is unusable: {error}",
+            key.short()
+        )),
+        Report::ResolveDone {
+            key,
+            seq,
+            addrs,
+            took,
+        } if opts.verbose > 0 || seq.is_none() => Some(match seq {
+            Some(seq) => format!(
+                "dht: lookup of {} done in {:.3} s, record seq {seq}, {addrs} addresses",
+                key.short(),
+                took.as_secs_f64()
+            ),
+            None => format!(
+                "dht: no record of {} found ({:.3} s)",
+                key.short(),
+                took.as_secs_f64()
+            ),
+        }),
+        Report::Published {
+            seq,
+            addrs,
+            bytes,
+            took,
+        } if opts.verbose > 0 => Some(format!(
+            "dht: record put, seq {seq}, {addrs} addresses, {bytes} bytes ({:.3} s)",
+            took.as_secs_f64()
+        )),
+        Report::PublishFailed { error } if opts.verbose > 0 => {
+            Some(format!("dht: record put failed: {error}"))
+        }
         _ => None,
     }
 }

@@ -399,8 +399,24 @@ pub fn status(s: &Snapshot) -> String {
     out
 }
 
-/// `status`'s DHT line: the node's address, the announces, the lookups.
+/// `status`'s DHT lines: the node's address, the announces, the lookups; our address record
+/// (last put, its seq, how many addresses) and the peers' records looked up.
 fn dht_status(d: &p2pshare_host::dht::DhtStatus) -> String {
+    let record = match &d.record {
+        Some(r) => format!(
+            "record put {} s ago, seq {}, {} address{} ({} bytes)",
+            r.ago.as_secs(),
+            r.seq,
+            r.addrs,
+            if r.addrs == 1 { "" } else { "es" },
+            r.bytes
+        ),
+        None => "record not put yet".into(),
+    };
+    let records = format!(
+        "dht: {record}; {} puts ({} failed); {} peers looked up, {} addresses found\n",
+        d.record_puts, d.record_failures, d.resolves, d.peer_addrs_found
+    );
     let local = d.local.map_or_else(|| "?".into(), |a| a.to_string());
     let last = d
         .last_announce
@@ -415,7 +431,7 @@ fn dht_status(d: &p2pshare_host::dht::DhtStatus) -> String {
         d.lookups,
         d.lookups_refused,
         d.holders_found
-    )
+    ) + &records
 }
 
 /// `status --json`.
@@ -456,6 +472,16 @@ pub fn status_json(s: &Snapshot) -> String {
             "lookups": d.lookups,
             "lookups_refused": d.lookups_refused,
             "holders_found": d.holders_found,
+            "record": d.record.map(|r| json!({
+                "seq": r.seq,
+                "addrs": r.addrs,
+                "bytes": r.bytes,
+                "put_seconds_ago": r.ago.as_secs_f64(),
+            })),
+            "record_puts": d.record_puts,
+            "record_failures": d.record_failures,
+            "resolves": d.resolves,
+            "peer_addrs_found": d.peer_addrs_found,
         })),
         "peers": peers,
         "shared": shared,

@@ -16,7 +16,15 @@
 //! (again every `LOOKUP_AGAIN_AFTER` while nothing lists it), and the wait goes on for
 //! [`DHT_WAIT`](crate::commands::DHT_WAIT) before it fails: a link by content id alone, with
 //! no address, finds a holder anywhere that announced it.
+//!
+//! With `--dht`, a key of the link that is not in view is looked up in the DHT by its address
+//! record ([`p2pshare_host::addr_record`]): at once when the link gives no address for it
+//! (the short form), else once its addresses have had [`DHT_AFTER`](crate::commands::DHT_AFTER)
+//! or one of them failed ([`to_resolve`]). Each address the record names becomes a target
+//! expecting that key, so a peer that moved is found where it is now. The link's keys go
+//! first: a file's content is looked up only [`KEYS_FIRST`] later when the link names keys.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -84,6 +92,30 @@ pub fn grace(interval_secs: f64) -> Duration {
     Duration::try_from_secs_f64(interval_secs * 2.0)
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_secs(2))
+}
+
+/// When a link names keys, how much later than its keys' records its content is looked up in
+/// the DHT: a key's record usually answers within a second, and then the file is listed.
+pub const KEYS_FIRST: Duration = Duration::from_secs(3);
+
+/// The keys of the link to look up in the DHT now, `waited` after its targets were added: each
+/// one not in view (listed) whose link gives no address, whose addresses have not brought it
+/// into view within [`DHT_AFTER`](crate::commands::DHT_AFTER), or one of whose addresses
+/// failed (nothing, or another key, answered). Pure.
+pub fn to_resolve(s: &Snapshot, w: &Wanted, waited: Duration) -> Vec<PeerId> {
+    w.link
+        .keys()
+        .into_iter()
+        .filter(|k| !s.peers.iter().any(|p| p.id == *k && !p.python))
+        .filter(|k| {
+            let addressed = w.dials.iter().any(|(_, key)| key == k);
+            let failed = s
+                .targets
+                .iter()
+                .any(|t| t.key == Some(*k) && matches!(t.reach, Reach::Failed | Reach::WrongKey));
+            !addressed || failed || waited >= crate::commands::DHT_AFTER
+        })
+        .collect()
 }
 
 /// What a link resolved to: something to download now.
@@ -279,6 +311,13 @@ pub fn resolve(
     let keys = w.link.keys();
     let target = w.link.target().clone();
     let mut dht_asked: Option<Instant> = None;
+    // The link's keys looked up in the DHT, and when last.
+    let mut keys_asked: HashMap<PeerId, Instant> = HashMap::new();
+    let content_after = if keys.is_empty() {
+        crate::commands::DHT_AFTER
+    } else {
+        crate::commands::DHT_AFTER + KEYS_FIRST
+    };
     loop {
         if let Some(sig) = signals.and_then(Signals::take) {
             return Err(("interrupted".into(), Some(sig)));
@@ -290,10 +329,29 @@ pub fn resolve(
             })
             .map_err(|e| fail(e.to_string()))?;
         let waited = started.elapsed();
+        // The link's keys' records first, when the peer runs a DHT node.
+        if snap.dht.is_some() {
+            for k in to_resolve(&snap, w, waited) {
+                let last = keys_asked.get(&k);
+                if last.is_some_and(|t| t.elapsed() < p2pshare_host::dht::LOOKUP_AGAIN_AFTER) {
+                    continue;
+                }
+                if last.is_none() {
+                    say(&format!("looking up {} in the DHT", k.short()));
+                }
+                keys_asked.insert(k, Instant::now());
+                ctl.request(Request::Resolve(k))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        // What a key's record names is still being dialled.
+        let resolving = keys_asked
+            .values()
+            .any(|t| t.elapsed() < crate::commands::DHT_WAIT);
         // The DHT too, when the peer runs one and nothing lists the file yet.
         let dht = snap.dht.is_some() && matches!(target, Target::Content(_));
         if let (Target::Content(c), true) = (&target, dht) {
-            let due = dht_asked.map_or(started + crate::commands::DHT_AFTER, |t| {
+            let due = dht_asked.map_or(started + content_after, |t| {
                 t + p2pshare_host::dht::LOOKUP_AGAIN_AFTER
             });
             if Instant::now() >= due {
@@ -308,14 +366,26 @@ pub fn resolve(
                     .map_err(|e| fail(e.to_string()))?;
             }
         }
-        let dht_wait = crate::commands::DHT_AFTER + crate::commands::DHT_WAIT;
+        let dht_wait = content_after + crate::commands::DHT_WAIT;
         match judge(&snap, w, waited, grace) {
             // What the DHT names is still being dialled.
-            Verdict::Fail(_) if dht && waited < dht_wait && Instant::now() < deadline => {
+            Verdict::Fail(_)
+                if ((dht && waited < dht_wait) || resolving) && Instant::now() < deadline =>
+            {
                 std::thread::sleep(signals::POLL.min(Duration::from_millis(50)))
             }
-            Verdict::Fail(why) if dht_asked.is_some() => {
-                return Err(fail(format!("{why}; the DHT named no holder that has it")));
+            Verdict::Fail(why) if dht_asked.is_some() || !keys_asked.is_empty() => {
+                let records = if keys_asked.is_empty() {
+                    ""
+                } else {
+                    "; no address the DHT's records gave answered with it"
+                };
+                let holders = if dht_asked.is_some() {
+                    "; the DHT named no holder that has it"
+                } else {
+                    ""
+                };
+                return Err(fail(format!("{why}{records}{holders}")));
             }
             Verdict::Ready => {
                 return Ok(match target {
@@ -499,6 +569,31 @@ mod tests {
         assert_eq!(judge(&s, &w, G, G), Verdict::Ready, "its time is up");
         s.targets[0].reach = Reach::WrongKey;
         assert_eq!(judge(&s, &w, Duration::ZERO, G), Verdict::Ready);
+    }
+
+    #[test]
+    fn keys_are_looked_up_when_the_link_gives_no_address_or_theirs_fail() {
+        let c = Target::Content(ContentId([5; 32]));
+        let short = wanted(c.clone(), &[(1, None)]);
+        let s = snap();
+        assert_eq!(to_resolve(&s, &short, Duration::ZERO), [key(1)], "at once");
+        let full = wanted(c, &[(1, Some(A)), (2, Some(B))]);
+        let mut s = snap();
+        target(&mut s, 1, A, Reach::Trying);
+        target(&mut s, 2, B, Reach::Trying);
+        assert_eq!(to_resolve(&s, &full, Duration::ZERO), []);
+        s.targets[0].reach = Reach::Failed;
+        s.targets[1].reach = Reach::WrongKey;
+        assert_eq!(to_resolve(&s, &full, Duration::ZERO), [key(1), key(2)]);
+        let mut s = snap();
+        target(&mut s, 1, A, Reach::Trying);
+        target(&mut s, 2, B, Reach::Trying);
+        listed(&mut s, 2, None);
+        assert_eq!(
+            to_resolve(&s, &full, crate::commands::DHT_AFTER),
+            [key(1)],
+            "silent past DHT_AFTER; a key in view never"
+        );
     }
 
     #[test]

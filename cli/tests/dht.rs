@@ -338,6 +338,86 @@ fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
     );
 }
 
+/// A TCP relay on loopback to port `to` of 127.0.0.1, counting the connections it accepts:
+/// how the test counts a downloader's dials of the peer behind it.
+fn counting_relay(to: u16) -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            let (Ok(a), Ok(b)) = (s, std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, to)))
+            else {
+                continue;
+            };
+            for (mut from, mut into) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (port, n)
+}
+
+#[test]
+#[allow(deprecated)] // mainline's blocking API: the test's own announce of a fake holder
+fn a_holder_that_presents_another_key_costs_bounded_dials_beside_the_honest_one() {
+    let testnet = testnet(10);
+    let bytes = hosts::data(1 << 20, 34);
+    // A real p2pshare peer with another key and other files, behind a relay that counts the
+    // connections made to it; not on the downloader's discovery port.
+    let other = Peer::serve(dport(12), &[("other.bin", &hosts::data(4096, 35))], &[]);
+    let other_port =
+        other.status_until("its port", |s| s["transfer_port"].as_u64() > Some(0))["transfer_port"]
+            .as_u64()
+            .unwrap();
+    let (fake_port, dials) = counting_relay(u16::try_from(other_port).unwrap());
+    let (seeder, content) = announced_seeder(dport(13), &testnet, "true.bin", &bytes);
+    // A liar announces the other peer under the content's key, beside the honest seeder.
+    let liar = mainline::Dht::builder()
+        .bootstrap(&testnet.bootstrap)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .unwrap();
+    let id = ContentId::from_hex(&content).unwrap();
+    let key = mainline::Id::from(p2pshare_host::dht::content_key(&id));
+    liar.announce_peer(key, Some(fake_port)).unwrap();
+    let (out, dir, took) = get(dport(14), &testnet, &content);
+    let err = stderr(&out);
+    assert!(
+        out.status.success(),
+        "get failed: {err}\nseeder:\n{}\nother:\n{}",
+        seeder.log(),
+        other.log()
+    );
+    file_equals(dir.path(), "true.bin", &bytes);
+    assert!(
+        err.contains(&format!("127.0.0.1:{fake_port}")),
+        "the lookup did not name the other peer: {err}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let seeder_port = seeder.status().unwrap()["transfer_port"].as_u64().unwrap();
+    for src in j["sources"].as_array().unwrap() {
+        assert_eq!(src["addr"], format!("127.0.0.1:{seeder_port}"), "{j}");
+    }
+    let n = dials.load(Ordering::SeqCst);
+    let lookups = 1 + (took.as_secs() / p2pshare_host::dht::LOOKUP_AGAIN_AFTER.as_secs()) as usize;
+    println!(
+        "DHT_OTHER_KEY dials={n} lookups={lookups} get_seconds={:.3} (a real peer with \
+         another key, announced beside the honest seeder)",
+        took.as_secs_f64()
+    );
+    assert!(
+        // At most DHT_DIALS (2) a lookup; one when its connection opens and stays.
+        (1..=2 * lookups).contains(&n),
+        "{n} dials of a peer without the file"
+    );
+}
+
 #[test]
 fn the_prompt_asks_the_dht_and_peers_v_says_dht() {
     let testnet = testnet(10);

@@ -125,6 +125,118 @@ fn a_holder_on_another_subnet_is_found_through_the_dht_alone() {
     net.assert_no_panic();
 }
 
+/// The median of `v` (sorted in place).
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+fn a_link_by_key_alone_finds_its_peer_and_finds_it_again_after_it_moved() {
+    let Some(mut net) = Net::new(3, "a_link_by_key_alone_finds_its_peer_…", 3, false) else {
+        return;
+    };
+    // The holder (host 1) and the DHT (host 3) on 10.99.0.0/24, the downloader (host 2) on
+    // 10.98.0.0/24 behind the router: no broadcast between them, no known peers.
+    net.route_between(&[2]);
+    let dht = testnet_on(&mut net, 3, "10.99.0.3", 12, 180);
+    let dht: Vec<&str> = dht.iter().map(String::as_str).collect();
+    let bytes = hosts::data(1 << 20, 41);
+    let holder = net.seeder(1, &[("moving.bin", &bytes)], &dht);
+    let s = status_until(&net, 1, S(20), |s| s["dht"]["record"]["seq"].is_i64());
+    let first_seq = s["dht"]["record"]["seq"].as_i64().unwrap();
+    assert_eq!(s["dht"]["record"]["addrs"], 1, "10.99.0.1 only: {s}");
+    let key = s["me"].as_str().unwrap().to_owned();
+    let link = net.run(1, &["link", "moving.bin", "--json"]);
+    assert!(link.status.success(), "{link:?}");
+    let link: serde_json::Value = serde_json::from_slice(&link.stdout).unwrap();
+    let (long, short) = (
+        link["link"].as_str().unwrap().to_owned(),
+        link["short"].as_str().unwrap().to_owned(),
+    );
+    assert!(long.contains("@10.99.0.1:10000"), "{long}");
+    assert!(short.ends_with(&format!("?peer={key}")), "{short}");
+    let looking = format!("looking up {} in the DHT", &key[..12]);
+
+    // The short link, five times (a new folder each): get to the first address of the record.
+    let mut firsts = Vec::new();
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = dht.clone();
+        args.extend(["get", &short, "--json", "--timeout", "30"]);
+        let start = Instant::now();
+        let p = net.spawn_in(2, dir.path(), &args);
+        net.wait_stderr(p, " is at 10.99.0.1:10000 (its record", S(20));
+        firsts.push(start.elapsed());
+        let st = net.wait_exit(p, S(30));
+        let err = net.stderr(p);
+        assert!(st.success(), "get of the short link failed: {err}");
+        assert!(err.contains(&looking), "{err}");
+        let j: serde_json::Value = serde_json::from_str(&net.stdout(p)).unwrap();
+        assert_eq!(j["sources"][0]["addr"], "10.99.0.1:10000", "{j}");
+        let got = std::fs::read(dir.path().join("dl_moving.bin")).unwrap();
+        assert!(got == bytes, "dl_moving.bin differs from moving.bin");
+    }
+    let listed: Vec<String> = firsts
+        .iter()
+        .map(|d| format!("{:.3}", d.as_secs_f64()))
+        .collect();
+    println!(
+        "DHT_RESOLVE get_to_first_address median={:.3}s runs=[{}] (short link, across a router)",
+        median(&mut firsts).as_secs_f64(),
+        listed.join(" ")
+    );
+
+    // The holder moves: stopped, its host renumbered (10.99.0.1 is no one's now), started
+    // again on the same folder (so the same key) at 10.99.0.7.
+    net.signal(holder, "TERM");
+    net.wait_exit(holder, S(10));
+    let h1 = net.ns(1);
+    hosts::ip(&["-n", &h1, "-4", "addr", "flush", "dev", "eth0"]);
+    hosts::add_ipv4(&h1, "10.99.0.7/24", "10.99.0.255", "eth0");
+    hosts::ip(&[
+        "-n",
+        &h1,
+        "route",
+        "replace",
+        "default",
+        "via",
+        "10.99.0.254",
+        "dev",
+        "eth0",
+    ]);
+    net.seeder(1, &[], &dht);
+    let s = status_until(&net, 1, S(20), |s| {
+        s["dht"]["record"]["seq"]
+            .as_i64()
+            .is_some_and(|q| q > first_seq)
+    });
+    assert_eq!(s["me"], key.as_str(), "the same folder, the same key");
+    // The old, full link (its address 10.99.0.1) still finds it, through its record.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = dht.clone();
+    args.extend(["get", &long, "--json", "--timeout", "30"]);
+    let start = Instant::now();
+    let out = net.run_in(2, dir.path(), &args);
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "get of the old link failed: {err}");
+    assert!(err.contains(&looking), "{err}");
+    assert!(err.contains(" is at 10.99.0.7:10000 (its record"), "{err}");
+    // The record found it: the content's holders were not looked up (that comes only
+    // KEYS_FIRST later).
+    assert!(!err.contains("looking in the DHT too"), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["sources"][0]["addr"], "10.99.0.7:10000", "{j}");
+    let got = std::fs::read(dir.path().join("dl_moving.bin")).unwrap();
+    assert!(got == bytes, "dl_moving.bin differs from moving.bin");
+    println!(
+        "DHT_MOVED get_seconds={:.3} (old link, the peer found at its new address)",
+        took.as_secs_f64()
+    );
+    net.assert_no_panic();
+}
+
 /// Host `i`'s eth0 counters: (rx packets, rx bytes, tx packets, tx bytes).
 fn eth0(net: &Net, i: usize) -> [u64; 4] {
     let path = |what: &str| format!("/sys/class/net/eth0/statistics/{what}");

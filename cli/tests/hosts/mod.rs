@@ -316,6 +316,19 @@ impl Net {
         self.start(i, &mut c)
     }
 
+    /// Starts p2pshare on host `i` in the background sharing `dir` instead of the host's folder
+    /// (stdout and stderr to log files); returns its index in `procs`.
+    #[allow(dead_code)]
+    pub fn spawn_in(&mut self, i: usize, dir: &Path, args: &[&str]) -> usize {
+        let mut c = self.command(i, Path::new(BIN), &[]);
+        c.arg("--shared").arg(dir);
+        if !self.multicast {
+            c.arg("--no-multicast");
+        }
+        c.args(args);
+        self.start(i, &mut c)
+    }
+
     /// Starts this test binary on host `i` as a helper (`P2PT_HELPER=mode`), with a high open
     /// files limit.
     pub fn spawn_helper(&mut self, i: usize, mode: &str, env: &[(&str, String)]) -> usize {
