@@ -6,7 +6,14 @@
 //!
 //! `P2PSHARE_DHT_COST=SECS` also runs the cost measurement: a peer sharing 1,000 files with
 //! `--dht` for SECS seconds, its DHT traffic counted on its only interface (discovery stays on
-//! its loopback), the figures for an hour printed (`grep DHT_COST`).
+//! its loopback), the figures for an hour printed (`grep DHT_COST`); and what a put of the
+//! address record costs (a peer sharing nothing, given a new address twice; `grep
+//! DHT_RECORD_COST`).
+//!
+//! A link by key alone (`?peer=KEY`, no address) finds its peer through the peer's address
+//! record, five times (`grep DHT_RESOLVE`: get to first address, median); then the peer moves
+//! (stopped, renumbered, started again on the same folder) and the old full link still finds
+//! it at its new address (`grep DHT_MOVED`).
 //!
 //! Safety (as the other namespace tests): every process runs in a namespace this test made,
 //! the DHT nodes know only each other (every peer is given `--dht-bootstrap` at the testnet),
@@ -309,6 +316,89 @@ fn what_announcing_1000_files_costs() {
         hour(d[1]) / 1024.0,
     );
     assert!(announces > 0, "{}", net.stderr(seeder));
+    net.assert_no_panic();
+}
+
+#[test]
+fn what_publishing_the_address_record_costs() {
+    if std::env::var("P2PSHARE_DHT_COST").is_err() {
+        println!("SKIPPED what_publishing_the_address_record_costs: set P2PSHARE_DHT_COST");
+        return;
+    }
+    let Some(mut net) = Net::new(4, "what_publishing_the_address_record_costs", 2, false) else {
+        return;
+    };
+    let dht = testnet_on(&mut net, 2, "10.99.0.2", 50, 300);
+    // Nothing shared: no announces, the record's puts alone (and the node's upkeep).
+    let mut args: Vec<&str> = vec!["--broadcast", "127.255.255.255"];
+    args.extend(dht.iter().map(String::as_str));
+    let peer = net.seeder(1, &[], &args);
+    let puts = |s: &serde_json::Value| s["dht"]["record_puts"].as_u64().unwrap_or(0);
+    status_until(&net, 1, S(30), |s| puts(s) >= 1);
+    std::thread::sleep(S(3));
+    // The upkeep alone, over as long as a put's window below.
+    let window = S(8);
+    let (q0, q1) = (eth0(&net, 1), {
+        std::thread::sleep(window);
+        eth0(&net, 1)
+    });
+    let quiet: Vec<u64> = q0.iter().zip(q1).map(|(a, b)| b - a).collect();
+    // Each new address is a change: the record is put within HEALTH_EVERY (5 s); the burst
+    // leaves room for two more at once.
+    let mut per_put = Vec::new();
+    for (k, cidr) in ["10.99.0.50/24", "10.99.0.51/24"].iter().enumerate() {
+        let c0 = eth0(&net, 1);
+        let t0 = Instant::now();
+        hosts::add_ipv4(&net.ns(1), cidr, "10.99.0.255", "eth0");
+        let s = status_until(&net, 1, S(20), |s| puts(s) >= 2 + k as u64);
+        std::thread::sleep(window.saturating_sub(t0.elapsed()));
+        let c1 = eth0(&net, 1);
+        let d: Vec<u64> = c0.iter().zip(c1).map(|(a, b)| b - a).collect();
+        println!(
+            "DHT_RECORD_COST put {} ({} addresses, {} bytes): packets out={} in={}, bytes \
+             out={} in={} in {:.0} s; upkeep alone in as long: packets out={} in={}, bytes \
+             out={} in={}",
+            k + 2,
+            s["dht"]["record"]["addrs"],
+            s["dht"]["record"]["bytes"],
+            d[2],
+            d[0],
+            d[3],
+            d[1],
+            window.as_secs_f64(),
+            quiet[2],
+            quiet[0],
+            quiet[3],
+            quiet[1]
+        );
+        per_put.push([
+            d[2] - quiet[2].min(d[2]),
+            d[3] - quiet[3].min(d[3]),
+            d[0] - quiet[0].min(d[0]),
+            d[1] - quiet[1].min(d[1]),
+        ]);
+    }
+    let n = per_put.len() as u64;
+    let avg = |i: usize| per_put.iter().map(|p| p[i]).sum::<u64>() / n;
+    for (what, per_hour) in [("steady (2 puts/h)", 2), ("at the bound (12 puts/h)", 12)] {
+        println!(
+            "DHT_RECORD_COST per hour, {what}: {} packets out, {} in, {} KiB out, {} KiB in \
+             (per put: {} packets out, {} in, {} bytes out, {} in)",
+            avg(0) * per_hour,
+            avg(2) * per_hour,
+            avg(1) * per_hour / 1024,
+            avg(3) * per_hour / 1024,
+            avg(0),
+            avg(2),
+            avg(1),
+            avg(3)
+        );
+    }
+    assert!(
+        net.stderr(peer).contains("dht: record put"),
+        "{}",
+        net.stderr(peer)
+    );
     net.assert_no_panic();
 }
 
