@@ -261,10 +261,11 @@ pub fn list(
         port,
         wait,
         json,
-        (&|s| format::list_under(s, f.as_deref(), all), &|s| {
-            format::list_json_under(s, f.as_deref())
-        }),
-        Ask::List { folder, all },
+        (
+            &|s| format::list_under(&s.remote, f.as_deref(), all),
+            &|s| format::list_json_under(s, f.as_deref()),
+        ),
+        Ask::List { folder, all, json },
         |s| s.remote.is_empty(),
     )
 }

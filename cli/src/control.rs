@@ -61,6 +61,10 @@ pub enum Ask {
         /// Every file with its full path.
         #[serde(default)]
         all: bool,
+        /// The answer's JSON (every file) rather than its table (the rows a terminal shows):
+        /// only the one asked for is built.
+        #[serde(default)]
+        json: bool,
     },
     /// Known peers (with `verbose`, as `peers -v` prints them: whole keys, the interface each
     /// is reached over and how it was found).
@@ -277,7 +281,11 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
             },
             Err(e) => failed(e.to_string(), None),
         },
-        Ok(Envelope { body: ask, .. }) => match taken_for(&ask, ctl) {
+        Ok(Envelope {
+            body: Ask::List { folder, all, json },
+            ..
+        }) => list(ctl, folder.as_deref(), all, json),
+        Ok(Envelope { body: ask, .. }) => match ctl.state() {
             Ok(s) => view(&ask, &s),
             Err(e) => Answer::Failed {
                 error: e.to_string(),
@@ -292,21 +300,29 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
     let _ = send(&mut out, answer);
 }
 
-/// The snapshot `ask` is answered from: the other peers' files only for a list (a LAN's
-/// catalogs may hold a hundred thousand of them).
-fn taken_for(ask: &Ask, ctl: &Controller) -> Result<Snapshot, p2pshare_host::Stopped> {
-    match ask {
-        Ask::List { .. } => ctl.snapshot(),
-        _ => ctl.state(),
-    }
+/// A list: its table walks the node's view of the other peers' files and keeps only the rows
+/// it shows; its JSON (every file) groups them all, and is built only when asked for.
+fn list(ctl: &Controller, folder: Option<&str>, all: bool, json: bool) -> Answer {
+    let answer = if json {
+        ctl.snapshot().map(|s| Answer::View {
+            text: String::new(),
+            json: serde_json::from_str(&format::list_json_under(&s, folder))
+                .unwrap_or(serde_json::Value::Null),
+        })
+    } else {
+        ctl.remote().map(|v| Answer::View {
+            text: format::list_under(&v, folder, all),
+            json: serde_json::Value::Null,
+        })
+    };
+    answer.unwrap_or_else(|e| Answer::Failed {
+        error: e.to_string(),
+        detail: None,
+    })
 }
 
 fn view(ask: &Ask, s: &Snapshot) -> Answer {
     let (text, json) = match ask {
-        Ask::List { folder, all } => (
-            format::list_under(s, folder.as_deref(), *all),
-            format::list_json_under(s, folder.as_deref()),
-        ),
         Ask::Peers { verbose: false } => (format::peers(s), format::peers_json(s)),
         Ask::Peers { verbose: true } => (format::peers_verbose(s), format::peers_json(s)),
         _ => (format::status(s), format::status_json(s)),

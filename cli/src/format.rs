@@ -2,7 +2,7 @@
 
 use p2pshare_host::Snapshot;
 use p2pshare_host::interfaces::{self, Route, show};
-use p2pshare_proto::{RemoteFile, Stats, hex};
+use p2pshare_proto::{RemoteFile, Stats, Walk, hex};
 use serde_json::json;
 
 /// `1.5 MiB`-style sizes.
@@ -135,8 +135,10 @@ pub fn available(s: &Snapshot) -> Vec<&RemoteFile> {
 /// The `list` table (`No files available.` when empty) of what lies under `prefix` (a folder;
 /// everything when `None`): the files at that level, each folder below it summarised in one row
 /// (`photos/  1.2 GiB  124 files`); with `all`, every file under it with its full path instead.
-/// Costs one pass over the files without copying a name; only the rows shown are formatted.
-pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
+/// Walks the files once ([`Walk`]: a node's view is grouped as it goes, at 8 bytes an entry);
+/// it keeps the folder rows and at most [`LIST_ROWS`] files, so a list of a LAN with a hundred
+/// thousand files costs its rows, not a copy of every file.
+pub fn list_under(files: &dyn Walk, prefix: Option<&str>, all: bool) -> String {
     let prefix = prefix
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty());
@@ -149,17 +151,26 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
     };
     // A name shown as a file row at this level.
     let here = |n: &str| below(n).is_some_and(|at| all || !n[at..].contains('/'));
-    let mut files: Vec<&RemoteFile> = Vec::new();
-    // Folder path (a slice of a name, no trailing '/') → (files, bytes, most holders).
-    let mut folders: std::collections::BTreeMap<&str, (usize, u64, usize)> =
+    // The first file rows (at most all the rows shown), and how many there are in all.
+    let mut shown_files: Vec<RemoteFile> = Vec::new();
+    let mut file_rows = 0usize;
+    // Folder path (no trailing '/') → (files, bytes, most holders).
+    let mut folders: std::collections::BTreeMap<String, (usize, u64, usize)> =
         std::collections::BTreeMap::new();
-    for f in available(s) {
+    files.walk(&mut |f| {
+        if f.local {
+            return;
+        }
         let mut shown = false;
-        for n in &f.names {
+        for n in f.names {
             let Some(at) = below(n) else { continue };
             match n[at..].find('/') {
                 Some(i) if !all => {
-                    let e = folders.entry(&n[..at + i]).or_default();
+                    let path = &n[..at + i];
+                    let e = match folders.get_mut(path) {
+                        Some(e) => e,
+                        None => folders.entry(path.to_owned()).or_default(),
+                    };
                     e.0 += 1;
                     e.1 += f.size;
                     e.2 = e.2.max(f.holders.len());
@@ -168,10 +179,13 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
             }
         }
         if shown {
-            files.push(f);
+            file_rows += 1;
+            if shown_files.len() < LIST_ROWS {
+                shown_files.push(f.to_file());
+            }
         }
-    }
-    let rows = folders.len() + files.len();
+    });
+    let rows = folders.len() + file_rows;
     if rows == 0 {
         return match prefix {
             Some(p) => format!("No files available under {p}/."),
@@ -187,7 +201,7 @@ pub fn list_under(s: &Snapshot, prefix: Option<&str>, all: bool) -> String {
             format!("{n} file{}", if *n == 1 { "" } else { "s" }),
         )
     });
-    let file_cells = files.iter().map(|f| {
+    let file_cells = shown_files.iter().map(|f| {
         let names: Vec<&str> = f
             .names
             .iter()
@@ -673,7 +687,7 @@ pub(crate) mod tests {
         };
         for level in list["levels"].as_array().unwrap() {
             let prefix = level["prefix"].as_str().unwrap();
-            let text = list_under(&s, Some(prefix).filter(|p| !p.is_empty()), false);
+            let text = list_under(&s.remote, Some(prefix).filter(|p| !p.is_empty()), false);
             let got: Vec<Vec<String>> = text
                 .lines()
                 .skip(1)
@@ -715,7 +729,7 @@ pub(crate) mod tests {
             (&["photos/c.jpg"], 48, 3),
             (&["readme"], 5, 4),
         ]);
-        let top = list_under(&s, None, false);
+        let top = list_under(&s.remote, None, false);
         let rows: Vec<&str> = top.lines().collect();
         assert_eq!(rows.len(), 4, "{top}");
         assert!(
@@ -725,7 +739,7 @@ pub(crate) mod tests {
         assert!(rows[1].ends_with("3 files"), "{top}");
         assert!(top.contains("top.jpg") && top.contains("readme"), "{top}");
         assert!(!top.contains("a.jpg"), "{top}");
-        let under = list_under(&s, Some("photos/"), false);
+        let under = list_under(&s.remote, Some("photos/"), false);
         assert!(
             under.contains("photos/2024/ ") && under.contains("2 files"),
             "{under}"
@@ -735,13 +749,13 @@ pub(crate) mod tests {
             !under.contains("top.jpg") && !under.contains("readme"),
             "{under}"
         );
-        let all = list_under(&s, None, true);
+        let all = list_under(&s.remote, None, true);
         assert!(
             all.contains("photos/2024/a.jpg") && all.contains("photos/2024/b.jpg, top.jpg"),
             "{all}"
         );
         assert_eq!(
-            list_under(&s, Some("nope"), false),
+            list_under(&s.remote, Some("nope"), false),
             "No files available under nope/."
         );
         let json: serde_json::Value =

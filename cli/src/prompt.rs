@@ -22,6 +22,20 @@ use crate::input::{Input, Line};
 use crate::peer;
 use crate::signals::{self, Signals};
 
+/// The names Tab completes: every name of the files other peers share that we do not have,
+/// sorted and distinct, walked from the node's view (no grouped copy of every file).
+fn completions(view: &dyn p2pshare_proto::Walk) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    view.walk(&mut |f| {
+        if !f.local {
+            names.extend(f.names.iter().map(|n| (*n).to_owned()));
+        }
+    });
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The file the user chose among several of one name: by number in the list, or by id
 /// prefix; `None` for anything else (an empty answer included).
 fn choose(a: &Ambiguity, answer: &str) -> Option<Pick> {
@@ -167,16 +181,10 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             }
             if input.completes()
                 && Instant::now() >= next_names
-                && let Ok(s) = handle.snapshot()
+                && let Ok(v) = handle.remote()
             {
                 next_names = Instant::now() + Duration::from_secs(1);
-                let mut names: Vec<String> = format::available(&s)
-                    .iter()
-                    .flat_map(|f| f.names.iter().cloned())
-                    .collect();
-                names.sort();
-                names.dedup();
-                input.set_names(names);
+                input.set_names(completions(&v));
             }
             match input.line(signals::POLL) {
                 None => {}
@@ -215,11 +223,11 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             "" => {}
             "quit" | "q" => break,
             "help" | "h" | "?" => println!("{HELP}"),
-            "list" | "l" => match handle.snapshot() {
-                Ok(s) => {
+            "list" | "l" => match handle.remote() {
+                Ok(v) => {
                     let all = arg.split_whitespace().any(|a| a == "--all");
                     let folder = arg.split_whitespace().find(|a| *a != "--all");
-                    println!("{}", format::list_under(&s, folder, all))
+                    println!("{}", format::list_under(&v, folder, all))
                 }
                 Err(e) => return Err(e.to_string().into()),
             },

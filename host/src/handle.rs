@@ -236,6 +236,13 @@ impl Controller {
         self.ask(Request::State)
     }
 
+    /// The other peers' files as the node holds them, ungrouped (a reference to each
+    /// catalog): what a `list` walks ([`p2pshare_proto::Walk`]) to show its thousand rows
+    /// without a grouped copy of every file on the LAN.
+    pub fn remote(&self) -> Result<RemoteView, Stopped> {
+        self.ask(Request::Snapshot).map(|t| t.remote)
+    }
+
     /// The peer's current state with only the other peers' files `keep` accepts by one of
     /// their names (and content id): enough to resolve what a `get` names, without the
     /// memory of a view of every file on the LAN.
@@ -339,6 +346,11 @@ impl Handle {
     /// The peer's current state without the other peers' files ([`Controller::state`]).
     pub fn state(&self) -> Result<Snapshot, Stopped> {
         self.ctl.state()
+    }
+
+    /// The other peers' files, ungrouped ([`Controller::remote`]).
+    pub fn remote(&self) -> Result<RemoteView, Stopped> {
+        self.ctl.remote()
     }
 
     /// The peer's current state with only some of the other peers' files

@@ -41,19 +41,15 @@ impl LanInterface {
     }
 }
 
-/// The up, broadcast-capable, non-loopback IPv4 interfaces now (none if they cannot be read).
+/// The up, broadcast-capable, non-loopback IPv4 interfaces now (none if they cannot be read;
+/// an interface set down is left out though `getifaddrs` still lists its addresses).
 pub fn lan_interfaces() -> Vec<LanInterface> {
     let Ok(all) = if_addrs::get_if_addrs() else {
         return Vec::new();
     };
     let mut out: Vec<LanInterface> = all
         .into_iter()
-        // Some drivers never report their state (UNKNOWN): only a known down state excludes.
-        .filter(|i| {
-            use if_addrs::IfOperStatus as S;
-            let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
-            !i.is_loopback() && !i.is_p2p() && !down
-        })
+        .filter(|i| !i.is_loopback() && !i.is_p2p() && is_usable(i))
         .filter_map(|i| match i.addr {
             if_addrs::IfAddr::V4(a) => Some(LanInterface {
                 name: i.name,
@@ -114,6 +110,16 @@ fn is_up(name: &str) -> bool {
     flags(name).is_none_or(|f| f & UP == UP)
 }
 
+/// True unless the interface is known to be down: its operational state says so (some
+/// drivers never report one: UNKNOWN does not exclude), or it was set down (`ip link set
+/// down` leaves its addresses listed). The one test the broadcast list, the multicast list and
+/// a link's addresses share.
+fn is_usable(i: &if_addrs::Interface) -> bool {
+    use if_addrs::IfOperStatus as S;
+    let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
+    !down && is_up(&i.name)
+}
+
 /// The up, multicast-capable interfaces with an IPv6 address that are neither loopback nor
 /// point-to-point (a VPN tunnel; none if they cannot be read), one entry each, by index.
 pub fn multicast_interfaces() -> Vec<MulticastInterface> {
@@ -123,10 +129,8 @@ pub fn multicast_interfaces() -> Vec<MulticastInterface> {
     let mut out: Vec<MulticastInterface> = all
         .into_iter()
         .filter(|i| {
-            use if_addrs::IfOperStatus as S;
-            let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
             let v6 = matches!(i.addr, if_addrs::IfAddr::V6(_));
-            v6 && !i.is_loopback() && !i.is_p2p() && !down && i.name != "lo"
+            v6 && !i.is_loopback() && !i.is_p2p() && is_usable(i) && i.name != "lo"
         })
         .filter_map(|i| {
             Some(MulticastInterface {
@@ -148,11 +152,7 @@ pub fn link_ips() -> (Vec<IpAddr>, bool) {
     let Ok(all) = if_addrs::get_if_addrs() else {
         return (Vec::new(), false);
     };
-    link_ips_of(all.into_iter().filter_map(|i| {
-        use if_addrs::IfOperStatus as S;
-        let down = matches!(i.oper_status, S::Down | S::NotPresent | S::LowerLayerDown);
-        (!down && is_up(&i.name)).then(|| i.ip())
-    }))
+    link_ips_of(all.into_iter().filter(is_usable).map(|i| i.ip()))
 }
 
 /// Of the addresses of the up interfaces, those a peer elsewhere can dial: every one but

@@ -64,9 +64,9 @@ pub use ids::{ContentId, Digest, PeerId, hex, sha256};
 pub use manifest::{Manifest, ManifestBuilder, ManifestError};
 pub use name::{NameError, check_name};
 pub use node::{
-    Admission, Command, Config, ConfigError, DiskOp, DownloadView, Event, Input, LocalFile, NetOp,
-    Node, Output, PeerView, Reach, ReadId, ReadSource, RemoteFile, RemoteView, Source, StaticPeer,
-    Stats, TargetView, Wake,
+    Admission, Command, Config, ConfigError, DiskOp, DownloadView, Event, FileRef, Input,
+    LocalFile, NetOp, Node, Output, PeerView, Reach, ReadId, ReadSource, RemoteFile, RemoteView,
+    Source, StaticPeer, Stats, TargetView, Wake, Walk,
 };
 pub use session::ConnId;
 

@@ -362,9 +362,39 @@ fn a_dht_holder_that_answers_is_listed_as_dht() {
     let mut n = node(t0);
     add(&mut n, t0, "192.0.2.8:10000", None, Found::Dht);
     let (at, conn, _) = next_dial(&mut n, t0, t0 + INTERVAL).expect("dialled");
-    answered_by(&mut n, at, conn, 2);
+    let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
+    answer(&mut n, at, conn, &mut them, frames);
     assert_eq!(n.peers()[0].found, Found::Dht);
     assert_eq!(Found::Dht.as_str(), "dht");
+    // Not pinned: no ping keeps it. Once nothing passes on it (its download done), the peer
+    // that only it listed expires and the connection closes; the holder is not dialled again
+    // until a lookup names it again.
+    let mut closed = None;
+    let mut t = at;
+    while closed.is_none() && t < at + Duration::from_secs(120) {
+        t += Duration::from_millis(500);
+        n.handle_timeout(t);
+        for o in drain(&mut n) {
+            match o {
+                Output::Net(NetOp::Close { conn: c }) if c == conn => closed = Some(t),
+                Output::Net(NetOp::Send { conn: c, data }) if c == conn => {
+                    let sent = them.receive(&data);
+                    assert!(!sent.contains(&Frame::Message(Message::Ping)), "{sent:?}");
+                }
+                Output::Net(NetOp::Connect { .. }) => panic!("dialled again"),
+                _ => {}
+            }
+        }
+    }
+    let closed = closed.expect("closed once quiet");
+    assert!(closed >= at + INTERVAL * 3, "{:?}", closed - at);
+    assert!(n.peers().is_empty());
+    assert_eq!(run_until(&mut n, closed, closed + INTERVAL * 10), vec![]);
+    add(&mut n, closed, "192.0.2.8:10000", None, Found::Dht);
+    assert!(
+        next_dial(&mut n, closed, closed + INTERVAL).is_some(),
+        "a new lookup that names it re-arms it"
+    );
 }
 
 #[test]

@@ -284,8 +284,10 @@ impl Node {
         self.discovery.vouch(crate::addr::with_port(remote, a.port));
         let target = self.targets.iter_mut().find(|t| t.is(conn));
         // A probe is kept only where its key is listed; a `--peer` or a link's peer wherever
-        // the user (or the link) said.
+        // the user (or the link) said; a holder the DHT named never: its connection serves
+        // the download that looked it up, and closes once nothing passes on it.
         let pinned = target.as_ref().map(|t| !t.is_probe());
+        let claim = target.as_ref().is_some_and(|t| t.found() == Found::Dht);
         if inbound {
             self.discovery.heard_inbound_hello(now, &a, remote);
         } else if let Some(t) = target {
@@ -310,6 +312,7 @@ impl Node {
             return;
         }
         if pinned.is_some()
+            && !claim
             && let Some(s) = self.conns.session_mut(&conn)
         {
             s.pin();

@@ -52,7 +52,7 @@ pub use targets::{Reach, TargetView};
 pub use timers::Wake;
 #[cfg(any(test, feature = "testing"))]
 pub use views::ConnLoad;
-pub use views::{DownloadView, PeerView, RemoteFile, RemoteView, Stats};
+pub use views::{DownloadView, FileRef, PeerView, RemoteFile, RemoteView, Stats, Walk};
 
 use crate::discovery::{Discovery, Found};
 use crate::download::Download;

@@ -27,9 +27,11 @@
 //!   catalog connection went idle: a ping every `Timeouts::ping` (5 s);
 //! - a holder a DHT lookup named (`Found::Dht`, usually with no key: only a claim) is dialled
 //!   at once and at most [`DHT_DIALS`] times for each time it is added (a later lookup that
-//!   names it again re-arms it), kept like a static target while a connection lasts; at most
-//!   [`MAX_DHT_TARGETS`] of them, a spent one's slot taken by a new one. So an address that
-//!   speaks nothing, or another key, costs a bounded number of dials per lookup;
+//!   names it again re-arms it); its connection is not pinned: it serves the download that
+//!   looked the holder up and closes once nothing passes on it, and a holder that answered is not dialled
+//!   again until a lookup names it again; at most [`MAX_DHT_TARGETS`] of them, a spent one's
+//!   slot taken by a new one. So an address that speaks nothing, or another key, costs a
+//!   bounded number of dials per lookup, and a holder that served us holds no connection;
 //! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
 //!   and at most [`MAX_PROBE_DIALS`] probes and DHT holders are being dialled at once: a
 //!   thousand remembered peers cost a few connection attempts per interval, not a thousand.
@@ -182,10 +184,15 @@ impl Target {
         self.due = at;
     }
 
-    /// Its connection's hello came: the peer is there, and a probe's backoff starts over.
+    /// Its connection's hello came: the peer is there, and a probe's backoff starts over; a
+    /// holder the DHT named is done with its dials (once its connection ends, it is dialled
+    /// again only when a lookup names it again).
     pub(super) fn opened(&mut self) {
         self.failures = 0;
         self.reach = Reach::Open;
+        if self.found == Found::Dht {
+            self.dials_left = Some(0);
+        }
     }
 
     /// Its connection ended (or never opened) at `now`, answered by another key than its own

@@ -59,11 +59,75 @@ pub struct RemoteView {
     pub(crate) python: Vec<RemoteFile>,
 }
 
+/// One file of a view, borrowed for the length of a [`Walk::walk`] callback: what a listing
+/// that shows a thousand rows of a hundred thousand files looks at, without a copy of any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRef<'a> {
+    /// Its content id.
+    pub content: ContentId,
+    /// Its size (a Python peer's: the upper bound, see [`RemoteFile::python`]).
+    pub size: u64,
+    /// The names peers share it under (sorted, distinct).
+    pub names: &'a [&'a str],
+    /// Peers that have it (sorted, distinct).
+    pub holders: &'a [PeerId],
+    /// True when this peer shares the same content too.
+    pub local: bool,
+    /// Held by original Python peers only.
+    pub python: bool,
+}
+
+impl FileRef<'_> {
+    /// The file as an owned [`RemoteFile`]: call for the few a caller keeps.
+    pub fn to_file(&self) -> RemoteFile {
+        RemoteFile {
+            content: self.content,
+            size: self.size,
+            names: self.names.iter().map(|n| (*n).to_owned()).collect(),
+            holders: self.holders.to_vec(),
+            local: self.local,
+            python: self.python,
+        }
+    }
+}
+
+/// Files that can be walked one at a time, grouped by content: a node's [`RemoteView`]
+/// (grouped as it is walked, at 8 bytes an entry) or files already grouped.
+pub trait Walk {
+    /// Calls `f` with each file, in the order of [`RemoteView::files`].
+    fn walk(&self, f: &mut dyn FnMut(FileRef<'_>));
+}
+
+impl Walk for Vec<RemoteFile> {
+    fn walk(&self, f: &mut dyn FnMut(FileRef<'_>)) {
+        let mut names: Vec<&str> = Vec::new();
+        for r in self {
+            names.clear();
+            names.extend(r.names.iter().map(String::as_str));
+            f(FileRef {
+                content: r.content,
+                size: r.size,
+                names: &names,
+                holders: &r.holders,
+                local: r.local,
+                python: r.python,
+            });
+        }
+    }
+}
+
+impl Walk for RemoteView {
+    fn walk(&self, f: &mut dyn FnMut(FileRef<'_>)) {
+        self.walk_order(&self.order(|_| true), f);
+    }
+}
+
 impl RemoteView {
     /// Files other peers share, grouped by content, by content id; names sorted, holders by
     /// peer id; then the Python peers' files. Built in O(n log n) over the n catalog entries by
-    /// sorting one vector of references and grouping runs of it: no map node per content, so
-    /// a view of a hundred thousand files costs little more than the files themselves.
+    /// sorting one vector of positions and grouping runs of it: no map node per content, so
+    /// a view of a hundred thousand files costs little more than the files themselves. What
+    /// needs only some of them walks the view instead ([`Walk`]).
     pub fn files(self) -> Vec<RemoteFile> {
         self.grouped(|_| true)
     }
@@ -86,49 +150,76 @@ impl RemoteView {
     }
 
     fn grouped(self, include: impl Fn(&CatalogEntry) -> bool) -> Vec<RemoteFile> {
-        let mut all: Vec<(&CatalogEntry, PeerId)> = self
-            .catalogs
-            .iter()
-            .flat_map(|(peer, files)| files.iter().map(move |f| (f, *peer)))
-            .filter(|(f, _)| include(f))
-            .collect();
-        all.sort_unstable_by(|a, b| {
-            (a.0.content, &a.0.name, a.1).cmp(&(b.0.content, &b.0.name, b.1))
-        });
+        let order = self.order(include);
         // Sized once (a vector grown by doubling would hold up to twice the view at its
         // last step, and a view of a LAN may hold a hundred thousand files).
-        let groups = usize::from(!all.is_empty())
-            + all
+        let groups = usize::from(!order.is_empty())
+            + order
                 .windows(2)
-                .filter(|w| w[0].0.content != w[1].0.content)
+                .filter(|w| self.entry(w[0]).content != self.entry(w[1]).content)
                 .count();
         let mut out: Vec<RemoteFile> = Vec::with_capacity(groups + self.python.len());
-        for (f, peer) in all {
-            match out.last_mut() {
-                Some(r) if r.content == f.content => {
-                    if r.names.last() != Some(&f.name) {
-                        r.names.push(f.name.clone());
-                    }
-                    if !r.holders.contains(&peer) {
-                        r.holders.push(peer);
-                    }
-                }
-                _ => out.push(RemoteFile {
-                    content: f.content,
-                    size: f.size,
-                    names: vec![f.name.clone()],
-                    holders: vec![peer],
-                    local: self.local.contains(&f.content),
-                    python: false,
-                }),
-            }
-        }
-        for r in &mut out {
-            r.holders.sort_unstable();
-            r.holders.dedup();
-        }
-        out.extend(self.python);
+        self.walk_order(&order, &mut |f| out.push(f.to_file()));
         out
+    }
+
+    fn entry(&self, (catalog, at): (u32, u32)) -> &CatalogEntry {
+        &self.catalogs[catalog as usize].1[at as usize]
+    }
+
+    /// The positions (catalog, entry) of the entries `include` accepts, sorted by content,
+    /// name and peer.
+    fn order(&self, include: impl Fn(&CatalogEntry) -> bool) -> Vec<(u32, u32)> {
+        let mut order: Vec<(u32, u32)> = self
+            .catalogs
+            .iter()
+            .enumerate()
+            .flat_map(|(c, (_, files))| {
+                files
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| include(e))
+                    .map(move |(i, _)| (c as u32, i as u32))
+            })
+            .collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (ea, eb) = (self.entry(a), self.entry(b));
+            (ea.content, &ea.name, self.catalogs[a.0 as usize].0).cmp(&(
+                eb.content,
+                &eb.name,
+                self.catalogs[b.0 as usize].0,
+            ))
+        });
+        order
+    }
+
+    /// Calls `f` with each run of `order` of one content, then with each Python peers' file.
+    fn walk_order(&self, order: &[(u32, u32)], f: &mut dyn FnMut(FileRef<'_>)) {
+        let mut names: Vec<&str> = Vec::new();
+        let mut holders: Vec<PeerId> = Vec::new();
+        for run in order.chunk_by(|&a, &b| self.entry(a).content == self.entry(b).content) {
+            names.clear();
+            holders.clear();
+            for &at in run {
+                let name = self.entry(at).name.as_str();
+                if names.last() != Some(&name) {
+                    names.push(name);
+                }
+                holders.push(self.catalogs[at.0 as usize].0);
+            }
+            holders.sort_unstable();
+            holders.dedup();
+            let first = self.entry(run[0]);
+            f(FileRef {
+                content: first.content,
+                size: first.size,
+                names: &names,
+                holders: &holders,
+                local: self.local.contains(&first.content),
+                python: false,
+            });
+        }
+        self.python.walk(f);
     }
 }
 
