@@ -487,6 +487,15 @@ impl RecordSchedule {
         Some(seq)
     }
 
+    /// A record of ours with sequence number `seq` is in the DHT (read back after a put was
+    /// refused as not the most recent: a clock that went back, a record put by a copy of this
+    /// folder elsewhere): the next put's number is above it, and it may go at once (within
+    /// the budget): why the last one failed is known and mended.
+    pub fn seen(&mut self, seq: i64) {
+        self.seq = Some(self.seq.map_or(seq, |s| s.max(seq)));
+        self.retry_at = None;
+    }
+
     /// The put of `addrs` begun at `at` ended, `ok` or not.
     pub fn done(&mut self, addrs: &[SocketAddr], ok: bool, at: Instant) {
         if ok {
@@ -774,13 +783,6 @@ pub fn our_addrs(port: u16, public: bool) -> Vec<SocketAddr> {
     addr_record::normalize(&addrs)
 }
 
-/// Seconds since the UNIX epoch (0 for a clock before 1970): the records' sequence numbers.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The record thread: every [`HEALTH_EVERY`] reads our addresses ([`our_addrs`], one
 /// `getifaddrs`) and puts our record when [`RecordSchedule`] says so; ends when the
 /// [`DhtNode`] is dropped (`stop` disconnects).
@@ -797,11 +799,21 @@ fn record_loop(
     loop {
         let addrs = our_addrs(port, public);
         let now = Instant::now();
-        if let Some(seq) = schedule.due(&addrs, now, unix_now()) {
+        if let Some(seq) = schedule.due(&addrs, now, crate::driver::unix_now()) {
             let value = addr_record::encode(&addrs);
             let item = MutableItem::new(signer.clone(), &value, seq, Some(addr_record::SALT));
             let r = futures_lite::future::block_on(dht.put_mutable(item, None));
             schedule.done(&addrs, r.is_ok(), now);
+            if let Err(mainline::errors::PutMutableError::Concurrency(_)) = &r {
+                // A storing node holds a newer record of ours: the next put goes above it.
+                let key = signer.verifying_key().to_bytes();
+                let newest = futures_lite::future::block_on(
+                    dht.get_mutable_most_recent(&key, Some(addr_record::SALT)),
+                );
+                if let Some(item) = newest.filter(|i| i.key() == &key) {
+                    schedule.seen(item.seq());
+                }
+            }
             let report = match r {
                 Ok(_) => Report::Published {
                     seq,
@@ -1123,6 +1135,13 @@ mod tests {
             r.due(&b, t2 + PUT_RETRY, unix + 1836),
             Some(unix as i64 + 1836)
         );
+        // Refused as not the most recent, and a newer record of ours read back (a clock that
+        // went back): at once, above it.
+        let t3 = t2 + PUT_RETRY;
+        r.done(&b, false, t3);
+        assert_eq!(r.due(&b, t3, unix + 1836), None);
+        r.seen(unix as i64 + 5000);
+        assert_eq!(r.due(&b, t3, unix + 1836), Some(unix as i64 + 5001));
     }
 
     #[test]
