@@ -194,6 +194,31 @@ fn a_link_by_key_alone_finds_its_peer_and_finds_it_again_after_it_moved() {
         listed.join(" ")
     );
 
+    // At the prompt: it says it looks the key up, saves the file, and `peers -v` says the
+    // peer was found through the DHT; `status` counts the lookup.
+    let mut args = vec!["-v"];
+    args.extend(dht.iter().copied());
+    let mut prompt = net.prompt(2, &args);
+    let got = prompt.cmd(&format!("get {short}"), S(30));
+    assert!(got.contains(&looking), "{got}");
+    assert!(got.contains("Saved "), "{got}");
+    let peers = prompt.cmd("peers", S(5));
+    assert!(
+        peers
+            .lines()
+            .any(|l| l.contains("10.99.0.1:10000") && l.ends_with(", dht)")),
+        "peers -v does not say dht: {peers}"
+    );
+    let status = prompt.cmd("status", S(5));
+    assert!(status.contains("1 peers looked up"), "{status}");
+    prompt.send("quit");
+    net.wait_exit(prompt.proc, S(10));
+    let got = std::fs::read(net.shared(2).join("dl_moving.bin")).unwrap();
+    assert!(
+        got == bytes,
+        "the prompt's dl_moving.bin differs from moving.bin"
+    );
+
     // The holder moves: stopped, its host renumbered (10.99.0.1 is no one's now), started
     // again on the same folder (so the same key) at 10.99.0.7.
     net.signal(holder, "TERM");
