@@ -18,12 +18,14 @@
 //!   same bounds as a content's lookup, and takes at most [`MAX_HOLDERS`] addresses from it.
 //!
 //! Invariants: the event loop never waits on the DHT. The DHT node runs on threads of its own
-//! (mainline's actor, our announcer, our lookup thread); the driver hands them work through
+//! (mainline's actor, our announcer, our record thread, our lookup thread); the driver hands them work through
 //! channels that never block it and takes their [`Report`]s in `poll_channels` (a report
 //! wakes the loop). An address the DHT gives is only a claim: the driver hands it to the node
 //! as a target found by the DHT (`Found::Dht`), and the handshake and the content id check
-//! decide, as for any peer. Names and files never go into the DHT: only the derived keys, and
-//! (by the protocol) our address and transfer port. A node started with
+//! decide, as for any peer; an address a peer's record gives is dialled expecting that peer's
+//! key. Names and files never go into the DHT: only the derived keys, (by the protocol) our
+//! address and transfer port, and our record: our public key and the addresses we can be
+//! dialled at. A node started with
 //! [`DhtConfig::bootstrap`] empty talks to the public DHT: tests always give local nodes. On
 //! the public DHT our record leaves out, and a resolve drops, every address that is not
 //! [`worth_dialling_addr`]; on a private DHT they stay (the tests' peers are on loopback).
@@ -39,9 +41,9 @@ use futures_lite::StreamExt;
 use mainline::async_dht::AsyncDht;
 use mainline::{Dht, Id, MutableItem, ServerSettings, SigningKey};
 use p2pshare_proto::{ContentId, Identity, PeerId};
+use sha2::{Digest, Sha256};
 
 use crate::addr_record;
-use sha2::{Digest, Sha256};
 
 /// The domain tag hashed before a content id into its DHT key: our keys are ours alone.
 pub const CONTENT_DOMAIN: &[u8] = b"p2pshare-content-v1";
