@@ -18,17 +18,17 @@
 //!   same bounds as a content's lookup, and takes at most [`MAX_HOLDERS`] addresses from it.
 //!
 //! Invariants: the event loop never waits on the DHT. The DHT node runs on threads of its own
-//! (mainline's actor, our announcer, our record thread, our lookup thread); the driver hands them work through
-//! channels that never block it and takes their [`Report`]s in `poll_channels` (a report
-//! wakes the loop). An address the DHT gives is only a claim: the driver hands it to the node
-//! as a target found by the DHT (`Found::Dht`), and the handshake and the content id check
-//! decide, as for any peer; an address a peer's record gives is dialled expecting that peer's
-//! key. Names and files never go into the DHT: only the derived keys, (by the protocol) our
-//! address and transfer port, and our record: our public key and the addresses we can be
-//! dialled at. A node started with
-//! [`DhtConfig::bootstrap`] empty talks to the public DHT: tests always give local nodes. On
-//! the public DHT our record leaves out, and a resolve drops, every address that is not
-//! [`worth_dialling_addr`]; on a private DHT they stay (the tests' peers are on loopback).
+//! (mainline's actor, our announcer, our record thread, our lookup thread); the driver hands
+//! them work through channels that never block it and takes their [`Report`]s in
+//! `poll_channels` (a report wakes the loop). An address the DHT gives is only a claim: the
+//! driver hands it to the node as a target found by the DHT (`Found::Dht`), and the handshake
+//! and the content id check decide, as for any peer; an address a peer's record gives is
+//! dialled expecting that peer's key. Names and files never go into the DHT: only the derived
+//! keys, (by the protocol) our address and transfer port, and our record: our public key and
+//! the addresses we can be dialled at. A node started with [`DhtConfig::bootstrap`] empty
+//! talks to the public DHT: tests always give local nodes. On the public DHT our record leaves
+//! out, and a resolve drops, every address that is not [`worth_dialling_addr`]; on a private
+//! DHT they stay (the tests' peers are on loopback).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};

@@ -28,10 +28,11 @@
 //! - a holder a DHT lookup named (`Found::Dht`, usually with no key: only a claim) is dialled
 //!   at once and at most [`DHT_DIALS`] times for each time it is added (a later lookup that
 //!   names it again re-arms it); its connection is not pinned: it serves the download that
-//!   looked the holder up and closes once nothing passes on it, and a holder that answered is not dialled
-//!   again until a lookup names it again; at most [`MAX_DHT_TARGETS`] of them, a spent one's
-//!   slot taken by a new one. So an address that speaks nothing, or another key, costs a
-//!   bounded number of dials per lookup, and a holder that served us holds no connection;
+//!   looked the holder up and closes once nothing passes on it, and a holder that answered is
+//!   not dialled again until a lookup names it again; at most [`MAX_DHT_TARGETS`] of them, a
+//!   spent one's slot taken by a new one. So an address that speaks nothing, or another key,
+//!   costs a bounded number of dials per lookup, and a holder that served us holds no
+//!   connection;
 //! - every dial stays within the node's outbound budgets (`max_outbound`, dials per address),
 //!   and at most [`MAX_PROBE_DIALS`] probes and DHT holders are being dialled at once: a
 //!   thousand remembered peers cost a few connection attempts per interval, not a thousand.
