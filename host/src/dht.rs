@@ -126,6 +126,15 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<SocketAddrV4>, String> {
     Ok(v4)
 }
 
+/// True when `addr` is this peer's own transfer address: our port on one of `ours` (this
+/// machine's addresses), on loopback or unspecified. A lookup of a content we share names us
+/// among its holders; dialling ourselves would only end in the handshake refusing our own key.
+/// Another peer on this machine listens on another port, so it is not us.
+pub fn is_own(addr: SocketAddr, transfer_port: u16, ours: &[std::net::IpAddr]) -> bool {
+    let ip = addr.ip().to_canonical();
+    addr.port() == transfer_port && (ip.is_loopback() || ip.is_unspecified() || ours.contains(&ip))
+}
+
 /// [`worth_dialling`] for either family: on the public DHT (`public`) an IPv6 address on
 /// loopback, link-local (fe80::/10), unique local (fc00::/7) or documentation (2001:db8::/32)
 /// space is left out too; unspecified, multicast and port 0 never are worth it. An IPv4-mapped
@@ -966,6 +975,21 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_own_transfer_address_is_ours_and_another_port_is_not() {
+        let ours: Vec<std::net::IpAddr> =
+            vec!["10.0.0.5".parse().unwrap(), "fd00::5".parse().unwrap()];
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(is_own(at("10.0.0.5:10000"), 10000, &ours));
+        assert!(is_own(at("[fd00::5]:10000"), 10000, &ours));
+        assert!(is_own(at("[::ffff:10.0.0.5]:10000"), 10000, &ours));
+        assert!(is_own(at("127.0.0.1:10000"), 10000, &ours));
+        // Another peer on this machine, or our port elsewhere.
+        assert!(!is_own(at("10.0.0.5:10001"), 10000, &ours));
+        assert!(!is_own(at("127.0.0.1:10001"), 10000, &ours));
+        assert!(!is_own(at("10.0.0.6:10000"), 10000, &ours));
+    }
 
     fn c(b: u8) -> ContentId {
         ContentId([b; 32])

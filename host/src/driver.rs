@@ -450,8 +450,8 @@ impl Driver {
     }
 
     /// A report of the DHT's threads: holders found become targets found by the DHT (only
-    /// claims: the handshake and the content check decide), and every report but the routing
-    /// table's size (in the status only) is a notice.
+    /// claims: the handshake and the content check decide; our own address is left out), and
+    /// every report but the routing table's size (in the status only) is a notice.
     fn on_dht(&mut self, r: crate::dht::Report) {
         if let crate::dht::Report::Routing(_) = r {
             return;
@@ -467,7 +467,15 @@ impl Driver {
         };
         if !found.is_empty() {
             let now = Instant::now();
+            let port = self.node.config().transfer_port;
+            let ours: Vec<std::net::IpAddr> = crate::interfaces::assigned()
+                .into_iter()
+                .map(|a| a.ip)
+                .collect();
             for (addr, key) in found {
+                if crate::dht::is_own(addr, port, &ours) {
+                    continue;
+                }
                 let add = Command::AddPeer {
                     addr,
                     key,
