@@ -250,6 +250,21 @@ fn p2pshare_dht_after() -> Duration {
     Duration::from_secs(1)
 }
 
+/// A liar's DHT node on the testnet that announces 127.0.0.1:`port` as a holder of `content`
+/// (hex): what a lying DHT node makes a lookup return. Keep it alive while it should answer.
+#[allow(deprecated)] // mainline's blocking API: the test's own announce of a fake holder
+fn announce_fake(testnet: &Testnet, content: &str, port: u16) -> mainline::Dht {
+    let liar = mainline::Dht::builder()
+        .bootstrap(&testnet.bootstrap)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .unwrap();
+    let id = ContentId::from_hex(content).unwrap();
+    let key = mainline::Id::from(p2pshare_host::dht::content_key(&id));
+    liar.announce_peer(key, Some(port)).unwrap();
+    liar
+}
+
 /// A TCP listener on loopback that accepts and drops every connection (speaks nothing),
 /// counting them.
 fn mute_holder() -> (u16, Arc<AtomicUsize>) {
@@ -267,7 +282,6 @@ fn mute_holder() -> (u16, Arc<AtomicUsize>) {
 }
 
 #[test]
-#[allow(deprecated)] // mainline's blocking API: the test's own announce of a fake holder
 fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
     let testnet = testnet(10);
     let bytes = hosts::data(1 << 20, 31);
@@ -279,14 +293,7 @@ fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
     };
     // A liar announces an address that speaks nothing under its key.
     let (fake_port, dials) = mute_holder();
-    let liar = mainline::Dht::builder()
-        .bootstrap(&testnet.bootstrap)
-        .bind_address(Ipv4Addr::LOCALHOST)
-        .build()
-        .unwrap();
-    let id = ContentId::from_hex(&content).unwrap();
-    let key = mainline::Id::from(p2pshare_host::dht::content_key(&id));
-    liar.announce_peer(key, Some(fake_port)).unwrap();
+    let _liar = announce_fake(&testnet, &content, fake_port);
     // Only the liar holds it: the get finds the fake holder, dials it at most twice for its
     // one lookup (a kept target would be dialled every interval: 4 times in these 4 s), and
     // gives up at its deadline.
@@ -364,7 +371,6 @@ fn counting_relay(to: u16) -> (u16, Arc<AtomicUsize>) {
 }
 
 #[test]
-#[allow(deprecated)] // mainline's blocking API: the test's own announce of a fake holder
 fn a_holder_that_presents_another_key_costs_bounded_dials_beside_the_honest_one() {
     let testnet = testnet(10);
     let bytes = hosts::data(1 << 20, 34);
@@ -378,14 +384,7 @@ fn a_holder_that_presents_another_key_costs_bounded_dials_beside_the_honest_one(
     let (fake_port, dials) = counting_relay(u16::try_from(other_port).unwrap());
     let (seeder, content) = announced_seeder(dport(13), &testnet, "true.bin", &bytes);
     // A liar announces the other peer under the content's key, beside the honest seeder.
-    let liar = mainline::Dht::builder()
-        .bootstrap(&testnet.bootstrap)
-        .bind_address(Ipv4Addr::LOCALHOST)
-        .build()
-        .unwrap();
-    let id = ContentId::from_hex(&content).unwrap();
-    let key = mainline::Id::from(p2pshare_host::dht::content_key(&id));
-    liar.announce_peer(key, Some(fake_port)).unwrap();
+    let _liar = announce_fake(&testnet, &content, fake_port);
     let (out, dir, took) = get(dport(14), &testnet, &content);
     let err = stderr(&out);
     assert!(
