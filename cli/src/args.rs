@@ -194,6 +194,11 @@ pub enum Cmd {
     Link {
         /// A file's name (its path in the shared folder) or a folder's (`photos/`).
         name: String,
+        /// An address this peer can be dialled at that no interface of this host shows (a
+        /// router's forwarded port, a VPN's or NAT's address): `IP:PORT`, `[IPv6]:PORT`, or
+        /// an IP alone for this peer's transfer port. Named first in the link; repeatable.
+        #[arg(long, value_name = "ADDR")]
+        at: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

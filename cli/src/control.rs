@@ -82,6 +82,9 @@ pub enum Ask {
     Link {
         /// Its name.
         name: String,
+        /// Addresses to name first (`link --at`), as the user wrote them.
+        #[serde(default)]
+        at: Vec<String>,
     },
     /// Download what a link names (`crate::get_link`), as `Get` does.
     GetLink {
@@ -269,10 +272,10 @@ fn client(stream: UnixStream, ctl: &Controller, shared: &Path, interval: f64) {
             Err(error) => failed(error, None),
         },
         Ok(Envelope {
-            body: Ask::Link { name },
+            body: Ask::Link { name, at },
             ..
         }) => match ctl.state() {
-            Ok(s) => match crate::link::of_snapshot(&s, &name) {
+            Ok(s) => match crate::link::of_snapshot(&s, &name, &at) {
                 Ok(made) => Answer::View {
                     text: made.text(),
                     json: made.json(),

@@ -6,7 +6,9 @@
 //! port ([`p2pshare_host::interfaces::link_ips`]): link-local IPv6 addresses are left out (they
 //! mean nothing on another machine), and so is loopback, unless the host has nothing else (a
 //! link that then works on this host only, which is said). At most
-//! [`MAX_LINK_PEERS`](p2pshare_proto::share_link::MAX_LINK_PEERS) addresses, IPv4 first.
+//! [`MAX_LINK_PEERS`](p2pshare_proto::share_link::MAX_LINK_PEERS) addresses, IPv4 first;
+//! before them, the addresses given with `--at` (a router's forwarded port, a VPN's or NAT's
+//! address: where this peer can be dialled though no interface shows it).
 //!
 //! Like the other one-shots it asks the running peer of the folder when there is one (its key,
 //! its port, what it shares: `control::Ask::Link`); else it works from the folder itself,
@@ -84,16 +86,52 @@ pub fn target_of<'a>(
     under.then(|| Target::Folder(folder.to_owned()))
 }
 
-/// The link to `target` for the peer with key `me` listening on `port` at this host's
-/// addresses (see the module doc).
-pub fn make(me: PeerId, port: u16, target: Target) -> Result<Made, String> {
+/// The addresses `--at` names (`IP:PORT`, `[IPv6]:PORT`, or an IP alone for `port`), in
+/// order, each once; a link-local one is refused (it names an interface of this machine).
+pub fn parse_at(specs: &[String], port: u16) -> Result<Vec<LinkAddr>, String> {
+    let mut out: Vec<LinkAddr> = Vec::new();
+    for s in specs {
+        let addr = match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => match p2pshare_proto::addr::parse_literal(s) {
+                Ok(lit) if lit.zone.is_none() => lit.addr,
+                Ok(_) => {
+                    return Err(format!(
+                        "bad --at {s:?}: a link-local address means nothing on another machine"
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "bad --at {s:?}: {e} (expected IP:PORT, [IPv6]:PORT or an IP)"
+                    ));
+                }
+            },
+        };
+        let at = LinkAddr::new(addr, None).map_err(|e| format!("bad --at {s:?}: {e}"))?;
+        if !out.contains(&at) {
+            out.push(at);
+        }
+    }
+    if out.len() > MAX_LINK_PEERS {
+        return Err(format!(
+            "{} addresses with --at: a link names at most {MAX_LINK_PEERS}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The link to `target` for the peer with key `me` listening on `port`: at the addresses
+/// `at` (`--at`) first, then at this host's (see the module doc).
+pub fn make(me: PeerId, port: u16, target: Target, at: &[LinkAddr]) -> Result<Made, String> {
     let (ips, loopback_only) = p2pshare_host::interfaces::link_ips();
-    let peers = ips.into_iter().filter_map(|ip| {
-        let at = LinkAddr::new(SocketAddr::new(ip, port), None).ok()?;
-        Some(LinkPeer {
-            key: me,
-            at: Some(at),
-        })
+    let mine = ips
+        .into_iter()
+        .filter_map(|ip| LinkAddr::new(SocketAddr::new(ip, port), None).ok())
+        .filter(|a| !at.contains(a));
+    let peers = at.iter().cloned().chain(mine).map(|a| LinkPeer {
+        key: me,
+        at: Some(a),
     });
     let long =
         ShareLink::new(target.clone(), peers.take(MAX_LINK_PEERS)).map_err(|e| e.to_string())?;
@@ -102,24 +140,31 @@ pub fn make(me: PeerId, port: u16, target: Target) -> Result<Made, String> {
     Ok(Made {
         long,
         short,
-        loopback_only,
+        loopback_only: loopback_only && at.is_empty(),
     })
 }
 
 /// The link to `name` as the running peer whose state is `s` shares it: the control socket's
 /// answer and the prompt's.
-pub fn of_snapshot(s: &Snapshot, name: &str) -> Result<Made, String> {
+pub fn of_snapshot(s: &Snapshot, name: &str, at: &[String]) -> Result<Made, String> {
+    let at = parse_at(at, s.transfer_port)?;
     let files = s.shared.iter().map(|f| (f.name.as_str(), f.content));
     let target = target_of(files, name).ok_or_else(|| unknown(name))?;
-    make(s.me, s.transfer_port, target)
+    make(s.me, s.transfer_port, target, &at)
 }
 
 fn unknown(name: &str) -> String {
     format!("you share no file or folder named {name:?}")
 }
 
-/// `p2pshare link NAME [--json]`.
-pub fn run(opts: &Opts, port: Option<u16>, name: &str, as_json: bool) -> Result<(), String> {
+/// `p2pshare link NAME [--at ADDR]… [--json]`.
+pub fn run(
+    opts: &Opts,
+    port: Option<u16>,
+    name: &str,
+    at: &[String],
+    as_json: bool,
+) -> Result<(), String> {
     let print = |made: &Made| {
         if as_json {
             println!("{}", made.json());
@@ -132,6 +177,7 @@ pub fn run(opts: &Opts, port: Option<u16>, name: &str, as_json: bool) -> Result<
             stream,
             Ask::Link {
                 name: name.to_owned(),
+                at: at.to_vec(),
             },
             || Ok(()),
             |a| match a {
@@ -166,7 +212,7 @@ pub fn run(opts: &Opts, port: Option<u16>, name: &str, as_json: bool) -> Result<
         .map(|f| (f.name.as_str(), f.manifest.id()));
     let target = target_of(files, name).ok_or_else(|| unknown(name))?;
     let port = port.unwrap_or(DEFAULT_TRANSFER_PORT);
-    let made = make(key, port, target)?;
+    let made = make(key, port, target, &parse_at(at, port)?)?;
     drop(lock);
     print(&made);
     if !opts.quiet {
@@ -211,9 +257,55 @@ mod tests {
     }
 
     #[test]
+    fn at_names_an_address_no_interface_shows_first() {
+        let at = parse_at(
+            &[
+                "203.0.113.7:4000".into(),
+                "198.51.100.1".into(),
+                "[2001:db8::7]:4001".into(),
+                "203.0.113.7:4000".into(),
+            ],
+            10000,
+        )
+        .unwrap();
+        let addrs: Vec<String> = at.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "203.0.113.7:4000",
+                "198.51.100.1:10000",
+                "[2001:db8::7]:4001"
+            ]
+        );
+        let made = make(PeerId([7; 32]), 10000, Target::Folder("f".into()), &at).unwrap();
+        let named: Vec<&LinkAddr> = made
+            .long
+            .peers()
+            .iter()
+            .filter_map(|p| p.at.as_ref())
+            .collect();
+        assert_eq!(named[..3], [&at[0], &at[1], &at[2]]);
+        assert!(
+            !made.loopback_only,
+            "an --at address reaches beyond this host"
+        );
+        for (bad, why) in [
+            ("nowhere", "expected IP:PORT"),
+            ("[fe80::1%eth0]:10000", "link-local"),
+            ("10.0.0.1:0", "bad --at"),
+            ("224.0.0.1:5", "bad --at"),
+        ] {
+            let e = parse_at(&[bad.into()], 10000).unwrap_err();
+            assert!(e.contains(why) && !e.contains('\n'), "{bad}: {e}");
+        }
+        let many: Vec<String> = (1..=17).map(|i| format!("198.51.100.{i}:1")).collect();
+        assert!(parse_at(&many, 1).unwrap_err().contains("at most 16"));
+    }
+
+    #[test]
     fn a_link_names_this_host_and_its_short_form_the_key_alone() {
         let me = PeerId([7; 32]);
-        let made = make(me, 10000, Target::Content(ContentId([1; 32]))).unwrap();
+        let made = make(me, 10000, Target::Content(ContentId([1; 32])), &[]).unwrap();
         assert!(!made.long.peers().is_empty());
         assert!(made.long.peers().iter().all(|p| {
             p.key == me

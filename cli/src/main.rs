@@ -88,7 +88,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             wait,
             json,
         }) => Ok(commands::list(opts, port, folder, all, wait, json)?),
-        Some(Cmd::Link { name, json }) => Ok(link::run(opts, port, &name, json)?),
+        Some(Cmd::Link { name, at, json }) => Ok(link::run(opts, port, &name, &at, json)?),
         Some(Cmd::Peers {
             action: Some(args::PeersAction::Add { spec }),
             ..

@@ -22,6 +22,27 @@ use crate::input::{Input, Line};
 use crate::peer;
 use crate::signals::{self, Signals};
 
+/// `link`'s arguments at the prompt: the name, then any `--at ADDR` (a name may hold spaces:
+/// everything before the first ` --at` word).
+fn link_args(arg: &str) -> Result<(&str, Vec<String>), String> {
+    let flag = arg
+        .match_indices(" --at")
+        .map(|(i, _)| i)
+        .find(|&i| arg[i + 5..].chars().next().is_none_or(char::is_whitespace));
+    let Some((name, rest)) = flag.map(|i| (&arg[..i], &arg[i + 5..])) else {
+        return Ok((arg, Vec::new()));
+    };
+    let mut at = Vec::new();
+    let mut words = std::iter::once("--at").chain(rest.split_whitespace());
+    while let Some(w) = words.next() {
+        match (w, words.next()) {
+            ("--at", Some(a)) => at.push(a.to_owned()),
+            _ => return Err("Usage: link NAME [--at ADDR]...".into()),
+        }
+    }
+    Ok((name.trim_end(), at))
+}
+
 /// The names Tab completes: every name of the files other peers share that we do not have,
 /// sorted and distinct, walked from the node's view (no grouped copy of every file).
 fn completions(view: &dyn p2pshare_proto::Walk) -> Vec<String> {
@@ -68,7 +89,9 @@ get NAME...      download one or more files at once (Tab completes names; Ctrl-C
 get FOLDER/      download every file under a folder as one job (into dl_FOLDER/)
 get LINK         download what a p2pshare:// link names, from its peers (and the LAN's)
 status           this peer: its id, peers, shared files, downloads, counters
-link NAME        a link to a file or folder you share, for someone on another network
+link NAME [--at ADDR]...
+                 a link to a file or folder you share, for someone on another network
+                 (--at: an address of yours no interface shows, e.g. a forwarded port)
 help             this
 quit, q          say goodbye and exit (so do Ctrl-D and Ctrl-C at an idle prompt)";
 
@@ -250,7 +273,9 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
             },
             "link" if arg.is_empty() => println!("Usage: link NAME (a file or folder you share)"),
             "link" => match handle.state() {
-                Ok(s) => match crate::link::of_snapshot(&s, arg) {
+                Ok(s) => match link_args(arg)
+                    .and_then(|(name, at)| crate::link::of_snapshot(&s, name, &at))
+                {
                     Ok(made) => {
                         println!("{}", made.text());
                         if let Some(note) = made.note() {
@@ -365,4 +390,23 @@ pub fn run(opts: &Opts, port: Option<u16>, signals: &Signals) -> Result<(), Fail
     }
     handle.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_takes_a_name_with_spaces_then_at_addresses() {
+        assert_eq!(link_args("a b.txt"), Ok(("a b.txt", vec![])));
+        assert_eq!(
+            link_args("a b.txt --at 203.0.113.7:4000 --at 198.51.100.1"),
+            Ok((
+                "a b.txt",
+                vec!["203.0.113.7:4000".to_owned(), "198.51.100.1".to_owned()]
+            ))
+        );
+        assert!(link_args("a --at").is_err());
+        assert!(link_args("a --at 1.2.3.4 extra").is_err());
+    }
 }

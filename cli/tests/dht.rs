@@ -345,31 +345,6 @@ fn a_fake_holder_in_the_dht_costs_a_bounded_number_of_dials() {
     );
 }
 
-/// A TCP relay on loopback to port `to` of 127.0.0.1, counting the connections it accepts:
-/// how the test counts a downloader's dials of the peer behind it.
-fn counting_relay(to: u16) -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let port = l.local_addr().unwrap().port();
-    let n = Arc::new(AtomicUsize::new(0));
-    let count = n.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            count.fetch_add(1, Ordering::SeqCst);
-            let (Ok(a), Ok(b)) = (s, std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, to)))
-            else {
-                continue;
-            };
-            for (mut from, mut into) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut from, &mut into);
-                    let _ = into.shutdown(std::net::Shutdown::Write);
-                });
-            }
-        }
-    });
-    (port, n)
-}
-
 #[test]
 fn a_holder_that_presents_another_key_costs_bounded_dials_beside_the_honest_one() {
     let testnet = testnet(10);
@@ -381,7 +356,10 @@ fn a_holder_that_presents_another_key_costs_bounded_dials_beside_the_honest_one(
         other.status_until("its port", |s| s["transfer_port"].as_u64() > Some(0))["transfer_port"]
             .as_u64()
             .unwrap();
-    let (fake_port, dials) = counting_relay(u16::try_from(other_port).unwrap());
+    let (fake_port, dials) = hosts::counting_relay(
+        Ipv4Addr::LOCALHOST.into(),
+        (Ipv4Addr::LOCALHOST, u16::try_from(other_port).unwrap()).into(),
+    );
     let (seeder, content) = announced_seeder(dport(13), &testnet, "true.bin", &bytes);
     // A liar announces the other peer under the content's key, beside the honest seeder.
     let _liar = announce_fake(&testnet, &content, fake_port);

@@ -3,6 +3,9 @@
 //! port, so tests neither leak onto the LAN nor hear each other.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // its relay; the rest is the namespace tests'
+mod hosts;
+
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -1361,4 +1364,67 @@ fn bad_links_and_unknown_names_are_one_line_before_any_peer_starts() {
     let out = p2pshare(d, dir.path(), &["link"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+/// `link --at`: an address no interface of the host shows (here a relay on 127.0.0.2, standing
+/// for a router's forwarded port) is named first in the link, and a get of a link that names
+/// only it fetches the file through it; a bad `--at` is one line and a non-zero exit.
+#[test]
+fn link_at_names_a_forwarded_address_first_and_a_get_goes_through_it() {
+    let d = dport(6);
+    let bytes = data(1 << 20, 61);
+    let seeder = Peer::serve(d, &[("fwd.bin", &bytes)], &[]);
+    let status = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&stdout(&p2pshare(d, dir, &["status", "--json"]))).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        let s = status(seeder.dir.path());
+        if s["shared"][0]["content"].is_string() && s["transfer_port"].as_u64() > Some(0) {
+            break u16::try_from(s["transfer_port"].as_u64().unwrap()).unwrap();
+        }
+        assert!(Instant::now() < deadline, "seeder not ready: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let forwarded: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let (fport, dials) = hosts::counting_relay(forwarded, (forwarded, port).into());
+    let at = format!("127.0.0.2:{fport}");
+    let out = p2pshare(d, seeder.dir.path(), &["link", "fwd.bin", "--at", &at]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let long = stdout(&out).lines().next().unwrap().to_owned();
+    // The first peer of the link is the forwarded address; keep only it.
+    let only = long.split('&').next().unwrap();
+    assert!(only.ends_with(&format!("@{at}")), "{long}");
+    // A downloader that hears no broadcast of the seeder (a discovery port of its own).
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--broadcast",
+            "127.255.255.255",
+            "--discovery-port",
+            "0",
+            "--port",
+            "0",
+        ])
+        .arg("--shared")
+        .arg(dir.path())
+        .args(["get", only, "--timeout", "20"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("dl_fwd.bin")).unwrap(), bytes);
+    assert!(
+        dials.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "fetched without the forwarded address?"
+    );
+    // A bad --at: one line, exit 1, through the running peer.
+    let out = p2pshare(
+        d,
+        seeder.dir.path(),
+        &["link", "fwd.bin", "--at", "nowhere"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad --at"), "{}", stderr(&out));
 }

@@ -621,6 +621,35 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A TCP relay listening on `at` (a port the kernel picks) to `to`, counting the connections
+/// it accepts: a router's forwarded port, or how a test counts the dials of the peer behind it.
+#[allow(dead_code)] // dht.rs and e2e.rs only
+pub fn counting_relay(
+    at: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind((at, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = n.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            let (Ok(a), Ok(b)) = (s, std::net::TcpStream::connect(to)) else {
+                continue;
+            };
+            for (mut from, mut into) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (port, n)
+}
+
 /// `len` pseudo-random bytes from `seed`.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
