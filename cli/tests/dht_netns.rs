@@ -11,7 +11,8 @@
 //! DHT_RECORD_COST`).
 //!
 //! A link by key alone (`?peer=KEY`, no address) finds its peer through the peer's address
-//! record, five times (`grep DHT_RESOLVE`: get to first address, median); then the peer moves
+//! record, five times (`grep DHT_RESOLVE`: get to first address, median), and so does a
+//! folder's short link, every file under it fetched; then the peer moves
 //! (stopped, renumbered, started again on the same folder) and the old full link still finds
 //! it at its new address (`grep DHT_MOVED`).
 //!
@@ -149,6 +150,14 @@ fn a_link_by_key_alone_finds_its_peer_and_finds_it_again_after_it_moved() {
     let dht = testnet_on(&mut net, 3, "10.99.0.3", 12, 180);
     let dht: Vec<&str> = dht.iter().map(String::as_str).collect();
     let bytes = hosts::data(1 << 20, 41);
+    let album = [
+        ("a.jpg", hosts::data(300_000, 42)),
+        ("b.jpg", hosts::data(200_000, 43)),
+    ];
+    std::fs::create_dir_all(net.shared(1).join("album")).unwrap();
+    for (name, b) in &album {
+        std::fs::write(net.shared(1).join("album").join(name), b).unwrap();
+    }
     let holder = net.seeder(1, &[("moving.bin", &bytes)], &dht);
     let s = status_until(&net, 1, S(20), |s| s["dht"]["record"]["seq"].is_i64());
     let first_seq = s["dht"]["record"]["seq"].as_i64().unwrap();
@@ -218,6 +227,31 @@ fn a_link_by_key_alone_finds_its_peer_and_finds_it_again_after_it_moved() {
         got == bytes,
         "the prompt's dl_moving.bin differs from moving.bin"
     );
+
+    // A folder's short link: its peer is found by its key alone the same way, and every file
+    // under the folder is fetched from it.
+    let folder = net.run(1, &["link", "album/", "--json"]);
+    assert!(folder.status.success(), "{folder:?}");
+    let folder: serde_json::Value = serde_json::from_slice(&folder.stdout).unwrap();
+    let folder_short = folder["short"].as_str().unwrap().to_owned();
+    assert!(
+        folder_short.ends_with(&format!("album/?peer={key}")),
+        "{folder_short}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = dht.clone();
+    args.extend(["get", &folder_short, "--timeout", "30"]);
+    let out = net.run_in(2, dir.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "get of the folder's short link failed: {err}"
+    );
+    assert!(err.contains(&looking), "{err}");
+    for (name, b) in &album {
+        let got = std::fs::read(dir.path().join("dl_album").join(name)).unwrap();
+        assert!(got == *b, "dl_album/{name} differs");
+    }
 
     // The holder moves: stopped, its host renumbered (10.99.0.1 is no one's now), started
     // again on the same folder (so the same key) at 10.99.0.7.
