@@ -479,6 +479,13 @@ impl Session {
         self.pinned = true;
     }
 
+    /// This session no longer keeps a peer in view (its target gave way to another): it is
+    /// closed once idle, as any other.
+    pub fn unpin(&mut self) {
+        self.pinned = false;
+        self.ping_unanswered = None;
+    }
+
     /// A ping went out: unless something arrives within [`UNANSWERED_PINGS`] ping intervals,
     /// the session is closed as [`CloseReason::Unanswered`].
     pub fn ping_sent(&mut self, now: Instant) {

@@ -564,3 +564,55 @@ fn a_new_revision_reaches_a_peer_known_only_over_its_connection() {
     n.handle_received(later, conn, &odd);
     assert_eq!(n.stats().frames_unsolicited, 1);
 }
+
+#[test]
+fn a_full_table_gives_a_new_links_peer_the_oldest_links_place_and_keeps_the_users() {
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    let addr = |i: usize| format!("10.1.{}.{}:10000", i / 200, i % 200 + 1);
+    // A peer that runs for weeks fetches more links than it can keep: the oldest link's
+    // peer gives way to the newest.
+    add(&mut n, t0, &addr(0), Some(key(2)), Found::Link);
+    let (at, conn, _) = next_dial(&mut n, t0, t0 + INTERVAL).unwrap();
+    let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
+    answer(&mut n, at, conn, &mut them, frames);
+    for i in 1..256 {
+        add(&mut n, at, &addr(i), Some(key(3)), Found::Link);
+    }
+    assert_eq!(n.targets().len(), 256);
+    add(&mut n, at, "10.9.9.9:10000", Some(key(3)), Found::Link);
+    let held: Vec<SocketAddr> = n.targets().iter().map(|t| t.addr).collect();
+    assert_eq!(held.len(), 256);
+    assert!(
+        !held.contains(&addr(0).parse().unwrap()),
+        "the oldest gave way"
+    );
+    assert!(held.contains(&"10.9.9.9:10000".parse().unwrap()));
+    assert_eq!(n.stats().peers_add_refused, 0);
+    // Its connection is no longer pinned: no ping keeps it, and it closes once quiet.
+    let mut closed = false;
+    let mut t = at;
+    while !closed && t < at + Duration::from_secs(120) {
+        t += Duration::from_millis(500);
+        n.handle_timeout(t);
+        for o in drain(&mut n) {
+            match o {
+                Output::Net(NetOp::Close { conn: c }) if c == conn => closed = true,
+                Output::Net(NetOp::Send { conn: c, data }) if c == conn => {
+                    let sent = them.receive(&data);
+                    assert!(!sent.contains(&Frame::Message(Message::Ping)), "{sent:?}");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(closed, "the link that gave way still holds its connection");
+    // What the user added is never pushed out: a table of `--peer`s refuses a link.
+    let mut n = node(t0);
+    for i in 0..256 {
+        add(&mut n, t0, &addr(i), Some(key(2)), Found::Static);
+    }
+    add(&mut n, t0, "10.9.9.9:10000", Some(key(2)), Found::Link);
+    assert_eq!(n.stats().peers_add_refused, 1);
+    assert!(n.targets().iter().all(|t| t.found == Found::Static));
+}

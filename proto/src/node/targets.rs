@@ -5,10 +5,11 @@
 //! (`Discovery::heard_via`, marked with how it was found).
 //!
 //! Invariants:
-//! - at most [`MAX_TARGETS`] targets, one per (address, expected key); more are counted
-//!   (`peers_add_refused`) and ignored, as is a target we could never reach (port 0, an
-//!   unspecified, multicast or broadcast address), our own key, or one that says it was found
-//!   by a datagram or a hello (only discovery says that);
+//! - at most [`MAX_TARGETS`] targets, one per (address, expected key); when full, a link's
+//!   peer takes the place of the link target held longest (its connection unpinned), and any
+//!   other is counted (`peers_add_refused`) and ignored, as is a target we could never reach
+//!   (port 0, an unspecified, multicast or broadcast address), our own key, or one that says
+//!   it was found by a datagram or a hello (only discovery says that);
 //! - a target has at most one connection, ours; a key given with it is expected, so a dial
 //!   answered by another key is closed before we say who we are and counted
 //!   (`handshake_wrong_peer`), and changes nothing;
@@ -294,7 +295,21 @@ impl Node {
             return;
         }
         if self.targets.len() >= MAX_TARGETS {
-            self.stats.peers_add_refused += 1;
+            // Full: a link's peer takes the place of the link target held longest (a peer
+            // that runs for weeks fetches more links than it can keep), whose connection is
+            // no longer pinned: it closes once nothing passes on it. What the user added
+            // (`--peer`, `peers add`) is never pushed out.
+            let oldest = self.targets.iter().position(|t| t.found() == Found::Link);
+            match oldest {
+                Some(i) if found == Found::Link => {
+                    let old = self.targets.remove(i);
+                    if let Some(s) = old.conn().and_then(|c| self.conns.session_mut(&c)) {
+                        s.unpin();
+                    }
+                    self.targets.push(target);
+                }
+                _ => self.stats.peers_add_refused += 1,
+            }
             return;
         }
         self.targets.push(target);
