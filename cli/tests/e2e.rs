@@ -597,6 +597,11 @@ fn a_running_peer_is_driven_through_its_folder() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The JSON of the list, asked for through the socket, holds every file.
+    let out = p2pshare(d, &folder, &["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j["files"][0]["names"][0], "movie.bin", "{j}");
     let t = Instant::now();
     let out = p2pshare(d, &folder, &["get", "movie.bin"]);
     assert!(out.status.success(), "{}", stderr(&out));
