@@ -2,10 +2,13 @@
 //! code, over the protocol of `p2pshare_proto::pair` (SPAKE2, then each key proven).
 //!
 //! How the two find each other on a LAN: the waiting side (`pair`, no code) listens on a free
-//! TCP port and broadcasts an offer naming that port on the discovery port (to the same
-//! addresses a peer announces to: `--broadcast`, or every LAN interface) four times a second; the
-//! joining side (`pair CODE`) listens on the discovery port (beside a running peer, as peers
-//! share it) and connects to the first offer it hears. The code itself never travels: an
+//! TCP port (both families) and sends an offer naming that port on the discovery port to the
+//! same addresses a peer announces to (`--broadcast`, or every LAN interface's broadcast
+//! address, and the IPv6 multicast group on every interface a peer multicasts on) four times a
+//! second; the joining side (`pair CODE`) listens on the discovery port, IPv4 and IPv6 (beside
+//! a running peer, as peers share it), and connects to the first offer it hears, at the address
+//! it came from (a link-local one with its interface). So two machines on a link with IPv6
+//! only pair as two on an IPv4 LAN do. The code itself never travels: an
 //! offer says only "a pairing waits here". Whoever connects gets one try: any attempt that
 //! fails (a wrong code, or not a pairing at all) ends the wait with an error on both sides,
 //! so a guessed code gets exactly one guess.
@@ -76,18 +79,26 @@ fn wait(
     timeout: Duration,
 ) -> Result<(PeerId, SocketAddr, Duration), String> {
     let code = Code::random(rng);
-    let listener = TcpListener::bind(("0.0.0.0", 0))
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+    let listener: TcpListener = p2pshare_host::sockets::listener(0)
+        .map_err(|e| format!("cannot listen for the other side: {e}"))?;
+    listener
+        .set_nonblocking(true)
         .map_err(|e| format!("cannot listen for the other side: {e}"))?;
     let port = listener
         .local_addr()
         .map_err(|e| format!("cannot listen for the other side: {e}"))?
         .port();
-    // IPv4 broadcast only: the offer and this UDP socket are IPv4.
-    let targets = peer::config(opts, 0, Mode::Observe)?.announce_to(&[]);
+    // Where a peer announces: the broadcast addresses, and the multicast group on each
+    // interface a peer multicasts on (sent from a socket of that family).
+    let cfg = peer::config(opts, 0, Mode::Observe)?;
+    let joined: Vec<u32> = cfg.multicast_interfaces().iter().map(|i| i.index).collect();
+    let targets = cfg.announce_to(&joined);
     let udp = UdpSocket::bind(("0.0.0.0", 0))
         .and_then(|u| u.set_broadcast(true).map(|()| u))
         .map_err(|e| format!("cannot offer the pairing on the LAN: {e}"))?;
+    // No IPv6 here: the offer goes over IPv4 only. (Multicast leaves with the kernel's hop
+    // limit of 1, and the group is link-scoped anyway.)
+    let udp6 = UdpSocket::bind(("::", 0)).ok();
     println!("{code}");
     let _ = std::io::stdout().flush();
     eprintln!(
@@ -111,7 +122,15 @@ fn wait(
             for to in &targets {
                 // A target that cannot be reached now (an interface going down) is no reason
                 // to stop offering on the others.
-                let _ = udp.send_to(&offer, to);
+                match (to, &udp6) {
+                    (SocketAddr::V4(_), _) => {
+                        let _ = udp.send_to(&offer, to);
+                    }
+                    (SocketAddr::V6(_), Some(u)) => {
+                        let _ = u.send_to(&offer, to);
+                    }
+                    (SocketAddr::V6(_), None) => {}
+                }
             }
         }
         match listener.accept() {
@@ -166,12 +185,18 @@ fn join(
     timeout: Duration,
 ) -> Result<(PeerId, SocketAddr, Duration), String> {
     let udp = p2pshare_host::sockets::discovery(opts.discovery_port).map_err(|e| e.to_string())?;
-    udp.set_nonblocking(false)
-        .and_then(|()| udp.set_read_timeout(Some(Duration::from_millis(200))))
-        .map_err(|e| format!("cannot listen for the pairing: {e}"))?;
+    // The IPv6 discovery socket, in the multicast group where a peer multicasts (none where
+    // multicast is off or IPv6 cannot be used).
+    let cfg = peer::config(opts, 0, Mode::Observe)?;
+    let udp6 = p2pshare_host::sockets::discovery6_for(&cfg)
+        .map_err(|e| e.to_string())?
+        .map(|(s, mut groups)| {
+            groups.follow(&cfg.multicast_interfaces());
+            (s, groups)
+        });
     let end = Instant::now() + timeout;
     let mut buf = [0u8; 2048];
-    let at = loop {
+    let at = 'heard: loop {
         if Instant::now() >= end {
             return Err(format!(
                 "no pairing offer heard within {} s: is `p2pshare pair` running on the other \
@@ -179,27 +204,41 @@ fn join(
                 timeout.as_secs()
             ));
         }
-        match udp.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                if let Some(port) = pair::parse_offer(&buf[..n]) {
-                    break SocketAddr::new(from.ip(), port);
+        // Both sockets are non-blocking: read what each holds, then wait a little.
+        for s in std::iter::once(&udp).chain(udp6.as_ref().map(|(s, _)| s)) {
+            loop {
+                match s.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if let Some(port) = pair::parse_offer(&buf[..n]) {
+                            break 'heard offer_at(from, port);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(format!("cannot listen for the pairing: {e}")),
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(format!("cannot listen for the pairing: {e}")),
         }
+        std::thread::sleep(Duration::from_millis(20));
     };
     drop(udp);
+    drop(udp6);
     let started = Instant::now();
     let s = TcpStream::connect_timeout(&at, STEP_TIMEOUT)
         .map_err(|e| format!("cannot reach the pairing at {at}: {e}"))?;
     let them =
         exchange_joiner(s, me, code, seed).map_err(|e| format!("pairing with {at} failed: {e}"))?;
     Ok((them, at, started.elapsed()))
+}
+
+/// Where an offer heard from `from` waits: its address (a link-local one with the interface
+/// it came in on) at the offer's `port`.
+fn offer_at(from: SocketAddr, port: u16) -> SocketAddr {
+    match from {
+        SocketAddr::V6(a) => {
+            SocketAddr::V6(std::net::SocketAddrV6::new(*a.ip(), port, 0, a.scope_id()))
+        }
+        SocketAddr::V4(a) => SocketAddr::new(std::net::IpAddr::V4(*a.ip()), port),
+    }
 }
 
 /// The joiner's half of the exchange on its connection.

@@ -1,7 +1,8 @@
 //! IPv6 end to end (issue 29): the real `p2pshare` binary on hosts built from network
 //! namespaces — hosts with only an IPv6 link-local address find each other by multicast and
 //! download a 64 MiB file (each runtime on each side once); a `--peer` naming a link-local
-//! address with its interface is dialled there; a peer heard over IPv4 and IPv6 is one peer.
+//! address with its interface is dialled there; a peer heard over IPv4 and IPv6 is one peer;
+//! two such hosts pair over IPv6 alone.
 //!
 //! Safety rules these tests follow (as `netns.rs`):
 //! - every peer runs inside a namespace this test created (`p<pid>t<n>-h<i>`, on its own bridge
@@ -291,5 +292,55 @@ fn i5_a_dual_stack_peer_that_loses_ipv4_is_found_again_over_ipv6() {
     assert!(std::fs::read(net.shared(1).join("dl_f.bin")).unwrap() == file);
     d.send("quit");
     assert!(net.wait_exit(d.proc, S(10)).success());
+    net.assert_no_panic();
+}
+
+/// Pairing on a link with IPv6 only: the waiter's offer goes to the multicast group, the
+/// joiner hears it on its IPv6 discovery socket and connects to the waiter's link-local
+/// address on the interface it came in on; each side ends with the other's key allowed.
+#[test]
+fn i6_pairing_over_link_local_ipv6_only() {
+    let Some(mut net) = Net::new(66, "i6", 2, false) else {
+        return;
+    };
+    net.multicast = true;
+    link_local(&net, 1, true);
+    link_local(&net, 2, true);
+    let waiter = net.spawn(1, &["pair", "--timeout", "30"]);
+    net.wait_stderr(waiter, "pairing code ", S(10));
+    let err = net.stderr(waiter);
+    let code = err
+        .split("pairing code ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap()
+        .to_owned();
+    let start = Instant::now();
+    let joiner = net.spawn(2, &["pair", &code, "--timeout", "30"]);
+    assert!(
+        net.wait_exit(joiner, S(30)).success(),
+        "joiner: {}",
+        net.stderr(joiner)
+    );
+    assert!(
+        net.wait_exit(waiter, S(30)).success(),
+        "waiter: {}",
+        net.stderr(waiter)
+    );
+    println!("i6: paired over IPv6 in {:?}", start.elapsed());
+    assert!(
+        net.stderr(joiner).contains("at [fe80::1%"),
+        "{}",
+        net.stderr(joiner)
+    );
+    let key_of = |i: usize| {
+        let out = net.run(i, &["id"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let allowed = |i: usize| {
+        std::fs::read_to_string(net.shared(i).join(".p2pshare-allow")).unwrap_or_default()
+    };
+    assert!(allowed(1).contains(&key_of(2)), "{}", allowed(1));
+    assert!(allowed(2).contains(&key_of(1)), "{}", allowed(2));
     net.assert_no_panic();
 }
