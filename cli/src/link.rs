@@ -197,7 +197,10 @@ pub fn run(
             },
         );
     }
-    // No peer runs: the folder itself, under its lock (no peer may start meanwhile).
+    // No peer runs: the folder itself, under its lock (no peer may start meanwhile). A bad
+    // `--at` is said before anything is locked or scanned.
+    let port = port.unwrap_or(DEFAULT_TRANSFER_PORT);
+    let at = parse_at(at, port)?;
     let lock = FolderLock::acquire(&opts.shared).map_err(|e| e.to_string())?;
     let key = p2pshare_host::keyfile::load_or_create(&lock)
         .map_err(|e| e.to_string())?
@@ -211,8 +214,7 @@ pub fn run(
         .iter()
         .map(|f| (f.name.as_str(), f.manifest.id()));
     let target = target_of(files, name).ok_or_else(|| unknown(name))?;
-    let port = port.unwrap_or(DEFAULT_TRANSFER_PORT);
-    let made = make(key, port, target, &parse_at(at, port)?)?;
+    let made = make(key, port, target, &at)?;
     drop(lock);
     print(&made);
     if !opts.quiet {

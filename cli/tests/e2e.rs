@@ -1369,6 +1369,20 @@ fn bad_links_and_unknown_names_are_one_line_before_any_peer_starts() {
     let out = p2pshare(d, dir.path(), &["link"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // A bad `--at` is said before the folder is locked or scanned.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = p2pshare(
+        d,
+        fresh.path(),
+        &["link", "x.bin", "--at", "[fe80::1%eth0]:1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "p2pshare: bad --at \"[fe80::1%eth0]:1\": a link-local address means nothing on \
+         another machine\n"
+    );
+    assert!(!fresh.path().join(".p2pshare.lock").exists());
 }
 
 /// `link --at`: an address no interface of the host shows (here a relay on 127.0.0.2, standing
