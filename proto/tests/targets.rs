@@ -616,3 +616,47 @@ fn a_full_table_gives_a_new_links_peer_the_oldest_links_place_and_keeps_the_user
     assert_eq!(n.stats().peers_add_refused, 1);
     assert!(n.targets().iter().all(|t| t.found == Found::Static));
 }
+
+#[test]
+fn a_new_revision_reaches_a_peer_heard_by_broadcast_over_its_connection_too() {
+    // Its datagrams reach us (or a host relays them to us), ours may not reach it: the news
+    // goes on the connection as well as in our announcement.
+    let t0 = Instant::now();
+    let mut n = node(t0);
+    let a = Announcement {
+        mark: Mark {
+            instance: 7,
+            seq: 1,
+        },
+        port: 10000,
+        revision: 1,
+        bye: false,
+    };
+    n.handle_input(
+        t0,
+        Input::Datagram {
+            from: "10.0.0.2:9999".parse().unwrap(),
+            data: signed::encode(&a, &identity(2)),
+        },
+    );
+    let (at, conn, _) = next_dial(&mut n, t0, t0 + Duration::from_millis(100)).expect("link");
+    let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
+    answer(&mut n, at, conn, &mut them, frames);
+    assert_eq!(n.peers()[0].found, Found::Broadcast);
+    let mut b = p2pshare_proto::ManifestBuilder::new(p2pshare_proto::manifest::MIN_CHUNK_SIZE);
+    b.update(b"new file");
+    let files = vec![p2pshare_proto::LocalFile {
+        name: "new.bin".into(),
+        manifest: b.finish().unwrap(),
+    }];
+    drain(&mut n);
+    n.handle_input(at, Input::CatalogChanged { files });
+    let told: Vec<Frame> = sent_to(&mut n, conn, &mut them);
+    assert!(
+        told.iter().any(|f| matches!(
+            f,
+            Frame::Message(Message::Hello { revision, .. }) if *revision > 0
+        )),
+        "{told:?}"
+    );
+}

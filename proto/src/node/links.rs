@@ -343,20 +343,17 @@ impl Node {
         self.drain_discovery(now);
     }
 
-    /// Our catalog has a new revision: the peers we know only over a connection (one that
-    /// dialled us, a known peer, a link's, a `--peer`: none heard by datagram, so perhaps
-    /// beyond a router that drops ours) hear of it as a hello on that connection, one per peer.
+    /// Our catalog has a new revision: every peer we have a connection with hears of it as a
+    /// hello on that connection, one per peer, besides our announcement. Hearing a peer's
+    /// datagrams does not mean it hears ours (a router between, a host relaying its genuine
+    /// announcements to us): a peer listed as found by broadcast may be beyond our broadcast,
+    /// and a hello costs a few dozen bytes per peer and revision.
     pub(super) fn tell_revision(&mut self) {
         let mut told = std::collections::BTreeSet::new();
         let conns: Vec<ConnId> = self
             .conns
             .sessions()
             .filter_map(|s| Some((s.id(), s.open_peer()?)))
-            .filter(|(_, p)| {
-                self.discovery
-                    .peer(p)
-                    .is_some_and(|e| !matches!(e.found, Found::Broadcast | Found::Multicast))
-            })
             .filter(|&(_, p)| told.insert(p))
             .map(|(c, _)| c)
             .collect();
