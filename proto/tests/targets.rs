@@ -47,6 +47,38 @@ fn drain(n: &mut Node) -> Vec<Output> {
     std::iter::from_fn(|| n.poll_output()).collect()
 }
 
+/// The signed announcement of the holder of `secret` (instance 7, port 10000) with sequence
+/// number `seq` and catalog `revision`.
+fn announcement(secret: u8, seq: u64, revision: u64) -> Vec<u8> {
+    let a = Announcement {
+        mark: Mark { instance: 7, seq },
+        port: 10000,
+        revision,
+        bye: false,
+    };
+    signed::encode(&a, &identity(secret))
+}
+
+/// Our catalog changes at `at`: a hello with the new revision goes on `conn` (asserted).
+fn assert_revision_told(n: &mut Node, at: Instant, conn: ConnId, them: &mut TestPeer) {
+    let mut b = p2pshare_proto::ManifestBuilder::new(p2pshare_proto::manifest::MIN_CHUNK_SIZE);
+    b.update(b"new file");
+    let files = vec![p2pshare_proto::LocalFile {
+        name: "new.bin".into(),
+        manifest: b.finish().unwrap(),
+    }];
+    drain(n);
+    n.handle_input(at, Input::CatalogChanged { files });
+    let told: Vec<Frame> = sent_to(n, conn, them);
+    assert!(
+        told.iter().any(|f| matches!(
+            f,
+            Frame::Message(Message::Hello { revision, .. }) if *revision > 0
+        )),
+        "{told:?}"
+    );
+}
+
 /// Runs the node's timers up to `until`: the connections it dialled, with when and where.
 fn run_until(n: &mut Node, from: Instant, until: Instant) -> Vec<(Instant, ConnId, SocketAddr)> {
     let mut dials = Vec::new();
@@ -192,22 +224,13 @@ fn a_known_peer_is_probed_after_the_lans_answers_and_listed_as_known() {
 fn a_known_peer_connected_on_the_lan_is_not_probed() {
     let t0 = Instant::now();
     let mut n = node(t0);
-    let a = Announcement {
-        mark: Mark {
-            instance: 7,
-            seq: 1,
-        },
-        port: 10000,
-        revision: 1,
-        bye: false,
-    };
     let from: SocketAddr = "10.0.0.2:9999".parse().unwrap();
     add(&mut n, t0, "192.168.9.2:10000", Some(key(2)), Found::Known);
     n.handle_input(
         t0,
         Input::Datagram {
             from,
-            data: signed::encode(&a, &identity(2)),
+            data: announcement(2, 1, 1),
         },
     );
     // Heard on the LAN: dialled there for its catalog, and that connection opens.
@@ -278,15 +301,6 @@ fn a_kept_connection_whose_pings_go_unanswered_is_closed_and_dialled_again() {
     answer(&mut n, at, conn, &mut them, frames);
     assert_eq!(n.peers().len(), 1);
     // Its announcements, each newer than the last (a replay of an old one is refused).
-    let announcement = |seq| {
-        let a = Announcement {
-            mark: Mark { instance: 7, seq },
-            port: 10000,
-            revision: 0,
-            bye: false,
-        };
-        signed::encode(&a, &identity(2))
-    };
     let mut first_ping = None;
     let mut closed_at = None;
     let mut t = at;
@@ -299,7 +313,7 @@ fn a_kept_connection_whose_pings_go_unanswered_is_closed_and_dialled_again() {
                 t,
                 Input::Datagram {
                     from: "192.168.9.2:9999".parse().unwrap(),
-                    data: announcement(seq),
+                    data: announcement(2, seq, 0),
                 },
             );
         }
@@ -519,22 +533,7 @@ fn a_new_revision_reaches_a_peer_known_only_over_its_connection() {
     answer(&mut n, at, conn, &mut them, frames);
     // Our catalog changes: no datagram of ours reaches it beyond its router, so a hello with
     // the new revision goes on its connection.
-    let mut b = p2pshare_proto::ManifestBuilder::new(p2pshare_proto::manifest::MIN_CHUNK_SIZE);
-    b.update(b"new file");
-    let files = vec![p2pshare_proto::LocalFile {
-        name: "new.bin".into(),
-        manifest: b.finish().unwrap(),
-    }];
-    drain(&mut n);
-    n.handle_input(at, Input::CatalogChanged { files });
-    let told: Vec<Frame> = sent_to(&mut n, conn, &mut them);
-    assert!(
-        told.iter().any(|f| matches!(
-            f,
-            Frame::Message(Message::Hello { revision, .. }) if *revision > 0
-        )),
-        "{told:?}"
-    );
+    assert_revision_told(&mut n, at, conn, &mut them);
     // Its own new revision, told the same way, makes us fetch its catalog again.
     let later = at + Duration::from_secs(30);
     let hello = them.seal_msg(&Message::Hello {
@@ -623,40 +622,16 @@ fn a_new_revision_reaches_a_peer_heard_by_broadcast_over_its_connection_too() {
     // goes on the connection as well as in our announcement.
     let t0 = Instant::now();
     let mut n = node(t0);
-    let a = Announcement {
-        mark: Mark {
-            instance: 7,
-            seq: 1,
-        },
-        port: 10000,
-        revision: 1,
-        bye: false,
-    };
     n.handle_input(
         t0,
         Input::Datagram {
             from: "10.0.0.2:9999".parse().unwrap(),
-            data: signed::encode(&a, &identity(2)),
+            data: announcement(2, 1, 1),
         },
     );
     let (at, conn, _) = next_dial(&mut n, t0, t0 + Duration::from_millis(100)).expect("link");
     let (mut them, frames, _) = answered_by(&mut n, at, conn, 2);
     answer(&mut n, at, conn, &mut them, frames);
     assert_eq!(n.peers()[0].found, Found::Broadcast);
-    let mut b = p2pshare_proto::ManifestBuilder::new(p2pshare_proto::manifest::MIN_CHUNK_SIZE);
-    b.update(b"new file");
-    let files = vec![p2pshare_proto::LocalFile {
-        name: "new.bin".into(),
-        manifest: b.finish().unwrap(),
-    }];
-    drain(&mut n);
-    n.handle_input(at, Input::CatalogChanged { files });
-    let told: Vec<Frame> = sent_to(&mut n, conn, &mut them);
-    assert!(
-        told.iter().any(|f| matches!(
-            f,
-            Frame::Message(Message::Hello { revision, .. }) if *revision > 0
-        )),
-        "{told:?}"
-    );
+    assert_revision_told(&mut n, at, conn, &mut them);
 }
