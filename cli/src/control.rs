@@ -309,8 +309,7 @@ fn list(ctl: &Controller, folder: Option<&str>, all: bool, json: bool) -> Answer
     let answer = if json {
         ctl.snapshot().map(|s| Answer::View {
             text: String::new(),
-            json: serde_json::from_str(&format::list_json_under(&s, folder))
-                .unwrap_or(serde_json::Value::Null),
+            json: format::list_json_value(&s, folder),
         })
     } else {
         ctl.remote().map(|v| Answer::View {

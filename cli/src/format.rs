@@ -266,6 +266,12 @@ fn names_cell<S: AsRef<str>>(names: &[S]) -> String {
 
 /// `list PREFIX/ --json`: every file with a path under `prefix` (all files when `None`).
 pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
+    list_json_value(s, prefix).to_string()
+}
+
+/// [`list_json_under`] as a value: what the control socket and the web page send on, without
+/// printing it and parsing it back.
+pub fn list_json_value(s: &Snapshot, prefix: Option<&str>) -> serde_json::Value {
     let prefix = prefix
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty());
@@ -285,7 +291,7 @@ pub fn list_json_under(s: &Snapshot, prefix: Option<&str>) -> String {
             })
         })
         .collect();
-    json!({ "version": crate::control::VERSION, "files": files }).to_string()
+    json!({ "version": crate::control::VERSION, "files": files })
 }
 
 /// The `peers` lines (`ip:port` and the peer's id, short: the first 12 hex digits of its

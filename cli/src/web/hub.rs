@@ -705,10 +705,9 @@ impl Hub {
     }
 
     fn files_json(&self, s: &Snapshot) -> Value {
-        let all: Value =
-            serde_json::from_str(&format::list_json_under(s, None)).unwrap_or(Value::Null);
-        let mut files = match all.get("files") {
-            Some(Value::Array(f)) => f.clone(),
+        let mut all: Value = format::list_json_value(s, None);
+        let mut files = match all.get_mut("files").map(Value::take) {
+            Some(Value::Array(f)) => f,
             _ => Vec::new(),
         };
         let total = files.len();
